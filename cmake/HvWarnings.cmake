@@ -1,0 +1,24 @@
+# Compiler flags shared by every C target: warnings, optional -Werror,
+# sanitizers. CUDA sources get their own (nvcc does not take gcc's -W flags).
+#
+# No -Wpedantic: before C2X it flags passing `double[4][4]` to a
+# `const double[4][4]` parameter, which our affine API does everywhere.
+set(HV_C_WARNINGS -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+    -Wpointer-arith -Wformat=2 -Werror=implicit-function-declaration
+    -Werror=implicit-int -Werror=vla)
+if(HV_WERROR)
+  list(APPEND HV_C_WARNINGS -Werror)
+endif()
+add_compile_options("$<$<COMPILE_LANGUAGE:C>:${HV_C_WARNINGS}>")
+if(HV_WERROR)
+  add_compile_options("$<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>")
+endif()
+if(HV_NATIVE)
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-march=native>")
+endif()
+if(HV_SANITIZE)
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-fsanitize=address,undefined;-fno-sanitize-recover=undefined;-fno-omit-frame-pointer>")
+  add_link_options(-fsanitize=address,undefined)
+endif()
+# POSIX 2008 + BSD/SVID extras (M_PI, clock_gettime, strdup, fileno...) in strict C11 mode.
+add_compile_definitions(_DEFAULT_SOURCE _POSIX_C_SOURCE=200809L _FILE_OFFSET_BITS=64)

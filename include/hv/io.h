@@ -1,0 +1,180 @@
+/*
+ * hv/io.h: reading and writing the files a run touches.
+ *
+ *  - NIfTI-1/-2 (.nii, .nii.gz) through nifticlib, with our own header
+ *    validation first: Debian's nifticlib 3.0.1 trusts headers that fuzzers
+ *    have shown to allocate ~18 GB or overflow stack arrays, so no header
+ *    reaches nifticlib before hv_io_nifti_check has accepted it.
+ *  - VerSe centroid JSON and HealthiVert split files (cJSON).
+ *  - Dataset discovery: the reference layout <root>/raw/<id>/<id>.nii.gz.
+ *
+ * Volumes come back in the file's own voxel order with the affine that maps
+ * them to world RAS+ mm (sform preferred, then qform, then pixdim). Callers
+ * that need the canonical orientation call hv_vol_reorient_canonical.
+ *
+ * Ownership: objects returned through `out` belong to the caller and are
+ * released with the matching *_free (each accepts NULL).
+ */
+#ifndef HV_IO_H
+#define HV_IO_H
+
+#include "hv/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ NIfTI */
+
+/* Default upper bound on the voxel data of one file (bytes, in its on-disk
+ * datatype): 4 GiB. A 512x512x2000 int16 CT is 1 GiB. */
+#define HV_NIFTI_DEFAULT_MAX_BYTES (4ull << 30)
+
+typedef struct hv_nifti_opts {
+    uint64_t max_bytes;    /* 0 = HV_NIFTI_DEFAULT_MAX_BYTES                 */
+} hv_nifti_opts;
+
+/* What the validated header says (filled by hv_io_nifti_check). */
+typedef struct hv_nifti_info {
+    int version;           /* 1 or 2                                         */
+    int gzipped;
+    int datatype;          /* NIFTI_TYPE_* code                              */
+    int bitpix;
+    int64_t ndim;          /* dim[0]                                         */
+    int64_t dim[8];        /* dim[1..7] used; dim[0] = ndim                  */
+    double pixdim[8];
+    double scl_slope, scl_inter;
+    int qform_code, sform_code;
+    int64_t vox_offset;
+    uint64_t data_bytes;   /* nvox * bytes per voxel                         */
+    int swapped;           /* file is in the other byte order                */
+    char descrip[81];
+} hv_nifti_info;
+
+/* Validate a NIfTI file's header (and, for .gz, that the stream decompresses
+ * to at least vox_offset + data_bytes) without allocating voxel data. On
+ * failure returns HV_ERR_FORMAT / HV_ERR_LIMIT / HV_ERR_IO with a message that
+ * names the file and the problem. `opts` and `info` may be NULL. */
+hv_status hv_io_nifti_check(const char *path, const hv_nifti_opts *opts,
+                            hv_nifti_info *info);
+
+/* Read a 3-D volume (4-D+ files must have dim[4..7] == 1). The data are
+ * converted to `dtype`:
+ *   HV_DTYPE_F32: intensities with scl_slope/scl_inter applied (CT);
+ *   integer dtypes: labels; every voxel must be integral and in range,
+ *                   otherwise HV_ERR_FORMAT (a float mask 0.0/1.0 is fine).
+ * `opts` may be NULL. `info` (may be NULL) receives the header facts. */
+hv_status hv_io_nifti_read(const char *path, hv_dtype dtype,
+                           const hv_nifti_opts *opts, hv_volume **out,
+                           hv_nifti_info *info);
+
+typedef struct hv_nifti_write_opts {
+    int version;           /* 1 (default when 0) or 2                        */
+    int datatype;          /* NIFTI_TYPE_* on disk; 0 = from the volume's dtype */
+    double scl_slope;      /* 0 = none (1, 0)                                */
+    double scl_inter;
+    const char *descrip;   /* up to 79 chars; NULL = none                    */
+    int gzip_level;        /* 1..9 for .gz paths; 0 = 1 (fast)               */
+    int intent_label;      /* write NIFTI_INTENT_LABEL                       */
+} hv_nifti_write_opts;
+
+/* Write `v` to `path` (.nii or .nii.gz by suffix), both sform and qform set
+ * from the affine (qform_code = sform_code = scanner). Values that do not fit
+ * the on-disk datatype fail with HV_ERR_ARG (never silently saturate). The
+ * file is written to a temporary name and renamed, so a crash never leaves a
+ * half-written file under `path`. `opts` may be NULL. */
+hv_status hv_io_nifti_write(const char *path, const hv_volume *v,
+                            const hv_nifti_write_opts *opts);
+
+/* ------------------------------------------------------------- centroids */
+
+typedef struct hv_centroid {
+    int label;
+    double x, y, z;        /* voxel coordinates along the grid's axes 0,1,2 */
+} hv_centroid;
+
+typedef struct hv_centroids {
+    char direction[4];     /* axis codes of the voxel grid ("IPL"); "" if absent */
+    size_t n;
+    hv_centroid *items;    /* sorted by label */
+} hv_centroids;
+
+/* Read a VerSe-style centroid file: a JSON list of {"label","X","Y","Z"},
+ * optionally led by {"direction": ["I","P","L"]}. Entries without "X" or with
+ * a null label are skipped (as the reference does); a label outside 1..28, a
+ * duplicate label or a non-numeric coordinate is HV_ERR_FORMAT. */
+hv_status hv_io_centroids_read(const char *path, hv_centroids **out);
+hv_status hv_io_centroids_write(const char *path, const hv_centroids *c);
+void hv_io_centroids_free(hv_centroids *c);
+
+/* ------------------------------------------------------------ split file */
+
+typedef enum hv_split_set {
+    HV_SPLIT_TRAIN = 0,
+    HV_SPLIT_VAL,
+    HV_SPLIT_TEST,
+    HV_SPLIT_COUNT
+} hv_split_set;
+
+const char *hv_split_set_name(hv_split_set s);
+
+typedef struct hv_split_entry {
+    char *case_id;         /* "sub-verse004" (owned)                         */
+    int label;             /* VerSe label                                    */
+    int grade;             /* Genant 0..3                                    */
+    hv_split_set set;
+} hv_split_entry;
+
+typedef struct hv_split {
+    size_t n;
+    hv_split_entry *items; /* in file order: sets in the order they appear, keys in order */
+} hv_split;
+
+/* Read a split file {"train"|"val"|"test": {"<case>_<label>": grade}}. Keys are
+ * split on the last underscore. Unknown set names, labels outside 1..28,
+ * grades outside 0..3 and duplicate keys are HV_ERR_FORMAT. */
+hv_status hv_io_split_read(const char *path, hv_split **out);
+/* Write in the same format, sets in the order test, train, val (the
+ * reference's order, which its SVM fold construction depends on). */
+hv_status hv_io_split_write(const char *path, const hv_split *s);
+void hv_io_split_free(hv_split *s);
+/* Index of (case_id, label) in s, or -1. */
+long hv_io_split_find(const hv_split *s, const char *case_id, int label);
+
+/* --------------------------------------------------------------- dataset */
+
+typedef struct hv_case {
+    char *id;              /* "0007"                                         */
+    char *ct_path;         /* NULL when missing                              */
+    char *mask_path;       /* NULL when missing                              */
+    char *centroid_path;   /* NULL when absent (optional)                    */
+    hv_status status;      /* HV_OK, or why the case cannot run              */
+    char *problem;         /* NULL when status == HV_OK                      */
+} hv_case;
+
+typedef struct hv_manifest {
+    size_t n;
+    hv_case *cases;        /* sorted by id (byte order)                      */
+    size_t n_bad;          /* cases with status != HV_OK                     */
+} hv_manifest;
+
+/* Discover cases under `root`. Layouts, tried in this order:
+ *  - reference: <root>/raw/<id>/<id>.nii.gz + <id>_msk.nii.gz (or _seg),
+ *    optional <id>.json; also <root>/<id>/... when there is no raw/ folder;
+ *  - VerSe: <root>/rawdata/<sub>/<sub>[_seriesN]_ct.nii.gz with
+ *    <root>/derivatives/<sub>/<sub>[_seriesN]_seg-vert_msk.nii.gz and
+ *    _seg-subreg_ctd.json (one case per series).
+ * (.nii is accepted wherever .nii.gz is.) A case whose CT or mask is missing
+ * or unreadable is kept in the manifest with status and problem set
+ * (reported, not fatal). With `check_opts` non-NULL every file's header is
+ * also validated with hv_io_nifti_check (costly: it inflates .gz streams);
+ * with NULL that is left to the stage that reads the case. An unreadable
+ * root, or one with no case at all, is an error. */
+hv_status hv_io_dataset_scan(const char *root, const hv_nifti_opts *check_opts,
+                             hv_manifest **out);
+void hv_io_manifest_free(hv_manifest *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HV_IO_H */

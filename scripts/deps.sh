@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages healthivert needs to build, run and test.
+#
+#   scripts/deps.sh [build|test]    (default: build)
+#
+# As root it runs apt-get itself; otherwise it prints the exact apt-get line
+# and exits 1: it never calls sudo behind your back. Packages already
+# installed are skipped, so re-running it is cheap.
+set -euo pipefail
+
+what="${1:-build}"
+pkgs=(cmake make gcc g++ pkg-config git
+      openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
+      libnifti2-dev libsvm-dev libdnnl-dev libopenblas-dev
+      libcjson-dev libinih-dev libpng-dev zlib1g-dev)
+if [ "$what" = test ]; then
+  # A real one-node Slurm for the jobs/slurm tests.
+  pkgs+=(slurm-wlm)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "healthivert needs these Debian packages:" >&2
+  echo "  apt-get install -y ${missing[*]}" >&2
+  echo "Run that as root (e.g. with sudo), then run this command again." >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

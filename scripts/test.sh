@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds healthivert and runs the test suite: every CTest label but `slow`
+# and `gpu`, built with warnings as errors; then the unit and io tests again
+# in an AddressSanitizer + UndefinedBehaviorSanitizer build.
+#
+#   scripts/test.sh            (README command 2; .ci/run calls it)
+#
+# Build folders: build/ (normal) and build-asan/ (sanitizers). Test data is
+# read from ../shared/data unless HV_TEST_DATA_DIR says otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+jobs=$(nproc 2>/dev/null || echo 2)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Tests keep their own thread counts modest; oneDNN/OpenMP use both cores.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+
+echo "== build (warnings as errors)"
+cmake -S . -B build -DHV_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >build-configure.log 2>&1 \
+  || { cat build-configure.log; exit 1; }
+grep -A20 "configuration" build-configure.log | sed -n '1,18p'
+cmake --build build -j"$jobs"
+
+echo "== tests (all labels but slow and gpu)"
+ctest --test-dir build -LE 'slow|gpu' --output-on-failure -j"$jobs" --timeout 900
+
+echo "== sanitizers (address + undefined): unit and io tests"
+cmake -S . -B build-asan -DHV_SANITIZE=ON -DHV_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DHV_ENABLE_CUDA=OFF >build-asan-configure.log 2>&1 || { cat build-asan-configure.log; exit 1; }
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1" \
+UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+  ctest --test-dir build-asan -L 'unit|io' -LE 'slow|gpu' --output-on-failure -j"$jobs" --timeout 900
+echo "== all tests passed"

@@ -1,0 +1,271 @@
+/*
+ * dataset.c: turning a dataset folder into a sorted case manifest.
+ *
+ * Two layouts are understood: the reference's (<root>/raw/<id>/<id>.nii.gz +
+ * <id>_msk.nii.gz) and VerSe's as published (rawdata/ + derivatives/, one case
+ * per series). Discovery never fails because of one bad case: a missing or
+ * unreadable file is recorded on that case, so a 100,000-case run reports
+ * its bad inputs instead of stopping at the first. The manifest is sorted by
+ * id so every rank and every re-run sees the same case order.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hv/io.h"
+
+typedef struct {
+    hv_case *v;
+    size_t n, cap;
+} case_list;
+
+static int is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int is_file(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static void case_clear(hv_case *c)
+{
+    free(c->id);
+    free(c->ct_path);
+    free(c->mask_path);
+    free(c->centroid_path);
+    free(c->problem);
+    memset(c, 0, sizeof *c);
+}
+
+void hv_io_manifest_free(hv_manifest *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->n; i++) case_clear(&m->cases[i]);
+    free(m->cases);
+    free(m);
+}
+
+static hv_case *list_push(case_list *l)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        hv_case *nv = realloc(l->v, cap * sizeof *nv);
+        if (!nv) return NULL;
+        l->v = nv;
+        l->cap = cap;
+    }
+    hv_case *c = &l->v[l->n++];
+    memset(c, 0, sizeof *c);
+    return c;
+}
+
+/* First existing file among dir/<stem><suffix> for the given suffixes. */
+static char *find_file(const char *dir, const char *stem, const char *const *suffixes)
+{
+    for (const char *const *s = suffixes; *s; s++) {
+        char *p = hv_strfmt("%s/%s%s", dir, stem, *s);
+        if (p && is_file(p)) return p;
+        free(p);
+    }
+    return NULL;
+}
+
+/* Mark a case bad, keeping the first problem. */
+static void set_problem(hv_case *c, hv_status st, const char *msg)
+{
+    if (c->status != HV_OK) return;
+    c->status = st;
+    c->problem = hv_strdup(msg);
+}
+
+static void check_file(hv_case *c, const char *what, const char *path,
+                       const hv_nifti_opts *check_opts)
+{
+    char msg[1024];
+    if (!path) return;
+    if (access(path, R_OK) != 0) {
+        snprintf(msg, sizeof msg, "%s '%s' is not readable: %s", what, path, strerror(errno));
+        set_problem(c, HV_ERR_IO, msg);
+        return;
+    }
+    if (check_opts) {
+        hv_status st = hv_io_nifti_check(path, check_opts, NULL);
+        if (st != HV_OK) {
+            snprintf(msg, sizeof msg, "%s: %s", what, hv_error_detail());
+            set_problem(c, st, msg);
+        }
+    }
+}
+
+static hv_status finish_case(hv_case *c, const char *dir, const hv_nifti_opts *check_opts)
+{
+    char msg[1024];
+    if (!c->id) return hv_error_set(HV_ERR_NOMEM, "out of memory");
+    if (!c->ct_path) {
+        snprintf(msg, sizeof msg, "no CT volume found in '%s'", dir);
+        set_problem(c, HV_ERR_NOT_FOUND, msg);
+    }
+    if (!c->mask_path) {
+        snprintf(msg, sizeof msg, "no vertebra mask found in '%s'", dir);
+        set_problem(c, HV_ERR_NOT_FOUND, msg);
+    }
+    check_file(c, "CT", c->ct_path, check_opts);
+    check_file(c, "mask", c->mask_path, check_opts);
+    return HV_OK;
+}
+
+static hv_status scan_reference(const char *base, case_list *l, const hv_nifti_opts *check_opts)
+{
+    static const char *const ct_sfx[] = {".nii.gz", ".nii", NULL};
+    static const char *const msk_sfx[] = {"_msk.nii.gz", "_msk.nii", "_seg.nii.gz", "_seg.nii", NULL};
+    static const char *const ctd_sfx[] = {".json", NULL};
+    DIR *d = opendir(base);
+    if (!d) return hv_error_set(HV_ERR_IO, "cannot read dataset folder '%s': %s", base, strerror(errno));
+    hv_status st = HV_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *dir = hv_strfmt("%s/%s", base, e->d_name);
+        if (!dir) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (!is_dir(dir)) {
+            free(dir);
+            continue;
+        }
+        hv_case *c = list_push(l);
+        if (!c) {
+            free(dir);
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            break;
+        }
+        c->id = hv_strdup(e->d_name);
+        c->ct_path = find_file(dir, e->d_name, ct_sfx);
+        c->mask_path = find_file(dir, e->d_name, msk_sfx);
+        c->centroid_path = find_file(dir, e->d_name, ctd_sfx);
+        st = finish_case(c, dir, check_opts);
+        free(dir);
+        if (st != HV_OK) break;
+    }
+    closedir(d);
+    return st;
+}
+
+/* VerSe: rawdata/<sub>/<stem>_ct.nii.gz, stem = <sub> or <sub>_seriesN. */
+static hv_status scan_verse(const char *root, case_list *l, const hv_nifti_opts *check_opts)
+{
+    char *raw = hv_strfmt("%s/rawdata", root);
+    if (!raw) return hv_error_set(HV_ERR_NOMEM, "out of memory");
+    DIR *d = opendir(raw);
+    hv_status st = HV_OK;
+    if (!d) {
+        st = hv_error_set(HV_ERR_IO, "cannot read '%s': %s", raw, strerror(errno));
+        free(raw);
+        return st;
+    }
+    struct dirent *e;
+    while (st == HV_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *sub = hv_strfmt("%s/%s", raw, e->d_name);
+        DIR *sd = sub && is_dir(sub) ? opendir(sub) : NULL;
+        if (!sd) {
+            free(sub);
+            continue;
+        }
+        struct dirent *f;
+        while ((f = readdir(sd))) {
+            const char *name = f->d_name;
+            size_t n = strlen(name);
+            size_t sl = 0;
+            if (n > 10 && !strcmp(name + n - 10, "_ct.nii.gz"))
+                sl = 10;
+            else if (n > 7 && !strcmp(name + n - 7, "_ct.nii"))
+                sl = 7;
+            if (!sl) continue;
+            hv_case *c = list_push(l);
+            if (!c) {
+                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                break;
+            }
+            c->id = strndup(name, n - sl);
+            c->ct_path = hv_strfmt("%s/%s", sub, name);
+            char *der = hv_strfmt("%s/derivatives/%s", root, e->d_name);
+            if (c->id && der) {
+                static const char *const msk_sfx[] = {"_seg-vert_msk.nii.gz", "_seg-vert_msk.nii", NULL};
+                static const char *const ctd_sfx[] = {"_seg-subreg_ctd.json", NULL};
+                c->mask_path = find_file(der, c->id, msk_sfx);
+                c->centroid_path = find_file(der, c->id, ctd_sfx);
+            }
+            st = finish_case(c, der ? der : sub, check_opts);
+            free(der);
+            if (st != HV_OK) break;
+        }
+        closedir(sd);
+        free(sub);
+    }
+    closedir(d);
+    free(raw);
+    return st;
+}
+
+static int cmp_case(const void *a, const void *b)
+{
+    return strcmp(((const hv_case *)a)->id, ((const hv_case *)b)->id);
+}
+
+hv_status hv_io_dataset_scan(const char *root, const hv_nifti_opts *check_opts, hv_manifest **out)
+{
+    *out = NULL;
+    case_list l = {0};
+    hv_status st = HV_OK;
+    hv_manifest *m = NULL;
+    char *raw = hv_strfmt("%s/raw", root), *rawdata = hv_strfmt("%s/rawdata", root);
+    if (!raw || !rawdata) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (!is_dir(root)) {
+        st = hv_error_set(HV_ERR_NOT_FOUND, "dataset folder '%s' does not exist or is not a folder", root);
+        goto done;
+    }
+    if (is_dir(raw))
+        st = scan_reference(raw, &l, check_opts);
+    else if (is_dir(rawdata))
+        st = scan_verse(root, &l, check_opts);
+    else
+        st = scan_reference(root, &l, check_opts);
+    if (st != HV_OK) goto done;
+    if (l.n == 0) {
+        st = hv_error_set(HV_ERR_EMPTY,
+                          "no cases in '%s' (expected raw/<id>/<id>.nii.gz + <id>_msk.nii.gz, "
+                          "or VerSe's rawdata/ and derivatives/)", root);
+        goto done;
+    }
+    qsort(l.v, l.n, sizeof *l.v, cmp_case);
+    m = calloc(1, sizeof *m);
+    if (!m) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    m->n = l.n;
+    m->cases = l.v;
+    for (size_t i = 0; i < l.n; i++) m->n_bad += l.v[i].status != HV_OK;
+    l.v = NULL;
+    l.n = 0;
+    *out = m;
+done:
+    for (size_t i = 0; i < l.n; i++) case_clear(&l.v[i]);
+    free(l.v);
+    free(raw);
+    free(rawdata);
+    return st;
+}

@@ -1,0 +1,124 @@
+/*
+ * hv_test.h: the tiny test harness every CTest executable uses.
+ *
+ * A test program runs checks with HV_CHECK*, which print "ok"/"not ok" lines
+ * with the file, line and a message, and ends with `return hv_test_done();`,
+ * which prints "N passed, N failed" and returns the exit status CTest reads
+ * (0 pass, 1 fail, 77 skip via hv_test_skip()).
+ *
+ * Shared data (../shared/data) is located with hv_test_data(): when it is
+ * absent the test skips, except under CI (CI=true) where absence is a failure.
+ * Scratch files go under hv_test_tmpdir(), a fresh folder per test program.
+ */
+#ifndef HV_TEST_H
+#define HV_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int hv_test_pass_ = 0;
+static int hv_test_fail_ = 0;
+
+#define HV_CHECK(cond, ...)                                                    \
+    do {                                                                       \
+        if (cond) {                                                            \
+            hv_test_pass_++;                                                   \
+        } else {                                                               \
+            hv_test_fail_++;                                                   \
+            fprintf(stdout, "not ok %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
+            fprintf(stdout, __VA_ARGS__);                                      \
+            fputc('\n', stdout);                                               \
+            fflush(stdout);                                                    \
+        }                                                                      \
+    } while (0)
+
+/* Check a status-returning call; prints the error detail when it fails. */
+#define HV_CHECK_OK(expr)                                                      \
+    do {                                                                       \
+        hv_status st_ = (expr);                                                \
+        HV_CHECK(st_ == HV_OK, "%s -> %s: %s", #expr, hv_status_name(st_),     \
+                 hv_error_detail());                                           \
+    } while (0)
+
+#define HV_CHECK_CLOSE(a, b, tol, what)                                        \
+    do {                                                                       \
+        double a_ = (double)(a), b_ = (double)(b);                             \
+        HV_CHECK(fabs(a_ - b_) <= (tol), "%s: %.6g vs %.6g (tol %.3g)",        \
+                 (what), a_, b_, (double)(tol));                               \
+    } while (0)
+
+/* Stop main() (as a failure) when a precondition for further checks fails. */
+#define HV_REQUIRE(cond, ...)                                                  \
+    do {                                                                       \
+        HV_CHECK(cond, __VA_ARGS__);                                           \
+        if (!(cond)) return hv_test_done();                                    \
+    } while (0)
+
+/* The same inside a void helper: record the failure and return. */
+#define HV_REQUIRE_V(cond, ...)                                                \
+    do {                                                                       \
+        HV_CHECK(cond, __VA_ARGS__);                                           \
+        if (!(cond)) return;                                                   \
+    } while (0)
+
+static inline int hv_test_done(void)
+{
+    printf("%d passed, %d failed\n", hv_test_pass_, hv_test_fail_);
+    fflush(stdout);
+    return hv_test_fail_ ? 1 : 0;
+}
+
+static inline int hv_test_skip(const char *why)
+{
+    printf("SKIP: %s\n", why);
+    return 77;
+}
+
+static inline int hv_test_under_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && (strcmp(ci, "true") == 0 || strcmp(ci, "1") == 0);
+}
+
+/* Full path of a file in the shared data folder, in a static buffer; NULL if
+ * the file does not exist (the caller then returns hv_test_missing_data()). */
+static inline const char *hv_test_data(const char *rel)
+{
+    static char buf[4][4096];
+    static int slot = 0;
+    const char *root = getenv("HV_TEST_DATA_DIR");
+    if (!root || !*root) root = HV_TEST_DATA_DIR;
+    char *p = buf[slot++ & 3];
+    snprintf(p, 4096, "%s/%s", root, rel);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? p : NULL;
+}
+
+static inline int hv_test_missing_data(const char *rel)
+{
+    if (hv_test_under_ci()) {
+        printf("not ok: shared test data '%s' is missing under CI (HV_TEST_DATA_DIR=%s)\n",
+               rel, HV_TEST_DATA_DIR);
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    printf("SKIP: shared test data '%s' not found (set HV_TEST_DATA_DIR)\n", rel);
+    return 77;
+}
+
+/* A fresh scratch folder for this test program (created on first use). */
+static inline const char *hv_test_tmpdir(const char *name)
+{
+    static char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tmp-%s", HV_TEST_BINARY_DIR, name);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
+    if (system(cmd) != 0) return NULL;
+    return dir;
+}
+
+#endif /* HV_TEST_H */

@@ -1,0 +1,231 @@
+/*
+ * test_core.c: status/error detail, RNG streams, affine maths, exact
+ * reorientation and resampling (src/core).
+ */
+#include "hv/core.h"
+#include "hv_test.h"
+
+static void test_errors(void)
+{
+    hv_error_clear();
+    HV_CHECK(!strcmp(hv_error_detail(), ""), "detail starts empty");
+    hv_status st = hv_error_set(HV_ERR_FORMAT, "bad %s", "thing");
+    HV_CHECK(st == HV_ERR_FORMAT, "set returns the status");
+    hv_error_wrap(st, "file.nii");
+    HV_CHECK(!strcmp(hv_error_detail(), "file.nii: bad thing"), "wrap prepends: '%s'", hv_error_detail());
+    for (int s = 0; s < HV_STATUS_COUNT; s++)
+        HV_CHECK(strcmp(hv_status_name((hv_status)s), "unknown status") != 0, "status %d has a name", s);
+    HV_CHECK(!strcmp(hv_status_name((hv_status)999), "unknown status"), "out of range");
+}
+
+static void test_rng(void)
+{
+    hv_rng a, b, c;
+    hv_rng_seed(&a, 42, 0);
+    hv_rng_seed(&b, 42, 0);
+    hv_rng_seed(&c, 42, 1);
+    int same = 1, diff = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = hv_rng_u64(&a), y = hv_rng_u64(&b), z = hv_rng_u64(&c);
+        same &= x == y;
+        diff += x != z;
+    }
+    HV_CHECK(same, "same seed and stream repeat");
+    HV_CHECK(diff > 990, "another stream differs (%d/1000)", diff);
+    /* Moments of N(0,1) over 200k draws: mean within 5 sigma/sqrt(n) = 0.011. */
+    double s = 0, s2 = 0, u = 0;
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double x = hv_rng_normal(&a);
+        s += x;
+        s2 += x * x;
+        u += hv_rng_uniform(&b);
+    }
+    HV_CHECK_CLOSE(s / n, 0.0, 0.011, "normal mean");
+    HV_CHECK_CLOSE(s2 / n, 1.0, 0.02, "normal variance");
+    HV_CHECK_CLOSE(u / n, 0.5, 0.0035, "uniform mean");
+    int hist[7] = {0};
+    for (int i = 0; i < 70000; i++) hist[hv_rng_below(&c, 7)]++;
+    for (int i = 0; i < 7; i++) HV_CHECK(hist[i] > 9500 && hist[i] < 10500, "below(7) bin %d = %d", i, hist[i]);
+}
+
+static void test_affine(void)
+{
+    double A[4][4] = {{0, 0, -2, 10}, {-1.5, 0, 0, 20}, {0, 3, 0, -5}, {0, 0, 0, 1}};
+    double inv[4][4], I[4][4];
+    HV_CHECK_OK(hv_affine_invert(A, inv));
+    hv_affine_mul(A, inv, I);
+    double err = 0;
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) err = fmax(err, fabs(I[r][c] - (r == c)));
+    HV_CHECK(err < 1e-12, "A * inv(A) = I (err %g)", err);
+    char codes[4];
+    hv_affine_axcodes(A, codes);
+    /* axis0 -> -z (I), axis1 -> +y... column 0 = (0,-1.5,0): P; col1 = (0,0,3): S; col2 = (-2,0,0): L */
+    HV_CHECK(!strcmp(codes, "PSL"), "axcodes %s", codes);
+    HV_CHECK(hv_affine_obliquity_deg(A) < 1e-9, "not oblique");
+    double Z[4][4] = {{0}};
+    HV_CHECK(hv_affine_invert(Z, inv) == HV_ERR_NUMERIC, "singular detected");
+    double p[3] = {1, 2, 3}, w[3];
+    hv_affine_apply(A, p, w);
+    HV_CHECK(w[0] == 4 && w[1] == 18.5 && w[2] == 1, "apply (%g %g %g)", w[0], w[1], w[2]);
+    double ob[4][4];
+    hv_affine_identity(ob);
+    double t = 10 * M_PI / 180;
+    ob[1][1] = cos(t);
+    ob[1][2] = -sin(t);
+    ob[2][1] = sin(t);
+    ob[2][2] = cos(t);
+    HV_CHECK_CLOSE(hv_affine_obliquity_deg(ob), 10.0, 1e-9, "obliquity of a 10 degree rotation");
+}
+
+static void test_reorient(void)
+{
+    /* A PSL grid with distinct values; reoriented to RAS every voxel must keep
+     * its world position and value. */
+    double A[4][4] = {{0, 0, -2, 10}, {-1.5, 0, 0, 20}, {0, 3, 0, -5}, {0, 0, 0, 1}};
+    int64_t dim[3] = {4, 5, 6};
+    hv_volume *v = NULL, *r = NULL;
+    HV_CHECK_OK(hv_vol_create(&v, dim, HV_DTYPE_I32, A));
+    for (size_t i = 0; i < v->nvox; i++) ((int32_t *)v->data)[i] = (int32_t)i;
+    HV_CHECK_OK(hv_vol_reorient_canonical(v, &r));
+    if (!r) {
+        hv_vol_free(v);
+        return;
+    }
+    char codes[4];
+    hv_affine_axcodes(r->affine, codes);
+    HV_CHECK(!strcmp(codes, "RAS"), "canonical codes %s", codes);
+    HV_CHECK(r->dim[0] == 6 && r->dim[1] == 4 && r->dim[2] == 5, "dims permuted %lld %lld %lld",
+             (long long)r->dim[0], (long long)r->dim[1], (long long)r->dim[2]);
+    double inv[4][4];
+    hv_affine_invert(v->affine, inv);
+    int bad = 0;
+    for (int64_t k = 0; k < r->dim[2]; k++)
+        for (int64_t j = 0; j < r->dim[1]; j++)
+            for (int64_t i = 0; i < r->dim[0]; i++) {
+                double p[3] = {(double)i, (double)j, (double)k}, w[3], q[3];
+                hv_affine_apply(r->affine, p, w);
+                hv_affine_apply(inv, w, q);
+                int64_t a = llround(q[0]), b = llround(q[1]), c = llround(q[2]);
+                if (a < 0 || b < 0 || c < 0 || a >= 4 || b >= 5 || c >= 6 ||
+                    ((int32_t *)r->data)[hv_vol_idx(r, i, j, k)] != ((int32_t *)v->data)[hv_vol_idx(v, a, b, c)])
+                    bad++;
+            }
+    HV_CHECK(bad == 0, "%d voxels moved in world space", bad);
+    HV_CHECK(r->spacing[0] == 2 && r->spacing[1] == 1.5 && r->spacing[2] == 3, "spacing follows");
+    hv_volume *r2 = NULL;
+    HV_CHECK_OK(hv_vol_reorient_canonical(r, &r2));
+    HV_CHECK(r2 && !memcmp(r2->data, r->data, r->nvox * 4), "canonical is idempotent");
+    hv_vol_free(r2);
+    hv_vol_free(r);
+    hv_vol_free(v);
+}
+
+static void test_resample(void)
+{
+    /* A linear field f = 2x - y + 0.5z (world mm) is reproduced exactly by
+     * trilinear interpolation at any interior point. */
+    double A[4][4] = {{1.5, 0, 0, -3}, {0, 1, 0, 2}, {0, 0, 2.5, 1}, {0, 0, 0, 1}};
+    int64_t dim[3] = {20, 24, 12};
+    hv_volume *v = NULL, *o = NULL, *n = NULL;
+    HV_CHECK_OK(hv_vol_create(&v, dim, HV_DTYPE_F32, A));
+    float *d = v->data;
+    for (int64_t k = 0; k < dim[2]; k++)
+        for (int64_t j = 0; j < dim[1]; j++)
+            for (int64_t i = 0; i < dim[0]; i++) {
+                double p[3] = {(double)i, (double)j, (double)k}, w[3];
+                hv_affine_apply(A, p, w);
+                d[hv_vol_idx(v, i, j, k)] = (float)(2 * w[0] - w[1] + 0.5 * w[2]);
+            }
+    double sp[3] = {1, 1, 1};
+    HV_CHECK_OK(hv_vol_resample_spacing(v, sp, HV_INTERP_LINEAR, -999, &o));
+    if (o) {
+        HV_CHECK(o->dim[0] == 29 && o->dim[1] == 24 && o->dim[2] == 28, "resampled dims %lld %lld %lld",
+                 (long long)o->dim[0], (long long)o->dim[1], (long long)o->dim[2]);
+        double err = 0;
+        int fills = 0;
+        for (int64_t k = 0; k < o->dim[2]; k++)
+            for (int64_t j = 0; j < o->dim[1]; j++)
+                for (int64_t i = 0; i < o->dim[0]; i++) {
+                    double p[3] = {(double)i, (double)j, (double)k}, w[3];
+                    hv_affine_apply(o->affine, p, w);
+                    float x = ((float *)o->data)[hv_vol_idx(o, i, j, k)];
+                    if (x == -999) fills++;
+                    else err = fmax(err, fabs(x - (2 * w[0] - w[1] + 0.5 * w[2])));
+                }
+        HV_CHECK(fills == 0, "no fill inside the extent (%d)", fills);
+        HV_CHECK(err < 1e-3, "trilinear reproduces a linear field (err %g)", err);
+    }
+    /* Nearest on labels keeps label values only. */
+    hv_volume *lab = NULL;
+    HV_CHECK_OK(hv_vol_create(&lab, dim, HV_DTYPE_U8, A));
+    for (size_t i = 0; i < lab->nvox; i++) ((uint8_t *)lab->data)[i] = (uint8_t)(i % 3 == 0 ? 20 : 0);
+    double sp2[3] = {0.7, 0.7, 0.7};
+    HV_CHECK_OK(hv_vol_resample_spacing(lab, sp2, HV_INTERP_NEAREST, 0, &n));
+    if (n) {
+        int other = 0;
+        for (size_t i = 0; i < n->nvox; i++) {
+            uint8_t x = ((uint8_t *)n->data)[i];
+            other += x != 0 && x != 20;
+        }
+        HV_CHECK(other == 0, "nearest creates no new labels (%d)", other);
+    }
+    /* Outside -> fill. */
+    hv_volume *far = NULL;
+    double F[4][4];
+    memcpy(F, A, sizeof F);
+    F[0][3] = 1000;
+    int64_t d1[3] = {2, 2, 2};
+    HV_CHECK_OK(hv_vol_resample(v, F, d1, HV_INTERP_LINEAR, -7, &far));
+    HV_CHECK(far && ((float *)far->data)[0] == -7, "outside gets fill");
+    hv_volume *bad = NULL;
+    double sp3[3] = {0, 1, 1};
+    HV_CHECK(hv_vol_resample_spacing(v, sp3, HV_INTERP_LINEAR, 0, &bad) == HV_ERR_ARG, "zero spacing rejected");
+    hv_vol_free(far);
+    hv_vol_free(n);
+    hv_vol_free(lab);
+    hv_vol_free(o);
+    hv_vol_free(v);
+}
+
+static void test_volume(void)
+{
+    hv_volume *v = NULL;
+    int64_t huge[3] = {INT64_MAX / 2, 4, 4};
+    HV_CHECK(hv_vol_create(&v, huge, HV_DTYPE_F32, NULL) == HV_ERR_LIMIT, "overflowing size rejected");
+    int64_t zero[3] = {0, 4, 4};
+    HV_CHECK(hv_vol_create(&v, zero, HV_DTYPE_F32, NULL) == HV_ERR_ARG, "zero dim rejected");
+    int64_t dim[3] = {3, 3, 3};
+    HV_CHECK_OK(hv_vol_create(&v, dim, HV_DTYPE_F32, NULL));
+    float *d = v->data;
+    d[0] = NAN;
+    d[1] = -5.6f;
+    d[2] = 300.4f;
+    double lo, hi;
+    size_t nf;
+    hv_vol_range(v, &lo, &hi, &nf);
+    HV_CHECK(nf == 1 && lo == (double)-5.6f && hi == (double)300.4f, "range %g %g nf %zu", lo, hi, nf);
+    hv_volume *u = NULL;
+    HV_CHECK_OK(hv_vol_convert(v, HV_DTYPE_U8, &u));
+    HV_CHECK(u && ((uint8_t *)u->data)[0] == 0 && ((uint8_t *)u->data)[1] == 0 && ((uint8_t *)u->data)[2] == 255,
+             "convert saturates and maps NaN to 0");
+    hv_vol_free(u);
+    hv_vol_free(v);
+    HV_CHECK(!strcmp(hv_label_name(19), "T12") && !strcmp(hv_label_name(20), "L1") &&
+                 !strcmp(hv_label_name(28), "T13") && hv_label_name(26) == NULL,
+             "label names");
+    HV_CHECK(hv_label_from_name("l5") == 24 && hv_label_from_name("T1") == 8 && hv_label_from_name("X9") == 0,
+             "label from name");
+}
+
+int main(void)
+{
+    test_errors();
+    test_rng();
+    test_affine();
+    test_reorient();
+    test_resample();
+    test_volume();
+    return hv_test_done();
+}

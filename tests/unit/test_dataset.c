@@ -1,0 +1,78 @@
+/*
+ * test_dataset.c: dataset discovery in the reference and VerSe layouts, with
+ * missing files reported per case and an empty folder as an error.
+ */
+#include "hv/io.h"
+#include "hv_test.h"
+
+static const char *tmp;
+
+static void touch(const char *rel)
+{
+    char path[4096], cmd[8300];
+    snprintf(path, sizeof path, "%s/%s", tmp, rel);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && echo x > '%s'", path, path);
+    if (system(cmd) != 0) HV_CHECK(0, "cannot create %s", path);
+}
+
+int main(void)
+{
+    tmp = hv_test_tmpdir("dataset");
+    HV_REQUIRE(tmp != NULL, "tmpdir");
+    char root[4096];
+
+    /* Reference layout: 0002 complete, 0001 with _seg, 0003 missing its mask. */
+    touch("ref/raw/0002/0002.nii.gz");
+    touch("ref/raw/0002/0002_msk.nii.gz");
+    touch("ref/raw/0002/0002.json");
+    touch("ref/raw/0001/0001.nii");
+    touch("ref/raw/0001/0001_seg.nii.gz");
+    touch("ref/raw/0003/0003.nii.gz");
+    touch("ref/raw/stray.txt");
+    snprintf(root, sizeof root, "%s/ref", tmp);
+    hv_manifest *m = NULL;
+    HV_CHECK_OK(hv_io_dataset_scan(root, NULL, &m));
+    HV_REQUIRE(m != NULL, "manifest");
+    HV_CHECK(m->n == 3 && m->n_bad == 1, "3 cases, 1 bad (got %zu, %zu)", m->n, m->n_bad);
+    HV_CHECK(!strcmp(m->cases[0].id, "0001") && !strcmp(m->cases[2].id, "0003"), "sorted by id");
+    HV_CHECK(m->cases[0].status == HV_OK && strstr(m->cases[0].mask_path, "0001_seg.nii.gz") &&
+                 strstr(m->cases[0].ct_path, "0001.nii") && !m->cases[0].centroid_path,
+             "_seg mask and .nii CT found");
+    HV_CHECK(m->cases[1].centroid_path && strstr(m->cases[1].centroid_path, "0002.json"), "centroid file found");
+    HV_CHECK(m->cases[2].status == HV_ERR_NOT_FOUND && m->cases[2].problem &&
+                 strstr(m->cases[2].problem, "mask"),
+             "missing mask reported: %s", m->cases[2].problem ? m->cases[2].problem : "(none)");
+    hv_io_manifest_free(m);
+
+    /* With header checks on, the placeholder files are not NIfTI: recorded per case. */
+    hv_nifti_opts o = {0};
+    m = NULL;
+    HV_CHECK_OK(hv_io_dataset_scan(root, &o, &m));
+    HV_CHECK(m && m->n_bad == 3 && m->cases[1].status == HV_ERR_FORMAT, "header check recorded per case");
+    hv_io_manifest_free(m);
+
+    /* VerSe layout with a series. */
+    touch("verse/rawdata/sub-verse004/sub-verse004_ct.nii.gz");
+    touch("verse/derivatives/sub-verse004/sub-verse004_seg-vert_msk.nii.gz");
+    touch("verse/derivatives/sub-verse004/sub-verse004_seg-subreg_ctd.json");
+    touch("verse/rawdata/sub-verse401/sub-verse401_series0_ct.nii.gz");
+    touch("verse/derivatives/sub-verse401/sub-verse401_series0_seg-vert_msk.nii.gz");
+    touch("verse/rawdata/sub-verse401/sub-verse401_series1_ct.nii.gz");
+    snprintf(root, sizeof root, "%s/verse", tmp);
+    m = NULL;
+    HV_CHECK_OK(hv_io_dataset_scan(root, NULL, &m));
+    HV_REQUIRE(m != NULL, "verse manifest");
+    HV_CHECK(m->n == 3 && m->n_bad == 1, "3 series, 1 without mask (%zu, %zu)", m->n, m->n_bad);
+    HV_CHECK(!strcmp(m->cases[0].id, "sub-verse004") && m->cases[0].centroid_path, "subject id and ctd");
+    HV_CHECK(!strcmp(m->cases[1].id, "sub-verse401_series0") && m->cases[1].status == HV_OK, "series id");
+    hv_io_manifest_free(m);
+
+    /* Empty and missing folders. */
+    snprintf(root, sizeof root, "%s/empty", tmp);
+    touch("empty/.keep");
+    m = NULL;
+    HV_CHECK(hv_io_dataset_scan(root, NULL, &m) == HV_ERR_EMPTY && !m, "empty dataset is an error: %s",
+             hv_error_detail());
+    HV_CHECK(hv_io_dataset_scan("/nonexistent/ds", NULL, &m) == HV_ERR_NOT_FOUND, "missing root");
+    return hv_test_done();
+}
