@@ -14,6 +14,7 @@
 #define HV_TEST_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +24,29 @@
 static int hv_test_pass_ = 0;
 static int hv_test_fail_ = 0;
 
-#define HV_CHECK(cond, ...)                                                    \
-    do {                                                                       \
-        if (cond) {                                                            \
-            hv_test_pass_++;                                                   \
-        } else {                                                               \
-            hv_test_fail_++;                                                   \
-            fprintf(stdout, "not ok %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stdout, __VA_ARGS__);                                      \
-            fputc('\n', stdout);                                               \
-            fflush(stdout);                                                    \
-        }                                                                      \
-    } while (0)
+/* Record one check; returns whether it passed. */
+static inline int hv_test_check_(int ok, const char *file, int line, const char *cond,
+                                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static inline int hv_test_check_(int ok, const char *file, int line, const char *cond,
+                                 const char *fmt, ...)
+{
+    if (ok) {
+        hv_test_pass_++;
+        return 1;
+    }
+    hv_test_fail_++;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stdout, "not ok %s:%d: %s: ", file, line, cond);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+    va_end(ap);
+    return 0;
+}
+
+/* Evaluates `cond` once; on failure prints the condition and the message. */
+#define HV_CHECK(cond, ...) hv_test_check_((cond) ? 1 : 0, __FILE__, __LINE__, #cond, __VA_ARGS__)
 
 /* Check a status-returning call; prints the error detail when it fails. */
 #define HV_CHECK_OK(expr)                                                      \
@@ -51,18 +63,17 @@ static int hv_test_fail_ = 0;
                  (what), a_, b_, (double)(tol));                               \
     } while (0)
 
-/* Stop main() (as a failure) when a precondition for further checks fails. */
+/* Stop main() (as a failure) when a precondition for further checks fails.
+ * The condition is evaluated once. */
 #define HV_REQUIRE(cond, ...)                                                  \
     do {                                                                       \
-        HV_CHECK(cond, __VA_ARGS__);                                           \
-        if (!(cond)) return hv_test_done();                                    \
+        if (!HV_CHECK(cond, __VA_ARGS__)) return hv_test_done();               \
     } while (0)
 
 /* The same inside a void helper: record the failure and return. */
 #define HV_REQUIRE_V(cond, ...)                                                \
     do {                                                                       \
-        HV_CHECK(cond, __VA_ARGS__);                                           \
-        if (!(cond)) return;                                                   \
+        if (!HV_CHECK(cond, __VA_ARGS__)) return;                              \
     } while (0)
 
 static inline int hv_test_done(void)

@@ -80,7 +80,8 @@ hv_log_level hv_log_get_level(void);
 void hv_log_set_rank(int rank);
 void hv_log(hv_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void hv_logv(hv_log_level level, const char *fmt, va_list ap);
+void hv_logv(hv_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define hv_log_error(...) hv_log(HV_LOG_ERROR, __VA_ARGS__)
 #define hv_log_warn(...)  hv_log(HV_LOG_WARN, __VA_ARGS__)
