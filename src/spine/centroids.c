@@ -1,0 +1,346 @@
+/*
+ * centroids.c: per-vertebra centres of mass in world coordinates, and the
+ * flags that keep doubtful vertebrae from being measured blindly.
+ *
+ * One pass over the mask (OpenMP, per-thread partial sums reduced at the end)
+ * accumulates, per VerSe label, the voxel count, the sum of voxel indices and
+ * whether any voxel lies on the volume border; the mean index is converted to
+ * world mm through the affine (never "voxel = mm" as the reference does).
+ * Vertebrae that touch the border are flagged FOV; a sliver of a vertebra at
+ * the edge is also taken off the curve because its centroid is meaningless.
+ * The reference's end-vertebra size rule (§1.2) is available as an option and
+ * works in mm^3 so it means the same at any spacing.
+ */
+#include "spine_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define NLAB (HV_SPINE_MAX_LABEL + 1)
+
+double hv_spine_label_order(int label)
+{
+    if (label == 28) return 19.5;           /* T13 between T12 and L1 */
+    if (label >= 1 && label <= 25) return (double)label;
+    return -1.0;
+}
+
+void hv_spine_centroid_opts_default(hv_spine_centroid_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->reference_end_rule = 0;
+    o->fov_min_fraction = 0.5;
+}
+
+void hv_spine_verts_free(hv_spine_verts *vs)
+{
+    if (!vs) return;
+    free(vs->v);
+    free(vs);
+}
+
+long hv_spine_verts_find(const hv_spine_verts *vs, int label)
+{
+    if (!vs) return -1;
+    for (size_t n = 0; n < vs->n; n++)
+        if (vs->v[n].label == label) return (long)n;
+    return -1;
+}
+
+const char *hv_spine_flags_str(unsigned flags)
+{
+    static _Thread_local char buf[128];
+    static const struct { unsigned bit; const char *name; } names[] = {
+        {HV_SPINE_FLAG_FOV, "fov"},         {HV_SPINE_FLAG_SMALL, "small"},
+        {HV_SPINE_FLAG_OUTSIDE, "outside"}, {HV_SPINE_FLAG_NO_MASK, "no_mask"},
+        {HV_SPINE_FLAG_GAP, "gap"},         {HV_SPINE_FLAG_SINGLE, "single"},
+        {HV_SPINE_FLAG_NO_CANAL, "no_canal"}, {HV_SPINE_FLAG_OFF_CURVE, "off_curve"},
+    };
+    buf[0] = '\0';
+    for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
+        if (!(flags & names[n].bit)) continue;
+        if (buf[0]) strcat(buf, "|");
+        strcat(buf, names[n].name);
+    }
+    return buf;
+}
+
+static int cmp_vert(const void *pa, const void *pb)
+{
+    const hv_spine_vert *a = pa, *b = pb;
+    double oa = hv_spine_label_order(a->label), ob = hv_spine_label_order(b->label);
+    return (oa > ob) - (oa < ob);
+}
+
+double hv_spine_voxel_volume(const hv_volume *v)
+{
+    /* |det| of the 3x3 linear part: exact for oblique grids too. */
+    const double (*A)[4] = v->affine;
+    double det = A[0][0] * (A[1][1] * A[2][2] - A[1][2] * A[2][1])
+               - A[0][1] * (A[1][0] * A[2][2] - A[1][2] * A[2][0])
+               + A[0][2] * (A[1][0] * A[2][1] - A[1][1] * A[2][0]);
+    return fabs(det);
+}
+
+/* Per-label statistics of a mask in one parallel pass. */
+typedef struct lab_stats {
+    double cnt[NLAB];
+    double sum[NLAB][3];
+    unsigned char border[NLAB];
+    size_t ignored;
+} lab_stats;
+
+static hv_status mask_stats(const hv_volume *mask, lab_stats *st)
+{
+    if (!hv_spine_is_label_dtype(mask->dtype))
+        return hv_error_set(HV_ERR_ARG, "mask has dtype %s; labels must be an integer type",
+                            hv_dtype_name(mask->dtype));
+    memset(st, 0, sizeof *st);
+    const int64_t nx = mask->dim[0], ny = mask->dim[1], nz = mask->dim[2];
+    int nthr = 1;
+#ifdef _OPENMP
+    nthr = omp_get_max_threads();
+#endif
+    lab_stats *part = calloc((size_t)nthr, sizeof *part);
+    if (!part) return hv_error_set(HV_ERR_NOMEM, "centroid sums");
+#pragma omp parallel num_threads(nthr)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        lab_stats *p = &part[tid];
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < nz; k++) {
+            for (int64_t j = 0; j < ny; j++) {
+                size_t base = hv_vol_idx(mask, 0, j, k);
+                int edge_jk = (j == 0 || j == ny - 1 || k == 0 || k == nz - 1);
+                for (int64_t i = 0; i < nx; i++) {
+                    long l = hv_spine_label_at(mask, base + (size_t)i);
+                    if (l == 0) continue;
+                    if (l < 0 || l > HV_SPINE_MAX_LABEL || hv_spine_label_order((int)l) < 0) {
+                        p->ignored++;
+                        continue;
+                    }
+                    p->cnt[l] += 1.0;
+                    p->sum[l][0] += (double)i;
+                    p->sum[l][1] += (double)j;
+                    p->sum[l][2] += (double)k;
+                    if (edge_jk || i == 0 || i == nx - 1) p->border[l] = 1;
+                }
+            }
+        }
+    }
+    for (int t = 0; t < nthr; t++) {
+        for (int l = 0; l < NLAB; l++) {
+            st->cnt[l] += part[t].cnt[l];
+            for (int d = 0; d < 3; d++) st->sum[l][d] += part[t].sum[l][d];
+            st->border[l] |= part[t].border[l];
+        }
+        st->ignored += part[t].ignored;
+    }
+    free(part);
+    if (st->ignored)
+        hv_log_warn("mask: %zu voxels carry labels that are not vertebrae (26, 27, > 28); ignored",
+                    st->ignored);
+    return HV_OK;
+}
+
+/* Flags that depend on the whole list: gaps, the end rule, FOV slivers. */
+static void flag_list(hv_spine_verts *vs, const hv_spine_centroid_opts *o)
+{
+    for (size_t n = 0; n + 1 < vs->n; n++) {
+        double a = hv_spine_label_order(vs->v[n].label);
+        double b = hv_spine_label_order(vs->v[n + 1].label);
+        /* T12 -> T13 -> L1 are 0.5 apart; anything more than 1 apart skips. */
+        if (b - a > 1.0 + 1e-9) {
+            vs->v[n].flags |= HV_SPINE_FLAG_GAP;
+            vs->v[n + 1].flags |= HV_SPINE_FLAG_GAP;
+        }
+    }
+    if (o->reference_end_rule && vs->n >= 2) {
+        /* §1.2: highest label (caudal end) < 8000 voxels, lowest (cranial) <
+         * 6000 voxels at 1 mm; expressed in mm^3. */
+        hv_spine_vert *caudal = &vs->v[vs->n - 1], *cranial = &vs->v[0];
+        if (caudal->volume_mm3 < 8000.0)
+            caudal->flags |= HV_SPINE_FLAG_SMALL | HV_SPINE_FLAG_OFF_CURVE;
+        if (cranial->volume_mm3 < 6000.0)
+            cranial->flags |= HV_SPINE_FLAG_SMALL | HV_SPINE_FLAG_OFF_CURVE;
+    }
+    /* Median volume of the vertebrae inside the FOV. */
+    double *vol = malloc(vs->n * sizeof *vol);
+    size_t nv = 0;
+    if (vol) {
+        for (size_t n = 0; n < vs->n; n++)
+            if (!(vs->v[n].flags & HV_SPINE_FLAG_FOV) && vs->v[n].nvox > 0)
+                vol[nv++] = vs->v[n].volume_mm3;
+        for (size_t a = 1; a < nv; a++)          /* insertion sort: n <= 26 */
+            for (size_t b = a; b > 0 && vol[b - 1] > vol[b]; b--) {
+                double t = vol[b]; vol[b] = vol[b - 1]; vol[b - 1] = t;
+            }
+        double med = nv ? vol[nv / 2] : 0.0;
+        for (size_t n = 0; n < vs->n; n++)
+            if ((vs->v[n].flags & HV_SPINE_FLAG_FOV) && nv > 0 &&
+                vs->v[n].volume_mm3 < o->fov_min_fraction * med)
+                vs->v[n].flags |= HV_SPINE_FLAG_OFF_CURVE;
+        free(vol);
+    }
+    for (size_t n = 0; n < vs->n; n++)
+        if (vs->v[n].flags)
+            hv_log_info("vertebra %s (%d): flagged %s", hv_label_name(vs->v[n].label)
+                        ? hv_label_name(vs->v[n].label) : "?", vs->v[n].label,
+                        hv_spine_flags_str(vs->v[n].flags));
+}
+
+hv_status hv_spine_centroids_from_mask(const hv_volume *mask, const hv_spine_centroid_opts *o,
+                                       hv_spine_verts **out)
+{
+    hv_status st = HV_OK;
+    hv_spine_centroid_opts def;
+    hv_spine_verts *vs = NULL;
+    lab_stats *ls = NULL;
+    *out = NULL;
+    if (!o) { hv_spine_centroid_opts_default(&def); o = &def; }
+    if (!mask || !mask->data) return hv_error_set(HV_ERR_ARG, "centroids: no mask");
+    ls = malloc(sizeof *ls);
+    if (!ls) return hv_error_set(HV_ERR_NOMEM, "centroid sums");
+    st = mask_stats(mask, ls);
+    if (st) goto done;
+    size_t count = 0;
+    for (int l = 1; l < NLAB; l++) count += ls->cnt[l] > 0;
+    if (count == 0) {
+        st = hv_error_set(HV_ERR_EMPTY, "mask contains no vertebra label (1-25, 28)");
+        goto done;
+    }
+    vs = calloc(1, sizeof *vs);
+    if (!vs || !(vs->v = calloc(count, sizeof *vs->v))) {
+        st = hv_error_set(HV_ERR_NOMEM, "vertebra list");
+        goto done;
+    }
+    double vv = hv_spine_voxel_volume(mask);
+    for (int l = 1; l < NLAB; l++) {
+        if (ls->cnt[l] <= 0) continue;
+        hv_spine_vert *v = &vs->v[vs->n++];
+        v->label = l;
+        v->nvox = (size_t)ls->cnt[l];
+        v->volume_mm3 = ls->cnt[l] * vv;
+        double ijk[3] = {ls->sum[l][0] / ls->cnt[l], ls->sum[l][1] / ls->cnt[l],
+                         ls->sum[l][2] / ls->cnt[l]};
+        hv_affine_apply(mask->affine, ijk, v->centroid);
+        if (ls->border[l]) v->flags |= HV_SPINE_FLAG_FOV;
+        v->row = NAN;
+    }
+    qsort(vs->v, vs->n, sizeof *vs->v, cmp_vert);
+    flag_list(vs, o);
+    *out = vs;
+    vs = NULL;
+done:
+    free(ls);
+    hv_spine_verts_free(vs);
+    return st;
+}
+
+/* Map JSON voxel coordinates given in the axis codes `dir` onto the mask grid.
+ * Returns 0 when dir is not a permutation/flip of the mask's codes. */
+static int json_to_mask_index(const char *dir, const hv_volume *mask, const double in[3],
+                              double out[3])
+{
+    char mc[4];
+    hv_affine_axcodes(mask->affine, mc);
+    if (!dir[0]) { memcpy(out, in, 3 * sizeof *out); return 1; }
+    static const char *pairs = "RLAPSI";
+    for (int m = 0; m < 3; m++) {
+        const char *pm = strchr(pairs, mc[m]);
+        int found = 0;
+        for (int d = 0; d < 3 && !found; d++) {
+            const char *pd = strchr(pairs, dir[d] >= 'a' ? dir[d] - 32 : dir[d]);
+            if (!pm || !pd) return 0;
+            int am = (int)(pm - pairs) / 2, ad = (int)(pd - pairs) / 2;
+            if (am != ad) continue;
+            found = 1;
+            out[m] = (pm == pd) ? in[d] : (double)(mask->dim[m] - 1) - in[d];
+        }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *mask,
+                                       const hv_spine_centroid_opts *o, hv_spine_verts **out)
+{
+    hv_status st = HV_OK;
+    hv_spine_centroid_opts def;
+    hv_spine_verts *vs = NULL;
+    lab_stats *ls = NULL;
+    *out = NULL;
+    if (!o) { hv_spine_centroid_opts_default(&def); o = &def; }
+    if (!c || !mask) return hv_error_set(HV_ERR_ARG, "centroids: no JSON or no mask");
+    if (c->n == 0) return hv_error_set(HV_ERR_EMPTY, "centroid file lists no vertebra");
+    ls = malloc(sizeof *ls);
+    if (!ls) return hv_error_set(HV_ERR_NOMEM, "centroid sums");
+    st = mask_stats(mask, ls);
+    if (st) goto done;
+    vs = calloc(1, sizeof *vs);
+    if (!vs || !(vs->v = calloc(c->n, sizeof *vs->v))) {
+        st = hv_error_set(HV_ERR_NOMEM, "vertebra list");
+        goto done;
+    }
+    double vv = hv_spine_voxel_volume(mask);
+    for (size_t n = 0; n < c->n; n++) {
+        const hv_centroid *e = &c->items[n];
+        if (hv_spine_label_order(e->label) < 0) {
+            hv_log_warn("centroid file: label %d is not a vertebra; ignored", e->label);
+            continue;
+        }
+        hv_spine_vert *v = &vs->v[vs->n++];
+        v->label = e->label;
+        v->row = NAN;
+        double in[3] = {e->x, e->y, e->z}, ijk[3];
+        if (!isfinite(in[0]) || !isfinite(in[1]) || !isfinite(in[2])) {
+            st = hv_error_set(HV_ERR_FORMAT, "centroid of label %d is not finite", e->label);
+            goto done;
+        }
+        if (!json_to_mask_index(c->direction, mask, in, ijk)) {
+            char mc[4];
+            hv_affine_axcodes(mask->affine, mc);
+            st = hv_error_set(HV_ERR_FORMAT,
+                              "centroid file direction \"%s\" does not match the mask's axes %s",
+                              c->direction, mc);
+            goto done;
+        }
+        hv_affine_apply(mask->affine, ijk, v->centroid);
+        for (int d = 0; d < 3; d++)
+            if (ijk[d] < -0.5 || ijk[d] > (double)mask->dim[d] - 0.5)
+                v->flags |= HV_SPINE_FLAG_OUTSIDE | HV_SPINE_FLAG_OFF_CURVE;
+        int l = e->label;
+        if (ls->cnt[l] > 0) {
+            v->nvox = (size_t)ls->cnt[l];
+            v->volume_mm3 = ls->cnt[l] * vv;
+            if (ls->border[l]) v->flags |= HV_SPINE_FLAG_FOV;
+        } else {
+            v->flags |= HV_SPINE_FLAG_NO_MASK;
+        }
+    }
+    if (vs->n == 0) {
+        st = hv_error_set(HV_ERR_EMPTY, "centroid file lists no vertebra label");
+        goto done;
+    }
+    qsort(vs->v, vs->n, sizeof *vs->v, cmp_vert);
+    for (size_t n = 0; n + 1 < vs->n; n++)
+        if (vs->v[n].label == vs->v[n + 1].label) {
+            st = hv_error_set(HV_ERR_FORMAT, "centroid file lists label %d twice", vs->v[n].label);
+            goto done;
+        }
+    flag_list(vs, o);
+    *out = vs;
+    vs = NULL;
+done:
+    free(ls);
+    hv_spine_verts_free(vs);
+    return st;
+}
