@@ -184,6 +184,18 @@ hv_status hv_measure_rhlv_reference(const uint8_t *ori, const uint8_t *syn,
 hv_status hv_measure_rhlv_reference_vol(const hv_volume *ori, const hv_volume *syn,
                                         int label, double threshold, hv_rhlv_ref *out);
 
+/* The reference's RHLV on a whole case, from our own stages: the case is
+ * straightened once (src/spine), each measured vertebra's baseline
+ * pseudo-healthy mask (hv_measure_synth_mask; run hv_measure_baseline first)
+ * and the original mask go through the same map, are de-pedicled and cropped
+ * around the target, and hv_measure_rhlv_reference counts columns. Replaces
+ * h_ori, h_syn and rhlv of every vertebra in `m` by the reference values (mm
+ * = voxels at the 1 mm straightened step); a vertebra that cannot be cropped
+ * gets NaN and HV_MEAS_NO_SYNTH. `ct` may be NULL (the mask stands in for
+ * the spine stage, which only needs labels here). */
+hv_status hv_measure_reference_case(const hv_volume *mask, const hv_volume *ct,
+                                    hv_spine_measure *m, double threshold);
+
 /* ---------------------------------------------------------------- graders */
 
 /* Genant rule on a relative height loss (fraction): < 0.20 -> 0,

@@ -6,9 +6,9 @@
  * works in world millimetres, so nothing is resampled), measures every
  * vertebra, predicts pseudo-healthy heights with the baseline estimator,
  * grades with the Genant rule or a saved SVM, prints a table, and optionally
- * writes the CSV and the height-loss figures. The reference's column-count
- * RHLV needs straightened crops from the spine module; until the pipeline
- * connects them, `--rhlv reference` says so instead of guessing.
+ * writes the CSV and the height-loss figures. `--rhlv reference` replaces
+ * the heights and RHLV by the reference's column counts on straightened 1 mm
+ * crops (hv_measure_reference_case), for comparison with published numbers.
  */
 #include <errno.h>
 #include <math.h>
@@ -54,8 +54,8 @@ static void measure_usage(FILE *f)
             "                     grid) used for the spine axis instead of the mask's own\n"
             "  --synth baseline   pseudo-healthy estimate (only 'baseline' exists so far)\n"
             "  --rhlv robust      heights and RHLV with our method (default); 'reference'\n"
-            "                     (the published column counting on straightened crops)\n"
-            "                     needs the spine module and is not available here yet\n"
+            "                     is the published column counting on straightened,\n"
+            "                     de-pedicled 1 mm crops (spec section 9; heights in mm)\n"
             "  --grader genant    Genant rule (default); svm:MODEL applies a model saved\n"
             "                     by `healthivert svm` (MODEL and MODEL.scaler)\n"
             "  --csv FILE         write one row per vertebra (header: case,label,level,\n"
@@ -151,13 +151,7 @@ int hv_cmd_measure(int argc, char **argv)
                         "synthesis is not part of this build yet)\n", synth);
         return HV_EXIT_USAGE;
     }
-    if (!strcmp(rhlv_mode, "reference")) {
-        fprintf(stderr, "healthivert measure: --rhlv reference is not available yet: it counts "
-                        "voxels on straightened 1 mm crops, which come from the spine module "
-                        "(src/spine) once the pipeline connects it; use --rhlv robust\n");
-        return HV_EXIT_FAIL;
-    }
-    if (strcmp(rhlv_mode, "robust") != 0) {
+    if (strcmp(rhlv_mode, "robust") != 0 && strcmp(rhlv_mode, "reference") != 0) {
         fprintf(stderr, "healthivert measure: --rhlv must be robust or reference\n");
         return HV_EXIT_USAGE;
     }
@@ -199,6 +193,12 @@ int hv_cmd_measure(int argc, char **argv)
     }
     st = hv_measure_baseline(m, &o);
     if (st != HV_OK) goto fail;
+    if (!strcmp(rhlv_mode, "reference")) {
+        /* Spec section 9: column counts on straightened 1 mm crops, T = 0.7 as
+         * in the reference's main. */
+        st = hv_measure_reference_case(mask, ct, m, 0.7);
+        if (st != HV_OK) goto fail;
+    }
     for (size_t i = 0; i < m->n; i++) {
         hv_vert_measure *v = &m->v[i];
         if (v->flags & HV_MEAS_TRUNCATED) {
@@ -212,7 +212,10 @@ int hv_cmd_measure(int argc, char **argv)
     }
 
     printf("case %s: %zu vertebrae (%s heights, baseline pseudo-healthy, %s grader)\n", cid, m->n,
-           compat ? "TotalSegmentator-compatible" : "robust", svm ? "SVM" : "Genant rule");
+           !strcmp(rhlv_mode, "reference") ? "reference (column-count)"
+           : compat                        ? "TotalSegmentator-compatible"
+                                           : "robust",
+           svm ? "SVM" : "Genant rule");
     printf("%-5s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s %6s | %5s | %s\n", "level", "label",
            "ori_A", "ori_M", "ori_P", "syn_A", "syn_M", "syn_P", "RHLV_A", "RHLV_M", "RHLV_P",
            "grade", "flags");

@@ -2,8 +2,8 @@
  * test_measure_cli.c: `healthivert measure` and `healthivert svm` end to end
  * on the real example scan and the committed SVM fixtures: exit statuses,
  * the CSV header the issue fixes, the figures, the model round trip through
- * `measure --grader svm:MODEL`, and clear failures (reference mode not yet
- * connected, missing --mask, an empty split).
+ * `measure --grader svm:MODEL`, reference mode, and clear failures (missing
+ * --mask, an empty split).
  * argv[1] is the healthivert binary.
  */
 #include <stdio.h>
@@ -73,10 +73,21 @@ int main(int argc, char **argv)
     HV_CHECK(run(cmd) == 0, "measure --synth-mask");
     snprintf(p, sizeof p, "%s/syn/ex_L2_synth.nii.gz", tmp);
     HV_CHECK(exists(p), "%s", p);
-    snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --rhlv reference 2> '%s/err.txt'", bin, mask, tmp);
-    HV_CHECK(run(cmd) == 1, "reference mode: not available yet");
-    snprintf(cmd, sizeof cmd, "grep -q 'not available yet' '%s/err.txt'", tmp);
-    HV_CHECK(run(cmd) == 0, "reference mode says why");
+    /* Reference mode: column counts on straightened crops. On this normal
+     * spine every measurable level gets finite heights and |RHLV| < 15 %
+     * (measured: at most 10.2 %, L1 anterior). */
+    snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --case ex --rhlv reference --csv '%s/ref.csv' > '%s/ref.txt' 2> /dev/null",
+             bin, mask, tmp, tmp);
+    HV_CHECK(run(cmd) == 0, "reference mode runs");
+    snprintf(p, sizeof p, "%s/ref.csv", tmp);
+    HV_CHECK(count_lines(p, NULL, 0) == 7, "reference CSV: header + 6 vertebrae");
+    snprintf(cmd, sizeof cmd,
+             "awk -F, 'NR>1 && $3 ~ /^L/ { for (c = 4; c <= 13; c++) if ($c == \"nan\" || $c == \"\") bad++;"
+             " for (c = 10; c <= 13; c++) if ($c > 0.15 || $c < -0.15) bad++ } END { exit bad > 0 }' '%s/ref.csv'",
+             tmp);
+    HV_CHECK(run(cmd) == 0, "reference mode: L1-L5 finite, |RHLV| < 0.15");
+    snprintf(cmd, sizeof cmd, "grep -q 'reference (column-count)' '%s/ref.txt'", tmp);
+    HV_CHECK(run(cmd) == 0, "reference mode says so in the table title");
     snprintf(cmd, sizeof cmd, "'%s' measure 2> /dev/null", bin);
     HV_CHECK(run(cmd) == 2, "missing --mask is a usage error");
     snprintf(cmd, sizeof cmd, "'%s' measure --mask /nonexistent.nii.gz 2> /dev/null", bin);
