@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages healthivert needs to build, run and test.
 #
-#   scripts/deps.sh [build|test]    (default: build)
+#   scripts/deps.sh [build|test|dev]    (default: build)
+#
+#   build: compilers and libraries; test: + a one-node Slurm for the job tests;
+#   dev:   + Python packages that only regenerate committed fixtures and run the
+#          PyTorch side of bench/generator (never needed by the build or tests).
 #
 # As root it runs apt-get itself; otherwise it prints the exact apt-get line
 # and exits 1: it never calls sudo behind your back. Packages already
@@ -13,10 +17,12 @@ pkgs=(cmake make gcc g++ pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libnifti2-dev libsvm-dev libdnnl-dev libopenblas-dev
       libcjson-dev libinih-dev libpng-dev zlib1g-dev)
-if [ "$what" = test ]; then
-  # A real one-node Slurm for the jobs/slurm tests.
-  pkgs+=(slurm-wlm)
-fi
+case "$what" in
+  build) ;;
+  test) pkgs+=(slurm-wlm) ;;   # a real one-node Slurm for the jobs/slurm tests
+  dev)  pkgs+=(slurm-wlm python3-torch python3-skimage python3-sklearn python3-nibabel) ;;
+  *) echo "usage: scripts/deps.sh [build|test|dev]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

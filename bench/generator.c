@@ -1,0 +1,392 @@
+/*
+ * bench/generator.c: how fast the reference generator runs on our engine,
+ * against ceilings and PyTorch measured in the same run.
+ *
+ * Prints, for batch 1 and 8 (256x256 slices, cnum 16, inference graph on the
+ * "cpu" backend):
+ *   - median seconds per slice over --reps runs, and the GFLOP/s that means
+ *     (FLOPs counted from the graph: convolutions, linear, attention);
+ *   - the ceilings measured in this run: OpenBLAS sgemm (2048^3) and a large
+ *     3x3 oneDNN convolution (64->64 channels, 8x128x128, blocked layouts, no
+ *     reorders), as GFLOP/s, and our fraction of each (design.md: the sgemm
+ *     ceiling is pinned to AVX2 here, so the convolution is the fair one);
+ *   - PyTorch's seconds per slice (scripts/bench_generator_torch.py with
+ *     Debian's python3-torch, when present) and our speed-up over it.
+ * Also a per-op profile of one batch-1 forward, and one training step at
+ * batch 4 (--no-train skips it): the generator in training mode with the
+ * three PatchGAN discriminators of spec 5.4 (G step: G forward, D1-D3 on the
+ * fake outputs, BCE + L1 + Dice losses, backward through D and G, Adam on G;
+ * D step: each discriminator on the 4 fake and 4 real images as one batch of
+ * 8, BCE, backward, Adam), median seconds per step.
+ *
+ * Usage: generator [--threads N] [--reps N] [--no-torch]
+ * The thread count applies to OpenMP (our kernels, oneDNN, OpenBLAS'
+ * pthreads via openblas_set_num_threads) and to PyTorch.
+ *
+ * OpenMP wait policy: taken from the environment and printed (PyTorch
+ * inherits it). On a quiet machine the default (spin, then sleep) is fastest
+ * (batch 1: 0.083 s vs 0.138 s passive); when other processes share the cores,
+ * spinning workers steal them from OpenBLAS' threads and from each other and
+ * OMP_WAIT_POLICY=passive was 3-5x faster. results/bench-generator.txt has
+ * both.
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include "hv/core.h"
+#include "hv/nn.h"
+
+void openblas_set_num_threads(int num_threads);
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double sgemm_gflops(int reps)
+{
+    const int n = 2048;
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
+    float *c = malloc((size_t)n * n * sizeof(float));
+    double t[16];
+    if (!a || !b || !c) return 0;
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.1f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = hv_time_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t[r] = hv_time_now() - t0;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * n * (double)n / median(t, reps) / 1e9;
+}
+
+#define CK(x)                                                                      \
+    do {                                                                           \
+        if ((x) != dnnl_success) {                                                 \
+            fprintf(stderr, "oneDNN call failed: %s\n", #x);                       \
+            return 0;                                                              \
+        }                                                                          \
+    } while (0)
+
+/* A large 3x3 convolution in oneDNN's preferred layouts: the convolution
+ * ceiling of this machine and library. */
+static double conv_gflops(int reps)
+{
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    CK(dnnl_engine_create(&eng, dnnl_cpu, 0));
+    CK(dnnl_stream_create(&strm, eng, dnnl_stream_default_flags));
+    const int64_t n = 8, c = 64, h = 128;
+    dnnl_dims_t xs = {n, c, h, h}, ws = {c, c, 3, 3}, st = {1, 1}, pd = {1, 1}, dl = {0, 0};
+    dnnl_memory_desc_t x, w, y;
+    CK(dnnl_memory_desc_init_by_tag(&x, 4, xs, dnnl_f32, dnnl_format_tag_any));
+    CK(dnnl_memory_desc_init_by_tag(&w, 4, ws, dnnl_f32, dnnl_format_tag_any));
+    CK(dnnl_memory_desc_init_by_tag(&y, 4, xs, dnnl_f32, dnnl_format_tag_any));
+    dnnl_convolution_desc_t d;
+    CK(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct,
+                                                  &x, &w, NULL, &y, st, dl, pd, pd));
+    dnnl_primitive_desc_t p;
+    CK(dnnl_primitive_desc_create(&p, &d, NULL, eng, NULL));
+    dnnl_primitive_t prim;
+    CK(dnnl_primitive_create(&prim, p));
+    dnnl_memory_t mx, mw, my;
+    CK(dnnl_memory_create(&mx, dnnl_primitive_desc_query_md(p, dnnl_query_src_md, 0), eng, DNNL_MEMORY_ALLOCATE));
+    CK(dnnl_memory_create(&mw, dnnl_primitive_desc_query_md(p, dnnl_query_weights_md, 0), eng, DNNL_MEMORY_ALLOCATE));
+    CK(dnnl_memory_create(&my, dnnl_primitive_desc_query_md(p, dnnl_query_dst_md, 0), eng, DNNL_MEMORY_ALLOCATE));
+    void *hx, *hw;
+    CK(dnnl_memory_get_data_handle(mx, &hx));
+    CK(dnnl_memory_get_data_handle(mw, &hw));
+    memset(hx, 0, (size_t)(n * c * h * h) * sizeof(float));
+    memset(hw, 0, (size_t)(c * c * 9) * sizeof(float));
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
+    double t[16];
+    CK(dnnl_primitive_execute(prim, strm, 3, args));
+    CK(dnnl_stream_wait(strm));
+    for (int r = 0; r < reps; r++) {
+        double t0 = hv_time_now();
+        CK(dnnl_primitive_execute(prim, strm, 3, args));
+        CK(dnnl_stream_wait(strm));
+        t[r] = hv_time_now() - t0;
+    }
+    dnnl_memory_destroy(mx);
+    dnnl_memory_destroy(mw);
+    dnnl_memory_destroy(my);
+    dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(p);
+    dnnl_stream_destroy(strm);
+    dnnl_engine_destroy(eng);
+    return 2.0 * (double)(n * c * h * h) * (double)(c * 9) / median(t, reps) / 1e9;
+}
+
+typedef struct gen_run {
+    double s_per_slice, gflop_per_slice;
+    char profile[2048];
+} gen_run;
+
+static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
+{
+    hv_nn_backend *be = NULL;
+    hv_nn_graph *g = NULL;
+    hv_nn_generator_io io;
+    int ok = 0;
+    const size_t n = (size_t)batch * 256 * 256;
+    float *x = malloc(n * sizeof(float)), *m = malloc(n * sizeof(float));
+    float *c = malloc(n * sizeof(float)), *q = malloc(n * sizeof(float));
+    hv_rng r;
+    hv_rng_seed(&r, 11, (uint64_t)batch);
+    if (!x || !m || !c || !q) goto done;
+    for (size_t i = 0; i < n; i++) {
+        int row = (int)((i / 256) % 256);
+        m[i] = (row >= 108 && row < 148) ? 1.0f : 0.0f;
+        x[i] = m[i] ? -1.0f : (float)hv_rng_range(&r, -1, 1);
+        c[i] = (float)hv_rng_uniform(&r);
+        q[i] = 0.3f;
+    }
+    if (hv_nn_backend_create_cpu(&be) || hv_nn_graph_create(&g) ||
+        hv_nn_generator_build(g, ps, 16, batch, 256, 256, &io) || hv_nn_graph_plan(g, be, 0) ||
+        hv_nn_tensor_set(io.x, x, n) || hv_nn_tensor_set(io.mask, m, n) ||
+        hv_nn_tensor_set(io.cam, c, n) || hv_nn_tensor_set(io.ratio, q, n) ||
+        hv_nn_graph_forward(g)) {
+        fprintf(stderr, "generator: %s\n", hv_error_detail());
+        goto done;
+    }
+    double t[64];
+    for (int k = 0; k < reps; k++) {
+        double t0 = hv_time_now();
+        if (hv_nn_graph_forward(g)) goto done;
+        t[k] = (hv_time_now() - t0) / batch;
+    }
+    out->s_per_slice = median(t, reps);
+    out->gflop_per_slice = hv_nn_graph_flops(g) / batch / 1e9;
+    hv_nn_graph_set_profiling(g, 1);
+    if (hv_nn_graph_forward(g)) goto done;
+    hv_nn_graph_profile_report(g, out->profile, sizeof out->profile);
+    ok = 1;
+done:
+    free(x);
+    free(m);
+    free(c);
+    free(q);
+    hv_nn_graph_free(g);
+    hv_nn_backend_free(be);
+    return ok;
+}
+
+/* ---------------------------------------------------------- training step */
+
+static double train_step_seconds(hv_nn_params *gps, int reps)
+{
+    const int nb = 4;
+    const int64_t sh[4] = {nb, 1, 256, 256}, sh8[4] = {2 * nb, 1, 256, 256};
+    hv_nn_params *dps[3] = {NULL, NULL, NULL};
+    hv_nn_adam *ga = NULL, *da[3] = {NULL, NULL, NULL};
+    hv_nn_graph *gg = NULL, *dg[3] = {NULL, NULL, NULL};
+    hv_nn_backend *be = NULL;
+    hv_nn_generator_io io;
+    hv_nn_tensor *dx[3], *dt[3], *dloss[3], *gloss = NULL, *real, *tgt, *loc, *ones[3];
+    double result = -1, t[16];
+    float *buf = NULL, *buf8 = NULL;
+    hv_rng r;
+    hv_rng_seed(&r, 5, 0);
+    const size_t n = (size_t)nb * 256 * 256;
+    if (hv_nn_backend_create_cpu(&be) || hv_nn_adam_create(gps, 2e-4, 0.5, 0.999, 1e-8, &ga))
+        goto done;
+    for (int k = 0; k < 3; k++) {
+        if (hv_nn_params_create(&dps[k]) || hv_nn_patchgan_params(dps[k], "", 1, &r) ||
+            hv_nn_adam_create(dps[k], 2e-4, 0.5, 0.999, 1e-8, &da[k]))
+            goto done;
+    }
+    /* G step graph */
+    if (hv_nn_graph_create(&gg) || hv_nn_generator_build(gg, gps, 16, nb, 256, 256, &io)) goto done;
+    real = hv_nn_input(gg, "real", 4, sh);
+    tgt = hv_nn_input(gg, "target_mask", 4, sh);
+    loc = hv_nn_input(gg, "local_mask", 4, sh);
+    hv_nn_tensor *fake_in[3] = {io.x_stage2, io.fine_seg, hv_nn_mul(gg, io.x_stage2, loc)};
+    hv_nn_tensor *lg = NULL;
+    for (int k = 0; k < 3; k++) {
+        hv_nn_tensor *o = hv_nn_patchgan_build(gg, dps[k], "", fake_in[k]);
+        int64_t os[HV_NN_MAX_DIMS];
+        hv_nn_tensor_shape(o, os);
+        ones[k] = hv_nn_input(gg, "ones", 4, os);
+        hv_nn_tensor *l = hv_nn_bce_logits(gg, o, ones[k]);
+        lg = lg ? hv_nn_add(gg, lg, l) : l;
+    }
+    hv_nn_tensor *l1 = hv_nn_scale(gg, hv_nn_l1(gg, io.x_stage2, real), 100.0f, 0.0f);
+    hv_nn_tensor *dice = hv_nn_scale(gg, hv_nn_dice(gg, io.fine_seg, tgt), -15.0f, 15.0f);
+    gloss = hv_nn_add(gg, hv_nn_add(gg, hv_nn_scale(gg, lg, 1.0f / 6.0f, 0.0f), l1), dice);
+    if (hv_nn_graph_plan(gg, be, HV_NN_PLAN_TRAIN)) goto done;
+    /* D step graphs: fake and real as one batch of 8 */
+    for (int k = 0; k < 3; k++) {
+        if (hv_nn_graph_create(&dg[k])) goto done;
+        dx[k] = hv_nn_input(dg[k], "x", 4, sh8);
+        hv_nn_tensor *o = hv_nn_patchgan_build(dg[k], dps[k], "", dx[k]);
+        int64_t os[HV_NN_MAX_DIMS];
+        hv_nn_tensor_shape(o, os);
+        dt[k] = hv_nn_input(dg[k], "labels", 4, os);
+        dloss[k] = hv_nn_bce_logits(dg[k], o, dt[k]);
+        if (hv_nn_graph_plan(dg[k], be, HV_NN_PLAN_TRAIN)) goto done;
+    }
+    buf = malloc(n * sizeof(float));
+    buf8 = malloc(2 * n * sizeof(float));
+    if (!buf || !buf8) goto done;
+    hv_nn_tensor *ins[7] = {io.x, io.mask, io.cam, io.ratio, real, tgt, loc};
+    for (int k = 0; k < 7; k++) {
+        for (size_t i = 0; i < n; i++) buf[i] = (float)hv_rng_uniform(&r);
+        if (hv_nn_tensor_set(ins[k], buf, n)) goto done;
+    }
+    for (int k = 0; k < 3; k++) {
+        size_t no = (size_t)hv_nn_tensor_numel(ones[k]);
+        for (size_t i = 0; i < no; i++) buf8[i] = 1.0f;
+        if (hv_nn_tensor_set(ones[k], buf8, no)) goto done;
+        size_t nl = (size_t)hv_nn_tensor_numel(dt[k]);
+        for (size_t i = 0; i < nl; i++) buf8[i] = i < nl / 2 ? 0.0f : 1.0f;
+        if (hv_nn_tensor_set(dt[k], buf8, nl)) goto done;
+    }
+    for (int rep = 0; rep <= reps; rep++) {
+        double t0 = hv_time_now();
+        hv_nn_graph_set_profiling(gg, rep == reps);
+        hv_nn_params_zero_grad(gps);
+        if (hv_nn_graph_forward(gg) || hv_nn_graph_backward(gg, gloss) || hv_nn_adam_step(ga))
+            goto done;
+        hv_nn_tensor *fk[3] = {io.x_stage2, io.fine_seg, io.x_stage2};
+        for (int k = 0; k < 3; k++) {
+            if (hv_nn_tensor_get(fk[k], buf8, n) || hv_nn_tensor_get(real, buf8 + n, n)) goto done;
+            hv_nn_params_zero_grad(dps[k]);
+            if (hv_nn_tensor_set(dx[k], buf8, 2 * n) || hv_nn_graph_forward(dg[k]) ||
+                hv_nn_graph_backward(dg[k], dloss[k]) || hv_nn_adam_step(da[k]))
+                goto done;
+        }
+        if (rep) t[rep - 1] = hv_time_now() - t0;
+    }
+    result = median(t, reps);
+    char prof[2048];
+    hv_nn_graph_profile_report(gg, prof, sizeof prof);
+    printf("profile of one G step (generator + discriminators on fakes), batch 4:\n%s", prof);
+done:
+    if (result < 0) fprintf(stderr, "training step: %s\n", hv_error_detail());
+    free(buf);
+    free(buf8);
+    hv_nn_graph_free(gg);
+    for (int k = 0; k < 3; k++) {
+        hv_nn_graph_free(dg[k]);
+        hv_nn_adam_free(da[k]);
+        hv_nn_params_free(dps[k]);
+    }
+    hv_nn_adam_free(ga);
+    hv_nn_backend_free(be);
+    return result;
+}
+
+/* Runs the PyTorch script; fills sec[batch index] (0 when unavailable). */
+static void run_torch(int threads, int reps, const int *batches, int nb, double *sec)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/scripts/bench_generator_torch.py %d %d %d %d 2>/dev/null",
+             HV_SOURCE_DIR, threads, reps, batches[0], batches[1]);
+    for (int i = 0; i < nb; i++) sec[i] = 0;
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char line[256];
+    while (fgets(line, sizeof line, p)) {
+        int b;
+        double s;
+        if (sscanf(line, "torch batch %d seconds_per_slice %lf", &b, &s) == 2)
+            for (int i = 0; i < nb; i++)
+                if (batches[i] == b) sec[i] = s;
+    }
+    pclose(p);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, reps = 5, torch = 1, train = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch"))
+            torch = 0;
+        else if (!strcmp(argv[i], "--no-train"))
+            train = 0;
+        else {
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-torch] [--no-train]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (threads < 1 || reps < 1 || reps > 15) {
+        fprintf(stderr, "bad --threads or --reps (1..15)\n");
+        return 2;
+    }
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+
+    hv_nn_params *ps = NULL;
+    hv_rng r;
+    hv_rng_seed(&r, 2025, 0);
+    if (hv_nn_params_create(&ps) || hv_nn_generator_params(ps, 16, &r) ||
+        hv_nn_generator_sn_warmup(ps, 3)) {
+        fprintf(stderr, "generator params: %s\n", hv_error_detail());
+        return 1;
+    }
+    printf("healthivert %s (%s), bench/generator: reference generator, cnum 16, 256x256, "
+           "%lld parameters, %d threads, median of %d, OMP_WAIT_POLICY=%s\n",
+           hv_version(), hv_git_revision(), (long long)hv_nn_params_numel(ps, 1), threads, reps,
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset (default)");
+    double gemm = sgemm_gflops(reps), conv = conv_gflops(reps);
+    printf("ceiling  OpenBLAS sgemm 2048^3          %8.1f GFLOP/s\n", gemm);
+    printf("ceiling  oneDNN conv3x3 64->64 8x128^2  %8.1f GFLOP/s\n", conv);
+    const int batches[2] = {1, 8};
+    double tsec[2] = {0, 0};
+    if (torch) run_torch(threads, reps, batches, 2, tsec);
+    char profile[2048] = "";
+    for (int i = 0; i < 2; i++) {
+        gen_run gr;
+        if (!run_generator(ps, batches[i], reps, &gr)) {
+            hv_nn_params_free(ps);
+            return 1;
+        }
+        double gf = gr.gflop_per_slice / gr.s_per_slice;
+        printf("ours     batch %d: %.4f s/slice, %.2f GFLOP/slice, %.1f GFLOP/s = %.2f of the conv "
+               "ceiling, %.2f of sgemm; floor at the conv ceiling %.4f s\n",
+               batches[i], gr.s_per_slice, gr.gflop_per_slice, gf, gf / conv, gf / gemm,
+               gr.gflop_per_slice / conv);
+        if (tsec[i] > 0)
+            printf("pytorch  batch %d: %.4f s/slice (%.1f GFLOP/s); ours is %.2fx faster\n",
+                   batches[i], tsec[i], gr.gflop_per_slice / tsec[i], tsec[i] / gr.s_per_slice);
+        else if (torch)
+            printf("pytorch  batch %d: not available (python3-torch missing?)\n", batches[i]);
+        if (i == 0) snprintf(profile, sizeof profile, "%s", gr.profile);
+    }
+    printf("profile of one batch-1 forward (op, calls, seconds):\n%s", profile);
+    if (train) {
+        double ts = train_step_seconds(ps, reps < 3 ? reps : 3);
+        if (ts < 0) {
+            hv_nn_params_free(ps);
+            return 1;
+        }
+        printf("training step, batch 4 (G + 3 PatchGANs, forward + backward + Adam): %.3f s/step, "
+               "%.3f s/slice\n", ts, ts / 4);
+    }
+    hv_nn_params_free(ps);
+    return 0;
+}

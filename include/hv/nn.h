@@ -1,0 +1,377 @@
+/*
+ * hv/nn.h: the neural-network engine (tensors, graphs, autodiff, optimiser,
+ * checkpoints) that the GAN, the fracture classifier and Grad-CAM++ run on.
+ *
+ * Shape of the API (after ggml: graph first, compute later):
+ *
+ *     hv_nn_params *ps;  hv_nn_params_create(&ps);          // persistent weights
+ *     hv_nn_param *w, *b;
+ *     hv_nn_params_add(ps, "conv1.weight", 4, (int64_t[]){16, 3, 3, 3}, 1, &w);
+ *     hv_nn_params_add(ps, "conv1.bias",   1, (int64_t[]){16}, 1, &b);
+ *     hv_nn_init_torch_default(w, b, &rng);
+ *
+ *     hv_nn_graph *g;  hv_nn_graph_create(&g);               // records ops only
+ *     hv_nn_tensor *x = hv_nn_input(g, "x", 4, (int64_t[]){1, 3, 64, 64});
+ *     hv_nn_tensor *y = hv_nn_elu(g, hv_nn_conv2d(g, x, hv_nn_param_tensor(g, w),
+ *                                  hv_nn_param_tensor(g, b), 1, 1, 1), 1.0f);
+ *     hv_nn_set_output(y);
+ *     hv_nn_backend *be;  hv_nn_backend_create_cpu(&be);      // oneDNN + reference
+ *     hv_nn_graph_plan(g, be, 0);                            // memory + primitives, once
+ *     for (...) {                                            // no allocation in here
+ *         hv_nn_tensor_set(x, data, n);
+ *         hv_nn_graph_forward(g);
+ *         hv_nn_tensor_get(y, out, n);
+ *     }
+ *
+ * Building ops never fails loudly: the first error is recorded in the graph
+ * (sticky, like redis' rio) and every later op returns NULL; check it once
+ * with hv_nn_graph_status() (hv_nn_graph_plan also returns it).
+ *
+ * Tensors are fp32, row-major, outermost dimension first (N, C, H, W or
+ * N, C, D, H, W; at most HV_NN_MAX_DIMS). Image ops take 4-D NCHW tensors.
+ *
+ * Training: plan with HV_NN_PLAN_TRAIN, run forward, then
+ * hv_nn_graph_backward(g, loss) (reverse-mode: every op's backward kernel runs
+ * in reverse order and ADDS into the gradients of its inputs); parameter
+ * gradients accumulate in the parameter set until hv_nn_params_zero_grad();
+ * hv_nn_adam_step() updates the weights.
+ *
+ * Ownership: a graph owns its tensors (freed with the graph); a parameter set
+ * owns its parameters; a graph borrows the parameter sets and the backend it
+ * was planned with, which must outlive it. Objects are single-threaded: one
+ * graph is used from one thread at a time (kernels themselves use OpenMP).
+ */
+#ifndef HV_NN_H
+#define HV_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HV_NN_MAX_DIMS 5
+
+typedef struct hv_nn_graph hv_nn_graph;
+typedef struct hv_nn_tensor hv_nn_tensor;
+typedef struct hv_nn_params hv_nn_params;
+typedef struct hv_nn_param hv_nn_param;
+typedef struct hv_nn_backend hv_nn_backend;
+typedef struct hv_nn_adam hv_nn_adam;
+
+/* Operation codes. Append only (checkpointed graphs never store these, but
+ * backends switch on them); WARNING: keep in sync with op_names[] in graph.c. */
+typedef enum hv_nn_op {
+    HV_NN_OP_INPUT = 0,
+    HV_NN_OP_PARAM,
+    HV_NN_OP_CONV2D,        /* x, w[, b]; stride, pad, dilation               */
+    HV_NN_OP_DECONV2D,      /* x, w (Cin, Cout, k, k)[, b]; stride, pad, opad */
+    HV_NN_OP_SPECTRAL_NORM, /* w, u, v (buffers): w / sigma                   */
+    HV_NN_OP_ELU,
+    HV_NN_OP_RELU,
+    HV_NN_OP_LEAKY_RELU,
+    HV_NN_OP_SIGMOID,
+    HV_NN_OP_CLAMP,
+    HV_NN_OP_UPSAMPLE,      /* nearest, integer factor                        */
+    HV_NN_OP_DOWNSAMPLE,    /* nearest (PyTorch: picks index i*f)             */
+    HV_NN_OP_CONCAT,        /* along dimension 1                              */
+    HV_NN_OP_PAD,           /* zero padding of H and W                        */
+    HV_NN_OP_SLICE,         /* a range along one dimension                    */
+    HV_NN_OP_BATCH_NORM,    /* x, gamma, beta, running mean, running var      */
+    HV_NN_OP_GAP,           /* global average pool -> N, C, 1, 1              */
+    HV_NN_OP_LINEAR,        /* x (N, K...) , w (M, K)[, b (M)] -> N, M         */
+    HV_NN_OP_SOFTMAX,       /* over dimension 1                               */
+    HV_NN_OP_ADD,
+    HV_NN_OP_SUB,
+    HV_NN_OP_MUL,
+    HV_NN_OP_SCALE,         /* a*x + b                                        */
+    HV_NN_OP_SUM,           /* all elements -> shape (1)                      */
+    HV_NN_OP_MEAN,
+    HV_NN_OP_SOBEL,         /* N,1,H,W: |grad| with replicate padding, <= 1   */
+    HV_NN_OP_BCE_LOGITS,    /* mean over all elements                         */
+    HV_NN_OP_L1,            /* mean |x - t|                                   */
+    HV_NN_OP_MSE,           /* mean (x - t)^2                                 */
+    HV_NN_OP_DICE,          /* mean over items of (2 sum pt + 1e-5)/(sum p + sum t + 1e-5) */
+    HV_NN_OP_CTX_ATTN,      /* DeepFill v1 contextual attention (f, b, mask)  */
+    HV_NN_OP_RESHAPE,       /* same elements, new shape                       */
+    HV_NN_OP_MAXPOOL,       /* 2-D max pooling (padding never wins)           */
+    HV_NN_OP_CHANNEL_MUL,   /* x (N,C,H,W) * s (N,C,1,1): SE-block scaling    */
+    HV_NN_OP_COUNT
+} hv_nn_op;
+
+const char *hv_nn_op_name(hv_nn_op op);
+
+/* ------------------------------------------------------------ parameters */
+
+hv_status hv_nn_params_create(hv_nn_params **out);
+void hv_nn_params_free(hv_nn_params *ps);
+/* Add a zero-filled tensor (name and shape are copied). trainable = 0 makes a buffer (running statistics,
+ * spectral-norm vectors): saved in checkpoints, never given a gradient. Names
+ * are unique (HV_ERR_ARG otherwise). *out (may be NULL) is borrowed from ps. */
+hv_status hv_nn_params_add(hv_nn_params *ps, const char *name, int ndim,
+                           const int64_t *shape, int trainable, hv_nn_param **out);
+/* NULL when absent. */
+hv_nn_param *hv_nn_params_find(const hv_nn_params *ps, const char *name);
+size_t hv_nn_params_size(const hv_nn_params *ps);
+hv_nn_param *hv_nn_params_at(const hv_nn_params *ps, size_t i);
+/* Number of scalars, trainable only or all. */
+int64_t hv_nn_params_numel(const hv_nn_params *ps, int trainable_only);
+void hv_nn_params_zero_grad(hv_nn_params *ps);
+/* Call after writing parameter data by hand, so that graphs recompute the
+ * values they folded from it (spectral norm in inference graphs). */
+void hv_nn_params_touch(hv_nn_params *ps);
+
+const char *hv_nn_param_name(const hv_nn_param *p);
+int hv_nn_param_shape(const hv_nn_param *p, int64_t shape[HV_NN_MAX_DIMS]);
+int64_t hv_nn_param_numel(const hv_nn_param *p);
+int hv_nn_param_trainable(const hv_nn_param *p);
+/* Host storage owned by the set (numel floats). Write through these only
+ * between graph runs, then call hv_nn_params_touch(). */
+float *hv_nn_param_data(hv_nn_param *p);
+float *hv_nn_param_grad(hv_nn_param *p); /* NULL for buffers */
+
+/* Seeded initialisation (hv_rng from core.h; draws in element order). */
+void hv_nn_init_uniform(hv_nn_param *p, hv_rng *rng, double lo, double hi);
+void hv_nn_init_normal(hv_nn_param *p, hv_rng *rng, double mean, double std);
+void hv_nn_init_const(hv_nn_param *p, double value);
+/* PyTorch's default for Conv2d/Linear: weight kaiming_uniform(a = sqrt(5)),
+ * i.e. U(+-1/sqrt(fan_in)), bias U(+-1/sqrt(fan_in)); fan_in = numel(w)/w.shape[0].
+ * b may be NULL. */
+void hv_nn_init_torch_default(hv_nn_param *w, hv_nn_param *b, hv_rng *rng);
+/* Spectral-norm vectors as PyTorch creates them: u, v = normalise(N(0, 1)). */
+void hv_nn_init_sn_vectors(hv_nn_param *u, hv_nn_param *v, hv_rng *rng);
+
+/* Run `iters` power iterations of spectral normalisation (w viewed as
+ * (shape[0], rest)) on the stored u, v, as that many training forwards would
+ * (PyTorch starts from random u, v; an inference graph of a fresh network
+ * then divides by a poor estimate of sigma). */
+void hv_nn_sn_power_iteration(const hv_nn_param *w, hv_nn_param *u, hv_nn_param *v, int iters);
+
+/* ------------------------------------------------------------- optimiser */
+
+/* Adam over the trainable parameters of ps (borrowed; must outlive adam),
+ * PyTorch semantics (bias-corrected, eps added to sqrt(v_hat)). The reference
+ * uses lr 2e-4, beta1 0.5, beta2 0.999, eps 1e-8. */
+hv_status hv_nn_adam_create(hv_nn_params *ps, double lr, double beta1, double beta2,
+                            double eps, hv_nn_adam **out);
+void hv_nn_adam_free(hv_nn_adam *a);
+void hv_nn_adam_set_lr(hv_nn_adam *a, double lr);
+/* One update from the accumulated gradients (does not zero them). */
+hv_status hv_nn_adam_step(hv_nn_adam *a);
+int64_t hv_nn_adam_steps(const hv_nn_adam *a);
+
+/* ----------------------------------------------------------- checkpoints */
+
+/* HDF5 checkpoint: /params/<name> (float32 datasets with the tensor's shape),
+ * /adam/m/<name>, /adam/v/<name> and attributes step, lr, beta1, beta2, eps
+ * when adam is not NULL, and string attributes on /meta from meta_kv, which
+ * holds n_meta (key, value) pairs. Written to "<path>.tmp" then renamed.
+ * The file is a serial HDF5 file (readable with h5dump / h5py). */
+hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps,
+                                const hv_nn_adam *adam, const char *const *meta_kv,
+                                size_t n_meta);
+/* Load every parameter of ps from path; a missing name or a shape mismatch is
+ * HV_ERR_FORMAT (strict = 1) or skipped with a warning (strict = 0); extra
+ * tensors in the file are ignored. adam (may be NULL) gets its state back. */
+hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *adam,
+                                int strict);
+/* One metadata value into buf (NUL-terminated, truncated to len). */
+hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, size_t len);
+
+/* --------------------------------------------------------------- backends */
+
+/* Plain reference kernels only (the ground truth every backend is tested
+ * against). */
+hv_status hv_nn_backend_create_ref(hv_nn_backend **out);
+/* CPU backend: oneDNN primitives for conv2d, deconv2d, batch norm and the
+ * eltwise ops (forward and backward, created once per graph node), OpenBLAS
+ * for the GEMMs inside the reference kernels, reference kernels for the rest. */
+hv_status hv_nn_backend_create_cpu(hv_nn_backend **out);
+void hv_nn_backend_free(hv_nn_backend *be);
+const char *hv_nn_backend_name(const hv_nn_backend *be);
+
+/* --------------------------------------------------------------- graphs */
+
+hv_status hv_nn_graph_create(hv_nn_graph **out);
+void hv_nn_graph_free(hv_nn_graph *g);
+/* First error recorded while building or running; HV_OK otherwise. */
+hv_status hv_nn_graph_status(const hv_nn_graph *g);
+
+/* Leaves. An input's data is set with hv_nn_tensor_set after planning. */
+hv_nn_tensor *hv_nn_input(hv_nn_graph *g, const char *name, int ndim, const int64_t *shape);
+/* Ask for the gradient of an input (tests, Grad-CAM). */
+void hv_nn_set_requires_grad(hv_nn_tensor *t);
+/* The graph node of a parameter (one node per parameter per graph). */
+hv_nn_tensor *hv_nn_param_tensor(hv_nn_graph *g, hv_nn_param *p);
+/* Keep a tensor's value readable after forward (planning may reuse the
+ * memory of tensors that are not outputs in inference graphs). */
+void hv_nn_set_output(hv_nn_tensor *t);
+
+/* Ops. Inputs may be NULL (then NULL is returned: errors propagate). */
+hv_nn_tensor *hv_nn_conv2d(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w,
+                           hv_nn_tensor *b, int stride, int pad, int dilation);
+/* Transposed convolution; w is (Cin, Cout, k, k) as in PyTorch. */
+hv_nn_tensor *hv_nn_deconv2d(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w,
+                             hv_nn_tensor *b, int stride, int pad, int out_pad);
+/* w / sigma(w), w viewed as (shape[0], rest). u (shape[0]) and v (rest) are
+ * the persistent power-iteration vectors (non-trainable parameters). In a
+ * training graph every forward runs one power iteration (updating u, v) with
+ * eps 1e-12, as PyTorch; in an inference graph u and v are used as stored and
+ * the result is folded (computed once, again only after params change). */
+hv_nn_tensor *hv_nn_spectral_norm(hv_nn_graph *g, hv_nn_tensor *w, hv_nn_tensor *u,
+                                  hv_nn_tensor *v);
+hv_nn_tensor *hv_nn_elu(hv_nn_graph *g, hv_nn_tensor *x, float alpha);
+hv_nn_tensor *hv_nn_relu(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_leaky_relu(hv_nn_graph *g, hv_nn_tensor *x, float slope);
+hv_nn_tensor *hv_nn_sigmoid(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_clamp(hv_nn_graph *g, hv_nn_tensor *x, float lo, float hi);
+hv_nn_tensor *hv_nn_upsample(hv_nn_graph *g, hv_nn_tensor *x, int factor);
+hv_nn_tensor *hv_nn_downsample(hv_nn_graph *g, hv_nn_tensor *x, int factor);
+hv_nn_tensor *hv_nn_concat(hv_nn_graph *g, int n, hv_nn_tensor *const *xs);
+hv_nn_tensor *hv_nn_pad(hv_nn_graph *g, hv_nn_tensor *x, int top, int bottom, int left,
+                        int right);
+hv_nn_tensor *hv_nn_slice(hv_nn_graph *g, hv_nn_tensor *x, int dim, int64_t start,
+                          int64_t len);
+/* Training graphs normalise with the batch statistics (biased variance) and
+ * update the running ones (unbiased variance, momentum); inference graphs use
+ * the running statistics. PyTorch: momentum 0.1, eps 1e-5. */
+hv_nn_tensor *hv_nn_batch_norm(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *gamma,
+                               hv_nn_tensor *beta, hv_nn_tensor *running_mean,
+                               hv_nn_tensor *running_var, float momentum, float eps);
+hv_nn_tensor *hv_nn_gap(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_linear(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w,
+                           hv_nn_tensor *b);
+hv_nn_tensor *hv_nn_softmax(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_add(hv_nn_graph *g, hv_nn_tensor *a, hv_nn_tensor *b);
+hv_nn_tensor *hv_nn_sub(hv_nn_graph *g, hv_nn_tensor *a, hv_nn_tensor *b);
+hv_nn_tensor *hv_nn_mul(hv_nn_graph *g, hv_nn_tensor *a, hv_nn_tensor *b);
+hv_nn_tensor *hv_nn_scale(hv_nn_graph *g, hv_nn_tensor *x, float a, float b);
+hv_nn_tensor *hv_nn_sum(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_mean(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_sobel(hv_nn_graph *g, hv_nn_tensor *x);
+hv_nn_tensor *hv_nn_bce_logits(hv_nn_graph *g, hv_nn_tensor *logits, hv_nn_tensor *target);
+hv_nn_tensor *hv_nn_l1(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *target);
+hv_nn_tensor *hv_nn_mse(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *target);
+hv_nn_tensor *hv_nn_dice(hv_nn_graph *g, hv_nn_tensor *p, hv_nn_tensor *target);
+hv_nn_tensor *hv_nn_reshape(hv_nn_graph *g, hv_nn_tensor *x, int ndim, const int64_t *shape);
+/* PyTorch MaxPool2d(kernel, stride, padding), floor mode; the gradient goes
+ * to the first maximum of each window. */
+hv_nn_tensor *hv_nn_maxpool(hv_nn_graph *g, hv_nn_tensor *x, int kernel, int stride, int pad);
+/* y[n,c,h,w] = x[n,c,h,w] * s[n,c] with s of shape (N, C, 1, 1) or (N, C)
+ * (squeeze-and-excitation scaling). */
+hv_nn_tensor *hv_nn_channel_mul(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *s);
+
+/* Contextual attention (DeepFill v1 as in the reference, spec 5.3): f and b
+ * are N,C,H,W features (H, W divisible by rate), mask N,1,Hm,Wm with 1 = hole
+ * (Hm a multiple of H/rate). Unlike the reference, each item uses its own
+ * mask (the reference applies item 0's mask to the whole batch). Gradients
+ * flow to f and b, not to the mask. */
+typedef struct hv_nn_ctx_attn_opts {
+    int ksize;           /* 3  */
+    int rate;            /* 2  */
+    int fuse_k;          /* 3 (0: no fusion) */
+    float softmax_scale; /* 10 */
+} hv_nn_ctx_attn_opts;
+hv_nn_tensor *hv_nn_ctx_attn(hv_nn_graph *g, hv_nn_tensor *f, hv_nn_tensor *b,
+                             hv_nn_tensor *mask, const hv_nn_ctx_attn_opts *opts);
+
+int hv_nn_tensor_shape(const hv_nn_tensor *t, int64_t shape[HV_NN_MAX_DIMS]);
+int64_t hv_nn_tensor_numel(const hv_nn_tensor *t);
+hv_nn_op hv_nn_tensor_op(const hv_nn_tensor *t);
+
+enum {
+    HV_NN_PLAN_TRAIN = 1, /* training mode: keep activations, allocate gradients,
+                             BN batch statistics, spectral-norm power iteration */
+    HV_NN_PLAN_GRAD = 2   /* inference-mode ops (BN running statistics, stored
+                             spectral-norm vectors) but with gradients, e.g. for
+                             Grad-CAM++ */
+};
+/* Allocate all memory of the graph (one arena for activations and gradients,
+ * planned from tensor lifetimes; one workspace) and let the backend create its
+ * per-node state (oneDNN primitives). Call once; the graph is then frozen.
+ * flags 0 plans an inference graph: values that depend on parameters only are
+ * folded, an activation is fused into the convolution before it when nothing
+ * else reads the convolution, and only inputs and outputs (hv_nn_set_output)
+ * keep readable values after forward. */
+hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags);
+/* Floating-point operations of one forward pass (2 per multiply-add) of the
+ * convolutions, transposed convolutions, linear layers and contextual
+ * attention; the elementwise rest is not counted. */
+double hv_nn_graph_flops(const hv_nn_graph *g);
+/* Bytes held by the plan (arena + workspace). */
+size_t hv_nn_graph_bytes(const hv_nn_graph *g);
+hv_status hv_nn_graph_forward(hv_nn_graph *g);
+/* Reverse pass from a scalar loss (numel 1): d loss / d loss = 1. Gradients
+ * of tensors are reset first; parameter gradients accumulate. Needs a graph
+ * planned with HV_NN_PLAN_TRAIN or HV_NN_PLAN_GRAD. */
+hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss);
+
+/* Per-op-type wall time of forward and backward passes, accumulated while
+ * profiling is on (off by default; costs two clock reads per node). The
+ * report is one line per op type, "op calls seconds [backward calls
+ * seconds]", most expensive first, written into buf (truncated to len). */
+void hv_nn_graph_set_profiling(hv_nn_graph *g, int on);
+void hv_nn_graph_profile_report(const hv_nn_graph *g, char *buf, size_t len);
+
+/* Copy host data in/out of a planned tensor (n must equal its numel). */
+hv_status hv_nn_tensor_set(hv_nn_tensor *t, const float *src, size_t n);
+hv_status hv_nn_tensor_get(const hv_nn_tensor *t, float *dst, size_t n);
+/* Gradient of a tensor after backward (HV_ERR_ARG when it has none). */
+hv_status hv_nn_tensor_get_grad(const hv_nn_tensor *t, float *dst, size_t n);
+
+/* Number of heap allocations made by this module so far (process-wide); the
+ * tests check that forward/backward of a planned graph make none. */
+uint64_t hv_nn_alloc_count(void);
+
+/* ------------------------------------------- the reference generator (5.1-5.3) */
+
+/* Create the generator's parameters in ps with the reference's PyTorch
+ * state_dict names ("coarse_generator.conv1.conv.weight_orig", ...; see
+ * docs/nn.md), initialised as PyTorch does by default (seeded). The trainable
+ * count at cnum 16 is 986,888. */
+hv_status hv_nn_generator_params(hv_nn_params *ps, int cnum, hv_rng *rng);
+
+/* hv_nn_sn_power_iteration on every spectral-normalised convolution of the
+ * generator in ps (as `iters` training steps would). */
+hv_status hv_nn_generator_sn_warmup(hv_nn_params *ps, int iters);
+
+typedef struct hv_nn_generator_io {
+    /* inputs, N,1,H,W each (H, W multiples of 32) */
+    hv_nn_tensor *x;      /* masked CT in [-1, 1]                     */
+    hv_nn_tensor *mask;   /* 1 in the band to synthesise              */
+    hv_nn_tensor *cam;    /* Grad-CAM++ map; the net uses 1 - cam      */
+    hv_nn_tensor *ratio;  /* slice_ratio, constant plane per item      */
+    /* outputs */
+    hv_nn_tensor *coarse_seg; /* sigmoid, N,1,H,W                      */
+    hv_nn_tensor *x_stage1;   /* coarse CT, clamped to [-1, 1]         */
+    hv_nn_tensor *p1;         /* SHRM head 1, sigmoid, N,1             */
+    hv_nn_tensor *fine_seg;
+    hv_nn_tensor *x_stage2;
+    hv_nn_tensor *p2;
+} hv_nn_generator_io;
+
+/* Record the generator on g (inputs created here, outputs marked). */
+hv_status hv_nn_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, int64_t n,
+                                int64_t h, int64_t w, hv_nn_generator_io *io);
+
+/* ------------------------------------ the reference PatchGAN discriminator (5.4) */
+
+/* Parameters of one PatchGAN (n_layers 3, ndf 64, batch norm) with the
+ * reference's state_dict names behind `prefix` (e.g. "" or "D1."):
+ * "<prefix>model.0.weight", "model.3.running_mean", ...; initialised as the
+ * reference (N(0, 0.02) convolutions, BN weight N(1, 0.02), biases 0).
+ * in_ch is 1 in the reference. 2,763,585 trainable parameters. */
+hv_status hv_nn_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch, hv_rng *rng);
+/* Record the discriminator on x (N, in_ch, H, W); returns the logits
+ * (N, 1, H/8 - 2, W/8 - 2), NULL on error (graph status or a missing
+ * parameter, whose detail is in the error buffer). */
+hv_nn_tensor *hv_nn_patchgan_build(hv_nn_graph *g, hv_nn_params *ps, const char *prefix,
+                                   hv_nn_tensor *x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HV_NN_H */

@@ -1,0 +1,295 @@
+/*
+ * checkpoint.c: parameter sets and Adam state in HDF5.
+ *
+ * Layout (documented in docs/nn.md):
+ *   /            attrs format = "healthivert-nn-checkpoint", version = 1
+ *   /params/<name>        float32, the tensor's shape (names are PyTorch
+ *                         state_dict keys, '.' separated, never '/')
+ *   /adam/m/<name>, /adam/v/<name>   and attrs step, lr, beta1, beta2, eps on /adam
+ *   /meta        string attributes (free key/value metadata)
+ * The serial HDF5 API of the (MPI-flavoured) library is used with the
+ * default file driver: a checkpoint is written by one process, and MPI need
+ * not be initialised. The file is written under "<path>.tmp" and renamed, so
+ * a crash never leaves a half-written checkpoint under the real name.
+ * HDF5's automatic error printing is switched off around our calls; failures
+ * become HV_ERR_HDF5 with the object's name.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hdf5.h>
+
+#include "nn_backend.h"
+
+#define FORMAT_NAME "healthivert-nn-checkpoint"
+
+#define H5_TRY(expr, ...)                                                             \
+    do {                                                                              \
+        if ((expr) < 0) {                                                             \
+            st = hv_error_set(HV_ERR_HDF5, __VA_ARGS__);                              \
+            goto done;                                                                \
+        }                                                                             \
+    } while (0)
+
+static herr_t write_f32(hid_t loc, const char *name, int ndim, const int64_t *shape,
+                        const float *data)
+{
+    hsize_t dims[HV_NN_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    if (sp < 0) return -1;
+    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = -1;
+    if (ds >= 0) r = H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    return r;
+}
+
+/* Read a dataset into data after checking its shape; 1 = missing,
+ * 2 = shape mismatch, -1 = HDF5 failure, 0 = ok. */
+static int read_f32(hid_t loc, const char *name, int ndim, const int64_t *shape, float *data)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 1;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    int rc = 0;
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[HV_NN_MAX_DIMS + 1];
+    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (nd != ndim || nd > HV_NN_MAX_DIMS) {
+        rc = 2;
+    } else {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        for (int i = 0; i < nd; i++)
+            if (dims[i] != (hsize_t)shape[i]) rc = 2;
+    }
+    if (rc == 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) rc = -1;
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(ds);
+    return rc;
+}
+
+static herr_t write_str_attr(hid_t loc, const char *key, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(value) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, key, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = a >= 0 ? H5Awrite(a, t, value) : -1;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return r;
+}
+
+static herr_t write_num_attr(hid_t loc, const char *key, double v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, key, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t r = a >= 0 ? H5Awrite(a, H5T_NATIVE_DOUBLE, &v) : -1;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return r;
+}
+
+static herr_t read_num_attr(hid_t loc, const char *key, double *v)
+{
+    hid_t a = H5Aopen(loc, key, H5P_DEFAULT);
+    if (a < 0) return -1;
+    herr_t r = H5Aread(a, H5T_NATIVE_DOUBLE, v);
+    H5Aclose(a);
+    return r;
+}
+
+hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps, const hv_nn_adam *adam,
+                                const char *const *meta_kv, size_t n_meta)
+{
+    hv_status st = HV_OK;
+    hid_t f = -1, gp = -1, ga = -1, gm = -1, gv = -1, gmeta = -1;
+    char *tmp = NULL;
+    if (!path || !ps || (n_meta && !meta_kv))
+        return hv_error_set(HV_ERR_ARG, "nn checkpoint_save: bad arguments");
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tmp = hv_strfmt("%s.tmp", path);
+    if (!tmp) {
+        st = hv_error_set(HV_ERR_NOMEM, "nn checkpoint_save: out of memory");
+        goto done;
+    }
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(f, "nn checkpoint_save: cannot create %s", tmp);
+    H5_TRY(write_str_attr(f, "format", FORMAT_NAME), "nn checkpoint_save: attributes");
+    H5_TRY(write_num_attr(f, "version", 1), "nn checkpoint_save: attributes");
+    gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(gp, "nn checkpoint_save: group params");
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        const hv_nn_param *p = hv_nn_params_at(ps, i);
+        H5_TRY(write_f32(gp, p->name, p->ndim, p->shape, p->data),
+               "nn checkpoint_save: writing %s", p->name);
+    }
+    if (adam) {
+        double hp[4];
+        int64_t step;
+        hv__nn_adam_hyper((hv_nn_adam *)adam, hp, &step, 0);
+        ga = H5Gcreate2(f, "adam", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5_TRY(ga, "nn checkpoint_save: group adam");
+        gm = H5Gcreate2(ga, "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        gv = H5Gcreate2(ga, "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5_TRY(gm < 0 || gv < 0 ? -1 : 0, "nn checkpoint_save: group adam/m, adam/v");
+        static const char *const names[4] = {"lr", "beta1", "beta2", "eps"};
+        for (int k = 0; k < 4; k++)
+            H5_TRY(write_num_attr(ga, names[k], hp[k]), "nn checkpoint_save: adam attributes");
+        H5_TRY(write_num_attr(ga, "step", (double)step), "nn checkpoint_save: adam attributes");
+        hv_nn_param *p;
+        float *m, *v;
+        size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
+        for (size_t i = 0; i < n; i++) {
+            hv__nn_adam_state(adam, i, &p, &m, &v);
+            H5_TRY(write_f32(gm, p->name, p->ndim, p->shape, m), "nn checkpoint_save: adam m %s", p->name);
+            H5_TRY(write_f32(gv, p->name, p->ndim, p->shape, v), "nn checkpoint_save: adam v %s", p->name);
+        }
+    }
+    gmeta = H5Gcreate2(f, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(gmeta, "nn checkpoint_save: group meta");
+    for (size_t i = 0; i < n_meta; i++)
+        H5_TRY(write_str_attr(gmeta, meta_kv[2 * i], meta_kv[2 * i + 1] ? meta_kv[2 * i + 1] : ""),
+               "nn checkpoint_save: metadata %s", meta_kv[2 * i]);
+done:
+    if (gmeta >= 0) H5Gclose(gmeta);
+    if (gv >= 0) H5Gclose(gv);
+    if (gm >= 0) H5Gclose(gm);
+    if (ga >= 0) H5Gclose(ga);
+    if (gp >= 0) H5Gclose(gp);
+    if (f >= 0 && H5Fclose(f) < 0 && st == HV_OK)
+        st = hv_error_set(HV_ERR_HDF5, "nn checkpoint_save: closing %s", tmp);
+    if (st == HV_OK && rename(tmp, path) != 0)
+        st = hv_error_set(HV_ERR_IO, "nn checkpoint_save: rename %s -> %s failed", tmp, path);
+    if (st != HV_OK && tmp) remove(tmp);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    free(tmp);
+    return st;
+}
+
+hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *adam, int strict)
+{
+    hv_status st = HV_OK;
+    hid_t f = -1, gp = -1, ga = -1, gm = -1, gv = -1;
+    if (!path || !ps) return hv_error_set(HV_ERR_ARG, "nn checkpoint_load: bad arguments");
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        st = hv_error_set(HV_ERR_IO, "nn checkpoint_load: cannot open %s", path);
+        goto done;
+    }
+    gp = H5Gopen2(f, "params", H5P_DEFAULT);
+    if (gp < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint_load: %s has no /params", path);
+        goto done;
+    }
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        hv_nn_param *p = hv_nn_params_at(ps, i);
+        int rc = read_f32(gp, p->name, p->ndim, p->shape, p->data);
+        if (rc < 0) {
+            st = hv_error_set(HV_ERR_HDF5, "nn checkpoint_load: reading %s", p->name);
+            goto done;
+        }
+        if (rc > 0) {
+            if (strict) {
+                st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint_load: %s: tensor '%s' %s", path,
+                                  p->name, rc == 1 ? "missing" : "has another shape");
+                goto done;
+            }
+            hv_log_warn("nn checkpoint_load: %s: tensor '%s' %s, left as is", path, p->name,
+                        rc == 1 ? "missing" : "has another shape");
+        }
+        p->version++;
+    }
+    if (adam) {
+        ga = H5Gopen2(f, "adam", H5P_DEFAULT);
+        if (ga < 0) {
+            st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint_load: %s has no optimiser state", path);
+            goto done;
+        }
+        gm = H5Gopen2(ga, "m", H5P_DEFAULT);
+        gv = H5Gopen2(ga, "v", H5P_DEFAULT);
+        double hp[4], stepd;
+        static const char *const names[4] = {"lr", "beta1", "beta2", "eps"};
+        for (int k = 0; k < 4; k++)
+            H5_TRY(read_num_attr(ga, names[k], &hp[k]), "nn checkpoint_load: adam attribute %s",
+                   names[k]);
+        H5_TRY(read_num_attr(ga, "step", &stepd), "nn checkpoint_load: adam step");
+        H5_TRY(gm < 0 || gv < 0 ? -1 : 0, "nn checkpoint_load: adam/m or adam/v missing");
+        int64_t step = (int64_t)stepd;
+        hv__nn_adam_hyper(adam, hp, &step, 1);
+        hv_nn_param *p;
+        float *m, *v;
+        size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
+        for (size_t i = 0; i < n; i++) {
+            hv__nn_adam_state(adam, i, &p, &m, &v);
+            if (read_f32(gm, p->name, p->ndim, p->shape, m) != 0 ||
+                read_f32(gv, p->name, p->ndim, p->shape, v) != 0) {
+                st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint_load: adam state of %s", p->name);
+                goto done;
+            }
+        }
+    }
+done:
+    if (gv >= 0) H5Gclose(gv);
+    if (gm >= 0) H5Gclose(gm);
+    if (ga >= 0) H5Gclose(ga);
+    if (gp >= 0) H5Gclose(gp);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return st;
+}
+
+hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, size_t len)
+{
+    hv_status st = HV_OK;
+    hid_t f = -1, g = -1, a = -1, t = -1, mt = -1;
+    char *tmp = NULL;
+    if (!path || !key || !buf || !len) return hv_error_set(HV_ERR_ARG, "nn checkpoint_meta: bad arguments");
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5_TRY(f, "nn checkpoint_meta: cannot open %s", path);
+    g = H5Gopen2(f, "meta", H5P_DEFAULT);
+    H5_TRY(g, "nn checkpoint_meta: %s has no /meta", path);
+    if (H5Aexists(g, key) <= 0) {
+        st = hv_error_set(HV_ERR_NOT_FOUND, "nn checkpoint_meta: no key '%s' in %s", key, path);
+        goto done;
+    }
+    a = H5Aopen(g, key, H5P_DEFAULT);
+    H5_TRY(a, "nn checkpoint_meta: key %s", key);
+    t = H5Aget_type(a);
+    H5_TRY(t, "nn checkpoint_meta: key %s", key);
+    size_t sz = H5Tget_size(t);
+    tmp = calloc(sz + 1, 1);
+    mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, sz);
+    if (!tmp) {
+        st = hv_error_set(HV_ERR_NOMEM, "nn checkpoint_meta: out of memory");
+        goto done;
+    }
+    H5_TRY(H5Aread(a, mt, tmp), "nn checkpoint_meta: reading %s", key);
+    snprintf(buf, len, "%s", tmp);
+done:
+    free(tmp);
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return st;
+}

@@ -1,0 +1,650 @@
+/*
+ * backend_cpu.c: the two CPU backends.
+ *
+ *  - "ref": every node on the plain reference kernels (ref_ops.c) with plain
+ *    GEMM loops. The ground truth of the op tests.
+ *  - "cpu": oneDNN 2.6 primitives for conv2d (forward, backward data, backward
+ *    weights) and the activations ELU/ReLU/LeakyReLU/sigmoid (forward and
+ *    backward); OpenBLAS sgemm inside the reference kernels for everything
+ *    else (linear, transposed conv, contextual attention).
+ *
+ * oneDNN use: primitives are created once per graph node at plan time
+ * (node_prepare) with "any" memory formats so that oneDNN picks its fastest
+ * layout (nChw16c on AVX-512); the graph keeps plain NCHW, and reorders
+ * (also created once) convert at the node's boundary. Every buffer a
+ * primitive needs (reordered tensors, its scratchpad in user mode) is an
+ * offset into the graph's shared workspace, so running a node allocates
+ * nothing on our side. oneDNN overwrites its outputs, while our backward
+ * contract accumulates, so gradients are produced in the workspace and added.
+ * Rejected: keeping activations in blocked layouts between nodes (fewer
+ * reorders, but every reference kernel and the tests would need to know the
+ * blocked layouts).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include "../nn_backend.h"
+
+/* ------------------------------------------------------------------ ref */
+
+static void ref_destroy(hv_nn_backend *be) { free(be); }
+
+static hv_status ref_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex)
+{
+    (void)be;
+    return hv__nn_ref_forward(n, ex);
+}
+
+static hv_status ref_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex)
+{
+    (void)be;
+    return hv__nn_ref_backward(n, ex);
+}
+
+static const hv_nn_backend_i ref_iface = {
+    .name = "ref",
+    .destroy = ref_destroy,
+    .gemm = NULL,
+    .supports_op = NULL,
+    .node_prepare = NULL,
+    .node_release = NULL,
+    .node_forward = ref_forward,
+    .node_backward = ref_backward,
+};
+
+hv_status hv_nn_backend_create_ref(hv_nn_backend **out)
+{
+    if (!out) return hv_error_set(HV_ERR_ARG, "nn backend: out is NULL");
+    hv_nn_backend *be = calloc(1, sizeof *be);
+    if (!be) return hv_error_set(HV_ERR_NOMEM, "nn backend: out of memory");
+    be->iface = &ref_iface;
+    *out = be;
+    return HV_OK;
+}
+
+/* ------------------------------------------------------------- OpenBLAS */
+
+static void gemm_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb,
+                beta, c, (blasint)ldc);
+}
+
+/* --------------------------------------------------------------- oneDNN */
+
+typedef struct cpu_ctx {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+} cpu_ctx;
+
+#define DNNL_TRY(call)                                                                     \
+    do {                                                                                   \
+        dnnl_status_t ds_ = (call);                                                        \
+        if (ds_ != dnnl_success) {                                                         \
+            st = hv_error_set(HV_ERR_UNSUPPORTED, "oneDNN: %s failed (status %d)", #call,  \
+                              (int)ds_);                                                   \
+            goto done;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+/* A tensor as the graph holds it (user, plain) and as a primitive wants it. */
+typedef struct slot {
+    dnnl_memory_t user, prim;
+    dnnl_primitive_t reorder; /* user->prim for inputs, prim->user for outputs */
+    size_t off;               /* prim buffer (floats) in the workspace, if reordered */
+    size_t tmp_off;           /* plain temporary for accumulated outputs */
+    size_t n;                 /* plain element count */
+    int used;
+} slot;
+
+typedef struct prim_state {
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratch;
+    size_t scratch_off;
+} prim_state;
+
+typedef struct conv_state {
+    prim_state fwd, bwd_d, bwd_w;
+    slot f_src, f_w, f_b, f_dst;
+    slot d_ddst, d_w, d_dsrc;
+    slot w_src, w_ddst, w_dw, w_db;
+    /* eltwise */
+    prim_state e_fwd, e_bwd;
+    dnnl_memory_t e_src, e_dst, e_ddst, e_dsrc;
+    size_t e_dsrc_off;
+    /* inference: reordered weights kept across runs, redone when the
+     * weight's version changes */
+    float *w_cache;
+    uint64_t w_version;
+    int w_valid;
+    /* inference chains: this convolution's input / output stay in oneDNN's
+     * blocked layout inside the (same-sized) graph buffer */
+    int in_blocked, out_blocked;
+} conv_state;
+
+static size_t md_floats(const dnnl_memory_desc_t *md)
+{
+    return (dnnl_memory_desc_get_size(md) + sizeof(float) - 1) / sizeof(float);
+}
+
+static size_t ws_take(size_t *top, size_t n)
+{
+    size_t off = *top;
+    *top += (n + 15) / 16 * 16;
+    return off;
+}
+
+/* output: prim -> user reorder; accumulate: the plain result goes to a
+ * temporary and is added to the user buffer by the caller. */
+static hv_status slot_init(cpu_ctx *cx, slot *s, const dnnl_memory_desc_t *user_md,
+                           const dnnl_memory_desc_t *prim_md, int output, int accumulate,
+                           size_t *top)
+{
+    hv_status st = HV_OK;
+    dnnl_primitive_desc_t rpd = NULL;
+    s->used = 1;
+    s->n = md_floats(user_md);
+    DNNL_TRY(dnnl_memory_create(&s->user, user_md, cx->engine, DNNL_MEMORY_NONE));
+    if (dnnl_memory_desc_equal(user_md, prim_md)) {
+        s->prim = s->user;
+        if (accumulate) s->off = ws_take(top, s->n);
+    } else {
+        DNNL_TRY(dnnl_memory_create(&s->prim, prim_md, cx->engine, DNNL_MEMORY_NONE));
+        s->off = ws_take(top, md_floats(prim_md));
+        if (output)
+            DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, prim_md, cx->engine, user_md,
+                                                        cx->engine, NULL));
+        else
+            DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, user_md, cx->engine, prim_md,
+                                                        cx->engine, NULL));
+        DNNL_TRY(dnnl_primitive_create(&s->reorder, rpd));
+    }
+    if (accumulate) s->tmp_off = ws_take(top, s->n);
+done:
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return st;
+}
+
+static void slot_release(slot *s)
+{
+    if (!s->used) return;
+    if (s->reorder) dnnl_primitive_destroy(s->reorder);
+    if (s->prim && s->prim != s->user) dnnl_memory_destroy(s->prim);
+    if (s->user) dnnl_memory_destroy(s->user);
+    memset(s, 0, sizeof *s);
+}
+
+static hv_status run_reorder(cpu_ctx *cx, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
+{
+    hv_status st = HV_OK;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    DNNL_TRY(dnnl_primitive_execute(r, cx->stream, 2, args));
+done:
+    return st;
+}
+
+/* Bind an input: returns the memory the primitive reads. */
+static hv_status slot_in(cpu_ctx *cx, slot *s, const float *data, float *work, dnnl_memory_t *out)
+{
+    hv_status st = HV_OK;
+    DNNL_TRY(dnnl_memory_set_data_handle(s->user, (void *)data));
+    if (s->reorder) {
+        DNNL_TRY(dnnl_memory_set_data_handle(s->prim, work + s->off));
+        st = run_reorder(cx, s->reorder, s->user, s->prim);
+    }
+    *out = s->prim;
+done:
+    return st;
+}
+
+/* Bind an output before the primitive runs. With accumulate the plain result
+ * lands in work + tmp_off. */
+static hv_status slot_out(slot *s, float *data, float *work, int accumulate, dnnl_memory_t *out)
+{
+    hv_status st = HV_OK;
+    float *user = accumulate ? work + s->tmp_off : data;
+    DNNL_TRY(dnnl_memory_set_data_handle(s->user, user));
+    if (s->reorder) DNNL_TRY(dnnl_memory_set_data_handle(s->prim, work + s->off));
+    *out = s->prim;
+done:
+    return st;
+}
+
+static hv_status slot_out_finish(cpu_ctx *cx, slot *s, float *data, float *work, int accumulate)
+{
+    hv_status st = HV_OK;
+    if (s->reorder) {
+        st = run_reorder(cx, s->reorder, s->prim, s->user);
+        if (st != HV_OK) return st;
+    }
+    if (accumulate) {
+        const float *t = work + s->tmp_off;
+        const int64_t n = (int64_t)s->n;
+#pragma omp parallel for schedule(static) if (n > 32768)
+        for (int64_t i = 0; i < n; i++) data[i] += t[i];
+    }
+    return st;
+}
+
+static void eltwise_alg_of(int op, dnnl_alg_kind_t *alg)
+{
+    switch (op) {
+    case HV_NN_OP_ELU: *alg = dnnl_eltwise_elu; break;
+    case HV_NN_OP_RELU:
+    case HV_NN_OP_LEAKY_RELU: *alg = dnnl_eltwise_relu; break;
+    default: *alg = dnnl_eltwise_logistic; break;
+    }
+}
+
+/* act_op != 0: fuse that activation as an eltwise post-op. */
+static hv_status prim_make(cpu_ctx *cx, prim_state *p, const void *op_desc,
+                           const_dnnl_primitive_desc_t hint, int act_op, float alpha,
+                           dnnl_primitive_desc_t *pd_out, size_t *top)
+{
+    hv_status st = HV_OK;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_post_ops_t po = NULL;
+    DNNL_TRY(dnnl_primitive_attr_create(&attr));
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    if (act_op) {
+        dnnl_alg_kind_t alg;
+        eltwise_alg_of(act_op, &alg);
+        DNNL_TRY(dnnl_post_ops_create(&po));
+        DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, 0.0f));
+        DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po));
+    }
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, op_desc, attr, cx->engine, hint));
+    DNNL_TRY(dnnl_primitive_create(&p->prim, pd));
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (smd && dnnl_memory_desc_get_size(smd) > 0) {
+        DNNL_TRY(dnnl_memory_create(&p->scratch, smd, cx->engine, DNNL_MEMORY_NONE));
+        p->scratch_off = ws_take(top, md_floats(smd));
+    }
+    *pd_out = pd;
+    pd = NULL;
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static void prim_release(prim_state *p)
+{
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    if (p->scratch) dnnl_memory_destroy(p->scratch);
+    memset(p, 0, sizeof *p);
+}
+
+static hv_status prim_run(cpu_ctx *cx, prim_state *p, float *work, dnnl_exec_arg_t *args, int nargs)
+{
+    hv_status st = HV_OK;
+    if (p->scratch) {
+        DNNL_TRY(dnnl_memory_set_data_handle(p->scratch, work + p->scratch_off));
+        args[nargs].arg = DNNL_ARG_SCRATCHPAD;
+        args[nargs].memory = p->scratch;
+        nargs++;
+    }
+    DNNL_TRY(dnnl_primitive_execute(p->prim, cx->stream, nargs, args));
+    DNNL_TRY(dnnl_stream_wait(cx->stream));
+done:
+    return st;
+}
+
+static void plain_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape, int any)
+{
+    static const dnnl_format_tag_t tags[6] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab,
+                                              dnnl_abc, dnnl_abcd, dnnl_abcde};
+    dnnl_dims_t d;
+    for (int i = 0; i < ndim; i++) d[i] = shape[i];
+    dnnl_memory_desc_init_by_tag(md, ndim, d, dnnl_f32, any ? dnnl_format_tag_any : tags[ndim]);
+}
+
+static int is_eltwise(hv_nn_op op)
+{
+    return op == HV_NN_OP_ELU || op == HV_NN_OP_RELU || op == HV_NN_OP_LEAKY_RELU ||
+           op == HV_NN_OP_SIGMOID;
+}
+
+static int cpu_supports(hv_nn_backend *be, const hv_nn_tensor *n, int training)
+{
+    (void)be;
+    (void)training;
+    return n->op == HV_NN_OP_CONV2D || is_eltwise(n->op);
+}
+
+/* If this convolution reads the output of another convolution (directly or
+ * through a fused activation) that nobody else reads, and both agree on the
+ * blocked layout, skip the reorder pair between them: the producer writes
+ * its blocked result into its graph buffer, this node reads it as such. */
+static void link_producer(hv_nn_tensor *n, conv_state *cs)
+{
+    hv_nn_tensor *p = n->src[0], *via = p;
+    if (p->alias_of) p = p->alias_of;
+    conv_state *ps = p->be_state;
+    if (p->op != HV_NN_OP_CONV2D || !p->on_backend || !ps || p->is_output || via->is_output ||
+        via->n_consumers != 1 || (via != p && p->n_consumers != 1) || !ps->f_dst.reorder ||
+        !cs->f_src.reorder)
+        return;
+    const dnnl_memory_desc_t *a, *b;
+    if (dnnl_memory_get_memory_desc(ps->f_dst.prim, &a) != dnnl_success ||
+        dnnl_memory_get_memory_desc(cs->f_src.prim, &b) != dnnl_success)
+        return;
+    if (!dnnl_memory_desc_equal(a, b) || md_floats(a) != (size_t)p->numel) return;
+    ps->out_blocked = 1;
+    cs->in_blocked = 1;
+}
+
+static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int training,
+                              size_t *top)
+{
+    hv_status st = HV_OK;
+    dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
+    const hv_nn_tensor *x = n->src[0], *w = n->src[1];
+    const int has_b = n->nsrc > 2;
+    dnnl_memory_desc_t xu, wu, bu, yu, xa, wa, ba, ya;
+    plain_md(&xu, 4, x->shape, 0);
+    plain_md(&wu, 4, w->shape, 0);
+    plain_md(&yu, 4, n->shape, 0);
+    plain_md(&xa, 4, x->shape, 1);
+    plain_md(&wa, 4, w->shape, 1);
+    plain_md(&ya, 4, n->shape, 1);
+    int64_t nb = w->shape[0];
+    plain_md(&bu, 1, &nb, 0);
+    plain_md(&ba, 1, &nb, 1);
+    const int64_t s = n->ip[0], p = n->ip[1], dl = n->ip[2] - 1;
+    /* oneDNN wants explicit right padding so that the output size matches */
+    dnnl_dims_t strides = {s, s}, dil = {dl, dl}, pl = {p, p}, pr;
+    for (int a = 0; a < 2; a++) {
+        int64_t in = x->shape[2 + a], out = n->shape[2 + a], k = w->shape[2 + a];
+        pr[a] = (out - 1) * s + (k - 1) * (dl + 1) + 1 - in - p;
+    }
+    dnnl_convolution_desc_t fd;
+    DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
+        &fd, training ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
+        &xa, &wa, has_b ? &ba : NULL, &ya, strides, dil, pl, pr));
+    st = prim_make(cx, &cs->fwd, &fd, NULL, training ? 0 : n->ip[4], n->fp[2], &fpd, top);
+    if (st) goto done;
+    st = slot_init(cx, &cs->f_src, &xu, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0, 0, top);
+    if (!st) st = slot_init(cx, &cs->f_w, &wu, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0, 0, top);
+    if (!st && has_b) st = slot_init(cx, &cs->f_b, &bu, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 1), 0, 0, top);
+    if (!st) st = slot_init(cx, &cs->f_dst, &yu, dnnl_primitive_desc_query_md(fpd, dnnl_query_dst_md, 0), 1, 0, top);
+    if (st) goto done;
+    if (!training) {
+        if (cs->f_w.reorder) {
+            const dnnl_memory_desc_t *wmd;
+            DNNL_TRY(dnnl_memory_get_memory_desc(cs->f_w.prim, &wmd));
+            cs->w_cache = aligned_alloc(64, (md_floats(wmd) * sizeof(float) + 63) / 64 * 64);
+            if (!cs->w_cache) {
+                st = hv_error_set(HV_ERR_NOMEM, "oneDNN: out of memory");
+                goto done;
+            }
+        }
+        link_producer(n, cs);
+        goto done;
+    }
+
+    dnnl_convolution_desc_t dd, wd;
+    DNNL_TRY(dnnl_dilated_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &xa, &wa,
+                                                              &ya, strides, dil, pl, pr));
+    st = prim_make(cx, &cs->bwd_d, &dd, fpd, 0, 0.0f, &dpd, top);
+    if (st) goto done;
+    st = slot_init(cx, &cs->d_ddst, &yu, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_dst_md, 0), 0, 0, top);
+    if (!st) st = slot_init(cx, &cs->d_w, &wu, dnnl_primitive_desc_query_md(dpd, dnnl_query_weights_md, 0), 0, 0, top);
+    if (!st) st = slot_init(cx, &cs->d_dsrc, &xu, dnnl_primitive_desc_query_md(dpd, dnnl_query_diff_src_md, 0), 1, 1, top);
+    if (st) goto done;
+    DNNL_TRY(dnnl_dilated_convolution_backward_weights_desc_init(
+        &wd, dnnl_convolution_direct, &xa, &wa, has_b ? &ba : NULL, &ya, strides, dil, pl, pr));
+    st = prim_make(cx, &cs->bwd_w, &wd, fpd, 0, 0.0f, &wpd, top);
+    if (st) goto done;
+    st = slot_init(cx, &cs->w_src, &xu, dnnl_primitive_desc_query_md(wpd, dnnl_query_src_md, 0), 0, 0, top);
+    if (!st) st = slot_init(cx, &cs->w_ddst, &yu, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0), 0, 0, top);
+    if (!st) st = slot_init(cx, &cs->w_dw, &wu, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), 1, 1, top);
+    if (!st && has_b) st = slot_init(cx, &cs->w_db, &bu, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 1), 1, 1, top);
+done:
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (dpd) dnnl_primitive_desc_destroy(dpd);
+    if (wpd) dnnl_primitive_desc_destroy(wpd);
+    return st;
+}
+
+static void eltwise_alg(const hv_nn_tensor *n, dnnl_alg_kind_t *alg, float *alpha)
+{
+    *alpha = 0.0f;
+    switch (n->op) {
+    case HV_NN_OP_ELU: *alg = dnnl_eltwise_elu; *alpha = n->fp[0]; break;
+    case HV_NN_OP_RELU: *alg = dnnl_eltwise_relu; break;
+    case HV_NN_OP_LEAKY_RELU: *alg = dnnl_eltwise_relu; *alpha = n->fp[0]; break;
+    default: *alg = dnnl_eltwise_logistic; break;
+    }
+}
+
+static hv_status eltwise_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int training,
+                                 size_t *top)
+{
+    hv_status st = HV_OK;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    dnnl_memory_desc_t md;
+    plain_md(&md, n->ndim, n->shape, 0);
+    dnnl_alg_kind_t alg;
+    float alpha;
+    eltwise_alg(n, &alg, &alpha);
+    dnnl_eltwise_desc_t fd, bd;
+    DNNL_TRY(dnnl_eltwise_forward_desc_init(
+        &fd, training ? dnnl_forward_training : dnnl_forward_inference, alg, &md, alpha, 0.0f));
+    st = prim_make(cx, &cs->e_fwd, &fd, NULL, 0, 0.0f, &fpd, top);
+    if (st) goto done;
+    DNNL_TRY(dnnl_memory_create(&cs->e_src, &md, cx->engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&cs->e_dst, &md, cx->engine, DNNL_MEMORY_NONE));
+    if (!training) goto done;
+    DNNL_TRY(dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, alpha, 0.0f));
+    st = prim_make(cx, &cs->e_bwd, &bd, fpd, 0, 0.0f, &bpd, top);
+    if (st) goto done;
+    DNNL_TRY(dnnl_memory_create(&cs->e_ddst, &md, cx->engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&cs->e_dsrc, &md, cx->engine, DNNL_MEMORY_NONE));
+    cs->e_dsrc_off = ws_take(top, (size_t)n->numel);
+done:
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    return st;
+}
+
+static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
+{
+    (void)be;
+    conv_state *cs = n->be_state;
+    if (!cs) return;
+    prim_release(&cs->fwd);
+    prim_release(&cs->bwd_d);
+    prim_release(&cs->bwd_w);
+    prim_release(&cs->e_fwd);
+    prim_release(&cs->e_bwd);
+    free(cs->w_cache);
+    slot *slots[] = {&cs->f_src, &cs->f_w, &cs->f_b, &cs->f_dst, &cs->d_ddst, &cs->d_w,
+                     &cs->d_dsrc, &cs->w_src, &cs->w_ddst, &cs->w_dw, &cs->w_db};
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) slot_release(slots[i]);
+    dnnl_memory_t mems[] = {cs->e_src, cs->e_dst, cs->e_ddst, cs->e_dsrc};
+    for (size_t i = 0; i < 4; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    free(cs);
+    n->be_state = NULL;
+}
+
+static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, size_t *work_n)
+{
+    cpu_ctx *cx = be->ctx;
+    conv_state *cs = calloc(1, sizeof *cs);
+    if (!cs) return hv_error_set(HV_ERR_NOMEM, "oneDNN: out of memory");
+    n->be_state = cs;
+    size_t top = 0;
+    hv_status st = n->op == HV_NN_OP_CONV2D ? conv_prepare(cx, cs, n, training, &top)
+                                            : eltwise_prepare(cx, cs, n, training, &top);
+    if (st != HV_OK) {
+        cpu_release(be, n);
+        return st;
+    }
+    *work_n = top;
+    return HV_OK;
+}
+
+static hv_status cpu_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex)
+{
+    cpu_ctx *cx = be->ctx;
+    conv_state *cs = n->be_state;
+    hv_status st = HV_OK;
+    dnnl_exec_arg_t args[8];
+    if (n->op != HV_NN_OP_CONV2D) {
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->e_src, n->src[0]->data));
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->e_dst, n->data));
+        args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, cs->e_src};
+        args[1] = (dnnl_exec_arg_t){DNNL_ARG_DST, cs->e_dst};
+        return prim_run(cx, &cs->e_fwd, ex->work, args, 2);
+    }
+    dnnl_memory_t src, w, b = NULL, dst;
+    int na = 0;
+    const hv_nn_tensor *wt = n->src[1];
+    if (cs->in_blocked) {
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->f_src.prim, n->src[0]->data));
+        src = cs->f_src.prim;
+    } else if ((st = slot_in(cx, &cs->f_src, n->src[0]->data, ex->work, &src))) {
+        goto done;
+    }
+    if (cs->w_cache) {
+        /* folded weights are reordered once per change of their version */
+        if (!cs->w_valid || !wt->is_const || wt->const_version != cs->w_version) {
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->f_w.user, wt->data));
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->f_w.prim, cs->w_cache));
+            if ((st = run_reorder(cx, cs->f_w.reorder, cs->f_w.user, cs->f_w.prim))) goto done;
+            cs->w_version = wt->const_version;
+            cs->w_valid = 1;
+        }
+        w = cs->f_w.prim;
+    } else if ((st = slot_in(cx, &cs->f_w, wt->data, ex->work, &w))) {
+        goto done;
+    }
+    if (n->nsrc > 2 && (st = slot_in(cx, &cs->f_b, n->src[2]->data, ex->work, &b))) goto done;
+    if (cs->out_blocked) {
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->f_dst.prim, n->data));
+        dst = cs->f_dst.prim;
+    } else if ((st = slot_out(&cs->f_dst, n->data, ex->work, 0, &dst))) {
+        goto done;
+    }
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, w};
+    if (b) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, b};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
+    if ((st = prim_run(cx, &cs->fwd, ex->work, args, na))) goto done;
+    if (!cs->out_blocked) st = slot_out_finish(cx, &cs->f_dst, n->data, ex->work, 0);
+done:
+    return st;
+}
+
+static hv_status cpu_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex)
+{
+    cpu_ctx *cx = be->ctx;
+    conv_state *cs = n->be_state;
+    hv_status st = HV_OK;
+    dnnl_exec_arg_t args[8];
+    hv_nn_tensor *x = n->src[0], *w = n->src[1], *b = n->nsrc > 2 ? n->src[2] : NULL;
+    if (n->op != HV_NN_OP_CONV2D) {
+        if (!x->grad) return HV_OK;
+        float *tmp = ex->work + cs->e_dsrc_off;
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->e_src, x->data));
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->e_ddst, n->grad));
+        DNNL_TRY(dnnl_memory_set_data_handle(cs->e_dsrc, tmp));
+        args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, cs->e_src};
+        args[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, cs->e_ddst};
+        args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, cs->e_dsrc};
+        if ((st = prim_run(cx, &cs->e_bwd, ex->work, args, 3))) goto done;
+        const int64_t cnt = n->numel;
+#pragma omp parallel for schedule(static) if (cnt > 32768)
+        for (int64_t i = 0; i < cnt; i++) x->grad[i] += tmp[i];
+        return HV_OK;
+    }
+    dnnl_memory_t m0, m1, m2, m3 = NULL;
+    if (x->grad) {
+        if ((st = slot_in(cx, &cs->d_ddst, n->grad, ex->work, &m0))) goto done;
+        if ((st = slot_in(cx, &cs->d_w, w->data, ex->work, &m1))) goto done;
+        if ((st = slot_out(&cs->d_dsrc, x->grad, ex->work, 1, &m2))) goto done;
+        args[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, m0};
+        args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, m1};
+        args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, m2};
+        if ((st = prim_run(cx, &cs->bwd_d, ex->work, args, 3))) goto done;
+        if ((st = slot_out_finish(cx, &cs->d_dsrc, x->grad, ex->work, 1))) goto done;
+    }
+    if (w->grad || (b && b->grad)) {
+        /* oneDNN computes both; a missing destination goes to the temporary only */
+        int na = 0;
+        if ((st = slot_in(cx, &cs->w_src, x->data, ex->work, &m0))) goto done;
+        if ((st = slot_in(cx, &cs->w_ddst, n->grad, ex->work, &m1))) goto done;
+        if ((st = slot_out(&cs->w_dw, w->grad, ex->work, 1, &m2))) goto done;
+        if (b && (st = slot_out(&cs->w_db, b->grad, ex->work, 1, &m3))) goto done;
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, m0};
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, m1};
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, m2};
+        if (b) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, m3};
+        if ((st = prim_run(cx, &cs->bwd_w, ex->work, args, na))) goto done;
+        if (w->grad && (st = slot_out_finish(cx, &cs->w_dw, w->grad, ex->work, 1))) goto done;
+        if (b && b->grad && (st = slot_out_finish(cx, &cs->w_db, b->grad, ex->work, 1))) goto done;
+    }
+done:
+    return st;
+}
+
+static void cpu_destroy(hv_nn_backend *be)
+{
+    cpu_ctx *cx = be->ctx;
+    if (cx) {
+        if (cx->stream) dnnl_stream_destroy(cx->stream);
+        if (cx->engine) dnnl_engine_destroy(cx->engine);
+        free(cx);
+    }
+    free(be);
+}
+
+static const hv_nn_backend_i cpu_iface = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .gemm = gemm_blas,
+    .supports_op = cpu_supports,
+    .node_prepare = cpu_prepare,
+    .node_release = cpu_release,
+    .node_forward = cpu_forward,
+    .node_backward = cpu_backward,
+};
+
+hv_status hv_nn_backend_create_cpu(hv_nn_backend **out)
+{
+    hv_status st = HV_OK;
+    hv_nn_backend *be = NULL;
+    cpu_ctx *cx = NULL;
+    if (!out) return hv_error_set(HV_ERR_ARG, "nn backend: out is NULL");
+    be = calloc(1, sizeof *be);
+    cx = calloc(1, sizeof *cx);
+    if (!be || !cx) {
+        st = hv_error_set(HV_ERR_NOMEM, "nn backend: out of memory");
+        goto done;
+    }
+    be->iface = &cpu_iface;
+    be->ctx = cx;
+    DNNL_TRY(dnnl_engine_create(&cx->engine, dnnl_cpu, 0));
+    DNNL_TRY(dnnl_stream_create(&cx->stream, cx->engine, dnnl_stream_default_flags));
+    *out = be;
+    be = NULL;
+    cx = NULL;
+done:
+    if (be) {
+        be->ctx = cx;
+        cpu_destroy(be);
+    } else {
+        free(cx);
+    }
+    return st;
+}

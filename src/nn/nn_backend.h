@@ -1,0 +1,153 @@
+/*
+ * nn_backend.h: the inside of the NN engine, shared by the graph core
+ * (the .c files of src/nn) and the backends (src/nn/cpu, later src/gpu).
+ *
+ * A backend is a C vtable (struct hv_nn_backend_i, after ggml's
+ * ggml_backend_i). The graph asks supports_op() for every node at plan time;
+ * a node the backend declines runs on the reference kernels on the host
+ * (ggml-blas style partial backend). A backend may keep per-node state
+ * (oneDNN primitives, cuDNN descriptors) in node->be_state, created in
+ * node_prepare and released in node_release; it may ask for workspace
+ * (scratch floats shared by all nodes) at prepare time.
+ *
+ * Kernel contract: forward writes node->data from src[i]->data; backward
+ * ADDS into src[i]->grad for every src with requires_grad (grad != NULL), from
+ * node->grad. node->aux is persistent per-node memory (saved statistics);
+ * ex->work is scratch valid for one kernel call.
+ */
+#ifndef HV_NN_BACKEND_H
+#define HV_NN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/nn.h"
+
+#define HV_NN_MAX_SRC 8
+
+struct hv_nn_param {
+    char *name;
+    int ndim;
+    int64_t shape[HV_NN_MAX_DIMS];
+    int64_t numel;
+    int trainable;
+    float *data;
+    float *grad;      /* NULL for buffers */
+    uint64_t version; /* bumped whenever data changes */
+};
+
+/* GEMM used by the kernels: C[M,N] = alpha * op(A) op(B) + beta * C, row-major,
+ * lda/ldb/ldc as in cblas. The reference backend uses plain loops, the CPU
+ * backend OpenBLAS. */
+typedef void (*hv_nn_gemm_fn)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                              float alpha, const float *a, int64_t lda, const float *b,
+                              int64_t ldb, float beta, float *c, int64_t ldc);
+
+typedef struct hv_nn_exec {
+    int training;
+    float *work;      /* scratch, work_n floats */
+    size_t work_n;
+    hv_nn_gemm_fn gemm;
+} hv_nn_exec;
+
+struct hv_nn_tensor {
+    hv_nn_op op;
+    int id;
+    int ndim;
+    int64_t shape[HV_NN_MAX_DIMS];
+    int64_t numel;
+    hv_nn_tensor *src[HV_NN_MAX_SRC];
+    int nsrc;
+    int32_t ip[8];   /* integer op parameters */
+    float fp[4];     /* float op parameters   */
+    char name[64];
+    hv_nn_param *param; /* PARAM leaves */
+    hv_nn_graph *graph;
+
+    /* set by planning */
+    int requires_grad;
+    int is_output;
+    int is_const;      /* inference graphs: depends on parameters only */
+    int last_use;      /* index of the last node reading this one */
+    int on_backend;    /* 1: backend kernel, 0: reference kernel */
+    float *data;
+    float *grad;
+    float *aux;
+    size_t aux_n;
+    uint64_t const_version; /* sum of parameter versions when folded */
+    int n_consumers;   /* nodes reading this one */
+    /* inference graphs: an activation fused into the convolution before it.
+     * The activation node then shares the convolution's data and does not
+     * run; the convolution applies ip[4] (the activation's op, 0: none) with
+     * alpha fp[2]. */
+    hv_nn_tensor *alias_of;
+    void *be_state;
+};
+
+typedef struct hv_nn_backend_i {
+    const char *name;
+    void (*destroy)(hv_nn_backend *be);
+    /* (optional) memory for the graph's arena and workspace, zero-filled;
+     * NULL: host memory (64-byte aligned). A device backend returns device
+     * memory; tensor data pointers then point into it. */
+    hv_status (*buffer_alloc)(hv_nn_backend *be, size_t bytes, void **out);
+    void (*buffer_free)(hv_nn_backend *be, void *buf);
+    /* (optional) copies between host memory and the backend's buffers, used by
+     * hv_nn_tensor_set/get; NULL: memcpy. Parameters are host memory in this
+     * version: a device backend mirrors them (its node_prepare/forward see
+     * n->param) until parameter sets get backend buffers too. */
+    hv_status (*copy_in)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
+    hv_status (*copy_out)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
+    /* (optional) zero bytes of a backend buffer (gradient reset); NULL: memset */
+    hv_status (*clear)(hv_nn_backend *be, void *dst, size_t bytes);
+    /* GEMM for the reference kernels (NULL: plain loops). */
+    hv_nn_gemm_fn gemm;
+    /* (optional) does this backend run node n? NULL: every node. `grads` is
+     * 1 when the graph will also run backward. */
+    int (*supports_op)(hv_nn_backend *be, const hv_nn_tensor *n, int grads);
+    /* (optional) create per-node state; *work_n receives the scratch floats it
+     * needs (forward, and backward when grads). Runs in node order, so the
+     * state of a node's inputs already exists. */
+    hv_status (*node_prepare)(hv_nn_backend *be, hv_nn_tensor *n, int grads,
+                              size_t *work_n);
+    /* (optional) free per-node state. */
+    void (*node_release)(hv_nn_backend *be, hv_nn_tensor *n);
+    hv_status (*node_forward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
+    hv_status (*node_backward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
+} hv_nn_backend_i;
+
+struct hv_nn_backend {
+    const hv_nn_backend_i *iface;
+    void *ctx;
+};
+
+/* ---- reference kernels (src/nn/cpu/ref_*.c), the host fallback of every backend */
+/* Persistent aux floats and scratch floats a node needs (plan time). */
+size_t hv__nn_ref_aux_size(const hv_nn_tensor *n, int training);
+/* y = act(y) for a fused activation (op ELU, RELU, LEAKY_RELU or SIGMOID). */
+void hv__nn_apply_act(float *y, int64_t n, int op, float alpha);
+size_t hv__nn_ref_work_size(const hv_nn_tensor *n, int training);
+hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex);
+hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex);
+void hv__nn_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                     float *c, int64_t ldc);
+/* contextual attention (src/nn/cpu/ref_ctx_attn.c) */
+size_t hv__nn_ca_aux_size(const hv_nn_tensor *n);
+size_t hv__nn_ca_work_size(const hv_nn_tensor *n);
+hv_status hv__nn_ca_forward(hv_nn_tensor *n, const hv_nn_exec *ex);
+hv_status hv__nn_ca_backward(hv_nn_tensor *n, const hv_nn_exec *ex);
+
+/* ---- Adam state for the checkpoint code (params.c): the i-th covered
+ * parameter with its moments; returns the number covered. hp = lr, beta1,
+ * beta2, eps; set = 1 writes them (and step) into the optimiser. */
+size_t hv__nn_adam_state(const hv_nn_adam *a, size_t i, hv_nn_param **p, float **m, float **v);
+void hv__nn_adam_hyper(hv_nn_adam *a, double hp[4], int64_t *step, int set);
+
+/* ---- counted allocation (hv_nn_alloc_count) */
+void *hv__nn_malloc(size_t bytes);
+void *hv__nn_calloc(size_t n, size_t size);
+void *hv__nn_aligned(size_t bytes);
+void hv__nn_free(void *p);
+
+#endif /* HV_NN_BACKEND_H */
