@@ -1,0 +1,277 @@
+/*
+ * journal.c: per-rank append-only journals of finished cases.
+ *
+ * Why: an HDF5 file open for writing is not crash-safe (HDF5 has no journal;
+ * a process killed mid-write can leave the file unreadable), and a run of
+ * 100,000 cases must survive a SIGKILL at any moment. So the truth about
+ * which cases are finished lives in small append-only files, one per rank
+ * (no locking, no shared writes): <output.dir>/journal/rank-NNNN.log (or
+ * shard-KKKK-rank-NNNN.log for the shards of a job array). Each
+ * record is one whole case result in a frame
+ *
+ *     u32 magic "HVJ1" | u32 payload length | u32 CRC-32 of payload | payload
+ *
+ * written with one write() and made durable with fdatasync() before the case
+ * is written into the store. A kill can therefore tear at most the last
+ * record of a file; replay checks every frame and truncates a torn tail, so
+ * a resumed run appends after valid data. The store is rebuilt from the
+ * journals on every start (run.c).
+ *
+ * Payload layout (native byte order: journals live beside the run on one
+ * file system and are read by the same build; the store is the portable
+ * artefact): u32 state | hv_run_crow | u32 n_vert | n_vert x hv_run_vrow |
+ * u32 n_img | n_vert*n_img*IMG*IMG float32.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "run_internal.h"
+
+#define JMAGIC 0x314A5648u /* "HVJ1" little-endian */
+#define JMAX_PAYLOAD (64u << 20)
+
+struct hv_journal {
+    int fd;
+    char path[1100];
+    unsigned char *buf;
+    size_t cap;
+};
+
+static hv_status fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return hv_error_set(HV_ERR_IO, "%s: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return hv_error_set(HV_ERR_IO, "fsync %s: %s", dir, strerror(errno));
+    return HV_OK;
+}
+
+hv_status hv_journal_open(const char *dir, int shard, int rank, hv_journal **out)
+{
+    *out = NULL;
+    hv_status st = hv_mkdir_p(dir);
+    if (st != HV_OK) return st;
+    hv_journal *j = calloc(1, sizeof *j);
+    if (!j) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+    if (shard >= 0) snprintf(j->path, sizeof j->path, "%s/shard-%04d-rank-%04d.log", dir, shard, rank);
+    else snprintf(j->path, sizeof j->path, "%s/rank-%04d.log", dir, rank);
+    j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (j->fd < 0) {
+        st = hv_error_set(HV_ERR_IO, "cannot open journal %s: %s", j->path, strerror(errno));
+        free(j);
+        return st;
+    }
+    st = fsync_dir(dir);
+    if (st != HV_OK) {
+        hv_journal_close(j);
+        return st;
+    }
+    *out = j;
+    return HV_OK;
+}
+
+void hv_journal_close(hv_journal *j)
+{
+    if (!j) return;
+    if (j->fd >= 0) close(j->fd);
+    free(j->buf);
+    free(j);
+}
+
+static void put(unsigned char **p, const void *src, size_t n)
+{
+    memcpy(*p, src, n);
+    *p += n;
+}
+
+hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
+{
+    uint32_t nv = (uint32_t)(r->state == HV_CASE_DONE ? r->c.n_vert : 0);
+    uint32_t ni = (uint32_t)(r->img ? r->n_img : 0);
+    size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
+    size_t payload = 4 + sizeof r->c + 4 + nv * sizeof(hv_run_vrow) + 4 + nimg * sizeof(float);
+    size_t total = 12 + payload;
+    if (total > j->cap) {
+        unsigned char *nb = realloc(j->buf, total);
+        if (!nb) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+        j->buf = nb;
+        j->cap = total;
+    }
+    unsigned char *p = j->buf + 12;
+    uint32_t state = (uint32_t)r->state;
+    put(&p, &state, 4);
+    put(&p, &r->c, sizeof r->c);
+    put(&p, &nv, 4);
+    put(&p, r->v, nv * sizeof(hv_run_vrow));
+    put(&p, &ni, 4);
+    if (nimg) put(&p, r->img, nimg * sizeof(float));
+    uint32_t hdr[3] = {JMAGIC, (uint32_t)payload,
+                       (uint32_t)crc32(0L, j->buf + 12, (uInt)payload)};
+    memcpy(j->buf, hdr, 12);
+
+    size_t off = 0;
+    while (off < total) {
+        ssize_t w = write(j->fd, j->buf + off, total - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return hv_error_set(HV_ERR_IO, "journal %s: %s", j->path, strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    if (fdatasync(j->fd) != 0)
+        return hv_error_set(HV_ERR_IO, "journal %s: fdatasync: %s", j->path, strerror(errno));
+    return HV_OK;
+}
+
+/* Parse one payload into r (r->img allocated when present). */
+static hv_status parse_payload(const unsigned char *p, size_t n, hv_case_result *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t need = 4 + sizeof r->c + 4;
+    if (n < need) return hv_error_set(HV_ERR_FORMAT, "short record");
+    uint32_t state, nv, ni;
+    memcpy(&state, p, 4);
+    memcpy(&r->c, p + 4, sizeof r->c);
+    memcpy(&nv, p + 4 + sizeof r->c, 4);
+    if (state != HV_CASE_DONE && state != HV_CASE_FAILED)
+        return hv_error_set(HV_ERR_FORMAT, "bad state %u", state);
+    if (nv > HV_RUN_MAX_VERT || (int32_t)nv != r->c.n_vert)
+        return hv_error_set(HV_ERR_FORMAT, "bad vertebra count %u", nv);
+    size_t off = need;
+    if (n < off + nv * sizeof(hv_run_vrow) + 4) return hv_error_set(HV_ERR_FORMAT, "short record");
+    memcpy(r->v, p + off, nv * sizeof(hv_run_vrow));
+    off += nv * sizeof(hv_run_vrow);
+    memcpy(&ni, p + off, 4);
+    off += 4;
+    if (ni > HV_IMG_COUNT) return hv_error_set(HV_ERR_FORMAT, "bad image count %u", ni);
+    size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
+    if (n != off + nimg * sizeof(float)) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    if (nimg) {
+        r->img = malloc(nimg * sizeof(float));
+        if (!r->img) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+        memcpy(r->img, p + off, nimg * sizeof(float));
+    }
+    r->n_img = (int)ni;
+    r->state = (int)state;
+    r->c.id[sizeof r->c.id - 1] = 0;
+    r->c.error[sizeof r->c.error - 1] = 0;
+    return HV_OK;
+}
+
+static hv_status replay_file(const char *path, hv_journal_fn fn, void *user, long *n_rec,
+                             long *n_torn)
+{
+    hv_status st = HV_OK;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    hv_case_result r;
+    memset(&r, 0, sizeof r);
+    FILE *f = fopen(path, "rb");
+    if (!f) return hv_error_set(HV_ERR_IO, "cannot open journal %s: %s", path, strerror(errno));
+    long good_end = 0;
+    for (;;) {
+        uint32_t hdr[3];
+        size_t got = fread(hdr, 1, 12, f);
+        if (got == 0) break;
+        const char *why = NULL;
+        if (got < 12) why = "torn frame header";
+        else if (hdr[0] != JMAGIC) why = "bad magic";
+        else if (hdr[1] > JMAX_PAYLOAD) why = "implausible length";
+        if (!why) {
+            if (hdr[1] > cap) {
+                unsigned char *nb = realloc(buf, hdr[1]);
+                if (!nb) {
+                    st = hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+                    goto done;
+                }
+                buf = nb;
+                cap = hdr[1];
+            }
+            if (fread(buf, 1, hdr[1], f) != hdr[1]) why = "torn payload";
+            else if ((uint32_t)crc32(0L, buf, hdr[1]) != hdr[2]) why = "checksum mismatch";
+            else if (parse_payload(buf, hdr[1], &r) != HV_OK) why = "malformed payload";
+        }
+        if (why) {
+            hv_log_warn("journal %s: %s at byte %ld: cutting the file there (the case it held "
+                        "will run again)", path, why, good_end);
+            (*n_torn)++;
+            fclose(f);
+            f = NULL;
+            if (truncate(path, good_end) != 0) {
+                st = hv_error_set(HV_ERR_IO, "truncate %s: %s", path, strerror(errno));
+                goto done;
+            }
+            break;
+        }
+        good_end = ftell(f);
+        (*n_rec)++;
+        st = fn(user, &r);
+        hv_case_result_clear(&r);
+        if (st != HV_OK) goto done;
+    }
+done:
+    hv_case_result_clear(&r);
+    if (f) fclose(f);
+    free(buf);
+    return st;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+hv_status hv_journal_replay(const char *dir, hv_journal_fn fn, void *user, long *n_records,
+                            long *n_torn)
+{
+    *n_records = 0;
+    *n_torn = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return HV_OK;
+        return hv_error_set(HV_ERR_IO, "cannot list %s: %s", dir, strerror(errno));
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    hv_status st = HV_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if ((strncmp(e->d_name, "rank-", 5) && strncmp(e->d_name, "shard-", 6)) || l < 9 ||
+            strcmp(e->d_name + l - 4, ".log"))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                st = hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+                goto done;
+            }
+            names = nn;
+        }
+        names[n] = hv_strfmt("%s/%s", dir, e->d_name);
+        if (!names[n]) {
+            st = hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+            goto done;
+        }
+        n++;
+    }
+    /* file order is fixed so that ties (same attempt) resolve the same way */
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n && st == HV_OK; i++)
+        st = replay_file(names[i], fn, user, n_records, n_torn);
+done:
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    closedir(d);
+    return st;
+}

@@ -1,0 +1,1057 @@
+/*
+ * run.c: the MPI batch run: manifest, resume, work loop, close, gather.
+ *
+ * Phases (every rank calls hv_run_execute):
+ *  A. rank 0 alone: generate the phantom cohort when input.source = phantom
+ *     (skipped when the cohort on disk was made with the same options), scan
+ *     the dataset into the manifest, replay the journals of earlier attempts
+ *     (torn tails cut off), and rebuild the store from them into <store>.tmp,
+ *     which is renamed over the store only once complete. The other ranks
+ *     wait without spinning. The manifest and the order of the pending cases
+ *     (largest estimated cost first) are then broadcast.
+ *  B. all ranks: open the store through MPI-IO, take positions from the RMA
+ *     counter (queue.c), run the stages (stage.c), append the result to the
+ *     rank's journal (fsync), write it into the store (status last). A stop
+ *     request (signal) raises the queue's stop mark: every rank finishes the
+ *     case in hand and stops taking new ones. Collective close.
+ *  C. rank 0 alone, when every case is finished: grade (gather.c), mark the
+ *     store complete, export the CSV tables and write summary.md.
+ *
+ * Why rebuild the store on every start instead of trusting it: a process
+ * killed while it has an HDF5 file open for writing may leave it damaged;
+ * journals are append-only, checksummed and fsync'd, so they survive any
+ * kill, and replaying them is cheap next to computing a case. Results are
+ * computed per case from its own inputs and graded in split/case order, so
+ * they are bitwise identical for any number of ranks and any resume history.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv/phantom.h"
+#include "run_internal.h"
+
+static volatile sig_atomic_t stop_flag = 0;
+
+void hv_run_request_stop(void) { stop_flag = 1; }
+int hv_run_stop_requested(void) { return stop_flag != 0; }
+
+void hv_run_crashpoint(const char *point)
+{
+    static int counts[16];
+    static const char *names[16];
+    const char *want = getenv("HV_CRASH_AT");
+    if (!want || !*want) return;
+    size_t lp = strlen(point);
+    if (strncmp(want, point, lp) != 0 || (want[lp] != 0 && want[lp] != ':')) return;
+    long nth = want[lp] == ':' ? strtol(want + lp + 1, NULL, 10) : 1;
+    int slot = 0;
+    while (slot < 15 && names[slot] && strcmp(names[slot], point)) slot++;
+    names[slot] = point;
+    if (++counts[slot] == nth) {
+        hv_log_warn("crash point '%s' reached: sending SIGKILL to myself (test hook)", point);
+        raise(SIGKILL);
+    }
+}
+
+/* Test hook: HV_TEST_CASE_DELAY_MS=n sleeps n ms after every case, widening
+ * the window in which tests deliver signals (tests/mpi). */
+static void test_case_delay(void)
+{
+    const char *d = getenv("HV_TEST_CASE_DELAY_MS");
+    long ms = d ? strtol(d, NULL, 10) : 0;
+    if (ms <= 0) return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+void hv_utc_now(char buf[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Barrier that sleeps instead of spinning, so ranks that wait do not steal
+ * the cores of the rank still working (Open MPI busy-polls by default). */
+static void lazy_barrier(MPI_Comm comm)
+{
+    MPI_Request rq;
+    MPI_Ibarrier(comm, &rq);
+    int done = 0;
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    for (;;) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ------------------------------------------------------------ parameters */
+
+typedef struct {
+    int phantom;
+    char dataset[900];
+    char split[1024];
+    int check_headers;
+    hv_phantom_opts popts;
+    int pcases;
+    hv_measure_opts mopts;
+    int use_centroids;
+    hv_synth_method synth;
+    int n_img;
+    char out_dir[900];
+    char store[1024];
+    char journal[1100];
+    int threads;
+    double progress_interval;
+    int retry_failed, fresh, order_largest;
+    int shard_index, shard_count;
+    char grader[16];
+    int folds;
+    unsigned seed;
+} run_params;
+
+static hv_status get_long(const hv_run_config *c, const char *s, const char *k, long lo, long hi,
+                          long *out)
+{
+    const char *v = hv_run_config_get(c, s, k);
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi)
+        return hv_error_set(HV_ERR_ARG, "config %s.%s = '%s': expected an integer in [%ld, %ld]",
+                            s, k, v, lo, hi);
+    *out = x;
+    return HV_OK;
+}
+
+static hv_status get_double(const hv_run_config *c, const char *s, const char *k, double lo,
+                            double hi, double *out)
+{
+    const char *v = hv_run_config_get(c, s, k);
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= lo && x <= hi))
+        return hv_error_set(HV_ERR_ARG, "config %s.%s = '%s': expected a number in [%g, %g]", s,
+                            k, v, lo, hi);
+    *out = x;
+    return HV_OK;
+}
+
+static hv_status get_label(const hv_run_config *c, const char *k, int *out)
+{
+    const char *v = hv_run_config_get(c, "phantom", k);
+    int l = hv_label_from_name(v);
+    if (l <= 0) return hv_error_set(HV_ERR_ARG, "config phantom.%s = '%s': not a level name", k, v);
+    *out = l;
+    return HV_OK;
+}
+
+static hv_status read_params(const hv_run_config *c, run_params *p)
+{
+    hv_status st;
+    long l;
+    double d;
+    memset(p, 0, sizeof *p);
+    const char *src = hv_run_config_get(c, "input", "source");
+    if (!strcmp(src, "phantom")) p->phantom = 1;
+    else if (strcmp(src, "dataset"))
+        return hv_error_set(HV_ERR_ARG, "config input.source = '%s': phantom or dataset", src);
+    if (strlen(hv_run_config_get(c, "input", "dataset")) >= sizeof p->dataset ||
+        strlen(hv_run_config_get(c, "input", "split")) >= sizeof p->split)
+        return hv_error_set(HV_ERR_LIMIT, "config: input paths are limited to 900 characters");
+    snprintf(p->dataset, sizeof p->dataset, "%s", hv_run_config_get(c, "input", "dataset"));
+    if (!p->phantom && !p->dataset[0])
+        return hv_error_set(HV_ERR_ARG, "config input.source = dataset needs input.dataset");
+    snprintf(p->split, sizeof p->split, "%s", hv_run_config_get(c, "input", "split"));
+    if ((st = get_long(c, "input", "check_headers", 0, 1, &l))) return st;
+    p->check_headers = (int)l;
+
+    hv_phantom_opts_default(&p->popts);
+    if ((st = get_long(c, "phantom", "cases", 1, 10000000, &l))) return st;
+    p->pcases = (int)l;
+    if ((st = get_long(c, "phantom", "seed", 0, 0x7fffffffL, &l))) return st;
+    p->popts.seed = (uint64_t)l;
+    if ((st = get_label(c, "first", &p->popts.first_label))) return st;
+    if ((st = get_label(c, "last", &p->popts.last_label))) return st;
+    {
+        const char *v = hv_run_config_get(c, "phantom", "spacing");
+        double s3[3];
+        int n = sscanf(v, "%lf,%lf,%lf", &s3[0], &s3[1], &s3[2]);
+        if (n == 1) s3[1] = s3[2] = s3[0];
+        if ((n != 1 && n != 3) || !(s3[0] > 0.1 && s3[1] > 0.1 && s3[2] > 0.1 && s3[0] <= 10 &&
+                                    s3[1] <= 10 && s3[2] <= 10))
+            return hv_error_set(HV_ERR_ARG, "config phantom.spacing = '%s': one or three values "
+                                            "in (0.1, 10] mm", v);
+        memcpy(p->popts.spacing, s3, sizeof s3);
+    }
+    {
+        const char *v = hv_run_config_get(c, "phantom", "orientation");
+        if (!strcmp(v, "ras")) p->popts.orientation = HV_PHANTOM_RAS;
+        else if (!strcmp(v, "lps")) p->popts.orientation = HV_PHANTOM_LPS;
+        else if (!strcmp(v, "pir")) p->popts.orientation = HV_PHANTOM_PIR;
+        else if (!strcmp(v, "oblique")) p->popts.orientation = HV_PHANTOM_OBLIQUE;
+        else return hv_error_set(HV_ERR_ARG, "config phantom.orientation = '%s': ras, lps, pir or oblique", v);
+    }
+    if ((st = get_double(c, "phantom", "fracture_rate", 0, 1, &p->popts.fracture_rate))) return st;
+    if ((st = get_double(c, "phantom", "scoliosis_rate", 0, 1, &p->popts.scoliosis_rate))) return st;
+    if ((st = get_double(c, "phantom", "noise_hu", 0, 1000, &p->popts.noise_hu))) return st;
+
+    hv_measure_opts_default(&p->mopts);
+    if ((st = get_double(c, "measure", "min_volume_ml", 0, 1000, &p->mopts.min_volume_ml))) return st;
+    if ((st = get_long(c, "measure", "lateral_rays", 1, 99, &l))) return st;
+    p->mopts.n_lateral_rays = (int)l;
+    if ((st = get_double(c, "measure", "lateral_frac", 0, 0.5, &p->mopts.lateral_frac))) return st;
+    if ((st = get_double(c, "measure", "map_step_mm", 0.1, 10, &p->mopts.map_step_mm))) return st;
+    if ((st = get_double(c, "measure", "deform_thresh", 0, 1, &p->mopts.deform_thresh))) return st;
+    if ((st = get_long(c, "measure", "max_ref_distance", 1, 25, &l))) return st;
+    p->mopts.max_ref_distance = (int)l;
+    if ((st = get_long(c, "measure", "use_centroids", 0, 1, &l))) return st;
+    p->use_centroids = (int)l;
+    if ((st = hv_synth_method_find(hv_run_config_get(c, "synthesis", "method"), &p->synth))) return st;
+
+    const char *od = hv_run_config_get(c, "output", "dir");
+    if (!od[0]) return hv_error_set(HV_ERR_ARG, "config output.dir is empty");
+    if (strlen(od) >= sizeof p->out_dir ||
+        strlen(hv_run_config_get(c, "output", "store")) >= sizeof p->store)
+        return hv_error_set(HV_ERR_LIMIT, "config: a path is longer than 900 characters");
+    snprintf(p->out_dir, sizeof p->out_dir, "%s", od);
+    const char *sp = hv_run_config_get(c, "output", "store");
+    if (*sp) snprintf(p->store, sizeof p->store, "%s", sp);
+    else snprintf(p->store, sizeof p->store, "%s/store.h5", p->out_dir);
+    snprintf(p->journal, sizeof p->journal, "%s/journal", p->out_dir);
+    const char *im = hv_run_config_get(c, "output", "images");
+    if (!strcmp(im, "none")) p->n_img = 0;
+    else if (!strcmp(im, "qc")) p->n_img = 1;
+    else if (!strcmp(im, "full")) p->n_img = HV_IMG_COUNT;
+    else return hv_error_set(HV_ERR_ARG, "config output.images = '%s': none, qc or full", im);
+
+    if ((st = get_long(c, "run", "threads", 0, 1024, &l))) return st;
+    p->threads = (int)l;
+    if ((st = get_double(c, "run", "progress_interval", 0, 86400, &d))) return st;
+    p->progress_interval = d;
+    if ((st = get_long(c, "run", "retry_failed", 0, 1, &l))) return st;
+    p->retry_failed = (int)l;
+    if ((st = get_long(c, "run", "fresh", 0, 1, &l))) return st;
+    p->fresh = (int)l;
+    const char *ord = hv_run_config_get(c, "run", "order");
+    if (!strcmp(ord, "largest")) p->order_largest = 1;
+    else if (strcmp(ord, "index")) return hv_error_set(HV_ERR_ARG, "config run.order = '%s': largest or index", ord);
+
+    if ((st = get_long(c, "run", "shard_count", 1, 1000000, &l))) return st;
+    p->shard_count = (int)l;
+    if ((st = get_long(c, "run", "shard_index", 0, p->shard_count - 1, &l))) return st;
+    p->shard_index = (int)l;
+    if (p->shard_count > 1 && !*sp)
+        snprintf(p->store, sizeof p->store, "%s/store-shard-%04d.h5", p->out_dir, p->shard_index);
+
+    snprintf(p->grader, sizeof p->grader, "%s", hv_run_config_get(c, "grader", "method"));
+    if (strcmp(p->grader, "auto") && strcmp(p->grader, "svm") && strcmp(p->grader, "rule"))
+        return hv_error_set(HV_ERR_ARG, "config grader.method = '%s': auto, svm or rule", p->grader);
+    if ((st = get_long(c, "grader", "folds", 2, 16, &l))) return st;
+    p->folds = (int)l;
+    if ((st = get_long(c, "grader", "seed", 0, 0x7fffffffL, &l))) return st;
+    p->seed = (unsigned)l;
+    return HV_OK;
+}
+
+/* The part of the configuration that changes per-case results: a journal
+ * written under another value of any of these cannot be resumed. */
+static char *results_config_text(const hv_run_config *c)
+{
+    size_t n;
+    const hv_run_key *k = hv_run_config_keys(&n);
+    size_t cap = 256, len = 0;
+    for (size_t i = 0; i < n; i++) cap += strlen(k[i].section) + strlen(k[i].key) +
+                                          strlen(hv_run_config_get(c, k[i].section, k[i].key)) + 4;
+    char *t = malloc(cap);
+    if (!t) return NULL;
+    t[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = k[i].section;
+        int keep = !strcmp(s, "input") || !strcmp(s, "phantom") || !strcmp(s, "measure") ||
+                   !strcmp(s, "synthesis") || (!strcmp(s, "output") && !strcmp(k[i].key, "images"));
+        if (!strcmp(s, "input") && !strcmp(k[i].key, "check_headers")) keep = 0;
+        if (keep)
+            len += (size_t)snprintf(t + len, cap - len, "%s.%s=%s\n", s, k[i].key,
+                                    hv_run_config_get(c, s, k[i].key));
+    }
+    return t;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *b = malloc(cap);
+    while (b) {
+        size_t r = fread(b + len, 1, cap - len - 1, f);
+        len += r;
+        if (r == 0) break;
+        if (len + 1 >= cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+        }
+    }
+    fclose(f);
+    if (b) b[len] = 0;
+    return b;
+}
+
+/* Write a small file durably: temp name, fsync, rename. The temp name is
+ * per process: the shards of a job array write the same files at once. */
+static hv_status write_file_atomic(const char *path, const char *text)
+{
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return hv_error_set(HV_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0)
+        return hv_error_set(HV_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return HV_OK;
+}
+
+/* ---------------------------------------------------------- phase A (rank 0) */
+
+typedef struct {
+    hv_manifest *man;
+    hv_run_crow *rows;       /* per manifest case, from the journals when finished */
+    int *state;              /* HV_CASE_* per manifest case                        */
+    hv_case_result *res;     /* replayed results, or NULL                          */
+    int *have;               /* per case: index into replay store, -1 none          */
+    long n_unknown;
+} replay_ctx;
+
+typedef struct {
+    replay_ctx *rc;
+    hv_store *tmpstore;
+    long n_put;
+} put_ctx;
+
+static long find_case(const hv_manifest *m, const char *id)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(m->cases[mid].id, id);
+        if (c == 0) return (long)mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+/* First pass: which record wins for each case (latest attempt, then file order). */
+static hv_status on_record_pick(void *user, const hv_case_result *r)
+{
+    replay_ctx *rc = user;
+    long ci = find_case(rc->man, r->c.id);
+    if (ci < 0) {
+        rc->n_unknown++;
+        return HV_OK;
+    }
+    if (rc->state[ci] == HV_CASE_PENDING || r->c.attempt >= rc->rows[ci].attempt) {
+        rc->rows[ci] = r->c;
+        rc->state[ci] = r->state;
+    }
+    return HV_OK;
+}
+
+/* Second pass: write the winning records into the new store. */
+static hv_status on_record_put(void *user, const hv_case_result *r)
+{
+    put_ctx *pc = user;
+    long ci = find_case(pc->rc->man, r->c.id);
+    if (ci < 0 || pc->rc->state[ci] != r->state || pc->rc->rows[ci].attempt != r->c.attempt ||
+        pc->rc->have[ci])
+        return HV_OK;
+    if (memcmp(&pc->rc->rows[ci], &r->c, sizeof r->c) != 0) return HV_OK;
+    pc->rc->have[ci] = 1;
+    pc->n_put++;
+    return hv_store_put_case(pc->tmpstore, ci, r);
+}
+
+static void rel_or_full(char *dst, size_t cap, const char *path)
+{
+    if (!path) {
+        dst[0] = 0;
+        return;
+    }
+    size_t n = strlen(path);
+    if (n >= cap) path += n - (cap - 1);
+    snprintf(dst, cap, "%s", path);
+}
+
+typedef struct {
+    long idx;
+    double cost;
+} order_item;
+
+static int cmp_order(const void *a, const void *b)
+{
+    const order_item *x = a, *y = b;
+    if (x->cost != y->cost) return x->cost < y->cost ? 1 : -1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static double file_size(const char *p)
+{
+    struct stat sb;
+    return (p && stat(p, &sb) == 0) ? (double)sb.st_size : 0.0;
+}
+
+static void progress_cb(void *user, long done, long total)
+{
+    (void)user;
+    if (done == total || done % 10 == 0) hv_log_info("phantom cohort: %ld/%ld cases written", done, total);
+}
+
+/* Result of phase A, broadcast to every rank. */
+typedef struct {
+    int attempt;
+    long n_cases, n_pending, n_resumed;
+    char root[960];
+    char split[1024];
+} phase_a;
+
+static void remove_journals(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t l = strlen(e->d_name);
+            if (l > 4 && !strcmp(e->d_name + l - 4, ".log")) {
+                char *p = hv_strfmt("%s/%s", dir, e->d_name);
+                if (p) unlink(p);
+                free(p);
+            }
+        }
+        closedir(d);
+    }
+    char p[1200];
+    snprintf(p, sizeof p, "%s/attempt", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/config.txt", dir);
+    unlink(p);
+}
+
+static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int nranks,
+                             phase_a *pa, hv_manifest **man_out, long **order_out)
+{
+    hv_status st = HV_OK;
+    char *want = NULL, *have = NULL, *cfgtext = NULL, *path = NULL;
+    replay_ctx rc;
+    memset(&rc, 0, sizeof rc);
+    hv_store *ts = NULL;
+    order_item *ord = NULL;
+    long *order = NULL;
+    char tmp[1100];
+    memset(pa, 0, sizeof *pa);
+
+    if ((st = hv_mkdir_p(p->out_dir)) != HV_OK) goto done;
+    if (p->fresh) {
+        hv_log_info("run.fresh = 1: discarding earlier journals and store");
+        remove_journals(p->journal);
+        unlink(p->store);
+    }
+    if ((st = hv_mkdir_p(p->journal)) != HV_OK) goto done;
+
+    /* the cohort */
+    if (p->phantom) {
+        snprintf(pa->root, sizeof pa->root, "%s/cohort", p->out_dir);
+        path = hv_strfmt("%s/.complete", pa->root);
+        char *ptext = NULL;
+        {
+            size_t n;
+            const hv_run_key *k = hv_run_config_keys(&n);
+            size_t cap = 1024, len = 0;
+            ptext = malloc(cap);
+            if (!ptext || !path) {
+                free(ptext);
+                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            ptext[0] = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!strcmp(k[i].section, "phantom"))
+                    len += (size_t)snprintf(ptext + len, cap - len, "%s=%s\n", k[i].key,
+                                            hv_run_config_get(cfg, "phantom", k[i].key));
+        }
+        have = slurp(path);
+        if ((!have || strcmp(have, ptext)) && p->shard_count > 1) {
+            free(ptext);
+            st = hv_error_set(HV_ERR_ARG,
+                              "a sharded run does not generate the phantom cohort (shards run "
+                              "at once): run the same config unsharded with phantom.cases first, "
+                              "or use input.source = dataset");
+            goto done;
+        }
+        if (!have || strcmp(have, ptext)) {
+            hv_log_info("generating a phantom cohort of %d cases into %s", p->pcases, pa->root);
+            unlink(path);
+            st = hv_phantom_cohort_write(&p->popts, pa->root, p->pcases, progress_cb, NULL);
+            if (st == HV_OK) st = write_file_atomic(path, ptext);
+        } else {
+            hv_log_info("phantom cohort in %s is up to date", pa->root);
+        }
+        free(ptext);
+        free(have);
+        have = NULL;
+        if (st != HV_OK) {
+            hv_error_wrap(st, "phantom cohort");
+            goto done;
+        }
+        if (!p->split[0]) snprintf(pa->split, sizeof pa->split, "%s/split.json", pa->root);
+    } else {
+        snprintf(pa->root, sizeof pa->root, "%s", p->dataset);
+    }
+    if (p->split[0]) snprintf(pa->split, sizeof pa->split, "%s", p->split);
+
+    /* journal compatibility */
+    want = results_config_text(cfg);
+    free(path);
+    path = hv_strfmt("%s/config.txt", p->journal);
+    if (!want || !path) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    have = slurp(path);
+    if (have && strcmp(have, want)) {
+        st = hv_error_set(HV_ERR_ARG,
+                          "%s holds the journal of a run with other settings (see %s); "
+                          "resume with the same config, or pass --set run.fresh=1 to start over",
+                          p->out_dir, path);
+        goto done;
+    }
+    if (!have && (st = write_file_atomic(path, want)) != HV_OK) goto done;
+
+    /* attempt number */
+    free(path);
+    path = hv_strfmt("%s/attempt", p->journal);
+    free(have);
+    have = path ? slurp(path) : NULL;
+    pa->attempt = (have ? atoi(have) : 0) + 1;
+    {
+        char num[32];
+        snprintf(num, sizeof num, "%d\n", pa->attempt);
+        if ((st = write_file_atomic(path, num)) != HV_OK) goto done;
+    }
+
+    /* manifest */
+    hv_nifti_opts nopts = {0};
+    st = hv_io_dataset_scan(pa->root, p->check_headers ? &nopts : NULL, &rc.man);
+    if (st != HV_OK) {
+        hv_error_wrap(st, "scanning %s", pa->root);
+        goto done;
+    }
+    size_t n = rc.man->n;
+    pa->n_cases = (long)n;
+    rc.rows = calloc(n ? n : 1, sizeof *rc.rows);
+    rc.state = calloc(n ? n : 1, sizeof *rc.state);
+    rc.have = calloc(n ? n : 1, sizeof *rc.have);
+    if (!rc.rows || !rc.state || !rc.have) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    long nrec = 0, ntorn = 0;
+    st = hv_journal_replay(p->journal, on_record_pick, &rc, &nrec, &ntorn);
+    if (st != HV_OK) goto done;
+    if (rc.n_unknown)
+        hv_log_warn("%ld journal record(s) name cases not in the manifest; ignored", rc.n_unknown);
+
+    /* case rows as they go into the new store */
+    hv_run_crow *init = calloc(n ? n : 1, sizeof *init);
+    if (!init) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const hv_case *cs = &rc.man->cases[i];
+        hv_run_crow *r = &init[i];
+        snprintf(r->id, sizeof r->id, "%s", cs->id);
+        rel_or_full(r->ct_path, sizeof r->ct_path, cs->ct_path);
+        rel_or_full(r->mask_path, sizeof r->mask_path, cs->mask_path);
+        r->rank = -1;
+        r->cost = file_size(cs->ct_path) + file_size(cs->mask_path);
+    }
+    cfgtext = hv_run_config_text(cfg);
+    char started[32];
+    hv_utc_now(started);
+    hv_store_create_info ci = {(long)n, p->n_img, cfgtext, nranks, pa->attempt, started, pa->root};
+    snprintf(tmp, sizeof tmp, "%s.tmp", p->store);
+    st = hv_store_create(tmp, &ci, init, &ts);
+    free(init);
+    if (st != HV_OK) goto done;
+    put_ctx pc = {&rc, ts, 0};
+    long nrec2 = 0, ntorn2 = 0;
+    st = hv_journal_replay(p->journal, on_record_put, &pc, &nrec2, &ntorn2);
+    if (st != HV_OK) goto done;
+    st = hv_store_close(ts);
+    ts = NULL;
+    if (st != HV_OK) goto done;
+    if (rename(tmp, p->store) != 0) {
+        st = hv_error_set(HV_ERR_IO, "cannot rename %s to %s: %s", tmp, p->store, strerror(errno));
+        goto done;
+    }
+    hv_run_crashpoint("after-create");
+
+    /* pending cases, largest first */
+    ord = malloc((n ? n : 1) * sizeof *ord);
+    order = malloc((n ? n : 1) * sizeof *order);
+    if (!ord || !order) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p->shard_count > 1 && (long)(i % (size_t)p->shard_count) != p->shard_index) continue;
+        int finished = rc.state[i] == HV_CASE_DONE ||
+                       (rc.state[i] == HV_CASE_FAILED && !p->retry_failed);
+        if (finished) {
+            pa->n_resumed++;
+            continue;
+        }
+        ord[np].idx = (long)i;
+        ord[np].cost = p->order_largest ? file_size(rc.man->cases[i].ct_path) +
+                                              file_size(rc.man->cases[i].mask_path)
+                                        : 0.0;
+        np++;
+    }
+    qsort(ord, np, sizeof *ord, cmp_order);
+    for (size_t i = 0; i < np; i++) order[i] = ord[i].idx;
+    pa->n_pending = (long)np;
+    if (pa->attempt > 1 || nrec)
+        hv_log_info("attempt %d: %ld journal record(s) replayed (%ld torn record(s) cut off); "
+                    "%ld case(s) already finished, %ld to run",
+                    pa->attempt, nrec, ntorn, pa->n_resumed, pa->n_pending);
+    *man_out = rc.man;
+    rc.man = NULL;
+    *order_out = order;
+    order = NULL;
+done:
+    if (ts) hv_store_close(ts);
+    hv_io_manifest_free(rc.man);
+    free(rc.rows);
+    free(rc.state);
+    free(rc.have);
+    free(ord);
+    free(order);
+    free(want);
+    free(have);
+    free(cfgtext);
+    free(path);
+    return st;
+}
+
+/* ----------------------------------------------------- manifest broadcast */
+
+static void pack_str(char **buf, size_t *len, size_t *cap, const char *s, int *oom)
+{
+    size_t n = (s ? strlen(s) : 0) + 2; /* presence byte + NUL */
+    if (*len + n > *cap) {
+        size_t nc = (*cap ? *cap * 2 : 65536) + n;
+        char *nb = realloc(*buf, nc);
+        if (!nb) {
+            *oom = 1;
+            return;
+        }
+        *buf = nb;
+        *cap = nc;
+    }
+    (*buf)[(*len)++] = s ? 1 : 0;
+    if (s) memcpy(*buf + *len, s, n - 2);
+    *len += n - 2;
+    (*buf)[(*len)++] = 0;
+}
+
+static char *unpack_str(const char **p)
+{
+    int present = **p;
+    (*p)++;
+    size_t n = strlen(*p);
+    char *s = present ? hv_strdup(*p) : NULL;
+    *p += n + 1;
+    return s;
+}
+
+static hv_status bcast_manifest(MPI_Comm comm, int rank, hv_manifest **man)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int oom = 0;
+    long long blen = 0;
+    if (rank == 0) {
+        for (size_t i = 0; i < (*man)->n; i++) {
+            const hv_case *c = &(*man)->cases[i];
+            char stt[16];
+            snprintf(stt, sizeof stt, "%d", (int)c->status);
+            pack_str(&buf, &len, &cap, c->id, &oom);
+            pack_str(&buf, &len, &cap, c->ct_path, &oom);
+            pack_str(&buf, &len, &cap, c->mask_path, &oom);
+            pack_str(&buf, &len, &cap, c->centroid_path, &oom);
+            pack_str(&buf, &len, &cap, stt, &oom);
+            pack_str(&buf, &len, &cap, c->problem, &oom);
+        }
+        blen = oom ? -1 : (long long)len;
+    }
+    MPI_Bcast(&blen, 1, MPI_LONG_LONG, 0, comm);
+    if (blen < 0) {
+        free(buf);
+        return hv_error_set(HV_ERR_NOMEM, "manifest broadcast: out of memory");
+    }
+    long long ncases = rank == 0 ? (long long)(*man)->n : 0;
+    MPI_Bcast(&ncases, 1, MPI_LONG_LONG, 0, comm);
+    if (rank != 0) {
+        buf = malloc((size_t)blen + 1);
+        if (!buf) return hv_error_set(HV_ERR_NOMEM, "manifest broadcast: out of memory");
+    }
+    /* in pieces: MPI counts are int */
+    for (long long off = 0; off < blen; off += 1 << 30) {
+        int cnt = (int)((blen - off) < (1 << 30) ? (blen - off) : (1 << 30));
+        MPI_Bcast(buf + off, cnt, MPI_CHAR, 0, comm);
+    }
+    if (rank == 0) {
+        free(buf);
+        return HV_OK;
+    }
+    hv_manifest *m = calloc(1, sizeof *m);
+    if (!m || !(m->cases = calloc((size_t)ncases + 1, sizeof *m->cases))) {
+        free(m);
+        free(buf);
+        return hv_error_set(HV_ERR_NOMEM, "manifest broadcast: out of memory");
+    }
+    m->n = (size_t)ncases;
+    const char *q = buf;
+    for (size_t i = 0; i < m->n; i++) {
+        hv_case *c = &m->cases[i];
+        c->id = unpack_str(&q);
+        c->ct_path = unpack_str(&q);
+        c->mask_path = unpack_str(&q);
+        c->centroid_path = unpack_str(&q);
+        char *stt = unpack_str(&q);
+        c->status = stt ? (hv_status)atoi(stt) : HV_OK;
+        free(stt);
+        c->problem = unpack_str(&q);
+        if (c->status != HV_OK) m->n_bad++;
+    }
+    free(buf);
+    *man = m;
+    return HV_OK;
+}
+
+/* Broadcast rank 0's status and error text, so that every rank fails alike. */
+static hv_status bcast_status(MPI_Comm comm, int rank, hv_status st)
+{
+    int s = (int)st;
+    MPI_Bcast(&s, 1, MPI_INT, 0, comm);
+    if (s == HV_OK) return HV_OK;
+    char msg[1024] = "";
+    if (rank == 0) snprintf(msg, sizeof msg, "%s", hv_error_detail());
+    MPI_Bcast(msg, sizeof msg, MPI_CHAR, 0, comm);
+    if (rank != 0) hv_error_set((hv_status)s, "%s", msg);
+    return (hv_status)s;
+}
+
+static void fmt_dur(char *b, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(b, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(b, cap, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
+    else if (t >= 60) snprintf(b, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(b, cap, "%lds", t);
+}
+
+/* ---------------------------------------------------------------- execute */
+
+hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary *out)
+{
+    int rank = 0, nranks = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &nranks);
+    memset(out, 0, sizeof *out);
+    if (nranks > 1) hv_log_set_rank(rank);
+    double t_start = hv_time_now();
+
+    run_params p;
+    hv_status st = read_params(cfg, &p);
+    if (st != HV_OK) return st; /* same config everywhere: every rank fails alike */
+
+    hv_manifest *man = NULL;
+    long *order = NULL;
+    hv_split *split = NULL;
+    hv_store *store = NULL;
+    hv_journal *jr = NULL;
+    hv_queue *q = NULL;
+    phase_a pa;
+    memset(&pa, 0, sizeof pa);
+
+    /* ---- phase A */
+    if (rank == 0) st = phase_a_run(cfg, &p, nranks, &pa, &man, &order);
+    else lazy_barrier(comm);
+    if (rank == 0) lazy_barrier(comm);
+    st = bcast_status(comm, rank, st);
+    if (st != HV_OK) goto done;
+    MPI_Bcast(&pa, (int)sizeof pa, MPI_BYTE, 0, comm);
+    if ((st = bcast_manifest(comm, rank, &man)) != HV_OK) goto done;
+    if (rank != 0) {
+        order = malloc((size_t)(pa.n_pending ? pa.n_pending : 1) * sizeof *order);
+        if (!order) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if (pa.n_pending > 0) MPI_Bcast(order, (int)pa.n_pending, MPI_LONG, 0, comm);
+    out->attempt = pa.attempt;
+    out->n_resumed = pa.n_resumed;
+
+    /* the split: every rank reads the (small) file itself */
+    {
+        struct stat sb;
+        int have_split = pa.split[0] && stat(pa.split, &sb) == 0;
+        hv_status sst = have_split ? hv_io_split_read(pa.split, &split) : HV_OK;
+        if (pa.split[0] && !have_split && p.split[0])
+            sst = hv_error_set(HV_ERR_NOT_FOUND, "input.split: no file %s", pa.split);
+        int bad = sst != HV_OK, anybad = 0;
+        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
+        if (anybad) {
+            st = bad ? sst : hv_error_set(HV_ERR_IO, "another rank could not read the split %s", pa.split);
+            goto done;
+        }
+    }
+
+    /* ---- phase B: run.threads applies to the stages only (phase A's cohort
+     * generation on rank 0 uses every core while the other ranks sleep) */
+    if (p.threads > 0) omp_set_num_threads(p.threads);
+    if ((st = hv_store_open_mpi(p.store, comm, &store)) != HV_OK) goto done_b;
+    if ((st = hv_queue_create(comm, &q)) != HV_OK) goto done_b;
+    if ((st = hv_journal_open(p.journal, p.shard_count > 1 ? p.shard_index : -1, rank, &jr)) != HV_OK)
+        goto done_b;
+    hv_log_info("rank %d of %d ready: %ld case(s) to run, %ld finished earlier", rank, nranks,
+                pa.n_pending, pa.n_resumed);
+
+    hv_stage_ctx sctx = {p.mopts, p.use_centroids, p.synth, p.n_img, split};
+    int stopped = 0, fatal = 0;
+    long my_cases = 0;
+    double t_loop = hv_time_now(), last_progress = t_loop;
+    hv_case_result r;
+    memset(&r, 0, sizeof r);
+    for (;;) {
+        if (hv_run_stop_requested() && !stopped) {
+            hv_queue_raise_stop(q);
+            hv_log_warn("stop requested: finishing the case in hand, then closing the store");
+        }
+        long pos;
+        if ((st = hv_queue_next(q, &pos)) != HV_OK) {
+            fatal = 1;
+            break;
+        }
+        if (pos < 0) {
+            stopped = 1;
+            break;
+        }
+        if (pos >= pa.n_pending) break;
+        long ci = order[pos];
+        const hv_case *cs = &man->cases[ci];
+        hv_log_info("case %s: start (%ld/%ld in order)", cs->id, pos + 1, pa.n_pending);
+        memset(&r, 0, sizeof r);
+        snprintf(r.c.id, sizeof r.c.id, "%s", cs->id);
+        rel_or_full(r.c.ct_path, sizeof r.c.ct_path, cs->ct_path);
+        rel_or_full(r.c.mask_path, sizeof r.c.mask_path, cs->mask_path);
+        r.c.cost = file_size(cs->ct_path) + file_size(cs->mask_path);
+        double tc = hv_time_now();
+        hv_stage_run_case(&sctx, cs, (int)ci, &r);
+        test_case_delay();
+        r.c.rank = rank;
+        r.c.attempt = pa.attempt;
+        hv_run_crashpoint("before-journal");
+        double tj = hv_time_now();
+        st = hv_journal_append(jr, &r);
+        r.c.seconds[HV_STAGE_STORE] = hv_time_now() - tj;
+        if (st != HV_OK) {
+            fatal = 1;
+            hv_case_result_clear(&r);
+            break;
+        }
+        hv_run_crashpoint("after-journal");
+        /* the store row carries the journal's own write time; the record in
+         * the journal cannot (it is measured by writing it), so a case
+         * restored from the journal shows 0 there (docs/hdf5-schema.md) */
+        st = hv_store_put_case(store, ci, &r);
+        if (st != HV_OK) {
+            fatal = 1;
+            hv_case_result_clear(&r);
+            break;
+        }
+        hv_run_crashpoint("after-store");
+        hv_queue_count(q, r.state == HV_CASE_FAILED);
+        my_cases++;
+        double dt = hv_time_now() - tc;
+        if (r.state == HV_CASE_DONE) {
+            const double *s = r.c.seconds;
+            hv_log_info("case %s: done, %d vertebrae in %.2f s (load %.2f, measure %.2f, "
+                        "synthesis %.2f, grade %.3f, images %.3f, journal %.3f)",
+                        cs->id, r.c.n_vert, dt, s[0], s[1], s[2], s[3], s[4], s[5]);
+        } else {
+            hv_log_warn("case %s: FAILED after %.2f s: %s", cs->id, dt, r.c.error);
+        }
+        hv_case_result_clear(&r);
+        double now = hv_time_now();
+        if (rank == 0 && (now - last_progress >= p.progress_interval || pos + 1 >= pa.n_pending)) {
+            long d = 0, f = 0;
+            hv_queue_progress(q, &d, &f);
+            double rate = (double)(d + f) / (now - t_loop); /* cases per second */
+            char el[32], eta[32];
+            fmt_dur(el, sizeof el, now - t_loop);
+            fmt_dur(eta, sizeof eta, rate > 0 ? (double)(pa.n_pending - d - f) / rate : -1);
+            hv_log_info("progress: %ld/%ld cases finished (%ld failed) this attempt, %ld earlier | "
+                        "%.1f cases/min | elapsed %s | ETA %s",
+                        d + f, pa.n_pending, f, pa.n_resumed, rate * 60, el, eta);
+            last_progress = now;
+        }
+    }
+    if (fatal) hv_log_error("rank %d stops: %s", rank, hv_error_detail());
+    if (hv_run_stop_requested()) stopped = 1;
+    hv_log_info("rank %d finished its share: %ld case(s) this attempt%s", rank, my_cases,
+                stopped ? " (stopped by request)" : "");
+    lazy_barrier(comm);
+    {
+        int flags[2] = {stopped, fatal}, any[2] = {0, 0};
+        MPI_Allreduce(flags, any, 2, MPI_INT, MPI_MAX, comm);
+        stopped = any[0];
+        if (any[1] && !fatal)
+            st = hv_error_set(HV_ERR_MPI, "another rank failed (its log says why); the run can be resumed");
+        fatal = any[1];
+    }
+    out->interrupted = stopped && !fatal;
+done_b:
+    {
+        hv_journal_close(jr);
+        jr = NULL;
+        hv_status cst = HV_OK;
+        if (store) cst = hv_store_close(store);
+        store = NULL;
+        if (q) hv_queue_free(q);
+        q = NULL;
+        if (st == HV_OK) st = cst;
+        int bad = st != HV_OK, anybad = 0;
+        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
+        if (anybad && !bad) st = hv_error_set(HV_ERR_MPI, "another rank failed; the run can be resumed");
+        if (st != HV_OK) goto done;
+    }
+
+    /* ---- phase C (rank 0) */
+    if (rank == 0) {
+        hv_store *s = NULL;
+        st = hv_store_open_serial(p.store, 1, &s);
+        uint8_t *stt = NULL;
+        hv_run_crow *rows = NULL;
+        if (st == HV_OK) {
+            size_t n = (size_t)hv_store_n_cases(s);
+            stt = malloc(n ? n : 1);
+            rows = malloc((n ? n : 1) * sizeof *rows);
+            if (!stt || !rows) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            else st = hv_store_read_cases(s, rows, stt);
+            out->n_cases = (long)n;
+            for (size_t i = 0; st == HV_OK && i < n; i++) {
+                if (stt[i] == HV_CASE_DONE) out->n_done++, out->n_vertebrae += rows[i].n_vert;
+                else if (stt[i] == HV_CASE_FAILED) out->n_failed++;
+                else out->n_pending++;
+            }
+        }
+        free(stt);
+        free(rows);
+        char ended[32];
+        hv_utc_now(ended);
+        if (st == HV_OK && out->interrupted) {
+            st = hv_store_set_attr_str(s, "/", "state", "interrupted");
+        } else if (st == HV_OK && p.shard_count > 1) {
+            /* one shard's view: its cases are finished, the others' pending;
+             * grading is the unsharded gather run's job */
+            st = hv_store_set_attr_str(s, "/", "state", "partial");
+            if (st == HV_OK) st = hv_store_set_attr_str(s, "/provenance", "ended_utc", ended);
+        } else if (st == HV_OK && out->n_pending > 0) {
+            st = hv_error_set(HV_ERR_INTERNAL, "%ld case(s) still pending after the work loop",
+                              out->n_pending);
+        } else if (st == HV_OK) {
+            hv_run_crashpoint("gather");
+            hv_gather_opts go = {p.grader, p.folds, p.seed, split, p.out_dir};
+            hv_grader_result g;
+            st = hv_gather_run(s, &go, &g);
+            if (st == HV_OK) {
+                snprintf(out->grader, sizeof out->grader, "%s", g.method);
+                out->have_metrics = g.have_metrics;
+                out->macro_f1 = g.m.macro_f1;
+                out->accuracy = g.m.accuracy;
+                out->kappa = g.m.kappa_linear;
+                st = hv_store_set_attr_str(s, "/provenance", "ended_utc", ended);
+            }
+            if (st == HV_OK) st = hv_store_set_attr_str(s, "/", "state", "complete");
+        }
+        if (s) {
+            hv_status cst = hv_store_close(s);
+            if (st == HV_OK) st = cst;
+        }
+        if (st == HV_OK && !out->interrupted && p.shard_count == 1) {
+            st = hv_store_export_csv(p.store, p.out_dir);
+            char *text = NULL;
+            if (st == HV_OK) st = hv_store_describe(p.store, &text);
+            if (st == HV_OK) {
+                char *sp = hv_strfmt("%s/summary.md", p.out_dir);
+                char *md = hv_strfmt(
+                    "# healthivert run summary\n\n"
+                    "Outputs in this folder: `store.h5` (schema v1, docs/hdf5-schema.md), "
+                    "`cases.csv`, `vertebrae.csv`, `grader_metrics.csv`%s, `confusion.png`, "
+                    "`rhlv_by_grade.png`.\n\n```\n%s```\n",
+                    !strcmp(out->grader, "svm") ? ", `grader_folds.csv`, `svm_model.txt`" : "", text);
+                if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                else st = write_file_atomic(sp, md);
+                free(sp);
+                free(md);
+            }
+            free(text);
+        }
+    }
+    st = bcast_status(comm, rank, st);
+    if (st != HV_OK) goto done;
+    {
+        hv_run_summary tmp = *out;
+        MPI_Bcast(&tmp, (int)sizeof tmp, MPI_BYTE, 0, comm);
+        tmp.interrupted = out->interrupted;
+        *out = tmp;
+    }
+done:
+    snprintf(out->store_path, sizeof out->store_path, "%s", p.store);
+    snprintf(out->out_dir, sizeof out->out_dir, "%s", p.out_dir);
+    out->seconds = hv_time_now() - t_start;
+    hv_io_split_free(split);
+    hv_io_manifest_free(man);
+    free(order);
+    if (st == HV_OK && out->interrupted)
+        return hv_error_set(HV_ERR_INTERRUPTED,
+                            "stopped by request with %ld case(s) still to run; run the same "
+                            "command again to resume", out->n_pending);
+    return st;
+}

@@ -1,0 +1,293 @@
+/*
+ * test_store.c: the store's schema validator, describe and export, the
+ * configuration parser, and the journal's torn-record handling.
+ *
+ * A 3-case phantom run (singleton MPI) makes a real store; the validator must
+ * accept it and must reject copies damaged in specific ways (a failed case
+ * without a reason, a label that disagrees with its level, a complete store
+ * without grader results, another schema version, a file that is not HDF5),
+ * so it is shown to be able to fail. Journals: a record cut short and a
+ * record with a flipped byte are both detected, cut off, and later appends
+ * are read back.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <hdf5.h>
+#include <mpi.h>
+
+#include "../../src/mpi/run_internal.h"
+#include "hv/run.h"
+#include "hv_test.h"
+
+static int copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    if (!a || !b) {
+        if (a) fclose(a);
+        if (b) fclose(b);
+        return -1;
+    }
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    fclose(a);
+    return fclose(b);
+}
+
+static long count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Validate `path`; expect failure with `needle` in the report. */
+static void expect_invalid(const char *path, const char *needle)
+{
+    char *rep = NULL;
+    hv_status st = hv_store_validate(path, &rep);
+    HV_CHECK(st != HV_OK, "%s validated although damaged (%s)", path, needle);
+    HV_CHECK(rep && strstr(rep, needle), "report for %s lacks '%s':\n%s", path, needle,
+             rep ? rep : "(none)");
+    free(rep);
+}
+
+static void test_config(const char *tmp)
+{
+    hv_run_config *c = NULL;
+    HV_CHECK_OK(hv_run_config_new(&c));
+    HV_CHECK(hv_run_config_set(c, "phantom.nope=1") == HV_ERR_FORMAT, "unknown key accepted");
+    HV_CHECK(hv_run_config_set(c, "nosection=1") == HV_ERR_ARG, "malformed --set accepted");
+    HV_CHECK_OK(hv_run_config_set(c, "phantom.cases=7"));
+    HV_CHECK(!strcmp(hv_run_config_get(c, "phantom", "cases"), "7"), "override lost");
+    char *text = hv_run_config_text(c);
+    HV_CHECK(text && strstr(text, "[phantom]") && strstr(text, "cases = 7"), "canonical text: %s",
+             text ? text : "(null)");
+    free(text);
+    hv_run_config_free(c);
+    char ini[4200];
+    snprintf(ini, sizeof ini, "%s/typo.ini", tmp);
+    FILE *f = fopen(ini, "w");
+    fputs("[phantom]\ncasess = 3\n", f);
+    fclose(f);
+    c = NULL;
+    HV_CHECK(hv_run_config_load(ini, &c) == HV_ERR_FORMAT, "a typo in a key was accepted");
+    HV_CHECK(strstr(hv_error_detail(), "casess") != NULL, "error does not name the key: %s",
+             hv_error_detail());
+    hv_run_config_free(c);
+}
+
+static void fill_result(hv_case_result *r, const char *id, int nv)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->c.id, sizeof r->c.id, "%s", id);
+    r->state = HV_CASE_DONE;
+    r->c.n_vert = nv;
+    r->c.attempt = 1;
+    for (int k = 0; k < nv; k++) {
+        r->v[k].label = 20 + k;
+        r->v[k].h_ori[1] = 20.0 + k;
+    }
+}
+
+typedef struct {
+    char ids[8][64];
+    int n;
+} seen_t;
+
+static hv_status on_rec(void *user, const hv_case_result *r)
+{
+    seen_t *s = user;
+    if (s->n < 8) snprintf(s->ids[s->n], 64, "%s", r->c.id);
+    s->n++;
+    return HV_OK;
+}
+
+static void test_journal(const char *tmp)
+{
+    char dir[4200], log[4300];
+    snprintf(dir, sizeof dir, "%s/journal", tmp);
+    snprintf(log, sizeof log, "%s/rank-0000.log", dir);
+    hv_journal *j = NULL;
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "journal open: %s", hv_error_detail());
+    hv_case_result r;
+    const char *ids[3] = {"a", "b", "c"};
+    long sizes[3];
+    for (int i = 0; i < 3; i++) {
+        fill_result(&r, ids[i], 3);
+        HV_CHECK_OK(hv_journal_append(j, &r));
+        struct stat sb;
+        stat(log, &sb);
+        sizes[i] = (long)sb.st_size;
+    }
+    hv_journal_close(j);
+    /* cut the last record short */
+    HV_CHECK(truncate(log, sizes[2] - 10) == 0, "truncate");
+    seen_t s = {.n = 0};
+    long nrec = 0, ntorn = 0;
+    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 2 && ntorn == 1 && s.n == 2, "torn tail: %ld records, %ld torn", nrec, ntorn);
+    struct stat sb;
+    stat(log, &sb);
+    HV_CHECK((long)sb.st_size == sizes[1], "torn tail not cut: %ld bytes, want %ld",
+             (long)sb.st_size, sizes[1]);
+    /* appending after the cut is read back */
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "reopen");
+    fill_result(&r, "d", 2);
+    HV_CHECK_OK(hv_journal_append(j, &r));
+    hv_journal_close(j);
+    memset(&s, 0, sizeof s);
+    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 3 && ntorn == 0 && !strcmp(s.ids[2], "d"), "after append: %ld records, %ld torn",
+             nrec, ntorn);
+    /* a flipped byte inside record 2 fails its checksum: records 2.. are cut */
+    FILE *f = fopen(log, "r+b");
+    fseek(f, sizes[0] + 100, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, sizes[0] + 100, SEEK_SET);
+    fputc(ch ^ 0x40, f);
+    fclose(f);
+    memset(&s, 0, sizeof s);
+    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 1 && ntorn == 1 && !strcmp(s.ids[0], "a"), "flipped byte: %ld records, %ld torn",
+             nrec, ntorn);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    const char *tmp0 = hv_test_tmpdir("mpi_store");
+    HV_REQUIRE(tmp0 != NULL, "tmpdir");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", tmp0);
+    test_config(tmp);
+    test_journal(tmp);
+
+    char out[4200], store[4300], exp[4300], p[4400];
+    snprintf(out, sizeof out, "%s/run", tmp);
+    snprintf(store, sizeof store, "%s/store.h5", out);
+    hv_run_config *c = NULL;
+    HV_REQUIRE(hv_run_config_new(&c) == HV_OK, "config");
+    const char *sets[] = {"phantom.cases=3", "phantom.first=T12", "phantom.last=L2",
+                          "phantom.spacing=2", "phantom.seed=5", "output.images=full",
+                          "grader.method=rule", "run.progress_interval=0"};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) HV_CHECK_OK(hv_run_config_set(c, sets[i]));
+    char od[4300];
+    snprintf(od, sizeof od, "output.dir=%s", out);
+    HV_CHECK_OK(hv_run_config_set(c, od));
+    hv_run_summary sum;
+    hv_status st = hv_run_execute(c, MPI_COMM_WORLD, &sum);
+    hv_run_config_free(c);
+    HV_REQUIRE(st == HV_OK, "run: %s", hv_error_detail());
+    HV_CHECK(sum.n_cases == 3 && sum.n_done == 3 && sum.n_failed == 0, "counts %ld/%ld/%ld",
+             sum.n_cases, sum.n_done, sum.n_failed);
+    HV_CHECK(sum.n_vertebrae == 9, "vertebrae %ld (3 cases x T12-L2)", sum.n_vertebrae);
+    HV_CHECK(!strcmp(sum.grader, "rule"), "grader %s", sum.grader);
+
+    char *rep = NULL;
+    st = hv_store_validate(store, &rep);
+    HV_CHECK(st == HV_OK, "fresh store invalid: %s\n%s", hv_error_detail(), rep ? rep : "");
+    free(rep);
+    char *text = NULL;
+    HV_CHECK_OK(hv_store_describe(store, &text));
+    HV_CHECK(text && strstr(text, "healthivert-store v1") && strstr(text, "state:          complete") &&
+                 strstr(text, "3 done, 0 failed"),
+             "describe:\n%s", text ? text : "");
+    free(text);
+    snprintf(exp, sizeof exp, "%s/export", tmp);
+    HV_CHECK_OK(hv_store_export_csv(store, exp));
+    snprintf(p, sizeof p, "%s/vertebrae.csv", exp);
+    HV_CHECK(count_lines(p) == 10, "vertebrae.csv has %ld lines (header + 9)", count_lines(p));
+    snprintf(p, sizeof p, "%s/cases.csv", exp);
+    HV_CHECK(count_lines(p) == 4, "cases.csv has %ld lines (header + 3)", count_lines(p));
+
+    /* images = full: 3 planes per slot, and the maps hold finite heights */
+    hid_t f = H5Fopen(store, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "images/planes", H5P_DEFAULT);
+    HV_REQUIRE(d >= 0, "no /images/planes");
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[4] = {0};
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    HV_CHECK(dims[0] == 3 * HV_RUN_MAX_VERT && dims[1] == 3 && dims[2] == 32 && dims[3] == 32,
+             "image dims %llu %llu", (unsigned long long)dims[0], (unsigned long long)dims[1]);
+    float *img = malloc(3 * 32 * 32 * sizeof(float));
+    hsize_t st4[4] = {0, 0, 0, 0}, ct4[4] = {1, 3, 32, 32};
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, st4, NULL, ct4, NULL);
+    hid_t ms = H5Screate_simple(4, ct4, NULL);
+    HV_CHECK(H5Dread(d, H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, img) >= 0, "read images");
+    int finite_h = 0;
+    for (int i = 32 * 32; i < 2 * 32 * 32; i++) finite_h += img[i] > 5 && img[i] < 60;
+    HV_CHECK(finite_h > 100, "first vertebra's measured height map has %d plausible pixels", finite_h);
+    free(img);
+    H5Sclose(ms);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+
+    /* damaged copies */
+    char bad[4400];
+    snprintf(bad, sizeof bad, "%s/bad1.h5", tmp);
+    copy_file(store, bad);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    d = H5Dopen2(f, "cases/status", H5P_DEFAULT);
+    sp = H5Dget_space(d);
+    hsize_t one = 1, zero = 0;
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, &zero, NULL, &one, NULL);
+    ms = H5Screate_simple(1, &one, NULL);
+    unsigned char two = 2;
+    hid_t et = H5Dget_type(d);
+    H5Dwrite(d, et, ms, sp, H5P_DEFAULT, &two);
+    H5Tclose(et);
+    H5Sclose(ms);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    expect_invalid(bad, "failed without a reason");
+
+    snprintf(bad, sizeof bad, "%s/bad2.h5", tmp);
+    copy_file(store, bad);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    d = H5Dopen2(f, "vertebrae/table", H5P_DEFAULT);
+    hid_t mt = H5Tcreate(H5T_COMPOUND, sizeof(int32_t));
+    H5Tinsert(mt, "label", 0, H5T_NATIVE_INT32);
+    sp = H5Dget_space(d);
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, &zero, NULL, &one, NULL);
+    ms = H5Screate_simple(1, &one, NULL);
+    int32_t lab = 5;
+    H5Dwrite(d, mt, ms, sp, H5P_DEFAULT, &lab);
+    H5Tclose(mt);
+    H5Sclose(ms);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    expect_invalid(bad, "label 5 with level 'T12'");
+
+    snprintf(bad, sizeof bad, "%s/bad3.h5", tmp);
+    copy_file(store, bad);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Ldelete(f, "grader", H5P_DEFAULT);
+    H5Fclose(f);
+    expect_invalid(bad, "complete store without /grader");
+
+    snprintf(bad, sizeof bad, "%s/bad4.h5", tmp);
+    copy_file(store, bad);
+    f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    int64_t v2 = 2;
+    H5Awrite(a, H5T_NATIVE_INT64, &v2);
+    H5Aclose(a);
+    H5Fclose(f);
+    expect_invalid(bad, "schema version 2");
+
+    snprintf(bad, sizeof bad, "%s/bad5.h5", tmp);
+    FILE *g = fopen(bad, "w");
+    fputs("not an HDF5 file\n", g);
+    fclose(g);
+    expect_invalid(bad, "cannot open");
+
+    MPI_Finalize();
+    return hv_test_done();
+}
