@@ -1,7 +1,8 @@
 /*
  * cmd_export.c: `healthivert export STORE --csv DIR`: the store's tables as
  * CSV (cases.csv, vertebrae.csv, grader_metrics.csv, grader_folds.csv), one
- * tidy row per case and per vertebra, numbers printed round-trip exact.
+ * tidy row per case and per vertebra, numbers printed round-trip exact, and
+ * the QC pictures of the store (if any) as PNGs under DIR/qc/.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,11 @@ int hv_cmd_export(int argc, char **argv)
                    "                     and predicted grades, flags, heights, RHLV\n"
                    "  grader_metrics.csv grader method, metrics and confusion matrix (if graded)\n"
                    "  grader_folds.csv   per-fold metrics of the SVM protocol (if it ran)\n"
+                   "  qc/<case>_<level>_sag.png, _cor.png\n"
+                   "                     QC pictures of every vertebra (stores of a run with\n"
+                   "                     output.images = qc or full): straightened CT, the\n"
+                   "                     vertebra's contour in red; none where the spine stage\n"
+                   "                     failed\n"
                    "Numbers are printed with 17 significant digits (exact); NaN is 'nan'.\n");
             return HV_EXIT_OK;
         }

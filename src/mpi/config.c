@@ -56,7 +56,9 @@ static const hv_run_key keys[] = {
     {"output", "store", "", "HDF5 store path; empty: <output.dir>/store.h5"},
     {"output", "images", "none",
      "per-vertebra images in the store: none, qc (height-loss map) or full "
-     "(height-loss, measured and pseudo-healthy height maps)"},
+     "(height-loss, measured and pseudo-healthy height maps); qc and full also run the "
+     "spine stage and keep mid-sagittal/mid-coronal QC pictures of each vertebra's "
+     "straightened crop (export --csv writes them as PNGs)"},
     {"run", "threads", "1",
      "OpenMP threads per rank for the per-case stages (0: leave OMP_NUM_THREADS alone)"},
     {"run", "progress_interval", "10", "seconds between rank 0's overall progress lines"},

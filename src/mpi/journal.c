@@ -20,7 +20,10 @@
  * Payload layout (native byte order: journals live beside the run on one
  * file system and are read by the same build; the store is the portable
  * artefact): u32 state | hv_run_crow | u32 n_vert | n_vert x hv_run_vrow |
- * u32 n_img | n_vert*n_img*IMG*IMG float32.
+ * u32 n_img | n_vert*n_img*IMG*IMG float32 | u32 n_qc | n_vert*n_qc*QC_BYTES u8
+ * (n_qc 0 or 1: the QC pictures of output.images = qc | full). Records that
+ * end after the float images (written before the QC pictures existed) are
+ * read as having none.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -98,7 +101,10 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     uint32_t nv = (uint32_t)(r->state == HV_CASE_DONE ? r->c.n_vert : 0);
     uint32_t ni = (uint32_t)(r->img ? r->n_img : 0);
     size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
-    size_t payload = 4 + sizeof r->c + 4 + nv * sizeof(hv_run_vrow) + 4 + nimg * sizeof(float);
+    uint32_t nq = r->qc ? 1u : 0u;
+    size_t nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
+    size_t payload = 4 + sizeof r->c + 4 + nv * sizeof(hv_run_vrow) + 4 + nimg * sizeof(float) +
+                     4 + nqc;
     size_t total = 12 + payload;
     if (total > j->cap) {
         unsigned char *nb = realloc(j->buf, total);
@@ -114,6 +120,8 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     put(&p, r->v, nv * sizeof(hv_run_vrow));
     put(&p, &ni, 4);
     if (nimg) put(&p, r->img, nimg * sizeof(float));
+    put(&p, &nq, 4);
+    if (nqc) put(&p, r->qc, nqc);
     uint32_t hdr[3] = {JMAGIC, (uint32_t)payload,
                        (uint32_t)crc32(0L, j->buf + 12, (uInt)payload)};
     memcpy(j->buf, hdr, 12);
@@ -154,11 +162,29 @@ static hv_status parse_payload(const unsigned char *p, size_t n, hv_case_result 
     off += 4;
     if (ni > HV_IMG_COUNT) return hv_error_set(HV_ERR_FORMAT, "bad image count %u", ni);
     size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
-    if (n != off + nimg * sizeof(float)) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    if (n < off + nimg * sizeof(float)) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    uint32_t nq = 0;
+    size_t nqc = 0, qoff = off + nimg * sizeof(float);
+    if (n != qoff) { /* older records end here */
+        if (n < qoff + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+        memcpy(&nq, p + qoff, 4);
+        if (nq > 1) return hv_error_set(HV_ERR_FORMAT, "bad QC picture count %u", nq);
+        nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
+        if (n != qoff + 4 + nqc) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    }
     if (nimg) {
         r->img = malloc(nimg * sizeof(float));
         if (!r->img) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
         memcpy(r->img, p + off, nimg * sizeof(float));
+    }
+    if (nqc) {
+        r->qc = malloc(nqc);
+        if (!r->qc) {
+            free(r->img);
+            r->img = NULL;
+            return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+        }
+        memcpy(r->qc, p + qoff + 4, nqc);
     }
     r->n_img = (int)ni;
     r->state = (int)state;

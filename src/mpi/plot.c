@@ -1,5 +1,6 @@
 /*
- * plot.c: the two PNG figures of a run's output folder, drawn directly into
+ * plot.c: the two PNG figures of a run's output folder (and the QC pictures
+ * of `export`, through hv_plot_rgb_png), drawn directly into
  * an RGB raster and written with libpng: the grader's confusion matrix and
  * the RHLV distribution per grade. A plotting library would be a dependency
  * for two small figures; a 5x7 bitmap font and a few fill/line helpers are
@@ -141,6 +142,12 @@ static hv_status canvas_write(const canvas *cv, const char *path)
     png_destroy_write_struct(&png, &info);
     if (fclose(f) != 0) return hv_error_set(HV_ERR_IO, "cannot write %s", path);
     return HV_OK;
+}
+
+hv_status hv_plot_rgb_png(const char *path, int w, int h, const unsigned char *rgb)
+{
+    canvas cv = {w, h, (unsigned char *)rgb}; /* canvas_write only reads px */
+    return canvas_write(&cv, path);
 }
 
 static const unsigned char BLACK[3] = {0, 0, 0}, GREY[3] = {160, 160, 160},

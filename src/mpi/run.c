@@ -1015,7 +1015,7 @@ done_b:
             if (st == HV_OK) st = cst;
         }
         if (st == HV_OK && !out->interrupted && p.shard_count == 1) {
-            st = hv_store_export_csv(p.store, p.out_dir);
+            st = hv_store_export(p.store, p.out_dir, 0, NULL);
             char *text = NULL;
             if (st == HV_OK) st = hv_store_describe(p.store, &text);
             if (st == HV_OK) {

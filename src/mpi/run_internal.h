@@ -26,6 +26,16 @@
 #define HV_RUN_MAX_VERT 26
 /* Side of the per-vertebra images (height-loss map etc.), pixels. */
 #define HV_RUN_IMG 32
+/* Per-vertebra QC pictures of the spine stage (output.images = qc | full):
+ * views x channels x QC x QC bytes. View 0 is the mid-sagittal, view 1 the
+ * mid-coronal slice of the straightened crop (hv/spine.h layouts, row 0
+ * cranial); channel 0 the windowed CT (0..255), channel 1 the target
+ * vertebra's (de-pedicled) label, 255 inside, 0 outside. All zero: no QC
+ * picture (the spine stage failed on that case or vertebra; the log says why). */
+#define HV_RUN_QC 256
+enum { HV_QC_SAG = 0, HV_QC_COR, HV_QC_VIEWS };
+enum { HV_QC_CT = 0, HV_QC_LABEL, HV_QC_CHANNELS };
+#define HV_RUN_QC_BYTES ((size_t)HV_QC_VIEWS * HV_QC_CHANNELS * HV_RUN_QC * HV_RUN_QC)
 
 typedef enum hv_case_state {
     HV_CASE_PENDING = 0,
@@ -41,7 +51,8 @@ enum {
     HV_STAGE_MEASURE,      /* heights on the mask                       */
     HV_STAGE_SYNTH,        /* pseudo-healthy heights (baseline | GAN)   */
     HV_STAGE_GRADE,        /* per-vertebra Genant rule grade            */
-    HV_STAGE_IMAGES,       /* optional per-vertebra images              */
+    HV_STAGE_IMAGES,       /* optional per-vertebra images, with the    */
+                           /* spine stage and its QC pictures           */
     HV_STAGE_STORE,        /* journal + store writes                    */
     HV_STAGE_COUNT
 };
@@ -88,6 +99,7 @@ typedef struct hv_case_result {
     hv_run_vrow v[HV_RUN_MAX_VERT];
     int n_img;                        /* image planes per vertebra (0, 1, 3) */
     float *img;                       /* owned; n_vert*n_img*IMG*IMG or NULL */
+    uint8_t *qc;                      /* owned; n_vert*HV_RUN_QC_BYTES or NULL */
 } hv_case_result;
 
 void hv_case_result_clear(hv_case_result *r);
@@ -224,6 +236,15 @@ hv_status hv_plot_confusion_png(const char *path, const hv_class_metrics *m,
 /* RHLV (percent) per grade as a strip plot; grade[i] in 0..3. */
 hv_status hv_plot_rhlv_png(const char *path, const double *rhlv_pct,
                            const int *grade, size_t n, const char *title);
+
+/* An RGB image (w*h*3 bytes, row-major) as an 8-bit PNG. */
+hv_status hv_plot_rgb_png(const char *path, int w, int h, const unsigned char *rgb);
+
+/* Export (hv_store_export_csv), and with qc_png the QC pictures of a store
+ * made with output.images = qc | full as DIR/qc/<case>_<level>_{sag,cor}.png
+ * (*n_png, may be NULL, counts them). The run's own output folder gets the
+ * tables only: one PNG pair per vertebra is for a person looking, on demand. */
+hv_status hv_store_export(const char *path, const char *dir, int qc_png, long *n_png);
 
 /* Test hook: when the environment variable HV_CRASH_AT equals `point`
  * (optionally "point:N" for the N-th time, 1-based, counted per process),

@@ -12,12 +12,22 @@
  * vertebrae: the baseline (and the reference GAN, which conditions on the
  * neighbours) has nothing to estimate a healthy height from otherwise, and a
  * number made up from size priors alone would look like a result.
+ *
+ * With output.images = qc | full the images stage also runs the spine stage
+ * (straightening, hv_spine_case_run) and keeps, per vertebra, the
+ * mid-sagittal and mid-coronal slice of its straightened crop as 8-bit
+ * pictures with the target's label as a second channel (run_internal.h).
+ * That costs about as much as everything else together, so images = none
+ * skips it. A spine failure never fails the case: the measurement stands on
+ * the mask alone; the pictures stay blank and a warning says why (the case
+ * row has no field for notes, and a done case carries no error text).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hv/spine.h"
 #include "run_internal.h"
 
 const char *const hv_stage_names[HV_STAGE_COUNT] = {
@@ -36,6 +46,7 @@ const char *hv_case_state_name(int s)
 void hv_case_result_clear(hv_case_result *r)
 {
     free(r->img);
+    free(r->qc);
     memset(r, 0, sizeof *r);
 }
 
@@ -90,6 +101,112 @@ static void map_to_img(const hv_height_map *a, const hv_height_map *b, int what,
     }
 }
 
+/* Nearest resample of a rows x cols slice onto QC x QC bytes: CT clipped and
+ * rounded to 0..255, labels to 255 where the slice holds `label`. The crop's
+ * default slices are already 256 x 256; this only guards other crop sizes. */
+static void slice_to_qc(const float *in, int64_t rows, int64_t cols, int label, uint8_t *out)
+{
+    for (int y = 0; y < HV_RUN_QC; y++) {
+        int64_t sy = (int64_t)((y + 0.5) * (double)rows / HV_RUN_QC);
+        for (int x = 0; x < HV_RUN_QC; x++) {
+            int64_t sx = (int64_t)((x + 0.5) * (double)cols / HV_RUN_QC);
+            float v = in[sy * cols + sx];
+            uint8_t b;
+            if (label > 0) b = lrintf(v) == label ? 255 : 0;
+            else b = (uint8_t)(v <= 0 ? 0 : (v >= 255 ? 255 : lrintf(v)));
+            out[(size_t)y * HV_RUN_QC + (size_t)x] = b;
+        }
+    }
+}
+
+/* Both views of one crop into qc (HV_RUN_QC_BYTES): the sagittal slice
+ * through the crop's lateral centre, the coronal one through the target
+ * body's antero-posterior centre (as hv_spine_qc_png). */
+static hv_status crop_to_qc(const hv_spine_crop *cr, uint8_t *qc)
+{
+    hv_status st = HV_OK;
+    float *buf = NULL;
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
+    int64_t jc = cr->labels->dim[1] / 2;
+    double sj = 0, n = 0;
+    const uint8_t *lab = cr->labels->data;
+    for (size_t q = 0; q < cr->labels->nvox; q++)
+        if (lab[q] == cr->label) {
+            sj += (double)((q / (size_t)cr->labels->dim[0]) % (size_t)cr->labels->dim[1]);
+            n += 1;
+        }
+    if (n > 0) jc = (int64_t)lround(sj / n);
+    for (int view = 0; view < HV_QC_VIEWS; view++) {
+        hv_spine_plane pl = view == HV_QC_SAG ? HV_SPINE_SAGITTAL : HV_SPINE_CORONAL;
+        int64_t idx = view == HV_QC_SAG ? cr->ct->dim[0] / 2 : jc;
+        int64_t rows, cols;
+        hv_spine_slice_dims(cr->ct, pl, &rows, &cols);
+        if (rows < 1 || cols < 1) {
+            st = hv_error_set(HV_ERR_LIMIT, "empty crop slice");
+            goto done;
+        }
+        free(buf);
+        buf = malloc((size_t)(rows * cols) * sizeof *buf);
+        if (!buf) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory for a QC slice");
+            goto done;
+        }
+        uint8_t *dst = qc + (size_t)view * HV_QC_CHANNELS * plane;
+        if ((st = hv_spine_slice_extract(cr->ct, pl, idx, buf)) != HV_OK) goto done;
+        slice_to_qc(buf, rows, cols, 0, dst + HV_QC_CT * plane);
+        if ((st = hv_spine_slice_extract(cr->labels, pl, idx, buf)) != HV_OK) goto done;
+        slice_to_qc(buf, rows, cols, cr->label, dst + HV_QC_LABEL * plane);
+    }
+done:
+    free(buf);
+    return st;
+}
+
+/* The spine stage for the QC pictures of every measured vertebra into qc
+ * (m->n * HV_RUN_QC_BYTES, zeroed by the caller). Problems are logged and
+ * leave the vertebra, or the whole case, blank. */
+static void qc_images(const hv_case *cs, const hv_volume *ct, const hv_volume *mask,
+                      const hv_centroids *ctd, const hv_spine_measure *m, uint8_t *qc)
+{
+    hv_spine_case *sc = NULL;
+    if (!ct) {
+        hv_log_warn("case %s: no CT, QC pictures left blank", cs->id);
+        return;
+    }
+    /* test hook (tests/mpi/test_qc.sh): HV_TEST_SPINE_FAIL=<case id> makes the
+     * spine stage fail on that case, to check that the case still gets done */
+    const char *hook = getenv("HV_TEST_SPINE_FAIL");
+    hv_status sst = hook && !strcmp(hook, cs->id)
+                        ? hv_error_set(HV_ERR_NUMERIC, "HV_TEST_SPINE_FAIL asked for a failure")
+                        : hv_spine_case_run(ct, mask, ctd, NULL, &sc);
+    if (sst != HV_OK) {
+        hv_log_warn("case %s: spine stage failed, QC pictures left blank: %s", cs->id,
+                    hv_error_detail());
+        hv_error_clear();
+        return;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        int label = m->v[i].label;
+        const char *name = hv_label_name(label) ? hv_label_name(label) : "?";
+        long k = hv_spine_verts_find(sc->verts, label);
+        if (k < 0 || !sc->verts->v[k].has_body) {
+            hv_log_warn("case %s %s: the spine stage found no vertebral body, QC picture left blank",
+                        cs->id, name);
+            continue;
+        }
+        hv_spine_crop *cr = NULL;
+        hv_status st = hv_spine_crop_make(sc, label, &cr);
+        if (st == HV_OK) st = crop_to_qc(cr, qc + i * HV_RUN_QC_BYTES);
+        hv_spine_crop_free(cr);
+        if (st != HV_OK) {
+            memset(qc + i * HV_RUN_QC_BYTES, 0, HV_RUN_QC_BYTES);
+            hv_log_warn("case %s %s: QC picture left blank: %s", cs->id, name, hv_error_detail());
+            hv_error_clear();
+        }
+    }
+    hv_spine_case_free(sc);
+}
+
 static hv_status check_same_grid(const hv_volume *a, const hv_volume *b)
 {
     for (int d = 0; d < 3; d++)
@@ -118,6 +235,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->state = HV_CASE_FAILED;
     r->n_img = 0;
     r->img = NULL;
+    r->qc = NULL;
     r->c.n_vert = 0;
     r->c.error[0] = 0;
     r->c.error_code = 0;
@@ -243,6 +361,12 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
                 map_to_img(&v->ori_map, syn, p, dst);
             }
         }
+        r->qc = calloc(m->n, HV_RUN_QC_BYTES);
+        if (!r->qc) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory for QC pictures");
+            goto done;
+        }
+        qc_images(cs, ct, mask, mo.centroids, m, r->qc);
     }
     r->c.seconds[HV_STAGE_IMAGES] = hv_time_now() - t0;
     r->state = HV_CASE_DONE;
@@ -261,6 +385,8 @@ done:
         free(r->img);
         r->img = NULL;
         r->n_img = 0;
+        free(r->qc);
+        r->qc = NULL;
         r->state = HV_CASE_FAILED;
     }
     hv_measure_spine_free(m);

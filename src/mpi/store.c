@@ -23,6 +23,8 @@
  *   /cases/status          enum u8[N]        pending | done | failed (written last)
  *   /vertebrae/table       compound[N*S]     (hv_run_vrow), slot case*S + k
  *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none)
+ *   /images/qc             uint8[N*S][2][2][256][256]    (output.images != none;
+ *                          optional in v1: stores written before it lack it)
  *   /grader                (after gather) attrs + confusion, classes, folds
  */
 #include <hdf5.h>
@@ -36,7 +38,7 @@
 
 struct hv_store {
     hid_t file;
-    hid_t cases, status, verts, images;
+    hid_t cases, status, verts, images, qc;
     long n_cases;
     int n_img;
     int mpi;
@@ -248,6 +250,7 @@ static hid_t make_dataset(hid_t loc, const char *name, hid_t type, int rank,
 static void store_free(hv_store *s)
 {
     if (!s) return;
+    if (s->qc >= 0) H5Dclose(s->qc);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
@@ -260,7 +263,7 @@ static hv_store *store_alloc(void)
 {
     hv_store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->file = s->cases = s->status = s->verts = s->images = -1;
+    s->file = s->cases = s->status = s->verts = s->images = s->qc = -1;
     return s;
 }
 
@@ -347,6 +350,16 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
         H5CHK(attr_str(s->images, "planes", info->n_img == 1 ? "loss" : "loss,h_ori,h_syn"),
               "attr");
         H5CHK(attr_str(s->images, "units", "loss: fraction; h_ori, h_syn: mm"), "attr");
+        hsize_t d5[5] = {nv, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
+        s->qc = make_dataset(g, "qc", H5T_STD_U8LE, 5, d5);
+        H5CHK(s->qc, "cannot create /images/qc");
+        H5CHK(attr_str(s->qc, "views", "sagittal,coronal"), "attr");
+        H5CHK(attr_str(s->qc, "channels", "ct,label"), "attr");
+        H5CHK(attr_str(s->qc, "meaning",
+                       "straightened crop of the vertebra: mid-sagittal and mid-coronal slice, "
+                       "row 0 cranial; ct = HU window [-300, 800] as 0..255; label = 255 inside "
+                       "the target's de-pedicled body label; all zero = no picture"),
+              "attr");
         H5Gclose(g);
         g = -1;
     }
@@ -403,6 +416,11 @@ static hv_status open_objects(hv_store *s)
     if (s->n_img > 0) {
         s->images = H5Dopen2(s->file, "images/planes", H5P_DEFAULT);
         H5CHK(s->images, "store: no /images/planes although n_img = %d", s->n_img);
+        /* optional within v1 (stores written before the QC pictures lack it) */
+        if (H5Lexists(s->file, "images/qc", H5P_DEFAULT) > 0) {
+            s->qc = H5Dopen2(s->file, "images/qc", H5P_DEFAULT);
+            H5CHK(s->qc, "store: cannot open /images/qc");
+        }
     }
 done:
     return st;
@@ -459,6 +477,7 @@ hv_status hv_store_close(hv_store *s)
 {
     if (!s) return HV_OK;
     hv_status st = HV_OK;
+    if (s->qc >= 0) H5Dclose(s->qc);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
@@ -477,8 +496,8 @@ static hv_status write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, i
                             const hsize_t *inner, const void *buf)
 {
     hv_status st = HV_OK;
-    hsize_t st4[4] = {start, 0, 0, 0}, ct4[4] = {count, 0, 0, 0};
-    for (int i = 1; i < rank; i++) ct4[i] = inner[i - 1];
+    hsize_t st4[5] = {start, 0, 0, 0, 0}, ct4[5] = {count, 0, 0, 0, 0};
+    for (int i = 1; i < rank && i < 5; i++) ct4[i] = inner[i - 1];
     hid_t fs = H5Dget_space(d);
     hid_t ms = H5Screate_simple(rank, ct4, NULL);
     H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, st4, NULL, ct4, NULL), "store: selection");
@@ -494,6 +513,7 @@ hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
     if (ci < 0 || ci >= s->n_cases) return hv_error_set(HV_ERR_ARG, "store: case %ld out of range", ci);
     hv_status st = HV_OK;
     hid_t ct = crow_type(), vt = vrow_type(), et = status_type();
+    uint8_t *blank = NULL;
     int nv = r->state == HV_CASE_DONE ? r->c.n_vert : 0;
     if (nv > 0) {
         hv_run_vrow rows[HV_RUN_MAX_VERT];
@@ -507,12 +527,26 @@ hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
                             (hsize_t)nv, 4, inner, r->img);
             if (st != HV_OK) goto done;
         }
+        if (s->qc >= 0) {
+            /* a done case always overwrites its slots: blank when it has no
+             * pictures (a journal record of a build without them) */
+            hsize_t inner[4] = {HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
+            const uint8_t *src = r->qc;
+            if (!src && !(blank = calloc((size_t)nv, HV_RUN_QC_BYTES))) {
+                st = hv_error_set(HV_ERR_NOMEM, "store: out of memory");
+                goto done;
+            }
+            st = write_rows(s->qc, H5T_NATIVE_UINT8, (hsize_t)ci * HV_RUN_MAX_VERT, (hsize_t)nv,
+                            5, inner, src ? src : blank);
+            if (st != HV_OK) goto done;
+        }
     }
     st = write_rows(s->cases, ct, (hsize_t)ci, 1, 1, NULL, &r->c);
     if (st != HV_OK) goto done;
     uint8_t sv = (uint8_t)r->state;
     st = write_rows(s->status, et, (hsize_t)ci, 1, 1, NULL, &sv);
 done:
+    free(blank);
     H5Tclose(ct);
     H5Tclose(vt);
     H5Tclose(et);
@@ -1013,6 +1047,13 @@ hv_status hv_store_validate(const char *path, char **report)
         hsize_t d4[4] = {nvs, (hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
         if (!check_dims(s->images, 4, d4)) PROBLEM("/images/planes has unexpected dimensions\n");
     }
+    if (s->qc >= 0) {
+        hsize_t d5[5] = {nvs, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
+        if (!check_dims(s->qc, 5, d5)) PROBLEM("/images/qc has unexpected dimensions\n");
+        if (!check_type(s->qc, H5T_STD_U8LE)) PROBLEM("/images/qc is not uint8\n");
+    } else if (H5Lexists(s->file, "images/qc", H5P_DEFAULT) > 0) {
+        PROBLEM("/images/qc present although /@n_img = 0\n");
+    }
     if (nprob) goto finish;
 
     size_t nc = (size_t)n;
@@ -1163,7 +1204,7 @@ static void csv_num(FILE *f, double x)
     else fprintf(f, "%.17g", x);
 }
 
-hv_status hv_store_export_csv(const char *path, const char *dir)
+static hv_status export_tables(const char *path, const char *dir)
 {
     hv_store *s = NULL;
     hv_run_crow *cr = NULL;
@@ -1319,4 +1360,119 @@ done:
     free(vr);
     hv_store_close(s);
     return st;
+}
+
+/* One view of a QC slot as RGB: the CT in grey, the target's contour (label
+ * pixels with a 4-neighbour outside the label, or on the border) in red. */
+static void qc_to_rgb(const uint8_t *ct, const uint8_t *lab, unsigned char *rgb)
+{
+    const int n = HV_RUN_QC;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++) {
+            size_t q = (size_t)y * n + (size_t)x;
+            unsigned char *px = rgb + 3 * q;
+            px[0] = px[1] = px[2] = ct[q];
+            if (!lab[q]) continue;
+            int edge = y == 0 || x == 0 || y == n - 1 || x == n - 1 || !lab[q - 1] ||
+                       !lab[q + 1] || !lab[q - (size_t)n] || !lab[q + (size_t)n];
+            if (edge) {
+                px[0] = 255;
+                px[1] = 40;
+                px[2] = 40;
+            }
+        }
+}
+
+static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
+{
+    hv_store *s = NULL;
+    hv_run_crow *cr = NULL;
+    uint8_t *stt = NULL, *slot = NULL;
+    unsigned char *rgb = NULL;
+    char *qdir = NULL, *fn = NULL;
+    hv_status st = hv_store_open_serial(path, 0, &s);
+    if (st != HV_OK) return st;
+    if (s->qc < 0) goto done; /* images = none, or a store from before the QC pictures */
+    size_t nc = (size_t)s->n_cases;
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
+    cr = malloc((nc ? nc : 1) * sizeof *cr);
+    stt = malloc(nc ? nc : 1);
+    slot = malloc(HV_RUN_QC_BYTES);
+    rgb = malloc(plane * 3);
+    qdir = hv_strfmt("%s/qc", dir);
+    if (!cr || !stt || !slot || !rgb || !qdir) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_mkdir_p(qdir)) != HV_OK) goto done;
+    hsize_t inner[5] = {1, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
+    hid_t ms = H5Screate_simple(5, inner, NULL);
+    for (size_t i = 0; i < nc && st == HV_OK; i++) {
+        if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
+        hv_run_vrow rows[HV_RUN_MAX_VERT];
+        hid_t vt = vrow_type();
+        hsize_t vstart = (hsize_t)i * HV_RUN_MAX_VERT, vcnt = (hsize_t)cr[i].n_vert;
+        hid_t vfs = H5Dget_space(s->verts), vms = H5Screate_simple(1, &vcnt, NULL);
+        herr_t e = H5Sselect_hyperslab(vfs, H5S_SELECT_SET, &vstart, NULL, &vcnt, NULL);
+        if (e >= 0) e = H5Dread(s->verts, vt, vms, vfs, H5P_DEFAULT, rows);
+        H5Sclose(vms);
+        H5Sclose(vfs);
+        H5Tclose(vt);
+        if (e < 0) {
+            st = hv_error_set(HV_ERR_HDF5, "store: cannot read vertebrae of case %s", cr[i].id);
+            break;
+        }
+        for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
+            hsize_t start[5] = {vstart + (hsize_t)k, 0, 0, 0, 0};
+            hid_t fs = H5Dget_space(s->qc);
+            e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, inner, NULL);
+            if (e >= 0) e = H5Dread(s->qc, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, slot);
+            H5Sclose(fs);
+            if (e < 0) {
+                st = hv_error_set(HV_ERR_HDF5, "store: cannot read /images/qc of case %s",
+                                  cr[i].id);
+                break;
+            }
+            int any = 0;
+            for (size_t q = 0; q < HV_RUN_QC_BYTES && !any; q++) any = slot[q] != 0;
+            if (!any) continue; /* no picture: the spine stage failed there */
+            for (int view = 0; view < HV_QC_VIEWS && st == HV_OK; view++) {
+                const uint8_t *v0 = slot + (size_t)view * HV_QC_CHANNELS * plane;
+                qc_to_rgb(v0 + HV_QC_CT * plane, v0 + HV_QC_LABEL * plane, rgb);
+                free(fn);
+                fn = hv_strfmt("%s/%s_%.8s_%s.png", qdir, cr[i].id, rows[k].level,
+                               view == HV_QC_SAG ? "sag" : "cor");
+                if (!fn) {
+                    st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                st = hv_plot_rgb_png(fn, HV_RUN_QC, HV_RUN_QC, rgb);
+                if (st == HV_OK && n_png) (*n_png)++;
+            }
+        }
+    }
+    H5Sclose(ms);
+done:
+    free(fn);
+    free(qdir);
+    free(rgb);
+    free(slot);
+    free(cr);
+    free(stt);
+    hv_store_close(s);
+    return st;
+}
+
+hv_status hv_store_export(const char *path, const char *dir, int qc_png, long *n_png)
+{
+    if (n_png) *n_png = 0;
+    hv_status st = export_tables(path, dir);
+    if (st == HV_OK && qc_png) st = export_qc_png(path, dir, n_png);
+    return st;
+}
+
+hv_status hv_store_export_csv(const char *path, const char *dir)
+{
+    return hv_store_export(path, dir, 1, NULL);
 }
