@@ -145,9 +145,10 @@ static void test_journal(const char *tmp)
              nrec, ntorn);
     /* a flipped byte inside record 2 fails its checksum: records 2.. are cut */
     FILE *f = fopen(log, "r+b");
-    fseek(f, sizes[0] + 100, SEEK_SET);
+    long mid = sizes[0] + (sizes[1] - sizes[0]) / 2; /* records may be deflated: aim mid-record */
+    fseek(f, mid, SEEK_SET);
     int ch = fgetc(f);
-    fseek(f, sizes[0] + 100, SEEK_SET);
+    fseek(f, mid, SEEK_SET);
     fputc(ch ^ 0x40, f);
     fclose(f);
     memset(&s, 0, sizeof s);
