@@ -1,6 +1,7 @@
 # Finds every dependency and fails with the Debian package to install when one
 # is missing. Imported targets: MPI::MPI_C, hv::hdf5, hv::nifti, hv::svm,
-# DNNL::dnnl, hv::openblas, hv::cjson, hv::inih, PNG::PNG, ZLIB::ZLIB, OpenMP::OpenMP_C.
+# DNNL::dnnl, hv::openblas, hv::cjson, hv::inih, hv::deflate, PNG::PNG, ZLIB::ZLIB,
+# OpenMP::OpenMP_C.
 
 function(hv_require found what pkg)
   if(NOT ${found})
@@ -66,6 +67,12 @@ pkg_check_modules(HV_INIH IMPORTED_TARGET inih)
 hv_require(HV_INIH_FOUND "inih" "libinih-dev")
 add_library(hv::inih INTERFACE IMPORTED)
 target_link_libraries(hv::inih INTERFACE PkgConfig::HV_INIH)
+
+# libdeflate: whole-buffer gzip decompression for reading .nii.gz (src/io).
+pkg_check_modules(HV_DEFLATE IMPORTED_TARGET libdeflate)
+hv_require(HV_DEFLATE_FOUND "libdeflate" "libdeflate-dev")
+add_library(hv::deflate INTERFACE IMPORTED)
+target_link_libraries(hv::deflate INTERFACE PkgConfig::HV_DEFLATE)
 
 find_package(PNG)
 hv_require(PNG_FOUND "libpng" "libpng-dev")

@@ -16,7 +16,7 @@ what="${1:-build}"
 pkgs=(cmake make gcc g++ pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libnifti2-dev libsvm-dev libdnnl-dev libopenblas-dev
-      libcjson-dev libinih-dev libpng-dev zlib1g-dev)
+      libcjson-dev libinih-dev libpng-dev zlib1g-dev libdeflate-dev)
 case "$what" in
   build) ;;
   test) pkgs+=(slurm-wlm) ;;   # a real one-node Slurm for the jobs/slurm tests
