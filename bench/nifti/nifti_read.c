@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "../bench_util.h"
+
 #define REPS 5
 
 static int cmp_d(const void *a, const void *b)
@@ -38,25 +40,6 @@ static double median(double *t)
     return t[REPS / 2];
 }
 
-static double zlib_whole(const char *path, size_t *bytes)
-{
-    gzFile g = gzopen(path, "rb");
-    if (!g) return -1;
-    gzbuffer(g, 1 << 20);
-    size_t cap = 1 << 24, n = 0;
-    char *buf = malloc(cap);
-    double t0 = hv_time_now();
-    for (;;) {
-        int r = gzread(g, buf, (unsigned)cap);
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    double t = hv_time_now() - t0;
-    gzclose(g);
-    free(buf);
-    *bytes = n;
-    return t;
-}
 
 static double deflate_whole(const unsigned char *in, size_t n, unsigned char *out, size_t cap)
 {
@@ -143,13 +126,13 @@ int main(int argc, char **argv)
         if (!gz || !f || fread(gz, 1, gn, f) != gn) return 1;
         fclose(f);
         double ts[REPS], tf[REPS], tz[REPS], td[REPS];
-        zlib_whole(path, &raw);
+        hv_bench_inflate_file(path, &raw);
         unsigned char *out = malloc(raw);
         if (!out) return 1;
         for (int r = 0; r < REPS; r++) {
             ts[r] = read_once(path, 1);
             tf[r] = read_once(path, 0);
-            tz[r] = zlib_whole(path, &raw);
+            tz[r] = hv_bench_inflate_file(path, &raw);
             td[r] = deflate_whole(gz, gn, out, raw);
             if (ts[r] < 0 || tf[r] < 0 || tz[r] < 0 || td[r] < 0) return 1;
         }

@@ -20,25 +20,8 @@
 #include <string.h>
 #include <zlib.h>
 
-static double inflate_file(const char *path, size_t *bytes)
-{
-    gzFile g = gzopen(path, "rb");
-    if (!g) return -1;
-    gzbuffer(g, 1 << 20);
-    size_t cap = 1 << 24, n = 0;
-    char *buf = malloc(cap);
-    double t0 = hv_time_now();
-    for (;;) {
-        int r = gzread(g, buf, (unsigned)cap);
-        if (r <= 0) break;
-        n += (size_t)r;
-    }
-    double t = hv_time_now() - t0;
-    gzclose(g);
-    free(buf);
-    *bytes = n;
-    return t;
-}
+#include "../bench_util.h"
+
 
 static double memcpy_time(size_t bytes)
 {
@@ -94,7 +77,7 @@ int main(int argc, char **argv)
     size_t raw = 0;
     double t_inflate = 1e9;
     for (int r = 0; r < 2; r++) {
-        double t = inflate_file(ctp, &raw);
+        double t = hv_bench_inflate_file(ctp, &raw);
         if (t >= 0 && t < t_inflate) t_inflate = t;
     }
     double t_memcpy = memcpy_time(raw);
