@@ -217,6 +217,22 @@ char *hv_strfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* mkdir -p; HV_ERR_IO with the failing component on error. */
 hv_status hv_mkdir_p(const char *path);
 
+/* Check that `path` names an existing regular file (symlinks followed), so
+ * that a directory, FIFO (which would block forever), socket or device given
+ * as an input file fails at once with a message that says what it is:
+ * "WHAT: PATH: is a directory, not a regular file", "...: does not exist"
+ * (HV_ERR_NOT_FOUND), "...: is a FIFO (named pipe), not a regular file"
+ * (HV_ERR_IO). `what` names the argument for the message ("--centroids",
+ * "CT"); NULL or "" for none. Both strings are borrowed. */
+hv_status hv_file_check_regular(const char *path, const char *what);
+/* Read a whole regular file (checked as above; opened non-blocking, so a FIFO
+ * never hangs) into a new buffer with a NUL after its last byte. Files over
+ * `max_bytes` fail with HV_ERR_LIMIT, naming the size and the limit. On
+ * success *out (owned by the caller, free() it) holds *len bytes (`len` may
+ * be NULL); on failure *out is NULL. */
+hv_status hv_file_read_all(const char *path, const char *what, size_t max_bytes, char **out,
+                           size_t *len);
+
 /* Version string and git revision baked in at build time. */
 const char *hv_version(void);
 const char *hv_git_revision(void);

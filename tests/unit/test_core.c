@@ -219,6 +219,65 @@ static void test_volume(void)
              "label from name");
 }
 
+/* hv_file_check_regular / hv_file_read_all: every kind of non-file is named,
+ * a FIFO does not block, the size cap holds and the content comes back whole. */
+static void test_files(void)
+{
+    char dir[] = "/tmp/hv_test_files_XXXXXX";
+    HV_REQUIRE_V(mkdtemp(dir) != NULL, "mkdtemp");
+    char reg[256], fifo[256], missing[256], under[256];
+    snprintf(reg, sizeof reg, "%s/a.json", dir);
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    snprintf(missing, sizeof missing, "%s/nope.json", dir);
+    snprintf(under, sizeof under, "%s/a.json/x", dir);
+    FILE *f = fopen(reg, "wb");
+    HV_REQUIRE_V(f != NULL, "create %s", reg);
+    fputs("{\"a\": 1}\n", f);
+    fclose(f);
+    HV_REQUIRE_V(mkfifo(fifo, 0600) == 0, "mkfifo");
+
+    HV_CHECK_OK(hv_file_check_regular(reg, "--x"));
+    hv_status st = hv_file_check_regular(dir, "--centroids");
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "--centroids: ") &&
+                 strstr(hv_error_detail(), dir) && strstr(hv_error_detail(), "is a directory"),
+             "directory named: '%s'", hv_error_detail());
+    st = hv_file_check_regular(fifo, NULL);
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "is a FIFO") &&
+                 !strncmp(hv_error_detail(), fifo, strlen(fifo)),
+             "FIFO named: '%s'", hv_error_detail());
+    st = hv_file_check_regular(missing, "CT");
+    HV_CHECK(st == HV_ERR_NOT_FOUND && strstr(hv_error_detail(), "does not exist"),
+             "missing named: '%s'", hv_error_detail());
+    st = hv_file_check_regular(under, "CT");
+    HV_CHECK(st == HV_ERR_NOT_FOUND && strstr(hv_error_detail(), "not a directory"),
+             "file used as a folder: '%s'", hv_error_detail());
+    HV_CHECK(hv_file_check_regular("", "mask") == HV_ERR_ARG, "empty path");
+    HV_CHECK(hv_file_check_regular(NULL, "mask") == HV_ERR_ARG, "NULL path");
+
+    char *buf = (char *)1;
+    size_t n = 99;
+    HV_CHECK_OK(hv_file_read_all(reg, "x", 1 << 20, &buf, &n));
+    HV_CHECK(buf && n == 9 && !strcmp(buf, "{\"a\": 1}\n"), "content and length (%zu)", n);
+    free(buf);
+    buf = (char *)1;
+    /* A FIFO with no writer: reading it would block forever. */
+    st = hv_file_read_all(fifo, "--centroids", 1 << 20, &buf, &n);
+    HV_CHECK(st == HV_ERR_IO && buf == NULL && strstr(hv_error_detail(), "is a FIFO"),
+             "FIFO read refused: '%s'", hv_error_detail());
+    st = hv_file_read_all(dir, "--centroids", 1 << 20, &buf, &n);
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "is a directory"), "dir read: '%s'",
+             hv_error_detail());
+    st = hv_file_read_all(reg, "x", 8, &buf, &n);
+    HV_CHECK(st == HV_ERR_LIMIT && buf == NULL && strstr(hv_error_detail(), "9 bytes") &&
+                 strstr(hv_error_detail(), "limit of 8"),
+             "size cap: '%s'", hv_error_detail());
+    HV_CHECK_OK(hv_file_read_all(reg, "x", 9, &buf, NULL));
+    free(buf);
+    unlink(reg);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_errors();
@@ -227,5 +286,6 @@ int main(void)
     test_reorient();
     test_resample();
     test_volume();
+    test_files();
     return hv_test_done();
 }
