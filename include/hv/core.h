@@ -220,9 +220,9 @@ hv_status hv_mkdir_p(const char *path);
 /* Check that `path` names an existing regular file (symlinks followed), so
  * that a directory, FIFO (which would block forever), socket or device given
  * as an input file fails at once with a message that says what it is:
- * "WHAT: PATH: is a directory, not a regular file", "...: does not exist"
- * (HV_ERR_NOT_FOUND), "...: is a FIFO (named pipe), not a regular file"
- * (HV_ERR_IO). `what` names the argument for the message ("--centroids",
+ * "WHAT: PATH: is a directory, not a regular file", "...: does not exist",
+ * "...: is a FIFO (named pipe), not a regular file", all HV_ERR_IO (as a
+ * failed open always was). `what` names the argument for the message ("--centroids",
  * "CT"); NULL or "" for none. Both strings are borrowed. */
 hv_status hv_file_check_regular(const char *path, const char *what);
 /* Read a whole regular file (checked as above; opened non-blocking, so a FIFO

@@ -43,9 +43,9 @@ hv_status hv_file_check_regular(const char *path, const char *what)
     if (stat(path, &sb) != 0) {
         int e = errno;
         if (e == ENOENT)
-            return hv_error_set(HV_ERR_NOT_FOUND, "%s%s%s: does not exist", HV_FILE_WHO(what), path);
+            return hv_error_set(HV_ERR_IO, "%s%s%s: does not exist", HV_FILE_WHO(what), path);
         if (e == ENOTDIR)
-            return hv_error_set(HV_ERR_NOT_FOUND,
+            return hv_error_set(HV_ERR_IO,
                                 "%s%s%s: does not exist (a component of the path is not a "
                                 "directory)",
                                 HV_FILE_WHO(what), path);

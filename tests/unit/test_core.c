@@ -246,10 +246,10 @@ static void test_files(void)
                  !strncmp(hv_error_detail(), fifo, strlen(fifo)),
              "FIFO named: '%s'", hv_error_detail());
     st = hv_file_check_regular(missing, "CT");
-    HV_CHECK(st == HV_ERR_NOT_FOUND && strstr(hv_error_detail(), "does not exist"),
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "does not exist"),
              "missing named: '%s'", hv_error_detail());
     st = hv_file_check_regular(under, "CT");
-    HV_CHECK(st == HV_ERR_NOT_FOUND && strstr(hv_error_detail(), "not a directory"),
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "not a directory"),
              "file used as a folder: '%s'", hv_error_detail());
     HV_CHECK(hv_file_check_regular("", "mask") == HV_ERR_ARG, "empty path");
     HV_CHECK(hv_file_check_regular(NULL, "mask") == HV_ERR_ARG, "NULL path");
