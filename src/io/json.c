@@ -4,7 +4,8 @@
  * Both formats come from outside (VerSe downloads, the reference repo,
  * hand-edited splits), so every field is type-checked and every problem is
  * reported with the file name and the offending entry. Files are read whole
- * (they are small) with a size cap, and written through a temporary file that
+ * (they are small) with a size cap through hv_file_read_all (so a directory or
+ * FIFO is refused by name, never read or waited on), and written through a temporary file that
  * is renamed into place.
  */
 #include <cjson/cJSON.h>
@@ -19,40 +20,12 @@
 
 #define HV_JSON_MAX_BYTES (64u << 20)
 
+/* The whole file, through the core helper: a directory, FIFO or missing
+ * path is named as such (a FIFO never blocks), a file over the cap is
+ * HV_ERR_LIMIT. */
 static hv_status read_text(const char *path, char **out)
 {
-    *out = NULL;
-    hv_status st = HV_OK;
-    char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return hv_error_set(HV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        st = hv_error_set(HV_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
-        goto done;
-    }
-    long n = ftell(f);
-    if (n < 0 || (unsigned long)n > HV_JSON_MAX_BYTES) {
-        st = hv_error_set(HV_ERR_LIMIT, "%s: JSON file larger than %u bytes", path,
-                          HV_JSON_MAX_BYTES);
-        goto done;
-    }
-    rewind(f);
-    buf = malloc((size_t)n + 1);
-    if (!buf) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        st = hv_error_set(HV_ERR_IO, "%s: short read", path);
-        goto done;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return st;
+    return hv_file_read_all(path, "JSON file", HV_JSON_MAX_BYTES, out, NULL);
 }
 
 static hv_status parse(const char *path, const char *text, cJSON **out)
@@ -170,7 +143,18 @@ hv_status hv_io_centroids_read(const char *path, hv_centroids **out)
             continue;
         }
         const cJSON *lab = cJSON_GetObjectItemCaseSensitive(item, "label");
-        if (!cJSON_GetObjectItemCaseSensitive(item, "X") || !lab || cJSON_IsNull(lab)) continue;
+        int has_xyz = cJSON_GetObjectItemCaseSensitive(item, "X") ||
+                      cJSON_GetObjectItemCaseSensitive(item, "Y") ||
+                      cJSON_GetObjectItemCaseSensitive(item, "Z");
+        /* Objects with none of label/X/Y/Z (notes) and the reference's
+         * "label": null (a dropped entry) are skipped; a centroid entry that
+         * lacks any of the four keys is an error, never silently dropped. */
+        if ((!lab && !has_xyz) || cJSON_IsNull(lab)) continue;
+        if (!lab) {
+            st = hv_error_set(HV_ERR_FORMAT, "%s: entry %d: a centroid without \"label\"", path,
+                              idx);
+            goto done;
+        }
         if (!cJSON_IsNumber(lab) || lab->valuedouble != (double)(int)lab->valuedouble) {
             st = hv_error_set(HV_ERR_FORMAT, "%s: entry %d: \"label\" is not an integer", path, idx);
             goto done;

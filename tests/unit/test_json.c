@@ -2,6 +2,8 @@
  * test_json.c: centroid and split files: round trips, the real published
  * split (data/verse19-genant), and malformed inputs with clear errors.
  */
+#include <errno.h>
+
 #include "hv/io.h"
 #include "hv_test.h"
 
@@ -64,6 +66,14 @@ static void test_centroids(void)
     expect_fail("notlist.json", "{\"label\": 20}", HV_ERR_FORMAT, "list", 0);
     expect_fail("badlabel.json", "[{\"label\": 99, \"X\": 1, \"Y\": 2, \"Z\": 3}]", HV_ERR_FORMAT, "99", 0);
     expect_fail("missingz.json", "[{\"label\": 20, \"X\": 1, \"Y\": 2}]", HV_ERR_FORMAT, "\"Z\" is missing", 0);
+    /* issue 9: an entry with some but not all of label/X/Y/Z is an error (it
+     * was skipped without a word when "X" or "label" was the missing key) */
+    expect_fail("missingx.json", "[{\"label\": 20, \"Y\": 2, \"Z\": 3}]", HV_ERR_FORMAT,
+                "label 20: \"X\" is missing", 0);
+    expect_fail("missinglabel.json", "[{\"label\": 20, \"X\": 1, \"Y\": 2, \"Z\": 3}, {\"X\": 1, \"Y\": 2, \"Z\": 3}]",
+                HV_ERR_FORMAT, "entry 2: a centroid without \"label\"", 0);
+    expect_fail("infz.json", "[{\"label\": 20, \"X\": 1, \"Y\": 2, \"Z\": 1e999}]", HV_ERR_FORMAT,
+                "\"Z\" is not a finite number", 0);
     expect_fail("strcoord.json", "[{\"label\": 20, \"X\": \"a\", \"Y\": 2, \"Z\": 3}]", HV_ERR_FORMAT, "\"X\"", 0);
     expect_fail("dup.json", "[{\"label\": 20, \"X\": 1, \"Y\": 2, \"Z\": 3},{\"label\": 20, \"X\": 1, \"Y\": 2, \"Z\": 3}]",
                 HV_ERR_FORMAT, "twice", 0);
@@ -71,6 +81,22 @@ static void test_centroids(void)
     expect_fail("empty.json", "[]", HV_ERR_EMPTY, "no vertebra", 0);
     hv_centroids *x = NULL;
     HV_CHECK(hv_io_centroids_read("/nonexistent/c.json", &x) == HV_ERR_IO, "missing file is an I/O error");
+    /* issue 9: a directory or a FIFO is named as such; a FIFO must not hang
+     * (before: "JSON file larger than 67108864 bytes", and a hang) */
+    char dir[4096], fifo[4096];
+    snprintf(dir, sizeof dir, "%s/adir.json", tmp);
+    snprintf(fifo, sizeof fifo, "%s/pipe.json", tmp);
+    HV_REQUIRE_V(mkdir(dir, 0700) == 0 || errno == EEXIST, "mkdir");
+    HV_REQUIRE_V(mkfifo(fifo, 0600) == 0 || errno == EEXIST, "mkfifo");
+    hv_split *sx = NULL;
+    for (int k = 0; k < 4; k++) {
+        const char *q = k & 1 ? fifo : dir;
+        hv_status st = k < 2 ? hv_io_centroids_read(q, &x) : hv_io_split_read(q, &sx);
+        HV_CHECK(st == HV_ERR_IO && x == NULL && sx == NULL && strstr(hv_error_detail(), q) &&
+                     strstr(hv_error_detail(), k & 1 ? "is a FIFO" : "is a directory"),
+                 "%s as a %s file: %s: %s", k & 1 ? "FIFO" : "directory",
+                 k < 2 ? "centroid" : "split", hv_status_name(st), hv_error_detail());
+    }
 }
 
 static void test_split_real(void)
