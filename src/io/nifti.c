@@ -11,7 +11,10 @@
  * either byte order, and validate every field that sizes or places anything:
  * sizeof_hdr, magic, dim[0], dims, datatype/bitpix, the size product against
  * int64 overflow and the caller's byte limit, pixdim, vox_offset, scaling and
- * the qform/sform numbers, and finally that the file really holds the data.
+ * the qform/sform numbers and the voxel spacings they give (1e-3 to 1e3 mm,
+ * named with the offending value), and finally that the file really holds
+ * the data. Input paths must be regular files (hv_file_check_regular): a
+ * directory or FIFO is named as such and never opened for reading.
  *
  * nifticlib stays the geometry authority: the qform is turned into a matrix by
  * nifti_quatern_to_dmat44 (with its handling of qfac and of non-unit
@@ -91,6 +94,8 @@
 
 #define NII1_HDR_SIZE 348
 #define NII2_HDR_SIZE 540
+#define HV_NII_SPACING_MIN 1e-3         /* voxel spacings accepted (mm): a */
+#define HV_NII_SPACING_MAX 1e3          /* micrometre to a metre           */
 #define NII_CHUNK (1u << 20)          /* bytes per read/convert/write step   */
 #define DEFLATE_MAX_RATIO 1032u       /* 258-byte match in 2 bits            */
 #define NII_FAST_MAX_DEFAULT (1ull << 30) /* largest raw buffer, fast path */
@@ -474,6 +479,23 @@ static hv_status nii_parse(const char *path, const unsigned char *b, int version
             if (!isfinite(A[r][c]))
                 return hv_error_set(HV_ERR_FORMAT, "%s: the %s matrix is not finite", path,
                                     in->sform_code > 0 ? "sform" : "qform");
+    /* Voxel spacings (column norms) outside [HV_NII_SPACING_MIN, MAX] mm are
+     * not a scan (pixdim 1e30 is a broken header, not a singular matrix):
+     * say which value and the allowed range. */
+    for (int c = 0; c < 3; c++) {
+        double sp = sqrt(A[0][c] * A[0][c] + A[1][c] * A[1][c] + A[2][c] * A[2][c]);
+        if (sp >= HV_NII_SPACING_MIN && sp <= HV_NII_SPACING_MAX) continue;
+        if (in->sform_code > 0)
+            return hv_error_set(HV_ERR_FORMAT,
+                                "%s: the sform gives a voxel spacing of %g mm along axis %d "
+                                "(srow_x/y/z[%d]): out of range (allowed %g to %g mm)",
+                                path, sp, c, c, HV_NII_SPACING_MIN, HV_NII_SPACING_MAX);
+        return hv_error_set(HV_ERR_FORMAT,
+                            "%s: pixdim[%d] = %g: voxel spacing out of range (allowed %g to "
+                            "%g mm)%s",
+                            path, c + 1, in->pixdim[c + 1], HV_NII_SPACING_MIN,
+                            HV_NII_SPACING_MAX, in->qform_code > 0 ? " (used by the qform)" : "");
+    }
     double inv[4][4];
     if (hv_affine_invert((const double(*)[4])A, inv) != HV_OK) {
         hv_error_clear();
@@ -499,17 +521,25 @@ static hv_status nii_open(const char *path, const hv_nifti_opts *opts, nii_hdr *
     if (!path || !*path) return hv_error_set(HV_ERR_ARG, "NIfTI path is empty");
     uint64_t max_bytes = opts && opts->max_bytes ? opts->max_bytes : HV_NIFTI_DEFAULT_MAX_BYTES;
 
+    /* A directory or FIFO is refused by name (gzopen would block on a FIFO). */
+    hv_status cst = hv_file_check_regular(path, NULL);
+    if (cst != HV_OK) return cst;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return hv_error_set(HV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (stat(path, &sb) != 0)
-        return hv_error_set(HV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { /* swapped since the check */
+        close(fd);
         return hv_error_set(HV_ERR_IO, "%s: not a regular file", path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     h->file_size = (uint64_t)sb.st_size;
 
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return hv_error_set(HV_ERR_IO, "%s: cannot open: %s", path,
-                            errno ? strerror(errno) : "out of memory");
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        return hv_error_set(HV_ERR_IO, "%s: cannot open: out of memory", path);
+    }
     gzbuffer(gz, 256u << 10);
 
     hv_status st = HV_OK;
@@ -827,33 +857,22 @@ static uint64_t fast_max_bytes(void)
     return (uint64_t)x;
 }
 
-/* The whole file into a malloc'd buffer (*n bytes), at most `limit` bytes.
- * Returns NULL (with nothing reported) on any failure. */
+/* The whole file into a malloc'd buffer (*n bytes), at most `limit` bytes,
+ * through the core helper. Returns NULL (with nothing reported: the caller
+ * falls back to zlib streaming) on any failure. */
 static unsigned char *slurp_file(const char *path, uint64_t limit, size_t *n)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
-    unsigned char *b = NULL;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
-        (uint64_t)sb.st_size > limit || (uint64_t)sb.st_size > SIZE_MAX)
-        goto fail;
-    size_t len = (size_t)sb.st_size, got = 0;
-    b = malloc(len);
-    if (!b) goto fail;
-    while (got < len) {
-        ssize_t r = read(fd, b + got, len - got > (1u << 30) ? (1u << 30) : len - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) goto fail;
-        got += (size_t)r;
+    char *b = NULL;
+    size_t len = 0;
+    if (hv_file_read_all(path, NULL, limit > SIZE_MAX - 1 ? SIZE_MAX - 1 : (size_t)limit, &b,
+                         &len) != HV_OK ||
+        len == 0) {
+        free(b);
+        hv_error_clear();
+        return NULL;
     }
-    close(fd);
     *n = len;
-    return b;
-fail:
-    free(b);
-    close(fd);
-    return NULL;
+    return (unsigned char *)b;
 }
 
 /* Decompress the gzip file `path` with libdeflate into a raw buffer of

@@ -18,6 +18,7 @@
  *  - a seeded random-mutation run over the header bytes of a valid file
  *    (plain and gzip): never a crash, only HV_OK or a clean error.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <sys/resource.h>
 
@@ -313,6 +314,36 @@ static void test_corpus(int version)
         else fx_f64(b, 400 + 64 + 8 * (size_t)c, 0, 0);
     }
     expect_both(NAME("sform_singular"), b, n, HV_ERR_FORMAT, "singular");
+    /* issue 9: absurd voxel spacings are "out of range", with the value and
+     * the allowed range (before: "the pixdim matrix is singular"). No
+     * sform/qform: pixdim is the geometry. */
+    RESET();
+    if (v1) fx_i16(b, 254, 0, 0); /* sform_code 0 (qform_code is 0 already) */
+    else fx_i32(b, 348, 0, 0);
+    if (v1) fx_f32(b, 76 + 4, 1e30, 0);
+    else fx_f64(b, 104 + 8, 1e30, 0);
+    expect_both(NAME("pixdim_huge"), b, n, HV_ERR_FORMAT,
+                "pixdim[1] = 1e+30: voxel spacing out of range (allowed 0.001 to 1000 mm)");
+    RESET();
+    if (!v1) fx_i32(b, 348, 0, 0);
+    else fx_i16(b, 254, 0, 0);
+    if (v1) fx_f32(b, 76 + 12, 1e-7, 0);
+    else fx_f64(b, 104 + 24, 1e-7, 0);
+    expect_both(NAME("pixdim_tiny"), b, n, HV_ERR_FORMAT,
+                "pixdim[3] = 1e-07: voxel spacing out of range");
+    /* qform geometry: the spacing comes from pixdim too */
+    RESET();
+    if (v1) fx_i16(b, 254, 0, 0), fx_i16(b, 252, 1, 0), fx_f32(b, 76 + 8, 1e30, 0);
+    else fx_i32(b, 348, 0, 0), fx_i32(b, 344, 1, 0), fx_f64(b, 104 + 16, 1e30, 0);
+    expect_both(NAME("qform_huge"), b, n, HV_ERR_FORMAT,
+                "pixdim[2] = 1e+30: voxel spacing out of range (allowed 0.001 to 1000 mm) "
+                "(used by the qform)");
+    /* sform geometry: a column of the sform 1e30 long */
+    RESET();
+    if (v1) fx_f32(b, 280 + 16 + 4, 1e30, 0);
+    else fx_f64(b, 400 + 32 + 8, 1e30, 0);
+    expect_both(NAME("sform_huge"), b, n, HV_ERR_FORMAT,
+                "the sform gives a voxel spacing of 1e+30 mm along axis 1");
     /* Not NIfTI at all. */
     const char *txt = "this is a text file, not an image\n";
     expect_both(NAME("text"), (const unsigned char *)txt, strlen(txt), HV_ERR_FORMAT,
@@ -497,6 +528,16 @@ int main(int argc, char **argv)
 #else
     printf("# AddressSanitizer build: RLIMIT_AS not set\n");
 #endif
+    /* issue 9: a directory or FIFO given as a NIfTI path is named as such
+     * and never opened for reading (a FIFO would block gzopen). */
+    {
+        const char *d = tpath("adir.nii.gz"), *f = tpath("pipe.nii.gz");
+        HV_CHECK(mkdir(d, 0700) == 0 || errno == EEXIST, "mkdir %s", d);
+        HV_CHECK(mkfifo(f, 0600) == 0 || errno == EEXIST, "mkfifo %s", f);
+        expect(d, HV_ERR_IO, "is a directory, not a regular file", "directory");
+        expect(f, HV_ERR_IO, "is a FIFO (named pipe), not a regular file", "FIFO");
+        expect(tpath("nothere.nii"), HV_ERR_IO, "does not exist", "missing");
+    }
     double t0 = hv_time_now();
     test_corpus(1);
     test_corpus(2);
