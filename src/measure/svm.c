@@ -353,6 +353,9 @@ hv_status hv_svm_load(const char *path, hv_svm_grader **out)
         st = hv_error_set(HV_ERR_NOMEM, "svm load");
         goto done;
     }
+    if ((st = hv_file_check_regular(path, "svm load: model")) != HV_OK ||
+        (st = hv_file_check_regular(sp, "svm load: scaler")) != HV_OK)
+        goto done;
     f = fopen(sp, "r");
     if (!f) {
         st = hv_error_set(HV_ERR_IO, "svm load: %s: %s", sp, strerror(errno));
@@ -544,6 +547,7 @@ hv_status hv_svm_rows_from_table(const char *csv_path, const hv_split *split,
         return hv_error_set(HV_ERR_ARG, "svm table: NULL argument");
     *rows_out = NULL;
     *n_out = 0;
+    if ((st = hv_file_check_regular(csv_path, "svm table")) != HV_OK) return st;
     f = fopen(csv_path, "r");
     if (!f) return hv_error_set(HV_ERR_IO, "svm table: %s: %s", csv_path, strerror(errno));
     if (!fgets(line, sizeof line, f)) {

@@ -721,6 +721,7 @@ hv_status hv_spine_map_read(const char *path, hv_spine_map **out)
     long long n = -1, w = 0, h = 0;
     double step = 0, ci = 0, cj = 0;
     *out = NULL;
+    if ((st = hv_file_check_regular(path, "spine map")) != HV_OK) return st;
     FILE *f = fopen(path, "r");
     if (!f) return hv_error_set(HV_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     if (!fgets(line, sizeof line, f) || strncmp(line, "# hv-spine-map 1", 16) != 0) {
