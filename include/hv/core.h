@@ -232,6 +232,15 @@ hv_status hv_file_check_regular(const char *path, const char *what);
  * be NULL); on failure *out is NULL. */
 hv_status hv_file_read_all(const char *path, const char *what, size_t max_bytes, char **out,
                            size_t *len);
+/* Longest name hv_file_name_check accepts (bytes). */
+#define HV_FILE_NAME_MAX 128
+/* Check that `name` (a case id, a level name: anything output file names are
+ * built from) is one plain file-name component, so "DIR/NAME_ct.nii.gz"
+ * stays inside DIR: not empty, not "." or "..", no '/', no control
+ * characters (bytes < 0x20 and 0x7f), at most HV_FILE_NAME_MAX bytes.
+ * HV_ERR_ARG with "WHAT 'NAME' is not a plain file name (why)" (control
+ * characters shown as \xNN); `what` names it ("--id"); both borrowed. */
+hv_status hv_file_name_check(const char *name, const char *what);
 
 /* Version string and git revision baked in at build time. */
 const char *hv_version(void);

@@ -9,7 +9,8 @@
  * the path actually is. hv_file_read_all opens with O_NONBLOCK and checks
  * the open descriptor (fstat), so a path swapped for a FIFO between a check
  * and the open still cannot block. One copy of the whole-file read for the
- * whole project (JSON, NIfTI fast path, configs).
+ * whole project (JSON, NIfTI fast path, configs). hv_file_name_check keeps
+ * ids that output file names are built from to one plain path component.
  */
 #include "hv/core.h"
 
@@ -125,4 +126,50 @@ done:
     free(buf);
     close(fd);
     return st;
+}
+
+/* `s` with non-printable bytes as \xNN, cut to fit `cap` (for messages). */
+static void escape_name(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        else out[o++] = (char)c;
+    }
+    if (*s && o + 4 < cap) o += (size_t)snprintf(out + o, cap - o, "...");
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
+hv_status hv_file_name_check(const char *name, const char *what)
+{
+    if (!what || !*what) what = "name";
+    if (!name || !*name) return hv_error_set(HV_ERR_ARG, "%s is empty: it must be a file name", what);
+    char esc[160];
+    escape_name(name, esc, sizeof esc);
+    size_t n = strlen(name);
+    const char *why = NULL;
+    char buf[96];
+    if (!strcmp(name, ".") || !strcmp(name, "..")) {
+        why = "'.' and '..' name folders";
+    } else if (n > HV_FILE_NAME_MAX) {
+        snprintf(buf, sizeof buf, "it is %zu bytes long (at most %d)", n, HV_FILE_NAME_MAX);
+        why = buf;
+    } else {
+        for (size_t i = 0; i < n && !why; i++) {
+            unsigned char c = (unsigned char)name[i];
+            if (c == '/') {
+                why = "it contains '/'";
+            } else if (c < 0x20 || c == 0x7f) {
+                snprintf(buf, sizeof buf, "it contains a control character (0x%02x) at byte %zu",
+                         c, i);
+                why = buf;
+            }
+        }
+    }
+    if (!why) return HV_OK;
+    return hv_error_set(HV_ERR_ARG,
+                        "%s '%s' is not a plain file name (%s): output files are named after "
+                        "it and must stay inside the output folder",
+                        what, esc, why);
 }

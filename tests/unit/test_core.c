@@ -278,6 +278,41 @@ static void test_files(void)
     rmdir(dir);
 }
 
+/* hv_file_name_check: ids become file names, so only one plain component. */
+static void test_names(void)
+{
+    HV_CHECK_OK(hv_file_name_check("sub-verse004_series1", "--id"));
+    HV_CHECK_OK(hv_file_name_check("a..b", "--id"));
+    HV_CHECK_OK(hv_file_name_check("...", "--id"));
+    struct { const char *name, *needle; } bad[] = {
+        {"../../escape", "'../../escape' is not a plain file name (it contains '/')"},
+        {"a/b", "contains '/'"},
+        {"/abs", "contains '/'"},
+        {"..", "'.' and '..' name folders"},
+        {".", "'.' and '..' name folders"},
+        {"a\nb", "'a\\x0ab' is not a plain file name (it contains a control character (0x0a) at byte 1)"},
+        {"tab\t", "control character (0x09)"},
+        {"del\x7f", "control character (0x7f)"},
+        {"", "--id is empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hv_status st = hv_file_name_check(bad[i].name, "--id");
+        HV_CHECK(st == HV_ERR_ARG && strstr(hv_error_detail(), bad[i].needle),
+                 "bad name %zu: %s: '%s' lacks '%s'", i, hv_status_name(st), hv_error_detail(),
+                 bad[i].needle);
+    }
+    char longname[HV_FILE_NAME_MAX + 2];
+    memset(longname, 'x', sizeof longname);
+    longname[HV_FILE_NAME_MAX] = '\0';
+    HV_CHECK_OK(hv_file_name_check(longname, "--id"));
+    longname[HV_FILE_NAME_MAX] = 'x';
+    longname[HV_FILE_NAME_MAX + 1] = '\0';
+    HV_CHECK(hv_file_name_check(longname, "--id") == HV_ERR_ARG &&
+                 strstr(hv_error_detail(), "129 bytes long (at most 128)"),
+             "too long: %s", hv_error_detail());
+    HV_CHECK(hv_file_name_check(NULL, NULL) == HV_ERR_ARG, "NULL name");
+}
+
 int main(void)
 {
     test_errors();
@@ -287,5 +322,6 @@ int main(void)
     test_resample();
     test_volume();
     test_files();
+    test_names();
     return hv_test_done();
 }
