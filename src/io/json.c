@@ -155,17 +155,19 @@ hv_status hv_io_centroids_read(const char *path, hv_centroids **out)
                               idx);
             goto done;
         }
-        if (!cJSON_IsNumber(lab) || lab->valuedouble != (double)(int)lab->valuedouble) {
+        /* Range before the cast: (int) of 1e10 or 1e999 is undefined (fuzz_centroids). */
+        if (!cJSON_IsNumber(lab) || !isfinite(lab->valuedouble) ||
+            lab->valuedouble != floor(lab->valuedouble)) {
             st = hv_error_set(HV_ERR_FORMAT, "%s: entry %d: \"label\" is not an integer", path, idx);
             goto done;
         }
-        int label = (int)lab->valuedouble;
-        if (label < 1 || label > 28) {
+        if (lab->valuedouble < 1 || lab->valuedouble > 28) {
             st = hv_error_set(HV_ERR_FORMAT,
-                              "%s: entry %d: label %d is not a VerSe vertebra label (1..28)", path,
-                              idx, label);
+                              "%s: entry %d: label %g is not a VerSe vertebra label (1..28)", path,
+                              idx, lab->valuedouble);
             goto done;
         }
+        int label = (int)lab->valuedouble;
         for (size_t k = 0; k < c->n; k++)
             if (c->items[k].label == label) {
                 st = hv_error_set(HV_ERR_FORMAT, "%s: label %d appears twice", path, label);
@@ -326,8 +328,9 @@ hv_status hv_io_split_read(const char *path, hv_split **out)
                                   path, key, us + 1);
                 goto done;
             }
-            if (!cJSON_IsNumber(e) || e->valuedouble != (double)(int)e->valuedouble ||
-                e->valuedouble < 0 || e->valuedouble > 3) {
+            /* Range before the cast: (int) of 1e10 is undefined (fuzz_split). */
+            if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0 && e->valuedouble <= 3) ||
+                e->valuedouble != floor(e->valuedouble)) {
                 st = hv_error_set(HV_ERR_FORMAT, "%s: \"%s\": grade must be an integer 0..3", path, key);
                 goto done;
             }
