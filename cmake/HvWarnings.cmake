@@ -20,5 +20,15 @@ if(HV_SANITIZE)
   add_compile_options("$<$<COMPILE_LANGUAGE:C>:-fsanitize=address,undefined;-fno-sanitize-recover=undefined;-fno-omit-frame-pointer>")
   add_link_options(-fsanitize=address,undefined)
 endif()
+# HV_FUZZ (tests/fuzz): every library gets libFuzzer's coverage instrumentation
+# plus ASan+UBSan; only the fuzz target executables link libFuzzer itself
+# (-fsanitize=fuzzer, tests/fuzz/CMakeLists.txt). Needs clang's compiler-rt.
+if(HV_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "HV_FUZZ=ON needs clang (-DCMAKE_C_COMPILER=clang), not ${CMAKE_C_COMPILER_ID}")
+  endif()
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-fsanitize=fuzzer-no-link,address,undefined;-fno-sanitize-recover=undefined;-fno-omit-frame-pointer>")
+  add_link_options(-fsanitize=address,undefined)
+endif()
 # POSIX 2008 + BSD/SVID extras (M_PI, clock_gettime, strdup, fileno...) in strict C11 mode.
 add_compile_definitions(_DEFAULT_SOURCE _POSIX_C_SOURCE=200809L _FILE_OFFSET_BITS=64)
