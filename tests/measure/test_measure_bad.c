@@ -125,6 +125,10 @@ int main(void)
     v = make_stack(wf, 4, 200, 0);
     m = NULL;
     HV_CHECK_OK(hv_measure_spine(v, NULL, NULL, &m));
+    /* the loop below passes on an empty result: require L1-L4, in order */
+    HV_REQUIRE(m && m->n == 4, "all fractured: 4 vertebrae, got %zu", m ? m->n : 0);
+    for (size_t i = 0; i < m->n; i++)
+        HV_CHECK(m->v[i].label == 20 + (int)i, "all fractured: row %zu is label %d", i, m->v[i].label);
     HV_CHECK_OK(hv_measure_baseline(m, NULL));
     for (size_t i = 0; m && i < m->n; i++) {
         HV_CHECK(m->v[i].flags & HV_MEAS_DEFORMED, "all fractured: %d deformed", m->v[i].label);
@@ -156,6 +160,8 @@ int main(void)
     v = make_stack(far, 2, 240, 0);
     m = NULL;
     HV_CHECK_OK(hv_measure_spine(v, NULL, NULL, &m));
+    HV_REQUIRE(m && m->n == 2 && find(m, 19) && find(m, 22), "far apart: T12 and L3 measured (%zu rows)",
+               m ? m->n : 0);
     for (size_t i = 0; m && i < m->n; i++)
         HV_CHECK(m->v[i].flags & HV_MEAS_AXIS_PCA, "far apart: %d axis from PCA", m->v[i].label);
     HV_CHECK_OK(hv_measure_baseline(m, NULL));
