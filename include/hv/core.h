@@ -125,6 +125,14 @@ hv_status hv_vol_clone(const hv_volume *v, hv_volume **out);
 hv_status hv_vol_convert(const hv_volume *v, hv_dtype dtype, hv_volume **out);
 /* Recompute spacing from the affine (after the affine was edited by hand). */
 void hv_vol_update_spacing(hv_volume *v);
+/* HV_OK when `a` and `b` lie on the same voxel grid: equal dims and
+ * voxel-to-world affines equal within 1e-3 relative per entry. Otherwise
+ * HV_ERR_FORMAT naming both ("CT and mask affines differ (row 0, column 3:
+ * 50 vs 0): ..."). name_a/name_b ("CT", "mask") may be NULL. This is the
+ * check `run` and `measure --ct` share before voxels of one are read at the
+ * indices of the other. */
+hv_status hv_vol_check_same_grid(const hv_volume *a, const hv_volume *b, const char *name_a,
+                                 const char *name_b);
 
 static inline size_t hv_vol_idx(const hv_volume *v, int64_t i, int64_t j, int64_t k)
 {

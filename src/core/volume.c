@@ -161,3 +161,29 @@ void hv_vol_range(const hv_volume *v, double *min, double *max, size_t *n_nonfin
     if (max) *max = hi;
     if (n_nonfinite) *n_nonfinite = bad;
 }
+
+hv_status hv_vol_check_same_grid(const hv_volume *a, const hv_volume *b, const char *name_a,
+                                 const char *name_b)
+{
+    if (!name_a) name_a = "first volume";
+    if (!name_b) name_b = "second volume";
+    if (!a || !b) return hv_error_set(HV_ERR_ARG, "grid check: no %s", !a ? name_a : name_b);
+    for (int d = 0; d < 3; d++)
+        if (a->dim[d] != b->dim[d])
+            return hv_error_set(HV_ERR_FORMAT,
+                                "%s and %s grids differ (%lldx%lldx%lld vs %lldx%lldx%lld)",
+                                name_a, name_b, (long long)a->dim[0], (long long)a->dim[1],
+                                (long long)a->dim[2], (long long)b->dim[0], (long long)b->dim[1],
+                                (long long)b->dim[2]);
+    /* Same tolerance the runner always used: 1e-3 relative (1 um at 1 mm). */
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            if (!(fabs(a->affine[r][c] - b->affine[r][c]) <= 1e-3 * (1.0 + fabs(a->affine[r][c]))))
+                return hv_error_set(HV_ERR_FORMAT,
+                                    "%s and %s affines differ (row %d, column %d: %g vs %g): "
+                                    "the %s must be on the %s's voxel grid (same dimensions, "
+                                    "spacing, orientation and origin)",
+                                    name_a, name_b, r, c, a->affine[r][c], b->affine[r][c],
+                                    name_a, name_b);
+    return HV_OK;
+}

@@ -313,6 +313,36 @@ static void test_names(void)
     HV_CHECK(hv_file_name_check(NULL, NULL) == HV_ERR_ARG, "NULL name");
 }
 
+/* hv_vol_check_same_grid: the check `run` and `measure --ct` share. */
+static void test_same_grid(void)
+{
+    int64_t dim[3] = {4, 5, 6}, dim2[3] = {4, 5, 7};
+    hv_volume *a = NULL, *b = NULL, *c = NULL;
+    HV_REQUIRE_V(hv_vol_create(&a, dim, HV_DTYPE_I16, NULL) == HV_OK, "a");
+    HV_REQUIRE_V(hv_vol_create(&b, dim, HV_DTYPE_F32, NULL) == HV_OK, "b");
+    HV_REQUIRE_V(hv_vol_create(&c, dim2, HV_DTYPE_F32, NULL) == HV_OK, "c");
+    HV_CHECK_OK(hv_vol_check_same_grid(b, a, "CT", "mask"));
+    b->affine[0][3] = 5e-4; /* half a micrometre: the same grid */
+    HV_CHECK_OK(hv_vol_check_same_grid(b, a, "CT", "mask"));
+    b->affine[0][3] = 50;   /* shifted 50 mm */
+    hv_status st = hv_vol_check_same_grid(b, a, "CT", "mask");
+    HV_CHECK(st == HV_ERR_FORMAT && strstr(hv_error_detail(), "CT and mask affines differ (row 0, column 3: 50 vs 0)"),
+             "shifted: %s", hv_error_detail());
+    b->affine[0][3] = 0;
+    b->affine[1][1] = 0.5;  /* half the spacing */
+    st = hv_vol_check_same_grid(b, a, "CT", "mask");
+    HV_CHECK(st == HV_ERR_FORMAT && strstr(hv_error_detail(), "(row 1, column 1: 0.5 vs 1)"),
+             "half spacing: %s", hv_error_detail());
+    b->affine[1][1] = NAN;  /* never "equal" */
+    HV_CHECK(hv_vol_check_same_grid(b, a, "CT", "mask") == HV_ERR_FORMAT, "NaN affine");
+    st = hv_vol_check_same_grid(c, a, "CT", "mask");
+    HV_CHECK(st == HV_ERR_FORMAT && strstr(hv_error_detail(), "CT and mask grids differ (4x5x7 vs 4x5x6)"),
+             "dims: %s", hv_error_detail());
+    hv_vol_free(a);
+    hv_vol_free(b);
+    hv_vol_free(c);
+}
+
 int main(void)
 {
     test_errors();
@@ -323,5 +353,6 @@ int main(void)
     test_volume();
     test_files();
     test_names();
+    test_same_grid();
     return hv_test_done();
 }
