@@ -13,7 +13,8 @@
  * Whole-vertebra VerSe mask (example_ct_vert_msk_verse, a different model's
  * prediction): T11 (a 76-voxel sliver) and T12 are flagged FOV, T11 is kept
  * off the curve, L1-L5 in order, and de-pedicle leaves bodies whose middle
- * heights agree with the pp_refined bodies within 3 mm.
+ * heights agree with spine_report.json (bounds at the check) and with the
+ * pp_refined bodies within 2 mm.
  */
 #include "hv/io.h"
 #include "hv/spine.h"
@@ -73,8 +74,9 @@ static double centre_mid(const hv_spine_case *c, const hv_volume *mask, int labe
     return h;
 }
 
+/* Heights of L1-L5 must lie within [expect + lo, expect + hi] mm. */
 static void check_lumbar(const char *what, const hv_spine_case *c, const hv_volume *src_mask,
-                         const double expect[5], double got[5], double *worst)
+                         const double expect[5], double lo, double hi, double got[5], double *worst)
 {
     double prev = INFINITY;
     *worst = 0;
@@ -97,8 +99,9 @@ static void check_lumbar(const char *what, const hv_spine_case *c, const hv_volu
         if (err > *worst) *worst = err;
         printf("# %s %s: middle height %.2f mm (expected %.2f), body at (%.2f, %.2f, %.1f)\n", what,
                hv_label_name(l), h, expect[l - 20], ijk[0], ijk[1], ijk[2]);
-        HV_CHECK(err <= 3.0, "%s: %s middle height %.2f vs %.2f mm", what, hv_label_name(l), h,
-                 expect[l - 20]);
+        HV_CHECK(h - expect[l - 20] >= lo && h - expect[l - 20] <= hi,
+                 "%s: %s middle height %.2f vs %.2f mm (allowed %+.1f .. %+.1f)", what,
+                 hv_label_name(l), h, expect[l - 20], lo, hi);
     }
 }
 
@@ -117,12 +120,12 @@ int main(void)
     HV_REQUIRE(ct && pp && vm, "inputs");
 
     hv_spine_case *c = NULL;
-    double worst, pp_mid[5] = {NAN, NAN, NAN, NAN, NAN}, vs_mid[5];
+    double worst, pp_mid[5] = {NAN, NAN, NAN, NAN, NAN}, vs_mid[5] = {NAN, NAN, NAN, NAN, NAN};
     HV_CHECK_OK(hv_spine_case_run(ct, pp, NULL, NULL, &c));
     if (c) {
         long t12 = hv_spine_verts_find(c->verts, 19);
         HV_CHECK(t12 >= 0 && (c->verts->v[t12].flags & HV_SPINE_FLAG_FOV), "pp_refined: T12 not flagged FOV");
-        check_lumbar("pp_refined", c, pp, report_mid, pp_mid, &worst);
+        check_lumbar("pp_refined", c, pp, report_mid, -3.0, 3.0, pp_mid, &worst);
         printf("# pp_refined: worst middle-height difference to spine_report.json %.2f mm\n", worst);
         /* a crop of L3: target centred, sizes as documented */
         hv_spine_crop *cr = NULL;
@@ -154,8 +157,18 @@ int main(void)
                  (c->verts->v[t11].flags & HV_SPINE_FLAG_OFF_CURVE), "VerSe mask: T11 flags %s",
                  t11 >= 0 ? hv_spine_flags_str(c->verts->v[t11].flags) : "(missing)");
         HV_CHECK(t12 >= 0 && (c->verts->v[t12].flags & HV_SPINE_FLAG_FOV), "VerSe mask: T12 not flagged FOV");
-        check_lumbar("verse-whole", c, vm, pp_mid, vs_mid, &worst);
-        printf("# whole-vertebra mask (other model) after de-pedicle: worst difference to the pp_refined bodies %.2f mm\n", worst);
+        /* against the report (independent), not against our pp_refined run:
+         * this mask is a different model's drawing, and its de-pedicled
+         * bodies come out taller (measured -0.69 .. +4.15 mm, L2): at most
+         * one voxel below, 4.5 mm above (0.35 mm over the worst measured) */
+        check_lumbar("verse-whole", c, vm, report_mid, -3.0, 4.5, vs_mid, &worst);
+        printf("# whole-vertebra mask (other model) after de-pedicle: worst difference to spine_report.json %.2f mm\n", worst);
+        /* and a consistency check between two masks of one scan, on purpose
+         * against our own pp_refined run (de-pedicle must leave the body):
+         * measured worst 1.23 mm (L2), bound 2 mm */
+        for (int l = 0; l < 5; l++)
+            HV_CHECK(fabs(vs_mid[l] - pp_mid[l]) <= 2.0, "verse-whole vs pp_refined %s: %.2f vs %.2f mm",
+                     hv_label_name(20 + l), vs_mid[l], pp_mid[l]);
     }
     hv_spine_case_free(c);
     hv_vol_free(ct);
