@@ -383,12 +383,14 @@ hv_status hv_io_split_write(const char *path, const hv_split *s)
         for (size_t i = 0; i < s->n; i++) {
             const hv_split_entry *e = &s->items[i];
             if (e->set != order[o]) continue;
-            char key[512];
-            snprintf(key, sizeof key, "%s_%d", e->case_id, e->label);
-            if (!cJSON_AddNumberToObject(set, key, e->grade)) {
+            /* Allocated: a fixed buffer cut long case ids (found by fuzz_split). */
+            char *key = hv_strfmt("%s_%d", e->case_id, e->label);
+            if (!key || !cJSON_AddNumberToObject(set, key, e->grade)) {
+                free(key);
                 st = hv_error_set(HV_ERR_NOMEM, "out of memory");
                 goto done;
             }
+            free(key);
         }
     }
     text = cJSON_Print(root);
