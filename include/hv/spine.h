@@ -61,6 +61,12 @@ extern "C" {
 #define HV_SPINE_FLAG_SINGLE    0x20u /* only vertebra: straight line along world S  */
 #define HV_SPINE_FLAG_NO_CANAL  0x40u /* de-pedicle found no canal gap               */
 #define HV_SPINE_FLAG_OFF_CURVE 0x80u /* not used as a curve control point           */
+#define HV_SPINE_FLAG_CTD_FAR  0x100u /* given centroid > HV_SPINE_CENTROID_MAX_MM   */
+                                      /* from its label's voxels: the label's own   */
+                                      /* centre is used instead                     */
+/* Largest distance (mm) a centroid from a file may lie from the centre of
+ * mass of its label's voxels before it is ignored (flag CTD_FAR). */
+#define HV_SPINE_CENTROID_MAX_MM 20
 
 /* Human-readable list of the set flags ("fov|gap"), "" for none; a
  * thread-local buffer valid until the next call in the same thread. */
@@ -116,8 +122,14 @@ hv_status hv_spine_centroids_from_mask(const hv_volume *mask,
 /* Centroids from a VerSe JSON (voxel coordinates in the mask's grid; a
  * "direction" entry that names a permutation/flip of the mask's own axis
  * codes is honoured) converted to world through mask's affine. nvox, FOV and
- * NO_MASK come from the mask; a centroid outside the volume is flagged
- * OUTSIDE|OFF_CURVE (not an error). HV_ERR_EMPTY when c has no entry. */
+ * NO_MASK come from the mask. A centroid outside the volume, or more than
+ * HV_SPINE_CENTROID_MAX_MM from the centre of mass of its label's voxels, is
+ * not used: a warning names the label and the distance, the vertebra is
+ * flagged OUTSIDE or CTD_FAR and gets its label's own centre, as if no
+ * centroid had been given. Only a centroid of a label absent from the mask
+ * stays where it is (NO_MASK, and OUTSIDE|OFF_CURVE when outside).
+ * HV_ERR_EMPTY when c has no entry. `measure` (hv_measure_spine) and the
+ * spine stage both take file centroids through this function. */
 hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *mask,
                                        const hv_spine_centroid_opts *o,
                                        hv_spine_verts **out);

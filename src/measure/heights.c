@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "hv/measure.h"
+#include "hv/spine.h"
 #include "measure_internal.h"
 
 #define MAXLAB 256
@@ -710,11 +711,8 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
     *out = NULL;
     if (opts) o = *opts;
     else hv_measure_opts_default(&o);
-    if (ct && (ct->dim[0] != mask->dim[0] || ct->dim[1] != mask->dim[1] ||
-               ct->dim[2] != mask->dim[2])) {
-        return hv_error_set(HV_ERR_ARG, "measure: CT grid %lldx%lldx%lld differs from the mask's",
-                            (long long)ct->dim[0], (long long)ct->dim[1], (long long)ct->dim[2]);
-    }
+    if (ct && (st = hv_vol_check_same_grid(ct, mask, "CT", "mask")) != HV_OK)
+        return hv_error_wrap(st, "measure");
     st = hv_measure_grid_make(mask, &g);
     if (st != HV_OK) return st;
     stats = calloc(MAXLAB, sizeof *stats);
@@ -746,13 +744,26 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
         goto done;
     }
     if (o.centroids) {
-        for (size_t i = 0; i < o.centroids->n; i++) {
-            const hv_centroid *c = &o.centroids->items[i];
-            if (c->label < 1 || c->label >= MAXLAB || !stats[c->label].count) continue;
-            double vc[3] = {c->x, c->y, c->z};
-            hv_affine_apply(g.A, vc, cx->ref_pt[c->label]);
-            cx->ref_ok[c->label] = 1;
+        /* Through the spine module's reader, the one place file centroids
+         * are mapped (direction) and vetted: one outside the volume or far
+         * from its label's voxels is ignored there with a warning, and the
+         * label keeps its own centre (ref_pt above). */
+        hv_spine_verts *vs = NULL;
+        st = hv_spine_centroids_from_json(o.centroids, mask, NULL, &vs);
+        if (st != HV_OK) {
+            hv_error_wrap(st, "measure: centroid file");
+            goto done;
         }
+        const unsigned unused = HV_SPINE_FLAG_OUTSIDE | HV_SPINE_FLAG_CTD_FAR | HV_SPINE_FLAG_NO_MASK;
+        for (size_t i = 0; i < vs->n; i++) {
+            const hv_spine_vert *sv = &vs->v[i];
+            if (sv->label < 1 || sv->label >= MAXLAB || !stats[sv->label].count ||
+                (sv->flags & unused))
+                continue;
+            memcpy(cx->ref_pt[sv->label], sv->centroid, sizeof sv->centroid);
+            cx->ref_ok[sv->label] = 1;
+        }
+        hv_spine_verts_free(vs);
     }
     m->v = calloc((size_t)nl, sizeof *m->v);
     if (!m->v) {

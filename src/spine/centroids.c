@@ -10,6 +10,13 @@
  * the edge is also taken off the curve because its centroid is meaningless.
  * The reference's end-vertebra size rule (§1.2) is available as an option and
  * works in mm^3 so it means the same at any spacing.
+ *
+ * Centroids from a JSON file are vetted here, the one place `straighten`,
+ * `measure` and `run` all go through: one outside the volume or more than
+ * HV_SPINE_CENTROID_MAX_MM from its label's own centre of mass (VerSe
+ * centroids are the label's centre, so a few mm is already odd) is flagged
+ * OUTSIDE or CTD_FAR with a warning naming the label and the distance, and
+ * the label's own centre is used instead, as if no centroid had been given.
  */
 #include "spine_internal.h"
 
@@ -22,6 +29,8 @@
 #endif
 
 #define NLAB (HV_SPINE_MAX_LABEL + 1)
+#define HV_SPINE_STR_(x) #x
+#define HV_SPINE_STR(x) HV_SPINE_STR_(x)
 
 double hv_spine_label_order(int label)
 {
@@ -60,6 +69,7 @@ const char *hv_spine_flags_str(unsigned flags)
         {HV_SPINE_FLAG_OUTSIDE, "outside"}, {HV_SPINE_FLAG_NO_MASK, "no_mask"},
         {HV_SPINE_FLAG_GAP, "gap"},         {HV_SPINE_FLAG_SINGLE, "single"},
         {HV_SPINE_FLAG_NO_CANAL, "no_canal"}, {HV_SPINE_FLAG_OFF_CURVE, "off_curve"},
+        {HV_SPINE_FLAG_CTD_FAR, "ctd_far"},
     };
     buf[0] = '\0';
     for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
@@ -314,16 +324,38 @@ hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *m
             goto done;
         }
         hv_affine_apply(mask->affine, ijk, v->centroid);
+        int outside = 0;
         for (int d = 0; d < 3; d++)
-            if (ijk[d] < -0.5 || ijk[d] > (double)mask->dim[d] - 0.5)
-                v->flags |= HV_SPINE_FLAG_OUTSIDE | HV_SPINE_FLAG_OFF_CURVE;
+            if (!(ijk[d] >= -0.5 && ijk[d] <= (double)mask->dim[d] - 0.5)) outside = 1;
         int l = e->label;
         if (ls->cnt[l] > 0) {
             v->nvox = (size_t)ls->cnt[l];
             v->volume_mm3 = ls->cnt[l] * vv;
             if (ls->border[l]) v->flags |= HV_SPINE_FLAG_FOV;
+            /* A centroid outside the volume or far from its own label's
+             * voxels is a broken file, not anatomy: flag it, say so, and use
+             * the label's centre of mass as if no centroid had been given. */
+            double com_ijk[3] = {ls->sum[l][0] / ls->cnt[l], ls->sum[l][1] / ls->cnt[l],
+                                 ls->sum[l][2] / ls->cnt[l]},
+                   com[3];
+            hv_affine_apply(mask->affine, com_ijk, com);
+            double dist = sqrt((v->centroid[0] - com[0]) * (v->centroid[0] - com[0]) +
+                               (v->centroid[1] - com[1]) * (v->centroid[1] - com[1]) +
+                               (v->centroid[2] - com[2]) * (v->centroid[2] - com[2]));
+            if (outside || !(dist <= HV_SPINE_CENTROID_MAX_MM)) {
+                const char *name = hv_label_name(l);
+                hv_log_warn("centroid file: label %d (%s): the given centroid (%g, %g, %g) %s "
+                            "%.4g mm from the centre of the label's own voxels%s; ignored, the "
+                            "label's own centre is used",
+                            l, name ? name : "?", e->x, e->y, e->z,
+                            outside ? "lies outside the volume," : "lies", dist,
+                            outside ? "" : " (more than " HV_SPINE_STR(HV_SPINE_CENTROID_MAX_MM) " mm)");
+                v->flags |= outside ? HV_SPINE_FLAG_OUTSIDE : HV_SPINE_FLAG_CTD_FAR;
+                memcpy(v->centroid, com, sizeof com);
+            }
         } else {
             v->flags |= HV_SPINE_FLAG_NO_MASK;
+            if (outside) v->flags |= HV_SPINE_FLAG_OUTSIDE | HV_SPINE_FLAG_OFF_CURVE;
         }
     }
     if (vs->n == 0) {

@@ -2,7 +2,8 @@
  * test_spine_bad: bad and awkward inputs to the spine stage each give a clear
  * error or a flagged vertebra, never a crash: an empty mask, a float mask, a
  * mask with one vertebra, labels that skip a level, centroids outside the
- * volume (one, and all), a centroid file whose axes do not match the mask,
+ * volume (one, and all) or far from their label (ignored: the label's own
+ * centre is used, issue 9), a centroid file whose axes do not match the mask,
  * a vertebra cut by the field of view, crops of vertebrae without a body.
  */
 #include "hv/spine.h"
@@ -94,21 +95,59 @@ int main(void)
             hv_affine_apply(inv, s.v[q].c, ijk);
             items[q] = (hv_centroid){s.v[q].label, ijk[0], ijk[1], ijk[2]};
         }
+        /* issue 9: a centroid outside the volume, or > 20 mm from its label's
+         * voxels, is flagged and not used: the vertebra gets its label's own
+         * centre of mass, exactly as with no centroid file at all. */
+        hv_spine_verts *own = NULL;
+        HV_REQUIRE(hv_spine_centroids_from_mask(mask, NULL, &own) == HV_OK, "mask centroids");
+        double given[5][3];
+        for (int q = 0; q < 5; q++) {
+            double ijk[3] = {items[q].x, items[q].y, items[q].z};
+            hv_affine_apply(mask->affine, ijk, given[q]);
+        }
         items[4].z = -500;                       /* L3 far below the volume */
+        items[3].z += 15;                        /* L2 30 mm (2 mm voxels) off: too far */
+        items[2].z += 5;                         /* L1 10 mm off: within 20 mm, used */
+        given[2][2] += 10;
         st = hv_spine_case_run(ct, mask, &cj, NULL, &c);
         HV_CHECK(st == HV_OK, "json one outside: %s", hv_error_detail());
         if (c) {
-            HV_CHECK(has_flag(c, 22, HV_SPINE_FLAG_OUTSIDE) && has_flag(c, 22, HV_SPINE_FLAG_OFF_CURVE),
-                     "json: L3 not flagged outside");
-            HV_CHECK(!has_flag(c, 21, HV_SPINE_FLAG_OUTSIDE), "json: L2 flagged outside");
+            long q3 = hv_spine_verts_find(c->verts, 22), q2 = hv_spine_verts_find(c->verts, 21);
+            long q1 = hv_spine_verts_find(c->verts, 20);
+            long o3 = hv_spine_verts_find(own, 22), o2 = hv_spine_verts_find(own, 21);
+            HV_REQUIRE(q3 >= 0 && q2 >= 0 && q1 >= 0 && o3 >= 0 && o2 >= 0, "labels found");
+            HV_CHECK(c->verts->v[q3].flags == HV_SPINE_FLAG_OUTSIDE,
+                     "json: L3 flags %s, want outside only", hv_spine_flags_str(c->verts->v[q3].flags));
+            HV_CHECK(c->verts->v[q2].flags == HV_SPINE_FLAG_CTD_FAR,
+                     "json: L2 flags %s, want ctd_far only", hv_spine_flags_str(c->verts->v[q2].flags));
+            HV_CHECK(c->verts->v[q1].flags == 0, "json: L1 (10 mm off) flagged %s",
+                     hv_spine_flags_str(c->verts->v[q1].flags));
+            for (int d = 0; d < 3; d++) {
+                HV_CHECK_CLOSE(c->verts->v[q3].centroid[d], own->v[o3].centroid[d], 1e-9,
+                               "L3 falls back to its own centre");
+                HV_CHECK_CLOSE(c->verts->v[q2].centroid[d], own->v[o2].centroid[d], 1e-9,
+                               "L2 falls back to its own centre");
+                HV_CHECK_CLOSE(c->verts->v[q1].centroid[d], given[2][d], 1e-9,
+                               "L1 keeps the file's centroid");
+            }
         }
         hv_spine_case_free(c);
         c = NULL;
         for (int q = 0; q < 5; q++) items[q].x = 1e4 + q;
+        items[0].x = -1e308, items[1].y = 1e308;
         st = hv_spine_case_run(ct, mask, &cj, NULL, &c);
-        HV_CHECK(st == HV_ERR_EMPTY && c == NULL && strstr(hv_error_detail(), "outside"),
-                 "json all outside: %s: %s", hv_status_name(st), hv_error_detail());
-        printf("# all centroids outside -> %s: %s\n", hv_status_name(st), hv_error_detail());
+        HV_CHECK(st == HV_OK, "json all outside: %s: %s", hv_status_name(st), hv_error_detail());
+        if (c)
+            for (size_t q = 0; q < c->verts->n; q++) {
+                long o = hv_spine_verts_find(own, c->verts->v[q].label);
+                HV_CHECK(o >= 0 && c->verts->v[q].flags == HV_SPINE_FLAG_OUTSIDE &&
+                             fabs(c->verts->v[q].centroid[2] - own->v[o].centroid[2]) < 1e-9,
+                         "json all outside: label %d flags %s", c->verts->v[q].label,
+                         hv_spine_flags_str(c->verts->v[q].flags));
+            }
+        hv_spine_case_free(c);
+        c = NULL;
+        hv_spine_verts_free(own);
         /* axis codes that are not a permutation of the mask's */
         hv_centroids bad = {"IPX", 5, items};
         st = hv_spine_case_run(ct, mask, &bad, NULL, &c);
