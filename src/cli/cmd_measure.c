@@ -49,7 +49,8 @@ static void measure_usage(FILE *f)
             "\n"
             "options:\n"
             "  --mask FILE        label map (required); whole vertebrae or bodies only\n"
-            "  --ct FILE          CT on the same grid: adds the mean body value (mean_hu)\n"
+            "  --ct FILE          CT on the mask's grid (same dimensions and affine,\n"
+            "                     checked): adds the mean body value (mean_hu)\n"
             "  --centroids JSON   VerSe centroid file (voxel coordinates of the mask's\n"
             "                     grid) used for the spine axis instead of the mask's own\n"
             "  --synth baseline   pseudo-healthy estimate (only 'baseline' exists so far)\n"
@@ -167,15 +168,32 @@ int hv_cmd_measure(int argc, char **argv)
     if (case_id) snprintf(cid, sizeof cid, "%s", case_id);
     else case_from_path(mask_path, cid, sizeof cid);
 
+    /* Before anything is read or written: the case id names the --png and
+     * --synth-mask files (and is a CSV field), and every input must be a
+     * regular file (a FIFO would block, a directory mislead). */
+    st = hv_file_name_check(cid, case_id ? "--case" : "case id (from the --mask file name; use --case)");
+    if (st != HV_OK) goto fail;
+    if ((st = hv_file_check_regular(mask_path, "--mask")) != HV_OK ||
+        (ct_path && (st = hv_file_check_regular(ct_path, "--ct")) != HV_OK) ||
+        (ctd_path && (st = hv_file_check_regular(ctd_path, "--centroids")) != HV_OK))
+        goto fail;
     if (!strncmp(grader, "svm:", 4)) {
         st = hv_svm_load(grader + 4, &svm);
         if (st != HV_OK) goto fail;
     }
-    st = hv_io_nifti_read(mask_path, HV_DTYPE_U16, NULL, &mask, NULL);
+    /* Labels as the runner reads them (int16), so `measure` and `run` agree
+     * on every mask, negative or out-of-range values included. */
+    st = hv_io_nifti_read(mask_path, HV_DTYPE_I16, NULL, &mask, NULL);
     if (st != HV_OK) goto fail;
     if (ct_path) {
         st = hv_io_nifti_read(ct_path, HV_DTYPE_F32, NULL, &ct, NULL);
         if (st != HV_OK) goto fail;
+        /* mean_hu reads the CT at the mask's voxel indices: same grid only */
+        st = hv_vol_check_same_grid(ct, mask, "CT", "mask");
+        if (st != HV_OK) {
+            hv_error_wrap(st, "--ct %s", ct_path);
+            goto fail;
+        }
     }
     if (ctd_path) {
         st = hv_io_centroids_read(ctd_path, &ctd);

@@ -5,6 +5,8 @@
  * write everything, with a table of the vertebrae and their flags, into one
  * folder. It calls exactly what the pipeline calls (hv_spine_case_run,
  * hv_spine_crop_make), so what you see here is what a batch run sees.
+ * The id must be a plain file name and every input a regular file; both are
+ * checked before anything is read or written.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,7 +50,9 @@ static void straighten_usage(FILE *f)
         "\n"
         "Flags in ID_vertebrae.csv (a flagged vertebra must not be measured blindly):\n"
         "  fov (touches the volume border), small (dropped by --end-rule),\n"
-        "  outside (centroid outside the volume), no_mask (centroid but no voxels),\n"
+        "  outside (--centroids point outside the volume; the label's own centre is\n"
+        "  used), ctd_far (--centroids point > 20 mm from its label's voxels; the\n"
+        "  label's own centre is used), no_mask (centroid but no voxels),\n"
         "  gap (an adjacent level is missing), single (only vertebra: no curve),\n"
         "  no_canal (de-pedicle found no canal), off_curve (not a curve point).\n"
         "\n"
@@ -188,11 +192,20 @@ int hv_cmd_straighten(int argc, char **argv)
     char *path = NULL;
     size_t n_crops = 0, n_flagged = 0;
     if (!id || !crop_dir || !qc_dir) { st = hv_error_set(HV_ERR_NOMEM, "paths"); goto done; }
+    /* Before anything is read or written: the id names files in --out, and
+     * every input must be a regular file (a FIFO would block). */
+    st = hv_file_name_check(id, id_opt ? "--id" : "case id (from the --ct file name; use --id)");
+    if (st) { free(id); id = NULL; goto done; }
+    if ((st = hv_file_check_regular(ct_path, "--ct")) ||
+        (st = hv_file_check_regular(mask_path, "--mask")) ||
+        (ctd_path && (st = hv_file_check_regular(ctd_path, "--centroids"))))
+        goto done;
 
     st = hv_io_nifti_read(ct_path, HV_DTYPE_F32, NULL, &ct, NULL);
     if (st) { hv_error_wrap(st, "CT"); goto done; }
-    st = hv_io_nifti_read(mask_path, HV_DTYPE_U16, NULL, &mask, NULL);
-    if (st) { hv_error_wrap(st, "mask (labels must be integers 0..65535)"); goto done; }
+    /* int16 labels, as `run` and `measure` read masks */
+    st = hv_io_nifti_read(mask_path, HV_DTYPE_I16, NULL, &mask, NULL);
+    if (st) { hv_error_wrap(st, "mask (labels must be integers -32768..32767)"); goto done; }
     if (ctd_path) {
         st = hv_io_centroids_read(ctd_path, &ctd);
         if (st) { hv_error_wrap(st, "centroids"); goto done; }

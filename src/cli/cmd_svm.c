@@ -120,6 +120,9 @@ int hv_cmd_svm(int argc, char **argv)
         fprintf(stderr, "healthivert svm: --table and --split are required (see --help)\n");
         return HV_EXIT_USAGE;
     }
+    if ((st = hv_file_check_regular(table, "--table")) != HV_OK ||
+        (st = hv_file_check_regular(split_path, "--split")) != HV_OK)
+        goto fail;
     st = hv_io_split_read(split_path, &split);
     if (st != HV_OK) goto fail;
     st = hv_svm_rows_from_table(table, split, &rows, &n, &skipped);
