@@ -109,6 +109,13 @@ static hv_status finish_case(hv_case *c, const char *dir, const hv_nifti_opts *c
 {
     char msg[1024];
     if (!c->id) return hv_error_set(HV_ERR_NOMEM, "out of memory");
+    /* Output files are named after the id: one plain file name only (a
+     * folder name with a control character is a bad case with its reason). */
+    if (hv_file_name_check(c->id, "case id") != HV_OK) {
+        snprintf(msg, sizeof msg, "%s", hv_error_detail());
+        hv_error_clear();
+        set_problem(c, HV_ERR_ARG, msg);
+    }
     if (!c->ct_path) {
         snprintf(msg, sizeof msg, "no CT volume found in '%s'", dir);
         set_problem(c, HV_ERR_NOT_FOUND, msg);

@@ -67,6 +67,39 @@ int main(void)
     HV_CHECK(!strcmp(m->cases[1].id, "sub-verse401_series0") && m->cases[1].status == HV_OK, "series id");
     hv_io_manifest_free(m);
 
+    /* issue 9: a case folder whose name is not a plain file name (a control
+     * character) is a bad case naming the id; a FIFO is never taken for the
+     * CT (the runner would block reading it). */
+    touch("bad/raw/ok1/ok1.nii.gz");
+    touch("bad/raw/ok1/ok1_msk.nii.gz");
+    touch("bad/raw/tab\tid/tab\tid.nii.gz");
+    touch("bad/raw/tab\tid/tab\tid_msk.nii.gz");
+    touch("bad/raw/pipe/pipe_msk.nii.gz");
+    {
+        char fp[4096];
+        snprintf(fp, sizeof fp, "%s/bad/raw/pipe/pipe.nii.gz", tmp);
+        HV_CHECK(mkfifo(fp, 0600) == 0, "mkfifo %s", fp);
+    }
+    snprintf(root, sizeof root, "%s/bad", tmp);
+    m = NULL;
+    HV_CHECK_OK(hv_io_dataset_scan(root, NULL, &m));
+    HV_REQUIRE(m != NULL, "bad-id manifest");
+    HV_CHECK(m->n == 3 && m->n_bad == 2, "3 cases, 2 bad (%zu, %zu)", m->n, m->n_bad);
+    for (size_t i = 0; i < m->n; i++) {
+        const hv_case *c = &m->cases[i];
+        if (!strcmp(c->id, "ok1"))
+            HV_CHECK(c->status == HV_OK, "ok1: %s", c->problem ? c->problem : "");
+        else if (!strcmp(c->id, "pipe"))
+            HV_CHECK(c->status == HV_ERR_NOT_FOUND && c->problem &&
+                         strstr(c->problem, "no CT volume found"),
+                     "a FIFO is not taken for the CT: %s", c->problem ? c->problem : "(none)");
+        else
+            HV_CHECK(c->status == HV_ERR_ARG && c->problem &&
+                         strstr(c->problem, "case id 'tab\\x09id' is not a plain file name"),
+                     "control character in the id: %s", c->problem ? c->problem : "(none)");
+    }
+    hv_io_manifest_free(m);
+
     /* Empty and missing folders. */
     snprintf(root, sizeof root, "%s/empty", tmp);
     touch("empty/.keep");
