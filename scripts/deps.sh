@@ -3,24 +3,32 @@
 #
 #   scripts/deps.sh [build|test|dev]    (default: build)
 #
-#   build: compilers and libraries; test: + a one-node Slurm for the job tests;
+#   build: compilers and libraries;
+#   test:  + a one-node Slurm for the job tests, clang's libFuzzer and sanitizer
+#          runtimes for the fuzz targets, debootstrap for the `fresh` test;
 #   dev:   + Python packages that only regenerate committed fixtures and run the
 #          PyTorch side of bench/generator (never needed by the build or tests).
 #
 # As root it runs apt-get itself; otherwise it prints the exact apt-get line
 # and exits 1: it never calls sudo behind your back. Packages already
 # installed are skipped, so re-running it is cheap.
+#
+# Packages go in with --no-install-recommends, so everything needed is listed
+# here by name, including what another package only recommends (oneDNN's
+# CMake config needs OpenCL: ocl-icd-opencl-dev is a mere Recommends of
+# libdnnl-dev). tests/fresh proves the list on a minimal Debian 12 root.
 set -euo pipefail
 
 what="${1:-build}"
 pkgs=(cmake make gcc g++ pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libnifti2-dev libsvm-dev libdnnl-dev libopenblas-dev
-      libcjson-dev libinih-dev libpng-dev zlib1g-dev libdeflate-dev)
+      libcjson-dev libinih-dev libpng-dev zlib1g-dev libdeflate-dev
+      ocl-icd-opencl-dev libcairo2-dev fonts-dejavu-core)
 case "$what" in
   build) ;;
-  test) pkgs+=(slurm-wlm) ;;   # a real one-node Slurm for the jobs/slurm tests
-  dev)  pkgs+=(slurm-wlm python3-torch python3-skimage python3-sklearn python3-nibabel) ;;
+  test) pkgs+=(slurm-wlm clang libclang-rt-14-dev debootstrap) ;;
+  dev)  pkgs+=(slurm-wlm clang libclang-rt-14-dev debootstrap python3-torch python3-skimage python3-sklearn python3-nibabel) ;;
   *) echo "usage: scripts/deps.sh [build|test|dev]" >&2; exit 2 ;;
 esac
 

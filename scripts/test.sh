@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds healthivert and runs the test suite: every CTest label but `slow`
-# and `gpu`, built with warnings as errors; then the tests again in an
+# and `gpu`, built with warnings as errors (this includes `fresh`: the deps
+# step, README command 1 and the unit tests inside a new minimal Debian 12
+# root made with debootstrap); then the tests again in an
 # AddressSanitizer + UndefinedBehaviorSanitizer build: every label but slow,
 # gpu and slurm with leak detection, and the MPI tests without it (Open MPI
 # keeps allocations until exit that LeakSanitizer reports as leaks).
@@ -33,7 +35,7 @@ cmake -S . -B build-asan -DHV_SANITIZE=ON -DHV_WERROR=ON -DCMAKE_BUILD_TYPE=Debu
 cmake --build build-asan -j"$jobs"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1" \
-  ctest --test-dir build-asan -LE 'slow|gpu|mpi|slurm' --output-on-failure -j"$jobs" --timeout 900
+  ctest --test-dir build-asan -LE 'slow|gpu|mpi|slurm|fresh' --output-on-failure -j"$jobs" --timeout 900
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=0" \
-  ctest --test-dir build-asan -L mpi -LE 'slow|gpu|slurm' --output-on-failure -j"$jobs" --timeout 900
+  ctest --test-dir build-asan -L mpi -LE 'slow|gpu|slurm|fresh' --output-on-failure -j"$jobs" --timeout 900
 echo "== all tests passed"
