@@ -3,25 +3,35 @@
  *
  * Every op case is built as a small graph
  *     sentinel_a, leaves..., op(...) -> out, sentinel_b, loss = sum(out * R)
- * and run on every backend ("ref": reference kernels; "cpu": oneDNN +
- * OpenBLAS) from the same seeded inputs. Checks:
- *   1. forward output of each backend vs the reference backend: normalised
- *      squared error NMSE = sum (a-b)^2 / sum b^2 under a per-op bound;
- *   2. every gradient (inputs and parameters) of each backend vs the
- *      reference backend, same metric;
- *   3. every gradient vs central finite differences of the loss, on both
- *      backends (relative L2 error over up to 16 sampled elements per leaf);
- *   4. the sentinel tensors planned before and after the op are untouched
- *      (buffer overruns), and no heap allocation happens during forward
- *      and backward.
+ * and checked three ways:
+ *   1. PyTorch (independent expected values): tests/nn/fixtures/nn_ops.bin,
+ *      written by scripts/make_nn_ops_fixture.py, holds for every case its
+ *      leaf values (inputs and parameters, in build order), R, PyTorch's
+ *      output, PyTorch's autograd gradient of every leaf that takes one, and
+ *      the buffers a training forward updates (BN running statistics,
+ *      spectral-norm u and v). Each case runs from those values on both
+ *      backends; output, gradients and buffers must match within a relative
+ *      L2 error bound, every expected gradient must be non-zero, and the
+ *      fixture must hold exactly the leaves the case builds.
+ *   2. every gradient vs central finite differences of the loss, on both
+ *      backends, from seeded inputs (relative L2 error over up to 16 sampled
+ *      elements per leaf); sentinels before and after the op untouched
+ *      (buffer overruns); no heap allocation in forward and backward.
+ *   3. cpu vs ref, only where the "cpu" backend runs its own code for the op
+ *      (field `fast` below): oneDNN convolution (conv2d) and eltwise (elu,
+ *      relu, leaky_relu, sigmoid) primitives, and OpenBLAS sgemm inside the
+ *      reference kernels of deconv2d, linear and contextual attention. Every
+ *      other op runs the very same reference kernel on both backends (the
+ *      CPU backend's supports_op declines it), so comparing them could not
+ *      fail; those cases are checked by 1 and 2 only.
  * Inputs are drawn away from the kinks of piecewise ops (ReLU at 0, clamp
  * bounds, |x - t| = 0) by more than the finite-difference step. Buffers that
  * a forward pass updates (spectral-norm vectors, BN running statistics) are
  * restored before every forward so that finite differences see one function.
  *
- * Bounds: measured values are printed for every case ("nmse", "fd"); the
- * bounds below are about 10-100x above what was measured on this machine
- * (see the comment at each bound).
+ * Bounds: measured values are printed for every case ("torch", "fd",
+ * "cpu/ref"); the bounds below are about 10-100x above what was measured on
+ * this machine (see the comment at each bound).
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +40,7 @@
 
 #include "hv/nn.h"
 #include "hv_test.h"
+#include "nn_fixture.h"
 
 enum kind { K_NORMAL, K_SAFE, K_CLAMPSAFE, K_POS01, K_SMALL, K_ZERO, K_MASK, K_VAR, K_UNIT, K_DISTINCT };
 
@@ -82,19 +93,27 @@ typedef struct opcase {
     double nmse_tol;  /* backend vs reference */
     double fd_tol;    /* gradient vs finite differences */
     float eps;
+    int fast;         /* 1: the cpu backend has its own kernel (oneDNN, OpenBLAS) */
 } opcase;
 
 /* ------------------------------------------------------------- the cases */
+/* Leaves are created in separate statements: the order of evaluation of
+ * function arguments is unspecified in C, and leaf i here must be leaf i of
+ * scripts/make_nn_ops_fixture.py. */
 
 static hv_nn_tensor *b_conv(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(2, 3, 7, 6), K_NORMAL, 1);
-    return hv_nn_conv2d(c->g, x, par(c, 4, S(4, 3, 3, 3), K_NORMAL, 1), par(c, 1, S(4), K_NORMAL, 1), 1, 1, 1);
+    hv_nn_tensor *w = par(c, 4, S(4, 3, 3, 3), K_NORMAL, 1);
+    hv_nn_tensor *b = par(c, 1, S(4), K_NORMAL, 1);
+    return hv_nn_conv2d(c->g, x, w, b, 1, 1, 1);
 }
 static hv_nn_tensor *b_conv_s2d2(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(2, 3, 9, 8), K_NORMAL, 1);
-    return hv_nn_conv2d(c->g, x, par(c, 4, S(5, 3, 3, 3), K_NORMAL, 1), par(c, 1, S(5), K_NORMAL, 1), 2, 2, 2);
+    hv_nn_tensor *w = par(c, 4, S(5, 3, 3, 3), K_NORMAL, 1);
+    hv_nn_tensor *b = par(c, 1, S(5), K_NORMAL, 1);
+    return hv_nn_conv2d(c->g, x, w, b, 2, 2, 2);
 }
 static hv_nn_tensor *b_conv_k5(ctx *c)
 {
@@ -104,17 +123,23 @@ static hv_nn_tensor *b_conv_k5(ctx *c)
 static hv_nn_tensor *b_conv_k4s2(ctx *c) /* PatchGAN geometry */
 {
     hv_nn_tensor *x = in(c, 4, S(2, 2, 10, 10), K_NORMAL, 1);
-    return hv_nn_conv2d(c->g, x, par(c, 4, S(3, 2, 4, 4), K_NORMAL, 1), par(c, 1, S(3), K_NORMAL, 1), 2, 1, 1);
+    hv_nn_tensor *w = par(c, 4, S(3, 2, 4, 4), K_NORMAL, 1);
+    hv_nn_tensor *b = par(c, 1, S(3), K_NORMAL, 1);
+    return hv_nn_conv2d(c->g, x, w, b, 2, 1, 1);
 }
 static hv_nn_tensor *b_deconv(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(2, 3, 4, 5), K_NORMAL, 1);
-    return hv_nn_deconv2d(c->g, x, par(c, 4, S(3, 2, 4, 4), K_NORMAL, 1), par(c, 1, S(2), K_NORMAL, 1), 2, 1, 0);
+    hv_nn_tensor *w = par(c, 4, S(3, 2, 4, 4), K_NORMAL, 1);
+    hv_nn_tensor *b = par(c, 1, S(2), K_NORMAL, 1);
+    return hv_nn_deconv2d(c->g, x, w, b, 2, 1, 0);
 }
 static hv_nn_tensor *b_sn(ctx *c)
 {
     hv_nn_tensor *w = par(c, 4, S(4, 3, 3, 3), K_NORMAL, 1);
-    return hv_nn_spectral_norm(c->g, w, par(c, 1, S(4), K_UNIT, 0), par(c, 1, S(27), K_UNIT, 0));
+    hv_nn_tensor *u = par(c, 1, S(4), K_UNIT, 0);
+    hv_nn_tensor *v = par(c, 1, S(27), K_UNIT, 0);
+    return hv_nn_spectral_norm(c->g, w, u, v);
 }
 static hv_nn_tensor *b_elu(ctx *c) { return hv_nn_elu(c->g, in(c, 4, S(2, 3, 5, 4), K_SAFE, 1), 1.0f); }
 static hv_nn_tensor *b_relu(ctx *c) { return hv_nn_relu(c->g, in(c, 4, S(2, 3, 5, 4), K_SAFE, 1)); }
@@ -126,11 +151,13 @@ static hv_nn_tensor *b_up(ctx *c) { return hv_nn_upsample(c->g, in(c, 4, S(2, 3,
 static hv_nn_tensor *b_down(ctx *c) { return hv_nn_downsample(c->g, in(c, 4, S(2, 3, 8, 4), K_NORMAL, 1), 4); }
 static hv_nn_tensor *b_concat(ctx *c)
 {
-    hv_nn_tensor *xs[3] = {in(c, 4, S(2, 1, 3, 4), K_NORMAL, 1), in(c, 4, S(2, 3, 3, 4), K_NORMAL, 1),
-                           in(c, 4, S(2, 2, 3, 4), K_NORMAL, 1)};
+    hv_nn_tensor *xs[3];
+    xs[0] = in(c, 4, S(2, 1, 3, 4), K_NORMAL, 1);
+    xs[1] = in(c, 4, S(2, 3, 3, 4), K_NORMAL, 1);
+    xs[2] = in(c, 4, S(2, 2, 3, 4), K_NORMAL, 1);
     return hv_nn_concat(c->g, 3, xs);
 }
-static hv_nn_tensor *b_pad(ctx *c) { return hv_nn_pad(c->g, in(c, 4, S(2, 2, 3, 4), K_NORMAL, 1), 1, 2, 0, 3); }
+static hv_nn_tensor *b_pad(ctx *c) { return hv_nn_pad(c->g, in(c, 4, S(2, 2, 3, 4), K_NORMAL, 1), 1, 2, 3, 0); }
 static hv_nn_tensor *b_slice(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(2, 5, 6, 4), K_NORMAL, 1);
@@ -139,45 +166,71 @@ static hv_nn_tensor *b_slice(ctx *c)
 static hv_nn_tensor *b_bn(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(3, 4, 5, 3), K_NORMAL, 1);
-    return hv_nn_batch_norm(c->g, x, par(c, 1, S(4), K_NORMAL, 1), par(c, 1, S(4), K_NORMAL, 1),
-                            par(c, 1, S(4), K_NORMAL, 0), par(c, 1, S(4), K_VAR, 0), 0.1f, 1e-5f);
+    hv_nn_tensor *gamma = par(c, 1, S(4), K_NORMAL, 1);
+    hv_nn_tensor *beta = par(c, 1, S(4), K_NORMAL, 1);
+    hv_nn_tensor *rm = par(c, 1, S(4), K_NORMAL, 0);
+    hv_nn_tensor *rv = par(c, 1, S(4), K_VAR, 0);
+    return hv_nn_batch_norm(c->g, x, gamma, beta, rm, rv, 0.1f, 1e-5f);
 }
 static hv_nn_tensor *b_gap(ctx *c) { return hv_nn_gap(c->g, in(c, 4, S(2, 3, 5, 4), K_NORMAL, 1)); }
 static hv_nn_tensor *b_linear(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(3, 4, 2, 1), K_NORMAL, 1);
-    return hv_nn_linear(c->g, x, par(c, 2, S(5, 8), K_NORMAL, 1), par(c, 1, S(5), K_NORMAL, 1));
+    hv_nn_tensor *w = par(c, 2, S(5, 8), K_NORMAL, 1);
+    hv_nn_tensor *b = par(c, 1, S(5), K_NORMAL, 1);
+    return hv_nn_linear(c->g, x, w, b);
 }
 static hv_nn_tensor *b_softmax(ctx *c) { return hv_nn_softmax(c->g, in(c, 4, S(2, 5, 3, 2), K_NORMAL, 1)); }
+/* two leaves a, b of the same shape, created in this order */
+static void two(ctx *c, int ndim, const int64_t *shape, enum kind ka, enum kind kb, hv_nn_tensor **a,
+                hv_nn_tensor **b)
+{
+    *a = in(c, ndim, shape, ka, 1);
+    *b = in(c, ndim, shape, kb, 1);
+}
 static hv_nn_tensor *b_add(ctx *c)
 {
-    return hv_nn_add(c->g, in(c, 3, S(2, 3, 4), K_NORMAL, 1), in(c, 3, S(2, 3, 4), K_NORMAL, 1));
+    hv_nn_tensor *a, *b;
+    two(c, 3, S(2, 3, 4), K_NORMAL, K_NORMAL, &a, &b);
+    return hv_nn_add(c->g, a, b);
 }
 static hv_nn_tensor *b_sub(ctx *c)
 {
-    return hv_nn_sub(c->g, in(c, 3, S(2, 3, 4), K_NORMAL, 1), in(c, 3, S(2, 3, 4), K_NORMAL, 1));
+    hv_nn_tensor *a, *b;
+    two(c, 3, S(2, 3, 4), K_NORMAL, K_NORMAL, &a, &b);
+    return hv_nn_sub(c->g, a, b);
 }
 static hv_nn_tensor *b_mul(ctx *c)
 {
-    return hv_nn_mul(c->g, in(c, 3, S(2, 3, 4), K_NORMAL, 1), in(c, 3, S(2, 3, 4), K_NORMAL, 1));
+    hv_nn_tensor *a, *b;
+    two(c, 3, S(2, 3, 4), K_NORMAL, K_NORMAL, &a, &b);
+    return hv_nn_mul(c->g, a, b);
 }
 static hv_nn_tensor *b_sum(ctx *c) { return hv_nn_sum(c->g, in(c, 2, S(3, 7), K_NORMAL, 1)); }
 static hv_nn_tensor *b_mean(ctx *c) { return hv_nn_mean(c->g, in(c, 2, S(3, 7), K_NORMAL, 1)); }
 static hv_nn_tensor *b_bce(ctx *c)
 {
-    return hv_nn_bce_logits(c->g, in(c, 4, S(2, 1, 4, 4), K_NORMAL, 1), in(c, 4, S(2, 1, 4, 4), K_POS01, 1));
+    hv_nn_tensor *x, *t;
+    two(c, 4, S(2, 1, 4, 4), K_NORMAL, K_POS01, &x, &t);
+    return hv_nn_bce_logits(c->g, x, t);
 }
 static hv_nn_tensor *b_l1(ctx *c)
 {
-    return hv_nn_l1(c->g, in(c, 4, S(2, 1, 4, 4), K_SAFE, 1), in(c, 4, S(2, 1, 4, 4), K_ZERO, 1));
+    hv_nn_tensor *x, *t;
+    two(c, 4, S(2, 1, 4, 4), K_SAFE, K_ZERO, &x, &t);
+    return hv_nn_l1(c->g, x, t);
 }
 static hv_nn_tensor *b_mse(ctx *c)
 {
-    return hv_nn_mse(c->g, in(c, 4, S(2, 1, 4, 4), K_NORMAL, 1), in(c, 4, S(2, 1, 4, 4), K_NORMAL, 1));
+    hv_nn_tensor *x, *t;
+    two(c, 4, S(2, 1, 4, 4), K_NORMAL, K_NORMAL, &x, &t);
+    return hv_nn_mse(c->g, x, t);
 }
 static hv_nn_tensor *b_dice(ctx *c)
 {
-    return hv_nn_dice(c->g, in(c, 4, S(3, 1, 4, 4), K_POS01, 1), in(c, 4, S(3, 1, 4, 4), K_POS01, 1));
+    hv_nn_tensor *p, *t;
+    two(c, 4, S(3, 1, 4, 4), K_POS01, K_POS01, &p, &t);
+    return hv_nn_dice(c->g, p, t);
 }
 static hv_nn_tensor *b_sobel(ctx *c) { return hv_nn_sobel(c->g, in(c, 4, S(2, 1, 6, 5), K_SMALL, 1)); }
 static hv_nn_tensor *b_reshape(ctx *c)
@@ -190,7 +243,9 @@ static hv_nn_tensor *b_maxpool(ctx *c) /* the ResNet stem's 3x3/2 pad 1 */
 }
 static hv_nn_tensor *b_chmul(ctx *c)
 {
-    return hv_nn_channel_mul(c->g, in(c, 4, S(2, 3, 4, 5), K_NORMAL, 1), in(c, 4, S(2, 3, 1, 1), K_NORMAL, 1));
+    hv_nn_tensor *x = in(c, 4, S(2, 3, 4, 5), K_NORMAL, 1);
+    hv_nn_tensor *s = in(c, 4, S(2, 3, 1, 1), K_NORMAL, 1);
+    return hv_nn_channel_mul(c->g, x, s);
 }
 static hv_nn_tensor *b_ca_same(ctx *c) /* f = b, as the generator uses it */
 {
@@ -207,13 +262,24 @@ static hv_nn_tensor *b_ca_fb(ctx *c) /* f and b distinct, non-square */
     hv_nn_ctx_attn_opts o = {3, 2, 3, 2.0f};
     return hv_nn_ctx_attn(c->g, f, b, m, &o);
 }
+static hv_nn_tensor *b_ca_nofuse(ctx *c) /* fuse_k 0: no diagonal fusion */
+{
+    hv_nn_tensor *f = in(c, 4, S(2, 2, 8, 8), K_NORMAL, 1);
+    hv_nn_tensor *b = in(c, 4, S(2, 2, 8, 8), K_NORMAL, 1);
+    hv_nn_tensor *m = in(c, 4, S(2, 1, 8, 8), K_MASK, 0);
+    hv_nn_ctx_attn_opts o = {3, 2, 0, 5.0f};
+    return hv_nn_ctx_attn(c->g, f, b, m, &o);
+}
 /* a gen_conv block: spectral norm -> conv -> ELU, the generator's unit */
 static hv_nn_tensor *b_genconv(ctx *c)
 {
     hv_nn_tensor *x = in(c, 4, S(2, 3, 6, 6), K_NORMAL, 1);
-    hv_nn_tensor *w = hv_nn_spectral_norm(c->g, par(c, 4, S(4, 3, 3, 3), K_NORMAL, 1),
-                                          par(c, 1, S(4), K_UNIT, 0), par(c, 1, S(27), K_UNIT, 0));
-    return hv_nn_elu(c->g, hv_nn_conv2d(c->g, x, w, par(c, 1, S(4), K_NORMAL, 1), 1, 2, 2), 1.0f);
+    hv_nn_tensor *w0 = par(c, 4, S(4, 3, 3, 3), K_NORMAL, 1);
+    hv_nn_tensor *u = par(c, 1, S(4), K_UNIT, 0);
+    hv_nn_tensor *v = par(c, 1, S(27), K_UNIT, 0);
+    hv_nn_tensor *w = hv_nn_spectral_norm(c->g, w0, u, v);
+    hv_nn_tensor *b = par(c, 1, S(4), K_NORMAL, 1);
+    return hv_nn_elu(c->g, hv_nn_conv2d(c->g, x, w, b, 1, 2, 2), 1.0f);
 }
 
 /* Bounds (measured on this machine, 2 cores AVX-512):
@@ -227,45 +293,46 @@ static hv_nn_tensor *b_genconv(ctx *c)
  *    (measured 1e-2 .. 0.18 with random u, v), so training cases first
  *    converge u, v, where the dependence vanishes to first order. */
 static const opcase cases[] = {
-    {"conv2d", b_conv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"conv2d_s2_d2", b_conv_s2d2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"conv2d_k5_nobias", b_conv_k5, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"conv2d_k4_s2", b_conv_k4s2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"deconv2d", b_deconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"spectral_norm_train", b_sn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
-    {"spectral_norm_eval", b_sn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-3f},
-    {"gen_conv_block", b_genconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"elu", b_elu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"relu", b_relu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"leaky_relu", b_lrelu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"sigmoid", b_sigmoid, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"clamp", b_clamp, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"scale_5d", b_scale, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"upsample", b_up, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"downsample", b_down, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"concat", b_concat, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"pad", b_pad, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"slice", b_slice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"batch_norm_train", b_bn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"batch_norm_eval", b_bn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-2f},
-    {"gap", b_gap, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"linear", b_linear, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"softmax", b_softmax, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"add", b_add, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"sub", b_sub, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"mul", b_mul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"sum", b_sum, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"mean", b_mean, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"bce_logits", b_bce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"l1", b_l1, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"mse", b_mse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"dice", b_dice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"sobel", b_sobel, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
-    {"reshape", b_reshape, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"maxpool", b_maxpool, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"channel_mul", b_chmul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
-    {"ctx_attn_same", b_ca_same, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
-    {"ctx_attn_f_b", b_ca_fb, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"conv2d", b_conv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"conv2d_s2_d2", b_conv_s2d2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"conv2d_k5_nobias", b_conv_k5, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"conv2d_k4_s2", b_conv_k4s2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"deconv2d", b_deconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"spectral_norm_train", b_sn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
+    {"spectral_norm_eval", b_sn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-3f, 0},
+    {"gen_conv_block", b_genconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"elu", b_elu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"relu", b_relu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"leaky_relu", b_lrelu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"sigmoid", b_sigmoid, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"clamp", b_clamp, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"scale_5d", b_scale, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"upsample", b_up, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"downsample", b_down, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"concat", b_concat, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"pad", b_pad, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"slice", b_slice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"batch_norm_train", b_bn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"batch_norm_eval", b_bn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-2f, 0},
+    {"gap", b_gap, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"linear", b_linear, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"softmax", b_softmax, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"add", b_add, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"sub", b_sub, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"mul", b_mul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"sum", b_sum, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"mean", b_mean, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"bce_logits", b_bce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"l1", b_l1, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"mse", b_mse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"dice", b_dice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"sobel", b_sobel, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
+    {"reshape", b_reshape, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"maxpool", b_maxpool, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"channel_mul", b_chmul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
+    {"ctx_attn_same", b_ca_same, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 1},
+    {"ctx_attn_f_b", b_ca_fb, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 1},
+    {"ctx_attn_nofuse", b_ca_nofuse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 1},
 };
 
 /* --------------------------------------------------------------- running */
@@ -449,23 +516,119 @@ static void free_result(result *r)
     for (int i = 0; i < MAX_LEAVES; i++) free(r->grad[i]);
 }
 
+#define TORCH_TOL 2e-5
+
+/* Check 1: the case from the fixture's values on one backend vs PyTorch.
+ * Returns the largest relative L2 error seen (output, gradients, buffers). */
+static double check_torch(const opcase *oc, int use_cpu, const fx_file *fx, double tol)
+{
+    ctx c = {0};
+    hv_nn_backend *be = NULL;
+    double worst = 0;
+    char nm[192];
+    const char *bn = use_cpu ? "cpu" : "ref";
+    HV_CHECK_OK(use_cpu ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+    HV_CHECK_OK(hv_nn_graph_create(&c.g));
+    HV_CHECK_OK(hv_nn_params_create(&c.ps));
+    if (!be || !c.g || !c.ps) goto done;
+    hv_nn_tensor *out = oc->build(&c);
+    int64_t osh[HV_NN_MAX_DIMS];
+    int ond = hv_nn_tensor_shape(out, osh);
+    hv_nn_tensor *rt = ond ? hv_nn_input(c.g, "R", ond, osh) : NULL;
+    hv_nn_tensor *loss = hv_nn_sum(c.g, hv_nn_mul(c.g, out, rt));
+    hv_nn_set_output(out);
+    HV_CHECK_OK(hv_nn_graph_plan(c.g, be, oc->flags));
+    if (hv_nn_graph_status(c.g) != HV_OK) goto done;
+    /* the fixture holds exactly the leaves this case builds, in this order */
+    snprintf(nm, sizeof nm, "%s.l%d", oc->name, c.nl);
+    HV_CHECK(fx_find(fx, nm) == NULL, "%s: the fixture has more leaves than the case (%d)", oc->name, c.nl);
+    for (int i = 0; i < c.nl; i++) {
+        leaf *l = &c.lv[i];
+        l->n = (size_t)hv_nn_tensor_numel(l->t);
+        snprintf(nm, sizeof nm, "%s.l%d", oc->name, i);
+        const fx_tensor *t = fx_find(fx, nm);
+        HV_CHECK(t && t->n == (int64_t)l->n, "%s: fixture lacks %s or its size differs", oc->name, nm);
+        if (!t || t->n != (int64_t)l->n) goto done;
+        HV_CHECK_OK(hv_nn_tensor_set(l->t, t->data, l->n));
+        snprintf(nm, sizeof nm, "%s.g%d", oc->name, i);
+        HV_CHECK((fx_find(fx, nm) != NULL) == (l->rg != 0), "%s: leaf %d takes a gradient here%s in PyTorch",
+                 oc->name, i, l->rg ? " but not" : " only");
+    }
+    snprintf(nm, sizeof nm, "%s.R", oc->name);
+    const fx_tensor *tr = fx_find(fx, nm);
+    snprintf(nm, sizeof nm, "%s.out", oc->name);
+    const fx_tensor *ty = fx_find(fx, nm);
+    const int64_t nout = hv_nn_tensor_numel(out);
+    HV_CHECK(tr && ty && tr->n == nout && ty->n == nout, "%s: fixture lacks R or out", oc->name);
+    if (!tr || !ty || tr->n != nout || ty->n != nout) goto done;
+    HV_CHECK_OK(hv_nn_tensor_set(rt, tr->data, (size_t)nout));
+    hv_nn_params_zero_grad(c.ps);
+    HV_CHECK_OK(hv_nn_graph_forward(c.g));
+    HV_CHECK_OK(hv_nn_graph_backward(c.g, loss));
+    float *y = malloc((size_t)nout * sizeof(float));
+    HV_CHECK_OK(hv_nn_tensor_get(out, y, (size_t)nout));
+    double e = fx_rel_l2(y, ty->data, nout, NULL);
+    HV_CHECK(e <= tol, "%s %s: output vs PyTorch, relative L2 error %.3g > %.3g", bn, oc->name, e, tol);
+    worst = fmax(worst, e);
+    free(y);
+    for (int i = 0; i < c.nl; i++) {
+        leaf *l = &c.lv[i];
+        if (l->rg) {
+            snprintf(nm, sizeof nm, "%s.g%d", oc->name, i);
+            const fx_tensor *tg = fx_find(fx, nm);
+            if (!tg || tg->n != (int64_t)l->n) continue; /* reported above */
+            double gn = 0;
+            for (int64_t k = 0; k < tg->n; k++) gn += (double)tg->data[k] * tg->data[k];
+            HV_CHECK(gn > 0, "%s: PyTorch's gradient of leaf %d is zero (the check could not fail)", oc->name, i);
+            float *g = malloc(l->n * sizeof(float));
+            if (l->p)
+                memcpy(g, hv_nn_param_grad(l->p), l->n * sizeof(float));
+            else
+                HV_CHECK_OK(hv_nn_tensor_get_grad(l->t, g, l->n));
+            e = fx_rel_l2(g, tg->data, tg->n, NULL);
+            HV_CHECK(e <= tol, "%s %s: gradient of leaf %d vs PyTorch, relative L2 error %.3g > %.3g", bn,
+                     oc->name, i, e, tol);
+            worst = fmax(worst, e);
+            free(g);
+        } else if (l->p) {
+            /* a buffer: as PyTorch left it after one forward (updated in
+             * training mode where the op updates it, unchanged otherwise) */
+            snprintf(nm, sizeof nm, "%s.b%d", oc->name, i);
+            const fx_tensor *tb = fx_find(fx, nm);
+            snprintf(nm, sizeof nm, "%s.l%d", oc->name, i);
+            if (!tb) tb = fx_find(fx, nm);
+            e = fx_rel_l2(hv_nn_param_data(l->p), tb->data, tb->n, NULL);
+            HV_CHECK(e <= tol, "%s %s: buffer %d after forward vs PyTorch, relative L2 error %.3g > %.3g", bn,
+                     oc->name, i, e, tol);
+            worst = fmax(worst, e);
+        }
+    }
+done:
+    hv_nn_graph_free(c.g);
+    hv_nn_params_free(c.ps);
+    hv_nn_backend_free(be);
+    return worst;
+}
+
 /* The per-item mask fix: a batch of two items with different masks equals
  * the two items run one by one (the reference would use item 0's mask for
- * item 1 too). */
+ * item 1 too), and the masks matter: item 1 with item 0's mask gives another
+ * result. */
 static void test_ca_batch_independence(void)
 {
     hv_nn_backend *be = NULL;
     HV_CHECK_OK(hv_nn_backend_create_cpu(&be));
     const int64_t fs2[4] = {2, 4, 8, 8}, ms2[4] = {2, 1, 32, 32};
     const int64_t fs1[4] = {1, 4, 8, 8}, ms1[4] = {1, 1, 32, 32};
-    float f[2 * 4 * 64], m[2 * 32 * 32], y2[2 * 256], y1[2 * 256];
+    float f[2 * 4 * 64], m[2 * 32 * 32], y2[2 * 256], y1[2 * 256], yx[256];
     hv_rng r;
     hv_rng_seed(&r, 99, 0);
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) f[i] = (float)hv_rng_normal(&r);
     for (int b = 0; b < 2; b++)
         for (int y = 0; y < 32; y++)
             for (int x = 0; x < 32; x++) m[(b * 32 + y) * 32 + x] = (y >= 4 + 16 * b && y < 12 + 16 * b);
-    for (int pass = 0; pass < 3; pass++) {
+    /* pass 0: the batch; 1, 2: item 0, item 1 alone; 3: item 1 with item 0's mask */
+    for (int pass = 0; pass < 4; pass++) {
         hv_nn_graph *g = NULL;
         HV_CHECK_OK(hv_nn_graph_create(&g));
         int one = pass > 0;
@@ -474,37 +637,50 @@ static void test_ca_batch_independence(void)
         hv_nn_tensor *y = hv_nn_ctx_attn(g, ft, ft, mt, NULL);
         hv_nn_set_output(y);
         HV_CHECK_OK(hv_nn_graph_plan(g, be, 0));
-        size_t nf = one ? 256 : 512, nm = one ? 1024 : 2048, off = one ? (size_t)(pass - 1) : 0;
-        HV_CHECK_OK(hv_nn_tensor_set(ft, f + off * 256, nf));
-        HV_CHECK_OK(hv_nn_tensor_set(mt, m + off * 1024, nm));
+        size_t nf = one ? 256 : 512, nm = one ? 1024 : 2048;
+        size_t fo = pass == 3 ? 1 : (one ? (size_t)(pass - 1) : 0), mo = pass == 3 ? 0 : fo;
+        HV_CHECK_OK(hv_nn_tensor_set(ft, f + fo * 256, nf));
+        HV_CHECK_OK(hv_nn_tensor_set(mt, m + mo * 1024, nm));
         HV_CHECK_OK(hv_nn_graph_forward(g));
-        HV_CHECK_OK(hv_nn_tensor_get(y, one ? y1 + off * 256 : y2, nf));
+        HV_CHECK_OK(hv_nn_tensor_get(y, pass == 3 ? yx : one ? y1 + fo * 256 : y2, nf));
         hv_nn_graph_free(g);
     }
     double e = nmse(y2, y1, 512);
     HV_CHECK(e < 1e-12, "ctx_attn: batched result differs from per-item results (nmse %.3g)", e);
-    /* and the masks matter: item 1 with item 0's mask gives another result */
+    double ex = nmse(yx, y1 + 256, 256); /* measured 1.5; bound 0.05 */
+    printf("# ctx_attn: item 1 with item 0's mask vs its own mask: nmse %.3g\n", ex);
+    HV_CHECK(ex > 0.05, "ctx_attn: item 1's result does not depend on its mask (nmse %.3g)", ex);
     hv_nn_backend_free(be);
 }
 
 int main(void)
 {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nn/fixtures/nn_ops.bin", HV_TEST_SOURCE_DIR);
+    fx_file fx;
+    HV_CHECK(fx_read(path, &fx) == 0, "cannot read the PyTorch fixture %s", path);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const opcase *oc = &cases[k];
         result rr, rc;
+        /* PyTorch, measured relative L2 error: <= 2.2e-7 (float32 rounding in
+         * another order), 1.9e-6 for contextual attention (scores scaled by
+         * 10 before the softmax); bound 2e-5 (10x) */
+        double tt = fmax(check_torch(oc, 0, &fx, TORCH_TOL), check_torch(oc, 1, &fx, TORCH_TOL));
         int ok_r = run_case(oc, 0, &rr), ok_c = run_case(oc, 1, &rc);
         HV_CHECK(ok_r && ok_c, "%s: case did not run", oc->name);
         if (ok_r && ok_c) {
             double e = nmse(rc.out, rr.out, rr.nout), eg = 0, fdr = 0, fdc = 0;
-            HV_CHECK(isfinite(e) && e <= oc->nmse_tol, "%s: forward nmse cpu vs ref %.3g > %.3g",
-                     oc->name, e, oc->nmse_tol);
+            if (oc->fast)
+                HV_CHECK(isfinite(e) && e <= oc->nmse_tol, "%s: forward nmse cpu vs ref %.3g > %.3g",
+                         oc->name, e, oc->nmse_tol);
             for (int i = 0; i < MAX_LEAVES; i++) {
                 if (!rr.grad[i]) continue;
                 HV_CHECK(rc.grad[i] && rc.ng[i] == rr.ng[i], "%s: gradient %d missing", oc->name, i);
                 if (!rc.grad[i] || rc.ng[i] != rr.ng[i]) continue;
                 double gi = nmse(rc.grad[i], rr.grad[i], rr.ng[i]);
-                HV_CHECK(isfinite(gi) && gi <= oc->nmse_tol,
-                         "%s: gradient %d nmse cpu vs ref %.3g > %.3g", oc->name, i, gi, oc->nmse_tol);
+                if (oc->fast)
+                    HV_CHECK(isfinite(gi) && gi <= oc->nmse_tol,
+                             "%s: gradient %d nmse cpu vs ref %.3g > %.3g", oc->name, i, gi, oc->nmse_tol);
                 HV_CHECK(rr.fd_err[i] <= oc->fd_tol, "%s: ref gradient %d vs finite differences %.3g > %.3g",
                          oc->name, i, rr.fd_err[i], oc->fd_tol);
                 HV_CHECK(rc.fd_err[i] <= oc->fd_tol, "%s: cpu gradient %d vs finite differences %.3g > %.3g",
@@ -513,11 +689,17 @@ int main(void)
                 fdr = fmax(fdr, rr.fd_err[i]);
                 fdc = fmax(fdc, rc.fd_err[i]);
             }
-            printf("# %-20s nmse fwd %.2e grad %.2e | fd ref %.2e cpu %.2e\n", oc->name, e, eg, fdr, fdc);
+            if (oc->fast)
+                printf("# %-20s torch %.2e | fd ref %.2e cpu %.2e | cpu/ref nmse fwd %.2e grad %.2e\n",
+                       oc->name, tt, fdr, fdc, e, eg);
+            else
+                printf("# %-20s torch %.2e | fd ref %.2e cpu %.2e | same kernel on both backends\n",
+                       oc->name, tt, fdr, fdc);
         }
         free_result(&rr);
         free_result(&rc);
     }
+    fx_free(&fx);
     test_ca_batch_independence();
     return hv_test_done();
 }

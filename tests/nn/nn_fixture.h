@@ -1,0 +1,97 @@
+/*
+ * nn_fixture.h: reader of the PyTorch fixtures in tests/nn/fixtures (written
+ * by scripts/make_generator_fixture.py, make_nn_ops_fixture.py and
+ * make_nn_nets_fixture.py): b"HVFX", uint32 version 1, uint32 count, then
+ * per tensor uint32 name length, name, uint32 ndim, int64 shape[ndim],
+ * float32 data, all little endian. Header-only (static functions) so that
+ * each test stays one source file.
+ */
+#ifndef HV_TESTS_NN_FIXTURE_H
+#define HV_TESTS_NN_FIXTURE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fx_tensor {
+    char name[128];
+    int ndim;
+    int64_t shape[8];
+    int64_t n;
+    float *data;
+} fx_tensor;
+
+typedef struct fx_file {
+    fx_tensor *t;
+    int n;
+} fx_file;
+
+static void fx_free(fx_file *fx)
+{
+    for (int i = 0; fx->t && i < fx->n; i++) free(fx->t[i].data);
+    free(fx->t);
+    fx->t = NULL;
+    fx->n = 0;
+}
+
+/* 0 on success; on failure fx is empty. */
+static int fx_read(const char *path, fx_file *fx)
+{
+    memset(fx, 0, sizeof *fx);
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char magic[4];
+    uint32_t ver = 0, cnt = 0;
+    int rc = -1;
+    if (fread(magic, 1, 4, f) != 4 || memcmp(magic, "HVFX", 4) || fread(&ver, 4, 1, f) != 1 ||
+        fread(&cnt, 4, 1, f) != 1 || ver != 1 || cnt > 4096)
+        goto done;
+    fx->t = calloc(cnt, sizeof *fx->t);
+    if (!fx->t) goto done;
+    fx->n = (int)cnt;
+    for (uint32_t i = 0; i < cnt; i++) {
+        fx_tensor *t = &fx->t[i];
+        uint32_t nl = 0, nd = 0;
+        if (fread(&nl, 4, 1, f) != 1 || nl >= sizeof t->name || fread(t->name, 1, nl, f) != nl ||
+            fread(&nd, 4, 1, f) != 1 || nd > 8 || fread(t->shape, 8, nd, f) != nd)
+            goto done;
+        t->ndim = (int)nd;
+        t->n = 1;
+        for (uint32_t d = 0; d < nd; d++) t->n *= t->shape[d];
+        if (t->n < 0 || t->n > (1 << 24)) goto done;
+        t->data = malloc((size_t)(t->n ? t->n : 1) * sizeof(float));
+        if (!t->data || fread(t->data, 4, (size_t)t->n, f) != (size_t)t->n) goto done;
+    }
+    rc = 0;
+done:
+    fclose(f);
+    if (rc) fx_free(fx);
+    return rc;
+}
+
+static const fx_tensor *fx_find(const fx_file *fx, const char *name)
+{
+    for (int i = 0; i < fx->n; i++)
+        if (strcmp(fx->t[i].name, name) == 0) return &fx->t[i];
+    return NULL;
+}
+
+/* relative L2 error |a - b| / |b| (|a - b| when b is all zeros) and the
+ * largest absolute difference */
+static double fx_rel_l2(const float *a, const float *b, int64_t n, double *maxabs)
+{
+    double num = 0, den = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+        if (fabs(d) > mx || d != d) mx = d != d ? INFINITY : fabs(d);
+    }
+    if (maxabs) *maxabs = mx;
+    double e = sqrt(num / (den > 0 ? den : 1));
+    return e == e ? e : INFINITY;
+}
+
+#endif /* HV_TESTS_NN_FIXTURE_H */
