@@ -77,6 +77,13 @@ target_link_libraries(hv::deflate INTERFACE PkgConfig::HV_DEFLATE)
 find_package(PNG)
 hv_require(PNG_FOUND "libpng" "libpng-dev")
 
+# cairo: the figures (src/io/draw.c): real text through fontconfig and
+# anti-aliased lines. Its fonts come from fonts-dejavu-core at run time.
+pkg_check_modules(HV_CAIRO IMPORTED_TARGET cairo fontconfig)
+hv_require(HV_CAIRO_FOUND "cairo and fontconfig" "libcairo2-dev")
+add_library(hv::cairo INTERFACE IMPORTED)
+target_link_libraries(hv::cairo INTERFACE PkgConfig::HV_CAIRO Threads::Threads)
+
 # CUDA: optional. AUTO builds it when nvcc (and cuDNN) are found.
 set(HV_HAVE_CUDA OFF)
 if(NOT HV_ENABLE_CUDA STREQUAL "OFF")

@@ -174,6 +174,92 @@ hv_status hv_io_dataset_scan(const char *root, const hv_nifti_opts *check_opts,
                              hv_manifest **out);
 void hv_io_manifest_free(hv_manifest *m);
 
+/* ------------------------------------------------ pictures (src/io/draw.c)
+ * One PNG writer and the figures, drawn with cairo (DejaVu Sans through
+ * fontconfig). Every function borrows its arguments and keeps nothing; the
+ * file is written to a temporary name and renamed, so it is whole or absent.
+ * Text arguments may be NULL (nothing drawn). */
+
+/* w x h pixels, `channels` 1 (grey) or 3 (RGB) bytes each, rows top down. */
+hv_status hv_io_png_write(const char *path, int w, int h, int channels, const uint8_t *px);
+
+/* Grey w x h picture with label contours into RGB (stride bytes a row):
+ * each non-zero label's edge pixels (on the picture's border or beside
+ * another value, 4-neighbourhood) in a colour of its own, `target`'s red. */
+void hv_io_paint_contours(uint8_t *rgb, int stride, const uint8_t *grey, const uint8_t *labels,
+                          int w, int h, int target);
+
+/* The font file fontconfig gives the figures' text (DejaVu Sans) into
+ * file (cap bytes; may be NULL); HV_ERR_NOT_FOUND, naming the package, when
+ * that family is not installed (figures then warn once and use cairo's
+ * built-in fallback font). */
+hv_status hv_io_figure_font(char *file, size_t cap);
+
+/* viridis colour of t in [0, 1] (clamped; NaN gives the low end). */
+void hv_io_colormap(double t, uint8_t out[3]);
+
+/* A k x k confusion matrix: count[r * k + c] cases of true class r predicted
+ * as c; cells shaded by the row fraction (recall). names: k labels or NULL. */
+typedef struct hv_io_confusion {
+    const char *title, *caption;
+    int k;
+    const char *const *names;
+    const long *count;
+} hv_io_confusion;
+hv_status hv_io_plot_confusion(const char *path, const hv_io_confusion *c);
+
+/* Values by group, as jittered points with the group mean as a bar;
+ * horizontal dashed marks (e.g. the Genant band edges) with names. The y
+ * range covers [ylo, yhi] and every finite value. group[i] outside
+ * [0, n_groups) leaves value i out. */
+typedef struct hv_io_groups {
+    const char *title, *ylabel, *caption;
+    size_t n;
+    const double *v;
+    const int *group;
+    int n_groups;
+    const char *const *group_names;
+    double ylo, yhi;
+    int n_marks;
+    const double *marks;
+    const char *const *mark_names;
+} hv_io_groups;
+hv_status hv_io_plot_groups(const char *path, const hv_io_groups *g);
+
+/* A heatmap of z[ix + nx * iy] (NaN: grey, no data) on the fixed colour
+ * scale [zlo, zhi], with a colour bar, marks on the bar, labels at the
+ * left/right edges and the top/bottom rows, and a caption. */
+typedef struct hv_io_heatmap {
+    const char *title, *caption, *zlabel;
+    const char *left, *right, *top, *bottom;
+    int nx, ny;
+    const double *z;
+    double zlo, zhi;
+    int n_marks;
+    const double *marks;
+} hv_io_heatmap;
+hv_status hv_io_plot_heatmap(const char *path, const hv_io_heatmap *m);
+
+/* Line plot: series of (x, y) (x NULL: 0, 1, 2, ...; a NaN y breaks the
+ * line), y range [ylo, yhi] when yhi > ylo (values clipped) else from the
+ * data, dashed marks at given y, end labels instead of x ticks when xleft or
+ * xright is set. */
+typedef struct hv_io_series {
+    const char *name;
+    int n;
+    const double *x, *y;
+} hv_io_series;
+typedef struct hv_io_lines {
+    const char *title, *xlabel, *ylabel;
+    const char *xleft, *xright;
+    int n_series;
+    const hv_io_series *series;
+    double ylo, yhi;
+    int n_marks;
+    const double *marks;
+} hv_io_lines;
+hv_status hv_io_plot_lines(const char *path, const hv_io_lines *p);
+
 #ifdef __cplusplus
 }
 #endif
