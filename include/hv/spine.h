@@ -383,6 +383,14 @@ hv_status hv_spine_slice_draw(const hv_volume *crop_labels, int label, hv_spine_
 
 /* ---------------------------------------------------------------- QC */
 
+/* The two slices every QC picture of a crop shows: the sagittal slice
+ * through the crop's LR centre (*sag_i) and the coronal slice through the
+ * target body's AP centre (*cor_j). */
+void hv_spine_qc_slices(const hv_spine_crop *cr, int64_t *sag_i, int64_t *cor_j);
+
+/* A crop's windowed CT value (0..255 F32) as a QC grey byte, rounded. */
+uint8_t hv_spine_qc_grey(float v);
+
 /* One PNG per vertebra: mid-sagittal and mid-coronal slices of the crop side
  * by side (grey CT, label contours in colour, the target in red). */
 hv_status hv_spine_qc_png(const char *path, const hv_spine_crop *cr);

@@ -27,13 +27,4 @@ void hv_measure_grid_free(hv_mgrid *g);
  * max(1.5 mm, 10 %) of it; NaN when no finite value. n <= 64 used. */
 double hv_measure_pool(const double *h, int n);
 
-/* Bitmap text for the PNG figures (font.c): 5x7 glyphs scaled by `scale`,
- * drawn in `rgb` into an RGB8 image of w x h. Unknown characters are blank. */
-void hv_font_draw(uint8_t *img, int w, int h, int x, int y, const char *text,
-                  int scale, const uint8_t rgb[3]);
-int hv_font_width(const char *text, int scale);
-
-/* Write an RGB8 image as PNG. */
-hv_status hv_png_write_rgb(const char *path, const uint8_t *rgb, int w, int h);
-
 #endif /* HV_MEASURE_INTERNAL_H */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hv/io.h"
 #include "hv/measure.h"
 #include "measure_internal.h"
 
@@ -106,106 +107,28 @@ hv_status hv_measure_write_loss_map_csv(const char *path, const hv_vert_measure 
     return HV_OK;
 }
 
-/* Jet-like colour of t in [0, 1]. */
-static void colour(double t, uint8_t out[3])
-{
-    if (t < 0) t = 0;
-    if (t > 1) t = 1;
-    double r = fmin(fmax(1.5 - fabs(4 * t - 3), 0), 1);
-    double g = fmin(fmax(1.5 - fabs(4 * t - 2), 0), 1);
-    double b = fmin(fmax(1.5 - fabs(4 * t - 1), 0), 1);
-    out[0] = (uint8_t)lround(255 * r);
-    out[1] = (uint8_t)lround(255 * g);
-    out[2] = (uint8_t)lround(255 * b);
-}
-
-static void fill_rect(uint8_t *img, int w, int h, int x0, int y0, int x1, int y1, const uint8_t c[3])
-{
-    for (int y = y0; y < y1; y++)
-        for (int x = x0; x < x1; x++)
-            if (x >= 0 && y >= 0 && x < w && y < h) memcpy(img + 3 * ((size_t)y * w + x), c, 3);
-}
-
-static void line(uint8_t *img, int w, int h, int x0, int y0, int x1, int y1, const uint8_t c[3],
-                 int thick)
-{
-    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
-    int err = dx + dy;
-    for (;;) {
-        fill_rect(img, w, h, x0 - thick / 2, y0 - thick / 2, x0 - thick / 2 + thick,
-                  y0 - thick / 2 + thick, c);
-        if (x0 == x1 && y0 == y1) break;
-        int e2 = 2 * err;
-        if (e2 >= dy) { err += dy; x0 += sx; }
-        if (e2 <= dx) { err += dx; y0 += sy; }
-    }
-}
-
-static const uint8_t WHITE[3] = {255, 255, 255}, BLACK[3] = {0, 0, 0}, GREY[3] = {170, 170, 170};
+static const double GENANT_EDGES[3] = {20, 25, 40};
 
 hv_status hv_measure_write_loss_map_png(const char *path, const hv_vert_measure *v)
 {
     hv_status st = check_maps(v);
     if (st != HV_OK) return st;
     const hv_height_map *o = &v->ori_map;
-    int big = o->na > o->nl ? o->na : o->nl;
-    int cell = 320 / (big > 0 ? big : 1);
-    if (cell < 2) cell = 2;
-    if (cell > 16) cell = 16;
-    int mw = o->na * cell, mh = o->nl * cell;
-    int left = 40, top = 40, bar_w = 18, gap = 30;
-    int W = left + mw + gap + bar_w + 60, H = top + (mh > 200 ? mh : 200) + 50;
-    uint8_t *img = malloc((size_t)W * (size_t)H * 3);
-    if (!img) return hv_error_set(HV_ERR_NOMEM, "loss map png");
-    memset(img, 255, (size_t)W * (size_t)H * 3);
-    char title[96];
-    const char *lv = hv_label_name(v->label);
-    snprintf(title, sizeof title, "%s HEIGHT LOSS %%", lv ? lv : "?");
-    hv_font_draw(img, W, H, left, 12, title, 2, BLACK);
+    double *z = malloc(sizeof(double) * (size_t)o->na * (size_t)o->nl);
+    if (!z) return hv_error_set(HV_ERR_NOMEM, "loss map png");
     for (int il = 0; il < o->nl; il++)
-        for (int ia = 0; ia < o->na; ia++) {
-            double loss = cell_loss(v, ia, il);
-            uint8_t c[3];
-            if (isfinite(loss)) colour((loss - LOSS_MIN) / (LOSS_MAX - LOSS_MIN), c);
-            else memcpy(c, GREY, 3);
-            fill_rect(img, W, H, left + ia * cell, top + il * cell, left + (ia + 1) * cell,
-                      top + (il + 1) * cell, c);
-        }
-    /* frame, orientation */
-    line(img, W, H, left - 1, top - 1, left + mw, top - 1, BLACK, 1);
-    line(img, W, H, left - 1, top + mh, left + mw, top + mh, BLACK, 1);
-    line(img, W, H, left - 1, top - 1, left - 1, top + mh, BLACK, 1);
-    line(img, W, H, left + mw, top - 1, left + mw, top + mh, BLACK, 1);
-    hv_font_draw(img, W, H, left - 16, top + mh / 2 - 7, "A", 2, BLACK);
-    hv_font_draw(img, W, H, left + mw + 6, top + mh / 2 - 7, "P", 2, BLACK);
-    /* lateral runs along axis x anterior = the patient's left: right on top */
-    hv_font_draw(img, W, H, left + mw + 6, top, "R", 1, BLACK);
-    hv_font_draw(img, W, H, left + mw + 6, top + mh - 7, "L", 1, BLACK);
-    char cap[64];
-    snprintf(cap, sizeof cap, "AP %.0f MM X LR %.0f MM", o->na * o->step, o->nl * o->step);
-    hv_font_draw(img, W, H, left, top + mh + 10, cap, 1, BLACK);
-    /* colour bar with ticks and the Genant thresholds */
-    int bx = left + mw + gap, bh = mh > 200 ? mh : 200;
-    for (int y = 0; y < bh; y++) {
-        uint8_t c[3];
-        colour(1.0 - (double)y / (bh - 1), c);
-        fill_rect(img, W, H, bx, top + y, bx + bar_w, top + y + 1, c);
-    }
-    for (int t = -20; t <= 60; t += 20) {
-        int y = top + (int)lround((LOSS_MAX - t) / (LOSS_MAX - LOSS_MIN) * (bh - 1));
-        char lab[16];
-        snprintf(lab, sizeof lab, "%d", t);
-        line(img, W, H, bx + bar_w, y, bx + bar_w + 4, y, BLACK, 1);
-        hv_font_draw(img, W, H, bx + bar_w + 7, y - 3, lab, 1, BLACK);
-    }
-    static const int genant[3] = {20, 25, 40};
-    for (int q = 0; q < 3; q++) {
-        int y = top + (int)lround((LOSS_MAX - genant[q]) / (LOSS_MAX - LOSS_MIN) * (bh - 1));
-        line(img, W, H, bx, y, bx + bar_w - 1, y, WHITE, 1);
-    }
-    hv_font_draw(img, W, H, bx - 4, top + bh + 10, "%", 2, BLACK);
-    st = hv_png_write_rgb(path, img, W, H);
-    free(img);
+        for (int ia = 0; ia < o->na; ia++) z[ia + (size_t)o->na * il] = cell_loss(v, ia, il);
+    char title[96], cap[96];
+    const char *lv = hv_label_name(v->label);
+    snprintf(title, sizeof title, "%s height loss", lv ? lv : "?");
+    snprintf(cap, sizeof cap, "AP %.0f mm \u00d7 LR %.0f mm; grey: no body", o->na * o->step,
+             o->nl * o->step);
+    /* lateral runs along the map's rows with the patient's right on top */
+    hv_io_heatmap hm = {.title = title, .caption = cap, .zlabel = "loss %", .left = "A",
+                        .right = "P", .top = "R", .bottom = "L", .nx = o->na, .ny = o->nl, .z = z,
+                        .zlo = LOSS_MIN, .zhi = LOSS_MAX, .n_marks = 3, .marks = GENANT_EDGES};
+    st = hv_io_plot_heatmap(path, &hm);
+    free(z);
     return st;
 }
 
@@ -231,53 +154,16 @@ hv_status hv_measure_write_loss_curve_png(const char *path, const hv_vert_measur
         }
         loss[ia] = (n && ss > 0) ? 100.0 * (ss - so) / ss : NAN;
     }
-    const int W = 420, H = 300, left = 50, right = 20, top = 40, bottom = 50;
-    const int pw = W - left - right, ph = H - top - bottom;
-    uint8_t *img = malloc((size_t)W * H * 3);
-    if (!img) {
-        free(loss);
-        return hv_error_set(HV_ERR_NOMEM, "loss curve png");
-    }
-    memset(img, 255, (size_t)W * H * 3);
-    char title[96];
+    char title[96], cap[96];
     const char *lv = hv_label_name(v->label);
-    snprintf(title, sizeof title, "%s LOSS ALONG AP", lv ? lv : "?");
-    hv_font_draw(img, W, H, left, 12, title, 2, BLACK);
-#define YPIX(val) (top + (int)lround((LOSS_MAX - (val)) / (LOSS_MAX - LOSS_MIN) * (ph - 1)))
-    for (int t = -20; t <= 60; t += 20) {
-        int y = YPIX((double)t);
-        char lab[16];
-        snprintf(lab, sizeof lab, "%d", t);
-        line(img, W, H, left, y, left + pw, y, t == 0 ? BLACK : GREY, 1);
-        hv_font_draw(img, W, H, left - hv_font_width(lab, 1) - 6, y - 3, lab, 1, BLACK);
-    }
-    static const int genant[3] = {20, 25, 40};
-    static const uint8_t red[3] = {200, 40, 40};
-    for (int q = 0; q < 3; q++) {
-        int y = YPIX((double)genant[q]);
-        for (int x = left; x < left + pw; x += 8) line(img, W, H, x, y, x + 3, y, red, 1);
-    }
-    line(img, W, H, left, top, left, top + ph, BLACK, 1);
-    static const uint8_t blue[3] = {20, 60, 200};
-    int px = -1, py = -1;
-    for (int ia = 0; ia < o->na; ia++) {
-        if (!isfinite(loss[ia])) { px = -1; continue; }
-        double val = fmin(fmax(loss[ia], LOSS_MIN), LOSS_MAX);
-        int x = left + (o->na > 1 ? (int)lround((double)ia / (o->na - 1) * (pw - 1)) : pw / 2);
-        int y = YPIX(val);
-        if (px >= 0) line(img, W, H, px, py, x, y, blue, 2);
-        else fill_rect(img, W, H, x - 1, y - 1, x + 2, y + 2, blue);
-        px = x;
-        py = y;
-    }
-#undef YPIX
-    hv_font_draw(img, W, H, left, top + ph + 10, "A", 2, BLACK);
-    hv_font_draw(img, W, H, left + pw - 10, top + ph + 10, "P", 2, BLACK);
-    char cap[64];
-    snprintf(cap, sizeof cap, "LOSS %% OVER %.0f MM DEPTH", o->na * o->step);
-    hv_font_draw(img, W, H, left + 30, top + ph + 14, cap, 1, BLACK);
-    st = hv_png_write_rgb(path, img, W, H);
-    free(img);
+    snprintf(title, sizeof title, "%s loss along AP", lv ? lv : "?");
+    snprintf(cap, sizeof cap, "loss %% over %.0f mm depth (central 40 %% of the width)",
+             o->na * o->step);
+    hv_io_series sr = {.name = "loss", .n = o->na, .x = NULL, .y = loss};
+    hv_io_lines lp = {.title = title, .xlabel = cap, .ylabel = "height loss %", .xleft = "A",
+                      .xright = "P", .n_series = 1, .series = &sr, .ylo = LOSS_MIN,
+                      .yhi = LOSS_MAX, .n_marks = 3, .marks = GENANT_EDGES};
+    st = hv_io_plot_lines(path, &lp);
     free(loss);
     return st;
 }
