@@ -176,6 +176,24 @@ static int split_has_all_sets(const hv_split *s)
     return have[HV_SPLIT_TRAIN] && have[HV_SPLIT_VAL] && have[HV_SPLIT_TEST];
 }
 
+/* The confusion matrix figure of a grader's metrics. */
+static hv_status plot_confusion(const char *path, const hv_class_metrics *m, const char *title)
+{
+    const int k = m->n_classes;
+    long count[16 * 16];
+    char names[16][16];
+    const char *np[16];
+    for (int r = 0; r < k; r++) {
+        snprintf(names[r], sizeof names[r], "%d", m->classes[r]);
+        np[r] = names[r];
+        for (int c = 0; c < k; c++) count[r * k + c] = m->confusion[r][c];
+    }
+    char cap[96];
+    snprintf(cap, sizeof cap, "macro-F1 %.3f   accuracy %.3f", m->macro_f1, m->accuracy);
+    hv_io_confusion cf = {.title = title, .caption = cap, .k = k, .names = np, .count = count};
+    return hv_io_plot_confusion(path, &cf);
+}
+
 hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *g)
 {
     memset(g, 0, sizeof *g);
@@ -230,15 +248,15 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
             for (int a = 0; a < g->m.n_classes; a++)
                 for (int b = 0; b < g->m.n_classes; b++) total += g->m.confusion[a][b];
             char title[96];
-            snprintf(title, sizeof title, "%s ON %s (N=%ld)",
-                     !strcmp(g->method, "svm") ? "SVM GRADER" : "GENANT RULE",
-                     !strcmp(g->evaluated_on, "val") ? "VAL" : "KNOWN GRADES", total);
+            snprintf(title, sizeof title, "%s on %s (n = %ld)",
+                     !strcmp(g->method, "svm") ? "SVM grader" : "Genant rule",
+                     !strcmp(g->evaluated_on, "val") ? "val" : "known grades", total);
             p = hv_strfmt("%s/confusion.png", o->out_dir);
             if (!p) {
                 st = hv_error_set(HV_ERR_NOMEM, "gather: out of memory");
                 goto done;
             }
-            if ((st = hv_plot_confusion_png(p, &g->m, title)) != HV_OK) goto done;
+            if ((st = plot_confusion(p, &g->m, title)) != HV_OK) goto done;
             free(p);
             p = NULL;
         }
@@ -259,8 +277,16 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
             st = hv_error_set(HV_ERR_NOMEM, "gather: out of memory");
             goto done;
         }
-        st = hv_plot_rhlv_png(p, pct, grd, n,
-                              any_known ? "MAX RHLV BY KNOWN GRADE" : "MAX RHLV BY PREDICTED GRADE");
+        static const char *const grades[4] = {"grade 0", "grade 1", "grade 2", "grade 3"};
+        static const double edges[3] = {20, 25, 40};
+        static const char *const edge_names[3] = {"20 %", "25 %", "40 %"};
+        char cap[96];
+        snprintf(cap, sizeof cap, "%zu vertebrae; dashed: Genant band edges; bar: group mean", n);
+        hv_io_groups gr = {.title = any_known ? "Max RHLV by known grade" : "Max RHLV by predicted grade",
+                           .ylabel = "max RHLV %", .caption = cap, .n = n, .v = pct, .group = grd,
+                           .n_groups = 4, .group_names = grades, .ylo = -10, .yhi = 60,
+                           .n_marks = 3, .marks = edges, .mark_names = edge_names};
+        st = hv_io_plot_groups(p, &gr);
     }
 done:
     free(p);

@@ -229,17 +229,6 @@ typedef struct hv_gather_opts {
  * predicted grades, and the output folder (CSV, PNG, summary.md). */
 hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *g);
 
-/* ------------------------------------------------------------------ plots */
-
-hv_status hv_plot_confusion_png(const char *path, const hv_class_metrics *m,
-                                const char *title);
-/* RHLV (percent) per grade as a strip plot; grade[i] in 0..3. */
-hv_status hv_plot_rhlv_png(const char *path, const double *rhlv_pct,
-                           const int *grade, size_t n, const char *title);
-
-/* An RGB image (w*h*3 bytes, row-major) as an 8-bit PNG. */
-hv_status hv_plot_rgb_png(const char *path, int w, int h, const unsigned char *rgb);
-
 /* Export (hv_store_export_csv), and with qc_png the QC pictures of a store
  * made with output.images = qc | full as DIR/qc/<case>_<level>_{sag,cor}.png
  * (*n_png, may be NULL, counts them). The run's own output folder gets the

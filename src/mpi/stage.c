@@ -113,32 +113,24 @@ static void slice_to_qc(const float *in, int64_t rows, int64_t cols, int label, 
             float v = in[sy * cols + sx];
             uint8_t b;
             if (label > 0) b = lrintf(v) == label ? 255 : 0;
-            else b = (uint8_t)(v <= 0 ? 0 : (v >= 255 ? 255 : lrintf(v)));
+            else b = hv_spine_qc_grey(v);
             out[(size_t)y * HV_RUN_QC + (size_t)x] = b;
         }
     }
 }
 
-/* Both views of one crop into qc (HV_RUN_QC_BYTES): the sagittal slice
- * through the crop's lateral centre, the coronal one through the target
- * body's antero-posterior centre (as hv_spine_qc_png). */
+/* Both views of one crop into qc (HV_RUN_QC_BYTES), on the slices
+ * hv_spine_qc_slices picks (as `straighten --png` does). */
 static hv_status crop_to_qc(const hv_spine_crop *cr, uint8_t *qc)
 {
     hv_status st = HV_OK;
     float *buf = NULL;
     const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
-    int64_t jc = cr->labels->dim[1] / 2;
-    double sj = 0, n = 0;
-    const uint8_t *lab = cr->labels->data;
-    for (size_t q = 0; q < cr->labels->nvox; q++)
-        if (lab[q] == cr->label) {
-            sj += (double)((q / (size_t)cr->labels->dim[0]) % (size_t)cr->labels->dim[1]);
-            n += 1;
-        }
-    if (n > 0) jc = (int64_t)lround(sj / n);
+    int64_t isag, jcor;
+    hv_spine_qc_slices(cr, &isag, &jcor);
     for (int view = 0; view < HV_QC_VIEWS; view++) {
         hv_spine_plane pl = view == HV_QC_SAG ? HV_SPINE_SAGITTAL : HV_SPINE_CORONAL;
-        int64_t idx = view == HV_QC_SAG ? cr->ct->dim[0] / 2 : jc;
+        int64_t idx = view == HV_QC_SAG ? isag : jcor;
         int64_t rows, cols;
         hv_spine_slice_dims(cr->ct, pl, &rows, &cols);
         if (rows < 1 || cols < 1) {

@@ -1364,25 +1364,6 @@ done:
 
 /* One view of a QC slot as RGB: the CT in grey, the target's contour (label
  * pixels with a 4-neighbour outside the label, or on the border) in red. */
-static void qc_to_rgb(const uint8_t *ct, const uint8_t *lab, unsigned char *rgb)
-{
-    const int n = HV_RUN_QC;
-    for (int y = 0; y < n; y++)
-        for (int x = 0; x < n; x++) {
-            size_t q = (size_t)y * n + (size_t)x;
-            unsigned char *px = rgb + 3 * q;
-            px[0] = px[1] = px[2] = ct[q];
-            if (!lab[q]) continue;
-            int edge = y == 0 || x == 0 || y == n - 1 || x == n - 1 || !lab[q - 1] ||
-                       !lab[q + 1] || !lab[q - (size_t)n] || !lab[q + (size_t)n];
-            if (edge) {
-                px[0] = 255;
-                px[1] = 40;
-                px[2] = 40;
-            }
-        }
-}
-
 static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
 {
     hv_store *s = NULL;
@@ -1439,7 +1420,8 @@ static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
             if (!any) continue; /* no picture: the spine stage failed there */
             for (int view = 0; view < HV_QC_VIEWS && st == HV_OK; view++) {
                 const uint8_t *v0 = slot + (size_t)view * HV_QC_CHANNELS * plane;
-                qc_to_rgb(v0 + HV_QC_CT * plane, v0 + HV_QC_LABEL * plane, rgb);
+                hv_io_paint_contours(rgb, 3 * HV_RUN_QC, v0 + HV_QC_CT * plane,
+                                     v0 + HV_QC_LABEL * plane, HV_RUN_QC, HV_RUN_QC, 255);
                 free(fn);
                 fn = hv_strfmt("%s/%s_%.8s_%s.png", qdir, cr[i].id, rows[k].level,
                                view == HV_QC_SAG ? "sag" : "cor");
@@ -1447,7 +1429,7 @@ static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
                     st = hv_error_set(HV_ERR_NOMEM, "out of memory");
                     break;
                 }
-                st = hv_plot_rgb_png(fn, HV_RUN_QC, HV_RUN_QC, rgb);
+                st = hv_io_png_write(fn, HV_RUN_QC, HV_RUN_QC, 3, rgb);
                 if (st == HV_OK && n_png) (*n_png)++;
             }
         }
