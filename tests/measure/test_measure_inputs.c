@@ -10,8 +10,9 @@
  *  - a mask holding -1 voxels is read as `run` reads it (int16), not refused;
  *  - --case ../../escape (and a case id with a newline) is refused before
  *    anything is written;
- *  - a directory or FIFO given as --centroids, --mask or --ct is named as
- *    such (and a FIFO does not hang: each command runs under timeout(1)).
+ *  - a directory or FIFO given as --centroids, --mask, --ct, the --grader
+ *    svm: model, or svm's --table/--split is named as such (and a FIFO does
+ *    not hang: each command runs under timeout(1)).
  * argv[1] is the healthivert binary.
  */
 #include <errno.h>
@@ -28,12 +29,12 @@
 static const char *bin, *tmp;
 static char cmd[16384], err[8192];
 
-/* Run `healthivert measure ARGS` with stderr captured in err; exit status. */
-static int measure(const char *args)
+/* Run `healthivert SUB ARGS` with stderr captured in err; exit status. */
+static int hv(const char *sub, const char *args)
 {
     char ep[4200];
     snprintf(ep, sizeof ep, "%s/stderr.txt", tmp);
-    snprintf(cmd, sizeof cmd, "timeout 60 '%s' measure %s > '%s/stdout.txt' 2> '%s'", bin, args,
+    snprintf(cmd, sizeof cmd, "timeout 60 '%s' %s %s > '%s/stdout.txt' 2> '%s'", bin, sub, args,
              tmp, ep);
     int st = system(cmd);
     err[0] = '\0';
@@ -46,6 +47,8 @@ static int measure(const char *args)
     if (st == -1 || !WIFEXITED(st)) return -1;
     return WEXITSTATUS(st);
 }
+
+static int measure(const char *args) { return hv("measure", args); }
 
 static int exists(const char *path)
 {
@@ -257,6 +260,28 @@ int main(int argc, char **argv)
                  cases[i].path, rc, err);
         HV_CHECK(!exists(tp("dir.csv")), "%s %s: no CSV", cases[i].opt, cases[i].path);
     }
+
+    /* `svm` file arguments, and the model `measure --grader svm:` loads */
+    write_text(tp("split.json"), "{\"train\": {\"x_20\": 0}}");
+    snprintf(args, sizeof args, "--table '%s' --split '%s' --out '%s'", tp("fifo"),
+             tp("split.json"), tp("svmout"));
+    char want[4400];
+    snprintf(want, sizeof want, "--table: %s: is a FIFO (named pipe), not a regular file",
+             tp("fifo"));
+    int rc = hv("svm", args);
+    HV_CHECK(rc == 1 && strstr(err, want), "svm --table FIFO: exit %d (124 = hung): %s", rc, err);
+    snprintf(args, sizeof args, "--table '%s' --split '%s' --out '%s'", tp("clean.csv"),
+             tp("adir"), tp("svmout"));
+    snprintf(want, sizeof want, "--split: %s: is a directory, not a regular file", tp("adir"));
+    rc = hv("svm", args);
+    HV_CHECK(rc == 1 && strstr(err, want), "svm --split DIR: exit %d: %s", rc, err);
+    HV_CHECK(!exists(tp("svmout")), "svm: nothing written");
+    snprintf(args, sizeof args, "--mask '%s' --grader 'svm:%s' --csv '%s'", tp("m.nii.gz"),
+             tp("fifo"), tp("svm.csv"));
+    snprintf(want, sizeof want, "model: %s: is a FIFO (named pipe), not a regular file", tp("fifo"));
+    rc = measure(args);
+    HV_CHECK(rc == 1 && strstr(err, want), "--grader svm:FIFO: exit %d (124 = hung): %s", rc, err);
+    HV_CHECK(!exists(tp("svm.csv")), "--grader svm:FIFO: no CSV");
 
     hv_vol_free(mask8);
     hv_vol_free(ct16);
