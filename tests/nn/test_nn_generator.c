@@ -7,6 +7,18 @@
  *    a cnum 4 generator's weights (eval mode), a batch of 2 inputs at 64x64 and
  *    PyTorch's six outputs; our forward on both backends must match within
  *    1e-4 relative L2 error per output;
+ *  - gradients vs PyTorch: tests/nn/fixtures/nn_nets.bin (made by
+ *    scripts/make_nn_nets_fixture.py) holds PyTorch's autograd gradients of a
+ *    loss over all six outputs, for the same weights and inputs, with respect
+ *    to five parameters from the first layer (coarse conv1) to the last;
+ *    each must be non-zero and match on both backends;
+ *  - gradients vs finite differences (random weights, directional
+ *    derivatives);
+ *  - PatchGAN: parameter count and shape at 256x256; and vs PyTorch on fixed
+ *    weights (a closed formula both sides compute, so that the 2.76 M
+ *    weights need not be stored) at 2 x 48 x 48: training-mode logits, input
+ *    and parameter gradients, running variance after the forward,
+ *    inference-mode logits (nn_nets.bin);
  *  - full size: one 256x256 forward on the CPU backend, outputs finite and in
  *    range, no allocation inside forward, time printed.
  */
@@ -17,54 +29,7 @@
 
 #include "hv/nn.h"
 #include "hv_test.h"
-
-typedef struct fx_tensor {
-    char name[128];
-    int ndim;
-    int64_t shape[8];
-    int64_t n;
-    float *data;
-} fx_tensor;
-
-static int read_fixture(const char *path, fx_tensor **out, int *count)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char magic[4];
-    uint32_t ver = 0, cnt = 0;
-    int rc = -1;
-    fx_tensor *t = NULL;
-    if (fread(magic, 1, 4, f) != 4 || memcmp(magic, "HVFX", 4) || fread(&ver, 4, 1, f) != 1 ||
-        fread(&cnt, 4, 1, f) != 1 || ver != 1 || cnt > 4096)
-        goto done;
-    t = calloc(cnt, sizeof *t);
-    if (!t) goto done;
-    for (uint32_t i = 0; i < cnt; i++) {
-        uint32_t nl = 0, nd = 0;
-        if (fread(&nl, 4, 1, f) != 1 || nl >= sizeof t[i].name || fread(t[i].name, 1, nl, f) != nl ||
-            fread(&nd, 4, 1, f) != 1 || nd > 8 || fread(t[i].shape, 8, nd, f) != nd)
-            goto done;
-        t[i].ndim = (int)nd;
-        t[i].n = 1;
-        for (uint32_t d = 0; d < nd; d++) t[i].n *= t[i].shape[d];
-        if (t[i].n < 0 || t[i].n > (1 << 24)) goto done;
-        t[i].data = malloc((size_t)(t[i].n ? t[i].n : 1) * sizeof(float));
-        if (!t[i].data || fread(t[i].data, 4, (size_t)t[i].n, f) != (size_t)t[i].n) goto done;
-    }
-    rc = 0;
-done:
-    fclose(f);
-    *out = t;
-    *count = (int)cnt;
-    return rc;
-}
-
-static const fx_tensor *fx_find(const fx_tensor *t, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (t && strcmp(t[i].name, name) == 0) return &t[i];
-    return NULL;
-}
+#include "nn_fixture.h"
 
 static void test_param_count(void)
 {
@@ -121,26 +86,14 @@ static void test_patchgan(void)
     hv_nn_params_free(ps);
 }
 
-static double rel_l2(const float *a, const float *b, int64_t n, double *maxabs)
-{
-    double num = 0, den = 0;
-    *maxabs = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-        if (fabs(d) > *maxabs) *maxabs = fabs(d);
-    }
-    return sqrt(num / (den > 0 ? den : 1));
-}
-
 static void test_torch_fixture(void)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/nn/fixtures/generator_cnum4.bin", HV_TEST_SOURCE_DIR);
-    fx_tensor *fx = NULL;
-    int nfx = 0;
-    int rc = read_fixture(path, &fx, &nfx);
+    fx_file fxf;
+    int rc = fx_read(path, &fxf);
+    const fx_tensor *fx = fxf.t;
+    const int nfx = fxf.n;
     HV_CHECK(rc == 0, "cannot read fixture %s", path);
     hv_nn_params *ps = NULL;
     hv_rng r;
@@ -152,7 +105,7 @@ static void test_torch_fixture(void)
         if (strncmp(fx[i].name, "in.", 3) && strncmp(fx[i].name, "out.", 4)) nparam_fx++;
     for (size_t i = 0; rc == 0 && i < hv_nn_params_size(ps); i++) {
         hv_nn_param *p = hv_nn_params_at(ps, i);
-        const fx_tensor *t = fx_find(fx, nfx, hv_nn_param_name(p));
+        const fx_tensor *t = fx_find(&fxf, hv_nn_param_name(p));
         if (!t || t->n != hv_nn_param_numel(p)) {
             missing++;
             printf("# fixture lacks %s\n", hv_nn_param_name(p));
@@ -178,18 +131,18 @@ static void test_torch_fixture(void)
         hv_nn_tensor *ins[4] = {io.x, io.mask, io.cam, io.ratio};
         hv_nn_tensor *outs[6] = {io.coarse_seg, io.x_stage1, io.p1, io.fine_seg, io.x_stage2, io.p2};
         for (int k = 0; k < 4; k++) {
-            const fx_tensor *t = fx_find(fx, nfx, in_names[k]);
+            const fx_tensor *t = fx_find(&fxf, in_names[k]);
             HV_CHECK(t != NULL, "fixture lacks %s", in_names[k]);
             if (t) HV_CHECK_OK(hv_nn_tensor_set(ins[k], t->data, (size_t)t->n));
         }
         HV_CHECK_OK(hv_nn_graph_forward(g));
         for (int k = 0; k < 6; k++) {
-            const fx_tensor *t = fx_find(fx, nfx, out_names[k]);
+            const fx_tensor *t = fx_find(&fxf, out_names[k]);
             HV_CHECK(t && t->n == hv_nn_tensor_numel(outs[k]), "fixture lacks %s", out_names[k]);
             if (!t || t->n != hv_nn_tensor_numel(outs[k])) continue;
             float *y = malloc((size_t)t->n * sizeof(float));
             HV_CHECK_OK(hv_nn_tensor_get(outs[k], y, (size_t)t->n));
-            double mx, e = rel_l2(y, t->data, t->n, &mx);
+            double mx, e = fx_rel_l2(y, t->data, t->n, &mx);
             printf("# %s %-15s rel L2 %.2e, max abs %.2e\n", hv_nn_backend_name(be), out_names[k], e, mx);
             /* the issue's bound: 1e-4 relative error */
             HV_CHECK(e <= 1e-4, "%s %s: relative error %.3g vs PyTorch", hv_nn_backend_name(be),
@@ -199,9 +152,225 @@ static void test_torch_fixture(void)
         hv_nn_graph_free(g);
         hv_nn_backend_free(be);
     }
-    for (int i = 0; fx && i < nfx; i++) free(fx[i].data);
-    free(fx);
+    fx_free(&fxf);
     hv_nn_params_free(ps);
+}
+
+/* ---- PyTorch fixture of the networks (tests/nn/fixtures/nn_nets.bin, made by
+ * scripts/make_nn_nets_fixture.py) */
+
+static int nets_fixture(fx_file *fx)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nn/fixtures/nn_nets.bin", HV_TEST_SOURCE_DIR);
+    int rc = fx_read(path, fx);
+    HV_CHECK(rc == 0, "cannot read fixture %s", path);
+    return rc;
+}
+
+/* our tensor vs the fixture's, relative L2 error within tol; returns the error */
+static double vs_torch(const char *what, const char *be, const float *ours, int64_t n, const fx_file *fx,
+                       const char *name, double tol)
+{
+    const fx_tensor *t = fx_find(fx, name);
+    HV_CHECK(t && t->n == n, "fixture lacks %s (or its size differs)", name);
+    if (!t || t->n != n) return INFINITY;
+    double gn = 0;
+    for (int64_t i = 0; i < n; i++) gn += (double)t->data[i] * t->data[i];
+    HV_CHECK(gn > 0, "%s: PyTorch's %s is zero (the check could not fail)", what, name);
+    double mx, e = fx_rel_l2(ours, t->data, n, &mx);
+    printf("# %s %s %-40s rel L2 %.2e, max abs %.2e\n", be, what, name, e, mx);
+    HV_CHECK(e <= tol, "%s %s: %s vs PyTorch, relative L2 error %.3g > %.3g", be, what, name, e, tol);
+    return e;
+}
+
+/* The PatchGAN's fixed weights, as scripts/make_nn_nets_fixture.py's
+ * patchgan_value(): f(i) = sin(0.37 (i + 1) + 1.7 (c + 1)), c from the name. */
+static void patchgan_fixed_weights(hv_nn_params *ps)
+{
+    for (size_t k = 0; k < hv_nn_params_size(ps); k++) {
+        hv_nn_param *p = hv_nn_params_at(ps, k);
+        const char *nm = hv_nn_param_name(p);
+        int64_t sh[HV_NN_MAX_DIMS];
+        int nd = hv_nn_param_shape(p, sh);
+        const int64_t n = hv_nn_param_numel(p);
+        long code = 0;
+        for (size_t j = 0; nm[j]; j++) code += (long)(j + 1) * (unsigned char)nm[j];
+        code %= 1000;
+        size_t ln = strlen(nm);
+#define ENDS(sfx) (ln >= strlen(sfx) && strcmp(nm + ln - strlen(sfx), sfx) == 0)
+        float *d = hv_nn_param_data(p);
+        for (int64_t i = 0; i < n; i++) {
+            double f = sin(0.37 * (double)(i + 1) + 1.7 * (double)(code + 1)), v;
+            if (ENDS("running_var"))
+                v = 1 + 0.5 * f;
+            else if (nd == 4)
+                v = f * 1.7 / sqrt((double)n / (double)sh[0]);
+            else if (ENDS("running_mean") || ENDS("bias"))
+                v = 0.1 * f;
+            else
+                v = 1 + 0.2 * f;
+            d[i] = (float)v;
+        }
+#undef ENDS
+    }
+    hv_nn_params_touch(ps);
+}
+
+/* PatchGAN vs PyTorch on fixed weights, batch 2 at 48x48 (-> 2 x 1 x 4 x 4):
+ * training mode (batch statistics): logits, the gradient of sum(logits * R)
+ * with respect to the input and three parameters, a running variance after
+ * the forward; inference mode (running statistics): logits. */
+static void test_patchgan_torch(void)
+{
+    fx_file fx;
+    if (nets_fixture(&fx)) return;
+    const fx_tensor *tx = fx_find(&fx, "D.x"), *tr = fx_find(&fx, "D.R");
+    HV_CHECK(tx && tr && tx->n == 2 * 48 * 48 && tr->n == 2 * 16, "fixture lacks D.x or D.R");
+    static const char *const pnames[3] = {"model.0.weight", "model.3.weight", "model.11.bias"};
+    for (int be_i = 0; tx && tr && tx->n == 2 * 48 * 48 && tr->n == 32 && be_i < 2; be_i++) {
+        for (int train = 1; train >= 0; train--) {
+            hv_nn_params *ps = NULL;
+            hv_nn_backend *be = NULL;
+            hv_nn_graph *g = NULL;
+            hv_rng r;
+            hv_rng_seed(&r, 5, 0);
+            HV_CHECK_OK(hv_nn_params_create(&ps));
+            HV_CHECK_OK(hv_nn_patchgan_params(ps, "", 1, &r));
+            patchgan_fixed_weights(ps);
+            HV_CHECK_OK(be_i ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+            HV_CHECK_OK(hv_nn_graph_create(&g));
+            const int64_t xs[4] = {2, 1, 48, 48}, ys[4] = {2, 1, 4, 4};
+            hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs);
+            if (train) hv_nn_set_requires_grad(x);
+            hv_nn_tensor *y = hv_nn_patchgan_build(g, ps, "", x);
+            hv_nn_tensor *rt = hv_nn_input(g, "R", 4, ys);
+            hv_nn_tensor *loss = train ? hv_nn_sum(g, hv_nn_mul(g, y, rt)) : NULL;
+            hv_nn_set_output(y);
+            HV_CHECK(hv_nn_tensor_numel(y) == 32, "patchgan 48x48 output size");
+            HV_CHECK_OK(hv_nn_graph_plan(g, be, train ? HV_NN_PLAN_TRAIN : 0));
+            if (hv_nn_graph_status(g) == HV_OK && hv_nn_tensor_numel(y) == 32) {
+                const char *bn = hv_nn_backend_name(be);
+                float out[32], *gx = malloc(tx->n * sizeof(float));
+                HV_CHECK_OK(hv_nn_tensor_set(x, tx->data, (size_t)tx->n));
+                HV_CHECK_OK(hv_nn_tensor_set(rt, tr->data, 32));
+                hv_nn_params_zero_grad(ps);
+                HV_CHECK_OK(hv_nn_graph_forward(g));
+                if (train) HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+                HV_CHECK_OK(hv_nn_tensor_get(y, out, 32));
+                /* measured: <= 2.8e-6 (logits and gradients, float32 sums
+                 * over up to 4096 terms in another order); bound 5e-5 (18x) */
+                vs_torch("patchgan", bn, out, 32, &fx, train ? "D.out_train" : "D.out_eval", 5e-5);
+                if (train) {
+                    HV_CHECK_OK(hv_nn_tensor_get_grad(x, gx, (size_t)tx->n));
+                    vs_torch("patchgan", bn, gx, tx->n, &fx, "D.grad.x", 5e-5);
+                    char nm[96];
+                    for (int k = 0; k < 3; k++) {
+                        hv_nn_param *p = hv_nn_params_find(ps, pnames[k]);
+                        snprintf(nm, sizeof nm, "D.grad.%s", pnames[k]);
+                        if (p) vs_torch("patchgan", bn, hv_nn_param_grad(p), hv_nn_param_numel(p), &fx, nm, 5e-5);
+                    }
+                    hv_nn_param *rv = hv_nn_params_find(ps, "model.9.running_var");
+                    if (rv)
+                        vs_torch("patchgan", bn, hv_nn_param_data(rv), hv_nn_param_numel(rv), &fx,
+                                 "D.after.model.9.running_var", 5e-5);
+                }
+                free(gx);
+            }
+            hv_nn_graph_free(g);
+            hv_nn_backend_free(be);
+            hv_nn_params_free(ps);
+        }
+    }
+    fx_free(&fx);
+}
+
+/* Gradients of the whole generator vs PyTorch's autograd: the cnum 4 weights
+ * and 2 x 64 x 64 inputs of generator_cnum4.bin, inference-mode ops
+ * (HV_NN_PLAN_GRAD; PyTorch eval mode), loss = mse(x_stage2, x) +
+ * mse(fine_seg, cam) + mse(x_stage1, x) + mean(p1) + mean(p2). Every
+ * gradient, the first layer's included, must be non-zero and match. */
+static void test_generator_torch_gradients(void)
+{
+    static const char *const names[5] = {
+        "coarse_generator.conv1.conv.weight_orig", "coarse_generator.fc_height.weight",
+        "fine_generator.pmconv6.conv.weight_orig", "fine_generator.allconv11.conv.bias",
+        "fine_generator.allconv17.conv.weight_orig"};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nn/fixtures/generator_cnum4.bin", HV_TEST_SOURCE_DIR);
+    fx_file gf, nf;
+    int rc = fx_read(path, &gf);
+    HV_CHECK(rc == 0, "cannot read fixture %s", path);
+    if (rc) return;
+    if (nets_fixture(&nf)) {
+        fx_free(&gf);
+        return;
+    }
+    for (int be_i = 0; be_i < 2; be_i++) {
+        hv_nn_params *ps = NULL;
+        hv_nn_backend *be = NULL;
+        hv_nn_graph *g = NULL;
+        hv_nn_generator_io io;
+        hv_rng r;
+        hv_rng_seed(&r, 2, 0);
+        HV_CHECK_OK(hv_nn_params_create(&ps));
+        HV_CHECK_OK(hv_nn_generator_params(ps, 4, &r));
+        int missing = 0;
+        for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+            hv_nn_param *p = hv_nn_params_at(ps, i);
+            const fx_tensor *t = fx_find(&gf, hv_nn_param_name(p));
+            if (!t || t->n != hv_nn_param_numel(p)) {
+                missing++;
+                continue;
+            }
+            memcpy(hv_nn_param_data(p), t->data, (size_t)t->n * sizeof(float));
+        }
+        hv_nn_params_touch(ps);
+        HV_CHECK(missing == 0, "generator fixture lacks %d parameters", missing);
+        HV_CHECK_OK(be_i ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+        HV_CHECK_OK(hv_nn_graph_create(&g));
+        HV_CHECK_OK(hv_nn_generator_build(g, ps, 4, 2, 64, 64, &io));
+        hv_nn_tensor *loss = hv_nn_add(g, hv_nn_mse(g, io.x_stage2, io.x), hv_nn_mse(g, io.fine_seg, io.cam));
+        loss = hv_nn_add(g, loss, hv_nn_mse(g, io.x_stage1, io.x));
+        loss = hv_nn_add(g, loss, hv_nn_add(g, hv_nn_mean(g, io.p1), hv_nn_mean(g, io.p2)));
+        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_GRAD));
+        static const char *const in_names[4] = {"in.x", "in.mask", "in.cam", "in.ratio"};
+        hv_nn_tensor *ins[4] = {io.x, io.mask, io.cam, io.ratio};
+        int ok = missing == 0 && hv_nn_graph_status(g) == HV_OK;
+        for (int k = 0; ok && k < 4; k++) {
+            const fx_tensor *t = fx_find(&gf, in_names[k]);
+            HV_CHECK(t && t->n == 2 * 64 * 64, "fixture lacks %s", in_names[k]);
+            if (!t || t->n != 2 * 64 * 64) ok = 0;
+            else HV_CHECK_OK(hv_nn_tensor_set(ins[k], t->data, (size_t)t->n));
+        }
+        if (ok) {
+            const char *bn = hv_nn_backend_name(be);
+            hv_nn_params_zero_grad(ps);
+            HV_CHECK_OK(hv_nn_graph_forward(g));
+            HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+            float lv = 0;
+            HV_CHECK_OK(hv_nn_tensor_get(loss, &lv, 1));
+            /* measured: loss <= 1.2e-7, gradients <= 5.5e-7; bound 1e-5 (18x) */
+            vs_torch("generator", bn, &lv, 1, &nf, "G.loss", 1e-5);
+            char nm[160];
+            for (int k = 0; k < 5; k++) {
+                hv_nn_param *p = hv_nn_params_find(ps, names[k]);
+                HV_CHECK(p != NULL, "%s", names[k]);
+                if (!p) continue;
+                const float *gp = hv_nn_param_grad(p);
+                double n2 = 0;
+                for (int64_t j = 0; j < hv_nn_param_numel(p); j++) n2 += (double)gp[j] * gp[j];
+                HV_CHECK(n2 > 0, "%s: gradient of %s is exactly zero", bn, names[k]);
+                snprintf(nm, sizeof nm, "G.grad.%s", names[k]);
+                vs_torch("generator", bn, gp, hv_nn_param_numel(p), &nf, nm, 1e-5);
+            }
+        }
+        hv_nn_graph_free(g);
+        hv_nn_backend_free(be);
+        hv_nn_params_free(ps);
+    }
+    fx_free(&gf);
+    fx_free(&nf);
 }
 
 /* End-to-end reverse mode through the whole generator (concat, upsampling,
@@ -293,7 +462,11 @@ static void test_generator_gradients(void)
             HV_CHECK(fabs(num - ana) <= 2e-2 * fmax(fabs(num), fabs(ana)) + floor_,
                      "%s: %s directional derivative %.6g vs finite differences %.6g (floor %.2g)",
                      hv_nn_backend_name(be), names[k], ana, num, floor_);
-            HV_CHECK(fabs(ana) > 2.0 * floor_ || k == 0,
+            /* the first layer's derivative (measured 2.3e-5) is below the
+             * resolution of finite differences at this size; it must still
+             * not be zero, and test_generator_torch_gradients compares the
+             * whole first-layer gradient with PyTorch's */
+            HV_CHECK(fabs(ana) > 2.0 * floor_ || (k == 0 && ana != 0.0),
                      "%s: %s derivative %.3g is below the resolution of the check", hv_nn_backend_name(be),
                      names[k], ana);
         }
@@ -369,7 +542,9 @@ int main(void)
 {
     test_param_count();
     test_patchgan();
+    test_patchgan_torch();
     test_torch_fixture();
+    test_generator_torch_gradients();
     test_generator_gradients();
     test_full_size();
     return hv_test_done();
