@@ -18,7 +18,10 @@
  *    read, identically;
  *  - broken streams (corrupt data, wrong CRC, cuts, a bad header CRC) hand
  *    over and end with exactly the status and message of the streaming path;
- *  - a raw payload just above the limit streams, exactly at it does not.
+ *  - a raw payload just above the limit streams, exactly at it does not;
+ *  - writes: a .nii.gz written whole by libdeflate and one streamed by zlib
+ *    (HV_NIFTI_FAST_MAX_BYTES=0) inflate, through zlib's own gzread, to the
+ *    same bytes as the uncompressed .nii of the same volume.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -435,6 +438,71 @@ static void test_fixtures(void)
     free(img);
 }
 
+/* The whole decompressed content of a file through zlib's gzread (plain
+ * files pass through); NULL on error. */
+static unsigned char *gunzip_all(const char *path, size_t *n)
+{
+    gzFile g = gzopen(path, "rb");
+    if (!g) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *b = malloc(cap);
+    for (;;) {
+        if (!b) break;
+        if (len == cap) {
+            unsigned char *nb = realloc(b, cap *= 2);
+            if (!nb) { free(b); b = NULL; break; }
+            b = nb;
+        }
+        int r = gzread(g, b + len, (unsigned)(cap - len));
+        if (r < 0) { free(b); b = NULL; break; }
+        if (r == 0) break;
+        len += (size_t)r;
+    }
+    gzclose(g);
+    *n = len;
+    return b;
+}
+
+static void test_writes(void)
+{
+    /* 128x96x64 int16 (1.5 MB: more than one 1 MiB encode chunk), a non-trivial affine */
+    hv_volume *v = NULL;
+    const int64_t dim[3] = {128, 96, 64};
+    const double aff[4][4] = {{0.8, 0, 0, -12.5}, {0, 1.1, 0, 40}, {0, 0, 2.5, 3}, {0, 0, 0, 1}};
+    HV_REQUIRE_V(hv_vol_create(&v, dim, HV_DTYPE_I16, aff) == HV_OK, "volume");
+    int16_t *d = v->data;
+    for (size_t q = 0; q < v->nvox; q++) d[q] = (int16_t)((q % 997) - 400 + (q / 5000) * 300);
+    const char *plain = tpath("w.nii"), *fast = tpath("w_fast.nii.gz"), *slow = tpath("w_zlib.nii.gz");
+    HV_CHECK_OK(hv_io_nifti_write(plain, v, NULL));
+    unsetenv("HV_NIFTI_FAST_MAX_BYTES");
+    HV_CHECK_OK(hv_io_nifti_write(fast, v, NULL));
+    setenv("HV_NIFTI_FAST_MAX_BYTES", "0", 1);
+    HV_CHECK_OK(hv_io_nifti_write(slow, v, NULL));
+    unsetenv("HV_NIFTI_FAST_MAX_BYTES");
+    size_t np = 0, nf = 0, nz = 0;
+    unsigned char *bp = gunzip_all(plain, &np), *bf = gunzip_all(fast, &nf), *bz = gunzip_all(slow, &nz);
+    HV_CHECK(bp && bf && bz, "all three files read back through gzread");
+    HV_CHECK(bp && bf && np == nf && memcmp(bp, bf, np) == 0,
+             "libdeflate-written .nii.gz inflates to the .nii's bytes (%zu vs %zu)", nf, np);
+    HV_CHECK(bp && bz && np == nz && memcmp(bp, bz, np) == 0,
+             "zlib-written .nii.gz inflates to the .nii's bytes (%zu vs %zu)", nz, np);
+    /* and the fast file really is gzip, not a plain copy */
+    size_t rawn = 0;
+    unsigned char *rf = NULL;
+    FILE *f = fopen(fast, "rb");
+    if (f) {
+        rf = malloc(2);
+        rawn = rf ? fread(rf, 1, 2, f) : 0;
+        fclose(f);
+    }
+    HV_CHECK(rawn == 2 && rf[0] == 0x1f && rf[1] == 0x8b, "the fast .nii.gz starts with the gzip magic");
+    free(rf);
+    free(bp);
+    free(bf);
+    free(bz);
+    hv_vol_free(v);
+}
+
 int main(void)
 {
     tmp = hv_test_tmpdir("nifti_fastpath");
@@ -443,5 +511,6 @@ int main(void)
         return hv_test_missing_data("totalseg-example/example_ct.nii.gz");
     test_real_data();
     test_fixtures();
+    test_writes();
     return hv_test_done();
 }
