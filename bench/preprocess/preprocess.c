@@ -6,6 +6,11 @@
  *   - plain zlib inflate (gzread) of the same CT file (decompression is
  *     usually the floor of reading a .nii.gz).
  * Reading goes through hv_io_nifti_read exactly as the pipeline does.
+ * Writing: what `healthivert straighten` writes (straightened CT, labels,
+ * bodies, and every crop's CT and labels as .nii.gz), several files at
+ * once as the command does, timed twice: with the libdeflate whole-buffer
+ * writer and with zlib's streaming deflate at the same level (forced through
+ * HV_NIFTI_FAST_MAX_BYTES=0); the zlib time is the baseline of the ratio.
  *
  * usage: bench_preprocess [OUTDIR]   (default: ./bench-preprocess-tmp)
  * The phantom files are written once (not timed) and removed at the end.
@@ -21,6 +26,34 @@
 #include <zlib.h>
 
 #include "../bench_util.h"
+
+/* straighten's outputs of case c into dir, in parallel; -1 on failure */
+static double write_outputs(const hv_spine_case *c, const char *dir)
+{
+    const long n = 3 + (long)c->verts->n;
+    int bad = 0;
+    double t0 = hv_time_now();
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : bad)
+    for (long j = 0; j < n; j++) {
+        char p[4200];
+        hv_status st = HV_OK;
+        if (j < 3) {
+            const hv_volume *v = j == 0 ? c->ct : j == 1 ? c->labels_whole : c->labels;
+            snprintf(p, sizeof p, "%s/out_%ld.nii.gz", dir, j);
+            st = hv_io_nifti_write(p, v, NULL);
+        } else if (c->verts->v[j - 3].has_body) {
+            hv_spine_crop *cr = NULL;
+            st = hv_spine_crop_make(c, c->verts->v[j - 3].label, &cr);
+            snprintf(p, sizeof p, "%s/crop_%ld_ct.nii.gz", dir, j);
+            if (!st) st = hv_io_nifti_write(p, cr->ct, NULL);
+            snprintf(p, sizeof p, "%s/crop_%ld_label.nii.gz", dir, j);
+            if (!st) st = hv_io_nifti_write(p, cr->labels, NULL);
+            hv_spine_crop_free(cr);
+        }
+        bad += st != HV_OK;
+    }
+    return bad ? -1 : hv_time_now() - t0;
+}
 
 
 static double memcpy_time(size_t bytes)
@@ -85,7 +118,8 @@ int main(int argc, char **argv)
            "%.4f s (%.1f GB/s)\n", t_inflate, raw / t_inflate / 1e6, raw / 1e6, t_memcpy,
            raw / t_memcpy / 1e9);
     printf("threads,read_ct_s,read_mask_s,centroids_s,curve_labels_s,ct_straighten_s,window_s,"
-           "crops_s,total_s,n_crops,read_ct_over_inflate,total_over_memcpy\n");
+           "crops_s,total_s,n_crops,read_ct_over_inflate,total_over_memcpy,write_s,write_zlib_s,"
+           "write_over_zlib\n");
     for (int th = 1; th <= 2; th++) {
         omp_set_num_threads(th);
         hv_volume *ct = NULL, *mk = NULL;
@@ -107,14 +141,26 @@ int main(int argc, char **argv)
         }
         double e = hv_time_now();
         if (st) { fprintf(stderr, "failed: %s\n", hv_error_detail()); return 1; }
-        printf("%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%.2f,%.0f\n", th, b - a, cc - b,
-               c->seconds[0], c->seconds[1], c->seconds[2], c->seconds[3], e - d, e - a, n,
-               (b - a) / t_inflate, (e - a) / t_memcpy);
+        char wdir[4200];
+        snprintf(wdir, sizeof wdir, "%s/written", dir);
+        if (hv_mkdir_p(wdir) != HV_OK) { fprintf(stderr, "%s\n", hv_error_detail()); return 1; }
+        unsetenv("HV_NIFTI_FAST_MAX_BYTES");
+        double w_fast = write_outputs(c, wdir);
+        setenv("HV_NIFTI_FAST_MAX_BYTES", "0", 1);
+        double w_zlib = write_outputs(c, wdir);
+        unsetenv("HV_NIFTI_FAST_MAX_BYTES");
+        if (w_fast < 0 || w_zlib < 0) { fprintf(stderr, "write failed: %s\n", hv_error_detail()); return 1; }
+        printf("%d,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%.2f,%.0f,%.3f,%.3f,%.2f\n", th, b - a,
+               cc - b, c->seconds[0], c->seconds[1], c->seconds[2], c->seconds[3], e - d, e - a, n,
+               (b - a) / t_inflate, (e - a) / t_memcpy, w_fast, w_zlib, w_fast / w_zlib);
         hv_spine_case_free(c);
         hv_vol_free(ct);
         hv_vol_free(mk);
     }
     remove(ctp);
     remove(mkp);
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/written'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s/written\n", dir);
     return 0;
 }
