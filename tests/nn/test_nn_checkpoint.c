@@ -1,10 +1,13 @@
 /*
  * test_nn_checkpoint.c: HDF5 checkpoint round trip. A cnum 4 generator and
  * an Adam optimiser that has taken steps are saved with metadata, loaded
- * into a differently initialised set and optimiser, and must come back
- * bit-identical (parameters, buffers, moments, step, hyper-parameters), give
- * the same forward output, and keep training identically. Strict loading
- * must refuse a file that lacks a tensor or has another shape.
+ * into a differently initialised set and an optimiser whose step count and
+ * every hyper-parameter (lr, beta1, beta2, eps) differ from the saved one's
+ * (checked before loading, so that the restore is really tested), and must
+ * come back bit-identical (parameters, buffers, moments, step,
+ * hyper-parameters), give the same forward output, and keep training
+ * identically. Strict loading must refuse a file that lacks a tensor or has
+ * another shape.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,14 +16,16 @@
 
 #include "hv/nn.h"
 #include "hv_test.h"
+/* the optimiser's hyper-parameters have no public getter */
+#include "../../src/nn/nn_backend.h"
 
-static void make(hv_nn_params **ps, hv_nn_adam **a, uint64_t seed)
+static void make(hv_nn_params **ps, hv_nn_adam **a, uint64_t seed, const double hp[4])
 {
     hv_rng r;
     hv_rng_seed(&r, seed, 0);
     HV_CHECK_OK(hv_nn_params_create(ps));
     HV_CHECK_OK(hv_nn_generator_params(*ps, 4, &r));
-    HV_CHECK_OK(hv_nn_adam_create(*ps, 2e-4, 0.5, 0.999, 1e-8, a));
+    HV_CHECK_OK(hv_nn_adam_create(*ps, hp[0], hp[1], hp[2], hp[3], a));
 }
 
 /* fill gradients with a deterministic pattern and take a step */
@@ -54,17 +59,35 @@ int main(void)
     snprintf(path, sizeof path, "%s/g.h5", dir);
     hv_nn_params *ps = NULL, *qs = NULL;
     hv_nn_adam *a = NULL, *b = NULL;
-    make(&ps, &a, 1);
-    make(&qs, &b, 2);
+    /* saved: the reference's Adam, lr then lowered as a schedule would;
+     * loaded into: other values for all four and another step count */
+    static const double hp_a[4] = {2e-4, 0.5, 0.999, 1e-8}, hp_b[4] = {1e-3, 0.9, 0.99, 1e-6};
+    static const char *const hp_name[4] = {"lr", "beta1", "beta2", "eps"};
+    make(&ps, &a, 1, hp_a);
+    make(&qs, &b, 2, hp_b);
     HV_REQUIRE(ps && qs && a && b, "setup failed");
     step(ps, a, 0);
+    hv_nn_adam_set_lr(a, 1.5e-4);
     step(ps, a, 1);
+    step(qs, b, 5);
     HV_CHECK(!same(ps, qs), "different seeds must differ before loading");
+    double ha[4], hb[4];
+    int64_t sa = 0, sb = 0;
+    hv__nn_adam_hyper(a, ha, &sa, 0);
+    hv__nn_adam_hyper(b, hb, &sb, 0);
+    HV_CHECK(ha[0] == 1.5e-4 && sa == 2 && sb == 1, "optimisers before saving: lr %g, steps %lld, %lld", ha[0],
+             (long long)sa, (long long)sb);
+    for (int k = 0; k < 4; k++)
+        HV_CHECK(ha[k] != hb[k], "%s is the same in the saved and the fresh optimiser: its restore is not tested",
+                 hp_name[k]);
     const char *meta[4] = {"model", "healthivert-generator", "cnum", "4"};
     HV_CHECK_OK(hv_nn_checkpoint_save(path, ps, a, meta, 2));
     HV_CHECK_OK(hv_nn_checkpoint_load(path, qs, b, 1));
     HV_CHECK(same(ps, qs), "parameters differ after the round trip");
     HV_CHECK(hv_nn_adam_steps(b) == 2, "adam step count %lld", (long long)hv_nn_adam_steps(b));
+    hv__nn_adam_hyper(b, hb, &sb, 0);
+    for (int k = 0; k < 4; k++)
+        HV_CHECK(hb[k] == ha[k], "adam %s after loading: %.17g, saved %.17g", hp_name[k], hb[k], ha[k]);
     /* the next step is identical only if the moments came back */
     step(ps, a, 2);
     step(qs, b, 2);
