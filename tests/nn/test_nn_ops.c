@@ -518,6 +518,9 @@ static void free_result(result *r)
 
 #define TORCH_TOL 2e-5
 
+/* ops that are the output of some case (every op must be) */
+static int op_covered[HV_NN_OP_COUNT];
+
 /* Check 1: the case from the fixture's values on one backend vs PyTorch.
  * Returns the largest relative L2 error seen (output, gradients, buffers). */
 static double check_torch(const opcase *oc, int use_cpu, const fx_file *fx, double tol)
@@ -532,6 +535,7 @@ static double check_torch(const opcase *oc, int use_cpu, const fx_file *fx, doub
     HV_CHECK_OK(hv_nn_params_create(&c.ps));
     if (!be || !c.g || !c.ps) goto done;
     hv_nn_tensor *out = oc->build(&c);
+    if (out) op_covered[hv_nn_tensor_op(out)] = 1;
     int64_t osh[HV_NN_MAX_DIMS];
     int ond = hv_nn_tensor_shape(out, osh);
     hv_nn_tensor *rt = ond ? hv_nn_input(c.g, "R", ond, osh) : NULL;
@@ -700,6 +704,8 @@ int main(void)
         free_result(&rc);
     }
     fx_free(&fx);
+    for (int op = HV_NN_OP_CONV2D; op < HV_NN_OP_COUNT; op++)
+        HV_CHECK(op_covered[op], "op %s has no case compared with PyTorch", hv_nn_op_name((hv_nn_op)op));
     test_ca_batch_independence();
     return hv_test_done();
 }
