@@ -31,6 +31,21 @@
  * (n_qc 0 or 1: the QC pictures of output.images = qc | full). Records that
  * end after the float images (written before the QC pictures existed) are
  * read as having none.
+ *
+ * Because the payload is raw struct bytes, every file starts with a layout
+ * record, a frame of its own,
+ *
+ *     u32 magic "HVJL" | u32 16 | u32 CRC-32 | u32 layout version |
+ *     u32 sizeof(hv_run_crow) | u32 sizeof(hv_run_vrow) | u32 HV_STAGE_COUNT
+ *
+ * and a build reads only files whose layout equals its own. A file with
+ * another layout (a resume by a build whose row structs changed) is not
+ * misread: replay skips it with a warning, so its cases run again, and the
+ * writer moves it aside to <name>.layout-<version> before starting a new
+ * file. Files from before layout records existed have none; they were
+ * written with the row sizes in LEGACY_* below and are read only while the
+ * current sizes still equal those. Bump HV_JOURNAL_LAYOUT when a row struct
+ * changes in a way its size does not show (a field reordered or retyped).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -47,7 +62,66 @@
 
 #define JMAGIC 0x314A5648u   /* "HVJ1" little-endian: raw payload      */
 #define JMAGIC_Z 0x324A5648u /* "HVJ2": zlib-deflated payload (level 1) */
+#define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
+
+#define HV_JOURNAL_LAYOUT 1u
+/* the row sizes of journals written before layout records (git 66548be) */
+#define LEGACY_CROW_SIZE 904u
+#define LEGACY_VROW_SIZE 176u
+#define LEGACY_STAGES 6u
+
+typedef struct jlayout {
+    uint32_t version, crow, vrow, stages;
+} jlayout;
+
+static jlayout layout_now(void)
+{
+    return (jlayout){HV_JOURNAL_LAYOUT, (uint32_t)sizeof(hv_run_crow), (uint32_t)sizeof(hv_run_vrow),
+                     (uint32_t)HV_STAGE_COUNT};
+}
+
+static int layout_same(jlayout a, jlayout b)
+{
+    return a.version == b.version && a.crow == b.crow && a.vrow == b.vrow && a.stages == b.stages;
+}
+
+static void layout_str(jlayout l, char *b, size_t cap)
+{
+    if (l.version == 0) snprintf(b, cap, "the legacy layout (no layout record)");
+    else snprintf(b, cap, "layout %u (case row %u B, vertebra row %u B, %u stages)", l.version, l.crow,
+                  l.vrow, l.stages);
+}
+
+/* The layout of the journal file f (positioned at its start): *rec_end is
+ * the offset after the layout record (0 for a legacy file, which has none).
+ * Returns 0 when the file cannot tell (empty, or a torn first frame). */
+static int layout_read(FILE *f, jlayout *l, long *rec_end)
+{
+    uint32_t hdr[3], body[4];
+    *rec_end = 0;
+    size_t got = fread(hdr, 1, 12, f);
+    if (got < 12) return 0;
+    if (hdr[0] != JMAGIC_L) {
+        *l = (jlayout){0, LEGACY_CROW_SIZE, LEGACY_VROW_SIZE, LEGACY_STAGES};
+        return 1;
+    }
+    if (hdr[1] != sizeof body || fread(body, 1, sizeof body, f) != sizeof body ||
+        (uint32_t)crc32(0L, (const Bytef *)body, sizeof body) != hdr[2])
+        return 0;
+    *l = (jlayout){body[0], body[1], body[2], body[3]};
+    *rec_end = 12 + (long)sizeof body;
+    return 1;
+}
+
+/* A legacy file is readable when this build's rows still have its sizes. */
+static int layout_readable(jlayout file)
+{
+    jlayout now = layout_now();
+    if (file.version == 0)
+        return file.crow == now.crow && file.vrow == now.vrow && file.stages == now.stages;
+    return layout_same(file, now);
+}
 
 struct hv_journal {
     int fd;
@@ -77,11 +151,43 @@ hv_status hv_journal_open(const char *dir, int shard, int rank, hv_journal **out
     if (!j) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
     if (shard >= 0) snprintf(j->path, sizeof j->path, "%s/shard-%04d-rank-%04d.log", dir, shard, rank);
     else snprintf(j->path, sizeof j->path, "%s/rank-%04d.log", dir, rank);
+    /* A file written with another row layout is moved aside, never appended to. */
+    FILE *old = fopen(j->path, "rb");
+    if (old) {
+        jlayout l;
+        long end;
+        int known = layout_read(old, &l, &end);
+        fclose(old);
+        if (known && !layout_readable(l)) {
+            char aside[1200], what[160];
+            snprintf(aside, sizeof aside, "%s.layout-%u", j->path, l.version);
+            layout_str(l, what, sizeof what);
+            if (rename(j->path, aside) != 0) {
+                st = hv_error_set(HV_ERR_IO, "journal %s has %s; cannot move it aside: %s", j->path,
+                                  what, strerror(errno));
+                free(j);
+                return st;
+            }
+            hv_log_warn("journal %s has %s, not this build's: moved to %s", j->path, what, aside);
+        }
+    }
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (j->fd < 0) {
         st = hv_error_set(HV_ERR_IO, "cannot open journal %s: %s", j->path, strerror(errno));
         free(j);
         return st;
+    }
+    struct stat sb;
+    if (fstat(j->fd, &sb) == 0 && sb.st_size == 0) {
+        jlayout l = layout_now();
+        uint32_t rec[7] = {JMAGIC_L, 16, 0, l.version, l.crow, l.vrow, l.stages};
+        rec[2] = (uint32_t)crc32(0L, (const Bytef *)&rec[3], 16);
+        if (write(j->fd, rec, sizeof rec) != (ssize_t)sizeof rec || fdatasync(j->fd) != 0) {
+            st = hv_error_set(HV_ERR_IO, "journal %s: writing its layout record: %s", j->path,
+                              strerror(errno));
+            hv_journal_close(j);
+            return st;
+        }
     }
     st = fsync_dir(dir);
     if (st != HV_OK) {
@@ -236,6 +342,21 @@ static hv_status replay_file(const char *path, hv_journal_fn fn, void *user, lon
     FILE *f = fopen(path, "rb");
     if (!f) return hv_error_set(HV_ERR_IO, "cannot open journal %s: %s", path, strerror(errno));
     long good_end = 0;
+    jlayout l;
+    if (layout_read(f, &l, &good_end)) {
+        if (!layout_readable(l)) {
+            char what[160], mine[160];
+            layout_str(l, what, sizeof what);
+            layout_str(layout_now(), mine, sizeof mine);
+            hv_log_warn("journal %s was written with %s, this build uses %s: its cases will run "
+                        "again", path, what, mine);
+            goto done;
+        }
+    }
+    if (fseek(f, good_end, SEEK_SET) != 0) {
+        st = hv_error_set(HV_ERR_IO, "journal %s: seek: %s", path, strerror(errno));
+        goto done;
+    }
     for (;;) {
         uint32_t hdr[4] = {0, 0, 0, 0};
         size_t got = fread(hdr, 1, 12, f);

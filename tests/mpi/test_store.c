@@ -197,6 +197,74 @@ static void test_journal_raw_frames(const char *tmp)
              "deflated + raw frames: %ld records, %ld torn", nrec, ntorn);
 }
 
+/* Every journal starts with a layout record ("HVJL": version, case-row and
+ * vertebra-row sizes, stage count). A file written by a build with other
+ * row sizes must not be misread: replay skips it (its cases run again) and
+ * opening it for appending moves it aside. A file from before layout
+ * records (none at its start) is read while the row sizes are unchanged. */
+static void test_journal_layout(const char *tmp)
+{
+    char dir[4200], log[4300], aside[4400];
+    snprintf(dir, sizeof dir, "%s/journal-layout", tmp);
+    snprintf(log, sizeof log, "%s/rank-0000.log", dir);
+    snprintf(aside, sizeof aside, "%s.layout-1", log);
+    hv_journal *j = NULL;
+    hv_case_result r;
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "journal open: %s", hv_error_detail());
+    fill_result(&r, "x", 2);
+    HV_CHECK_OK(hv_journal_append(j, &r));
+    hv_journal_close(j);
+    /* the file starts with the layout record, sizes as this build's */
+    uint32_t rec[7] = {0};
+    FILE *f = fopen(log, "rb");
+    HV_REQUIRE_V(f && fread(rec, 1, sizeof rec, f) == sizeof rec, "read layout record");
+    fclose(f);
+    HV_CHECK(rec[0] == 0x4C4A5648u && rec[1] == 16 && rec[4] == sizeof(hv_run_crow) &&
+                 rec[5] == sizeof(hv_run_vrow) && rec[6] == HV_STAGE_COUNT,
+             "layout record: magic %08x, rows %u/%u B, %u stages", rec[0], rec[4], rec[5], rec[6]);
+
+    /* a legacy file: the same records without the layout record */
+    char legacy_dir[4300], legacy[4400];
+    snprintf(legacy_dir, sizeof legacy_dir, "%s/journal-legacy", tmp);
+    snprintf(legacy, sizeof legacy, "%s/rank-0000.log", legacy_dir);
+    HV_REQUIRE_V(hv_mkdir_p(legacy_dir) == HV_OK, "mkdir");
+    f = fopen(log, "rb");
+    FILE *g = fopen(legacy, "wb");
+    HV_REQUIRE_V(f && g, "copy files");
+    fseek(f, (long)sizeof rec, SEEK_SET);
+    int ch;
+    while ((ch = fgetc(f)) != EOF) fputc(ch, g);
+    fclose(f);
+    fclose(g);
+    seen_t s = {.n = 0};
+    long nrec = 0, ntorn = 0;
+    HV_CHECK_OK(hv_journal_replay(legacy_dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 1 && ntorn == 0 && !strcmp(s.ids[0], "x"), "legacy file read: %ld records", nrec);
+
+    /* another build's layout: the vertebra row 8 bytes longer */
+    rec[5] += 8;
+    rec[2] = (uint32_t)crc32(0L, (const Bytef *)&rec[3], 16);
+    f = fopen(log, "r+b");
+    HV_REQUIRE_V(f && fwrite(rec, 1, sizeof rec, f) == sizeof rec, "patch layout record");
+    fclose(f);
+    memset(&s, 0, sizeof s);
+    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 0 && ntorn == 0 && s.n == 0,
+             "a file of another layout is not read: %ld records, %ld torn", nrec, ntorn);
+    struct stat sb;
+    HV_CHECK(stat(log, &sb) == 0 && sb.st_size > (off_t)sizeof rec, "and it is left untouched by replay");
+    /* opening it for appending moves it aside and starts a new file */
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "reopen: %s", hv_error_detail());
+    fill_result(&r, "y", 3);
+    HV_CHECK_OK(hv_journal_append(j, &r));
+    hv_journal_close(j);
+    HV_CHECK(stat(aside, &sb) == 0, "the old file is kept as %s", aside);
+    memset(&s, 0, sizeof s);
+    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 1 && ntorn == 0 && !strcmp(s.ids[0], "y"),
+             "only the new file's record is read: %ld records (%s)", nrec, s.n ? s.ids[0] : "-");
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -207,6 +275,7 @@ int main(int argc, char **argv)
     test_config(tmp);
     test_journal(tmp);
     test_journal_raw_frames(tmp);
+    test_journal_layout(tmp);
 
     char out[4200], store[4300], exp[4300], p[4400];
     snprintf(out, sizeof out, "%s/run", tmp);
