@@ -57,7 +57,11 @@ static inline double chk_height(const hv_volume *v, int label, double fi, double
  * with their label. With `bodies` the straightened volume is the de-pedicled
  * one and only the source voxels that lie in front of that label's
  * de-pedicle cut (its most posterior remaining AP index, plus one voxel of
- * margin for the cut plane's own rounding) count: the body's voxels. */
+ * margin for the cut plane's own rounding) count: the body's voxels.
+ * A label of `mask` that is missing from `straight` altogether scores 0
+ * (all of its voxels inside the straightened extent count as lost): before,
+ * bodies mode skipped it, so losing a whole vertebra did not lower the
+ * score. */
 static inline double chk_carry_back(const hv_spine_map *m, const hv_volume *straight,
                                     const hv_volume *mask, int bodies, int *worst_label)
 {
@@ -81,11 +85,10 @@ static inline double chk_carry_back(const hv_spine_map *m, const hv_volume *stra
                 int l = (int)hv_vol_get(mask, n);
                 if (l <= 0 || l > 255) continue;
                 if (bodies) {
-                    if (minj[l] == INT64_MAX) continue;
                     double v[3] = {(double)i, (double)j, (double)k}, w[3], ijk[3];
                     hv_affine_apply(mask->affine, v, w);
                     hv_spine_map_from_world(m, w, -1, ijk);
-                    if (ijk[1] < (double)minj[l] + 1.0) continue;
+                    if (minj[l] != INT64_MAX && ijk[1] < (double)minj[l] + 1.0) continue;
                     if (fabs(ijk[0] - m->ci) > m->ci - 1 || ijk[2] < 0 || ijk[2] > (double)(m->n - 1)) continue;
                 }
                 tot[l] += 1;

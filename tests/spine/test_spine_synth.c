@@ -4,7 +4,9 @@
  *
  * Checks: bodies on the central axis; wedge/normal heights at the anterior,
  * middle and posterior thirds; label order; carry-back of the straightened
- * labels; exact map file round trip; the same anatomy on an LPS grid gives
+ * labels (a whole vertebra lost scores 0); the NIfTI affines of the
+ * straightened volume and a crop against the analytic spine; exact map file
+ * round trip; the same anatomy on an LPS grid gives
  * the same straightened labels; an oblique anisotropic grid; the reference
  * frame/polyline options; de-pedicle removes the arch.
  */
@@ -56,6 +58,49 @@ static void check_case(const char *what, const syn_spine *s, const hv_spine_case
     }
 }
 
+/* The analytic label at world point w: the vertebra's label, 0 outside;
+ * with bodies_only, -1 on the arch (de-pedicle may keep a little of it). */
+static int syn_label_at(const syn_spine *s, const double w[3], int bodies_only)
+{
+    for (int q = 0; q < s->n; q++) {
+        int in = syn_inside(s, &s->v[q], w);
+        if (in == 1 || (in == 2 && !bodies_only)) return s->v[q].label;
+        if (in == 2) return -1;
+    }
+    return 0;
+}
+
+/* Independent check of a straightened (or cropped) label volume's NIfTI
+ * affine on slice k: at each voxel whose surroundings (a cube of one source
+ * voxel, 1 mm, around affine(i, j, k)) the analytic spine labels uniformly,
+ * the volume must hold that label. An affine that is off by a millimetre or
+ * turned by a degree fails near every boundary; the test does not ask the
+ * code under test where a voxel is. Returns the number of mismatches; *n_fg
+ * gets the number of uniformly-labelled foreground voxels checked. */
+static size_t affine_vs_analytic(const syn_spine *s, const hv_volume *vol, int64_t k, int bodies_only,
+                                 size_t *n_fg)
+{
+    size_t bad = 0;
+    *n_fg = 0;
+    for (int64_t j = 0; j < vol->dim[1]; j++)
+        for (int64_t i = 0; i < vol->dim[0]; i++) {
+            double x[3] = {(double)i, (double)j, (double)k}, w[3];
+            hv_affine_apply(vol->affine, x, w);
+            int want = -2, uniform = 1;
+            for (int c = 0; c < 8 && uniform; c++) {
+                double wc[3] = {w[0] + (c & 1 ? 0.5 : -0.5), w[1] + (c & 2 ? 0.5 : -0.5),
+                                w[2] + (c & 4 ? 0.5 : -0.5)};
+                int l = syn_label_at(s, wc, bodies_only);
+                if (want == -2) want = l;
+                uniform = l == want && l >= 0;
+            }
+            if (!uniform) continue;
+            *n_fg += want > 0;
+            bad += (int)hv_vol_get(vol, hv_vol_idx(vol, i, j, k)) != want;
+        }
+    return bad;
+}
+
 int main(void)
 {
     syn_spine s;
@@ -88,6 +133,21 @@ int main(void)
         HV_CHECK(wb >= 0.99, "carry back: body %d keeps %.4f", wl, wb);
         HV_CHECK(ww >= 0.99, "carry back: label %d keeps %.4f", wl2, ww);
         printf("# 1 mm: carry back, worst body keeps %.4f of its voxels, worst whole label %.4f\n", wb, ww);
+        /* the score itself: a vertebra missing from the straightened volume
+         * (here erased) must bring it to 0, in both modes */
+        hv_volume *lost = NULL;
+        HV_CHECK_OK(hv_vol_convert(c->labels, HV_DTYPE_U8, &lost));
+        if (lost) {
+            int gone = s.v[2].label;
+            for (size_t q = 0; q < lost->nvox; q++)
+                if (((uint8_t *)lost->data)[q] == gone) ((uint8_t *)lost->data)[q] = 0;
+            double lb = chk_carry_back(c->map, lost, mask, 1, &wl);
+            HV_CHECK(lb == 0.0 && wl == gone, "carry back with label %d erased: %.4f (label %d)", gone, lb, wl);
+            lb = chk_carry_back(c->map, lost, mask, 0, &wl);
+            HV_CHECK(lb == 0.0 && wl == gone, "carry back (whole) with label %d erased: %.4f (label %d)", gone,
+                     lb, wl);
+        }
+        hv_vol_free(lost);
     }
 
     /* de-pedicle: nothing of the label remains behind the canal */
@@ -105,7 +165,16 @@ int main(void)
                  "after, %zu before", behind, whole_behind);
     }
 
-    /* the NIfTI affine is exact on the central row, for the volume and a crop */
+    /* the NIfTI affine on the central row, for the volume and a crop: first
+     * against the analytic spine (independent of the code under test), then
+     * agreement with the map's own forward transform (consistency: the two
+     * are computed separately in src/spine and must not drift apart) */
+    {
+        size_t nfg = 0, bad = affine_vs_analytic(&s, c->labels_whole, c->map->n / 2, 0, &nfg);
+        HV_CHECK(bad == 0 && nfg > 500, "straightened affine vs the analytic spine on the central row: %zu of "
+                 "%zu uniformly labelled voxels disagree", bad, nfg);
+        printf("# affine vs analytic labels, central row: %zu foreground voxels, %zu mismatches\n", nfg, bad);
+    }
     {
         int64_t kc = c->map->n / 2;
         double worst_aff = 0;
@@ -119,6 +188,12 @@ int main(void)
         HV_CHECK(worst_aff < 1e-9, "affine vs map on the central row: %.3g mm", worst_aff);
         hv_spine_crop *cr = NULL;
         HV_CHECK_OK(hv_spine_crop_make(c, 20, &cr));
+        if (cr) {
+            size_t nfg = 0, bad = affine_vs_analytic(&s, cr->labels, kc - cr->offset[2], 1, &nfg);
+            HV_CHECK(bad == 0 && nfg > 300, "crop affine vs the analytic spine: %zu of %zu uniformly "
+                     "labelled voxels disagree", bad, nfg);
+            printf("# crop affine vs analytic bodies: %zu foreground voxels, %zu mismatches\n", nfg, bad);
+        }
         if (cr) {
             double x[3] = {10, 100, (double)(kc - cr->offset[2])}, wa[3], wm[3];
             double sx[3] = {x[0] + (double)cr->offset[0], x[1] + (double)cr->offset[1], (double)kc};
