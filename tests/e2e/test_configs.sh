@@ -8,7 +8,8 @@
 #     published layout (rawdata/ + derivatives/, centroid JSON, sub-verseNNN
 #     ids) with a split file in the published format: the VerSe discovery,
 #     centroid files and header checks run for real, and every graded
-#     vertebra of the split comes back measured.
+#     vertebra of the split comes back measured (its row, its grade, finite
+#     heights: checked row by row against the split file).
 #
 # usage: test_configs.sh HEALTHIVERT MPIEXEC SOURCE_DIR WORK
 set -u
@@ -61,6 +62,21 @@ check "verse19.ini exits 0 (got $rc; see $WORK/v19.log)" test "$rc" -eq 0
 check "verse19.ini: 8 VerSe cases done" grep -q "8 total, 8 done, 0 failed" "$v19/summary.md"
 check "verse19.ini: VerSe ids in the tables" grep -q "sub-verse907" "$v19/vertebrae.csv"
 check "verse19.ini: 40 vertebrae" test "$(wc -l <"$v19/vertebrae.csv")" -eq 41
+# every graded vertebra of the split comes back: a row with its case and
+# label, the split's grade as known_grade, and finite heights in all regions
+grep -o '"sub-verse[0-9]*_[0-9]*":[[:space:]]*[0-3]' "$v/split.json" | tr -d '"[:blank:]' | tr ':' ' ' \
+  >"$WORK/split_keys.txt"
+nsplit=$(wc -l <"$WORK/split_keys.txt")
+check "split: graded vertebrae listed ($nsplit)" test "$nsplit" -ge 40
+check "verse19.ini: every graded vertebra of the split measured with its grade" \
+  awk -F, -v want="$nsplit" 'NR == FNR { split($0, a, " "); g[a[1]] = a[2]; next }
+    FNR == 1 { for (c = 1; c <= NF; c++) col[$c] = c; next }
+    ($1 "_" $2) in g { k = $1 "_" $2; if (k in seen) next; seen[k] = 1
+      if ($col["known_grade"] != g[k]) { print "grade " k ": " $col["known_grade"] " vs " g[k]; bad++ }
+      for (r = 0; r < 4; r++) { h = $(col["h_ori_all"] + r); if (h == "" || h == "nan" || h + 0 <= 0) { print "heights " k; bad++ } }
+      n++ }
+    END { if (n != want) print n " of " want " split vertebrae found"; exit (bad > 0 || n != want) }' \
+  "$WORK/split_keys.txt" "$v19/vertebrae.csv"
 # The same masks give the same heights whatever the layout; only the axis
 # source may differ (centroid files vs the mask), so compare the graded
 # levels' count, not the numbers.
