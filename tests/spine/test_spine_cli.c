@@ -1,8 +1,8 @@
 /*
  * test_spine_cli: `healthivert straighten` as a user runs it. Argument 1 is
  * the healthivert binary. Checks: --help answers (exit 0, names the outputs),
- * a bad command line exits 2, a missing file exits 1 with a message naming
- * it, and the real TotalSegmentator example (VerSe whole-vertebra mask) writes
+ * a bad command line exits 2 and a missing file exits 1, each with a message
+ * naming the bad input and nothing written, and the real TotalSegmentator example (VerSe whole-vertebra mask) writes
  * the straightened volumes, a map that reads back, the vertebra table with
  * T12 flagged, one crop pair per vertebra with a body, and QC pictures.
  */
@@ -57,15 +57,25 @@ int main(int argc, char **argv)
     HV_CHECK(file_has(path, "usage: healthivert straighten") && file_has(path, "ID_map.csv") &&
              file_has(path, "--centroids"), "--help text");
 
-    snprintf(cmd, sizeof cmd, "'%s' straighten --ct x.nii.gz > /dev/null 2>&1", exe);
+    /* error paths: the status, the message naming the bad input, and no
+     * output folder left behind */
+    snprintf(path, sizeof path, "%s/err.txt", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' straighten --ct x.nii.gz > /dev/null 2> '%s'", exe, path);
     HV_CHECK(run_cmd(cmd) == 2, "missing --mask/--out: exit 2");
-    snprintf(cmd, sizeof cmd, "'%s' straighten --bogus > /dev/null 2>&1", exe);
+    HV_CHECK(file_has(path, "--ct, --mask and --out are required"), "missing --mask/--out: the message says so");
+    snprintf(cmd, sizeof cmd, "'%s' straighten --bogus > /dev/null 2> '%s'", exe, path);
     HV_CHECK(run_cmd(cmd) == 2, "unknown option: exit 2");
+    HV_CHECK(file_has(path, "'--bogus'"), "unknown option: the message names it");
     snprintf(cmd, sizeof cmd, "'%s' straighten --ct '%s/none.nii.gz' --mask '%s' --out '%s/o' 2> '%s/err.txt'",
              exe, tmp, msk, tmp, tmp);
     HV_CHECK(run_cmd(cmd) == 1, "missing CT: exit 1");
-    snprintf(path, sizeof path, "%s/err.txt", tmp);
-    HV_CHECK(file_has(path, "none.nii.gz"), "missing CT: message names the file");
+    HV_CHECK(file_has(path, "--ct: ") && file_has(path, "/none.nii.gz: does not exist"),
+             "missing CT: message names the option and the file");
+    {
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/o", tmp);
+        HV_CHECK(stat(path, &sb) != 0, "missing CT: no output folder written");
+    }
 
     snprintf(out, sizeof out, "%s/out", tmp);
     snprintf(cmd, sizeof cmd, "'%s' straighten --ct '%s' --mask '%s' --out '%s' --png > '%s/stdout.txt' 2>&1",
