@@ -16,6 +16,10 @@
 #include "hv/measure.h"
 #include "hv_test.h"
 
+/* The last error message says `needle` (an error must name what was wrong). */
+static int err_has(const char *needle) { return strstr(hv_error_detail(), needle) != NULL; }
+
+
 static int read_ints(const char *line, const char *key, int *out, int max)
 {
     size_t kl = strlen(key);
@@ -48,10 +52,10 @@ static void test_folds_hand(void)
     for (int i = 0; i < 10; i++) same &= fold[i] == want[i];
     HV_CHECK(same, "hand-computed folds");
     const int few[4] = {0, 0, 1, 1};
-    HV_CHECK(hv_svm_stratified_folds(few, 4, 5, fold) == HV_ERR_ARG, "n_splits > n samples");
+    HV_CHECK(hv_svm_stratified_folds(few, 4, 5, fold) == HV_ERR_ARG && err_has("greater than the number of samples 4"), "n_splits > n samples: %s", hv_error_detail());
     const int tiny[6] = {0, 0, 1, 1, 2, 2};
-    HV_CHECK(hv_svm_stratified_folds(tiny, 6, 5, fold) == HV_ERR_ARG, "every class < n_splits");
-    HV_CHECK(hv_svm_stratified_folds(y, 10, 1, fold) == HV_ERR_ARG, "n_splits 1");
+    HV_CHECK(hv_svm_stratified_folds(tiny, 6, 5, fold) == HV_ERR_ARG && err_has("cannot be greater than the number of members in each class"), "every class < n_splits: %s", hv_error_detail());
+    HV_CHECK(hv_svm_stratified_folds(y, 10, 1, fold) == HV_ERR_ARG && err_has("n_splits must be >= 2, got 1"), "n_splits 1: %s", hv_error_detail());
 }
 
 int main(void)
@@ -160,24 +164,27 @@ int main(void)
     }
     hv_svm_grader_free(g);
     hv_svm_grader_free(g2);
-    HV_CHECK(hv_svm_load("/nonexistent/x.model", &g2) != HV_OK, "missing model file");
+    g = g2 = NULL;
+    HV_CHECK(hv_svm_load("/nonexistent/x.model", &g2) != HV_OK && err_has("/nonexistent/x.model: does not exist"), "missing model file: %s", hv_error_detail());
+    HV_CHECK(g2 == NULL, "missing model file: no grader returned");
 
     /* bad input */
     hv_svm_cv *bad = NULL;
     size_t npool = 0;
     for (size_t i = 0; i < n; i++) npool += rows[i].set != HV_SPLIT_VAL;
-    HV_CHECK(hv_svm_cross_validate(rows, npool, 5, 1u, &bad) == HV_ERR_EMPTY, "no val rows");
-    HV_CHECK(hv_svm_cross_validate(rows, 0, 5, 1u, &bad) == HV_ERR_EMPTY, "empty split");
+    HV_CHECK(hv_svm_cross_validate(rows, npool, 5, 1u, &bad) == HV_ERR_EMPTY && err_has("no val rows"), "no val rows: %s", hv_error_detail());
+    HV_CHECK(hv_svm_cross_validate(rows, 0, 5, 1u, &bad) == HV_ERR_EMPTY && err_has("no train/test rows"), "empty split: %s", hv_error_detail());
     hv_svm_row *copy = malloc(n * sizeof *copy);
     if (copy) {
         memcpy(copy, rows, n * sizeof *copy);
         copy[3].grade = 4;
-        HV_CHECK(hv_svm_cross_validate(copy, n, 5, 1u, &bad) == HV_ERR_ARG, "grade 4 rejected");
+        HV_CHECK(hv_svm_cross_validate(copy, n, 5, 1u, &bad) == HV_ERR_ARG && err_has("sub-fx003_11 has grade 4 outside 0..3"), "grade 4 rejected: %s", hv_error_detail());
         copy[3].grade = -1;
-        HV_CHECK(hv_svm_train(copy, n, 7u, 1u, &g) == HV_ERR_ARG, "grade -1 rejected");
+        HV_CHECK(hv_svm_train(copy, n, 7u, 1u, &g) == HV_ERR_ARG && err_has("sub-fx003_11 has grade -1 outside 0..3"), "grade -1 rejected: %s", hv_error_detail());
+        HV_CHECK(g == NULL, "grade -1: no model returned");
         memcpy(copy, rows, n * sizeof *copy);
         for (size_t i = 0; i < n; i++) copy[i].grade = 0;
-        HV_CHECK(hv_svm_cross_validate(copy, n, 5, 1u, &bad) == HV_ERR_ARG, "one grade only");
+        HV_CHECK(hv_svm_cross_validate(copy, n, 5, 1u, &bad) == HV_ERR_ARG && err_has("the training rows hold only one grade"), "one grade only: %s", hv_error_detail());
         free(copy);
     }
     HV_CHECK(bad == NULL, "no result on failure");
@@ -187,7 +194,7 @@ int main(void)
     size_t en = 5;
     HV_CHECK_OK(hv_svm_rows_from_table(tp, &empty, &er, &en, NULL));
     HV_CHECK(en == 0, "empty split gives no rows");
-    HV_CHECK(hv_svm_cross_validate(er, en, 5, 1u, &bad) == HV_ERR_EMPTY, "empty split -> empty");
+    HV_CHECK(hv_svm_cross_validate(er, en, 5, 1u, &bad) == HV_ERR_EMPTY && err_has("no train/test rows"), "empty split -> empty: %s", hv_error_detail());
     free(er);
     free(rows);
     hv_io_split_free(split);
