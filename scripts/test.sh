@@ -9,8 +9,10 @@
 #
 #   scripts/test.sh            (README command 2; .ci/run calls it)
 #
-# Build folders: build/ (normal) and build-asan/ (sanitizers). Test data is
-# read from ../shared/data unless HV_TEST_DATA_DIR says otherwise.
+# Build folders: build/ (normal), build-asan/ (sanitizers) and build-fuzz/
+# (clang + libFuzzer, tests/fuzz: `ctest -L fuzz` there fuzzes each target for
+# a fixed number of executions). Test data is read from ../shared/data unless
+# HV_TEST_DATA_DIR says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -38,4 +40,14 @@ ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1" \
   ctest --test-dir build-asan -LE 'slow|gpu|mpi|slurm|fresh' --output-on-failure -j"$jobs" --timeout 900
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=0" \
   ctest --test-dir build-asan -L mpi -LE 'slow|gpu|slurm|fresh' --output-on-failure -j"$jobs" --timeout 900
+
+# libFuzzer targets (tests/fuzz) in their own clang build: a fixed number of
+# executions per target, about 5 minutes in all. A crash or sanitizer report
+# fails the test; the input is saved as build-fuzz/fuzz/artifacts/<target>/crash-*.
+echo "== fuzzing (libFuzzer, clang, ASan+UBSan)"
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DHV_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DHV_ENABLE_CUDA=OFF >build-fuzz-configure.log 2>&1 || { cat build-fuzz-configure.log; exit 1; }
+cmake --build build-fuzz -j"$jobs" --target hv_fuzz_all
+ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
+  ctest --test-dir build-fuzz -L fuzz -LE slow --output-on-failure -j"$jobs" --timeout 900
 echo "== all tests passed"

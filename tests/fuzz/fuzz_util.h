@@ -91,7 +91,8 @@ static inline const char *hv_fuzz_tmpdir(void)
 {
     if (hv_fuzz_dir_[0]) return hv_fuzz_dir_;
     const char *t = getenv("TMPDIR");
-    snprintf(hv_fuzz_dir_, sizeof hv_fuzz_dir_, "%s/hv_fuzz.XXXXXX", t && *t ? t : "/tmp");
+    if (!t || !*t) t = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp"; /* RAM if we can */
+    snprintf(hv_fuzz_dir_, sizeof hv_fuzz_dir_, "%s/hv_fuzz.XXXXXX", t);
     if (!mkdtemp(hv_fuzz_dir_)) HV_FUZZ_FAIL("mkdtemp %s: %s", hv_fuzz_dir_, strerror(errno));
     atexit(hv_fuzz_rmdir_);
     return hv_fuzz_dir_;
