@@ -39,24 +39,68 @@ extern "C" {
 
 typedef struct hv_run_config hv_run_config;
 
-/* One documented configuration key (for --help and configs/example.ini). */
+/* The type of a configuration key's value. Every value is parsed strictly:
+ * the whole text must be one value of the type, within the key's range or
+ * among its choices; anything else is an error naming the key, the value and
+ * what is allowed (and file:line when it came from a file). */
+typedef enum hv_run_key_type {
+    HV_KEY_INT = 0,  /* decimal integer in [min, max]                         */
+    HV_KEY_DOUBLE,   /* finite decimal number in [min, max] ((min, max] with   */
+                     /* min_open)                                             */
+    HV_KEY_DOUBLE3,  /* one number (used for all three) or "x,y,z", each in   */
+                     /* the range                                             */
+    HV_KEY_STRING,   /* free text shorter than the field                      */
+    HV_KEY_CHOICE,   /* exactly one of `choices`; parsed as its index         */
+    HV_KEY_PATH,     /* a path shorter than the field (may be empty)          */
+    HV_KEY_BOOL,     /* exactly 0 or 1                                        */
+    HV_KEY_LEVEL     /* a vertebra level name (C1..C7, T1..T13, L1..L6),      */
+                     /* parsed as its VerSe label                             */
+} hv_run_key_type;
+
+/* One configuration key: the single table (hv_run_config_keys) drives
+ * parsing, range checks, `run --keys`, the canonical provenance text and the
+ * journal-compatibility text. All strings are static. */
 typedef struct hv_run_key {
     const char *section;
     const char *key;
     const char *def;     /* default value as text ("" = empty)               */
     const char *help;
+    hv_run_key_type type;
+    double min, max;     /* INT, DOUBLE, DOUBLE3: allowed range              */
+    int min_open;        /* 1: min itself is not allowed                     */
+    const char *const *choices; /* CHOICE: NULL-terminated list             */
+    int results;         /* 1: the value changes per-case results (a journal */
+                         /* written under another value cannot be resumed)  */
+    size_t offset, size; /* where the parsed value goes in the runner's      */
+                         /* private parameter struct, and its size          */
 } hv_run_key;
 
 /* The table of every key, in canonical order; *n receives its length. */
 const hv_run_key *hv_run_config_keys(size_t *n);
+/* What `k` accepts, in words ("an integer in [1, 10000000]", "one of: ras,
+ * lps, pir, oblique"), into buf (always NUL-terminated, truncated to cap). */
+void hv_run_key_allowed(const hv_run_key *k, char *buf, size_t cap);
 
 /* A configuration holding every key at its default. */
 hv_status hv_run_config_new(hv_run_config **out);
-/* Read an INI file over the defaults. Unknown sections or keys are
- * HV_ERR_FORMAT (a typo must not be silently ignored). */
+/* Read an INI file over the defaults. `path` must be a regular file
+ * (a directory, FIFO or device is refused with what it is). Unknown sections
+ * or keys, malformed lines and a key given twice are HV_ERR_FORMAT; a bad
+ * value is HV_ERR_ARG; every message starts with "PATH:LINE: ". */
 hv_status hv_run_config_load(const char *path, hv_run_config **out);
-/* Apply one "section.key=value" override. */
+/* The same from INI text in memory (`len` bytes, NUL bytes are an error);
+ * `name` (borrowed, may be NULL) stands for the file in messages. The entry
+ * point for fuzzing the parser. */
+hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
+                              hv_run_config **out);
+/* Apply one "section.key=value" override (--set): it replaces a value from
+ * the file; the same key twice through this call is HV_ERR_ARG. The value is
+ * checked like a file value. */
 hv_status hv_run_config_set(hv_run_config *c, const char *assignment);
+/* Check what single values cannot: input.source = dataset needs
+ * input.dataset, output.dir is not empty, run.shard_index < run.shard_count.
+ * HV_ERR_ARG with the keys named. */
+hv_status hv_run_config_check(const hv_run_config *c);
 /* Current value (never NULL for a known key; NULL for an unknown one). The
  * string belongs to the config. */
 const char *hv_run_config_get(const hv_run_config *c, const char *section,

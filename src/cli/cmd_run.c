@@ -34,8 +34,13 @@ static void usage(FILE *f)
             "and evaluated and the output folder gets CSV tables, PNG plots and summary.md.\n"
             "\n"
             "  --set section.key=value   override one config key (repeatable)\n"
-            "  --fresh                   discard an earlier attempt's journal (run.fresh=1)\n"
+            "  --fresh                   discard an earlier attempt's journal (the same as\n"
+            "                            --set run.fresh=1)\n"
             "  --keys                    list every config key with its default and meaning\n"
+            "\n"
+            "Every value is checked before anything runs: unknown keys, values of the\n"
+            "wrong type or out of range, and a key given twice in the file or twice on the\n"
+            "command line are errors (exit 2). --set over a value of the file is allowed.\n"
             "\n"
             "Resuming: running the same command again skips finished cases. SIGTERM or\n"
             "SIGUSR1 make every rank finish its current case, close the store and exit 75;\n"
@@ -54,8 +59,12 @@ static void print_keys(void)
 {
     size_t n;
     const hv_run_key *k = hv_run_config_keys(&n);
-    for (size_t i = 0; i < n; i++)
-        printf("%s.%s = %s\n    %s\n", k[i].section, k[i].key, k[i].def, k[i].help);
+    char allowed[256];
+    for (size_t i = 0; i < n; i++) {
+        hv_run_key_allowed(&k[i], allowed, sizeof allowed);
+        printf("%s.%s = %s\n    %s\n    allowed: %s%s\n", k[i].section, k[i].key, k[i].def,
+               k[i].help, allowed, k[i].results ? " (changes results)" : "");
+    }
 }
 
 int hv_cmd_run(int argc, char **argv)
@@ -107,13 +116,20 @@ int hv_cmd_run(int argc, char **argv)
         } else if (!strncmp(argv[a], "--set=", 6)) {
             as = argv[a] + 6;
         } else if (!strcmp(argv[a], "--fresh")) {
-            as = "run.fresh=1";
+            as = "run.fresh=1"; /* the same as --set run.fresh=1: not both */
         }
         if (as && hv_run_config_set(cfg, as) != HV_OK) {
             fprintf(stderr, "healthivert run: %s\n", hv_error_detail());
             hv_run_config_free(cfg);
             return HV_EXIT_USAGE;
         }
+    }
+    /* what single values cannot say (input.source = dataset without a
+     * dataset, ...): before MPI starts, like every other config error */
+    if (hv_run_config_check(cfg) != HV_OK) {
+        fprintf(stderr, "healthivert run: %s\n", hv_error_detail());
+        hv_run_config_free(cfg);
+        return HV_EXIT_USAGE;
     }
 
     int provided = 0;

@@ -27,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -99,195 +100,62 @@ static void lazy_barrier(MPI_Comm comm)
 
 /* ------------------------------------------------------------ parameters */
 
+/* The typed parameters of the key table (config.c) plus what follows from
+ * them. */
 typedef struct {
+    hv_run_params k;
     int phantom;
-    char dataset[900];
-    char split[1024];
-    int check_headers;
     hv_phantom_opts popts;
-    int pcases;
     hv_measure_opts mopts;
-    int use_centroids;
     hv_synth_method synth;
     int n_img;
-    char out_dir[900];
     char store[1024];
     char journal[1100];
-    int threads;
-    double progress_interval;
-    int retry_failed, fresh, order_largest;
-    int shard_index, shard_count;
-    char grader[16];
-    int folds;
-    unsigned seed;
+    char lock[1100];
+    int order_largest;
 } run_params;
-
-static hv_status get_long(const hv_run_config *c, const char *s, const char *k, long lo, long hi,
-                          long *out)
-{
-    const char *v = hv_run_config_get(c, s, k);
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi)
-        return hv_error_set(HV_ERR_ARG, "config %s.%s = '%s': expected an integer in [%ld, %ld]",
-                            s, k, v, lo, hi);
-    *out = x;
-    return HV_OK;
-}
-
-static hv_status get_double(const hv_run_config *c, const char *s, const char *k, double lo,
-                            double hi, double *out)
-{
-    const char *v = hv_run_config_get(c, s, k);
-    char *end;
-    double x = strtod(v, &end);
-    if (!*v || *end || !(x >= lo && x <= hi))
-        return hv_error_set(HV_ERR_ARG, "config %s.%s = '%s': expected a number in [%g, %g]", s,
-                            k, v, lo, hi);
-    *out = x;
-    return HV_OK;
-}
-
-static hv_status get_label(const hv_run_config *c, const char *k, int *out)
-{
-    const char *v = hv_run_config_get(c, "phantom", k);
-    int l = hv_label_from_name(v);
-    if (l <= 0) return hv_error_set(HV_ERR_ARG, "config phantom.%s = '%s': not a level name", k, v);
-    *out = l;
-    return HV_OK;
-}
 
 static hv_status read_params(const hv_run_config *c, run_params *p)
 {
     hv_status st;
-    long l;
-    double d;
     memset(p, 0, sizeof *p);
-    const char *src = hv_run_config_get(c, "input", "source");
-    if (!strcmp(src, "phantom")) p->phantom = 1;
-    else if (strcmp(src, "dataset"))
-        return hv_error_set(HV_ERR_ARG, "config input.source = '%s': phantom or dataset", src);
-    if (strlen(hv_run_config_get(c, "input", "dataset")) >= sizeof p->dataset ||
-        strlen(hv_run_config_get(c, "input", "split")) >= sizeof p->split)
-        return hv_error_set(HV_ERR_LIMIT, "config: input paths are limited to 900 characters");
-    snprintf(p->dataset, sizeof p->dataset, "%s", hv_run_config_get(c, "input", "dataset"));
-    if (!p->phantom && !p->dataset[0])
-        return hv_error_set(HV_ERR_ARG, "config input.source = dataset needs input.dataset");
-    snprintf(p->split, sizeof p->split, "%s", hv_run_config_get(c, "input", "split"));
-    if ((st = get_long(c, "input", "check_headers", 0, 1, &l))) return st;
-    p->check_headers = (int)l;
+    if ((st = hv_run_config_params(c, &p->k)) != HV_OK) return st;
+    const hv_run_params *k = &p->k;
+    p->phantom = k->source == 0;
 
     hv_phantom_opts_default(&p->popts);
-    if ((st = get_long(c, "phantom", "cases", 1, 10000000, &l))) return st;
-    p->pcases = (int)l;
-    if ((st = get_long(c, "phantom", "seed", 0, 0x7fffffffL, &l))) return st;
-    p->popts.seed = (uint64_t)l;
-    if ((st = get_label(c, "first", &p->popts.first_label))) return st;
-    if ((st = get_label(c, "last", &p->popts.last_label))) return st;
-    {
-        const char *v = hv_run_config_get(c, "phantom", "spacing");
-        double s3[3];
-        int n = sscanf(v, "%lf,%lf,%lf", &s3[0], &s3[1], &s3[2]);
-        if (n == 1) s3[1] = s3[2] = s3[0];
-        if ((n != 1 && n != 3) || !(s3[0] > 0.1 && s3[1] > 0.1 && s3[2] > 0.1 && s3[0] <= 10 &&
-                                    s3[1] <= 10 && s3[2] <= 10))
-            return hv_error_set(HV_ERR_ARG, "config phantom.spacing = '%s': one or three values "
-                                            "in (0.1, 10] mm", v);
-        memcpy(p->popts.spacing, s3, sizeof s3);
-    }
-    {
-        const char *v = hv_run_config_get(c, "phantom", "orientation");
-        if (!strcmp(v, "ras")) p->popts.orientation = HV_PHANTOM_RAS;
-        else if (!strcmp(v, "lps")) p->popts.orientation = HV_PHANTOM_LPS;
-        else if (!strcmp(v, "pir")) p->popts.orientation = HV_PHANTOM_PIR;
-        else if (!strcmp(v, "oblique")) p->popts.orientation = HV_PHANTOM_OBLIQUE;
-        else return hv_error_set(HV_ERR_ARG, "config phantom.orientation = '%s': ras, lps, pir or oblique", v);
-    }
-    if ((st = get_double(c, "phantom", "fracture_rate", 0, 1, &p->popts.fracture_rate))) return st;
-    if ((st = get_double(c, "phantom", "scoliosis_rate", 0, 1, &p->popts.scoliosis_rate))) return st;
-    if ((st = get_double(c, "phantom", "noise_hu", 0, 1000, &p->popts.noise_hu))) return st;
+    p->popts.seed = (uint64_t)k->pseed;
+    p->popts.first_label = k->first_label;
+    p->popts.last_label = k->last_label;
+    memcpy(p->popts.spacing, k->spacing, sizeof k->spacing);
+    p->popts.orientation = (hv_phantom_orient)k->orientation;
+    p->popts.fracture_rate = k->fracture_rate;
+    p->popts.scoliosis_rate = k->scoliosis_rate;
+    p->popts.noise_hu = k->noise_hu;
 
     hv_measure_opts_default(&p->mopts);
-    if ((st = get_double(c, "measure", "min_volume_ml", 0, 1000, &p->mopts.min_volume_ml))) return st;
-    if ((st = get_long(c, "measure", "lateral_rays", 1, 99, &l))) return st;
-    p->mopts.n_lateral_rays = (int)l;
-    if ((st = get_double(c, "measure", "lateral_frac", 0, 0.5, &p->mopts.lateral_frac))) return st;
-    if ((st = get_double(c, "measure", "map_step_mm", 0.1, 10, &p->mopts.map_step_mm))) return st;
-    if ((st = get_double(c, "measure", "deform_thresh", 0, 1, &p->mopts.deform_thresh))) return st;
-    if ((st = get_long(c, "measure", "max_ref_distance", 1, 25, &l))) return st;
-    p->mopts.max_ref_distance = (int)l;
-    if ((st = get_long(c, "measure", "use_centroids", 0, 1, &l))) return st;
-    p->use_centroids = (int)l;
-    if ((st = hv_synth_method_find(hv_run_config_get(c, "synthesis", "method"), &p->synth))) return st;
+    p->mopts.min_volume_ml = k->min_volume_ml;
+    p->mopts.n_lateral_rays = k->lateral_rays;
+    p->mopts.lateral_frac = k->lateral_frac;
+    p->mopts.map_step_mm = k->map_step_mm;
+    p->mopts.deform_thresh = k->deform_thresh;
+    p->mopts.max_ref_distance = k->max_ref_distance;
+    if ((st = hv_synth_method_find(hv_run_config_get(c, "synthesis", "method"), &p->synth)))
+        return st;
 
-    const char *od = hv_run_config_get(c, "output", "dir");
-    if (!od[0]) return hv_error_set(HV_ERR_ARG, "config output.dir is empty");
-    if (strlen(od) >= sizeof p->out_dir ||
-        strlen(hv_run_config_get(c, "output", "store")) >= sizeof p->store)
-        return hv_error_set(HV_ERR_LIMIT, "config: a path is longer than 900 characters");
-    snprintf(p->out_dir, sizeof p->out_dir, "%s", od);
-    const char *sp = hv_run_config_get(c, "output", "store");
-    if (*sp) snprintf(p->store, sizeof p->store, "%s", sp);
-    else snprintf(p->store, sizeof p->store, "%s/store.h5", p->out_dir);
-    snprintf(p->journal, sizeof p->journal, "%s/journal", p->out_dir);
-    const char *im = hv_run_config_get(c, "output", "images");
-    if (!strcmp(im, "none")) p->n_img = 0;
-    else if (!strcmp(im, "qc")) p->n_img = 1;
-    else if (!strcmp(im, "full")) p->n_img = HV_IMG_COUNT;
-    else return hv_error_set(HV_ERR_ARG, "config output.images = '%s': none, qc or full", im);
-
-    if ((st = get_long(c, "run", "threads", 0, 1024, &l))) return st;
-    p->threads = (int)l;
-    if ((st = get_double(c, "run", "progress_interval", 0, 86400, &d))) return st;
-    p->progress_interval = d;
-    if ((st = get_long(c, "run", "retry_failed", 0, 1, &l))) return st;
-    p->retry_failed = (int)l;
-    if ((st = get_long(c, "run", "fresh", 0, 1, &l))) return st;
-    p->fresh = (int)l;
-    const char *ord = hv_run_config_get(c, "run", "order");
-    if (!strcmp(ord, "largest")) p->order_largest = 1;
-    else if (strcmp(ord, "index")) return hv_error_set(HV_ERR_ARG, "config run.order = '%s': largest or index", ord);
-
-    if ((st = get_long(c, "run", "shard_count", 1, 1000000, &l))) return st;
-    p->shard_count = (int)l;
-    if ((st = get_long(c, "run", "shard_index", 0, p->shard_count - 1, &l))) return st;
-    p->shard_index = (int)l;
-    if (p->shard_count > 1 && !*sp)
-        snprintf(p->store, sizeof p->store, "%s/store-shard-%04d.h5", p->out_dir, p->shard_index);
-
-    snprintf(p->grader, sizeof p->grader, "%s", hv_run_config_get(c, "grader", "method"));
-    if (strcmp(p->grader, "auto") && strcmp(p->grader, "svm") && strcmp(p->grader, "rule"))
-        return hv_error_set(HV_ERR_ARG, "config grader.method = '%s': auto, svm or rule", p->grader);
-    if ((st = get_long(c, "grader", "folds", 2, 16, &l))) return st;
-    p->folds = (int)l;
-    if ((st = get_long(c, "grader", "seed", 0, 0x7fffffffL, &l))) return st;
-    p->seed = (unsigned)l;
+    static const int n_img[] = {0, 1, HV_IMG_COUNT}; /* none, qc, full */
+    p->n_img = n_img[k->images];
+    p->order_largest = k->order == 0;
+    /* out_dir is < 900 characters (its field), so these fit */
+    if (k->store[0]) snprintf(p->store, sizeof p->store, "%s", k->store);
+    else if (k->shard_count > 1)
+        snprintf(p->store, sizeof p->store, "%s/store-shard-%04d.h5", k->out_dir, k->shard_index);
+    else snprintf(p->store, sizeof p->store, "%s/store.h5", k->out_dir);
+    snprintf(p->journal, sizeof p->journal, "%s/journal", k->out_dir);
+    if (k->shard_count > 1)
+        snprintf(p->lock, sizeof p->lock, "%s/run-shard-%04d.lock", k->out_dir, k->shard_index);
+    else snprintf(p->lock, sizeof p->lock, "%s/run.lock", k->out_dir);
     return HV_OK;
-}
-
-/* The part of the configuration that changes per-case results: a journal
- * written under another value of any of these cannot be resumed. */
-static char *results_config_text(const hv_run_config *c)
-{
-    size_t n;
-    const hv_run_key *k = hv_run_config_keys(&n);
-    size_t cap = 256, len = 0;
-    for (size_t i = 0; i < n; i++) cap += strlen(k[i].section) + strlen(k[i].key) +
-                                          strlen(hv_run_config_get(c, k[i].section, k[i].key)) + 4;
-    char *t = malloc(cap);
-    if (!t) return NULL;
-    t[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *s = k[i].section;
-        int keep = !strcmp(s, "input") || !strcmp(s, "phantom") || !strcmp(s, "measure") ||
-                   !strcmp(s, "synthesis") || (!strcmp(s, "output") && !strcmp(k[i].key, "images"));
-        if (!strcmp(s, "input") && !strcmp(k[i].key, "check_headers")) keep = 0;
-        if (keep)
-            len += (size_t)snprintf(t + len, cap - len, "%s.%s=%s\n", s, k[i].key,
-                                    hv_run_config_get(c, s, k[i].key));
-    }
-    return t;
 }
 
 static char *slurp(const char *path)
@@ -455,21 +323,171 @@ static void remove_journals(const char *dir)
     unlink(p);
 }
 
+/* ------------------------------------------------------ output folder lock */
+
+/* One run at a time per output folder (per shard for sharded runs): rank 0
+ * creates <output.dir>/run.lock with O_CREAT|O_EXCL holding its host, pid and
+ * start time, and removes it at the end. A lock whose holder is gone (same
+ * host, no such pid) is stale and taken over with a warning; a lock from
+ * another host cannot be checked and is treated as live: the message says
+ * how to remove it. Why a lock file and not fcntl() locks:
+ * docs/hdf5-schema.md, "Output folder lock". */
+typedef struct {
+    char host[256];
+    long pid;
+    char started[64];
+} lock_holder;
+
+static void my_host(char *buf, size_t cap)
+{
+    if (gethostname(buf, cap) != 0) snprintf(buf, cap, "?");
+    buf[cap - 1] = 0;
+}
+
+/* 0: parsed; -1: unreadable or incomplete (being written, or damaged). */
+static int lock_read(const char *path, lock_holder *h)
+{
+    memset(h, 0, sizeof *h);
+    char *t = NULL;
+    if (hv_file_read_all(path, "lock", 4096, &t, NULL) != HV_OK) return -1;
+    int got = 0;
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strncmp(line, "host=", 5)) snprintf(h->host, sizeof h->host, "%s", line + 5), got |= 1;
+        else if (!strncmp(line, "pid=", 4)) {
+            char *end;
+            h->pid = strtol(line + 4, &end, 10);
+            if (!*end && h->pid > 0) got |= 2;
+        } else if (!strncmp(line, "started=", 8)) {
+            snprintf(h->started, sizeof h->started, "%s", line + 8);
+            got |= 4;
+        }
+    }
+    free(t);
+    return got == 7 ? 0 : -1;
+}
+
+static hv_status lock_take(const char *path, int *locked)
+{
+    *locked = 0;
+    char host[256], started[32];
+    my_host(host, sizeof host);
+    hv_utc_now(started);
+    for (int tries = 0; tries < 5; tries++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            char *text = hv_strfmt("healthivert run lock\nhost=%s\npid=%ld\nstarted=%s\n", host,
+                                   (long)getpid(), started);
+            size_t n = text ? strlen(text) : 0;
+            int ok = text && write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
+            int e = errno;
+            free(text);
+            if (close(fd) != 0 && ok) ok = 0, e = errno;
+            if (!ok) {
+                unlink(path);
+                return hv_error_set(HV_ERR_IO, "cannot write the lock %s: %s", path, strerror(e));
+            }
+            *locked = 1;
+            return HV_OK;
+        }
+        if (errno != EEXIST)
+            return hv_error_set(HV_ERR_IO, "cannot create the lock %s: %s", path, strerror(errno));
+        lock_holder h;
+        if (lock_read(path, &h) != 0) {
+            struct stat sb;
+            if (stat(path, &sb) != 0) continue; /* released meanwhile: try again */
+            /* incomplete: its holder is between create and write, or died
+             * there; give it a minute */
+            if (time(NULL) - sb.st_mtime < 60) {
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            hv_log_warn("output folder lock %s is incomplete and older than a minute: taking it over",
+                        path);
+            unlink(path);
+            continue;
+        }
+        if (!strcmp(h.host, host)) {
+            if (kill((pid_t)h.pid, 0) == 0 || errno == EPERM)
+                return hv_error_set(HV_ERR_ARG,
+                                    "the output folder is in use by another run (host %s, pid %ld, "
+                                    "started %s; lock %s): wait for it to end, or use another "
+                                    "output.dir",
+                                    h.host, h.pid, h.started, path);
+            hv_log_warn("output folder lock %s is stale (host %s, pid %ld, started %s: no such "
+                        "process any more): taking it over",
+                        path, h.host, h.pid, h.started);
+            unlink(path);
+            continue;
+        }
+        return hv_error_set(HV_ERR_ARG,
+                            "the output folder is in use by a run on another host (host %s, pid "
+                            "%ld, started %s; lock %s): wait for it to end, or use another "
+                            "output.dir; if no such run is alive any more, remove %s",
+                            h.host, h.pid, h.started, path, path);
+    }
+    return hv_error_set(HV_ERR_IO, "cannot take the output folder lock %s (it keeps changing)",
+                        path);
+}
+
+/* Remove the lock if it is still ours. */
+static void lock_release(const char *path)
+{
+    lock_holder h;
+    char host[256];
+    my_host(host, sizeof host);
+    if (lock_read(path, &h) == 0 && h.pid == (long)getpid() && !strcmp(h.host, host)) unlink(path);
+}
+
+/* ---------------------------------------------------------- phase A (rank 0) */
+
 static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int nranks,
-                             phase_a *pa, hv_manifest **man_out, long **order_out)
+                             phase_a *pa, hv_manifest **man_out, long **order_out, int *locked)
 {
     hv_status st = HV_OK;
-    char *want = NULL, *have = NULL, *cfgtext = NULL, *path = NULL;
+    char *want = NULL, *have = NULL, *cfgtext = NULL, *path = NULL, *ptext = NULL;
     replay_ctx rc;
     memset(&rc, 0, sizeof rc);
     hv_store *ts = NULL;
     order_item *ord = NULL;
     long *order = NULL;
-    char tmp[1100];
+    hv_split *split = NULL;
+    char tmp[1200];
     memset(pa, 0, sizeof *pa);
+    hv_nifti_opts nopts = {0};
 
-    if ((st = hv_mkdir_p(p->out_dir)) != HV_OK) goto done;
-    if (p->fresh) {
+    /* Every input is checked before anything is written: a bad config
+     * creates no folder, lock, journal or store. */
+    if (!p->phantom) {
+        snprintf(pa->root, sizeof pa->root, "%s", p->k.dataset);
+        struct stat sb;
+        if (stat(pa->root, &sb) != 0) {
+            st = hv_error_set(HV_ERR_NOT_FOUND, "input.dataset: %s: %s", pa->root, strerror(errno));
+            goto done;
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            st = hv_error_set(HV_ERR_ARG, "input.dataset: %s: not a directory", pa->root);
+            goto done;
+        }
+        st = hv_io_dataset_scan(pa->root, p->k.check_headers ? &nopts : NULL, &rc.man);
+        if (st != HV_OK) {
+            hv_error_wrap(st, "input.dataset: scanning %s", pa->root);
+            goto done;
+        }
+    }
+    if (p->k.split[0]) {
+        snprintf(pa->split, sizeof pa->split, "%s", p->k.split);
+        if ((st = hv_io_split_read(pa->split, &split)) != HV_OK) {
+            hv_error_wrap(st, "input.split");
+            goto done;
+        }
+        hv_io_split_free(split);
+        split = NULL;
+    }
+
+    if ((st = hv_mkdir_p(p->k.out_dir)) != HV_OK) goto done;
+    if ((st = lock_take(p->lock, locked)) != HV_OK) goto done;
+    if (p->k.fresh) {
         hv_log_info("run.fresh = 1: discarding earlier journals and store");
         remove_journals(p->journal);
         unlink(p->store);
@@ -478,28 +496,15 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
 
     /* the cohort */
     if (p->phantom) {
-        snprintf(pa->root, sizeof pa->root, "%s/cohort", p->out_dir);
+        snprintf(pa->root, sizeof pa->root, "%s/cohort", p->k.out_dir);
         path = hv_strfmt("%s/.complete", pa->root);
-        char *ptext = NULL;
-        {
-            size_t n;
-            const hv_run_key *k = hv_run_config_keys(&n);
-            size_t cap = 1024, len = 0;
-            ptext = malloc(cap);
-            if (!ptext || !path) {
-                free(ptext);
-                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-                goto done;
-            }
-            ptext[0] = 0;
-            for (size_t i = 0; i < n; i++)
-                if (!strcmp(k[i].section, "phantom"))
-                    len += (size_t)snprintf(ptext + len, cap - len, "%s=%s\n", k[i].key,
-                                            hv_run_config_get(cfg, "phantom", k[i].key));
+        ptext = hv_run_config_section_text(cfg, "phantom");
+        if (!ptext || !path) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            goto done;
         }
         have = slurp(path);
-        if ((!have || strcmp(have, ptext)) && p->shard_count > 1) {
-            free(ptext);
+        if ((!have || strcmp(have, ptext)) && p->k.shard_count > 1) {
             st = hv_error_set(HV_ERR_ARG,
                               "a sharded run does not generate the phantom cohort (shards run "
                               "at once): run the same config unsharded with phantom.cases first, "
@@ -507,28 +512,39 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
             goto done;
         }
         if (!have || strcmp(have, ptext)) {
-            hv_log_info("generating a phantom cohort of %d cases into %s", p->pcases, pa->root);
+            hv_log_info("generating a phantom cohort of %d cases into %s", p->k.pcases, pa->root);
             unlink(path);
-            st = hv_phantom_cohort_write(&p->popts, pa->root, p->pcases, progress_cb, NULL);
+            st = hv_phantom_cohort_write(&p->popts, pa->root, p->k.pcases, progress_cb, NULL);
             if (st == HV_OK) st = write_file_atomic(path, ptext);
         } else {
             hv_log_info("phantom cohort in %s is up to date", pa->root);
         }
-        free(ptext);
         free(have);
         have = NULL;
         if (st != HV_OK) {
             hv_error_wrap(st, "phantom cohort");
             goto done;
         }
-        if (!p->split[0]) snprintf(pa->split, sizeof pa->split, "%s/split.json", pa->root);
-    } else {
-        snprintf(pa->root, sizeof pa->root, "%s", p->dataset);
+        if (!p->k.split[0]) {
+            struct stat sb;
+            snprintf(pa->split, sizeof pa->split, "%s/split.json", pa->root);
+            /* the cohort's own split, checked before the store is made */
+            if (stat(pa->split, &sb) == 0 && (st = hv_io_split_read(pa->split, &split)) != HV_OK) {
+                hv_error_wrap(st, "phantom cohort split");
+                goto done;
+            }
+            hv_io_split_free(split);
+            split = NULL;
+        }
+        st = hv_io_dataset_scan(pa->root, p->k.check_headers ? &nopts : NULL, &rc.man);
+        if (st != HV_OK) {
+            hv_error_wrap(st, "scanning %s", pa->root);
+            goto done;
+        }
     }
-    if (p->split[0]) snprintf(pa->split, sizeof pa->split, "%s", p->split);
 
     /* journal compatibility */
-    want = results_config_text(cfg);
+    want = hv_run_config_results_text(cfg);
     free(path);
     path = hv_strfmt("%s/config.txt", p->journal);
     if (!want || !path) {
@@ -540,7 +556,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
         st = hv_error_set(HV_ERR_ARG,
                           "%s holds the journal of a run with other settings (see %s); "
                           "resume with the same config, or pass --set run.fresh=1 to start over",
-                          p->out_dir, path);
+                          p->k.out_dir, path);
         goto done;
     }
     if (!have && (st = write_file_atomic(path, want)) != HV_OK) goto done;
@@ -557,13 +573,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
         if ((st = write_file_atomic(path, num)) != HV_OK) goto done;
     }
 
-    /* manifest */
-    hv_nifti_opts nopts = {0};
-    st = hv_io_dataset_scan(pa->root, p->check_headers ? &nopts : NULL, &rc.man);
-    if (st != HV_OK) {
-        hv_error_wrap(st, "scanning %s", pa->root);
-        goto done;
-    }
+    /* manifest (scanned above) */
     size_t n = rc.man->n;
     pa->n_cases = (long)n;
     rc.rows = calloc(n ? n : 1, sizeof *rc.rows);
@@ -624,9 +634,9 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
     }
     size_t np = 0;
     for (size_t i = 0; i < n; i++) {
-        if (p->shard_count > 1 && (long)(i % (size_t)p->shard_count) != p->shard_index) continue;
+        if (p->k.shard_count > 1 && (long)(i % (size_t)p->k.shard_count) != p->k.shard_index) continue;
         int finished = rc.state[i] == HV_CASE_DONE ||
-                       (rc.state[i] == HV_CASE_FAILED && !p->retry_failed);
+                       (rc.state[i] == HV_CASE_FAILED && !p->k.retry_failed);
         if (finished) {
             pa->n_resumed++;
             continue;
@@ -660,6 +670,8 @@ done:
     free(have);
     free(cfgtext);
     free(path);
+    free(ptext);
+    hv_io_split_free(split);
     return st;
 }
 
@@ -805,11 +817,12 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
     hv_store *store = NULL;
     hv_journal *jr = NULL;
     hv_queue *q = NULL;
+    int locked = 0;
     phase_a pa;
     memset(&pa, 0, sizeof pa);
 
     /* ---- phase A */
-    if (rank == 0) st = phase_a_run(cfg, &p, nranks, &pa, &man, &order);
+    if (rank == 0) st = phase_a_run(cfg, &p, nranks, &pa, &man, &order, &locked);
     else lazy_barrier(comm);
     if (rank == 0) lazy_barrier(comm);
     st = bcast_status(comm, rank, st);
@@ -832,7 +845,7 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
         struct stat sb;
         int have_split = pa.split[0] && stat(pa.split, &sb) == 0;
         hv_status sst = have_split ? hv_io_split_read(pa.split, &split) : HV_OK;
-        if (pa.split[0] && !have_split && p.split[0])
+        if (pa.split[0] && !have_split && p.k.split[0])
             sst = hv_error_set(HV_ERR_NOT_FOUND, "input.split: no file %s", pa.split);
         int bad = sst != HV_OK, anybad = 0;
         MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
@@ -844,15 +857,15 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
 
     /* ---- phase B: run.threads applies to the stages only (phase A's cohort
      * generation on rank 0 uses every core while the other ranks sleep) */
-    if (p.threads > 0) omp_set_num_threads(p.threads);
+    if (p.k.threads > 0) omp_set_num_threads(p.k.threads);
     if ((st = hv_store_open_mpi(p.store, comm, &store)) != HV_OK) goto done_b;
     if ((st = hv_queue_create(comm, &q)) != HV_OK) goto done_b;
-    if ((st = hv_journal_open(p.journal, p.shard_count > 1 ? p.shard_index : -1, rank, &jr)) != HV_OK)
+    if ((st = hv_journal_open(p.journal, p.k.shard_count > 1 ? p.k.shard_index : -1, rank, &jr)) != HV_OK)
         goto done_b;
     hv_log_info("rank %d of %d ready: %ld case(s) to run, %ld finished earlier", rank, nranks,
                 pa.n_pending, pa.n_resumed);
 
-    hv_stage_ctx sctx = {p.mopts, p.use_centroids, p.synth, p.n_img, split};
+    hv_stage_ctx sctx = {p.mopts, p.k.use_centroids, p.synth, p.n_img, split};
     int stopped = 0, fatal = 0;
     long my_cases = 0;
     double t_loop = hv_time_now(), last_progress = t_loop;
@@ -919,7 +932,7 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
         }
         hv_case_result_clear(&r);
         double now = hv_time_now();
-        if (rank == 0 && (now - last_progress >= p.progress_interval || pos + 1 >= pa.n_pending)) {
+        if (rank == 0 && (now - last_progress >= p.k.progress_interval || pos + 1 >= pa.n_pending)) {
             long d = 0, f = 0;
             hv_queue_progress(q, &d, &f);
             double rate = (double)(d + f) / (now - t_loop); /* cases per second */
@@ -987,7 +1000,7 @@ done_b:
         hv_utc_now(ended);
         if (st == HV_OK && out->interrupted) {
             st = hv_store_set_attr_str(s, "/", "state", "interrupted");
-        } else if (st == HV_OK && p.shard_count > 1) {
+        } else if (st == HV_OK && p.k.shard_count > 1) {
             /* one shard's view: its cases are finished, the others' pending;
              * grading is the unsharded gather run's job */
             st = hv_store_set_attr_str(s, "/", "state", "partial");
@@ -997,7 +1010,8 @@ done_b:
                               out->n_pending);
         } else if (st == HV_OK) {
             hv_run_crashpoint("gather");
-            hv_gather_opts go = {p.grader, p.folds, p.seed, split, p.out_dir};
+            hv_gather_opts go = {hv_run_config_get(cfg, "grader", "method"), p.k.folds,
+                                 (unsigned)p.k.gseed, split, p.k.out_dir};
             hv_grader_result g;
             st = hv_gather_run(s, &go, &g);
             if (st == HV_OK) {
@@ -1014,12 +1028,12 @@ done_b:
             hv_status cst = hv_store_close(s);
             if (st == HV_OK) st = cst;
         }
-        if (st == HV_OK && !out->interrupted && p.shard_count == 1) {
-            st = hv_store_export(p.store, p.out_dir, 0, NULL);
+        if (st == HV_OK && !out->interrupted && p.k.shard_count == 1) {
+            st = hv_store_export(p.store, p.k.out_dir, 0, NULL);
             char *text = NULL;
             if (st == HV_OK) st = hv_store_describe(p.store, &text);
             if (st == HV_OK) {
-                char *sp = hv_strfmt("%s/summary.md", p.out_dir);
+                char *sp = hv_strfmt("%s/summary.md", p.k.out_dir);
                 char *md = hv_strfmt(
                     "# healthivert run summary\n\n"
                     "Outputs in this folder: `store.h5` (schema v1, docs/hdf5-schema.md), "
@@ -1043,8 +1057,9 @@ done_b:
         *out = tmp;
     }
 done:
+    if (locked) lock_release(p.lock);
     snprintf(out->store_path, sizeof out->store_path, "%s", p.store);
-    snprintf(out->out_dir, sizeof out->out_dir, "%s", p.out_dir);
+    snprintf(out->out_dir, sizeof out->out_dir, "%s", p.k.out_dir);
     out->seconds = hv_time_now() - t_start;
     hv_io_split_free(split);
     hv_io_manifest_free(man);

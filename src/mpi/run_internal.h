@@ -21,6 +21,67 @@
 #include "hv/measure.h"
 #include "hv/run.h"
 
+/* ------------------------------------------------------ configuration */
+
+/* The typed run parameters, filled by hv_run_config_params from the key
+ * table in config.c (each key names its field through offsetof). INT, BOOL,
+ * CHOICE (index into the key's choices) and LEVEL (VerSe label) are int;
+ * DOUBLE double; DOUBLE3 double[3]; PATH and STRING char arrays. */
+typedef struct hv_run_params {
+    /* [input] */
+    int source;                 /* 0 phantom, 1 dataset                      */
+    char dataset[900];
+    char split[1024];
+    int check_headers;
+    /* [phantom] */
+    int pcases, pseed, first_label, last_label;
+    double spacing[3];
+    int orientation;            /* hv_phantom_orient order                   */
+    double fracture_rate, scoliosis_rate, noise_hu;
+    /* [measure] */
+    double min_volume_ml;
+    int lateral_rays;
+    double lateral_frac, map_step_mm, deform_thresh;
+    int max_ref_distance, use_centroids;
+    /* [synthesis] */
+    int synth;                  /* 0 baseline                                */
+    /* [grader] */
+    int grader;                 /* 0 auto, 1 svm, 2 rule                     */
+    int folds, gseed;
+    /* [output] */
+    char out_dir[900];
+    char store[1024];
+    int images;                 /* 0 none, 1 qc, 2 full                      */
+    /* [run] */
+    int threads;
+    double progress_interval;
+    int retry_failed, fresh;
+    int order;                  /* 0 largest, 1 index                        */
+    int shard_index, shard_count;
+} hv_run_params;
+
+/* Parse every value of `c` into *p and run hv_run_config_check. */
+hv_status hv_run_config_params(const hv_run_config *c, hv_run_params *p);
+/* "section.key=value\n" for every key that changes results (the journal
+ * compatibility text), in table order; NULL on allocation failure. */
+char *hv_run_config_results_text(const hv_run_config *c);
+/* "key=value\n" for every key of one section (the phantom cohort's
+ * options file); NULL on allocation failure. */
+char *hv_run_config_section_text(const hv_run_config *c, const char *section);
+
+/* A growable string: text is appended with hv_sbuf_printf; after an
+ * allocation failure `oom` is set and later appends do nothing. Start from
+ * {0}; hv_sbuf_take hands the text over (NULL after a failure) and resets. */
+typedef struct hv_sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} hv_sbuf;
+
+void hv_sbuf_printf(hv_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *hv_sbuf_take(hv_sbuf *b);
+void hv_sbuf_free(hv_sbuf *b);
+
 /* Vertebra slots per case in the store: every VerSe label that has a level
  * (C1..L6 = 1..25, T13 = 28) fits. */
 #define HV_RUN_MAX_VERT 26

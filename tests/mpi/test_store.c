@@ -79,6 +79,71 @@ static void test_config(const char *tmp)
     HV_CHECK(strstr(hv_error_detail(), "casess") != NULL, "error does not name the key: %s",
              hv_error_detail());
     hv_run_config_free(c);
+
+    /* the typed parser (issue 10): file:line, both lines of a duplicate,
+     * strict values, long lines (libinih cut lines at 200 bytes) */
+    const char *dup = "[phantom]\ncases = 3\n; c\ncases = 4\n";
+    c = NULL;
+    HV_CHECK(hv_run_config_parse(dup, strlen(dup), "d.ini", &c) == HV_ERR_FORMAT && !c,
+             "a key given twice was accepted");
+    HV_CHECK(strstr(hv_error_detail(), "d.ini:4: phantom.cases given twice (first on line 2)") != NULL,
+             "duplicate message: %s", hv_error_detail());
+    const char *junk = "[measure]\nlateral_rays = 5 rays\n";
+    HV_CHECK(hv_run_config_parse(junk, strlen(junk), "j.ini", &c) == HV_ERR_ARG, "'5 rays' accepted");
+    HV_CHECK(strstr(hv_error_detail(), "j.ini:2: measure.lateral_rays = '5 rays': expected an "
+                                       "integer in [1, 99]") != NULL,
+             "junk message: %s", hv_error_detail());
+    const char *nul = "[phantom]\ncases = 3\0\n";
+    HV_CHECK(hv_run_config_parse(nul, 20, "n.ini", &c) == HV_ERR_FORMAT, "NUL byte accepted");
+    const char *bad[] = {"phantom.spacing=1,1", "phantom.spacing=1,1,1,1", "phantom.spacing=0.1",
+                         "phantom.spacing=1,,1", "phantom.noise_hu=inf", "phantom.noise_hu=0x10",
+                         "phantom.cases=1e3", "phantom.cases= 3", "run.fresh=2", "run.fresh=yes",
+                         "phantom.first=X9", "output.images=QC", "phantom.seed=2147483648"};
+    if (hv_run_config_new(&c) != HV_OK) {
+        HV_CHECK(0, "config");
+        return;
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        HV_CHECK(hv_run_config_set(c, bad[i]) == HV_ERR_ARG, "'%s' accepted", bad[i]);
+    HV_CHECK_OK(hv_run_config_set(c, "phantom.spacing=0.5,1,10"));
+    HV_CHECK_OK(hv_run_config_set(c, "phantom.first=t11"));
+    hv_run_params prm;
+    HV_CHECK_OK(hv_run_config_params(c, &prm));
+    HV_CHECK(prm.spacing[0] == 0.5 && prm.spacing[1] == 1 && prm.spacing[2] == 10, "spacing %g,%g,%g",
+             prm.spacing[0], prm.spacing[1], prm.spacing[2]);
+    HV_CHECK(prm.first_label == 18 && prm.last_label == 24, "T11 is VerSe label 18, L5 24: %d %d",
+             prm.first_label, prm.last_label);
+    HV_CHECK(prm.pcases == 24 && prm.images == 0 && prm.order == 0 && prm.shard_count == 1,
+             "defaults");
+    hv_run_config_free(c);
+    /* a 700-character path on one line of the file */
+    char lp[1024];
+    int n = snprintf(lp, sizeof lp, "[input]\ndataset = /d/");
+    for (int i = 0; i < 700; i++) lp[n++] = 'x';
+    snprintf(lp + n, sizeof lp - (size_t)n, "\n[run]\nthreads = 2\n");
+    c = NULL;
+    HV_CHECK_OK(hv_run_config_parse(lp, strlen(lp), "long.ini", &c));
+    HV_CHECK(c && strlen(hv_run_config_get(c, "input", "dataset")) == 703 &&
+                 !strcmp(hv_run_config_get(c, "run", "threads"), "2"),
+             "long line");
+    hv_run_config_free(c);
+    /* the journal compatibility text keeps the format of journals written
+     * before the key table (written out here by hand from the old rules:
+     * [input] but check_headers, [phantom], [measure], [synthesis],
+     * output.images), so their runs still resume */
+    c = NULL;
+    HV_CHECK_OK(hv_run_config_new(&c));
+    char *rt = c ? hv_run_config_results_text(c) : NULL;
+    const char *want =
+        "input.source=phantom\ninput.dataset=\ninput.split=\nphantom.cases=24\nphantom.seed=1\n"
+        "phantom.first=T1\nphantom.last=L5\nphantom.spacing=1.0\nphantom.orientation=ras\n"
+        "phantom.fracture_rate=0.15\nphantom.scoliosis_rate=0.3\nphantom.noise_hu=20\n"
+        "measure.min_volume_ml=3\nmeasure.lateral_rays=5\nmeasure.lateral_frac=0.12\n"
+        "measure.map_step_mm=1\nmeasure.deform_thresh=0.12\nmeasure.max_ref_distance=3\n"
+        "measure.use_centroids=1\nsynthesis.method=baseline\noutput.images=none\n";
+    HV_CHECK(rt && !strcmp(rt, want), "results text:\n%s", rt ? rt : "(null)");
+    free(rt);
+    hv_run_config_free(c);
 }
 
 static void fill_result(hv_case_result *r, const char *id, int nv)
