@@ -27,12 +27,16 @@
  *                          optional in v1: stores written before it lack it)
  *   /grader                (after gather) attrs + confusion, classes, folds
  */
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "run_internal.h"
 
@@ -44,10 +48,76 @@ struct hv_store {
     int mpi;
 };
 
+/* The reason of the HDF5 failure just seen, from the library's error stack
+ * (H5Ewalk2): the operating system's or MPI's own message when an entry
+ * carries one ("error message = '...'" from the sec2 driver, "MPI error
+ * string is '...'" from the MPI-IO driver), else the innermost entry's
+ * description. Every rank's message then says why (a full disk says "No
+ * space left on device" on every rank, not only where a journal write
+ * failed). Empty when the stack is empty. */
+typedef struct {
+    char inner[256];
+    char os[256];
+} h5_why;
+
+static void h5_extract(const char *desc, const char *tag, char *out, size_t cap)
+{
+    const char *p = strstr(desc, tag);
+    if (!p || out[0]) return;
+    p += strlen(tag);
+    const char *q = strchr(p, '\'');
+    size_t n = q ? (size_t)(q - p) : strlen(p);
+    if (n >= cap) n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+static herr_t h5_walk(unsigned n, const H5E_error2_t *e, void *user)
+{
+    h5_why *w = user;
+    const char *d = e->desc ? e->desc : "";
+    if (n == 0) snprintf(w->inner, sizeof w->inner, "%s", d);
+    h5_extract(d, "error message = '", w->os, sizeof w->os);
+    h5_extract(d, "MPI error string is '", w->os, sizeof w->os);
+    return 0;
+}
+
+static const char *h5_reason(char *buf, size_t cap, int err)
+{
+    h5_why w;
+    memset(&w, 0, sizeof w);
+    buf[0] = 0;
+    if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk, &w) < 0) return buf;
+    /* HDF5 1.10's MPI-IO driver reports a short write only as "file write
+     * failed": then the errno the failing call left (cleared before it) is
+     * the reason */
+    if (!w.os[0] && err) snprintf(w.os, sizeof w.os, "%s", strerror(err));
+    if (w.os[0] && w.inner[0] && !strstr(w.inner, w.os))
+        snprintf(buf, cap, ": %s (HDF5: %.120s)", w.os, w.inner);
+    else if (w.os[0]) snprintf(buf, cap, ": %s", w.os);
+    else if (w.inner[0]) snprintf(buf, cap, " (HDF5: %s)", w.inner);
+    return buf;
+}
+
+/* HV_ERR_HDF5 with the message and the HDF5 reason appended; `err` is the
+ * errno the failing call left (0: none). */
+static hv_status h5_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static hv_status h5_fail(int err, const char *fmt, ...)
+{
+    char why[600], msg[1024];
+    h5_reason(why, sizeof why, err); /* first: nothing below touches HDF5 */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return hv_error_set(HV_ERR_HDF5, "%s%s", msg, why);
+}
+
 #define H5CHK(expr, ...)                                                       \
     do {                                                                       \
+        errno = 0;                                                             \
         if ((expr) < 0) {                                                      \
-            st = hv_error_set(HV_ERR_HDF5, __VA_ARGS__);                       \
+            st = h5_fail(errno, __VA_ARGS__);                                  \
             goto done;                                                         \
         }                                                                      \
     } while (0)
@@ -482,7 +552,8 @@ hv_status hv_store_close(hv_store *s)
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
     if (s->cases >= 0) H5Dclose(s->cases);
-    if (s->file >= 0 && H5Fclose(s->file) < 0) st = hv_error_set(HV_ERR_HDF5, "store: close failed");
+    errno = 0;
+    if (s->file >= 0 && H5Fclose(s->file) < 0) st = h5_fail(errno, "store: close failed");
     free(s);
     return st;
 }
@@ -491,6 +562,28 @@ long hv_store_n_cases(const hv_store *s) { return s->n_cases; }
 int hv_store_n_img(const hv_store *s) { return s->n_img; }
 
 /* ------------------------------------------------------------------ write */
+
+/* Why a raw-data write of `bytes` bytes into d's file failed, as an errno:
+ * the one the call left, else what the file system says (HDF5 1.10's MPI-IO
+ * driver sees a short write and reports only "file write failed"): ENOSPC
+ * when fewer bytes are free than the write needed, EFBIG when the file is
+ * larger than this process's RLIMIT_FSIZE; 0 when neither explains it. */
+static int write_errno(hid_t d, int err, size_t bytes)
+{
+    if (err) return err;
+    char name[4096];
+    ssize_t n = H5Fget_name(d, name, sizeof name);
+    if (n <= 0 || (size_t)n >= sizeof name) return 0;
+    struct statvfs vs;
+    if (statvfs(name, &vs) == 0 && (double)vs.f_bavail * (double)vs.f_frsize < (double)bytes)
+        return ENOSPC;
+    struct rlimit rl;
+    struct stat sb;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && stat(name, &sb) == 0 &&
+        (rlim_t)sb.st_size >= rl.rlim_cur)
+        return EFBIG;
+    return 0;
+}
 
 static hv_status write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, int rank,
                             const hsize_t *inner, const void *buf)
@@ -501,7 +594,16 @@ static hv_status write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, i
     hid_t fs = H5Dget_space(d);
     hid_t ms = H5Screate_simple(rank, ct4, NULL);
     H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, st4, NULL, ct4, NULL), "store: selection");
-    H5CHK(H5Dwrite(d, type, ms, fs, H5P_DEFAULT, buf), "store: write failed");
+    errno = 0;
+    if (H5Dwrite(d, type, ms, fs, H5P_DEFAULT, buf) < 0) {
+        int e = errno;
+        hid_t stack = H5Eget_current_stack(); /* the calls below would clear it */
+        size_t bytes = (size_t)H5Sget_select_npoints(ms) * H5Tget_size(type);
+        e = write_errno(d, e, bytes);
+        if (stack >= 0) H5Eset_current_stack(stack);
+        st = h5_fail(e, "store: write failed");
+        goto done;
+    }
 done:
     H5Sclose(ms);
     H5Sclose(fs);
