@@ -3,8 +3,15 @@
  * CSV (cases.csv, vertebrae.csv, grader_metrics.csv, grader_folds.csv), one
  * tidy row per case and per vertebra, numbers printed round-trip exact, and
  * the QC pictures of the store (if any) as PNGs under DIR/qc/.
+ *
+ * The store is validated first (hv_store_validate, what `inspect` checks):
+ * tables exported from a damaged store would carry wrong values with nothing
+ * to say so, so a store that fails validation is refused with its problems
+ * listed, unless --force (then the problems are printed as a warning and the
+ * tables written anyway).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -13,9 +20,13 @@
 int hv_cmd_export(int argc, char **argv)
 {
     const char *path = NULL, *dir = NULL;
+    int force = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            printf("usage: healthivert export STORE.h5 --csv DIR\n"
+            printf("usage: healthivert export STORE.h5 --csv DIR [--force]\n"
+                   "\n"
+                   "The store is validated first (as `healthivert inspect` does); a store that\n"
+                   "fails validation is refused (exit 1, its problems listed) unless --force.\n"
                    "\n"
                    "Writes the store's tables as CSV into DIR (created):\n"
                    "  cases.csv          one row per case: status, error, rank, seconds per stage\n"
@@ -32,6 +43,7 @@ int hv_cmd_export(int argc, char **argv)
             return HV_EXIT_OK;
         }
         if (!strcmp(argv[a], "--csv") && a + 1 < argc) dir = argv[++a];
+        else if (!strcmp(argv[a], "--force")) force = 1;
         else if (!path && argv[a][0] != '-') path = argv[a];
         else {
             fprintf(stderr, "healthivert export: unexpected argument '%s'\n", argv[a]);
@@ -39,8 +51,25 @@ int hv_cmd_export(int argc, char **argv)
         }
     }
     if (!path || !dir) {
-        fprintf(stderr, "usage: healthivert export STORE.h5 --csv DIR\n");
+        fprintf(stderr, "usage: healthivert export STORE.h5 --csv DIR [--force]\n");
         return HV_EXIT_USAGE;
+    }
+    if (hv_file_check_regular(path, "store") != HV_OK) {
+        fprintf(stderr, "healthivert export: %s\n", hv_error_detail());
+        return HV_EXIT_FAIL;
+    }
+    char *report = NULL;
+    if (hv_store_validate(path, &report) != HV_OK) {
+        fprintf(stderr, "healthivert export: %s%s\n%s", force ? "warning: " : "",
+                hv_error_detail(), report ? report : "");
+        free(report);
+        if (!force) {
+            fprintf(stderr, "healthivert export: the store fails validation: nothing exported "
+                            "(--force exports it anyway)\n");
+            return HV_EXIT_FAIL;
+        }
+    } else {
+        free(report);
     }
     if (hv_store_export_csv(path, dir) != HV_OK) {
         fprintf(stderr, "healthivert export: %s\n", hv_error_detail());

@@ -1,7 +1,8 @@
 /*
  * cmd_inspect.c: `healthivert inspect STORE`: what a run's HDF5 store holds
  * (schema version, provenance, case counts, failures with reasons, grader
- * results) and whether it validates against schema v1.
+ * results) and whether it validates against schema v1. STORE must be a
+ * regular file (a directory or FIFO is refused with what it is).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ int hv_cmd_inspect(int argc, char **argv)
         return HV_EXIT_USAGE;
     }
     char *text = NULL;
-    if (hv_store_describe(path, &text) != HV_OK) {
+    if (hv_file_check_regular(path, "store") != HV_OK || hv_store_describe(path, &text) != HV_OK) {
         fprintf(stderr, "healthivert inspect: %s\n", hv_error_detail());
         return HV_EXIT_FAIL;
     }
