@@ -215,6 +215,10 @@ uint64_t hv_rng_below(hv_rng *r, uint64_t n);          /* [0, n), n > 0 */
 const char *hv_label_name(int label);
 /* Inverse of hv_label_name (case-insensitive); 0 when unknown. */
 int hv_label_from_name(const char *name);
+/* Craniocaudal order of a VerSe label, used for sorting and for neighbour
+ * distances: 1..25 as themselves, T13 (28) at 19.5 between T12 and L1;
+ * -1 for labels that are not vertebrae (26 sacrum, 27, > 28, <= 0). */
+double hv_label_order(int label);
 
 /* ------------------------------------------------------------ utilities */
 

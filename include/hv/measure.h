@@ -126,10 +126,6 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
                            const hv_measure_opts *o, hv_spine_measure **out);
 void hv_measure_spine_free(hv_spine_measure *m);
 
-/* Level rank used for ordering and neighbour distance (T13 = 28 sits between
- * T12 and L1, L6 = 25 after L5); -1 for labels without a level. */
-double hv_measure_level_rank(int label);
-
 /* Baseline pseudo-healthy estimate (no trained model): each vertebra's
  * healthy heights from its nearest undeformed neighbours above and below,
  * scaled by level-dependent size priors, iterated so that deformed vertebrae

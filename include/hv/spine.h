@@ -93,9 +93,6 @@ typedef struct hv_spine_verts {
 void hv_spine_verts_free(hv_spine_verts *vs);
 /* Index of `label` in vs, or -1. */
 long hv_spine_verts_find(const hv_spine_verts *vs, int label);
-/* Craniocaudal order key of a VerSe label (T13 = 28 sorts between T12 and L1);
- * < 0 for labels that are not vertebrae (26 sacrum, 27, > 28). */
-double hv_spine_label_order(int label);
 
 typedef struct hv_spine_centroid_opts {
     /* Reference rule (spec §1.2): drop the cranial end vertebra when its

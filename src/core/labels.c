@@ -31,3 +31,10 @@ int hv_label_from_name(const char *name)
     }
     return 0;
 }
+
+double hv_label_order(int label)
+{
+    if (label >= 1 && label <= 25) return (double)label;
+    if (label == 28) return 19.5; /* T13 between T12 and L1 */
+    return -1.0;
+}

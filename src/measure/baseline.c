@@ -153,7 +153,7 @@ static refs find_refs(const hv_spine_measure *m, size_t i, const int *is_ref, in
 {
     refs r;
     memset(&r, 0, sizeof r);
-    double rank = hv_measure_level_rank(m->v[i].label);
+    double rank = hv_label_order(m->v[i].label);
     int sel[2][REF_PER_SIDE];
     double dist[2][REF_PER_SIDE];
     int ns[2] = {0, 0};
@@ -163,7 +163,7 @@ static refs find_refs(const hv_spine_measure *m, size_t i, const int *is_ref, in
         /* insertion into the per-side lists, nearest first */
         for (size_t j = 0; j < m->n; j++) {
             if (j == i || !is_ref[j]) continue;
-            double d = hv_measure_level_rank(m->v[j].label) - rank;
+            double d = hv_label_order(m->v[j].label) - rank;
             if (pass == 0 && fabs(d) > max_dist) continue;
             int side = d < 0 ? 0 : 1;
             double ad = fabs(d);

@@ -51,13 +51,6 @@ void hv_measure_opts_default(hv_measure_opts *o)
     o->centroids = NULL;
 }
 
-double hv_measure_level_rank(int label)
-{
-    if (label >= 1 && label <= 25) return (double)label;
-    if (label == 28) return 19.5; /* T13 between T12 and L1 */
-    return -1.0;
-}
-
 char *hv_measure_flags_str(unsigned flags, char *buf, size_t cap)
 {
     static const struct { unsigned bit; const char *name; } names[] = {
@@ -288,7 +281,7 @@ hv_status hv_measure_grid_make(const hv_volume *mask, hv_mgrid *g)
     for (size_t i = 0; i < mask->nvox; i++) {
         double v = hv_vol_get(mask, i);
         int l = (int)v;
-        if (l >= 1 && l <= 28 && hv_measure_level_rank(l) >= 0) {
+        if (l >= 1 && l <= 28 && hv_label_order(l) >= 0) {
             g->lab[i] = (uint8_t)l;
         } else {
             g->lab[i] = 0;
@@ -538,12 +531,12 @@ static hv_status measure_one(const vert_ctx *cx, int label, hv_vert_measure *v)
     }
 
     /* spine axis from the neighbours */
-    double rank = hv_measure_level_rank(label);
+    double rank = hv_label_order(label);
     int up = 0, dn = 0;
     double best_up = 1e9, best_dn = 1e9;
     for (int l = 1; l < MAXLAB; l++) {
         if (!cx->ref_ok[l] || l == label) continue;
-        double d = hv_measure_level_rank(l) - rank;
+        double d = hv_label_order(l) - rank;
         if (d < 0 && -d <= 2.0 && -d < best_up) { best_up = -d; up = l; }
         if (d > 0 && d <= 2.0 && d < best_dn) { best_dn = d; dn = l; }
     }
@@ -693,8 +686,8 @@ static hv_status measure_one(const vert_ctx *cx, int label, hv_vert_measure *v)
 
 static int cmp_vert(const void *a, const void *b)
 {
-    double x = hv_measure_level_rank(((const hv_vert_measure *)a)->label);
-    double y = hv_measure_level_rank(((const hv_vert_measure *)b)->label);
+    double x = hv_label_order(((const hv_vert_measure *)a)->label);
+    double y = hv_label_order(((const hv_vert_measure *)b)->label);
     return (x > y) - (x < y);
 }
 

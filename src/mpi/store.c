@@ -1215,7 +1215,7 @@ hv_status hv_store_validate(const char *path, char **report)
         if (!hv_label_name(v->label) || strncmp(v->level, hv_label_name(v->label), sizeof v->level))
             PROBLEM("case %s: label %d with level '%.8s'\n", id, v->label, v->level);
         if (i > 0 && vr[i - 1].case_index == v->case_index &&
-            !(hv_measure_level_rank(vr[i - 1].label) < hv_measure_level_rank(v->label)))
+            !(hv_label_order(vr[i - 1].label) < hv_label_order(v->label)))
             PROBLEM("case %s: vertebrae not in cranio-caudal order at %s\n", id, v->level);
         if (v->known_grade < -1 || v->known_grade > 3) PROBLEM("case %s %s: known_grade %d\n", id, v->level, v->known_grade);
         if (v->split_set < -1 || v->split_set > 2) PROBLEM("case %s %s: split_set %d\n", id, v->level, v->split_set);

@@ -32,13 +32,6 @@
 #define HV_SPINE_STR_(x) #x
 #define HV_SPINE_STR(x) HV_SPINE_STR_(x)
 
-double hv_spine_label_order(int label)
-{
-    if (label == 28) return 19.5;           /* T13 between T12 and L1 */
-    if (label >= 1 && label <= 25) return (double)label;
-    return -1.0;
-}
-
 void hv_spine_centroid_opts_default(hv_spine_centroid_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -83,7 +76,7 @@ const char *hv_spine_flags_str(unsigned flags)
 static int cmp_vert(const void *pa, const void *pb)
 {
     const hv_spine_vert *a = pa, *b = pb;
-    double oa = hv_spine_label_order(a->label), ob = hv_spine_label_order(b->label);
+    double oa = hv_label_order(a->label), ob = hv_label_order(b->label);
     return (oa > ob) - (oa < ob);
 }
 
@@ -133,7 +126,7 @@ static hv_status mask_stats(const hv_volume *mask, lab_stats *st)
                 for (int64_t i = 0; i < nx; i++) {
                     long l = hv_spine_label_at(mask, base + (size_t)i);
                     if (l == 0) continue;
-                    if (l < 0 || l > HV_SPINE_MAX_LABEL || hv_spine_label_order((int)l) < 0) {
+                    if (l < 0 || l > HV_SPINE_MAX_LABEL || hv_label_order((int)l) < 0) {
                         p->ignored++;
                         continue;
                     }
@@ -165,8 +158,8 @@ static hv_status mask_stats(const hv_volume *mask, lab_stats *st)
 static void flag_list(hv_spine_verts *vs, const hv_spine_centroid_opts *o)
 {
     for (size_t n = 0; n + 1 < vs->n; n++) {
-        double a = hv_spine_label_order(vs->v[n].label);
-        double b = hv_spine_label_order(vs->v[n + 1].label);
+        double a = hv_label_order(vs->v[n].label);
+        double b = hv_label_order(vs->v[n + 1].label);
         /* T12 -> T13 -> L1 are 0.5 apart; anything more than 1 apart skips. */
         if (b - a > 1.0 + 1e-9) {
             vs->v[n].flags |= HV_SPINE_FLAG_GAP;
@@ -303,7 +296,7 @@ hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *m
     double vv = hv_spine_voxel_volume(mask);
     for (size_t n = 0; n < c->n; n++) {
         const hv_centroid *e = &c->items[n];
-        if (hv_spine_label_order(e->label) < 0) {
+        if (hv_label_order(e->label) < 0) {
             hv_log_warn("centroid file: label %d is not a vertebra; ignored", e->label);
             continue;
         }

@@ -367,7 +367,7 @@ static hv_status straighten_labels(const hv_spine_map *m, const hv_volume *mask,
     uint8_t *o = u8->data;
     for (size_t n = 0; n < s->nvox; n++) {
         long l = hv_spine_label_at(s, n);
-        o[n] = (l > 0 && l <= HV_SPINE_MAX_LABEL && hv_spine_label_order((int)l) >= 0) ? (uint8_t)l : 0;
+        o[n] = (l > 0 && l <= HV_SPINE_MAX_LABEL && hv_label_order((int)l) >= 0) ? (uint8_t)l : 0;
     }
     hv_vol_free(s);
     *out = u8;

@@ -217,6 +217,14 @@ static void test_volume(void)
              "label names");
     HV_CHECK(hv_label_from_name("l5") == 24 && hv_label_from_name("T1") == 8 && hv_label_from_name("X9") == 0,
              "label from name");
+    /* craniocaudal order: T12 (19) < T13 (28) < L1 (20) < L6 (25); C1 first;
+     * sacrum (26), 27, 29 and 0 are not vertebrae */
+    HV_CHECK(hv_label_order(1) == 1 && hv_label_order(19) < hv_label_order(28) &&
+                 hv_label_order(28) < hv_label_order(20) && hv_label_order(25) == 25,
+             "label order puts T13 between T12 and L1");
+    HV_CHECK(hv_label_order(26) < 0 && hv_label_order(27) < 0 && hv_label_order(29) < 0 &&
+                 hv_label_order(0) < 0 && hv_label_order(-3) < 0,
+             "non-vertebra labels have no order");
 }
 
 /* hv_file_check_regular / hv_file_read_all: every kind of non-file is named,
