@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -253,6 +254,26 @@ hv_status hv_file_read_all(const char *path, const char *what, size_t max_bytes,
  * HV_ERR_ARG with "WHAT 'NAME' is not a plain file name (why)" (control
  * characters shown as \xNN); `what` names it ("--id"); both borrowed. */
 hv_status hv_file_name_check(const char *name, const char *what);
+
+/* Writing a file so that readers see the old file or the whole new one,
+ * never a part: the content goes to "PATH.tmp<pid>.<n>" in the same folder
+ * and is renamed over PATH only once completely written (and, with
+ * `durable`, fsync'd with its folder). Every failure removes the temporary
+ * file and names PATH and the reason (strerror: "No space left on device").
+ *
+ *   hv_atomic_file *a; FILE *f;
+ *   if ((st = hv_atomic_open(path, &a, &f))) return st;
+ *   fprintf(f, ...);                      // any stdio writes
+ *   st = hv_atomic_commit(a, 0);          // or hv_atomic_abort(a)
+ *
+ * The handle owns the stream: do not fclose it. Commit and abort free the
+ * handle whatever they return. */
+typedef struct hv_atomic_file hv_atomic_file;
+hv_status hv_atomic_open(const char *path, hv_atomic_file **out, FILE **f);
+hv_status hv_atomic_commit(hv_atomic_file *a, int durable);
+void hv_atomic_abort(hv_atomic_file *a);
+/* The same for a whole buffer of n bytes (borrowed). */
+hv_status hv_file_write_atomic(const char *path, const void *data, size_t n, int durable);
 
 /* Version string and git revision baked in at build time. */
 const char *hv_version(void);

@@ -63,33 +63,24 @@ hv_status hv_io_png_write(const char *path, int w, int h, int channels, const ui
 {
     hv_status st = HV_OK;
     png_bytep *rows = NULL;
-    char *tmp = NULL;
+    hv_atomic_file *a = NULL;
     FILE *f = NULL;
     if (!path || !px || w <= 0 || h <= 0 || (channels != 1 && channels != 3))
         return hv_error_set(HV_ERR_ARG, "png: bad arguments (%dx%d, %d channels)", w, h, channels);
     if (w > 65535 || h > 65535) return hv_error_set(HV_ERR_LIMIT, "png: %dx%d is too large", w, h);
     rows = malloc((size_t)h * sizeof *rows);
-    tmp = hv_strfmt("%s.tmp%ld", path, (long)getpid());
-    if (!rows || !tmp) {
-        st = hv_error_set(HV_ERR_NOMEM, "png: out of memory");
-        goto done;
-    }
+    if (!rows) return hv_error_set(HV_ERR_NOMEM, "png: out of memory");
     for (int y = 0; y < h; y++) rows[y] = (png_bytep)(px + (size_t)y * (size_t)w * (size_t)channels);
-    if (!(f = fopen(tmp, "wb"))) {
-        st = hv_error_set(HV_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    if ((st = hv_atomic_open(path, &a, &f)) != HV_OK) goto done;
+    if (png_rows(f, w, h, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, rows) != 0) {
+        st = hv_error_set(HV_ERR_IO, "libpng failed writing %s", path);
         goto done;
     }
-    if (png_rows(f, w, h, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, rows) != 0)
-        st = hv_error_set(HV_ERR_IO, "libpng failed writing %s", tmp);
-    if (fclose(f) != 0 && st == HV_OK)
-        st = hv_error_set(HV_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    f = NULL;
-    if (st == HV_OK && rename(tmp, path) != 0)
-        st = hv_error_set(HV_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    st = hv_atomic_commit(a, 0);
+    a = NULL;
 done:
-    if (st != HV_OK && tmp) remove(tmp);
+    hv_atomic_abort(a);
     free(rows);
-    free(tmp);
     return st;
 }
 

@@ -52,30 +52,13 @@ static hv_status parse(const char *path, const char *text, cJSON **out)
  * half a file. */
 static hv_status write_text(const char *path, const char *text)
 {
-    hv_status st = HV_OK;
-    char *tmp = hv_strfmt("%s.tmp.%ld", path, (long)getpid());
-    if (!tmp) return hv_error_set(HV_ERR_NOMEM, "out of memory");
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = hv_error_set(HV_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        goto done;
-    }
-    size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n;
-    bad |= fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        st = hv_error_set(HV_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        remove(tmp);
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = hv_error_set(HV_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-        remove(tmp);
-    }
-done:
-    free(tmp);
-    return st;
+    hv_atomic_file *a;
+    FILE *f;
+    hv_status st = hv_atomic_open(path, &a, &f);
+    if (st != HV_OK) return st;
+    fputs(text, f);
+    fputc('\n', f);
+    return hv_atomic_commit(a, 0);
 }
 
 /* ------------------------------------------------------------- centroids */

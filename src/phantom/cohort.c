@@ -213,17 +213,13 @@ static hv_status write_csv(const char *outdir, const case_result *res, int n_cas
 {
     hv_status st = HV_OK;
     char *path = hv_strfmt("%s/ground_truth.csv", outdir);
-    char *tmp = hv_strfmt("%s/ground_truth.csv.tmp.%ld", outdir, (long)getpid());
+    hv_atomic_file *a = NULL;
     FILE *f = NULL;
-    if (!path || !tmp) {
+    if (!path) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
-    f = fopen(tmp, "wb");
-    if (!f) {
-        st = hv_error_set(HV_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        goto done;
-    }
+    if ((st = hv_atomic_open(path, &a, &f)) != HV_OK) goto done;
     fprintf(f, "case,label,level,grade,type,loss,healthy_ant_mm,healthy_mid_mm,healthy_post_mm,"
                "observed_ant_mm,observed_mid_mm,observed_post_mm,center_x,center_y,center_z,"
                "axis_x,axis_y,axis_z,depth_mm,width_mm,truncated\n");
@@ -245,24 +241,10 @@ static hv_status write_csv(const char *outdir, const case_result *res, int n_cas
                     p->observed_mm[2], p->center[0], p->center[1], p->center[2], p->axis[0], p->axis[1],
                     p->axis[2], p->depth_mm, p->width_mm, p->truncated);
         }
-    if (ferror(f)) {
-        st = hv_error_set(HV_ERR_IO, "cannot write '%s'", tmp);
-        goto done;
-    }
-    int rc = fclose(f);
-    f = NULL;
-    if (rc != 0) {
-        st = hv_error_set(HV_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = hv_error_set(HV_ERR_IO, "cannot rename '%s' into place: %s", path, strerror(errno));
-        goto done;
-    }
+    st = hv_atomic_commit(a, 0);
+    a = NULL;
 done:
-    if (f) fclose(f);
-    if (st != HV_OK && tmp) remove(tmp);
-    free(tmp);
+    hv_atomic_abort(a);
     free(path);
     return st;
 }

@@ -683,14 +683,10 @@ done:
 
 hv_status hv_spine_map_write(const char *path, const hv_spine_map *m)
 {
-    hv_status st = HV_OK;
-    char *tmp = hv_strfmt("%s.tmp", path);
-    if (!tmp) return hv_error_set(HV_ERR_NOMEM, "path");
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        st = hv_error_set(HV_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-        goto done;
-    }
+    hv_atomic_file *a;
+    FILE *f;
+    hv_status st = hv_atomic_open(path, &a, &f);
+    if (st != HV_OK) return st;
     fprintf(f, "# hv-spine-map 1\n");
     fprintf(f, "# n=%lld width=%lld height=%lld step=%.17g ci=%.17g cj=%.17g\n",
             (long long)m->n, (long long)m->width, (long long)m->height, m->step, m->ci, m->cj);
@@ -703,14 +699,7 @@ hv_status hv_spine_map_write(const char *path, const hv_spine_map *m)
             fprintf(f, ",%.17g,%.17g,%.17g", v[q][0], v[q][1], v[q][2]);
         fputc('\n', f);
     }
-    if (ferror(f)) st = hv_error_set(HV_ERR_IO, "writing %s failed", tmp);
-    if (fclose(f) != 0 && !st) st = hv_error_set(HV_ERR_IO, "closing %s: %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
-        st = hv_error_set(HV_ERR_IO, "rename %s -> %s: %s", tmp, path, strerror(errno));
-    if (st) remove(tmp);
-done:
-    free(tmp);
-    return st;
+    return hv_atomic_commit(a, 0);
 }
 
 hv_status hv_spine_map_read(const char *path, hv_spine_map **out)

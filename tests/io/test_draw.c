@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <dirent.h>
 
 #include "hv/io.h"
 #include "hv_test.h"
@@ -99,9 +99,11 @@ static void test_png_roundtrip(const char *dir)
     hv_error_clear();
     HV_CHECK(hv_io_png_write(path, 0, 5, 1, grey) == HV_ERR_ARG, "a 0-wide picture is refused");
     hv_error_clear();
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/grey.png.tmp", dir);
-    HV_CHECK(stat(path, &sb) != 0, "no temporary file is left behind");
+    int leftovers = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) leftovers += strstr(e->d_name, ".tmp") != NULL;
+    if (d) closedir(d);
+    HV_CHECK(d && leftovers == 0, "no temporary file is left behind (%d)", leftovers);
 }
 
 static void test_contours(void)

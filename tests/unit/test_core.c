@@ -2,6 +2,9 @@
  * test_core.c: status/error detail, RNG streams, affine maths, exact
  * reorientation and resampling (src/core).
  */
+#include <signal.h>
+#include <sys/resource.h>
+
 #include "hv/core.h"
 #include "hv_test.h"
 
@@ -351,6 +354,100 @@ static void test_same_grid(void)
     hv_vol_free(c);
 }
 
+/* Files in dir whose name contains ".tmp" (leftover temporaries). */
+static int count_tmp(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '\\.tmp' || true", dir);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p) {
+        if (fscanf(p, "%d", &n) != 1) n = -1;
+        pclose(p);
+    }
+    return n;
+}
+
+/* hv_atomic_open/commit/abort and hv_file_write_atomic: the old file or the
+ * whole new one, never part of one, and never a temporary left behind. */
+static void test_atomic(void)
+{
+    char dir[] = "/tmp/hv_test_atomic_XXXXXX";
+    HV_REQUIRE_V(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256], bad[256];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(bad, sizeof bad, "%s/no-such-folder/out.txt", dir);
+    char *back = NULL;
+    size_t len = 0;
+
+    HV_CHECK_OK(hv_file_write_atomic(path, "first\n", 6, 1));
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && len == 6 &&
+                 !memcmp(back, "first\n", 6), "whole-buffer write reads back");
+    free(back);
+
+    hv_atomic_file *a;
+    FILE *f;
+    HV_REQUIRE_V(hv_atomic_open(path, &a, &f) == HV_OK, "atomic open");
+    fprintf(f, "second %d\n", 2);
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && len == 6,
+             "before commit the old content is in place");
+    free(back);
+    HV_CHECK(count_tmp(dir) == 1, "one temporary while writing");
+    HV_CHECK_OK(hv_atomic_commit(a, 0));
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && len == 9 &&
+                 !memcmp(back, "second 2\n", 9), "after commit the new content");
+    free(back);
+
+    HV_REQUIRE_V(hv_atomic_open(path, &a, &f) == HV_OK, "atomic open");
+    fprintf(f, "never");
+    hv_atomic_abort(a);
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && len == 9,
+             "abort keeps the old content");
+    free(back);
+
+    /* a write that fails (file size limit: EFBIG, as a full disk would fail):
+     * the reason is named, the old file stays whole */
+    struct rlimit old_lim, lim;
+    getrlimit(RLIMIT_FSIZE, &old_lim);
+    lim = old_lim;
+    lim.rlim_cur = 4096;
+    signal(SIGXFSZ, SIG_IGN);
+    HV_REQUIRE_V(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
+    static char big[65536];
+    memset(big, 'x', sizeof big);
+    hv_status st = hv_file_write_atomic(path, big, sizeof big, 0);
+    /* and through the stdio API: 200 bytes sit in stdio's buffer until the
+     * commit flushes them, so it is the commit that fails */
+    hv_status st2 = HV_ERR_INTERNAL;
+    char detail2[512] = "";
+    lim.rlim_cur = 100;
+    setrlimit(RLIMIT_FSIZE, &lim);
+    if (hv_atomic_open(path, &a, &f) == HV_OK) {
+        fwrite(big, 1, 200, f);
+        st2 = hv_atomic_commit(a, 0);
+        snprintf(detail2, sizeof detail2, "%s", hv_error_detail());
+    }
+    setrlimit(RLIMIT_FSIZE, &old_lim);
+    HV_CHECK(st2 == HV_ERR_IO && strstr(detail2, "too large"),
+             "a commit whose flush fails names the reason: %s", detail2);
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "out.txt") &&
+                 strstr(hv_error_detail(), "too large"),
+             "a failed write names the file and the reason: %s", hv_error_detail());
+    hv_error_clear();
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && len == 9,
+             "after the failed write the old content is whole");
+    free(back);
+
+    st = hv_file_write_atomic(bad, "x", 1, 0);
+    HV_CHECK(st == HV_ERR_IO && strstr(hv_error_detail(), "no-such-folder"),
+             "a missing folder is named: %s", hv_error_detail());
+    hv_error_clear();
+    HV_CHECK(count_tmp(dir) == 0, "no temporary file is left behind");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    HV_CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
     test_errors();
@@ -362,5 +459,6 @@ int main(void)
     test_files();
     test_names();
     test_same_grid();
+    test_atomic();
     return hv_test_done();
 }
