@@ -22,6 +22,11 @@
  * gradient nodes as ggml does; it allows higher-order gradients, which we do
  * not need, at the price of many more graph nodes and no fused backward
  * kernels such as oneDNN's convolution backward).
+ *
+ * One file of ~1,000 lines on purpose: recording, planning (gradient marks,
+ * constant folding, arena placement) and the two passes all walk the same
+ * node array with the same invariants, which are easier to check in one
+ * place than across files.
  */
 #include <math.h>
 #include <stdatomic.h>

@@ -1,6 +1,11 @@
 /*
  * phantom.c: the synthetic spine model and its voxelisation.
  *
+ * (One file of ~1,200 lines on purpose: the model's geometry (bodies,
+ * posterior elements, discs, centreline) and its voxelisation share the same
+ * local frames and profile functions, and the ground truth is only exact if
+ * both read them from one place; cohort.c writes cohorts around it.)
+ *
  * A case is an analytic model in world RAS+ millimetres, drawn from explicit
  * RNG streams keyed by (seed, case index, purpose), so it depends on nothing
  * else: not on the output grid, not on the thread count, not on the level
