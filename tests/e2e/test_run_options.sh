@@ -31,14 +31,17 @@ for v in $(env | sed -n 's/^\(SLURM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; do
 "$HV" phantom --out "$WORK/data" --cases 10 --seed 7 --range T10-L3 --spacing 2 \
   --fracture-rate 0.4 >"$WORK/phantom.log" 2>&1 || die "phantom failed, see $WORK/phantom.log"
 # output.images = none except for the thread test (the QC pictures need the
-# spine stage, the slow part); the tables do not depend on it
-common=(--set input.source=dataset --set input.dataset="$WORK/data" --set input.split="$WORK/data/split.json"
-        --set output.images=none)
+# spine stage, the slow part); the tables do not depend on it. A key may be
+# given once on the command line, so the thread test and the fallback spell
+# theirs out.
+base=(--set input.source=dataset --set input.dataset="$WORK/data")
+common=("${base[@]}" --set input.split="$WORK/data/split.json" --set output.images=none)
+qc=("${base[@]}" --set input.split="$WORK/data/split.json" --set output.images=qc)
 
 # -- 1. threads
-run_hv 0 "$WORK/t1" "${common[@]}" --set output.images=qc --set run.threads=1; rc=$?
+run_hv 0 "$WORK/t1" "${qc[@]}" --set run.threads=1; rc=$?
 [ $rc -eq 0 ] || die "reference run failed ($rc), see $WORK/t1.log"
-run_hv 0 "$WORK/t2" "${common[@]}" --set output.images=qc --set run.threads=2; rc=$?
+run_hv 0 "$WORK/t2" "${qc[@]}" --set run.threads=2; rc=$?
 check "2 threads: exit 0 (rc $rc)" [ $rc -eq 0 ]
 check "2 threads == 1 thread (tables, grader, case outcomes)" same_results "$WORK/t1" "$WORK/t2"
 "$HV" export "$WORK/t1/store.h5" --csv "$WORK/x1" >/dev/null 2>&1
@@ -87,7 +90,8 @@ check "retry_failed == uninterrupted" same_results "$WORK/t1" "$WORK/rf"
 awk '/"val"/ { v = 1 } /"(test|train)"/ { v = 0 } !v { sub(/:[[:space:]]*[0-3],?$/, (/,$/ ? ": 0," : ": 0")) } { print }' \
   "$WORK/data/split.json" >"$WORK/split-one-grade.json"
 check "one-grade split made" grep -q '"val"' "$WORK/split-one-grade.json"
-run_hv 0 "$WORK/fb" "${common[@]}" --set input.split="$WORK/split-one-grade.json" --set grader.method=svm; rc=$?
+run_hv 0 "$WORK/fb" "${base[@]}" --set input.split="$WORK/split-one-grade.json" --set output.images=none \
+  --set grader.method=svm; rc=$?
 check "fallback: exit 0 (rc $rc)" [ $rc -eq 0 ]
 check "fallback: graded by the rule" grep -q '^rule,' "$WORK/fb/grader_metrics.csv"
 check "fallback: grader_metrics.csv says why" grep -q 'SVM protocol not possible: .*Genant rule used' \
