@@ -366,6 +366,44 @@ static int lock_read(const char *path, lock_holder *h)
     return got == 7 ? 0 : -1;
 }
 
+/* The holder's state on this host: 0 gone (no such process, or a zombie),
+ * 1 alive, 2 alive but ending: orphaned (its parent, mpiexec, is gone: the
+ * job was killed and this rank has not noticed yet) or with a SIGKILL
+ * pending (stuck in an fsync, say). */
+static int holder_state(long pid)
+{
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
+    char fn[64], buf[1024];
+    snprintf(fn, sizeof fn, "/proc/%ld/stat", pid);
+    FILE *f = fopen(fn, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')'); /* the command name may hold anything */
+    char state = 0;
+    long ppid = 0;
+    if (!rp || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2) return 1;
+    if (state == 'Z' || state == 'X' || state == 'x') return 0;
+    if (ppid == 1) return 2;
+    snprintf(fn, sizeof fn, "/proc/%ld/status", pid);
+    if ((f = fopen(fn, "r"))) {
+        int dying = 0;
+        while (fgets(buf, sizeof buf, f)) {
+            unsigned long long mask;
+            if ((!strncmp(buf, "SigPnd:", 7) || !strncmp(buf, "ShdPnd:", 7)) &&
+                sscanf(buf + 7, "%llx", &mask) == 1 && (mask >> (SIGKILL - 1) & 1))
+                dying = 1;
+        }
+        fclose(f);
+        if (dying) return 2;
+    }
+    return 1;
+}
+
+/* Seconds to wait for an ending holder (holder_state 2) before refusing. */
+#define LOCK_ENDING_WAIT_S 30
+
 static hv_status lock_take(const char *path, int *locked)
 {
     *locked = 0;
@@ -408,7 +446,19 @@ static hv_status lock_take(const char *path, int *locked)
             continue;
         }
         if (!strcmp(h.host, host)) {
-            if (kill((pid_t)h.pid, 0) == 0 || errno == EPERM)
+            int hs = holder_state(h.pid);
+            if (hs == 2) {
+                /* a rank of a killed job, on its way out: give it time */
+                hv_log_warn("output folder lock %s: its holder (pid %ld) is ending (orphaned or "
+                            "killed); waiting up to %d s for it to exit",
+                            path, h.pid, LOCK_ENDING_WAIT_S);
+                for (int w = 0; w < LOCK_ENDING_WAIT_S * 10 && hs == 2; w++) {
+                    struct timespec ts = {0, 100 * 1000 * 1000};
+                    nanosleep(&ts, NULL);
+                    hs = holder_state(h.pid);
+                }
+            }
+            if (hs != 0)
                 return hv_error_set(HV_ERR_ARG,
                                     "the output folder is in use by another run (host %s, pid %ld, "
                                     "started %s; lock %s): wait for it to end, or use another "

@@ -64,9 +64,15 @@ d="$WORK/extkill"
 ( HV_TEST_CASE_DELAY_MS=250 exec setsid "$MPIEXEC" -n 2 --oversubscribe "$HV" run "$COHORT" \
     --set output.dir="$d" >"$d.log" 2>&1 ) &
 job=$!   # setsid without a fork: mpiexec's pid is its own process group
-for _ in $(seq 1 200); do [ "$(journal_bytes "$d")" -gt 0 ] && break; sleep 0.05; done
+# wait for a finished case (journal bytes alone no longer say so: every
+# journal file starts with a layout record)
+for _ in $(seq 1 400); do grep -q ': done, ' "$d.log" 2>/dev/null && break; sleep 0.05; done
 sleep 0.4
-kill -9 -- "-$job" 2>/dev/null || kill -9 "$job"
+# the whole job: Open MPI starts each rank in its own process group (so
+# `kill -- -$job` would leave the ranks running on as orphans, and the resume
+# would meet them through the output folder lock), but they stay in
+# mpiexec's session: kill every process of that session, by pid
+kill -9 $(ps -o pid= -s "$job") 2>/dev/null || kill -9 "$job"
 wait
 n_before=$(grep -c ': done, ' "$d.log")
 check "external kill: killed mid-run ($n_before of 10 cases done)" test "$n_before" -gt 0 -a "$n_before" -lt 10
