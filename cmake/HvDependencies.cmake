@@ -1,6 +1,6 @@
 # Finds every dependency and fails with the Debian package to install when one
 # is missing. Imported targets: MPI::MPI_C, hv::hdf5, hv::nifti, hv::svm,
-# DNNL::dnnl, hv::openblas, hv::cjson, hv::inih, hv::deflate, PNG::PNG, ZLIB::ZLIB,
+# DNNL::dnnl, hv::openblas, hv::cjson, hv::deflate, PNG::PNG, ZLIB::ZLIB,
 # OpenMP::OpenMP_C.
 
 function(hv_require found what pkg)
@@ -63,10 +63,6 @@ hv_require(HV_CJSON_FOUND "cJSON" "libcjson-dev")
 add_library(hv::cjson INTERFACE IMPORTED)
 target_link_libraries(hv::cjson INTERFACE PkgConfig::HV_CJSON)
 
-pkg_check_modules(HV_INIH IMPORTED_TARGET inih)
-hv_require(HV_INIH_FOUND "inih" "libinih-dev")
-add_library(hv::inih INTERFACE IMPORTED)
-target_link_libraries(hv::inih INTERFACE PkgConfig::HV_INIH)
 
 # libdeflate: whole-buffer gzip decompression for reading .nii.gz (src/io).
 pkg_check_modules(HV_DEFLATE IMPORTED_TARGET libdeflate)

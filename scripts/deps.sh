@@ -23,7 +23,7 @@ what="${1:-build}"
 pkgs=(cmake make gcc g++ pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libnifti2-dev libsvm-dev libdnnl-dev libopenblas-dev
-      libcjson-dev libinih-dev libpng-dev zlib1g-dev libdeflate-dev
+      libcjson-dev libpng-dev zlib1g-dev libdeflate-dev
       ocl-icd-opencl-dev libcairo2-dev fonts-dejavu-core)
 case "$what" in
   build) ;;
