@@ -4,8 +4,8 @@
 #   scripts/deps.sh [build|test|dev]    (default: build)
 #
 #   build: compilers and libraries;
-#   test:  + a one-node Slurm for the job tests, clang's libFuzzer and sanitizer
-#          runtimes for the fuzz targets, debootstrap for the `fresh` test;
+#   test:  + a one-node Slurm for the job tests, clang's libFuzzer, sanitizer
+#          and OpenMP runtimes for the fuzz build, debootstrap for `fresh`;
 #   dev:   + Python packages that only regenerate committed fixtures and run the
 #          PyTorch side of bench/generator (never needed by the build or tests).
 #
@@ -27,8 +27,8 @@ pkgs=(cmake make gcc g++ pkg-config git
       ocl-icd-opencl-dev libcairo2-dev fonts-dejavu-core)
 case "$what" in
   build) ;;
-  test) pkgs+=(slurm-wlm clang libclang-rt-14-dev debootstrap) ;;
-  dev)  pkgs+=(slurm-wlm clang libclang-rt-14-dev debootstrap python3-torch python3-skimage python3-sklearn python3-nibabel) ;;
+  test) pkgs+=(slurm-wlm clang libclang-rt-14-dev libomp-14-dev debootstrap) ;;
+  dev)  pkgs+=(slurm-wlm clang libclang-rt-14-dev libomp-14-dev debootstrap python3-torch python3-skimage python3-sklearn python3-nibabel) ;;
   *) echo "usage: scripts/deps.sh [build|test|dev]" >&2; exit 2 ;;
 esac
 

@@ -14,6 +14,7 @@
 #   scripts/deps.sh test      what the build, the main job and the tests need
 #   scripts/demo.sh OUT       README command 1: configure, build, the main job
 #   ctest -L "unit|io"        the test build runs there (figures: the fonts)
+#   cmake ... -DHV_FUZZ=ON    the fuzz build configures (clang's runtimes)
 #
 # then checks the main job's results: every case done, none failed, the
 # tables and figures written.
@@ -119,6 +120,8 @@ step() {
 step "deps (scripts/deps.sh test)" "scripts/deps.sh test"
 step "README command 1 (scripts/demo.sh)" "scripts/demo.sh /tmp/demo"
 step "test build runs (ctest -L 'unit|io')" "ctest --test-dir build -L 'unit|io' --output-on-failure"
+step "fuzz build configures (clang, libFuzzer, OpenMP)" \
+  "cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DHV_FUZZ=ON -DHV_ENABLE_CUDA=OFF >/dev/null"
 
 # The main job's results, from its own files.
 out="$root/tmp/demo"
