@@ -155,6 +155,9 @@ void hv_affine_apply_dir(const double A[4][4], const double d[3], double out[3])
 hv_status hv_affine_invert(const double A[4][4], double out[4][4]);
 void hv_affine_mul(const double A[4][4], const double B[4][4], double out[4][4]);
 void hv_affine_identity(double A[4][4]);
+/* |det| of the linear 3x3 part: the volume of one voxel in mm^3, exact for
+ * oblique and sheared grids too. */
+double hv_affine_voxel_mm3(const double A[4][4]);
 /* Axis codes of the closest orthogonal orientation ("RAS", "LPS", "PIR", ...):
  * codes[n] names the world direction in which voxel index n increases.
  * `codes` receives 3 letters and a NUL. Uses the same greedy rule as nibabel's

@@ -191,3 +191,11 @@ hv_status hv_vol_reorient_canonical(const hv_volume *in, hv_volume **out)
     }
     return HV_OK;
 }
+
+double hv_affine_voxel_mm3(const double A[4][4])
+{
+    double d = A[0][0] * (A[1][1] * A[2][2] - A[1][2] * A[2][1]) -
+               A[0][1] * (A[1][0] * A[2][2] - A[1][2] * A[2][0]) +
+               A[0][2] * (A[1][0] * A[2][1] - A[1][1] * A[2][0]);
+    return fabs(d);
+}

@@ -412,15 +412,6 @@ static void smallest_eigvec(double m[3][3], double out[3])
 
 /* ------------------------------------------------------- one vertebra */
 
-/* Volume of one voxel in ml (|det| of the affine's linear part / 1000). */
-static double voxel_ml(const double A[4][4])
-{
-    double d = A[0][0] * (A[1][1] * A[2][2] - A[1][2] * A[2][1]) -
-               A[0][1] * (A[1][0] * A[2][2] - A[1][2] * A[2][0]) +
-               A[0][2] * (A[1][0] * A[2][1] - A[1][1] * A[2][0]);
-    return fabs(d) / 1000.0;
-}
-
 typedef struct vert_ctx {
     const hv_mgrid *g;
     const lab_stats *st;
@@ -509,7 +500,7 @@ static hv_status measure_one(const vert_ctx *cx, int label, hv_vert_measure *v)
     const hv_mgrid *g = cx->g;
     const lab_stats *st = &cx->st[label];
     const hv_measure_opts *o = cx->o;
-    double vox_ml = voxel_ml(g->A);
+    double vox_ml = hv_affine_voxel_mm3((const double(*)[4])g->A) / 1000.0;
     memset(v, 0, sizeof *v);
     v->label = label;
     v->grade = -1;
@@ -719,7 +710,7 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
     cx->g = &g;
     cx->st = stats;
     cx->o = &o;
-    double vox_ml = voxel_ml(g.A);
+    double vox_ml = hv_affine_voxel_mm3((const double(*)[4])g.A) / 1000.0;
     int labels[MAXLAB], nl = 0;
     for (int l = 1; l < MAXLAB; l++) {
         if (!stats[l].count) continue;

@@ -80,16 +80,6 @@ static int cmp_vert(const void *pa, const void *pb)
     return (oa > ob) - (oa < ob);
 }
 
-double hv_spine_voxel_volume(const hv_volume *v)
-{
-    /* |det| of the 3x3 linear part: exact for oblique grids too. */
-    const double (*A)[4] = v->affine;
-    double det = A[0][0] * (A[1][1] * A[2][2] - A[1][2] * A[2][1])
-               - A[0][1] * (A[1][0] * A[2][2] - A[1][2] * A[2][0])
-               + A[0][2] * (A[1][0] * A[2][1] - A[1][1] * A[2][0]);
-    return fabs(det);
-}
-
 /* Per-label statistics of a mask in one parallel pass. */
 typedef struct lab_stats {
     double cnt[NLAB];
@@ -225,7 +215,7 @@ hv_status hv_spine_centroids_from_mask(const hv_volume *mask, const hv_spine_cen
         st = hv_error_set(HV_ERR_NOMEM, "vertebra list");
         goto done;
     }
-    double vv = hv_spine_voxel_volume(mask);
+    double vv = hv_affine_voxel_mm3((const double(*)[4])mask->affine);
     for (int l = 1; l < NLAB; l++) {
         if (ls->cnt[l] <= 0) continue;
         hv_spine_vert *v = &vs->v[vs->n++];
@@ -293,7 +283,7 @@ hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *m
         st = hv_error_set(HV_ERR_NOMEM, "vertebra list");
         goto done;
     }
-    double vv = hv_spine_voxel_volume(mask);
+    double vv = hv_affine_voxel_mm3((const double(*)[4])mask->affine);
     for (size_t n = 0; n < c->n; n++) {
         const hv_centroid *e = &c->items[n];
         if (hv_label_order(e->label) < 0) {

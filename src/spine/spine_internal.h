@@ -56,7 +56,5 @@ static inline double hv_v3_normalize(double a[3])
     return n;
 }
 
-/* |det| of a volume's affine: mm^3 per voxel. */
-double hv_spine_voxel_volume(const hv_volume *v);
 
 #endif /* HV_SPINE_INTERNAL_H */

@@ -2,6 +2,7 @@
  * test_core.c: status/error detail, RNG streams, affine maths, exact
  * reorientation and resampling (src/core).
  */
+#include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -56,6 +57,15 @@ static void test_affine(void)
 {
     double A[4][4] = {{0, 0, -2, 10}, {-1.5, 0, 0, 20}, {0, 3, 0, -5}, {0, 0, 0, 1}};
     double inv[4][4], I[4][4];
+    /* voxel volume: |det| = 2 * 1.5 * 3 = 9 mm^3 for this permuted, flipped
+     * grid; a 30 degree rotation of 1 x 1 x 2 mm voxels keeps 2 mm^3; a shear
+     * (column 1 gets 0.5 of x) does not change the volume either */
+    const double cs = cos(M_PI / 6), sn = sin(M_PI / 6);
+    const double R[4][4] = {{cs, -sn, 0, 0}, {sn, cs, 0, 0}, {0, 0, 2, 0}, {0, 0, 0, 1}};
+    const double S[4][4] = {{1, 0.5, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+    HV_CHECK_CLOSE(hv_affine_voxel_mm3((const double(*)[4])A), 9.0, 1e-12, "voxel volume, permuted grid");
+    HV_CHECK_CLOSE(hv_affine_voxel_mm3(R), 2.0, 1e-12, "voxel volume, rotated grid");
+    HV_CHECK_CLOSE(hv_affine_voxel_mm3(S), 1.0, 1e-12, "voxel volume, sheared grid");
     HV_CHECK_OK(hv_affine_invert(A, inv));
     hv_affine_mul(A, inv, I);
     double err = 0;
