@@ -1,7 +1,7 @@
 # Configure summary: what was found and what will be built.
 message(STATUS "")
 message(STATUS "healthivert ${PROJECT_VERSION} (${HV_GIT_REV}) configuration")
-message(STATUS "  build type        ${CMAKE_BUILD_TYPE}  warnings-as-errors=${HV_WERROR}  sanitizers=${HV_SANITIZE}")
+message(STATUS "  build type        ${CMAKE_BUILD_TYPE}  warnings-as-errors=${HV_WERROR}  sanitizers=${HV_SANITIZE}  fuzz=${HV_FUZZ}")
 execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _hv_mpi_lib ERROR_QUIET)
 string(REGEX REPLACE "\n.*" "" _hv_mpi_lib "${_hv_mpi_lib}")
 message(STATUS "  MPI               ${_hv_mpi_lib} (MPI ${MPI_C_VERSION}, ${MPIEXEC_EXECUTABLE})")
