@@ -1,6 +1,10 @@
 /*
  * run.c: the MPI batch run: manifest, resume, work loop, close, gather.
  *
+ * Over 1,000 lines while it still holds the output-folder lock, the typed
+ * parameter mapping and the three phases below; the lock and the manifest
+ * packing leave for src/store and src/pipeline with issue 10.
+ *
  * Phases (every rank calls hv_run_execute):
  *  A. rank 0 alone: generate the phantom cohort when input.source = phantom
  *     (skipped when the cohort on disk was made with the same options), scan

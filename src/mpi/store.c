@@ -15,6 +15,12 @@
  * serially reopened file. No compression: parallel filters need collective
  * writes, which a dynamic queue cannot provide.
  *
+ * Over 1,000 lines because it still holds five jobs: the schema and its
+ * creation, per-case writes, validation/description (`inspect`), export
+ * (`export`, QC PNGs) and the write-error diagnosis. They move into their
+ * own files under src/store with the pipeline issue (10), which also brings
+ * schema v2; until then they stay together so the schema has one reader.
+ *
  * Layout (N cases, S = 26 vertebra slots per case):
  *   /                      attrs schema, schema_version, state, max_vert, img_size, n_img
  *   /provenance            attrs config, version, git_revision, hdf5_version,

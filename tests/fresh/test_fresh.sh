@@ -83,7 +83,7 @@ tar -C "$root" -xf "$cache"
 echo "== fresh root ready ($(( $(date +%s) - t0 )) s)"
 
 # What a user would have: the checkout and shared/ beside it.
-mkdir -p "$root/work/main" "$root/work/shared"
+mkdir -p "$root/src/healthivert" "$root/src/shared"
 # The checkout as it stands: committed, modified and new files that git does
 # not ignore (a throw-away index, so the real one is left alone).
 idx="$work/archive.index"
@@ -91,8 +91,8 @@ cp "$(git -C "$src" rev-parse --absolute-git-dir)/index" "$idx"
 GIT_INDEX_FILE="$idx" git -C "$src" add -A
 tree=$(GIT_INDEX_FILE="$idx" git -C "$src" write-tree)
 rm -f "$idx"
-git -C "$src" archive "$tree" | tar -C "$root/work/main" -xf -
-cp -a "$shared/." "$root/work/shared/"
+git -C "$src" archive "$tree" | tar -C "$root/src/healthivert" -xf -
+cp -a "$shared/." "$root/src/shared/"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 
 mount -t proc proc "$root/proc"
@@ -103,7 +103,7 @@ mount -t sysfs sys "$root/sys"
 inside() {
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
       LANG=C.UTF-8 TERM=dumb \
-      chroot "$root" /bin/bash -c "cd /work/main && $1" </dev/null
+      chroot "$root" /bin/bash -c "cd /src/healthivert && $1" </dev/null
 }
 
 step() {
@@ -130,7 +130,7 @@ for f in store.h5 summary.md confusion.png rhlv_by_grade.png; do
   if [ -s "$out/$f" ]; then echo "ok: demo wrote $f"; else echo "not ok: demo did not write $f"; fail=1; fi
 done
 # Expected: every case of configs/phantom.ini's cohort, read from the config.
-want=$(sed -n 's/^cases *= *\([0-9]*\).*/\1/p' "$root/work/main/configs/phantom.ini" | head -n1)
+want=$(sed -n 's/^cases *= *\([0-9]*\).*/\1/p' "$root/src/healthivert/configs/phantom.ini" | head -n1)
 csv="$out/cases.csv"
 ndone=$(awk -F, 'NR>1 && $2=="done"' "$csv" 2>/dev/null | wc -l)
 nrows=$(awk 'NR>1' "$csv" 2>/dev/null | wc -l)
