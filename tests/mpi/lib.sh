@@ -37,14 +37,17 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
 # run_hv NRANKS OUTDIR [args...]: run the small cohort; NRANKS 0 = singleton.
+# A test may set the array HV_RUN_EXTRA to options every run gets.
+HV_RUN_EXTRA=()
 # stdout+stderr go to OUTDIR.log; returns the exit status.
 run_hv() {
   local n=$1 out=$2; shift 2
   mkdir -p "$(dirname "$out")"
   if [ "$n" -eq 0 ]; then
-    "$HV" run "$COHORT" --set output.dir="$out" "$@" >"$out.log" 2>&1
+    "$HV" run "$COHORT" --set output.dir="$out" "${HV_RUN_EXTRA[@]}" "$@" >"$out.log" 2>&1
   else
-    "$MPIEXEC" -n "$n" --oversubscribe "$HV" run "$COHORT" --set output.dir="$out" "$@" \
+    "$MPIEXEC" -n "$n" --oversubscribe "$HV" run "$COHORT" --set output.dir="$out" \
+      "${HV_RUN_EXTRA[@]}" "$@" \
       >"$out.log" 2>&1
   fi
 }
