@@ -20,6 +20,7 @@
 #include "hv/core.h"
 #include "hv/io.h"
 #include "hv/measure.h"
+#include "hv/pipeline.h"
 
 static void measure_usage(FILE *f)
 {
@@ -106,11 +107,12 @@ int hv_cmd_measure(int argc, char **argv)
     const char *compat = NULL, *synth_dir = NULL;
     double map_step = 1.0;
     int append = 0, rc = HV_EXIT_FAIL;
-    hv_volume *mask = NULL, *ct = NULL;
-    hv_centroids *ctd = NULL;
-    hv_spine_measure *m = NULL;
+    const hv_volume *mask = NULL;
+    const hv_spine_measure *m = NULL;
+    hv_pipe_state ps;
     hv_svm_grader *svm = NULL;
     hv_status st;
+    hv_pipe_state_init(&ps, NULL);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -147,9 +149,8 @@ int hv_cmd_measure(int argc, char **argv)
         fprintf(stderr, "healthivert measure: --mask is required (see --help)\n");
         return HV_EXIT_USAGE;
     }
-    if (strcmp(synth, "baseline") != 0) {
-        fprintf(stderr, "healthivert measure: --synth %s: only 'baseline' is available (the GAN "
-                        "synthesis is not part of this build yet)\n", synth);
+    if (!hv_pipe_synth_find(synth)) {
+        fprintf(stderr, "healthivert measure: --synth: %s\n", hv_error_detail());
         return HV_EXIT_USAGE;
     }
     if (strcmp(rhlv_mode, "robust") != 0 && strcmp(rhlv_mode, "reference") != 0) {
@@ -181,53 +182,28 @@ int hv_cmd_measure(int argc, char **argv)
         st = hv_svm_load(grader + 4, &svm);
         if (st != HV_OK) goto fail;
     }
-    /* Labels as the runner reads them (int16), so `measure` and `run` agree
-     * on every mask, negative or out-of-range values included. */
-    st = hv_io_nifti_read(mask_path, HV_DTYPE_I16, NULL, &mask, NULL);
+    /* The pipeline's load -> measure -> synthesize -> grade, as a batch run
+     * does it (hv/pipeline.h): int16 labels, the same checks, the same
+     * registered synthesis methods and graders. Unlike the runner, a single
+     * vertebra is measured (flagged no_reference) rather than refused. */
+    hv_case cs = {cid, (char *)ct_path, (char *)mask_path, (char *)ctd_path, HV_OK, NULL};
+    hv_pipe_opts po;
+    hv_pipe_opts_default(&po);
+    po.measure.map_step_mm = map_step;
+    po.measure.totalseg_compat = compat != NULL;
+    po.need_neighbour = 0;
+    po.synth = synth;
+    po.rhlv_reference = !strcmp(rhlv_mode, "reference");
+    po.grader = svm ? "svm" : "rule";
+    po.grader_model = svm;
+    hv_pipe_plan plan;
+    st = hv_pipe_plan_make(hv_pipe_default(), &po, HV_PIPE_GRADES, &plan);
     if (st != HV_OK) goto fail;
-    if (ct_path) {
-        st = hv_io_nifti_read(ct_path, HV_DTYPE_F32, NULL, &ct, NULL);
-        if (st != HV_OK) goto fail;
-        /* mean_hu reads the CT at the mask's voxel indices: same grid only */
-        st = hv_vol_check_same_grid(ct, mask, "CT", "mask");
-        if (st != HV_OK) {
-            hv_error_wrap(st, "--ct %s", ct_path);
-            goto fail;
-        }
-    }
-    if (ctd_path) {
-        st = hv_io_centroids_read(ctd_path, &ctd);
-        if (st != HV_OK) goto fail;
-    }
-    hv_measure_opts o;
-    hv_measure_opts_default(&o);
-    o.centroids = ctd;
-    o.map_step_mm = map_step;
-    o.totalseg_compat = compat != NULL;
-    st = hv_measure_spine(mask, ct, &o, &m);
-    if (st != HV_OK) {
-        hv_error_wrap(st, "%s", mask_path);
-        goto fail;
-    }
-    st = hv_measure_baseline(m, &o);
+    hv_pipe_state_init(&ps, &cs);
+    st = hv_pipe_run(&plan, &ps);
     if (st != HV_OK) goto fail;
-    if (!strcmp(rhlv_mode, "reference")) {
-        /* Spec section 9: column counts on straightened 1 mm crops, T = 0.7 as
-         * in the reference's main. */
-        st = hv_measure_reference_case(mask, ct, m, 0.7);
-        if (st != HV_OK) goto fail;
-    }
-    for (size_t i = 0; i < m->n; i++) {
-        hv_vert_measure *v = &m->v[i];
-        if (v->flags & HV_MEAS_TRUNCATED) {
-            v->grade = -1; /* part of it is outside the image: its heights are not its own */
-        } else if (svm) {
-            double x[3] = {v->rhlv[HV_REG_ANT], v->rhlv[HV_REG_MID], v->rhlv[HV_REG_POST]};
-            v->grade = hv_svm_predict(svm, x);
-        } else {
-            v->grade = hv_measure_genant_vert(v);
-        }
-    }
+    mask = ps.mask;
+    m = ps.m;
 
     printf("case %s: %zu vertebrae (%s heights, baseline pseudo-healthy, %s grader)\n", cid, m->n,
            !strcmp(rhlv_mode, "reference") ? "reference (column-count)"
@@ -302,10 +278,7 @@ fail:
     fprintf(stderr, "healthivert measure: %s: %s\n", hv_status_name(st), hv_error_detail());
     rc = HV_EXIT_FAIL;
 done:
-    hv_measure_spine_free(m);
+    hv_pipe_state_clear(&ps);
     hv_svm_grader_free(svm);
-    hv_io_centroids_free(ctd);
-    hv_vol_free(mask);
-    hv_vol_free(ct);
     return rc;
 }

@@ -3,8 +3,9 @@
  * the command line: read a CT and its vertebra label map (and optionally a
  * VerSe centroid file), straighten the spine, cut the per-vertebra crops and
  * write everything, with a table of the vertebrae and their flags, into one
- * folder. It calls exactly what the pipeline calls (hv_spine_case_run,
- * hv_spine_crop_make), so what you see here is what a batch run sees.
+ * folder. It runs the case through the pipeline's own stages (load ->
+ * straighten -> crop, hv/pipeline.h), so what you see here is what a batch
+ * run sees.
  * The id must be a plain file name and every input a regular file; both are
  * checked before anything is read or written.
  */
@@ -16,6 +17,7 @@
 #include "commands.h"
 #include "hv/core.h"
 #include "hv/io.h"
+#include "hv/pipeline.h"
 #include "hv/spine.h"
 
 static void straighten_usage(FILE *f)
@@ -130,9 +132,10 @@ static hv_status write_nii(const char *dir, const char *id, const char *suffix, 
 /* Every NIfTI/PNG output, written in parallel: job 0..2 the straightened
  * CT, labels and bodies, job 3 + q the crops (and QC picture) of vertebra q.
  * The first failure in job order is the one reported. */
-static hv_status write_outputs(const hv_spine_case *c, const char *out, const char *crop_dir,
+static hv_status write_outputs(const hv_pipe_state *ps, const char *out, const char *crop_dir,
                                const char *qc_dir, const char *id, int crops, int png)
 {
+    const hv_spine_case *c = ps->spine;
     const long n_jobs = 3 + (crops ? (long)c->verts->n : 0);
     hv_status *sts = calloc((size_t)n_jobs, sizeof *sts);
     char (*msg)[512] = calloc((size_t)n_jobs, sizeof *msg);
@@ -150,9 +153,10 @@ static hv_status write_outputs(const hv_spine_case *c, const char *out, const ch
         else {
             const hv_spine_vert *v = &c->verts->v[j - 3];
             if (!v->has_body) continue;
-            hv_spine_crop *cr = NULL;
+            const hv_spine_crop *cr = hv_pipe_crop_find(ps, v->label);
             char *stem = hv_strfmt("%s_%d", id, v->label), *path = NULL;
-            st = stem ? hv_spine_crop_make(c, v->label, &cr) : hv_error_set(HV_ERR_NOMEM, "path");
+            if (!stem) st = hv_error_set(HV_ERR_NOMEM, "path");
+            else if (!cr) st = hv_error_set(HV_ERR_NUMERIC, "no crop of label %d", v->label);
             if (!st) st = write_nii(crop_dir, stem, "_ct.nii.gz", cr->ct, 0);
             if (!st) st = write_nii(crop_dir, stem, "_label.nii.gz", cr->labels, 1);
             if (!st && png) {
@@ -161,7 +165,6 @@ static hv_status write_outputs(const hv_spine_case *c, const char *out, const ch
             }
             free(path);
             free(stem);
-            hv_spine_crop_free(cr);
         }
         sts[j] = st;
         if (st) {
@@ -234,13 +237,13 @@ int hv_cmd_straighten(int argc, char **argv)
     }
 
     hv_status st = HV_OK;
-    hv_volume *ct = NULL, *mask = NULL;
-    hv_centroids *ctd = NULL;
-    hv_spine_case *c = NULL;
+    hv_pipe_state ps;
+    const hv_spine_case *c = NULL;
     char *id = id_opt ? hv_strdup(id_opt) : case_id_from(ct_path);
     char *crop_dir = hv_strfmt("%s/crops", out), *qc_dir = hv_strfmt("%s/qc", out);
     char *path = NULL;
     size_t n_crops = 0, n_flagged = 0;
+    hv_pipe_state_init(&ps, NULL);
     if (!id || !crop_dir || !qc_dir) { st = hv_error_set(HV_ERR_NOMEM, "paths"); goto done; }
     /* Before anything is read or written: the id names files in --out, and
      * every input must be a regular file (a FIFO would block). */
@@ -251,30 +254,31 @@ int hv_cmd_straighten(int argc, char **argv)
         (ctd_path && (st = hv_file_check_regular(ctd_path, "--centroids"))))
         goto done;
 
-    st = hv_io_nifti_read(ct_path, HV_DTYPE_F32, NULL, &ct, NULL);
-    if (st) { hv_error_wrap(st, "CT"); goto done; }
-    /* int16 labels, as `run` and `measure` read masks */
-    st = hv_io_nifti_read(mask_path, HV_DTYPE_I16, NULL, &mask, NULL);
-    if (st) { hv_error_wrap(st, "mask (labels must be integers -32768..32767)"); goto done; }
-    if (ctd_path) {
-        st = hv_io_centroids_read(ctd_path, &ctd);
-        if (st) { hv_error_wrap(st, "centroids"); goto done; }
-    }
-    hv_spine_opts o;
-    hv_spine_opts_default(&o);
-    o.straighten.width = o.straighten.height = size;
-    o.straighten.step_mm = step;
-    o.centroids.reference_end_rule = end_rule || reference;
+    /* The pipeline's load -> straighten [-> crop], as a batch run does it
+     * (hv/pipeline.h); CT and mask may lie on different grids here. */
+    hv_pipe_opts po;
+    hv_pipe_opts_default(&po);
+    po.same_grid = 0;
+    po.spine.straighten.width = po.spine.straighten.height = size;
+    po.spine.straighten.step_mm = step;
+    po.spine.centroids.reference_end_rule = end_rule || reference;
     if (reference) {
-        o.straighten.curve = HV_SPINE_CURVE_POLYLINE;
-        o.straighten.frame = HV_SPINE_FRAME_REFERENCE;
-        o.straighten.through = HV_SPINE_THROUGH_WHOLE;
+        po.spine.straighten.curve = HV_SPINE_CURVE_POLYLINE;
+        po.spine.straighten.frame = HV_SPINE_FRAME_REFERENCE;
+        po.spine.straighten.through = HV_SPINE_THROUGH_WHOLE;
     }
-    double t0 = hv_time_now();
-    st = hv_spine_case_run(ct, mask, ctd, &o, &c);
+    hv_case cs = {id, (char *)ct_path, (char *)mask_path, (char *)ctd_path, HV_OK, NULL};
+    hv_pipe_plan plan;
+    st = hv_pipe_plan_make(hv_pipe_default(), &po, crops ? HV_PIPE_CROPS : HV_PIPE_SPINE, &plan);
     if (st) goto done;
-    hv_log_info("%s: straightened to %lldx%lldx%lld in %.2f s", id, (long long)c->ct->dim[0],
-                (long long)c->ct->dim[1], (long long)c->ct->dim[2], hv_time_now() - t0);
+    hv_pipe_state_init(&ps, &cs);
+    st = hv_pipe_run(&plan, &ps);
+    if (st) goto done;
+    c = ps.spine;
+    char tb[256];
+    hv_log_info("%s: straightened to %lldx%lldx%lld (seconds: %s)", id, (long long)c->ct->dim[0],
+                (long long)c->ct->dim[1], (long long)c->ct->dim[2],
+                hv_pipe_timings(&plan, &ps, tb, sizeof tb));
 
     st = hv_mkdir_p(out);
     if (!st && crops) st = hv_mkdir_p(crop_dir);
@@ -302,8 +306,8 @@ int hv_cmd_straighten(int argc, char **argv)
     }
     /* The outputs are written several at once: compressing them is most of
      * the command's time (one .nii.gz per volume, two per crop). */
-    t0 = hv_time_now();
-    st = write_outputs(c, out, crop_dir, qc_dir, id, crops, png);
+    double t0 = hv_time_now();
+    st = write_outputs(&ps, out, crop_dir, qc_dir, id, crops, png);
     if (st) goto done;
     hv_log_info("%s: wrote %zu volumes in %.2f s", id, 3 + 2 * n_crops, hv_time_now() - t0);
     printf("%s: %zu vertebrae (%zu flagged), %zu crops, straightened %lldx%lldx%lld -> %s\n", id,
@@ -311,10 +315,7 @@ int hv_cmd_straighten(int argc, char **argv)
            (long long)c->ct->dim[2], out);
 done:
     if (st) fprintf(stderr, "healthivert straighten: %s: %s\n", id ? id : ct_path, hv_error_detail());
-    hv_spine_case_free(c);
-    hv_vol_free(ct);
-    hv_vol_free(mask);
-    hv_io_centroids_free(ctd);
+    hv_pipe_state_clear(&ps);
     free(id);
     free(crop_dir);
     free(qc_dir);

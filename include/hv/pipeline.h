@@ -1,0 +1,238 @@
+/*
+ * hv/pipeline.h: one case through a table of stages.
+ *
+ * A case is a state (hv_pipe_state) that stages fill in turn: the volumes,
+ * the straightened spine and its exact map, the per-vertebra crops, the
+ * measured heights, the pseudo-healthy heights, the grades and the pictures.
+ * A stage is one row of a table: {name, what it needs, what it uses when it
+ * is there, what it produces, run}. The default table, in the order a case
+ * goes through it:
+ *
+ *   load -> straighten -> crop -> measure -> synthesize -> grade -> pictures
+ *
+ * measure comes before synthesize because every pseudo-healthy estimate is
+ * judged against the original heights: the baseline builds its healthy
+ * heights from the measured neighbours, and a learned synthesis measures its
+ * synthesized vertebra with the same height code. The attention stage of
+ * the learned methods (Grad-CAM++) takes its place between crop and measure
+ * when it lands; HV_PIPE_ATTENTION is reserved for it.
+ *
+ * Which rows run is decided once per run by a plan (hv_pipe_plan_make): the
+ * caller says which products it wants, and walking the table backwards every
+ * stage that produces something wanted is switched on and adds its needs and
+ * uses to the wanted set. A stage nobody asks for costs nothing (it is not
+ * called; its seconds are 0). A product the caller wants, or an active stage
+ * needs, is required: the stage that makes it fails the case when it fails.
+ * A product only *used* (the crops for the QC pictures) is optional: its
+ * stage's failure is a warning and the case goes on without it.
+ *
+ * The runner (`healthivert run`), `healthivert measure` and
+ * `healthivert straighten` all run a case through hv_pipe_run, so what the
+ * command line shows is what a batch run computes. Timings, logs and the
+ * store's per-stage seconds come from the table by name (hv_pipe_timings).
+ *
+ * Synthesis methods and graders are registered by name in one place
+ * (src/pipeline/stages.c): hv_pipe_synth_find, hv_pipe_grader_find.
+ *
+ * The state is a plain struct, not an opaque handle: stages of other modules
+ * (the learned ones) read and write its fields, and an accessor per product
+ * would only double this header. Ownership is written at every field.
+ */
+#ifndef HV_PIPELINE_H
+#define HV_PIPELINE_H
+
+#include <stdint.h>
+
+#include "hv/core.h"
+#include "hv/io.h"
+#include "hv/measure.h"
+#include "hv/spine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------- products */
+
+/* What a state can hold: one bit per product. */
+enum {
+    HV_PIPE_VOLUMES = 1u << 0,   /* mask, CT (optional), centroids (optional)   */
+    HV_PIPE_SPINE = 1u << 1,     /* straightened case + its map                 */
+    HV_PIPE_CROPS = 1u << 2,     /* per-vertebra crops of the straightened case */
+    HV_PIPE_ATTENTION = 1u << 3, /* reserved: per-crop attention maps           */
+    HV_PIPE_HEIGHTS = 1u << 4,   /* measured heights and height maps            */
+    HV_PIPE_SYNTH = 1u << 5,     /* pseudo-healthy heights, RHLV                */
+    HV_PIPE_GRADES = 1u << 6,    /* per-vertebra grade                          */
+    HV_PIPE_PICTURES = 1u << 7,  /* height-loss planes and QC slices            */
+    HV_PIPE_EXTRA0 = 1u << 16    /* bits from here up: free for stages added by */
+                                 /* callers (tests, experiments)                */
+};
+#define HV_PIPE_ALL_EXTRA 0xffff0000u
+
+/* Most stages in one table (the store keeps one seconds column per stage). */
+#define HV_PIPE_MAX_STAGES 15
+/* Most measured vertebrae per case: every VerSe label with a level (C1..L6,
+ * T13) fits. */
+#define HV_PIPE_MAX_VERT 26
+
+/* Pictures (stage `pictures`), per measured vertebra:
+ *  - HV_PIPE_IMG x HV_PIPE_IMG float planes of the height-loss map: plane
+ *    HV_IMG_LOSS (RHLV), and with pictures = full also HV_IMG_ORI and
+ *    HV_IMG_SYN (heights, mm); rows anterior to posterior, NaN off the body;
+ *  - QC slices: views x channels x HV_PIPE_QC x HV_PIPE_QC bytes. View 0 is
+ *    the mid-sagittal, view 1 the mid-coronal slice of the straightened crop
+ *    (row 0 cranial); channel 0 the windowed CT (0..255), channel 1 the target
+ *    vertebra's de-pedicled label (255 inside). All zero: no QC picture (the
+ *    spine stage failed on that case or vertebra; the log says why). */
+#define HV_PIPE_IMG 32
+#define HV_PIPE_QC 256
+enum { HV_IMG_LOSS = 0, HV_IMG_ORI, HV_IMG_SYN, HV_IMG_COUNT };
+enum { HV_QC_SAG = 0, HV_QC_COR, HV_QC_VIEWS };
+enum { HV_QC_CT = 0, HV_QC_LABEL, HV_QC_CHANNELS };
+#define HV_PIPE_QC_BYTES ((size_t)HV_QC_VIEWS * HV_QC_CHANNELS * HV_PIPE_QC * HV_PIPE_QC)
+
+typedef enum hv_pipe_pictures {
+    HV_PIPE_PICTURES_NONE = 0,   /* stage off                                   */
+    HV_PIPE_PICTURES_QC,         /* loss plane + QC slices                      */
+    HV_PIPE_PICTURES_FULL        /* loss, original and pseudo-healthy planes    */
+} hv_pipe_pictures;
+
+/* ------------------------------------------------------------- options */
+
+typedef struct hv_pipe_opts {
+    hv_measure_opts measure;     /* centroids: set per case by `load`           */
+    hv_spine_opts spine;         /* straightening and crop options              */
+    int use_centroids;           /* read the case's centroid file if it has one */
+    int same_grid;               /* 1: CT and mask must share one grid (mean_hu */
+                                 /* reads the CT at mask voxels); `straighten`  */
+                                 /* allows any two grids (0)                    */
+    int need_neighbour;          /* 1: a case with one vertebra fails (a healthy */
+                                 /* estimate from level priors alone would look */
+                                 /* like a result); `measure` flags it instead  */
+    const char *synth;           /* synthesis method ("baseline"); borrowed     */
+    int rhlv_reference;          /* 1: RHLV by the reference's column counting  */
+                                 /* on straightened crops (spec section 9)      */
+    const char *grader;          /* "rule" | "svm"; borrowed                    */
+    const void *grader_model;    /* borrowed; hv_svm_grader for "svm"           */
+    int pictures;                /* hv_pipe_pictures                            */
+    void *user;                  /* borrowed; for stages added by callers       */
+} hv_pipe_opts;
+
+/* Defaults: measure/spine defaults, centroids used, same grid, a neighbour
+ * needed, baseline synthesis, robust RHLV, rule grader, no pictures. */
+void hv_pipe_opts_default(hv_pipe_opts *o);
+
+/* ------------------------------------------------------------- the state */
+
+typedef struct hv_pipe_state {
+    /* set by hv_pipe_state_init */
+    const hv_case *cs;           /* borrowed: id, paths, status                 */
+    /* products; each owned by the state, NULL until its stage ran */
+    hv_volume *mask;             /* load: labels, I16                           */
+    hv_volume *ct;               /* load: HU, F32; NULL when the case has none  */
+    hv_centroids *ctd;           /* load: VerSe centroids or NULL               */
+    hv_spine_case *spine;        /* straighten                                  */
+    hv_spine_crop **crops;       /* crop: n_crops entries, NULL where that      */
+    size_t n_crops;              /* vertebra could not be cropped               */
+    hv_spine_measure *m;         /* measure; synthesize fills h_syn, rhlv;      */
+                                 /* grade fills grade                           */
+    int n_img;                   /* pictures: planes per vertebra (1 or 3)      */
+    float *img;                  /* pictures: m->n * n_img * IMG * IMG          */
+    uint8_t *qc;                 /* pictures: m->n * HV_PIPE_QC_BYTES           */
+    void *extra;                 /* owned by the stage that set it; freed with  */
+    void (*extra_free)(void *);  /* extra_free by hv_pipe_state_clear           */
+    /* bookkeeping */
+    unsigned have;               /* HV_PIPE_* products present                  */
+    double seconds[HV_PIPE_MAX_STAGES]; /* per table row; 0 = did not run       */
+    int failed_stage;            /* row that failed the case, -1 none           */
+} hv_pipe_state;
+
+/* Start a state for case `cs` (borrowed; must outlive the state). */
+void hv_pipe_state_init(hv_pipe_state *s, const hv_case *cs);
+/* Free every product; the state can be initialised again. */
+void hv_pipe_state_clear(hv_pipe_state *s);
+/* The crop of vertebra `label`, or NULL. */
+const hv_spine_crop *hv_pipe_crop_find(const hv_pipe_state *s, int label);
+
+/* ------------------------------------------------------------- the table */
+
+typedef struct hv_pipe_stage {
+    const char *name;            /* unique, [a-z_], shown in logs and the store */
+    const char *what;            /* one line for docs and `--help`              */
+    unsigned needs;              /* products that must be there                 */
+    unsigned uses;               /* products used when there                    */
+    unsigned produces;
+    /* NULL = always on; else whether the options switch the stage on */
+    int (*enabled)(const hv_pipe_opts *o);
+    /* NULL = none; else more needs of the configured method */
+    unsigned (*method_needs)(const hv_pipe_opts *o);
+    hv_status (*run)(const hv_pipe_opts *o, hv_pipe_state *s);
+} hv_pipe_stage;
+
+typedef struct hv_pipe_table {
+    const hv_pipe_stage *stage;  /* borrowed, n rows                            */
+    int n;
+} hv_pipe_table;
+
+/* The default table (static; never freed). */
+const hv_pipe_table *hv_pipe_default(void);
+
+/* --------------------------------------------------------------- a plan */
+
+typedef struct hv_pipe_plan {
+    const hv_pipe_table *t;      /* borrowed                                    */
+    const hv_pipe_opts *o;       /* borrowed                                    */
+    unsigned active;             /* bit i: row i runs                           */
+    unsigned required;           /* products whose stage failing fails a case   */
+} hv_pipe_plan;
+
+/* Decide which rows run for the products `want` (HV_PIPE_* bits): a wanted
+ * product whose only stage the options switch off (pictures = none) is
+ * simply not made; the caller sees it missing from s->have. Refuses a table
+ * that is too long, has duplicate or bad names, or an active stage whose
+ * needs no earlier active stage produces (the message names both), and an
+ * unknown synthesis method or grader. `t` and `o` must outlive the plan. */
+hv_status hv_pipe_plan_make(const hv_pipe_table *t, const hv_pipe_opts *o, unsigned want,
+                            hv_pipe_plan *out);
+
+/* Run the active rows on `s` in table order, timing each into s->seconds.
+ * On the failure of a stage making a required product: returns its status,
+ * sets s->failed_stage, and leaves the detail as "<stage>: <reason>". The
+ * failure of a stage making only optional products is logged as a warning
+ * naming the case and the stage, and the case goes on without them. */
+hv_status hv_pipe_run(const hv_pipe_plan *p, hv_pipe_state *s);
+
+/* "load 0.12, straighten 0.31, ..." for the active rows into buf (always
+ * NUL-terminated). Returns buf. */
+char *hv_pipe_timings(const hv_pipe_plan *p, const hv_pipe_state *s, char *buf, size_t cap);
+
+/* ---------------------------------------------------------- registries */
+
+/* A synthesis method: fills h_syn, syn_map, rhlv and flags of every
+ * vertebra of s->m. `needs`: products it needs beyond the measured heights. */
+typedef struct hv_pipe_synth {
+    const char *name;
+    const char *what;
+    unsigned needs;
+    hv_status (*run)(const hv_pipe_opts *o, hv_pipe_state *s);
+} hv_pipe_synth;
+
+/* A grader: sets v->grade of every vertebra of s->m (-1: not graded). */
+typedef struct hv_pipe_grader {
+    const char *name;
+    const char *what;
+    int needs_model;             /* 1: o->grader_model must be set              */
+    int (*grade)(const hv_pipe_opts *o, const hv_vert_measure *v);
+} hv_pipe_grader;
+
+/* Lookups by name; NULL with the error detail listing the names there are. */
+const hv_pipe_synth *hv_pipe_synth_find(const char *name);
+const hv_pipe_grader *hv_pipe_grader_find(const char *name);
+/* "baseline" / "rule, svm": the registered names, comma separated, into buf. */
+char *hv_pipe_synth_names(char *buf, size_t cap);
+char *hv_pipe_grader_names(char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HV_PIPELINE_H */
