@@ -13,7 +13,8 @@
  *    canonical RAS grid by axis permutation and flips, and general resampling
  *    onto any target grid (trilinear for CT, nearest for labels).
  *  - hv_rng: explicit, seedable random streams (xoshiro256**); no rand().
- *  - vertebra label names in the VerSe convention.
+ *  - vertebra label names in the VerSe convention, and the per-label voxel
+ *    count, index sums and bounding box of a label map (one pass).
  *
  * Ownership: a function that returns a new object through an `out` pointer
  * hands it to the caller, who frees it with the matching *_free. Pointers
@@ -223,6 +224,34 @@ int hv_label_from_name(const char *name);
  * distances: 1..25 as themselves, T13 (28) at 19.5 between T12 and L1;
  * -1 for labels that are not vertebrae (26 sacrum, 27, > 28, <= 0). */
 double hv_label_order(int label);
+
+/* Highest VerSe vertebra label (T13). */
+#define HV_LABEL_MAX 28
+
+/* What one pass over a label map knows about one vertebra label. */
+typedef struct hv_label_stats {
+    size_t count;          /* voxels carrying the label; 0 = absent               */
+    double sum[3];         /* sums of the voxel indices i, j, k (integers: exact)  */
+    int64_t lo[3], hi[3];  /* inclusive bounding box, voxel indices; when count is
+                              0, lo = INT64_MAX and hi = -1 (lo > hi)               */
+} hv_label_stats;
+
+/* One pass over an integer label map (U8, I16, U16, I32; F32 is HV_ERR_ARG)
+ * that fills st[0 .. HV_LABEL_MAX]: st[l] for every vertebra label l
+ * (hv_label_order(l) >= 0); st[0], st[26], st[27] stay empty. Other nonzero
+ * voxels (negative, 26 sacrum, 27, > 28) are not counted; how many there
+ * were goes to *ignored (`ignored` may be NULL). Logs nothing: the caller
+ * says what ignoring means for it. Multithreaded (OpenMP); the results do not
+ * depend on the number of threads. `mask` is borrowed; `st` is the caller's
+ * array of HV_LABEL_MAX + 1 entries, overwritten. */
+hv_status hv_label_stats_collect(const hv_volume *mask, hv_label_stats st[HV_LABEL_MAX + 1],
+                                 size_t *ignored);
+/* World centre of mass (mm) of a label with count > 0: the mean voxel index
+ * through the voxel-to-world affine `A`. */
+void hv_label_stats_centroid(const hv_label_stats *s, const double A[4][4], double out[3]);
+/* 1 when the label has a voxel on a face of a grid of `dim` voxels (a
+ * vertebra cut by the field of view), else 0 (also when count is 0). */
+int hv_label_stats_on_border(const hv_label_stats *s, const int64_t dim[3]);
 
 /* ------------------------------------------------------------ utilities */
 

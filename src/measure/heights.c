@@ -8,7 +8,8 @@
  * heights in any orientation and spacing, with no resampling:
  *
  *  1. one pass over the mask collects, per label, the voxel count, world
- *     centroid and bounding box (truncated = touches the field of view edge);
+ *     centroid and bounding box (truncated = touches the field of view edge;
+ *     hv_label_stats_collect, shared with the spine module);
  *  2. the local spine axis is the line through the neighbouring vertebrae's
  *     centroids (as TotalSegmentator does), from one neighbour at the ends,
  *     and from a PCA of the body when there is no neighbour;
@@ -36,7 +37,7 @@
 #include "hv/spine.h"
 #include "measure_internal.h"
 
-#define MAXLAB 256
+#define MAXLAB (HV_LABEL_MAX + 1) /* per-label tables, indexed by VerSe label */
 
 void hv_measure_opts_default(hv_measure_opts *o)
 {
@@ -234,37 +235,6 @@ double hv_measure_pool(const double *h, int n)
     return k ? sum / k : med;
 }
 
-/* ------------------------------------------------------- per-label stats */
-
-typedef struct lab_stats {
-    size_t count;
-    double sum[3];
-    int64_t lo[3], hi[3];
-} lab_stats;
-
-static void collect_stats(const hv_mgrid *g, lab_stats *st)
-{
-    for (int l = 0; l < MAXLAB; l++) {
-        memset(&st[l], 0, sizeof st[l]);
-        for (int a = 0; a < 3; a++) { st[l].lo[a] = INT64_MAX; st[l].hi[a] = -1; }
-    }
-    size_t idx = 0;
-    for (int64_t k = 0; k < g->dim[2]; k++)
-        for (int64_t j = 0; j < g->dim[1]; j++)
-            for (int64_t i = 0; i < g->dim[0]; i++, idx++) {
-                int l = g->lab[idx];
-                if (!l) continue;
-                lab_stats *s = &st[l];
-                s->count++;
-                int64_t c[3] = {i, j, k};
-                for (int a = 0; a < 3; a++) {
-                    s->sum[a] += (double)c[a];
-                    if (c[a] < s->lo[a]) s->lo[a] = c[a];
-                    if (c[a] > s->hi[a]) s->hi[a] = c[a];
-                }
-            }
-}
-
 hv_status hv_measure_grid_make(const hv_volume *mask, hv_mgrid *g)
 {
     memset(g, 0, sizeof *g);
@@ -345,7 +315,7 @@ static double find_canal_cut(const sampler *s, const double o[3], const double a
 /* Body voxels' centroid (world) and count, keeping voxels whose position
  * along ant relative to o is >= cut (all voxels when cut = -inf). Optionally
  * the 3x3 scatter matrix for PCA. */
-static size_t body_centroid(const hv_mgrid *g, int label, const lab_stats *st,
+static size_t body_centroid(const hv_mgrid *g, int label, const hv_label_stats *st,
                             const double o[3], const double ant[3], double cut,
                             double c[3], double scatter[3][3])
 {
@@ -414,7 +384,7 @@ static void smallest_eigvec(double m[3][3], double out[3])
 
 typedef struct vert_ctx {
     const hv_mgrid *g;
-    const lab_stats *st;
+    const hv_label_stats *st;
     const hv_measure_opts *o;
     double ref_pt[MAXLAB][3]; /* world point per label used for the axis      */
     int ref_ok[MAXLAB];
@@ -443,7 +413,7 @@ static double region_height(const sampler *s, const hv_vert_measure *v, double a
  * single rays at the given fractions of the AP chord (chord from the body
  * eroded by 3 mm); keep the plane whose three heights are all valid and
  * spread the most (max - min). */
-static void max_spread_heights(const sampler *s, hv_vert_measure *v, const lab_stats *st,
+static void max_spread_heights(const sampler *s, hv_vert_measure *v, const hv_label_stats *st,
                                const double frac[4], double step)
 {
     const hv_mgrid *g = s->g;
@@ -498,7 +468,7 @@ static void max_spread_heights(const sampler *s, hv_vert_measure *v, const lab_s
 static hv_status measure_one(const vert_ctx *cx, int label, hv_vert_measure *v)
 {
     const hv_mgrid *g = cx->g;
-    const lab_stats *st = &cx->st[label];
+    const hv_label_stats *st = &cx->st[label];
     const hv_measure_opts *o = cx->o;
     double vox_ml = hv_affine_voxel_mm3((const double(*)[4])g->A) / 1000.0;
     memset(v, 0, sizeof *v);
@@ -508,12 +478,10 @@ static hv_status measure_one(const vert_ctx *cx, int label, hv_vert_measure *v)
     v->n_voxels = st->count;
     for (int r = 0; r < HV_REG_COUNT; r++) v->h_ori[r] = v->h_syn[r] = v->rhlv[r] = NAN;
     v->depth_mm = v->width_mm = v->front_mm = NAN;
-    for (int a = 0; a < 3; a++)
-        if (st->lo[a] == 0 || st->hi[a] == g->dim[a] - 1) v->flags |= HV_MEAS_TRUNCATED;
+    if (hv_label_stats_on_border(st, g->dim)) v->flags |= HV_MEAS_TRUNCATED;
 
-    double cw[3], vc[3] = {st->sum[0] / (double)st->count, st->sum[1] / (double)st->count,
-                           st->sum[2] / (double)st->count};
-    hv_affine_apply(g->A, vc, cw);
+    double cw[3];
+    hv_label_stats_centroid(st, (const double(*)[4])g->A, cw);
     v->volume_ml = (double)st->count * vox_ml;
     memcpy(v->centroid, cw, sizeof cw);
     if (v->volume_ml < o->min_volume_ml) {
@@ -687,7 +655,7 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
 {
     hv_status st = HV_OK;
     hv_mgrid g;
-    lab_stats *stats = NULL;
+    hv_label_stats stats[MAXLAB];
     vert_ctx *cx = NULL;
     hv_spine_measure *m = NULL;
     hv_measure_opts o;
@@ -699,14 +667,19 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
         return hv_error_wrap(st, "measure");
     st = hv_measure_grid_make(mask, &g);
     if (st != HV_OK) return st;
-    stats = calloc(MAXLAB, sizeof *stats);
     cx = calloc(1, sizeof *cx);
     m = calloc(1, sizeof *m);
-    if (!stats || !cx || !m) {
+    if (!cx || !m) {
         st = hv_error_set(HV_ERR_NOMEM, "measure: context");
         goto done;
     }
-    collect_stats(&g, stats);
+    /* from the mask itself: the same labels as g (grid_make keeps exactly
+     * the vertebra labels, and has warned about the others) */
+    st = hv_label_stats_collect(mask, stats, NULL);
+    if (st != HV_OK) {
+        hv_error_wrap(st, "measure");
+        goto done;
+    }
     cx->g = &g;
     cx->st = stats;
     cx->o = &o;
@@ -716,10 +689,7 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
         if (!stats[l].count) continue;
         labels[nl++] = l;
         if ((double)stats[l].count * vox_ml >= o.min_volume_ml) {
-            double vc[3] = {stats[l].sum[0] / (double)stats[l].count,
-                            stats[l].sum[1] / (double)stats[l].count,
-                            stats[l].sum[2] / (double)stats[l].count};
-            hv_affine_apply(g.A, vc, cx->ref_pt[l]);
+            hv_label_stats_centroid(&stats[l], (const double(*)[4])g.A, cx->ref_pt[l]);
             cx->ref_ok[l] = 1;
         }
     }
@@ -773,7 +743,7 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
             if (v->flags & HV_MEAS_SMALL) continue;
             double sum = 0;
             size_t n = 0;
-            const lab_stats *s = &stats[v->label];
+            const hv_label_stats *s = &stats[v->label];
             for (int64_t k = s->lo[2]; k <= s->hi[2]; k++)
                 for (int64_t j = s->lo[1]; j <= s->hi[1]; j++)
                     for (int64_t ii = s->lo[0]; ii <= s->hi[0]; ii++) {
@@ -796,7 +766,6 @@ hv_status hv_measure_spine(const hv_volume *mask, const hv_volume *ct,
 done:
     hv_measure_spine_free(m);
     free(cx);
-    free(stats);
     hv_measure_grid_free(&g);
     return st;
 }

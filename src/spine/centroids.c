@@ -2,10 +2,11 @@
  * centroids.c: per-vertebra centres of mass in world coordinates, and the
  * flags that keep doubtful vertebrae from being measured blindly.
  *
- * One pass over the mask (OpenMP, per-thread partial sums reduced at the end)
- * accumulates, per VerSe label, the voxel count, the sum of voxel indices and
- * whether any voxel lies on the volume border; the mean index is converted to
- * world mm through the affine (never "voxel = mm" as the reference does).
+ * One pass over the mask (hv_label_stats_collect in src/core, shared with
+ * `measure`) gives, per VerSe label, the voxel count, the sum of voxel
+ * indices and the bounding box (on the volume border = the box touches a
+ * face); the mean index is converted to world mm through the affine (never
+ * "voxel = mm" as the reference does).
  * Vertebrae that touch the border are flagged FOV; a sliver of a vertebra at
  * the edge is also taken off the curve because its centroid is meaningless.
  * The reference's end-vertebra size rule (§1.2) is available as an option and
@@ -24,11 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#define NLAB (HV_SPINE_MAX_LABEL + 1)
+#define NLAB (HV_LABEL_MAX + 1)
 #define HV_SPINE_STR_(x) #x
 #define HV_SPINE_STR(x) HV_SPINE_STR_(x)
 
@@ -80,67 +77,16 @@ static int cmp_vert(const void *pa, const void *pb)
     return (oa > ob) - (oa < ob);
 }
 
-/* Per-label statistics of a mask in one parallel pass. */
-typedef struct lab_stats {
-    double cnt[NLAB];
-    double sum[NLAB][3];
-    unsigned char border[NLAB];
-    size_t ignored;
-} lab_stats;
-
-static hv_status mask_stats(const hv_volume *mask, lab_stats *st)
+/* Per-label statistics of the mask (one parallel pass, hv_label_stats_collect),
+ * with a warning about voxels that carry no vertebra label. */
+static hv_status mask_stats(const hv_volume *mask, hv_label_stats st[NLAB])
 {
-    if (!hv_spine_is_label_dtype(mask->dtype))
-        return hv_error_set(HV_ERR_ARG, "mask has dtype %s; labels must be an integer type",
-                            hv_dtype_name(mask->dtype));
-    memset(st, 0, sizeof *st);
-    const int64_t nx = mask->dim[0], ny = mask->dim[1], nz = mask->dim[2];
-    int nthr = 1;
-#ifdef _OPENMP
-    nthr = omp_get_max_threads();
-#endif
-    lab_stats *part = calloc((size_t)nthr, sizeof *part);
-    if (!part) return hv_error_set(HV_ERR_NOMEM, "centroid sums");
-#pragma omp parallel num_threads(nthr)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        lab_stats *p = &part[tid];
-#pragma omp for schedule(static)
-        for (int64_t k = 0; k < nz; k++) {
-            for (int64_t j = 0; j < ny; j++) {
-                size_t base = hv_vol_idx(mask, 0, j, k);
-                int edge_jk = (j == 0 || j == ny - 1 || k == 0 || k == nz - 1);
-                for (int64_t i = 0; i < nx; i++) {
-                    long l = hv_spine_label_at(mask, base + (size_t)i);
-                    if (l == 0) continue;
-                    if (l < 0 || l > HV_SPINE_MAX_LABEL || hv_label_order((int)l) < 0) {
-                        p->ignored++;
-                        continue;
-                    }
-                    p->cnt[l] += 1.0;
-                    p->sum[l][0] += (double)i;
-                    p->sum[l][1] += (double)j;
-                    p->sum[l][2] += (double)k;
-                    if (edge_jk || i == 0 || i == nx - 1) p->border[l] = 1;
-                }
-            }
-        }
-    }
-    for (int t = 0; t < nthr; t++) {
-        for (int l = 0; l < NLAB; l++) {
-            st->cnt[l] += part[t].cnt[l];
-            for (int d = 0; d < 3; d++) st->sum[l][d] += part[t].sum[l][d];
-            st->border[l] |= part[t].border[l];
-        }
-        st->ignored += part[t].ignored;
-    }
-    free(part);
-    if (st->ignored)
+    size_t ignored = 0;
+    hv_status status = hv_label_stats_collect(mask, st, &ignored);
+    if (status != HV_OK) return status;
+    if (ignored)
         hv_log_warn("mask: %zu voxels carry labels that are not vertebrae (26, 27, > 28); ignored",
-                    st->ignored);
+                    ignored);
     return HV_OK;
 }
 
@@ -196,16 +142,14 @@ hv_status hv_spine_centroids_from_mask(const hv_volume *mask, const hv_spine_cen
     hv_status st = HV_OK;
     hv_spine_centroid_opts def;
     hv_spine_verts *vs = NULL;
-    lab_stats *ls = NULL;
+    hv_label_stats ls[NLAB];
     *out = NULL;
     if (!o) { hv_spine_centroid_opts_default(&def); o = &def; }
     if (!mask || !mask->data) return hv_error_set(HV_ERR_ARG, "centroids: no mask");
-    ls = malloc(sizeof *ls);
-    if (!ls) return hv_error_set(HV_ERR_NOMEM, "centroid sums");
     st = mask_stats(mask, ls);
     if (st) goto done;
     size_t count = 0;
-    for (int l = 1; l < NLAB; l++) count += ls->cnt[l] > 0;
+    for (int l = 1; l < NLAB; l++) count += ls[l].count > 0;
     if (count == 0) {
         st = hv_error_set(HV_ERR_EMPTY, "mask contains no vertebra label (1-25, 28)");
         goto done;
@@ -217,15 +161,13 @@ hv_status hv_spine_centroids_from_mask(const hv_volume *mask, const hv_spine_cen
     }
     double vv = hv_affine_voxel_mm3((const double(*)[4])mask->affine);
     for (int l = 1; l < NLAB; l++) {
-        if (ls->cnt[l] <= 0) continue;
+        if (ls[l].count == 0) continue;
         hv_spine_vert *v = &vs->v[vs->n++];
         v->label = l;
-        v->nvox = (size_t)ls->cnt[l];
-        v->volume_mm3 = ls->cnt[l] * vv;
-        double ijk[3] = {ls->sum[l][0] / ls->cnt[l], ls->sum[l][1] / ls->cnt[l],
-                         ls->sum[l][2] / ls->cnt[l]};
-        hv_affine_apply(mask->affine, ijk, v->centroid);
-        if (ls->border[l]) v->flags |= HV_SPINE_FLAG_FOV;
+        v->nvox = ls[l].count;
+        v->volume_mm3 = (double)ls[l].count * vv;
+        hv_label_stats_centroid(&ls[l], (const double(*)[4])mask->affine, v->centroid);
+        if (hv_label_stats_on_border(&ls[l], mask->dim)) v->flags |= HV_SPINE_FLAG_FOV;
         v->row = NAN;
     }
     qsort(vs->v, vs->n, sizeof *vs->v, cmp_vert);
@@ -233,7 +175,6 @@ hv_status hv_spine_centroids_from_mask(const hv_volume *mask, const hv_spine_cen
     *out = vs;
     vs = NULL;
 done:
-    free(ls);
     hv_spine_verts_free(vs);
     return st;
 }
@@ -269,13 +210,11 @@ hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *m
     hv_status st = HV_OK;
     hv_spine_centroid_opts def;
     hv_spine_verts *vs = NULL;
-    lab_stats *ls = NULL;
+    hv_label_stats ls[NLAB];
     *out = NULL;
     if (!o) { hv_spine_centroid_opts_default(&def); o = &def; }
     if (!c || !mask) return hv_error_set(HV_ERR_ARG, "centroids: no JSON or no mask");
     if (c->n == 0) return hv_error_set(HV_ERR_EMPTY, "centroid file lists no vertebra");
-    ls = malloc(sizeof *ls);
-    if (!ls) return hv_error_set(HV_ERR_NOMEM, "centroid sums");
     st = mask_stats(mask, ls);
     if (st) goto done;
     vs = calloc(1, sizeof *vs);
@@ -311,17 +250,15 @@ hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *m
         for (int d = 0; d < 3; d++)
             if (!(ijk[d] >= -0.5 && ijk[d] <= (double)mask->dim[d] - 0.5)) outside = 1;
         int l = e->label;
-        if (ls->cnt[l] > 0) {
-            v->nvox = (size_t)ls->cnt[l];
-            v->volume_mm3 = ls->cnt[l] * vv;
-            if (ls->border[l]) v->flags |= HV_SPINE_FLAG_FOV;
+        if (ls[l].count > 0) {
+            v->nvox = ls[l].count;
+            v->volume_mm3 = (double)ls[l].count * vv;
+            if (hv_label_stats_on_border(&ls[l], mask->dim)) v->flags |= HV_SPINE_FLAG_FOV;
             /* A centroid outside the volume or far from its own label's
              * voxels is a broken file, not anatomy: flag it, say so, and use
              * the label's centre of mass as if no centroid had been given. */
-            double com_ijk[3] = {ls->sum[l][0] / ls->cnt[l], ls->sum[l][1] / ls->cnt[l],
-                                 ls->sum[l][2] / ls->cnt[l]},
-                   com[3];
-            hv_affine_apply(mask->affine, com_ijk, com);
+            double com[3];
+            hv_label_stats_centroid(&ls[l], (const double(*)[4])mask->affine, com);
             double dist = sqrt((v->centroid[0] - com[0]) * (v->centroid[0] - com[0]) +
                                (v->centroid[1] - com[1]) * (v->centroid[1] - com[1]) +
                                (v->centroid[2] - com[2]) * (v->centroid[2] - com[2]));
@@ -355,7 +292,6 @@ hv_status hv_spine_centroids_from_json(const hv_centroids *c, const hv_volume *m
     *out = vs;
     vs = NULL;
 done:
-    free(ls);
     hv_spine_verts_free(vs);
     return st;
 }

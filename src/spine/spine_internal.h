@@ -11,7 +11,7 @@
 #include <math.h>
 
 /* Labels above this are not vertebrae in any convention we read. */
-#define HV_SPINE_MAX_LABEL 28
+#define HV_SPINE_MAX_LABEL HV_LABEL_MAX
 
 static inline int hv_spine_is_label_dtype(hv_dtype dt)
 {

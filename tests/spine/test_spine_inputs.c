@@ -19,6 +19,7 @@
 
 #include "hv/io.h"
 #include "hv/spine.h"
+#include "bad_centroids.h"
 #include "hv_test.h"
 #include "synth.h"
 
@@ -152,23 +153,10 @@ int main(int argc, char **argv)
     snprintf(args, sizeof args, "--ct '%s' --mask '%s' --out '%s' --id own --no-crops",
              tp("c_ct.nii.gz"), tp("c_msk.nii.gz"), tp("own"));
     HV_CHECK(straighten(args) == 0, "no centroid file: %s", err);
-    double inv[4][4], ijk[5][3];
-    HV_REQUIRE(hv_affine_invert(A, inv) == HV_OK, "invert");
-    for (int q = 0; q < 5; q++) hv_affine_apply(inv, s.v[q].c, ijk[q]);
-    char js[4096];
-    snprintf(js, sizeof js,
-             "[{\"direction\": [\"R\", \"A\", \"S\"]},"
-             " {\"label\": 18, \"X\": %.4f, \"Y\": %.4f, \"Z\": %.4f},"
-             " {\"label\": 19, \"X\": 1e308, \"Y\": -1e308, \"Z\": 1e308},"
-             " {\"label\": 20, \"X\": -5000, \"Y\": %.4f, \"Z\": %.4f},"
-             " {\"label\": 21, \"X\": %.4f, \"Y\": %.4f, \"Z\": %.4f},"
-             " {\"label\": 22, \"X\": %.4f, \"Y\": %.4f, \"Z\": %.4f}]",
-             ijk[0][0], ijk[0][1], ijk[0][2], ijk[2][1], ijk[2][2], ijk[3][0], ijk[3][1],
-             ijk[3][2] + 15.0 /* 30 mm off */, ijk[4][0], ijk[4][1], ijk[4][2]);
-    FILE *f = fopen(tp("bad_ctd.json"), "w");
-    HV_REQUIRE(f != NULL, "json");
-    fputs(js, f);
-    fclose(f);
+    /* T11, L3 good; T12 at 1e308, L1 at X = -5000, L2 30 mm off along S */
+    HV_REQUIRE(syn_write_bad_centroids(tp("bad_ctd.json"), &s, (const double(*)[4])A, 30.0) ==
+                   HV_OK,
+               "bad centroid file: %s", hv_error_detail());
     snprintf(args, sizeof args,
              "--ct '%s' --mask '%s' --centroids '%s' --out '%s' --id bad --no-crops",
              tp("c_ct.nii.gz"), tp("c_msk.nii.gz"), tp("bad_ctd.json"), tp("bad"));

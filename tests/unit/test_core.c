@@ -1,6 +1,6 @@
 /*
  * test_core.c: status/error detail, RNG streams, affine maths, exact
- * reorientation and resampling (src/core).
+ * reorientation and resampling, per-label statistics (src/core).
  */
 #include <math.h>
 #include <signal.h>
@@ -240,6 +240,143 @@ static void test_volume(void)
              "non-vertebra labels have no order");
 }
 
+/* hv_label_stats_collect on a 5 x 4 x 3 grid (2 x 1 x 3 mm, origin (10, 20,
+ * 30)) whose expected numbers are worked out by hand below, for each integer
+ * dtype; then a random grid against a plain loop written here. */
+static void test_label_stats(void)
+{
+    int64_t dim[3] = {5, 4, 3};
+    double A[4][4] = {{2, 0, 0, 10}, {0, 1, 0, 20}, {0, 0, 3, 30}, {0, 0, 0, 1}};
+    hv_volume *v = NULL;
+    HV_CHECK_OK(hv_vol_create(&v, dim, HV_DTYPE_I16, (const double(*)[4])A));
+    HV_REQUIRE_V(v != NULL, "volume");
+    int16_t *d = v->data;
+#define AT(i, j, k) d[(i) + 5 * ((j) + 4 * (k))]
+    AT(2, 2, 1) = 1;                                   /* C1: one interior voxel */
+    AT(1, 1, 1) = 28; AT(3, 2, 1) = 28;                /* T13: interior          */
+    AT(2, 1, 2) = 19; AT(3, 2, 2) = 19;                /* T12: on the top face   */
+    AT(0, 0, 0) = 20; AT(4, 3, 2) = 20; AT(1, 2, 0) = 20; /* L1: two corners    */
+    AT(2, 3, 1) = 26; AT(3, 3, 0) = 27; AT(0, 3, 0) = 29; /* not vertebrae      */
+    AT(4, 0, 1) = 300; AT(4, 0, 0) = -1;
+#undef AT
+    static const struct {
+        int label;
+        size_t count;
+        double sum[3];
+        int64_t lo[3], hi[3];
+        double world[3]; /* (10 + 2 mean_i, 20 + mean_j, 30 + 3 mean_k) */
+        int border;
+    } want[] = {
+        /* C1: (2,2,1) -> (14, 22, 33) */
+        {1, 1, {2, 2, 1}, {2, 2, 1}, {2, 2, 1}, {14, 22, 33}, 0},
+        /* T13: (1,1,1)+(3,2,1): sums (4,3,2), mean (2, 1.5, 1) -> (14, 21.5, 33) */
+        {28, 2, {4, 3, 2}, {1, 1, 1}, {3, 2, 1}, {14, 21.5, 33}, 0},
+        /* T12: (2,1,2)+(3,2,2): sums (5,3,4), mean (2.5, 1.5, 2) -> (15, 21.5, 36);
+         * only k = 2 = nz - 1 touches a face */
+        {19, 2, {5, 3, 4}, {2, 1, 2}, {3, 2, 2}, {15, 21.5, 36}, 1},
+        /* L1: (0,0,0)+(4,3,2)+(1,2,0): sums (5,5,2), mean (5/3, 5/3, 2/3)
+         * -> (10 + 10/3, 20 + 5/3, 32) */
+        {20, 3, {5, 5, 2}, {0, 0, 0}, {4, 3, 2}, {10 + 10.0 / 3, 20 + 5.0 / 3, 32}, 1},
+    };
+    /* signed types keep -1 (ignored: 26, 27, 29, 300, -1); unsigned ones turn
+     * it into 0 (and U8 turns 300 into 255, still ignored) */
+    static const struct { hv_dtype dt; size_t ignored; } types[] = {
+        {HV_DTYPE_I16, 5}, {HV_DTYPE_U8, 4}, {HV_DTYPE_U16, 4}, {HV_DTYPE_I32, 5}};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        hv_volume *c = NULL;
+        HV_CHECK_OK(hv_vol_convert(v, types[t].dt, &c));
+        if (!c) continue;
+        const char *dn = hv_dtype_name(types[t].dt);
+        hv_label_stats st[HV_LABEL_MAX + 1];
+        size_t ignored = 99;
+        HV_CHECK_OK(hv_label_stats_collect(c, st, &ignored));
+        HV_CHECK(ignored == types[t].ignored, "%s: %zu ignored voxels, want %zu", dn, ignored,
+                 types[t].ignored);
+        size_t total = 0;
+        for (int l = 0; l <= HV_LABEL_MAX; l++) total += st[l].count;
+        HV_CHECK(total == 8, "%s: %zu labelled voxels counted, want 8", dn, total);
+        for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+            const hv_label_stats *s = &st[want[w].label];
+            int l = want[w].label;
+            HV_CHECK(s->count == want[w].count, "%s: label %d count %zu, want %zu", dn, l,
+                     s->count, want[w].count);
+            for (int a = 0; a < 3; a++)
+                HV_CHECK(s->sum[a] == want[w].sum[a] && s->lo[a] == want[w].lo[a] &&
+                             s->hi[a] == want[w].hi[a],
+                         "%s: label %d axis %d: sum %g lo %lld hi %lld, want %g %lld %lld", dn, l,
+                         a, s->sum[a], (long long)s->lo[a], (long long)s->hi[a], want[w].sum[a],
+                         (long long)want[w].lo[a], (long long)want[w].hi[a]);
+            double c3[3];
+            hv_label_stats_centroid(s, (const double(*)[4])c->affine, c3);
+            for (int a = 0; a < 3; a++)
+                HV_CHECK_CLOSE(c3[a], want[w].world[a], 1e-12, "world centroid");
+            HV_CHECK(hv_label_stats_on_border(s, c->dim) == want[w].border,
+                     "%s: label %d on the border: %d, want %d", dn, l,
+                     hv_label_stats_on_border(s, c->dim), want[w].border);
+        }
+        /* absent and non-vertebra labels: empty, box lo > hi, not on the border */
+        static const int empty[] = {0, 18, 26, 27};
+        for (size_t e = 0; e < sizeof empty / sizeof empty[0]; e++) {
+            const hv_label_stats *s = &st[empty[e]];
+            HV_CHECK(s->count == 0 && s->sum[0] == 0 && s->lo[0] == INT64_MAX && s->hi[2] == -1 &&
+                         !hv_label_stats_on_border(s, c->dim),
+                     "%s: label %d is empty (count %zu)", dn, empty[e], s->count);
+        }
+        hv_vol_free(c);
+    }
+    /* F32 is not a label map */
+    hv_volume *f = NULL;
+    HV_CHECK_OK(hv_vol_convert(v, HV_DTYPE_F32, &f));
+    if (f) {
+        hv_label_stats st[HV_LABEL_MAX + 1];
+        HV_CHECK(hv_label_stats_collect(f, st, NULL) == HV_ERR_ARG &&
+                     strstr(hv_error_detail(), "labels must be an integer type"),
+                 "F32 refused: %s", hv_error_detail());
+        hv_vol_free(f);
+    }
+    hv_vol_free(v);
+
+    /* a random 37 x 23 x 19 grid (rows split over threads) against a plain loop */
+    int64_t rd[3] = {37, 23, 19};
+    hv_volume *r = NULL;
+    HV_CHECK_OK(hv_vol_create(&r, rd, HV_DTYPE_I32, NULL));
+    HV_REQUIRE_V(r != NULL, "random volume");
+    hv_rng rng;
+    hv_rng_seed(&rng, 11, 0);
+    int32_t *rv = r->data;
+    for (size_t n = 0; n < r->nvox; n++)
+        rv[n] = hv_rng_below(&rng, 4) ? 0 : (int32_t)hv_rng_below(&rng, 34) - 2; /* -2 .. 31 */
+    hv_label_stats ref[HV_LABEL_MAX + 1], got[HV_LABEL_MAX + 1];
+    size_t ref_ign = 0, got_ign = 0;
+    for (int l = 0; l <= HV_LABEL_MAX; l++) {
+        memset(&ref[l], 0, sizeof ref[l]);
+        for (int a = 0; a < 3; a++) ref[l].lo[a] = INT64_MAX, ref[l].hi[a] = -1;
+    }
+    for (int64_t k = 0; k < rd[2]; k++)
+        for (int64_t j = 0; j < rd[1]; j++)
+            for (int64_t i = 0; i < rd[0]; i++) {
+                int32_t l = rv[hv_vol_idx(r, i, j, k)];
+                if (l == 0) continue;
+                if (l < 0 || l > 28 || l == 26 || l == 27) { ref_ign++; continue; }
+                int64_t p[3] = {i, j, k};
+                ref[l].count++;
+                for (int a = 0; a < 3; a++) {
+                    ref[l].sum[a] += (double)p[a];
+                    if (p[a] < ref[l].lo[a]) ref[l].lo[a] = p[a];
+                    if (p[a] > ref[l].hi[a]) ref[l].hi[a] = p[a];
+                }
+            }
+    HV_CHECK_OK(hv_label_stats_collect(r, got, &got_ign));
+    HV_CHECK(got_ign == ref_ign, "random: %zu ignored, want %zu", got_ign, ref_ign);
+    int same = 1;
+    for (int l = 0; l <= HV_LABEL_MAX; l++)
+        same &= got[l].count == ref[l].count && !memcmp(got[l].sum, ref[l].sum, sizeof ref[l].sum) &&
+                !memcmp(got[l].lo, ref[l].lo, sizeof ref[l].lo) &&
+                !memcmp(got[l].hi, ref[l].hi, sizeof ref[l].hi);
+    HV_CHECK(same, "random grid: the same numbers as a plain loop");
+    hv_vol_free(r);
+}
+
 /* hv_file_check_regular / hv_file_read_all: every kind of non-file is named,
  * a FIFO does not block, the size cap holds and the content comes back whole. */
 static void test_files(void)
@@ -466,6 +603,7 @@ int main(void)
     test_reorient();
     test_resample();
     test_volume();
+    test_label_stats();
     test_files();
     test_names();
     test_same_grid();
