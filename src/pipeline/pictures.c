@@ -119,7 +119,12 @@ hv_status hv_pipe_pictures_run(const hv_pipe_opts *o, hv_pipe_state *s)
     /* no crops: the case has no CT, or straightening failed; the stage that
      * failed said why, and the QC slots stay zero */
     if (!(s->have & HV_PIPE_CROPS)) return HV_OK;
-    for (size_t i = 0; i < m->n; i++) {
+    /* one vertebra per thread: the slices are read across whole crops
+     * (4 MB of labels each), so this is bound by memory, not arithmetic */
+    const long nv_l = (long)m->n;
+    int oom = 0;
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : oom)
+    for (long i = 0; i < nv_l; i++) {
         int label = m->v[i].label;
         const char *name = hv_label_name(label) ? hv_label_name(label) : "?";
         const hv_spine_crop *cr = hv_pipe_crop_find(s, label);
@@ -128,14 +133,16 @@ hv_status hv_pipe_pictures_run(const hv_pipe_opts *o, hv_pipe_state *s)
                         "blank", s->cs->id, name);
             continue;
         }
-        hv_status st = crop_to_qc(cr, s->qc + i * HV_PIPE_QC_BYTES);
-        if (st == HV_ERR_NOMEM) return st;
+        uint8_t *dst = s->qc + (size_t)i * HV_PIPE_QC_BYTES;
+        hv_status st = crop_to_qc(cr, dst);
         if (st != HV_OK) {
-            memset(s->qc + i * HV_PIPE_QC_BYTES, 0, HV_PIPE_QC_BYTES);
-            hv_log_warn("case %s %s: QC picture left blank: %s", s->cs->id, name,
-                        hv_error_detail());
+            memset(dst, 0, HV_PIPE_QC_BYTES);
+            if (st == HV_ERR_NOMEM) oom = 1;
+            else hv_log_warn("case %s %s: QC picture left blank: %s", s->cs->id, name,
+                             hv_error_detail());
             hv_error_clear();
         }
     }
+    if (oom) return hv_error_set(HV_ERR_NOMEM, "out of memory for a QC slice");
     return HV_OK;
 }

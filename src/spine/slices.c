@@ -38,6 +38,30 @@ hv_status hv_spine_slice_extract(const hv_volume *crop, hv_spine_plane plane, in
                             plane == HV_SPINE_SAGITTAL ? "sagittal" : "coronal",
                             (long long)index, (long long)lim);
     memset(out, 0, (size_t)(rows * cols) * sizeof *out);
+    /* the crops' own dtypes (F32 CT, U8 labels) without a per-voxel call */
+    if (crop->dtype == HV_DTYPE_F32 || crop->dtype == HV_DTYPE_U8) {
+        const float *f = crop->data;
+        const uint8_t *u = crop->data;
+        const int is_f = crop->dtype == HV_DTYPE_F32;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t k = K - 1 - r;
+            float *o = out + r * cols;
+            if (plane == HV_SPINE_SAGITTAL) {
+                for (int64_t c = 0; c < cols; c++) {
+                    size_t q = hv_vol_idx(crop, index, J - 1 - c, k);
+                    o[c] = is_f ? f[q] : (float)u[q];
+                }
+            } else {
+                int64_t off = (cols - I) / 2;
+                size_t q0 = hv_vol_idx(crop, 0, index, k);
+                for (int64_t x = 0; x < I; x++) {
+                    size_t q = q0 + (size_t)(I - 1 - x);
+                    o[off + x] = is_f ? f[q] : (float)u[q];
+                }
+            }
+        }
+        return HV_OK;
+    }
     for (int64_t r = 0; r < rows; r++) {
         int64_t k = K - 1 - r;                       /* cranial at the top */
         float *o = out + r * cols;
