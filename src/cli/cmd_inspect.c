@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "hv/run.h"
+#include "hv/store.h"
 
 int hv_cmd_inspect(int argc, char **argv)
 {

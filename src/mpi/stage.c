@@ -30,26 +30,6 @@
 #include "hv/spine.h"
 #include "run_internal.h"
 
-const char *const hv_stage_names[HV_STAGE_COUNT] = {
-    "load", "measure", "synthesis", "grade", "images", "journal"};
-
-const char *hv_case_state_name(int s)
-{
-    switch (s) {
-    case HV_CASE_PENDING: return "pending";
-    case HV_CASE_DONE: return "done";
-    case HV_CASE_FAILED: return "failed";
-    default: return "invalid";
-    }
-}
-
-void hv_case_result_clear(hv_case_result *r)
-{
-    free(r->img);
-    free(r->qc);
-    memset(r, 0, sizeof *r);
-}
-
 static hv_status synth_baseline(hv_spine_measure *m, const hv_measure_opts *o, void *ctx)
 {
     (void)ctx;

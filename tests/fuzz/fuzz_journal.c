@@ -1,5 +1,5 @@
 /*
- * fuzz_journal.c: libFuzzer target for journal replay (src/mpi/journal.c).
+ * fuzz_journal.c: libFuzzer target for journal replay (src/store/journal.c).
  *
  * The input is one per-rank journal file (HVJ1 raw and HVJ2 deflated frames,
  * torn tails, garbage), written as <tmp>/journal/rank-0000.log, then
@@ -24,7 +24,7 @@
 #include <zlib.h>
 
 #include "fuzz_util.h"
-#include "run_internal.h"
+#include "hv/store.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -25,7 +25,7 @@
 #include <zlib.h>
 
 #include "hv/io.h"
-#include "run_internal.h"
+#include "hv/store.h"
 
 static void die(const char *what)
 {

@@ -44,7 +44,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include "run_internal.h"
+#include "hv/io.h"
+#include "hv/store.h"
 
 struct hv_store {
     hid_t file;
@@ -131,6 +132,28 @@ static hv_status h5_fail(int err, const char *fmt, ...)
 static void quiet_hdf5(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* -------------------------------------------------------------- row helpers */
+
+const char *const hv_stage_names[HV_STAGE_COUNT] = {
+    "load", "measure", "synthesis", "grade", "images", "journal"};
+
+const char *hv_case_state_name(int s)
+{
+    switch (s) {
+    case HV_CASE_PENDING: return "pending";
+    case HV_CASE_DONE: return "done";
+    case HV_CASE_FAILED: return "failed";
+    default: return "invalid";
+    }
+}
+
+void hv_case_result_clear(hv_case_result *r)
+{
+    free(r->img);
+    free(r->qc);
+    memset(r, 0, sizeof *r);
 }
 
 /* ------------------------------------------------------------------ types */

@@ -58,7 +58,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "run_internal.h"
+#include "hv/io.h"
+#include "hv/store.h"
 
 #define JMAGIC 0x314A5648u   /* "HVJ1" little-endian: raw payload      */
 #define JMAGIC_Z 0x324A5648u /* "HVJ2": zlib-deflated payload (level 1) */
