@@ -1,5 +1,5 @@
 /*
- * hv/store.h: the run's HDF5 store (schema v1, docs/hdf5-schema.md) and the
+ * hv/store.h: the run's HDF5 store (schema v2, docs/hdf5-schema.md) and the
  * per-rank journals that make it crash-safe.
  *
  * What a case produces is three fixed-layout row types (hv_run_crow per case,
@@ -15,6 +15,15 @@
  * to its rank's journal, fsync'd, before it is written into the store, and
  * every start rebuilds the store from them. Reading a store (describe,
  * validate, export) needs no MPI communicator: those open it serially.
+ *
+ * Per-stage seconds are kept by stage NAME: the caller names its stages when
+ * it creates a store or opens a journal (hv_store_create_info.stage_names,
+ * hv_journal_open), hv_case_result.seconds holds one value per name in that
+ * order, and the store keeps the names beside the table (/cases/stage_names)
+ * so that every reader labels the columns from the file, never by position.
+ * Stores of schema v1 (a fixed array of six stages in the case row) are
+ * still read: their columns are named load, measure, synthesis, grade,
+ * images, journal.
  *
  * Ownership: objects returned through `out` (hv_store, hv_journal) belong to
  * the caller and are released with the matching close (each accepts NULL).
@@ -37,8 +46,16 @@
 extern "C" {
 #endif
 
-/* Store schema version written to and required from /@schema_version. */
-#define HV_STORE_SCHEMA_VERSION 1
+/* Store schema version written to /@schema_version. Readers accept this one
+ * and 1 (describe, validate, export, read); only a store of this version can
+ * be written into. */
+#define HV_STORE_SCHEMA_VERSION 2
+
+/* Per-stage seconds: at most this many stages, each name shorter than
+ * HV_STORE_STAGE_NAME_MAX bytes (with its NUL), made of letters, digits and
+ * '_' (names become CSV column names), all different. */
+#define HV_STORE_MAX_STAGES 16
+#define HV_STORE_STAGE_NAME_MAX 32
 
 /* ------------------------------------------------------------- row types */
 
@@ -67,18 +84,10 @@ typedef enum hv_case_state {
 /* "pending", "done", "failed", or "invalid" for any other value (static). */
 const char *hv_case_state_name(int s);
 
-/* Per-case stages whose seconds are recorded. */
-enum {
-    HV_STAGE_LOAD = 0,     /* read + validate NIfTI, centroids          */
-    HV_STAGE_MEASURE,      /* heights on the mask                       */
-    HV_STAGE_SYNTH,        /* pseudo-healthy heights (baseline | GAN)   */
-    HV_STAGE_GRADE,        /* per-vertebra Genant rule grade            */
-    HV_STAGE_IMAGES,       /* optional per-vertebra images, with the    */
-                           /* spine stage and its QC pictures           */
-    HV_STAGE_STORE,        /* journal + store writes                    */
-    HV_STAGE_COUNT
-};
-extern const char *const hv_stage_names[HV_STAGE_COUNT];
+/* HV_OK when names[0..n) is a valid stage list (1 <= n <=
+ * HV_STORE_MAX_STAGES, every name valid, no name twice); HV_ERR_ARG naming
+ * the problem otherwise. */
+hv_status hv_store_check_stages(int n, const char *const *names);
 
 /* Image planes per vertebra slot. */
 enum { HV_IMG_LOSS = 0, HV_IMG_ORI, HV_IMG_SYN, HV_IMG_COUNT };
@@ -111,7 +120,6 @@ typedef struct hv_run_crow {
     int32_t attempt;       /* run attempt that finished it; 0 never       */
     int32_t n_vert;        /* vertebra rows used in its slots            */
     double cost;           /* estimated cost (input bytes), for ordering */
-    double seconds[HV_STAGE_COUNT];
 } hv_run_crow;
 
 /* The result of one case. */
@@ -119,6 +127,10 @@ typedef struct hv_case_result {
     int state;                        /* HV_CASE_DONE or HV_CASE_FAILED     */
     hv_run_crow c;
     hv_run_vrow v[HV_RUN_MAX_VERT];
+    /* Seconds per stage, in the order of the stage names the store was
+     * created with (the journal opened with); entries past the stage count
+     * are ignored on writing and 0 after reading. */
+    double seconds[HV_STORE_MAX_STAGES];
     int n_img;                        /* image planes per vertebra (0, 1, 3) */
     float *img;                       /* owned; n_vert*n_img*IMG*IMG or NULL */
     uint8_t *qc;                      /* owned; n_vert*HV_RUN_QC_BYTES or NULL */
@@ -135,17 +147,30 @@ void hv_case_result_clear(hv_case_result *r);
  * which replay detects and cuts off. */
 typedef struct hv_journal hv_journal;
 
-/* File rank-RRRR.log, or shard-KKKK-rank-RRRR.log when shard >= 0. */
-hv_status hv_journal_open(const char *dir, int shard, int rank, hv_journal **out);
+/* Open (create) dir/rank-RRRR.log, or dir/shard-KKKK-rank-RRRR.log when
+ * shard >= 0, for appending. A new file starts with a layout record: the
+ * layout version, the row sizes and the stage names (names[0..n_stages),
+ * borrowed, checked with hv_store_check_stages). An existing file written
+ * with another layout or another stage list is moved aside (to
+ * <file>.layout-V, with a number added when that exists) and a new one
+ * started, with a warning: its cases run again. */
+hv_status hv_journal_open(const char *dir, int shard, int rank, int n_stages,
+                          const char *const *stage_names, hv_journal **out);
+/* Append one case result (r->seconds[0..n_stages) with it), fsync'd. */
 hv_status hv_journal_append(hv_journal *j, const hv_case_result *r);
 void hv_journal_close(hv_journal *j);
 
-/* Replay every rank-*.log and shard-*.log under dir: for each case id the record of the
- * latest attempt wins. Torn tails are truncated away (so later appends stay
- * readable) and counted in *n_torn. Calls fn for every winning record. */
+/* Replay every rank-*.log and shard-*.log under dir and call fn for every
+ * valid record, file by file in name order (r and its buffers are valid
+ * only during the call). Only files written with this build's layout and
+ * the stage list names[0..n_stages) are read; any other file is skipped
+ * with a warning that names both stage lists (or layouts) and says its
+ * cases will run again. Torn tails are truncated away (so later appends
+ * stay readable) and counted in *n_torn; *n_records counts the records
+ * handed to fn. */
 typedef hv_status (*hv_journal_fn)(void *user, const hv_case_result *r);
-hv_status hv_journal_replay(const char *dir, hv_journal_fn fn, void *user,
-                            long *n_records, long *n_torn);
+hv_status hv_journal_replay(const char *dir, int n_stages, const char *const *stage_names,
+                            hv_journal_fn fn, void *user, long *n_records, long *n_torn);
 
 /* ----------------------------------------------------------------- store */
 
@@ -159,13 +184,18 @@ typedef struct hv_store_create_info {
     int attempt;
     const char *started_utc;
     const char *input_root;
+    int n_stages;                     /* 1..HV_STORE_MAX_STAGES             */
+    const char *const *stage_names;   /* borrowed; n_stages names, the      */
+                                      /* order of hv_case_result.seconds    */
 } hv_store_create_info;
 
-/* Serial (one process): create `path` with every slot allocated, fill in the
- * case rows (ids, paths) with status pending. */
+/* Serial (one process): create `path` (schema HV_STORE_SCHEMA_VERSION) with
+ * every slot allocated, fill in the case rows (ids, paths) with status
+ * pending. A bad stage list is HV_ERR_ARG (hv_store_check_stages). */
 hv_status hv_store_create(const char *path, const hv_store_create_info *info,
                           const hv_run_crow *cases, hv_store **out);
-/* Serial: write a finished case (rows, images, then status). */
+/* Write a finished case (rows, images, per-stage seconds, case row, then
+ * status) into its slots. HV_ERR_UNSUPPORTED on a store of an older schema. */
 hv_status hv_store_put_case(hv_store *s, long case_index, const hv_case_result *r);
 /* Collective over comm: open for independent raw-data writes through MPI-IO. */
 hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
@@ -176,7 +206,16 @@ hv_status hv_store_close(hv_store *s);
 
 long hv_store_n_cases(const hv_store *s);
 int hv_store_n_img(const hv_store *s);
+/* The schema version of the open file: 1 or HV_STORE_SCHEMA_VERSION. */
+int hv_store_version(const hv_store *s);
+/* The store's stage names: *n of them in *names, owned by the store (valid
+ * until hv_store_close). A v1 store has the six of that schema. */
+void hv_store_stage_names(const hv_store *s, int *n, const char *const **names);
+/* rows (n_cases, may be NULL) and status (n_cases bytes, may be NULL). */
 hv_status hv_store_read_cases(hv_store *s, hv_run_crow *rows, uint8_t *status);
+/* Per-case seconds, n_cases x n_stages doubles, row-major (case, stage) in
+ * the order of hv_store_stage_names; rows of pending cases are unspecified. */
+hv_status hv_store_read_seconds(hv_store *s, double *sec);
 /* Read the used vertebra rows of all done cases, in case order. */
 hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n);
 hv_status hv_store_set_pred(hv_store *s, const hv_run_vrow *rows, size_t n);
@@ -203,12 +242,13 @@ hv_status hv_store_read_grader(hv_store *s, hv_grader_result *g, int *present);
 /* Summary of a store as human-readable text (schema version, provenance,
  * counts, failures with reasons, grader results). free() the text. */
 hv_status hv_store_describe(const char *path, char **text);
-/* Check a store against schema v1 (docs/hdf5-schema.md): every object,
+/* Check a store against its schema, v2 or v1 (docs/hdf5-schema.md): every object,
  * type, shape, value range and cross-reference. HV_OK when valid; otherwise
  * HV_ERR_FORMAT, and *report (may be NULL) lists every problem found. */
 hv_status hv_store_validate(const char *path, char **report);
-/* Write cases.csv, vertebrae.csv and (when graded) grader_metrics.csv and
- * grader_folds.csv into `dir` (created). */
+/* Write cases.csv (one column s_<name> per stage, in the store's order),
+ * vertebrae.csv and (when graded) grader_metrics.csv and grader_folds.csv
+ * into `dir` (created). */
 hv_status hv_store_export_csv(const char *path, const char *dir);
 /* Export (hv_store_export_csv), and with qc_png the QC pictures of a store
  * made with output.images = qc | full as DIR/qc/<case>_<level>_{sag,cor}.png

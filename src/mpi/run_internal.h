@@ -81,6 +81,22 @@ void hv_sbuf_free(hv_sbuf *b);
 
 /* ------------------------------------------------------------ the stages */
 
+/* Per-case stages whose seconds are recorded, in the order of
+ * hv_stage_names (the names the store and the journals get: they label the
+ * seconds, so a stage added here shifts nothing in a reader). */
+enum {
+    HV_STAGE_LOAD = 0,     /* read + validate NIfTI, centroids          */
+    HV_STAGE_MEASURE,      /* heights on the mask                       */
+    HV_STAGE_SYNTH,        /* pseudo-healthy heights (baseline | GAN)   */
+    HV_STAGE_GRADE,        /* per-vertebra Genant rule grade            */
+    HV_STAGE_IMAGES,       /* optional per-vertebra images, with the    */
+                           /* spine stage and its QC pictures           */
+    HV_STAGE_STORE,        /* journal + store writes                    */
+    HV_STAGE_COUNT
+};
+extern const char *const hv_stage_names[HV_STAGE_COUNT];
+_Static_assert(HV_STAGE_COUNT <= HV_STORE_MAX_STAGES, "the store holds at most 16 stages");
+
 /* A synthesis method: fills h_syn, syn_map, rhlv of every vertebra. The
  * baseline is the only one today; the GAN plugs in here. */
 typedef struct hv_synth_method {
@@ -101,7 +117,8 @@ typedef struct hv_stage_ctx {
 
 /* Run every stage on one case. Never fails as a whole: a problem becomes
  * r->state = HV_CASE_FAILED with the reason in r->c.error. r->c's id/paths
- * must be set by the caller; r is otherwise overwritten. */
+ * must be set by the caller; r is otherwise overwritten (r->seconds in the
+ * order of hv_stage_names). */
 void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
                        hv_case_result *r);
 

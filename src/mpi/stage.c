@@ -30,6 +30,9 @@
 #include "hv/spine.h"
 #include "run_internal.h"
 
+const char *const hv_stage_names[HV_STAGE_COUNT] = {
+    "load", "measure", "synthesis", "grade", "images", "journal"};
+
 static hv_status synth_baseline(hv_spine_measure *m, const hv_measure_opts *o, void *ctx)
 {
     (void)ctx;
@@ -196,7 +199,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->c.n_vert = 0;
     r->c.error[0] = 0;
     r->c.error_code = 0;
-    for (int s = 0; s < HV_STAGE_COUNT; s++) r->c.seconds[s] = 0;
+    for (int s = 0; s < HV_STAGE_COUNT; s++) r->seconds[s] = 0;
     hv_error_clear();
 
     /* ---- load */
@@ -224,7 +227,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         mo.centroids = ctd;
     }
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_LOAD] = t - t0;
+    r->seconds[HV_STAGE_LOAD] = t - t0;
     t0 = t;
 
     /* ---- measure */
@@ -247,7 +250,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         goto done;
     }
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_MEASURE] = t - t0;
+    r->seconds[HV_STAGE_MEASURE] = t - t0;
     t0 = t;
 
     /* ---- synthesis */
@@ -255,7 +258,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     st = ctx->synth.synth(m, &mo, ctx->synth.ctx);
     if (st != HV_OK) goto done;
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_SYNTH] = t - t0;
+    r->seconds[HV_STAGE_SYNTH] = t - t0;
     t0 = t;
 
     /* ---- grade (rule) and rows */
@@ -290,7 +293,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     }
     r->c.n_vert = (int32_t)m->n;
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_GRADE] = t - t0;
+    r->seconds[HV_STAGE_GRADE] = t - t0;
     t0 = t;
 
     /* ---- images */
@@ -325,7 +328,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         }
         qc_images(cs, ct, mask, mo.centroids, m, r->qc);
     }
-    r->c.seconds[HV_STAGE_IMAGES] = hv_time_now() - t0;
+    r->seconds[HV_STAGE_IMAGES] = hv_time_now() - t0;
     r->state = HV_CASE_DONE;
 
 done:

@@ -58,18 +58,21 @@ hv_status hv_store_describe(const char *path, char **text)
     hv_run_crow *cr = NULL;
     uint8_t *stt = NULL;
     hv_run_vrow *vr = NULL;
+    double *secs = NULL;
     size_t nv = 0;
     sbuf b = {0};
     hv_status st = hv_store_open_serial(path, 0, &s);
     if (st != HV_OK) return st;
-    size_t nc = (size_t)s->n_cases;
+    size_t nc = (size_t)s->n_cases, ns = (size_t)s->n_stages;
     cr = malloc((nc ? nc : 1) * sizeof *cr);
     stt = malloc(nc ? nc : 1);
-    if (!cr || !stt) {
+    secs = malloc((nc ? nc : 1) * ns * sizeof *secs);
+    if (!cr || !stt || !secs) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
     if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_store_read_seconds(s, secs)) != HV_OK) goto done;
     if ((st = hv_store_read_vertebrae(s, &vr, &nv)) != HV_OK) goto done;
 
     char *state = hv_h5_read_attr_str(s->file, "state");
@@ -85,7 +88,7 @@ hv_status hv_store_describe(const char *path, char **text)
         H5Gclose(prov);
     }
     sb_add(&b, "store:          %s\n", path);
-    sb_add(&b, "schema:         healthivert-store v%d\n", HV_STORE_SCHEMA_VERSION);
+    sb_add(&b, "schema:         healthivert-store v%d\n", s->version);
     sb_add(&b, "state:          %s\n", state ? state : "?");
     sb_add(&b, "written by:     healthivert %s (git %s), %ld rank(s), attempt %ld\n",
            ver ? ver : "?", rev ? rev : "?", ranks, attempt);
@@ -96,19 +99,20 @@ hv_status hv_store_describe(const char *path, char **text)
     free(t0);
     free(t1);
     long cnt[3] = {0, 0, 0};
-    double sec[HV_STAGE_COUNT] = {0};
+    double sec[HV_STORE_MAX_STAGES] = {0};
     for (size_t i = 0; i < nc; i++) {
         if (stt[i] <= 2) cnt[stt[i]]++;
         if (stt[i] == HV_CASE_DONE)
-            for (int k = 0; k < HV_STAGE_COUNT; k++) sec[k] += cr[i].seconds[k];
+            for (size_t k = 0; k < ns; k++) sec[k] += secs[i * ns + k];
     }
     sb_add(&b, "cases:          %zu total, %ld done, %ld failed, %ld pending\n", nc, cnt[1], cnt[2],
            cnt[0]);
     sb_add(&b, "vertebrae:      %zu (in done cases)\n", nv);
     if (cnt[1] > 0) {
+        /* by the store's own stage names, never by position */
         sb_add(&b, "seconds/case:  ");
-        for (int k = 0; k < HV_STAGE_COUNT; k++)
-            sb_add(&b, " %s %.3f", hv_stage_names[k], sec[k] / (double)cnt[1]);
+        for (size_t k = 0; k < ns; k++)
+            sb_add(&b, " %s %.3f", s->stage_ptr[k], sec[k] / (double)cnt[1]);
         sb_add(&b, "\n");
     }
     /* vertebrae by level and predicted (else rule) grade */
@@ -188,6 +192,7 @@ done:
     free(cr);
     free(stt);
     free(vr);
+    free(secs);
     hv_store_close(s);
     return st;
 }
@@ -233,12 +238,14 @@ hv_status hv_store_validate(const char *path, char **report)
     hv_run_crow *cr = NULL;
     uint8_t *stt = NULL;
     hv_run_vrow *vr = NULL;
-    hid_t ct = hv_store_crow_type(), vt = hv_store_vrow_type(), et = hv_store_status_type();
+    double *secs = NULL;
+    hid_t ct = -1, vt = hv_store_vrow_type(), et = hv_store_status_type();
     hv_status st = hv_store_open_serial(path, 0, &s);
     if (st != HV_OK) {
         PROBLEM("cannot open: %s\n", hv_error_detail());
         goto finish;
     }
+    ct = s->version == 1 ? hv_store_crow_v1_type() : hv_store_crow_type();
     char *schema = hv_h5_read_attr_str(s->file, "schema");
     if (!schema || strcmp(schema, "healthivert-store")) PROBLEM("/@schema is not 'healthivert-store'\n");
     free(schema);
@@ -279,6 +286,19 @@ hv_status hv_store_validate(const char *path, char **report)
     if (!check_type(s->verts, vt)) PROBLEM("/vertebrae/table has an unexpected type\n");
     if (!check_dims(s->status, 1, &n)) PROBLEM("/cases/status length differs from /cases/table\n");
     if (!check_dims(s->verts, 1, &nvs)) PROBLEM("/vertebrae/table is not %d slots per case\n", HV_RUN_MAX_VERT);
+    if (s->version > 1) {
+        /* the stage names were checked when the store was opened */
+        hsize_t dsec[2] = {n, (hsize_t)s->n_stages};
+        if (!check_type(s->seconds, H5T_IEEE_F64LE)) PROBLEM("/cases/seconds is not float64\n");
+        if (!check_dims(s->seconds, 2, dsec))
+            PROBLEM("/cases/seconds is not %llu x %d (cases x stages in /cases/stage_names)\n",
+                    (unsigned long long)n, s->n_stages);
+        hid_t dn = H5Dopen2(s->file, "cases/stage_names", H5P_DEFAULT), nt = hv_store_stage_name_type();
+        if (dn < 0 || !check_type(dn, nt))
+            PROBLEM("/cases/stage_names is not strings of %d bytes\n", HV_STORE_STAGE_NAME_MAX);
+        if (dn >= 0) H5Dclose(dn);
+        H5Tclose(nt);
+    }
     if (s->images >= 0) {
         hsize_t d4[4] = {nvs, (hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
         if (!check_dims(s->images, 4, d4)) PROBLEM("/images/planes has unexpected dimensions\n");
@@ -292,15 +312,20 @@ hv_status hv_store_validate(const char *path, char **report)
     }
     if (nprob) goto finish;
 
-    size_t nc = (size_t)n;
+    size_t nc = (size_t)n, ns = (size_t)s->n_stages;
     cr = malloc((nc ? nc : 1) * sizeof *cr);
     stt = malloc(nc ? nc : 1);
-    if (!cr || !stt) {
+    secs = malloc((nc ? nc : 1) * ns * sizeof *secs);
+    if (!cr || !stt || !secs) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto finish;
     }
     if (hv_store_read_cases(s, cr, stt) != HV_OK) {
         PROBLEM("cannot read the cases: %s\n", hv_error_detail());
+        goto finish;
+    }
+    if (hv_store_read_seconds(s, secs) != HV_OK) {
+        PROBLEM("cannot read the per-stage seconds: %s\n", hv_error_detail());
         goto finish;
     }
     long done_n = 0;
@@ -328,9 +353,11 @@ hv_status hv_store_validate(const char *path, char **report)
         if (stt[i] != HV_CASE_PENDING) {
             if (c->rank < 0) PROBLEM("case %s: finished without a rank\n", c->id);
             if (c->attempt < 1) PROBLEM("case %s: finished without an attempt\n", c->id);
-            for (int k = 0; k < HV_STAGE_COUNT; k++)
-                if (!(c->seconds[k] >= 0) || isinf(c->seconds[k]))
-                    PROBLEM("case %s: seconds[%s] = %g\n", c->id, hv_stage_names[k], c->seconds[k]);
+            for (size_t k = 0; k < ns; k++) {
+                double x = secs[i * ns + k];
+                if (!(x >= 0) || isinf(x))
+                    PROBLEM("case %s: seconds[%s] = %g\n", c->id, s->stage_ptr[k], x);
+            }
         }
     }
     size_t nv = 0;
@@ -400,7 +427,8 @@ finish:
     free(cr);
     free(stt);
     free(vr);
-    H5Tclose(ct);
+    free(secs);
+    if (ct >= 0) H5Tclose(ct);
     H5Tclose(vt);
     H5Tclose(et);
     hv_store_close(s);

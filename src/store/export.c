@@ -46,20 +46,23 @@ static hv_status export_tables(const char *path, const char *dir)
     hv_run_crow *cr = NULL;
     uint8_t *stt = NULL;
     hv_run_vrow *vr = NULL;
+    double *secs = NULL;
     size_t nv = 0;
     FILE *f = NULL;
     char *fn = NULL;
     hv_status st = hv_mkdir_p(dir);
     if (st != HV_OK) return st;
     if ((st = hv_store_open_serial(path, 0, &s)) != HV_OK) return st;
-    size_t nc = (size_t)s->n_cases;
+    size_t nc = (size_t)s->n_cases, ns = (size_t)s->n_stages;
     cr = malloc((nc ? nc : 1) * sizeof *cr);
     stt = malloc(nc ? nc : 1);
-    if (!cr || !stt) {
+    secs = malloc((nc ? nc : 1) * ns * sizeof *secs);
+    if (!cr || !stt || !secs) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
     if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_store_read_seconds(s, secs)) != HV_OK) goto done;
     if ((st = hv_store_read_vertebrae(s, &vr, &nv)) != HV_OK) goto done;
 
     fn = hv_strfmt("%s/cases.csv", dir);
@@ -68,7 +71,8 @@ static hv_status export_tables(const char *path, const char *dir)
         goto done;
     }
     fprintf(f, "case,status,n_vert,rank,attempt,error_code,error,ct_path,mask_path");
-    for (int k = 0; k < HV_STAGE_COUNT; k++) fprintf(f, ",s_%s", hv_stage_names[k]);
+    /* one column per stage, named from the store (v1: its six fixed names) */
+    for (size_t k = 0; k < ns; k++) fprintf(f, ",s_%s", s->stage_ptr[k]);
     fputc('\n', f);
     for (size_t i = 0; i < nc; i++) {
         csv_str(f, cr[i].id);
@@ -79,7 +83,7 @@ static hv_status export_tables(const char *path, const char *dir)
         csv_str(f, cr[i].ct_path);
         fputc(',', f);
         csv_str(f, cr[i].mask_path);
-        for (int k = 0; k < HV_STAGE_COUNT; k++) fprintf(f, ",%.6f", cr[i].seconds[k]);
+        for (size_t k = 0; k < ns; k++) fprintf(f, ",%.6f", secs[i * ns + k]);
         fputc('\n', f);
     }
     if (fclose(f) != 0) {
@@ -191,6 +195,7 @@ static hv_status export_tables(const char *path, const char *dir)
 done:
     if (f) fclose(f);
     free(fn);
+    free(secs);
     free(cr);
     free(stt);
     free(vr);

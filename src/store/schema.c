@@ -1,5 +1,5 @@
 /*
- * schema.c: the run's HDF5 store, schema v1 (docs/hdf5-schema.md): the row
+ * schema.c: the run's HDF5 store, schema v2 (docs/hdf5-schema.md): the row
  * types, creating, opening and closing the file, per-case writes and reads.
  *
  * Parallel HDF5 requires every structural change (file, groups, datasets,
@@ -16,15 +16,23 @@
  * serially reopened file. No compression: parallel filters need collective
  * writes, which a dynamic queue cannot provide.
  *
- * The other jobs live beside this file: grader.c (/grader), describe.c
- * (`inspect`: describe and validate), export.c (CSV tables, QC PNGs),
- * h5util.c (HDF5 error diagnosis, attributes, raw writes), journal.c.
+ * The other jobs live beside this file: stages.c (per-stage seconds by
+ * name, and v1's fixed array), grader.c (/grader), describe.c (`inspect`:
+ * describe and validate), export.c (CSV tables, QC PNGs), h5util.c (HDF5
+ * error diagnosis, attributes, raw writes), journal.c.
+ *
+ * A store of schema v1 opens too, for reading (describe, validate, export,
+ * gather): its case rows carry the seconds of six fixed stages, which
+ * stages.c reads by name. Writing a case into one is refused: the runner
+ * always lays out a new store.
  *
  * Layout (N cases, S = 26 vertebra slots per case):
  *   /                      attrs schema, schema_version, state, max_vert, img_size, n_img
  *   /provenance            attrs config, version, git_revision, hdf5_version,
  *                          mpi_library, ranks, attempt, started_utc, ended_utc, input_root
  *   /cases/table           compound[N]       (hv_run_crow)
+ *   /cases/seconds         float64[N][T]     per-stage seconds, T = number of stages
+ *   /cases/stage_names     string[T]         their names, in column order
  *   /cases/status          enum u8[N]        pending | done | failed (written last)
  *   /vertebrae/table       compound[N*S]     (hv_run_vrow), slot case*S + k
  *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none)
@@ -40,9 +48,6 @@
 #include "store_internal.h"
 
 /* -------------------------------------------------------------- row helpers */
-
-const char *const hv_stage_names[HV_STAGE_COUNT] = {
-    "load", "measure", "synthesis", "grade", "images", "journal"};
 
 const char *hv_case_state_name(int s)
 {
@@ -63,12 +68,16 @@ void hv_case_result_clear(hv_case_result *r)
 
 /* ---------------------------------------------------------- compound types */
 
-hid_t hv_store_crow_type(void)
+/* v1's case row had the same members at the same offsets before its
+ * seconds: the v1 type below reuses these offsets. */
+_Static_assert(offsetof(hv_run_crow, cost) == 848 && sizeof(hv_run_crow) == 856 &&
+                   HV_STORE_V1_SECONDS_OFFSET == sizeof(hv_run_crow),
+               "hv_run_crow changed: the v1 file type no longer follows from it");
+
+static hid_t crow_type_of_size(size_t size)
 {
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(hv_run_crow));
+    hid_t t = H5Tcreate(H5T_COMPOUND, size);
     hid_t s64 = hv_h5_str_type(64), s256 = hv_h5_str_type(256);
-    hsize_t ns = HV_STAGE_COUNT;
-    hid_t sec = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, &ns);
     H5Tinsert(t, "id", offsetof(hv_run_crow, id), s64);
     H5Tinsert(t, "ct_path", offsetof(hv_run_crow, ct_path), s256);
     H5Tinsert(t, "mask_path", offsetof(hv_run_crow, mask_path), s256);
@@ -78,9 +87,22 @@ hid_t hv_store_crow_type(void)
     H5Tinsert(t, "attempt", offsetof(hv_run_crow, attempt), H5T_NATIVE_INT32);
     H5Tinsert(t, "n_vert", offsetof(hv_run_crow, n_vert), H5T_NATIVE_INT32);
     H5Tinsert(t, "cost", offsetof(hv_run_crow, cost), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "seconds", offsetof(hv_run_crow, seconds), sec);
     H5Tclose(s64);
     H5Tclose(s256);
+    return t;
+}
+
+hid_t hv_store_crow_type(void)
+{
+    return crow_type_of_size(sizeof(hv_run_crow));
+}
+
+hid_t hv_store_crow_v1_type(void)
+{
+    hid_t t = crow_type_of_size(HV_STORE_V1_CROW_SIZE);
+    hsize_t ns = HV_STORE_V1_STAGES;
+    hid_t sec = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, &ns);
+    H5Tinsert(t, "seconds", HV_STORE_V1_SECONDS_OFFSET, sec);
     H5Tclose(sec);
     return t;
 }
@@ -159,6 +181,7 @@ static void store_free(hv_store *s)
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
+    if (s->seconds >= 0) H5Dclose(s->seconds);
     if (s->cases >= 0) H5Dclose(s->cases);
     if (s->file >= 0) H5Fclose(s->file);
     free(s);
@@ -168,7 +191,7 @@ static hv_store *store_alloc(void)
 {
     hv_store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->file = s->cases = s->status = s->verts = s->images = s->qc = -1;
+    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = -1;
     return s;
 }
 
@@ -177,13 +200,17 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
 {
     *out = NULL;
     hv_h5_quiet();
-    hv_status st = HV_OK;
-    hid_t g = -1, ct = -1, vt = -1, et = -1, fapl = -1;
+    hv_status st = hv_store_check_stages(info->n_stages, info->stage_names);
+    if (st != HV_OK) return hv_error_wrap(st, "store %s", path);
+    hid_t g = -1, ct = -1, vt = -1, et = -1, fapl = -1, nt = -1, d = -1;
     uint8_t *stat0 = NULL;
+    double *sec0 = NULL;
     hv_store *s = store_alloc();
     if (!s) return hv_error_set(HV_ERR_NOMEM, "store: out of memory");
     s->n_cases = info->n_cases;
     s->n_img = info->n_img;
+    s->version = HV_STORE_SCHEMA_VERSION;
+    hv_store_set_stages(s, info->n_stages, info->stage_names);
 
     /* 1 MiB alignment for big objects keeps ranks' slots off shared FS blocks
      * only where it matters (large datasets); small metadata stays packed. */
@@ -239,6 +266,21 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     H5CHK(s->cases, "cannot create /cases/table");
     s->status = make_dataset(g, "status", et, 1, &n);
     H5CHK(s->status, "cannot create /cases/status");
+    hsize_t nsec[2] = {n, (hsize_t)s->n_stages};
+    s->seconds = make_dataset(g, "seconds", H5T_IEEE_F64LE, 2, nsec);
+    H5CHK(s->seconds, "cannot create /cases/seconds");
+    if ((st = hv_h5_attr_str(s->seconds, "units", "s")) != HV_OK) goto done;
+    {
+        /* the column names, written once here: the layout is serial */
+        hsize_t nn = (hsize_t)s->n_stages;
+        hid_t sp = H5Screate_simple(1, &nn, NULL);
+        nt = hv_store_stage_name_type();
+        d = H5Dcreate2(g, "stage_names", nt, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Sclose(sp);
+        H5CHK(d, "cannot create /cases/stage_names");
+        H5CHK(H5Dwrite(d, nt, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->stage_buf),
+              "cannot write /cases/stage_names");
+    }
     H5Gclose(g);
     g = H5Gcreate2(s->file, "vertebrae", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(g, "cannot create /vertebrae");
@@ -279,11 +321,22 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
         }
         H5CHK(H5Dwrite(s->status, et, H5S_ALL, H5S_ALL, H5P_DEFAULT, stat0),
               "cannot write /cases/status");
+        /* pending cases read 0 seconds, as their v1 rows did */
+        sec0 = calloc((size_t)n * (size_t)s->n_stages, sizeof *sec0);
+        if (!sec0) {
+            st = hv_error_set(HV_ERR_NOMEM, "store: out of memory");
+            goto done;
+        }
+        H5CHK(H5Dwrite(s->seconds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sec0),
+              "cannot write /cases/seconds");
     }
     *out = s;
     s = NULL;
 done:
     free(stat0);
+    free(sec0);
+    if (d >= 0) H5Dclose(d);
+    if (nt >= 0) H5Tclose(nt);
     if (g >= 0) H5Gclose(g);
     if (ct >= 0) H5Tclose(ct);
     if (vt >= 0) H5Tclose(vt);
@@ -301,11 +354,19 @@ static hv_status open_objects(hv_store *s)
     long ver = 0;
     if (!hv_h5_read_attr_long(s->file, "schema_version", &ver))
         return hv_error_set(HV_ERR_FORMAT, "not a healthivert store (no schema_version)");
-    if (ver != HV_STORE_SCHEMA_VERSION)
-        return hv_error_set(HV_ERR_FORMAT, "store schema version %ld; this build reads %d", ver,
-                            HV_STORE_SCHEMA_VERSION);
+    if (ver != 1 && ver != HV_STORE_SCHEMA_VERSION)
+        return hv_error_set(HV_ERR_FORMAT, "store schema version %ld; this build reads 1 and %d",
+                            ver, HV_STORE_SCHEMA_VERSION);
+    s->version = (int)ver;
     s->cases = H5Dopen2(s->file, "cases/table", H5P_DEFAULT);
     H5CHK(s->cases, "store: no /cases/table");
+    if (s->version == 1) {
+        hv_store_set_stages(s, HV_STORE_V1_STAGES, hv_store_v1_stage_names);
+    } else {
+        s->seconds = H5Dopen2(s->file, "cases/seconds", H5P_DEFAULT);
+        H5CHK(s->seconds, "store: no /cases/seconds");
+        if ((st = hv_store_load_stages(s)) != HV_OK) goto done;
+    }
     s->status = H5Dopen2(s->file, "cases/status", H5P_DEFAULT);
     H5CHK(s->status, "store: no /cases/status");
     s->verts = H5Dopen2(s->file, "vertebrae/table", H5P_DEFAULT);
@@ -322,7 +383,7 @@ static hv_status open_objects(hv_store *s)
         s->images = H5Dopen2(s->file, "images/planes", H5P_DEFAULT);
         H5CHK(s->images, "store: no /images/planes although n_img = %d", s->n_img);
         /* optional within v1 (stores written before the QC pictures lack it) */
-        if (H5Lexists(s->file, "images/qc", H5P_DEFAULT) > 0) {
+        if (s->version > 1 || H5Lexists(s->file, "images/qc", H5P_DEFAULT) > 0) {
             s->qc = H5Dopen2(s->file, "images/qc", H5P_DEFAULT);
             H5CHK(s->qc, "store: cannot open /images/qc");
         }
@@ -386,6 +447,7 @@ hv_status hv_store_close(hv_store *s)
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
+    if (s->seconds >= 0) H5Dclose(s->seconds);
     if (s->cases >= 0) H5Dclose(s->cases);
     errno = 0;
     if (s->file >= 0 && H5Fclose(s->file) < 0) st = hv_h5_fail(errno, "store: close failed");
@@ -399,6 +461,9 @@ int hv_store_n_img(const hv_store *s) { return s->n_img; }
 hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
 {
     if (ci < 0 || ci >= s->n_cases) return hv_error_set(HV_ERR_ARG, "store: case %ld out of range", ci);
+    if (s->version != HV_STORE_SCHEMA_VERSION)
+        return hv_error_set(HV_ERR_UNSUPPORTED, "store: schema v%d is read-only (this build writes "
+                            "v%d; a run lays out a new store)", s->version, HV_STORE_SCHEMA_VERSION);
     hv_status st = HV_OK;
     hid_t ct = hv_store_crow_type(), vt = hv_store_vrow_type(), et = hv_store_status_type();
     uint8_t *blank = NULL;
@@ -429,6 +494,9 @@ hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
             if (st != HV_OK) goto done;
         }
     }
+    hsize_t ns = (hsize_t)s->n_stages;
+    st = hv_h5_write_rows(s->seconds, H5T_NATIVE_DOUBLE, (hsize_t)ci, 1, 2, &ns, r->seconds);
+    if (st != HV_OK) goto done;
     st = hv_h5_write_rows(s->cases, ct, (hsize_t)ci, 1, 1, NULL, &r->c);
     if (st != HV_OK) goto done;
     uint8_t sv = (uint8_t)r->state;

@@ -19,10 +19,23 @@
 struct hv_store {
     hid_t file;
     hid_t cases, status, verts, images, qc;
+    hid_t seconds;                    /* /cases/seconds; -1 in a v1 store    */
     long n_cases;
     int n_img;
     int mpi;
+    int version;                      /* /@schema_version: 1 or 2            */
+    int n_stages;                     /* stage names, from the file          */
+    char stage_buf[HV_STORE_MAX_STAGES][HV_STORE_STAGE_NAME_MAX];
+    const char *stage_ptr[HV_STORE_MAX_STAGES];
 };
+
+/* Schema v1 kept per-stage seconds as a fixed array in the case row: six
+ * stages with these names, float64[6] at byte 856 of a 904-byte row. Fixed
+ * numbers, not offsetof: they describe files already written. */
+#define HV_STORE_V1_STAGES 6
+#define HV_STORE_V1_CROW_SIZE 904
+#define HV_STORE_V1_SECONDS_OFFSET 856
+extern const char *const hv_store_v1_stage_names[HV_STORE_V1_STAGES];
 
 /* ------------------------------------------------------- errors (h5util.c) */
 
@@ -77,5 +90,17 @@ hv_status hv_h5_write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, in
 hid_t hv_store_crow_type(void);
 hid_t hv_store_vrow_type(void);
 hid_t hv_store_status_type(void);
+/* The file type of a v1 /cases/table (the v2 members plus `seconds`). */
+hid_t hv_store_crow_v1_type(void);
+
+/* ------------------------------------------------- stage names (stages.c) */
+
+/* Copy names[0..n) (already checked) into the handle. */
+void hv_store_set_stages(hv_store *s, int n, const char *const *names);
+/* Read /cases/stage_names of a v2 store into the handle; HV_ERR_FORMAT
+ * when it is missing, not strings, or not a valid stage list. */
+hv_status hv_store_load_stages(hv_store *s);
+/* The type of /cases/stage_names (H5Tclose it). */
+hid_t hv_store_stage_name_type(void);
 
 #endif /* HV_STORE_INTERNAL_H */
