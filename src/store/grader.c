@@ -48,7 +48,7 @@ hv_status hv_store_write_grader(hv_store *s, const hv_grader_result *g)
         d = H5Dcreate2(grp, "confusion", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         H5CHK(d, "cannot create /grader/confusion");
         H5CHK(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, conf), "write");
-        H5CHK(hv_h5_attr_str(d, "axes", "[true][predicted] over /grader/classes"), "attr");
+        ATTRCHK(hv_h5_attr_str(d, "axes", "[true][predicted] over /grader/classes"));
         H5Dclose(d);
         H5Sclose(sp);
         d = sp = -1;
@@ -60,7 +60,7 @@ hv_status hv_store_write_grader(hv_store *s, const hv_grader_result *g)
         H5CHK(d, "cannot create /grader/folds");
         H5CHK(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, g->fold_metrics),
               "write");
-        H5CHK(hv_h5_attr_str(d, "columns", "macro_f1,macro_precision,macro_recall,accuracy"), "attr");
+        ATTRCHK(hv_h5_attr_str(d, "columns", "macro_f1,macro_precision,macro_recall,accuracy"));
         H5Dclose(d);
         H5Sclose(sp);
         d = sp = -1;

@@ -219,12 +219,12 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     s->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5CHK(s->file, "cannot create store %s", path);
 
-    H5CHK(hv_h5_attr_str(s->file, "schema", "healthivert-store"), "attr");
-    H5CHK(hv_h5_attr_int(s->file, "schema_version", HV_STORE_SCHEMA_VERSION), "attr");
-    H5CHK(hv_h5_attr_str(s->file, "state", "running"), "attr");
-    H5CHK(hv_h5_attr_int(s->file, "max_vert", HV_RUN_MAX_VERT), "attr");
-    H5CHK(hv_h5_attr_int(s->file, "img_size", HV_RUN_IMG), "attr");
-    H5CHK(hv_h5_attr_int(s->file, "n_img", info->n_img), "attr");
+    ATTRCHK(hv_h5_attr_str(s->file, "schema", "healthivert-store"));
+    ATTRCHK(hv_h5_attr_int(s->file, "schema_version", HV_STORE_SCHEMA_VERSION));
+    ATTRCHK(hv_h5_attr_str(s->file, "state", "running"));
+    ATTRCHK(hv_h5_attr_int(s->file, "max_vert", HV_RUN_MAX_VERT));
+    ATTRCHK(hv_h5_attr_int(s->file, "img_size", HV_RUN_IMG));
+    ATTRCHK(hv_h5_attr_int(s->file, "n_img", info->n_img));
 
     g = H5Gcreate2(s->file, "provenance", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5CHK(g, "cannot create /provenance");
@@ -294,19 +294,19 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
         hsize_t d4[4] = {nv, (hsize_t)info->n_img, HV_RUN_IMG, HV_RUN_IMG};
         s->images = make_dataset(g, "planes", H5T_IEEE_F32LE, 4, d4);
         H5CHK(s->images, "cannot create /images/planes");
-        H5CHK(hv_h5_attr_str(s->images, "planes", info->n_img == 1 ? "loss" : "loss,h_ori,h_syn"),
-              "attr");
-        H5CHK(hv_h5_attr_str(s->images, "units", "loss: fraction; h_ori, h_syn: mm"), "attr");
+        ATTRCHK(hv_h5_attr_str(s->images, "planes",
+                               info->n_img == 1 ? "loss" : "loss,h_ori,h_syn"));
+        ATTRCHK(hv_h5_attr_str(s->images, "units", "loss: fraction; h_ori, h_syn: mm"));
         hsize_t d5[5] = {nv, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
         s->qc = make_dataset(g, "qc", H5T_STD_U8LE, 5, d5);
         H5CHK(s->qc, "cannot create /images/qc");
-        H5CHK(hv_h5_attr_str(s->qc, "views", "sagittal,coronal"), "attr");
-        H5CHK(hv_h5_attr_str(s->qc, "channels", "ct,label"), "attr");
-        H5CHK(hv_h5_attr_str(s->qc, "meaning",
-                       "straightened crop of the vertebra: mid-sagittal and mid-coronal slice, "
-                       "row 0 cranial; ct = HU window [-300, 800] as 0..255; label = 255 inside "
-                       "the target's de-pedicled body label; all zero = no picture"),
-              "attr");
+        ATTRCHK(hv_h5_attr_str(s->qc, "views", "sagittal,coronal"));
+        ATTRCHK(hv_h5_attr_str(s->qc, "channels", "ct,label"));
+        ATTRCHK(hv_h5_attr_str(s->qc, "meaning",
+                               "straightened crop of the vertebra: mid-sagittal and "
+                               "mid-coronal slice, row 0 cranial; ct = HU window [-300, 800] "
+                               "as 0..255; label = 255 inside the target's de-pedicled body "
+                               "label; all zero = no picture"));
         H5Gclose(g);
         g = -1;
     }

@@ -55,6 +55,13 @@ hv_status hv_h5_fail(int err, const char *fmt, ...) __attribute__((format(printf
         }                                                                      \
     } while (0)
 
+/* The same for a call that returns hv_status (the attribute helpers below):
+ * H5CHK would let their failures through, hv_status errors being > 0. */
+#define ATTRCHK(expr)                                                          \
+    do {                                                                       \
+        if ((st = (expr)) != HV_OK) goto done;                                 \
+    } while (0)
+
 /* Turn off HDF5's automatic printing of its error stack (we report). */
 void hv_h5_quiet(void);
 
