@@ -30,8 +30,10 @@
  * Text returned as `char **` is freed with free(). Arrays returned through a
  * `**` pointer (hv_store_read_vertebrae) are freed with free(). Input
  * pointers (paths, rows, results, create info and its strings) are borrowed
- * for the duration of the call. A hv_case_result owns its `img` and `qc`
- * buffers: hv_case_result_clear frees them.
+ * for the duration of the call; the stage names given to hv_store_create
+ * and hv_journal_open are copied. The names hv_store_stage_names hands out
+ * belong to the store (valid until hv_store_close). A hv_case_result owns
+ * its `img` and `qc` buffers: hv_case_result_clear frees them.
  */
 #ifndef HV_STORE_H
 #define HV_STORE_H
