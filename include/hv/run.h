@@ -1,6 +1,6 @@
 /*
- * hv/run.h: the cohort runner: configuration, the MPI batch run, and the
- * run's HDF5 store (schema v1, docs/hdf5-schema.md).
+ * hv/run.h: the cohort runner: configuration and the MPI batch run. The
+ * run's HDF5 store and journals are hv/store.h.
  *
  * A run is described by an INI file (configs/example.ini documents every
  * key) plus `section.key=value` overrides. hv_run_execute is called by every
@@ -31,9 +31,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Store schema version written to and required from /@schema_version. */
-#define HV_STORE_SCHEMA_VERSION 1
 
 /* ----------------------------------------------------------- configuration */
 
@@ -142,19 +139,6 @@ hv_status hv_run_execute(const hv_run_config *c, MPI_Comm comm, hv_run_summary *
 void hv_run_request_stop(void);
 /* Nonzero once a stop was requested. */
 int hv_run_stop_requested(void);
-
-/* ------------------------------------------------------------------ store */
-
-/* Summary of a store as human-readable text (schema version, provenance,
- * counts, failures with reasons, grader results). free() the text. */
-hv_status hv_store_describe(const char *path, char **text);
-/* Check a store against schema v1 (docs/hdf5-schema.md): every object,
- * type, shape, value range and cross-reference. HV_OK when valid; otherwise
- * HV_ERR_FORMAT, and *report (may be NULL) lists every problem found. */
-hv_status hv_store_validate(const char *path, char **report);
-/* Write cases.csv, vertebrae.csv and (when graded) grader_metrics.csv and
- * grader_folds.csv into `dir` (created). */
-hv_status hv_store_export_csv(const char *path, const char *dir);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 
 #include "commands.h"
 #include "hv/run.h"
+#include "hv/store.h"
 
 int hv_cmd_export(int argc, char **argv)
 {

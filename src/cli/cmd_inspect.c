@@ -1,8 +1,9 @@
 /*
  * cmd_inspect.c: `healthivert inspect STORE`: what a run's HDF5 store holds
  * (schema version, provenance, case counts, failures with reasons, grader
- * results) and whether it validates against schema v1. STORE must be a
- * regular file (a directory or FIFO is refused with what it is).
+ * results) and whether it validates against its schema (v2; stores of v1
+ * are still read). STORE must be a regular file (a directory or FIFO is
+ * refused with what it is).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "commands.h"
 #include "hv/run.h"
+#include "hv/store.h"
 
 int hv_cmd_inspect(int argc, char **argv)
 {
@@ -21,7 +23,7 @@ int hv_cmd_inspect(int argc, char **argv)
                    "Prints a run store's schema version, state (running, interrupted,\n"
                    "partial or complete), provenance, case counts, per-stage seconds, vertebrae by level\n"
                    "and grade, every failed case with its reason and the grader's results, then\n"
-                   "validates the file against schema v1 (docs/hdf5-schema.md). The run's\n"
+                   "validates the file against its schema, v2 or v1 (docs/hdf5-schema.md). The run's\n"
                    "configuration is in the store as /provenance/@config\n"
                    "(h5dump -a /provenance/config STORE.h5).\n"
                    "Exit status: 0 valid, 1 invalid or unreadable, 2 usage.\n");
@@ -47,7 +49,10 @@ int hv_cmd_inspect(int argc, char **argv)
     char *report = NULL;
     hv_status st = hv_store_validate(path, &report);
     if (st == HV_OK) {
-        printf("\nvalidation:     ok (schema v%d)\n", HV_STORE_SCHEMA_VERSION);
+        hv_store *s = NULL;
+        int ver = hv_store_open_serial(path, 0, &s) == HV_OK ? hv_store_version(s) : 0;
+        hv_store_close(s);
+        printf("\nvalidation:     ok (schema v%d)\n", ver);
     } else {
         printf("\nvalidation:     FAILED: %s\n%s", hv_error_detail(), report ? report : "");
     }

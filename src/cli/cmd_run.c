@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "hv/run.h"
+#include "hv/store.h"
 
 static void on_signal(int sig)
 {

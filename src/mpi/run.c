@@ -638,7 +638,8 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
         goto done;
     }
     long nrec = 0, ntorn = 0;
-    st = hv_journal_replay(p->journal, on_record_pick, &rc, &nrec, &ntorn);
+    st = hv_journal_replay(p->journal, HV_STAGE_COUNT, hv_stage_names, on_record_pick, &rc, &nrec,
+                           &ntorn);
     if (st != HV_OK) goto done;
     if (rc.n_unknown)
         hv_log_warn("%ld journal record(s) name cases not in the manifest; ignored", rc.n_unknown);
@@ -661,14 +662,16 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
     cfgtext = hv_run_config_text(cfg);
     char started[32];
     hv_utc_now(started);
-    hv_store_create_info ci = {(long)n, p->n_img, cfgtext, nranks, pa->attempt, started, pa->root};
+    hv_store_create_info ci = {(long)n, p->n_img, cfgtext, nranks, pa->attempt, started, pa->root,
+                               HV_STAGE_COUNT, hv_stage_names};
     snprintf(tmp, sizeof tmp, "%s.tmp", p->store);
     st = hv_store_create(tmp, &ci, init, &ts);
     free(init);
     if (st != HV_OK) goto done;
     put_ctx pc = {&rc, ts, 0};
     long nrec2 = 0, ntorn2 = 0;
-    st = hv_journal_replay(p->journal, on_record_put, &pc, &nrec2, &ntorn2);
+    st = hv_journal_replay(p->journal, HV_STAGE_COUNT, hv_stage_names, on_record_put, &pc, &nrec2,
+                           &ntorn2);
     if (st != HV_OK) goto done;
     st = hv_store_close(ts);
     ts = NULL;
@@ -914,7 +917,8 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
     if (p.k.threads > 0) omp_set_num_threads(p.k.threads);
     if ((st = hv_store_open_mpi(p.store, comm, &store)) != HV_OK) goto done_b;
     if ((st = hv_queue_create(comm, &q)) != HV_OK) goto done_b;
-    if ((st = hv_journal_open(p.journal, p.k.shard_count > 1 ? p.k.shard_index : -1, rank, &jr)) != HV_OK)
+    if ((st = hv_journal_open(p.journal, p.k.shard_count > 1 ? p.k.shard_index : -1, rank,
+                              HV_STAGE_COUNT, hv_stage_names, &jr)) != HV_OK)
         goto done_b;
     hv_log_info("rank %d of %d ready: %ld case(s) to run, %ld finished earlier", rank, nranks,
                 pa.n_pending, pa.n_resumed);
@@ -956,7 +960,7 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
         hv_run_crashpoint("before-journal");
         double tj = hv_time_now();
         st = hv_journal_append(jr, &r);
-        r.c.seconds[HV_STAGE_STORE] = hv_time_now() - tj;
+        r.seconds[HV_STAGE_STORE] = hv_time_now() - tj;
         if (st != HV_OK) {
             fatal = 1;
             hv_case_result_clear(&r);
@@ -977,10 +981,13 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
         my_cases++;
         double dt = hv_time_now() - tc;
         if (r.state == HV_CASE_DONE) {
-            const double *s = r.c.seconds;
-            hv_log_info("case %s: done, %d vertebrae in %.2f s (load %.2f, measure %.2f, "
-                        "synthesis %.2f, grade %.3f, images %.3f, journal %.3f)",
-                        cs->id, r.c.n_vert, dt, s[0], s[1], s[2], s[3], s[4], s[5]);
+            /* stage timings by name, from the names the store has */
+            char tl[HV_STAGE_COUNT * (HV_STORE_STAGE_NAME_MAX + 16)];
+            size_t tn = 0;
+            for (int k = 0; k < HV_STAGE_COUNT && tn < sizeof tl; k++)
+                tn += (size_t)snprintf(tl + tn, sizeof tl - tn, "%s%s %.3f", k ? ", " : "",
+                                       hv_stage_names[k], r.seconds[k]);
+            hv_log_info("case %s: done, %d vertebrae in %.2f s (%s)", cs->id, r.c.n_vert, dt, tl);
         } else {
             hv_log_warn("case %s: FAILED after %.2f s: %s", cs->id, dt, r.c.error);
         }
@@ -1090,9 +1097,10 @@ done_b:
                 char *sp = hv_strfmt("%s/summary.md", p.k.out_dir);
                 char *md = hv_strfmt(
                     "# healthivert run summary\n\n"
-                    "Outputs in this folder: `store.h5` (schema v1, docs/hdf5-schema.md), "
+                    "Outputs in this folder: `store.h5` (schema v%d, docs/hdf5-schema.md), "
                     "`cases.csv`, `vertebrae.csv`, `grader_metrics.csv`%s, `confusion.png`, "
                     "`rhlv_by_grade.png`.\n\n```\n%s```\n",
+                    HV_STORE_SCHEMA_VERSION,
                     !strcmp(out->grader, "svm") ? ", `grader_folds.csv`, `svm_model.txt`" : "", text);
                 if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
                 else st = write_file_atomic(sp, md);

@@ -33,23 +33,6 @@
 const char *const hv_stage_names[HV_STAGE_COUNT] = {
     "load", "measure", "synthesis", "grade", "images", "journal"};
 
-const char *hv_case_state_name(int s)
-{
-    switch (s) {
-    case HV_CASE_PENDING: return "pending";
-    case HV_CASE_DONE: return "done";
-    case HV_CASE_FAILED: return "failed";
-    default: return "invalid";
-    }
-}
-
-void hv_case_result_clear(hv_case_result *r)
-{
-    free(r->img);
-    free(r->qc);
-    memset(r, 0, sizeof *r);
-}
-
 static hv_status synth_baseline(hv_spine_measure *m, const hv_measure_opts *o, void *ctx)
 {
     (void)ctx;
@@ -216,7 +199,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->c.n_vert = 0;
     r->c.error[0] = 0;
     r->c.error_code = 0;
-    for (int s = 0; s < HV_STAGE_COUNT; s++) r->c.seconds[s] = 0;
+    for (int s = 0; s < HV_STAGE_COUNT; s++) r->seconds[s] = 0;
     hv_error_clear();
 
     /* ---- load */
@@ -244,7 +227,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         mo.centroids = ctd;
     }
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_LOAD] = t - t0;
+    r->seconds[HV_STAGE_LOAD] = t - t0;
     t0 = t;
 
     /* ---- measure */
@@ -267,7 +250,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         goto done;
     }
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_MEASURE] = t - t0;
+    r->seconds[HV_STAGE_MEASURE] = t - t0;
     t0 = t;
 
     /* ---- synthesis */
@@ -275,7 +258,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     st = ctx->synth.synth(m, &mo, ctx->synth.ctx);
     if (st != HV_OK) goto done;
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_SYNTH] = t - t0;
+    r->seconds[HV_STAGE_SYNTH] = t - t0;
     t0 = t;
 
     /* ---- grade (rule) and rows */
@@ -310,7 +293,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     }
     r->c.n_vert = (int32_t)m->n;
     t = hv_time_now();
-    r->c.seconds[HV_STAGE_GRADE] = t - t0;
+    r->seconds[HV_STAGE_GRADE] = t - t0;
     t0 = t;
 
     /* ---- images */
@@ -345,7 +328,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         }
         qc_images(cs, ct, mask, mo.centroids, m, r->qc);
     }
-    r->c.seconds[HV_STAGE_IMAGES] = hv_time_now() - t0;
+    r->seconds[HV_STAGE_IMAGES] = hv_time_now() - t0;
     r->state = HV_CASE_DONE;
 
 done:

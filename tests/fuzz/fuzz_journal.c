@@ -1,16 +1,21 @@
 /*
- * fuzz_journal.c: libFuzzer target for journal replay (src/mpi/journal.c).
+ * fuzz_journal.c: libFuzzer target for journal replay (src/store/journal.c).
  *
  * The input is one per-rank journal file (HVJ1 raw and HVJ2 deflated frames,
  * torn tails, garbage), written as <tmp>/journal/rank-0000.log, then
  * replayed with hv_journal_replay as a resumed run does. The input is the
  * whole file, not a frame: replay's job is to find where valid data end.
  *
+ * Replay reads the file with the runner's six stage names, the list the
+ * seeds of corpus/journal were written with (make_corpus.c), so that a
+ * seed's records reach the payload parser; a layout record naming other
+ * stages makes replay skip the file, which is fuzzed too.
+ *
  * Every frame carries a CRC-32, so almost every mutation of a payload
  * would only ever reach "checksum mismatch". For inputs of even size the
  * target therefore first rewrites each frame's CRC to match its (mutated)
- * bytes, walking the frames as replay does; odd sizes go in untouched, so
- * the checksum path stays fuzzed too.
+ * bytes, walking the frames as replay does (the layout record first);
+ * odd sizes go in untouched, so the checksum path stays fuzzed too.
  *
  * Invariants beyond "no crash, no sanitizer report, no leak":
  *  - every record handed to the callback is sane: state done or failed,
@@ -24,7 +29,10 @@
 #include <zlib.h>
 
 #include "fuzz_util.h"
-#include "run_internal.h"
+#include "hv/store.h"
+
+static const char *const stages[] = {"load", "measure", "synthesis", "grade", "images", "journal"};
+#define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -61,7 +69,7 @@ static hv_status on_record(void *user, const hv_case_result *r)
     return HV_OK;
 }
 
-/* Patch the CRC of every whole HVJ1/HVJ2 frame in b (the layout in journal.c). */
+/* Patch the CRC of every whole HVJL/HVJ1/HVJ2 frame in b (the layout in journal.c). */
 static void fix_crcs(uint8_t *b, size_t n)
 {
     size_t off = 0;
@@ -69,7 +77,7 @@ static void fix_crcs(uint8_t *b, size_t n)
         uint32_t magic, len;
         memcpy(&magic, b + off, 4);
         memcpy(&len, b + off + 4, 4);
-        size_t head = magic == 0x314A5648u ? 12 : magic == 0x324A5648u ? 16 : 0;
+        size_t head = magic == 0x314A5648u || magic == 0x4C4A5648u ? 12 : magic == 0x324A5648u ? 16 : 0;
         if (!head || n - off < head || n - off - head < len) return;
         uint32_t crc = (uint32_t)crc32(0L, b + off + head, (uInt)len);
         memcpy(b + off + 8, &crc, 4);
@@ -93,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(copy);
 
     long seen = 0, n_rec = 0, n_torn = 0;
-    hv_status st = hv_journal_replay(dir, on_record, &seen, &n_rec, &n_torn);
+    hv_status st = hv_journal_replay(dir, N_STAGES, stages, on_record, &seen, &n_rec, &n_torn);
     if (st != HV_OK) HV_FUZZ_FAIL("replay failed: %s", hv_error_detail());
     if (seen != n_rec) HV_FUZZ_FAIL("%ld records counted, %ld seen", n_rec, seen);
     struct stat sb;
@@ -102,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n_torn == 0 && (size_t)sb.st_size != size) HV_FUZZ_FAIL("nothing torn, yet the file was cut");
 
     long seen2 = 0, n_rec2 = 0, n_torn2 = 0;
-    st = hv_journal_replay(dir, on_record, &seen2, &n_rec2, &n_torn2);
+    st = hv_journal_replay(dir, N_STAGES, stages, on_record, &seen2, &n_rec2, &n_torn2);
     if (st != HV_OK) HV_FUZZ_FAIL("second replay failed: %s", hv_error_detail());
     if (n_rec2 != n_rec || n_torn2 != 0)
         HV_FUZZ_FAIL("after the cut: %ld records (%ld torn), before %ld", n_rec2, n_torn2, n_rec);

@@ -11,9 +11,10 @@
  *    scaling, NIfTI-1 and -2) and of its VerSe label mask (uint8), written by
  *    our own writer, as .nii and .nii.gz; plus the real CT's own header bytes
  *    (its first 352 decompressed bytes: a real header without its data);
- *  - journal/: journals written by hv_journal_append (a failed case, done
- *    cases with images and QC pictures, two records and a torn tail) and one
- *    raw HVJ1 frame in the layout before QC pictures existed.
+ *  - journal/: journals written by hv_journal_append with the runner's six
+ *    stage names (a failed case, done cases with images and QC pictures, two
+ *    records and a torn tail), one with a raw (not deflated) HVJ1 frame
+ *    appended by hand, and one whose layout record names other stages.
  * The other seeds (JSON, INI, malformed NIfTI files) are copies of existing
  * files; corpus/README.md lists where each came from.
  */
@@ -25,7 +26,7 @@
 #include <zlib.h>
 
 #include "hv/io.h"
-#include "run_internal.h"
+#include "hv/store.h"
 
 static void die(const char *what)
 {
@@ -110,6 +111,10 @@ static void nifti_seeds(const char *data, const char *out)
 
 /* ------------------------------------------------------------- journals */
 
+/* The runner's stage names (src/mpi/stage.c), which fuzz_journal.c replays with. */
+static const char *const stages[] = {"load", "measure", "synthesis", "grade", "images", "journal"};
+#define N_STAGES ((int)(sizeof stages / sizeof stages[0]))
+
 static void fill_case(hv_case_result *r, const char *id, int state, int n_vert, int n_img, int qc)
 {
     memset(r, 0, sizeof *r);
@@ -120,7 +125,7 @@ static void fill_case(hv_case_result *r, const char *id, int state, int n_vert, 
     r->c.rank = 1;
     r->c.attempt = 1;
     r->c.cost = 1.5e6;
-    for (int s = 0; s < HV_STAGE_COUNT; s++) r->c.seconds[s] = 0.01 * (s + 1);
+    for (int s = 0; s < N_STAGES; s++) r->seconds[s] = 0.01 * (s + 1);
     if (state == HV_CASE_FAILED) {
         snprintf(r->c.error, sizeof r->c.error, "%s: spine stage: no centroid above L1", id);
         r->c.error_code = 5;
@@ -170,21 +175,40 @@ static void copy_file(const char *from, const char *to, long cut)
     if (!g || fwrite(buf, 1, n, g) != n || fclose(g)) die(to);
 }
 
-static void journal_seed(const char *out, const char *tmp, const char *name, hv_case_result *rs,
-                         int n, long cut)
+/* Write rs[0..n) with hv_journal_append, stage list names[0..n_stages),
+ * into a fresh journal folder tmp/name; returns its file (static buffer). */
+static const char *journal_write(const char *tmp, const char *name, int n_stages,
+                                 const char *const *names, hv_case_result *rs, int n)
 {
-    char dir[4096], cmd[8300];
+    static char file[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", tmp, name);
     hv_journal *j = NULL;
-    if (hv_journal_open(dir, -1, 0, &j) != HV_OK) die("journal open");
+    if (hv_journal_open(dir, -1, 0, n_stages, names, &j) != HV_OK) die("journal open");
     for (int i = 0; i < n; i++)
         if (hv_journal_append(j, &rs[i]) != HV_OK) die("journal append");
     hv_journal_close(j);
-    char from[4200];
-    snprintf(from, sizeof from, "%s/rank-0000.log", dir);
+    snprintf(file, sizeof file, "%s/rank-0000.log", dir);
+    return file;
+}
+
+/* Copy the journal file `from` (less its last `cut` bytes) to the corpus as
+ * `name` and remove its folder. */
+static void journal_keep(const char *out, const char *from, const char *name, long cut)
+{
+    char dir[4200], cmd[4300];
     copy_file(from, path_of(out, "journal", name), cut);
+    snprintf(dir, sizeof dir, "%s", from);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) die("rm");
+}
+
+static void journal_seed(const char *out, const char *tmp, const char *name, hv_case_result *rs,
+                         int n, long cut)
+{
+    journal_keep(out, journal_write(tmp, name, N_STAGES, stages, rs, n), name, cut);
 }
 
 static void journal_seeds(const char *out)
@@ -200,22 +224,34 @@ static void journal_seeds(const char *out)
     journal_seed(out, tmp, "done_full_qc.log", &r[2], 1, 0);
     journal_seed(out, tmp, "two_and_torn.log", r, 3, 40);
 
-    /* A raw HVJ1 frame without the QC count (the layout before QC pictures). */
-    uint32_t state = HV_CASE_DONE, nv = 1, ni = 0;
+    /* A layout record naming another stage list (a stage added). */
+    static const char *const other[] = {"load", "measure", "synthesis", "grade", "images",
+                                        "journal", "attention"};
+    journal_keep(out, journal_write(tmp, "other_stages.log", 7, other, &r[1], 1),
+                 "other_stages.log", 0);
+
+    /* The layout record, then one raw (not deflated) HVJ1 frame appended by
+     * hand: state | crow | n_stages | seconds | n_vert | vrows | n_img 0 | n_qc 0. */
+    const char *file = journal_write(tmp, "raw_hvj1.log", N_STAGES, stages, NULL, 0);
+    uint32_t state = HV_CASE_DONE, ns = N_STAGES, nv = 1, zero = 0;
     hv_case_result q;
     fill_case(&q, "0011", HV_CASE_DONE, 1, 0, 0);
-    size_t n = 4 + sizeof q.c + 4 + sizeof q.v[0] + 4;
+    size_t n = 4 + sizeof q.c + 4 + ns * sizeof(double) + 4 + sizeof q.v[0] + 4 + 4;
     unsigned char *p = malloc(12 + n), *w = p + 12;
     memcpy(w, &state, 4), w += 4;
     memcpy(w, &q.c, sizeof q.c), w += sizeof q.c;
+    memcpy(w, &ns, 4), w += 4;
+    memcpy(w, q.seconds, ns * sizeof(double)), w += ns * sizeof(double);
     memcpy(w, &nv, 4), w += 4;
     memcpy(w, &q.v[0], sizeof q.v[0]), w += sizeof q.v[0];
-    memcpy(w, &ni, 4);
+    memcpy(w, &zero, 4), w += 4;
+    memcpy(w, &zero, 4);
     uint32_t hdr[3] = {0x314A5648u, (uint32_t)n, (uint32_t)crc32(0L, p + 12, (uInt)n)};
     memcpy(p, hdr, 12);
-    FILE *f = fopen(path_of(out, "journal", "raw_hvj1_old_layout.log"), "wb");
+    FILE *f = fopen(file, "ab");
     if (!f || fwrite(p, 1, 12 + n, f) != 12 + n || fclose(f)) die("write raw frame");
     free(p);
+    journal_keep(out, file, "raw_hvj1.log", 0);
     for (int i = 0; i < 3; i++) hv_case_result_clear(&r[i]);
     hv_case_result_clear(&q);
     rmdir(tmp);

@@ -3,7 +3,7 @@
 # bitwise identical vertebra
 # tables and grader results, every case done, work actually shared (with a
 # 100 ms pause per case, each rank of a 2- and 3-rank run takes cases), and
-# the stores validate against schema v1.
+# the stores validate against schema v2.
 HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"

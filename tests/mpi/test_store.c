@@ -8,10 +8,14 @@
  * without grader results, another schema version, a file that is not HDF5),
  * so it is shown to be able to fail. Journals: a record cut short and a
  * record with a flipped byte are both detected, cut off, and later appends
- * are read back.
+ * are read back; a journal of another layout or another stage list is not
+ * read, and a resumed run whose journal names other stages runs those
+ * cases again, says why, and ends with the same results.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <mpi.h>
 
@@ -146,6 +150,9 @@ static void test_config(const char *tmp)
     hv_run_config_free(c);
 }
 
+#define NS HV_STAGE_COUNT
+#define NAMES hv_stage_names
+
 static void fill_result(hv_case_result *r, const char *id, int nv)
 {
     memset(r, 0, sizeof *r);
@@ -153,6 +160,7 @@ static void fill_result(hv_case_result *r, const char *id, int nv)
     r->state = HV_CASE_DONE;
     r->c.n_vert = nv;
     r->c.attempt = 1;
+    for (int k = 0; k < NS; k++) r->seconds[k] = 0.5 * (k + 1) + nv;
     for (int k = 0; k < nv; k++) {
         r->v[k].label = 20 + k;
         r->v[k].h_ori[1] = 20.0 + k;
@@ -161,13 +169,17 @@ static void fill_result(hv_case_result *r, const char *id, int nv)
 
 typedef struct {
     char ids[8][64];
+    double sec[8][HV_STORE_MAX_STAGES];
     int n;
 } seen_t;
 
 static hv_status on_rec(void *user, const hv_case_result *r)
 {
     seen_t *s = user;
-    if (s->n < 8) snprintf(s->ids[s->n], 64, "%s", r->c.id);
+    if (s->n < 8) {
+        snprintf(s->ids[s->n], 64, "%s", r->c.id);
+        memcpy(s->sec[s->n], r->seconds, sizeof r->seconds);
+    }
     s->n++;
     return HV_OK;
 }
@@ -178,7 +190,7 @@ static void test_journal(const char *tmp)
     snprintf(dir, sizeof dir, "%s/journal", tmp);
     snprintf(log, sizeof log, "%s/rank-0000.log", dir);
     hv_journal *j = NULL;
-    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "journal open: %s", hv_error_detail());
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "journal open: %s", hv_error_detail());
     hv_case_result r;
     const char *ids[3] = {"a", "b", "c"};
     long sizes[3];
@@ -194,19 +206,22 @@ static void test_journal(const char *tmp)
     HV_CHECK(truncate(log, sizes[2] - 10) == 0, "truncate");
     seen_t s = {.n = 0};
     long nrec = 0, ntorn = 0;
-    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK_OK(hv_journal_replay(dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
     HV_CHECK(nrec == 2 && ntorn == 1 && s.n == 2, "torn tail: %ld records, %ld torn", nrec, ntorn);
+    /* the per-stage seconds come back in stage order: 0.5 (k + 1) + n_vert */
+    HV_CHECK(s.sec[1][0] == 3.5 && s.sec[1][NS - 1] == 0.5 * NS + 3 && s.sec[1][NS] == 0,
+             "seconds of record b: %g ... %g, then %g", s.sec[1][0], s.sec[1][NS - 1], s.sec[1][NS]);
     struct stat sb;
     stat(log, &sb);
     HV_CHECK((long)sb.st_size == sizes[1], "torn tail not cut: %ld bytes, want %ld",
              (long)sb.st_size, sizes[1]);
     /* appending after the cut is read back */
-    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "reopen");
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "reopen");
     fill_result(&r, "d", 2);
     HV_CHECK_OK(hv_journal_append(j, &r));
     hv_journal_close(j);
     memset(&s, 0, sizeof s);
-    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK_OK(hv_journal_replay(dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
     HV_CHECK(nrec == 3 && ntorn == 0 && !strcmp(s.ids[2], "d"), "after append: %ld records, %ld torn",
              nrec, ntorn);
     /* a flipped byte inside record 2 fails its checksum: records 2.. are cut */
@@ -218,7 +233,7 @@ static void test_journal(const char *tmp)
     fputc(ch ^ 0x40, f);
     fclose(f);
     memset(&s, 0, sizeof s);
-    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK_OK(hv_journal_replay(dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
     HV_CHECK(nrec == 1 && ntorn == 1 && !strcmp(s.ids[0], "a"), "flipped byte: %ld records, %ld torn",
              nrec, ntorn);
 }
@@ -232,19 +247,22 @@ static void test_journal_raw_frames(const char *tmp)
     snprintf(dir, sizeof dir, "%s/journal-raw", tmp);
     snprintf(log, sizeof log, "%s/rank-0000.log", dir);
     hv_journal *j = NULL;
-    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "journal open: %s", hv_error_detail());
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "journal open: %s", hv_error_detail());
     hv_case_result r;
     fill_result(&r, "new", 2);
     HV_CHECK_OK(hv_journal_append(j, &r));
     hv_journal_close(j);
-    /* append one raw frame by hand: state | crow | n_vert | vrows | n_img=0 | n_qc=0 */
+    /* append one raw frame by hand: state | crow | n_stages | seconds | n_vert |
+     * vrows | n_img=0 | n_qc=0 */
     fill_result(&r, "old", 3);
-    uint32_t state = HV_CASE_DONE, nv = 3, zero = 0;
-    size_t payload = 4 + sizeof r.c + 4 + nv * sizeof(hv_run_vrow) + 4 + 4;
+    uint32_t state = HV_CASE_DONE, ns = NS, nv = 3, zero = 0;
+    size_t payload = 4 + sizeof r.c + 4 + ns * sizeof(double) + 4 + nv * sizeof(hv_run_vrow) + 4 + 4;
     unsigned char *buf = malloc(12 + payload), *p = buf + 12;
     HV_REQUIRE_V(buf != NULL, "malloc");
     memcpy(p, &state, 4), p += 4;
     memcpy(p, &r.c, sizeof r.c), p += sizeof r.c;
+    memcpy(p, &ns, 4), p += 4;
+    memcpy(p, r.seconds, ns * sizeof(double)), p += ns * sizeof(double);
     memcpy(p, &nv, 4), p += 4;
     memcpy(p, r.v, nv * sizeof(hv_run_vrow)), p += nv * sizeof(hv_run_vrow);
     memcpy(p, &zero, 4), p += 4;
@@ -257,36 +275,46 @@ static void test_journal_raw_frames(const char *tmp)
     free(buf);
     seen_t s = {.n = 0};
     long nrec = 0, ntorn = 0;
-    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK_OK(hv_journal_replay(dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
     HV_CHECK(nrec == 2 && ntorn == 0 && !strcmp(s.ids[0], "new") && !strcmp(s.ids[1], "old"),
              "deflated + raw frames: %ld records, %ld torn", nrec, ntorn);
 }
 
 /* Every journal starts with a layout record ("HVJL": version, case-row and
- * vertebra-row sizes, stage count). A file written by a build with other
- * row sizes must not be misread: replay skips it (its cases run again) and
- * opening it for appending moves it aside. A file from before layout
- * records (none at its start) is read while the row sizes are unchanged. */
+ * vertebra-row sizes, stage count, stage names). A file written by a build
+ * with other row sizes, or by a run with another stage list, must not be
+ * misread: replay skips it (its cases run again) and opening it for
+ * appending moves it aside. A file from before layout records (none at its
+ * start) holds its seconds inside the case rows and is never read now. */
 static void test_journal_layout(const char *tmp)
 {
     char dir[4200], log[4300], aside[4400];
     snprintf(dir, sizeof dir, "%s/journal-layout", tmp);
     snprintf(log, sizeof log, "%s/rank-0000.log", dir);
-    snprintf(aside, sizeof aside, "%s.layout-1", log);
+    snprintf(aside, sizeof aside, "%s.layout-2", log);
     hv_journal *j = NULL;
     hv_case_result r;
-    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "journal open: %s", hv_error_detail());
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "journal open: %s", hv_error_detail());
     fill_result(&r, "x", 2);
     HV_CHECK_OK(hv_journal_append(j, &r));
     hv_journal_close(j);
-    /* the file starts with the layout record, sizes as this build's */
-    uint32_t rec[7] = {0};
+    /* the file starts with the layout record: layout 2, this build's row
+     * sizes, and the stage names NUL-separated, padded to 4 bytes */
+    unsigned char rec[12 + 600];
+    uint32_t hdr[7] = {0};
+    memset(rec, 0, sizeof rec);
     FILE *f = fopen(log, "rb");
-    HV_REQUIRE_V(f && fread(rec, 1, sizeof rec, f) == sizeof rec, "read layout record");
+    HV_REQUIRE_V(f && fread(rec, 1, sizeof rec, f) >= sizeof hdr, "read layout record");
     fclose(f);
-    HV_CHECK(rec[0] == 0x4C4A5648u && rec[1] == 16 && rec[4] == sizeof(hv_run_crow) &&
-                 rec[5] == sizeof(hv_run_vrow) && rec[6] == HV_STAGE_COUNT,
-             "layout record: magic %08x, rows %u/%u B, %u stages", rec[0], rec[4], rec[5], rec[6]);
+    memcpy(hdr, rec, sizeof hdr);
+    const char want_names[] = "load\0measure\0synthesis\0grade\0images\0journal\0";
+    uint32_t body = 16 + (uint32_t)((sizeof want_names - 1 + 3) & ~3u); /* 44 bytes of names + 0 pad */
+    HV_CHECK(hdr[0] == 0x4C4A5648u && hdr[1] == body && hdr[3] == 2 && hdr[4] == sizeof(hv_run_crow) &&
+                 hdr[5] == sizeof(hv_run_vrow) && hdr[6] == NS,
+             "layout record: magic %08x, body %u B (want %u), layout %u, rows %u/%u B, %u stages",
+             hdr[0], hdr[1], body, hdr[3], hdr[4], hdr[5], hdr[6]);
+    HV_CHECK(!memcmp(rec + 28, want_names, sizeof want_names - 1), "stage names in the layout record");
+    HV_CHECK(hdr[2] == (uint32_t)crc32(0L, rec + 12, body), "layout record CRC");
 
     /* a legacy file: the same records without the layout record */
     char legacy_dir[4300], legacy[4400];
@@ -296,38 +324,165 @@ static void test_journal_layout(const char *tmp)
     f = fopen(log, "rb");
     FILE *g = fopen(legacy, "wb");
     HV_REQUIRE_V(f && g, "copy files");
-    fseek(f, (long)sizeof rec, SEEK_SET);
+    fseek(f, 12 + (long)body, SEEK_SET);
     int ch;
     while ((ch = fgetc(f)) != EOF) fputc(ch, g);
     fclose(f);
     fclose(g);
     seen_t s = {.n = 0};
     long nrec = 0, ntorn = 0;
-    HV_CHECK_OK(hv_journal_replay(legacy_dir, on_rec, &s, &nrec, &ntorn));
-    HV_CHECK(nrec == 1 && ntorn == 0 && !strcmp(s.ids[0], "x"), "legacy file read: %ld records", nrec);
+    HV_CHECK_OK(hv_journal_replay(legacy_dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 0 && ntorn == 0 && s.n == 0, "legacy file skipped: %ld records, %ld torn", nrec,
+             ntorn);
 
-    /* another build's layout: the vertebra row 8 bytes longer */
-    rec[5] += 8;
-    rec[2] = (uint32_t)crc32(0L, (const Bytef *)&rec[3], 16);
-    f = fopen(log, "r+b");
-    HV_REQUIRE_V(f && fwrite(rec, 1, sizeof rec, f) == sizeof rec, "patch layout record");
-    fclose(f);
+    /* the same file read with another stage list (one stage added): skipped */
+    static const char *const more[] = {"load", "measure", "synthesis", "grade",
+                                       "images", "journal", "attention"};
     memset(&s, 0, sizeof s);
-    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK_OK(hv_journal_replay(dir, 7, more, on_rec, &s, &nrec, &ntorn));
     HV_CHECK(nrec == 0 && ntorn == 0 && s.n == 0,
-             "a file of another layout is not read: %ld records, %ld torn", nrec, ntorn);
-    struct stat sb;
-    HV_CHECK(stat(log, &sb) == 0 && sb.st_size > (off_t)sizeof rec, "and it is left untouched by replay");
-    /* opening it for appending moves it aside and starts a new file */
-    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, &j) == HV_OK, "reopen: %s", hv_error_detail());
+             "a file of another stage list is not read: %ld records, %ld torn", nrec, ntorn);
+    /* ... with the same number of stages, one renamed: skipped too */
+    static const char *const renamed[] = {"load", "measure", "synthesize", "grade", "images", "journal"};
+    HV_CHECK_OK(hv_journal_replay(dir, NS, renamed, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 0 && s.n == 0, "a renamed stage: %ld records", nrec);
+    /* and with its own list: read */
+    HV_CHECK_OK(hv_journal_replay(dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 1 && !strcmp(s.ids[0], "x"), "own stage list: %ld records", nrec);
+    /* bad stage lists are refused outright */
+    static const char *const twice[] = {"load", "load"}, *const comma[] = {"a,b"};
+    HV_CHECK(hv_journal_replay(dir, 2, twice, on_rec, &s, &nrec, &ntorn) == HV_ERR_ARG, "load twice");
+    HV_CHECK(hv_journal_open(dir, -1, 0, 1, comma, &j) == HV_ERR_ARG, "a comma in a stage name");
+    HV_CHECK(hv_journal_open(dir, -1, 0, 0, NAMES, &j) == HV_ERR_ARG, "no stages");
+
+    /* opening it for appending with another stage list moves it aside */
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, 7, more, &j) == HV_OK, "reopen: %s", hv_error_detail());
     fill_result(&r, "y", 3);
+    r.seconds[6] = 42;
     HV_CHECK_OK(hv_journal_append(j, &r));
     hv_journal_close(j);
+    struct stat sb;
     HV_CHECK(stat(aside, &sb) == 0, "the old file is kept as %s", aside);
     memset(&s, 0, sizeof s);
-    HV_CHECK_OK(hv_journal_replay(dir, on_rec, &s, &nrec, &ntorn));
-    HV_CHECK(nrec == 1 && ntorn == 0 && !strcmp(s.ids[0], "y"),
+    HV_CHECK_OK(hv_journal_replay(dir, 7, more, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 1 && ntorn == 0 && !strcmp(s.ids[0], "y") && s.sec[0][6] == 42,
              "only the new file's record is read: %ld records (%s)", nrec, s.n ? s.ids[0] : "-");
+    /* and back to the six stages: that aside name is taken, the next is used */
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "reopen: %s", hv_error_detail());
+    hv_journal_close(j);
+    char aside2[4500];
+    snprintf(aside2, sizeof aside2, "%s.2", aside);
+    HV_CHECK(stat(aside, &sb) == 0 && stat(aside2, &sb) == 0, "both moved-aside files kept");
+
+    /* another build's layout: the vertebra row 8 bytes longer */
+    HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "reopen");
+    fill_result(&r, "z", 2);
+    HV_CHECK_OK(hv_journal_append(j, &r));
+    hv_journal_close(j);
+    uint32_t vrow = (uint32_t)sizeof(hv_run_vrow) + 8;
+    f = fopen(log, "r+b");
+    HV_REQUIRE_V(f && fread(rec, 1, sizeof rec, f) >= 12 + body, "read layout record");
+    memcpy(rec + 20, &vrow, 4);
+    uint32_t crc = (uint32_t)crc32(0L, rec + 12, body);
+    memcpy(rec + 8, &crc, 4);
+    fseek(f, 0, SEEK_SET);
+    HV_REQUIRE_V(fwrite(rec, 1, 12 + body, f) == 12 + body, "patch layout record");
+    fclose(f);
+    memset(&s, 0, sizeof s);
+    HV_CHECK_OK(hv_journal_replay(dir, NS, NAMES, on_rec, &s, &nrec, &ntorn));
+    HV_CHECK(nrec == 0 && ntorn == 0 && s.n == 0,
+             "a file of another layout is not read: %ld records, %ld torn", nrec, ntorn);
+    HV_CHECK(stat(log, &sb) == 0 && sb.st_size > 12 + (off_t)body, "and it is left untouched by replay");
+}
+
+/* Read a whole small file into buf (NUL-terminated); its length or -1. */
+static long slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return (long)n;
+}
+
+typedef struct {
+    hv_journal *j;
+} copy_ctx;
+
+static hv_status copy_rec(void *user, const hv_case_result *r)
+{
+    return hv_journal_append(((copy_ctx *)user)->j, r);
+}
+
+/* A resume whose journal was written with another stage list (here: the
+ * same records, relabelled with one stage more): its cases run again, the
+ * log says why naming both lists, and the results equal the first run's. */
+static void test_resume_other_stages(const char *tmp)
+{
+    char out[4200], jdir[4300], log[4400], other[4300], olog[4400], od[4300];
+    snprintf(out, sizeof out, "%s/run-stages", tmp);
+    snprintf(jdir, sizeof jdir, "%s/journal", out);
+    snprintf(log, sizeof log, "%s/rank-0000.log", jdir);
+    snprintf(other, sizeof other, "%s/journal-other", tmp);
+    snprintf(olog, sizeof olog, "%s/rank-0000.log", other);
+    snprintf(od, sizeof od, "output.dir=%s", out);
+    const char *sets[] = {"phantom.cases=3", "phantom.first=T12", "phantom.last=L2",
+                          "phantom.spacing=2", "phantom.seed=5", "output.images=none",
+                          "grader.method=rule", "run.progress_interval=0", od};
+    hv_run_summary sum;
+    for (int pass = 0; pass < 2; pass++) {
+        hv_run_config *c = NULL;
+        HV_REQUIRE_V(hv_run_config_new(&c) == HV_OK, "config");
+        for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) HV_CHECK_OK(hv_run_config_set(c, sets[i]));
+        char errlog[4400];
+        snprintf(errlog, sizeof errlog, "%s/pass%d.log", tmp, pass);
+        /* the run logs to stderr: keep it for the check below */
+        fflush(stderr);
+        int saved = dup(2), fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        close(fd);
+        hv_status st = hv_run_execute(c, MPI_COMM_WORLD, &sum);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        hv_run_config_free(c);
+        HV_REQUIRE_V(st == HV_OK, "run pass %d: %s", pass, hv_error_detail());
+        HV_CHECK(sum.n_done == 3, "pass %d: %ld done", pass, sum.n_done);
+        char exp[4400];
+        snprintf(exp, sizeof exp, "%s/vertebrae.csv", out);
+        static char first[1 << 16], now[1 << 16];
+        if (pass == 0) {
+            HV_CHECK(slurp(exp, first, sizeof first) > 0, "first vertebrae.csv");
+            /* relabel the journal: the same records under seven stage names */
+            static const char *const more[] = {"load", "measure", "synthesis", "grade",
+                                               "images", "journal", "attention"};
+            copy_ctx cc = {NULL};
+            HV_REQUIRE_V(hv_journal_open(other, -1, 0, 7, more, &cc.j) == HV_OK, "journal: %s",
+                         hv_error_detail());
+            long nrec = 0, ntorn = 0;
+            HV_CHECK_OK(hv_journal_replay(jdir, NS, NAMES, copy_rec, &cc, &nrec, &ntorn));
+            hv_journal_close(cc.j);
+            HV_CHECK(nrec == 3, "3 records copied (%ld)", nrec);
+            HV_REQUIRE_V(rename(olog, log) == 0, "replace the journal");
+        } else {
+            HV_CHECK(sum.attempt == 2 && sum.n_resumed == 0,
+                     "resume with another stage list: attempt %d, %ld resumed (want 2, 0)",
+                     sum.attempt, sum.n_resumed);
+            HV_CHECK(slurp(exp, now, sizeof now) > 0 && !strcmp(first, now),
+                     "the cases run again give the same vertebrae.csv");
+            static char text[1 << 16];
+            slurp(errlog, text, sizeof text);
+            HV_CHECK(strstr(text, "was written with the stages load,measure,synthesis,grade,images,"
+                                  "journal,attention, this run has load,measure,synthesis,grade,"
+                                  "images,journal: its cases will run again") != NULL,
+                     "the log says why the cases run again:\n%s", text);
+            char aside[4500];
+            snprintf(aside, sizeof aside, "%s.layout-2", log);
+            struct stat sb;
+            HV_CHECK(stat(aside, &sb) == 0, "the relabelled journal is kept aside as %s", aside);
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -341,6 +496,7 @@ int main(int argc, char **argv)
     test_journal(tmp);
     test_journal_raw_frames(tmp);
     test_journal_layout(tmp);
+    test_resume_other_stages(tmp);
 
     char out[4200], store[4300], exp[4300], p[4400];
     snprintf(out, sizeof out, "%s/run", tmp);
@@ -369,7 +525,7 @@ int main(int argc, char **argv)
     free(rep);
     char *text = NULL;
     HV_CHECK_OK(hv_store_describe(store, &text));
-    HV_CHECK(text && strstr(text, "healthivert-store v1") && strstr(text, "state:          complete") &&
+    HV_CHECK(text && strstr(text, "healthivert-store v2") && strstr(text, "state:          complete") &&
                  strstr(text, "3 done, 0 failed"),
              "describe:\n%s", text ? text : "");
     free(text);
@@ -452,11 +608,11 @@ int main(int argc, char **argv)
     copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
-    int64_t v2 = 2;
-    H5Awrite(a, H5T_NATIVE_INT64, &v2);
+    int64_t v3 = 3;
+    H5Awrite(a, H5T_NATIVE_INT64, &v3);
     H5Aclose(a);
     H5Fclose(f);
-    expect_invalid(bad, "schema version 2");
+    expect_invalid(bad, "schema version 3");
 
     snprintf(bad, sizeof bad, "%s/bad5.h5", tmp);
     FILE *g = fopen(bad, "w");

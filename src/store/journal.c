@@ -26,26 +26,30 @@
  *
  * Payload layout (native byte order: journals live beside the run on one
  * file system and are read by the same build; the store is the portable
- * artefact): u32 state | hv_run_crow | u32 n_vert | n_vert x hv_run_vrow |
- * u32 n_img | n_vert*n_img*IMG*IMG float32 | u32 n_qc | n_vert*n_qc*QC_BYTES u8
- * (n_qc 0 or 1: the QC pictures of output.images = qc | full). Records that
- * end after the float images (written before the QC pictures existed) are
- * read as having none.
+ * artefact): u32 state | hv_run_crow | u32 n_stages | n_stages x f64 seconds |
+ * u32 n_vert | n_vert x hv_run_vrow | u32 n_img | n_vert*n_img*IMG*IMG
+ * float32 | u32 n_qc | n_vert*n_qc*QC_BYTES u8 (n_qc 0 or 1: the QC pictures
+ * of output.images = qc | full).
  *
- * Because the payload is raw struct bytes, every file starts with a layout
+ * Because the payload is raw struct bytes and the seconds are labelled only
+ * by their position in the stage list, every file starts with a layout
  * record, a frame of its own,
  *
- *     u32 magic "HVJL" | u32 16 | u32 CRC-32 | u32 layout version |
- *     u32 sizeof(hv_run_crow) | u32 sizeof(hv_run_vrow) | u32 HV_STAGE_COUNT
+ *     u32 magic "HVJL" | u32 body length | u32 CRC-32 of the body | body:
+ *     u32 layout version | u32 sizeof(hv_run_crow) | u32 sizeof(hv_run_vrow) |
+ *     u32 n_stages | the stage names, each NUL-terminated, then NULs up to
+ *     a multiple of 4 bytes
  *
- * and a build reads only files whose layout equals its own. A file with
- * another layout (a resume by a build whose row structs changed) is not
- * misread: replay skips it with a warning, so its cases run again, and the
- * writer moves it aside to <name>.layout-<version> before starting a new
- * file. Files from before layout records existed have none; they were
- * written with the row sizes in LEGACY_* below and are read only while the
- * current sizes still equal those. Bump HV_JOURNAL_LAYOUT when a row struct
- * changes in a way its size does not show (a field reordered or retyped).
+ * and a run reads only files whose layout and stage list equal its own. A
+ * file with another layout (a resume by a build whose row structs changed)
+ * or another stage list (a pipeline with a stage added, removed or
+ * renamed) is not misread: replay skips it with a warning naming both, so
+ * its cases run again, and the writer moves it aside to
+ * <name>.layout-<version> before starting a new file. Layout 1 (body of 16
+ * bytes: a stage count, no names, the seconds inside hv_run_crow) and files
+ * from before layout records existed are never read by layout 2: their
+ * records hold the seconds by position in the case row. Bump
+ * HV_JOURNAL_LAYOUT when a row struct or the payload changes.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -58,73 +62,132 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "run_internal.h"
+#include "hv/store.h"
 
 #define JMAGIC 0x314A5648u   /* "HVJ1" little-endian: raw payload      */
 #define JMAGIC_Z 0x324A5648u /* "HVJ2": zlib-deflated payload (level 1) */
 #define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
 
-#define HV_JOURNAL_LAYOUT 1u
-/* the row sizes of journals written before layout records (git 66548be) */
-#define LEGACY_CROW_SIZE 904u
-#define LEGACY_VROW_SIZE 176u
-#define LEGACY_STAGES 6u
+#define HV_JOURNAL_LAYOUT 2u
+#define JLAYOUT_FIXED 16u /* version, two row sizes, stage count */
+#define JLAYOUT_MAX (JLAYOUT_FIXED + HV_STORE_MAX_STAGES * HV_STORE_STAGE_NAME_MAX)
 
+/* A file's layout. version 0: no layout record (the legacy format);
+ * `names` is the stage list joined with ',' ("" when the record has none
+ * or it is unreadable, names_ok then 0). */
 typedef struct jlayout {
     uint32_t version, crow, vrow, stages;
+    char names[JLAYOUT_MAX];
+    int names_ok;
 } jlayout;
 
-static jlayout layout_now(void)
+static void layout_now(jlayout *l, int n, const char *const *names)
 {
-    return (jlayout){HV_JOURNAL_LAYOUT, (uint32_t)sizeof(hv_run_crow), (uint32_t)sizeof(hv_run_vrow),
-                     (uint32_t)HV_STAGE_COUNT};
+    memset(l, 0, sizeof *l);
+    *l = (jlayout){HV_JOURNAL_LAYOUT, (uint32_t)sizeof(hv_run_crow), (uint32_t)sizeof(hv_run_vrow),
+                   (uint32_t)n, "", 1};
+    size_t off = 0;
+    for (int k = 0; k < n; k++)
+        off += (size_t)snprintf(l->names + off, sizeof l->names - off, "%s%s", k ? "," : "", names[k]);
 }
 
-static int layout_same(jlayout a, jlayout b)
+/* The body of this run's layout record into b (JLAYOUT_MAX bytes); returns
+ * its length. */
+static uint32_t layout_encode(int n, const char *const *names, unsigned char *b)
 {
-    return a.version == b.version && a.crow == b.crow && a.vrow == b.vrow && a.stages == b.stages;
+    uint32_t head[4] = {HV_JOURNAL_LAYOUT, (uint32_t)sizeof(hv_run_crow),
+                        (uint32_t)sizeof(hv_run_vrow), (uint32_t)n};
+    memset(b, 0, JLAYOUT_MAX);
+    memcpy(b, head, sizeof head);
+    size_t off = sizeof head;
+    for (int k = 0; k < n; k++) {
+        size_t len = strlen(names[k]) + 1;
+        memcpy(b + off, names[k], len);
+        off += len;
+    }
+    return (uint32_t)((off + 3) & ~(size_t)3);
 }
 
-static void layout_str(jlayout l, char *b, size_t cap)
+/* Both layouts equal: same version, row sizes and stage list. */
+static int layout_same(const jlayout *a, const jlayout *b)
 {
-    if (l.version == 0) snprintf(b, cap, "the legacy layout (no layout record)");
-    else snprintf(b, cap, "layout %u (case row %u B, vertebra row %u B, %u stages)", l.version, l.crow,
-                  l.vrow, l.stages);
+    return a->version == b->version && a->crow == b->crow && a->vrow == b->vrow &&
+           a->stages == b->stages && a->names_ok && b->names_ok && !strcmp(a->names, b->names);
+}
+
+static void layout_str(const jlayout *l, char *b, size_t cap)
+{
+    if (l->version == 0) snprintf(b, cap, "the legacy layout (no layout record)");
+    else if (l->version < 2) snprintf(b, cap, "layout %u (case row %u B, vertebra row %u B, %u stages)",
+                                      l->version, l->crow, l->vrow, l->stages);
+    else snprintf(b, cap, "layout %u (case row %u B, vertebra row %u B, stages %s)", l->version,
+                  l->crow, l->vrow, l->names_ok ? l->names : "unreadable");
+}
+
+/* Why a file of layout `file` is not read by a run of layout `now`, in words
+ * naming both (into b). */
+static void layout_why(const jlayout *file, const jlayout *now, char *b, size_t cap)
+{
+    char a[JLAYOUT_MAX + 100], c[JLAYOUT_MAX + 100];
+    if (file->version == now->version && file->crow == now->crow && file->vrow == now->vrow &&
+        file->names_ok) {
+        snprintf(b, cap, "the stages %s, this run has %s", file->names, now->names);
+        return;
+    }
+    layout_str(file, a, sizeof a);
+    layout_str(now, c, sizeof c);
+    snprintf(b, cap, "%s, this build uses %s", a, c);
 }
 
 /* The layout of the journal file f (positioned at its start): *rec_end is
  * the offset after the layout record (0 for a legacy file, which has none).
- * Returns 0 when the file cannot tell (empty, or a torn first frame). */
+ * Returns 0 when the file cannot tell (empty, or a torn or damaged first
+ * frame); a record of a length this build never writes is another build's
+ * (returned, with its version, as a layout that is not ours). */
 static int layout_read(FILE *f, jlayout *l, long *rec_end)
 {
-    uint32_t hdr[3], body[4];
+    uint32_t hdr[3];
+    unsigned char body[JLAYOUT_MAX + 1];
+    memset(l, 0, sizeof *l);
     *rec_end = 0;
-    size_t got = fread(hdr, 1, 12, f);
-    if (got < 12) return 0;
-    if (hdr[0] != JMAGIC_L) {
-        *l = (jlayout){0, LEGACY_CROW_SIZE, LEGACY_VROW_SIZE, LEGACY_STAGES};
+    if (fread(hdr, 1, 12, f) < 12) return 0;
+    if (hdr[0] != JMAGIC_L) return 1; /* legacy: version 0 */
+    size_t want = hdr[1] < JLAYOUT_FIXED || hdr[1] > JLAYOUT_MAX ? JLAYOUT_FIXED : hdr[1];
+    if (fread(body, 1, want, f) != want) return 0;
+    uint32_t head[4];
+    memcpy(head, body, sizeof head);
+    l->version = head[0];
+    l->crow = head[1];
+    l->vrow = head[2];
+    l->stages = head[3];
+    if (want != hdr[1]) return 1; /* not ours: names_ok stays 0 */
+    if ((uint32_t)crc32(0L, body, (uInt)want) != hdr[2]) return 0;
+    *rec_end = 12 + (long)want;
+    if (l->version < 2 || l->stages < 1 || l->stages > HV_STORE_MAX_STAGES) return 1;
+    /* the names: n_stages NUL-terminated strings within the body */
+    const char *p = (const char *)body + JLAYOUT_FIXED, *end = (const char *)body + want;
+    const char *ptr[HV_STORE_MAX_STAGES];
+    for (uint32_t k = 0; k < l->stages; k++) {
+        const char *z = memchr(p, 0, (size_t)(end - p));
+        if (!z) return 1;
+        ptr[k] = p;
+        p = z + 1;
+    }
+    if (hv_store_check_stages((int)l->stages, ptr) != HV_OK) {
+        hv_error_clear();
         return 1;
     }
-    if (hdr[1] != sizeof body || fread(body, 1, sizeof body, f) != sizeof body ||
-        (uint32_t)crc32(0L, (const Bytef *)body, sizeof body) != hdr[2])
-        return 0;
-    *l = (jlayout){body[0], body[1], body[2], body[3]};
-    *rec_end = 12 + (long)sizeof body;
+    layout_now(l, (int)l->stages, ptr);
+    l->version = head[0];
+    l->crow = head[1];
+    l->vrow = head[2];
     return 1;
-}
-
-/* A legacy file is readable when this build's rows still have its sizes. */
-static int layout_readable(jlayout file)
-{
-    jlayout now = layout_now();
-    if (file.version == 0)
-        return file.crow == now.crow && file.vrow == now.vrow && file.stages == now.stages;
-    return layout_same(file, now);
 }
 
 struct hv_journal {
     int fd;
+    int n_stages;       /* seconds per record                   */
     char path[1100];
     unsigned char *buf; /* frame being written                 */
     size_t cap;
@@ -142,33 +205,52 @@ static hv_status fsync_dir(const char *dir)
     return HV_OK;
 }
 
-hv_status hv_journal_open(const char *dir, int shard, int rank, hv_journal **out)
+/* dst = "<path>.layout-<version>", or with ".2", ".3" ... added when that
+ * name is taken (an earlier stage list of the same layout). 0 when no free
+ * name was found. */
+static int aside_name(char *dst, size_t cap, const char *path, uint32_t version)
+{
+    struct stat sb;
+    for (int k = 1; k < 1000; k++) {
+        if (k == 1) snprintf(dst, cap, "%s.layout-%u", path, version);
+        else snprintf(dst, cap, "%s.layout-%u.%d", path, version, k);
+        if (lstat(dst, &sb) != 0 && errno == ENOENT) return 1;
+    }
+    return 0;
+}
+
+hv_status hv_journal_open(const char *dir, int shard, int rank, int n_stages,
+                          const char *const *stage_names, hv_journal **out)
 {
     *out = NULL;
-    hv_status st = hv_mkdir_p(dir);
-    if (st != HV_OK) return st;
+    hv_status st = hv_store_check_stages(n_stages, stage_names);
+    if (st != HV_OK) return hv_error_wrap(st, "journal");
+    if ((st = hv_mkdir_p(dir)) != HV_OK) return st;
     hv_journal *j = calloc(1, sizeof *j);
     if (!j) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+    j->n_stages = n_stages;
     if (shard >= 0) snprintf(j->path, sizeof j->path, "%s/shard-%04d-rank-%04d.log", dir, shard, rank);
     else snprintf(j->path, sizeof j->path, "%s/rank-%04d.log", dir, rank);
-    /* A file written with another row layout is moved aside, never appended to. */
+    /* A file written with another layout or stage list is moved aside,
+     * never appended to. */
+    jlayout now;
+    layout_now(&now, n_stages, stage_names);
     FILE *old = fopen(j->path, "rb");
     if (old) {
         jlayout l;
         long end;
         int known = layout_read(old, &l, &end);
         fclose(old);
-        if (known && !layout_readable(l)) {
-            char aside[1200], what[160];
-            snprintf(aside, sizeof aside, "%s.layout-%u", j->path, l.version);
-            layout_str(l, what, sizeof what);
-            if (rename(j->path, aside) != 0) {
-                st = hv_error_set(HV_ERR_IO, "journal %s has %s; cannot move it aside: %s", j->path,
-                                  what, strerror(errno));
+        if (known && !layout_same(&l, &now)) {
+            char aside[1200], why[2 * JLAYOUT_MAX + 300];
+            layout_why(&l, &now, why, sizeof why);
+            if (!aside_name(aside, sizeof aside, j->path, l.version) || rename(j->path, aside) != 0) {
+                st = hv_error_set(HV_ERR_IO, "journal %s was written with %s; cannot move it "
+                                  "aside: %s", j->path, why, strerror(errno));
                 free(j);
                 return st;
             }
-            hv_log_warn("journal %s has %s, not this build's: moved to %s", j->path, what, aside);
+            hv_log_warn("journal %s was written with %s: moved to %s", j->path, why, aside);
         }
     }
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -179,10 +261,11 @@ hv_status hv_journal_open(const char *dir, int shard, int rank, hv_journal **out
     }
     struct stat sb;
     if (fstat(j->fd, &sb) == 0 && sb.st_size == 0) {
-        jlayout l = layout_now();
-        uint32_t rec[7] = {JMAGIC_L, 16, 0, l.version, l.crow, l.vrow, l.stages};
-        rec[2] = (uint32_t)crc32(0L, (const Bytef *)&rec[3], 16);
-        if (write(j->fd, rec, sizeof rec) != (ssize_t)sizeof rec || fdatasync(j->fd) != 0) {
+        unsigned char rec[12 + JLAYOUT_MAX];
+        uint32_t len = layout_encode(n_stages, stage_names, rec + 12);
+        uint32_t hdr[3] = {JMAGIC_L, len, (uint32_t)crc32(0L, rec + 12, len)};
+        memcpy(rec, hdr, 12);
+        if (write(j->fd, rec, 12 + len) != (ssize_t)(12 + len) || fdatasync(j->fd) != 0) {
             st = hv_error_set(HV_ERR_IO, "journal %s: writing its layout record: %s", j->path,
                               strerror(errno));
             hv_journal_close(j);
@@ -220,8 +303,9 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
     uint32_t nq = r->qc ? 1u : 0u;
     size_t nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
-    size_t payload = 4 + sizeof r->c + 4 + nv * sizeof(hv_run_vrow) + 4 + nimg * sizeof(float) +
-                     4 + nqc;
+    uint32_t ns = (uint32_t)j->n_stages;
+    size_t payload = 4 + sizeof r->c + 4 + ns * sizeof(double) + 4 + nv * sizeof(hv_run_vrow) + 4 +
+                     nimg * sizeof(float) + 4 + nqc;
     if (payload > JMAX_PAYLOAD)
         return hv_error_set(HV_ERR_LIMIT, "journal: case record of %zu bytes is too large", payload);
     if (payload > j->raw_cap) {
@@ -234,6 +318,8 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     uint32_t state = (uint32_t)r->state;
     put(&p, &state, 4);
     put(&p, &r->c, sizeof r->c);
+    put(&p, &ns, 4);
+    put(&p, r->seconds, ns * sizeof(double));
     put(&p, &nv, 4);
     put(&p, r->v, nv * sizeof(hv_run_vrow));
     put(&p, &ni, 4);
@@ -278,21 +364,28 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     return HV_OK;
 }
 
-/* Parse one payload into r (r->img allocated when present). */
-static hv_status parse_payload(const unsigned char *p, size_t n, hv_case_result *r)
+/* Parse one payload of a file with n_stages stages into r (r->img and r->qc
+ * allocated when present). */
+static hv_status parse_payload(const unsigned char *p, size_t n, uint32_t n_stages,
+                               hv_case_result *r)
 {
     memset(r, 0, sizeof *r);
-    size_t need = 4 + sizeof r->c + 4;
-    if (n < need) return hv_error_set(HV_ERR_FORMAT, "short record");
-    uint32_t state, nv, ni;
+    size_t off = 4 + sizeof r->c + 4;
+    if (n < off) return hv_error_set(HV_ERR_FORMAT, "short record");
+    uint32_t state, ns, nv, ni;
     memcpy(&state, p, 4);
     memcpy(&r->c, p + 4, sizeof r->c);
-    memcpy(&nv, p + 4 + sizeof r->c, 4);
+    memcpy(&ns, p + 4 + sizeof r->c, 4);
     if (state != HV_CASE_DONE && state != HV_CASE_FAILED)
         return hv_error_set(HV_ERR_FORMAT, "bad state %u", state);
+    if (ns != n_stages) return hv_error_set(HV_ERR_FORMAT, "bad stage count %u", ns);
+    if (n < off + ns * sizeof(double) + 4) return hv_error_set(HV_ERR_FORMAT, "short record");
+    memcpy(r->seconds, p + off, ns * sizeof(double));
+    off += ns * sizeof(double);
+    memcpy(&nv, p + off, 4);
+    off += 4;
     if (nv > HV_RUN_MAX_VERT || (int32_t)nv != r->c.n_vert)
         return hv_error_set(HV_ERR_FORMAT, "bad vertebra count %u", nv);
-    size_t off = need;
     if (n < off + nv * sizeof(hv_run_vrow) + 4) return hv_error_set(HV_ERR_FORMAT, "short record");
     memcpy(r->v, p + off, nv * sizeof(hv_run_vrow));
     off += nv * sizeof(hv_run_vrow);
@@ -302,14 +395,12 @@ static hv_status parse_payload(const unsigned char *p, size_t n, hv_case_result 
     size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
     if (n < off + nimg * sizeof(float)) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
     uint32_t nq = 0;
-    size_t nqc = 0, qoff = off + nimg * sizeof(float);
-    if (n != qoff) { /* older records end here */
-        if (n < qoff + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
-        memcpy(&nq, p + qoff, 4);
-        if (nq > 1) return hv_error_set(HV_ERR_FORMAT, "bad QC picture count %u", nq);
-        nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
-        if (n != qoff + 4 + nqc) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
-    }
+    size_t qoff = off + nimg * sizeof(float);
+    if (n < qoff + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    memcpy(&nq, p + qoff, 4);
+    if (nq > 1) return hv_error_set(HV_ERR_FORMAT, "bad QC picture count %u", nq);
+    size_t nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
+    if (n != qoff + 4 + nqc) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
     if (nimg) {
         r->img = malloc(nimg * sizeof(float));
         if (!r->img) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
@@ -331,8 +422,8 @@ static hv_status parse_payload(const unsigned char *p, size_t n, hv_case_result 
     return HV_OK;
 }
 
-static hv_status replay_file(const char *path, hv_journal_fn fn, void *user, long *n_rec,
-                             long *n_torn)
+static hv_status replay_file(const char *path, const jlayout *now, hv_journal_fn fn, void *user,
+                             long *n_rec, long *n_torn)
 {
     hv_status st = HV_OK;
     unsigned char *buf = NULL, *raw = NULL;
@@ -343,15 +434,11 @@ static hv_status replay_file(const char *path, hv_journal_fn fn, void *user, lon
     if (!f) return hv_error_set(HV_ERR_IO, "cannot open journal %s: %s", path, strerror(errno));
     long good_end = 0;
     jlayout l;
-    if (layout_read(f, &l, &good_end)) {
-        if (!layout_readable(l)) {
-            char what[160], mine[160];
-            layout_str(l, what, sizeof what);
-            layout_str(layout_now(), mine, sizeof mine);
-            hv_log_warn("journal %s was written with %s, this build uses %s: its cases will run "
-                        "again", path, what, mine);
-            goto done;
-        }
+    if (layout_read(f, &l, &good_end) && !layout_same(&l, now)) {
+        char why[2 * JLAYOUT_MAX + 300];
+        layout_why(&l, now, why, sizeof why);
+        hv_log_warn("journal %s was written with %s: its cases will run again", path, why);
+        goto done;
     }
     if (fseek(f, good_end, SEEK_SET) != 0) {
         st = hv_error_set(HV_ERR_IO, "journal %s: seek: %s", path, strerror(errno));
@@ -397,7 +484,7 @@ static hv_status replay_file(const char *path, hv_journal_fn fn, void *user, lon
             pay = raw;
             pay_len = hdr[3];
         }
-        if (!why && parse_payload(pay, pay_len, &r) != HV_OK) why = "malformed payload";
+        if (!why && parse_payload(pay, pay_len, now->stages, &r) != HV_OK) why = "malformed payload";
         if (why) {
             hv_log_warn("journal %s: %s at byte %ld: cutting the file there (the case it held "
                         "will run again)", path, why, good_end);
@@ -429,11 +516,15 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-hv_status hv_journal_replay(const char *dir, hv_journal_fn fn, void *user, long *n_records,
-                            long *n_torn)
+hv_status hv_journal_replay(const char *dir, int n_stages, const char *const *stage_names,
+                            hv_journal_fn fn, void *user, long *n_records, long *n_torn)
 {
     *n_records = 0;
     *n_torn = 0;
+    hv_status cst = hv_store_check_stages(n_stages, stage_names);
+    if (cst != HV_OK) return hv_error_wrap(cst, "journal replay");
+    jlayout now;
+    layout_now(&now, n_stages, stage_names);
     DIR *d = opendir(dir);
     if (!d) {
         if (errno == ENOENT) return HV_OK;
@@ -467,7 +558,7 @@ hv_status hv_journal_replay(const char *dir, hv_journal_fn fn, void *user, long 
     /* file order is fixed so that ties (same attempt) resolve the same way */
     if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n && st == HV_OK; i++)
-        st = replay_file(names[i], fn, user, n_records, n_torn);
+        st = replay_file(names[i], &now, fn, user, n_records, n_torn);
 done:
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);

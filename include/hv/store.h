@@ -1,0 +1,264 @@
+/*
+ * hv/store.h: the run's HDF5 store (schema v2, docs/hdf5-schema.md) and the
+ * per-rank journals that make it crash-safe.
+ *
+ * What a case produces is three fixed-layout row types (hv_run_crow per case,
+ * hv_run_vrow per vertebra, gathered with optional images in hv_case_result).
+ * The same bytes are used three ways: the in-memory result, the journal
+ * record payload and the HDF5 compound types of the store (built from
+ * offsetof, so memory and file layouts cannot drift apart).
+ *
+ * The store is laid out once, serially (hv_store_create), then every rank
+ * opens it through MPI-IO (hv_store_open_mpi) and only writes raw data into
+ * its own case slots (hv_store_put_case, status last). The journals
+ * (hv_journal_*) are the truth for resuming: every finished case is appended
+ * to its rank's journal, fsync'd, before it is written into the store, and
+ * every start rebuilds the store from them. Reading a store (describe,
+ * validate, export) needs no MPI communicator: those open it serially.
+ *
+ * Per-stage seconds are kept by stage NAME: the caller names its stages when
+ * it creates a store or opens a journal (hv_store_create_info.stage_names,
+ * hv_journal_open), hv_case_result.seconds holds one value per name in that
+ * order, and the store keeps the names beside the table (/cases/stage_names)
+ * so that every reader labels the columns from the file, never by position.
+ * Stores of schema v1 (a fixed array of six stages in the case row) are
+ * still read: their columns are named load, measure, synthesis, grade,
+ * images, journal.
+ *
+ * Ownership: objects returned through `out` (hv_store, hv_journal) belong to
+ * the caller and are released with the matching close (each accepts NULL).
+ * Text returned as `char **` is freed with free(). Arrays returned through a
+ * `**` pointer (hv_store_read_vertebrae) are freed with free(). Input
+ * pointers (paths, rows, results, create info and its strings) are borrowed
+ * for the duration of the call; the stage names given to hv_store_create
+ * and hv_journal_open are copied. The names hv_store_stage_names hands out
+ * belong to the store (valid until hv_store_close). A hv_case_result owns
+ * its `img` and `qc` buffers: hv_case_result_clear frees them.
+ */
+#ifndef HV_STORE_H
+#define HV_STORE_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "hv/core.h"
+#include "hv/measure.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Store schema version written to /@schema_version. Readers accept this one
+ * and 1 (describe, validate, export, read); only a store of this version can
+ * be written into. */
+#define HV_STORE_SCHEMA_VERSION 2
+
+/* Per-stage seconds: at most this many stages, each name shorter than
+ * HV_STORE_STAGE_NAME_MAX bytes (with its NUL), made of letters, digits and
+ * '_' (names become CSV column names), all different. */
+#define HV_STORE_MAX_STAGES 16
+#define HV_STORE_STAGE_NAME_MAX 32
+
+/* ------------------------------------------------------------- row types */
+
+/* Vertebra slots per case in the store: every VerSe label that has a level
+ * (C1..L6 = 1..25, T13 = 28) fits. */
+#define HV_RUN_MAX_VERT 26
+/* Side of the per-vertebra images (height-loss map etc.), pixels. */
+#define HV_RUN_IMG 32
+/* Per-vertebra QC pictures of the spine stage (output.images = qc | full):
+ * views x channels x QC x QC bytes. View 0 is the mid-sagittal, view 1 the
+ * mid-coronal slice of the straightened crop (hv/spine.h layouts, row 0
+ * cranial); channel 0 the windowed CT (0..255), channel 1 the target
+ * vertebra's (de-pedicled) label, 255 inside, 0 outside. All zero: no QC
+ * picture (the spine stage failed on that case or vertebra; the log says why). */
+#define HV_RUN_QC 256
+enum { HV_QC_SAG = 0, HV_QC_COR, HV_QC_VIEWS };
+enum { HV_QC_CT = 0, HV_QC_LABEL, HV_QC_CHANNELS };
+#define HV_RUN_QC_BYTES ((size_t)HV_QC_VIEWS * HV_QC_CHANNELS * HV_RUN_QC * HV_RUN_QC)
+
+typedef enum hv_case_state {
+    HV_CASE_PENDING = 0,
+    HV_CASE_DONE = 1,
+    HV_CASE_FAILED = 2
+} hv_case_state;
+
+/* "pending", "done", "failed", or "invalid" for any other value (static). */
+const char *hv_case_state_name(int s);
+
+/* HV_OK when names[0..n) is a valid stage list (1 <= n <=
+ * HV_STORE_MAX_STAGES, every name valid, no name twice); HV_ERR_ARG naming
+ * the problem otherwise. */
+hv_status hv_store_check_stages(int n, const char *const *names);
+
+/* Image planes per vertebra slot. */
+enum { HV_IMG_LOSS = 0, HV_IMG_ORI, HV_IMG_SYN, HV_IMG_COUNT };
+
+typedef struct hv_run_vrow {
+    int32_t case_index;    /* row of /cases                              */
+    int32_t label;         /* VerSe label                                */
+    char level[8];         /* "T12"                                      */
+    int32_t known_grade;   /* Genant grade from the split; -1 unknown    */
+    int32_t split_set;     /* 0 train, 1 val, 2 test, -1 not in split    */
+    int32_t grade_rule;    /* Genant rule on max(ant,mid,post) RHLV; -1  */
+    int32_t grade_pred;    /* grader's prediction (gather); -1 before    */
+    uint32_t flags;        /* HV_MEAS_*                                  */
+    int32_t pad_;          /* keeps the doubles 8-aligned, always 0      */
+    double volume_ml;
+    double mean_hu;
+    double centroid[3];    /* world mm                                   */
+    double h_ori[HV_REG_COUNT];
+    double h_syn[HV_REG_COUNT];
+    double rhlv[HV_REG_COUNT];
+} hv_run_vrow;
+
+typedef struct hv_run_crow {
+    char id[64];
+    char ct_path[256];
+    char mask_path[256];
+    char error[256];       /* "" unless failed                           */
+    int32_t error_code;    /* hv_status of the failure, 0 otherwise       */
+    int32_t rank;          /* rank that ran it; -1 never run              */
+    int32_t attempt;       /* run attempt that finished it; 0 never       */
+    int32_t n_vert;        /* vertebra rows used in its slots            */
+    double cost;           /* estimated cost (input bytes), for ordering */
+} hv_run_crow;
+
+/* The result of one case. */
+typedef struct hv_case_result {
+    int state;                        /* HV_CASE_DONE or HV_CASE_FAILED     */
+    hv_run_crow c;
+    hv_run_vrow v[HV_RUN_MAX_VERT];
+    /* Seconds per stage, in the order of the stage names the store was
+     * created with (the journal opened with); entries past the stage count
+     * are ignored on writing and 0 after reading. */
+    double seconds[HV_STORE_MAX_STAGES];
+    int n_img;                        /* image planes per vertebra (0, 1, 3) */
+    float *img;                       /* owned; n_vert*n_img*IMG*IMG or NULL */
+    uint8_t *qc;                      /* owned; n_vert*HV_RUN_QC_BYTES or NULL */
+} hv_case_result;
+
+/* Free img and qc and zero the whole result (a zeroed result is valid). */
+void hv_case_result_clear(hv_case_result *r);
+
+/* -------------------------------------------------------------- journals */
+
+/* Append-only per-rank journal of finished cases. Every record is framed
+ * (magic, length, CRC-32 of the payload) and fsync'd before the call
+ * returns, so after a SIGKILL the journal ends with zero or one torn record,
+ * which replay detects and cuts off. */
+typedef struct hv_journal hv_journal;
+
+/* Open (create) dir/rank-RRRR.log, or dir/shard-KKKK-rank-RRRR.log when
+ * shard >= 0, for appending. A new file starts with a layout record: the
+ * layout version, the row sizes and the stage names (names[0..n_stages),
+ * borrowed, checked with hv_store_check_stages). An existing file written
+ * with another layout or another stage list is moved aside (to
+ * <file>.layout-V, with a number added when that exists) and a new one
+ * started, with a warning: its cases run again. */
+hv_status hv_journal_open(const char *dir, int shard, int rank, int n_stages,
+                          const char *const *stage_names, hv_journal **out);
+/* Append one case result (r->seconds[0..n_stages) with it), fsync'd. */
+hv_status hv_journal_append(hv_journal *j, const hv_case_result *r);
+void hv_journal_close(hv_journal *j);
+
+/* Replay every rank-*.log and shard-*.log under dir and call fn for every
+ * valid record, file by file in name order (r and its buffers are valid
+ * only during the call). Only files written with this build's layout and
+ * the stage list names[0..n_stages) are read; any other file is skipped
+ * with a warning that names both stage lists (or layouts) and says its
+ * cases will run again. Torn tails are truncated away (so later appends
+ * stay readable) and counted in *n_torn; *n_records counts the records
+ * handed to fn. */
+typedef hv_status (*hv_journal_fn)(void *user, const hv_case_result *r);
+hv_status hv_journal_replay(const char *dir, int n_stages, const char *const *stage_names,
+                            hv_journal_fn fn, void *user, long *n_records, long *n_torn);
+
+/* ----------------------------------------------------------------- store */
+
+typedef struct hv_store hv_store;
+
+typedef struct hv_store_create_info {
+    long n_cases;
+    int n_img;                        /* image planes per vertebra          */
+    const char *config_text;
+    int ranks;
+    int attempt;
+    const char *started_utc;
+    const char *input_root;
+    int n_stages;                     /* 1..HV_STORE_MAX_STAGES             */
+    const char *const *stage_names;   /* borrowed; n_stages names, the      */
+                                      /* order of hv_case_result.seconds    */
+} hv_store_create_info;
+
+/* Serial (one process): create `path` (schema HV_STORE_SCHEMA_VERSION) with
+ * every slot allocated, fill in the case rows (ids, paths) with status
+ * pending. A bad stage list is HV_ERR_ARG (hv_store_check_stages). */
+hv_status hv_store_create(const char *path, const hv_store_create_info *info,
+                          const hv_run_crow *cases, hv_store **out);
+/* Write a finished case (rows, images, per-stage seconds, case row, then
+ * status) into its slots. HV_ERR_UNSUPPORTED on a store of an older schema. */
+hv_status hv_store_put_case(hv_store *s, long case_index, const hv_case_result *r);
+/* Collective over comm: open for independent raw-data writes through MPI-IO. */
+hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
+/* Serial read/write or read-only open (sec2 driver). */
+hv_status hv_store_open_serial(const char *path, int writable, hv_store **out);
+/* Close (collective when opened with hv_store_open_mpi). */
+hv_status hv_store_close(hv_store *s);
+
+long hv_store_n_cases(const hv_store *s);
+int hv_store_n_img(const hv_store *s);
+/* The schema version of the open file: 1 or HV_STORE_SCHEMA_VERSION. */
+int hv_store_version(const hv_store *s);
+/* The store's stage names: *n of them in *names, owned by the store (valid
+ * until hv_store_close). A v1 store has the six of that schema. */
+void hv_store_stage_names(const hv_store *s, int *n, const char *const **names);
+/* rows (n_cases, may be NULL) and status (n_cases bytes, may be NULL). */
+hv_status hv_store_read_cases(hv_store *s, hv_run_crow *rows, uint8_t *status);
+/* Per-case seconds, n_cases x n_stages doubles, row-major (case, stage) in
+ * the order of hv_store_stage_names; rows of pending cases are unspecified. */
+hv_status hv_store_read_seconds(hv_store *s, double *sec);
+/* Read the used vertebra rows of all done cases, in case order. */
+hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n);
+hv_status hv_store_set_pred(hv_store *s, const hv_run_vrow *rows, size_t n);
+hv_status hv_store_set_attr_str(hv_store *s, const char *obj, const char *name,
+                                const char *value);
+
+/* Grader results as stored under /grader. */
+typedef struct hv_grader_result {
+    char method[16];                  /* "svm" | "rule"                       */
+    char evaluated_on[16];            /* "val" | "all" | ""                   */
+    char note[256];                   /* why svm fell back, etc.              */
+    int have_metrics;
+    hv_class_metrics m;
+    int n_folds;
+    double fold_metrics[16][4];       /* macro F1, P, R, accuracy per fold    */
+    double mean[4], var[4];
+} hv_grader_result;
+
+hv_status hv_store_write_grader(hv_store *s, const hv_grader_result *g);
+hv_status hv_store_read_grader(hv_store *s, hv_grader_result *g, int *present);
+
+/* -------------------------------------------- describe, validate, export */
+
+/* Summary of a store as human-readable text (schema version, provenance,
+ * counts, failures with reasons, grader results). free() the text. */
+hv_status hv_store_describe(const char *path, char **text);
+/* Check a store against its schema, v2 or v1 (docs/hdf5-schema.md): every object,
+ * type, shape, value range and cross-reference. HV_OK when valid; otherwise
+ * HV_ERR_FORMAT, and *report (may be NULL) lists every problem found. */
+hv_status hv_store_validate(const char *path, char **report);
+/* Write cases.csv (one column s_<name> per stage, in the store's order),
+ * vertebrae.csv and (when graded) grader_metrics.csv and grader_folds.csv
+ * into `dir` (created). */
+hv_status hv_store_export_csv(const char *path, const char *dir);
+/* Export (hv_store_export_csv), and with qc_png the QC pictures of a store
+ * made with output.images = qc | full as DIR/qc/<case>_<level>_{sag,cor}.png
+ * (*n_png, may be NULL, counts them). The run's own output folder gets the
+ * tables only: one PNG pair per vertebra is for a person looking, on demand. */
+hv_status hv_store_export(const char *path, const char *dir, int qc_png, long *n_png);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HV_STORE_H */

@@ -1,0 +1,301 @@
+/*
+ * export.c: a store as tidy tables (cases.csv, vertebrae.csv,
+ * grader_metrics.csv, grader_folds.csv) and, on demand, its QC pictures as
+ * PNGs (hv_store_export).
+ *
+ * One row per case and per vertebra of a done case, numbers printed with 17
+ * significant digits so that two exports are equal exactly when the doubles
+ * are: the tests compare runs at different rank counts and after kills by
+ * comparing these files byte for byte. The QC pictures are drawn here, not
+ * stored drawn: the store keeps the CT and the label as separate channels
+ * (the label stays usable as a mask) and the contour is painted at export.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv/io.h"
+#include "store_internal.h"
+
+static void csv_str(FILE *f, const char *s)
+{
+    int quote = strpbrk(s, ",\"\n") != NULL;
+    if (!quote) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Round-trip-exact doubles (bitwise comparisons across runs rest on this). */
+static void csv_num(FILE *f, double x)
+{
+    if (isnan(x)) fputs("nan", f);
+    else fprintf(f, "%.17g", x);
+}
+
+static hv_status export_tables(const char *path, const char *dir)
+{
+    hv_store *s = NULL;
+    hv_run_crow *cr = NULL;
+    uint8_t *stt = NULL;
+    hv_run_vrow *vr = NULL;
+    double *secs = NULL;
+    size_t nv = 0;
+    FILE *f = NULL;
+    char *fn = NULL;
+    hv_status st = hv_mkdir_p(dir);
+    if (st != HV_OK) return st;
+    if ((st = hv_store_open_serial(path, 0, &s)) != HV_OK) return st;
+    size_t nc = (size_t)s->n_cases, ns = (size_t)s->n_stages;
+    cr = malloc((nc ? nc : 1) * sizeof *cr);
+    stt = malloc(nc ? nc : 1);
+    secs = malloc((nc ? nc : 1) * ns * sizeof *secs);
+    if (!cr || !stt || !secs) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_store_read_seconds(s, secs)) != HV_OK) goto done;
+    if ((st = hv_store_read_vertebrae(s, &vr, &nv)) != HV_OK) goto done;
+
+    fn = hv_strfmt("%s/cases.csv", dir);
+    if (!fn || !(f = fopen(fn, "w"))) {
+        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
+        goto done;
+    }
+    fprintf(f, "case,status,n_vert,rank,attempt,error_code,error,ct_path,mask_path");
+    /* one column per stage, named from the store (v1: its six fixed names) */
+    for (size_t k = 0; k < ns; k++) fprintf(f, ",s_%s", s->stage_ptr[k]);
+    fputc('\n', f);
+    for (size_t i = 0; i < nc; i++) {
+        csv_str(f, cr[i].id);
+        fprintf(f, ",%s,%d,%d,%d,%s,", hv_case_state_name(stt[i]), cr[i].n_vert, cr[i].rank,
+                cr[i].attempt, cr[i].error_code ? hv_status_name((hv_status)cr[i].error_code) : "");
+        csv_str(f, cr[i].error);
+        fputc(',', f);
+        csv_str(f, cr[i].ct_path);
+        fputc(',', f);
+        csv_str(f, cr[i].mask_path);
+        for (size_t k = 0; k < ns; k++) fprintf(f, ",%.6f", secs[i * ns + k]);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
+        goto done;
+    }
+    f = NULL;
+    free(fn);
+
+    fn = hv_strfmt("%s/vertebrae.csv", dir);
+    if (!fn || !(f = fopen(fn, "w"))) {
+        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
+        goto done;
+    }
+    fprintf(f, "case,label,level,known_grade,split,grade_rule,grade_pred,flags,volume_ml,mean_hu,"
+               "cx,cy,cz,h_ori_all,h_ori_ant,h_ori_mid,h_ori_post,h_syn_all,h_syn_ant,h_syn_mid,"
+               "h_syn_post,rhlv_all,rhlv_ant,rhlv_mid,rhlv_post\n");
+    for (size_t i = 0; i < nv; i++) {
+        const hv_run_vrow *v = &vr[i];
+        char fl[256];
+        hv_measure_flags_str(v->flags, fl, sizeof fl);
+        csv_str(f, cr[v->case_index].id);
+        fprintf(f, ",%d,%.8s,%d,%s,%d,%d,%s", v->label, v->level, v->known_grade,
+                v->split_set >= 0 ? hv_split_set_name((hv_split_set)v->split_set) : "",
+                v->grade_rule, v->grade_pred, fl);
+        const double *cols[] = {&v->volume_ml, &v->mean_hu};
+        for (int k = 0; k < 2; k++) fputc(',', f), csv_num(f, *cols[k]);
+        for (int k = 0; k < 3; k++) fputc(',', f), csv_num(f, v->centroid[k]);
+        for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->h_ori[k]);
+        for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->h_syn[k]);
+        for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->rhlv[k]);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
+        goto done;
+    }
+    f = NULL;
+    free(fn);
+    fn = NULL;
+
+    hv_grader_result g;
+    int present = 0;
+    if ((st = hv_store_read_grader(s, &g, &present)) != HV_OK) goto done;
+    if (present) {
+        fn = hv_strfmt("%s/grader_metrics.csv", dir);
+        if (!fn || !(f = fopen(fn, "w"))) {
+            st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
+            goto done;
+        }
+        fprintf(f, "method,evaluated_on,macro_f1,macro_precision,macro_recall,accuracy,kappa_linear,"
+                   "n_folds,fold_mean_f1,fold_var_f1,note\n");
+        fprintf(f, "%s,%s,", g.method, g.evaluated_on);
+        if (g.have_metrics) {
+            csv_num(f, g.m.macro_f1), fputc(',', f);
+            csv_num(f, g.m.macro_precision), fputc(',', f);
+            csv_num(f, g.m.macro_recall), fputc(',', f);
+            csv_num(f, g.m.accuracy), fputc(',', f);
+            csv_num(f, g.m.kappa_linear);
+        } else {
+            fputs(",,,,", f);
+        }
+        fprintf(f, ",%d,", g.n_folds);
+        if (g.n_folds) csv_num(f, g.mean[0]);
+        fputc(',', f);
+        if (g.n_folds) csv_num(f, g.var[0]);
+        fputc(',', f);
+        csv_str(f, g.note);
+        fputc('\n', f);
+        if (g.have_metrics) {
+            fprintf(f, "\ntrue\\pred");
+            for (int c = 0; c < g.m.n_classes; c++) fprintf(f, ",%d", g.m.classes[c]);
+            fputc('\n', f);
+            for (int r = 0; r < g.m.n_classes; r++) {
+                fprintf(f, "%d", g.m.classes[r]);
+                for (int c = 0; c < g.m.n_classes; c++) fprintf(f, ",%ld", g.m.confusion[r][c]);
+                fputc('\n', f);
+            }
+        }
+        if (fclose(f) != 0) {
+            f = NULL;
+            st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
+            goto done;
+        }
+        f = NULL;
+        if (g.n_folds > 0) {
+            free(fn);
+            fn = hv_strfmt("%s/grader_folds.csv", dir);
+            if (!fn || !(f = fopen(fn, "w"))) {
+                st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
+                goto done;
+            }
+            fprintf(f, "fold,macro_f1,macro_precision,macro_recall,accuracy\n");
+            for (int k = 0; k < g.n_folds; k++) {
+                fprintf(f, "%d", k);
+                for (int c = 0; c < 4; c++) fputc(',', f), csv_num(f, g.fold_metrics[k][c]);
+                fputc('\n', f);
+            }
+            if (fclose(f) != 0) {
+                f = NULL;
+                st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
+                goto done;
+            }
+            f = NULL;
+        }
+    }
+done:
+    if (f) fclose(f);
+    free(fn);
+    free(secs);
+    free(cr);
+    free(stt);
+    free(vr);
+    hv_store_close(s);
+    return st;
+}
+
+/* One view of a QC slot as RGB: the CT in grey, the target's contour (label
+ * pixels with a 4-neighbour outside the label, or on the border) in red. */
+static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
+{
+    hv_store *s = NULL;
+    hv_run_crow *cr = NULL;
+    uint8_t *stt = NULL, *slot = NULL;
+    unsigned char *rgb = NULL;
+    char *qdir = NULL, *fn = NULL;
+    hv_status st = hv_store_open_serial(path, 0, &s);
+    if (st != HV_OK) return st;
+    if (s->qc < 0) goto done; /* images = none, or a store from before the QC pictures */
+    size_t nc = (size_t)s->n_cases;
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
+    cr = malloc((nc ? nc : 1) * sizeof *cr);
+    stt = malloc(nc ? nc : 1);
+    slot = malloc(HV_RUN_QC_BYTES);
+    rgb = malloc(plane * 3);
+    qdir = hv_strfmt("%s/qc", dir);
+    if (!cr || !stt || !slot || !rgb || !qdir) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_mkdir_p(qdir)) != HV_OK) goto done;
+    hsize_t inner[5] = {1, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
+    hid_t ms = H5Screate_simple(5, inner, NULL);
+    for (size_t i = 0; i < nc && st == HV_OK; i++) {
+        if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
+        hv_run_vrow rows[HV_RUN_MAX_VERT];
+        hid_t vt = hv_store_vrow_type();
+        hsize_t vstart = (hsize_t)i * HV_RUN_MAX_VERT, vcnt = (hsize_t)cr[i].n_vert;
+        hid_t vfs = H5Dget_space(s->verts), vms = H5Screate_simple(1, &vcnt, NULL);
+        herr_t e = H5Sselect_hyperslab(vfs, H5S_SELECT_SET, &vstart, NULL, &vcnt, NULL);
+        if (e >= 0) e = H5Dread(s->verts, vt, vms, vfs, H5P_DEFAULT, rows);
+        H5Sclose(vms);
+        H5Sclose(vfs);
+        H5Tclose(vt);
+        if (e < 0) {
+            st = hv_error_set(HV_ERR_HDF5, "store: cannot read vertebrae of case %s", cr[i].id);
+            break;
+        }
+        for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
+            hsize_t start[5] = {vstart + (hsize_t)k, 0, 0, 0, 0};
+            hid_t fs = H5Dget_space(s->qc);
+            e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, inner, NULL);
+            if (e >= 0) e = H5Dread(s->qc, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, slot);
+            H5Sclose(fs);
+            if (e < 0) {
+                st = hv_error_set(HV_ERR_HDF5, "store: cannot read /images/qc of case %s",
+                                  cr[i].id);
+                break;
+            }
+            int any = 0;
+            for (size_t q = 0; q < HV_RUN_QC_BYTES && !any; q++) any = slot[q] != 0;
+            if (!any) continue; /* no picture: the spine stage failed there */
+            for (int view = 0; view < HV_QC_VIEWS && st == HV_OK; view++) {
+                const uint8_t *v0 = slot + (size_t)view * HV_QC_CHANNELS * plane;
+                hv_io_paint_contours(rgb, 3 * HV_RUN_QC, v0 + HV_QC_CT * plane,
+                                     v0 + HV_QC_LABEL * plane, HV_RUN_QC, HV_RUN_QC, 255);
+                free(fn);
+                fn = hv_strfmt("%s/%s_%.8s_%s.png", qdir, cr[i].id, rows[k].level,
+                               view == HV_QC_SAG ? "sag" : "cor");
+                if (!fn) {
+                    st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                st = hv_io_png_write(fn, HV_RUN_QC, HV_RUN_QC, 3, rgb);
+                if (st == HV_OK && n_png) (*n_png)++;
+            }
+        }
+    }
+    H5Sclose(ms);
+done:
+    free(fn);
+    free(qdir);
+    free(rgb);
+    free(slot);
+    free(cr);
+    free(stt);
+    hv_store_close(s);
+    return st;
+}
+
+hv_status hv_store_export(const char *path, const char *dir, int qc_png, long *n_png)
+{
+    if (n_png) *n_png = 0;
+    hv_status st = export_tables(path, dir);
+    if (st == HV_OK && qc_png) st = export_qc_png(path, dir, n_png);
+    return st;
+}
+
+hv_status hv_store_export_csv(const char *path, const char *dir)
+{
+    return hv_store_export(path, dir, 1, NULL);
+}

@@ -1,0 +1,113 @@
+/*
+ * store_internal.h: what the files of src/store share (not public).
+ *
+ * The store handle's fields, the compound types of the rows (schema.c), and
+ * the HDF5 helpers of h5util.c: the diagnosis of a failed HDF5 call (the
+ * operating system's reason, not only HDF5's innermost message), scalar
+ * attributes, and raw-data writes of a run of rows. Every file of the module
+ * reads and writes the schema through these, so there is one definition of
+ * each type and one way an HDF5 failure is reported.
+ */
+#ifndef HV_STORE_INTERNAL_H
+#define HV_STORE_INTERNAL_H
+
+#include <errno.h>
+#include <hdf5.h>
+
+#include "hv/store.h"
+
+struct hv_store {
+    hid_t file;
+    hid_t cases, status, verts, images, qc;
+    hid_t seconds;                    /* /cases/seconds; -1 in a v1 store    */
+    long n_cases;
+    int n_img;
+    int mpi;
+    int version;                      /* /@schema_version: 1 or 2            */
+    int n_stages;                     /* stage names, from the file          */
+    char stage_buf[HV_STORE_MAX_STAGES][HV_STORE_STAGE_NAME_MAX];
+    const char *stage_ptr[HV_STORE_MAX_STAGES];
+};
+
+/* Schema v1 kept per-stage seconds as a fixed array in the case row: six
+ * stages with these names, float64[6] at byte 856 of a 904-byte row. Fixed
+ * numbers, not offsetof: they describe files already written. */
+#define HV_STORE_V1_STAGES 6
+#define HV_STORE_V1_CROW_SIZE 904
+#define HV_STORE_V1_SECONDS_OFFSET 856
+extern const char *const hv_store_v1_stage_names[HV_STORE_V1_STAGES];
+
+/* ------------------------------------------------------- errors (h5util.c) */
+
+/* HV_ERR_HDF5 with the message and the HDF5 reason appended (the OS's or
+ * MPI's own message when the error stack carries one); `err` is the errno
+ * the failing call left (0: none). */
+hv_status hv_h5_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Inside a function with `hv_status st` and a `done:` label: run expr and,
+ * when it fails (< 0), set st through hv_h5_fail and goto done. */
+#define H5CHK(expr, ...)                                                       \
+    do {                                                                       \
+        errno = 0;                                                             \
+        if ((expr) < 0) {                                                      \
+            st = hv_h5_fail(errno, __VA_ARGS__);                               \
+            goto done;                                                         \
+        }                                                                      \
+    } while (0)
+
+/* The same for a call that returns hv_status (the attribute helpers below):
+ * H5CHK would let their failures through, hv_status errors being > 0. */
+#define ATTRCHK(expr)                                                          \
+    do {                                                                       \
+        if ((st = (expr)) != HV_OK) goto done;                                 \
+    } while (0)
+
+/* Turn off HDF5's automatic printing of its error stack (we report). */
+void hv_h5_quiet(void);
+
+/* --------------------------------------------------- attributes (h5util.c) */
+
+/* A fixed-length, NUL-terminated string type of n bytes (H5Tclose it). */
+hid_t hv_h5_str_type(size_t n);
+/* Write a scalar attribute, replacing one of the same name. */
+hv_status hv_h5_attr_str(hid_t obj, const char *name, const char *value);
+hv_status hv_h5_attr_int(hid_t obj, const char *name, long value);
+hv_status hv_h5_attr_double(hid_t obj, const char *name, double value);
+/* Read a string attribute into a new string (free() it); NULL when absent
+ * or not a fixed-length string. */
+char *hv_h5_read_attr_str(hid_t obj, const char *name);
+/* Read a numeric attribute: 1 when read, 0 when absent or unreadable. */
+int hv_h5_read_attr_long(hid_t obj, const char *name, long *out);
+int hv_h5_read_attr_double(hid_t obj, const char *name, double *out);
+
+/* --------------------------------------------------- raw writes (h5util.c) */
+
+/* Write `count` rows from `start` of dataset d (rank 1..5; `inner` holds the
+ * rank-1 inner dimensions, NULL for rank 1) from buf of memory type `type`.
+ * A failed write says why in the OS's words (a full disk: ENOSPC, a file
+ * size limit: EFBIG), also where HDF5's MPI-IO driver does not. */
+hv_status hv_h5_write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, int rank,
+                           const hsize_t *inner, const void *buf);
+
+/* ------------------------------------------------- row types (schema.c) */
+
+/* The HDF5 compound types of hv_run_crow and hv_run_vrow (built from
+ * offsetof: memory and file layouts are the same) and the status enum.
+ * H5Tclose each. */
+hid_t hv_store_crow_type(void);
+hid_t hv_store_vrow_type(void);
+hid_t hv_store_status_type(void);
+/* The file type of a v1 /cases/table (the v2 members plus `seconds`). */
+hid_t hv_store_crow_v1_type(void);
+
+/* ------------------------------------------------- stage names (stages.c) */
+
+/* Copy names[0..n) (already checked) into the handle. */
+void hv_store_set_stages(hv_store *s, int n, const char *const *names);
+/* Read /cases/stage_names of a v2 store into the handle; HV_ERR_FORMAT
+ * when it is missing, not strings, or not a valid stage list. */
+hv_status hv_store_load_stages(hv_store *s);
+/* The type of /cases/stage_names (H5Tclose it). */
+hid_t hv_store_stage_name_type(void);
+
+#endif /* HV_STORE_INTERNAL_H */
