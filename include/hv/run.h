@@ -134,6 +134,13 @@ typedef struct hv_run_summary {
  * and re-running resumes), another status for a fatal error. */
 hv_status hv_run_execute(const hv_run_config *c, MPI_Comm comm, hv_run_summary *out);
 
+/* hv_run_execute with another table of stages (`t`, borrowed; hv/pipeline.h):
+ * tests and experiments add a stage this way, and it is timed, logged and
+ * stored by its name like the default ones. */
+struct hv_pipe_table;
+hv_status hv_run_execute_with(const hv_run_config *c, MPI_Comm comm,
+                              const struct hv_pipe_table *t, hv_run_summary *out);
+
 /* Ask the run to stop taking cases (finish the ones in flight, flush, close).
  * Async-signal-safe: call it from a SIGTERM/SIGUSR1 handler. */
 void hv_run_request_stop(void);

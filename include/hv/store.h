@@ -43,6 +43,7 @@
 
 #include "hv/core.h"
 #include "hv/measure.h"
+#include "hv/pipeline.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,21 +62,15 @@ extern "C" {
 
 /* ------------------------------------------------------------- row types */
 
-/* Vertebra slots per case in the store: every VerSe label that has a level
- * (C1..L6 = 1..25, T13 = 28) fits. */
-#define HV_RUN_MAX_VERT 26
-/* Side of the per-vertebra images (height-loss map etc.), pixels. */
-#define HV_RUN_IMG 32
-/* Per-vertebra QC pictures of the spine stage (output.images = qc | full):
- * views x channels x QC x QC bytes. View 0 is the mid-sagittal, view 1 the
- * mid-coronal slice of the straightened crop (hv/spine.h layouts, row 0
- * cranial); channel 0 the windowed CT (0..255), channel 1 the target
- * vertebra's (de-pedicled) label, 255 inside, 0 outside. All zero: no QC
- * picture (the spine stage failed on that case or vertebra; the log says why). */
-#define HV_RUN_QC 256
-enum { HV_QC_SAG = 0, HV_QC_COR, HV_QC_VIEWS };
-enum { HV_QC_CT = 0, HV_QC_LABEL, HV_QC_CHANNELS };
-#define HV_RUN_QC_BYTES ((size_t)HV_QC_VIEWS * HV_QC_CHANNELS * HV_RUN_QC * HV_RUN_QC)
+/* The per-case products come from the pipeline (hv/pipeline.h), which says
+ * their layout: vertebra slots per case (HV_PIPE_MAX_VERT: every VerSe label
+ * with a level fits), the per-vertebra height-loss planes (HV_IMG_*, side
+ * HV_PIPE_IMG) and QC slices (HV_QC_* views x channels, side HV_PIPE_QC; all
+ * zero: no QC picture). The store keeps them in fixed slots of those sizes. */
+#define HV_RUN_MAX_VERT HV_PIPE_MAX_VERT
+#define HV_RUN_IMG HV_PIPE_IMG
+#define HV_RUN_QC HV_PIPE_QC
+#define HV_RUN_QC_BYTES HV_PIPE_QC_BYTES
 
 typedef enum hv_case_state {
     HV_CASE_PENDING = 0,
@@ -90,9 +85,6 @@ const char *hv_case_state_name(int s);
  * HV_STORE_MAX_STAGES, every name valid, no name twice); HV_ERR_ARG naming
  * the problem otherwise. */
 hv_status hv_store_check_stages(int n, const char *const *names);
-
-/* Image planes per vertebra slot. */
-enum { HV_IMG_LOSS = 0, HV_IMG_ORI, HV_IMG_SYN, HV_IMG_COUNT };
 
 typedef struct hv_run_vrow {
     int32_t case_index;    /* row of /cases                              */

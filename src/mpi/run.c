@@ -111,7 +111,8 @@ typedef struct {
     int phantom;
     hv_phantom_opts popts;
     hv_measure_opts mopts;
-    hv_synth_method synth;
+    const char *synth;                /* synthesis.method (a registered name) */
+    int pictures;                     /* hv_pipe_pictures from output.images */
     int n_img;
     char store[1024];
     char journal[1100];
@@ -144,8 +145,8 @@ static hv_status read_params(const hv_run_config *c, run_params *p)
     p->mopts.map_step_mm = k->map_step_mm;
     p->mopts.deform_thresh = k->deform_thresh;
     p->mopts.max_ref_distance = k->max_ref_distance;
-    if ((st = hv_synth_method_find(hv_run_config_get(c, "synthesis", "method"), &p->synth)))
-        return st;
+    p->synth = hv_run_config_get(c, "synthesis", "method");
+    p->pictures = k->images; /* none, qc, full: the order of hv_pipe_pictures */
 
     static const int n_img[] = {0, 1, HV_IMG_COUNT}; /* none, qc, full */
     p->n_img = n_img[k->images];
@@ -495,8 +496,9 @@ static void lock_release(const char *path)
 
 /* ---------------------------------------------------------- phase A (rank 0) */
 
-static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int nranks,
-                             phase_a *pa, hv_manifest **man_out, long **order_out, int *locked)
+static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
+                             const hv_stage_ctx *sc, int nranks, phase_a *pa,
+                             hv_manifest **man_out, long **order_out, int *locked)
 {
     hv_status st = HV_OK;
     char *want = NULL, *have = NULL, *cfgtext = NULL, *path = NULL, *ptext = NULL;
@@ -638,7 +640,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
         goto done;
     }
     long nrec = 0, ntorn = 0;
-    st = hv_journal_replay(p->journal, HV_STAGE_COUNT, hv_stage_names, on_record_pick, &rc, &nrec,
+    st = hv_journal_replay(p->journal, sc->n_stages, sc->names, on_record_pick, &rc, &nrec,
                            &ntorn);
     if (st != HV_OK) goto done;
     if (rc.n_unknown)
@@ -663,14 +665,14 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p, int 
     char started[32];
     hv_utc_now(started);
     hv_store_create_info ci = {(long)n, p->n_img, cfgtext, nranks, pa->attempt, started, pa->root,
-                               HV_STAGE_COUNT, hv_stage_names};
+                               sc->n_stages, sc->names};
     snprintf(tmp, sizeof tmp, "%s.tmp", p->store);
     st = hv_store_create(tmp, &ci, init, &ts);
     free(init);
     if (st != HV_OK) goto done;
     put_ctx pc = {&rc, ts, 0};
     long nrec2 = 0, ntorn2 = 0;
-    st = hv_journal_replay(p->journal, HV_STAGE_COUNT, hv_stage_names, on_record_put, &pc, &nrec2,
+    st = hv_journal_replay(p->journal, sc->n_stages, sc->names, on_record_put, &pc, &nrec2,
                            &ntorn2);
     if (st != HV_OK) goto done;
     st = hv_store_close(ts);
@@ -857,6 +859,12 @@ static void fmt_dur(char *b, size_t cap, double s)
 
 hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary *out)
 {
+    return hv_run_execute_with(cfg, comm, hv_pipe_default(), out);
+}
+
+hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_pipe_table *table,
+                              hv_run_summary *out)
+{
     int rank = 0, nranks = 1;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &nranks);
@@ -867,6 +875,11 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
     run_params p;
     hv_status st = read_params(cfg, &p);
     if (st != HV_OK) return st; /* same config everywhere: every rank fails alike */
+    /* the plan: which stages run, and the names of their seconds (the split
+     * is read later, by every rank) */
+    hv_stage_ctx sctx;
+    st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL);
+    if (st != HV_OK) return st;
 
     hv_manifest *man = NULL;
     long *order = NULL;
@@ -879,7 +892,7 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
     memset(&pa, 0, sizeof pa);
 
     /* ---- phase A */
-    if (rank == 0) st = phase_a_run(cfg, &p, nranks, &pa, &man, &order, &locked);
+    if (rank == 0) st = phase_a_run(cfg, &p, &sctx, nranks, &pa, &man, &order, &locked);
     else lazy_barrier(comm);
     if (rank == 0) lazy_barrier(comm);
     st = bcast_status(comm, rank, st);
@@ -918,12 +931,12 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
     if ((st = hv_store_open_mpi(p.store, comm, &store)) != HV_OK) goto done_b;
     if ((st = hv_queue_create(comm, &q)) != HV_OK) goto done_b;
     if ((st = hv_journal_open(p.journal, p.k.shard_count > 1 ? p.k.shard_index : -1, rank,
-                              HV_STAGE_COUNT, hv_stage_names, &jr)) != HV_OK)
+                              sctx.n_stages, sctx.names, &jr)) != HV_OK)
         goto done_b;
     hv_log_info("rank %d of %d ready: %ld case(s) to run, %ld finished earlier", rank, nranks,
                 pa.n_pending, pa.n_resumed);
 
-    hv_stage_ctx sctx = {p.mopts, p.k.use_centroids, p.synth, p.n_img, split};
+    sctx.split = split;
     int stopped = 0, fatal = 0;
     long my_cases = 0;
     double t_loop = hv_time_now(), last_progress = t_loop;
@@ -960,7 +973,7 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
         hv_run_crashpoint("before-journal");
         double tj = hv_time_now();
         st = hv_journal_append(jr, &r);
-        r.seconds[HV_STAGE_STORE] = hv_time_now() - tj;
+        r.seconds[sctx.n_stages - 1] = hv_time_now() - tj; /* "store" */
         if (st != HV_OK) {
             fatal = 1;
             hv_case_result_clear(&r);
@@ -981,12 +994,15 @@ hv_status hv_run_execute(const hv_run_config *cfg, MPI_Comm comm, hv_run_summary
         my_cases++;
         double dt = hv_time_now() - tc;
         if (r.state == HV_CASE_DONE) {
-            /* stage timings by name, from the names the store has */
-            char tl[HV_STAGE_COUNT * (HV_STORE_STAGE_NAME_MAX + 16)];
+            /* the seconds of the stages that ran, and the store's, by the
+             * names the store has */
+            char tl[HV_STORE_MAX_STAGES * (HV_STORE_STAGE_NAME_MAX + 16)];
             size_t tn = 0;
-            for (int k = 0; k < HV_STAGE_COUNT && tn < sizeof tl; k++)
-                tn += (size_t)snprintf(tl + tn, sizeof tl - tn, "%s%s %.3f", k ? ", " : "",
-                                       hv_stage_names[k], r.seconds[k]);
+            for (int k = 0; k < sctx.n_stages && tn < sizeof tl; k++) {
+                if (k < sctx.n_stages - 1 && !(sctx.plan.active & (1u << k))) continue;
+                tn += (size_t)snprintf(tl + tn, sizeof tl - tn, "%s%s %.3f", tn ? ", " : "",
+                                       sctx.names[k], r.seconds[k]);
+            }
             hv_log_info("case %s: done, %d vertebrae in %.2f s (%s)", cs->id, r.c.n_vert, dt, tl);
         } else {
             hv_log_warn("case %s: FAILED after %.2f s: %s", cs->id, dt, r.c.error);

@@ -16,6 +16,7 @@
 #include "hv/io.h"
 #include "hv/measure.h"
 #include "hv/run.h"
+#include "hv/pipeline.h"
 #include "hv/store.h"
 
 /* ------------------------------------------------------ configuration */
@@ -81,44 +82,29 @@ void hv_sbuf_free(hv_sbuf *b);
 
 /* ------------------------------------------------------------ the stages */
 
-/* Per-case stages whose seconds are recorded, in the order of
- * hv_stage_names (the names the store and the journals get: they label the
- * seconds, so a stage added here shifts nothing in a reader). */
-enum {
-    HV_STAGE_LOAD = 0,     /* read + validate NIfTI, centroids          */
-    HV_STAGE_MEASURE,      /* heights on the mask                       */
-    HV_STAGE_SYNTH,        /* pseudo-healthy heights (baseline | GAN)   */
-    HV_STAGE_GRADE,        /* per-vertebra Genant rule grade            */
-    HV_STAGE_IMAGES,       /* optional per-vertebra images, with the    */
-                           /* spine stage and its QC pictures           */
-    HV_STAGE_STORE,        /* journal + store writes                    */
-    HV_STAGE_COUNT
-};
-extern const char *const hv_stage_names[HV_STAGE_COUNT];
-_Static_assert(HV_STAGE_COUNT <= HV_STORE_MAX_STAGES, "the store holds at most 16 stages");
-
-/* A synthesis method: fills h_syn, syn_map, rhlv of every vertebra. The
- * baseline is the only one today; the GAN plugs in here. */
-typedef struct hv_synth_method {
-    const char *name;
-    hv_status (*synth)(hv_spine_measure *m, const hv_measure_opts *o, void *ctx);
-    void *ctx;
-} hv_synth_method;
-
-hv_status hv_synth_method_find(const char *name, hv_synth_method *out);
-
+/* A case through the pipeline (hv/pipeline.h) into the store's rows. The
+ * plan points at `opts`: a context is initialised in place and not copied. */
 typedef struct hv_stage_ctx {
-    hv_measure_opts mopts;
-    int use_centroids;
-    hv_synth_method synth;
-    int n_img;                        /* 0 none, 1 qc, 3 full               */
+    hv_pipe_opts opts;
+    hv_pipe_plan plan;
     const hv_split *split;            /* borrowed; may be NULL              */
+    /* the names of hv_case_result.seconds: every table row, then "store"
+     * (the journal and store writes, timed by the runner) */
+    int n_stages;
+    const char *names[HV_STORE_MAX_STAGES];
 } hv_stage_ctx;
 
-/* Run every stage on one case. Never fails as a whole: a problem becomes
- * r->state = HV_CASE_FAILED with the reason in r->c.error. r->c's id/paths
- * must be set by the caller; r is otherwise overwritten (r->seconds in the
- * order of hv_stage_names). */
+/* Options from the run parameters, the plan for table `t` (borrowed; must
+ * outlive the context) and the stage names. HV_ERR_LIMIT when the table and
+ * "store" do not fit the store's HV_STORE_MAX_STAGES; the plan's errors. */
+hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
+                            const hv_measure_opts *mo, int use_centroids, const char *synth,
+                            int pictures, const hv_split *split);
+
+/* Run the planned stages on one case. Never fails as a whole: a problem
+ * becomes r->state = HV_CASE_FAILED with "<stage>: <reason>" in r->c.error.
+ * r->c's id/paths must be set by the caller; r is otherwise overwritten
+ * (r->seconds in the order of ctx->names; the last, "store", is 0). */
 void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
                        hv_case_result *r);
 
