@@ -502,6 +502,26 @@ static void test_resume_other_stages(const char *tmp)
     }
 }
 
+/* The configuration's synthesis.method choices are exactly the synthesis
+ * methods the pipeline registers (hv_pipe_synth_names): a method added in one
+ * place and not the other would be refused by one and accepted by the other. */
+static void test_synth_choices(void)
+{
+    size_t n = 0;
+    const hv_run_key *keys = hv_run_config_keys(&n);
+    char cfg[256] = "", reg[256];
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(keys[i].section, "synthesis") || strcmp(keys[i].key, "method")) continue;
+        for (size_t c = 0; keys[i].choices && keys[i].choices[c]; c++) {
+            if (c) strncat(cfg, ", ", sizeof cfg - strlen(cfg) - 1);
+            strncat(cfg, keys[i].choices[c], sizeof cfg - strlen(cfg) - 1);
+        }
+    }
+    hv_pipe_synth_names(reg, sizeof reg);
+    HV_CHECK(cfg[0] && !strcmp(cfg, reg), "synthesis.method choices '%s' == registered '%s'", cfg,
+             reg);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -510,6 +530,7 @@ int main(int argc, char **argv)
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", tmp0);
     test_config(tmp);
+    test_synth_choices();
     test_journal(tmp);
     test_journal_raw_frames(tmp);
     test_journal_layout(tmp);
