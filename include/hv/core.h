@@ -92,6 +92,8 @@ void hv_logv(hv_log_level level, const char *fmt, va_list ap)
 
 /* Monotonic wall clock in seconds (for timings and progress). */
 double hv_time_now(void);
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" (for provenance and locks). */
+void hv_utc_now(char buf[32]);
 
 /* ---------------------------------------------------------------- volume */
 

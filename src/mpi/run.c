@@ -1,9 +1,9 @@
 /*
  * run.c: the MPI batch run: manifest, resume, work loop, close, gather.
  *
- * Over 1,000 lines while it still holds the output-folder lock, the typed
- * parameter mapping and the three phases below; the lock and the manifest
- * packing leave for src/store and src/pipeline with issue 10.
+ * Over 1,000 lines while it still holds the typed parameter mapping, the
+ * journal replay and the three phases below; the output folder lock is
+ * hv_store's (src/store/lock.c).
  *
  * Phases (every rank calls hv_run_execute):
  *  A. rank 0 alone: generate the phantom cohort when input.source = phantom
@@ -77,14 +77,6 @@ static void test_case_delay(void)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-void hv_utc_now(char buf[32])
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* Barrier that sleeps instead of spinning, so ranks that wait do not steal
@@ -328,172 +320,6 @@ static void remove_journals(const char *dir)
     unlink(p);
 }
 
-/* ------------------------------------------------------ output folder lock */
-
-/* One run at a time per output folder (per shard for sharded runs): rank 0
- * creates <output.dir>/run.lock with O_CREAT|O_EXCL holding its host, pid and
- * start time, and removes it at the end. A lock whose holder is gone (same
- * host, no such pid) is stale and taken over with a warning; a lock from
- * another host cannot be checked and is treated as live: the message says
- * how to remove it. Why a lock file and not fcntl() locks:
- * docs/hdf5-schema.md, "Output folder lock". */
-typedef struct {
-    char host[256];
-    long pid;
-    char started[64];
-} lock_holder;
-
-static void my_host(char *buf, size_t cap)
-{
-    if (gethostname(buf, cap) != 0) snprintf(buf, cap, "?");
-    buf[cap - 1] = 0;
-}
-
-/* 0: parsed; -1: unreadable or incomplete (being written, or damaged). */
-static int lock_read(const char *path, lock_holder *h)
-{
-    memset(h, 0, sizeof *h);
-    char *t = NULL;
-    if (hv_file_read_all(path, "lock", 4096, &t, NULL) != HV_OK) return -1;
-    int got = 0;
-    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!strncmp(line, "host=", 5)) snprintf(h->host, sizeof h->host, "%s", line + 5), got |= 1;
-        else if (!strncmp(line, "pid=", 4)) {
-            char *end;
-            h->pid = strtol(line + 4, &end, 10);
-            if (!*end && h->pid > 0) got |= 2;
-        } else if (!strncmp(line, "started=", 8)) {
-            snprintf(h->started, sizeof h->started, "%s", line + 8);
-            got |= 4;
-        }
-    }
-    free(t);
-    return got == 7 ? 0 : -1;
-}
-
-/* The holder's state on this host: 0 gone (no such process, or a zombie),
- * 1 alive, 2 alive but ending: orphaned (its parent, mpiexec, is gone: the
- * job was killed and this rank has not noticed yet) or with a SIGKILL
- * pending (stuck in an fsync, say). */
-static int holder_state(long pid)
-{
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
-    char fn[64], buf[1024];
-    snprintf(fn, sizeof fn, "/proc/%ld/stat", pid);
-    FILE *f = fopen(fn, "r");
-    if (!f) return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *rp = strrchr(buf, ')'); /* the command name may hold anything */
-    char state = 0;
-    long ppid = 0;
-    if (!rp || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2) return 1;
-    if (state == 'Z' || state == 'X' || state == 'x') return 0;
-    if (ppid == 1) return 2;
-    snprintf(fn, sizeof fn, "/proc/%ld/status", pid);
-    if ((f = fopen(fn, "r"))) {
-        int dying = 0;
-        while (fgets(buf, sizeof buf, f)) {
-            unsigned long long mask;
-            if ((!strncmp(buf, "SigPnd:", 7) || !strncmp(buf, "ShdPnd:", 7)) &&
-                sscanf(buf + 7, "%llx", &mask) == 1 && (mask >> (SIGKILL - 1) & 1))
-                dying = 1;
-        }
-        fclose(f);
-        if (dying) return 2;
-    }
-    return 1;
-}
-
-/* Seconds to wait for an ending holder (holder_state 2) before refusing. */
-#define LOCK_ENDING_WAIT_S 30
-
-static hv_status lock_take(const char *path, int *locked)
-{
-    *locked = 0;
-    char host[256], started[32];
-    my_host(host, sizeof host);
-    hv_utc_now(started);
-    for (int tries = 0; tries < 5; tries++) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            char *text = hv_strfmt("healthivert run lock\nhost=%s\npid=%ld\nstarted=%s\n", host,
-                                   (long)getpid(), started);
-            size_t n = text ? strlen(text) : 0;
-            int ok = text && write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
-            int e = errno;
-            free(text);
-            if (close(fd) != 0 && ok) ok = 0, e = errno;
-            if (!ok) {
-                unlink(path);
-                return hv_error_set(HV_ERR_IO, "cannot write the lock %s: %s", path, strerror(e));
-            }
-            *locked = 1;
-            return HV_OK;
-        }
-        if (errno != EEXIST)
-            return hv_error_set(HV_ERR_IO, "cannot create the lock %s: %s", path, strerror(errno));
-        lock_holder h;
-        if (lock_read(path, &h) != 0) {
-            struct stat sb;
-            if (stat(path, &sb) != 0) continue; /* released meanwhile: try again */
-            /* incomplete: its holder is between create and write, or died
-             * there; give it a minute */
-            if (time(NULL) - sb.st_mtime < 60) {
-                struct timespec ts = {0, 200 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-                continue;
-            }
-            hv_log_warn("output folder lock %s is incomplete and older than a minute: taking it over",
-                        path);
-            unlink(path);
-            continue;
-        }
-        if (!strcmp(h.host, host)) {
-            int hs = holder_state(h.pid);
-            if (hs == 2) {
-                /* a rank of a killed job, on its way out: give it time */
-                hv_log_warn("output folder lock %s: its holder (pid %ld) is ending (orphaned or "
-                            "killed); waiting up to %d s for it to exit",
-                            path, h.pid, LOCK_ENDING_WAIT_S);
-                for (int w = 0; w < LOCK_ENDING_WAIT_S * 10 && hs == 2; w++) {
-                    struct timespec ts = {0, 100 * 1000 * 1000};
-                    nanosleep(&ts, NULL);
-                    hs = holder_state(h.pid);
-                }
-            }
-            if (hs != 0)
-                return hv_error_set(HV_ERR_ARG,
-                                    "the output folder is in use by another run (host %s, pid %ld, "
-                                    "started %s; lock %s): wait for it to end, or use another "
-                                    "output.dir",
-                                    h.host, h.pid, h.started, path);
-            hv_log_warn("output folder lock %s is stale (host %s, pid %ld, started %s: no such "
-                        "process any more): taking it over",
-                        path, h.host, h.pid, h.started);
-            unlink(path);
-            continue;
-        }
-        return hv_error_set(HV_ERR_ARG,
-                            "the output folder is in use by a run on another host (host %s, pid "
-                            "%ld, started %s; lock %s): wait for it to end, or use another "
-                            "output.dir; if no such run is alive any more, remove %s",
-                            h.host, h.pid, h.started, path, path);
-    }
-    return hv_error_set(HV_ERR_IO, "cannot take the output folder lock %s (it keeps changing)",
-                        path);
-}
-
-/* Remove the lock if it is still ours. */
-static void lock_release(const char *path)
-{
-    lock_holder h;
-    char host[256];
-    my_host(host, sizeof host);
-    if (lock_read(path, &h) == 0 && h.pid == (long)getpid() && !strcmp(h.host, host)) unlink(path);
-}
-
 /* ---------------------------------------------------------- phase A (rank 0) */
 
 static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
@@ -542,7 +368,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     }
 
     if ((st = hv_mkdir_p(p->k.out_dir)) != HV_OK) goto done;
-    if ((st = lock_take(p->lock, locked)) != HV_OK) goto done;
+    if ((st = hv_store_lock_take(p->lock, locked)) != HV_OK) goto done;
     if (p->k.fresh) {
         hv_log_info("run.fresh = 1: discarding earlier journals and store");
         remove_journals(p->journal);
@@ -1135,7 +961,7 @@ done_b:
         *out = tmp;
     }
 done:
-    if (locked) lock_release(p.lock);
+    if (locked) hv_store_lock_release(p.lock);
     snprintf(out->store_path, sizeof out->store_path, "%s", p.store);
     snprintf(out->out_dir, sizeof out->out_dir, "%s", p.k.out_dir);
     out->seconds = hv_time_now() - t_start;

@@ -142,7 +142,4 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
  * points; a no-op otherwise. */
 void hv_run_crashpoint(const char *point);
 
-/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
-void hv_utc_now(char buf[32]);
-
 #endif /* HV_RUN_INTERNAL_H */
