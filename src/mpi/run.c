@@ -155,44 +155,18 @@ static hv_status read_params(const hv_run_config *c, run_params *p)
     return HV_OK;
 }
 
-static char *slurp(const char *path)
+/* The text of one of the run's own small files (journal/config.txt,
+ * journal/attempt, the cohort's .complete) in *text, or NULL when there is
+ * none. Any other failure to read it is an error: guessing "none" would
+ * start the run over a journal it has not checked. They are written with
+ * hv_file_write_atomic, durably, under a temporary name of the process's
+ * own: the shards of a job array write the same files at once. */
+static hv_status read_if_any(const char *path, const char *what, char **text)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0) break;
-        if (len + 1 >= cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-        }
-    }
-    fclose(f);
-    if (b) b[len] = 0;
-    return b;
-}
-
-/* Write a small file durably: temp name, fsync, rename. The temp name is
- * per process: the shards of a job array write the same files at once. */
-static hv_status write_file_atomic(const char *path, const char *text)
-{
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return hv_error_set(HV_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0)
-        return hv_error_set(HV_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    return HV_OK;
+    struct stat sb;
+    *text = NULL;
+    if (stat(path, &sb) != 0 && errno == ENOENT) return HV_OK;
+    return hv_file_read_all(path, what, 1 << 24, text, NULL);
 }
 
 /* ---------------------------------------------------------- phase A (rank 0) */
@@ -385,7 +359,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
             st = hv_error_set(HV_ERR_NOMEM, "out of memory");
             goto done;
         }
-        have = slurp(path);
+        if ((st = read_if_any(path, "phantom cohort", &have)) != HV_OK) goto done;
         if ((!have || strcmp(have, ptext)) && p->k.shard_count > 1) {
             st = hv_error_set(HV_ERR_ARG,
                               "a sharded run does not generate the phantom cohort (shards run "
@@ -397,7 +371,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
             hv_log_info("generating a phantom cohort of %d cases into %s", p->k.pcases, pa->root);
             unlink(path);
             st = hv_phantom_cohort_write(&p->popts, pa->root, p->k.pcases, progress_cb, NULL);
-            if (st == HV_OK) st = write_file_atomic(path, ptext);
+            if (st == HV_OK) st = hv_file_write_atomic(path, ptext, strlen(ptext), 1);
         } else {
             hv_log_info("phantom cohort in %s is up to date", pa->root);
         }
@@ -433,7 +407,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
-    have = slurp(path);
+    if ((st = read_if_any(path, "journal", &have)) != HV_OK) goto done;
     if (have && strcmp(have, want)) {
         st = hv_error_set(HV_ERR_ARG,
                           "%s holds the journal of a run with other settings (see %s); "
@@ -441,18 +415,23 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
                           p->k.out_dir, path);
         goto done;
     }
-    if (!have && (st = write_file_atomic(path, want)) != HV_OK) goto done;
+    if (!have && (st = hv_file_write_atomic(path, want, strlen(want), 1)) != HV_OK) goto done;
 
     /* attempt number */
     free(path);
     path = hv_strfmt("%s/attempt", p->journal);
     free(have);
-    have = path ? slurp(path) : NULL;
+    have = NULL;
+    if (!path) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = read_if_any(path, "journal", &have)) != HV_OK) goto done;
     pa->attempt = (have ? atoi(have) : 0) + 1;
     {
         char num[32];
         snprintf(num, sizeof num, "%d\n", pa->attempt);
-        if ((st = write_file_atomic(path, num)) != HV_OK) goto done;
+        if ((st = hv_file_write_atomic(path, num, strlen(num), 1)) != HV_OK) goto done;
     }
 
     /* manifest (scanned above) */
@@ -945,7 +924,7 @@ done_b:
                     HV_STORE_SCHEMA_VERSION,
                     !strcmp(out->grader, "svm") ? ", `grader_folds.csv`, `svm_model.txt`" : "", text);
                 if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-                else st = write_file_atomic(sp, md);
+                else st = hv_file_write_atomic(sp, md, strlen(md), 1);
                 free(sp);
                 free(md);
             }
