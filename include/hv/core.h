@@ -92,6 +92,8 @@ void hv_logv(hv_log_level level, const char *fmt, va_list ap)
 
 /* Monotonic wall clock in seconds (for timings and progress). */
 double hv_time_now(void);
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ" (for provenance and locks). */
+void hv_utc_now(char buf[32]);
 
 /* ---------------------------------------------------------------- volume */
 
@@ -292,6 +294,10 @@ hv_status hv_file_name_check(const char *name, const char *what);
  * and is renamed over PATH only once completely written (and, with
  * `durable`, fsync'd with its folder). Every failure removes the temporary
  * file and names PATH and the reason (strerror: "No space left on device").
+ * The temporary is created exclusively (O_EXCL) under a name unique to the
+ * process and the call, skipping names that exist (a killed writer's
+ * leftover), so any number of processes may write the same PATH at once:
+ * the last rename wins and no one sees another's half-written file.
  *
  *   hv_atomic_file *a; FILE *f;
  *   if ((st = hv_atomic_open(path, &a, &f))) return st;

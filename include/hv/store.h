@@ -231,6 +231,29 @@ typedef struct hv_grader_result {
 hv_status hv_store_write_grader(hv_store *s, const hv_grader_result *g);
 hv_status hv_store_read_grader(hv_store *s, hv_grader_result *g, int *present);
 
+/* ------------------------------------------------------ output folder lock */
+
+/* One run at a time per output folder (per shard for sharded runs): the lock
+ * is a file at `path` (the runner's <output.dir>/run.lock, or
+ * run-shard-KKKK.lock) created with O_CREAT|O_EXCL and holding "host=",
+ * "pid=" and "started=" (UTC) lines; docs/hdf5-schema.md, "Output folder
+ * lock". Serial: one process (the runner's rank 0) takes and releases it.
+ *
+ * hv_store_lock_take sets *locked to 1 once the lock is this process's (the
+ * caller then owns it and must release it, on failure paths too), and to 0
+ * otherwise. A stale lock (holder on this host gone, or a zombie) and an
+ * incomplete one older than a minute are taken over with a warning; a
+ * holder on its way out (orphaned, or a SIGKILL pending) is waited for up to
+ * 30 s. HV_ERR_ARG when a live run holds it, naming host, pid, start time and
+ * the lock ("the output folder is in use by another run ..."; for a lock of
+ * another host, which cannot be checked, also how to remove it); HV_ERR_IO
+ * when the file cannot be created or written (nothing is left behind). The
+ * path is borrowed. */
+hv_status hv_store_lock_take(const char *path, int *locked);
+/* Remove the lock at `path` if it is still this process's (same host and
+ * pid); anything else there is left alone. Never fails. */
+void hv_store_lock_release(const char *path);
+
 /* -------------------------------------------- describe, validate, export */
 
 /* Summary of a store as human-readable text (schema version, provenance,

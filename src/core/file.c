@@ -184,6 +184,9 @@ hv_status hv_file_name_check(const char *name, const char *what)
 
 /* ------------------------------------------------------- atomic writes */
 
+/* Temporary names tried before hv_atomic_open gives up (EEXIST each time). */
+#define HV_ATOMIC_TMP_TRIES 100
+
 struct hv_atomic_file {
     FILE *f;
     char *path, *tmp;
@@ -198,12 +201,26 @@ hv_status hv_atomic_open(const char *path, hv_atomic_file **out, FILE **f)
     hv_atomic_file *a = calloc(1, sizeof *a);
     if (!a) return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", path);
     a->path = hv_strdup(path);
-    a->tmp = hv_strfmt("%s.tmp%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
-    if (!a->path || !a->tmp) {
+    if (!a->path) {
         hv_atomic_abort(a);
         return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", path);
     }
-    int fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    /* The temporary name is per process and per call, and created with
+     * O_EXCL, so two writers never share one (the shards of a job array
+     * write the same files at once). A name that exists anyway (left by a
+     * killed process whose pid came back, or a writer on another host of a
+     * shared file system with the same pid) is skipped for the next one. */
+    int fd = -1;
+    for (int tries = 0; tries < HV_ATOMIC_TMP_TRIES && fd < 0; tries++) {
+        free(a->tmp);
+        a->tmp = hv_strfmt("%s.tmp%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
+        if (!a->tmp) {
+            hv_atomic_abort(a);
+            return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", path);
+        }
+        fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0 || !(a->f = fdopen(fd, "wb"))) {
         hv_status st = hv_error_set(HV_ERR_IO, "cannot write %s: %s", path, strerror(errno));
         if (fd >= 0) close(fd);

@@ -1,5 +1,6 @@
 /*
- * log.c: levelled logging to stderr.
+ * log.c: levelled logging to stderr, and the clocks (monotonic seconds for
+ * timings, UTC time stamps for provenance and locks).
  *
  * One line per call, written with a single fputs so lines from OpenMP threads
  * and (through the rank prefix) MPI ranks do not interleave mid-line. The
@@ -50,4 +51,12 @@ double hv_time_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void hv_utc_now(char buf[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

@@ -1,17 +1,18 @@
 /*
- * run.c: the MPI batch run: manifest, resume, work loop, close, gather.
- *
- * Over 1,000 lines while it still holds the output-folder lock, the typed
- * parameter mapping and the three phases below; the lock and the manifest
- * packing leave for src/store and src/pipeline with issue 10.
+ * run.c: the MPI batch run: its three phases, the broadcasts between them
+ * and the work loop. What needs no MPI lives elsewhere: the output folder
+ * lock in hv_store (lock.c), the journal replay and the store rebuild of a
+ * resume in resume.c, the stages in stage.c, the queue in queue.c, grading
+ * and the output folder in gather.c.
  *
  * Phases (every rank calls hv_run_execute):
- *  A. rank 0 alone: generate the phantom cohort when input.source = phantom
- *     (skipped when the cohort on disk was made with the same options), scan
- *     the dataset into the manifest, replay the journals of earlier attempts
- *     (torn tails cut off), and rebuild the store from them into <store>.tmp,
- *     which is renamed over the store only once complete. The other ranks
- *     wait without spinning. The manifest and the order of the pending cases
+ *  A. rank 0 alone: take the output folder lock, generate the phantom
+ *     cohort when input.source = phantom (skipped when the cohort on disk
+ *     was made with the same options), scan the dataset into the manifest,
+ *     replay the journals of earlier attempts (torn tails cut off), and
+ *     rebuild the store from them into <store>.tmp, which is renamed over
+ *     the store only once complete (resume.c). The other ranks wait
+ *     without spinning. The manifest and the order of the pending cases
  *     (largest estimated cost first) are then broadcast.
  *  B. all ranks: open the store through MPI-IO, take positions from the RMA
  *     counter (queue.c), run the stages (stage.c), append the result to the
@@ -29,9 +30,7 @@
  * they are bitwise identical for any number of ranks and any resume history.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -77,14 +76,6 @@ static void test_case_delay(void)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-void hv_utc_now(char buf[32])
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* Barrier that sleeps instead of spinning, so ranks that wait do not steal
@@ -163,134 +154,7 @@ static hv_status read_params(const hv_run_config *c, run_params *p)
     return HV_OK;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *b = malloc(cap);
-    while (b) {
-        size_t r = fread(b + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0) break;
-        if (len + 1 >= cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-        }
-    }
-    fclose(f);
-    if (b) b[len] = 0;
-    return b;
-}
-
-/* Write a small file durably: temp name, fsync, rename. The temp name is
- * per process: the shards of a job array write the same files at once. */
-static hv_status write_file_atomic(const char *path, const char *text)
-{
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return hv_error_set(HV_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0)
-        return hv_error_set(HV_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    return HV_OK;
-}
-
 /* ---------------------------------------------------------- phase A (rank 0) */
-
-typedef struct {
-    hv_manifest *man;
-    hv_run_crow *rows;       /* per manifest case, from the journals when finished */
-    int *state;              /* HV_CASE_* per manifest case                        */
-    hv_case_result *res;     /* replayed results, or NULL                          */
-    int *have;               /* per case: index into replay store, -1 none          */
-    long n_unknown;
-} replay_ctx;
-
-typedef struct {
-    replay_ctx *rc;
-    hv_store *tmpstore;
-    long n_put;
-} put_ctx;
-
-static long find_case(const hv_manifest *m, const char *id)
-{
-    size_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(m->cases[mid].id, id);
-        if (c == 0) return (long)mid;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return -1;
-}
-
-/* First pass: which record wins for each case (latest attempt, then file order). */
-static hv_status on_record_pick(void *user, const hv_case_result *r)
-{
-    replay_ctx *rc = user;
-    long ci = find_case(rc->man, r->c.id);
-    if (ci < 0) {
-        rc->n_unknown++;
-        return HV_OK;
-    }
-    if (rc->state[ci] == HV_CASE_PENDING || r->c.attempt >= rc->rows[ci].attempt) {
-        rc->rows[ci] = r->c;
-        rc->state[ci] = r->state;
-    }
-    return HV_OK;
-}
-
-/* Second pass: write the winning records into the new store. */
-static hv_status on_record_put(void *user, const hv_case_result *r)
-{
-    put_ctx *pc = user;
-    long ci = find_case(pc->rc->man, r->c.id);
-    if (ci < 0 || pc->rc->state[ci] != r->state || pc->rc->rows[ci].attempt != r->c.attempt ||
-        pc->rc->have[ci])
-        return HV_OK;
-    if (memcmp(&pc->rc->rows[ci], &r->c, sizeof r->c) != 0) return HV_OK;
-    pc->rc->have[ci] = 1;
-    pc->n_put++;
-    return hv_store_put_case(pc->tmpstore, ci, r);
-}
-
-static void rel_or_full(char *dst, size_t cap, const char *path)
-{
-    if (!path) {
-        dst[0] = 0;
-        return;
-    }
-    size_t n = strlen(path);
-    if (n >= cap) path += n - (cap - 1);
-    snprintf(dst, cap, "%s", path);
-}
-
-typedef struct {
-    long idx;
-    double cost;
-} order_item;
-
-static int cmp_order(const void *a, const void *b)
-{
-    const order_item *x = a, *y = b;
-    if (x->cost != y->cost) return x->cost < y->cost ? 1 : -1;
-    return (x->idx > y->idx) - (x->idx < y->idx);
-}
-
-static double file_size(const char *p)
-{
-    struct stat sb;
-    return (p && stat(p, &sb) == 0) ? (double)sb.st_size : 0.0;
-}
 
 static void progress_cb(void *user, long done, long total)
 {
@@ -306,209 +170,14 @@ typedef struct {
     char split[1024];
 } phase_a;
 
-static void remove_journals(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            size_t l = strlen(e->d_name);
-            if (l > 4 && !strcmp(e->d_name + l - 4, ".log")) {
-                char *p = hv_strfmt("%s/%s", dir, e->d_name);
-                if (p) unlink(p);
-                free(p);
-            }
-        }
-        closedir(d);
-    }
-    char p[1200];
-    snprintf(p, sizeof p, "%s/attempt", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/config.txt", dir);
-    unlink(p);
-}
-
-/* ------------------------------------------------------ output folder lock */
-
-/* One run at a time per output folder (per shard for sharded runs): rank 0
- * creates <output.dir>/run.lock with O_CREAT|O_EXCL holding its host, pid and
- * start time, and removes it at the end. A lock whose holder is gone (same
- * host, no such pid) is stale and taken over with a warning; a lock from
- * another host cannot be checked and is treated as live: the message says
- * how to remove it. Why a lock file and not fcntl() locks:
- * docs/hdf5-schema.md, "Output folder lock". */
-typedef struct {
-    char host[256];
-    long pid;
-    char started[64];
-} lock_holder;
-
-static void my_host(char *buf, size_t cap)
-{
-    if (gethostname(buf, cap) != 0) snprintf(buf, cap, "?");
-    buf[cap - 1] = 0;
-}
-
-/* 0: parsed; -1: unreadable or incomplete (being written, or damaged). */
-static int lock_read(const char *path, lock_holder *h)
-{
-    memset(h, 0, sizeof *h);
-    char *t = NULL;
-    if (hv_file_read_all(path, "lock", 4096, &t, NULL) != HV_OK) return -1;
-    int got = 0;
-    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!strncmp(line, "host=", 5)) snprintf(h->host, sizeof h->host, "%s", line + 5), got |= 1;
-        else if (!strncmp(line, "pid=", 4)) {
-            char *end;
-            h->pid = strtol(line + 4, &end, 10);
-            if (!*end && h->pid > 0) got |= 2;
-        } else if (!strncmp(line, "started=", 8)) {
-            snprintf(h->started, sizeof h->started, "%s", line + 8);
-            got |= 4;
-        }
-    }
-    free(t);
-    return got == 7 ? 0 : -1;
-}
-
-/* The holder's state on this host: 0 gone (no such process, or a zombie),
- * 1 alive, 2 alive but ending: orphaned (its parent, mpiexec, is gone: the
- * job was killed and this rank has not noticed yet) or with a SIGKILL
- * pending (stuck in an fsync, say). */
-static int holder_state(long pid)
-{
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
-    char fn[64], buf[1024];
-    snprintf(fn, sizeof fn, "/proc/%ld/stat", pid);
-    FILE *f = fopen(fn, "r");
-    if (!f) return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *rp = strrchr(buf, ')'); /* the command name may hold anything */
-    char state = 0;
-    long ppid = 0;
-    if (!rp || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2) return 1;
-    if (state == 'Z' || state == 'X' || state == 'x') return 0;
-    if (ppid == 1) return 2;
-    snprintf(fn, sizeof fn, "/proc/%ld/status", pid);
-    if ((f = fopen(fn, "r"))) {
-        int dying = 0;
-        while (fgets(buf, sizeof buf, f)) {
-            unsigned long long mask;
-            if ((!strncmp(buf, "SigPnd:", 7) || !strncmp(buf, "ShdPnd:", 7)) &&
-                sscanf(buf + 7, "%llx", &mask) == 1 && (mask >> (SIGKILL - 1) & 1))
-                dying = 1;
-        }
-        fclose(f);
-        if (dying) return 2;
-    }
-    return 1;
-}
-
-/* Seconds to wait for an ending holder (holder_state 2) before refusing. */
-#define LOCK_ENDING_WAIT_S 30
-
-static hv_status lock_take(const char *path, int *locked)
-{
-    *locked = 0;
-    char host[256], started[32];
-    my_host(host, sizeof host);
-    hv_utc_now(started);
-    for (int tries = 0; tries < 5; tries++) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            char *text = hv_strfmt("healthivert run lock\nhost=%s\npid=%ld\nstarted=%s\n", host,
-                                   (long)getpid(), started);
-            size_t n = text ? strlen(text) : 0;
-            int ok = text && write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
-            int e = errno;
-            free(text);
-            if (close(fd) != 0 && ok) ok = 0, e = errno;
-            if (!ok) {
-                unlink(path);
-                return hv_error_set(HV_ERR_IO, "cannot write the lock %s: %s", path, strerror(e));
-            }
-            *locked = 1;
-            return HV_OK;
-        }
-        if (errno != EEXIST)
-            return hv_error_set(HV_ERR_IO, "cannot create the lock %s: %s", path, strerror(errno));
-        lock_holder h;
-        if (lock_read(path, &h) != 0) {
-            struct stat sb;
-            if (stat(path, &sb) != 0) continue; /* released meanwhile: try again */
-            /* incomplete: its holder is between create and write, or died
-             * there; give it a minute */
-            if (time(NULL) - sb.st_mtime < 60) {
-                struct timespec ts = {0, 200 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-                continue;
-            }
-            hv_log_warn("output folder lock %s is incomplete and older than a minute: taking it over",
-                        path);
-            unlink(path);
-            continue;
-        }
-        if (!strcmp(h.host, host)) {
-            int hs = holder_state(h.pid);
-            if (hs == 2) {
-                /* a rank of a killed job, on its way out: give it time */
-                hv_log_warn("output folder lock %s: its holder (pid %ld) is ending (orphaned or "
-                            "killed); waiting up to %d s for it to exit",
-                            path, h.pid, LOCK_ENDING_WAIT_S);
-                for (int w = 0; w < LOCK_ENDING_WAIT_S * 10 && hs == 2; w++) {
-                    struct timespec ts = {0, 100 * 1000 * 1000};
-                    nanosleep(&ts, NULL);
-                    hs = holder_state(h.pid);
-                }
-            }
-            if (hs != 0)
-                return hv_error_set(HV_ERR_ARG,
-                                    "the output folder is in use by another run (host %s, pid %ld, "
-                                    "started %s; lock %s): wait for it to end, or use another "
-                                    "output.dir",
-                                    h.host, h.pid, h.started, path);
-            hv_log_warn("output folder lock %s is stale (host %s, pid %ld, started %s: no such "
-                        "process any more): taking it over",
-                        path, h.host, h.pid, h.started);
-            unlink(path);
-            continue;
-        }
-        return hv_error_set(HV_ERR_ARG,
-                            "the output folder is in use by a run on another host (host %s, pid "
-                            "%ld, started %s; lock %s): wait for it to end, or use another "
-                            "output.dir; if no such run is alive any more, remove %s",
-                            h.host, h.pid, h.started, path, path);
-    }
-    return hv_error_set(HV_ERR_IO, "cannot take the output folder lock %s (it keeps changing)",
-                        path);
-}
-
-/* Remove the lock if it is still ours. */
-static void lock_release(const char *path)
-{
-    lock_holder h;
-    char host[256];
-    my_host(host, sizeof host);
-    if (lock_read(path, &h) == 0 && h.pid == (long)getpid() && !strcmp(h.host, host)) unlink(path);
-}
-
-/* ---------------------------------------------------------- phase A (rank 0) */
-
 static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
                              const hv_stage_ctx *sc, int nranks, phase_a *pa,
                              hv_manifest **man_out, long **order_out, int *locked)
 {
     hv_status st = HV_OK;
     char *want = NULL, *have = NULL, *cfgtext = NULL, *path = NULL, *ptext = NULL;
-    replay_ctx rc;
-    memset(&rc, 0, sizeof rc);
-    hv_store *ts = NULL;
-    order_item *ord = NULL;
-    long *order = NULL;
+    hv_manifest *man = NULL;
     hv_split *split = NULL;
-    char tmp[1200];
     memset(pa, 0, sizeof *pa);
     hv_nifti_opts nopts = {0};
 
@@ -525,7 +194,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
             st = hv_error_set(HV_ERR_ARG, "input.dataset: %s: not a directory", pa->root);
             goto done;
         }
-        st = hv_io_dataset_scan(pa->root, p->k.check_headers ? &nopts : NULL, &rc.man);
+        st = hv_io_dataset_scan(pa->root, p->k.check_headers ? &nopts : NULL, &man);
         if (st != HV_OK) {
             hv_error_wrap(st, "input.dataset: scanning %s", pa->root);
             goto done;
@@ -542,10 +211,10 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     }
 
     if ((st = hv_mkdir_p(p->k.out_dir)) != HV_OK) goto done;
-    if ((st = lock_take(p->lock, locked)) != HV_OK) goto done;
+    if ((st = hv_store_lock_take(p->lock, locked)) != HV_OK) goto done;
     if (p->k.fresh) {
         hv_log_info("run.fresh = 1: discarding earlier journals and store");
-        remove_journals(p->journal);
+        hv_resume_discard(p->journal);
         unlink(p->store);
     }
     if ((st = hv_mkdir_p(p->journal)) != HV_OK) goto done;
@@ -559,7 +228,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
             st = hv_error_set(HV_ERR_NOMEM, "out of memory");
             goto done;
         }
-        have = slurp(path);
+        if ((st = hv_resume_read_text(path, "phantom cohort", &have)) != HV_OK) goto done;
         if ((!have || strcmp(have, ptext)) && p->k.shard_count > 1) {
             st = hv_error_set(HV_ERR_ARG,
                               "a sharded run does not generate the phantom cohort (shards run "
@@ -571,7 +240,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
             hv_log_info("generating a phantom cohort of %d cases into %s", p->k.pcases, pa->root);
             unlink(path);
             st = hv_phantom_cohort_write(&p->popts, pa->root, p->k.pcases, progress_cb, NULL);
-            if (st == HV_OK) st = write_file_atomic(path, ptext);
+            if (st == HV_OK) st = hv_file_write_atomic(path, ptext, strlen(ptext), 1);
         } else {
             hv_log_info("phantom cohort in %s is up to date", pa->root);
         }
@@ -592,139 +261,31 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
             hv_io_split_free(split);
             split = NULL;
         }
-        st = hv_io_dataset_scan(pa->root, p->k.check_headers ? &nopts : NULL, &rc.man);
+        st = hv_io_dataset_scan(pa->root, p->k.check_headers ? &nopts : NULL, &man);
         if (st != HV_OK) {
             hv_error_wrap(st, "scanning %s", pa->root);
             goto done;
         }
     }
 
-    /* journal compatibility */
+    /* what earlier attempts left: the journals, replayed into a new store */
     want = hv_run_config_results_text(cfg);
-    free(path);
-    path = hv_strfmt("%s/config.txt", p->journal);
-    if (!want || !path) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    have = slurp(path);
-    if (have && strcmp(have, want)) {
-        st = hv_error_set(HV_ERR_ARG,
-                          "%s holds the journal of a run with other settings (see %s); "
-                          "resume with the same config, or pass --set run.fresh=1 to start over",
-                          p->k.out_dir, path);
-        goto done;
-    }
-    if (!have && (st = write_file_atomic(path, want)) != HV_OK) goto done;
-
-    /* attempt number */
-    free(path);
-    path = hv_strfmt("%s/attempt", p->journal);
-    free(have);
-    have = path ? slurp(path) : NULL;
-    pa->attempt = (have ? atoi(have) : 0) + 1;
-    {
-        char num[32];
-        snprintf(num, sizeof num, "%d\n", pa->attempt);
-        if ((st = write_file_atomic(path, num)) != HV_OK) goto done;
-    }
-
-    /* manifest (scanned above) */
-    size_t n = rc.man->n;
-    pa->n_cases = (long)n;
-    rc.rows = calloc(n ? n : 1, sizeof *rc.rows);
-    rc.state = calloc(n ? n : 1, sizeof *rc.state);
-    rc.have = calloc(n ? n : 1, sizeof *rc.have);
-    if (!rc.rows || !rc.state || !rc.have) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    long nrec = 0, ntorn = 0;
-    st = hv_journal_replay(p->journal, sc->n_stages, sc->names, on_record_pick, &rc, &nrec,
-                           &ntorn);
-    if (st != HV_OK) goto done;
-    if (rc.n_unknown)
-        hv_log_warn("%ld journal record(s) name cases not in the manifest; ignored", rc.n_unknown);
-
-    /* case rows as they go into the new store */
-    hv_run_crow *init = calloc(n ? n : 1, sizeof *init);
-    if (!init) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const hv_case *cs = &rc.man->cases[i];
-        hv_run_crow *r = &init[i];
-        snprintf(r->id, sizeof r->id, "%s", cs->id);
-        rel_or_full(r->ct_path, sizeof r->ct_path, cs->ct_path);
-        rel_or_full(r->mask_path, sizeof r->mask_path, cs->mask_path);
-        r->rank = -1;
-        r->cost = file_size(cs->ct_path) + file_size(cs->mask_path);
-    }
     cfgtext = hv_run_config_text(cfg);
-    char started[32];
-    hv_utc_now(started);
-    hv_store_create_info ci = {(long)n, p->n_img, cfgtext, nranks, pa->attempt, started, pa->root,
-                               sc->n_stages, sc->names};
-    snprintf(tmp, sizeof tmp, "%s.tmp", p->store);
-    st = hv_store_create(tmp, &ci, init, &ts);
-    free(init);
-    if (st != HV_OK) goto done;
-    put_ctx pc = {&rc, ts, 0};
-    long nrec2 = 0, ntorn2 = 0;
-    st = hv_journal_replay(p->journal, sc->n_stages, sc->names, on_record_put, &pc, &nrec2,
-                           &ntorn2);
-    if (st != HV_OK) goto done;
-    st = hv_store_close(ts);
-    ts = NULL;
-    if (st != HV_OK) goto done;
-    if (rename(tmp, p->store) != 0) {
-        st = hv_error_set(HV_ERR_IO, "cannot rename %s to %s: %s", tmp, p->store, strerror(errno));
-        goto done;
-    }
-    hv_run_crashpoint("after-create");
-
-    /* pending cases, largest first */
-    ord = malloc((n ? n : 1) * sizeof *ord);
-    order = malloc((n ? n : 1) * sizeof *order);
-    if (!ord || !order) {
+    if (!want || !cfgtext) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
-    size_t np = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p->k.shard_count > 1 && (long)(i % (size_t)p->k.shard_count) != p->k.shard_index) continue;
-        int finished = rc.state[i] == HV_CASE_DONE ||
-                       (rc.state[i] == HV_CASE_FAILED && !p->k.retry_failed);
-        if (finished) {
-            pa->n_resumed++;
-            continue;
-        }
-        ord[np].idx = (long)i;
-        ord[np].cost = p->order_largest ? file_size(rc.man->cases[i].ct_path) +
-                                              file_size(rc.man->cases[i].mask_path)
-                                        : 0.0;
-        np++;
-    }
-    qsort(ord, np, sizeof *ord, cmp_order);
-    for (size_t i = 0; i < np; i++) order[i] = ord[i].idx;
-    pa->n_pending = (long)np;
-    if (pa->attempt > 1 || nrec)
-        hv_log_info("attempt %d: %ld journal record(s) replayed (%ld torn record(s) cut off); "
-                    "%ld case(s) already finished, %ld to run",
-                    pa->attempt, nrec, ntorn, pa->n_resumed, pa->n_pending);
-    *man_out = rc.man;
-    rc.man = NULL;
-    *order_out = order;
-    order = NULL;
+    if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
+    pa->n_cases = (long)man->n;
+    hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
+                         pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
+                         p->order_largest};
+    if ((st = hv_resume_rebuild(&rp, order_out, &pa->n_pending, &pa->n_resumed)) != HV_OK)
+        goto done;
+    *man_out = man;
+    man = NULL;
 done:
-    if (ts) hv_store_close(ts);
-    hv_io_manifest_free(rc.man);
-    free(rc.rows);
-    free(rc.state);
-    free(rc.have);
-    free(ord);
-    free(order);
+    hv_io_manifest_free(man);
     free(want);
     free(have);
     free(cfgtext);
@@ -961,10 +522,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         const hv_case *cs = &man->cases[ci];
         hv_log_info("case %s: start (%ld/%ld in order)", cs->id, pos + 1, pa.n_pending);
         memset(&r, 0, sizeof r);
-        snprintf(r.c.id, sizeof r.c.id, "%s", cs->id);
-        rel_or_full(r.c.ct_path, sizeof r.c.ct_path, cs->ct_path);
-        rel_or_full(r.c.mask_path, sizeof r.c.mask_path, cs->mask_path);
-        r.c.cost = file_size(cs->ct_path) + file_size(cs->mask_path);
+        hv_run_case_row(&r.c, cs);
         double tc = hv_time_now();
         hv_stage_run_case(&sctx, cs, (int)ci, &r);
         test_case_delay();
@@ -1119,7 +677,7 @@ done_b:
                     HV_STORE_SCHEMA_VERSION,
                     !strcmp(out->grader, "svm") ? ", `grader_folds.csv`, `svm_model.txt`" : "", text);
                 if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-                else st = write_file_atomic(sp, md);
+                else st = hv_file_write_atomic(sp, md, strlen(md), 1);
                 free(sp);
                 free(md);
             }
@@ -1135,7 +693,7 @@ done_b:
         *out = tmp;
     }
 done:
-    if (locked) lock_release(p.lock);
+    if (locked) hv_store_lock_release(p.lock);
     snprintf(out->store_path, sizeof out->store_path, "%s", p.store);
     snprintf(out->out_dir, sizeof out->out_dir, "%s", p.k.out_dir);
     out->seconds = hv_time_now() - t_start;

@@ -136,13 +136,49 @@ typedef struct hv_gather_opts {
  * predicted grades, and the output folder (CSV, PNG, summary.md). */
 hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *g);
 
+/* ---------------------------------------------------------------- resume */
+
+/* Rank 0's part of resuming (resume.c; no MPI). `dir` is the journal folder
+ * (<output.dir>/journal). */
+
+/* The text of one of the run's own small files in *text (free()), or NULL
+ * when there is no such file; any other failure to read it is an error. */
+hv_status hv_resume_read_text(const char *path, const char *what, char **text);
+/* run.fresh: remove the journals, attempt and config.txt from dir. */
+void hv_resume_discard(const char *dir);
+/* Check dir/config.txt against results_text (hv_run_config_results_text;
+ * written when absent; HV_ERR_ARG naming out_dir when it differs) and count
+ * this attempt in dir/attempt: *attempt is 1 for the first. */
+hv_status hv_resume_attempt(const char *dir, const char *out_dir, const char *results_text,
+                            int *attempt);
+
+/* What hv_resume_rebuild needs; every pointer borrowed. */
+typedef struct hv_resume_plan {
+    const hv_manifest *man;           /* the scanned cases, sorted by id    */
+    const char *journal;              /* the journal folder                 */
+    const char *store;                /* rebuilt as <store>.tmp, renamed    */
+    const hv_stage_ctx *sc;           /* the stage names                    */
+    const char *config_text;          /* provenance of the new store ...    */
+    const char *input_root;
+    int n_img, ranks, attempt;        /* ... with these                     */
+    int shard_index, shard_count;     /* case i is shard i % shard_count's  */
+    int retry_failed, order_largest;
+} hv_resume_plan;
+
+/* Replay the journals into a new store (every case pending but the ones
+ * they finished) and list this shard's cases still to run in *order
+ * (free(); largest CT + mask first with order_largest, else case order):
+ * *n_pending of them, *n_resumed finished by earlier attempts. */
+hv_status hv_resume_rebuild(const hv_resume_plan *p, long **order, long *n_pending,
+                            long *n_resumed);
+
+/* A case row's id, paths (the tail that fits) and cost (CT + mask bytes). */
+void hv_run_case_row(hv_run_crow *r, const hv_case *cs);
+
 /* Test hook: when the environment variable HV_CRASH_AT equals `point`
  * (optionally "point:N" for the N-th time, 1-based, counted per process),
  * the process sends itself SIGKILL. Used by tests/mpi to kill at exact
  * points; a no-op otherwise. */
 void hv_run_crashpoint(const char *point);
-
-/* Current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
-void hv_utc_now(char buf[32]);
 
 #endif /* HV_RUN_INTERNAL_H */

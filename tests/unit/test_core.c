@@ -2,9 +2,12 @@
  * test_core.c: status/error detail, RNG streams, affine maths, exact
  * reorientation and resampling, per-label statistics (src/core).
  */
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hv/core.h"
 #include "hv_test.h"
@@ -595,6 +598,87 @@ static void test_atomic(void)
     HV_CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* Temporary names of atomic writes: a name that exists already (left by a
+ * killed process whose pid came back, or taken by a writer with the same
+ * pid on another host) is skipped, not fatal and not overwritten; and
+ * processes writing the same file at once (the shards of a job array write
+ * the same files) each leave a whole file and no temporary behind. */
+static void test_atomic_tmp_names(void)
+{
+    char dir[] = "/tmp/hv_test_atomic_tmp_XXXXXX";
+    HV_REQUIRE_V(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256], name[64], stale[320];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(name, sizeof name, "out.txt.tmp%ld.", (long)getpid());
+
+    /* which counter value the next temporary gets: open one and look */
+    hv_atomic_file *a;
+    FILE *f;
+    HV_REQUIRE_V(hv_atomic_open(path, &a, &f) == HV_OK, "atomic open");
+    unsigned k = 0;
+    int found = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (!strncmp(e->d_name, name, strlen(name)))
+            found = sscanf(e->d_name + strlen(name), "%u", &k) == 1;
+    if (d) closedir(d);
+    hv_atomic_abort(a);
+    HV_REQUIRE_V(found, "the temporary is named %s<n>", name);
+
+    /* the next three names are taken by someone else's files */
+    for (unsigned i = 1; i <= 3; i++) {
+        snprintf(stale, sizeof stale, "%s/%s%u", dir, name, k + i);
+        FILE *s = fopen(stale, "w");
+        HV_REQUIRE_V(s && fputs("stale\n", s) >= 0 && fclose(s) == 0, "create %s", stale);
+    }
+    HV_CHECK_OK(hv_file_write_atomic(path, "new\n", 4, 1));
+    char *back = NULL;
+    size_t len = 0;
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && len == 4 &&
+                 !memcmp(back, "new\n", 4), "written past three taken temporary names");
+    free(back);
+    for (unsigned i = 1; i <= 3; i++) {
+        snprintf(stale, sizeof stale, "%s/%s%u", dir, name, k + i);
+        HV_CHECK(hv_file_read_all(stale, NULL, 100, &back, &len) == HV_OK && len == 6,
+                 "the file under a taken name is left alone: %s", stale);
+        free(back);
+        unlink(stale);
+    }
+
+    /* four processes write the same file 50 times each, at once */
+    pid_t kids[4];
+    for (int c = 0; c < 4; c++) {
+        kids[c] = fork();
+        if (kids[c] == 0) {
+            char text[64];
+            int bad = 0;
+            for (int i = 0; i < 50; i++) {
+                snprintf(text, sizeof text, "writer %d, round %02d, whole line\n", c, i);
+                if (hv_file_write_atomic(path, text, strlen(text), 0) != HV_OK) bad = 1;
+            }
+            _exit(bad);
+        }
+    }
+    int all_ok = 1;
+    for (int c = 0; c < 4; c++) {
+        int ws = 0;
+        if (kids[c] < 0 || waitpid(kids[c], &ws, 0) != kids[c] || !WIFEXITED(ws) ||
+            WEXITSTATUS(ws) != 0)
+            all_ok = 0;
+    }
+    HV_CHECK(all_ok, "concurrent writers: every write succeeded");
+    int wc = -1, wr = -1;
+    HV_CHECK(hv_file_read_all(path, NULL, 100, &back, &len) == HV_OK && back &&
+                 sscanf(back, "writer %d, round %d, whole line\n", &wc, &wr) == 2 &&
+                 len == strlen("writer 0, round 00, whole line\n"),
+             "concurrent writers: the file is one writer's whole text (%s)", back ? back : "?");
+    free(back);
+    HV_CHECK(count_tmp(dir) == 0, "concurrent writers: no temporary left behind");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    HV_CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
     test_errors();
@@ -608,5 +692,6 @@ int main(void)
     test_names();
     test_same_grid();
     test_atomic();
+    test_atomic_tmp_names();
     return hv_test_done();
 }
