@@ -208,7 +208,7 @@ void hv_store_stage_names(const hv_store *s, int *n, const char *const **names);
 /* rows (n_cases, may be NULL) and status (n_cases bytes, may be NULL). */
 hv_status hv_store_read_cases(hv_store *s, hv_run_crow *rows, uint8_t *status);
 /* Per-case seconds, n_cases x n_stages doubles, row-major (case, stage) in
- * the order of hv_store_stage_names; rows of pending cases are unspecified. */
+ * the order of hv_store_stage_names; 0 in the rows of pending cases. */
 hv_status hv_store_read_seconds(hv_store *s, double *sec);
 /* Read the used vertebra rows of all done cases, in case order. */
 hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n);
