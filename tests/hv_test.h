@@ -122,6 +122,25 @@ static inline int hv_test_missing_data(const char *rel)
 }
 
 /* A fresh scratch folder for this test program (created on first use). */
+/* Copy a file byte for byte (tests that damage a copy of a store or a
+ * fixture); 0 on success, -1 when either file cannot be opened or the write
+ * fails. */
+static inline int hv_test_copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    if (!a || !b) {
+        if (a) fclose(a);
+        if (b) fclose(b);
+        return -1;
+    }
+    char buf[65536];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) bad |= fwrite(buf, 1, n, b) != n;
+    fclose(a);
+    return (fclose(b) != 0 || bad) ? -1 : 0;
+}
+
 static inline const char *hv_test_tmpdir(const char *name)
 {
     static char dir[4096];

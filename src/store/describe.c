@@ -64,16 +64,7 @@ hv_status hv_store_describe(const char *path, char **text)
     hv_status st = hv_store_open_serial(path, 0, &s);
     if (st != HV_OK) return st;
     size_t nc = (size_t)s->n_cases, ns = (size_t)s->n_stages;
-    cr = malloc((nc ? nc : 1) * sizeof *cr);
-    stt = malloc(nc ? nc : 1);
-    secs = malloc((nc ? nc : 1) * ns * sizeof *secs);
-    if (!cr || !stt || !secs) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
-    if ((st = hv_store_read_seconds(s, secs)) != HV_OK) goto done;
-    if ((st = hv_store_read_vertebrae(s, &vr, &nv)) != HV_OK) goto done;
+    if ((st = hv_store_read_tables(s, &cr, &stt, &secs, &vr, &nv)) != HV_OK) goto done;
 
     char *state = hv_h5_read_attr_str(s->file, "state");
     hid_t prov = H5Gopen2(s->file, "provenance", H5P_DEFAULT);

@@ -40,6 +40,26 @@ static void csv_num(FILE *f, double x)
     else fprintf(f, "%.17g", x);
 }
 
+/* Open DIR/NAME for writing under a temporary name (hv_atomic_open): a
+ * table appears whole at its commit or not at all, so an export that fails
+ * halfway never leaves a cut table that looks complete. */
+static hv_status table_open(const char *dir, const char *name, hv_atomic_file **a, FILE **f)
+{
+    char *fn = hv_strfmt("%s/%s", dir, name);
+    if (!fn) return hv_error_set(HV_ERR_NOMEM, "out of memory");
+    hv_status st = hv_atomic_open(fn, a, f);
+    free(fn);
+    return st;
+}
+
+/* Commit the table open in *a (and forget it: *a = NULL). */
+static hv_status table_commit(hv_atomic_file **a)
+{
+    hv_status st = hv_atomic_commit(*a, 0);
+    *a = NULL;
+    return st;
+}
+
 static hv_status export_tables(const char *path, const char *dir)
 {
     hv_store *s = NULL;
@@ -49,27 +69,14 @@ static hv_status export_tables(const char *path, const char *dir)
     double *secs = NULL;
     size_t nv = 0;
     FILE *f = NULL;
-    char *fn = NULL;
+    hv_atomic_file *a = NULL;
     hv_status st = hv_mkdir_p(dir);
     if (st != HV_OK) return st;
     if ((st = hv_store_open_serial(path, 0, &s)) != HV_OK) return st;
     size_t nc = (size_t)s->n_cases, ns = (size_t)s->n_stages;
-    cr = malloc((nc ? nc : 1) * sizeof *cr);
-    stt = malloc(nc ? nc : 1);
-    secs = malloc((nc ? nc : 1) * ns * sizeof *secs);
-    if (!cr || !stt || !secs) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
-    if ((st = hv_store_read_seconds(s, secs)) != HV_OK) goto done;
-    if ((st = hv_store_read_vertebrae(s, &vr, &nv)) != HV_OK) goto done;
+    if ((st = hv_store_read_tables(s, &cr, &stt, &secs, &vr, &nv)) != HV_OK) goto done;
 
-    fn = hv_strfmt("%s/cases.csv", dir);
-    if (!fn || !(f = fopen(fn, "w"))) {
-        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
-        goto done;
-    }
+    if ((st = table_open(dir, "cases.csv", &a, &f)) != HV_OK) goto done;
     fprintf(f, "case,status,n_vert,rank,attempt,error_code,error,ct_path,mask_path");
     /* one column per stage, named from the store (v1: its six fixed names) */
     for (size_t k = 0; k < ns; k++) fprintf(f, ",s_%s", s->stage_ptr[k]);
@@ -86,19 +93,9 @@ static hv_status export_tables(const char *path, const char *dir)
         for (size_t k = 0; k < ns; k++) fprintf(f, ",%.6f", secs[i * ns + k]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0) {
-        f = NULL;
-        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
-        goto done;
-    }
-    f = NULL;
-    free(fn);
+    if ((st = table_commit(&a)) != HV_OK) goto done;
 
-    fn = hv_strfmt("%s/vertebrae.csv", dir);
-    if (!fn || !(f = fopen(fn, "w"))) {
-        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
-        goto done;
-    }
+    if ((st = table_open(dir, "vertebrae.csv", &a, &f)) != HV_OK) goto done;
     fprintf(f, "case,label,level,known_grade,split,grade_rule,grade_pred,flags,volume_ml,mean_hu,"
                "cx,cy,cz,h_ori_all,h_ori_ant,h_ori_mid,h_ori_post,h_syn_all,h_syn_ant,h_syn_mid,"
                "h_syn_post,rhlv_all,rhlv_ant,rhlv_mid,rhlv_post\n");
@@ -118,24 +115,13 @@ static hv_status export_tables(const char *path, const char *dir)
         for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->rhlv[k]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0) {
-        f = NULL;
-        st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
-        goto done;
-    }
-    f = NULL;
-    free(fn);
-    fn = NULL;
+    if ((st = table_commit(&a)) != HV_OK) goto done;
 
     hv_grader_result g;
     int present = 0;
     if ((st = hv_store_read_grader(s, &g, &present)) != HV_OK) goto done;
     if (present) {
-        fn = hv_strfmt("%s/grader_metrics.csv", dir);
-        if (!fn || !(f = fopen(fn, "w"))) {
-            st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
-            goto done;
-        }
+        if ((st = table_open(dir, "grader_metrics.csv", &a, &f)) != HV_OK) goto done;
         fprintf(f, "method,evaluated_on,macro_f1,macro_precision,macro_recall,accuracy,kappa_linear,"
                    "n_folds,fold_mean_f1,fold_var_f1,note\n");
         fprintf(f, "%s,%s,", g.method, g.evaluated_on);
@@ -165,36 +151,20 @@ static hv_status export_tables(const char *path, const char *dir)
                 fputc('\n', f);
             }
         }
-        if (fclose(f) != 0) {
-            f = NULL;
-            st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
-            goto done;
-        }
-        f = NULL;
+        if ((st = table_commit(&a)) != HV_OK) goto done;
         if (g.n_folds > 0) {
-            free(fn);
-            fn = hv_strfmt("%s/grader_folds.csv", dir);
-            if (!fn || !(f = fopen(fn, "w"))) {
-                st = hv_error_set(HV_ERR_IO, "cannot write %s", fn ? fn : dir);
-                goto done;
-            }
+            if ((st = table_open(dir, "grader_folds.csv", &a, &f)) != HV_OK) goto done;
             fprintf(f, "fold,macro_f1,macro_precision,macro_recall,accuracy\n");
             for (int k = 0; k < g.n_folds; k++) {
                 fprintf(f, "%d", k);
                 for (int c = 0; c < 4; c++) fputc(',', f), csv_num(f, g.fold_metrics[k][c]);
                 fputc('\n', f);
             }
-            if (fclose(f) != 0) {
-                f = NULL;
-                st = hv_error_set(HV_ERR_IO, "cannot write %s", fn);
-                goto done;
-            }
-            f = NULL;
+            if ((st = table_commit(&a)) != HV_OK) goto done;
         }
     }
 done:
-    if (f) fclose(f);
-    free(fn);
+    if (a) hv_atomic_abort(a);
     free(secs);
     free(cr);
     free(stt);

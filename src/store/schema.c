@@ -601,3 +601,20 @@ hv_status hv_store_set_pred(hv_store *s, const hv_run_vrow *rows, size_t n)
     H5Tclose(mt);
     return st;
 }
+
+hv_status hv_store_read_tables(hv_store *s, hv_run_crow **cr, uint8_t **stt, double **secs,
+                               hv_run_vrow **vr, size_t *nv)
+{
+    const size_t nc = (size_t)s->n_cases, ns = (size_t)s->n_stages;
+    hv_status st = HV_OK;
+    *cr = malloc((nc ? nc : 1) * sizeof **cr);
+    *stt = malloc(nc ? nc : 1);
+    *secs = malloc((nc ? nc : 1) * ns * sizeof **secs);
+    *vr = NULL;
+    *nv = 0;
+    if (!*cr || !*stt || !*secs) st = hv_error_set(HV_ERR_NOMEM, "out of memory for %zu cases", nc);
+    if (st == HV_OK) st = hv_store_read_cases(s, *cr, *stt);
+    if (st == HV_OK) st = hv_store_read_seconds(s, *secs);
+    if (st == HV_OK) st = hv_store_read_vertebrae(s, vr, nv);
+    return st; /* on failure the caller frees what was allocated */
+}

@@ -110,4 +110,11 @@ hv_status hv_store_load_stages(hv_store *s);
 /* The type of /cases/stage_names (H5Tclose it). */
 hid_t hv_store_stage_name_type(void);
 
+/* The whole tables of an open store, as describe and export read them:
+ * every case row and status byte, the per-stage seconds (n_cases x
+ * n_stages) and the used vertebra rows of done cases. Every array is the
+ * caller's to free(), also after a failure (then some may be NULL). */
+hv_status hv_store_read_tables(hv_store *s, hv_run_crow **cr, uint8_t **stt, double **secs,
+                               hv_run_vrow **vr, size_t *nv);
+
 #endif /* HV_STORE_INTERNAL_H */

@@ -23,20 +23,6 @@
 #include "hv/run.h"
 #include "hv_test.h"
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    if (!a || !b) {
-        if (a) fclose(a);
-        if (b) fclose(b);
-        return -1;
-    }
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    fclose(a);
-    return fclose(b);
-}
 
 static long count_lines(const char *path)
 {
@@ -600,7 +586,7 @@ int main(int argc, char **argv)
     /* damaged copies */
     char bad[4400];
     snprintf(bad, sizeof bad, "%s/bad1.h5", tmp);
-    copy_file(store, bad);
+    hv_test_copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     d = H5Dopen2(f, "cases/status", H5P_DEFAULT);
     sp = H5Dget_space(d);
@@ -618,7 +604,7 @@ int main(int argc, char **argv)
     expect_invalid(bad, "failed without a reason");
 
     snprintf(bad, sizeof bad, "%s/bad2.h5", tmp);
-    copy_file(store, bad);
+    hv_test_copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     d = H5Dopen2(f, "vertebrae/table", H5P_DEFAULT);
     hid_t mt = H5Tcreate(H5T_COMPOUND, sizeof(int32_t));
@@ -636,14 +622,14 @@ int main(int argc, char **argv)
     expect_invalid(bad, "label 5 with level 'T12'");
 
     snprintf(bad, sizeof bad, "%s/bad3.h5", tmp);
-    copy_file(store, bad);
+    hv_test_copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     H5Ldelete(f, "grader", H5P_DEFAULT);
     H5Fclose(f);
     expect_invalid(bad, "complete store without /grader");
 
     snprintf(bad, sizeof bad, "%s/bad4.h5", tmp);
-    copy_file(store, bad);
+    hv_test_copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
     int64_t v3 = 3;

@@ -28,20 +28,6 @@ static const char *const stages[] = {"alpha", "beta", "gamma"};
 /* seconds per case (rows) and stage (columns); case c1 failed in beta */
 static const double secs[3][3] = {{0.5, 1.25, 2.0}, {0.125, 0, 0}, {1.5, 0.25, 3.0}};
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    if (!a || !b) {
-        if (a) fclose(a);
-        if (b) fclose(b);
-        return -1;
-    }
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    fclose(a);
-    return fclose(b);
-}
 
 static char *slurp(const char *path)
 {
@@ -218,7 +204,7 @@ static void test_v2(const char *tmp)
     };
     for (int k = 0; k < 5; k++) {
         snprintf(bad, sizeof bad, "%s/bad-%d.h5", tmp, k);
-        copy_file(path, bad);
+        hv_test_copy_file(path, bad);
         hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
         if (k <= 1) {
             hid_t d = H5Dopen2(f, "cases/seconds", H5P_DEFAULT), fs = H5Dget_space(d);
@@ -295,7 +281,7 @@ static void test_v1(const char *tmp)
     char fix[4200], path[4300];
     snprintf(fix, sizeof fix, "%s/store/fixtures/store_v1.h5", HV_TEST_SOURCE_DIR);
     snprintf(path, sizeof path, "%s/v1-copy.h5", tmp);
-    HV_REQUIRE_V(copy_file(fix, path) == 0, "copy %s", fix);
+    HV_REQUIRE_V(hv_test_copy_file(fix, path) == 0, "copy %s", fix);
     /* h5dump -m '%.17g' -d /cases/table store_v1.h5 (fixtures/README.md) */
     static const double want[4][6] = {
         {0.048917526999503025, 0.20535130099960952, 0.0078361230007431004, 8.7370008259313181e-06,
