@@ -39,6 +39,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "hv/core.h"
+#include "hv/model.h"
 #include "hv/nn.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -145,7 +146,7 @@ static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
 {
     hv_nn_backend *be = NULL;
     hv_nn_graph *g = NULL;
-    hv_nn_generator_io io;
+    hv_model_generator_io io;
     int ok = 0;
     const size_t n = (size_t)batch * 256 * 256;
     float *x = malloc(n * sizeof(float)), *m = malloc(n * sizeof(float));
@@ -161,7 +162,7 @@ static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
         q[i] = 0.3f;
     }
     if (hv_nn_backend_create_cpu(&be) || hv_nn_graph_create(&g) ||
-        hv_nn_generator_build(g, ps, 16, batch, 256, 256, &io) || hv_nn_graph_plan(g, be, 0) ||
+        hv_model_generator_build(g, ps, 16, batch, 256, 256, &io) || hv_nn_graph_plan(g, be, 0) ||
         hv_nn_tensor_set(io.x, x, n) || hv_nn_tensor_set(io.mask, m, n) ||
         hv_nn_tensor_set(io.cam, c, n) || hv_nn_tensor_set(io.ratio, q, n) ||
         hv_nn_graph_forward(g)) {
@@ -200,7 +201,7 @@ static double train_step_seconds(hv_nn_params *gps, int reps)
     hv_nn_adam *ga = NULL, *da[3] = {NULL, NULL, NULL};
     hv_nn_graph *gg = NULL, *dg[3] = {NULL, NULL, NULL};
     hv_nn_backend *be = NULL;
-    hv_nn_generator_io io;
+    hv_model_generator_io io;
     hv_nn_tensor *dx[3], *dt[3], *dloss[3], *gloss = NULL, *real, *tgt, *loc, *ones[3];
     double result = -1, t[16];
     float *buf = NULL, *buf8 = NULL;
@@ -210,19 +211,19 @@ static double train_step_seconds(hv_nn_params *gps, int reps)
     if (hv_nn_backend_create_cpu(&be) || hv_nn_adam_create(gps, 2e-4, 0.5, 0.999, 1e-8, &ga))
         goto done;
     for (int k = 0; k < 3; k++) {
-        if (hv_nn_params_create(&dps[k]) || hv_nn_patchgan_params(dps[k], "", 1, &r) ||
+        if (hv_nn_params_create(&dps[k]) || hv_model_patchgan_params(dps[k], "", 1, &r) ||
             hv_nn_adam_create(dps[k], 2e-4, 0.5, 0.999, 1e-8, &da[k]))
             goto done;
     }
     /* G step graph */
-    if (hv_nn_graph_create(&gg) || hv_nn_generator_build(gg, gps, 16, nb, 256, 256, &io)) goto done;
+    if (hv_nn_graph_create(&gg) || hv_model_generator_build(gg, gps, 16, nb, 256, 256, &io)) goto done;
     real = hv_nn_input(gg, "real", 4, sh);
     tgt = hv_nn_input(gg, "target_mask", 4, sh);
     loc = hv_nn_input(gg, "local_mask", 4, sh);
     hv_nn_tensor *fake_in[3] = {io.x_stage2, io.fine_seg, hv_nn_mul(gg, io.x_stage2, loc)};
     hv_nn_tensor *lg = NULL;
     for (int k = 0; k < 3; k++) {
-        hv_nn_tensor *o = hv_nn_patchgan_build(gg, dps[k], "", fake_in[k]);
+        hv_nn_tensor *o = hv_model_patchgan_build(gg, dps[k], "", fake_in[k]);
         int64_t os[HV_NN_MAX_DIMS];
         hv_nn_tensor_shape(o, os);
         ones[k] = hv_nn_input(gg, "ones", 4, os);
@@ -237,7 +238,7 @@ static double train_step_seconds(hv_nn_params *gps, int reps)
     for (int k = 0; k < 3; k++) {
         if (hv_nn_graph_create(&dg[k])) goto done;
         dx[k] = hv_nn_input(dg[k], "x", 4, sh8);
-        hv_nn_tensor *o = hv_nn_patchgan_build(dg[k], dps[k], "", dx[k]);
+        hv_nn_tensor *o = hv_model_patchgan_build(dg[k], dps[k], "", dx[k]);
         int64_t os[HV_NN_MAX_DIMS];
         hv_nn_tensor_shape(o, os);
         dt[k] = hv_nn_input(dg[k], "labels", 4, os);
@@ -343,8 +344,8 @@ int main(int argc, char **argv)
     hv_nn_params *ps = NULL;
     hv_rng r;
     hv_rng_seed(&r, 2025, 0);
-    if (hv_nn_params_create(&ps) || hv_nn_generator_params(ps, 16, &r) ||
-        hv_nn_generator_sn_warmup(ps, 3)) {
+    if (hv_nn_params_create(&ps) || hv_model_generator_params(ps, 16, &r) ||
+        hv_model_generator_sn_warmup(ps, 3)) {
         fprintf(stderr, "generator params: %s\n", hv_error_detail());
         return 1;
     }

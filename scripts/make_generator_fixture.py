@@ -5,7 +5,7 @@ Builds the HealthiVert generator (spec 5.1-5.3: coarse + fine stage with
 contextual attention, spectral-normalised convolutions) at reduced width
 (cnum 4) in PyTorch, with seeded random weights, runs one forward pass in
 eval mode on a seeded random input and writes weights, inputs and outputs to
-tests/nn/fixtures/generator_cnum4.bin, which tests/nn/test_nn_torch_fixture.c
+tests/model/fixtures/generator_cnum4.bin, which tests/model/test_model_nets.c
 compares our forward pass against (1e-4 relative error).
 
 The network is written here from the specification (module and parameter
@@ -241,7 +241,7 @@ def write(path, tensors):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "tests/nn/fixtures/generator_cnum4.bin"
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/model/fixtures/generator_cnum4.bin"
     torch.set_num_threads(2)
     g = build(4)
     inputs = make_inputs(2, 64, 64, 7)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Make tests/nn/fixtures/nn_nets.bin: PyTorch's forward outputs and
-gradients of the two reference networks, for tests/nn/test_nn_generator.c.
+"""Make tests/model/fixtures/nn_nets.bin: PyTorch's forward outputs and
+gradients of the two reference networks, for tests/model/test_model_nets.c.
 
 1. PatchGAN (spec 5.4, pix2pix NLayerDiscriminator, n_layers 3, ndf 64,
    batch norm), written here from the spec. Its 2.76 M weights are not
@@ -153,9 +153,9 @@ def generator_tensors(path):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "tests/nn/fixtures/nn_nets.bin"
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/model/fixtures/nn_nets.bin"
     torch.set_num_threads(2)
-    tensors = patchgan_tensors() + generator_tensors("tests/nn/fixtures/generator_cnum4.bin")
+    tensors = patchgan_tensors() + generator_tensors("tests/model/fixtures/generator_cnum4.bin")
     mgf.write(out, tensors)
     print("wrote %s: %d tensors, %d floats (torch %s)"
           % (out, len(tensors), sum(t.numel() for _, t in tensors), torch.__version__))

@@ -1,6 +1,7 @@
 /*
  * hv/nn.h: the neural-network engine (tensors, graphs, autodiff, optimiser,
- * checkpoints) that the GAN, the fracture classifier and Grad-CAM++ run on.
+ * checkpoints). It knows ops, not networks: the networks that run on it are
+ * in hv/model.h (src/model).
  *
  * Shape of the API (after ggml: graph first, compute later):
  *
@@ -327,51 +328,6 @@ hv_status hv_nn_tensor_get_grad(const hv_nn_tensor *t, float *dst, size_t n);
 /* Number of heap allocations made by this module so far (process-wide); the
  * tests check that forward/backward of a planned graph make none. */
 uint64_t hv_nn_alloc_count(void);
-
-/* ------------------------------------------- the reference generator (5.1-5.3) */
-
-/* Create the generator's parameters in ps with the reference's PyTorch
- * state_dict names ("coarse_generator.conv1.conv.weight_orig", ...; see
- * docs/nn.md), initialised as PyTorch does by default (seeded). The trainable
- * count at cnum 16 is 986,888. */
-hv_status hv_nn_generator_params(hv_nn_params *ps, int cnum, hv_rng *rng);
-
-/* hv_nn_sn_power_iteration on every spectral-normalised convolution of the
- * generator in ps (as `iters` training steps would). */
-hv_status hv_nn_generator_sn_warmup(hv_nn_params *ps, int iters);
-
-typedef struct hv_nn_generator_io {
-    /* inputs, N,1,H,W each (H, W multiples of 32) */
-    hv_nn_tensor *x;      /* masked CT in [-1, 1]                     */
-    hv_nn_tensor *mask;   /* 1 in the band to synthesise              */
-    hv_nn_tensor *cam;    /* Grad-CAM++ map; the net uses 1 - cam      */
-    hv_nn_tensor *ratio;  /* slice_ratio, constant plane per item      */
-    /* outputs */
-    hv_nn_tensor *coarse_seg; /* sigmoid, N,1,H,W                      */
-    hv_nn_tensor *x_stage1;   /* coarse CT, clamped to [-1, 1]         */
-    hv_nn_tensor *p1;         /* SHRM head 1, sigmoid, N,1             */
-    hv_nn_tensor *fine_seg;
-    hv_nn_tensor *x_stage2;
-    hv_nn_tensor *p2;
-} hv_nn_generator_io;
-
-/* Record the generator on g (inputs created here, outputs marked). */
-hv_status hv_nn_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, int64_t n,
-                                int64_t h, int64_t w, hv_nn_generator_io *io);
-
-/* ------------------------------------ the reference PatchGAN discriminator (5.4) */
-
-/* Parameters of one PatchGAN (n_layers 3, ndf 64, batch norm) with the
- * reference's state_dict names behind `prefix` (e.g. "" or "D1."):
- * "<prefix>model.0.weight", "model.3.running_mean", ...; initialised as the
- * reference (N(0, 0.02) convolutions, BN weight N(1, 0.02), biases 0).
- * in_ch is 1 in the reference. 2,763,585 trainable parameters. */
-hv_status hv_nn_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch, hv_rng *rng);
-/* Record the discriminator on x (N, in_ch, H, W); returns the logits
- * (N, 1, H/8 - 2, W/8 - 2), NULL on error (graph status or a missing
- * parameter, whose detail is in the error buffer). */
-hv_nn_tensor *hv_nn_patchgan_build(hv_nn_graph *g, hv_nn_params *ps, const char *prefix,
-                                   hv_nn_tensor *x);
 
 #ifdef __cplusplus
 }

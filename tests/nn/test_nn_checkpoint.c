@@ -1,5 +1,6 @@
 /*
- * test_nn_checkpoint.c: HDF5 checkpoint round trip. A cnum 4 generator and
+ * test_nn_checkpoint.c: HDF5 checkpoint round trip. A cnum 4 generator (from
+ * src/model, as a realistic set with trainable weights and buffers) and
  * an Adam optimiser that has taken steps are saved with metadata, loaded
  * into a differently initialised set and an optimiser whose step count and
  * every hyper-parameter (lr, beta1, beta2, eps) differ from the saved one's
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hv/model.h"
 #include "hv/nn.h"
 #include "hv_test.h"
 /* the optimiser's hyper-parameters have no public getter */
@@ -24,7 +26,7 @@ static void make(hv_nn_params **ps, hv_nn_adam **a, uint64_t seed, const double 
     hv_rng r;
     hv_rng_seed(&r, seed, 0);
     HV_CHECK_OK(hv_nn_params_create(ps));
-    HV_CHECK_OK(hv_nn_generator_params(*ps, 4, &r));
+    HV_CHECK_OK(hv_model_generator_params(*ps, 4, &r));
     HV_CHECK_OK(hv_nn_adam_create(*ps, hp[0], hp[1], hp[2], hp[3], a));
 }
 
@@ -102,10 +104,10 @@ int main(void)
     for (int k = 0; k < 2; k++) {
         hv_nn_backend *be = NULL;
         hv_nn_graph *g = NULL;
-        hv_nn_generator_io io;
+        hv_model_generator_io io;
         HV_CHECK_OK(hv_nn_backend_create_cpu(&be));
         HV_CHECK_OK(hv_nn_graph_create(&g));
-        HV_CHECK_OK(hv_nn_generator_build(g, k ? qs : ps, 4, 1, 64, 64, &io));
+        HV_CHECK_OK(hv_model_generator_build(g, k ? qs : ps, 4, 1, 64, 64, &io));
         HV_CHECK_OK(hv_nn_graph_plan(g, be, 0));
         float in[64 * 64];
         for (int i = 0; i < 64 * 64; i++) in[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;

@@ -1,13 +1,14 @@
 /*
- * test_nn_generator.c: the reference generator on the engine.
+ * test_model_nets.c: the reference generator and PatchGAN (src/model) on the
+ * engine.
  *  - parameter count: 986,888 trainable at cnum 16 (coarse 409,771), the
  *    figure of spec 5 (PyTorch counts the same for the fixture script's model);
- *  - PyTorch equivalence: tests/nn/fixtures/generator_cnum4.bin, written by
+ *  - PyTorch equivalence: tests/model/fixtures/generator_cnum4.bin, written by
  *    scripts/make_generator_fixture.py with Debian's python3-torch 1.13, holds
  *    a cnum 4 generator's weights (eval mode), a batch of 2 inputs at 64x64 and
  *    PyTorch's six outputs; our forward on both backends must match within
  *    1e-4 relative L2 error per output;
- *  - gradients vs PyTorch: tests/nn/fixtures/nn_nets.bin (made by
+ *  - gradients vs PyTorch: tests/model/fixtures/nn_nets.bin (made by
  *    scripts/make_nn_nets_fixture.py) holds PyTorch's autograd gradients of a
  *    loss over all six outputs, for the same weights and inputs, with respect
  *    to five parameters from the first layer (coarse conv1) to the last;
@@ -27,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hv/model.h"
 #include "hv/nn.h"
 #include "hv_test.h"
-#include "nn_fixture.h"
+#include "nn/nn_fixture.h"
 
 static void test_param_count(void)
 {
@@ -37,7 +39,7 @@ static void test_param_count(void)
     hv_rng r;
     hv_rng_seed(&r, 1, 0);
     HV_CHECK_OK(hv_nn_params_create(&ps));
-    HV_CHECK_OK(hv_nn_generator_params(ps, 16, &r));
+    HV_CHECK_OK(hv_model_generator_params(ps, 16, &r));
     int64_t total = hv_nn_params_numel(ps, 1), coarse = 0;
     for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
         hv_nn_param *p = hv_nn_params_at(ps, i);
@@ -59,7 +61,7 @@ static void test_patchgan(void)
     hv_rng r;
     hv_rng_seed(&r, 4, 0);
     HV_CHECK_OK(hv_nn_params_create(&ps));
-    HV_CHECK_OK(hv_nn_patchgan_params(ps, "D1.", 1, &r));
+    HV_CHECK_OK(hv_model_patchgan_params(ps, "D1.", 1, &r));
     HV_CHECK(hv_nn_params_numel(ps, 1) == 2763585, "patchgan parameters %lld",
              (long long)hv_nn_params_numel(ps, 1));
     HV_CHECK(hv_nn_params_find(ps, "D1.model.9.running_var") != NULL, "names");
@@ -67,7 +69,7 @@ static void test_patchgan(void)
     HV_CHECK_OK(hv_nn_graph_create(&g));
     const int64_t xs[4] = {1, 1, 256, 256};
     hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs);
-    hv_nn_tensor *y = hv_nn_patchgan_build(g, ps, "D1.", x);
+    hv_nn_tensor *y = hv_model_patchgan_build(g, ps, "D1.", x);
     hv_nn_set_output(y);
     int64_t ys[HV_NN_MAX_DIMS];
     HV_CHECK(hv_nn_tensor_shape(y, ys) == 4 && ys[2] == 30 && ys[3] == 30, "patchgan output shape");
@@ -89,7 +91,7 @@ static void test_patchgan(void)
 static void test_torch_fixture(void)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/nn/fixtures/generator_cnum4.bin", HV_TEST_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/model/fixtures/generator_cnum4.bin", HV_TEST_SOURCE_DIR);
     fx_file fxf;
     int rc = fx_read(path, &fxf);
     const fx_tensor *fx = fxf.t;
@@ -99,7 +101,7 @@ static void test_torch_fixture(void)
     hv_rng r;
     hv_rng_seed(&r, 2, 0);
     HV_CHECK_OK(hv_nn_params_create(&ps));
-    HV_CHECK_OK(hv_nn_generator_params(ps, 4, &r));
+    HV_CHECK_OK(hv_model_generator_params(ps, 4, &r));
     int missing = 0, nparam_fx = 0;
     for (int i = 0; rc == 0 && i < nfx; i++)
         if (strncmp(fx[i].name, "in.", 3) && strncmp(fx[i].name, "out.", 4)) nparam_fx++;
@@ -123,10 +125,10 @@ static void test_torch_fixture(void)
     for (int be_i = 0; rc == 0 && missing == 0 && be_i < 2; be_i++) {
         hv_nn_backend *be = NULL;
         hv_nn_graph *g = NULL;
-        hv_nn_generator_io io;
+        hv_model_generator_io io;
         HV_CHECK_OK(be_i ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
         HV_CHECK_OK(hv_nn_graph_create(&g));
-        HV_CHECK_OK(hv_nn_generator_build(g, ps, 4, 2, 64, 64, &io));
+        HV_CHECK_OK(hv_model_generator_build(g, ps, 4, 2, 64, 64, &io));
         HV_CHECK_OK(hv_nn_graph_plan(g, be, 0));
         hv_nn_tensor *ins[4] = {io.x, io.mask, io.cam, io.ratio};
         hv_nn_tensor *outs[6] = {io.coarse_seg, io.x_stage1, io.p1, io.fine_seg, io.x_stage2, io.p2};
@@ -156,13 +158,13 @@ static void test_torch_fixture(void)
     hv_nn_params_free(ps);
 }
 
-/* ---- PyTorch fixture of the networks (tests/nn/fixtures/nn_nets.bin, made by
- * scripts/make_nn_nets_fixture.py) */
+/* ---- PyTorch fixture of the networks (tests/model/fixtures/nn_nets.bin,
+ * made by scripts/make_nn_nets_fixture.py) */
 
 static int nets_fixture(fx_file *fx)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/nn/fixtures/nn_nets.bin", HV_TEST_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/model/fixtures/nn_nets.bin", HV_TEST_SOURCE_DIR);
     int rc = fx_read(path, fx);
     HV_CHECK(rc == 0, "cannot read fixture %s", path);
     return rc;
@@ -236,14 +238,14 @@ static void test_patchgan_torch(void)
             hv_rng r;
             hv_rng_seed(&r, 5, 0);
             HV_CHECK_OK(hv_nn_params_create(&ps));
-            HV_CHECK_OK(hv_nn_patchgan_params(ps, "", 1, &r));
+            HV_CHECK_OK(hv_model_patchgan_params(ps, "", 1, &r));
             patchgan_fixed_weights(ps);
             HV_CHECK_OK(be_i ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
             HV_CHECK_OK(hv_nn_graph_create(&g));
             const int64_t xs[4] = {2, 1, 48, 48}, ys[4] = {2, 1, 4, 4};
             hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs);
             if (train) hv_nn_set_requires_grad(x);
-            hv_nn_tensor *y = hv_nn_patchgan_build(g, ps, "", x);
+            hv_nn_tensor *y = hv_model_patchgan_build(g, ps, "", x);
             hv_nn_tensor *rt = hv_nn_input(g, "R", 4, ys);
             hv_nn_tensor *loss = train ? hv_nn_sum(g, hv_nn_mul(g, y, rt)) : NULL;
             hv_nn_set_output(y);
@@ -297,7 +299,7 @@ static void test_generator_torch_gradients(void)
         "fine_generator.pmconv6.conv.weight_orig", "fine_generator.allconv11.conv.bias",
         "fine_generator.allconv17.conv.weight_orig"};
     char path[4096];
-    snprintf(path, sizeof path, "%s/nn/fixtures/generator_cnum4.bin", HV_TEST_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/model/fixtures/generator_cnum4.bin", HV_TEST_SOURCE_DIR);
     fx_file gf, nf;
     int rc = fx_read(path, &gf);
     HV_CHECK(rc == 0, "cannot read fixture %s", path);
@@ -310,11 +312,11 @@ static void test_generator_torch_gradients(void)
         hv_nn_params *ps = NULL;
         hv_nn_backend *be = NULL;
         hv_nn_graph *g = NULL;
-        hv_nn_generator_io io;
+        hv_model_generator_io io;
         hv_rng r;
         hv_rng_seed(&r, 2, 0);
         HV_CHECK_OK(hv_nn_params_create(&ps));
-        HV_CHECK_OK(hv_nn_generator_params(ps, 4, &r));
+        HV_CHECK_OK(hv_model_generator_params(ps, 4, &r));
         int missing = 0;
         for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
             hv_nn_param *p = hv_nn_params_at(ps, i);
@@ -329,7 +331,7 @@ static void test_generator_torch_gradients(void)
         HV_CHECK(missing == 0, "generator fixture lacks %d parameters", missing);
         HV_CHECK_OK(be_i ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
         HV_CHECK_OK(hv_nn_graph_create(&g));
-        HV_CHECK_OK(hv_nn_generator_build(g, ps, 4, 2, 64, 64, &io));
+        HV_CHECK_OK(hv_model_generator_build(g, ps, 4, 2, 64, 64, &io));
         hv_nn_tensor *loss = hv_nn_add(g, hv_nn_mse(g, io.x_stage2, io.x), hv_nn_mse(g, io.fine_seg, io.cam));
         loss = hv_nn_add(g, loss, hv_nn_mse(g, io.x_stage1, io.x));
         loss = hv_nn_add(g, loss, hv_nn_add(g, hv_nn_mean(g, io.p1), hv_nn_mean(g, io.p2)));
@@ -388,15 +390,15 @@ static void test_generator_gradients(void)
         hv_nn_params *ps = NULL;
         hv_nn_backend *be = NULL;
         hv_nn_graph *g = NULL;
-        hv_nn_generator_io io;
+        hv_model_generator_io io;
         hv_rng r;
         hv_rng_seed(&r, 6, 0);
         HV_CHECK_OK(hv_nn_params_create(&ps));
-        HV_CHECK_OK(hv_nn_generator_params(ps, 4, &r));
-        HV_CHECK_OK(hv_nn_generator_sn_warmup(ps, 10));
+        HV_CHECK_OK(hv_model_generator_params(ps, 4, &r));
+        HV_CHECK_OK(hv_model_generator_sn_warmup(ps, 10));
         HV_CHECK_OK(be_i ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
         HV_CHECK_OK(hv_nn_graph_create(&g));
-        HV_CHECK_OK(hv_nn_generator_build(g, ps, 4, 2, 32, 32, &io));
+        HV_CHECK_OK(hv_model_generator_build(g, ps, 4, 2, 32, 32, &io));
         const int64_t sh[4] = {2, 1, 32, 32};
         hv_nn_tensor *t1 = hv_nn_input(g, "t1", 4, sh), *t2 = hv_nn_input(g, "t2", 4, sh);
         hv_nn_tensor *loss = hv_nn_add(g, hv_nn_mse(g, io.x_stage2, t1), hv_nn_mse(g, io.fine_seg, t2));
@@ -483,17 +485,17 @@ static void test_full_size(void)
     hv_nn_params *ps = NULL;
     hv_nn_backend *be = NULL;
     hv_nn_graph *g = NULL;
-    hv_nn_generator_io io;
+    hv_model_generator_io io;
     hv_rng r;
     hv_rng_seed(&r, 3, 0);
     HV_CHECK_OK(hv_nn_params_create(&ps));
-    HV_CHECK_OK(hv_nn_generator_params(ps, 16, &r));
+    HV_CHECK_OK(hv_model_generator_params(ps, 16, &r));
     /* as after 3 training steps (the fixture script does the same); with the
      * random initial u, v the sigmas are poor and the heads saturate */
-    HV_CHECK_OK(hv_nn_generator_sn_warmup(ps, 3));
+    HV_CHECK_OK(hv_model_generator_sn_warmup(ps, 3));
     HV_CHECK_OK(hv_nn_backend_create_cpu(&be));
     HV_CHECK_OK(hv_nn_graph_create(&g));
-    HV_CHECK_OK(hv_nn_generator_build(g, ps, 16, 1, 256, 256, &io));
+    HV_CHECK_OK(hv_model_generator_build(g, ps, 16, 1, 256, 256, &io));
     HV_CHECK_OK(hv_nn_graph_plan(g, be, 0));
     const size_t n = 256 * 256;
     float *x = malloc(n * sizeof(float)), *m = malloc(n * sizeof(float));

@@ -1,8 +1,10 @@
 /*
- * nn_generator.c: the reference HealthiVert generator (spec 5.1-5.3), coarse
- * and fine stages with contextual attention, assembled from engine ops. It
- * is the engine's benchmark and correctness target; training and the full
- * model (discriminators, losses, SHRM composite) belong to src/model.
+ * src/model/generator.c: the reference HealthiVert generator (spec 5.1-5.3),
+ * coarse and fine stages with contextual attention, assembled from the
+ * public engine ops of hv/nn.h (no engine internals). It is also the
+ * engine's benchmark and end-to-end correctness target (bench/generator.c,
+ * tests/model/test_model_nets.c). The losses, the SHRM composite and training
+ * are still to come in this module (issue 11).
  *
  * Parameters carry the reference's PyTorch state_dict names verbatim
  * ("coarse_generator.conv1.conv.weight_orig", ".conv.bias", ".conv.weight_u",
@@ -14,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nn_backend.h"
+#include "hv/model.h"
 
 typedef enum act { ACT_ELU, ACT_RELU, ACT_NONE, ACT_SIGMOID } act;
 
@@ -126,10 +128,10 @@ static hv_status add_fc(hv_nn_params *ps, const char *stage, int in, hv_rng *rng
     return HV_OK;
 }
 
-hv_status hv_nn_generator_params(hv_nn_params *ps, int cnum, hv_rng *rng)
+hv_status hv_model_generator_params(hv_nn_params *ps, int cnum, hv_rng *rng)
 {
     if (!ps || !rng || cnum < 2 || cnum % 2)
-        return hv_error_set(HV_ERR_ARG, "nn generator: cnum must be even and >= 2");
+        return hv_error_set(HV_ERR_ARG, "model generator: cnum must be even and >= 2");
     conv_spec sp[MAX_SPECS];
     hv_status st;
     int n = coarse_specs(cnum / 2, sp);
@@ -142,24 +144,25 @@ hv_status hv_nn_generator_params(hv_nn_params *ps, int cnum, hv_rng *rng)
     return add_fc(ps, "fine_generator", 4 * cnum, rng);
 }
 
-hv_status hv_nn_generator_sn_warmup(hv_nn_params *ps, int iters)
+hv_status hv_model_generator_sn_warmup(hv_nn_params *ps, int iters)
 {
     const char *suffix = ".conv.weight_orig";
     const size_t ls = strlen(suffix);
     int found = 0;
     for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
         hv_nn_param *w = hv_nn_params_at(ps, i);
-        size_t ln = strlen(w->name);
-        if (ln <= ls || strcmp(w->name + ln - ls, suffix)) continue;
+        const char *wn = hv_nn_param_name(w);
+        size_t ln = strlen(wn);
+        if (ln <= ls || strcmp(wn + ln - ls, suffix)) continue;
         char nu[192], nv[192];
-        snprintf(nu, sizeof nu, "%.*s.conv.weight_u", (int)(ln - ls), w->name);
-        snprintf(nv, sizeof nv, "%.*s.conv.weight_v", (int)(ln - ls), w->name);
+        snprintf(nu, sizeof nu, "%.*s.conv.weight_u", (int)(ln - ls), wn);
+        snprintf(nv, sizeof nv, "%.*s.conv.weight_v", (int)(ln - ls), wn);
         hv_nn_param *u = hv_nn_params_find(ps, nu), *v = hv_nn_params_find(ps, nv);
-        if (!u || !v) return hv_error_set(HV_ERR_NOT_FOUND, "nn generator: no u/v for %s", w->name);
+        if (!u || !v) return hv_error_set(HV_ERR_NOT_FOUND, "model generator: no u/v for %s", wn);
         hv_nn_sn_power_iteration(w, u, v, iters);
         found++;
     }
-    return found ? HV_OK : hv_error_set(HV_ERR_NOT_FOUND, "nn generator: no spectral-norm weights");
+    return found ? HV_OK : hv_error_set(HV_ERR_NOT_FOUND, "model generator: no spectral-norm weights");
 }
 
 typedef struct builder {
@@ -177,7 +180,7 @@ static hv_nn_tensor *pt(builder *b, const char *name)
     snprintf(full, sizeof full, "%s.%s", b->stage, name);
     hv_nn_param *p = hv_nn_params_find(b->ps, full);
     if (!p && b->st == HV_OK)
-        b->st = hv_error_set(HV_ERR_NOT_FOUND, "nn generator: parameter %s missing", full);
+        b->st = hv_error_set(HV_ERR_NOT_FOUND, "model generator: parameter %s missing", full);
     return p ? hv_nn_param_tensor(b->g, p) : NULL;
 }
 
@@ -187,7 +190,7 @@ static hv_nn_tensor *block(builder *b, const char *name, hv_nn_tensor *x)
     for (int i = 0; i < b->nsp; i++)
         if (strcmp(b->sp[i].name, name) == 0) c = &b->sp[i];
     if (!c) {
-        if (b->st == HV_OK) b->st = hv_error_set(HV_ERR_INTERNAL, "nn generator: no block %s", name);
+        if (b->st == HV_OK) b->st = hv_error_set(HV_ERR_INTERNAL, "model generator: no block %s", name);
         return NULL;
     }
     char nm[4][96];
@@ -212,11 +215,11 @@ static hv_nn_tensor *height_head(builder *b, hv_nn_tensor *x)
     return hv_nn_sigmoid(b->g, h);
 }
 
-hv_status hv_nn_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, int64_t n, int64_t h,
-                                int64_t w, hv_nn_generator_io *io)
+hv_status hv_model_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, int64_t n,
+                                   int64_t h, int64_t w, hv_model_generator_io *io)
 {
     if (!g || !ps || !io || cnum < 2 || cnum % 2 || n < 1 || h < 32 || w < 32 || h % 32 || w % 32)
-        return hv_error_set(HV_ERR_ARG, "nn generator: bad arguments (H, W multiples of 32)");
+        return hv_error_set(HV_ERR_ARG, "model generator: bad arguments (H, W multiples of 32)");
     memset(io, 0, sizeof *io);
     builder b = {.g = g, .ps = ps, .stage = "coarse_generator", .st = HV_OK};
     const int64_t shape[4] = {n, 1, h, w};
@@ -296,5 +299,5 @@ hv_status hv_nn_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, int6
     for (int i = 0; i < 6; i++) hv_nn_set_output(outs[i]);
     if (b.st != HV_OK) return b.st;
     hv_status st = hv_nn_graph_status(g);
-    return st == HV_OK ? HV_OK : hv_error_wrap(st, "nn generator");
+    return st == HV_OK ? HV_OK : hv_error_wrap(st, "model generator");
 }

@@ -1,5 +1,5 @@
 /*
- * nn_patchgan.c: the pix2pix PatchGAN discriminator of the reference
+ * src/model/patchgan.c: the pix2pix PatchGAN discriminator of the reference
  * (spec 5.4: "basic", n_layers 3, ndf 64, batch norm): a 256x256 image gives
  * 30x30 logits (70x70 receptive field). Three identical copies judge the
  * composite CT, the binarised segmentation and the local window.
@@ -10,20 +10,21 @@
  * BN's num_batches_tracked (an integer counter) is not kept.
  * Initialisation as the reference's init_net("normal", 0.02): conv weights
  * N(0, 0.02), BN weights N(1, 0.02), biases 0.
+ * Built from the public engine ops of hv/nn.h only.
  */
 #include <stdio.h>
 
-#include "nn_backend.h"
+#include "hv/model.h"
 
 /* Sequential index of conv i (0..4) and of the BN after conv i (1..3). */
 static const int conv_idx[5] = {0, 2, 5, 8, 11};
 static const int bn_idx[4] = {0, 3, 6, 9};
 static const int chans[6] = {1, 64, 128, 256, 512, 1};
 
-hv_status hv_nn_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch, hv_rng *rng)
+hv_status hv_model_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch, hv_rng *rng)
 {
     if (!ps || !prefix || !rng || in_ch < 1)
-        return hv_error_set(HV_ERR_ARG, "nn patchgan: bad arguments");
+        return hv_error_set(HV_ERR_ARG, "model patchgan: bad arguments");
     char nm[160];
     hv_status st;
     for (int i = 0; i < 5; i++) {
@@ -59,12 +60,12 @@ static hv_nn_tensor *pt(hv_nn_graph *g, hv_nn_params *ps, const char *prefix, in
     char nm[160];
     snprintf(nm, sizeof nm, "%smodel.%d.%s", prefix, idx, what);
     hv_nn_param *p = hv_nn_params_find(ps, nm);
-    if (!p && *st == HV_OK) *st = hv_error_set(HV_ERR_NOT_FOUND, "nn patchgan: no parameter %s", nm);
+    if (!p && *st == HV_OK) *st = hv_error_set(HV_ERR_NOT_FOUND, "model patchgan: no parameter %s", nm);
     return p ? hv_nn_param_tensor(g, p) : NULL;
 }
 
-hv_nn_tensor *hv_nn_patchgan_build(hv_nn_graph *g, hv_nn_params *ps, const char *prefix,
-                                   hv_nn_tensor *x)
+hv_nn_tensor *hv_model_patchgan_build(hv_nn_graph *g, hv_nn_params *ps, const char *prefix,
+                                      hv_nn_tensor *x)
 {
     hv_status st = HV_OK;
     if (!g || !ps || !prefix || !x) return NULL;
