@@ -3,8 +3,8 @@
  *
  * Layout (documented in docs/nn.md):
  *   /            attrs format = "healthivert-nn-checkpoint", version = 1
- *   /params/<name>        float32, the tensor's shape (names are PyTorch
- *                         state_dict keys, '.' separated, never '/')
+ *   /params/<name>        float32, the tensor's shape (names are '.'
+ *                         separated, never '/')
  *   /adam/m/<name>, /adam/v/<name>   and attrs step, lr, beta1, beta2, eps on /adam
  *   /meta        string attributes (free key/value metadata)
  * The serial HDF5 API of the (MPI-flavoured) library is used with the

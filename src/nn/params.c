@@ -4,7 +4,7 @@
  * A parameter set is a flat list of named host tensors (trainable weights and
  * non-trainable buffers such as BN running statistics or spectral-norm
  * vectors), independent of any graph so that several graphs (training and
- * inference, generator and discriminators) share them. Every parameter has a
+ * inference, several networks of one model) share them. Every parameter has a
  * version counter bumped whenever its data changes (init, Adam, checkpoint
  * load, hv_nn_params_touch) so that inference graphs know when to recompute
  * folded values.

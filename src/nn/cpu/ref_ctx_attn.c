@@ -1,7 +1,6 @@
 /*
- * ref_ctx_attn.c: the contextual attention layer of DeepFill v1 as the
- * reference generator uses it (spec 5.3), forward and backward, as one fused
- * kernel.
+ * ref_ctx_attn.c: the contextual attention layer of DeepFill v1 (the
+ * variant of spec 5.3), forward and backward, as one fused kernel.
  *
  * Per batch item, with r = rate, k = ksize, Hs = H/r, L = P = Hs*Ws:
  *   fs, bs   = nearest downsampling of f, b by r (index i*r);
