@@ -173,7 +173,7 @@ static void check_runs(void)
     hv_pipe_table tn = {badname, 1};
     HV_CHECK(hv_pipe_plan_make(&tn, &o, X0, &p) == HV_ERR_ARG, "bad name refused");
     hv_pipe_stage many[HV_PIPE_MAX_STAGES + 1];
-    char nm[HV_PIPE_MAX_STAGES + 1][8];
+    char nm[HV_PIPE_MAX_STAGES + 1][16];
     for (int i = 0; i <= HV_PIPE_MAX_STAGES; i++) {
         snprintf(nm[i], sizeof nm[i], "s%d", i);
         many[i] = (hv_pipe_stage){nm[i], "", 0, 0, X0, NULL, NULL, r0};
