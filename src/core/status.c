@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HV_ERROR_CAP 2048
+/* 8 KiB: a manifest refused as a whole lists up to 50 bad rows in one
+ * message (src/io/manifest.c) */
+#define HV_ERROR_CAP 8192
 
 static _Thread_local char hv_error_buf[HV_ERROR_CAP];
 
@@ -58,7 +60,7 @@ hv_status hv_error_wrap(hv_status st, const char *fmt, ...)
     va_end(ap);
     memcpy(old, hv_error_buf, sizeof old);
     if (old[0])
-        snprintf(hv_error_buf, sizeof hv_error_buf, "%.500s: %.1540s", prefix, old);
+        snprintf(hv_error_buf, sizeof hv_error_buf, "%.500s: %.7600s", prefix, old);
     else
         snprintf(hv_error_buf, sizeof hv_error_buf, "%s: %s", prefix, hv_status_name(st));
     return st;
