@@ -6,7 +6,8 @@
  *    have shown to allocate ~18 GB or overflow stack arrays, so no header
  *    reaches nifticlib before hv_io_nifti_check has accepted it.
  *  - VerSe centroid JSON and HealthiVert split files (cJSON).
- *  - Dataset discovery: the reference layout <root>/raw/<id>/<id>.nii.gz.
+ *  - Dataset discovery: the reference layout <root>/raw/<id>/<id>.nii.gz,
+ *    VerSe's layout, or a CSV manifest listing the files of every case.
  *
  * Volumes come back in the file's own voxel order with the affine that maps
  * them to world RAS+ mm (sform preferred, then qform, then pixdim). Callers
@@ -173,6 +174,50 @@ typedef struct hv_manifest {
 hv_status hv_io_dataset_scan(const char *root, const hv_nifti_opts *check_opts,
                              hv_manifest **out);
 void hv_io_manifest_free(hv_manifest *m);
+
+/* Read a cohort listed in a CSV file (input.source = manifest).
+ *
+ * Format (docs/architecture.md, "Inputs", says the same with an example):
+ *  - UTF-8 text, an optional byte-order mark, LF or CRLF line ends. Lines
+ *    whose first character is '#' are comments; blank lines (spaces only)
+ *    are skipped. Neither counts as a row; line numbers count every line.
+ *  - Fields are separated by ','. RFC 4180 quoting: a field that starts
+ *    with '"' runs to the next lone '"' and may hold commas, line breaks
+ *    and quotes written twice (""). Spaces and tabs around a field are
+ *    trimmed unless they are inside its quotes.
+ *  - The first row is the header: the column names, lower case, in any
+ *    order. Required: id, ct, mask. Optional: centroids, split, grades.
+ *    Any other name (also "grade") is an error; so is a name given twice.
+ *    Every row has as many fields as the header.
+ *  - id: one plain file name (hv_file_name_check), unique in the file.
+ *  - ct, mask: the CT and the vertebra label map (NIfTI); both required
+ *    and non-empty (a run straightens the spine on the CT). centroids: a
+ *    VerSe centroid JSON, or empty. A relative path is taken from the
+ *    CSV's folder, an absolute one as is; each must name an existing
+ *    regular file. Several ids may share the same files.
+ *  - split: empty, or train, val or test. grades: empty, or the case's
+ *    known per-vertebra Genant grades as LEVEL:GRADE items separated by
+ *    ';' ("T12:2; L1:0"), LEVEL a level name (T12) or a VerSe label (20),
+ *    GRADE 0..3, each vertebra once. A grade belongs to a vertebra, not a
+ *    case, hence no per-case grade column. split and grades come together
+ *    or not at all: the split puts the case's graded vertebrae in a set.
+ *
+ * Every row is checked before anything is returned (with `check_opts`
+ * non-NULL every CT and mask header too, through hv_io_nifti_check). When
+ * anything is wrong the call returns HV_ERR_FORMAT, *out stays NULL and the
+ * error detail lists every problem as "PATH:LINE: what" in line order (at
+ * most 50, then "... and N more problem(s)"). A header without data rows is
+ * HV_ERR_EMPTY; an unreadable file HV_ERR_IO.
+ *
+ * On success *out holds the cases sorted by id (byte order), every one
+ * with status HV_OK and ct_path and mask_path set (paths resolved as
+ * above; centroid_path NULL when none). With `split_out` non-NULL,
+ * *split_out receives the grades as a split (cases by id, labels
+ * ascending), or NULL when no row has grades. Both belong to the caller
+ * (hv_io_manifest_free, hv_io_split_free); `path` and `check_opts` are
+ * borrowed. */
+hv_status hv_io_manifest_read(const char *path, const hv_nifti_opts *check_opts, hv_manifest **out,
+                              hv_split **split_out);
 
 /* ------------------------------------------------ pictures (src/io/draw.c)
  * One PNG writer and the figures, drawn with cairo (DejaVu Sans through
