@@ -95,7 +95,7 @@ hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
  * checked like a file value. */
 hv_status hv_run_config_set(hv_run_config *c, const char *assignment);
 /* Check what single values cannot: input.source = dataset needs
- * input.dataset, output.dir is not empty, run.shard_index < run.shard_count.
+ * input.dataset, input.source = manifest needs input.manifest, output.dir is not empty, run.shard_index < run.shard_count.
  * HV_ERR_ARG with the keys named. */
 hv_status hv_run_config_check(const hv_run_config *c);
 /* Current value (never NULL for a known key; NULL for an unknown one). The

@@ -92,7 +92,7 @@ void hv_sbuf_free(hv_sbuf *b)
 
 /* ---------------------------------------------------------------- the table */
 
-static const char *const ch_source[] = {"phantom", "dataset", NULL};
+static const char *const ch_source[] = {"phantom", "dataset", "manifest", NULL};
 static const char *const ch_orient[] = {"ras", "lps", "pir", "oblique", NULL}; /* hv_phantom_orient */
 static const char *const ch_synth[] = {"baseline", NULL};
 static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
@@ -105,15 +105,21 @@ static const char *const ch_order[] = {"largest", "index", NULL};
 static const hv_run_key keys[] = {
     {"input", "source", "phantom",
      "where the cases come from: phantom (generate a cohort into output.dir/cohort "
-     "first) or dataset (input.dataset)",
+     "first), dataset (input.dataset) or manifest (input.manifest)",
      HV_KEY_CHOICE, .choices = ch_source, RES, FIELD(source)},
     {"input", "dataset", "",
      "dataset root when source = dataset: reference layout <root>/raw/<id>/<id>.nii.gz + "
      "<id>_msk.nii.gz, or VerSe's rawdata/ + derivatives/ layout",
      HV_KEY_PATH, RES, FIELD(dataset)},
+    {"input", "manifest", "",
+     "CSV listing the cases when source = manifest: header id,ct,mask[,centroids][,split]"
+     "[,grades], relative paths from the CSV's folder; every row is checked before the run "
+     "starts (docs/architecture.md, Inputs)",
+     HV_KEY_PATH, RES, FIELD(manifest)},
     {"input", "split", "",
      "split JSON {train|val|test: {<case>_<label>: grade}}; empty: the phantom's own "
-     "split.json, or none for a dataset (then the Genant rule grades)",
+     "split.json, a manifest's split and grades columns, or none for a dataset (then the "
+     "Genant rule grades); not together with a manifest that has grades",
      HV_KEY_PATH, RES, FIELD(split)},
     {"input", "check_headers", "0",
      "1: validate every NIfTI header while building the manifest (inflates every .gz once)",
@@ -614,6 +620,10 @@ hv_status hv_run_config_params(const hv_run_config *c, hv_run_params *p)
         return hv_error_set(HV_ERR_ARG, "%sinput.source = dataset needs input.dataset", *w1 ? w1 : "config ");
     }
     (void)ds;
+    if (p->source == 2 && !p->manifest[0]) {
+        origin(c, (size_t)src, w1, sizeof w1);
+        return hv_error_set(HV_ERR_ARG, "%sinput.source = manifest needs input.manifest", *w1 ? w1 : "config ");
+    }
     if (!p->out_dir[0]) {
         origin(c, (size_t)od, w1, sizeof w1);
         return hv_error_set(HV_ERR_ARG, "%soutput.dir is empty", *w1 ? w1 : "config ");

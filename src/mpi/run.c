@@ -8,7 +8,9 @@
  * Phases (every rank calls hv_run_execute):
  *  A. rank 0 alone: take the output folder lock, generate the phantom
  *     cohort when input.source = phantom (skipped when the cohort on disk
- *     was made with the same options), scan the dataset into the manifest,
+ *     was made with the same options), scan the dataset into the manifest
+ *     (or read the manifest CSV of input.source = manifest, refused as a
+ *     whole when any row is bad; its grades become manifest_split.json),
  *     replay the journals of earlier attempts (torn tails cut off), and
  *     rebuild the store from them into <store>.tmp, which is renamed over
  *     the store only once complete (resume.c). The other ranks wait
@@ -177,13 +179,29 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     hv_status st = HV_OK;
     char *want = NULL, *have = NULL, *cfgtext = NULL, *path = NULL, *ptext = NULL;
     hv_manifest *man = NULL;
-    hv_split *split = NULL;
+    hv_split *split = NULL, *msplit = NULL;
     memset(pa, 0, sizeof *pa);
     hv_nifti_opts nopts = {0};
 
     /* Every input is checked before anything is written: a bad config
      * creates no folder, lock, journal or store. */
-    if (!p->phantom) {
+    if (p->k.source == 2) {
+        /* every row checked; any problem refuses the whole manifest */
+        snprintf(pa->root, sizeof pa->root, "%s", p->k.manifest);
+        st = hv_io_manifest_read(pa->root, p->k.check_headers ? &nopts : NULL, &man, &msplit);
+        if (st != HV_OK) {
+            hv_error_wrap(st, "input.manifest");
+            goto done;
+        }
+        if (msplit && p->k.split[0]) {
+            st = hv_error_set(HV_ERR_ARG,
+                              "input.manifest %s has grades and input.split is set too: give the "
+                              "known grades in one place",
+                              pa->root);
+            goto done;
+        }
+    }
+    if (p->k.source == 1) {
         snprintf(pa->root, sizeof pa->root, "%s", p->k.dataset);
         struct stat sb;
         if (stat(pa->root, &sb) != 0) {
@@ -218,6 +236,14 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
         unlink(p->store);
     }
     if ((st = hv_mkdir_p(p->journal)) != HV_OK) goto done;
+    /* the manifest's grades, as a split file every rank reads like input.split */
+    if (msplit) {
+        snprintf(pa->split, sizeof pa->split, "%s/manifest_split.json", p->k.out_dir);
+        if ((st = hv_io_split_write(pa->split, msplit)) != HV_OK) {
+            hv_error_wrap(st, "input.manifest: writing its grades");
+            goto done;
+        }
+    }
 
     /* the cohort */
     if (p->phantom) {
@@ -292,6 +318,7 @@ done:
     free(path);
     free(ptext);
     hv_io_split_free(split);
+    hv_io_split_free(msplit);
     return st;
 }
 

@@ -27,8 +27,9 @@
  * DOUBLE double; DOUBLE3 double[3]; PATH and STRING char arrays. */
 typedef struct hv_run_params {
     /* [input] */
-    int source;                 /* 0 phantom, 1 dataset                      */
+    int source;                 /* 0 phantom, 1 dataset, 2 manifest          */
     char dataset[900];
+    char manifest[900];
     char split[1024];
     int check_headers;
     /* [phantom] */
