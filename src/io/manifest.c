@@ -546,7 +546,7 @@ hv_status hv_io_manifest_read(const char *path, const hv_nifti_opts *check_opts,
     }
 
     /* duplicate ids, named on every later line with the first line */
-    qsort(rows, n_rows, sizeof *rows, cmp_row);
+    if (n_rows > 1) qsort(rows, n_rows, sizeof *rows, cmp_row);
     for (size_t i = 1; i < n_rows; i++) {
         size_t first = i - 1;
         while (first > 0 && !strcmp(rows[first - 1].c.id, rows[i].c.id)) first--;
