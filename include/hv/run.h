@@ -67,7 +67,11 @@ typedef struct hv_run_key {
     int min_open;        /* 1: min itself is not allowed                     */
     const char *const *choices; /* CHOICE: NULL-terminated list             */
     int results;         /* 1: the value changes per-case results (a journal */
-                         /* written under another value cannot be resumed)  */
+                         /* written under another value cannot be resumed); */
+                         /* 2: the same, for a key added after journals     */
+                         /* existed: it joins the compatibility text only   */
+                         /* when not at its default, so that text (and the  */
+                         /* resume of an older run) stays as it was         */
     size_t offset, size; /* where the parsed value goes in the runner's      */
                          /* private parameter struct, and its size          */
 } hv_run_key;

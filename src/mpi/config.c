@@ -101,6 +101,7 @@ static const char *const ch_order[] = {"largest", "index", NULL};
 
 #define FIELD(f) .offset = offsetof(hv_run_params, f), .size = sizeof(((hv_run_params *)0)->f)
 #define RES .results = 1
+#define RES_NEW .results = 2 /* results, added later: see hv_run_key */
 
 static const hv_run_key keys[] = {
     {"input", "source", "phantom",
@@ -115,7 +116,7 @@ static const hv_run_key keys[] = {
      "CSV listing the cases when source = manifest: header id,ct,mask[,centroids][,split]"
      "[,grades], relative paths from the CSV's folder; every row is checked before the run "
      "starts (docs/architecture.md, Inputs)",
-     HV_KEY_PATH, RES, FIELD(manifest)},
+     HV_KEY_PATH, RES_NEW, FIELD(manifest)},
     {"input", "split", "",
      "split JSON {train|val|test: {<case>_<label>: grade}}; empty: the phantom's own "
      "split.json, a manifest's split and grades columns, or none for a dataset (then the "
@@ -666,7 +667,7 @@ char *hv_run_config_results_text(const hv_run_config *c)
 {
     hv_sbuf b = {0};
     for (size_t i = 0; i < N_KEYS; i++)
-        if (keys[i].results)
+        if (keys[i].results == 1 || (keys[i].results == 2 && strcmp(c->value[i], keys[i].def)))
             hv_sbuf_printf(&b, "%s.%s=%s\n", keys[i].section, keys[i].key, c->value[i]);
     return hv_sbuf_take(&b);
 }
