@@ -13,14 +13,8 @@
 #     message names every bad line, and no output folder is made.
 #
 # usage: test_manifest.sh HEALTHIVERT MPIEXEC SOURCE_DIR WORK
-set -u
 HV=$1 MPIEXEC=$2 SRC=$3 WORK=$4
-case "$(basename "$WORK")" in tmp-*) ;; *) echo "not ok: WORK must be tmp-*"; exit 1;; esac
-rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
-pass=0 failn=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else failn=$((failn + 1)); echo "not ok: $what"; fi; }
-finish() { echo "$pass passed, $failn failed"; [ "$failn" -eq 0 ]; exit $?; }
-export OMPI_MCA_rmaps_base_oversubscribe=1
+source "$(dirname "$0")/lib.sh"
 run() { "$MPIEXEC" -n 2 --oversubscribe "$HV" run "$SRC/configs/example.ini" --set output.images=none "$@"; }
 
 # -- the cohort, and the dataset run

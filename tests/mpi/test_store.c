@@ -22,6 +22,7 @@
 #include "../../src/mpi/run_internal.h"
 #include "hv/run.h"
 #include "hv_test.h"
+#include "store/store_check.h"
 
 
 static long count_lines(const char *path)
@@ -33,17 +34,6 @@ static long count_lines(const char *path)
     while ((c = fgetc(f)) != EOF) n += c == '\n';
     fclose(f);
     return n;
-}
-
-/* Validate `path`; expect failure with `needle` in the report. */
-static void expect_invalid(const char *path, const char *needle)
-{
-    char *rep = NULL;
-    hv_status st = hv_store_validate(path, &rep);
-    HV_CHECK(st != HV_OK, "%s validated although damaged (%s)", path, needle);
-    HV_CHECK(rep && strstr(rep, needle), "report for %s lacks '%s':\n%s", path, needle,
-             rep ? rep : "(none)");
-    free(rep);
 }
 
 static void test_config(const char *tmp)

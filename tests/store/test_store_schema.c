@@ -23,6 +23,7 @@
 
 #include "hv/store.h"
 #include "hv_test.h"
+#include "store/store_check.h"
 
 static const char *const stages[] = {"alpha", "beta", "gamma"};
 /* seconds per case (rows) and stage (columns); case c1 failed in beta */
@@ -34,16 +35,6 @@ static char *slurp(const char *path)
     char *t = NULL;
     if (hv_file_read_all(path, "file", 1 << 20, &t, NULL) != HV_OK) return NULL;
     return t;
-}
-
-static void expect_invalid(const char *path, const char *needle)
-{
-    char *rep = NULL;
-    hv_status st = hv_store_validate(path, &rep);
-    HV_CHECK(st != HV_OK, "%s validated although damaged (%s)", path, needle);
-    HV_CHECK(rep && strstr(rep, needle), "report for %s lacks '%s':\n%s", path, needle,
-             rep ? rep : "(none)");
-    free(rep);
 }
 
 /* A done case with two valid vertebrae (T12, L1), or a failed one. */
