@@ -84,6 +84,180 @@ hv_status hv_model_patchgan_params(hv_nn_params *ps, const char *prefix, int in_
 hv_nn_tensor *hv_model_patchgan_build(hv_nn_graph *g, hv_nn_params *ps, const char *prefix,
                                       hv_nn_tensor *x);
 
+
+/* =================================================================== training
+ *
+ * The declarations below are the contract between three parts built side by
+ * side (issue 11): the training set (prepare writes it, train reads it and
+ * draws samples: src/model/trainset.c, sample.c), the GAN's training step
+ * (src/model/gan.c, losses.c) and the `train` command (src/cli, src/mpi).
+ * Nothing here knows MPI: a data-parallel caller hands the model a reducer
+ * that sums buffers over its ranks (hv_model_reduce_fn).
+ */
+
+/* ---------------------------------------------------- the training set file
+ *
+ * One serial HDF5 file per cohort (docs/model.md has the schema), written by
+ * `healthivert prepare` (rank 0 merges the ranks' per-case parts, so the file
+ * does not depend on the rank count); items sorted by (case id, label):
+ *   /ct, /labels, [/cam]  u8 (N, 256 rows K, 256 cols J, 64 slices I), one
+ *                          chunk per vertebra, deflate; the crop layout of
+ *                          hv_spine_crop (i = LR fastest); CT = the windowed
+ *                          crop truncated to u8 (spec 3.4), labels de-pedicled
+ *   /label i32 (N), /grade i8 (N, -1 unknown), /split u8 (N, hv_model_split),
+ *   /case  fixed strings (N), /case_grades i8 (N, 32): grade of every label
+ *          0..31 of that item's case (-1: absent or unknown)
+ *   attributes on /: format "healthivert-train", version 1, dims, band_rows. */
+
+typedef enum hv_model_split {
+    HV_MODEL_SPLIT_TRAIN = 0,
+    HV_MODEL_SPLIT_VAL = 1,
+    HV_MODEL_SPLIT_TEST = 2,
+    HV_MODEL_SPLIT_NONE = 3   /* a case no split names */
+} hv_model_split;
+
+typedef struct hv_model_trainset hv_model_trainset; /* opaque, in memory */
+
+typedef struct hv_model_train_item {
+    const char *case_id;        /* borrowed from the set                       */
+    int label;
+    int grade;                  /* -1 unknown                                  */
+    hv_model_split split;
+    const int8_t *case_grades;  /* borrowed: 32 entries, -1 absent/unknown     */
+    const hv_volume *ct;        /* borrowed: U8 crop, dims (64, 256, 256)      */
+    const hv_volume *labels;    /* borrowed: U8 de-pedicled labels, same dims  */
+    const hv_volume *cam;       /* borrowed: U8 CAM * 255, or NULL (none)      */
+} hv_model_train_item;
+
+/* Read the items of the splits in split_mask (bit 1 << hv_model_split) into
+ * memory. A file of another format or version, or with dims other than the
+ * crop dims, is HV_ERR_FORMAT naming what differs; a selection with no item
+ * is HV_ERR_EMPTY. *out is owned by the caller (hv_model_trainset_free). */
+hv_status hv_model_trainset_open(const char *path, unsigned split_mask,
+                                 hv_model_trainset **out);
+void hv_model_trainset_free(hv_model_trainset *ts);
+size_t hv_model_trainset_size(const hv_model_trainset *ts);
+/* Item i (0 <= i < size), borrowed views valid until hv_model_trainset_free. */
+hv_status hv_model_trainset_item(const hv_model_trainset *ts, size_t i,
+                                 hv_model_train_item *out);
+
+/* ------------------------------------------------------------- a batch
+ *
+ * One training or validation batch as the GAN takes it, n items of rows x
+ * cols (256 x 256) sagittal slices, item-major, every array owned by
+ * whoever filled the batch (hv_model_batch_alloc). Frames (spec 3.3):
+ * "shifted" = the target rows cut out and the neighbours pushed apart to a
+ * band of band_rows rows; "original" = the slice as cropped. */
+typedef struct hv_model_batch {
+    int64_t n, rows, cols;
+    float *x;          /* masked shifted CT in [-1, 1]; the band is -1          */
+    float *mask;       /* band mask, 1 in the band rows over all columns        */
+    float *cam;        /* shifted CAM in [0, 1]; zeros when there is none       */
+                       /* (the network's HGAM input is 1 - cam, spec 5.6)       */
+    float *ratio;      /* n slice ratios (spec 3.2)                             */
+    float *real;       /* the original CT slice in [-1, 1] (A)                  */
+    float *real_mask;  /* target vertebra 0/1, original frame (A_mask)          */
+    float *normal;     /* healthy vertebrae 0/1, shifted frame, band 0          */
+    int64_t *x1, *x2;  /* n each: target rows [x1, x2), original frame          */
+    int64_t *band_lo;  /* n: first band row (band = [band_lo, band_lo + band_rows)) */
+    float *height;     /* n: true target height h in rows (x2 - x1)             */
+    int64_t band_rows; /* 40                                                    */
+} hv_model_batch;
+
+/* Allocate every array of a batch of n items (zeroed); free with
+ * hv_model_batch_free (the struct itself is the caller's). */
+hv_status hv_model_batch_alloc(hv_model_batch *b, int64_t n, int64_t rows, int64_t cols,
+                               int64_t band_rows);
+void hv_model_batch_free(hv_model_batch *b);
+
+typedef struct hv_model_sample_opts {
+    int healthy_max_grade;  /* 1: grade <= 1 counts as healthy (reference)      */
+    int64_t band_rows;      /* 40                                               */
+} hv_model_sample_opts;
+void hv_model_sample_opts_default(hv_model_sample_opts *o);
+
+/* Fill entry `slot` of b from item `it` (spec 3.2-3.4): the seeded slice draw
+ * of hv_spine_slice_draw with rng, the band, the shifted CT, CAM and healthy
+ * mask, the targets. The same (item, rng state) gives the same sample
+ * whatever the caller's rank. HV_ERR_NOT_FOUND when no slice qualifies. */
+hv_status hv_model_sample_draw(const hv_model_train_item *it, const hv_model_sample_opts *o,
+                               hv_rng *rng, hv_model_batch *b, int64_t slot);
+/* The same for a fixed slice z (validation uses the centre of the range). */
+hv_status hv_model_sample_at(const hv_model_train_item *it, const hv_model_sample_opts *o,
+                             int64_t z, hv_model_batch *b, int64_t slot);
+
+/* ------------------------------------------------ the GAN's training step */
+
+/* Sum n floats in place over every participant of a data-parallel job (an
+ * MPI_Allreduce with MPI_SUM in src/mpi). Called with identical n, in the
+ * same order, on every rank. NULL reducer: one process. Returns 0 on
+ * success; non-zero stops the step with HV_ERR_IO. */
+typedef int (*hv_model_reduce_fn)(void *ctx, float *buf, size_t n);
+
+typedef struct hv_model_gan_opts {
+    int cnum;                   /* generator width, 16 in the reference          */
+    int ndf;                    /* discriminator width, 64 in the reference      */
+    int64_t batch_local;        /* items this process runs per step              */
+    int64_t batch_global;       /* items of one global batch (all ranks)          */
+    int64_t rows, cols;         /* 256 x 256                                     */
+    int64_t band_rows;          /* 40                                            */
+    int64_t local_cols;         /* D3 window width, 70                           */
+    double lambda_l1;           /* 200                                           */
+    double lambda_dice_fine;    /* 15                                            */
+    double lambda_dice_coarse;  /* 10                                            */
+    double lambda_edge;         /* 800                                           */
+    double lambda_height;       /* 40                                            */
+    double lambda_gan;          /* 1/6 (the sum of the three terms divided by 6) */
+    int d2_soft;                /* 1: D2 sees the sigmoid segmentation (gradient) */
+                                /* 0: the binarised one, as the reference        */
+    double lr, beta1, beta2;    /* 2e-4, 0.5, 0.999 (G and each D alike)        */
+} hv_model_gan_opts;
+void hv_model_gan_opts_default(hv_model_gan_opts *o);
+
+/* Every term of one step, each already weighted as it enters the total
+ * (means over the global batch when a reducer sums the ranks). */
+typedef struct hv_model_gan_losses {
+    double g_total, g_gan, g_l1, g_dice_fine, g_dice_coarse, g_edge, g_height;
+    double d1, d2, d3;
+} hv_model_gan_losses;
+
+typedef struct hv_model_gan hv_model_gan; /* opaque: G, D1-D3, graphs, Adams */
+
+/* Networks initialised from rng as the reference does; graphs planned on be
+ * (borrowed, must outlive the model). *out owned (hv_model_gan_free). */
+hv_status hv_model_gan_create(const hv_model_gan_opts *o, hv_nn_backend *be, hv_rng *rng,
+                              hv_model_gan **out);
+void hv_model_gan_free(hv_model_gan *m);
+/* Reducer for gradients and batch-norm statistics (ctx borrowed). */
+void hv_model_gan_set_reducer(hv_model_gan *m, hv_model_reduce_fn fn, void *ctx);
+void hv_model_gan_set_lr(hv_model_gan *m, double lr);
+/* The reference's "linear" policy (spec 6): lr factor for epoch e. */
+double hv_model_lr_linear(int64_t epoch, int64_t n_epochs, int64_t n_epochs_decay);
+
+/* One iteration (spec 6): G forward, D1, D2, D3 updates, then G's. b has
+ * batch_local items. A non-finite loss term stops before any weight changes:
+ * HV_ERR_NUMERIC naming the term, weights untouched. */
+hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b,
+                            hv_model_gan_losses *out);
+
+/* Inference-mode forward of G on b (batch_local items) for validation and
+ * pictures: the fine composite (spec 5.5) in [-1, 1] (n*rows*cols, may be
+ * NULL), the fine segmentation (may be NULL) and the restored heights in rows
+ * H2 = p2 * band_rows (n, may be NULL). Caller-allocated outputs. */
+hv_status hv_model_gan_infer(hv_model_gan *m, const hv_model_batch *b, float *composite,
+                             float *fine_seg, float *heights);
+
+/* The four networks' parameter sets (borrowed), for checkpoints and tests. */
+hv_nn_params *hv_model_gan_params(hv_model_gan *m, int which /* 0 G, 1-3 D1-D3 */);
+
+/* Checkpoint: weights and Adam state of all four networks in one HDF5 file
+ * (groups /G, /D1, /D2, /D3), plus the caller's metadata strings; atomic
+ * (tmp + rename; a failed write leaves the old file). Load refuses a file of
+ * another architecture or width (HV_ERR_FORMAT naming the first mismatch). */
+hv_status hv_model_gan_save(const hv_model_gan *m, const char *path,
+                            const char *const *meta_kv, size_t n_meta);
+hv_status hv_model_gan_load(hv_model_gan *m, const char *path);
+
 #ifdef __cplusplus
 }
 #endif
