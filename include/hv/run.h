@@ -98,6 +98,16 @@ hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
  * the file; the same key twice through this call is HV_ERR_ARG. The value is
  * checked like a file value. */
 hv_status hv_run_config_set(hv_run_config *c, const char *assignment);
+/* The same parser over another command's key table (`table`, static, n
+ * keys; e.g. hv_train_config_keys): new with every key at its default, load
+ * from a file. hv_run_config_set, _get, _text and _free work on such a
+ * configuration too; hv_run_config_check is for the run's table only. */
+hv_status hv_run_config_new_table(const hv_run_key *table, size_t n, hv_run_config **out);
+hv_status hv_run_config_load_table(const hv_run_key *table, size_t n, const char *path,
+                                   hv_run_config **out);
+/* Parse every value of c into the struct at dst (size bytes) through the
+ * offsets of its table (memset to 0 first). HV_ERR_ARG naming a bad value. */
+hv_status hv_run_config_fill(const hv_run_config *c, void *dst, size_t size);
 /* Check what single values cannot: input.source = dataset needs
  * input.dataset, input.source = manifest needs input.manifest, output.dir is not empty, run.shard_index < run.shard_count.
  * HV_ERR_ARG with the keys named. */
@@ -150,6 +160,37 @@ hv_status hv_run_execute_with(const hv_run_config *c, MPI_Comm comm,
 void hv_run_request_stop(void);
 /* Nonzero once a stop was requested. */
 int hv_run_stop_requested(void);
+
+/* ------------------------------------------------------------- training */
+
+/* `healthivert train` (src/mpi/train_run.c): data-parallel training of the
+ * HealthiVert GAN from a training file (hv/model.h, hv/train.h). Its
+ * configuration is a [train] section read with hv_run_config_load_table over
+ * this table (docs: configs/README.md, `healthivert train --keys`). */
+const hv_run_key *hv_train_config_keys(size_t *n);
+
+/* What a training did (rank 0 has the validation numbers). The metrics are
+ * hv_train_metrics' fields: n, band_l1, psnr, ssim, dice, height_err_pct. */
+typedef struct hv_train_summary {
+    long long step_start, step_end, total_steps, steps_per_epoch;
+    long n_train, n_val;
+    int resumed, interrupted, have_val;
+    double seconds;
+    double losses[10];           /* the last step's: g_total, g_gan, g_l1,        */
+                                 /* g_dice_fine, g_dice_coarse, g_edge, g_height, */
+                                 /* d1, d2, d3                                    */
+    double copy_input[6], untrained[6], last[6]; /* n, band_l1, psnr, ssim, dice,  */
+                                                 /* height_err_pct                 */
+    char out_dir[1024];
+} hv_train_summary;
+
+/* Train (or resume) as configured. Collective over comm: every rank calls it
+ * with the same configuration. HV_OK when the last step is done,
+ * HV_ERR_INTERRUPTED after hv_run_request_stop (a checkpoint was written:
+ * re-running resumes), another status for an error (also the same on every
+ * rank: a refused input, a non-finite loss (HV_ERR_NUMERIC), a checkpoint
+ * that could not be written). */
+hv_status hv_train_execute(const hv_run_config *c, MPI_Comm comm, hv_train_summary *out);
 
 #ifdef __cplusplus
 }

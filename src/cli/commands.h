@@ -21,6 +21,7 @@ int hv_cmd_straighten(int argc, char **argv);
 int hv_cmd_measure(int argc, char **argv);
 int hv_cmd_svm(int argc, char **argv);
 int hv_cmd_run(int argc, char **argv);
+int hv_cmd_train(int argc, char **argv);
 int hv_cmd_inspect(int argc, char **argv);
 int hv_cmd_export(int argc, char **argv);
 

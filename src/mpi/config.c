@@ -29,6 +29,10 @@
  * whitespace (as libinih), a UTF-8 byte-order mark, CRLF line ends.
  *
  * Texts are built with hv_sbuf (growable), never in fixed buffers.
+ *
+ * The parser is not tied to the run's table: a configuration carries the
+ * table it was made for (hv_run_config_new_table), so `train` has its own
+ * keys (train_config.c) with the same strictness, messages and --set.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -205,11 +209,15 @@ static const hv_run_key keys[] = {
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
-/* Where a value came from, for messages. */
+/* A configuration over one key table: the run's (above) or another
+ * command's (`train`: hv_train_config_keys), parsed by the same code.
+ * Where a value came from, for messages. */
 struct hv_run_config {
-    char *value[N_KEYS];
-    int line[N_KEYS];     /* line in `file` that set it; 0: not from the file */
-    int by_set[N_KEYS];   /* 1: set by hv_run_config_set                     */
+    const hv_run_key *keys; /* the table (static)                              */
+    size_t n;               /* its length                                      */
+    char **value;
+    int *line;            /* line in `file` that set it; 0: not from the file */
+    int *by_set;          /* 1: set by hv_run_config_set                     */
     char *file;           /* name of the file read, or NULL                  */
 };
 
@@ -219,17 +227,17 @@ const hv_run_key *hv_run_config_keys(size_t *n)
     return keys;
 }
 
-static long key_index(const char *section, const char *key)
+static long key_index(const hv_run_config *c, const char *section, const char *key)
 {
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(keys[i].section, section) && !strcmp(keys[i].key, key)) return (long)i;
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->keys[i].section, section) && !strcmp(c->keys[i].key, key)) return (long)i;
     return -1;
 }
 
-static int section_known(const char *section)
+static int section_known(const hv_run_config *c, const char *section)
 {
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(keys[i].section, section)) return 1;
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->keys[i].section, section)) return 1;
     return 0;
 }
 
@@ -389,18 +397,27 @@ static hv_status bad_value(const char *where, const hv_run_key *k, const char *v
 
 /* ------------------------------------------------------------------ config */
 
-hv_status hv_run_config_new(hv_run_config **out)
+hv_status hv_run_config_new_table(const hv_run_key *table, size_t n, hv_run_config **out)
 {
     *out = NULL;
     hv_run_config *c = calloc(1, sizeof *c);
     if (!c) return hv_error_set(HV_ERR_NOMEM, "config: out of memory");
-    for (size_t i = 0; i < N_KEYS; i++) {
-        if (parse_value(&keys[i], keys[i].def, NULL)) {
+    c->keys = table;
+    c->n = n;
+    c->value = calloc(n ? n : 1, sizeof *c->value);
+    c->line = calloc(n ? n : 1, sizeof *c->line);
+    c->by_set = calloc(n ? n : 1, sizeof *c->by_set);
+    if (!c->value || !c->line || !c->by_set) {
+        hv_run_config_free(c);
+        return hv_error_set(HV_ERR_NOMEM, "config: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (parse_value(&table[i], table[i].def, NULL)) {
             hv_run_config_free(c);
             return hv_error_set(HV_ERR_INTERNAL, "config: the default of %s.%s is not valid",
-                                keys[i].section, keys[i].key);
+                                table[i].section, table[i].key);
         }
-        c->value[i] = hv_strdup(keys[i].def);
+        c->value[i] = hv_strdup(table[i].def);
         if (!c->value[i]) {
             hv_run_config_free(c);
             return hv_error_set(HV_ERR_NOMEM, "config: out of memory");
@@ -410,10 +427,19 @@ hv_status hv_run_config_new(hv_run_config **out)
     return HV_OK;
 }
 
+hv_status hv_run_config_new(hv_run_config **out)
+{
+    return hv_run_config_new_table(keys, N_KEYS, out);
+}
+
 void hv_run_config_free(hv_run_config *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < N_KEYS; i++) free(c->value[i]);
+    if (c->value)
+        for (size_t i = 0; i < c->n; i++) free(c->value[i]);
+    free(c->value);
+    free(c->line);
+    free(c->by_set);
     free(c->file);
     free(c);
 }
@@ -425,10 +451,14 @@ static hv_status set_value(hv_run_config *c, const char *section, const char *ke
     char where[1200];
     if (line > 0) snprintf(where, sizeof where, "%s:%d: ", c->file ? c->file : "config", line);
     else snprintf(where, sizeof where, "--set ");
-    long i = key_index(section, key);
+    long i = key_index(c, section, key);
     if (i < 0) {
-        if (!section_known(section))
+        if (!section_known(c, section))
             return hv_error_set(HV_ERR_FORMAT, "%sunknown config section [%s]", where, section);
+        if (c->keys != keys)
+            return hv_error_set(HV_ERR_FORMAT,
+                                "%sunknown config key '%s' in [%s] (--keys lists every key)",
+                                where, key, section);
         return hv_error_set(HV_ERR_FORMAT,
                             "%sunknown config key '%s' in [%s] (configs/example.ini lists every key)",
                             where, key, section);
@@ -439,7 +469,7 @@ static hv_status set_value(hv_run_config *c, const char *section, const char *ke
     if (line == 0 && c->by_set[i])
         return hv_error_set(HV_ERR_ARG, "--set %s.%s given twice on the command line", section,
                             key);
-    if (parse_value(&keys[i], value, NULL)) return bad_value(where, &keys[i], value);
+    if (parse_value(&c->keys[i], value, NULL)) return bad_value(where, &c->keys[i], value);
     char *v = hv_strdup(value);
     if (!v) return hv_error_set(HV_ERR_NOMEM, "config: out of memory");
     free(c->value[i]);
@@ -456,12 +486,12 @@ static void trim(const char **s, const char **e)
     while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r')) (*e)--;
 }
 
-hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
-                              hv_run_config **out)
+static hv_status parse_table(const hv_run_key *table, size_t n, const char *text, size_t len,
+                             const char *name, hv_run_config **out)
 {
     *out = NULL;
     hv_run_config *c = NULL;
-    hv_status st = hv_run_config_new(&c);
+    hv_status st = hv_run_config_new_table(table, n, &c);
     if (st != HV_OK) return st;
     const char *fname = name && *name ? name : "config";
     char *section = NULL, *k = NULL, *v = NULL;
@@ -499,7 +529,7 @@ hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
             }
             memcpy(section, ss, (size_t)(se - ss));
             section[se - ss] = 0;
-            if (!section_known(section)) {
+            if (!section_known(c, section)) {
                 st = hv_error_set(HV_ERR_FORMAT, "%s:%d: unknown config section [%s]", fname,
                                   line, section);
                 goto done;
@@ -563,16 +593,28 @@ done:
  * being read whole. */
 #define CONFIG_MAX_BYTES (1u << 20)
 
-hv_status hv_run_config_load(const char *path, hv_run_config **out)
+hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
+                              hv_run_config **out)
+{
+    return parse_table(keys, N_KEYS, text, len, name, out);
+}
+
+hv_status hv_run_config_load_table(const hv_run_key *table, size_t n, const char *path,
+                                   hv_run_config **out)
 {
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
     hv_status st = hv_file_read_all(path, "config", CONFIG_MAX_BYTES, &text, &len);
     if (st != HV_OK) return st;
-    st = hv_run_config_parse(text, len, path, out);
+    st = parse_table(table, n, text, len, path, out);
     free(text);
     return st;
+}
+
+hv_status hv_run_config_load(const char *path, hv_run_config **out)
+{
+    return hv_run_config_load_table(keys, N_KEYS, path, out);
 }
 
 hv_status hv_run_config_set(hv_run_config *c, const char *assignment)
@@ -595,27 +637,37 @@ hv_status hv_run_config_set(hv_run_config *c, const char *assignment)
 
 const char *hv_run_config_get(const hv_run_config *c, const char *section, const char *key)
 {
-    long i = key_index(section, key);
+    long i = key_index(c, section, key);
     return i < 0 ? NULL : c->value[i];
+}
+
+hv_status hv_run_config_fill(const hv_run_config *c, void *dst, size_t size)
+{
+    memset(dst, 0, size);
+    for (size_t i = 0; i < c->n; i++) {
+        const hv_run_key *k = &c->keys[i];
+        if (k->offset + k->size > size)
+            return hv_error_set(HV_ERR_INTERNAL, "config: %s.%s lies outside the parameters",
+                                k->section, k->key);
+        if (parse_value(k, c->value[i], (char *)dst + k->offset)) {
+            char where[1200];
+            origin(c, i, where, sizeof where);
+            return bad_value(where, k, c->value[i]);
+        }
+    }
+    return HV_OK;
 }
 
 hv_status hv_run_config_params(const hv_run_config *c, hv_run_params *p)
 {
-    memset(p, 0, sizeof *p);
-    for (size_t i = 0; i < N_KEYS; i++) {
-        if (keys[i].offset + keys[i].size > sizeof *p)
-            return hv_error_set(HV_ERR_INTERNAL, "config: %s.%s lies outside the parameters",
-                                keys[i].section, keys[i].key);
-        if (parse_value(&keys[i], c->value[i], (char *)p + keys[i].offset)) {
-            char where[1200];
-            origin(c, i, where, sizeof where);
-            return bad_value(where, &keys[i], c->value[i]);
-        }
-    }
+    if (c->keys != keys)
+        return hv_error_set(HV_ERR_INTERNAL, "config: not a run configuration");
+    hv_status st = hv_run_config_fill(c, p, sizeof *p);
+    if (st != HV_OK) return st;
     char w1[1200], w2[1200];
-    long src = key_index("input", "source"), ds = key_index("input", "dataset");
-    long od = key_index("output", "dir");
-    long si = key_index("run", "shard_index"), sc = key_index("run", "shard_count");
+    long src = key_index(c, "input", "source"), ds = key_index(c, "input", "dataset");
+    long od = key_index(c, "output", "dir");
+    long si = key_index(c, "run", "shard_index"), sc = key_index(c, "run", "shard_count");
     if (p->source == 1 && !p->dataset[0]) {
         origin(c, (size_t)src, w1, sizeof w1);
         return hv_error_set(HV_ERR_ARG, "%sinput.source = dataset needs input.dataset", *w1 ? w1 : "config ");
@@ -653,12 +705,12 @@ char *hv_run_config_text(const hv_run_config *c)
 {
     hv_sbuf b = {0};
     const char *cur = "";
-    for (size_t i = 0; i < N_KEYS; i++) {
-        if (strcmp(cur, keys[i].section)) {
-            cur = keys[i].section;
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(cur, c->keys[i].section)) {
+            cur = c->keys[i].section;
             hv_sbuf_printf(&b, "%s[%s]\n", b.len ? "\n" : "", cur);
         }
-        hv_sbuf_printf(&b, "%s = %s\n", keys[i].key, c->value[i]);
+        hv_sbuf_printf(&b, "%s = %s\n", c->keys[i].key, c->value[i]);
     }
     return hv_sbuf_take(&b);
 }
@@ -666,17 +718,19 @@ char *hv_run_config_text(const hv_run_config *c)
 char *hv_run_config_results_text(const hv_run_config *c)
 {
     hv_sbuf b = {0};
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (keys[i].results == 1 || (keys[i].results == 2 && strcmp(c->value[i], keys[i].def)))
-            hv_sbuf_printf(&b, "%s.%s=%s\n", keys[i].section, keys[i].key, c->value[i]);
+    for (size_t i = 0; i < c->n; i++) {
+        const hv_run_key *k = &c->keys[i];
+        if (k->results == 1 || (k->results == 2 && strcmp(c->value[i], k->def)))
+            hv_sbuf_printf(&b, "%s.%s=%s\n", k->section, k->key, c->value[i]);
+    }
     return hv_sbuf_take(&b);
 }
 
 char *hv_run_config_section_text(const hv_run_config *c, const char *section)
 {
     hv_sbuf b = {0};
-    for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(keys[i].section, section))
-            hv_sbuf_printf(&b, "%s=%s\n", keys[i].key, c->value[i]);
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->keys[i].section, section))
+            hv_sbuf_printf(&b, "%s=%s\n", c->keys[i].key, c->value[i]);
     return hv_sbuf_take(&b);
 }

@@ -1,0 +1,203 @@
+/*
+ * train_report.c: what a training writes about its validations (hv/train.h):
+ * <out>/val.csv (one row per validation, the two baselines first), the
+ * curves (one PNG per metric through the draw module) and the grid of sample
+ * syntheses (input | attention | output | truth).
+ *
+ * val.csv is rewritten whole and atomically at every validation (it is
+ * small): a kill never leaves half a row, and a resume reads it back keeping
+ * only the rows up to the checkpoint's step, so the rows a resumed run
+ * computes again are not there twice.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hv/io.h"
+#include "hv/train.h"
+
+hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, size_t n)
+{
+    hv_atomic_file *a = NULL;
+    FILE *f = NULL;
+    hv_status st = hv_atomic_open(path, &a, &f);
+    if (st != HV_OK) return st;
+    fprintf(f, "%s\n", HV_TRAIN_VAL_HEADER);
+    for (size_t i = 0; i < n; i++) {
+        const hv_train_val_row *r = &rows[i];
+        fprintf(f, "%lld,%lld,%s,%zu,%.6f,%.4f,%.6f,%.6f,%.4f\n", (long long)r->step,
+                (long long)r->epoch, r->method, r->m.n, r->m.band_l1, r->m.psnr, r->m.ssim,
+                r->m.dice, r->m.height_err_pct);
+    }
+    return hv_atomic_commit(a, 1);
+}
+
+hv_status hv_train_val_read(const char *path, int64_t max_step, hv_train_val_row **rows,
+                            size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT) return HV_OK;
+        return hv_error_set(HV_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    char *text = NULL;
+    hv_status st = hv_file_read_all(path, "validation table", 64u << 20, &text, NULL);
+    if (st != HV_OK) return st;
+    size_t cap = 16, cnt = 0;
+    hv_train_val_row *r = malloc(cap * sizeof *r);
+    if (!r) {
+        free(text);
+        return hv_error_set(HV_ERR_NOMEM, "validation table: out of memory");
+    }
+    int line = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        line++;
+        if (line == 1) {
+            if (strcmp(l, HV_TRAIN_VAL_HEADER)) {
+                st = hv_error_set(HV_ERR_FORMAT, "%s:1: not a validation table (header '%.80s')",
+                                  path, l);
+                break;
+            }
+            continue;
+        }
+        hv_train_val_row x;
+        memset(&x, 0, sizeof x);
+        long long s, e;
+        int used = 0;
+        if (sscanf(l, "%lld,%lld,%15[^,],%zu,%lf,%lf,%lf,%lf,%lf%n", &s, &e, x.method, &x.m.n,
+                   &x.m.band_l1, &x.m.psnr, &x.m.ssim, &x.m.dice, &x.m.height_err_pct,
+                   &used) != 9 ||
+            l[used] != 0) {
+            st = hv_error_set(HV_ERR_FORMAT, "%s:%d: malformed row '%.80s'", path, line, l);
+            break;
+        }
+        x.step = s;
+        x.epoch = e;
+        if (x.step > max_step) continue;
+        if (cnt == cap) {
+            hv_train_val_row *nr = realloc(r, 2 * cap * sizeof *r);
+            if (!nr) {
+                st = hv_error_set(HV_ERR_NOMEM, "validation table: out of memory");
+                break;
+            }
+            r = nr;
+            cap *= 2;
+        }
+        r[cnt++] = x;
+    }
+    free(text);
+    if (st != HV_OK) {
+        free(r);
+        return st;
+    }
+    *rows = r;
+    *n = cnt;
+    return HV_OK;
+}
+
+/* ---------------------------------------------------------------- curves */
+
+static double metric_of(const hv_train_metrics *m, int k)
+{
+    switch (k) {
+    case 0: return m->band_l1;
+    case 1: return m->psnr;
+    case 2: return m->ssim;
+    case 3: return m->dice;
+    default: return m->height_err_pct;
+    }
+}
+
+hv_status hv_train_val_plot(const char *dir, const hv_train_val_row *rows, size_t n)
+{
+    static const char *const names[] = {"band_l1", "psnr", "ssim", "dice", "height_err_pct"};
+    static const char *const titles[] = {
+        "validation: mean |output - truth| in the band ([-1, 1] scale)",
+        "validation: PSNR in the band (dB)", "validation: SSIM in the band",
+        "validation: Dice of the fine segmentation", "validation: height error |H2 - h| / h (%)"};
+    double *x = malloc((n ? n : 1) * sizeof *x), *y = malloc((n ? n : 1) * sizeof *y);
+    hv_status st = HV_OK;
+    if (!x || !y) {
+        st = hv_error_set(HV_ERR_NOMEM, "curves: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < 5 && st == HV_OK; k++) {
+        int m = 0;
+        double copy = NAN, untrained = NAN, xmax = 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = metric_of(&rows[i].m, k);
+            if (!strcmp(rows[i].method, "copy_input")) {
+                copy = v;
+                continue;
+            }
+            if (rows[i].step == 0) untrained = v;
+            x[m] = (double)rows[i].step;
+            y[m++] = v;
+            if (x[m - 1] > xmax) xmax = x[m - 1];
+        }
+        double bx[2] = {0, xmax > 0 ? xmax : 1}, bc[2] = {copy, copy}, bu[2] = {untrained, untrained};
+        hv_io_series s[3] = {{"network", m, x, y},
+                             {"copy the input", 2, bx, bc},
+                             {"untrained (step 0)", 2, bx, bu}};
+        hv_io_lines L;
+        memset(&L, 0, sizeof L);
+        L.title = titles[k];
+        L.xlabel = "step";
+        L.ylabel = names[k];
+        L.n_series = 3;
+        L.series = s;
+        char *path = hv_strfmt("%s/val_%s.png", dir, names[k]);
+        if (!path) st = hv_error_set(HV_ERR_NOMEM, "curves: out of memory");
+        else st = hv_io_plot_lines(path, &L);
+        free(path);
+    }
+done:
+    free(x);
+    free(y);
+    return st;
+}
+
+/* ------------------------------------------------------------ sample grid */
+
+static uint8_t to_u8(double v) /* [-1, 1] -> 0..255 */
+{
+    double t = (v + 1.0) * 127.5;
+    if (!(t > 0)) return 0;
+    if (t > 255) return 255;
+    return (uint8_t)(t + 0.5);
+}
+
+hv_status hv_train_val_grid(const char *path, const hv_train_valset *v, const hv_train_valout *o,
+                            int k)
+{
+    const hv_model_batch *a = &v->all;
+    if (k > a->n) k = (int)a->n;
+    if (k < 1) return hv_error_set(HV_ERR_ARG, "sample grid: no item");
+    const int gap = 4, R = (int)a->rows, C = (int)a->cols;
+    int W = 4 * C + 3 * gap, H = k * R + (k - 1) * gap;
+    uint8_t *px = calloc((size_t)W * (size_t)H, 1);
+    if (!px) return hv_error_set(HV_ERR_NOMEM, "sample grid: out of memory");
+    memset(px, 255, (size_t)W * (size_t)H); /* white gaps */
+    size_t sp = (size_t)R * (size_t)C;
+    for (int i = 0; i < k; i++)
+        for (int p = 0; p < 4; p++) {
+            const float *src = p == 0   ? a->x + (size_t)i * sp
+                               : p == 1 ? a->cam + (size_t)i * sp
+                               : p == 2 ? o->composite + (size_t)i * sp
+                                        : a->real + (size_t)i * sp;
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < C; c++) {
+                    double val = src[(size_t)r * C + c];
+                    if (p == 1) val = val * 2.0 - 1.0; /* CAM in [0, 1] */
+                    px[(size_t)(i * (R + gap) + r) * W + (size_t)(p * (C + gap) + c)] = to_u8(val);
+                }
+        }
+    hv_status st = hv_io_png_write(path, W, H, 1, px);
+    free(px);
+    return st;
+}

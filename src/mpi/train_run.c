@@ -1,0 +1,630 @@
+/*
+ * train_run.c: `healthivert train` on MPI ranks (hv_train_execute): data
+ * parallel training of the HealthiVert GAN with checkpoints, resume and
+ * validation. Only what talks MPI and the policy of the loop are here; what
+ * a step trains on, the metrics and the files are hv_train's (src/model,
+ * hv/train.h), the step itself hv_model_gan_step.
+ *
+ * Data parallel: every rank holds the whole model and the whole training
+ * file (each reads it), runs its fixed share of each global batch
+ * (hv_train_share) and hands the model a reducer that sums buffers over the
+ * ranks with MPI_Allreduce(MPI_SUM); the model scales its gradients by
+ * batch_local / batch_global, so the sum is the global batch's mean and every
+ * rank applies the same update. Batches depend only on (seed, epoch, item),
+ * so 1, 2 or 3 ranks train on the same items and reach the same weights up to
+ * the order of float sums.
+ *
+ * Rank 0 alone writes: the output folder lock, checkpoint.h5 (every
+ * train.checkpoint_every steps, at the end, and on SIGTERM/SIGUSR1: then the
+ * exit is resumable, like `run`), val.csv, losses.csv, the curves and the
+ * sample grids; validation runs on rank 0 while the others wait without
+ * spinning. A checkpoint holds the weights and Adam state of the four
+ * networks (hv_model_gan_save, atomic: a failed write leaves the last good
+ * one) and our metadata: step, epoch, seed, the draw streams' key, the
+ * results-changing config text and the whole config. Re-running the same
+ * command resumes from it; a checkpoint of another config is refused with
+ * the keys that differ, one of another width by the model's loader. No
+ * checkpoint is written with a non-finite weight, and a non-finite loss
+ * stops the training at that step with the terms named.
+ *
+ * Every rank must agree before any collective: after each fallible phase
+ * the ranks exchange their status (agree()), and the first failing rank's
+ * message becomes everyone's, so no rank waits in a reduction the others
+ * left.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hv/train.h"
+#include "run_internal.h"
+
+#define CKPT_FORMAT "healthivert-train-checkpoint"
+#define CKPT_VERSION "1"
+#define LOSS_HEADER                                                                          \
+    "step,epoch,lr,g_total,g_gan,g_l1,g_dice_fine,g_dice_coarse,g_edge,g_height,d1,d2,d3," \
+    "seconds_per_step"
+
+/* ------------------------------------------------------------ MPI helpers */
+
+/* Sleep-waiting barrier: ranks that wait (validation, checkpoints on rank 0)
+ * leave the cores to the rank that works (Open MPI busy-polls otherwise). */
+static void wait_all(MPI_Comm comm)
+{
+    MPI_Request rq;
+    MPI_Ibarrier(comm, &rq);
+    int done = 0;
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    for (;;) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Every rank's status into one: HV_OK when all are; otherwise the first
+ * failing rank's status and message on every rank. */
+static hv_status agree(MPI_Comm comm, int rank, int nranks, hv_status st)
+{
+    int mine = st != HV_OK ? rank : nranks, first = nranks;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == nranks) return HV_OK;
+    int s = (int)st;
+    char msg[2048] = "";
+    if (rank == first) snprintf(msg, sizeof msg, "%s", hv_error_detail());
+    MPI_Bcast(&s, 1, MPI_INT, first, comm);
+    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, comm);
+    if (rank != first) hv_error_set((hv_status)s, "%s", msg);
+    return (hv_status)s;
+}
+
+/* The model's reducer: sum n floats in place over the ranks. */
+static int mpi_sum(void *ctx, float *buf, size_t n)
+{
+    MPI_Comm comm = *(MPI_Comm *)ctx;
+    while (n > 0) {
+        int c = n > (size_t)(1 << 28) ? (1 << 28) : (int)n;
+        if (MPI_Allreduce(MPI_IN_PLACE, buf, c, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS) return 1;
+        buf += c;
+        n -= (size_t)c;
+    }
+    return 0;
+}
+
+static void fmt_dur(char *b, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(b, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(b, cap, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
+    else if (t >= 60) snprintf(b, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(b, cap, "%lds", t);
+}
+
+/* Test hook: HV_TEST_TRAIN_NAN_STEP=s puts a NaN into one input pixel of
+ * rank 0's batch at global step s (0-based), so the loss turns non-finite
+ * there (tests/mpi/test_train_bad.sh); nothing happens unless it is set. */
+static void test_nan_hook(int64_t step, hv_model_batch *b)
+{
+    const char *v = getenv("HV_TEST_TRAIN_NAN_STEP");
+    if (!v || !*v || strtoll(v, NULL, 10) != step) return;
+    hv_log_warn("HV_TEST_TRAIN_NAN_STEP: a NaN in the input at step %lld (test hook)",
+                (long long)step);
+    b->x[0] = NAN;
+}
+
+/* ------------------------------------------------------- checkpoint meta */
+
+/* "key=value" lines of the results-changing keys that differ between a
+ * (the checkpoint's) and b (this config), into a message. */
+static char *diff_keys(const char *a, const char *b)
+{
+    hv_sbuf s = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        const char *x = pass ? b : a, *y = pass ? a : b;
+        for (const char *l = x; *l;) {
+            const char *e = strchr(l, '\n');
+            size_t n = e ? (size_t)(e - l) : strlen(l);
+            const char *eq = memchr(l, '=', n);
+            if (eq) {
+                size_t kn = (size_t)(eq - l) + 1;
+                /* same key=value present in y? */
+                int same = 0, found = 0;
+                for (const char *m = y; *m;) {
+                    const char *f = strchr(m, '\n');
+                    size_t mn = f ? (size_t)(f - m) : strlen(m);
+                    if (mn >= kn && !memcmp(m, l, kn)) {
+                        found = 1;
+                        same = mn == n && !memcmp(m, l, n);
+                        if (!pass && !same)
+                            hv_sbuf_printf(&s, "%s%.*s (checkpoint) vs %.*s (now)", s.len ? ", " : "",
+                                           (int)n, l, (int)(mn - kn), m + kn);
+                        break;
+                    }
+                    m = f ? f + 1 : m + mn;
+                }
+                if (!found)
+                    hv_sbuf_printf(&s, "%s%.*s only %s", s.len ? ", " : "", (int)n, l,
+                                   pass ? "now" : "in the checkpoint");
+            }
+            l = e ? e + 1 : l + n;
+        }
+    }
+    return hv_sbuf_take(&s);
+}
+
+static hv_status meta_get(const char *path, const char *key, char *buf, size_t cap)
+{
+    hv_status st = hv_nn_checkpoint_meta(path, key, buf, cap);
+    if (st != HV_OK) hv_error_wrap(st, "checkpoint %s: metadata '%s'", path, key);
+    return st;
+}
+
+/* What rank 0 finds in the output folder before training. */
+typedef struct {
+    int resume;               /* a checkpoint is there and matches            */
+    long long step;           /* its step                                     */
+} ckpt_found;
+
+static hv_status ckpt_check(const char *path, const char *results_text, const hv_train_opts *o,
+                            ckpt_found *f)
+{
+    memset(f, 0, sizeof *f);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT) return HV_OK;
+        return hv_error_set(HV_ERR_IO, "checkpoint %s: %s", path, strerror(errno));
+    }
+    char fmt[128], ver[32], stp[64], cnum[32], ndf[32];
+    size_t cap = strlen(results_text) + 65536;
+    char *have = malloc(cap);
+    hv_status st = have ? HV_OK : hv_error_set(HV_ERR_NOMEM, "out of memory");
+    if (st == HV_OK && (st = meta_get(path, "format", fmt, sizeof fmt)) == HV_OK &&
+        strcmp(fmt, CKPT_FORMAT))
+        st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: format '%s', expected '%s'", path, fmt,
+                          CKPT_FORMAT);
+    if (st == HV_OK && (st = meta_get(path, "version", ver, sizeof ver)) == HV_OK &&
+        strcmp(ver, CKPT_VERSION))
+        st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: version %s, this build reads %s", path,
+                          ver, CKPT_VERSION);
+    if (st == HV_OK && (st = meta_get(path, "cnum", cnum, sizeof cnum)) == HV_OK &&
+        (st = meta_get(path, "ndf", ndf, sizeof ndf)) == HV_OK &&
+        (atoi(cnum) != o->cnum || atoi(ndf) != o->ndf))
+        st = hv_error_set(HV_ERR_FORMAT,
+                          "checkpoint %s holds networks of another width (cnum %s, ndf %s; this "
+                          "config: train.cnum = %d, train.ndf = %d): use another train.output "
+                          "or train.fresh = 1 to start over",
+                          path, cnum, ndf, o->cnum, o->ndf);
+    if (st == HV_OK && (st = meta_get(path, "results_config", have, cap)) == HV_OK &&
+        strcmp(have, results_text)) {
+        char *d = diff_keys(have, results_text);
+        st = hv_error_set(HV_ERR_ARG,
+                          "checkpoint %s was trained with another config (%s): re-run with the "
+                          "same values, use another train.output, or train.fresh = 1 to start over",
+                          path, d ? d : "out of memory");
+        free(d);
+    }
+    if (st == HV_OK && (st = meta_get(path, "step", stp, sizeof stp)) == HV_OK) {
+        char *end;
+        f->step = strtoll(stp, &end, 10);
+        if (*end || f->step < 0)
+            st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: step '%s' is not a step", path, stp);
+    }
+    free(have);
+    if (st == HV_OK) f->resume = 1;
+    return st;
+}
+
+/* 1 when every value of the four networks is finite. */
+static int weights_finite(hv_model_gan *m, char *bad, size_t cap)
+{
+    for (int w = 0; w < 4; w++) {
+        hv_nn_params *ps = hv_model_gan_params(m, w);
+        size_t np = ps ? hv_nn_params_size(ps) : 0;
+        for (size_t i = 0; i < np; i++) {
+            hv_nn_param *p = hv_nn_params_at(ps, i);
+            const float *d = hv_nn_param_data(p);
+            int64_t n = hv_nn_param_numel(p);
+            for (int64_t k = 0; k < n; k++)
+                if (!isfinite(d[k])) {
+                    snprintf(bad, cap, "%s %s[%lld] = %g", w ? (w == 1 ? "D1" : w == 2 ? "D2" : "D3") : "G",
+                             hv_nn_param_name(p), (long long)k, (double)d[k]);
+                    return 0;
+                }
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    const char *path;
+    const char *cfgtext, *results_text;
+    int seed, nranks, cnum, ndf;
+    int64_t steps_per_epoch;
+} ckpt_ctx;
+
+static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
+{
+    char bad[512];
+    if (!weights_finite(m, bad, sizeof bad))
+        return hv_error_set(HV_ERR_NUMERIC,
+                            "step %lld: not writing a checkpoint with a non-finite weight (%s); "
+                            "%s keeps the last good one",
+                            (long long)step, bad, c->path);
+    char s_step[32], s_epoch[32], s_seed[32], s_rng[200], s_ranks[16], s_cnum[16], s_ndf[16];
+    snprintf(s_step, sizeof s_step, "%lld", (long long)step);
+    snprintf(s_epoch, sizeof s_epoch, "%lld", (long long)(step / c->steps_per_epoch));
+    snprintf(s_seed, sizeof s_seed, "%d", c->seed);
+    snprintf(s_rng, sizeof s_rng,
+             "xoshiro256** streams keyed by (seed %d, epoch, item); next draw: epoch %lld, "
+             "batch %lld of the epoch; no carried state",
+             c->seed, (long long)(step / c->steps_per_epoch),
+             (long long)(step % c->steps_per_epoch));
+    snprintf(s_ranks, sizeof s_ranks, "%d", c->nranks);
+    snprintf(s_cnum, sizeof s_cnum, "%d", c->cnum);
+    snprintf(s_ndf, sizeof s_ndf, "%d", c->ndf);
+    const char *kv[] = {"format", CKPT_FORMAT, "version", CKPT_VERSION, "step", s_step,
+                        "epoch", s_epoch, "seed", s_seed, "rng", s_rng, "ranks", s_ranks,
+                        "cnum", s_cnum, "ndf", s_ndf, "results_config", c->results_text,
+                        "config", c->cfgtext};
+    hv_status st = hv_model_gan_save(m, c->path, kv, sizeof kv / sizeof kv[0] / 2);
+    if (st != HV_OK)
+        return hv_error_wrap(st, "step %lld: checkpoint %s not written (the last good one is kept)",
+                             (long long)step, c->path);
+    hv_log_info("checkpoint: step %s written to %s", s_step, c->path);
+    return HV_OK;
+}
+
+/* ------------------------------------------------------------ losses.csv */
+
+/* Lines of an earlier losses.csv (header included) whose step is <= max. */
+static hv_status losses_keep(const char *path, int64_t max, hv_sbuf *out)
+{
+    struct stat sb;
+    hv_sbuf_printf(out, "%s\n", LOSS_HEADER);
+    if (stat(path, &sb) != 0) return HV_OK;
+    char *text = NULL;
+    hv_status st = hv_file_read_all(path, "losses table", 256u << 20, &text, NULL);
+    if (st != HV_OK) return st;
+    int line = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (line++ == 0) continue;
+        char *end;
+        long long s = strtoll(l, &end, 10);
+        if (end == l || *end != ',') continue; /* a torn line: dropped */
+        if (s <= max) hv_sbuf_printf(out, "%s\n", l);
+    }
+    free(text);
+    return out->oom ? hv_error_set(HV_ERR_NOMEM, "losses table: out of memory") : HV_OK;
+}
+
+static hv_status text_write(const char *path, const hv_sbuf *b)
+{
+    if (b->oom) return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", path);
+    return hv_file_write_atomic(path, b->s ? b->s : "", b->len, 0);
+}
+
+/* -------------------------------------------------------------- validation */
+
+typedef struct {
+    hv_train_valset vs;
+    hv_train_valout vo;
+    hv_train_val_row *rows;
+    size_t n_rows, cap;
+    char csv[1100], samples[1100];
+    const char *out_dir;
+    int grid;
+} val_state;
+
+static hv_status val_add(val_state *v, int64_t step, int64_t epoch, const char *method,
+                         const hv_train_metrics *m)
+{
+    if (v->n_rows == v->cap) {
+        size_t nc = v->cap ? 2 * v->cap : 16;
+        hv_train_val_row *r = realloc(v->rows, nc * sizeof *r);
+        if (!r) return hv_error_set(HV_ERR_NOMEM, "validation: out of memory");
+        v->rows = r;
+        v->cap = nc;
+    }
+    hv_train_val_row *r = &v->rows[v->n_rows++];
+    memset(r, 0, sizeof *r);
+    r->step = step;
+    r->epoch = epoch;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    r->m = *m;
+    return HV_OK;
+}
+
+/* Rank 0: one validation of the network at `step` (with the baselines when
+ * first): row, CSV, curves and the sample grid. */
+static hv_status validate(val_state *v, hv_model_gan *m, int64_t batch_local, int64_t step,
+                          int64_t epoch, int baselines)
+{
+    hv_status st = HV_OK;
+    hv_train_metrics met;
+    if (baselines) {
+        if ((st = hv_train_val_copy_input(&v->vs, &v->vo)) != HV_OK) return st;
+        if ((st = hv_train_val_metrics(&v->vs, &v->vo, &met)) != HV_OK) return st;
+        if ((st = val_add(v, step, epoch, "copy_input", &met)) != HV_OK) return st;
+        hv_log_info("validation baseline 'copy the input': band L1 %.4f, PSNR %.2f dB, SSIM %.4f, "
+                    "Dice %.4f, height error %.2f %%",
+                    met.band_l1, met.psnr, met.ssim, met.dice, met.height_err_pct);
+    }
+    double t0 = hv_time_now();
+    hv_model_gan_set_reducer(m, NULL, NULL); /* rank 0 alone: nothing to sum */
+    st = hv_train_val_infer(m, batch_local, &v->vs, &v->vo);
+    if (st == HV_OK) st = hv_train_val_metrics(&v->vs, &v->vo, &met);
+    if (st == HV_OK) st = val_add(v, step, epoch, "network", &met);
+    if (st == HV_OK) st = hv_train_val_write(v->csv, v->rows, v->n_rows);
+    if (st == HV_OK) st = hv_train_val_plot(v->out_dir, v->rows, v->n_rows);
+    if (st == HV_OK) {
+        char *g = hv_strfmt("%s/step-%08lld.png", v->samples, (long long)step);
+        st = g ? hv_train_val_grid(g, &v->vs, &v->vo, v->grid)
+               : hv_error_set(HV_ERR_NOMEM, "out of memory");
+        free(g);
+    }
+    if (st != HV_OK) return hv_error_wrap(st, "validation at step %lld", (long long)step);
+    hv_log_info("validation at step %lld%s (%zu items, %.1f s): band L1 %.4f, PSNR %.2f dB, "
+                "SSIM %.4f, Dice %.4f, height error %.2f %%",
+                (long long)step, step == 0 ? " (untrained)" : "", met.n, hv_time_now() - t0,
+                met.band_l1, met.psnr, met.ssim, met.dice, met.height_err_pct);
+    return HV_OK;
+}
+
+/* ------------------------------------------------------------------ execute */
+
+hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_summary *out)
+{
+    int rank = 0, nranks = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &nranks);
+    memset(out, 0, sizeof *out);
+    if (nranks > 1) hv_log_set_rank(rank);
+    double t_start = hv_time_now();
+
+    hv_train_opts o;
+    hv_status st = hv_run_config_fill(cfg, &o, sizeof o);
+    if (st != HV_OK) return st;
+    if (!o.file[0]) return hv_error_set(HV_ERR_ARG, "train.file is not set (the training file "
+                                                    "that `healthivert prepare` writes)");
+    if (!o.output[0]) return hv_error_set(HV_ERR_ARG, "train.output is empty");
+    if (o.batch < nranks)
+        return hv_error_set(HV_ERR_ARG,
+                            "train.batch = %d is smaller than the number of ranks (%d): every "
+                            "rank needs at least one item of each global batch",
+                            o.batch, nranks);
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+
+    char ckpt[1100], lock[1100], losses[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o.output);
+    snprintf(lock, sizeof lock, "%s/train.lock", o.output);
+    snprintf(losses, sizeof losses, "%s/losses.csv", o.output);
+    snprintf(out->out_dir, sizeof out->out_dir, "%s", o.output);
+
+    hv_model_trainset *ts = NULL;
+    hv_train_plan plan;
+    memset(&plan, 0, sizeof plan);
+    hv_model_batch batch;
+    memset(&batch, 0, sizeof batch);
+    hv_nn_backend *be = NULL;
+    hv_model_gan *gan = NULL;
+    size_t *perm = NULL;
+    char *cfgtext = NULL, *results = NULL;
+    hv_sbuf lossbuf = {0};
+    val_state vst;
+    memset(&vst, 0, sizeof vst);
+    int locked = 0;
+    ckpt_found cf;
+    memset(&cf, 0, sizeof cf);
+    MPI_Comm rcomm = comm;
+
+    /* 1. the training file, read by every rank; refused before any work */
+    st = hv_model_trainset_open(o.file, (1u << HV_MODEL_SPLIT_TRAIN) | (1u << HV_MODEL_SPLIT_VAL),
+                                &ts);
+    if (st != HV_OK) hv_error_wrap(st, "train.file");
+    if (st == HV_OK) st = hv_train_plan_make(ts, &o, o.file, &plan);
+    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    int64_t first = 0, count = 0;
+    hv_train_share(o.batch, nranks, rank, &first, &count);
+    hv_model_sample_opts so;
+    hv_train_sample_opts(&o, &so);
+
+    /* 2. rank 0: the output folder, its lock and what an earlier attempt left */
+    cfgtext = hv_run_config_text(cfg);
+    results = hv_run_config_results_text(cfg);
+    if (!cfgtext || !results) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+    if (rank == 0 && st == HV_OK) {
+        st = hv_mkdir_p(o.output);
+        if (st == HV_OK) st = hv_store_lock_take(lock, &locked);
+        if (st == HV_OK && o.fresh) {
+            hv_log_info("train.fresh = 1: discarding an earlier checkpoint, val.csv and losses.csv");
+            unlink(ckpt);
+            unlink(losses);
+            char *v = hv_strfmt("%s/val.csv", o.output);
+            if (v) unlink(v);
+            free(v);
+        }
+        if (st == HV_OK) st = ckpt_check(ckpt, results, &o, &cf);
+    }
+    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    {
+        long long b[2] = {cf.resume, cf.step};
+        MPI_Bcast(b, 2, MPI_LONG_LONG, 0, comm);
+        cf.resume = (int)b[0];
+        cf.step = b[1];
+    }
+
+    /* 3. the model on every rank: the same seed gives the same weights */
+    {
+        hv_model_gan_opts go;
+        hv_train_gan_opts(&o, count, &go);
+        hv_rng rng;
+        hv_rng_seed(&rng, (uint64_t)o.seed, 0);
+        st = hv_nn_backend_create_cpu(&be);
+        if (st == HV_OK) st = hv_model_gan_create(&go, be, &rng, &gan);
+        if (st == HV_OK && cf.resume) {
+            st = hv_model_gan_load(gan, ckpt);
+            if (st != HV_OK) hv_error_wrap(st, "resuming from %s", ckpt);
+        }
+        if (st == HV_OK) st = hv_model_batch_alloc(&batch, count, 256, 256, o.band_rows);
+        if (st == HV_OK && !(perm = malloc(plan.n_train * sizeof *perm)))
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+    }
+    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
+
+    int64_t step = cf.resume ? cf.step : 0;
+    out->step_start = step;
+    out->total_steps = plan.total_steps;
+    out->steps_per_epoch = plan.steps_per_epoch;
+    out->n_train = (long)plan.n_train;
+    out->n_val = (long)plan.n_val;
+    out->resumed = cf.resume;
+    ckpt_ctx cc = {ckpt, cfgtext, results, o.seed, nranks, o.cnum, o.ndf, plan.steps_per_epoch};
+
+    /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
+    if (rank == 0) {
+        vst.out_dir = o.output;
+        vst.grid = o.val_grid;
+        snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);
+        snprintf(vst.samples, sizeof vst.samples, "%s/samples", o.output);
+        st = losses_keep(losses, step, &lossbuf);
+        if (st == HV_OK && o.val_every > 0) {
+            st = hv_train_val_read(vst.csv, step, &vst.rows, &vst.n_rows);
+            vst.cap = vst.n_rows;
+            if (st == HV_OK) st = hv_mkdir_p(vst.samples);
+            if (st == HV_OK) st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
+            if (st == HV_OK) st = hv_train_valout_alloc(&vst.vo, vst.vs.all.n, 256, 256);
+            if (st == HV_OK && step == 0) st = validate(&vst, gan, count, 0, 0, 1);
+        }
+        hv_log_info("training: %zu healthy train items (%lld steps of %d per epoch), %zu val "
+                    "items; %d rank%s (%lld items each step here); steps %lld..%lld%s",
+                    plan.n_train, (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
+                    nranks == 1 ? "" : "s", (long long)count, (long long)step,
+                    (long long)plan.total_steps, cf.resume ? " (resumed from the checkpoint)" : "");
+        if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
+    } else {
+        wait_all(comm);
+    }
+    if (rank == 0) wait_all(comm);
+    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+
+    /* 5. the steps */
+    int64_t last_ckpt = step, last_val = step, epoch_lr = -1;
+    double t_loop = hv_time_now(), last_progress = 0, t_step = 0;
+    int64_t steps_here = 0;
+    hv_model_gan_losses L;
+    memset(&L, 0, sizeof L);
+    int stopped = 0;
+    while (step < plan.total_steps) {
+        int64_t epoch = step / plan.steps_per_epoch;
+        double lr = o.lr * hv_model_lr_linear(epoch, o.n_epochs, o.n_epochs_decay);
+        if (epoch != epoch_lr) {
+            hv_model_gan_set_lr(gan, lr);
+            epoch_lr = epoch;
+        }
+        double ts0 = hv_time_now();
+        st = hv_train_batch_fill(ts, &plan, &so, (uint64_t)o.seed, step, first, count, perm, &batch);
+        if (st == HV_OK && rank == 0) test_nan_hook(step, &batch);
+        if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        st = hv_model_gan_step(gan, &batch, &L);
+        if (st != HV_OK)
+            hv_error_wrap(st, "step %lld (epoch %lld): training stopped, no checkpoint written for it "
+                              "(%s keeps step %lld)",
+                          (long long)step, (long long)epoch, ckpt, (long long)last_ckpt);
+        if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        step++;
+        steps_here++;
+        t_step = hv_time_now() - ts0;
+        hv_run_crashpoint("train-step");
+
+        if (rank == 0 && (step % o.log_every == 0 || step == plan.total_steps)) {
+            hv_sbuf_printf(&lossbuf, "%lld,%lld,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4f\n",
+                           (long long)step, (long long)epoch, lr, L.g_total, L.g_gan, L.g_l1,
+                           L.g_dice_fine, L.g_dice_coarse, L.g_edge, L.g_height, L.d1, L.d2, L.d3,
+                           t_step);
+            st = text_write(losses, &lossbuf);
+        }
+        double now = hv_time_now();
+        if (rank == 0 && (now - last_progress >= o.progress_interval || step == plan.total_steps)) {
+            double rate = (now - t_loop) / (double)steps_here; /* seconds per step */
+            char el[32], eta[32];
+            fmt_dur(el, sizeof el, now - t_start);
+            fmt_dur(eta, sizeof eta, rate * (double)(plan.total_steps - step));
+            hv_log_info("step %lld/%lld (epoch %lld, lr %.3g) | G %.4g [gan %.3g l1 %.4g dice %.3g/%.3g "
+                        "edge %.3g height %.3g] D %.3f/%.3f/%.3f | %.2f s/step | elapsed %s | ETA %s",
+                        (long long)step, (long long)plan.total_steps, (long long)epoch, lr,
+                        L.g_total, L.g_gan, L.g_l1, L.g_dice_fine, L.g_dice_coarse, L.g_edge,
+                        L.g_height, L.d1, L.d2, L.d3, rate, el, eta);
+            last_progress = now;
+        }
+        int flags[1] = {hv_run_stop_requested()}, any[1] = {0};
+        MPI_Allreduce(flags, any, 1, MPI_INT, MPI_MAX, comm);
+        stopped = any[0];
+        int end = step == plan.total_steps;
+        int do_val = o.val_every > 0 && (step % o.val_every == 0 || end) && !stopped;
+        int do_ckpt = step % o.checkpoint_every == 0 || end || stopped;
+        if (rank == 0) {
+            if (st == HV_OK && do_val) {
+                st = validate(&vst, gan, count, step, epoch, 0);
+                last_val = step;
+            }
+            if (st == HV_OK && do_ckpt) st = ckpt_save(gan, &cc, step);
+            if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
+        }
+        if (do_val || do_ckpt) wait_all(comm); /* the others sleep while rank 0 writes */
+        if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        if (do_ckpt) {
+            last_ckpt = step;
+            hv_run_crashpoint("train-checkpoint");
+        }
+        if (stopped) break;
+    }
+    (void)last_val;
+    out->step_end = step;
+    out->interrupted = stopped && step < plan.total_steps;
+    {
+        double l[10] = {L.g_total, L.g_gan, L.g_l1, L.g_dice_fine, L.g_dice_coarse,
+                        L.g_edge, L.g_height, L.d1, L.d2, L.d3};
+        memcpy(out->losses, l, sizeof l);
+    }
+    for (size_t i = 0; rank == 0 && i < vst.n_rows; i++) {
+        const hv_train_metrics *m = &vst.rows[i].m;
+        double v[6] = {(double)m->n, m->band_l1, m->psnr, m->ssim, m->dice, m->height_err_pct};
+        if (!strcmp(vst.rows[i].method, "copy_input")) memcpy(out->copy_input, v, sizeof v);
+        else if (vst.rows[i].step == 0) memcpy(out->untrained, v, sizeof v);
+        else memcpy(out->last, v, sizeof v);
+        out->have_val = 1;
+    }
+done:
+    if (locked) hv_store_lock_release(lock);
+    out->seconds = hv_time_now() - t_start;
+    hv_sbuf_free(&lossbuf);
+    hv_train_valset_free(&vst.vs);
+    hv_train_valout_free(&vst.vo);
+    free(vst.rows);
+    free(perm);
+    free(cfgtext);
+    free(results);
+    hv_model_batch_free(&batch);
+    hv_model_gan_free(gan);
+    hv_nn_backend_free(be);
+    hv_train_plan_free(&plan);
+    hv_model_trainset_free(ts);
+    if (st == HV_OK && out->interrupted)
+        return hv_error_set(HV_ERR_INTERRUPTED,
+                            "stopped by request at step %lld of %lld (checkpoint written); run the "
+                            "same command again to resume",
+                            (long long)out->step_end, (long long)out->total_steps);
+    return st;
+}
