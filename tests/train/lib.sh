@@ -1,0 +1,30 @@
+# lib.sh: shared helpers of the tests/train shell tests (sourced after
+# tests/mpi/lib.sh, which provides check/bad/finish/die and the Open MPI
+# settings). Variables from CTest's command line:
+#   HV       the healthivert binary       TRAINSET  the fixture's training file
+#   MPIEXEC  mpiexec                      CKDIFF    hv_ckpt_diff
+#   WORK     scratch folder (tmp-*)       TCFG      tests/train/train.ini
+[ -f "${TRAINSET:-}" ] || { echo "not ok: training file '${TRAINSET:-}' missing (fixture train_data)"; exit 1; }
+[ -x "${CKDIFF:-}" ] || { echo "not ok: hv_ckpt_diff '${CKDIFF:-}' missing"; exit 1; }
+
+# train_hv NRANKS OUTDIR [args...]: the small training; NRANKS 0 = singleton.
+# stdout+stderr go to OUTDIR.log; returns the exit status.
+train_hv() {
+  local n=$1 out=$2; shift 2
+  mkdir -p "$(dirname "$out")"
+  if [ "$n" -eq 0 ]; then
+    "$HV" train "$TCFG" --set train.file="$TRAINSET" --set train.output="$out" "$@" >"$out.log" 2>&1
+  else
+    "$MPIEXEC" -n "$n" --oversubscribe "$HV" train "$TCFG" --set train.file="$TRAINSET" \
+      --set train.output="$out" "$@" >"$out.log" 2>&1
+  fi
+}
+
+# same_weights A B TOL: every dataset of the two checkpoints within TOL
+# (relative to max(1, |a|)); the comparison's line goes to the test output.
+same_weights() {
+  local line rc
+  line=$("$CKDIFF" "$1" "$2" "$3"); rc=$?
+  echo "# $(basename "$(dirname "$1")") vs $(basename "$(dirname "$2")"): $line"
+  return $rc
+}
