@@ -500,7 +500,10 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         snprintf(vst.samples, sizeof vst.samples, "%s/samples", o.output);
         st = losses_keep(losses, step, &lossbuf);
         if (st == HV_OK && o.val_every > 0) {
-            st = hv_train_val_read(vst.csv, step, &vst.rows, &vst.n_rows);
+            /* a resume keeps the rows up to its checkpoint; a new start none
+             * (a val.csv without a checkpoint is from an attempt killed before
+             * its first checkpoint) */
+            if (cf.resume) st = hv_train_val_read(vst.csv, step, &vst.rows, &vst.n_rows);
             vst.cap = vst.n_rows;
             if (st == HV_OK) st = hv_mkdir_p(vst.samples);
             if (st == HV_OK) st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
