@@ -494,6 +494,11 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
 
     /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
     if (rank == 0) {
+        hv_log_info("training: %zu healthy train items (%lld steps of %d per epoch), %zu val "
+                    "items; %d rank%s (%lld items each step here); steps %lld..%lld%s",
+                    plan.n_train, (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
+                    nranks == 1 ? "" : "s", (long long)count, (long long)step,
+                    (long long)plan.total_steps, cf.resume ? " (resumed from the checkpoint)" : "");
         vst.out_dir = o.output;
         vst.grid = o.val_grid;
         snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);
@@ -510,11 +515,6 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
             if (st == HV_OK) st = hv_train_valout_alloc(&vst.vo, vst.vs.all.n, 256, 256);
             if (st == HV_OK && step == 0) st = validate(&vst, gan, count, 0, 0, 1);
         }
-        hv_log_info("training: %zu healthy train items (%lld steps of %d per epoch), %zu val "
-                    "items; %d rank%s (%lld items each step here); steps %lld..%lld%s",
-                    plan.n_train, (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
-                    nranks == 1 ? "" : "s", (long long)count, (long long)step,
-                    (long long)plan.total_steps, cf.resume ? " (resumed from the checkpoint)" : "");
         if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
     } else {
         wait_all(comm);

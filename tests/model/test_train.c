@@ -118,7 +118,7 @@ static void test_metrics(void)
 static void test_csv(void)
 {
     const char *dir = hv_test_tmpdir("train");
-    char path[1024];
+    char path[4200];
     snprintf(path, sizeof path, "%s/val.csv", dir);
     hv_train_val_row rows[3];
     memset(rows, 0, sizeof rows);
