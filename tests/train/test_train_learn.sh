@@ -8,24 +8,29 @@ COHORT=$TCFG
 source "$(dirname "$0")/../mpi/lib.sh"
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
-STEPS=${HV_TRAIN_LEARN_STEPS:-60}
+STEPS=${HV_TRAIN_LEARN_STEPS:-20}
 out="$WORK/learn"
 train_hv 2 "$out" --set train.max_steps=$STEPS --set train.val_every=$STEPS \
   --set train.checkpoint_every=$STEPS --set train.n_epochs=1000 --set train.lr=0.001 \
   --set train.log_every=10; rc=$?
 check "training exits 0 (got $rc; $out.log)" [ $rc -eq 0 ]
 v=$out/val.csv
-check "val.csv: baselines and 2 validations (4 rows + header)" [ "$(wc -l <"$v")" -eq 4 ]
+check "val.csv: the copy baseline and 2 validations (3 rows + header)" [ "$(wc -l <"$v")" -eq 4 ]
 cat "$v" | sed 's/^/# /'
 col() { awk -F, -v m="$1" -v s="$2" -v c="$3" '$3 == m && $1 == s { print $c }' "$v"; }
 copy_l1=$(col copy_input 0 5); untr_l1=$(col network 0 5); last_l1=$(col network $STEPS 5)
 copy_h=$(col copy_input 0 9); untr_h=$(col network 0 9); last_h=$(col network $STEPS 9)
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && b != "" && a + 0 < b + 0) }'; }
-# margins: see the commit message for the measured numbers
-check "band L1 $last_l1 < copy the input $copy_l1 - 0.05" lt "$last_l1" "$(awk -v x="$copy_l1" 'BEGIN{print x - 0.05}')"
-check "band L1 $last_l1 < untrained $untr_l1 - 0.05" lt "$last_l1" "$(awk -v x="$untr_l1" 'BEGIN{print x - 0.05}')"
-check "height error $last_h % < copy the input $copy_h % - 5" lt "$last_h" "$(awk -v x="$copy_h" 'BEGIN{print x - 5}')"
-check "height error $last_h % < untrained $untr_h % - 5" lt "$last_h" "$(awk -v x="$untr_h" 'BEGIN{print x - 5}')"
+# Measured (2 ranks, this fixture, 20 steps at lr 0.001): band L1 0.392 (copy
+# the input), 0.665 (untrained), 0.120 (trained); height error 58.3 %, 100 %,
+# 11.8 %. Required: the trained network at least 0.1 below both in band L1
+# (a quarter of the gap to the copy baseline) and 20 points below both in
+# height error (a third of that gap): a training that did not move, or moved
+# only the height head or only the image, fails.
+check "band L1 $last_l1 < copy the input $copy_l1 - 0.1" lt "$last_l1" "$(awk -v x="$copy_l1" 'BEGIN{print x - 0.1}')"
+check "band L1 $last_l1 < untrained $untr_l1 - 0.1" lt "$last_l1" "$(awk -v x="$untr_l1" 'BEGIN{print x - 0.1}')"
+check "height error $last_h % < copy the input $copy_h % - 20" lt "$last_h" "$(awk -v x="$copy_h" 'BEGIN{print x - 20}')"
+check "height error $last_h % < untrained $untr_h % - 20" lt "$last_h" "$(awk -v x="$untr_h" 'BEGIN{print x - 20}')"
 for f in val_band_l1.png val_height_err_pct.png val_psnr.png val_ssim.png val_dice.png \
          samples/step-00000000.png "samples/$(printf 'step-%08d.png' $STEPS)" losses.csv checkpoint.h5; do
   check "$f written" [ -s "$out/$f" ]
