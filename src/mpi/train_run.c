@@ -438,6 +438,8 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     hv_train_share(o.batch, nranks, rank, &first, &count);
     hv_model_sample_opts so;
     hv_train_sample_opts(&o, &so);
+    hv_log_info("rank %d of %d: items [%lld, %lld) of each global batch of %d", rank, nranks,
+                (long long)first, (long long)(first + count), o.batch);
 
     /* 2. rank 0: the output folder, its lock and what an earlier attempt left */
     cfgtext = hv_run_config_text(cfg);
