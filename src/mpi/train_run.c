@@ -40,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,8 +114,9 @@ static void fmt_dur(char *b, size_t cap, double s)
 }
 
 /* Test hook: HV_TEST_TRAIN_NAN_STEP=s puts a NaN into one input pixel of
- * rank 0's batch at global step s (0-based), so the loss turns non-finite
- * there (tests/mpi/test_train_bad.sh); nothing happens unless it is set. */
+ * rank 0's batch of step s (1-based: the step after which s steps would be
+ * done), so that step's loss is non-finite (tests/train/test_train_bad.sh);
+ * nothing happens unless it is set. */
 static void test_nan_hook(int64_t step, hv_model_batch *b)
 {
     const char *v = getenv("HV_TEST_TRAIN_NAN_STEP");
@@ -247,7 +250,7 @@ static int weights_finite(hv_model_gan *m, char *bad, size_t cap)
 }
 
 typedef struct {
-    const char *path;
+    const char *path, *dir;
     const char *cfgtext, *results_text;
     int seed, nranks, cnum, ndf;
     int64_t steps_per_epoch;
@@ -278,9 +281,24 @@ static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
                         "cnum", s_cnum, "ndf", s_ndf, "results_config", c->results_text,
                         "config", c->cfgtext};
     hv_status st = hv_model_gan_save(m, c->path, kv, sizeof kv / sizeof kv[0] / 2);
-    if (st != HV_OK)
-        return hv_error_wrap(st, "step %lld: checkpoint %s not written (the last good one is kept)",
-                             (long long)step, c->path);
+    if (st != HV_OK) {
+        /* HDF5's messages do not carry errno: say what the usual causes look
+         * like here (space left, a file size limit) */
+        char why[2048] = "";
+        struct statvfs vs;
+        if (statvfs(c->dir, &vs) == 0)
+            snprintf(why, sizeof why, "; %.0f KiB free on the file system of %s",
+                     (double)vs.f_bavail * (double)vs.f_frsize / 1024.0, c->dir);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+            size_t l = strlen(why);
+            snprintf(why + l, sizeof why - l, "; file size limit (RLIMIT_FSIZE) %.0f KiB",
+                     (double)rl.rlim_cur / 1024.0);
+        }
+        return hv_error_wrap(st, "step %lld: checkpoint %s not written (the last good one is "
+                                 "kept%s)",
+                             (long long)step, c->path, why);
+    }
     hv_log_info("checkpoint: step %s written to %s", s_step, c->path);
     return HV_OK;
 }
@@ -492,7 +510,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     out->n_train = (long)plan.n_train;
     out->n_val = (long)plan.n_val;
     out->resumed = cf.resume;
-    ckpt_ctx cc = {ckpt, cfgtext, results, o.seed, nranks, o.cnum, o.ndf, plan.steps_per_epoch};
+    ckpt_ctx cc = {ckpt, o.output, cfgtext, results, o.seed, nranks, o.cnum, o.ndf, plan.steps_per_epoch};
 
     /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
     if (rank == 0) {
@@ -540,13 +558,14 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         }
         double ts0 = hv_time_now();
         st = hv_train_batch_fill(ts, &plan, &so, (uint64_t)o.seed, step, first, count, perm, &batch);
-        if (st == HV_OK && rank == 0) test_nan_hook(step, &batch);
+        if (st == HV_OK && rank == 0) test_nan_hook(step + 1, &batch);
         if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
         st = hv_model_gan_step(gan, &batch, &L);
         if (st != HV_OK)
-            hv_error_wrap(st, "step %lld (epoch %lld): training stopped, no checkpoint written for it "
-                              "(%s keeps step %lld)",
-                          (long long)step, (long long)epoch, ckpt, (long long)last_ckpt);
+            hv_error_wrap(st, "step %lld of %lld (epoch %lld): training stopped, no checkpoint "
+                              "written for it (%s keeps step %lld)",
+                          (long long)step + 1, (long long)plan.total_steps, (long long)epoch, ckpt,
+                          (long long)last_ckpt);
         if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
         step++;
         steps_here++;
