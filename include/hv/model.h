@@ -78,6 +78,10 @@ hv_status hv_model_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, i
  * in_ch is 1 in the reference. 2,763,585 trainable parameters. */
 hv_status hv_model_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch,
                                    hv_rng *rng);
+/* The same at width ndf (conv widths ndf, 2 ndf, 4 ndf, 8 ndf, 1; the
+ * reference's is 64, which hv_model_patchgan_params uses). Same names. */
+hv_status hv_model_patchgan_params_ndf(hv_nn_params *ps, const char *prefix, int in_ch,
+                                       int ndf, hv_rng *rng);
 /* Record the discriminator on x (N, in_ch, H, W); returns the logits
  * (N, 1, H/8 - 2, W/8 - 2), NULL on error (graph status or a missing
  * parameter, whose detail is in the error buffer). */
@@ -191,8 +195,9 @@ hv_status hv_model_sample_at(const hv_model_train_item *it, const hv_model_sampl
 /* Sum n floats in place over every participant of a data-parallel job (an
  * MPI_Allreduce with MPI_SUM in src/mpi). Called with identical n, in the
  * same order, on every rank. NULL reducer: one process. Returns 0 on
- * success; non-zero stops the step with HV_ERR_IO. */
-typedef int (*hv_model_reduce_fn)(void *ctx, float *buf, size_t n);
+ * success; non-zero stops the step with HV_ERR_IO. The engine's type
+ * (hv/nn.h), so the same function also synchronises batch norm. */
+typedef hv_nn_reduce_fn hv_model_reduce_fn;
 
 typedef struct hv_model_gan_opts {
     int cnum;                   /* generator width, 16 in the reference          */
