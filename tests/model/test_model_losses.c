@@ -269,6 +269,24 @@ static void test_sobel(hv_nn_backend *be)
     HV_CHECK(zeros >= 10 && clipped >= 10 && mid >= 10, "coverage: %d zero, %d clipped, %d between",
              zeros, clipped, mid);
     HV_CHECK(nonfinite == 0, "%d non-finite input gradients", nonfinite);
+    /* the unclipped magnitude, by hand (the op outputs min(m, 1)) */
+    float full[144];
+    for (int i = 0; i < 144; i++) {
+        int r = i / 12, c = i % 12;
+        double gx = 0, gy = 0;
+        for (int dr = -1; dr <= 1; dr++)
+            for (int dc = -1; dc <= 1; dc++) {
+                int rr = r + dr < 0 ? 0 : (r + dr > 11 ? 11 : r + dr);
+                int cc = c + dc < 0 ? 0 : (c + dc > 11 ? 11 : c + dc);
+                double v = xv[rr * 12 + cc];
+                gx += dc * (dr == 0 ? 2 : 1) * v;  /* [[-1,0,1],[-2,0,2],[-1,0,1]] */
+                gy += -dr * (dc == 0 ? 2 : 1) * v; /* [[1,2,1],[0,0,0],[-1,-2,-1]] */
+            }
+        full[i] = (float)sqrt(gx * gx + gy * gy);
+        HV_CHECK(fabsf(fminf(full[i], 1.0f) - mag[i]) < 1e-5f, "Sobel forward at %d: %g vs %g", i,
+                 mag[i], full[i]);
+    }
+    int clipped_checked = 0;
     const float eps = 1e-4f;
     int checked = 0, bad = 0;
     for (int i = 0; i < 144; i++) {
@@ -277,7 +295,7 @@ static void test_sobel(hv_nn_backend *be)
             for (int dc = -1; dc <= 1; dc++) {
                 int rr = r + dr, cc = c + dc;
                 if (rr < 0 || rr >= 12 || cc < 0 || cc >= 12) continue;
-                float m = mag[rr * 12 + cc];
+                float m = full[rr * 12 + cc];
                 if (m != 0.0f && (m < 0.02f || (m > 0.98f && m < 1.02f))) kink = 1;
             }
         if (kink) continue;
@@ -295,8 +313,10 @@ static void test_sobel(hv_nn_backend *be)
         double fd = (l[1] - l[0]) / (2 * eps);
         if (fabs(fd - dx[i]) > 0.02 * fabs(fd) + 0.05) bad++;
         checked++;
+        clipped_checked += full[i] > 1.02f;
     }
-    HV_CHECK(checked >= 60, "only %d pixels away from the kinks", checked);
+    HV_CHECK(checked >= 60 && clipped_checked >= 10, "only %d pixels away from the kinks (%d clipped)",
+             checked, clipped_checked);
     HV_CHECK(bad == 0, "Sobel gradient: %d of %d pixels disagree with finite differences", bad, checked);
     hv_nn_graph_free(g);
 }
