@@ -78,6 +78,10 @@ hv_status hv_model_generator_build(hv_nn_graph *g, hv_nn_params *ps, int cnum, i
  * in_ch is 1 in the reference. 2,763,585 trainable parameters. */
 hv_status hv_model_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch,
                                    hv_rng *rng);
+/* The same at width ndf (conv widths ndf, 2 ndf, 4 ndf, 8 ndf, 1; the
+ * reference's is 64, which hv_model_patchgan_params uses). Same names. */
+hv_status hv_model_patchgan_params_ndf(hv_nn_params *ps, const char *prefix, int in_ch,
+                                       int ndf, hv_rng *rng);
 /* Record the discriminator on x (N, in_ch, H, W); returns the logits
  * (N, 1, H/8 - 2, W/8 - 2), NULL on error (graph status or a missing
  * parameter, whose detail is in the error buffer). */
@@ -141,6 +145,49 @@ size_t hv_model_trainset_size(const hv_model_trainset *ts);
 hv_status hv_model_trainset_item(const hv_model_trainset *ts, size_t i,
                                  hv_model_train_item *out);
 
+/* Writing (healthivert prepare; src/model/trainset.c). A "part" is a file of
+ * the same schema holding one case's items, with the attribute part_case =
+ * the case id; hv_model_trainset_merge joins parts (or whole files) into one.
+ *
+ * A vertebra that gives no item (no crop: cut by the field of view, no
+ * body) is recorded as skipped with its reason: /skipped_case (strings),
+ * /skipped_label i32, /skipped_reason (strings), present when there is one. */
+typedef struct hv_model_train_skip {
+    const char *case_id;        /* borrowed                                    */
+    int label;
+    const char *reason;         /* borrowed                                    */
+} hv_model_train_skip;
+
+/* Write n items (in any order; written sorted by case id, label; a
+ * (case, label) twice is HV_ERR_ARG) and the skipped vertebrae into a new
+ * file at path, atomically (path.tmp<pid> renamed over path once complete
+ * and fsync'd; a failure leaves path as it was). Every volume must be U8
+ * with the first item's dims; cams all present or all NULL. part_case (may
+ * be NULL) marks the file as that case's part. band_rows is recorded. */
+hv_status hv_model_trainset_write(const char *path, const hv_model_train_item *items, size_t n,
+                                  const hv_model_train_skip *skipped, size_t n_skip,
+                                  const char *part_case, int64_t band_rows);
+/* HV_OK when path is a readable part of case_id written by this version
+ * (format, version and the part_case attribute checked, every dataset
+ * present with consistent lengths); else the reason (HV_ERR_NOT_FOUND when
+ * there is no file, HV_ERR_FORMAT otherwise). */
+hv_status hv_model_trainset_part_check(const char *path, const char *case_id);
+/* Merge files (parts) into one training file at out_path (atomic as above):
+ * items sorted by (case id, label) whatever the order of `paths`, skipped
+ * vertebrae likewise; the same (case, label) in two inputs, inputs of other
+ * dims or band_rows, or a mix of files with and without CAM are refused
+ * naming the files. Items are streamed one at a time (memory: one item). */
+hv_status hv_model_trainset_merge(const char *const *paths, size_t n, const char *out_path);
+/* The windowed crop (F32 in [0, 255], hv_spine_crop.ct) as the file keeps
+ * it: truncated to U8 like the reference's uint8 cast (spec 3.4; NaN and
+ * values below 0 become 0, above 255 become 255). *out owned by the caller. */
+hv_status hv_model_trainset_ct_u8(const hv_volume *ct, hv_volume **out);
+/* Number of skipped vertebrae recorded in the set's file, and record i
+ * (borrowed strings, valid until hv_model_trainset_free). */
+size_t hv_model_trainset_n_skipped(const hv_model_trainset *ts);
+hv_status hv_model_trainset_skipped(const hv_model_trainset *ts, size_t i,
+                                    hv_model_train_skip *out);
+
 /* ------------------------------------------------------------- a batch
  *
  * One training or validation batch as the GAN takes it, n items of rows x
@@ -191,8 +238,9 @@ hv_status hv_model_sample_at(const hv_model_train_item *it, const hv_model_sampl
 /* Sum n floats in place over every participant of a data-parallel job (an
  * MPI_Allreduce with MPI_SUM in src/mpi). Called with identical n, in the
  * same order, on every rank. NULL reducer: one process. Returns 0 on
- * success; non-zero stops the step with HV_ERR_IO. */
-typedef int (*hv_model_reduce_fn)(void *ctx, float *buf, size_t n);
+ * success; non-zero stops the step with HV_ERR_IO. The engine's type
+ * (hv/nn.h), so the same function also synchronises batch norm. */
+typedef hv_nn_reduce_fn hv_model_reduce_fn;
 
 typedef struct hv_model_gan_opts {
     int cnum;                   /* generator width, 16 in the reference          */

@@ -179,6 +179,22 @@ hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps,
  * tensors in the file are ignored. adam (may be NULL) gets its state back. */
 hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *adam,
                                 int strict);
+/* Several parameter sets in one file (a GAN's networks): set i goes under
+ * /<group_names[i]>/params and /<group_names[i]>/adam (adams may be NULL,
+ * or hold NULLs), metadata under /meta as above; atomic like
+ * hv_nn_checkpoint_save. Group names: no '/', not "meta". */
+hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
+                                       const char *const *group_names,
+                                       const hv_nn_params *const *ps,
+                                       const hv_nn_adam *const *adams,
+                                       const char *const *meta_kv, size_t n_meta);
+/* Strict load of such a file: every tensor (and Adam moment, when adams[i]
+ * is set) of every group is checked for presence and shape before anything
+ * is read, so a refused file (HV_ERR_FORMAT naming the first missing or
+ * differently shaped tensor) changes nothing. */
+hv_status hv_nn_checkpoint_load_groups(const char *path, size_t n_groups,
+                                       const char *const *group_names, hv_nn_params *const *ps,
+                                       hv_nn_adam *const *adams);
 /* One metadata value into buf (NUL-terminated, truncated to len). */
 hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, size_t len);
 
@@ -311,6 +327,24 @@ hv_status hv_nn_graph_forward(hv_nn_graph *g);
  * of tensors are reset first; parameter gradients accumulate. Needs a graph
  * planned with HV_NN_PLAN_TRAIN or HV_NN_PLAN_GRAD. */
 hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss);
+
+/* Data-parallel training: sum n floats of buf in place over every
+ * participant (an MPI_Allreduce with MPI_SUM, or threads meeting at a
+ * barrier in tests). Called with the same n, in the same order, by every
+ * participant; returns 0 on success. */
+typedef int (*hv_nn_reduce_fn)(void *ctx, float *buf, size_t n);
+
+/* Synchronised batch norm: in a training graph with a reducer, batch norm's
+ * forward sums its per-channel sums, its item count and (second pass) its
+ * per-channel centred sums of squares over the participants before forming
+ * the batch statistics, and its backward sums the per-channel sums of dy and
+ * dy * xhat before forming the input gradient, so that R processes each
+ * holding part of a batch compute what one process holding the whole batch
+ * computes (running statistics included). The gamma/beta gradients stay the
+ * local part: the caller's gradient reduction sums them like any other.
+ * Without a reducer (fn NULL, the default) nothing is reduced. ctx is
+ * borrowed. A failing reducer makes forward/backward return HV_ERR_IO. */
+void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx);
 
 /* Per-op-type wall time of forward and backward passes, accumulated while
  * profiling is on (off by default; costs two clock reads per node). The

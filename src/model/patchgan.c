@@ -7,7 +7,9 @@
  * Parameter names are the reference's state_dict keys under a caller prefix
  * ("<prefix>model.0.weight", "model.3.running_mean", ...; the Sequential
  * indices of NLayerDiscriminator), so released D checkpoints convert by copy.
- * BN's num_batches_tracked (an integer counter) is not kept.
+ * BN's num_batches_tracked (an integer counter) is not kept. The width ndf
+ * (64 in the reference) is a parameter; the builder reads the widths from
+ * the parameters' shapes, so it serves every width.
  * Initialisation as the reference's init_net("normal", 0.02): conv weights
  * N(0, 0.02), BN weights N(1, 0.02), biases 0.
  * Built from the public engine ops of hv/nn.h only.
@@ -19,12 +21,17 @@
 /* Sequential index of conv i (0..4) and of the BN after conv i (1..3). */
 static const int conv_idx[5] = {0, 2, 5, 8, 11};
 static const int bn_idx[4] = {0, 3, 6, 9};
-static const int chans[6] = {1, 64, 128, 256, 512, 1};
-
 hv_status hv_model_patchgan_params(hv_nn_params *ps, const char *prefix, int in_ch, hv_rng *rng)
 {
-    if (!ps || !prefix || !rng || in_ch < 1)
-        return hv_error_set(HV_ERR_ARG, "model patchgan: bad arguments");
+    return hv_model_patchgan_params_ndf(ps, prefix, in_ch, 64, rng);
+}
+
+hv_status hv_model_patchgan_params_ndf(hv_nn_params *ps, const char *prefix, int in_ch, int ndf,
+                                       hv_rng *rng)
+{
+    if (!ps || !prefix || !rng || in_ch < 1 || ndf < 1 || ndf > 4096)
+        return hv_error_set(HV_ERR_ARG, "model patchgan: bad arguments (ndf %d)", ndf);
+    int chans[6] = {in_ch, ndf, 2 * ndf, 4 * ndf, 8 * ndf, 1};
     char nm[160];
     hv_status st;
     for (int i = 0; i < 5; i++) {

@@ -11,6 +11,8 @@
  * default file driver: a checkpoint is written by one process, and MPI need
  * not be initialised. The file is written under "<path>.tmp" and renamed, so
  * a crash never leaves a half-written checkpoint under the real name.
+ * Several sets (a GAN's four networks) go into one file as groups with
+ * hv_nn_checkpoint_save_groups / load_groups (layout below).
  * HDF5's automatic error printing is switched off around our calls; failures
  * become HV_ERR_HDF5 with the object's name.
  */
@@ -289,6 +291,233 @@ done:
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
     if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return st;
+}
+
+/* ------------------------------------------------ several sets in one file
+ *
+ * Layout: /<group>/params/<name>, /<group>/adam/{m,v}/<name> with the
+ * attributes of /adam above on /<group>/adam, and /meta; the root carries
+ * the same format and version attributes. Load checks every tensor of every
+ * group (presence and shape, Adam state included) before it reads any, so a
+ * refused file leaves the sets as they were. */
+
+static hv_status write_group(hid_t f, const char *gname, const hv_nn_params *ps,
+                             const hv_nn_adam *adam)
+{
+    hv_status st = HV_OK;
+    hid_t gg = -1, gp = -1, ga = -1, gm = -1, gv = -1;
+    gg = H5Gcreate2(f, gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(gg, "nn checkpoint: group /%s", gname);
+    gp = H5Gcreate2(gg, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(gp, "nn checkpoint: group /%s/params", gname);
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        const hv_nn_param *p = hv_nn_params_at(ps, i);
+        H5_TRY(write_f32(gp, p->name, p->ndim, p->shape, p->data), "nn checkpoint: writing /%s %s",
+               gname, p->name);
+    }
+    if (adam) {
+        double hp[4];
+        int64_t step;
+        hv__nn_adam_hyper((hv_nn_adam *)adam, hp, &step, 0);
+        ga = H5Gcreate2(gg, "adam", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5_TRY(ga, "nn checkpoint: group /%s/adam", gname);
+        gm = H5Gcreate2(ga, "m", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        gv = H5Gcreate2(ga, "v", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5_TRY(gm < 0 || gv < 0 ? -1 : 0, "nn checkpoint: /%s/adam/m, v", gname);
+        static const char *const names[4] = {"lr", "beta1", "beta2", "eps"};
+        for (int k = 0; k < 4; k++)
+            H5_TRY(write_num_attr(ga, names[k], hp[k]), "nn checkpoint: /%s adam attributes", gname);
+        H5_TRY(write_num_attr(ga, "step", (double)step), "nn checkpoint: /%s adam attributes", gname);
+        hv_nn_param *p;
+        float *m, *v;
+        size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
+        for (size_t i = 0; i < n; i++) {
+            hv__nn_adam_state(adam, i, &p, &m, &v);
+            H5_TRY(write_f32(gm, p->name, p->ndim, p->shape, m), "nn checkpoint: /%s adam m %s", gname, p->name);
+            H5_TRY(write_f32(gv, p->name, p->ndim, p->shape, v), "nn checkpoint: /%s adam v %s", gname, p->name);
+        }
+    }
+done:
+    if (gv >= 0) H5Gclose(gv);
+    if (gm >= 0) H5Gclose(gm);
+    if (ga >= 0) H5Gclose(ga);
+    if (gp >= 0) H5Gclose(gp);
+    if (gg >= 0) H5Gclose(gg);
+    return st;
+}
+
+hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
+                                       const char *const *group_names,
+                                       const hv_nn_params *const *ps,
+                                       const hv_nn_adam *const *adams,
+                                       const char *const *meta_kv, size_t n_meta)
+{
+    hv_status st = HV_OK;
+    hid_t f = -1, gmeta = -1;
+    char *tmp = NULL;
+    if (!path || !n_groups || !group_names || !ps || (n_meta && !meta_kv))
+        return hv_error_set(HV_ERR_ARG, "nn checkpoint_save_groups: bad arguments");
+    for (size_t i = 0; i < n_groups; i++)
+        if (!group_names[i] || !ps[i] || !group_names[i][0] || strchr(group_names[i], '/') ||
+            !strcmp(group_names[i], "meta"))
+            return hv_error_set(HV_ERR_ARG, "nn checkpoint_save_groups: bad group %zu", i);
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    tmp = hv_strfmt("%s.tmp", path);
+    if (!tmp) {
+        st = hv_error_set(HV_ERR_NOMEM, "nn checkpoint_save_groups: out of memory");
+        goto done;
+    }
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(f, "nn checkpoint_save_groups: cannot create %s", tmp);
+    H5_TRY(write_str_attr(f, "format", FORMAT_NAME), "nn checkpoint_save_groups: attributes");
+    H5_TRY(write_num_attr(f, "version", 1), "nn checkpoint_save_groups: attributes");
+    for (size_t i = 0; i < n_groups; i++)
+        if ((st = write_group(f, group_names[i], ps[i], adams ? adams[i] : NULL))) goto done;
+    gmeta = H5Gcreate2(f, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5_TRY(gmeta, "nn checkpoint_save_groups: group meta");
+    for (size_t i = 0; i < n_meta; i++)
+        H5_TRY(write_str_attr(gmeta, meta_kv[2 * i], meta_kv[2 * i + 1] ? meta_kv[2 * i + 1] : ""),
+               "nn checkpoint_save_groups: metadata %s", meta_kv[2 * i]);
+done:
+    if (gmeta >= 0) H5Gclose(gmeta);
+    if (f >= 0 && H5Fclose(f) < 0 && st == HV_OK)
+        st = hv_error_set(HV_ERR_HDF5, "nn checkpoint_save_groups: closing %s", tmp);
+    if (st == HV_OK && rename(tmp, path) != 0)
+        st = hv_error_set(HV_ERR_IO, "nn checkpoint_save_groups: rename %s -> %s failed", tmp, path);
+    if (st != HV_OK && tmp) remove(tmp);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    free(tmp);
+    return st;
+}
+
+/* Shape check of one dataset: 0 ok, 1 missing, 2 other shape. */
+static int probe_f32(hid_t loc, const char *name, int ndim, const int64_t *shape)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 1;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return 1;
+    int rc = 0;
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[HV_NN_MAX_DIMS + 1];
+    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (nd != ndim || nd > HV_NN_MAX_DIMS) {
+        rc = 2;
+    } else {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        for (int i = 0; i < nd; i++)
+            if (dims[i] != (hsize_t)shape[i]) rc = 2;
+    }
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(ds);
+    return rc;
+}
+
+/* pass 0: check everything; pass 1: read. */
+static hv_status group_pass(hid_t f, const char *path, const char *gname, hv_nn_params *ps,
+                            hv_nn_adam *adam, int pass)
+{
+    hv_status st = HV_OK;
+    hid_t gg = -1, gp = -1, ga = -1, gm = -1, gv = -1;
+    if (H5Lexists(f, gname, H5P_DEFAULT) <= 0 || (gg = H5Gopen2(f, gname, H5P_DEFAULT)) < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s has no group /%s", path, gname);
+        goto done;
+    }
+    if (H5Lexists(gg, "params", H5P_DEFAULT) <= 0 || (gp = H5Gopen2(gg, "params", H5P_DEFAULT)) < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s has no /%s/params", path, gname);
+        goto done;
+    }
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        hv_nn_param *p = hv_nn_params_at(ps, i);
+        int rc = pass ? read_f32(gp, p->name, p->ndim, p->shape, p->data)
+                      : probe_f32(gp, p->name, p->ndim, p->shape);
+        if (rc < 0) {
+            st = hv_error_set(HV_ERR_HDF5, "nn checkpoint: reading /%s %s", gname, p->name);
+            goto done;
+        }
+        if (rc > 0) {
+            st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s: /%s tensor '%s' %s", path, gname,
+                              p->name, rc == 1 ? "missing" : "has another shape");
+            goto done;
+        }
+        if (pass) p->version++;
+    }
+    if (!adam) goto done;
+    if (H5Lexists(gg, "adam", H5P_DEFAULT) <= 0 || (ga = H5Gopen2(gg, "adam", H5P_DEFAULT)) < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s has no optimiser state in /%s", path, gname);
+        goto done;
+    }
+    gm = H5Lexists(ga, "m", H5P_DEFAULT) > 0 ? H5Gopen2(ga, "m", H5P_DEFAULT) : -1;
+    gv = H5Lexists(ga, "v", H5P_DEFAULT) > 0 ? H5Gopen2(ga, "v", H5P_DEFAULT) : -1;
+    if (gm < 0 || gv < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s: /%s/adam/m or v missing", path, gname);
+        goto done;
+    }
+    double hp[4], stepd;
+    static const char *const names[4] = {"lr", "beta1", "beta2", "eps"};
+    for (int k = 0; k < 4; k++)
+        if (read_num_attr(ga, names[k], &hp[k]) < 0) {
+            st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s: /%s/adam attribute %s missing", path,
+                              gname, names[k]);
+            goto done;
+        }
+    if (read_num_attr(ga, "step", &stepd) < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s: /%s/adam step missing", path, gname);
+        goto done;
+    }
+    hv_nn_param *p;
+    float *m, *v;
+    size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
+    for (size_t i = 0; i < n; i++) {
+        hv__nn_adam_state(adam, i, &p, &m, &v);
+        int rm = pass ? read_f32(gm, p->name, p->ndim, p->shape, m) : probe_f32(gm, p->name, p->ndim, p->shape);
+        int rv = pass ? read_f32(gv, p->name, p->ndim, p->shape, v) : probe_f32(gv, p->name, p->ndim, p->shape);
+        if (rm != 0 || rv != 0) {
+            st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s: /%s adam state of '%s' %s", path,
+                              gname, p->name, (rm == 2 || rv == 2) ? "has another shape" : "missing");
+            goto done;
+        }
+    }
+    if (pass) {
+        int64_t step = (int64_t)stepd;
+        hv__nn_adam_hyper(adam, hp, &step, 1);
+    }
+done:
+    if (gv >= 0) H5Gclose(gv);
+    if (gm >= 0) H5Gclose(gm);
+    if (ga >= 0) H5Gclose(ga);
+    if (gp >= 0) H5Gclose(gp);
+    if (gg >= 0) H5Gclose(gg);
+    return st;
+}
+
+hv_status hv_nn_checkpoint_load_groups(const char *path, size_t n_groups,
+                                       const char *const *group_names, hv_nn_params *const *ps,
+                                       hv_nn_adam *const *adams)
+{
+    hv_status st = HV_OK;
+    hid_t f = -1;
+    if (!path || !n_groups || !group_names || !ps)
+        return hv_error_set(HV_ERR_ARG, "nn checkpoint_load_groups: bad arguments");
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        st = hv_error_set(HV_ERR_IO, "nn checkpoint_load_groups: cannot open %s", path);
+        goto done;
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n_groups; i++)
+            if ((st = group_pass(f, path, group_names[i], ps[i], adams ? adams[i] : NULL, pass)))
+                goto done;
+done:
     if (f >= 0) H5Fclose(f);
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
     return st;

@@ -937,6 +937,13 @@ hv_status hv_nn_tensor_get_grad(const hv_nn_tensor *t, float *dst, size_t n)
     return copy_out(t, dst, t->grad, n);
 }
 
+void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx)
+{
+    if (!g) return;
+    g->ex.reduce = fn;
+    g->ex.reduce_ctx = fn ? ctx : NULL;
+}
+
 void hv_nn_graph_set_profiling(hv_nn_graph *g, int on)
 {
     if (g) g->profiling = on != 0;

@@ -48,6 +48,8 @@ typedef struct hv_nn_exec {
     float *work;      /* scratch, work_n floats */
     size_t work_n;
     hv_nn_gemm_fn gemm;
+    hv_nn_reduce_fn reduce; /* synchronised batch norm (NULL: none); the   */
+    void *reduce_ctx;       /* kernel sums its statistics through it       */
 } hv_nn_exec;
 
 struct hv_nn_tensor {

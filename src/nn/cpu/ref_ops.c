@@ -508,55 +508,83 @@ static void slice(hv_nn_tensor *n, int backward)
 
 /* ------------------------------------------------------------ batch norm */
 
-static void bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
+/* Training statistics go through ex->work (c + 1 floats forward, 2c
+ * backward) so that a synchronised graph (ex->reduce set) can sum them over
+ * its participants between the passes: forward sums the per-channel sums and
+ * the item count, then the per-channel centred sums of squares (two passes,
+ * as the unsynchronised kernel, to avoid the cancellation of sum(x^2) -
+ * m mu^2); backward sums dy and dy * xhat. Without a reducer the same
+ * arithmetic runs with no call, so one participant with a summing reducer
+ * gives bit for bit what no reducer gives. aux = mean, 1/std (c each) and
+ * the global item count (1). */
+static hv_status bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
     const hv_nn_tensor *x = n->src[0];
     const float *gam = n->src[1]->data, *bet = n->src[2]->data;
     float *rm = n->src[3]->data, *rv = n->src[4]->data;
     const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
-    const double m = (double)nb * hw, mom = n->fp[0], eps = n->fp[1];
-    float *mean = n->aux, *istd = n->aux + c;
+    const double mom = n->fp[0], eps = n->fp[1];
+    double m = (double)nb * hw;
+    float *mean = n->aux, *istd = n->aux + c, *red = ex->work;
+    const int sync = ex->training && ex->reduce;
+    if (ex->training) {
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
-    for (int64_t k = 0; k < c; k++) {
-        double mu, var;
-        if (ex->training) {
-            double s = 0, s2 = 0;
+        for (int64_t k = 0; k < c; k++) {
+            double s = 0;
             for (int64_t i = 0; i < nb; i++) {
                 const float *p = x->data + (i * c + k) * hw;
                 for (int64_t j = 0; j < hw; j++) s += p[j];
             }
-            mu = s / m;
+            red[k] = (float)s;
+        }
+        red[c] = (float)m;
+        if (sync && ex->reduce(ex->reduce_ctx, red, (size_t)c + 1) != 0)
+            return hv_error_set(HV_ERR_IO, "batch norm: the reducer failed (sums)");
+        m = red[c];
+        for (int64_t k = 0; k < c; k++) mean[k] = (float)(red[k] / m);
+#pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
+        for (int64_t k = 0; k < c; k++) {
+            double s2 = 0, mu = mean[k];
             for (int64_t i = 0; i < nb; i++) {
                 const float *p = x->data + (i * c + k) * hw;
                 for (int64_t j = 0; j < hw; j++) s2 += (p[j] - mu) * (p[j] - mu);
             }
-            var = s2 / m;
-            rm[k] = (float)((1 - mom) * rm[k] + mom * mu);
-            rv[k] = (float)((1 - mom) * rv[k] + mom * (m > 1 ? s2 / (m - 1) : var));
-        } else {
-            mu = rm[k];
-            var = rv[k];
+            red[k] = (float)s2;
         }
-        mean[k] = (float)mu;
-        istd[k] = (float)(1.0 / sqrt(var + eps));
+        if (sync && ex->reduce(ex->reduce_ctx, red, (size_t)c) != 0)
+            return hv_error_set(HV_ERR_IO, "batch norm: the reducer failed (squares)");
+        for (int64_t k = 0; k < c; k++) {
+            double var = red[k] / m;
+            rm[k] = (float)((1 - mom) * rm[k] + mom * mean[k]);
+            rv[k] = (float)((1 - mom) * rv[k] + mom * (m > 1 ? red[k] / (m - 1) : var));
+            istd[k] = (float)(1.0 / sqrt(var + eps));
+        }
+        n->src[3]->param->version++;
+        n->src[4]->param->version++;
+    } else {
+        for (int64_t k = 0; k < c; k++) {
+            mean[k] = rm[k];
+            istd[k] = (float)(1.0 / sqrt((double)rv[k] + eps));
+        }
+    }
+    n->aux[2 * c] = (float)m;
+#pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
+    for (int64_t k = 0; k < c; k++)
         for (int64_t i = 0; i < nb; i++) {
             const float *p = x->data + (i * c + k) * hw;
             float *q = n->data + (i * c + k) * hw;
             for (int64_t j = 0; j < hw; j++) q[j] = gam[k] * (p[j] - mean[k]) * istd[k] + bet[k];
         }
-    }
-    if (ex->training) {
-        n->src[3]->param->version++;
-        n->src[4]->param->version++;
-    }
+    return HV_OK;
 }
 
-static void bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
+static hv_status bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
     hv_nn_tensor *x = n->src[0], *gs = n->src[1], *bs = n->src[2];
     const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
-    const double m = (double)nb * hw;
+    const double m = n->aux[2 * c];
     const float *mean = n->aux, *istd = n->aux + c;
+    float *red = ex->work; /* sums of dy (c), then of dy * xhat (c) */
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
     for (int64_t k = 0; k < c; k++) {
         double sdy = 0, sdyx = 0;
@@ -567,10 +595,18 @@ static void bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
                 sdyx += d[j] * (p[j] - mean[k]) * istd[k];
             }
         }
+        /* the parameter gradients are this participant's part */
         if (gs->grad) gs->grad[k] += (float)sdyx;
         if (bs->grad) bs->grad[k] += (float)sdy;
-        if (!x->grad) continue;
-        const double gi = gs->data[k] * istd[k];
+        red[k] = (float)sdy;
+        red[c + k] = (float)sdyx;
+    }
+    if (!x->grad) return HV_OK;
+    if (ex->training && ex->reduce && ex->reduce(ex->reduce_ctx, red, 2 * (size_t)c) != 0)
+        return hv_error_set(HV_ERR_IO, "batch norm: the reducer failed (gradient sums)");
+#pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
+    for (int64_t k = 0; k < c; k++) {
+        const double gi = gs->data[k] * istd[k], sdy = red[k], sdyx = red[c + k];
         for (int64_t i = 0; i < nb; i++) {
             const float *p = x->data + (i * c + k) * hw, *d = n->grad + (i * c + k) * hw;
             float *dx = x->grad + (i * c + k) * hw;
@@ -584,6 +620,7 @@ static void bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
             }
         }
     }
+    return HV_OK;
 }
 
 /* ------------------------------------------------------- gap/linear/softmax */
@@ -869,7 +906,7 @@ size_t hv__nn_ref_aux_size(const hv_nn_tensor *n, int training)
     (void)training;
     switch (n->op) {
     case HV_NN_OP_SPECTRAL_NORM: return 1;
-    case HV_NN_OP_BATCH_NORM: return 2 * (size_t)n->shape[1];
+    case HV_NN_OP_BATCH_NORM: return 2 * (size_t)n->shape[1] + 1;
     case HV_NN_OP_CTX_ATTN: return hv__nn_ca_aux_size(n);
     case HV_NN_OP_MAXPOOL: return (size_t)n->numel;
     default: return 0;
@@ -887,6 +924,7 @@ size_t hv__nn_ref_work_size(const hv_nn_tensor *n, int training)
         return (size_t)(g.c * g.kh * g.kw * g.ho * g.wo);
     }
     if (n->op == HV_NN_OP_CTX_ATTN) return hv__nn_ca_work_size(n);
+    if (n->op == HV_NN_OP_BATCH_NORM) return 2 * (size_t)n->shape[1] + 1;
     return 0;
 }
 
@@ -909,7 +947,7 @@ hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_CONCAT: concat(n, 0); break;
     case HV_NN_OP_PAD: pad(n, 0); break;
     case HV_NN_OP_SLICE: slice(n, 0); break;
-    case HV_NN_OP_BATCH_NORM: bn_fwd(n, ex); break;
+    case HV_NN_OP_BATCH_NORM: return bn_fwd(n, ex);
     case HV_NN_OP_GAP: gap(n, 0); break;
     case HV_NN_OP_LINEAR: linear_fwd(n, ex); break;
     case HV_NN_OP_SOFTMAX: softmax(n, 0); break;
@@ -954,7 +992,7 @@ hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_CONCAT: concat(n, 1); break;
     case HV_NN_OP_PAD: pad(n, 1); break;
     case HV_NN_OP_SLICE: slice(n, 1); break;
-    case HV_NN_OP_BATCH_NORM: bn_bwd(n, ex); break;
+    case HV_NN_OP_BATCH_NORM: return bn_bwd(n, ex);
     case HV_NN_OP_GAP: gap(n, 1); break;
     case HV_NN_OP_LINEAR: linear_bwd(n, ex); break;
     case HV_NN_OP_SOFTMAX: softmax(n, 1); break;
