@@ -179,7 +179,9 @@ hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps,
  * tensors in the file are ignored. adam (may be NULL) gets its state back. */
 hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *adam,
                                 int strict);
-/* One metadata value into buf (NUL-terminated, truncated to len). */
+/* One metadata value into buf (NUL-terminated, truncated to len; "" on error).
+ * Fixed-size and variable-length string attributes are read alike (h5py, as
+ * used by scripts/pth_to_hv.py, writes variable-length UTF-8 strings). */
 hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, size_t len);
 
 /* --------------------------------------------------------------- backends */
