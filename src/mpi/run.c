@@ -236,6 +236,16 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
         unlink(p->store);
     }
     if ((st = hv_mkdir_p(p->journal)) != HV_OK) goto done;
+    /* journal compatibility first: a resume with other settings is refused
+     * before the cohort or the manifest's split is (re)written, so the
+     * earlier run's files stay as they were (tests/mpi/test_faults.sh) */
+    want = hv_run_config_results_text(cfg);
+    cfgtext = hv_run_config_text(cfg);
+    if (!want || !cfgtext) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
     /* the manifest's grades, as a split file every rank reads like input.split */
     if (msplit) {
         snprintf(pa->split, sizeof pa->split, "%s/manifest_split.json", p->k.out_dir);
@@ -295,13 +305,6 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     }
 
     /* what earlier attempts left: the journals, replayed into a new store */
-    want = hv_run_config_results_text(cfg);
-    cfgtext = hv_run_config_text(cfg);
-    if (!want || !cfgtext) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
     pa->n_cases = (long)man->n;
     hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
                          pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
