@@ -691,6 +691,7 @@ hv_status hv_model_trainset_part_check(const char *path, const char *case_id)
     quiet_on(&q);
     rfile r;
     hv_status st = rfile_open(path, &r);
+    const int opened = st == HV_OK; /* rfile_open closes what it opened on failure */
     if (st == HV_OK && strcmp(r.part_case, case_id))
         st = hv_error_set(HV_ERR_FORMAT, "training set part %s: belongs to case '%s', not '%s'",
                           path, r.part_case, case_id);
@@ -698,7 +699,7 @@ hv_status hv_model_trainset_part_check(const char *path, const char *case_id)
         if (strcmp(r.cases + i * r.case_w, case_id))
             st = hv_error_set(HV_ERR_FORMAT, "training set part %s: item %zu of case '%s'", path,
                               i, r.cases + i * r.case_w);
-    if (st == HV_OK) rfile_close(&r);
+    if (opened) rfile_close(&r);
     quiet_off(&q);
     return st;
 }
