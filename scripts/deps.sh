@@ -28,7 +28,7 @@ pkgs=(cmake make gcc g++ pkg-config git
 case "$what" in
   build) ;;
   test) pkgs+=(slurm-wlm clang libclang-rt-14-dev libomp-14-dev debootstrap) ;;
-  dev)  pkgs+=(slurm-wlm clang libclang-rt-14-dev libomp-14-dev debootstrap python3-torch python3-skimage python3-sklearn python3-nibabel) ;;
+  dev)  pkgs+=(slurm-wlm clang libclang-rt-14-dev libomp-14-dev debootstrap python3-torch python3-h5py python3-skimage python3-sklearn python3-nibabel) ;;
   *) echo "usage: scripts/deps.sh [build|test|dev]" >&2; exit 2 ;;
 esac
 

@@ -11,6 +11,7 @@ the source in /meta. Integer entries (BatchNorm num_batches_tracked) are
 skipped. Optional tool: needs python3-torch and either h5py or PyTables
 (Debian python3-h5py or python3-tables); the build and tests do not use it.
 """
+import os
 import sys
 
 import torch
@@ -42,7 +43,8 @@ def write_h5py(path, tensors, meta):
             g.create_dataset(k, data=a, dtype="<f4")
         m = f.create_group("meta")
         for k, v in meta.items():
-            m.attrs[k] = v
+            # str(): torch.__version__ is a str subclass that h5py cannot store
+            m.attrs[k] = str(v)
 
 
 def write_tables(path, tensors, meta):
@@ -59,7 +61,7 @@ def write_tables(path, tensors, meta):
             f.create_array(g, k, obj=a.astype("<f4"))
         m = f.create_group("/", "meta")
         for k, v in meta.items():
-            m._v_attrs[k] = np.bytes_(v)
+            m._v_attrs[k] = np.bytes_(str(v))
 
 
 def main():
@@ -69,10 +71,17 @@ def main():
     tensors = load_state(src)
     meta = {"source": src, "converted_by": "scripts/pth_to_hv.py",
             "torch_version": torch.__version__}
+    # written next to dst and renamed: a failed conversion leaves no file
+    tmp = dst + ".tmp"
     try:
-        write_h5py(dst, tensors, meta)
-    except ImportError:
-        write_tables(dst, tensors, meta)
+        try:
+            write_h5py(tmp, tensors, meta)
+        except ImportError:
+            write_tables(tmp, tensors, meta)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     print("wrote %s: %d tensors, %d values" % (dst, len(tensors),
                                                sum(a.size for a in tensors.values())))
 

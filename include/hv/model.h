@@ -176,8 +176,10 @@ hv_status hv_model_trainset_part_check(const char *path, const char *case_id);
  * items sorted by (case id, label) whatever the order of `paths`, skipped
  * vertebrae likewise; the same (case, label) in two inputs, inputs of other
  * dims or band_rows, or a mix of files with and without CAM are refused
- * naming the files. Items are streamed one at a time (memory: one item). */
-hv_status hv_model_trainset_merge(const char *const *paths, size_t n, const char *out_path);
+ * naming the files. Items are streamed one at a time (memory: one item).
+ * *n_items and *n_skipped (each may be NULL) receive the merged counts. */
+hv_status hv_model_trainset_merge(const char *const *paths, size_t n, const char *out_path,
+                                  size_t *n_items, size_t *n_skipped);
 /* The windowed crop (F32 in [0, 255], hv_spine_crop.ct) as the file keeps
  * it: truncated to U8 like the reference's uint8 cast (spec 3.4; NaN and
  * values below 0 become 0, above 255 become 255). *out owned by the caller. */

@@ -195,7 +195,9 @@ hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
 hv_status hv_nn_checkpoint_load_groups(const char *path, size_t n_groups,
                                        const char *const *group_names, hv_nn_params *const *ps,
                                        hv_nn_adam *const *adams);
-/* One metadata value into buf (NUL-terminated, truncated to len). */
+/* One metadata value into buf (NUL-terminated, truncated to len; "" on error).
+ * Fixed-size and variable-length string attributes are read alike (h5py, as
+ * used by scripts/pth_to_hv.py, writes variable-length UTF-8 strings). */
 hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, size_t len);
 
 /* --------------------------------------------------------------- backends */

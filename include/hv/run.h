@@ -139,6 +139,10 @@ typedef struct hv_run_summary {
     double macro_f1, accuracy, kappa;
     char store_path[1024];
     char out_dir[1024];
+    /* prepare.enabled: the training set file and its counts (empty path and
+     * zeros when not written: prepare off, interrupted or sharded) */
+    char train_path[1024];
+    long n_train_items, n_train_skipped;
 } hv_run_summary;
 
 /* Run (or resume) the cohort described by `c`. Collective over `comm`; every

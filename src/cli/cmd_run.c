@@ -5,7 +5,9 @@
  * SIGUSR1 (Slurm's warning before the time limit) into a stop request, runs
  * the cohort (src/mpi) and prints the run's summary on rank 0. Exit status:
  * 0 all cases done, 3 finished with failed cases, 75 stopped by a signal
- * (re-run the same command to resume), 1 error, 2 usage.
+ * (re-run the same command to resume), 1 error, 2 usage. The body
+ * (hv_cli_run_like) is shared with `healthivert prepare` (cmd_prepare.c),
+ * which is this command with prepare.enabled = 1.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -68,14 +70,16 @@ static void print_keys(void)
     }
 }
 
-int hv_cmd_run(int argc, char **argv)
+int hv_cmd_run(int argc, char **argv) { return hv_cli_run_like(argc, argv, "run", usage, 0); }
+
+int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*help)(FILE *), int prepare)
 {
     const char *cfgpath = NULL;
     hv_run_config *cfg = NULL;
     int rc = HV_EXIT_FAIL;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            usage(stdout);
+            help(stdout);
             return HV_EXIT_OK;
         }
         if (!strcmp(argv[a], "--keys")) {
@@ -91,25 +95,25 @@ int hv_cmd_run(int argc, char **argv)
         }
         if (!strncmp(argv[a], "--set=", 6) || !strcmp(argv[a], "--fresh")) continue;
         if (argv[a][0] == '-' || cfgpath) {
-            fprintf(stderr, "healthivert run: unexpected argument '%s'\n\n", argv[a]);
-            usage(stderr);
+            fprintf(stderr, "healthivert %s: unexpected argument '%s'\n\n", cmd, argv[a]);
+            help(stderr);
             return HV_EXIT_USAGE;
         }
         cfgpath = argv[a];
     }
     if (!cfgpath) {
-        usage(stderr);
+        help(stderr);
         return HV_EXIT_USAGE;
     }
     if (hv_run_config_load(cfgpath, &cfg) != HV_OK) {
-        fprintf(stderr, "healthivert run: %s\n", hv_error_detail());
+        fprintf(stderr, "healthivert %s: %s\n", cmd, hv_error_detail());
         return HV_EXIT_USAGE;
     }
     for (int a = 1; a < argc; a++) {
         const char *as = NULL;
         if (!strcmp(argv[a], "--set")) {
             if (a + 1 >= argc) {
-                fprintf(stderr, "healthivert run: --set needs section.key=value\n");
+                fprintf(stderr, "healthivert %s: --set needs section.key=value\n", cmd);
                 hv_run_config_free(cfg);
                 return HV_EXIT_USAGE;
             }
@@ -120,7 +124,17 @@ int hv_cmd_run(int argc, char **argv)
             as = "run.fresh=1"; /* the same as --set run.fresh=1: not both */
         }
         if (as && hv_run_config_set(cfg, as) != HV_OK) {
-            fprintf(stderr, "healthivert run: %s\n", hv_error_detail());
+            fprintf(stderr, "healthivert %s: %s\n", cmd, hv_error_detail());
+            hv_run_config_free(cfg);
+            return HV_EXIT_USAGE;
+        }
+    }
+    /* `prepare` is `run` with the training-set stage on */
+    if (prepare) {
+        const char *en = hv_run_config_get(cfg, "prepare", "enabled");
+        if (en && strcmp(en, "1") && hv_run_config_set(cfg, "prepare.enabled=1") != HV_OK) {
+            fprintf(stderr, "healthivert %s: prepare.enabled cannot be 0 here: %s\n", cmd,
+                    hv_error_detail());
             hv_run_config_free(cfg);
             return HV_EXIT_USAGE;
         }
@@ -128,14 +142,14 @@ int hv_cmd_run(int argc, char **argv)
     /* what single values cannot say (input.source = dataset without a
      * dataset, ...): before MPI starts, like every other config error */
     if (hv_run_config_check(cfg) != HV_OK) {
-        fprintf(stderr, "healthivert run: %s\n", hv_error_detail());
+        fprintf(stderr, "healthivert %s: %s\n", cmd, hv_error_detail());
         hv_run_config_free(cfg);
         return HV_EXIT_USAGE;
     }
 
     int provided = 0;
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "healthivert run: MPI_Init failed\n");
+        fprintf(stderr, "healthivert %s: MPI_Init failed\n", cmd);
         hv_run_config_free(cfg);
         return HV_EXIT_FAIL;
     }
@@ -154,9 +168,9 @@ int hv_cmd_run(int argc, char **argv)
     hv_status st = hv_run_execute(cfg, MPI_COMM_WORLD, &sum);
     if (rank == 0) {
         if (st == HV_OK || st == HV_ERR_INTERRUPTED) {
-            printf("healthivert run: %ld cases: %ld done, %ld failed, %ld pending "
+            printf("healthivert %s: %ld cases: %ld done, %ld failed, %ld pending "
                    "(attempt %d, %d rank%s, %.1f s; %ld finished by earlier attempts)\n",
-                   sum.n_cases, sum.n_done, sum.n_failed, sum.n_pending, sum.attempt, size,
+                   cmd, sum.n_cases, sum.n_done, sum.n_failed, sum.n_pending, sum.attempt, size,
                    size == 1 ? "" : "s", sum.seconds, sum.n_resumed);
         }
         if (st == HV_OK) {
@@ -170,12 +184,15 @@ int hv_cmd_run(int argc, char **argv)
             else
                 printf("\noutputs: %s/ (store.h5, summary.md, cases.csv, vertebrae.csv, "
                        "grader_metrics.csv, confusion.png, rhlv_by_grade.png)\n", sum.out_dir);
+            if (sum.train_path[0])
+                printf("training set: %s (%ld vertebrae, %ld skipped; parts in %s/prepare/)\n",
+                       sum.train_path, sum.n_train_items, sum.n_train_skipped, sum.out_dir);
             rc = sum.n_failed > 0 ? HV_EXIT_PARTIAL : HV_EXIT_OK;
         } else if (st == HV_ERR_INTERRUPTED) {
             printf("stopped early: %s\n", hv_error_detail());
             rc = HV_EXIT_RESUMABLE;
         } else {
-            fprintf(stderr, "healthivert run: %s: %s\n", hv_status_name(st), hv_error_detail());
+            fprintf(stderr, "healthivert %s: %s: %s\n", cmd, hv_status_name(st), hv_error_detail());
             rc = HV_EXIT_FAIL;
         }
         fflush(stdout);

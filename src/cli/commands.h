@@ -6,6 +6,8 @@
 #ifndef HV_CLI_COMMANDS_H
 #define HV_CLI_COMMANDS_H
 
+#include <stdio.h>
+
 enum {
     HV_EXIT_OK = 0,
     HV_EXIT_FAIL = 1,       /* the command failed (message on stderr)         */
@@ -21,6 +23,11 @@ int hv_cmd_straighten(int argc, char **argv);
 int hv_cmd_measure(int argc, char **argv);
 int hv_cmd_svm(int argc, char **argv);
 int hv_cmd_run(int argc, char **argv);
+int hv_cmd_prepare(int argc, char **argv);
+/* The body of `run` and `prepare` (cmd_run.c): config, --set, MPI, the run,
+ * the summary; `cmd` names the command in messages, `usage` prints its
+ * help, prepare = 1 forces prepare.enabled = 1. */
+int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*usage)(FILE *), int prepare);
 int hv_cmd_train(int argc, char **argv);
 int hv_cmd_inspect(int argc, char **argv);
 int hv_cmd_export(int argc, char **argv);

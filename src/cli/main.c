@@ -38,6 +38,9 @@ static const hv_command commands[] = {
 #ifdef HV_HAVE_CMD_RUN
     {"run", hv_cmd_run, "run the whole pipeline on a cohort (MPI-parallel)"},
 #endif
+#ifdef HV_HAVE_CMD_PREPARE
+    {"prepare", hv_cmd_prepare, "write the GAN's training set of a cohort (MPI-parallel)"},
+#endif
 #ifdef HV_HAVE_CMD_TRAIN
     {"train", hv_cmd_train, "train the HealthiVert GAN on a training file (MPI data parallel)"},
 #endif

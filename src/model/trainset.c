@@ -37,6 +37,9 @@
 #define TS_FORMAT "healthivert-train"
 #define TS_VERSION 1
 #define TS_GRADES 32
+/* deflate level: 1 costs a third of level 4's time on the phantom's crops
+ * for a file about 10 % larger (docs/model.md has the numbers) */
+#define HV_TRAINSET_DEFLATE 1
 
 #define H5_TRY(expr, ...)                                                                 \
     do {                                                                                  \
@@ -126,7 +129,7 @@ static hid_t create_vol(hid_t f, const char *name, hsize_t n, const int64_t dim[
     hsize_t chunk[4] = {1, dims[1], dims[2], dims[3]};
     hid_t sp = H5Screate_simple(4, dims, maxd), pl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t ds = -1;
-    if (sp >= 0 && pl >= 0 && H5Pset_chunk(pl, 4, chunk) >= 0 && H5Pset_deflate(pl, 4) >= 0)
+    if (sp >= 0 && pl >= 0 && H5Pset_chunk(pl, 4, chunk) >= 0 && H5Pset_deflate(pl, HV_TRAINSET_DEFLATE) >= 0)
         ds = H5Dcreate2(f, name, H5T_STD_U8LE, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     if (pl >= 0) H5Pclose(pl);
     if (sp >= 0) H5Sclose(sp);
@@ -414,8 +417,9 @@ hv_status hv_model_trainset_ct_u8(const hv_volume *ct, hv_volume **out)
     hv_status st = hv_vol_create(&v, ct->dim, HV_DTYPE_U8, ct->affine);
     if (st != HV_OK) return st;
     uint8_t *o = v->data;
+    const float *f = ct->dtype == HV_DTYPE_F32 ? ct->data : NULL; /* the crops' own dtype */
     for (size_t q = 0; q < ct->nvox; q++) {
-        double x = hv_vol_get(ct, q);
+        double x = f ? (double)f[q] : hv_vol_get(ct, q);
         o[q] = !(x > 0) ? 0 : x >= 255 ? 255 : (uint8_t)x; /* truncation, as the uint8 cast */
     }
     *out = v;
@@ -687,6 +691,7 @@ hv_status hv_model_trainset_part_check(const char *path, const char *case_id)
     quiet_on(&q);
     rfile r;
     hv_status st = rfile_open(path, &r);
+    const int opened = st == HV_OK; /* rfile_open closes what it opened on failure */
     if (st == HV_OK && strcmp(r.part_case, case_id))
         st = hv_error_set(HV_ERR_FORMAT, "training set part %s: belongs to case '%s', not '%s'",
                           path, r.part_case, case_id);
@@ -694,14 +699,15 @@ hv_status hv_model_trainset_part_check(const char *path, const char *case_id)
         if (strcmp(r.cases + i * r.case_w, case_id))
             st = hv_error_set(HV_ERR_FORMAT, "training set part %s: item %zu of case '%s'", path,
                               i, r.cases + i * r.case_w);
-    if (st == HV_OK) rfile_close(&r);
+    if (opened) rfile_close(&r);
     quiet_off(&q);
     return st;
 }
 
 /* ----------------------------------------------------------------- merge */
 
-hv_status hv_model_trainset_merge(const char *const *paths, size_t n, const char *out_path)
+hv_status hv_model_trainset_merge(const char *const *paths, size_t n, const char *out_path,
+                                  size_t *n_items, size_t *n_skipped)
 {
     hv_status st = HV_OK;
     rfile *rf = NULL;
@@ -799,6 +805,8 @@ hv_status hv_model_trainset_merge(const char *const *paths, size_t n, const char
     if (st == HV_OK) st = tables_write(w.f, &t, total, sk, NULL, total_skip, out_path);
 done:
     if (wopen) st = writer_close(&w, out_path, st);
+    if (st == HV_OK && n_items) *n_items = total;
+    if (st == HV_OK && n_skipped) *n_skipped = total_skip;
     for (size_t i = 0; rf && i < n; i++) rfile_close(&rf[i]);
     quiet_off(&q);
     free(rf);

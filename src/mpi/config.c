@@ -185,6 +185,18 @@ static const hv_run_key keys[] = {
      "spine stage and keep mid-sagittal/mid-coronal QC pictures of each vertebra's "
      "straightened crop (export --csv writes them as PNGs)",
      HV_KEY_CHOICE, .choices = ch_images, RES, FIELD(images)},
+    {"prepare", "enabled", "0",
+     "1: also write the GAN's training set: every cropped vertebra of every case into "
+     "output.dir/prepare/<case>.h5, merged at the end into prepare.output "
+     "(`healthivert prepare` sets it; docs/model.md)",
+     HV_KEY_BOOL, RES_NEW, FIELD(prepare_enabled)},
+    {"prepare", "output", "",
+     "the training set file; empty: <output.dir>/train.h5", HV_KEY_PATH,
+     FIELD(prepare_output)},
+    {"prepare", "skip_fov", "1",
+     "1: a vertebra touching the volume's border (cut by the field of view) is not a "
+     "training target (recorded as skipped); it stays in its neighbours' crops",
+     HV_KEY_BOOL, RES_NEW, FIELD(prepare_skip_fov)},
     {"run", "threads", "1",
      "OpenMP threads per rank for the per-case stages (0: leave OMP_NUM_THREADS alone)",
      HV_KEY_INT, 0, 1024, FIELD(threads)},

@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hv/model.h"
 #include "hv/phantom.h"
 #include "run_internal.h"
 
@@ -111,6 +112,7 @@ typedef struct {
     char journal[1100];
     char lock[1100];
     int order_largest;
+    char train[1024];                 /* prepare.output or <out_dir>/train.h5 */
 } run_params;
 
 static hv_status read_params(const hv_run_config *c, run_params *p)
@@ -153,6 +155,8 @@ static hv_status read_params(const hv_run_config *c, run_params *p)
     if (k->shard_count > 1)
         snprintf(p->lock, sizeof p->lock, "%s/run-shard-%04d.lock", k->out_dir, k->shard_index);
     else snprintf(p->lock, sizeof p->lock, "%s/run.lock", k->out_dir);
+    if (k->prepare_output[0]) snprintf(p->train, sizeof p->train, "%s", k->prepare_output);
+    else snprintf(p->train, sizeof p->train, "%s/train.h5", k->out_dir);
     return HV_OK;
 }
 
@@ -236,6 +240,23 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
         unlink(p->store);
     }
     if ((st = hv_mkdir_p(p->journal)) != HV_OK) goto done;
+    /* journal compatibility first: a resume with other settings is refused
+     * before the cohort or the manifest's split is (re)written, so the
+     * earlier run's files stay as they were (tests/mpi/test_faults.sh) */
+    want = hv_run_config_results_text(cfg);
+    cfgtext = hv_run_config_text(cfg);
+    if (!want || !cfgtext) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
+    if (p->k.prepare_enabled) {
+        hv_prepare_ctx pc;
+        memset(&pc, 0, sizeof pc);
+        snprintf(pc.parts, sizeof pc.parts, "%s/prepare", p->k.out_dir);
+        if ((st = hv_mkdir_p(pc.parts)) != HV_OK) goto done;
+        hv_prepare_clean(&pc, p->train);
+    }
     /* the manifest's grades, as a split file every rank reads like input.split */
     if (msplit) {
         snprintf(pa->split, sizeof pa->split, "%s/manifest_split.json", p->k.out_dir);
@@ -295,13 +316,6 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     }
 
     /* what earlier attempts left: the journals, replayed into a new store */
-    want = hv_run_config_results_text(cfg);
-    cfgtext = hv_run_config_text(cfg);
-    if (!want || !cfgtext) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
     pa->n_cases = (long)man->n;
     hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
                          pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
@@ -466,8 +480,24 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
     /* the plan: which stages run, and the names of their seconds (the split
      * is read later, by every rank) */
     hv_stage_ctx sctx;
+    hv_pipe_stage prep_rows[HV_PIPE_MAX_STAGES];
+    hv_pipe_table prep_table;
+    hv_prepare_ctx prep;
+    memset(&prep, 0, sizeof prep);
+    if (p.k.prepare_enabled) {
+        /* the training-set stage as one more row (prepare.c) */
+        if ((st = hv_prepare_table(table, prep_rows, &prep_table)) != HV_OK) return st;
+        table = &prep_table;
+        snprintf(prep.parts, sizeof prep.parts, "%s/prepare", p.k.out_dir);
+        prep.skip_fov = p.k.prepare_skip_fov;
+        hv_model_sample_opts so;
+        hv_model_sample_opts_default(&so);
+        prep.band_rows = so.band_rows;
+    }
     st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL);
     if (st != HV_OK) return st;
+    /* the plan reads the options in place: the stage finds its context */
+    if (p.k.prepare_enabled) sctx.opts.user = &prep;
 
     hv_manifest *man = NULL;
     long *order = NULL;
@@ -525,6 +555,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
                 pa.n_pending, pa.n_resumed);
 
     sctx.split = split;
+    prep.split = split;
     int stopped = 0, fatal = 0;
     long my_cases = 0;
     double t_loop = hv_time_now(), last_progress = t_loop;
@@ -655,8 +686,10 @@ done_b:
                 else if (stt[i] == HV_CASE_FAILED) out->n_failed++;
                 else out->n_pending++;
             }
+            if (st == HV_OK && n != man->n)
+                st = hv_error_set(HV_ERR_INTERNAL, "the store has %zu cases, the manifest %zu",
+                                  n, man->n);
         }
-        free(stt);
         free(rows);
         char ended[32];
         hv_utc_now(ended);
@@ -685,7 +718,21 @@ done_b:
                 st = hv_store_set_attr_str(s, "/provenance", "ended_utc", ended);
             }
             if (st == HV_OK) st = hv_store_set_attr_str(s, "/", "state", "complete");
+            if (st == HV_OK && p.k.prepare_enabled) {
+                /* the training set: every done case's part, in case order */
+                hv_run_crashpoint("prepare-merge");
+                size_t ni = 0, nk = 0;
+                st = hv_prepare_merge(&prep, man, stt, p.train, &ni, &nk);
+                if (st == HV_OK) {
+                    snprintf(out->train_path, sizeof out->train_path, "%s", p.train);
+                    out->n_train_items = (long)ni;
+                    out->n_train_skipped = (long)nk;
+                    hv_log_info("prepare: %s: %zu training items, %zu vertebrae skipped",
+                                p.train, ni, nk);
+                }
+            }
         }
+        free(stt);
         if (s) {
             hv_status cst = hv_store_close(s);
             if (st == HV_OK) st = cst;

@@ -51,6 +51,10 @@ typedef struct hv_run_params {
     char out_dir[900];
     char store[1024];
     int images;                 /* 0 none, 1 qc, 2 full                      */
+    /* [prepare] */
+    int prepare_enabled;
+    char prepare_output[1000];
+    int prepare_skip_fov;
     /* [run] */
     int threads;
     double progress_interval;
@@ -108,6 +112,35 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
  * (r->seconds in the order of ctx->names; the last, "store", is 0). */
 void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
                        hv_case_result *r);
+
+/* --------------------------------------------------------------- prepare */
+
+/* The training-set stage (prepare.c): its context travels in the pipeline
+ * options' `user` pointer. */
+typedef struct hv_prepare_ctx {
+    char parts[1100];                 /* <output.dir>/prepare               */
+    const hv_split *split;            /* borrowed; may be NULL              */
+    int skip_fov;                     /* prepare.skip_fov                   */
+    int64_t band_rows;                /* recorded in the file (40)          */
+} hv_prepare_ctx;
+
+/* The stage's table row (needs crops, makes HV_PIPE_EXTRA0). */
+extern const hv_pipe_stage hv_prepare_stage;
+/* `t`'s rows plus the prepare row, into rows (HV_PIPE_MAX_STAGES entries,
+ * the caller's; must outlive *out). */
+hv_status hv_prepare_table(const hv_pipe_table *t, hv_pipe_stage *rows, hv_pipe_table *out);
+/* <parts>/<case>.h5 into buf (the case id checked as a plain file name). */
+hv_status hv_prepare_part_path(const hv_prepare_ctx *pc, const char *case_id, char *buf,
+                               size_t cap);
+/* Rank 0 before any case: remove the temporary files killed writers left
+ * beside the parts and the training file `train`. */
+void hv_prepare_clean(const hv_prepare_ctx *pc, const char *train);
+/* Rank 0 after the last case: merge the parts of the cases whose state is
+ * HV_CASE_DONE (state[i] for man->cases[i]) into `out`; a done case without
+ * a valid part is an error naming it. */
+hv_status hv_prepare_merge(const hv_prepare_ctx *pc, const hv_manifest *man,
+                           const uint8_t *state, const char *out, size_t *n_items,
+                           size_t *n_skipped);
 
 /* ------------------------------------------------------------ work queue */
 

@@ -259,6 +259,7 @@ hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, si
     hid_t f = -1, g = -1, a = -1, t = -1, mt = -1;
     char *tmp = NULL;
     if (!path || !key || !buf || !len) return hv_error_set(HV_ERR_ARG, "nn checkpoint_meta: bad arguments");
+    buf[0] = '\0';
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
@@ -275,14 +276,29 @@ hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, si
     H5_TRY(a, "nn checkpoint_meta: key %s", key);
     t = H5Aget_type(a);
     H5_TRY(t, "nn checkpoint_meta: key %s", key);
+    /* fixed-size strings (what hv_nn_checkpoint_save writes) and
+     * variable-length ones (what h5py writes: scripts/pth_to_hv.py), in the
+     * file's character set (HDF5 does not convert ASCII <-> UTF-8) */
+    H5_TRY(H5Tget_class(t) == H5T_STRING ? 0 : -1, "nn checkpoint_meta: key %s is not a string",
+           key);
+    mt = H5Tcopy(H5T_C_S1);
+    H5_TRY(mt, "nn checkpoint_meta: key %s", key);
+    H5_TRY(H5Tset_cset(mt, H5Tget_cset(t)), "nn checkpoint_meta: key %s", key);
+    if (H5Tis_variable_str(t) > 0) {
+        char *vs = NULL;
+        H5_TRY(H5Tset_size(mt, H5T_VARIABLE), "nn checkpoint_meta: key %s", key);
+        H5_TRY(H5Aread(a, mt, &vs), "nn checkpoint_meta: reading %s", key);
+        snprintf(buf, len, "%s", vs ? vs : "");
+        H5free_memory(vs);
+        goto done;
+    }
     size_t sz = H5Tget_size(t);
     tmp = calloc(sz + 1, 1);
-    mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, sz);
     if (!tmp) {
         st = hv_error_set(HV_ERR_NOMEM, "nn checkpoint_meta: out of memory");
         goto done;
     }
+    H5_TRY(H5Tset_size(mt, sz), "nn checkpoint_meta: key %s", key);
     H5_TRY(H5Aread(a, mt, tmp), "nn checkpoint_meta: reading %s", key);
     snprintf(buf, len, "%s", tmp);
 done:

@@ -150,10 +150,10 @@ int main(void)
 
     const char *order1[2] = {path_of("cb.h5"), path_of("ca.h5")};
     const char *order2[2] = {path_of("ca.h5"), path_of("cb.h5")};
-    HV_CHECK_OK(hv_model_trainset_merge(order1, 2, path_of("m1.h5")));
-    HV_CHECK_OK(hv_model_trainset_merge(order2, 2, path_of("m2.h5")));
+    HV_CHECK_OK(hv_model_trainset_merge(order1, 2, path_of("m1.h5"), NULL, NULL));
+    HV_CHECK_OK(hv_model_trainset_merge(order2, 2, path_of("m2.h5"), NULL, NULL));
     const char *dupm[2] = {path_of("cb.h5"), path_of("cb.h5")};
-    HV_CHECK(hv_model_trainset_merge(dupm, 2, path_of("m3.h5")) == HV_ERR_FORMAT,
+    HV_CHECK(hv_model_trainset_merge(dupm, 2, path_of("m3.h5"), NULL, NULL) == HV_ERR_FORMAT,
              "a case in two parts refused");
     HV_CHECK(access(path_of("m3.h5"), F_OK) != 0, "refused merge wrote nothing");
 
@@ -235,7 +235,7 @@ int main(void)
                  "no file");
         /* merge refuses parts of other dims too */
         const char *mix[2] = {path_of("ca.h5"), path_of("dims.h5")};
-        HV_CHECK(hv_model_trainset_merge(mix, 2, path_of("mix.h5")) == HV_ERR_FORMAT,
+        HV_CHECK(hv_model_trainset_merge(mix, 2, path_of("mix.h5"), NULL, NULL) == HV_ERR_FORMAT,
                  "merge of other dims refused");
         /* a failed write (an item of other dims) leaves the old file */
         hv_model_train_item mixed[2] = {pa[0], small};
@@ -252,7 +252,7 @@ int main(void)
         HV_CHECK_OK(hv_model_trainset_write(path_of("cc.h5"), NULL, 0, only, 1, "cc", 40));
         HV_CHECK_OK(hv_model_trainset_part_check(path_of("cc.h5"), "cc"));
         const char *three[3] = {path_of("cc.h5"), path_of("cb.h5"), path_of("ca.h5")};
-        HV_CHECK_OK(hv_model_trainset_merge(three, 3, path_of("m4.h5")));
+        HV_CHECK_OK(hv_model_trainset_merge(three, 3, path_of("m4.h5"), NULL, NULL));
         hv_model_trainset *ts = NULL;
         HV_CHECK_OK(hv_model_trainset_open(path_of("m4.h5"), 0xf, &ts));
         HV_CHECK(ts && hv_model_trainset_size(ts) == 3 && hv_model_trainset_n_skipped(ts) == 3,

@@ -41,16 +41,34 @@ check "export exits 0" [ $rc -eq 0 ]
 check "export cases.csv equals the run's" cmp -s "$WORK/export/cases.csv" "$c"
 nv=$(tail -n +2 "$WORK/export/vertebrae.csv" | wc -l)
 check "export has 4 done cases x 4 vertebrae T12-L3 ($nv rows)" [ "$nv" -eq 16 ]
-"$HV" run "$COHORT" --set phantom.casess=3 >/dev/null 2>&1; rc=$?
+# Error paths: the status, the message that names the bad input, and nothing
+# written (docs/testing.md, "What makes a test honest here").
+"$HV" run "$COHORT" --set phantom.casess=3 --set output.dir="$WORK/unknown" \
+  >"$WORK/unknown.log" 2>&1; rc=$?
 check "an unknown config key is a usage error (rc $rc)" [ $rc -eq 2 ]
+check "... the message names the key and its section" \
+  grep -q "unknown config key 'casess' in \[phantom\]" "$WORK/unknown.log"
+check "... and nothing was written" [ ! -e "$WORK/unknown" ]
+# the first run's outputs, to show a refused resume leaves them alone
+snap() { (cd "$WORK/run" && find . -type f ! -name '*.lock' -print0 | sort -z | xargs -0 md5sum); }
+snap >"$WORK/before.md5"
 "$HV" run "$COHORT" --set output.dir="$WORK/run" --set phantom.cases=9 >"$WORK/changed.log" 2>&1; rc=$?
 check "resuming with other result-affecting settings is refused (rc $rc)" [ $rc -eq 1 ]
+check "... the message names the output folder and the journal's config" \
+  grep -q "$WORK/run holds the journal of a run with other settings (see $WORK/run/journal/config.txt)" \
+  "$WORK/changed.log"
 check "... and says how to start over" grep -q 'run.fresh=1' "$WORK/changed.log"
+check "... before generating anything" bash -c "! grep -q 'generating a phantom cohort' '$WORK/changed.log'"
+check "... and every file of the earlier run is as it was (store, tables, journal, no cohort)" \
+  diff "$WORK/before.md5" <(snap)
 cp "$c" "$WORK/cases-first.csv"
 "$HV" run "$COHORT" --set output.dir="$WORK/run" --fresh --set input.source=dataset \
   --set input.dataset="$WORK/data" --set input.split="$WORK/data/split.json" >"$WORK/fresh.log" 2>&1; rc=$?
 check "--fresh starts over (rc $rc)" [ $rc -eq 3 ]
 check "--fresh: attempt 1, nothing resumed" grep -q '8 cases: 4 done, 4 failed, 0 pending (attempt 1, 1 rank, .*; 0 finished by earlier attempts)' "$WORK/fresh.log"
 check "--fresh: same outcomes as before" diff <(cut -d, -f1-3,6 "$WORK/cases-first.csv") <(cut -d, -f1-3,6 "$c")
-check "export refuses a missing store" bash -c "! '$HV' export '$WORK/nope.h5' --csv '$WORK/x' 2>/dev/null"
+"$HV" export "$WORK/nope.h5" --csv "$WORK/x" >"$WORK/nope.log" 2>&1; rc=$?
+check "export refuses a missing store (rc $rc)" [ $rc -eq 1 ]
+check "... the message names the store" grep -q "store: $WORK/nope.h5: does not exist" "$WORK/nope.log"
+check "... and nothing was written" [ ! -e "$WORK/x" ]
 finish
