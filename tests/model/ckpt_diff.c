@@ -1,7 +1,7 @@
 /*
  * ckpt_diff.c: compare the float datasets of two HDF5 checkpoints
  * (`healthivert train`'s checkpoint.h5), for the rank-count and resume tests
- * (tests/mpi/test_train_*.sh).
+ * (tests/train/test_train_*.sh).
  *
  *   hv_ckpt_diff A.h5 B.h5 TOL
  *
