@@ -116,10 +116,10 @@ static double metric_of(const hv_train_metrics *m, int k)
 hv_status hv_train_val_plot(const char *dir, const hv_train_val_row *rows, size_t n)
 {
     static const char *const names[] = {"band_l1", "psnr", "ssim", "dice", "height_err_pct"};
-    static const char *const titles[] = {
-        "validation: mean |output - truth| in the band ([-1, 1] scale)",
-        "validation: PSNR in the band (dB)", "validation: SSIM in the band",
-        "validation: Dice of the fine segmentation", "validation: height error |H2 - h| / h (%)"};
+    /* short: the plot is 520 pixels wide */
+    static const char *const titles[] = {"val: band L1 |output - truth|", "val: band PSNR (dB)",
+                                         "val: band SSIM", "val: Dice, fine segmentation",
+                                         "val: height error |H2 - h| / h (%)"};
     double *x = malloc((n ? n : 1) * sizeof *x), *y = malloc((n ? n : 1) * sizeof *y);
     hv_status st = HV_OK;
     if (!x || !y) {
