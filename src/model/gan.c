@@ -336,6 +336,18 @@ hv_nn_params *hv_model_gan_params(hv_model_gan *m, int which)
     return which ? m->d[which - 1].ps : m->gps;
 }
 
+int hv__gan_graphs(hv_model_gan *m, hv_nn_graph **graphs, const char **names, int max)
+{
+    static const char *const nm[8] = {"G", "losses", "D1 fake", "D1 real", "D2 fake", "D2 real",
+                                      "D3 fake", "D3 real"};
+    if (!m || !graphs || !names || max < 8) return 0;
+    graphs[0] = m->gg;
+    graphs[1] = m->L.g;
+    for (int k = 0; k < 3; k++) graphs[2 + 2 * k] = m->d[k].gf, graphs[3 + 2 * k] = m->d[k].gr;
+    for (int i = 0; i < 8; i++) names[i] = nm[i];
+    return 8;
+}
+
 /* ------------------------------------------------------------- the step */
 
 static hv_status reduce(hv_model_gan *m, float *buf, size_t n, const char *what)
