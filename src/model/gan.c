@@ -26,7 +26,9 @@
  * so running the three backward passes before the three updates equals the
  * reference's interleaving); then Dk again on the fake with the updated
  * weights and target 1, whose input gradients become the adversarial seeds
- * of the loss graph; the loss graph's backward gives the seeds of gg; gg's
+ * of the loss graph (that pass runs with the D's parameters frozen,
+ * hv_nn_graph_set_frozen, as the reference's set_requires_grad(D, False):
+ * their gradients would be zeroed unused before the next D update); the loss graph's backward gives the seeds of gg; gg's
  * backward; G's Adam step.
  *
  * Data parallel: every batch mean is scaled by batch_local / batch_global
@@ -450,8 +452,15 @@ static hv_status d_pass(hv_model_gan *m, dnet *d, int real, const float *x, int 
     if ((st = hv_nn_tensor_set(xi, x, m->plane)) ||
         (st = hv_nn_tensor_set(ti, target ? m->t1 : m->t0, (size_t)d->nlogit)) ||
         (st = hv_nn_tensor_set(wi, &wf, 1)) || (st = hv_nn_graph_forward(g)) ||
-        (st = hv_nn_tensor_get(li, &l, 1)) || (st = hv_nn_graph_backward(g, li)))
+        (st = hv_nn_tensor_get(li, &l, 1)))
         return st;
+    /* generator side (target 1): only the input gradient is wanted, as the
+     * reference's set_requires_grad(D, False); the D's gradients would be
+     * zeroed unused before their next update */
+    hv_nn_graph_set_frozen(g, !real && target);
+    st = hv_nn_graph_backward(g, li);
+    hv_nn_graph_set_frozen(g, 0);
+    if (st != HV_OK) return st;
     *loss = l;
     return HV_OK;
 }
