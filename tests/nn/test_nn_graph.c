@@ -330,6 +330,63 @@ static void test_frozen(void)
     }
 }
 
+/* Gradients that several readers add into, and ones a single reader writes
+ * (the cpu backend writes those directly): x feeds three 1x1 convolutions
+ * and a LeakyReLU(0.1); h = leaky(x) feeds one convolution, e = conv(x) one
+ * LeakyReLU. loss = sum((conv(x; 2) + conv(x; 3) + conv(h; -1) +
+ * leaky(conv(x; 4))) * R). By hand, with l'(x) = 1 for x > 0 else 0.1:
+ * dL/dx = 2R + 3R - R l'(x) + 4 R l'(x) = 5R + 3R l'(x). Both backends,
+ * two backward passes (the second must not add onto the first). */
+static void test_grad_accumulation(void)
+{
+    for (int bi = 0; bi < 2; bi++) {
+        hv_nn_params *ps = NULL;
+        hv_nn_backend *be = NULL;
+        hv_nn_graph *g = NULL;
+        hv_nn_param *w[4];
+        const float wv[4] = {2, 3, -1, 4};
+        const int64_t ws[4] = {1, 1, 1, 1}, xs[4] = {1, 1, 2, 2};
+        HV_CHECK_OK(hv_nn_params_create(&ps));
+        HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+        for (int k = 0; k < 4; k++) {
+            char nm[8];
+            snprintf(nm, sizeof nm, "w%d", k);
+            HV_CHECK_OK(hv_nn_params_add(ps, nm, 4, ws, 1, &w[k]));
+            hv_nn_param_data(w[k])[0] = wv[k];
+        }
+        HV_CHECK_OK(hv_nn_graph_create(&g));
+        hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs), *r = hv_nn_input(g, "r", 4, xs);
+        hv_nn_set_requires_grad(x);
+        hv_nn_tensor *wt[4];
+        for (int k = 0; k < 4; k++) wt[k] = hv_nn_param_tensor(g, w[k]);
+        hv_nn_tensor *a = hv_nn_conv2d(g, x, wt[0], NULL, 1, 0, 1);
+        hv_nn_tensor *b = hv_nn_conv2d(g, x, wt[1], NULL, 1, 0, 1);
+        hv_nn_tensor *c = hv_nn_conv2d(g, hv_nn_leaky_relu(g, x, 0.1f), wt[2], NULL, 1, 0, 1);
+        hv_nn_tensor *d = hv_nn_leaky_relu(g, hv_nn_conv2d(g, x, wt[3], NULL, 1, 0, 1), 0.1f);
+        hv_nn_tensor *y = hv_nn_add(g, hv_nn_add(g, a, b), hv_nn_add(g, c, d));
+        hv_nn_tensor *loss = hv_nn_sum(g, hv_nn_mul(g, y, r));
+        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
+        const float xv[4] = {1, -2, 3, -0.5f}, rv[4] = {0.25f, 1, -1, 2};
+        HV_CHECK_OK(hv_nn_tensor_set(x, xv, 4));
+        HV_CHECK_OK(hv_nn_tensor_set(r, rv, 4));
+        for (int pass = 0; pass < 2; pass++) {
+            float dx[4];
+            HV_CHECK_OK(hv_nn_graph_forward(g));
+            HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+            HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+            for (int i = 0; i < 4; i++) {
+                float lp = xv[i] > 0 ? 1.0f : 0.1f;
+                float want = 5.0f * rv[i] + 3.0f * rv[i] * lp;
+                HV_CHECK(fabsf(dx[i] - want) <= 1e-6f, "%s backend, pass %d: dx[%d] = %g, by hand %g",
+                         bi ? "cpu" : "ref", pass, i, dx[i], want);
+            }
+        }
+        hv_nn_graph_free(g);
+        hv_nn_backend_free(be);
+        hv_nn_params_free(ps);
+    }
+}
+
 int main(void)
 {
     test_sticky_errors();
@@ -339,5 +396,6 @@ int main(void)
     test_toy_mlp();
     test_toy_conv();
     test_frozen();
+    test_grad_accumulation();
     return hv_test_done();
 }
