@@ -349,7 +349,7 @@ static void test_grad_accumulation(void)
         HV_CHECK_OK(hv_nn_params_create(&ps));
         HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
         for (int k = 0; k < 4; k++) {
-            char nm[8];
+            char nm[32];
             snprintf(nm, sizeof nm, "w%d", k);
             HV_CHECK_OK(hv_nn_params_add(ps, nm, 4, ws, 1, &w[k]));
             hv_nn_param_data(w[k])[0] = wv[k];
