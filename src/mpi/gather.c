@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "run_internal.h"
 
@@ -44,11 +45,33 @@ enum { TEAM_RELEASE = 0, TEAM_JOB = 1 };
 
 static int fold_owner(int f, int size) { return size > 1 ? (f + 1) % size : 0; }
 
+/* Wait for a request while sleeping, not spinning (Open MPI busy-polls in
+ * blocking calls): a rank that waits must not steal the core of the rank
+ * still training. Both ends of the header broadcast use it (a non-blocking
+ * collective only matches non-blocking ones). */
+static void lazy_wait(MPI_Request *rq)
+{
+    int done = 0;
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    for (;;) {
+        MPI_Test(rq, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void bcast_header(long hdr[5], MPI_Comm comm)
+{
+    MPI_Request rq;
+    MPI_Ibcast(hdr, 5, MPI_LONG, 0, comm, &rq);
+    lazy_wait(&rq);
+}
+
 void hv_gather_team_release(hv_gather_team *t)
 {
     if (!t || t->rank != 0 || t->done || t->size < 2) return;
     long hdr[5] = {TEAM_RELEASE, 0, 0, 0, 0};
-    MPI_Bcast(hdr, 5, MPI_LONG, 0, t->comm);
+    bcast_header(hdr, t->comm);
     t->done = 1;
 }
 
@@ -69,7 +92,7 @@ static hv_status team_start(hv_gather_team *t, const hv_svm_row *rows, size_t n,
         b[4] = (double)rows[i].set;
     }
     long hdr[5] = {TEAM_JOB, (long)n, folds, (long)seed, (long)solver};
-    MPI_Bcast(hdr, 5, MPI_LONG, 0, t->comm);
+    bcast_header(hdr, t->comm);
     MPI_Bcast(buf, (int)(n * ROW_DOUBLES), MPI_DOUBLE, 0, t->comm);
     free(buf);
     t->done = 1;
@@ -86,7 +109,9 @@ static hv_status team_collect(hv_gather_team *t, hv_svm_cv *cv)
     for (int f = 0; f < cv->n_folds; f++) {
         int from = fold_owner(f, t->size);
         if (from == 0) continue;
-        MPI_Recv(buf, (int)(cv->n_val + 1), MPI_INT, from, f, t->comm, MPI_STATUS_IGNORE);
+        MPI_Request rq;
+        MPI_Irecv(buf, (int)(cv->n_val + 1), MPI_INT, from, f, t->comm, &rq);
+        lazy_wait(&rq);
         if (buf[0] != HV_OK) {
             if (st == HV_OK)
                 st = hv_error_set((hv_status)buf[0], "svm cv: fold %d failed on rank %d (see its log)",
@@ -108,7 +133,7 @@ static hv_status team_collect(hv_gather_team *t, hv_svm_cv *cv)
 hv_status hv_gather_team_serve(hv_gather_team *t)
 {
     long hdr[5];
-    MPI_Bcast(hdr, 5, MPI_LONG, 0, t->comm);
+    bcast_header(hdr, t->comm);
     if (hdr[0] != TEAM_JOB) return HV_OK;
     size_t n = (size_t)hdr[1];
     int folds = (int)hdr[2];
