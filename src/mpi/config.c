@@ -178,7 +178,7 @@ static const hv_run_key keys[] = {
      HV_KEY_CHOICE, .choices = ch_solver, FIELD(solver)},
     {"grader", "liblinear_above", "20000",
      "solver = auto: liblinear when the train+test rows exceed this (docs/measure.md, SVM "
-     "solvers: libsvm takes ~LIBSVM_AT s here)",
+     "solvers: libsvm's time grows about quadratically, ~3 s of CPU at 20,000 rows)",
      HV_KEY_INT, 0, 2147483647.0, FIELD(liblinear_above)},
     {"output", "dir", "runs/phantom",
      "output folder: store, journal/, cohort/ (phantom), CSV tables, PNG plots, summary.md",
