@@ -310,10 +310,11 @@ collect:
                 hv_svm_solver_name(solver), npool, o->folds, team ? team->size : 1,
                 hv_time_now() - t0);
 
+    hv_log_info("gather: solver %s (%zu train+test rows; grader.solver = %s, liblinear above %ld)",
+                hv_svm_solver_name(solver), npool, o->solver ? o->solver : "auto",
+                o->liblinear_above);
+
     snprintf(g->method, sizeof g->method, "svm");
-    snprintf(g->note, sizeof g->note, "solver %s (%zu train+test rows; grader.solver = %s, "
-             "liblinear above %ld)", hv_svm_solver_name(solver), npool,
-             o->solver ? o->solver : "auto", o->liblinear_above);
     g->n_folds = cv->n_folds > 16 ? 16 : cv->n_folds;
     for (int f = 0; f < g->n_folds; f++) {
         g->fold_metrics[f][0] = cv->folds[f].m.macro_f1;
