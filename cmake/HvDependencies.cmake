@@ -1,5 +1,5 @@
 # Finds every dependency and fails with the Debian package to install when one
-# is missing. Imported targets: MPI::MPI_C, hv::hdf5, hv::nifti, hv::svm,
+# is missing. Imported targets: MPI::MPI_C, hv::hdf5, hv::nifti, hv::svm, hv::linear,
 # DNNL::dnnl, hv::openblas, hv::cjson, hv::deflate, PNG::PNG, ZLIB::ZLIB,
 # OpenMP::OpenMP_C.
 
@@ -49,6 +49,15 @@ hv_require(HV_SVM_LIB "libsvm" "libsvm-dev")
 add_library(hv::svm INTERFACE IMPORTED)
 target_include_directories(hv::svm INTERFACE ${HV_SVM_INCLUDE})
 target_link_libraries(hv::svm INTERFACE ${HV_SVM_LIB})
+
+# liblinear: the SVM grader's solver for large training sets (docs/measure.md)
+find_path(HV_LINEAR_INCLUDE linear.h PATH_SUFFIXES liblinear)
+find_library(HV_LINEAR_LIB linear)
+hv_require(HV_LINEAR_INCLUDE "liblinear headers" "liblinear-dev")
+hv_require(HV_LINEAR_LIB "liblinear" "liblinear-dev")
+add_library(hv::linear INTERFACE IMPORTED)
+target_include_directories(hv::linear INTERFACE ${HV_LINEAR_INCLUDE})
+target_link_libraries(hv::linear INTERFACE ${HV_LINEAR_LIB})
 
 find_package(dnnl CONFIG QUIET)
 hv_require(dnnl_FOUND "oneDNN" "libdnnl-dev")

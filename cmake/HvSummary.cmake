@@ -8,6 +8,7 @@ message(STATUS "  MPI               ${_hv_mpi_lib} (MPI ${MPI_C_VERSION}, ${MPIE
 message(STATUS "  parallel HDF5     ${HV_HDF5_VERSION} (H5_HAVE_PARALLEL)")
 message(STATUS "  nifticlib         ${HV_NIFTI2_LIB}")
 message(STATUS "  libsvm            ${HV_SVM_LIB}")
+message(STATUS "  liblinear         ${HV_LINEAR_LIB}")
 message(STATUS "  oneDNN            ${dnnl_VERSION}")
 message(STATUS "  OpenBLAS          ${HV_OPENBLAS_VERSION}")
 message(STATUS "  cJSON             ${HV_CJSON_VERSION}")

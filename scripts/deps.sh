@@ -22,7 +22,7 @@ set -euo pipefail
 what="${1:-build}"
 pkgs=(cmake make gcc g++ pkg-config git
       openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libnifti2-dev libsvm-dev libdnnl-dev libopenblas-dev
+      libnifti2-dev libsvm-dev liblinear-dev libdnnl-dev libopenblas-dev
       libcjson-dev libpng-dev zlib1g-dev libdeflate-dev
       ocl-icd-opencl-dev libcairo2-dev fonts-dejavu-core)
 case "$what" in

@@ -1,6 +1,6 @@
 /*
  * hv/measure.h: vertebral heights, RHLV, height-loss maps, the baseline
- * pseudo-healthy estimate, graders (Genant rule, libsvm SVM) and metrics.
+ * pseudo-healthy estimate, graders (Genant rule, libsvm / liblinear SVM) and metrics.
  *
  * Two ways to measure heights:
  *
@@ -264,6 +264,20 @@ typedef struct hv_svm_fold_result {
     int *pred;              /* owned; predictions for the val rows in order      */
 } hv_svm_fold_result;
 
+/* Which solver trains the linear C-SVC (docs/measure.md, "SVM solvers"):
+ *  - HV_SVM_LIBSVM: libsvm's SMO, as scikit-learn's SVC (the reference);
+ *  - HV_SVM_LIBLINEAR: one-vs-one over liblinear's binary dual coordinate
+ *    descent (L2-regularised hinge loss, solver L2R_L1LOSS_SVC_DUAL), same C,
+ *    balanced class weights, scaler and vote rule as libsvm; the intercept is
+ *    an extra feature of value HV_SVM_LINEAR_BIAS and so is (lightly)
+ *    regularised, where libsvm's is not. Linear in the rows, for large
+ *    training sets. */
+typedef enum hv_svm_solver { HV_SVM_LIBSVM = 0, HV_SVM_LIBLINEAR = 1 } hv_svm_solver;
+#define HV_SVM_LINEAR_BIAS 10.0
+#define HV_SVM_LINEAR_EPS 0.1
+/* "libsvm" / "liblinear". */
+const char *hv_svm_solver_name(hv_svm_solver s);
+
 typedef struct hv_svm_cv {
     int n_folds;
     size_t n_pool, n_val;   /* train+test rows, val rows                         */
@@ -271,6 +285,10 @@ typedef struct hv_svm_cv {
     hv_svm_fold_result *folds; /* owned; n_folds                                 */
     double mean[4], var[4]; /* macro F1, P, R, accuracy: mean, population variance */
     double scaler_mean[3], scaler_scale[3];
+    hv_svm_solver solver;   /* the solver every fold uses                        */
+    unsigned seed;
+    size_t *pool, *val;     /* owned; row indices of the pool and the val rows   */
+    int *ytrue;             /* owned; n_val true grades of the val rows          */
 } hv_svm_cv;
 
 /* The reference's protocol (spec section 10): rows in the reference order
@@ -281,20 +299,53 @@ typedef struct hv_svm_cv {
  * Empty train+test or val is HV_ERR_EMPTY; grades outside 0..3 HV_ERR_ARG. */
 hv_status hv_svm_cross_validate(const hv_svm_row *rows, size_t n, int n_folds,
                                 unsigned seed, hv_svm_cv **out);
+/* The same with a chosen solver. */
+hv_status hv_svm_cross_validate_solver(const hv_svm_row *rows, size_t n, int n_folds,
+                                       unsigned seed, hv_svm_solver solver, hv_svm_cv **out);
 void hv_svm_cv_free(hv_svm_cv *cv);
 
-/* A trained grader: scaler + libsvm model. */
+/* The protocol in parts, so that folds can be trained in different places
+ * (the MPI gather gives each rank some folds):
+ *  - hv_svm_cv_begin: checks the rows, computes folds and scaler, allocates
+ *    the fold results (pred NULL); no training. Errors as above.
+ *  - hv_svm_cv_fold: trains fold f (0 <= f < n_folds) on the same rows and
+ *    fills cv->folds[f] (pred and metrics). Each fold is deterministic on
+ *    its own (srand(seed) before the solver), so where it runs does not
+ *    matter.
+ *  - hv_svm_cv_finish: once every folds[f].pred is set (by hv_svm_cv_fold or
+ *    copied in, n_val values of malloc'd memory the cv takes over),
+ *    recomputes each fold's metrics from its predictions and the mean and
+ *    variance. HV_ERR_ARG when a fold has no predictions.
+ * `rows`/`n` must be the same in every call. */
+hv_status hv_svm_cv_begin(const hv_svm_row *rows, size_t n, int n_folds, unsigned seed,
+                          hv_svm_solver solver, hv_svm_cv **out);
+hv_status hv_svm_cv_fold(hv_svm_cv *cv, const hv_svm_row *rows, size_t n, int f);
+hv_status hv_svm_cv_finish(hv_svm_cv *cv);
+
+/* A trained grader: scaler + libsvm model, or scaler + liblinear's
+ * one-vs-one linear functions. */
 typedef struct hv_svm_grader hv_svm_grader;
 
 /* Train on the rows whose set is in `sets_mask` (bit (1 << HV_SPLIT_*)),
- * scaler fitted on the same rows. */
+ * scaler fitted on the same rows; libsvm. */
 hv_status hv_svm_train(const hv_svm_row *rows, size_t n, unsigned sets_mask,
                        unsigned seed, hv_svm_grader **out);
-/* Save as `path` (libsvm model text) and `path`.scaler (our text file). */
+/* The same with a chosen solver. */
+hv_status hv_svm_train_solver(const hv_svm_row *rows, size_t n, unsigned sets_mask,
+                              unsigned seed, hv_svm_solver solver, hv_svm_grader **out);
+hv_svm_solver hv_svm_grader_solver(const hv_svm_grader *g);
+/* Save as `path` (libsvm: libsvm's model text; liblinear: an
+ * "hv-svm-linear 1" text of the one-vs-one functions) and `path`.scaler (our
+ * text file). hv_svm_load reads either. */
 hv_status hv_svm_save(const hv_svm_grader *g, const char *path);
 hv_status hv_svm_load(const char *path, hv_svm_grader **out);
 /* Predict the grade of one (Pre, Mid, Post) RHLV triple; NaN inputs give -1. */
 int hv_svm_predict(const hv_svm_grader *g, const double x[3]);
+/* The one-vs-one decision values of one triple, in libsvm's pair order
+ * ((0,1), (0,2), ..., (k-2,k-1) over the classes the grader was trained on,
+ * sorted); a value > 0 votes for the pair's first class. Returns the number
+ * of pairs written to dec (at most 6), 0 for NaN input or no grader. */
+int hv_svm_decision(const hv_svm_grader *g, const double x[3], double dec[6]);
 void hv_svm_grader_free(hv_svm_grader *g);
 
 /* Read an RHLV table (the CSV `healthivert measure` writes: needs the columns

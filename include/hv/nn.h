@@ -348,6 +348,13 @@ typedef int (*hv_nn_reduce_fn)(void *ctx, float *buf, size_t n);
  * borrowed. A failing reducer makes forward/backward return HV_ERR_IO. */
 void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx);
 
+/* Frozen parameters (off by default): while on, hv_nn_graph_backward
+ * computes the gradients of inputs and intermediates only and leaves every
+ * parameter's gradient untouched (PyTorch's requires_grad_(False) on all of
+ * the graph's parameters; the GAN step uses it when a discriminator only
+ * passes the generator its input gradient). */
+void hv_nn_graph_set_frozen(hv_nn_graph *g, int on);
+
 /* Per-op-type wall time of forward and backward passes, accumulated while
  * profiling is on (off by default; costs two clock reads per node). The
  * report is one line per op type, "op calls seconds [backward calls

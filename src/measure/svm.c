@@ -32,8 +32,14 @@
 #include <svm.h>
 
 #include "hv/measure.h"
+#include "svm_internal.h"
 
-#define NCLS 4
+#define NCLS HV_SVM_NCLS
+
+const char *hv_svm_solver_name(hv_svm_solver s)
+{
+    return s == HV_SVM_LIBLINEAR ? "liblinear" : "libsvm";
+}
 
 static void svm_quiet(const char *s) { (void)s; }
 
@@ -125,14 +131,6 @@ done:
 
 /* ----------------------------------------------------------- training */
 
-struct hv_svm_grader {
-    double mean[3], scale[3];
-    struct svm_model *model;
-    struct svm_node *nodes; /* owned when the model was trained here (SVs point into it) */
-    double *y;
-    struct svm_node **xp;
-};
-
 static void scaler_fit(const hv_svm_row *rows, const size_t *idx, size_t n, double mean[3],
                        double scale[3])
 {
@@ -153,15 +151,18 @@ static void scaler_fit(const hv_svm_row *rows, const size_t *idx, size_t n, doub
 /* Train on rows idx[0..n) (already scaled features come from mean/scale). */
 static hv_status train_model(const hv_svm_row *rows, const size_t *idx, size_t n,
                              const double mean[3], const double scale[3], unsigned seed,
-                             hv_svm_grader *g)
+                             hv_svm_solver solver, hv_svm_grader *g)
 {
     size_t *ord = NULL;
     hv_status st = HV_OK;
-    g->nodes = malloc(n * 4 * sizeof *g->nodes);
-    g->y = malloc(n * sizeof *g->y);
-    g->xp = malloc(n * sizeof *g->xp);
-    ord = malloc(n * sizeof *ord);
-    if (!g->nodes || !g->y || !g->xp || !ord) {
+    g->solver = solver;
+    ord = malloc((n ? n : 1) * sizeof *ord);
+    if (solver == HV_SVM_LIBSVM) {
+        g->nodes = malloc(n * 4 * sizeof *g->nodes);
+        g->y = malloc(n * sizeof *g->y);
+        g->xp = malloc(n * sizeof *g->xp);
+    }
+    if ((solver == HV_SVM_LIBSVM && (!g->nodes || !g->y || !g->xp)) || !ord) {
         st = hv_error_set(HV_ERR_NOMEM, "svm: %zu rows", n);
         goto done;
     }
@@ -175,7 +176,7 @@ static hv_status train_model(const hv_svm_row *rows, const size_t *idx, size_t n
         st = hv_error_set(HV_ERR_ARG, "svm: grades must be 0..3");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && solver == HV_SVM_LIBSVM; i++) {
         const hv_svm_row *r = &rows[ord[i]];
         for (int f = 0; f < 3; f++) {
             g->nodes[4 * i + f].index = f + 1;
@@ -201,6 +202,15 @@ static hv_status train_model(const hv_svm_row *rows, const size_t *idx, size_t n
             wt[nw] = (double)n / ((double)ncls * (double)count[c]);
             nw++;
         }
+    memcpy(g->mean, mean, sizeof g->mean);
+    memcpy(g->scale, scale, sizeof g->scale);
+    if (solver == HV_SVM_LIBLINEAR) {
+        double wall[NCLS] = {0};
+        for (int c = 0; c < NCLS; c++)
+            if (count[c]) wall[c] = (double)n / ((double)ncls * (double)count[c]);
+        st = hv_svm_linear_train(rows, ord, n, count, wall, mean, scale, seed, g);
+        goto done;
+    }
     struct svm_problem prob = {.l = (int)n, .y = g->y, .x = g->xp};
     struct svm_parameter par;
     memset(&par, 0, sizeof par);
@@ -235,8 +245,6 @@ static hv_status train_model(const hv_svm_row *rows, const size_t *idx, size_t n
         g->model->param.nr_weight = 0;
     }
     if (!g->model) st = hv_error_set(HV_ERR_INTERNAL, "svm: training failed");
-    memcpy(g->mean, mean, sizeof g->mean);
-    memcpy(g->scale, scale, sizeof g->scale);
 done:
     free(ord);
     return st;
@@ -252,18 +260,50 @@ void hv_svm_grader_free(hv_svm_grader *g)
     free(g);
 }
 
-int hv_svm_predict(const hv_svm_grader *g, const double x[3])
+hv_svm_solver hv_svm_grader_solver(const hv_svm_grader *g)
 {
-    if (!g || !g->model) return -1;
-    struct svm_node nd[4];
+    return g ? g->solver : HV_SVM_LIBSVM;
+}
+
+/* Scaled triple into nd (libsvm) and xs; 0 when x is not finite. */
+static int scale_x(const hv_svm_grader *g, const double x[3], struct svm_node nd[4], double xs[3])
+{
     for (int f = 0; f < 3; f++) {
-        if (!isfinite(x[f])) return -1;
+        if (!isfinite(x[f])) return 0;
+        xs[f] = (x[f] - g->mean[f]) / g->scale[f];
         nd[f].index = f + 1;
-        nd[f].value = (x[f] - g->mean[f]) / g->scale[f];
+        nd[f].value = xs[f];
     }
     nd[3].index = -1;
     nd[3].value = 0;
+    return 1;
+}
+
+int hv_svm_predict(const hv_svm_grader *g, const double x[3])
+{
+    struct svm_node nd[4];
+    double xs[3];
+    if (!g || (g->solver == HV_SVM_LIBSVM && !g->model) ||
+        (g->solver == HV_SVM_LIBLINEAR && !g->n_pairs) || !scale_x(g, x, nd, xs))
+        return -1;
+    if (g->solver == HV_SVM_LIBLINEAR) return hv_svm_linear_vote(g, xs, NULL);
     return (int)lround(svm_predict(g->model, nd));
+}
+
+int hv_svm_decision(const hv_svm_grader *g, const double x[3], double dec[6])
+{
+    struct svm_node nd[4];
+    double xs[3];
+    if (!g || !dec || !scale_x(g, x, nd, xs)) return 0;
+    if (g->solver == HV_SVM_LIBLINEAR) {
+        hv_svm_linear_vote(g, xs, dec);
+        return g->n_pairs;
+    }
+    if (!g->model) return 0;
+    int k = svm_get_nr_class(g->model);
+    if (k < 2 || k > NCLS) return 0;
+    svm_predict_values(g->model, nd, dec);
+    return k * (k - 1) / 2;
 }
 
 static hv_status check_rows(const hv_svm_row *rows, size_t n)
@@ -283,6 +323,12 @@ static hv_status check_rows(const hv_svm_row *rows, size_t n)
 
 hv_status hv_svm_train(const hv_svm_row *rows, size_t n, unsigned sets_mask,
                        unsigned seed, hv_svm_grader **out)
+{
+    return hv_svm_train_solver(rows, n, sets_mask, seed, HV_SVM_LIBSVM, out);
+}
+
+hv_status hv_svm_train_solver(const hv_svm_row *rows, size_t n, unsigned sets_mask,
+                              unsigned seed, hv_svm_solver solver, hv_svm_grader **out)
 {
     hv_status st;
     size_t *idx = NULL, k = 0;
@@ -304,7 +350,7 @@ hv_status hv_svm_train(const hv_svm_row *rows, size_t n, unsigned sets_mask,
     }
     double mean[3], scale[3];
     scaler_fit(rows, idx, k, mean, scale);
-    st = train_model(rows, idx, k, mean, scale, seed, g);
+    st = train_model(rows, idx, k, mean, scale, seed, solver, g);
     if (st != HV_OK) goto done;
     *out = g;
     g = NULL;
@@ -319,9 +365,20 @@ hv_status hv_svm_save(const hv_svm_grader *g, const char *path)
     hv_status st = HV_OK;
     char *sp = NULL;
     FILE *f = NULL;
-    if (!g || !g->model || !path) return hv_error_set(HV_ERR_ARG, "svm save: nothing to save");
-    if (svm_save_model(path, g->model) != 0)
+    if (!g || (g->solver == HV_SVM_LIBSVM && !g->model) ||
+        (g->solver == HV_SVM_LIBLINEAR && !g->n_pairs) || !path)
+        return hv_error_set(HV_ERR_ARG, "svm save: nothing to save");
+    if (g->solver == HV_SVM_LIBLINEAR) {
+        f = fopen(path, "w");
+        if (!f) return hv_error_set(HV_ERR_IO, "svm save: %s: %s", path, strerror(errno));
+        st = hv_svm_linear_write(g, f, path);
+        if (fclose(f) != 0 && st == HV_OK)
+            st = hv_error_set(HV_ERR_IO, "svm save: %s: write failed", path);
+        f = NULL;
+        if (st != HV_OK) return st;
+    } else if (svm_save_model(path, g->model) != 0) {
         return hv_error_set(HV_ERR_IO, "svm save: cannot write %s", path);
+    }
     sp = hv_strfmt("%s.scaler", path);
     if (!sp) return hv_error_set(HV_ERR_NOMEM, "svm save");
     f = fopen(sp, "w");
@@ -378,6 +435,17 @@ hv_status hv_svm_load(const char *path, hv_svm_grader **out)
         st = hv_error_set(HV_ERR_IO, "svm load: %s: %s", path, strerror(errno));
         goto done;
     }
+    char head[32] = "";
+    if (!fgets(head, sizeof head, probe)) head[0] = '\0';
+    if (!strncmp(head, "hv-svm-linear", 13)) {
+        rewind(probe);
+        st = hv_svm_linear_read(g, probe, path);
+        fclose(probe);
+        if (st != HV_OK) goto done;
+        *out = g;
+        g = NULL;
+        goto done;
+    }
     fclose(probe);
     g->model = svm_load_model(path);
     if (!g->model) {
@@ -406,33 +474,38 @@ void hv_svm_cv_free(hv_svm_cv *cv)
         for (int f = 0; f < cv->n_folds; f++) free(cv->folds[f].pred);
     free(cv->folds);
     free(cv->fold);
+    free(cv->pool);
+    free(cv->val);
+    free(cv->ytrue);
     free(cv);
 }
 
-hv_status hv_svm_cross_validate(const hv_svm_row *rows, size_t n, int n_folds,
-                                unsigned seed, hv_svm_cv **out)
+hv_status hv_svm_cv_begin(const hv_svm_row *rows, size_t n, int n_folds, unsigned seed,
+                          hv_svm_solver solver, hv_svm_cv **out)
 {
     hv_status st;
-    size_t *pool = NULL, *val = NULL, *tr = NULL;
-    int *ypool = NULL, *ytrue = NULL;
+    int *ypool = NULL;
     hv_svm_cv *cv = NULL;
     if (!out) return hv_error_set(HV_ERR_ARG, "svm cv: no output");
     *out = NULL;
     if ((st = check_rows(rows, n)) != HV_OK) return st;
-    pool = malloc((n ? n : 1) * sizeof *pool);
-    val = malloc((n ? n : 1) * sizeof *val);
-    tr = malloc((n ? n : 1) * sizeof *tr);
-    ypool = malloc((n ? n : 1) * sizeof *ypool);
-    ytrue = malloc((n ? n : 1) * sizeof *ytrue);
     cv = calloc(1, sizeof *cv);
-    if (!pool || !val || !tr || !ypool || !ytrue || !cv) {
+    ypool = malloc((n ? n : 1) * sizeof *ypool);
+    if (!cv || !ypool) {
+        st = hv_error_set(HV_ERR_NOMEM, "svm cv: %zu rows", n);
+        goto done;
+    }
+    cv->pool = malloc((n ? n : 1) * sizeof *cv->pool);
+    cv->val = malloc((n ? n : 1) * sizeof *cv->val);
+    cv->ytrue = malloc((n ? n : 1) * sizeof *cv->ytrue);
+    if (!cv->pool || !cv->val || !cv->ytrue) {
         st = hv_error_set(HV_ERR_NOMEM, "svm cv: %zu rows", n);
         goto done;
     }
     size_t np = 0, nv = 0;
     for (size_t i = 0; i < n; i++) {
-        if (rows[i].set == HV_SPLIT_VAL) val[nv++] = i;
-        else pool[np++] = i;
+        if (rows[i].set == HV_SPLIT_VAL) cv->val[nv++] = i;
+        else cv->pool[np++] = i;
     }
     if (np == 0) {
         st = hv_error_set(HV_ERR_EMPTY, "svm cv: no train/test rows");
@@ -445,51 +518,85 @@ hv_status hv_svm_cross_validate(const hv_svm_row *rows, size_t n, int n_folds,
     cv->n_folds = n_folds;
     cv->n_pool = np;
     cv->n_val = nv;
+    cv->solver = solver;
+    cv->seed = seed;
     cv->fold = malloc(np * sizeof *cv->fold);
     cv->folds = calloc((size_t)(n_folds > 0 ? n_folds : 1), sizeof *cv->folds);
     if (!cv->fold || !cv->folds) {
         st = hv_error_set(HV_ERR_NOMEM, "svm cv");
         goto done;
     }
-    for (size_t i = 0; i < np; i++) ypool[i] = rows[pool[i]].grade;
-    for (size_t i = 0; i < nv; i++) ytrue[i] = rows[val[i]].grade;
+    for (size_t i = 0; i < np; i++) ypool[i] = rows[cv->pool[i]].grade;
+    for (size_t i = 0; i < nv; i++) cv->ytrue[i] = rows[cv->val[i]].grade;
     st = hv_svm_stratified_folds(ypool, np, n_folds, cv->fold);
     if (st != HV_OK) goto done;
-    scaler_fit(rows, pool, np, cv->scaler_mean, cv->scaler_scale);
-    double acc[4][64];
-    for (int f = 0; f < n_folds; f++) {
-        size_t nt = 0;
-        for (size_t i = 0; i < np; i++)
-            if (cv->fold[i] != f) tr[nt++] = pool[i];
-        hv_svm_grader g;
-        memset(&g, 0, sizeof g);
-        st = train_model(rows, tr, nt, cv->scaler_mean, cv->scaler_scale, seed, &g);
-        if (st != HV_OK) {
-            free(g.nodes); free(g.y); free(g.xp);
-            if (g.model) svm_free_and_destroy_model(&g.model);
-            hv_error_wrap(st, "svm cv: fold %d", f);
-            goto done;
-        }
-        hv_svm_fold_result *fr = &cv->folds[f];
-        fr->pred = malloc(nv * sizeof *fr->pred);
-        if (fr->pred)
-            for (size_t i = 0; i < nv; i++) fr->pred[i] = hv_svm_predict(&g, rows[val[i]].x);
-        svm_free_and_destroy_model(&g.model);
-        free(g.nodes); free(g.y); free(g.xp);
-        if (!fr->pred) {
-            st = hv_error_set(HV_ERR_NOMEM, "svm cv: predictions");
-            goto done;
-        }
-        st = hv_metrics_classify(ytrue, fr->pred, nv, &fr->m);
-        if (st != HV_OK) goto done;
-        if (f < 64) {
-            acc[0][f] = fr->m.macro_f1;
-            acc[1][f] = fr->m.macro_precision;
-            acc[2][f] = fr->m.macro_recall;
-            acc[3][f] = fr->m.accuracy;
-        }
+    scaler_fit(rows, cv->pool, np, cv->scaler_mean, cv->scaler_scale);
+    *out = cv;
+    cv = NULL;
+done:
+    hv_svm_cv_free(cv);
+    free(ypool);
+    return st;
+}
+
+hv_status hv_svm_cv_fold(hv_svm_cv *cv, const hv_svm_row *rows, size_t n, int f)
+{
+    hv_status st = HV_OK;
+    size_t *tr = NULL;
+    if (!cv || !rows || f < 0 || f >= cv->n_folds)
+        return hv_error_set(HV_ERR_ARG, "svm cv: fold %d of %d", f, cv ? cv->n_folds : 0);
+    if (cv->n_pool + cv->n_val != n)
+        return hv_error_set(HV_ERR_ARG, "svm cv: %zu rows, the plan has %zu", n,
+                            cv->n_pool + cv->n_val);
+    hv_svm_grader g;
+    memset(&g, 0, sizeof g);
+    hv_svm_fold_result *fr = &cv->folds[f];
+    free(fr->pred);
+    fr->pred = NULL;
+    tr = malloc(cv->n_pool * sizeof *tr);
+    if (!tr) {
+        st = hv_error_set(HV_ERR_NOMEM, "svm cv");
+        goto done;
     }
-    int nf = n_folds < 64 ? n_folds : 64;
+    size_t nt = 0;
+    for (size_t i = 0; i < cv->n_pool; i++)
+        if (cv->fold[i] != f) tr[nt++] = cv->pool[i];
+    st = train_model(rows, tr, nt, cv->scaler_mean, cv->scaler_scale, cv->seed, cv->solver, &g);
+    if (st != HV_OK) {
+        hv_error_wrap(st, "svm cv: fold %d", f);
+        goto done;
+    }
+    fr->pred = malloc(cv->n_val * sizeof *fr->pred);
+    if (!fr->pred) {
+        st = hv_error_set(HV_ERR_NOMEM, "svm cv: predictions");
+        goto done;
+    }
+    for (size_t i = 0; i < cv->n_val; i++) fr->pred[i] = hv_svm_predict(&g, rows[cv->val[i]].x);
+    st = hv_metrics_classify(cv->ytrue, fr->pred, cv->n_val, &fr->m);
+done:
+    if (g.model) svm_free_and_destroy_model(&g.model);
+    free(g.nodes);
+    free(g.y);
+    free(g.xp);
+    free(tr);
+    return st;
+}
+
+hv_status hv_svm_cv_finish(hv_svm_cv *cv)
+{
+    if (!cv || !cv->folds) return hv_error_set(HV_ERR_ARG, "svm cv: nothing to finish");
+    double acc[4][64];
+    for (int f = 0; f < cv->n_folds; f++) {
+        hv_svm_fold_result *fr = &cv->folds[f];
+        if (!fr->pred) return hv_error_set(HV_ERR_ARG, "svm cv: fold %d has no predictions", f);
+        hv_status st = hv_metrics_classify(cv->ytrue, fr->pred, cv->n_val, &fr->m);
+        if (st != HV_OK) return hv_error_wrap(st, "svm cv: fold %d", f);
+        acc[0][f] = fr->m.macro_f1;
+        acc[1][f] = fr->m.macro_precision;
+        acc[2][f] = fr->m.macro_recall;
+        acc[3][f] = fr->m.accuracy;
+    }
+    int nf = cv->n_folds;
     for (int q = 0; q < 4; q++) {
         double s = 0, v = 0;
         for (int f = 0; f < nf; f++) s += acc[q][f];
@@ -497,15 +604,29 @@ hv_status hv_svm_cross_validate(const hv_svm_row *rows, size_t n, int n_folds,
         for (int f = 0; f < nf; f++) v += (acc[q][f] - cv->mean[q]) * (acc[q][f] - cv->mean[q]);
         cv->var[q] = v / nf;
     }
-    *out = cv;
-    cv = NULL;
-done:
+    return HV_OK;
+}
+
+hv_status hv_svm_cross_validate(const hv_svm_row *rows, size_t n, int n_folds,
+                                unsigned seed, hv_svm_cv **out)
+{
+    return hv_svm_cross_validate_solver(rows, n, n_folds, seed, HV_SVM_LIBSVM, out);
+}
+
+hv_status hv_svm_cross_validate_solver(const hv_svm_row *rows, size_t n, int n_folds,
+                                       unsigned seed, hv_svm_solver solver, hv_svm_cv **out)
+{
+    hv_svm_cv *cv = NULL;
+    if (!out) return hv_error_set(HV_ERR_ARG, "svm cv: no output");
+    *out = NULL;
+    hv_status st = hv_svm_cv_begin(rows, n, n_folds, seed, solver, &cv);
+    for (int f = 0; st == HV_OK && f < n_folds; f++) st = hv_svm_cv_fold(cv, rows, n, f);
+    if (st == HV_OK) st = hv_svm_cv_finish(cv);
+    if (st == HV_OK) {
+        *out = cv;
+        cv = NULL;
+    }
     hv_svm_cv_free(cv);
-    free(pool);
-    free(val);
-    free(tr);
-    free(ypool);
-    free(ytrue);
     return st;
 }
 

@@ -26,7 +26,9 @@
  * so running the three backward passes before the three updates equals the
  * reference's interleaving); then Dk again on the fake with the updated
  * weights and target 1, whose input gradients become the adversarial seeds
- * of the loss graph; the loss graph's backward gives the seeds of gg; gg's
+ * of the loss graph (that pass runs with the D's parameters frozen,
+ * hv_nn_graph_set_frozen, as the reference's set_requires_grad(D, False):
+ * their gradients would be zeroed unused before the next D update); the loss graph's backward gives the seeds of gg; gg's
  * backward; G's Adam step.
  *
  * Data parallel: every batch mean is scaled by batch_local / batch_global
@@ -336,6 +338,18 @@ hv_nn_params *hv_model_gan_params(hv_model_gan *m, int which)
     return which ? m->d[which - 1].ps : m->gps;
 }
 
+int hv__gan_graphs(hv_model_gan *m, hv_nn_graph **graphs, const char **names, int max)
+{
+    static const char *const nm[8] = {"G", "losses", "D1 fake", "D1 real", "D2 fake", "D2 real",
+                                      "D3 fake", "D3 real"};
+    if (!m || !graphs || !names || max < 8) return 0;
+    graphs[0] = m->gg;
+    graphs[1] = m->L.g;
+    for (int k = 0; k < 3; k++) graphs[2 + 2 * k] = m->d[k].gf, graphs[3 + 2 * k] = m->d[k].gr;
+    for (int i = 0; i < 8; i++) names[i] = nm[i];
+    return 8;
+}
+
 /* ------------------------------------------------------------- the step */
 
 static hv_status reduce(hv_model_gan *m, float *buf, size_t n, const char *what)
@@ -438,8 +452,15 @@ static hv_status d_pass(hv_model_gan *m, dnet *d, int real, const float *x, int 
     if ((st = hv_nn_tensor_set(xi, x, m->plane)) ||
         (st = hv_nn_tensor_set(ti, target ? m->t1 : m->t0, (size_t)d->nlogit)) ||
         (st = hv_nn_tensor_set(wi, &wf, 1)) || (st = hv_nn_graph_forward(g)) ||
-        (st = hv_nn_tensor_get(li, &l, 1)) || (st = hv_nn_graph_backward(g, li)))
+        (st = hv_nn_tensor_get(li, &l, 1)))
         return st;
+    /* generator side (target 1): only the input gradient is wanted, as the
+     * reference's set_requires_grad(D, False); the D's gradients would be
+     * zeroed unused before their next update */
+    hv_nn_graph_set_frozen(g, !real && target);
+    st = hv_nn_graph_backward(g, li);
+    hv_nn_graph_set_frozen(g, 0);
+    if (st != HV_OK) return st;
     *loss = l;
     return HV_OK;
 }

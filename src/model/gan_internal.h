@@ -57,4 +57,10 @@ hv_status hv__gan_loss_build(hv__gan_loss *L, const hv_model_gan_opts *o, int64_
                              double ratio, hv_nn_backend *be);
 void hv__gan_loss_free(hv__gan_loss *L);
 
+/* The training step's graphs (bench/train profiles them): G's training
+ * graph, the loss graph, then D1-D3's fake and real graphs, 8 in all.
+ * graphs[i] and names[i] borrowed from m; returns the count (8), or 0 when
+ * max < 8. */
+int hv__gan_graphs(hv_model_gan *m, hv_nn_graph **graphs, const char **names, int max);
+
 #endif /* HV_MODEL_GAN_INTERNAL_H */

@@ -100,6 +100,7 @@ static const char *const ch_source[] = {"phantom", "dataset", "manifest", NULL};
 static const char *const ch_orient[] = {"ras", "lps", "pir", "oblique", NULL}; /* hv_phantom_orient */
 static const char *const ch_synth[] = {"baseline", NULL};
 static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
+static const char *const ch_solver[] = {"auto", "libsvm", "liblinear", NULL};
 static const char *const ch_images[] = {"none", "qc", "full", NULL};
 static const char *const ch_order[] = {"largest", "index", NULL};
 
@@ -174,6 +175,15 @@ static const hv_run_key keys[] = {
      FIELD(folds)},
     {"grader", "seed", "0", "SVM protocol: seed for libsvm's rand()", HV_KEY_INT, 0,
      2147483647.0, FIELD(gseed)},
+    {"grader", "solver", "auto",
+     "SVM protocol's solver: libsvm (the reference's SVC), liblinear (one-vs-one over "
+     "liblinear's dual solver, linear in the rows; a few rows near a boundary may grade "
+     "differently) or auto (liblinear above grader.liblinear_above train+test rows)",
+     HV_KEY_CHOICE, .choices = ch_solver, FIELD(solver)},
+    {"grader", "liblinear_above", "20000",
+     "solver = auto: liblinear when the train+test rows exceed this (docs/measure.md, SVM "
+     "solvers: libsvm's time grows about quadratically, ~3 s of CPU at 20,000 rows)",
+     HV_KEY_INT, 0, 2147483647.0, FIELD(liblinear_above)},
     {"output", "dir", "runs/phantom",
      "output folder: store, journal/, cohort/ (phantom), CSV tables, PNG plots, summary.md",
      HV_KEY_PATH, FIELD(out_dir)},

@@ -13,13 +13,183 @@
  * Rows enter the SVM in the split file's order (the reference's fold
  * construction depends on it), never in the order ranks happened to finish,
  * so grading is identical for any number of ranks.
+ *
+ * Solver (grader.solver): libsvm as the reference, or liblinear's one-vs-one
+ * (src/measure/svm_linear.c) whose cost grows linearly with the rows; auto
+ * takes liblinear above grader.liblinear_above train+test rows
+ * (docs/measure.md, "SVM solvers").
+ *
+ * Folds in parallel: rank 0 builds the rows from the store and broadcasts
+ * them (5 doubles a row) with the protocol's settings; every rank computes
+ * the same folds and scaler (deterministic), fold f is trained by rank
+ * (f + 1) % size, so with two or more ranks rank 0 keeps the fewest folds
+ * and trains the final model meanwhile; each other rank sends its folds'
+ * val predictions (tag = fold) to rank 0, which computes every metric from
+ * the predictions. A fold's model depends only on the rows and the seed
+ * (srand(seed) before each solver call), so the results are the same for
+ * any rank count. The other ranks wait in hv_gather_team_serve from the end
+ * of the work loop; rank 0 releases them when there is no SVM job.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "run_internal.h"
+
+/* ------------------------------------------------------------- the team */
+
+enum { TEAM_RELEASE = 0, TEAM_JOB = 1 };
+#define ROW_DOUBLES 5
+
+static int fold_owner(int f, int size) { return size > 1 ? (f + 1) % size : 0; }
+
+/* Wait for a request while sleeping, not spinning (Open MPI busy-polls in
+ * blocking calls): a rank that waits must not steal the core of the rank
+ * still training. Both ends of the header broadcast use it (a non-blocking
+ * collective only matches non-blocking ones). */
+static void lazy_wait(MPI_Request *rq)
+{
+    int done = 0;
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    for (;;) {
+        MPI_Test(rq, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void bcast_header(long hdr[5], MPI_Comm comm)
+{
+    MPI_Request rq;
+    MPI_Ibcast(hdr, 5, MPI_LONG, 0, comm, &rq);
+    lazy_wait(&rq);
+}
+
+void hv_gather_team_release(hv_gather_team *t)
+{
+    if (!t || t->rank != 0 || t->done || t->size < 2) return;
+    long hdr[5] = {TEAM_RELEASE, 0, 0, 0, 0};
+    bcast_header(hdr, t->comm);
+    t->done = 1;
+}
+
+/* Rank 0: start the job (header, rows). */
+static hv_status team_start(hv_gather_team *t, const hv_svm_row *rows, size_t n, int folds,
+                            unsigned seed, hv_svm_solver solver)
+{
+    if (n > (size_t)(0x7fffffff / ROW_DOUBLES))
+        return hv_error_set(HV_ERR_ARG, "gather: %zu SVM rows exceed one broadcast", n);
+    double *buf = malloc((n ? n : 1) * ROW_DOUBLES * sizeof *buf);
+    if (!buf) return hv_error_set(HV_ERR_NOMEM, "gather: %zu SVM rows", n);
+    for (size_t i = 0; i < n; i++) {
+        double *b = &buf[ROW_DOUBLES * i];
+        b[0] = rows[i].x[0];
+        b[1] = rows[i].x[1];
+        b[2] = rows[i].x[2];
+        b[3] = rows[i].grade;
+        b[4] = (double)rows[i].set;
+    }
+    long hdr[5] = {TEAM_JOB, (long)n, folds, (long)seed, (long)solver};
+    bcast_header(hdr, t->comm);
+    MPI_Bcast(buf, (int)(n * ROW_DOUBLES), MPI_DOUBLE, 0, t->comm);
+    free(buf);
+    t->done = 1;
+    return HV_OK;
+}
+
+/* Rank 0: receive the other ranks' folds into cv (n_val predictions and a
+ * leading status each). */
+static hv_status team_collect(hv_gather_team *t, hv_svm_cv *cv)
+{
+    hv_status st = HV_OK;
+    int *buf = malloc((cv->n_val + 1) * sizeof *buf);
+    if (!buf) return hv_error_set(HV_ERR_NOMEM, "gather: predictions");
+    for (int f = 0; f < cv->n_folds; f++) {
+        int from = fold_owner(f, t->size);
+        if (from == 0) continue;
+        MPI_Request rq;
+        MPI_Irecv(buf, (int)(cv->n_val + 1), MPI_INT, from, f, t->comm, &rq);
+        lazy_wait(&rq);
+        if (buf[0] != HV_OK) {
+            if (st == HV_OK)
+                st = hv_error_set((hv_status)buf[0], "svm cv: fold %d failed on rank %d (see its log)",
+                                  f, from);
+            continue;
+        }
+        free(cv->folds[f].pred);
+        cv->folds[f].pred = malloc(cv->n_val * sizeof(int));
+        if (!cv->folds[f].pred) {
+            if (st == HV_OK) st = hv_error_set(HV_ERR_NOMEM, "gather: predictions");
+            continue;
+        }
+        memcpy(cv->folds[f].pred, buf + 1, cv->n_val * sizeof(int));
+    }
+    free(buf);
+    return st;
+}
+
+hv_status hv_gather_team_serve(hv_gather_team *t)
+{
+    long hdr[5];
+    bcast_header(hdr, t->comm);
+    if (hdr[0] != TEAM_JOB) return HV_OK;
+    size_t n = (size_t)hdr[1];
+    int folds = (int)hdr[2];
+    hv_status st = HV_OK;
+    double *buf = malloc((n ? n : 1) * ROW_DOUBLES * sizeof *buf);
+    hv_svm_row *rows = calloc(n ? n : 1, sizeof *rows);
+    hv_svm_cv *cv = NULL;
+    /* receive whatever happens: the broadcast is collective */
+    double dummy = 0;
+    MPI_Bcast(buf ? (void *)buf : (void *)&dummy, buf ? (int)(n * ROW_DOUBLES) : 0, MPI_DOUBLE, 0,
+              t->comm);
+    if (!buf || !rows) st = hv_error_set(HV_ERR_NOMEM, "gather: %zu SVM rows", n);
+    for (size_t i = 0; st == HV_OK && i < n; i++) {
+        const double *b = &buf[ROW_DOUBLES * i];
+        snprintf(rows[i].case_id, sizeof rows[i].case_id, "row%zu", i);
+        rows[i].x[0] = b[0];
+        rows[i].x[1] = b[1];
+        rows[i].x[2] = b[2];
+        rows[i].grade = (int)b[3];
+        rows[i].set = (hv_split_set)(int)b[4];
+    }
+    if (st == HV_OK)
+        st = hv_svm_cv_begin(rows, n, folds, (unsigned)hdr[3], (hv_svm_solver)hdr[4], &cv);
+    size_t nv = cv ? cv->n_val : 0;
+    int *out = malloc((nv + 1) * sizeof *out);
+    for (int f = 0; f < folds; f++) {
+        if (fold_owner(f, t->size) != t->rank) continue;
+        hv_status fs = st;
+        if (fs == HV_OK && !out) fs = st = hv_error_set(HV_ERR_NOMEM, "gather: predictions");
+        if (fs == HV_OK) {
+            double t0 = hv_time_now();
+            fs = hv_svm_cv_fold(cv, rows, n, f);
+            if (fs == HV_OK)
+                hv_log_info("gather: SVM fold %d (%s, %zu rows) trained in %.2f s", f,
+                            hv_svm_solver_name(cv->solver), n, hv_time_now() - t0);
+            else
+                hv_log_error("gather: SVM fold %d: %s", f, hv_error_detail());
+            if (st == HV_OK) st = fs;
+        }
+        /* rank 0 waits for exactly this message: always send it */
+        int one = (int)fs;
+        if (fs == HV_OK) {
+            out[0] = HV_OK;
+            memcpy(out + 1, cv->folds[f].pred, nv * sizeof(int));
+            MPI_Send(out, (int)(nv + 1), MPI_INT, 0, f, t->comm);
+        } else {
+            /* rank 0 receives up to n_val + 1 ints; one is enough */
+            MPI_Send(&one, 1, MPI_INT, 0, f, t->comm);
+        }
+    }
+    free(out);
+    hv_svm_cv_free(cv);
+    free(rows);
+    free(buf);
+    return st;
+}
 
 typedef struct {
     const char *id;
@@ -111,10 +281,38 @@ static hv_status grade_svm(hv_run_vrow *v, size_t n, const hv_run_crow *cases,
     if (skipped)
         hv_log_info("gather: %zu split entries have no measured vertebra with finite RHLV "
                     "(failed cases, unlabelled levels); the SVM uses %zu rows", skipped, nr);
-    st = hv_svm_cross_validate(rows, nr, o->folds, o->seed, &cv);
+    size_t npool = 0;
+    for (size_t i = 0; i < nr; i++) npool += rows[i].set != HV_SPLIT_VAL;
+    hv_svm_solver solver = HV_SVM_LIBSVM;
+    if (o->solver && !strcmp(o->solver, "liblinear")) solver = HV_SVM_LIBLINEAR;
+    else if (!o->solver || !strcmp(o->solver, "auto"))
+        solver = (long)npool > o->liblinear_above ? HV_SVM_LIBLINEAR : HV_SVM_LIBSVM;
+    hv_gather_team *team = o->team && o->team->size > 1 ? o->team : NULL;
+    double t0 = hv_time_now();
+    /* plan on rank 0 first: a protocol that cannot run starts no job */
+    st = hv_svm_cv_begin(rows, nr, o->folds, o->seed, solver, &cv);
     if (st != HV_OK) goto done;
-    st = hv_svm_train(rows, nr, (1u << HV_SPLIT_TRAIN) | (1u << HV_SPLIT_TEST), o->seed, &gr);
+    if (team && (st = team_start(team, rows, nr, o->folds, o->seed, solver)) != HV_OK) goto done;
+    for (int f = 0; f < o->folds; f++) {
+        if (fold_owner(f, team ? team->size : 1) != 0) continue;
+        if ((st = hv_svm_cv_fold(cv, rows, nr, f)) != HV_OK) goto collect;
+    }
+    st = hv_svm_train_solver(rows, nr, (1u << HV_SPLIT_TRAIN) | (1u << HV_SPLIT_TEST), o->seed,
+                             solver, &gr);
+collect:
+    if (team) {
+        hv_status cst = team_collect(team, cv);
+        if (st == HV_OK) st = cst;
+    }
+    if (st == HV_OK) st = hv_svm_cv_finish(cv);
     if (st != HV_OK) goto done;
+    hv_log_info("gather: SVM protocol (%s, %zu train+test rows, %d folds on %d rank(s)) in %.2f s",
+                hv_svm_solver_name(solver), npool, o->folds, team ? team->size : 1,
+                hv_time_now() - t0);
+
+    hv_log_info("gather: solver %s (%zu train+test rows; grader.solver = %s, liblinear above %ld)",
+                hv_svm_solver_name(solver), npool, o->solver ? o->solver : "auto",
+                o->liblinear_above);
 
     snprintf(g->method, sizeof g->method, "svm");
     g->n_folds = cv->n_folds > 16 ? 16 : cv->n_folds;

@@ -668,7 +668,12 @@ done_b:
         if (st != HV_OK) goto done;
     }
 
-    /* ---- phase C (rank 0) */
+    /* ---- phase C (rank 0; the other ranks train SVM folds when asked) */
+    hv_gather_team team = {comm, rank, nranks, 0};
+    if (rank != 0 && nranks > 1) {
+        hv_status tst = hv_gather_team_serve(&team);
+        if (tst != HV_OK) hv_log_warn("gather: this rank's SVM folds failed: %s", hv_error_detail());
+    }
     if (rank == 0) {
         hv_store *s = NULL;
         st = hv_store_open_serial(p.store, 1, &s);
@@ -706,7 +711,9 @@ done_b:
         } else if (st == HV_OK) {
             hv_run_crashpoint("gather");
             hv_gather_opts go = {hv_run_config_get(cfg, "grader", "method"), p.k.folds,
-                                 (unsigned)p.k.gseed, split, p.k.out_dir};
+                                 (unsigned)p.k.gseed, split, p.k.out_dir,
+                                 hv_run_config_get(cfg, "grader", "solver"),
+                                 (long)p.k.liblinear_above, &team};
             hv_grader_result g;
             st = hv_gather_run(s, &go, &g);
             if (st == HV_OK) {
@@ -758,6 +765,7 @@ done_b:
             free(text);
         }
     }
+    if (rank == 0) hv_gather_team_release(&team); /* no SVM job this run */
     st = bcast_status(comm, rank, st);
     if (st != HV_OK) goto done;
     {

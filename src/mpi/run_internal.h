@@ -47,6 +47,8 @@ typedef struct hv_run_params {
     /* [grader] */
     int grader;                 /* 0 auto, 1 svm, 2 rule                     */
     int folds, gseed;
+    int solver;                 /* 0 auto, 1 libsvm, 2 liblinear             */
+    int liblinear_above;
     /* [output] */
     char out_dir[900];
     char store[1024];
@@ -158,16 +160,39 @@ void hv_queue_free(hv_queue *q);
 
 /* ---------------------------------------------------------------- gather */
 
+/* The ranks that train the SVM protocol's folds with rank 0 (gather.c).
+ * Rank 0 either starts one job (its SVM protocol) or releases the team;
+ * every other rank calls hv_gather_team_serve once, which returns when the
+ * job is done or the team is released. */
+typedef struct hv_gather_team {
+    MPI_Comm comm;
+    int rank, size;
+    int done;                         /* rank 0: job started or released    */
+} hv_gather_team;
+
+/* Rank != 0: wait for rank 0; train the folds given to this rank, send
+ * their predictions to rank 0. A failure is reported to rank 0 (which fails
+ * the protocol) and returned. */
+hv_status hv_gather_team_serve(hv_gather_team *t);
+/* Rank 0: tell the team there is no (more) job, unless it had one. */
+void hv_gather_team_release(hv_gather_team *t);
+
 typedef struct hv_gather_opts {
     const char *method;               /* "auto" | "svm" | "rule"            */
     int folds;
     unsigned seed;
     const hv_split *split;            /* may be NULL                        */
     const char *out_dir;
+    const char *solver;               /* "auto" | "libsvm" | "liblinear"    */
+    long liblinear_above;             /* auto: liblinear above this many
+                                         train+test rows                    */
+    hv_gather_team *team;             /* NULL: rank 0 trains every fold     */
 } hv_gather_opts;
 
 /* Rank 0 only, on a serially opened store: grade, write /grader and the
- * predicted grades, and the output folder (CSV, PNG, summary.md). */
+ * predicted grades, and the output folder (CSV, PNG, summary.md). With a
+ * team, the folds are shared out (fold f to rank (f + 1) % size; rank 0
+ * trains the final model while the others train their folds). */
 hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *g);
 
 /* ---------------------------------------------------------------- resume */

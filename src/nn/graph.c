@@ -50,6 +50,7 @@ struct hv_nn_graph {
     size_t work_n;
     hv_nn_exec ex;
     int profiling;
+    int frozen; /* backward computes no parameter gradients */
     double prof_s[HV_NN_OP_COUNT], prof_bs[HV_NN_OP_COUNT];
     int64_t prof_n[HV_NN_OP_COUNT], prof_bn[HV_NN_OP_COUNT];
 };
@@ -853,6 +854,8 @@ hv_status hv_nn_graph_forward(hv_nn_graph *g)
     return HV_OK;
 }
 
+static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss);
+
 hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss)
 {
     if (!g || !loss || loss->graph != g) return hv_error_set(HV_ERR_ARG, "nn backward: bad arguments");
@@ -872,6 +875,23 @@ hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss)
             memset(t->grad, 0, bytes);
         }
     }
+    /* Frozen: the parameter leaves lose their gradient pointers for this
+     * pass (every kernel skips a NULL gradient), and get them back below. */
+    if (g->frozen)
+        for (int i = 0; i < g->n; i++)
+            if (g->nodes[i]->op == HV_NN_OP_PARAM) g->nodes[i]->grad = NULL;
+    hv_status st = backward_nodes(g, loss);
+    if (g->frozen)
+        for (int i = 0; i < g->n; i++) {
+            hv_nn_tensor *t = g->nodes[i];
+            if (t->op == HV_NN_OP_PARAM) t->grad = t->requires_grad ? t->param->grad : NULL;
+        }
+    return st;
+}
+
+static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss)
+{
+    const hv_nn_backend_i *bi = g->be->iface;
     const float one = 1.0f;
     if (bi->copy_in) {
         hv_status st = bi->copy_in(g->be, loss->grad, &one, sizeof one);
@@ -942,6 +962,11 @@ void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx)
     if (!g) return;
     g->ex.reduce = fn;
     g->ex.reduce_ctx = fn ? ctx : NULL;
+}
+
+void hv_nn_graph_set_frozen(hv_nn_graph *g, int on)
+{
+    if (g) g->frozen = on != 0;
 }
 
 void hv_nn_graph_set_profiling(hv_nn_graph *g, int on)

@@ -4,7 +4,8 @@
  * execution, folded constants, Adam against a hand computation, and two toy
  * tasks that must be learnt (an MLP classifying points inside a circle, and a
  * small conv net with batch norm learning a fixed 3x3 filter), each with a
- * loss bound measured on this machine (margins beside the bounds).
+ * loss bound measured on this machine (margins beside the bounds); frozen
+ * parameters (hv_nn_graph_set_frozen) against a hand computation.
  */
 #include <math.h>
 #include <stdio.h>
@@ -278,6 +279,114 @@ static void test_toy_conv(void)
     hv_nn_backend_free(be);
 }
 
+/* loss = sum(conv1x1(x; w = 2, b = 0.5) * R): by hand dL/dx = w R = 2 R,
+ * dL/dw = sum(x R), dL/db = sum(R). Frozen, the parameters' gradients keep
+ * their sentinels (7, -3) and dx is still 2 R; unfrozen again, they
+ * accumulate onto the sentinels. Both backends (the cpu one runs oneDNN). */
+static void test_frozen(void)
+{
+    for (int bi = 0; bi < 2; bi++) {
+        hv_nn_params *ps = NULL;
+        hv_nn_backend *be = NULL;
+        hv_nn_graph *g = NULL;
+        hv_nn_param *w, *b;
+        const int64_t ws[4] = {1, 1, 1, 1}, one = 1, xs[4] = {1, 1, 2, 2};
+        HV_CHECK_OK(hv_nn_params_create(&ps));
+        HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+        HV_CHECK_OK(hv_nn_params_add(ps, "w", 4, ws, 1, &w));
+        HV_CHECK_OK(hv_nn_params_add(ps, "b", 1, &one, 1, &b));
+        hv_nn_param_data(w)[0] = 2.0f;
+        hv_nn_param_data(b)[0] = 0.5f;
+        HV_CHECK_OK(hv_nn_graph_create(&g));
+        hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs), *r = hv_nn_input(g, "r", 4, xs);
+        hv_nn_set_requires_grad(x);
+        hv_nn_tensor *y = hv_nn_conv2d(g, x, hv_nn_param_tensor(g, w), hv_nn_param_tensor(g, b), 1, 0, 1);
+        hv_nn_tensor *loss = hv_nn_sum(g, hv_nn_mul(g, y, r));
+        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
+        const float xv[4] = {1, -2, 3, 0.5f}, rv[4] = {0.25f, 1, -1, 2};
+        HV_CHECK_OK(hv_nn_tensor_set(x, xv, 4));
+        HV_CHECK_OK(hv_nn_tensor_set(r, rv, 4));
+        hv_nn_param_grad(w)[0] = 7.0f;
+        hv_nn_param_grad(b)[0] = -3.0f;
+        float dx[4];
+        hv_nn_graph_set_frozen(g, 1);
+        HV_CHECK_OK(hv_nn_graph_forward(g));
+        HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 2.0f * rv[i], 1e-6, "frozen: dx = w R");
+        HV_CHECK(hv_nn_param_grad(w)[0] == 7.0f && hv_nn_param_grad(b)[0] == -3.0f,
+                 "frozen backward changed parameter gradients (%g, %g)",
+                 hv_nn_param_grad(w)[0], hv_nn_param_grad(b)[0]);
+        hv_nn_graph_set_frozen(g, 0);
+        HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+        /* sum(x R) = 0.25 - 2 - 3 + 1 = -3.75; sum(R) = 2.25 */
+        HV_CHECK_CLOSE(hv_nn_param_grad(w)[0], 7.0f - 3.75f, 1e-6, "unfrozen: dw accumulates");
+        HV_CHECK_CLOSE(hv_nn_param_grad(b)[0], -3.0f + 2.25f, 1e-6, "unfrozen: db accumulates");
+        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 2.0f * rv[i], 1e-6, "unfrozen: dx = w R");
+        hv_nn_graph_free(g);
+        hv_nn_backend_free(be);
+        hv_nn_params_free(ps);
+    }
+}
+
+/* Gradients that several readers add into, and ones a single reader writes
+ * (the cpu backend writes those directly): x feeds three 1x1 convolutions
+ * and a LeakyReLU(0.1); h = leaky(x) feeds one convolution, e = conv(x) one
+ * LeakyReLU. loss = sum((conv(x; 2) + conv(x; 3) + conv(h; -1) +
+ * leaky(conv(x; 4))) * R). By hand, with l'(x) = 1 for x > 0 else 0.1:
+ * dL/dx = 2R + 3R - R l'(x) + 4 R l'(x) = 5R + 3R l'(x). Both backends,
+ * two backward passes (the second must not add onto the first). */
+static void test_grad_accumulation(void)
+{
+    for (int bi = 0; bi < 2; bi++) {
+        hv_nn_params *ps = NULL;
+        hv_nn_backend *be = NULL;
+        hv_nn_graph *g = NULL;
+        hv_nn_param *w[4];
+        const float wv[4] = {2, 3, -1, 4};
+        const int64_t ws[4] = {1, 1, 1, 1}, xs[4] = {1, 1, 2, 2};
+        HV_CHECK_OK(hv_nn_params_create(&ps));
+        HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+        for (int k = 0; k < 4; k++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "w%d", k);
+            HV_CHECK_OK(hv_nn_params_add(ps, nm, 4, ws, 1, &w[k]));
+            hv_nn_param_data(w[k])[0] = wv[k];
+        }
+        HV_CHECK_OK(hv_nn_graph_create(&g));
+        hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs), *r = hv_nn_input(g, "r", 4, xs);
+        hv_nn_set_requires_grad(x);
+        hv_nn_tensor *wt[4];
+        for (int k = 0; k < 4; k++) wt[k] = hv_nn_param_tensor(g, w[k]);
+        hv_nn_tensor *a = hv_nn_conv2d(g, x, wt[0], NULL, 1, 0, 1);
+        hv_nn_tensor *b = hv_nn_conv2d(g, x, wt[1], NULL, 1, 0, 1);
+        hv_nn_tensor *c = hv_nn_conv2d(g, hv_nn_leaky_relu(g, x, 0.1f), wt[2], NULL, 1, 0, 1);
+        hv_nn_tensor *d = hv_nn_leaky_relu(g, hv_nn_conv2d(g, x, wt[3], NULL, 1, 0, 1), 0.1f);
+        hv_nn_tensor *y = hv_nn_add(g, hv_nn_add(g, a, b), hv_nn_add(g, c, d));
+        hv_nn_tensor *loss = hv_nn_sum(g, hv_nn_mul(g, y, r));
+        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
+        const float xv[4] = {1, -2, 3, -0.5f}, rv[4] = {0.25f, 1, -1, 2};
+        HV_CHECK_OK(hv_nn_tensor_set(x, xv, 4));
+        HV_CHECK_OK(hv_nn_tensor_set(r, rv, 4));
+        for (int pass = 0; pass < 2; pass++) {
+            float dx[4];
+            HV_CHECK_OK(hv_nn_graph_forward(g));
+            HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+            HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+            for (int i = 0; i < 4; i++) {
+                float lp = xv[i] > 0 ? 1.0f : 0.1f;
+                float want = 5.0f * rv[i] + 3.0f * rv[i] * lp;
+                HV_CHECK(fabsf(dx[i] - want) <= 1e-6f, "%s backend, pass %d: dx[%d] = %g, by hand %g",
+                         bi ? "cpu" : "ref", pass, i, dx[i], want);
+            }
+        }
+        hv_nn_graph_free(g);
+        hv_nn_backend_free(be);
+        hv_nn_params_free(ps);
+    }
+}
+
 int main(void)
 {
     test_sticky_errors();
@@ -286,5 +395,7 @@ int main(void)
     test_adam();
     test_toy_mlp();
     test_toy_conv();
+    test_frozen();
+    test_grad_accumulation();
     return hv_test_done();
 }

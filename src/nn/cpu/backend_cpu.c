@@ -126,6 +126,9 @@ typedef struct conv_state {
     /* inference chains: this convolution's input / output stay in oneDNN's
      * blocked layout inside the (same-sized) graph buffer */
     int in_blocked, out_blocked;
+    /* training: backward-data and backward-weights want the same blocked
+     * diff_dst; it is reordered once (into d_ddst's buffer) for both */
+    int share_ddst;
 } conv_state;
 
 static size_t md_floats(const dnnl_memory_desc_t *md)
@@ -408,6 +411,12 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
     if (!st) st = slot_init(cx, &cs->w_ddst, &yu, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_dst_md, 0), 0, 0, top);
     if (!st) st = slot_init(cx, &cs->w_dw, &wu, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0), 1, 1, top);
     if (!st && has_b) st = slot_init(cx, &cs->w_db, &bu, dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 1), 1, 1, top);
+    if (!st && cs->d_ddst.reorder && cs->w_ddst.reorder) {
+        const dnnl_memory_desc_t *a, *b;
+        DNNL_TRY(dnnl_memory_get_memory_desc(cs->d_ddst.prim, &a));
+        DNNL_TRY(dnnl_memory_get_memory_desc(cs->w_ddst.prim, &b));
+        cs->share_ddst = dnnl_memory_desc_equal(a, b);
+    }
 done:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (dpd) dnnl_primitive_desc_destroy(dpd);
@@ -555,7 +564,9 @@ static hv_status cpu_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
     hv_nn_tensor *x = n->src[0], *w = n->src[1], *b = n->nsrc > 2 ? n->src[2] : NULL;
     if (n->op != HV_NN_OP_CONV2D) {
         if (!x->grad) return HV_OK;
-        float *tmp = ex->work + cs->e_dsrc_off;
+        /* only reader of a cleared gradient: write it directly */
+        const int direct = x->n_consumers == 1 && x->op != HV_NN_OP_PARAM;
+        float *tmp = direct ? x->grad : ex->work + cs->e_dsrc_off;
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_src, x->data));
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_ddst, n->grad));
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_dsrc, tmp));
@@ -563,27 +574,37 @@ static hv_status cpu_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
         args[1] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, cs->e_ddst};
         args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, cs->e_dsrc};
         if ((st = prim_run(cx, &cs->e_bwd, ex->work, args, 3))) goto done;
+        if (direct) return HV_OK;
         const int64_t cnt = n->numel;
 #pragma omp parallel for schedule(static) if (cnt > 32768)
         for (int64_t i = 0; i < cnt; i++) x->grad[i] += tmp[i];
         return HV_OK;
     }
     dnnl_memory_t m0, m1, m2, m3 = NULL;
+    const int ddst_ready = x->grad && cs->share_ddst;
     if (x->grad) {
+        /* x's gradient was cleared and this is its only reader: write it
+         * instead of computing into a temporary and adding */
+        const int acc = !(x->n_consumers == 1 && x->op != HV_NN_OP_PARAM);
         if ((st = slot_in(cx, &cs->d_ddst, n->grad, ex->work, &m0))) goto done;
         if ((st = slot_in(cx, &cs->d_w, w->data, ex->work, &m1))) goto done;
-        if ((st = slot_out(&cs->d_dsrc, x->grad, ex->work, 1, &m2))) goto done;
+        if ((st = slot_out(&cs->d_dsrc, x->grad, ex->work, acc, &m2))) goto done;
         args[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, m0};
         args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, m1};
         args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, m2};
         if ((st = prim_run(cx, &cs->bwd_d, ex->work, args, 3))) goto done;
-        if ((st = slot_out_finish(cx, &cs->d_dsrc, x->grad, ex->work, 1))) goto done;
+        if ((st = slot_out_finish(cx, &cs->d_dsrc, x->grad, ex->work, acc))) goto done;
     }
     if (w->grad || (b && b->grad)) {
         /* oneDNN computes both; a missing destination goes to the temporary only */
         int na = 0;
         if ((st = slot_in(cx, &cs->w_src, x->data, ex->work, &m0))) goto done;
-        if ((st = slot_in(cx, &cs->w_ddst, n->grad, ex->work, &m1))) goto done;
+        if (ddst_ready) {
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->w_ddst.prim, ex->work + cs->d_ddst.off));
+            m1 = cs->w_ddst.prim;
+        } else if ((st = slot_in(cx, &cs->w_ddst, n->grad, ex->work, &m1))) {
+            goto done;
+        }
         if ((st = slot_out(&cs->w_dw, w->grad, ex->work, 1, &m2))) goto done;
         if (b && (st = slot_out(&cs->w_db, b->grad, ex->work, 1, &m3))) goto done;
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, m0};
