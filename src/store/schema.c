@@ -182,6 +182,11 @@ static hid_t make_dataset(hid_t loc, const char *name, hid_t type, int rank,
     return d;
 }
 
+/* Set when an H5Fclose of a store failed (hv_store_close_failed). */
+static int close_failed;
+
+int hv_store_close_failed(void) { return close_failed; }
+
 static void store_free(hv_store *s)
 {
     if (!s) return;
@@ -191,7 +196,7 @@ static void store_free(hv_store *s)
     if (s->status >= 0) H5Dclose(s->status);
     if (s->seconds >= 0) H5Dclose(s->seconds);
     if (s->cases >= 0) H5Dclose(s->cases);
-    if (s->file >= 0) H5Fclose(s->file);
+    if (s->file >= 0 && H5Fclose(s->file) < 0) close_failed = 1;
     free(s);
 }
 
@@ -390,7 +395,15 @@ static hv_status open_objects(hv_store *s)
     long ni = 0;
     hv_h5_read_attr_long(s->file, "n_img", &ni);
     s->n_img = (int)ni;
-    if (s->n_img > 0) {
+    /* Not through MPI-IO: ranks never write the images (images.c), and
+     * HDF5's MPI-IO driver allocates every chunk of a chunked dataset when
+     * it is opened for writing (early allocation is required there). That
+     * allocation is metadata (chunk index, fill chunks) the collective
+     * close must then flush; on a full disk one rank's share of that flush
+     * failed, it left the flush early and the other rank waited in a
+     * barrier inside H5Fclose forever. With only the contiguous, allocated
+     * datasets open, the collective close has nothing to write. */
+    if (s->n_img > 0 && !s->mpi) {
         s->images = H5Dopen2(s->file, "images/planes", H5P_DEFAULT);
         H5CHK(s->images, "store: no /images/planes although n_img = %d", s->n_img);
         /* optional within v1 (stores written before the QC pictures lack it) */
@@ -461,7 +474,10 @@ hv_status hv_store_close(hv_store *s)
     if (s->seconds >= 0) H5Dclose(s->seconds);
     if (s->cases >= 0) H5Dclose(s->cases);
     errno = 0;
-    if (s->file >= 0 && H5Fclose(s->file) < 0) st = hv_h5_fail(errno, "store: close failed");
+    if (s->file >= 0 && H5Fclose(s->file) < 0) {
+        close_failed = 1;
+        st = hv_h5_fail(errno, "store: close failed");
+    }
     free(s);
     return st;
 }
