@@ -240,6 +240,14 @@ hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
 hv_status hv_store_open_serial(const char *path, int writable, hv_store **out);
 /* Close (collective when opened with hv_store_open_mpi). */
 hv_status hv_store_close(hv_store *s);
+/* Nonzero once closing a store's file failed in this process (a full disk
+ * while HDF5 flushed its cache). HDF5 1.10 then keeps the file's ID
+ * although it freed the file's object, and its own shutdown (at exit, or
+ * in MPI_Finalize) touches that memory: a segfault after the message, or a
+ * wait in a collective for a file opened through MPI-IO. The caller must
+ * then end the process without shutting HDF5 down, after saying why
+ * (healthivert run: MPI_Abort). */
+int hv_store_close_failed(void);
 
 long hv_store_n_cases(const hv_store *s);
 int hv_store_n_img(const hv_store *s);

@@ -699,8 +699,17 @@ done_b:
             if (st == HV_OK) st = hv_store_set_attr_str(s, "/", "state", "complete");
         }
         if (s) {
+            /* a failed close after a first error (a full disk fails both)
+             * keeps the first error's text and adds the close's */
+            char *first = st != HV_OK ? hv_strfmt("%s", hv_error_detail()) : NULL;
             hv_status cst = hv_store_close(s);
             if (st == HV_OK) st = cst;
+            else if (cst != HV_OK && first) {
+                char *second = hv_strfmt("%s", hv_error_detail());
+                hv_error_set(st, "%s (then %s)", first, second ? second : "the store close failed");
+                free(second);
+            }
+            free(first);
         }
         if (st == HV_OK && !out->interrupted && p.k.shard_count == 1) {
             st = hv_store_export(p.store, p.k.out_dir, 0, NULL);
