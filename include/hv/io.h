@@ -228,6 +228,17 @@ hv_status hv_io_manifest_read(const char *path, const hv_nifti_opts *check_opts,
 /* w x h pixels, `channels` 1 (grey) or 3 (RGB) bytes each, rows top down. */
 hv_status hv_io_png_write(const char *path, int w, int h, int channels, const uint8_t *px);
 
+/* An 8-bit grey w x h picture (rows top down) as PNG bytes in memory, made
+ * the same way every time (Paeth filter on every row, zlib level 6,
+ * Z_FILTERED, no ancillary chunks): the same pixels give the same bytes.
+ * *out (malloc'd, the caller's to free) and *len receive them. */
+hv_status hv_io_png_encode_grey(int w, int h, const uint8_t *px, uint8_t **out, size_t *len);
+/* Decode PNG bytes (borrowed) that must be an 8-bit grey w x h picture,
+ * non-interlaced, into px (w*h bytes, the caller's). HV_ERR_FORMAT naming
+ * the problem for anything else: not a PNG, other size or colour type,
+ * truncated or damaged (CRC or zlib errors). */
+hv_status hv_io_png_decode_grey(const uint8_t *buf, size_t len, int w, int h, uint8_t *px);
+
 /* Grey w x h picture with label contours into RGB (stride bytes a row):
  * each non-zero label's edge pixels (on the picture's border or beside
  * another value, 4-neighbourhood) in a colour of its own, `target`'s red. */

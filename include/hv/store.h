@@ -1,5 +1,5 @@
 /*
- * hv/store.h: the run's HDF5 store (schema v2, docs/hdf5-schema.md) and the
+ * hv/store.h: the run's HDF5 store (schema v3, docs/hdf5-schema.md) and the
  * per-rank journals that make it crash-safe.
  *
  * What a case produces is three fixed-layout row types (hv_run_crow per case,
@@ -10,7 +10,12 @@
  *
  * The store is laid out once, serially (hv_store_create), then every rank
  * opens it through MPI-IO (hv_store_open_mpi) and only writes raw data into
- * its own case slots (hv_store_put_case, status last). The journals
+ * its own case slots (hv_store_put_case, status last). The images (QC
+ * pictures as PNG bytes, height-loss planes deflated) are compressed, so
+ * their size is only known once drawn; HDF5 cannot give them file space
+ * from independent MPI-IO writes, so they are written serially by rank 0
+ * (hv_store_put_images): when the store is rebuilt from the journals at
+ * every start, and at the end of every attempt. The journals
  * (hv_journal_*) are the truth for resuming: every finished case is appended
  * to its rank's journal, fsync'd, before it is written into the store, and
  * every start rebuilds the store from them. Reading a store (describe,
@@ -33,7 +38,7 @@
  * for the duration of the call; the stage names given to hv_store_create
  * and hv_journal_open are copied. The names hv_store_stage_names hands out
  * belong to the store (valid until hv_store_close). A hv_case_result owns
- * its `img` and `qc` buffers: hv_case_result_clear frees them.
+ * its `img`, `qc` and `qc_png` buffers: hv_case_result_clear frees them.
  */
 #ifndef HV_STORE_H
 #define HV_STORE_H
@@ -49,10 +54,11 @@
 extern "C" {
 #endif
 
-/* Store schema version written to /@schema_version. Readers accept this one
- * and 1 (describe, validate, export, read); only a store of this version can
- * be written into. */
-#define HV_STORE_SCHEMA_VERSION 2
+/* Store schema version written to /@schema_version. Readers accept this one,
+ * 2 and 1 (describe, validate, export, read); only a store of this version
+ * can be written into. v3: images chunked and compressed (QC pictures as
+ * PNG bytes per vertebra slot), written serially. */
+#define HV_STORE_SCHEMA_VERSION 3
 
 /* Per-stage seconds: at most this many stages, each name shorter than
  * HV_STORE_STAGE_NAME_MAX bytes (with its NUL), made of letters, digits and
@@ -128,10 +134,32 @@ typedef struct hv_case_result {
     int n_img;                        /* image planes per vertebra (0, 1, 3) */
     float *img;                       /* owned; n_vert*n_img*IMG*IMG or NULL */
     uint8_t *qc;                      /* owned; n_vert*HV_RUN_QC_BYTES or NULL */
+    /* The same QC pictures as PNG bytes (hv_store_qc_encode): vertebra k's
+     * PNG is qc_png_len[k] bytes at qc_png + the lengths before it, 0 bytes
+     * for a slot with no picture (all zero). A result replayed from a
+     * journal has these and no `qc`. */
+    uint8_t *qc_png;                  /* owned; NULL when there are none   */
+    uint32_t qc_png_len[HV_RUN_MAX_VERT];
 } hv_case_result;
 
-/* Free img and qc and zero the whole result (a zeroed result is valid). */
+/* Free img, qc and qc_png and zero the whole result (a zeroed result is
+ * valid). */
 void hv_case_result_clear(hv_case_result *r);
+
+/* QC pictures as stored (schema v3): a vertebra's slot of HV_RUN_QC_BYTES
+ * (views x channels x QC x QC) is one 8-bit grey PNG of HV_RUN_QC columns
+ * and HV_QC_VIEWS*HV_QC_CHANNELS*HV_RUN_QC rows, the slot's bytes in order
+ * (hv_io_png_encode_grey: the same pixels give the same bytes). */
+#define HV_STORE_QC_PNG_W HV_RUN_QC
+#define HV_STORE_QC_PNG_H (HV_QC_VIEWS * HV_QC_CHANNELS * HV_RUN_QC)
+
+/* Encode r->qc (r->c.n_vert slots of a done case) into r->qc_png and
+ * r->qc_png_len, replacing any there; an all-zero slot gets length 0. No-op
+ * when r->qc is NULL. r->qc is left as it is. */
+hv_status hv_store_qc_encode(hv_case_result *r);
+/* Vertebra k's picture of r (from qc_png, else qc) into slot
+ * (HV_RUN_QC_BYTES); all zero when it has none. */
+hv_status hv_store_qc_slot(const hv_case_result *r, int k, uint8_t *slot);
 
 /* -------------------------------------------------------------- journals */
 
@@ -188,19 +216,42 @@ typedef struct hv_store_create_info {
  * pending. A bad stage list is HV_ERR_ARG (hv_store_check_stages). */
 hv_status hv_store_create(const char *path, const hv_store_create_info *info,
                           const hv_run_crow *cases, hv_store **out);
-/* Write a finished case (rows, images, per-stage seconds, case row, then
- * status) into its slots. HV_ERR_UNSUPPORTED on a store of an older schema. */
+/* Write a finished case (rows, per-stage seconds, case row, then status)
+ * into its slots; on a store opened serially (create, open_serial) its
+ * images too (hv_store_put_images), on one opened through MPI-IO not: those
+ * are written later by rank 0 (docs/hdf5-schema.md, "How it is written").
+ * HV_ERR_UNSUPPORTED on a store of an older schema. */
 hv_status hv_store_put_case(hv_store *s, long case_index, const hv_case_result *r);
+/* Serial store only: write the images of done case r (its height-loss
+ * planes and QC pictures; r->qc_png, or r->qc encoded here) into the slots
+ * of case_index. No-op on a store without images (n_img = 0).
+ * HV_ERR_UNSUPPORTED on a store opened through MPI-IO or of an older
+ * schema. */
+hv_status hv_store_put_images(hv_store *s, long case_index, const hv_case_result *r);
+/* Read the QC picture of vertebra slot `slot` (case_index * HV_RUN_MAX_VERT
+ * + k) into px (HV_RUN_QC_BYTES), decoding the PNG of a v3 store or reading
+ * the raw slot of v2/v1. *present (may be NULL) is 0 when the slot holds no
+ * picture (px all zero then). HV_ERR_UNSUPPORTED when the store has no QC
+ * pictures; HV_ERR_FORMAT for a PNG that does not decode. */
+hv_status hv_store_read_qc(hv_store *s, long slot, uint8_t *px, int *present);
 /* Collective over comm: open for independent raw-data writes through MPI-IO. */
 hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
 /* Serial read/write or read-only open (sec2 driver). */
 hv_status hv_store_open_serial(const char *path, int writable, hv_store **out);
 /* Close (collective when opened with hv_store_open_mpi). */
 hv_status hv_store_close(hv_store *s);
+/* Nonzero once closing a store's file failed in this process (a full disk
+ * while HDF5 flushed its cache). HDF5 1.10 then keeps the file's ID
+ * although it freed the file's object, and its own shutdown (at exit, or
+ * in MPI_Finalize) touches that memory: a segfault after the message, or a
+ * wait in a collective for a file opened through MPI-IO. The caller must
+ * then end the process without shutting HDF5 down, after saying why
+ * (healthivert run: MPI_Abort). */
+int hv_store_close_failed(void);
 
 long hv_store_n_cases(const hv_store *s);
 int hv_store_n_img(const hv_store *s);
-/* The schema version of the open file: 1 or HV_STORE_SCHEMA_VERSION. */
+/* The schema version of the open file: 1, 2 or HV_STORE_SCHEMA_VERSION. */
 int hv_store_version(const hv_store *s);
 /* The store's stage names: *n of them in *names, owned by the store (valid
  * until hv_store_close). A v1 store has the six of that schema. */

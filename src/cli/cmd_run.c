@@ -202,6 +202,16 @@ int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*help)(FILE *)
                                         : HV_EXIT_FAIL;
     }
     hv_run_config_free(cfg);
+    if (hv_store_close_failed()) {
+        /* the message above says why; HDF5 would crash (or wait forever)
+         * shutting down in MPI_Finalize (hv_store_close_failed) */
+        fprintf(stderr, "healthivert run: [rank %d] HDF5 could not close the store; ending with "
+                        "MPI_Abort instead of shutting HDF5 down (the run can be resumed once "
+                        "the cause is fixed)\n", rank);
+        fflush(stdout);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc == HV_EXIT_OK ? HV_EXIT_FAIL : rc);
+    }
     MPI_Finalize();
     return rc;
 }

@@ -84,6 +84,149 @@ done:
     return st;
 }
 
+/* ------------------------------------------------ PNG bytes in memory */
+
+/* The store keeps its QC pictures as PNG bytes (docs/hdf5-schema.md, v3):
+ * encoded once by the rank that drew them, decoded by any PNG reader. The
+ * encoder fixes everything that changes the bytes (Paeth filter on every
+ * row, zlib level 6, Z_FILTERED, no ancillary chunks), so a picture is the
+ * same bytes with any number of ranks. */
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+    int oom;
+} png_mem;
+
+static void png_mem_write(png_structp png, png_bytep data, png_size_t len)
+{
+    png_mem *m = png_get_io_ptr(png);
+    if (m->oom) return;
+    if (m->n + len > m->cap) {
+        size_t nc = m->cap ? m->cap : 65536;
+        while (nc < m->n + len) nc *= 2;
+        unsigned char *np = realloc(m->p, nc);
+        if (!np) {
+            m->oom = 1;
+            png_error(png, "out of memory");
+        }
+        m->p = np;
+        m->cap = nc;
+    }
+    memcpy(m->p + m->n, data, len);
+    m->n += len;
+}
+
+static void png_mem_flush(png_structp png) { (void)png; }
+
+static int png_encode_rows(png_mem *m, int w, int h, png_bytep *rows)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (!png) return -1;
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return -1;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return -1;
+    }
+    png_set_write_fn(png, m, png_mem_write, png_mem_flush);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_PAETH);
+    png_set_compression_level(png, 6);
+    png_set_compression_strategy(png, 1 /* Z_FILTERED */);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+hv_status hv_io_png_encode_grey(int w, int h, const uint8_t *px, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    if (!px || w <= 0 || h <= 0 || w > 65535 || h > 65535)
+        return hv_error_set(HV_ERR_ARG, "png: bad arguments (%dx%d)", w, h);
+    png_bytep *rows = malloc((size_t)h * sizeof *rows);
+    if (!rows) return hv_error_set(HV_ERR_NOMEM, "png: out of memory");
+    for (int y = 0; y < h; y++) rows[y] = (png_bytep)(px + (size_t)y * (size_t)w);
+    png_mem m = {NULL, 0, 0, 0};
+    int rc = png_encode_rows(&m, w, h, rows);
+    free(rows);
+    if (rc != 0 || m.oom) {
+        free(m.p);
+        return m.oom ? hv_error_set(HV_ERR_NOMEM, "png: out of memory")
+                     : hv_error_set(HV_ERR_IO, "libpng failed encoding a %dx%d picture", w, h);
+    }
+    *out = m.p;
+    *len = m.n;
+    return HV_OK;
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t n, off;
+} png_src;
+
+static void png_src_read(png_structp png, png_bytep data, png_size_t len)
+{
+    png_src *s = png_get_io_ptr(png);
+    if (len > s->n - s->off) png_error(png, "truncated PNG");
+    memcpy(data, s->p + s->off, len);
+    s->off += len;
+}
+
+/* 0: decoded; 1: not an 8-bit grey w x h picture; -1: libpng error. */
+static int png_decode_rows(png_src *src, int w, int h, uint8_t *px)
+{
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    if (!png) return -1;
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return -1;
+    }
+    png_bytep *rows = NULL;
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(rows);
+        return -1;
+    }
+    png_set_read_fn(png, src, png_src_read);
+    png_read_info(png, info);
+    if (png_get_image_width(png, info) != (png_uint_32)w ||
+        png_get_image_height(png, info) != (png_uint_32)h || png_get_bit_depth(png, info) != 8 ||
+        png_get_color_type(png, info) != PNG_COLOR_TYPE_GRAY ||
+        png_get_interlace_type(png, info) != PNG_INTERLACE_NONE) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return 1;
+    }
+    rows = malloc((size_t)h * sizeof *rows);
+    if (!rows) png_error(png, "out of memory");
+    for (int y = 0; y < h; y++) rows[y] = px + (size_t)y * (size_t)w;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(rows);
+    return 0;
+}
+
+hv_status hv_io_png_decode_grey(const uint8_t *buf, size_t len, int w, int h, uint8_t *px)
+{
+    if (!buf || !px || w <= 0 || h <= 0)
+        return hv_error_set(HV_ERR_ARG, "png: bad arguments (%dx%d)", w, h);
+    if (len < 8 || png_sig_cmp((png_const_bytep)buf, 0, 8))
+        return hv_error_set(HV_ERR_FORMAT, "not a PNG (%zu bytes, no PNG signature)", len);
+    png_src src = {buf, len, 0};
+    int rc = png_decode_rows(&src, w, h, px);
+    if (rc == 1) return hv_error_set(HV_ERR_FORMAT, "PNG is not an 8-bit grey %dx%d picture", w, h);
+    if (rc != 0) return hv_error_set(HV_ERR_FORMAT, "damaged PNG (%zu bytes)", len);
+    return HV_OK;
+}
+
 /* ----------------------------------------------------- contour overlay */
 
 void hv_io_paint_contours(uint8_t *rgb, int stride, const uint8_t *grey, const uint8_t *labels,

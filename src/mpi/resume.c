@@ -297,3 +297,72 @@ done:
     free(order);
     return st;
 }
+
+/* ---------------------------------------------------- images, at the end */
+
+typedef struct {
+    hv_store *s;
+    const hv_run_crow *rows; /* the store's case rows, sorted by id */
+    const uint8_t *stt;
+    uint8_t *have;
+    size_t n;
+    int attempt;
+    long n_put;
+} images_ctx;
+
+static long find_row(const hv_run_crow *rows, size_t n, const char *id)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(rows[mid].id, id);
+        if (c == 0) return (long)mid;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return -1;
+}
+
+static hv_status on_record_images(void *user, const hv_case_result *r)
+{
+    images_ctx *ic = user;
+    if (r->state != HV_CASE_DONE || r->c.attempt != ic->attempt) return HV_OK;
+    long ci = find_row(ic->rows, ic->n, r->c.id);
+    /* only the record the store's row came from: same attempt and rank,
+     * done (another shard's cases are pending in this shard's store) */
+    if (ci < 0 || ic->have[ci] || ic->stt[ci] != HV_CASE_DONE ||
+        ic->rows[ci].attempt != r->c.attempt || ic->rows[ci].rank != r->c.rank ||
+        ic->rows[ci].n_vert != r->c.n_vert)
+        return HV_OK;
+    ic->have[ci] = 1;
+    ic->n_put++;
+    return hv_store_put_images(ic->s, ci, r);
+}
+
+hv_status hv_resume_images(const char *journal, const hv_stage_ctx *sc, hv_store *s, int attempt,
+                           long *n_cases)
+{
+    *n_cases = 0;
+    if (hv_store_n_img(s) <= 0) return HV_OK;
+    size_t n = (size_t)hv_store_n_cases(s);
+    hv_status st = HV_OK;
+    images_ctx ic = {s, NULL, NULL, NULL, n, attempt, 0};
+    hv_run_crow *rows = malloc((n ? n : 1) * sizeof *rows);
+    uint8_t *stt = malloc(n ? n : 1);
+    ic.have = calloc(n ? n : 1, 1);
+    if (!rows || !stt || !ic.have) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_store_read_cases(s, rows, stt)) != HV_OK) goto done;
+    ic.rows = rows;
+    ic.stt = stt;
+    long nrec = 0, ntorn = 0;
+    st = hv_journal_replay(journal, sc->n_stages, sc->names, on_record_images, &ic, &nrec, &ntorn);
+    *n_cases = ic.n_put;
+done:
+    free(rows);
+    free(stt);
+    free(ic.have);
+    return st;
+}

@@ -679,6 +679,18 @@ done_b:
         st = hv_store_open_serial(p.store, 1, &s);
         uint8_t *stt = NULL;
         hv_run_crow *rows = NULL;
+        if (st == HV_OK && p.n_img > 0) {
+            /* the images of this attempt's cases, serially from the journals
+             * (compressed: their file space cannot be allocated through
+             * independent MPI-IO writes) */
+            double ti = hv_time_now();
+            long nimg = 0;
+            hv_run_crashpoint("before-images");
+            st = hv_resume_images(p.journal, &sctx, s, pa.attempt, &nimg);
+            if (st == HV_OK)
+                hv_log_info("images of %ld case(s) of this attempt written into the store in "
+                            "%.2f s (rank 0, from the journals)", nimg, hv_time_now() - ti);
+        }
         if (st == HV_OK) {
             size_t n = (size_t)hv_store_n_cases(s);
             stt = malloc(n ? n : 1);
@@ -741,8 +753,17 @@ done_b:
         }
         free(stt);
         if (s) {
+            /* a failed close after a first error (a full disk fails both)
+             * keeps the first error's text and adds the close's */
+            char *first = st != HV_OK ? hv_strfmt("%s", hv_error_detail()) : NULL;
             hv_status cst = hv_store_close(s);
             if (st == HV_OK) st = cst;
+            else if (cst != HV_OK && first) {
+                char *second = hv_strfmt("%s", hv_error_detail());
+                hv_error_set(st, "%s (then %s)", first, second ? second : "the store close failed");
+                free(second);
+            }
+            free(first);
         }
         if (st == HV_OK && !out->interrupted && p.k.shard_count == 1) {
             st = hv_store_export(p.store, p.k.out_dir, 0, NULL);

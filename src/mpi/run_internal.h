@@ -231,6 +231,14 @@ typedef struct hv_resume_plan {
 hv_status hv_resume_rebuild(const hv_resume_plan *p, long **order, long *n_pending,
                             long *n_resumed);
 
+/* The end of an attempt, rank 0, on the serially reopened store s: write
+ * the images (hv_store_put_images) of the cases this attempt finished,
+ * from the records of `attempt` in the journals; ranks wrote those cases
+ * through MPI-IO without them (docs/hdf5-schema.md, "How it is written").
+ * *n_cases counts the cases written. No-op for a store without images. */
+hv_status hv_resume_images(const char *journal, const hv_stage_ctx *sc, hv_store *s, int attempt,
+                           long *n_cases);
+
 /* A case row's id, paths (the tail that fits) and cost (CT + mask bytes). */
 void hv_run_case_row(hv_run_crow *r, const hv_case *cs);
 

@@ -294,7 +294,12 @@ hv_status hv_store_validate(const char *path, char **report)
         hsize_t d4[4] = {nvs, (hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
         if (!check_dims(s->images, 4, d4)) PROBLEM("/images/planes has unexpected dimensions\n");
     }
-    if (s->qc >= 0) {
+    if (s->qc >= 0 && s->version >= 3) {
+        hid_t qt = hv_store_qc_png_type();
+        if (!check_dims(s->qc, 1, &nvs)) PROBLEM("/images/qc is not %d slots per case\n", HV_RUN_MAX_VERT);
+        if (!check_type(s->qc, qt)) PROBLEM("/images/qc is not variable-length uint8 (PNG bytes)\n");
+        H5Tclose(qt);
+    } else if (s->qc >= 0) {
         hsize_t d5[5] = {nvs, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
         if (!check_dims(s->qc, 5, d5)) PROBLEM("/images/qc has unexpected dimensions\n");
         if (!check_type(s->qc, H5T_STD_U8LE)) PROBLEM("/images/qc is not uint8\n");
@@ -334,6 +339,13 @@ hv_status hv_store_validate(const char *path, char **report)
             done_n++;
             if (c->n_vert < 1 || c->n_vert > HV_RUN_MAX_VERT) PROBLEM("case %s: done with n_vert %d\n", c->id, c->n_vert);
             if (c->error[0]) PROBLEM("case %s: done but has an error text\n", c->id);
+            int bad_k = -1;
+            if (c->n_vert >= 1 && c->n_vert <= HV_RUN_MAX_VERT &&
+                hv_store_qc_check_case(s, (long)i, c->n_vert, &bad_k) != HV_OK)
+                PROBLEM("case %s: %s\n", c->id, hv_error_detail());
+            else if (bad_k >= 0)
+                PROBLEM("case %s: /images/qc slot %d is not an 8-bit grey %dx%d PNG\n", c->id,
+                        bad_k, HV_STORE_QC_PNG_W, HV_STORE_QC_PNG_H);
         }
         if (stt[i] == HV_CASE_FAILED) {
             if (!c->error[0]) PROBLEM("case %s: failed without a reason\n", c->id);

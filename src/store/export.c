@@ -198,8 +198,6 @@ static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
     }
     if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
     if ((st = hv_mkdir_p(qdir)) != HV_OK) goto done;
-    hsize_t inner[5] = {1, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
-    hid_t ms = H5Screate_simple(5, inner, NULL);
     for (size_t i = 0; i < nc && st == HV_OK; i++) {
         if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
         hv_run_vrow rows[HV_RUN_MAX_VERT];
@@ -216,18 +214,12 @@ static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
             break;
         }
         for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
-            hsize_t start[5] = {vstart + (hsize_t)k, 0, 0, 0, 0};
-            hid_t fs = H5Dget_space(s->qc);
-            e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, inner, NULL);
-            if (e >= 0) e = H5Dread(s->qc, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, slot);
-            H5Sclose(fs);
-            if (e < 0) {
-                st = hv_error_set(HV_ERR_HDF5, "store: cannot read /images/qc of case %s",
-                                  cr[i].id);
+            int any = 0;
+            st = hv_store_read_qc(s, (long)vstart + k, slot, &any);
+            if (st != HV_OK) {
+                hv_error_wrap(st, "case %s", cr[i].id);
                 break;
             }
-            int any = 0;
-            for (size_t q = 0; q < HV_RUN_QC_BYTES && !any; q++) any = slot[q] != 0;
             if (!any) continue; /* no picture: the spine stage failed there */
             for (int view = 0; view < HV_QC_VIEWS && st == HV_OK; view++) {
                 const uint8_t *v0 = slot + (size_t)view * HV_QC_CHANNELS * plane;
@@ -245,7 +237,6 @@ static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
             }
         }
     }
-    H5Sclose(ms);
 done:
     free(fn);
     free(qdir);

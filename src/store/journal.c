@@ -28,8 +28,11 @@
  * file system and are read by the same build; the store is the portable
  * artefact): u32 state | hv_run_crow | u32 n_stages | n_stages x f64 seconds |
  * u32 n_vert | n_vert x hv_run_vrow | u32 n_img | n_vert*n_img*IMG*IMG
- * float32 | u32 n_qc | n_vert*n_qc*QC_BYTES u8 (n_qc 0 or 1: the QC pictures
- * of output.images = qc | full).
+ * float32 | u32 n_qc | with n_qc = 1 (the QC pictures of output.images =
+ * qc | full): n_vert x u32 PNG length, then the PNGs one after another
+ * (hv_store_qc_encode; length 0: no picture). The pictures travel as the
+ * PNG bytes the store keeps, encoded once by the rank that drew them, so
+ * rank 0 copies them into the store without recompressing (images.c).
  *
  * Because the payload is raw struct bytes and the seconds are labelled only
  * by their position in the stage list, every file starts with a layout
@@ -49,7 +52,9 @@
  * bytes: a stage count, no names, the seconds inside hv_run_crow) and files
  * from before layout records existed are never read by layout 2: their
  * records hold the seconds by position in the case row. Bump
- * HV_JOURNAL_LAYOUT when a row struct or the payload changes.
+ * HV_JOURNAL_LAYOUT when a row struct or the payload changes. Layout 2 (the
+ * QC pictures raw, 256 KiB a vertebra) is not read by layout 3: its cases
+ * run again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -69,7 +74,7 @@
 #define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
 
-#define HV_JOURNAL_LAYOUT 2u
+#define HV_JOURNAL_LAYOUT 3u
 #define JLAYOUT_FIXED 16u /* version, two row sizes, stage count */
 #define JLAYOUT_MAX (JLAYOUT_FIXED + HV_STORE_MAX_STAGES * HV_STORE_STAGE_NAME_MAX)
 
@@ -301,16 +306,36 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     uint32_t nv = (uint32_t)(r->state == HV_CASE_DONE ? r->c.n_vert : 0);
     uint32_t ni = (uint32_t)(r->img ? r->n_img : 0);
     size_t nimg = (size_t)nv * ni * HV_RUN_IMG * HV_RUN_IMG;
-    uint32_t nq = r->qc ? 1u : 0u;
-    size_t nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
+    /* the QC pictures as PNGs: the caller's, or encoded here */
+    hv_case_result enc;
+    memset(&enc, 0, sizeof enc);
+    const hv_case_result *pr = r;
+    if (nv && !r->qc_png && r->qc) {
+        enc.c = r->c;
+        enc.qc = r->qc;
+        hv_status est = hv_store_qc_encode(&enc);
+        enc.qc = NULL;
+        if (est != HV_OK) return est;
+        pr = &enc;
+    }
+    uint32_t nq = nv && pr->qc_png ? 1u : 0u;
+    size_t nqc = 0;
+    for (uint32_t k = 0; nq && k < nv; k++) nqc += pr->qc_png_len[k];
+    if (nq) nqc += 4 * (size_t)nv;
+    hv_status st = HV_OK;
     uint32_t ns = (uint32_t)j->n_stages;
     size_t payload = 4 + sizeof r->c + 4 + ns * sizeof(double) + 4 + nv * sizeof(hv_run_vrow) + 4 +
                      nimg * sizeof(float) + 4 + nqc;
-    if (payload > JMAX_PAYLOAD)
-        return hv_error_set(HV_ERR_LIMIT, "journal: case record of %zu bytes is too large", payload);
+    if (payload > JMAX_PAYLOAD) {
+        st = hv_error_set(HV_ERR_LIMIT, "journal: case record of %zu bytes is too large", payload);
+        goto done;
+    }
     if (payload > j->raw_cap) {
         unsigned char *nb = realloc(j->raw, payload);
-        if (!nb) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+        if (!nb) {
+            st = hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+            goto done;
+        }
         j->raw = nb;
         j->raw_cap = payload;
     }
@@ -325,7 +350,10 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     put(&p, &ni, 4);
     if (nimg) put(&p, r->img, nimg * sizeof(float));
     put(&p, &nq, 4);
-    if (nqc) put(&p, r->qc, nqc);
+    if (nq) {
+        put(&p, pr->qc_png_len, 4 * (size_t)nv);
+        put(&p, pr->qc_png, nqc - 4 * (size_t)nv);
+    }
 
     /* Frame: deflated when that is smaller, raw otherwise. */
     uLong bound = compressBound((uLong)payload);
@@ -333,7 +361,10 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     if (total < 12 + payload) total = 12 + payload;
     if (total > j->cap) {
         unsigned char *nb = realloc(j->buf, total);
-        if (!nb) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+        if (!nb) {
+            st = hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+            goto done;
+        }
         j->buf = nb;
         j->cap = total;
     }
@@ -355,13 +386,16 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
         ssize_t w = write(j->fd, j->buf + off, total - off);
         if (w < 0) {
             if (errno == EINTR) continue;
-            return hv_error_set(HV_ERR_IO, "journal %s: %s", j->path, strerror(errno));
+            st = hv_error_set(HV_ERR_IO, "journal %s: %s", j->path, strerror(errno));
+            goto done;
         }
         off += (size_t)w;
     }
     if (fdatasync(j->fd) != 0)
-        return hv_error_set(HV_ERR_IO, "journal %s: fdatasync: %s", j->path, strerror(errno));
-    return HV_OK;
+        st = hv_error_set(HV_ERR_IO, "journal %s: fdatasync: %s", j->path, strerror(errno));
+done:
+    free(enc.qc_png);
+    return st;
 }
 
 /* Parse one payload of a file with n_stages stages into r (r->img and r->qc
@@ -399,21 +433,28 @@ static hv_status parse_payload(const unsigned char *p, size_t n, uint32_t n_stag
     if (n < qoff + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
     memcpy(&nq, p + qoff, 4);
     if (nq > 1) return hv_error_set(HV_ERR_FORMAT, "bad QC picture count %u", nq);
-    size_t nqc = (size_t)nv * nq * HV_RUN_QC_BYTES;
-    if (n != qoff + 4 + nqc) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    size_t nqc = 0, lens = nq ? 4 * (size_t)nv : 0;
+    if (n < qoff + 4 + lens) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    if (lens) memcpy(r->qc_png_len, p + qoff + 4, lens);
+    for (uint32_t k = 0; nq && k < nv; k++) {
+        if (r->qc_png_len[k] > HV_RUN_QC_BYTES + 65536u)
+            return hv_error_set(HV_ERR_FORMAT, "implausible PNG length %u", r->qc_png_len[k]);
+        nqc += r->qc_png_len[k];
+    }
+    if (n != qoff + 4 + lens + nqc) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
     if (nimg) {
         r->img = malloc(nimg * sizeof(float));
         if (!r->img) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
         memcpy(r->img, p + off, nimg * sizeof(float));
     }
-    if (nqc) {
-        r->qc = malloc(nqc);
-        if (!r->qc) {
+    if (nq) {
+        r->qc_png = malloc(nqc ? nqc : 1);
+        if (!r->qc_png) {
             free(r->img);
             r->img = NULL;
             return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
         }
-        memcpy(r->qc, p + qoff + 4, nqc);
+        if (nqc) memcpy(r->qc_png, p + qoff + 4 + lens, nqc);
     }
     r->n_img = (int)ni;
     r->state = (int)state;

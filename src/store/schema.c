@@ -1,5 +1,5 @@
 /*
- * schema.c: the run's HDF5 store, schema v2 (docs/hdf5-schema.md): the row
+ * schema.c: the run's HDF5 store, schema v3 (docs/hdf5-schema.md): the row
  * types, creating, opening and closing the file, per-case writes and reads.
  *
  * Parallel HDF5 requires every structural change (file, groups, datasets,
@@ -13,8 +13,12 @@
  * structure, only leave its own slot half-written, and a case counts as done
  * only when its status byte (written last) says so. The grader results and
  * the end-of-run attributes are written afterwards by rank 0 alone, on a
- * serially reopened file. No compression: parallel filters need collective
- * writes, which a dynamic queue cannot provide.
+ * serially reopened file. The images are the exception (images.c): they
+ * are chunked and compressed, which needs file space allocated as they are
+ * written, i.e. metadata changes; parallel HDF5 allows that only in
+ * collective writes, which a dynamic queue cannot provide. So ranks leave
+ * them out, and rank 0 writes them serially from the journals: when it
+ * rebuilds the store at the start, and at the end of every attempt.
  *
  * The other jobs live beside this file: stages.c (per-stage seconds by
  * name, and v1's fixed array), grader.c (/grader), describe.c (`inspect`:
@@ -23,8 +27,9 @@
  *
  * A store of schema v1 opens too, for reading (describe, validate, export,
  * gather): its case rows carry the seconds of six fixed stages, which
- * stages.c reads by name. Writing a case into one is refused: the runner
- * always lays out a new store.
+ * stages.c reads by name; v2 is v3 with the images uncompressed
+ * (contiguous float32 planes and uint8 QC slots). Writing a case into
+ * either is refused: the runner always lays out a new store.
  *
  * Layout (N cases, S = 26 vertebra slots per case):
  *   /                      attrs schema, schema_version, state, max_vert, img_size, n_img
@@ -35,8 +40,10 @@
  *   /cases/stage_names     string[T]         their names, in column order
  *   /cases/status          enum u8[N]        pending | done | failed (written last)
  *   /vertebrae/table       compound[N*S]     (hv_run_vrow), slot case*S + k
- *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none)
- *   /images/qc             uint8[N*S][2][2][256][256]    (output.images != none;
+ *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none;
+ *                          chunked per case, shuffle + deflate)
+ *   /images/qc             vlen uint8[N*S]: one grey PNG per vertebra slot
+ *                          (output.images != none; v2: uint8[N*S][2][2][256][256],
  *                          optional in v1: stores written before it lack it)
  *   /grader                (after gather) attrs + confusion, classes, folds
  */
@@ -63,6 +70,7 @@ void hv_case_result_clear(hv_case_result *r)
 {
     free(r->img);
     free(r->qc);
+    free(r->qc_png);
     memset(r, 0, sizeof *r);
 }
 
@@ -174,6 +182,11 @@ static hid_t make_dataset(hid_t loc, const char *name, hid_t type, int rank,
     return d;
 }
 
+/* Set when an H5Fclose of a store failed (hv_store_close_failed). */
+static int close_failed;
+
+int hv_store_close_failed(void) { return close_failed; }
+
 static void store_free(hv_store *s)
 {
     if (!s) return;
@@ -183,7 +196,7 @@ static void store_free(hv_store *s)
     if (s->status >= 0) H5Dclose(s->status);
     if (s->seconds >= 0) H5Dclose(s->seconds);
     if (s->cases >= 0) H5Dclose(s->cases);
-    if (s->file >= 0) H5Fclose(s->file);
+    if (s->file >= 0 && H5Fclose(s->file) < 0) close_failed = 1;
     free(s);
 }
 
@@ -292,21 +305,24 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
         g = H5Gcreate2(s->file, "images", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         H5CHK(g, "cannot create /images");
         hsize_t d4[4] = {nv, (hsize_t)info->n_img, HV_RUN_IMG, HV_RUN_IMG};
-        s->images = make_dataset(g, "planes", H5T_IEEE_F32LE, 4, d4);
+        s->images = hv_store_make_planes(g, d4);
         H5CHK(s->images, "cannot create /images/planes");
         ATTRCHK(hv_h5_attr_str(s->images, "planes",
                                info->n_img == 1 ? "loss" : "loss,h_ori,h_syn"));
         ATTRCHK(hv_h5_attr_str(s->images, "units", "loss: fraction; h_ori, h_syn: mm"));
-        hsize_t d5[5] = {nv, HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
-        s->qc = make_dataset(g, "qc", H5T_STD_U8LE, 5, d5);
+        s->qc = hv_store_make_qc(g, nv);
         H5CHK(s->qc, "cannot create /images/qc");
         ATTRCHK(hv_h5_attr_str(s->qc, "views", "sagittal,coronal"));
         ATTRCHK(hv_h5_attr_str(s->qc, "channels", "ct,label"));
+        ATTRCHK(hv_h5_attr_str(s->qc, "encoding",
+                               "png: one 8-bit grey PNG of 256 x 1024 per vertebra slot, "
+                               "its rows the slot's [view][channel][row] in order; "
+                               "empty = no picture"));
         ATTRCHK(hv_h5_attr_str(s->qc, "meaning",
                                "straightened crop of the vertebra: mid-sagittal and "
                                "mid-coronal slice, row 0 cranial; ct = HU window [-300, 800] "
                                "as 0..255; label = 255 inside the target's de-pedicled body "
-                               "label; all zero = no picture"));
+                               "label; empty (or all zero) = no picture"));
         H5Gclose(g);
         g = -1;
     }
@@ -354,8 +370,8 @@ static hv_status open_objects(hv_store *s)
     long ver = 0;
     if (!hv_h5_read_attr_long(s->file, "schema_version", &ver))
         return hv_error_set(HV_ERR_FORMAT, "not a healthivert store (no schema_version)");
-    if (ver != 1 && ver != HV_STORE_SCHEMA_VERSION)
-        return hv_error_set(HV_ERR_FORMAT, "store schema version %ld; this build reads 1 and %d",
+    if (ver < 1 || ver > HV_STORE_SCHEMA_VERSION)
+        return hv_error_set(HV_ERR_FORMAT, "store schema version %ld; this build reads 1 to %d",
                             ver, HV_STORE_SCHEMA_VERSION);
     s->version = (int)ver;
     s->cases = H5Dopen2(s->file, "cases/table", H5P_DEFAULT);
@@ -379,7 +395,15 @@ static hv_status open_objects(hv_store *s)
     long ni = 0;
     hv_h5_read_attr_long(s->file, "n_img", &ni);
     s->n_img = (int)ni;
-    if (s->n_img > 0) {
+    /* Not through MPI-IO: ranks never write the images (images.c), and
+     * HDF5's MPI-IO driver allocates every chunk of a chunked dataset when
+     * it is opened for writing (early allocation is required there). That
+     * allocation is metadata (chunk index, fill chunks) the collective
+     * close must then flush; on a full disk one rank's share of that flush
+     * failed, it left the flush early and the other rank waited in a
+     * barrier inside H5Fclose forever. With only the contiguous, allocated
+     * datasets open, the collective close has nothing to write. */
+    if (s->n_img > 0 && !s->mpi) {
         s->images = H5Dopen2(s->file, "images/planes", H5P_DEFAULT);
         H5CHK(s->images, "store: no /images/planes although n_img = %d", s->n_img);
         /* optional within v1 (stores written before the QC pictures lack it) */
@@ -450,7 +474,10 @@ hv_status hv_store_close(hv_store *s)
     if (s->seconds >= 0) H5Dclose(s->seconds);
     if (s->cases >= 0) H5Dclose(s->cases);
     errno = 0;
-    if (s->file >= 0 && H5Fclose(s->file) < 0) st = hv_h5_fail(errno, "store: close failed");
+    if (s->file >= 0 && H5Fclose(s->file) < 0) {
+        close_failed = 1;
+        st = hv_h5_fail(errno, "store: close failed");
+    }
     free(s);
     return st;
 }
@@ -466,7 +493,6 @@ hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
                             "v%d; a run lays out a new store)", s->version, HV_STORE_SCHEMA_VERSION);
     hv_status st = HV_OK;
     hid_t ct = hv_store_crow_type(), vt = hv_store_vrow_type(), et = hv_store_status_type();
-    uint8_t *blank = NULL;
     int nv = r->state == HV_CASE_DONE ? r->c.n_vert : 0;
     if (nv > 0) {
         hv_run_vrow rows[HV_RUN_MAX_VERT];
@@ -474,25 +500,9 @@ hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
         for (int k = 0; k < nv; k++) rows[k].case_index = (int32_t)ci;
         st = hv_h5_write_rows(s->verts, vt, (hsize_t)ci * HV_RUN_MAX_VERT, (hsize_t)nv, 1, NULL, rows);
         if (st != HV_OK) goto done;
-        if (s->images >= 0 && r->img && r->n_img == s->n_img) {
-            hsize_t inner[3] = {(hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
-            st = hv_h5_write_rows(s->images, H5T_NATIVE_FLOAT, (hsize_t)ci * HV_RUN_MAX_VERT,
-                            (hsize_t)nv, 4, inner, r->img);
-            if (st != HV_OK) goto done;
-        }
-        if (s->qc >= 0) {
-            /* a done case always overwrites its slots: blank when it has no
-             * pictures (a journal record of a build without them) */
-            hsize_t inner[4] = {HV_QC_VIEWS, HV_QC_CHANNELS, HV_RUN_QC, HV_RUN_QC};
-            const uint8_t *src = r->qc;
-            if (!src && !(blank = calloc((size_t)nv, HV_RUN_QC_BYTES))) {
-                st = hv_error_set(HV_ERR_NOMEM, "store: out of memory");
-                goto done;
-            }
-            st = hv_h5_write_rows(s->qc, H5T_NATIVE_UINT8, (hsize_t)ci * HV_RUN_MAX_VERT, (hsize_t)nv,
-                            5, inner, src ? src : blank);
-            if (st != HV_OK) goto done;
-        }
+        /* compressed images need file space as they are written: serial
+         * only (images.c); through MPI-IO rank 0 writes them later */
+        if (!s->mpi && (st = hv_store_put_images(s, ci, r)) != HV_OK) goto done;
     }
     hsize_t ns = (hsize_t)s->n_stages;
     st = hv_h5_write_rows(s->seconds, H5T_NATIVE_DOUBLE, (hsize_t)ci, 1, 2, &ns, r->seconds);
@@ -502,7 +512,6 @@ hv_status hv_store_put_case(hv_store *s, long ci, const hv_case_result *r)
     uint8_t sv = (uint8_t)r->state;
     st = hv_h5_write_rows(s->status, et, (hsize_t)ci, 1, 1, NULL, &sv);
 done:
-    free(blank);
     H5Tclose(ct);
     H5Tclose(vt);
     H5Tclose(et);

@@ -100,6 +100,20 @@ hid_t hv_store_status_type(void);
 /* The file type of a v1 /cases/table (the v2 members plus `seconds`). */
 hid_t hv_store_crow_v1_type(void);
 
+/* ------------------------------------------------------ images (images.c) */
+
+/* Create /images/planes (dims: N*S, n_img, I, I: chunked one case of S
+ * slots a chunk, shuffle + deflate) and /images/qc (vlen uint8[nv], chunked
+ * one case a chunk) in group g of a new store; < 0 on failure. */
+hid_t hv_store_make_planes(hid_t g, const hsize_t *dims);
+hid_t hv_store_make_qc(hid_t g, hsize_t nv);
+/* The file type of /images/qc in v3 (H5Tclose it). */
+hid_t hv_store_qc_png_type(void);
+/* v3: the QC slots 0..nv of case ci are each empty or a PNG whose header
+ * says 8-bit grey 256 x 1024 (no decoding); *bad_k is the first slot that
+ * is not, -1 when all are. HV_OK unless the slots cannot be read. */
+hv_status hv_store_qc_check_case(hv_store *s, long ci, int nv, int *bad_k);
+
 /* ------------------------------------------------- stage names (stages.c) */
 
 /* Copy names[0..n) (already checked) into the handle. */

@@ -154,19 +154,47 @@ check "RLIMIT_FSIZE on rank 1: the run fails (rc $rc)" [ $rc -ne 0 ]
 check "RLIMIT_FSIZE on rank 1: its message carries the reason ($(grep 'rank 1 stops' "$r.log"))" \
   grep -qE '\[rank 1\] error: rank 1 stops: .*(store: write failed|journal .*): File too large' "$r.log"
 check "RLIMIT_FSIZE: lock released after the error" [ ! -e "$r/run.lock" ]
-# A full file system (tmpfs of 3 MiB) where mounting is allowed (root with
-# CAP_SYS_ADMIN): every rank that stops says "No space left on device".
+# A full file system where mounting is allowed (root with CAP_SYS_ADMIN),
+# filled at two points of a 2-rank run, sized from the busy run above: half
+# its journals (phase B: every rank's journal append fails) and its journals
+# plus half its store (phase B fits; rank 0's end-of-run image pass, grading
+# or store close fails). Each run must end within 120 s (a full disk used to
+# leave both ranks waiting in the collective store close forever), exit 1
+# rather than crash (HDF5 1.10 touched freed memory at shutdown after a
+# failed close), and say "No space left on device"; every rank that stops
+# says so. Then the file system grows and the same command resumes.
 mnt="$WORK/mnt"
 mkdir -p "$mnt"
-if mount -t tmpfs -o size=3m tmpfs "$mnt" 2>/dev/null; then
-  "$MPIEXEC" -n 2 --oversubscribe "$HV" run "$COHORT" --set output.dir="$mnt/run" \
-    --set input.source=dataset --set input.dataset="$cohort" >"$WORK/full.log" 2>&1; rc=$?
+jk=$(du -sk "$d/journal" | cut -f1)
+sk=$(du -sk "$d/store.h5" | cut -f1)
+if mount -t tmpfs -o size=$((jk / 2))k tmpfs "$mnt" 2>/dev/null; then
+  full_run() { # full_run NAME: the run into $mnt/run, log $WORK/NAME.log, sets rc
+    timeout 120 "$MPIEXEC" -n 2 --oversubscribe "$HV" run "$COHORT" --set output.dir="$mnt/run" \
+      --set input.source=dataset --set input.dataset="$cohort" >"$WORK/$1.log" 2>&1
+    rc=$?
+  }
+  for point in journals:$((jk / 2)) end:$((jk + sk / 2)); do
+    what=${point%%:*} kib=${point#*:}
+    rm -rf "$mnt/run"
+    mount -o remount,size=${kib}k "$mnt"
+    full_run "full-$what"
+    log="$WORK/full-$what.log"
+    check "full disk ($what, $kib KiB): the run fails, exit 1, no hang or crash (rc $rc; $log)" [ $rc -eq 1 ]
+    check "full disk ($what): says why ($(grep -E 'error|stops' "$log" | head -3))" \
+      grep -q 'No space left on device' "$log"
+    n=$(grep -c 'rank [01] stops' "$log")
+    m=$(grep 'rank [01] stops' "$log" | grep -c 'No space left on device')
+    check "full disk ($what): every stopping rank says why ($m of $n)" [ "$m" -eq "$n" ]
+  done
+  check "full disk (journals): both ranks stopped ($(grep -c 'rank [01] stops' "$WORK/full-journals.log"))" \
+    [ "$(grep -c 'rank [01] stops' "$WORK/full-journals.log")" -eq 2 ]
+  mount -o remount,size=$((4 * (jk + sk)))k "$mnt"
+  full_run full-resume
+  check "full disk, then room: the same command resumes (rc $rc; $WORK/full-resume.log)" [ $rc -eq 0 ]
+  check "full disk, then room: 10 cases done" \
+    grep -q '10 cases: 10 done, 0 failed, 0 pending' "$WORK/full-resume.log"
+  check "full disk, then room: store validates" valid "$mnt/run/store.h5"
   umount "$mnt"
-  check "full disk: the run fails (rc $rc)" [ $rc -ne 0 ]
-  n=$(grep -c 'rank [01] stops' "$WORK/full.log")
-  m=$(grep 'rank [01] stops' "$WORK/full.log" | grep -c 'No space left on device')
-  check "full disk: every stopping rank says why ($m of $n; $(grep 'stops' "$WORK/full.log"))" \
-    [ "$n" -ge 1 -a "$m" -eq "$n" ]
 else
   echo "# tmpfs mount not permitted here: the full-disk check is covered by RLIMIT_FSIZE above"
 fi

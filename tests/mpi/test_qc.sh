@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # output.images = qc: the spine stage's per-vertebra QC pictures land in the
-# store (/images/qc) with real content for done cases, a spine failure on one
+# store (/images/qc, one PNG per vertebra slot in schema v3) with real
+# content for done cases, equal byte for byte (decoded) to what the
+# pipeline draws for the same case at 1 and 2 ranks (hv_qc_compare), a spine failure on one
 # case (forced with the HV_TEST_SPINE_FAIL hook) leaves that case done with
 # blank pictures and a warning, the store validates, the pictures are the
 # same bytes with 1, 2 and 3 ranks and after a kill and resume, and
 # `export --csv` writes them as PNGs.
 # 4 cases of T12-L2 at 2 mm: about 0.15 s per case here with the spine stage.
-HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4
+HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 QCCMP=$5
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
@@ -31,13 +33,18 @@ for r in r1 r2 r3; do
   check "$r: the run's own output folder has no PNG per vertebra" [ ! -e "$WORK/$r/qc" ]
 done
 
-# nonzero SLOT VIEW CHANNEL: nonzero bytes of one 256x256 picture (h5dump
-# writes the raw bytes of the hyperslab; slot = case index * 26 + vertebra).
+# the pictures read back from the store (PNG decoded) against the ones the
+# pipeline draws for the same cases, run again here by hv_qc_compare
+for r in r1 r2; do
+  out=$(HV_TEST_SPINE_FAIL=ph0002 "$QCCMP" "$WORK/$r/store.h5" pipeline "$WORK/data" 2>&1); rc=$?
+  check "$r: store pictures equal the pipeline's, every slot ($out)" [ $rc -eq 0 ]
+  check "$r: 12 slots compared, ph0002's 3 blank ($out)" grep -q 'slots 12 equal 12 blank 3' <<<"$out"
+done
+
+# nonzero SLOT VIEW CHANNEL: nonzero bytes of one 256x256 picture (decoded
+# from the store; slot = case index * 26 + vertebra).
 nonzero() {
-  local f="$WORK/slot-$1-$2-$3.bin"
-  h5dump -d /images/qc -s "$1,$2,$3,0,0" -c "1,1,1,256,256" -b NATIVE -o "$f" \
-    "$WORK/r1/store.h5" >/dev/null 2>&1 || { echo -1; return; }
-  tr -d '\000' <"$f" | wc -c
+  "$QCCMP" "$WORK/r1/store.h5" nonzero "$1" "$2" "$3" 2>/dev/null || echo -1
 }
 # A done case's pictures, measured on this cohort: CT 12,065-12,621 nonzero
 # px in the sagittal view (the crop's padding and air are black) and
@@ -79,6 +86,18 @@ HV_TEST_SPINE_FAIL=ph0002 run_hv 0 "$WORK/k" "${args[@]}"; rc=$?
 check "resumed run exits 0 (rc $rc)" [ $rc -eq 0 ]
 "$HV" export "$WORK/k/store.h5" --csv "$WORK/exp-k" >/dev/null 2>&1
 check "resumed after a kill: same QC PNGs as uninterrupted" diff -r "$WORK/exp-r1/qc" "$WORK/exp-k/qc"
+check "resumed after a kill: store validates" valid "$WORK/k/store.h5"
+out=$(HV_TEST_SPINE_FAIL=ph0002 "$QCCMP" "$WORK/k/store.h5" pipeline "$WORK/data" 2>&1); rc=$?
+check "resumed after a kill: pictures equal the pipeline's ($out)" [ $rc -eq 0 ]
+# killed in the end-of-attempt image pass (rank 0, serial): the resume
+# rebuilds the store from the journals, pictures included
+HV_CRASH_AT=before-images HV_TEST_SPINE_FAIL=ph0002 run_hv 2 "$WORK/ki" "${args[@]}"; rc=$?
+check "killed before the image pass (rc $rc)" [ $rc -ne 0 ]
+HV_TEST_SPINE_FAIL=ph0002 run_hv 2 "$WORK/ki" "${args[@]}"; rc=$?
+check "resumed after a kill before the image pass exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "resumed after a kill before the image pass: store validates" valid "$WORK/ki/store.h5"
+"$HV" export "$WORK/ki/store.h5" --csv "$WORK/exp-ki" >/dev/null 2>&1
+check "resumed after a kill before the image pass: same QC PNGs" diff -r "$WORK/exp-r1/qc" "$WORK/exp-ki/qc"
 check "PNGs start with the PNG signature" \
   bash -c "head -c 8 '$WORK/exp-r1/qc/ph0000_T12_sag.png' | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'"
 

@@ -271,14 +271,14 @@ static void test_journal_layout(const char *tmp)
     char dir[4200], log[4300], aside[4400];
     snprintf(dir, sizeof dir, "%s/journal-layout", tmp);
     snprintf(log, sizeof log, "%s/rank-0000.log", dir);
-    snprintf(aside, sizeof aside, "%s.layout-2", log);
+    snprintf(aside, sizeof aside, "%s.layout-3", log);
     hv_journal *j = NULL;
     hv_case_result r;
     HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "journal open: %s", hv_error_detail());
     fill_result(&r, "x", 2);
     HV_CHECK_OK(hv_journal_append(j, &r));
     hv_journal_close(j);
-    /* the file starts with the layout record: layout 2, this build's row
+    /* the file starts with the layout record: layout 3, this build's row
      * sizes, and the stage names NUL-separated, padded to 4 bytes */
     unsigned char rec[12 + 600];
     uint32_t hdr[7] = {0};
@@ -289,7 +289,7 @@ static void test_journal_layout(const char *tmp)
     memcpy(hdr, rec, sizeof hdr);
     const char want_names[] = "load\0measure\0synthesis\0grade\0images\0journal\0";
     uint32_t body = 16 + (uint32_t)((sizeof want_names - 1 + 3) & ~3u); /* 44 bytes of names + 0 pad */
-    HV_CHECK(hdr[0] == 0x4C4A5648u && hdr[1] == body && hdr[3] == 2 && hdr[4] == sizeof(hv_run_crow) &&
+    HV_CHECK(hdr[0] == 0x4C4A5648u && hdr[1] == body && hdr[3] == 3 && hdr[4] == sizeof(hv_run_crow) &&
                  hdr[5] == sizeof(hv_run_vrow) && hdr[6] == NS,
              "layout record: magic %08x, body %u B (want %u), layout %u, rows %u/%u B, %u stages",
              hdr[0], hdr[1], body, hdr[3], hdr[4], hdr[5], hdr[6]);
@@ -471,7 +471,7 @@ static void test_resume_other_stages(const char *tmp)
             HV_CHECK(strstr(text, want_msg) != NULL,
                      "the log says why the cases run again (%s):\n%s", want_msg, text);
             char aside[4500];
-            snprintf(aside, sizeof aside, "%s.layout-2", log);
+            snprintf(aside, sizeof aside, "%s.layout-3", log);
             struct stat sb;
             HV_CHECK(stat(aside, &sb) == 0, "the relabelled journal is kept aside as %s", aside);
         }
@@ -539,7 +539,7 @@ int main(int argc, char **argv)
     free(rep);
     char *text = NULL;
     HV_CHECK_OK(hv_store_describe(store, &text));
-    HV_CHECK(text && strstr(text, "healthivert-store v2") && strstr(text, "state:          complete") &&
+    HV_CHECK(text && strstr(text, "healthivert-store v3") && strstr(text, "state:          complete") &&
                  strstr(text, "3 done, 0 failed"),
              "describe:\n%s", text ? text : "");
     free(text);
@@ -622,11 +622,11 @@ int main(int argc, char **argv)
     hv_test_copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
-    int64_t v3 = 3;
+    int64_t v3 = 4;
     H5Awrite(a, H5T_NATIVE_INT64, &v3);
     H5Aclose(a);
     H5Fclose(f);
-    expect_invalid(bad, "schema version 3");
+    expect_invalid(bad, "schema version 4");
 
     snprintf(bad, sizeof bad, "%s/bad5.h5", tmp);
     FILE *g = fopen(bad, "w");

@@ -101,7 +101,7 @@ static void check_file_by_hand(const char *path)
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
     H5Aread(a, H5T_NATIVE_INT64, &ver);
     H5Aclose(a);
-    HV_CHECK(ver == 2, "/@schema_version = %lld", (long long)ver);
+    HV_CHECK(ver == 3, "/@schema_version = %lld", (long long)ver);
 
     hid_t d = H5Dopen2(f, "cases/seconds", H5P_DEFAULT);
     HV_REQUIRE_V(d >= 0, "no /cases/seconds");
@@ -148,7 +148,7 @@ static void test_v2(const char *tmp)
 
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_open_serial(path, 0, &s) == HV_OK, "open: %s", hv_error_detail());
-    HV_CHECK(hv_store_version(s) == 2, "version %d", hv_store_version(s));
+    HV_CHECK(hv_store_version(s) == 3, "version %d", hv_store_version(s));
     int n = 0;
     const char *const *names = NULL;
     hv_store_stage_names(s, &n, &names);
@@ -164,7 +164,7 @@ static void test_v2(const char *tmp)
     char *text = NULL;
     HV_CHECK_OK(hv_store_describe(path, &text));
     /* over the done cases c0 and c2: (0.5+1.5)/2, (1.25+0.25)/2, (2+3)/2 */
-    HV_CHECK(text && strstr(text, "healthivert-store v2") &&
+    HV_CHECK(text && strstr(text, "healthivert-store v3") &&
                  strstr(text, "seconds/case:   alpha 1.000 beta 0.750 gamma 2.500\n"),
              "describe:\n%s", text ? text : "");
     free(text);
