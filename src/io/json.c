@@ -178,6 +178,15 @@ done:
     return st;
 }
 
+/* A coordinate rounded to 0.1 um for the file; one so large that scaling it
+ * would overflow (|v| > 1.8e304) is written as it is, not as null (found by
+ * fuzz_centroids; tests/fuzz/regress/centroids). */
+static double round4(double v)
+{
+    double s = v * 1e4;
+    return isfinite(s) ? round(s) / 1e4 : v;
+}
+
 hv_status hv_io_centroids_write(const char *path, const hv_centroids *c)
 {
     hv_status st = HV_OK;
@@ -207,9 +216,9 @@ hv_status hv_io_centroids_write(const char *path, const hv_centroids *c)
         cJSON_AddItemToArray(root, o);
         /* Round to 1e-4 voxel, like VerSe files, so output is stable text. */
         if (!cJSON_AddNumberToObject(o, "label", c->items[i].label) ||
-            !cJSON_AddNumberToObject(o, "X", round(c->items[i].x * 1e4) / 1e4) ||
-            !cJSON_AddNumberToObject(o, "Y", round(c->items[i].y * 1e4) / 1e4) ||
-            !cJSON_AddNumberToObject(o, "Z", round(c->items[i].z * 1e4) / 1e4)) {
+            !cJSON_AddNumberToObject(o, "X", round4(c->items[i].x)) ||
+            !cJSON_AddNumberToObject(o, "Y", round4(c->items[i].y)) ||
+            !cJSON_AddNumberToObject(o, "Z", round4(c->items[i].z))) {
             st = hv_error_set(HV_ERR_NOMEM, "out of memory");
             goto done;
         }

@@ -485,6 +485,20 @@ static hv_status set_value(hv_run_config *c, const char *section, const char *ke
                             "%sunknown config key '%s' in [%s] (configs/example.ini lists every key)",
                             where, key, section);
     }
+    /* A value must mean the same when the canonical text (the journal's
+     * config, hv_run_config_text, written "key = value") is read back as an
+     * INI file, where a ';' at the start of a value or after a blank starts
+     * a comment (found by fuzz_config; tests/fuzz/regress/config). */
+    for (const char *v = value; *v; v++) {
+        if (*v != ';') continue;
+        const char *b = v;
+        while (b > value && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        if (b == value || b != v)
+            return hv_error_set(HV_ERR_FORMAT,
+                                "%s%s.%s: a ';' at the start of a value or after a blank starts "
+                                "a comment in an INI file; got '%.*s'",
+                                where, section, key, QUOTE_MAX, value);
+    }
     if (line > 0 && c->line[i])
         return hv_error_set(HV_ERR_FORMAT, "%s%s.%s given twice (first on line %d)", where,
                             section, key, c->line[i]);
