@@ -33,6 +33,7 @@
 
 #include "hv/core.h"
 #include "hv/nn.h"
+#include "hv/spine.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -307,6 +308,104 @@ hv_nn_params *hv_model_gan_params(hv_model_gan *m, int which /* 0 G, 1-3 D1-D3 *
 hv_status hv_model_gan_save(const hv_model_gan *m, const char *path,
                             const char *const *meta_kv, size_t n_meta);
 hv_status hv_model_gan_load(hv_model_gan *m, const char *path);
+
+
+/* ============================================================ synthesis
+ *
+ * The contract of issue 12 (spec 8): the pseudo-healthy vertebra of one crop
+ * from trained generators, iterative and neighbours first, batched across
+ * slices, sagittal and (optionally) coronal with the two fused. Built in
+ * src/model/synth.c; the pipeline's `gan` synthesis method
+ * (src/pipeline/stages.c) and `healthivert measure --synth gan` call it.
+ *
+ * A model file is an hv_nn checkpoint holding one generator under the
+ * reference's state_dict names: at /params (what hv_model_synth_export and
+ * scripts/pth_to_hv.py write) or in group /G of a training checkpoint
+ * (hv_model_gan_save). The width (cnum) is read from the weights' shapes and
+ * checked against every parameter; /meta "plane" (sagittal | coronal;
+ * absent = sagittal) says which slices it was trained on.
+ */
+
+typedef struct hv_model_synth_opts {
+    int64_t batch;            /* slices per generator call (8); 1 = the      */
+                              /* reference's slice-by-slice loop             */
+    int64_t band_rows;        /* 40 (must match the training)                */
+    int64_t neighbour_min_px; /* 200: a neighbour is synthesised first only  */
+                              /* when it has more pixels in the ORIGINAL     */
+                              /* slice (spec 8 step 1-2)                     */
+    int64_t clean_min_px;     /* 50: components smaller than this are        */
+                              /* removed before a run (spec 8 "one run")     */
+    int neighbours;           /* 1: neighbours first (spec 8); 0: target only */
+} hv_model_synth_opts;
+void hv_model_synth_opts_default(hv_model_synth_opts *o);
+
+typedef struct hv_model_synth hv_model_synth; /* opaque: weights + graphs */
+
+/* Open the sagittal model (required) and the coronal one (NULL: sagittal
+ * only). A missing or unreadable file is HV_ERR_NOT_FOUND / HV_ERR_IO naming
+ * it; a file of another architecture or width, or whose /meta plane is not
+ * the one it is given as, is HV_ERR_FORMAT naming the parameter and both
+ * shapes. Graphs are planned on be (borrowed, must outlive the model) for
+ * batch slices of 256 x 256. *out owned (hv_model_synth_free). Not
+ * thread-safe: one hv_model_synth per thread. */
+hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_path,
+                              const hv_model_synth_opts *o, hv_nn_backend *be,
+                              hv_model_synth **out);
+void hv_model_synth_free(hv_model_synth *s);
+/* The generator width of the loaded models; whether a coronal one is there. */
+int hv_model_synth_cnum(const hv_model_synth *s);
+int hv_model_synth_has_coronal(const hv_model_synth *s);
+
+/* Write the generator of training checkpoint ckpt_path (group /G) as a model
+ * file at out_path (/params float32, /meta: plane, cnum, the step and source
+ * file), atomically. plane: "sagittal" | "coronal". */
+hv_status hv_model_synth_export(const char *ckpt_path, const char *plane,
+                                const char *out_path);
+
+/* The result for one crop, in the crop's layout and dims (hv_spine_crop). */
+typedef struct hv_model_synth_result {
+    hv_volume *ct;            /* owned: F32 [0, 255]: the fused pseudo-healthy */
+                              /* CT on synthesised voxels, the input crop's CT */
+                              /* elsewhere                                     */
+    hv_volume *labels;        /* owned: U8: the input crop's labels with the   */
+                              /* target replaced by its pseudo-healthy shape   */
+                              /* (and the neighbours shifted as the composite  */
+                              /* shifts them) on synthesised slices; the input */
+                              /* labels elsewhere                              */
+    hv_volume *prob;          /* owned: F32 [0, 1] fused target probability;   */
+                              /* 0 where not synthesised                       */
+    uint8_t *synthesised;     /* owned: dims[0] (LR index i) flags: 1 when the */
+                              /* sagittal target step wrote slice i           */
+    int64_t n_sagittal;       /* sagittal slices synthesised (target step)     */
+    int64_t n_coronal;        /* coronal slices synthesised (target step)      */
+    int64_t n_neighbour_runs; /* neighbour steps run, all slices and planes    */
+    int too_tall;             /* the target was taller than the band on some   */
+                              /* slice (x1, x2 clamped as spec 8; a warning)   */
+    int nonfinite;            /* a generator output was NaN/Inf: the result is */
+                              /* unusable; the caller falls back and records it */
+    double height_rows;       /* mean restored height H2 over target slices    */
+} hv_model_synth_result;
+
+/* Synthesise the target of `crop` (crop->label) as spec 8: for each plane,
+ * the central 80 % of the target's extent along that plane's slicing axis
+ * (hv_spine_slice_range_get), each step batched over those slices: upper
+ * neighbour, lower neighbour (fed the upper step's output), target (fed the
+ * lower step's output); composite by p2 (spec 5.5); CT re-cast to u8
+ * between steps as the reference does. cam: the crop's Grad-CAM++ volume
+ * (F32 in [0, 1], crop dims; NULL: zeros, i.e. an all-ones HGAM input).
+ * A crop whose target has no slice to synthesise is HV_ERR_EMPTY. On
+ * success *out is filled (free with hv_model_synth_result_free); a
+ * non-finite generator output is not an error: out->nonfinite = 1. */
+hv_status hv_model_synth_vertebra(hv_model_synth *s, const hv_spine_crop *crop,
+                                  const hv_volume *cam, hv_model_synth_result *out);
+void hv_model_synth_result_free(hv_model_synth_result *r);
+
+/* Test and log hook: called once per generator run with the step (0 upper
+ * neighbour, 1 lower neighbour, 2 target), the plane (hv_spine_plane), the
+ * label synthesised and the slice indices of that batch. NULL: none. */
+typedef void (*hv_model_synth_trace_fn)(void *ctx, int step, int plane, int label,
+                                        const int64_t *slices, int64_t n);
+void hv_model_synth_set_trace(hv_model_synth *s, hv_model_synth_trace_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
