@@ -254,6 +254,266 @@ static void test_export_file(hv_nn_backend *be)
     hv_model_gan_free(m);
 }
 
+/* ------------------------------------------------------------ crops
+ *
+ * Crops of dims (64 LR i, 256 AP j, 256 rows k; k = 0 caudal), vertebrae as
+ * boxes [i0, i1) x [j0, j1) x [k0, k1). A sagittal slice i shows row
+ * r = 255 - k and column c = 255 - j; a coronal slice j shows row r and
+ * canvas column 96 + (63 - i). CT: a texture with a fractional part (0.25)
+ * so that the u8 truncation of spec 3.4 is visible. */
+
+typedef struct box {
+    int label;
+    int i0, i1, j0, j1, k0, k1;
+} box;
+
+static float ct_value(int64_t i, int64_t j, int64_t k, int bone)
+{
+    return bone ? (float)(150 + (3 * i + 5 * j + 7 * k) % 60) + 0.25f
+                : (float)(20 + (3 * i + 5 * j + 7 * k) % 40) + 0.25f;
+}
+
+static hv_spine_crop *make_crop(int target, const box *b, int nb)
+{
+    hv_spine_crop *cr = calloc(1, sizeof *cr);
+    if (!cr) return NULL;
+    const int64_t dim[3] = {64, 256, 256};
+    cr->label = target;
+    if (hv_vol_create(&cr->ct, dim, HV_DTYPE_F32, NULL) != HV_OK ||
+        hv_vol_create(&cr->labels, dim, HV_DTYPE_U8, NULL) != HV_OK) {
+        hv_spine_crop_free(cr);
+        return NULL;
+    }
+    float *ct = cr->ct->data;
+    uint8_t *lb = cr->labels->data;
+    for (int64_t k = 0; k < 256; k++)
+        for (int64_t j = 0; j < 256; j++)
+            for (int64_t i = 0; i < 64; i++) {
+                size_t q = hv_vol_idx(cr->ct, i, j, k);
+                ct[q] = ct_value(i, j, k, 0);
+                for (int n = 0; n < nb; n++)
+                    if (b[n].label && i >= b[n].i0 && i < b[n].i1 && j >= b[n].j0 && j < b[n].j1 &&
+                        k >= b[n].k0 && k < b[n].k1) {
+                        lb[q] = (uint8_t)b[n].label;
+                        ct[q] = ct_value(i, j, k, 1);
+                    }
+            }
+    return cr;
+}
+
+/* The standard crop: `extra` at the T12 place, `up` at L1's (with a thin
+ * 10 x 20 = 200-pixel part on LR slices 20..30), the target at L2's
+ * (30 rows: image rows [116, 146)), `lo` at L3's (LR slices 26..33 only).
+ * A label 0 leaves its box out. Hand-computed ranges (hv/spine.h, 0.8 L):
+ *   sagittal: target i in [26, 38): L 12, M int(9.6) = 9, first 26 + 1:
+ *             slices 27..35;
+ *   coronal:  target j in [110, 125): L 15, M 12, first 110 + 1: 111..122.
+ * Upper neighbour per sagittal slice: 15 x 30 = 450 px at i >= 31, only
+ * the thin 200 px (not > 200) at i 27..30: slices 31..35; per coronal
+ * slice 17 x 30 (+ 11 x 20) >= 510 px: all 12. Lower neighbour: sagittal
+ * 27..33 (450 px), nothing at 34, 35; coronal 8 x 30 = 240 px: all 12. */
+static hv_spine_crop *std_crop(int extra, int up, int t, int lo)
+{
+    const box b[] = {
+        {extra, 26, 38, 110, 125, 180, 210},
+        {up, 31, 48, 110, 125, 145, 175},
+        {up, 20, 31, 110, 120, 145, 165},
+        {t, 26, 38, 110, 125, 110, 140},
+        {lo, 26, 34, 110, 125, 75, 105},
+    };
+    return make_crop(t, b, 5);
+}
+
+/* A narrow crop for the neighbour rule: every box over LR [28, 33), so
+ * every step runs on sagittal slices 28..31 (L 5, M 4, first 28). */
+static hv_spine_crop *narrow_crop(int extra, int up, int t, int lo)
+{
+    const box b[] = {
+        {extra, 28, 33, 110, 125, 180, 210},
+        {up, 28, 33, 110, 125, 145, 175},
+        {t, 28, 33, 110, 125, 110, 140},
+        {lo, 28, 33, 110, 125, 75, 105},
+    };
+    return make_crop(t, b, 4);
+}
+
+typedef struct trace_rec {
+    int n, calls, bad_batch;
+    int64_t batch;
+    int step[4096], plane[4096], label[4096];
+    int64_t z[4096];
+} trace_rec;
+
+static void trace_fn(void *ctx, int step, int plane, int label, const int64_t *slices, int64_t n)
+{
+    trace_rec *t = ctx;
+    t->calls++;
+    if (n < 1 || n > t->batch) t->bad_batch = 1;
+    for (int64_t q = 0; q < n && t->n < 4096; q++) {
+        t->step[t->n] = step;
+        t->plane[t->n] = plane;
+        t->label[t->n] = label;
+        t->z[t->n] = slices[q];
+        t->n++;
+    }
+}
+
+/* Append the expected entries step/plane/label for slices z0..z1. */
+static void expect(trace_rec *e, int step, int plane, int label, int64_t z0, int64_t z1)
+{
+    for (int64_t z = z0; z <= z1 && e->n < 4096; z++) {
+        e->step[e->n] = step;
+        e->plane[e->n] = plane;
+        e->label[e->n] = label;
+        e->z[e->n] = z;
+        e->n++;
+    }
+}
+
+static void check_trace(const trace_rec *got, const trace_rec *want, const char *what)
+{
+    int same = got->n == want->n && !got->bad_batch;
+    int first = -1;
+    for (int q = 0; same && q < got->n; q++)
+        if (got->step[q] != want->step[q] || got->plane[q] != want->plane[q] ||
+            got->label[q] != want->label[q] || got->z[q] != want->z[q])
+            same = 0, first = q;
+    HV_CHECK(same, "%s: trace of %d slice runs (%d calls, batch ok %d), expected %d; first "
+             "difference at entry %d: got step %d plane %d label %d z %lld", what, got->n,
+             got->calls, !got->bad_batch, want->n, first, first >= 0 ? got->step[first] : -1,
+             first >= 0 ? got->plane[first] : -1, first >= 0 ? got->label[first] : -1,
+             first >= 0 ? (long long)got->z[first] : -1LL);
+}
+
+/* Open a synthesis on sagittal (and coronal) model files. */
+static hv_model_synth *open_synth(hv_nn_backend *be, const char *sag, const char *cor,
+                                  int64_t batch, int neighbours)
+{
+    hv_model_synth_opts o;
+    hv_model_synth_opts_default(&o);
+    o.batch = batch;
+    o.neighbours = neighbours;
+    hv_model_synth *s = NULL;
+    hv_status st = hv_model_synth_open(sag, cor, &o, be, &s);
+    HV_CHECK(st == HV_OK, "open %s: %s", sag, hv_error_detail());
+    return s;
+}
+
+/* Spec 8's step order and slice lists (hand computed at std_crop), both
+ * planes, batch 8. */
+static void test_steps(hv_nn_backend *be, const char *sag, const char *cor)
+{
+    hv_model_synth *s = open_synth(be, sag, cor, 8, 1);
+    HV_REQUIRE_V(s, "synth");
+    trace_rec *got = calloc(1, sizeof *got), *want = calloc(1, sizeof *want);
+    got->batch = 8;
+    hv_model_synth_set_trace(s, trace_fn, got);
+    hv_spine_crop *cr = std_crop(19, 20, 21, 22);
+    hv_model_synth_result r;
+    HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r));
+    expect(want, 0, HV_SPINE_SAGITTAL, 20, 31, 35);
+    expect(want, 1, HV_SPINE_SAGITTAL, 22, 27, 33);
+    expect(want, 2, HV_SPINE_SAGITTAL, 21, 27, 35);
+    expect(want, 0, HV_SPINE_CORONAL, 20, 111, 122);
+    expect(want, 1, HV_SPINE_CORONAL, 22, 111, 122);
+    expect(want, 2, HV_SPINE_CORONAL, 21, 111, 122);
+    check_trace(got, want, "L2 between L1 and L3, both planes");
+    /* batches of 8: sagittal 5, 7, 9 runs = 1 + 1 + 2 calls; coronal 3 x 2 */
+    HV_CHECK(got->calls == 4 + 6, "%d generator calls, expected 10", got->calls);
+    HV_CHECK(r.n_sagittal == 9 && r.n_coronal == 12 && r.n_neighbour_runs == 5 + 7 + 12 + 12,
+             "counts %lld %lld %lld", (long long)r.n_sagittal, (long long)r.n_coronal,
+             (long long)r.n_neighbour_runs);
+    HV_CHECK(!r.too_tall && !r.nonfinite, "flags %d %d", r.too_tall, r.nonfinite);
+    int flags_ok = r.synthesised != NULL;
+    for (int i = 0; flags_ok && i < 64; i++) flags_ok = r.synthesised[i] == (i >= 27 && i <= 35);
+    HV_CHECK(flags_ok, "synthesised flags are LR slices 27..35");
+    HV_CHECK(r.height_rows > 0 && r.height_rows <= 40, "height %g", r.height_rows);
+    /* voxels no plane wrote are the input's: LR slice 10 at AP 50 (neither) */
+    int same = r.ct && r.labels && r.prob;
+    for (int64_t k = 0; same && k < 256; k++) {
+        size_t q = hv_vol_idx(cr->ct, 10, 50, k);
+        same = ((float *)r.ct->data)[q] == ((float *)cr->ct->data)[q] &&
+               ((uint8_t *)r.labels->data)[q] == ((uint8_t *)cr->labels->data)[q] &&
+               ((float *)r.prob->data)[q] == 0.0f;
+    }
+    HV_CHECK(same, "voxels outside both planes' slices keep the input");
+    hv_model_synth_result_free(&r);
+    hv_spine_crop_free(cr);
+    hv_model_synth_free(s);
+
+    /* the neighbour rule, sagittal only, batch 4 */
+    s = open_synth(be, sag, NULL, 4, 1);
+    HV_REQUIRE_V(s, "synth");
+    hv_model_synth_set_trace(s, trace_fn, got);
+    struct {
+        int extra, up, t, lo;
+        int want_up, want_lo; /* labels expected to run, 0 none */
+        const char *what;
+    } cases[] = {
+        {6, 7, 8, 9, 0, 9, "T1: the cervical C7 above is not synthesised"},
+        {0, 19, 21, 22, 0, 22, "L2 with T12 above and no L1: a gap, no upper step"},
+        {0, 0, 21, 22, 0, 22, "L2 without anything above"},
+        {19, 28, 20, 21, 28, 21, "L1 under T13: T13 is its upper neighbour"},
+        {22, 23, 24, 25, 23, 25, "L5 above L6: L6 is its lower neighbour"},
+        {19, 20, 21, 0, 20, 0, "L2 without L3"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memset(got, 0, sizeof *got);
+        memset(want, 0, sizeof *want);
+        got->batch = 4;
+        cr = narrow_crop(cases[c].extra, cases[c].up, cases[c].t, cases[c].lo);
+        HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r));
+        if (cases[c].want_up) expect(want, 0, HV_SPINE_SAGITTAL, cases[c].want_up, 28, 31);
+        if (cases[c].want_lo) expect(want, 1, HV_SPINE_SAGITTAL, cases[c].want_lo, 28, 31);
+        expect(want, 2, HV_SPINE_SAGITTAL, cases[c].t, 28, 31);
+        check_trace(got, want, cases[c].what);
+        int64_t nn = (cases[c].want_up ? 4 : 0) + (cases[c].want_lo ? 4 : 0);
+        HV_CHECK(r.n_neighbour_runs == nn && r.n_sagittal == 4 && r.n_coronal == 0,
+                 "%s: %lld neighbour runs (expected %lld), %lld sagittal", cases[c].what,
+                 (long long)r.n_neighbour_runs, (long long)nn, (long long)r.n_sagittal);
+        hv_model_synth_result_free(&r);
+        hv_spine_crop_free(cr);
+    }
+
+    /* a target of 50 rows is taller than the band: clamped, flagged */
+    {
+        const box b[] = {{20, 28, 33, 110, 125, 155, 185},
+                         {21, 28, 33, 110, 125, 100, 150},
+                         {22, 28, 33, 110, 125, 65, 95}};
+        cr = make_crop(21, b, 3);
+        memset(got, 0, sizeof *got);
+        got->batch = 4;
+        HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r));
+        HV_CHECK(r.too_tall == 1 && r.n_sagittal == 4, "too tall: flag %d, %lld slices",
+                 r.too_tall, (long long)r.n_sagittal);
+        hv_model_synth_result_free(&r);
+        hv_spine_crop_free(cr);
+    }
+    /* no target slice: the label is absent, or only in 25-pixel pieces */
+    {
+        cr = narrow_crop(19, 20, 0, 22);
+        cr->label = 21;
+        hv_status st = hv_model_synth_vertebra(s, cr, NULL, &r);
+        HV_CHECK(st == HV_ERR_EMPTY && !r.ct, "absent target: %s: %s", hv_status_name(st),
+                 hv_error_detail());
+        hv_spine_crop_free(cr);
+        const box b[] = {{20, 28, 33, 110, 125, 145, 175},
+                         {21, 28, 33, 110, 115, 120, 125},
+                         {21, 28, 33, 120, 125, 130, 135},
+                         {22, 28, 33, 110, 125, 75, 105}};
+        cr = make_crop(21, b, 4);
+        memset(got, 0, sizeof *got);
+        got->batch = 4;
+        st = hv_model_synth_vertebra(s, cr, NULL, &r);
+        HV_CHECK(st == HV_ERR_EMPTY && !r.ct, "25-pixel pieces: %s: %s", hv_status_name(st),
+                 hv_error_detail());
+        hv_spine_crop_free(cr);
+    }
+    free(got);
+    free(want);
+    hv_model_synth_free(s);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -266,6 +526,13 @@ int main(int argc, char **argv)
     HV_REQUIRE(be, "backend");
     test_open(be);
     test_export_file(be);
+    hv_nn_params *ps = tiny_params(5);
+    HV_REQUIRE(ps, "params");
+    const char *sag = tmp_path("run_sag.h5"), *cor = tmp_path("run_cor.h5");
+    HV_CHECK_OK(save_model(sag, ps, "sagittal"));
+    HV_CHECK_OK(save_model(cor, ps, "coronal"));
+    test_steps(be, sag, cor);
+    hv_nn_params_free(ps);
     hv_nn_backend_free(be);
     return hv_test_done();
 }
