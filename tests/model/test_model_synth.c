@@ -514,6 +514,228 @@ static void test_steps(hv_nn_backend *be, const char *sag, const char *cor)
     hv_model_synth_free(s);
 }
 
+/* A CAM volume (F32 in [0, 1]) with a deterministic texture. */
+static hv_volume *make_cam(const hv_volume *like)
+{
+    hv_volume *c = NULL;
+    if (hv_vol_create(&c, like->dim, HV_DTYPE_F32, NULL) != HV_OK) return NULL;
+    float *v = c->data;
+    for (int64_t k = 0; k < like->dim[2]; k++)
+        for (int64_t j = 0; j < like->dim[1]; j++)
+            for (int64_t i = 0; i < like->dim[0]; i++)
+                v[hv_vol_idx(c, i, j, k)] = (float)((i * 7 + j * 3 + k * 5) % 97) / 97.0f;
+    return c;
+}
+
+static double max_abs_diff(const hv_volume *a, const hv_volume *b)
+{
+    double m = 0;
+    for (size_t q = 0; q < a->nvox; q++) {
+        double d = fabs(hv_vol_get(a, q) - hv_vol_get(b, q));
+        if (!(d <= m)) m = d; /* NaN wins */
+    }
+    return m;
+}
+
+/* Batch 8 (partial last batches padded) and batch 1 (the reference's loop)
+ * give the same volumes, both planes, neighbours on, with a CAM. */
+static void test_batch_vs_loop(hv_nn_backend *be, const char *sag, const char *cor)
+{
+    hv_spine_crop *cr = std_crop(19, 20, 21, 22);
+    hv_volume *cam = cr ? make_cam(cr->ct) : NULL;
+    HV_REQUIRE_V(cr && cam, "crop");
+    hv_model_synth_result r[2];
+    memset(r, 0, sizeof r);
+    const int64_t batches[2] = {8, 1};
+    for (int b = 0; b < 2; b++) {
+        hv_model_synth *s = open_synth(be, sag, cor, batches[b], 1);
+        if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &r[b]));
+        hv_model_synth_free(s);
+    }
+    if (r[0].ct && r[1].ct) {
+        double dct = max_abs_diff(r[0].ct, r[1].ct), dp = max_abs_diff(r[0].prob, r[1].prob);
+        double dl = max_abs_diff(r[0].labels, r[1].labels);
+        printf("# batch 8 vs 1: max |dCT| %.3g, |dprob| %.3g, |dlabel| %.3g\n", dct, dp, dl);
+        HV_CHECK(dct <= 1e-6 * 255 && dp <= 1e-6 && dl == 0,
+                 "batch 8 vs batch 1: CT %.3g, prob %.3g, labels %.3g", dct, dp, dl);
+        HV_CHECK(r[0].height_rows == r[1].height_rows && r[0].n_neighbour_runs == r[1].n_neighbour_runs &&
+                     r[0].n_coronal == r[1].n_coronal,
+                 "height %g vs %g", r[0].height_rows, r[1].height_rows);
+        /* the CAM reached the network: the same crop without it differs */
+        hv_model_synth *s = open_synth(be, sag, NULL, 8, 0);
+        hv_model_synth_result a, b;
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        if (s) {
+            HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &a));
+            HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &b));
+        }
+        HV_CHECK(a.ct && b.ct && max_abs_diff(a.ct, b.ct) > 1e-3, "the CAM changes the output");
+        hv_model_synth_result_free(&a);
+        hv_model_synth_result_free(&b);
+        hv_model_synth_free(s);
+    }
+    hv_model_synth_result_free(&r[0]);
+    hv_model_synth_result_free(&r[1]);
+    hv_vol_free(cam);
+    hv_spine_crop_free(cr);
+}
+
+/* The composite's geometry with a saturated height head: the bias of
+ * fine_generator.fc_height set to +50 makes p2 = 1, so Hp = 40. The
+ * target (image rows [116, 146): x1 116, x2 146, h 30) gives d = 10,
+ * x_up = 116 - 5 = 111, x_lo = 151: output rows r < 111 are the input's
+ * rows r + 5, rows r >= 151 the input's rows r - 5 (CT truncated to u8 as
+ * the generator's input is, labels with their ids), rows [111, 151) hold
+ * only 0 or the target. Sagittal, target step only (neighbours off). */
+static void test_geometry(hv_nn_backend *be)
+{
+    hv_nn_params *ps = tiny_params(8);
+    HV_REQUIRE_V(ps, "params");
+    hv_nn_param *hb = hv_nn_params_find(ps, "fine_generator.fc_height.bias");
+    HV_REQUIRE_V(hb, "fc_height.bias");
+    hv_nn_param_data(hb)[0] = 50.0f;
+    const char *path = tmp_path("p2one.h5");
+    HV_CHECK_OK(save_model(path, ps, "sagittal"));
+    hv_nn_params_free(ps);
+    hv_model_synth *s = open_synth(be, path, NULL, 8, 0);
+    hv_spine_crop *cr = std_crop(19, 20, 21, 22);
+    HV_REQUIRE_V(s && cr, "synth, crop");
+    hv_model_synth_result r;
+    HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r));
+    HV_REQUIRE_V(r.ct, "result");
+    HV_CHECK(r.height_rows == 40.0, "height %g (p2 = 1: 40 rows)", r.height_rows);
+    const float *ct = r.ct->data, *pr = r.prob->data, *ict = cr->ct->data;
+    const uint8_t *lb = r.labels->data, *il = cr->labels->data;
+    long bad_ct = 0, bad_lab = 0, bad_band = 0, bad_out = 0;
+    for (int64_t i = 0; i < 64; i++)
+        for (int64_t j = 0; j < 256; j++)
+            for (int64_t k = 0; k < 256; k++) {
+                const size_t q = hv_vol_idx(r.ct, i, j, k);
+                if (i < 27 || i > 35) { /* not synthesised: the input, untouched */
+                    bad_out += ct[q] != ict[q] || lb[q] != il[q] || pr[q] != 0.0f;
+                    continue;
+                }
+                const int64_t row = 255 - k;
+                if (row >= 111 && row < 151) {
+                    bad_band += !(lb[q] == 0 || lb[q] == 21) || !(pr[q] >= 0 && pr[q] <= 1) ||
+                                !(ct[q] >= 0 && ct[q] <= 255);
+                    continue;
+                }
+                const int64_t ks = row < 111 ? k - 5 : k + 5; /* the input voxel moved here */
+                const size_t qs = hv_vol_idx(r.ct, i, j, ks);
+                bad_ct += ct[q] != floorf(ict[qs]);
+                bad_lab += lb[q] != il[qs] || pr[q] != 0.0f;
+            }
+    HV_CHECK(bad_ct == 0 && bad_lab == 0, "rows outside [111, 151): %ld CT, %ld label/prob voxels "
+             "are not the input moved by 5 rows", bad_ct, bad_lab);
+    HV_CHECK(bad_band == 0, "%ld generator-row voxels out of range", bad_band);
+    HV_CHECK(bad_out == 0, "%ld voxels of unsynthesised slices changed", bad_out);
+    /* the upper neighbour (L1, rows [81, 111)) is now at rows [76, 106), the
+     * lower (L3, rows [151, 181)) at [156, 186): its first row is row 156 */
+    HV_CHECK(lb[hv_vol_idx(r.ct, 33, 115, 255 - 76)] == 20 && lb[hv_vol_idx(r.ct, 33, 115, 255 - 75)] == 0 &&
+                 lb[hv_vol_idx(r.ct, 33, 115, 255 - 156)] == 22 &&
+                 lb[hv_vol_idx(r.ct, 33, 115, 255 - 155)] == 0,
+             "neighbours moved apart by 5 rows each");
+    hv_model_synth_result_free(&r);
+    hv_spine_crop_free(cr);
+    hv_model_synth_free(s);
+}
+
+/* NaN in a weight: the result is flagged, not an error. */
+static void test_nan(hv_nn_backend *be)
+{
+    hv_nn_params *ps = tiny_params(9);
+    HV_REQUIRE_V(ps, "params");
+    hv_nn_param *w = hv_nn_params_find(ps, "fine_generator.allconv16.conv.weight_orig");
+    HV_REQUIRE_V(w, "weight");
+    hv_nn_param_data(w)[3] = NAN;
+    const char *path = tmp_path("nan.h5");
+    HV_CHECK_OK(save_model(path, ps, "sagittal"));
+    hv_nn_params_free(ps);
+    hv_model_synth *s = open_synth(be, path, NULL, 4, 1);
+    hv_spine_crop *cr = narrow_crop(19, 20, 21, 22);
+    HV_REQUIRE_V(s && cr, "synth, crop");
+    hv_model_synth_result r;
+    hv_status st = hv_model_synth_vertebra(s, cr, NULL, &r);
+    HV_CHECK(st == HV_OK && r.nonfinite == 1 && r.ct && r.labels && r.prob,
+             "NaN weight: %s (%s), nonfinite %d", hv_status_name(st), hv_error_detail(), r.nonfinite);
+    size_t nf = 0;
+    if (r.ct) hv_vol_range(r.ct, &(double){0}, &(double){0}, &nf);
+    HV_CHECK(nf == 0, "%zu non-finite CT voxels were written", nf);
+    hv_model_synth_result_free(&r);
+    hv_spine_crop_free(cr);
+    hv_model_synth_free(s);
+}
+
+/* Export ties inference to training's forward: a training checkpoint
+ * (hv_model_gan_save, cnum 2, ndf 4) exported and opened gives, slice by
+ * slice, what hv_model_gan_infer gives on the batch that the training
+ * sampler (hv_model_sample_at) builds from the same crop, CAM included. */
+static void test_export_infer(hv_nn_backend *be)
+{
+    hv_model_gan_opts go;
+    hv_model_gan_opts_default(&go);
+    go.cnum = 2;
+    go.ndf = 4;
+    hv_rng rng;
+    hv_rng_seed(&rng, 21, 0);
+    hv_model_gan *m = NULL;
+    HV_CHECK_OK(hv_model_gan_create(&go, be, &rng, &m));
+    HV_REQUIRE_V(m, "gan");
+    HV_CHECK_OK(hv_model_generator_sn_warmup(hv_model_gan_params(m, 0), 2));
+    const char *ck = tmp_path("ei_ckpt.h5"), *mf = tmp_path("ei_model.h5");
+    HV_CHECK_OK(hv_model_gan_save(m, ck, NULL, 0));
+    HV_CHECK_OK(hv_model_synth_export(ck, "sagittal", mf));
+    hv_model_synth *s = open_synth(be, mf, NULL, 4, 0);
+    hv_spine_crop *cr = std_crop(19, 20, 21, 22);
+    hv_volume *cam = cr ? make_cam(cr->ct) : NULL, *ct8 = NULL, *cam8 = NULL;
+    HV_REQUIRE_V(s && cr && cam, "synth, crop");
+    hv_model_synth_result r;
+    HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &r));
+    HV_REQUIRE_V(r.ct, "result");
+    /* the training item: u8 CT (spec 3.4), u8 CAM = CAM * 255 truncated */
+    HV_CHECK_OK(hv_model_trainset_ct_u8(cr->ct, &ct8));
+    HV_CHECK_OK(hv_vol_create(&cam8, cam->dim, HV_DTYPE_U8, NULL));
+    HV_REQUIRE_V(ct8 && cam8, "u8 volumes");
+    for (size_t q = 0; q < cam->nvox; q++)
+        ((uint8_t *)cam8->data)[q] = (uint8_t)floorf(((float *)cam->data)[q] * 255.0f);
+    hv_model_train_item it = {.case_id = "synth", .label = 21, .grade = 0,
+                              .split = HV_MODEL_SPLIT_TRAIN, .ct = ct8, .labels = cr->labels,
+                              .cam = cam8};
+    hv_model_sample_opts so;
+    hv_model_sample_opts_default(&so);
+    hv_model_batch b;
+    HV_CHECK_OK(hv_model_batch_alloc(&b, 1, 256, 256, 40));
+    float *comp = malloc(65536 * sizeof(float)), *got = malloc(65536 * sizeof(float));
+    double worst = 0, hsum = 0;
+    for (int64_t z = 27; z <= 35 && comp && got; z++) {
+        float h = 0;
+        HV_CHECK_OK(hv_model_sample_at(&it, &so, z, &b, 0));
+        HV_CHECK_OK(hv_model_gan_infer(m, &b, comp, NULL, &h));
+        HV_CHECK_OK(hv_spine_slice_extract(r.ct, HV_SPINE_SAGITTAL, z, got));
+        hsum += h;
+        for (size_t k = 0; k < 65536; k++) {
+            double d = fabs(((double)comp[k] + 1.0) * 127.5 - got[k]);
+            if (!(d <= worst)) worst = d;
+        }
+    }
+    printf("# export round trip: max |CT synth - CT gan_infer| %.3g (0..255)\n", worst);
+    HV_CHECK(worst <= 2e-3, "synthesis vs hv_model_gan_infer: %.3g", worst);
+    HV_CHECK_CLOSE(r.height_rows, hsum / 9.0, 1e-4, "mean restored height");
+    HV_CHECK(r.n_sagittal == 9, "%lld slices", (long long)r.n_sagittal);
+    free(comp);
+    free(got);
+    hv_model_batch_free(&b);
+    hv_vol_free(ct8);
+    hv_vol_free(cam8);
+    hv_vol_free(cam);
+    hv_model_synth_result_free(&r);
+    hv_spine_crop_free(cr);
+    hv_model_synth_free(s);
+    hv_model_gan_free(m);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -532,6 +754,10 @@ int main(int argc, char **argv)
     HV_CHECK_OK(save_model(sag, ps, "sagittal"));
     HV_CHECK_OK(save_model(cor, ps, "coronal"));
     test_steps(be, sag, cor);
+    test_batch_vs_loop(be, sag, cor);
+    test_geometry(be);
+    test_nan(be);
+    test_export_infer(be);
     hv_nn_params_free(ps);
     hv_nn_backend_free(be);
     return hv_test_done();
