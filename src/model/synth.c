@@ -85,7 +85,7 @@ typedef struct model_file {
     hid_t f, gp;       /* file, the group holding the parameters */
     int in_g;          /* 1: /G/params (training checkpoint); 0: /params */
     int cnum;
-    char plane[32];    /* /meta plane, "sagittal" when absent */
+    char plane[64];    /* /meta plane, "sagittal" when absent */
     char step[64];     /* /meta step, "" when absent */
 } model_file;
 
