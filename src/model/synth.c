@@ -1,0 +1,400 @@
+/*
+ * synth.c: model files for the synthesis (issue 12, spec 8; the contract is
+ * hv/model.h "synthesis"): open a sagittal (and optionally a coronal)
+ * generator, plan its inference graph, export a training checkpoint's
+ * generator as a model file. The synthesis itself is synth_run.c.
+ *
+ * A model file is an hv_nn checkpoint holding one generator under the
+ * reference's state_dict names, at /params (hv_model_synth_export,
+ * scripts/pth_to_hv.py) or at /G/params (a training checkpoint of
+ * hv_model_gan_save). Why the checks are done here and not left to
+ * hv_nn_checkpoint_load: the width is not stored reliably (a converted .pth
+ * file has no cnum), so it is read from the shape of the first convolution
+ * (coarse_generator.conv1.conv.weight_orig is (cnum, 3, 5, 5)); then every
+ * parameter of a generator of that width is probed for presence and shape
+ * before anything is read, and a mismatch names the parameter and both
+ * shapes (the engine's loader says only "has another shape"). Only then do
+ * the engine's loaders read the values.
+ *
+ * Spectral norm at inference: the reference evaluates in eval mode, where
+ * PyTorch's spectral_norm does no power iteration and divides by
+ * u^T W v with the stored u, v (spec 5 says one iteration per TRAINING
+ * forward). The engine's inference graphs (plan flags 0) do exactly that,
+ * folded once, so the stored u, v of the file are used as they are.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <hdf5.h>
+
+#include "synth_internal.h"
+
+#define FIRST_CONV "coarse_generator.conv1.conv.weight_orig"
+
+void hv_model_synth_opts_default(hv_model_synth_opts *o)
+{
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->batch = 8;
+    o->band_rows = 40;
+    o->neighbour_min_px = 200;
+    o->clean_min_px = 50;
+    o->neighbours = 1;
+}
+
+static const char *plane_name(int plane)
+{
+    return plane == HV_SPINE_CORONAL ? "coronal" : "sagittal";
+}
+
+static void shape_str(char *buf, size_t len, int nd, const int64_t *sh)
+{
+    size_t off = 0;
+    off += (size_t)snprintf(buf + off, len - off, "[");
+    for (int i = 0; i < nd && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? ", " : "", (long long)sh[i]);
+    if (off < len) snprintf(buf + off, len - off, "]");
+}
+
+/* Shape of dataset `name` in group loc: 1 found (nd, sh set), 0 missing,
+ * -1 not a dataset of at most HV_NN_MAX_DIMS dimensions. */
+static int probe_shape(hid_t loc, const char *name, int *nd, int64_t sh[HV_NN_MAX_DIMS])
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 0;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) return -1;
+    hid_t sp = H5Dget_space(ds);
+    int n = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1, rc = -1;
+    if (n >= 0 && n <= HV_NN_MAX_DIMS) {
+        hsize_t d[HV_NN_MAX_DIMS];
+        H5Sget_simple_extent_dims(sp, d, NULL);
+        for (int i = 0; i < n; i++) sh[i] = (int64_t)d[i];
+        *nd = n;
+        rc = 1;
+    }
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(ds);
+    return rc;
+}
+
+/* A model file opened for reading: the generator's group and its width. */
+typedef struct model_file {
+    hid_t f, gp;       /* file, the group holding the parameters */
+    int in_g;          /* 1: /G/params (training checkpoint); 0: /params */
+    int cnum;
+    char plane[64];    /* /meta plane, "sagittal" when absent */
+    char step[64];     /* /meta step, "" when absent */
+} model_file;
+
+static void model_file_close(model_file *m)
+{
+    if (m->gp >= 0) H5Gclose(m->gp);
+    if (m->f >= 0) H5Fclose(m->f);
+    m->gp = m->f = -1;
+}
+
+/* String attribute `key` of /meta into buf; 0 absent, 1 read, -1 unreadable. */
+static int meta_str(hid_t f, const char *key, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (H5Lexists(f, "meta", H5P_DEFAULT) <= 0) return 0;
+    hid_t g = H5Gopen2(f, "meta", H5P_DEFAULT);
+    if (g < 0) return -1;
+    int rc = 0;
+    if (H5Aexists(g, key) > 0) {
+        rc = -1;
+        hid_t a = H5Aopen(g, key, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1;
+        hid_t mt = -1;
+        if (t >= 0 && H5Tget_class(t) == H5T_STRING && (mt = H5Tcopy(H5T_C_S1)) >= 0 &&
+            H5Tset_cset(mt, H5Tget_cset(t)) >= 0) {
+            if (H5Tis_variable_str(t) > 0) {
+                char *vs = NULL;
+                if (H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Aread(a, mt, &vs) >= 0) {
+                    snprintf(buf, len, "%s", vs ? vs : "");
+                    rc = 1;
+                }
+                H5free_memory(vs);
+            } else {
+                size_t sz = H5Tget_size(t);
+                char *tmp = calloc(sz + 1, 1);
+                if (tmp && H5Tset_size(mt, sz) >= 0 && H5Aread(a, mt, tmp) >= 0) {
+                    snprintf(buf, len, "%s", tmp);
+                    rc = 1;
+                }
+                free(tmp);
+            }
+        }
+        if (mt >= 0) H5Tclose(mt);
+        if (t >= 0) H5Tclose(t);
+        if (a >= 0) H5Aclose(a);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+/* Open path (what = "sagittal model", "checkpoint", ...), find the
+ * generator's group (only /G/params when need_g) and its width. */
+static hv_status model_file_open(const char *path, const char *what, int need_g, model_file *m)
+{
+    memset(m, 0, sizeof *m);
+    m->f = m->gp = -1;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return hv_error_set(HV_ERR_NOT_FOUND, "model synth: %s file '%s' not found", what, path);
+        return hv_error_set(HV_ERR_IO, "model synth: %s file '%s': %s", what, path, strerror(errno));
+    }
+    if (!S_ISREG(sb.st_mode))
+        return hv_error_set(HV_ERR_IO, "model synth: %s file '%s' is not a regular file", what, path);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return hv_error_set(HV_ERR_IO, "model synth: %s file '%s' cannot be read: %s", what, path,
+                            strerror(errno));
+    fclose(fp);
+    hv_status st = HV_OK;
+    m->f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (m->f < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s' is not an HDF5 model file", what,
+                          path);
+        goto done;
+    }
+    if (!need_g && H5Lexists(m->f, "params", H5P_DEFAULT) > 0) {
+        m->gp = H5Gopen2(m->f, "params", H5P_DEFAULT);
+    } else if (H5Lexists(m->f, "G", H5P_DEFAULT) > 0 &&
+               H5Lexists(m->f, "G/params", H5P_DEFAULT) > 0) {
+        m->gp = H5Gopen2(m->f, "G/params", H5P_DEFAULT);
+        m->in_g = 1;
+    }
+    if (m->gp < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s' holds no generator (%s)", what,
+                          path, need_g ? "no /G/params: not a training checkpoint"
+                                       : "neither /params nor /G/params");
+        goto done;
+    }
+    int nd = 0;
+    int64_t sh[HV_NN_MAX_DIMS];
+    int rc = probe_shape(m->gp, FIRST_CONV, &nd, sh);
+    if (rc <= 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' %s", what, path,
+                          FIRST_CONV, rc == 0 ? "missing" : "unreadable");
+        goto done;
+    }
+    if (nd != 4 || sh[0] < 2 || sh[0] % 2 || sh[0] > 4096 || sh[1] != 3 || sh[2] != 5 || sh[3] != 5) {
+        char fs[128];
+        shape_str(fs, sizeof fs, nd, sh);
+        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' has shape %s, "
+                          "a generator needs [cnum, 3, 5, 5] with an even cnum >= 2", what, path,
+                          FIRST_CONV, fs);
+        goto done;
+    }
+    m->cnum = (int)sh[0];
+    char buf[64];
+    rc = meta_str(m->f, "plane", buf, sizeof buf);
+    if (rc < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': /meta plane unreadable", what, path);
+        goto done;
+    }
+    snprintf(m->plane, sizeof m->plane, "%s", rc ? buf : "sagittal");
+    if (strcmp(m->plane, "sagittal") && strcmp(m->plane, "coronal")) {
+        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': /meta plane is '%s' (sagittal "
+                          "or coronal)", what, path, m->plane);
+        goto done;
+    }
+    if (meta_str(m->f, "step", m->step, sizeof m->step) <= 0) m->step[0] = '\0';
+done:
+    if (st != HV_OK) model_file_close(m);
+    return st;
+}
+
+/* Every parameter of ps present in m with its shape, else HV_ERR_FORMAT
+ * naming the parameter and both shapes. */
+static hv_status check_shapes(const model_file *m, const char *path, const char *what,
+                              const hv_nn_params *ps)
+{
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        const hv_nn_param *p = hv_nn_params_at(ps, i);
+        int64_t want[HV_NN_MAX_DIMS], have[HV_NN_MAX_DIMS];
+        int nw = hv_nn_param_shape(p, want), nh = 0;
+        char ws[128], hs[128];
+        shape_str(ws, sizeof ws, nw, want);
+        int rc = probe_shape(m->gp, hv_nn_param_name(p), &nh, have);
+        if (rc == 0)
+            return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' missing "
+                                "(a generator of width cnum %d has it with shape %s)", what, path,
+                                hv_nn_param_name(p), m->cnum, ws);
+        if (rc < 0)
+            return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' unreadable",
+                                what, path, hv_nn_param_name(p));
+        int same = nh == nw;
+        for (int k = 0; same && k < nw; k++) same = have[k] == want[k];
+        if (!same) {
+            shape_str(hs, sizeof hs, nh, have);
+            return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' has shape "
+                                "%s in the file, a generator of width cnum %d (read from %s) needs %s",
+                                what, path, hv_nn_param_name(p), hs, m->cnum, FIRST_CONV, ws);
+        }
+    }
+    return HV_OK;
+}
+
+/* The generator of path into a new parameter set (*ps owned by the caller). */
+static hv_status read_generator(const char *path, const char *what, int need_g, model_file *m,
+                                hv_nn_params **ps_out)
+{
+    *ps_out = NULL;
+    hv_nn_params *ps = NULL;
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hv_status st = model_file_open(path, what, need_g, m);
+    if (st != HV_OK) goto done;
+    hv_rng rng;
+    hv_rng_seed(&rng, 0, 0); /* values are overwritten by the file's */
+    if ((st = hv_nn_params_create(&ps)) || (st = hv_model_generator_params(ps, m->cnum, &rng)))
+        goto done;
+    st = check_shapes(m, path, what, ps);
+    const int in_g = m->in_g;
+    model_file_close(m);
+    if (st != HV_OK) goto done;
+    if (in_g) {
+        const char *gn[1] = {"G"};
+        hv_nn_params *pss[1] = {ps};
+        st = hv_nn_checkpoint_load_groups(path, 1, gn, pss, NULL);
+    } else {
+        st = hv_nn_checkpoint_load(path, ps, NULL, 1);
+    }
+    if (st != HV_OK) hv_error_wrap(st, "model synth: %s file '%s'", what, path);
+done:
+    model_file_close(m);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    if (st != HV_OK) hv_nn_params_free(ps);
+    else *ps_out = ps;
+    return st;
+}
+
+static hv_status open_net(hv_model_synth *s, int plane, const char *path)
+{
+    char what[32];
+    snprintf(what, sizeof what, "%s model", plane_name(plane));
+    model_file m;
+    hv__synth_net *n = &s->net[plane];
+    hv_status st = read_generator(path, what, 0, &m, &n->ps);
+    if (st != HV_OK) return st;
+    if (strcmp(m.plane, plane_name(plane)))
+        return hv_error_set(HV_ERR_FORMAT, "model synth: '%s' is a %s model (/meta plane), given as "
+                            "the %s one", path, m.plane, plane_name(plane));
+    n->cnum = m.cnum;
+    if ((st = hv_nn_graph_create(&n->g))) return st;
+    st = hv_model_generator_build(n->g, n->ps, n->cnum, s->o.batch, HV__SYNTH_ROWS, HV__SYNTH_COLS,
+                                  &n->io);
+    if (st == HV_OK) st = hv_nn_graph_plan(n->g, s->be, 0);
+    if (st != HV_OK)
+        return hv_error_wrap(st, "model synth: planning the %s generator (cnum %d, batch %lld)",
+                             plane_name(plane), n->cnum, (long long)s->o.batch);
+    return HV_OK;
+}
+
+hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_path,
+                              const hv_model_synth_opts *o, hv_nn_backend *be,
+                              hv_model_synth **out)
+{
+    if (!out) return hv_error_set(HV_ERR_ARG, "model synth open: NULL output");
+    *out = NULL;
+    if (!sagittal_path || !be)
+        return hv_error_set(HV_ERR_ARG, "model synth open: %s", !be ? "no backend"
+                                                                    : "no sagittal model path");
+    hv_model_synth_opts def;
+    if (!o) {
+        hv_model_synth_opts_default(&def);
+        o = &def;
+    }
+    if (o->batch < 1 || o->batch > 4096)
+        return hv_error_set(HV_ERR_ARG, "model synth open: batch %lld outside 1..4096",
+                            (long long)o->batch);
+    if (o->band_rows < 2 || o->band_rows > HV__SYNTH_ROWS)
+        return hv_error_set(HV_ERR_ARG, "model synth open: band_rows %lld outside 2..%d",
+                            (long long)o->band_rows, HV__SYNTH_ROWS);
+    if (o->neighbour_min_px < 0 || o->clean_min_px < 0)
+        return hv_error_set(HV_ERR_ARG, "model synth open: negative pixel thresholds");
+    hv_model_synth *s = calloc(1, sizeof *s);
+    if (!s) return hv_error_set(HV_ERR_NOMEM, "model synth open: out of memory");
+    s->o = *o;
+    s->be = be;
+    hv_status st = open_net(s, HV_SPINE_SAGITTAL, sagittal_path);
+    if (st == HV_OK && coronal_path) st = open_net(s, HV_SPINE_CORONAL, coronal_path);
+    if (st != HV_OK) goto fail;
+    const size_t pl = (size_t)(o->batch * HV__SYNTH_ROWS * HV__SYNTH_COLS), nb = (size_t)o->batch;
+    float **planes[6] = {&s->in_x, &s->in_mask, &s->in_cam, &s->in_ratio, &s->out_xs2, &s->out_fseg};
+    for (int i = 0; i < 6; i++)
+        if (!(*planes[i] = malloc(pl * sizeof(float)))) goto nomem;
+    if (!(s->out_chk = malloc(pl * sizeof(float))) || !(s->out_p1 = malloc(nb * sizeof(float))) ||
+        !(s->out_p2 = malloc(nb * sizeof(float))))
+        goto nomem;
+    *out = s;
+    return HV_OK;
+nomem:
+    st = hv_error_set(HV_ERR_NOMEM, "model synth open: buffers for batch %lld", (long long)o->batch);
+fail:
+    hv_model_synth_free(s);
+    return st;
+}
+
+void hv_model_synth_free(hv_model_synth *s)
+{
+    if (!s) return;
+    for (int p = 0; p < 2; p++) {
+        hv_nn_graph_free(s->net[p].g);
+        hv_nn_params_free(s->net[p].ps);
+    }
+    free(s->in_x);
+    free(s->in_mask);
+    free(s->in_cam);
+    free(s->in_ratio);
+    free(s->out_xs2);
+    free(s->out_fseg);
+    free(s->out_chk);
+    free(s->out_p1);
+    free(s->out_p2);
+    free(s);
+}
+
+int hv_model_synth_cnum(const hv_model_synth *s)
+{
+    return s ? s->net[HV_SPINE_SAGITTAL].cnum : 0;
+}
+
+int hv_model_synth_has_coronal(const hv_model_synth *s)
+{
+    return s && s->net[HV_SPINE_CORONAL].ps != NULL;
+}
+
+void hv_model_synth_set_trace(hv_model_synth *s, hv_model_synth_trace_fn fn, void *ctx)
+{
+    if (!s) return;
+    s->trace = fn;
+    s->trace_ctx = ctx;
+}
+
+hv_status hv_model_synth_export(const char *ckpt_path, const char *plane, const char *out_path)
+{
+    if (!ckpt_path || !plane || !out_path)
+        return hv_error_set(HV_ERR_ARG, "model synth export: NULL argument");
+    if (strcmp(plane, "sagittal") && strcmp(plane, "coronal"))
+        return hv_error_set(HV_ERR_ARG, "model synth export: plane '%s' (sagittal or coronal)", plane);
+    model_file m;
+    hv_nn_params *ps = NULL;
+    hv_status st = read_generator(ckpt_path, "training checkpoint", 1, &m, &ps);
+    if (st != HV_OK) return st;
+    char cnum[32];
+    snprintf(cnum, sizeof cnum, "%d", m.cnum);
+    const char *kv[] = {"format", "healthivert-generator", "plane", plane, "cnum", cnum,
+                        "step", m.step[0] ? m.step : "unknown", "source", ckpt_path,
+                        "exported_by", "hv_model_synth_export"};
+    st = hv_nn_checkpoint_save(out_path, ps, NULL, kv, sizeof kv / sizeof kv[0] / 2);
+    hv_nn_params_free(ps);
+    return st == HV_OK ? HV_OK : hv_error_wrap(st, "model synth export: %s -> %s", ckpt_path, out_path);
+}
