@@ -194,7 +194,7 @@ hv_status hv_model_trainset_skipped(const hv_model_trainset *ts, size_t i,
 /* ------------------------------------------------------------- a batch
  *
  * One training or validation batch as the GAN takes it, n items of rows x
- * cols (256 x 256) sagittal slices, item-major, every array owned by
+ * cols (256 x 256) sagittal (or coronal canvas) slices, item-major, every array owned by
  * whoever filled the batch (hv_model_batch_alloc). Frames (spec 3.3):
  * "shifted" = the target rows cut out and the neighbours pushed apart to a
  * band of band_rows rows; "original" = the slice as cropped. */
@@ -202,6 +202,7 @@ typedef struct hv_model_batch {
     int64_t n, rows, cols;
     float *x;          /* masked shifted CT in [-1, 1]; the band is -1          */
     float *mask;       /* band mask, 1 in the band rows over all columns        */
+                       /* (coronal: over the pasted strip's columns only)       */
     float *cam;        /* shifted CAM in [0, 1]; zeros when there is none       */
                        /* (the network's HGAM input is 1 - cam, spec 5.6)       */
     float *ratio;      /* n slice ratios (spec 3.2)                             */
@@ -223,6 +224,11 @@ void hv_model_batch_free(hv_model_batch *b);
 typedef struct hv_model_sample_opts {
     int healthy_max_grade;  /* 1: grade <= 1 counts as healthy (reference)      */
     int64_t band_rows;      /* 40                                               */
+    int plane;              /* hv_spine_plane: HV_SPINE_SAGITTAL (default) or   */
+                            /* HV_SPINE_CORONAL (spec 4: the crop[:, j, :]     */
+                            /* slice pasted into the canvas columns            */
+                            /* [(cols - 64) / 2, +64); the band mask only      */
+                            /* inside that strip, 40 rows x 64 cols)           */
 } hv_model_sample_opts;
 void hv_model_sample_opts_default(hv_model_sample_opts *o);
 

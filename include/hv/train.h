@@ -49,6 +49,7 @@ typedef struct hv_train_opts {
     int local_cols;
     int band_rows;
     int healthy_max_grade;
+    int plane;                  /* hv_spine_plane (train.plane: sagittal, coronal) */
     int checkpoint_every, val_every, log_every;
     double progress_interval;
     int val_grid;               /* items in each validation's sample grid         */
@@ -100,8 +101,9 @@ hv_status hv_train_batch_fill(const hv_model_trainset *ts, const hv_train_plan *
 /* ------------------------------------------------------------ validation */
 
 /* What one validation measures, means over the val items (spec 6, issue 11):
- * inside the band rows [band_lo, band_lo + band_rows) x all columns of the
- * original frame, the mean absolute difference (band_l1, images in [-1, 1]),
+ * inside the band rows [band_lo, band_lo + band_rows) x the band mask's
+ * columns (all of them sagittal, the pasted strip coronal) of the original
+ * frame, the mean absolute difference (band_l1, images in [-1, 1]),
  * PSNR and SSIM (data range 2, skimage's SSIM); Dice of the segmentation
  * (> 0.5) against the target mask over the slice; mean |H - h| / h * 100. */
 typedef struct hv_train_metrics {

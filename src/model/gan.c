@@ -513,9 +513,13 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_g
         (st = hv_nn_tensor_set(L->inv_h, m->inv_h, n)) ||
         (st = hv_nn_tensor_set(L->inv_nnz, &inv_nnz, 1)) ||
         (st = hv_nn_tensor_set(L->seed_comp, m->zeros_plane, pl)) ||
-        (st = hv_nn_tensor_set(L->seed_seg, m->zeros_plane, pl)) ||
-        (st = hv_nn_graph_forward(L->g)))
+        (st = hv_nn_tensor_set(L->seed_seg, m->zeros_plane, pl)))
         goto fail;
+    if (L->fseg_bin) { /* d2_soft = 0: the edge term on the binarised segmentation */
+        for (size_t k = 0; k < pl; k++) m->gtmp[k] = m->go[3][k] > 0.5f ? 1.0f : 0.0f;
+        if ((st = hv_nn_tensor_set(L->fseg_bin, m->gtmp, pl))) goto fail;
+    }
+    if ((st = hv_nn_graph_forward(L->g))) goto fail;
     float terms[5];
     hv_nn_tensor *tt[5] = {L->l1, L->dice_f, L->dice_c, L->edge, L->height};
     static const char *const tname[5] = {"L1", "Dice (fine)", "Dice (coarse)", "edge (EEM)", "height (SHRM)"};

@@ -44,6 +44,9 @@ typedef struct hv__gan_loss {
     hv_nn_tensor *ones;    /* N,1: 1 (set by the builder)                  */
     hv_nn_tensor *inv_nnz; /* 1: 1 / nnz(band mask) over the global batch  */
     hv_nn_tensor *seed_comp, *seed_seg; /* d L_GAN / d comp2, d fseg       */
+    hv_nn_tensor *fseg_bin; /* d2_soft = 0 only (else NULL): the binarised   */
+                            /* fine_seg (> 0.5) the edge term sees, as the   */
+                            /* reference's (no gradient); set by the step    */
     /* outputs */
     hv_nn_tensor *comp1, *comp2;
     hv_nn_tensor *l1, *dice_f, *dice_c, *edge, *height; /* weighted, (1)   */

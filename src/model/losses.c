@@ -17,9 +17,10 @@
  * as sum(comp2 * seed_comp) + sum(fseg * seed_seg), seeds being the
  * discriminators' input gradients.
  *
- * Where we differ from the reference (docs/model.md): the edge loss uses the
- * sigmoid segmentation (differentiable; the reference's thresholded copy
- * passes no gradient); the L1 normaliser is rows*cols / nnz (the reference
+ * Where we differ from the reference (docs/model.md): with d2_soft = 1 (the
+ * default) the edge loss uses the sigmoid segmentation (differentiable; the
+ * reference's thresholded copy passes no gradient; d2_soft = 0 gives the
+ * reference's); the L1 normaliser is rows*cols / nnz (the reference
  * writes cols*cols, equal for its square slices); generator rows of a
  * composite that fall outside the image are cut (the reference indexes
  * negative rows from the end there).
@@ -112,8 +113,13 @@ hv_status hv__gan_loss_build(hv__gan_loss *L, const hv_model_gan_opts *o, int64_
     const float df = (float)(o->lambda_dice_fine * ratio), dc = (float)(o->lambda_dice_coarse * ratio);
     L->dice_f = hv_nn_scale(g, hv_nn_dice(g, L->fseg, L->real_mask), -df, df);
     L->dice_c = hv_nn_scale(g, hv_nn_dice(g, L->cseg, L->normal), -dc, dc);
-    /* EEM on the sigmoid segmentation (differentiable) */
-    L->edge = hv_nn_scale(g, hv_nn_mse(g, hv_nn_sobel(g, L->fseg), hv_nn_sobel(g, L->real_mask)),
+    /* EEM on the sigmoid segmentation (differentiable; d2_soft = 1) or, as
+     * the reference (d2_soft = 0, the key's documented meaning), on the
+     * binarised one, an input without gradient: the term is reported but
+     * trains nothing */
+    hv_nn_tensor *eseg = L->fseg;
+    if (!o->d2_soft) eseg = L->fseg_bin = hv_nn_input(g, "fine_seg_binary", 4, img);
+    L->edge = hv_nn_scale(g, hv_nn_mse(g, hv_nn_sobel(g, eseg), hv_nn_sobel(g, L->real_mask)),
                           (float)(o->lambda_edge * ratio), 0.0f);
     /* SHRM: lambda_h (|H1 - h| / h + |H2 - h| / h), H = p band_rows:
      * |p band_rows / h - 1| = l1(p * inv_h, 1) per item, mean over items */

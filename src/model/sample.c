@@ -1,6 +1,7 @@
 /*
  * sample.c: one training sample from one vertebra of the training set
- * (spec 3.2-3.4, sagittal plane; hv/model.h "a batch").
+ * (spec 3.2-3.4; hv/model.h "a batch"), in the sagittal plane or, for the
+ * coronal model of spec 4, the coronal one.
  *
  * Everything geometric is src/spine's (slice range, seeded draw, band,
  * shift, mask, component cleaning): this file only extracts the item's
@@ -25,6 +26,17 @@
  * The label slice is cleaned (8-connected target components < 50 px
  * removed) for a fixed slice too, so hv_model_sample_at(z) gives exactly
  * what a draw that picked z gives.
+ *
+ * Coronal (o->plane = HV_SPINE_CORONAL, spec 4, the reference's deleted
+ * 2024 loader): the slice is crop[:, j, :] (64 LR columns) pasted into the
+ * centre columns [(cols - 64) / 2, +64) of a 256 x 256 canvas by
+ * hv_spine_slice_extract; the slices are drawn along the target's AP extent
+ * (hv_spine_slice_range_get on the coronal plane); the band mask is 40 rows
+ * x the 64 strip columns only, as spec 4 says ("only inside the pasted
+ * strip"); rows are cut and shifted over the whole canvas as in the
+ * sagittal plane (outside the strip there is nothing but padding, -1 in
+ * x). The CAM is the coronal slice of the item's one CAM volume (the
+ * reference read a separate coronal heatmap; ours is 3D).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -37,6 +49,12 @@ void hv_model_sample_opts_default(hv_model_sample_opts *o)
 {
     o->healthy_max_grade = 1;
     o->band_rows = 40;
+    o->plane = HV_SPINE_SAGITTAL;
+}
+
+static const char *plane_name(int plane)
+{
+    return plane == HV_SPINE_CORONAL ? "coronal" : "sagittal";
 }
 
 hv_status hv_model_batch_alloc(hv_model_batch *b, int64_t n, int64_t rows, int64_t cols,
@@ -97,15 +115,18 @@ static hv_status check_args(const hv_model_train_item *it, const hv_model_sample
     if (slot < 0 || slot >= b->n)
         return hv_error_set(HV_ERR_ARG, "sample: slot %lld outside the batch of %lld",
                             (long long)slot, (long long)b->n);
+    if (o->plane != HV_SPINE_SAGITTAL && o->plane != HV_SPINE_CORONAL)
+        return hv_error_set(HV_ERR_ARG, "sample: plane %d is neither sagittal (%d) nor coronal (%d)",
+                            o->plane, HV_SPINE_SAGITTAL, HV_SPINE_CORONAL);
     if (o->band_rows != b->band_rows)
         return hv_error_set(HV_ERR_ARG, "sample: band of %lld rows, the batch has %lld",
                             (long long)o->band_rows, (long long)b->band_rows);
     int64_t rows, cols;
-    hv_spine_slice_dims(it->labels, HV_SPINE_SAGITTAL, &rows, &cols);
+    hv_spine_slice_dims(it->labels, (hv_spine_plane)o->plane, &rows, &cols);
     if (rows != b->rows || cols != b->cols)
-        return hv_error_set(HV_ERR_ARG, "sample: %s label %d: sagittal slices of %lld x %lld, "
+        return hv_error_set(HV_ERR_ARG, "sample: %s label %d: %s slices of %lld x %lld, "
                             "the batch takes %lld x %lld", it->case_id ? it->case_id : "?",
-                            it->label, (long long)rows, (long long)cols, (long long)b->rows,
+                            it->label, plane_name(o->plane), (long long)rows, (long long)cols, (long long)b->rows,
                             (long long)b->cols);
     const hv_volume *v[2] = {it->ct, it->cam};
     for (int k = 0; k < 2; k++)
@@ -128,19 +149,26 @@ static hv_status fill(const hv_model_train_item *it, const hv_model_sample_opts 
     float *x = b->x + slot * (int64_t)px, *mask = b->mask + slot * (int64_t)px;
     float *cam = b->cam + slot * (int64_t)px, *real = b->real + slot * (int64_t)px;
     float *rmask = b->real_mask + slot * (int64_t)px, *normal = b->normal + slot * (int64_t)px;
+    const hv_spine_plane pl = (hv_spine_plane)o->plane;
     hv_spine_band band;
     if (!sl || !sh) {
         st = hv_error_set(HV_ERR_NOMEM, "sample: out of memory");
         goto done;
     }
-    st = hv_spine_band_find(lab, rows, cols, it->label, o->band_rows, 0, cols, &band);
+    /* band columns: all (sagittal) or the pasted LR strip (coronal, spec 4) */
+    int64_t col_lo = 0, col_hi = cols;
+    if (pl == HV_SPINE_CORONAL && it->labels->dim[0] < cols) {
+        col_lo = (cols - it->labels->dim[0]) / 2;
+        col_hi = col_lo + it->labels->dim[0];
+    }
+    st = hv_spine_band_find(lab, rows, cols, it->label, o->band_rows, col_lo, col_hi, &band);
     if (st != HV_OK) {
         hv_error_wrap(st, "sample: %s label %d, slice %lld", it->case_id ? it->case_id : "?",
                       it->label, (long long)z);
         goto done;
     }
     /* CT: original and shifted, [0, 255] -> [-1, 1] */
-    if ((st = hv_spine_slice_extract(it->ct, HV_SPINE_SAGITTAL, z, sl)) != HV_OK) goto done;
+    if ((st = hv_spine_slice_extract(it->ct, pl, z, sl)) != HV_OK) goto done;
     hv_spine_band_shift(&band, sl, rows, cols, sh);
     for (size_t q = 0; q < px; q++) {
         real[q] = (sl[q] / 255.0f - 0.5f) / 0.5f;
@@ -149,7 +177,7 @@ static hv_status fill(const hv_model_train_item *it, const hv_model_sample_opts 
     hv_spine_band_mask(&band, rows, cols, mask);
     /* CAM, shifted, [0, 1] */
     if (it->cam) {
-        if ((st = hv_spine_slice_extract(it->cam, HV_SPINE_SAGITTAL, z, sl)) != HV_OK) goto done;
+        if ((st = hv_spine_slice_extract(it->cam, pl, z, sl)) != HV_OK) goto done;
         hv_spine_band_shift(&band, sl, rows, cols, sh);
         for (size_t q = 0; q < px; q++) cam[q] = sh[q] / 255.0f;
     } else {
@@ -185,10 +213,11 @@ hv_status hv_model_sample_draw(const hv_model_train_item *it, const hv_model_sam
     if (!lab) return hv_error_set(HV_ERR_NOMEM, "sample: out of memory");
     int64_t z = 0;
     double ratio = 0;
-    st = hv_spine_slice_range_get(it->labels, it->label, HV_SPINE_SAGITTAL, &rg);
+    const hv_spine_plane pl = (hv_spine_plane)o->plane;
+    st = hv_spine_slice_range_get(it->labels, it->label, pl, &rg);
     if (st == HV_OK)
-        st = hv_spine_slice_draw(it->labels, it->label, HV_SPINE_SAGITTAL, &rg, o->band_rows,
-                                 rng, &z, &ratio, lab);
+        st = hv_spine_slice_draw(it->labels, it->label, pl, &rg, o->band_rows, rng, &z, &ratio,
+                                 lab);
     if (st != HV_OK) hv_error_wrap(st, "sample: %s", it->case_id ? it->case_id : "?");
     else st = fill(it, o, &rg, z, lab, b, slot);
     free(lab);
@@ -203,8 +232,9 @@ hv_status hv_model_sample_at(const hv_model_train_item *it, const hv_model_sampl
     hv_spine_slice_range rg;
     float *lab = malloc((size_t)(b->rows * b->cols) * sizeof *lab);
     if (!lab) return hv_error_set(HV_ERR_NOMEM, "sample: out of memory");
-    st = hv_spine_slice_range_get(it->labels, it->label, HV_SPINE_SAGITTAL, &rg);
-    if (st == HV_OK) st = hv_spine_slice_extract(it->labels, HV_SPINE_SAGITTAL, z, lab);
+    const hv_spine_plane pl = (hv_spine_plane)o->plane;
+    st = hv_spine_slice_range_get(it->labels, it->label, pl, &rg);
+    if (st == HV_OK) st = hv_spine_slice_extract(it->labels, pl, z, lab);
     if (st == HV_OK) {
         hv_spine_slice_clean(lab, b->rows, b->cols, it->label, 50);
         st = fill(it, o, &rg, z, lab, b, slot);

@@ -12,7 +12,8 @@
  *
  * The metrics follow spec 6's in-training evaluation, with the band read in
  * the original frame (the composite of spec 5.5 is in that frame): PSNR and
- * SSIM on the band rows (instead of the reference's whole image multiplied by
+ * SSIM on the band rows x the band mask's columns (all in the sagittal
+ * plane, the 64-column strip in the coronal one) (instead of the reference's whole image multiplied by
  * the band mask, whose zeros outside the band inflate both), Dice of the
  * binarised fine segmentation against the target mask, and the height error
  * |H2 - h| / h in %.
@@ -55,6 +56,7 @@ void hv_train_sample_opts(const hv_train_opts *o, hv_model_sample_opts *s)
     hv_model_sample_opts_default(s);
     s->healthy_max_grade = o->healthy_max_grade;
     s->band_rows = o->band_rows;
+    s->plane = o->plane;
 }
 
 /* ------------------------------------------------------------------ plan */
@@ -187,7 +189,7 @@ hv_status hv_train_valset_make(const hv_model_trainset *ts, const hv_train_plan 
         v->item[k] = p->val[k];
         if ((st = hv_model_trainset_item(ts, p->val[k], &it)) != HV_OK) break;
         hv_spine_slice_range rg;
-        st = hv_spine_slice_range_get(it.labels, it.label, HV_SPINE_SAGITTAL, &rg);
+        st = hv_spine_slice_range_get(it.labels, it.label, (hv_spine_plane)so->plane, &rg);
         if (st == HV_OK) {
             int64_t z = (int64_t)floor(rg.centre);
             st = hv_model_sample_at(&it, so, z, &v->all, (int64_t)k);
@@ -318,20 +320,28 @@ hv_status hv_train_val_metrics(const hv_train_valset *v, const hv_train_valout *
                               (long long)i, (long long)lo, (long long)br, (long long)rows);
             goto done;
         }
+        /* the band's columns: those of the mask's first band row (all of
+         * them in the sagittal plane, the pasted strip in the coronal one) */
+        const float *mrow = a->mask + (size_t)i * px + (size_t)(lo * cols);
+        int64_t c0 = 0, c1 = cols;
+        while (c0 < cols && !(mrow[c0] > 0.5f)) c0++;
+        while (c1 > c0 && !(mrow[c1 - 1] > 0.5f)) c1--;
+        if (c1 - c0 < 7) c0 = 0, c1 = cols; /* no usable mask row: the whole width */
+        const int64_t bc = c1 - c0;
         double l1 = 0;
         for (int64_t r = 0; r < br; r++)
-            for (int64_t cc = 0; cc < cols; cc++) {
-                size_t q = (size_t)((lo + r) * cols + cc), t = (size_t)(r * cols + cc);
+            for (int64_t cc = 0; cc < bc; cc++) {
+                size_t q = (size_t)((lo + r) * cols + c0 + cc), t = (size_t)(r * bc + cc);
                 ref[t] = real[q];
                 img[t] = comp[q];
                 l1 += fabs(ref[t] - img[t]);
             }
-        size_t nb = (size_t)(br * cols);
+        size_t nb = (size_t)(br * bc);
         m->band_l1 += l1 / (double)nb;
         double psnr = hv_metrics_psnr(ref, img, nb, 2.0);
         m->psnr += isfinite(psnr) ? psnr : 100.0; /* identical band: capped at 100 dB */
         double ssim = 0;
-        if ((st = hv_metrics_ssim(ref, img, (int)br, (int)cols, 2.0, &ssim)) != HV_OK) goto done;
+        if ((st = hv_metrics_ssim(ref, img, (int)br, (int)bc, 2.0, &ssim)) != HV_OK) goto done;
         m->ssim += ssim;
         const float *seg = o->seg + (size_t)i * px, *tm = a->real_mask + (size_t)i * px;
         for (size_t q = 0; q < px; q++) {

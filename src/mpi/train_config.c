@@ -17,6 +17,9 @@
 
 #define FIELD(f) .offset = offsetof(hv_train_opts, f), .size = sizeof(((hv_train_opts *)0)->f)
 #define RES .results = 1
+#define RES_NEW .results = 2 /* results, added later: see hv_run_key */
+
+static const char *const ch_plane[] = {"sagittal", "coronal", NULL}; /* hv_spine_plane */
 
 static const hv_run_key keys[] = {
     {"train", "file", "", "the training file written by `healthivert prepare` (required)",
@@ -72,6 +75,11 @@ static const hv_run_key keys[] = {
     {"train", "healthy_max_grade", "1",
      "items with 0 <= grade <= this are healthy and trained/validated on (reference: 1)",
      HV_KEY_INT, 0, 3, RES, FIELD(healthy_max_grade)},
+    {"train", "plane", "sagittal",
+     "slices the generator is trained on: sagittal (spec 4, the current reference) or coronal "
+     "(spec 4's deleted 2024 loader: the crop[:, j, :] strip of 64 columns pasted into a "
+     "256-wide canvas, the band only inside the strip); written into the checkpoint as 'plane'",
+     HV_KEY_CHOICE, .choices = ch_plane, RES_NEW, FIELD(plane)},
     {"train", "checkpoint_every", "500",
      "steps between checkpoints (one is also written at the end and on SIGTERM/SIGUSR1)",
      HV_KEY_INT, 1, 100000000, FIELD(checkpoint_every)},

@@ -254,6 +254,7 @@ typedef struct {
     const char *cfgtext, *results_text;
     int seed, nranks, cnum, ndf;
     int64_t steps_per_epoch;
+    const char *plane; /* "sagittal" | "coronal": the model file's /meta plane */
 } ckpt_ctx;
 
 static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
@@ -278,7 +279,8 @@ static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
     snprintf(s_ndf, sizeof s_ndf, "%d", c->ndf);
     const char *kv[] = {"format", CKPT_FORMAT, "version", CKPT_VERSION, "step", s_step,
                         "epoch", s_epoch, "seed", s_seed, "rng", s_rng, "ranks", s_ranks,
-                        "cnum", s_cnum, "ndf", s_ndf, "results_config", c->results_text,
+                        "cnum", s_cnum, "ndf", s_ndf, "plane", c->plane,
+                        "results_config", c->results_text,
                         "config", c->cfgtext};
     hv_status st = hv_model_gan_save(m, c->path, kv, sizeof kv / sizeof kv[0] / 2);
     if (st != HV_OK) {
@@ -510,7 +512,8 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     out->n_train = (long)plan.n_train;
     out->n_val = (long)plan.n_val;
     out->resumed = cf.resume;
-    ckpt_ctx cc = {ckpt, o.output, cfgtext, results, o.seed, nranks, o.cnum, o.ndf, plan.steps_per_epoch};
+    ckpt_ctx cc = {ckpt, o.output, cfgtext, results, o.seed, nranks, o.cnum, o.ndf,
+                   plan.steps_per_epoch, o.plane == HV_SPINE_CORONAL ? "coronal" : "sagittal"};
 
     /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
     if (rank == 0) {

@@ -226,6 +226,56 @@ static void test_eem(hv_nn_backend *be)
     hv__gan_loss_free(&L);
 }
 
+/* d2_soft = 0 (the key's documented "binarised, as the reference" mode):
+ * the edge term sees the binarised segmentation, passes no gradient to
+ * fseg, and its value is that of the thresholded map. fseg = 0.55 on the
+ * mask's rows 2..5 x cols 2..5, 0.45 elsewhere: binarised it IS the mask,
+ * so the term is 0; on the soft map Sobel's magnitudes at the border are
+ * 0.1 x (1..4) < 1 against the mask's 1, so the soft term is > 0 (and is
+ * what d2_soft = 1 computes, with a gradient). */
+static void test_edge_hard(hv_nn_backend *be)
+{
+    float z[E * E] = {0}, seg[E * E], bin[E * E], mask[E * E], one = 1.0f, ones1[1] = {1};
+    for (int i = 0; i < E * E; i++) {
+        int r = i / E, c = i % E;
+        mask[i] = (r >= 2 && r < 6 && c >= 2 && c < 6) ? 1.0f : 0.0f;
+        seg[i] = mask[i] > 0 ? 0.55f : 0.45f;
+        bin[i] = mask[i];
+    }
+    for (int soft = 0; soft < 2; soft++) {
+        hv_model_gan_opts o;
+        hv_model_gan_opts_default(&o);
+        o.rows = E, o.cols = E;
+        o.lambda_l1 = 0, o.lambda_dice_fine = 0, o.lambda_dice_coarse = 0, o.lambda_height = 0;
+        o.d2_soft = soft;
+        hv__gan_loss L;
+        HV_REQUIRE_V(hv__gan_loss_build(&L, &o, 1, 1.0, be) == HV_OK, "build: %s", hv_error_detail());
+        HV_CHECK(soft ? L.fseg_bin == NULL : L.fseg_bin != NULL, "d2_soft %d: binarised input %s",
+                 soft, L.fseg_bin ? "present" : "absent");
+        hv_nn_tensor *zs[] = {L.xs1, L.xs2, L.cseg, L.w1, L.rest1, L.w2, L.rest2, L.real, L.normal,
+                              L.seed_comp, L.seed_seg};
+        for (size_t k = 0; k < sizeof zs / sizeof zs[0]; k++) set(zs[k], z, E * E);
+        set(L.p1, ones1, 1), set(L.p2, ones1, 1), set(L.inv_h, ones1, 1), set(L.inv_nnz, &one, 1);
+        set(L.real_mask, mask, E * E);
+        set(L.fseg, seg, E * E);
+        if (L.fseg_bin) set(L.fseg_bin, bin, E * E); /* what the step writes: seg > 0.5 */
+        HV_CHECK_OK(hv_nn_graph_forward(L.g));
+        HV_CHECK_OK(hv_nn_graph_backward(L.g, L.total));
+        float g[E * E];
+        HV_CHECK_OK(hv_nn_tensor_get_grad(L.fseg, g, E * E));
+        double gmax = 0;
+        for (int i = 0; i < E * E; i++) gmax = fmax(gmax, fabs(g[i]));
+        double e = get(L.edge);
+        if (soft) {
+            HV_CHECK(e > 1.0 && gmax > 1.0, "soft edge: term %g, max |gradient| %g (both > 1)", e, gmax);
+        } else {
+            HV_CHECK(e == 0.0, "binarised edge term %g, expected 0 (the binarised map is the mask)", e);
+            HV_CHECK(gmax == 0.0, "binarised edge passed a gradient to fseg: max %g", gmax);
+        }
+        hv__gan_loss_free(&L);
+    }
+}
+
 /* hv_nn_sobel alone: loss = sum(Sobel(x) * w). x has a constant block
  * (magnitude 0), a low-contrast random block (0 < m < 1) and a
  * high-contrast block (clipped at 1). Backward must be finite everywhere
@@ -328,6 +378,7 @@ int main(void)
     test_composite();
     test_terms(be);
     test_eem(be);
+    test_edge_hard(be);
     test_sobel(be);
     hv_nn_backend_free(be);
     return hv_test_done();

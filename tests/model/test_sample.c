@@ -12,6 +12,11 @@
  *    the triangular slice weights, refusal when the target exceeds the band.
  * 3. A phantom vertebra through straighten + crop: the sample's height
  *    equals the phantom's analytic body height within the voxel rounding.
+ * 4. Coronal (spec 4): a tiny crop whose coronal slices the test defines in
+ *    canvas coordinates (strip column x = I-1-i pasted at columns
+ *    [(J - I) / 2, +I), row r = K-1-k); every array of a slot against the
+ *    same formulas, the band mask only inside the strip, the slice range
+ *    and ratio along the target's AP extent, draws inside that range.
  */
 #include <math.h>
 #include <stdint.h>
@@ -253,9 +258,146 @@ static void test_phantom(void)
     hv_phantom_case_free(pc);
 }
 
+/* ------------------------------------------------------------ coronal */
+
+/* Coronal test crop: labels by (strip column x = I-1-i, row r, AP index j):
+ * 19 rows [10,18), 20 (target) rows [22,32), 21 rows [36,44), every x,
+ * j in [4,14) for 19 and 21 and j in [5,15) for the target; CT and CAM
+ * by formula. Canvas: the strip at columns [7, 13) of J = 20. */
+enum { CBAND = 16, COFF = (J - I) / 2 };
+static int clab(int x, int r, int j)
+{
+    (void)x;
+    if (r >= 10 && r < 18 && j >= 4 && j < 14) return 19;
+    if (r >= 22 && r < 32 && j >= 5 && j < 15) return 20;
+    if (r >= 36 && r < 44 && j >= 4 && j < 14) return 21;
+    return 0;
+}
+static uint8_t cct(int x, int r, int j) { return (uint8_t)(40 + (r * 7 + x * 13 + j * 3) % 200); }
+static uint8_t ccam(int x, int r, int j) { return (uint8_t)((r * 5 + x * 11 + j) % 256); }
+
+static hv_volume *make_cvol(int what)
+{
+    hv_volume *v = NULL;
+    const int64_t dim[3] = {I, J, K};
+    if (hv_vol_create(&v, dim, HV_DTYPE_U8, NULL) != HV_OK) return NULL;
+    uint8_t *d = v->data;
+    for (int i = 0; i < I; i++)
+        for (int j = 0; j < J; j++)
+            for (int k = 0; k < K; k++) {
+                int x = I - 1 - i, r = K - 1 - k;
+                d[hv_vol_idx(v, i, j, k)] = what == 0   ? cct(x, r, j)
+                                            : what == 1 ? (uint8_t)clab(x, r, j)
+                                                        : ccam(x, r, j);
+            }
+    return v;
+}
+
+static void check_coronal_slot(const hv_model_batch *b, int64_t slot, int j,
+                               const int8_t *grades, const char *what)
+{
+    /* target rows [22, 32): h 10, centre 27, band [19, 35) of 16 rows */
+    const int x1 = 22, x2 = 32, lo = 19, hi = 35;
+    HV_CHECK(b->x1[slot] == x1 && b->x2[slot] == x2 && b->band_lo[slot] == lo,
+             "%s: x1 %lld x2 %lld lo %lld", what, (long long)b->x1[slot], (long long)b->x2[slot],
+             (long long)b->band_lo[slot]);
+    HV_CHECK(b->height[slot] == 10, "%s: height %g", what, (double)b->height[slot]);
+    /* AP extent of the target [5, 15): L 10, M int(8) = 8, first 5 + 1 = 6,
+     * c = 6 + 3.5 = 9.5; ratio |j - 9.5| / 10 * 2 */
+    HV_CHECK(fabs(b->ratio[slot] - fabs(j - 9.5) / 10.0 * 2) < 1e-6, "%s: ratio %g", what, (double)b->ratio[slot]);
+    int bad[6] = {0};
+    const size_t off = (size_t)slot * K * J;
+    for (int r = 0; r < K; r++)
+        for (int c = 0; c < J; c++) {
+            size_t q = off + (size_t)r * J + (size_t)c;
+            int x = c - COFF, in = x >= 0 && x < I;
+            int s = r < lo ? r + (x1 - lo) : (r >= hi ? x2 + (r - hi) : -1);
+            if (s >= K) s = -1;
+            float ex = (s < 0 || !in) ? -1.0f : norm(cct(x, s, j));
+            float er = in ? norm(cct(x, r, j)) : -1.0f;
+            float em = (r >= lo && r < hi && in) ? 1.0f : 0.0f; /* only inside the strip */
+            float ec = (s < 0 || !in) ? 0.0f : (float)(ccam(x, s, j) / 255.0);
+            float erm = (in && clab(x, r, j) == 20) ? 1.0f : 0.0f;
+            int ls = (s < 0 || !in) ? 0 : clab(x, s, j);
+            float en = (ls > 0 && grades[ls] >= 0 && grades[ls] <= 1) ? 1.0f : 0.0f;
+            bad[0] += fabsf(b->x[q] - ex) > 1e-6f;
+            bad[1] += fabsf(b->real[q] - er) > 1e-6f;
+            bad[2] += b->mask[q] != em;
+            bad[3] += fabsf(b->cam[q] - ec) > 1e-6f;
+            bad[4] += b->real_mask[q] != erm;
+            bad[5] += b->normal[q] != en;
+        }
+    static const char *const names[6] = {"x", "real", "mask", "cam", "real_mask", "normal"};
+    for (int k = 0; k < 6; k++)
+        HV_CHECK(bad[k] == 0, "%s: %d pixels of %s differ from the spec's formula", what, bad[k],
+                 names[k]);
+}
+
+static void test_coronal(void)
+{
+    hv_volume *ct = make_cvol(0), *lab = make_cvol(1), *cam = make_cvol(2);
+    HV_REQUIRE_V(ct && lab && cam, "volumes");
+    int8_t grades[32];
+    memset(grades, -1, sizeof grades);
+    grades[19] = 0;
+    grades[20] = 1;
+    grades[21] = 2;
+    hv_model_train_item it = {"coronal", 20, 1, HV_MODEL_SPLIT_TRAIN, grades, ct, lab, cam};
+    hv_model_sample_opts o;
+    hv_model_sample_opts_default(&o);
+    HV_CHECK(o.plane == HV_SPINE_SAGITTAL, "default plane %d", o.plane);
+    o.plane = HV_SPINE_CORONAL;
+    o.band_rows = CBAND;
+    hv_model_batch b;
+    HV_REQUIRE_V(hv_model_batch_alloc(&b, 2, K, J, CBAND) == HV_OK, "alloc");
+    HV_CHECK_OK(hv_model_sample_at(&it, &o, 9, &b, 0));
+    check_coronal_slot(&b, 0, 9, grades, "coronal j=9");
+    HV_CHECK_OK(hv_model_sample_at(&it, &o, 13, &b, 1));
+    check_coronal_slot(&b, 1, 13, grades, "coronal j=13");
+    /* j = 4: the target (AP [5, 15)) is absent from that coronal slice */
+    HV_CHECK(hv_model_sample_at(&it, &o, 4, &b, 0) == HV_ERR_EMPTY, "coronal j=4 has no target");
+    /* draws: inside the central AP range [6, 14), each equal to sample_at */
+    hv_rng rng;
+    hv_rng_seed(&rng, 5, 1);
+    hv_model_batch b2;
+    HV_REQUIRE_V(hv_model_batch_alloc(&b2, 1, K, J, CBAND) == HV_OK, "alloc");
+    int outside = 0, mism = 0;
+    for (int d = 0; d < 200; d++) {
+        HV_CHECK_OK(hv_model_sample_draw(&it, &o, &rng, &b, 0));
+        int z = -1;
+        for (int jj = 6; jj < 14; jj++)
+            if (fabs(b.ratio[0] - fabs(jj - 9.5) / 5.0) < 1e-6) z = jj; /* two j per ratio: */
+        if (z < 0) {
+            outside++;
+            continue;
+        }
+        /* the ratio names j or 19 - j; compare the CT with both */
+        int ok = 0;
+        for (int k = 0; k < 2 && !ok; k++) {
+            int jj = k ? 19 - z : z;
+            if (hv_model_sample_at(&it, &o, jj, &b2, 0) == HV_OK &&
+                !memcmp(b.x, b2.x, sizeof(float) * K * J) &&
+                !memcmp(b.cam, b2.cam, sizeof(float) * K * J))
+                ok = 1;
+        }
+        mism += !ok;
+    }
+    HV_CHECK(outside == 0 && mism == 0, "coronal draws: %d outside [6, 14), %d unlike sample_at",
+             outside, mism);
+    /* a plane that is neither */
+    o.plane = 7;
+    HV_CHECK(hv_model_sample_at(&it, &o, 9, &b, 0) == HV_ERR_ARG, "plane 7 refused");
+    hv_model_batch_free(&b2);
+    hv_model_batch_free(&b);
+    hv_vol_free(ct);
+    hv_vol_free(lab);
+    hv_vol_free(cam);
+}
+
 int main(void)
 {
     test_tiny();
     test_phantom();
+    test_coronal();
     return hv_test_done();
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The shipped phantom models (models/README.md): prepare the phantom training
+# file, train the sagittal and the coronal generator, and put each model file
+# under models/.
+#
+#   scripts/train_models.sh [RUNDIR]      (default RUNDIR: runs)
+#
+# Steps (each resumable: re-running the script after a kill continues where
+# it stopped; a finished step is not redone):
+#   1. healthivert prepare configs/prepare-phantom.ini  -> RUNDIR/prepare-phantom/train.h5
+#   2. healthivert train configs/train-phantom.ini          (train.plane = sagittal)
+#      healthivert train configs/train-phantom-coronal.ini  (train.plane = coronal)
+#      -> RUNDIR/train-phantom{,-coronal}/ (checkpoint.h5, val.csv, losses.csv, curves)
+#   3. models/phantom-sagittal.h5, models/phantom-coronal.h5: the training
+#      checkpoints (a model file per hv/model.h: the generator in group /G,
+#      its plane in /meta). Where the build has hv_model_synth_export behind
+#      `healthivert`'s model export, use that instead: it keeps the generator
+#      only (a few hundred kB instead of the checkpoint's 2.6 MB).
+#
+# HV_TRAIN_RANKS=N (default 1) runs each training under mpiexec -n N; the
+# weights do not depend on the rank count (within float tolerance).
+# HV_TRAIN_PARALLEL=1 trains the two planes at the same time (2 cores: each
+# at about half speed; the wall time is about that of one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run="${1:-runs}"
+bin=build/bin/healthivert
+[ -x "$bin" ] || { echo "train_models.sh: $bin not found: build first (README)" >&2; exit 1; }
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+ranks="${HV_TRAIN_RANKS:-1}"
+launch=()
+[ "$ranks" -gt 1 ] && launch=(mpiexec --oversubscribe -n "$ranks")
+
+t0=$(date +%s)
+"$bin" prepare configs/prepare-phantom.ini --set output.dir="$run/prepare-phantom"
+train() { # CONFIG OUTPUT
+  "${launch[@]}" "$bin" train "$1" --set train.file="$run/prepare-phantom/train.h5" \
+    --set train.output="$2"
+}
+if [ "${HV_TRAIN_PARALLEL:-0}" = 1 ]; then
+  train configs/train-phantom.ini "$run/train-phantom" > "$run/train-sagittal.log" 2>&1 &
+  pid=$!
+  train configs/train-phantom-coronal.ini "$run/train-phantom-coronal" 2>&1 | tee "$run/train-coronal.log"
+  wait "$pid" || { tail -20 "$run/train-sagittal.log" >&2; exit 1; }
+else
+  train configs/train-phantom.ini "$run/train-phantom"
+  train configs/train-phantom-coronal.ini "$run/train-phantom-coronal"
+fi
+mkdir -p models
+cp "$run/train-phantom/checkpoint.h5" models/phantom-sagittal.h5.tmp
+mv models/phantom-sagittal.h5.tmp models/phantom-sagittal.h5
+cp "$run/train-phantom-coronal/checkpoint.h5" models/phantom-coronal.h5.tmp
+mv models/phantom-coronal.h5.tmp models/phantom-coronal.h5
+echo "train_models.sh: models/phantom-sagittal.h5, models/phantom-coronal.h5 ($(( $(date +%s) - t0 )) s)"
