@@ -246,6 +246,7 @@ typedef struct hv_pipe_loader_opts {
 
 /* What take hands over. */
 typedef struct hv_pipe_loaded {
+    const hv_case *cs;           /* the case taken (borrowed)                   */
     hv_volume *mask, *ct;        /* owned by the caller; NULL: not read or its  */
                                  /* read failed                                 */
     hv_status mask_st, ct_st;    /* each read's status (HV_OK when not read)    */

@@ -634,6 +634,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         hv_stage_run_case(&sctx, cs, (int)ci, &r);
         hv_pipe_loaded lt;
         hv_pipe_loader_last(ld, &lt);
+        if (lt.cs != cs) memset(&lt, 0, sizeof lt); /* its load did not take (a bad case) */
         hv_pipe_loader_drop(ld, cs); /* a case whose load never took its files */
         test_case_delay();
         r.c.rank = rank;

@@ -248,6 +248,7 @@ hv_status hv_pipe_loader_take(hv_pipe_loader *l, const hv_case *cs, hv_pipe_load
     while (i > 0) remove_at(l, 0), i--;
     entry *e = l->q[0];
     while (!entry_done(e)) cnd_wait(&l->cv, &l->mu);
+    out->cs = cs;
     out->mask = e->vol[K_MASK];
     out->ct = e->vol[K_CT];
     out->mask_st = e->st[K_MASK];

@@ -196,7 +196,8 @@ int main(void)
         HV_CHECK(same_as_written(d.mask, d.ct, 2), "case b: the written voxels");
         hv_pipe_loaded last;
         hv_pipe_loader_last(l, &last);
-        HV_CHECK(last.load_s == d.load_s && !last.mask && !last.ct, "last(): b's timings only");
+        HV_CHECK(last.cs == &b && last.load_s == d.load_s && !last.mask && !last.ct,
+                 "last(): b's timings only");
         hv_pipe_loaded_clear(&d);
         /* c is dropped unread or read: either way freed (ASan) */
         hv_pipe_loader_drop(l, &c);
