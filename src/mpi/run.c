@@ -802,6 +802,7 @@ done_b:
             st = hv_gather_run(s, &go, &g);
             if (st == HV_OK) {
                 snprintf(out->grader, sizeof out->grader, "%s", g.method);
+                snprintf(out->solver, sizeof out->solver, "%s", g.solver);
                 out->have_metrics = g.have_metrics;
                 out->macro_f1 = g.m.macro_f1;
                 out->accuracy = g.m.accuracy;
