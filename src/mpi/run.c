@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,17 @@ static long rss_kb(void)
         }
     fclose(f);
     return kb;
+}
+
+/* CPU seconds (user + system) of this process so far, all its threads: a
+ * case's share of it does not depend on what else runs on the machine, so
+ * the soak test judges steadiness by it. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 /* Barrier that sleeps instead of spinning, so ranks that wait do not steal
@@ -577,6 +589,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
     int stopped = 0, fatal = 0;
     long my_cases = 0;
     double t_loop = hv_time_now(), last_progress = t_loop, t_prev_end = t_loop;
+    double cpu_prev_end = cpu_seconds();
     hv_case_result r;
     memset(&r, 0, sizeof r);
     /* run.prefetch: the next case's files are read while this one computes
@@ -679,16 +692,19 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         {
             /* wall: this case's share of the rank's time (end of the last
              * case to end of this one); load: its files' read, ahead or not;
-             * compute: the rest of the case, minus the wait for its files
-             * (bench/run/overlap_bench.sh reads these lines) */
-            double now = hv_time_now(), w = ld ? lt.wait_s : 0;
+             * compute: the rest of the case, minus the wait for its files;
+             * cpu: the process's CPU seconds over the same span (every
+             * thread); rss: VmRSS after the case (bench/run/overlap_bench.sh
+             * and tests/mpi/test_soak.sh read these lines) */
+            double now = hv_time_now(), w = ld ? lt.wait_s : 0, cpu = cpu_seconds();
             double load = ld ? lt.load_s : r.seconds[0];
             hv_log_info("case %s: timing: wall %.3f s, load %.3f s (%s, waited %.3f s, both "
-                        "files at once %.3f s), compute %.3f s, rss %ld kB",
+                        "files at once %.3f s), compute %.3f s, cpu %.3f s, rss %ld kB",
                         cs->id, now - t_prev_end, load, ld ? "read ahead" : "read in the case",
                         ld ? w : r.seconds[0], ld ? lt.overlap_s : 0.0,
-                        dt - (ld ? w : r.seconds[0]), rss_kb());
+                        dt - (ld ? w : r.seconds[0]), cpu - cpu_prev_end, rss_kb());
             t_prev_end = now;
+            cpu_prev_end = cpu;
         }
         hv_case_result_clear(&r);
         double now = hv_time_now();

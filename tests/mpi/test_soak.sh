@@ -10,23 +10,31 @@
 #       quarter (the warm-up: allocator arenas, HDF5 and MPI buffers, and
 #       every one of the K inputs met at least once: cases run in index
 #       order, so the inputs take turns); printed per tenth of its cases;
-#     throughput: the cases of both ranks in order of finishing (time from
-#       each rank's own loop start), cases per minute in each tenth of the
-#       run; each tenth must reach MIN_RATE of the median tenth (a leak in
-#       the journal, the store or the queue shows as a trend down).
+#     throughput: cases per minute in each tenth of the run (both ranks'
+#       cases in order of finishing, each rank's time from its own loop
+#       start), printed; and cases per CPU-minute of the ranks (process CPU
+#       time of every thread, from the same lines) in each tenth of every
+#       rank's cases, which must reach MIN_RATE of the median tenth: work
+#       that grows with the cases done (a journal, store or queue cost that
+#       is not constant) shows there, while wall-clock rates on a shared
+#       machine also follow the other jobs.
 #  2. killed with SIGKILL (the whole job: mpiexec and both ranks) after a
 #     random number of finished cases between a fifth and a half of N, then
 #     resumed: the tables (vertebrae.csv, cases.csv outcomes, grader
 #     results) must equal those of run 1 byte for byte.
 #
-# usage: test_soak.sh HEALTHIVERT MPIEXEC WORK COHORT_INI N K [MIN_RATE [REPORT]]
-#   K inputs (1..100); MIN_RATE 0..1 (default 0.5); REPORT: also write the
-#   figures there
-# The short version (label mpi, N = 60) runs in CI; the long one (label
+# usage: test_soak.sh HEALTHIVERT MPIEXEC WORK COHORT_INI N K [MIN_RATE [MAX_GROWTH [REPORT]]]
+#   K inputs (1..100); MIN_RATE 0..1 (default 0.5); MAX_GROWTH (default
+#   0.05); REPORT: also write the figures there.
+# Measured (results/soak.md): a rank's VmRSS climbs by about 6 % over its
+# first 20-40 cases (allocator arenas of the three threads, HDF5 and MPI
+# buffers) and is flat after that, so the short version, whose 12 cases per
+# rank are all warm-up, checks for 10 %: a leak of one case's volumes per
+# case (1.2 MB at 3 mm: 68 x 70 x 42 voxels) exceeds it by the 12th case.
+# The short version (label mpi, N = 24, K = 2) runs in CI; the long one (label
 # slow, N = 10000) is results/soak.md's.
-HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 N=$5 K=$6 MIN_RATE=${7:-0.5} REPORT=${8:-}
+HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 N=$5 K=$6 MIN_RATE=${7:-0.5} MAX_GROWTH=${8:-0.05} REPORT=${9:-}
 source "$(dirname "$0")/lib.sh"
-MAX_GROWTH=0.05
 rm -rf "$WORK" && mkdir -p "$WORK"
 cd "$WORK" || die "cannot enter $WORK"
 
@@ -49,8 +57,8 @@ t1=$(date +%s.%N)
 [ $rc -eq 0 ] || die "uninterrupted run failed ($rc), see $WORK/ref.log"
 check "uninterrupted: $N cases done" grep -q "$N total, $N done, 0 failed" ref/summary.md
 
-# "[rank R] info: case ID: timing: wall W s, ... rss K kB" -> "R W K"
-sed -n 's/^\[rank \([0-9]*\)\] info: case [^:]*: timing: wall \([0-9.]*\) s,.* rss \(-\{0,1\}[0-9]*\) kB$/\1 \2 \3/p' \
+# "[rank R] info: case ID: timing: wall W s, ... cpu C s, rss K kB" -> "R W K C"
+sed -n 's/^\[rank \([0-9]*\)\] info: case [^:]*: timing: wall \([0-9.]*\) s,.* cpu \([0-9.]*\) s, rss \(-\{0,1\}[0-9]*\) kB$/\1 \2 \4 \3/p' \
   ref.log >timing.txt
 check "a timing line per case ($(wc -l <timing.txt) of $N)" [ "$(wc -l <timing.txt)" -eq "$N" ]
 
@@ -82,21 +90,31 @@ awk '{ t[$1] += $2; print t[$1] }' timing.txt | sort -g >events.txt
       exit bad
     }' timing.txt
   r1=$?
-  awk -v minr="$MIN_RATE" '
+  awk '
     { ev[++ne] = $1 }
     END {
       prev = 0; line = ""
       for (d = 0; d < 10; d++) {
         lo = int(d * ne / 10); hi = int((d + 1) * ne / 10)
         dt = ev[hi] - prev
-        rate[d] = (hi - lo) / (dt > 0 ? dt : 1e-9) * 60
-        prev = ev[hi]; line = line sprintf(" %.0f", rate[d]); s[d] = rate[d]
+        line = line sprintf(" %.0f", (hi - lo) / (dt > 0 ? dt : 1e-9) * 60); prev = ev[hi]
       }
-      for (i = 0; i < 10; i++) for (j = i + 1; j < 10; j++) if (s[j] < s[i]) { x = s[i]; s[i] = s[j]; s[j] = x }
-      med = (s[4] + s[5]) / 2
-      printf "work-loop throughput per tenth of the run (cases/min):%s; median %.0f, lowest %.0f = %.0f %% of the median (limit %.0f %%)\n", line, med, s[0], 100 * s[0] / med, 100 * minr
-      if (s[0] < minr * med) { print "THROUGHPUT NOT STEADY"; exit 1 }
+      printf "work-loop throughput per tenth of the run, wall clock (cases/min):%s\n", line
     }' events.txt
+  awk -v minr="$MIN_RATE" '
+    { r = $1; n[r]++; cpu[r, n[r]] = $4 }
+    END {
+      line = ""
+      for (d = 0; d < 10; d++) {
+        c = 0; s = 0
+        for (r in n) for (i = int(d * n[r] / 10) + 1; i <= int((d + 1) * n[r] / 10); i++) { c++; s += cpu[r, i] }
+        rate[d] = c / (s > 0 ? s : 1e-9) * 60; v[d] = rate[d]; line = line sprintf(" %.0f", rate[d])
+      }
+      for (i = 0; i < 10; i++) for (j = i + 1; j < 10; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+      med = (v[4] + v[5]) / 2
+      printf "cases per CPU-minute of the ranks per tenth of their cases:%s; median %.0f, lowest %.0f = %.0f %% of the median (limit %.0f %%)\n", line, med, v[0], 100 * v[0] / med, 100 * minr
+      if (v[0] < minr * med) { print "THROUGHPUT NOT STEADY"; exit 1 }
+    }' timing.txt
   r2=$?
   exit $((r1 | r2))
 ) >figures.txt
