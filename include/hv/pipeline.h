@@ -145,6 +145,10 @@ typedef struct hv_pipe_state {
     unsigned have;               /* HV_PIPE_* products present                  */
     double seconds[HV_PIPE_MAX_STAGES]; /* per table row; 0 = did not run       */
     int failed_stage;            /* row that failed the case, -1 none           */
+    /* set by the caller after hv_pipe_state_init (kept by _clear) */
+    struct hv_pipe_loader *loader; /* borrowed; NULL: `load` reads the files    */
+                                 /* itself; else it takes them from the loader  */
+                                 /* (read ahead, hv_pipe_loader_prefetch)       */
 } hv_pipe_state;
 
 /* Start a state for case `cs` (borrowed; must outlive the state). */
@@ -205,6 +209,83 @@ hv_status hv_pipe_run(const hv_pipe_plan *p, hv_pipe_state *s);
 /* "load 0.12, straighten 0.31, ..." for the active rows into buf (always
  * NUL-terminated). Returns buf. */
 char *hv_pipe_timings(const hv_pipe_plan *p, const hv_pipe_state *s, char *buf, size_t cap);
+
+/* ------------------------------------------------------- reading ahead */
+
+/* A loader reads the mask and the CT of the cases it is given on two
+ * threads of its own (src/pipeline/loader.c): both files of a case at once,
+ * and the next case while the caller computes the current one. Contract:
+ *
+ *   prefetch(case)  queue the case's reads (returns at once);
+ *   take(case)      wait for them and hand over the volumes, or each
+ *                   file's read error exactly as hv_io_nifti_read gave it.
+ *
+ * At most HV_PIPE_LOADER_DEPTH cases are held (queued, being read or read
+ * and not yet taken): the one the caller is about to take and one ahead, so
+ * with the volumes of the case being computed no more than three cases'
+ * volumes are in memory, and usually two. A case is taken once; taking a
+ * case drops every case queued before it (their volumes are freed); a case
+ * never prefetched is read on take (still both files at once), after every
+ * case held is dropped. One thread calls prefetch, take and drop. The case is
+ * borrowed from prefetch until it is taken or dropped. What the loader
+ * reads is decided by the case alone: nothing when cs->status != HV_OK, the
+ * mask when mask_path is set (as I16), the CT when ct_path is set (F32).
+ * hv_pipe_loader_free stops the threads: reads not started are dropped,
+ * a read in progress is finished and freed (a read cannot be interrupted,
+ * so free waits at most one file per thread). */
+#define HV_PIPE_LOADER_DEPTH 2
+
+typedef struct hv_pipe_loader hv_pipe_loader;
+
+typedef struct hv_pipe_loader_opts {
+    /* the read of one file; NULL: hv_io_nifti_read(path, dtype, NULL, out,
+     * NULL). Called on the loader's threads, two at once. For tests. */
+    hv_status (*read)(void *user, const char *path, hv_dtype dtype, hv_volume **out);
+    void *user;                  /* borrowed; passed to read                    */
+} hv_pipe_loader_opts;
+
+/* What take hands over. */
+typedef struct hv_pipe_loaded {
+    const hv_case *cs;           /* the case taken (borrowed)                   */
+    hv_volume *mask, *ct;        /* owned by the caller; NULL: not read or its  */
+                                 /* read failed                                 */
+    hv_status mask_st, ct_st;    /* each read's status (HV_OK when not read)    */
+    char *mask_err, *ct_err;     /* owned; its error detail, NULL when HV_OK    */
+    double read_s[2];            /* seconds of the mask's and the CT's read     */
+    double load_s;               /* wall seconds from the first read's start to */
+                                 /* the last one's end (0: nothing read)        */
+    double wait_s;               /* how long take waited for them               */
+    double overlap_s;            /* seconds both reads were in flight at once   */
+} hv_pipe_loaded;
+
+/* Free what `d` still owns and zero it. */
+void hv_pipe_loaded_clear(hv_pipe_loaded *d);
+
+/* Start the threads. `o` may be NULL (read NIfTI files); it is copied. */
+hv_status hv_pipe_loader_create(const hv_pipe_loader_opts *o, hv_pipe_loader **out);
+/* Queue `cs`'s reads. HV_ERR_LIMIT when HV_PIPE_LOADER_DEPTH cases are
+ * held; HV_ERR_ARG when `cs` is held already. */
+hv_status hv_pipe_loader_prefetch(hv_pipe_loader *l, const hv_case *cs);
+/* Wait for `cs`'s reads (queued now if it was not) and move their results
+ * into *out (zeroed first). Fails only when the loader cannot work (out of
+ * memory); a failed read is not a failure of take: see out->*_st. */
+hv_status hv_pipe_loader_take(hv_pipe_loader *l, const hv_case *cs, hv_pipe_loaded *out);
+/* Forget `cs` if it is held (a case the caller will not take); no-op
+ * otherwise. Waits for its reads in progress. */
+void hv_pipe_loader_drop(hv_pipe_loader *l, const hv_case *cs);
+/* The timings of the last take (zeros before the first), without volumes. */
+void hv_pipe_loader_last(const hv_pipe_loader *l, hv_pipe_loaded *out);
+/* Stop the threads and free everything not taken; NULL is fine. */
+void hv_pipe_loader_free(hv_pipe_loader *l);
+
+/* The `load` stage's reads of the mask and then the CT of `cs` (mask_path
+ * must be set), through `l` when it is not NULL, else directly: the same
+ * volumes and the same error (status and detail) either way; the mask's
+ * error first. *mask and *ct (NULL when the case has no CT) are the
+ * caller's; either may be set when the other failed. A loader that cannot
+ * work is logged and the files are read here. */
+hv_status hv_pipe_load_volumes(hv_pipe_loader *l, const hv_case *cs, hv_volume **mask,
+                               hv_volume **ct);
 
 /* ---------------------------------------------------------- registries */
 

@@ -135,6 +135,7 @@ typedef struct hv_run_summary {
     int attempt;           /* 1 for a fresh run, +1 per resume                */
     double seconds;        /* wall time of this attempt                       */
     char grader[16];       /* "svm", "rule" or "" (not graded)                */
+    char solver[16];       /* svm: the solver that ran ("libsvm", "liblinear") */
     int have_metrics;      /* grader metrics below are valid                  */
     double macro_f1, accuracy, kappa;
     char store_path[1024];

@@ -272,6 +272,7 @@ typedef struct hv_grader_result {
     char method[16];                  /* "svm" | "rule"                       */
     char evaluated_on[16];            /* "val" | "all" | ""                   */
     char note[256];                   /* why svm fell back, etc.              */
+    char solver[16];                  /* svm: "libsvm" | "liblinear"; rule: "" */
     int have_metrics;
     hv_class_metrics m;
     int n_folds;

@@ -23,13 +23,15 @@ static void svm_usage(FILE *f)
 {
     fprintf(f,
             "usage: healthivert svm --table RHLV.csv --split SPLIT.json [--out DIR]\n"
-            "                       [--folds N] [--seed N]\n"
+            "                       [--folds N] [--seed N] [--solver libsvm|liblinear]\n"
             "\n"
             "Run the reference's SVM grading protocol on per-vertebra RHLVs:\n"
             "  - features: anterior (Pre), middle and posterior RHLV; labels: Genant\n"
             "    grades 0-3 from the split file;\n"
             "  - standardised with mean and (population) std of the train+test rows;\n"
-            "  - linear C-SVC (C = 1) with balanced class weights (libsvm);\n"
+            "  - linear C-SVC (C = 1) with balanced class weights (libsvm, or with\n"
+            "    --solver liblinear one-vs-one over liblinear's dual solver: linear in\n"
+            "    the rows, for large tables; docs/measure.md \"SVM solvers\");\n"
             "  - stratified 5-fold split of the train+test rows without shuffling,\n"
             "    rows in the split file's order; each fold's model is scored on the\n"
             "    val rows: confusion matrix, macro F1/precision/recall, accuracy and\n"
@@ -44,7 +46,9 @@ static void svm_usage(FILE *f)
             "  --out DIR      write svm.model, svm.model.scaler, svm_report.txt and\n"
             "                 svm_folds.csv there (default: current directory)\n"
             "  --folds N      number of folds (default 5)\n"
-            "  --seed N       seed given to srand() before libsvm (default 1)\n"
+            "  --seed N       seed given to srand() before the solver (default 1)\n"
+            "  --solver S     libsvm (default: the reference's solver) or liblinear\n"
+            "                 (`run` chooses by grader.solver / grader.liblinear_above)\n"
             "  -h, --help     this text\n"
             "\n"
             "Split entries missing from the table, or with a non-finite RHLV, are\n"
@@ -56,6 +60,7 @@ static void report(FILE *f, const hv_svm_cv *cv, size_t n_rows, size_t n_skipped
 {
     fprintf(f, "SVM grading (reference protocol): %zu rows (%zu train+test, %zu val), %zu skipped\n",
             n_rows, cv->n_pool, cv->n_val, n_skipped);
+    fprintf(f, "solver: %s\n", hv_svm_solver_name(cv->solver));
     fprintf(f, "scaler mean %.6f %.6f %.6f, scale %.6f %.6f %.6f\n", cv->scaler_mean[0],
             cv->scaler_mean[1], cv->scaler_mean[2], cv->scaler_scale[0], cv->scaler_scale[1],
             cv->scaler_scale[2]);
@@ -83,6 +88,7 @@ int hv_cmd_svm(int argc, char **argv)
     const char *table = NULL, *split_path = NULL, *out = ".";
     int folds = 5;
     unsigned seed = 1;
+    hv_svm_solver solver = HV_SVM_LIBSVM;
     int rc = HV_EXIT_FAIL;
     hv_status st = HV_OK;
     hv_split *split = NULL;
@@ -102,6 +108,16 @@ int hv_cmd_svm(int argc, char **argv)
         } else if (has && !strcmp(a, "--table")) table = argv[++i];
         else if (has && !strcmp(a, "--split")) split_path = argv[++i];
         else if (has && !strcmp(a, "--out")) out = argv[++i];
+        else if (has && !strcmp(a, "--solver")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "libsvm")) solver = HV_SVM_LIBSVM;
+            else if (!strcmp(v, "liblinear")) solver = HV_SVM_LIBLINEAR;
+            else {
+                fprintf(stderr, "healthivert svm: bad value '%s' for --solver (libsvm or liblinear)\n",
+                        v);
+                return HV_EXIT_USAGE;
+            }
+        }
         else if (has && (!strcmp(a, "--folds") || !strcmp(a, "--seed"))) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -130,7 +146,7 @@ int hv_cmd_svm(int argc, char **argv)
     if (skipped)
         hv_log_warn("svm: %zu of %zu split entries have no finite RHLV in %s and are skipped",
                     skipped, split->n, table);
-    st = hv_svm_cross_validate(rows, n, folds, seed, &cv);
+    st = hv_svm_cross_validate_solver(rows, n, folds, seed, solver, &cv);
     if (st != HV_OK) goto fail;
     report(stdout, cv, n, skipped);
     st = hv_mkdir_p(out);
@@ -169,7 +185,8 @@ int hv_cmd_svm(int argc, char **argv)
     fclose(f);
     f = NULL;
     free(p);
-    st = hv_svm_train(rows, n, (1u << HV_SPLIT_TRAIN) | (1u << HV_SPLIT_TEST), seed, &g);
+    st = hv_svm_train_solver(rows, n, (1u << HV_SPLIT_TRAIN) | (1u << HV_SPLIT_TEST), seed, solver,
+                             &g);
     if (st != HV_OK) goto fail;
     p = hv_strfmt("%s/svm.model", out);
     if (!p) {
@@ -178,7 +195,8 @@ int hv_cmd_svm(int argc, char **argv)
     }
     st = hv_svm_save(g, p);
     if (st != HV_OK) goto fail;
-    printf("\nmodel (trained on all train+test rows) saved to %s (+ .scaler)\n", p);
+    printf("\nmodel (trained on all train+test rows, %s) saved to %s (+ .scaler)\n",
+           hv_svm_solver_name(solver), p);
     rc = HV_EXIT_OK;
     goto done;
 fail:

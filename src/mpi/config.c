@@ -219,6 +219,11 @@ static const hv_run_key keys[] = {
      HV_KEY_BOOL, FIELD(fresh)},
     {"run", "order", "largest", "case order: largest (estimated cost first) or index",
      HV_KEY_CHOICE, .choices = ch_order, FIELD(order)},
+    {"run", "prefetch", "1",
+     "1: read the next case's mask and CT on two helper threads while this case is "
+     "computed (one case ahead: twice the volumes in memory); 0: read each case when it "
+     "starts",
+     HV_KEY_BOOL, FIELD(prefetch)},
     {"run", "shard_index", "0",
      "sharded runs (jobs/slurm/run-array.sbatch): this job runs the cases whose index % "
      "shard_count == shard_index",

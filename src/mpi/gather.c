@@ -315,6 +315,7 @@ collect:
                 o->liblinear_above);
 
     snprintf(g->method, sizeof g->method, "svm");
+    snprintf(g->solver, sizeof g->solver, "%s", hv_svm_solver_name(solver));
     g->n_folds = cv->n_folds > 16 ? 16 : cv->n_folds;
     for (int f = 0; f < g->n_folds; f++) {
         g->fold_metrics[f][0] = cv->folds[f].m.macro_f1;

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,35 @@ static void test_case_delay(void)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* This process's resident memory (VmRSS of /proc/self/status) in kB, -1
+ * where there is no such file: logged with every case, so a long run shows
+ * whether a rank's memory grows (the soak test reads it). */
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* CPU seconds (user + system) of this process so far, all its threads: a
+ * case's share of it does not depend on what else runs on the machine, so
+ * the soak test judges steadiness by it. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 /* Barrier that sleeps instead of spinning, so ranks that wait do not steal
@@ -558,16 +588,32 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
     prep.split = split;
     int stopped = 0, fatal = 0;
     long my_cases = 0;
-    double t_loop = hv_time_now(), last_progress = t_loop;
+    double t_loop = hv_time_now(), last_progress = t_loop, t_prev_end = t_loop;
+    double cpu_prev_end = cpu_seconds();
     hv_case_result r;
     memset(&r, 0, sizeof r);
+    /* run.prefetch: the next case's files are read while this one computes
+     * (hv_pipe_loader), so its position is taken from the queue one case
+     * early; a loader that cannot start only costs the overlap */
+    hv_pipe_loader *ld = NULL;
+    if (p.k.prefetch && hv_pipe_loader_create(NULL, &ld) != HV_OK) {
+        hv_log_warn("run.prefetch: %s; reading each case when it starts", hv_error_detail());
+        hv_error_clear();
+        ld = NULL;
+    }
+    sctx.loader = ld;
+    long ahead = -2; /* the position taken early (-1: the stop mark), -2: none */
     for (;;) {
         if (hv_run_stop_requested() && !stopped) {
             hv_queue_raise_stop(q);
             hv_log_warn("stop requested: finishing the case in hand, then closing the store");
+            if (ahead >= 0 && ahead < pa.n_pending)
+                hv_pipe_loader_drop(ld, &man->cases[order[ahead]]); /* left pending */
+            if (ahead >= 0) ahead = -1;
         }
-        long pos;
-        if ((st = hv_queue_next(q, &pos)) != HV_OK) {
+        long pos = ahead;
+        ahead = -2;
+        if (pos == -2 && (st = hv_queue_next(q, &pos)) != HV_OK) {
             fatal = 1;
             break;
         }
@@ -578,11 +624,31 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         if (pos >= pa.n_pending) break;
         long ci = order[pos];
         const hv_case *cs = &man->cases[ci];
+        if (ld) {
+            /* this case's reads (queued now unless they were a case ago),
+             * then the next case's, which run while this one computes */
+            hv_pipe_loader_prefetch(ld, cs);
+            hv_error_clear(); /* held already: fine; otherwise take reads it */
+            if ((st = hv_queue_next(q, &ahead)) != HV_OK) {
+                fatal = 1;
+                break;
+            }
+            if (ahead >= 0 && ahead < pa.n_pending &&
+                hv_pipe_loader_prefetch(ld, &man->cases[order[ahead]]) != HV_OK) {
+                hv_log_warn("case %s: not read ahead: %s", man->cases[order[ahead]].id,
+                            hv_error_detail());
+                hv_error_clear();
+            }
+        }
         hv_log_info("case %s: start (%ld/%ld in order)", cs->id, pos + 1, pa.n_pending);
         memset(&r, 0, sizeof r);
         hv_run_case_row(&r.c, cs);
         double tc = hv_time_now();
         hv_stage_run_case(&sctx, cs, (int)ci, &r);
+        hv_pipe_loaded lt;
+        hv_pipe_loader_last(ld, &lt);
+        if (lt.cs != cs) memset(&lt, 0, sizeof lt); /* its load did not take (a bad case) */
+        hv_pipe_loader_drop(ld, cs); /* a case whose load never took its files */
         test_case_delay();
         r.c.rank = rank;
         r.c.attempt = pa.attempt;
@@ -623,6 +689,23 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         } else {
             hv_log_warn("case %s: FAILED after %.2f s: %s", cs->id, dt, r.c.error);
         }
+        {
+            /* wall: this case's share of the rank's time (end of the last
+             * case to end of this one); load: its files' read, ahead or not;
+             * compute: the rest of the case, minus the wait for its files;
+             * cpu: the process's CPU seconds over the same span (every
+             * thread); rss: VmRSS after the case (bench/run/overlap_bench.sh
+             * and tests/mpi/test_soak.sh read these lines) */
+            double now = hv_time_now(), w = ld ? lt.wait_s : 0, cpu = cpu_seconds();
+            double load = ld ? lt.load_s : r.seconds[0];
+            hv_log_info("case %s: timing: wall %.3f s, load %.3f s (%s, waited %.3f s, both "
+                        "files at once %.3f s), compute %.3f s, cpu %.3f s, rss %ld kB",
+                        cs->id, now - t_prev_end, load, ld ? "read ahead" : "read in the case",
+                        ld ? w : r.seconds[0], ld ? lt.overlap_s : 0.0,
+                        dt - (ld ? w : r.seconds[0]), cpu - cpu_prev_end, rss_kb());
+            t_prev_end = now;
+            cpu_prev_end = cpu;
+        }
         hv_case_result_clear(&r);
         double now = hv_time_now();
         if (rank == 0 && (now - last_progress >= p.k.progress_interval || pos + 1 >= pa.n_pending)) {
@@ -639,6 +722,11 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         }
     }
     if (fatal) hv_log_error("rank %d stops: %s", rank, hv_error_detail());
+    /* the loader's threads stop; a case taken early and not run stays
+     * pending (the queue's stop mark, a fatal error) */
+    hv_pipe_loader_free(ld);
+    ld = NULL;
+    sctx.loader = NULL;
     if (hv_run_stop_requested()) stopped = 1;
     hv_log_info("rank %d finished its share: %ld case(s) this attempt%s", rank, my_cases,
                 stopped ? " (stopped by request)" : "");
@@ -730,6 +818,7 @@ done_b:
             st = hv_gather_run(s, &go, &g);
             if (st == HV_OK) {
                 snprintf(out->grader, sizeof out->grader, "%s", g.method);
+                snprintf(out->solver, sizeof out->solver, "%s", g.solver);
                 out->have_metrics = g.have_metrics;
                 out->macro_f1 = g.m.macro_f1;
                 out->accuracy = g.m.accuracy;

@@ -62,6 +62,7 @@ typedef struct hv_run_params {
     double progress_interval;
     int retry_failed, fresh;
     int order;                  /* 0 largest, 1 index                        */
+    int prefetch;
     int shard_index, shard_count;
 } hv_run_params;
 
@@ -95,6 +96,7 @@ typedef struct hv_stage_ctx {
     hv_pipe_opts opts;
     hv_pipe_plan plan;
     const hv_split *split;            /* borrowed; may be NULL              */
+    hv_pipe_loader *loader;           /* borrowed; NULL: no reading ahead   */
     /* the names of hv_case_result.seconds: every table row, then "store"
      * (the journal and store writes, timed by the runner) */
     int n_stages;

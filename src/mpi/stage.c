@@ -94,6 +94,7 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
 {
     hv_pipe_state s;
     hv_pipe_state_init(&s, cs);
+    s.loader = ctx->loader;
     r->state = HV_CASE_FAILED;
     r->n_img = 0;
     r->img = NULL;

@@ -42,7 +42,9 @@ void hv_pipe_state_clear(hv_pipe_state *s)
     free(s->qc);
     if (s->extra && s->extra_free) s->extra_free(s->extra);
     const hv_case *cs = s->cs;
+    struct hv_pipe_loader *l = s->loader;
     hv_pipe_state_init(s, cs);
+    s->loader = l;
 }
 
 const hv_spine_crop *hv_pipe_crop_find(const hv_pipe_state *s, int label)

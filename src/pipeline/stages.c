@@ -45,12 +45,11 @@ static hv_status stage_load(const hv_pipe_opts *o, hv_pipe_state *s)
         return hv_error_set(cs->status, "%s", cs->problem ? cs->problem : "case is incomplete");
     if (!cs->mask_path) return hv_error_set(HV_ERR_NOT_FOUND, "no mask file");
     /* labels as int16 everywhere, so `measure` and `run` agree on every mask,
-     * negative or out-of-range values included */
-    st = hv_io_nifti_read(cs->mask_path, HV_DTYPE_I16, NULL, &s->mask, NULL);
+     * negative or out-of-range values included; mask, then CT, read here or
+     * taken from the caller's loader (read ahead; same errors) */
+    st = hv_pipe_load_volumes(s->loader, cs, &s->mask, &s->ct);
     if (st != HV_OK) return st;
     if (cs->ct_path) {
-        st = hv_io_nifti_read(cs->ct_path, HV_DTYPE_F32, NULL, &s->ct, NULL);
-        if (st != HV_OK) return st;
         if (o->same_grid) {
             st = hv_vol_check_same_grid(s->ct, s->mask, "CT", "mask");
             if (st != HV_OK) return hv_error_wrap(st, "%s", cs->ct_path);

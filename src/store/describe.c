@@ -151,7 +151,8 @@ hv_status hv_store_describe(const char *path, char **text)
     int present = 0;
     if ((st = hv_store_read_grader(s, &g, &present)) != HV_OK) goto done;
     if (present) {
-        sb_add(&b, "\ngrader:         %s%s%s\n", g.method, *g.note ? " — " : "", g.note);
+        sb_add(&b, "\ngrader:         %s%s%s%s%s%s\n", g.method, *g.solver ? " (solver " : "",
+               g.solver, *g.solver ? ")" : "", *g.note ? " — " : "", g.note);
         if (g.have_metrics) {
             sb_add(&b, "metrics (%s): macro-F1 %.4f, precision %.4f, recall %.4f, accuracy %.4f, "
                        "linear kappa %.4f\n",
@@ -411,6 +412,10 @@ hv_status hv_store_validate(const char *path, char **report)
         } else {
             if (strcmp(g.method, "svm") && strcmp(g.method, "rule"))
                 PROBLEM("/grader/@method is '%s'\n", g.method);
+            /* "" also for an svm grader of a store older than the attribute */
+            if (*g.solver && (strcmp(g.method, "svm") ||
+                              (strcmp(g.solver, "libsvm") && strcmp(g.solver, "liblinear"))))
+                PROBLEM("/grader/@solver is '%s' with method '%s'\n", g.solver, g.method);
             if (g.have_metrics) {
                 long tot = 0;
                 for (int a = 0; a < g.m.n_classes; a++)

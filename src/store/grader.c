@@ -24,6 +24,7 @@ hv_status hv_store_write_grader(hv_store *s, const hv_grader_result *g)
     if ((st = hv_h5_attr_str(grp, "method", g->method)) != HV_OK) goto done;
     if ((st = hv_h5_attr_str(grp, "evaluated_on", g->evaluated_on)) != HV_OK) goto done;
     if ((st = hv_h5_attr_str(grp, "note", g->note)) != HV_OK) goto done;
+    if ((st = hv_h5_attr_str(grp, "solver", g->solver)) != HV_OK) goto done;
     if ((st = hv_h5_attr_int(grp, "have_metrics", g->have_metrics)) != HV_OK) goto done;
     if ((st = hv_h5_attr_int(grp, "n_folds", g->n_folds)) != HV_OK) goto done;
     if (g->have_metrics) {
@@ -94,6 +95,9 @@ hv_status hv_store_read_grader(hv_store *s, hv_grader_result *g, int *present)
     if ((t = hv_h5_read_attr_str(grp, "evaluated_on")))
         snprintf(g->evaluated_on, sizeof g->evaluated_on, "%s", t), free(t);
     if ((t = hv_h5_read_attr_str(grp, "note"))) snprintf(g->note, sizeof g->note, "%s", t), free(t);
+    /* absent in stores written before the attribute: "" */
+    if ((t = hv_h5_read_attr_str(grp, "solver")))
+        snprintf(g->solver, sizeof g->solver, "%s", t), free(t);
     long v = 0;
     if (hv_h5_read_attr_long(grp, "have_metrics", &v)) g->have_metrics = (int)v;
     if (hv_h5_read_attr_long(grp, "n_folds", &v)) g->n_folds = (int)(v > 16 ? 16 : v);

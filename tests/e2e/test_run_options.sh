@@ -20,6 +20,11 @@
 #     the exported vertebrae.csv with the same split; that command is checked
 #     against scikit-learn in test_measure_cli / test_measure_svm (fixtures of
 #     scripts/make_measure_fixtures.py), so the chain ends at scikit-learn.
+#  6. the SVM's solver: /grader/@solver (h5dump) and summary.md name the one
+#     that ran, for grader.solver = libsvm, liblinear and auto on both sides
+#     of grader.liblinear_above; `healthivert svm --solver liblinear` on the
+#     run's table gives the in-run liblinear folds; a bad --solver is a
+#     usage error.
 #
 # usage: test_run_options.sh HEALTHIVERT MPIEXEC SOURCE_DIR WORK
 HV=$1 MPIEXEC=$2 SRC=$3 WORK=$4
@@ -117,4 +122,39 @@ awk -F, 'FNR > 1 { printf "%.4f\n", $5 }' "$WORK/t1/grader_folds.csv" >"$WORK/ru
 check "5 folds in both" [ "$(wc -l <"$WORK/run_f1.txt")" -eq 5 -a "$(wc -l <"$WORK/cli_f1.txt")" -eq 5 ]
 check "in-run SVM folds: macro F1 == healthivert svm on the exported table" cmp -s "$WORK/run_f1.txt" "$WORK/cli_f1.txt"
 check "in-run SVM folds: accuracy == healthivert svm on the exported table" cmp -s "$WORK/run_acc.txt" "$WORK/cli_acc.txt"
+check "svm: the report names the solver (libsvm by default)" grep -q '^solver: libsvm$' "$WORK/svmcli.txt"
+
+# -- 6. the solver: /grader/@solver and summary.md say which one trained the
+# SVM, as configured (grader.solver) or chosen (auto, grader.liblinear_above);
+# `healthivert svm --solver liblinear` on the run's table gives the in-run
+# liblinear folds
+solver_attr() { h5dump -a /grader/solver "$1/store.h5" 2>/dev/null | sed -n 's/^ *(0): "\(.*\)"$/\1/p'; }
+check "auto below grader.liblinear_above: /grader/@solver = libsvm ($(solver_attr "$WORK/t1"))" \
+  [ "$(solver_attr "$WORK/t1")" = libsvm ]
+check "summary.md names the solver (libsvm)" grep -q '^grader: *svm (solver libsvm)' "$WORK/t1/summary.md"
+run_hv 0 "$WORK/lin" "${common[@]}" --set grader.solver=liblinear; rc=$?
+check "grader.solver = liblinear: exit 0 (rc $rc)" [ $rc -eq 0 ]
+check "grader.solver = liblinear: /grader/@solver = liblinear ($(solver_attr "$WORK/lin"))" \
+  [ "$(solver_attr "$WORK/lin")" = liblinear ]
+check "summary.md names the solver (liblinear)" grep -q '^grader: *svm (solver liblinear)' "$WORK/lin/summary.md"
+check "liblinear store validates" valid "$WORK/lin/store.h5"
+run_hv 0 "$WORK/auto0" "${common[@]}" --set grader.liblinear_above=0; rc=$?
+check "auto above grader.liblinear_above = 0: /grader/@solver = liblinear ($(solver_attr "$WORK/auto0"), rc $rc)" \
+  [ "$(solver_attr "$WORK/auto0")" = liblinear ]
+run_hv 0 "$WORK/svm1" "${common[@]}" --set grader.solver=libsvm --set grader.liblinear_above=0; rc=$?
+check "grader.solver = libsvm wins over the threshold: /grader/@solver = libsvm ($(solver_attr "$WORK/svm1"), rc $rc)" \
+  [ "$(solver_attr "$WORK/svm1")" = libsvm ]
+"$HV" svm --table "$WORK/t1/vertebrae.csv" --split "$WORK/data/split.json" --out "$WORK/svmlin" \
+  --solver liblinear >"$WORK/svmlin.txt" 2>&1; rc=$?
+check "svm --solver liblinear: exit 0 (rc $rc)" [ $rc -eq 0 ]
+check "svm --solver liblinear: the report names it" grep -q '^solver: liblinear$' "$WORK/svmlin.txt"
+check "svm --solver liblinear: a liblinear model file" grep -q '^hv-svm-linear 1' "$WORK/svmlin/svm.model"
+sed -n 's/^F1 Score (macro): //p' "$WORK/svmlin.txt" >"$WORK/lin_cli_f1.txt"
+awk -F, 'FNR > 1 { printf "%.4f\n", $2 }' "$WORK/lin/grader_folds.csv" >"$WORK/lin_run_f1.txt"
+check "in-run liblinear folds: macro F1 == healthivert svm --solver liblinear" \
+  cmp -s "$WORK/lin_run_f1.txt" "$WORK/lin_cli_f1.txt"
+"$HV" svm --table "$WORK/t1/vertebrae.csv" --split "$WORK/data/split.json" --out "$WORK/svmbad" \
+  --solver libsvn >"$WORK/svmbad.txt" 2>&1; rc=$?
+check "svm --solver libsvn: usage error, exit 2 (rc $rc)" [ $rc -eq 2 ]
+check "svm --solver libsvn: the message names the value" grep -q "'libsvn' for --solver" "$WORK/svmbad.txt"
 finish
