@@ -29,9 +29,9 @@
  *     there, left out of the pools); the region heights' parasagittal rays
  *     span +-12 % of the width, well inside the central 80 %, so they are
  *     all kept on any ordinary vertebra.
- *     The unstraightening covers a box around the target (its scanner-grid
- *     bounding box + 40 mm, clipped to the volume), not the whole scan: the
- *     rays never leave 40 mm from the body centre.
+ *     The unstraightening covers a cube of 60 mm around the body centroid
+ *     (clipped to the scan), not the whole scan: no ray of the height code
+ *     leaves it.
  *  3. reference RHLV (rhlv_reference): the reference's column counting
  *     (spec 9) on the original label crop against the synthesized one, both
  *     in the reference's crop layout (rows, AP anterior first, LR slices).
@@ -131,22 +131,39 @@ static void label_boxes(const hv_volume *mask, label_box *box)
             }
 }
 
-/* An empty U8 volume on the part of mask's grid within margin_mm of box. */
-static hv_status box_grid(const hv_volume *mask, const label_box *b, double margin_mm,
-                          hv_volume **out)
+/* An empty U8 volume on the part of mask's grid that lies within r_mm of
+ * world point c along every world axis (a cube, clipped to the volume).
+ * 60 mm around the body centroid holds every ray of the height code: base
+ * points within about 25 mm of the centroid, 40 mm either way along the
+ * axis. */
+static hv_status cube_grid(const hv_volume *mask, const double c[3], double r_mm, hv_volume **out)
 {
-    int64_t lo[3], dim[3];
-    double A[4][4];
-    memcpy(A, mask->affine, sizeof A);
-    for (int a = 0; a < 3; a++) {
-        int64_t m = (int64_t)ceil(margin_mm / (mask->spacing[a] > 0 ? mask->spacing[a] : 1.0));
-        lo[a] = b->lo[a] - m < 0 ? 0 : b->lo[a] - m;
-        int64_t hi = b->hi[a] + m >= mask->dim[a] ? mask->dim[a] - 1 : b->hi[a] + m;
-        dim[a] = hi - lo[a] + 1;
+    double inv[4][4], A[4][4], lo[3] = {INFINITY, INFINITY, INFINITY};
+    double hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+    hv_status st = hv_affine_invert(mask->affine, inv);
+    if (st != HV_OK) return st;
+    for (int q = 0; q < 8; q++) {
+        double w[3] = {c[0] + ((q & 1) ? r_mm : -r_mm), c[1] + ((q & 2) ? r_mm : -r_mm),
+                       c[2] + ((q & 4) ? r_mm : -r_mm)},
+               v[3];
+        hv_affine_apply((const double(*)[4])inv, w, v);
+        for (int a = 0; a < 3; a++) {
+            lo[a] = fmin(lo[a], v[a]);
+            hi[a] = fmax(hi[a], v[a]);
+        }
     }
+    int64_t l[3], dim[3];
+    for (int a = 0; a < 3; a++) {
+        if (!(hi[a] >= 0 && lo[a] <= (double)(mask->dim[a] - 1)))
+            return hv_error_set(HV_ERR_EMPTY, "the vertebra lies outside the scan");
+        l[a] = lo[a] < 0 ? 0 : (int64_t)floor(lo[a]);
+        int64_t h = hi[a] > (double)(mask->dim[a] - 1) ? mask->dim[a] - 1 : (int64_t)ceil(hi[a]);
+        dim[a] = h - l[a] + 1;
+    }
+    memcpy(A, mask->affine, sizeof A);
     for (int r = 0; r < 3; r++)
-        A[r][3] = mask->affine[r][3] + mask->affine[r][0] * (double)lo[0] +
-                  mask->affine[r][1] * (double)lo[1] + mask->affine[r][2] * (double)lo[2];
+        A[r][3] = mask->affine[r][3] + mask->affine[r][0] * (double)l[0] +
+                  mask->affine[r][1] * (double)l[1] + mask->affine[r][2] * (double)l[2];
     return hv_vol_create(out, dim, HV_DTYPE_U8, (const double(*)[4])A);
 }
 
@@ -245,27 +262,22 @@ static void fall_back(const hv_pipe_opts *o, const hv_pipe_state *s, hv_vert_mea
                                   : "no pseudo-healthy values (flags synth_fallback, no_synth)");
 }
 
-/* Robust (and in reference mode, reference) heights of v against the
- * synthesized crop. *why is set when the result is not usable; the return
- * value is an error only for what must fail the case (out of memory). */
-static hv_status measure_synth(const hv_pipe_opts *o, const hv_pipe_state *s,
-                               const hv_spine_crop *cr, const hv_model_synth_result *res,
-                               const label_box *box, hv_vert_measure *v, char *why, size_t cap)
+hv_status hv_pipe_gan_measure(const hv_pipe_opts *o, const hv_pipe_state *s,
+                              const hv_spine_crop *cr, const hv_volume *syn_labels,
+                              const uint8_t *synthesised, hv_vert_measure *v, char *why,
+                              size_t cap)
 {
     hv_status st = HV_OK;
     hv_volume *pasted = NULL, *like = NULL, *back = NULL;
     uint8_t *ori = NULL, *syn = NULL;
     hv_vert_measure t = *v;
+    why[0] = 0;
     memset(&t.syn_map, 0, sizeof t.syn_map);
-    if (!box->any) {
-        snprintf(why, cap, "the label is not in the mask");
-        goto done;
-    }
-    st = paste_changed(s->spine->labels, cr, res->labels, &pasted);
-    if (st == HV_OK) st = box_grid(s->mask, box, 40.0, &like);
+    st = paste_changed(s->spine->labels, cr, syn_labels, &pasted);
+    if (st == HV_OK) st = cube_grid(s->mask, v->centroid, 60.0, &like);
     if (st == HV_OK) st = hv_spine_unstraighten_labels(s->spine->map, pasted, like, &back);
     if (st != HV_OK) goto fail;
-    keep_ctx kc = {s->spine->map, cr, res->synthesised,
+    keep_ctx kc = {s->spine->map, cr, synthesised,
                    (double)cr->offset[2] + 0.5 * (double)cr->labels->dim[2]};
     st = hv_measure_heights_frame(back, &o->measure, keep_synthesised, &kc, &t);
     if (st != HV_OK) goto fail;
@@ -285,7 +297,7 @@ static hv_status measure_synth(const hv_pipe_opts *o, const hv_pipe_state *s,
             goto done;
         }
         crop_to_reference(cr->labels, v->label, ori);
-        crop_to_reference(res->labels, v->label, syn);
+        crop_to_reference(syn_labels, v->label, syn);
         const int64_t rdim[3] = {cd[2], cd[1], cd[0]};
         hv_rhlv_ref rr;
         st = hv_measure_rhlv_reference(ori, syn, rdim, 0.7, &rr);
@@ -326,7 +338,6 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
     hv_model_synth *model = o->synth_model;
     hv_spine_measure *m = s->m;
     const char *cid = s->cs && s->cs->id ? s->cs->id : "case";
-    label_box box[HV_LABEL_MAX + 1];
     hv_status st;
     if (!model) return hv_error_set(HV_ERR_ARG, "synthesis 'gan' has no model");
     /* the fallback values of every vertebra first */
@@ -342,7 +353,6 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
             return hv_error_set(HV_ERR_NOMEM, "out of memory for synthesized crops");
         s->n_syn = m->n;
     }
-    label_boxes(s->mask, box);
     for (size_t n = 0; n < m->n; n++) {
         hv_vert_measure *v = &m->v[n];
         const hv_spine_crop *cr = hv_pipe_crop_find(s, v->label);
@@ -372,7 +382,7 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
             if (res.too_tall)
                 hv_log_warn("case %s %s: the target is taller than the band on some slice "
                             "(clamped as spec 8)", cid, hv_label_name(v->label) ? hv_label_name(v->label) : "?");
-            st = measure_synth(o, s, cr, &res, &box[v->label], v, why, sizeof why);
+            st = hv_pipe_gan_measure(o, s, cr, res.labels, res.synthesised, v, why, sizeof why);
             if (st != HV_OK) {
                 hv_model_synth_result_free(&res);
                 return st;
