@@ -177,8 +177,14 @@ static int measure_crop_pair(const char *fake_path, const char *orig_path, const
                         "_<label>.nii[.gz]: give --label N\n");
         return HV_EXIT_USAGE;
     }
-    if (case_id) snprintf(cid, sizeof cid, "%s", case_id);
-    else case_from_path(fake_path, cid, sizeof cid);
+    if (case_id) {
+        snprintf(cid, sizeof cid, "%s", case_id);
+    } else {
+        /* the reference's names: <case>_<label>.nii.gz */
+        case_from_path(fake_path, cid, sizeof cid);
+        char *us = strrchr(cid, '_');
+        if (us && us != cid && label_from_name(fake_path) == label) *us = 0;
+    }
     if ((st = hv_file_check_regular(fake_path, "--synth-mask")) != HV_OK ||
         (st = hv_file_check_regular(orig_path, "--synth-orig")) != HV_OK)
         goto fail;

@@ -49,8 +49,11 @@
  * Optional outputs: the reference's CT_fake/ and label_fake/<case>_<label>
  * .nii.gz (float64, the reference's array layout 256 rows x 256 AP x 64 LR
  * with an affine that keeps every voxel's world position, zeros outside the
- * synthesized slices, as spec 8 writes them) and the synthesized crops as U8
- * in the state for the store.
+ * synthesized slices, as spec 8 writes them) beside label/<case>_<label>
+ * .nii.gz, the original label crop in that layout (the reference's own
+ * straightening writes those; with them the folder is a crop pair that
+ * `measure --synth-mask --synth-orig` reads), and the synthesized crops as
+ * U8 in the state for the store.
  */
 #include <math.h>
 #include <stdio.h>
@@ -210,37 +213,44 @@ hv_status hv_pipe_crop_reference_layout(const hv_volume *crop, const uint8_t *ke
     return HV_OK;
 }
 
-/* CT_fake/<case>_<label>.nii.gz and label_fake/<case>_<label>.nii.gz. */
-static hv_status write_fake(const char *dir, const char *case_id, int label,
+/* One crop volume in the reference's layout as <dir>/<sub>/<case>_<label>.nii.gz
+ * (float64 on disk, as the reference writes its crops). */
+static hv_status write_ref_crop(const char *dir, const char *sub, const char *case_id, int label,
+                                const hv_volume *crop, const uint8_t *keep, const char *descrip)
+{
+    hv_status st;
+    hv_volume *v = NULL;
+    char *d = hv_strfmt("%s/%s", dir, sub);
+    char *p = hv_strfmt("%s/%s/%s_%d.nii.gz", dir, sub, case_id, label);
+    if (!d || !p) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+    else if ((st = hv_mkdir_p(d)) == HV_OK &&
+             (st = hv_pipe_crop_reference_layout(crop, keep, &v)) == HV_OK) {
+        hv_nifti_write_opts wo;
+        memset(&wo, 0, sizeof wo);
+        wo.datatype = 64; /* NIFTI_TYPE_FLOAT64 */
+        wo.descrip = descrip;
+        st = hv_io_nifti_write(p, v, &wo);
+    }
+    hv_vol_free(v);
+    free(d);
+    free(p);
+    return st;
+}
+
+/* CT_fake/ and label_fake/<case>_<label>.nii.gz (zeros off the synthesized
+ * slices, spec 8), and label/<case>_<label>.nii.gz, the original label crop
+ * in the same layout: the pair `measure --synth-mask --synth-orig` reads. */
+static hv_status write_fake(const char *dir, const char *case_id, const hv_spine_crop *cr,
                             const hv_model_synth_result *res)
 {
-    hv_status st = HV_OK;
-    hv_volume *ct = NULL, *lab = NULL;
-    char *d1 = hv_strfmt("%s/CT_fake", dir), *d2 = hv_strfmt("%s/label_fake", dir);
-    char *p1 = hv_strfmt("%s/CT_fake/%s_%d.nii.gz", dir, case_id, label);
-    char *p2 = hv_strfmt("%s/label_fake/%s_%d.nii.gz", dir, case_id, label);
-    if (!d1 || !d2 || !p1 || !p2) {
-        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if ((st = hv_mkdir_p(d1)) != HV_OK || (st = hv_mkdir_p(d2)) != HV_OK) goto done;
-    if ((st = hv_pipe_crop_reference_layout(res->ct, res->synthesised, &ct)) != HV_OK) goto done;
-    if ((st = hv_pipe_crop_reference_layout(res->labels, res->synthesised, &lab)) != HV_OK)
-        goto done;
-    hv_nifti_write_opts wo;
-    memset(&wo, 0, sizeof wo);
-    wo.datatype = 64; /* NIFTI_TYPE_FLOAT64, as the reference writes them */
-    wo.descrip = "healthivert gan CT_fake (reference layout)";
-    if ((st = hv_io_nifti_write(p1, ct, &wo)) != HV_OK) goto done;
-    wo.descrip = "healthivert gan label_fake (reference layout)";
-    st = hv_io_nifti_write(p2, lab, &wo);
-done:
-    hv_vol_free(ct);
-    hv_vol_free(lab);
-    free(d1);
-    free(d2);
-    free(p1);
-    free(p2);
+    hv_status st = write_ref_crop(dir, "CT_fake", case_id, cr->label, res->ct, res->synthesised,
+                                  "healthivert gan CT_fake (reference layout)");
+    if (st == HV_OK)
+        st = write_ref_crop(dir, "label_fake", case_id, cr->label, res->labels, res->synthesised,
+                            "healthivert gan label_fake (reference layout)");
+    if (st == HV_OK)
+        st = write_ref_crop(dir, "label", case_id, cr->label, cr->labels, NULL,
+                            "healthivert label crop (reference layout)");
     return st;
 }
 
@@ -389,7 +399,7 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
             }
         }
         if (!why[0] && o->synth_nifti_dir) {
-            st = write_fake(o->synth_nifti_dir, cid, v->label, &res);
+            st = write_fake(o->synth_nifti_dir, cid, cr, &res);
             if (st != HV_OK) {
                 hv_model_synth_result_free(&res);
                 return hv_error_wrap(st, "synthesis.nifti");
