@@ -38,7 +38,8 @@ static void measure_usage(FILE *f)
     fprintf(f,
             "usage: healthivert measure --mask MASK.nii[.gz] [--ct CT.nii[.gz]]\n"
             "                           [--centroids JSON] [--synth baseline|gan]\n"
-            "                           [--model FILE [--model-coronal FILE] [--nifti DIR]]\n"
+            "                           [--model FILE [--model-coronal FILE] [--nifti DIR]\n"
+            "                            [--target-only]]\n"
             "                           [--synth-mask FILE]\n"
             "                           [--rhlv robust|reference] [--grader genant|svm:MODEL]\n"
             "                           [--csv FILE [--append]] [--png DIR] [--case ID]\n"
@@ -76,9 +77,13 @@ static void measure_usage(FILE *f)
             "                     flagged synth_fallback\n"
             "  --model FILE       --synth gan: the sagittal generator (model file)\n"
             "  --model-coronal FILE  --synth gan: the coronal generator (optional)\n"
+            "  --target-only      --synth gan: synthesize the target alone, without the\n"
+            "                     neighbour steps of spec 8 (about 3x faster)\n"
             "  --nifti DIR        --synth gan: DIR/CT_fake/CASE_LABEL.nii.gz and\n"
             "                     DIR/label_fake/CASE_LABEL.nii.gz as the reference writes\n"
-            "                     them (float64, 256 rows x 256 AP x 64 LR)\n"
+            "                     them (float64, 256 rows x 256 AP x 64 LR, zeros off the\n"
+            "                     synthesized slices) and DIR/label/CASE_LABEL.nii.gz, the\n"
+            "                     original label crop in that layout (--synth-orig reads it)\n"
             "  --synth-mask FILE  a pseudo-healthy label map made elsewhere, measured with\n"
             "                     our RHLV code. Two layouts are accepted:\n"
             "                     - a scanner-grid mask on the --mask's grid (same dims and\n"
@@ -260,7 +265,7 @@ int hv_cmd_measure(int argc, char **argv)
     const char *compat = NULL, *synth_dir = NULL, *model = NULL, *model_cor = NULL;
     const char *nifti_dir = NULL, *synth_in = NULL, *synth_orig = NULL, *label_arg = NULL;
     double map_step = 1.0;
-    int append = 0, rc = HV_EXIT_FAIL, synth_given = 0;
+    int append = 0, rc = HV_EXIT_FAIL, synth_given = 0, target_only = 0;
     const hv_volume *mask = NULL;
     const hv_spine_measure *m = NULL;
     hv_pipe_state ps;
@@ -279,6 +284,8 @@ int hv_cmd_measure(int argc, char **argv)
             return HV_EXIT_OK;
         } else if (!strcmp(a, "--append")) {
             append = 1;
+        } else if (!strcmp(a, "--target-only")) {
+            target_only = 1;
         } else if (has && !strcmp(a, "--mask")) mask_path = argv[++i];
         else if (has && !strcmp(a, "--ct")) ct_path = argv[++i];
         else if (has && !strcmp(a, "--centroids")) ctd_path = argv[++i];
@@ -348,9 +355,9 @@ int hv_cmd_measure(int argc, char **argv)
                         "generator works on crops of the CT)\n");
         return HV_EXIT_USAGE;
     }
-    if (strcmp(synth, "gan") != 0 && (model || model_cor || nifti_dir)) {
-        fprintf(stderr, "healthivert measure: --model, --model-coronal and --nifti go with "
-                        "--synth gan\n");
+    if (strcmp(synth, "gan") != 0 && (model || model_cor || nifti_dir || target_only)) {
+        fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti and "
+                        "--target-only go with --synth gan\n");
         return HV_EXIT_USAGE;
     }
     if (strcmp(rhlv_mode, "robust") != 0 && strcmp(rhlv_mode, "reference") != 0) {
@@ -386,6 +393,7 @@ int hv_cmd_measure(int argc, char **argv)
         /* opened before the case is read: a wrong model is the first error */
         hv_model_synth_opts so;
         hv_model_synth_opts_default(&so);
+        so.neighbours = !target_only;
         if ((st = hv_file_check_regular(model, "--model")) != HV_OK ||
             (model_cor && (st = hv_file_check_regular(model_cor, "--model-coronal")) != HV_OK))
             goto fail;

@@ -48,6 +48,7 @@ typedef struct hv_run_params {
     char synth_model[1000];
     char synth_model_coronal[1000];
     int synth_batch;
+    int synth_neighbours;
     int synth_crops;            /* 0 none, 1 masks, 2 full                   */
     int synth_nifti;            /* 0 off, 1 on                               */
     int synth_fallback;         /* 0 baseline, 1 none                        */

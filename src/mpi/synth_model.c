@@ -60,6 +60,7 @@ hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
     hv_model_synth_opts so;
     hv_model_synth_opts_default(&so);
     so.batch = k->synth_batch;
+    so.neighbours = k->synth_neighbours;
     st = hv_model_synth_open(sag, cor, &so, out->be, &out->model);
     if (st != HV_OK) {
         hv_error_wrap(st, "synthesis.model%s", cor ? " / synthesis.model_coronal" : "");
@@ -71,7 +72,8 @@ hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
     if (k->synth_nifti) snprintf(out->nifti_dir, sizeof out->nifti_dir, "%s", k->out_dir);
     int cnum = hv_model_synth_cnum(out->model);
     int n = snprintf(out->provenance, sizeof out->provenance,
-                     "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d", sag, sz[0], crc[0], cnum);
+                     "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d%s", sag, sz[0], crc[0], cnum,
+                     k->synth_neighbours ? "" : ", target only (no neighbour steps)");
     if (cor && n > 0 && (size_t)n < sizeof out->provenance)
         snprintf(out->provenance + n, sizeof out->provenance - (size_t)n,
                  "; coronal: %s (%lld bytes, crc32 %08lx)", cor, sz[1], crc[1]);

@@ -165,7 +165,7 @@ static void check_scanner_grid(const char *fx, const char *ct, const char *msk, 
                      "label %d region %d: h_syn %.3f, healthy truth %.3f", t->label, r, v[3 + r],
                      t->healthy_mm[r]);
     }
-    HV_CHECK(n >= 3, "%d vertebrae compared", n);
+    HV_CHECK(n >= 2, "%d vertebrae compared", n);
     /* a crop given as a scanner-grid map */
     snprintf(a, sizeof a, "--mask '%s' --synth-mask '%s/label_fake/fx_20.nii.gz' --csv '%s'", msk, fx,
              tp("nogrid.csv"));
@@ -181,14 +181,14 @@ static void check_scanner_grid(const char *fx, const char *ct, const char *msk, 
 static void check_gan(const char *ct, const char *msk)
 {
     char a[4000];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' --seed 4 && '%s' '%s' --broken", make_model, tp("tiny.h5"),
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --seed 4 --seg-bias 8 && '%s' '%s' --broken", make_model, tp("tiny.h5"),
              make_model, tp("broken.h5"));
     HV_REQUIRE_V(system(cmd) == 0, "models");
-    snprintf(a, sizeof a, "--mask '%s' --ct '%s' --synth gan --model '%s' --nifti '%s' --csv '%s'", msk,
+    snprintf(a, sizeof a, "--mask '%s' --ct '%s' --synth gan --target-only --model '%s' --nifti '%s' --csv '%s'", msk,
              ct, tp("tiny.h5"), tp("nifti"), tp("gan.csv"));
     HV_CHECK(measure(a) == 0, "measure --synth gan runs: %s", err);
     HV_CHECK(strstr(out, "gan pseudo-healthy") != NULL, "says gan: %.200s", out);
-    snprintf(a, sizeof a, "--mask '%s' --ct '%s' --synth gan --model '%s' --rhlv reference --csv '%s'", msk,
+    snprintf(a, sizeof a, "--mask '%s' --ct '%s' --synth gan --target-only --model '%s' --rhlv reference --csv '%s'", msk,
              ct, tp("tiny.h5"), tp("ganref.csv"));
     HV_CHECK(measure(a) == 0, "measure --synth gan --rhlv reference runs: %s", err);
     /* the files --nifti wrote are a crop pair: reading them back gives the
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 
     hv_phantom_opts po;
     hv_phantom_opts_default(&po);
-    po.first_label = 18;
+    po.first_label = 19; /* T12 .. L2 */
     po.last_label = 21;
     po.spacing[0] = po.spacing[1] = po.spacing[2] = 2.0;
     po.fracture_rate = 1.0;

@@ -9,7 +9,11 @@
  * resume identity, fallbacks, outputs, refusals).
  *
  *   hv_make_gan_model OUT.h5 [--seed N] [--cnum C] [--plane sagittal|coronal]
- *                            [--nan] [--broken]
+ *                            [--seg-bias B] [--nan] [--broken]
+ * --seg-bias B: the fine segmentation head's bias set to B (8: the sigmoid
+ * is above 0.5 everywhere, so the synthesized target fills the restored
+ * rows of the band: a measurable vertebra, where random weights give a
+ * scatter of pixels);
  * --nan: every weight NaN (every generator output is non-finite);
  * --broken: the first parameter left out (a file of another architecture).
  */
@@ -25,17 +29,19 @@ int main(int argc, char **argv)
 {
     const char *out = NULL, *plane = "sagittal";
     unsigned long long seed = 1;
-    int cnum = 2, nan = 0, broken = 0;
+    int cnum = 2, nan = 0, broken = 0, have_bias = 0;
+    double seg_bias = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--cnum") && i + 1 < argc) cnum = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--plane") && i + 1 < argc) plane = argv[++i];
+        else if (!strcmp(argv[i], "--seg-bias") && i + 1 < argc) seg_bias = atof(argv[++i]), have_bias = 1;
         else if (!strcmp(argv[i], "--nan")) nan = 1;
         else if (!strcmp(argv[i], "--broken")) broken = 1;
         else if (!out && argv[i][0] != '-') out = argv[i];
         else {
             fprintf(stderr, "usage: hv_make_gan_model OUT.h5 [--seed N] [--cnum C] "
-                            "[--plane P] [--nan] [--broken]\n");
+                            "[--plane P] [--seg-bias B] [--nan] [--broken]\n");
             return 2;
         }
     }
@@ -49,6 +55,11 @@ int main(int argc, char **argv)
     hv_status st = hv_nn_params_create(&ps);
     if (st == HV_OK) st = hv_model_generator_params(ps, cnum, &rng);
     if (st == HV_OK) st = hv_model_generator_sn_warmup(ps, 3);
+    if (st == HV_OK && have_bias) {
+        hv_nn_param *b = hv_nn_params_find(ps, "fine_generator.allconv18.conv.bias");
+        if (!b) st = hv_error_set(HV_ERR_NOT_FOUND, "no fine segmentation bias");
+        else hv_nn_param_data(b)[0] = (float)seg_bias;
+    }
     if (st == HV_OK && nan)
         for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
             hv_nn_param *p = hv_nn_params_at(ps, i);
