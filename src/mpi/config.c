@@ -99,7 +99,6 @@ void hv_sbuf_free(hv_sbuf *b)
 static const char *const ch_source[] = {"phantom", "dataset", "manifest", NULL};
 static const char *const ch_orient[] = {"ras", "lps", "pir", "oblique", NULL}; /* hv_phantom_orient */
 static const char *const ch_synth[] = {"baseline", "gan", NULL};
-static const char *const ch_crops[] = {"none", "masks", "full", NULL};
 static const char *const ch_onoff[] = {"off", "on", NULL};
 static const char *const ch_fallback[] = {"baseline", "none", NULL};
 static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
@@ -189,14 +188,11 @@ static const hv_run_key keys[] = {
      "step their output (spec 8); 0 the target only (about 3x faster; not the reference's "
      "method)",
      HV_KEY_BOOL, RES_NEW, FIELD(synth_neighbours)},
-    {"synthesis", "crops", "none",
-     "method = gan: synthesized crops in the store: none, masks (the U8 label crop per "
-     "vertebra) or full (also the U8 CT crop); docs/hdf5-schema.md",
-     HV_KEY_CHOICE, .choices = ch_crops, RES_NEW, FIELD(synth_crops)},
     {"synthesis", "nifti", "off",
      "method = gan: on writes the reference's CT_fake/<case>_<label>.nii.gz and "
      "label_fake/<case>_<label>.nii.gz under output.dir (float64, the reference's crop layout, "
-     "zeros outside the synthesized slices)",
+     "zeros outside the synthesized slices) and label/<case>_<label>.nii.gz, the original label "
+     "crop in that layout",
      HV_KEY_CHOICE, .choices = ch_onoff, RES_NEW, FIELD(synth_nifti)},
     {"synthesis", "fallback", "baseline",
      "method = gan: what a vertebra gets where the synthesis fails or gives non-finite values: "

@@ -49,7 +49,6 @@ typedef struct hv_run_params {
     char synth_model_coronal[1000];
     int synth_batch;
     int synth_neighbours;
-    int synth_crops;            /* 0 none, 1 masks, 2 full                   */
     int synth_nifti;            /* 0 off, 1 on                               */
     int synth_fallback;         /* 0 baseline, 1 none                        */
     /* [grader] */
@@ -105,7 +104,6 @@ typedef struct hv_run_synth {
     hv_nn_backend *be;                /* owned                              */
     hv_model_synth *model;            /* owned                              */
     int fallback;                     /* hv_pipe_opts.synth_fallback        */
-    int crops;                        /* 0 none, 1 masks, 2 full            */
     char nifti_dir[1000];             /* "" off, else output.dir            */
     /* provenance: "sagittal: PATH (N bytes, crc32 XXXXXXXX), cnum C;
      * coronal: ..." */

@@ -30,7 +30,6 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
     if (rs && rs->model) {
         ctx->opts.synth_model = rs->model;
         ctx->opts.synth_fallback = rs->fallback;
-        ctx->opts.synth_crops = rs->crops;
         ctx->opts.synth_nifti_dir = rs->nifti_dir[0] ? rs->nifti_dir : NULL;
     }
     ctx->split = split;
