@@ -54,6 +54,11 @@ enum {
 #define HV_MEAS_ONE_SIDED    0x040u /* baseline used references on one side only    */
 #define HV_MEAS_NO_REFERENCE 0x080u /* no healthy vertebra: size prior x depth only */
 #define HV_MEAS_NO_SYNTH     0x100u /* no synthesized heights (RHLV is NaN)         */
+#define HV_MEAS_SYNTH_FALLBACK 0x200u /* the configured synthesis (the GAN) failed   */
+                                      /* on this vertebra or gave non-finite values: */
+                                      /* its pseudo-healthy values are the fallback's */
+                                      /* (baseline), or NaN with no_synth when the   */
+                                      /* fallback is none; the log says why          */
 
 /* Comma-free text of the flags ("truncated|deformed"), "" for none, into
  * buf (always NUL-terminated). Returns buf. */
@@ -148,6 +153,23 @@ hv_status hv_measure_level_prior(int label, double hamp[3], double *depth_mm);
  * measured, HV_ERR_EMPTY when it has no maps. */
 hv_status hv_measure_synth_mask(const hv_volume *mask, const hv_spine_measure *m, int label,
                                 hv_volume **out);
+
+/* Heights of vertebra v (measured by hv_measure_spine, so it has a frame and
+ * an ori_map) on another label map `mask` of any grid, typically its
+ * pseudo-healthy shape: the same rays as the original's measurement (v's
+ * centroid, axis, anterior and lateral directions, regions at 1/6, 1/2, 5/6
+ * of its depth, the same parasagittal offsets, the ori_map grid), so that
+ * h_syn and h_ori differ only by the shape, not by where the rays go. The
+ * mask is read without a canal cut: it should hold the body (a de-pedicled
+ * label, or rays that stay in the body's AP range, as v's regions do).
+ * Fills v->h_syn, v->rhlv and v->syn_map (replacing any). keep (may be NULL):
+ * a ray whose base point p (world mm, in the plane through the body centroid
+ * perpendicular to the axis) gets keep(ctx, p) == 0 is not cast (NaN in the
+ * map, left out of the pooled heights). HV_ERR_EMPTY when v has no frame;
+ * the mask's errors (float dtype, singular affine) as hv_measure_spine. */
+hv_status hv_measure_heights_frame(const hv_volume *mask, const hv_measure_opts *o,
+                                   int (*keep)(void *ctx, const double p[3]), void *ctx,
+                                   hv_vert_measure *v);
 
 /* RHLV from heights: (syn - ori) / syn; NaN when either is NaN or syn <= 0. */
 double hv_measure_rhlv(double h_syn, double h_ori);

@@ -114,6 +114,19 @@ typedef struct hv_pipe_opts {
                                  /* on straightened crops (spec section 9)      */
     const char *grader;          /* "rule" | "svm"; borrowed                    */
     const void *grader_model;    /* borrowed; hv_svm_grader for "svm"           */
+    void *synth_model;           /* borrowed; hv_model_synth for "gan", opened  */
+                                 /* once per process (not thread-safe: one case */
+                                 /* at a time per model)                        */
+    int synth_fallback;          /* "gan", a vertebra it fails on: 1 (default)  */
+                                 /* the baseline's values, 0 none (NaN); both   */
+                                 /* flagged HV_MEAS_SYNTH_FALLBACK              */
+    int synth_crops;             /* "gan": keep the synthesized crops in the    */
+                                 /* state (syn_labels; 2: syn_ct too); 0 none   */
+    const char *synth_nifti_dir; /* "gan": NULL, or a folder that gets          */
+                                 /* CT_fake/ and label_fake/<case>_<label>.nii.gz */
+                                 /* (the reference's files); borrowed           */
+    const hv_volume *synth_mask; /* "mask": a pseudo-healthy label map on the   */
+                                 /* case's grid (measure --synth-mask); borrowed */
     int pictures;                /* hv_pipe_pictures                            */
     void *user;                  /* borrowed; for stages added by callers       */
 } hv_pipe_opts;
@@ -139,6 +152,12 @@ typedef struct hv_pipe_state {
     int n_img;                   /* pictures: planes per vertebra (1 or 3)      */
     float *img;                  /* pictures: m->n * n_img * IMG * IMG          */
     uint8_t *qc;                 /* pictures: m->n * HV_PIPE_QC_BYTES           */
+    hv_volume **syn_labels;      /* synthesize ("gan", synth_crops >= 1): m->n  */
+                                 /* entries, the U8 synthesized label crop of   */
+                                 /* each vertebra (crop layout, hv_spine_crop), */
+                                 /* NULL where it fell back; owned              */
+    hv_volume **syn_ct;          /* the same, U8 synthesized CT (synth_crops 2) */
+    size_t n_syn;                /* entries of syn_labels and syn_ct            */
     void *extra;                 /* owned by the stage that set it; freed with  */
     void (*extra_free)(void *);  /* extra_free by hv_pipe_state_clear           */
     /* bookkeeping */
@@ -290,11 +309,15 @@ hv_status hv_pipe_load_volumes(hv_pipe_loader *l, const hv_case *cs, hv_volume *
 /* ---------------------------------------------------------- registries */
 
 /* A synthesis method: fills h_syn, syn_map, rhlv and flags of every
- * vertebra of s->m. `needs`: products it needs beyond the measured heights. */
+ * vertebra of s->m. `needs`: products it needs beyond the measured heights.
+ * own_reference: 1 when the method computes the reference-mode RHLV
+ * (rhlv_reference) itself; 0: the stage replaces its heights by
+ * hv_measure_reference_case afterwards (the baseline's way). */
 typedef struct hv_pipe_synth {
     const char *name;
     const char *what;
     unsigned needs;
+    int own_reference;
     hv_status (*run)(const hv_pipe_opts *o, hv_pipe_state *s);
 } hv_pipe_synth;
 

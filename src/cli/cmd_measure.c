@@ -9,27 +9,43 @@
  * writes the CSV and the height-loss figures. `--rhlv reference` replaces
  * the heights and RHLV by the reference's column counts on straightened 1 mm
  * crops (hv_measure_reference_case), for comparison with published numbers.
+ *
+ * The pseudo-healthy vertebra can also come from the GAN (`--synth gan
+ * --model FILE`: the pipeline's `gan` method, which needs the CT for its
+ * crops) or from a label map made elsewhere (`--synth-mask FILE`): on the
+ * case's grid it is measured with the original's rays (the pipeline's `mask`
+ * method); a reference label_fake crop with its original label crop
+ * (`--synth-orig`) goes to the reference's column counting directly, since
+ * a crop alone does not say where it lies in the scan.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "hv/core.h"
 #include "hv/io.h"
 #include "hv/measure.h"
+#include "hv/model.h"
+#include "hv/nn.h"
 #include "hv/pipeline.h"
 
 static void measure_usage(FILE *f)
 {
     fprintf(f,
             "usage: healthivert measure --mask MASK.nii[.gz] [--ct CT.nii[.gz]]\n"
-            "                           [--centroids JSON] [--synth baseline]\n"
+            "                           [--centroids JSON] [--synth baseline|gan]\n"
+            "                           [--model FILE [--model-coronal FILE] [--nifti DIR]\n"
+            "                            [--target-only]]\n"
+            "                           [--synth-mask FILE]\n"
             "                           [--rhlv robust|reference] [--grader genant|svm:MODEL]\n"
             "                           [--csv FILE [--append]] [--png DIR] [--case ID]\n"
-            "                           [--compat totalseg] [--map-step MM] [--synth-mask DIR]\n"
+            "                           [--compat totalseg] [--map-step MM] [--synth-mask-out DIR]\n"
+            "       healthivert measure --synth-mask FAKE_CROP --synth-orig LABEL_CROP\n"
+            "                           [--label N] [--case ID] [--csv FILE [--append]]\n"
             "\n"
             "Measure every labelled vertebra (VerSe labels: 8 = T1 ... 24 = L5) of a label\n"
             "map, in any orientation and voxel spacing:\n"
@@ -54,7 +70,35 @@ static void measure_usage(FILE *f)
             "                     checked): adds the mean body value (mean_hu)\n"
             "  --centroids JSON   VerSe centroid file (voxel coordinates of the mask's\n"
             "                     grid) used for the spine axis instead of the mask's own\n"
-            "  --synth baseline   pseudo-healthy estimate (only 'baseline' exists so far)\n"
+            "  --synth baseline   pseudo-healthy estimate: baseline (neighbour heights, the\n"
+            "                     default) or gan (the generator of --model; needs --ct,\n"
+            "                     on the mask's grid: the crops are cut from it). A\n"
+            "                     vertebra the GAN fails on keeps the baseline's values,\n"
+            "                     flagged synth_fallback\n"
+            "  --model FILE       --synth gan: the sagittal generator (model file)\n"
+            "  --model-coronal FILE  --synth gan: the coronal generator (optional)\n"
+            "  --target-only      --synth gan: synthesize the target alone, without the\n"
+            "                     neighbour steps of spec 8 (about 3x faster)\n"
+            "  --nifti DIR        --synth gan: DIR/CT_fake/CASE_LABEL.nii.gz and\n"
+            "                     DIR/label_fake/CASE_LABEL.nii.gz as the reference writes\n"
+            "                     them (float64, 256 rows x 256 AP x 64 LR, zeros off the\n"
+            "                     synthesized slices) and DIR/label/CASE_LABEL.nii.gz, the\n"
+            "                     original label crop in that layout (--synth-orig reads it)\n"
+            "  --synth-mask FILE  a pseudo-healthy label map made elsewhere, measured with\n"
+            "                     our RHLV code. Two layouts are accepted:\n"
+            "                     - a scanner-grid mask on the --mask's grid (same dims and\n"
+            "                       affine, checked): every vertebra of --mask is measured\n"
+            "                       in both with the original's rays (robust RHLV only);\n"
+            "                     - a reference label_fake crop of one vertebra (256 rows\n"
+            "                       cranial first x 256 AP anterior first x 64 LR, as the\n"
+            "                       reference and --nifti write it) with its original label\n"
+            "                       crop given by --synth-orig (same dims): the reference's\n"
+            "                       column counting (spec 9, T = 0.7); no --mask then.\n"
+            "                     Anything else (another grid, crops of different dims) is\n"
+            "                     refused\n"
+            "  --synth-orig FILE  the original label crop for a label_fake --synth-mask\n"
+            "  --label N          the vertebra of a crop pair (default: the number at the\n"
+            "                     end of the --synth-mask file name, CASE_N.nii.gz)\n"
             "  --rhlv robust      heights and RHLV with our method (default); 'reference'\n"
             "                     is the published column counting on straightened,\n"
             "                     de-pedicled 1 mm crops (spec section 9; heights in mm)\n"
@@ -72,8 +116,9 @@ static void measure_usage(FILE *f)
             "                     15/50/85 %% of the AP chord, the sagittal plane with the\n"
             "                     largest spread) to compare with its numbers\n"
             "  --map-step MM      grid step of the height-loss maps (default 1)\n"
-            "  --synth-mask DIR   per vertebra: CASE_LEVEL_synth.nii.gz, the mask with that\n"
-            "                     vertebra's body stretched to its pseudo-healthy heights\n"
+            "  --synth-mask-out DIR  per vertebra: CASE_LEVEL_synth.nii.gz, the mask with\n"
+            "                     that vertebra's body stretched to its baseline\n"
+            "                     pseudo-healthy heights\n"
             "  -h, --help         this text\n"
             "\n"
             "Exit status: 0 on success, 1 on failure (message on stderr), 2 on a bad\n"
@@ -100,17 +145,134 @@ static void fmt(char *buf, size_t cap, double v, int prec)
     else snprintf(buf, cap, "nan");
 }
 
+/* "dir/0007_20.nii.gz" -> 20; 0 when the name does not end in _<number>. */
+static int label_from_name(const char *path)
+{
+    char base[256];
+    const char *b = strrchr(path, '/');
+    snprintf(base, sizeof base, "%s", b ? b + 1 : path);
+    char *dot = strstr(base, ".nii");
+    if (dot) *dot = 0;
+    char *us = strrchr(base, '_');
+    if (!us || !us[1]) return 0;
+    char *end;
+    long l = strtol(us + 1, &end, 10);
+    return *end || l < 1 || l > HV_LABEL_MAX ? 0 : (int)l;
+}
+
+/* A reference label_fake crop against its original label crop: the
+ * reference's column counting (spec 9), nothing else (no mask, no grid). */
+static int measure_crop_pair(const char *fake_path, const char *orig_path, const char *label_arg,
+                             const char *case_id, const char *csv, int append)
+{
+    hv_volume *fake = NULL, *orig = NULL;
+    hv_status st;
+    int rc = HV_EXIT_FAIL, label = 0;
+    char cid[256];
+    if (label_arg) {
+        char *end;
+        long l = strtol(label_arg, &end, 10);
+        if (*end || l < 1 || l > HV_LABEL_MAX || !hv_label_name((int)l)) {
+            fprintf(stderr, "healthivert measure: --label must be a VerSe vertebra label (1-25, 28)\n");
+            return HV_EXIT_USAGE;
+        }
+        label = (int)l;
+    } else if (!(label = label_from_name(fake_path))) {
+        fprintf(stderr, "healthivert measure: the --synth-mask file name does not end in "
+                        "_<label>.nii[.gz]: give --label N\n");
+        return HV_EXIT_USAGE;
+    }
+    if (case_id) {
+        snprintf(cid, sizeof cid, "%s", case_id);
+    } else {
+        /* the reference's names: <case>_<label>.nii.gz */
+        case_from_path(fake_path, cid, sizeof cid);
+        char *us = strrchr(cid, '_');
+        if (us && us != cid && label_from_name(fake_path) == label) *us = 0;
+    }
+    if ((st = hv_file_check_regular(fake_path, "--synth-mask")) != HV_OK ||
+        (st = hv_file_check_regular(orig_path, "--synth-orig")) != HV_OK)
+        goto fail;
+    /* label ids as the reference writes them (float64 label ids) */
+    if ((st = hv_io_nifti_read(fake_path, HV_DTYPE_I16, NULL, &fake, NULL)) != HV_OK) goto fail;
+    if ((st = hv_io_nifti_read(orig_path, HV_DTYPE_I16, NULL, &orig, NULL)) != HV_OK) goto fail;
+    if (memcmp(fake->dim, orig->dim, sizeof fake->dim)) {
+        st = hv_error_set(HV_ERR_FORMAT,
+                          "--synth-mask %s is %lld x %lld x %lld, --synth-orig %s is %lld x %lld "
+                          "x %lld: a crop pair must have the same dims",
+                          fake_path, (long long)fake->dim[0], (long long)fake->dim[1],
+                          (long long)fake->dim[2], orig_path, (long long)orig->dim[0],
+                          (long long)orig->dim[1], (long long)orig->dim[2]);
+        goto fail;
+    }
+    if (fake->dim[2] > fake->dim[0] || fake->dim[2] > fake->dim[1]) {
+        st = hv_error_set(HV_ERR_FORMAT,
+                          "%s is %lld x %lld x %lld: not the reference's crop layout (rows x AP x "
+                          "LR, e.g. 256 x 256 x 64: the LR slices last and fewest); healthivert's "
+                          "own crops (64 x 256 x 256) are written in that layout by measure "
+                          "--nifti and synthesis.nifti",
+                          fake_path, (long long)fake->dim[0], (long long)fake->dim[1],
+                          (long long)fake->dim[2]);
+        goto fail;
+    }
+    hv_rhlv_ref r;
+    st = hv_measure_rhlv_reference_vol(orig, fake, label, 0.7, &r);
+    if (st != HV_OK) {
+        hv_error_wrap(st, "label %d (%s)", label, hv_label_name(label) ? hv_label_name(label) : "?");
+        goto fail;
+    }
+    hv_vert_measure v;
+    memset(&v, 0, sizeof v);
+    v.label = label;
+    v.depth_mm = v.width_mm = v.volume_ml = v.mean_hu = NAN;
+    for (int g = 0; g < HV_REG_COUNT; g++) {
+        v.h_ori[g] = r.h_ori[g];
+        v.h_syn[g] = r.h_syn[g];
+        v.rhlv[g] = r.rhlv[g];
+    }
+    v.grade = hv_measure_genant_vert(&v);
+    printf("case %s: label %d (%s), reference RHLV (column counting, T = 0.7) of a "
+           "label_fake crop, %d slices\n", cid, label,
+           hv_label_name(label) ? hv_label_name(label) : "?", r.n_slices_used);
+    printf("%-6s %10s %10s %10s\n", "region", "h_ori", "h_syn", "RHLV");
+    static const char *const reg[] = {"all", "ant", "mid", "post"};
+    for (int g = 0; g < HV_REG_COUNT; g++) {
+        char a[32], b[32], c[32];
+        fmt(a, sizeof a, r.h_ori[g], 3);
+        fmt(b, sizeof b, r.h_syn[g], 3);
+        fmt(c, sizeof c, 100.0 * r.rhlv[g], 2);
+        printf("%-6s %10s %10s %9s%%\n", reg[g], a, b, c);
+    }
+    printf("grade (Genant rule) %d\n", v.grade);
+    if (csv) {
+        hv_spine_measure one = {1, &v};
+        if ((st = hv_measure_write_csv(csv, cid, &one, append)) != HV_OK) goto fail;
+    }
+    rc = HV_EXIT_OK;
+    goto done;
+fail:
+    fprintf(stderr, "healthivert measure: %s: %s\n", hv_status_name(st), hv_error_detail());
+done:
+    hv_vol_free(fake);
+    hv_vol_free(orig);
+    return rc;
+}
+
 int hv_cmd_measure(int argc, char **argv)
 {
     const char *mask_path = NULL, *ct_path = NULL, *ctd_path = NULL, *synth = "baseline";
     const char *rhlv_mode = "robust", *grader = "genant", *csv = NULL, *png = NULL, *case_id = NULL;
-    const char *compat = NULL, *synth_dir = NULL;
+    const char *compat = NULL, *synth_dir = NULL, *model = NULL, *model_cor = NULL;
+    const char *nifti_dir = NULL, *synth_in = NULL, *synth_orig = NULL, *label_arg = NULL;
     double map_step = 1.0;
-    int append = 0, rc = HV_EXIT_FAIL;
+    int append = 0, rc = HV_EXIT_FAIL, synth_given = 0, target_only = 0;
     const hv_volume *mask = NULL;
     const hv_spine_measure *m = NULL;
     hv_pipe_state ps;
     hv_svm_grader *svm = NULL;
+    hv_nn_backend *be = NULL;
+    hv_model_synth *gan = NULL;
+    hv_volume *syn_mask = NULL;
     hv_status st;
     hv_pipe_state_init(&ps, NULL);
 
@@ -122,17 +284,25 @@ int hv_cmd_measure(int argc, char **argv)
             return HV_EXIT_OK;
         } else if (!strcmp(a, "--append")) {
             append = 1;
+        } else if (!strcmp(a, "--target-only")) {
+            target_only = 1;
         } else if (has && !strcmp(a, "--mask")) mask_path = argv[++i];
         else if (has && !strcmp(a, "--ct")) ct_path = argv[++i];
         else if (has && !strcmp(a, "--centroids")) ctd_path = argv[++i];
-        else if (has && !strcmp(a, "--synth")) synth = argv[++i];
+        else if (has && !strcmp(a, "--synth")) synth = argv[++i], synth_given = 1;
+        else if (has && !strcmp(a, "--model")) model = argv[++i];
+        else if (has && !strcmp(a, "--model-coronal")) model_cor = argv[++i];
+        else if (has && !strcmp(a, "--nifti")) nifti_dir = argv[++i];
+        else if (has && !strcmp(a, "--synth-orig")) synth_orig = argv[++i];
+        else if (has && !strcmp(a, "--label")) label_arg = argv[++i];
         else if (has && !strcmp(a, "--rhlv")) rhlv_mode = argv[++i];
         else if (has && !strcmp(a, "--grader")) grader = argv[++i];
         else if (has && !strcmp(a, "--csv")) csv = argv[++i];
         else if (has && !strcmp(a, "--png")) png = argv[++i];
         else if (has && !strcmp(a, "--case")) case_id = argv[++i];
         else if (has && !strcmp(a, "--compat")) compat = argv[++i];
-        else if (has && !strcmp(a, "--synth-mask")) synth_dir = argv[++i];
+        else if (has && !strcmp(a, "--synth-mask")) synth_in = argv[++i];
+        else if (has && !strcmp(a, "--synth-mask-out")) synth_dir = argv[++i];
         else if (has && !strcmp(a, "--map-step")) {
             char *end;
             map_step = strtod(argv[++i], &end);
@@ -145,12 +315,49 @@ int hv_cmd_measure(int argc, char **argv)
             return HV_EXIT_USAGE;
         }
     }
+    if (synth_in) {
+        struct stat sb;
+        if (stat(synth_in, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "healthivert measure: --synth-mask reads a pseudo-healthy label map "
+                            "FILE; '%s' is a folder (to write the baseline's masks into a folder "
+                            "use --synth-mask-out DIR)\n", synth_in);
+            return HV_EXIT_USAGE;
+        }
+        if (synth_given) {
+            fprintf(stderr, "healthivert measure: --synth-mask is the pseudo-healthy estimate; "
+                            "it cannot go with --synth\n");
+            return HV_EXIT_USAGE;
+        }
+        if (synth_orig) {
+            if (mask_path || ct_path || ctd_path || png || synth_dir || compat) {
+                fprintf(stderr, "healthivert measure: a crop pair (--synth-mask with "
+                                "--synth-orig) is measured on its own: no --mask, --ct, "
+                                "--centroids, --png, --synth-mask-out or --compat\n");
+                return HV_EXIT_USAGE;
+            }
+            return measure_crop_pair(synth_in, synth_orig, label_arg, case_id, csv, append);
+        }
+        synth = "mask";
+    } else if (synth_orig || label_arg) {
+        fprintf(stderr, "healthivert measure: --synth-orig and --label go with --synth-mask\n");
+        return HV_EXIT_USAGE;
+    }
     if (!mask_path) {
         fprintf(stderr, "healthivert measure: --mask is required (see --help)\n");
         return HV_EXIT_USAGE;
     }
-    if (!hv_pipe_synth_find(synth)) {
-        fprintf(stderr, "healthivert measure: --synth: %s\n", hv_error_detail());
+    if (strcmp(synth, "baseline") != 0 && strcmp(synth, "gan") != 0 && strcmp(synth, "mask") != 0) {
+        fprintf(stderr, "healthivert measure: --synth must be baseline or gan\n");
+        return HV_EXIT_USAGE;
+    }
+    if (!strcmp(synth, "gan") && (!model || !ct_path)) {
+        fprintf(stderr, "healthivert measure: --synth gan needs --model FILE and --ct (the "
+                        "generator works on crops of the CT)\n");
+        return HV_EXIT_USAGE;
+    }
+    if (strcmp(synth, "gan") != 0 && (model || model_cor || nifti_dir || target_only)) {
+        fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti and "
+                        "--target-only go with --synth gan\n");
         return HV_EXIT_USAGE;
     }
     if (strcmp(rhlv_mode, "robust") != 0 && strcmp(rhlv_mode, "reference") != 0) {
@@ -182,6 +389,22 @@ int hv_cmd_measure(int argc, char **argv)
         st = hv_svm_load(grader + 4, &svm);
         if (st != HV_OK) goto fail;
     }
+    if (!strcmp(synth, "gan")) {
+        /* opened before the case is read: a wrong model is the first error */
+        hv_model_synth_opts so;
+        hv_model_synth_opts_default(&so);
+        so.neighbours = !target_only;
+        if ((st = hv_file_check_regular(model, "--model")) != HV_OK ||
+            (model_cor && (st = hv_file_check_regular(model_cor, "--model-coronal")) != HV_OK))
+            goto fail;
+        if ((st = hv_nn_backend_create_cpu(&be)) != HV_OK) goto fail;
+        if ((st = hv_model_synth_open(model, model_cor, &so, be, &gan)) != HV_OK) goto fail;
+    }
+    if (!strcmp(synth, "mask")) {
+        if ((st = hv_file_check_regular(synth_in, "--synth-mask")) != HV_OK) goto fail;
+        st = hv_io_nifti_read(synth_in, HV_DTYPE_I16, NULL, &syn_mask, NULL);
+        if (st != HV_OK) goto fail;
+    }
     /* The pipeline's load -> measure -> synthesize -> grade, as a batch run
      * does it (hv/pipeline.h): int16 labels, the same checks, the same
      * registered synthesis methods and graders. Unlike the runner, a single
@@ -196,6 +419,9 @@ int hv_cmd_measure(int argc, char **argv)
     po.rhlv_reference = !strcmp(rhlv_mode, "reference");
     po.grader = svm ? "svm" : "rule";
     po.grader_model = svm;
+    po.synth_model = gan;
+    po.synth_nifti_dir = nifti_dir;
+    po.synth_mask = syn_mask;
     hv_pipe_plan plan;
     st = hv_pipe_plan_make(hv_pipe_default(), &po, HV_PIPE_GRADES, &plan);
     if (st != HV_OK) goto fail;
@@ -205,10 +431,11 @@ int hv_cmd_measure(int argc, char **argv)
     mask = ps.mask;
     m = ps.m;
 
-    printf("case %s: %zu vertebrae (%s heights, baseline pseudo-healthy, %s grader)\n", cid, m->n,
+    printf("case %s: %zu vertebrae (%s heights, %s pseudo-healthy, %s grader)\n", cid, m->n,
            !strcmp(rhlv_mode, "reference") ? "reference (column-count)"
            : compat                        ? "TotalSegmentator-compatible"
                                            : "robust",
+           !strcmp(synth, "gan") ? "gan" : syn_mask ? "--synth-mask" : "baseline",
            svm ? "SVM" : "Genant rule");
     printf("%-5s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s %6s | %5s | %s\n", "level", "label",
            "ori_A", "ori_M", "ori_P", "syn_A", "syn_M", "syn_P", "RHLV_A", "RHLV_M", "RHLV_P",
@@ -280,5 +507,8 @@ fail:
 done:
     hv_pipe_state_clear(&ps);
     hv_svm_grader_free(svm);
+    hv_model_synth_free(gan);
+    hv_nn_backend_free(be);
+    hv_vol_free(syn_mask);
     return rc;
 }

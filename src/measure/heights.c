@@ -59,7 +59,7 @@ char *hv_measure_flags_str(unsigned flags, char *buf, size_t cap)
         {HV_MEAS_EMPTY_REGION, "empty_region"}, {HV_MEAS_AXIS_PCA, "axis_pca"},
         {HV_MEAS_ONE_NEIGHBOUR, "one_neighbour"}, {HV_MEAS_DEFORMED, "deformed"},
         {HV_MEAS_ONE_SIDED, "one_sided"},     {HV_MEAS_NO_REFERENCE, "no_reference"},
-        {HV_MEAS_NO_SYNTH, "no_synth"},
+        {HV_MEAS_NO_SYNTH, "no_synth"},       {HV_MEAS_SYNTH_FALLBACK, "synth_fallback"},
     };
     if (!buf || cap == 0) return buf;
     buf[0] = '\0';
@@ -780,4 +780,84 @@ void hv_measure_spine_free(hv_spine_measure *m)
     }
     free(m->v);
     free(m);
+}
+
+/* ------------------------------------------- heights in a measured frame */
+
+/* The pseudo-healthy vertebra is measured with the rays of the original's
+ * measurement (measure_one above): the frame (centroid, axis, anterior,
+ * lateral), the regions' AP positions, the parasagittal offsets and the map
+ * grid are all v's, only the label map differs. Re-running measure_one on
+ * the synthesized mask would give it a frame of its own (its centroid moves
+ * with the restored endplate, its axis with the neighbours' shift), and the
+ * ratio (h_syn - h_ori) / h_syn would then mix a change of shape with a
+ * change of where the rays go. */
+/* region_height with a filter: rays whose base point keep() refuses are
+ * left out of the pool. */
+static double frame_region(const sampler *s, const hv_vert_measure *v, double a,
+                           const hv_measure_opts *o, double step,
+                           int (*keep)(void *ctx, const double p[3]), void *ctx)
+{
+    double h[64];
+    int n = o->n_lateral_rays < 1 ? 1 : (o->n_lateral_rays > 63 ? 63 : o->n_lateral_rays);
+    for (int r = 0; r < n; r++) {
+        double f = n == 1 ? 0.0 : -1.0 + 2.0 * r / (n - 1);
+        double l = f * o->lateral_frac * v->width_mm;
+        double p[3], lo, hi;
+        for (int c = 0; c < 3; c++) p[c] = v->centroid[c] + a * v->ant[c] + l * v->lat[c];
+        h[r] = (!keep || keep(ctx, p)) && ray_run(s, p, v->axis, 40.0, step, &lo, &hi) ? hi - lo
+                                                                                      : NAN;
+    }
+    return hv_measure_pool(h, n);
+}
+
+hv_status hv_measure_heights_frame(const hv_volume *mask, const hv_measure_opts *opts,
+                                   int (*keep)(void *ctx, const double p[3]), void *ctx,
+                                   hv_vert_measure *v)
+{
+    hv_measure_opts o;
+    hv_mgrid g;
+    hv_status st;
+    if (!mask || !v) return hv_error_set(HV_ERR_ARG, "heights in a frame: NULL argument");
+    if (opts) o = *opts;
+    else hv_measure_opts_default(&o);
+    const hv_height_map *om = &v->ori_map;
+    if (!om->h || om->na < 1 || om->nl < 1 || !isfinite(v->front_mm) || !isfinite(v->depth_mm))
+        return hv_error_set(HV_ERR_EMPTY, "label %d has no measured frame (no height map)",
+                            v->label);
+    if ((st = hv_measure_grid_make(mask, &g)) != HV_OK) return st;
+    sampler s = {.g = &g, .label = v->label};
+    const double step = fmax(0.1, 0.25 * g.min_spacing), mstep = fmax(0.1, 0.5 * g.min_spacing);
+    static const double frac[4] = {0.0, 1.0 / 6.0, 0.5, 5.0 / 6.0};
+    for (int r = HV_REG_ANT; r <= HV_REG_POST; r++)
+        v->h_syn[r] = frame_region(&s, v, v->front_mm - frac[r] * v->depth_mm, &o, step, keep, ctx);
+    double sum = 0;
+    int nall = 0;
+    for (int q = 1; q <= 9; q++) {
+        double h = frame_region(&s, v, v->front_mm - 0.1 * q * v->depth_mm, &o, step, keep, ctx);
+        if (isfinite(h)) {
+            sum += h;
+            nall++;
+        }
+    }
+    v->h_syn[HV_REG_ALL] = nall >= 5 ? sum / nall : NAN;
+    for (int r = 0; r < HV_REG_COUNT; r++) v->rhlv[r] = hv_measure_rhlv(v->h_syn[r], v->h_ori[r]);
+
+    free(v->syn_map.h);
+    v->syn_map = *om;
+    v->syn_map.mid = NULL;
+    v->syn_map.h = malloc(sizeof(float) * (size_t)om->na * (size_t)om->nl);
+    if (!v->syn_map.h) {
+        hv_measure_grid_free(&g);
+        return hv_error_set(HV_ERR_NOMEM, "heights in a frame: height map");
+    }
+    for (int il = 0; il < om->nl; il++)
+        for (int ia = 0; ia < om->na; ia++) {
+            double a = om->a0 - ia * om->step, l = om->l0 + il * om->step, p[3], lo, hi;
+            for (int c = 0; c < 3; c++) p[c] = v->centroid[c] + a * v->ant[c] + l * v->lat[c];
+            int hit = (!keep || keep(ctx, p)) && ray_run(&s, p, v->axis, 40.0, mstep, &lo, &hi);
+            v->syn_map.h[ia + om->na * il] = hit ? (float)(hi - lo) : NAN;
+        }
+    hv_measure_grid_free(&g);
+    return HV_OK;
 }

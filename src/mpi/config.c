@@ -98,7 +98,9 @@ void hv_sbuf_free(hv_sbuf *b)
 
 static const char *const ch_source[] = {"phantom", "dataset", "manifest", NULL};
 static const char *const ch_orient[] = {"ras", "lps", "pir", "oblique", NULL}; /* hv_phantom_orient */
-static const char *const ch_synth[] = {"baseline", NULL};
+static const char *const ch_synth[] = {"baseline", "gan", NULL};
+static const char *const ch_onoff[] = {"off", "on", NULL};
+static const char *const ch_fallback[] = {"baseline", "none", NULL};
 static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
 static const char *const ch_solver[] = {"auto", "libsvm", "liblinear", NULL};
 static const char *const ch_images[] = {"none", "qc", "full", NULL};
@@ -165,8 +167,37 @@ static const hv_run_key keys[] = {
      "1: use the case's centroid JSON (when present) for the spine axis", HV_KEY_BOOL, RES,
      FIELD(use_centroids)},
     {"synthesis", "method", "baseline",
-     "pseudo-healthy synthesis: baseline (neighbour heights; the GAN plugs in here later)",
+     "pseudo-healthy synthesis: baseline (neighbour heights, no model) or gan (the two-stage "
+     "generator of synthesis.model, spec 8; docs/model.md, Synthesis)",
      HV_KEY_CHOICE, .choices = ch_synth, RES, FIELD(synth)},
+    {"synthesis", "model", "",
+     "method = gan: the sagittal generator (a model file: healthivert train's export or "
+     "scripts/pth_to_hv.py); relative paths from the working folder, like every path key. "
+     "Opened once per rank before the run starts: a missing or wrong file stops the run there",
+     HV_KEY_PATH, RES_NEW, FIELD(synth_model)},
+    {"synthesis", "model_coronal", "",
+     "method = gan: the coronal generator (optional; empty: sagittal only); fused with the "
+     "sagittal one (docs/model.md)",
+     HV_KEY_PATH, RES_NEW, FIELD(synth_model_coronal)},
+    {"synthesis", "batch", "8",
+     "method = gan: slices per generator call (1 = the reference's slice-by-slice loop; the "
+     "results do not depend on it)",
+     HV_KEY_INT, 1, 256, FIELD(synth_batch)},
+    {"synthesis", "neighbours", "1",
+     "method = gan: 1 synthesizes the upper and lower neighbours first and feeds the target "
+     "step their output (spec 8); 0 the target only (about 3x faster; not the reference's "
+     "method)",
+     HV_KEY_BOOL, RES_NEW, FIELD(synth_neighbours)},
+    {"synthesis", "nifti", "off",
+     "method = gan: on writes the reference's CT_fake/<case>_<label>.nii.gz and "
+     "label_fake/<case>_<label>.nii.gz under output.dir (float64, the reference's crop layout, "
+     "zeros outside the synthesized slices) and label/<case>_<label>.nii.gz, the original label "
+     "crop in that layout",
+     HV_KEY_CHOICE, .choices = ch_onoff, RES_NEW, FIELD(synth_nifti)},
+    {"synthesis", "fallback", "baseline",
+     "method = gan: what a vertebra gets where the synthesis fails or gives non-finite values: "
+     "baseline (the neighbour estimate) or none (NaN); both flagged synth_fallback",
+     HV_KEY_CHOICE, .choices = ch_fallback, RES_NEW, FIELD(synth_fallback)},
     {"grader", "method", "auto",
      "auto (SVM protocol when the split has train, val and test, else the Genant rule), "
      "svm or rule",
@@ -721,6 +752,12 @@ hv_status hv_run_config_params(const hv_run_config *c, hv_run_params *p)
     if (!p->out_dir[0]) {
         origin(c, (size_t)od, w1, sizeof w1);
         return hv_error_set(HV_ERR_ARG, "%soutput.dir is empty", *w1 ? w1 : "config ");
+    }
+    if (p->synth == 1 && !p->synth_model[0]) {
+        long sm = key_index(c, "synthesis", "method");
+        origin(c, (size_t)sm, w1, sizeof w1);
+        return hv_error_set(HV_ERR_ARG, "%ssynthesis.method = gan needs synthesis.model (a model "
+                            "file)", *w1 ? w1 : "config ");
     }
     if (p->shard_index >= p->shard_count) {
         origin(c, (size_t)si, w1, sizeof w1);

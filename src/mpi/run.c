@@ -524,8 +524,29 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         hv_model_sample_opts_default(&so);
         prep.band_rows = so.band_rows;
     }
-    st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL);
-    if (st != HV_OK) return st;
+    /* the gan's generator(s): opened on every rank before anything is
+     * written, so a missing or wrong model file stops the run here, with
+     * the same answer on every rank */
+    hv_run_synth rsyn;
+    st = hv_run_synth_open(&p.k, &rsyn);
+    {
+        int bad = st != HV_OK, anybad = 0;
+        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
+        if (anybad) {
+            if (!bad)
+                st = hv_error_set(HV_ERR_IO, "another rank could not open synthesis.model (its "
+                                  "log says why)");
+            hv_run_synth_close(&rsyn);
+            return st;
+        }
+    }
+    if (rsyn.model && rank == 0) hv_log_info("synthesis: gan, %s", rsyn.provenance);
+    st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL,
+                           &rsyn);
+    if (st != HV_OK) {
+        hv_run_synth_close(&rsyn);
+        return st;
+    }
     /* the plan reads the options in place: the stage finds its context */
     if (p.k.prepare_enabled) sctx.opts.user = &prep;
 
@@ -767,6 +788,8 @@ done_b:
         st = hv_store_open_serial(p.store, 1, &s);
         uint8_t *stt = NULL;
         hv_run_crow *rows = NULL;
+        if (st == HV_OK && rsyn.model)
+            st = hv_store_set_attr_str(s, "/provenance", "synth_model", rsyn.provenance);
         if (st == HV_OK && p.n_img > 0) {
             /* the images of this attempt's cases, serially from the journals
              * (compressed: their file space cannot be allocated through
@@ -885,6 +908,7 @@ done_b:
         *out = tmp;
     }
 done:
+    hv_run_synth_close(&rsyn);
     if (locked) hv_store_lock_release(p.lock);
     snprintf(out->store_path, sizeof out->store_path, "%s", p.store);
     snprintf(out->out_dir, sizeof out->out_dir, "%s", p.k.out_dir);

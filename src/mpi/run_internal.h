@@ -15,6 +15,7 @@
 #include "hv/core.h"
 #include "hv/io.h"
 #include "hv/measure.h"
+#include "hv/model.h"
 #include "hv/run.h"
 #include "hv/pipeline.h"
 #include "hv/store.h"
@@ -43,7 +44,13 @@ typedef struct hv_run_params {
     double lateral_frac, map_step_mm, deform_thresh;
     int max_ref_distance, use_centroids;
     /* [synthesis] */
-    int synth;                  /* 0 baseline                                */
+    int synth;                  /* 0 baseline, 1 gan                         */
+    char synth_model[1000];
+    char synth_model_coronal[1000];
+    int synth_batch;
+    int synth_neighbours;
+    int synth_nifti;            /* 0 off, 1 on                               */
+    int synth_fallback;         /* 0 baseline, 1 none                        */
     /* [grader] */
     int grader;                 /* 0 auto, 1 svm, 2 rule                     */
     int folds, gseed;
@@ -88,6 +95,27 @@ void hv_sbuf_printf(hv_sbuf *b, const char *fmt, ...) __attribute__((format(prin
 char *hv_sbuf_take(hv_sbuf *b);
 void hv_sbuf_free(hv_sbuf *b);
 
+/* ------------------------------------------------------ the gan's model */
+
+/* The generator(s) of synthesis.method = gan, opened once per rank before
+ * the run starts (synth_model.c) and lent to every case; plus what the
+ * pipeline options take from the [synthesis] keys. All zero (model NULL)
+ * for another method. */
+typedef struct hv_run_synth {
+    hv_nn_backend *be;                /* owned                              */
+    hv_model_synth *model;            /* owned                              */
+    int fallback;                     /* hv_pipe_opts.synth_fallback        */
+    char nifti_dir[1000];             /* "" off, else output.dir            */
+    /* provenance: "sagittal: PATH (N bytes, crc32 XXXXXXXX), cnum C;
+     * coronal: ..." */
+    char provenance[2600];
+} hv_run_synth;
+
+/* Open the model(s) of k (no-op for another method). A missing, unreadable
+ * or wrong file is an error naming the key and the file. */
+hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out);
+void hv_run_synth_close(hv_run_synth *rs);
+
 /* ------------------------------------------------------------ the stages */
 
 /* A case through the pipeline (hv/pipeline.h) into the store's rows. The
@@ -108,7 +136,7 @@ typedef struct hv_stage_ctx {
  * "store" do not fit the store's HV_STORE_MAX_STAGES; the plan's errors. */
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
                             const hv_measure_opts *mo, int use_centroids, const char *synth,
-                            int pictures, const hv_split *split);
+                            int pictures, const hv_split *split, const hv_run_synth *rs);
 
 /* Run the planned stages on one case. Never fails as a whole: a problem
  * becomes r->state = HV_CASE_FAILED with "<stage>: <reason>" in r->c.error.

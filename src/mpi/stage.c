@@ -19,7 +19,7 @@
 
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
                             const hv_measure_opts *mo, int use_centroids, const char *synth,
-                            int pictures, const hv_split *split)
+                            int pictures, const hv_split *split, const hv_run_synth *rs)
 {
     memset(ctx, 0, sizeof *ctx);
     hv_pipe_opts_default(&ctx->opts);
@@ -27,6 +27,11 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
     ctx->opts.use_centroids = use_centroids;
     ctx->opts.synth = synth;
     ctx->opts.pictures = pictures;
+    if (rs && rs->model) {
+        ctx->opts.synth_model = rs->model;
+        ctx->opts.synth_fallback = rs->fallback;
+        ctx->opts.synth_nifti_dir = rs->nifti_dir[0] ? rs->nifti_dir : NULL;
+    }
     ctx->split = split;
     if (t->n + 1 > HV_STORE_MAX_STAGES)
         return hv_error_set(HV_ERR_LIMIT, "%d pipeline stages and the store's own: at most %d",

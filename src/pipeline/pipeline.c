@@ -40,6 +40,12 @@ void hv_pipe_state_clear(hv_pipe_state *s)
     hv_vol_free(s->mask);
     free(s->img);
     free(s->qc);
+    for (size_t i = 0; i < s->n_syn; i++) {
+        if (s->syn_labels) hv_vol_free(s->syn_labels[i]);
+        if (s->syn_ct) hv_vol_free(s->syn_ct[i]);
+    }
+    free(s->syn_labels);
+    free(s->syn_ct);
     if (s->extra && s->extra_free) s->extra_free(s->extra);
     const hv_case *cs = s->cs;
     struct hv_pipe_loader *l = s->loader;
@@ -112,6 +118,12 @@ hv_status hv_pipe_plan_make(const hv_pipe_table *t, const hv_pipe_opts *o, unsig
     if (!g) return HV_ERR_UNSUPPORTED;
     if (g->needs_model && !o->grader_model)
         return hv_error_set(HV_ERR_ARG, "pipeline: grader '%s' needs a model", g->name);
+    if (o->synth && !strcmp(o->synth, "gan") && !o->synth_model)
+        return hv_error_set(HV_ERR_ARG, "pipeline: synthesis 'gan' needs a model "
+                            "(synthesis.model, measure --model)");
+    if (o->synth && !strcmp(o->synth, "mask") && !o->synth_mask)
+        return hv_error_set(HV_ERR_ARG, "pipeline: synthesis 'mask' needs a pseudo-healthy "
+                            "label map (measure --synth-mask)");
 
     /* backwards: switch on what something downstream asks for; a stage
      * making a required product makes its needs required too, while what a

@@ -31,6 +31,7 @@ void hv_pipe_opts_default(hv_pipe_opts *o)
     o->same_grid = 1;
     o->need_neighbour = 1;
     o->synth = "baseline";
+    o->synth_fallback = 1;
     o->grader = "rule";
     o->pictures = HV_PIPE_PICTURES_NONE;
 }
@@ -150,7 +151,16 @@ static hv_status synth_baseline(const hv_pipe_opts *o, hv_pipe_state *s)
 static const hv_pipe_synth synths[] = {
     {"baseline",
      "healthy heights from the nearest undeformed neighbours, scaled by level size priors",
-     0, synth_baseline},
+     0, 0, synth_baseline},
+    /* the crops (and so the spine) are the generator's input; the fallback
+     * values come from the baseline, run first inside */
+    {"gan",
+     "the two-stage generator's pseudo-healthy vertebra (synthesis.model), measured with the "
+     "original's rays; the baseline where it fails (flagged)",
+     HV_PIPE_CROPS | HV_PIPE_SPINE, 1, hv_pipe_synth_gan},
+    {"mask",
+     "a pseudo-healthy label map made elsewhere, on the case's grid (measure --synth-mask)", 0,
+     1, hv_pipe_synth_mask},
 };
 
 static hv_status stage_synthesize(const hv_pipe_opts *o, hv_pipe_state *s)
@@ -160,8 +170,9 @@ static hv_status stage_synthesize(const hv_pipe_opts *o, hv_pipe_state *s)
     hv_status st = m->run(o, s);
     if (st != HV_OK) return st;
     /* spec section 9: column counts on straightened 1 mm crops, T = 0.7 as in
-     * the reference's main; replaces heights and RHLV */
-    if (o->rhlv_reference) return hv_measure_reference_case(s->mask, s->ct, s->m, 0.7);
+     * the reference's main; replaces heights and RHLV (a method that counts
+     * on its own synthesized crops does it itself) */
+    if (o->rhlv_reference && !m->own_reference) return hv_measure_reference_case(s->mask, s->ct, s->m, 0.7);
     return HV_OK;
 }
 

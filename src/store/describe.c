@@ -72,6 +72,9 @@ hv_status hv_store_describe(const char *path, char **text)
     char *rev = prov >= 0 ? hv_h5_read_attr_str(prov, "git_revision") : NULL;
     char *t0 = prov >= 0 ? hv_h5_read_attr_str(prov, "started_utc") : NULL;
     char *t1 = prov >= 0 ? hv_h5_read_attr_str(prov, "ended_utc") : NULL;
+    char *sm = prov >= 0 && H5Aexists(prov, "synth_model") > 0
+                   ? hv_h5_read_attr_str(prov, "synth_model")
+                   : NULL;
     long ranks = 0, attempt = 0;
     if (prov >= 0) {
         hv_h5_read_attr_long(prov, "ranks", &ranks);
@@ -84,6 +87,14 @@ hv_status hv_store_describe(const char *path, char **text)
     sb_add(&b, "written by:     healthivert %s (git %s), %ld rank(s), attempt %ld\n",
            ver ? ver : "?", rev ? rev : "?", ranks, attempt);
     sb_add(&b, "started/ended:  %s / %s\n", t0 ? t0 : "?", t1 && *t1 ? t1 : "(not ended)");
+    if (sm) {
+        size_t nfb = 0;
+        for (size_t i = 0; i < nv; i++) nfb += (vr[i].flags & HV_MEAS_SYNTH_FALLBACK) != 0;
+        sb_add(&b, "synthesis:      gan, %s\n", sm);
+        sb_add(&b, "gan fallbacks:  %zu of %zu vertebrae (flag synth_fallback; the log says why)\n",
+               nfb, nv);
+    }
+    free(sm);
     free(state);
     free(ver);
     free(rev);

@@ -150,9 +150,9 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/out.txt", tmp);
     HV_CHECK(count_lines(p, NULL, 0) == 8, "printed table: title, header, 6 rows");
 
-    snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --case ex --synth-mask '%s/syn' > /dev/null",
+    snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --case ex --synth-mask-out '%s/syn' > /dev/null",
              bin, mask, tmp);
-    HV_CHECK(run(cmd) == 0, "measure --synth-mask");
+    HV_CHECK(run(cmd) == 0, "measure --synth-mask-out");
     snprintf(p, sizeof p, "%s/syn/ex_L2_synth.nii.gz", tmp);
     HV_CHECK(exists(p), "%s", p);
     /* Reference mode: column counts on straightened crops (the algorithm

@@ -215,7 +215,7 @@ int main(int argc, char **argv)
     }
 
     /* ---- item 8: case ids are plain file names, checked before writing */
-    snprintf(args, sizeof args, "--mask '%s' --case ../../escape --png '%s' --synth-mask '%s'",
+    snprintf(args, sizeof args, "--mask '%s' --case ../../escape --png '%s' --synth-mask-out '%s'",
              tp("m.nii.gz"), tp("out/png"), tp("out/syn"));
     HV_CHECK(measure(args) == 1 && strstr(err, "--case '../../escape' is not a plain file name"),
              "--case ../../escape: %s", err);

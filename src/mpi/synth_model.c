@@ -1,0 +1,88 @@
+/*
+ * synth_model.c: the generator(s) of synthesis.method = gan for a run.
+ *
+ * Opened once per rank, before the run writes anything (no lock, journal or
+ * store yet), and lent to every case the rank runs: loading and planning
+ * the generator's graphs costs far more than one vertebra's synthesis, and
+ * a missing or wrong model file must stop the run before its first case,
+ * not fail every case with the same message. Every rank opens its own copy
+ * (an hv_model_synth is not shareable between processes, and the ranks may
+ * be on different nodes); the runner checks that all ranks succeeded.
+ *
+ * The provenance line names each file with its size and CRC-32 and the
+ * width read from its weights, so a store says which weights made its
+ * numbers even when the file at that path is later replaced.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "run_internal.h"
+
+/* Size and CRC-32 of a file (streamed). */
+static hv_status file_crc(const char *path, long long *size, unsigned long *crc)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return hv_error_set(HV_ERR_IO, "%s: cannot be read", path);
+    unsigned char buf[1 << 16];
+    unsigned long c = crc32(0L, Z_NULL, 0);
+    long long n = 0;
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        c = crc32(c, buf, (uInt)got);
+        n += (long long)got;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return hv_error_set(HV_ERR_IO, "%s: read error", path);
+    *size = n;
+    *crc = c;
+    return HV_OK;
+}
+
+hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
+{
+    hv_status st;
+    memset(out, 0, sizeof *out);
+    if (k->synth != 1) return HV_OK;
+    const char *sag = k->synth_model, *cor = k->synth_model_coronal[0] ? k->synth_model_coronal : NULL;
+    if (!sag[0])
+        return hv_error_set(HV_ERR_ARG, "synthesis.method = gan needs synthesis.model");
+    if ((st = hv_file_check_regular(sag, "synthesis.model")) != HV_OK) return st;
+    if (cor && (st = hv_file_check_regular(cor, "synthesis.model_coronal")) != HV_OK) return st;
+    long long sz[2] = {0, 0};
+    unsigned long crc[2] = {0, 0};
+    if ((st = file_crc(sag, &sz[0], &crc[0])) != HV_OK) return hv_error_wrap(st, "synthesis.model");
+    if (cor && (st = file_crc(cor, &sz[1], &crc[1])) != HV_OK)
+        return hv_error_wrap(st, "synthesis.model_coronal");
+    if ((st = hv_nn_backend_create_cpu(&out->be)) != HV_OK) return st;
+    hv_model_synth_opts so;
+    hv_model_synth_opts_default(&so);
+    so.batch = k->synth_batch;
+    so.neighbours = k->synth_neighbours;
+    st = hv_model_synth_open(sag, cor, &so, out->be, &out->model);
+    if (st != HV_OK) {
+        hv_error_wrap(st, "synthesis.model%s", cor ? " / synthesis.model_coronal" : "");
+        hv_run_synth_close(out);
+        return st;
+    }
+    out->fallback = k->synth_fallback == 0;
+    if (k->synth_nifti) snprintf(out->nifti_dir, sizeof out->nifti_dir, "%s", k->out_dir);
+    int cnum = hv_model_synth_cnum(out->model);
+    int n = snprintf(out->provenance, sizeof out->provenance,
+                     "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d%s", sag, sz[0], crc[0], cnum,
+                     k->synth_neighbours ? "" : ", target only (no neighbour steps)");
+    if (cor && n > 0 && (size_t)n < sizeof out->provenance)
+        snprintf(out->provenance + n, sizeof out->provenance - (size_t)n,
+                 "; coronal: %s (%lld bytes, crc32 %08lx)", cor, sz[1], crc[1]);
+    return HV_OK;
+}
+
+void hv_run_synth_close(hv_run_synth *rs)
+{
+    if (!rs) return;
+    hv_model_synth_free(rs->model);
+    hv_nn_backend_free(rs->be);
+    memset(rs, 0, sizeof *rs);
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# synthesis.method = gan through the MPI runner, with a tiny random generator
+# (hv_make_gan_model, cnum 2; its fine segmentation head biased so that the
+# synthesized target fills the restored band rows: measurable, not random
+# specks) on a cohort small enough for the generator's cost (2 cases of
+# L1-L2 at 2 mm, the target step only: synthesis.neighbours = 0; about 6 s
+# of CPU per vertebra, 4.5 gan runs of 4 vertebrae):
+#  - a missing model, a model of another architecture and a file that is no
+#    model are refused before the run starts, at 1 and 2 ranks, with a
+#    message naming synthesis.model and the file, and nothing written in
+#    the output folder;
+#  - 1 (singleton), 2 and 3 ranks give the same vertebra table;
+#  - a SIGKILL after a journal append, then a resume, gives it too;
+#  - the store names the model (path, size, CRC-32, cnum);
+#  - a NaN generator: every vertebra flagged synth_fallback, its values the
+#    baseline's (the rows of a baseline run), and with fallback = none NaN
+#    and no_synth;
+#  - synthesis.nifti = on (in the 3-rank run) writes the reference's files
+#    for every vertebra the GAN did not fall back on, and changes nothing
+#    else.
+HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 MAKE_MODEL=$5
+source "$(dirname "$0")/lib.sh"
+rm -rf "$WORK" && mkdir -p "$WORK"
+[ -x "$MAKE_MODEL" ] || die "hv_make_gan_model '$MAKE_MODEL' not found"
+"$MAKE_MODEL" "$WORK/tiny.h5" --seed 3 --seg-bias 8 || die "tiny model"
+"$MAKE_MODEL" "$WORK/nan.h5" --nan || die "NaN model"
+"$MAKE_MODEL" "$WORK/broken.h5" --broken || die "broken model"
+HV_RUN_EXTRA=(--set phantom.cases=2 --set phantom.first=L1 --set phantom.last=L2
+              --set output.images=none --set grader.method=rule --set synthesis.neighbours=0)
+GAN=(--set synthesis.method=gan --set "synthesis.model=$WORK/tiny.h5")
+
+# ---- refusals before the run
+for n in 0 2; do
+  for m in "$WORK/nosuch.h5" "$WORK/broken.h5" "$COHORT"; do
+    d="$WORK/bad-$n-$(basename "$m" | tr . _)"
+    run_hv $n "$d" --set synthesis.method=gan --set "synthesis.model=$m"; rc=$?
+    check "$n ranks, model $m: refused (rc $rc)" [ $rc -ne 0 ]
+    check "$n ranks, model $m: the message names synthesis.model and the file" \
+      grep -q "synthesis.model.*$(basename "$m")" "$d.log"
+    check "$n ranks, model $m: nothing written in the output folder" [ ! -e "$d" ]
+  done
+done
+run_hv 0 "$WORK/nomodel" --set synthesis.method=gan; rc=$?
+check "gan without synthesis.model refused (rc $rc)" [ $rc -ne 0 ]
+check "gan without synthesis.model: says so" grep -q "needs synthesis.model" "$WORK/nomodel.log"
+
+# ---- rank-count identity
+run_hv 0 "$WORK/r1" "${GAN[@]}"; rc=$?
+[ $rc -eq 0 ] || die "gan singleton run failed ($rc), see $WORK/r1.log"
+check "2 cases done" [ "$(grep -c ',done,' "$WORK/r1/cases.csv")" -eq 2 ]
+nsyn=$(tail -n +2 "$WORK/r1/vertebrae.csv" | grep -vc synth_fallback)
+check "the GAN's values on some vertebrae ($nsyn of 4)" [ "$nsyn" -ge 1 ]
+check "the model opened once per rank before the run" grep -q "info: synthesis: gan, sagittal: .*tiny.h5 (.* bytes, crc32 [0-9a-f]\{8\}), cnum 2" "$WORK/r1.log"
+"$HV" inspect "$WORK/r1/store.h5" >"$WORK/r1.inspect" 2>&1
+check "the store names the model" grep -q "synthesis: *gan, sagittal: .*tiny.h5 (.* bytes, crc32 [0-9a-f]\{8\}), cnum 2" "$WORK/r1.inspect"
+NII=()
+for n in 2 3; do
+  [ $n -eq 3 ] && NII=(--set synthesis.nifti=on)
+  HV_TEST_CASE_DELAY_MS=100 run_hv $n "$WORK/r$n" "${GAN[@]}" "${NII[@]}"; rc=$?
+  check "gan, $n ranks: exits 0 (rc $rc; $WORK/r$n.log)" [ $rc -eq 0 ]
+  check "gan, $n ranks: same results as 1" same_results "$WORK/r1" "$WORK/r$n"
+  check "gan, $n ranks: store validates" valid "$WORK/r$n/store.h5"
+done
+
+# ---- kill -9 after a journal append, resume
+d="$WORK/kill"
+HV_CRASH_AT=after-journal:1 run_hv 2 "$d" "${GAN[@]}"; rc=$?
+check "kill: the killed run did not succeed (rc $rc)" [ $rc -ne 0 ]
+check "kill: crash hook fired" grep -q "crash point 'after-journal' reached" "$d.log"
+run_hv 2 "$d" "${GAN[@]}"; rc=$?
+check "kill: resume exits 0 (rc $rc; $d.log)" [ $rc -eq 0 ]
+check "kill: resumed == uninterrupted" same_results "$WORK/r1" "$d"
+check "kill: resumed store validates" valid "$d/store.h5"
+
+# ---- NaN generator: every vertebra falls back, flagged
+run_hv 0 "$WORK/base"; rc=$?
+[ $rc -eq 0 ] || die "baseline run failed ($rc)"
+run_hv 0 "$WORK/nan" --set synthesis.method=gan --set "synthesis.model=$WORK/nan.h5"; rc=$?
+check "NaN model: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "NaN model: every vertebra flagged synth_fallback" \
+  [ "$(tail -n +2 "$WORK/nan/vertebrae.csv" | grep -vc synth_fallback)" -eq 0 ]
+check "NaN model: the log says why" grep -q "gan synthesis not used (the generator gave non-finite values)" "$WORK/nan.log"
+# vertebrae.csv: flags is column 8; everything but the flags equals the baseline's
+check "NaN model: the baseline's values" \
+  diff <(cut -d, -f1-7,9- "$WORK/base/vertebrae.csv") <(cut -d, -f1-7,9- "$WORK/nan/vertebrae.csv")
+run_hv 0 "$WORK/nan0" --set synthesis.method=gan --set "synthesis.model=$WORK/nan.h5" \
+  --set synthesis.fallback=none; rc=$?
+check "NaN model, fallback none: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "NaN model, fallback none: h_syn and RHLV nan, flagged no_synth and synth_fallback" \
+  [ "$(tail -n +2 "$WORK/nan0/vertebrae.csv" | grep -c 'no_synth|synth_fallback.*,nan,nan,nan,nan,nan,nan,nan,nan$')" -eq 4 ]
+
+# ---- NIfTI outputs (the 3-rank run; its results equal the others above)
+for sub in label_fake CT_fake label; do
+  k=$(ls "$WORK/r3/$sub" 2>/dev/null | wc -l)
+  check "nifti: one $sub file per synthesized vertebra ($k, want $nsyn)" [ "$k" -eq "$nsyn" ]
+done
+check "nifti: none in the runs without it" [ ! -e "$WORK/r2/label_fake" ]
+finish
