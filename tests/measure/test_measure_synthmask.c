@@ -49,7 +49,7 @@ static int slurp(const char *path, char *buf, size_t cap)
 /* `healthivert measure ARGS`, stdout in out and stderr in err; exit status */
 static int measure(const char *args)
 {
-    snprintf(cmd, sizeof cmd, "timeout 300 '%s' measure %s > '%s/stdout.txt' 2> '%s/stderr.txt'",
+    snprintf(cmd, sizeof cmd, "timeout 900 '%s' measure %s > '%s/stdout.txt' 2> '%s/stderr.txt'",
              bin, args, tmp, tmp);
     int st = system(cmd);
     char p[1200];
