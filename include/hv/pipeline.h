@@ -312,12 +312,15 @@ hv_status hv_pipe_load_volumes(hv_pipe_loader *l, const hv_case *cs, hv_volume *
  * vertebra of s->m. `needs`: products it needs beyond the measured heights.
  * own_reference: 1 when the method computes the reference-mode RHLV
  * (rhlv_reference) itself; 0: the stage replaces its heights by
- * hv_measure_reference_case afterwards (the baseline's way). */
+ * hv_measure_reference_case afterwards (the baseline's way). per_case: 1
+ * when the method reads an input given for one case (measure --synth-mask),
+ * so a batch run cannot offer it (synthesis.method lists the others). */
 typedef struct hv_pipe_synth {
     const char *name;
     const char *what;
     unsigned needs;
     int own_reference;
+    int per_case;
     hv_status (*run)(const hv_pipe_opts *o, hv_pipe_state *s);
 } hv_pipe_synth;
 

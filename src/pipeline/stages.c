@@ -151,16 +151,16 @@ static hv_status synth_baseline(const hv_pipe_opts *o, hv_pipe_state *s)
 static const hv_pipe_synth synths[] = {
     {"baseline",
      "healthy heights from the nearest undeformed neighbours, scaled by level size priors",
-     0, 0, synth_baseline},
+     0, 0, 0, synth_baseline},
     /* the crops (and so the spine) are the generator's input; the fallback
      * values come from the baseline, run first inside */
     {"gan",
      "the two-stage generator's pseudo-healthy vertebra (synthesis.model), measured with the "
      "original's rays; the baseline where it fails (flagged)",
-     HV_PIPE_CROPS | HV_PIPE_SPINE, 1, hv_pipe_synth_gan},
+     HV_PIPE_CROPS | HV_PIPE_SPINE, 1, 0, hv_pipe_synth_gan},
     {"mask",
      "a pseudo-healthy label map made elsewhere, on the case's grid (measure --synth-mask)", 0,
-     1, hv_pipe_synth_mask},
+     1, 1, hv_pipe_synth_mask},
 };
 
 static hv_status stage_synthesize(const hv_pipe_opts *o, hv_pipe_state *s)

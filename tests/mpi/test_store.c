@@ -479,8 +479,10 @@ static void test_resume_other_stages(const char *tmp)
 }
 
 /* The configuration's synthesis.method choices are exactly the synthesis
- * methods the pipeline registers (hv_pipe_synth_names): a method added in one
- * place and not the other would be refused by one and accepted by the other. */
+ * methods the pipeline registers (hv_pipe_synth_names) for batch runs (not
+ * those reading an input given for one case, per_case: measure's `mask`): a
+ * method added in one place and not the other would be refused by one and
+ * accepted by the other. */
 static void test_synth_choices(void)
 {
     size_t n = 0;
@@ -493,7 +495,15 @@ static void test_synth_choices(void)
             strncat(cfg, keys[i].choices[c], sizeof cfg - strlen(cfg) - 1);
         }
     }
-    hv_pipe_synth_names(reg, sizeof reg);
+    char all[256];
+    hv_pipe_synth_names(all, sizeof all);
+    reg[0] = 0;
+    for (char *save = NULL, *nm = strtok_r(all, ", ", &save); nm; nm = strtok_r(NULL, ", ", &save)) {
+        const hv_pipe_synth *m = hv_pipe_synth_find(nm);
+        if (!m || m->per_case) continue;
+        if (reg[0]) strncat(reg, ", ", sizeof reg - strlen(reg) - 1);
+        strncat(reg, nm, sizeof reg - strlen(reg) - 1);
+    }
     HV_CHECK(cfg[0] && !strcmp(cfg, reg), "synthesis.method choices '%s' == registered '%s'", cfg,
              reg);
 }
