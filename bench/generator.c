@@ -11,7 +11,10 @@
  *     reorders), as GFLOP/s, and our fraction of each (design.md: the sgemm
  *     ceiling is pinned to AVX2 here, so the convolution is the fair one);
  *   - PyTorch's seconds per slice (scripts/bench_generator_torch.py with
- *     Debian's python3-torch, when present) and our speed-up over it.
+ *     Debian's python3-torch, when present) and our speed-up over it;
+ *     --python PATH (up to 4 times) names the interpreters to measure, each
+ *     printed with its torch version (default /usr/bin/python3; a venv with
+ *     the current PyPI release is the stronger peer issue 12 asks for).
  * Also a per-op profile of one batch-1 forward, and one training step at
  * batch 4 (--no-train skips it): the generator in training mode with the
  * three PatchGAN discriminators of spec 5.4 (G step: G forward, D1-D3 on the
@@ -19,7 +22,7 @@
  * D step: each discriminator on the 4 fake and 4 real images as one batch of
  * 8, BCE, backward, Adam), median seconds per step.
  *
- * Usage: generator [--threads N] [--reps N] [--no-torch]
+ * Usage: generator [--threads N] [--reps N] [--no-torch] [--no-train] [--python PATH]...
  * The thread count applies to OpenMP (our kernels, oneDNN, OpenBLAS'
  * pthreads via openblas_set_num_threads) and to PyTorch.
  *
@@ -296,12 +299,12 @@ done:
     return result;
 }
 
-/* Runs the PyTorch script; fills sec[batch index] (0 when unavailable). */
-static void run_torch(int threads, int reps, const int *batches, int nb, double *sec)
+/* Runs the PyTorch script under interpreter py; fills sec[batch index] (0
+ * when unavailable). */
+static void run_torch(const char *py, int threads, int reps, const int *batches, int nb, double *sec)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/scripts/bench_generator_torch.py %d %d %d %d 2>/dev/null",
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s/scripts/bench_generator_torch.py %d %d %d %d 2>/dev/null", py,
              HV_SOURCE_DIR, threads, reps, batches[0], batches[1]);
     for (int i = 0; i < nb; i++) sec[i] = 0;
     FILE *p = popen(cmd, "r");
@@ -317,9 +320,24 @@ static void run_torch(int threads, int reps, const int *batches, int nb, double 
     pclose(p);
 }
 
+/* The torch version interpreter py imports into ver ("" when it cannot). */
+static void torch_version(const char *py, char *ver, size_t n)
+{
+    char cmd[1200];
+    ver[0] = 0;
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(torch.__version__)' 2>/dev/null", py);
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (fgets(ver, (int)n, p)) ver[strcspn(ver, "\n")] = 0;
+    else ver[0] = 0;
+    pclose(p);
+}
+
 int main(int argc, char **argv)
 {
-    int threads = 2, reps = 5, torch = 1, train = 1;
+    int threads = 2, reps = 5, torch = 1, train = 1, npy = 0;
+    const char *pys[4];
+    char vers[4][64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -329,8 +347,12 @@ int main(int argc, char **argv)
             torch = 0;
         else if (!strcmp(argv[i], "--no-train"))
             train = 0;
+        else if (!strcmp(argv[i], "--python") && i + 1 < argc && npy < 4 &&
+                 strlen(argv[i + 1]) < 1000 && !strchr(argv[i + 1], '\''))
+            pys[npy++] = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-torch] [--no-train]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-torch] [--no-train] "
+                    "[--python PATH (at most 4)]\n", argv[0]);
             return 2;
         }
     }
@@ -357,8 +379,17 @@ int main(int argc, char **argv)
     printf("ceiling  OpenBLAS sgemm 2048^3          %8.1f GFLOP/s\n", gemm);
     printf("ceiling  oneDNN conv3x3 64->64 8x128^2  %8.1f GFLOP/s\n", conv);
     const int batches[2] = {1, 8};
-    double tsec[2] = {0, 0};
-    if (torch) run_torch(threads, reps, batches, 2, tsec);
+    double tsec[4][2] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    if (!npy) pys[npy++] = "/usr/bin/python3";
+    for (int k = 0; torch && k < npy; k++) {
+        torch_version(pys[k], vers[k], sizeof vers[k]);
+        if (vers[k][0]) {
+            printf("pytorch  peer %d: %s, torch %s\n", k + 1, pys[k], vers[k]);
+            run_torch(pys[k], threads, reps, batches, 2, tsec[k]);
+        } else {
+            printf("pytorch  peer %d missing: %s cannot import torch; no ratio\n", k + 1, pys[k]);
+        }
+    }
     char profile[2048] = "";
     for (int i = 0; i < 2; i++) {
         gen_run gr;
@@ -371,11 +402,15 @@ int main(int argc, char **argv)
                "ceiling, %.2f of sgemm; floor at the conv ceiling %.4f s\n",
                batches[i], gr.s_per_slice, gr.gflop_per_slice, gf, gf / conv, gf / gemm,
                gr.gflop_per_slice / conv);
-        if (tsec[i] > 0)
-            printf("pytorch  batch %d: %.4f s/slice (%.1f GFLOP/s); ours is %.2fx faster\n",
-                   batches[i], tsec[i], gr.gflop_per_slice / tsec[i], tsec[i] / gr.s_per_slice);
-        else if (torch)
-            printf("pytorch  batch %d: not available (python3-torch missing?)\n", batches[i]);
+        for (int k = 0; torch && k < npy; k++) {
+            if (!vers[k][0]) continue;
+            if (tsec[k][i] > 0)
+                printf("pytorch  batch %d: %.4f s/slice (%.1f GFLOP/s, torch %s); ours is %.2fx "
+                       "faster\n", batches[i], tsec[k][i], gr.gflop_per_slice / tsec[k][i], vers[k],
+                       tsec[k][i] / gr.s_per_slice);
+            else
+                printf("pytorch  batch %d: the peer script failed under %s\n", batches[i], pys[k]);
+        }
         if (i == 0) snprintf(profile, sizeof profile, "%s", gr.profile);
     }
     printf("profile of one batch-1 forward (op, calls, seconds):\n%s", profile);

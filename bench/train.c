@@ -11,7 +11,11 @@
  *            same environment; the generator of make_generator_fixture.py,
  *            pix2pix discriminators, the same loss terms and Adam), and the
  *            ratio "ours is R x faster"; or a line saying the peer is missing
- *            when /usr/bin/python3 cannot import torch.
+ *            when the interpreter cannot import torch. --python PATH (up to
+ *            4 times) names the interpreters to measure, each printed with
+ *            its torch version (default /usr/bin/python3, Debian's
+ *            python3-torch; a venv with the current PyPI release is the
+ *            other peer issue 11 asks for).
  * And a per-op profile of one more step at the reference widths, summed over the
  * step's eight graphs (G, losses, each D's fake and real graph), with the
  * time outside any graph op (Adam, the gradient packing, host composites and
@@ -20,7 +24,7 @@
  * The batch is synthetic (timing does not depend on the values): a 40-row
  * band at rows 108..147, a 30-row target at 113..142, random CT and CAM.
  *
- * Usage: train [--threads N] [--reps N] [--no-torch] [--no-small]
+ * Usage: train [--threads N] [--reps N] [--no-torch] [--no-small] [--python PATH]...
  * OpenMP wait policy: from the environment, printed (see bench/generator.c).
  */
 #include <omp.h>
@@ -229,12 +233,12 @@ done:
     return res;
 }
 
-/* Seconds per step of the PyTorch peer; 0 when python3 or torch is missing. */
-static double bench_torch(int threads, int reps, int cnum, int ndf)
+/* Seconds per step of the PyTorch peer run by interpreter py; 0 when it or
+ * torch is missing. */
+static double bench_torch(const char *py, int threads, int reps, int cnum, int ndf)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/scripts/bench_train_torch.py %d %d %d %d %d 2>/dev/null",
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s/scripts/bench_train_torch.py %d %d %d %d %d 2>/dev/null", py,
              HV_SOURCE_DIR, threads, reps, cnum, ndf, NB);
     FILE *p = popen(cmd, "r");
     if (!p) return 0;
@@ -251,14 +255,24 @@ static double bench_torch(int threads, int reps, int cnum, int ndf)
     return s;
 }
 
-static int torch_available(void)
+/* The torch version interpreter py imports into ver ("" when it cannot). */
+static void torch_version(const char *py, char *ver, size_t n)
 {
-    return system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+    char cmd[1200];
+    ver[0] = 0;
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch; print(torch.__version__)' 2>/dev/null", py);
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (fgets(ver, (int)n, p)) ver[strcspn(ver, "\n")] = 0;
+    else ver[0] = 0;
+    pclose(p);
 }
 
 int main(int argc, char **argv)
 {
-    int threads = 2, reps = 3, torch = 1, small = 1;
+    int threads = 2, reps = 3, torch = 1, small = 1, npy = 0;
+    const char *pys[4];
+    char vers[4][64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -268,8 +282,12 @@ int main(int argc, char **argv)
             torch = 0;
         else if (!strcmp(argv[i], "--no-small"))
             small = 0;
+        else if (!strcmp(argv[i], "--python") && i + 1 < argc && npy < 4 &&
+                 strlen(argv[i + 1]) < 1000 && !strchr(argv[i + 1], '\''))
+            pys[npy++] = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-torch] [--no-small]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-torch] [--no-small] "
+                    "[--python PATH (at most 4)]\n", argv[0]);
             return 2;
         }
     }
@@ -283,23 +301,36 @@ int main(int argc, char **argv)
            "median of %d steps after 1 warm-up, OMP_WAIT_POLICY=%s\n",
            hv_version(), hv_git_revision(), NB, ROWS, COLS, threads, reps,
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset (default)");
-    if (torch && !torch_available()) {
-        printf("pytorch  peer missing: /usr/bin/python3 cannot import torch; no ratio\n");
-        torch = 0;
+    if (!npy) pys[npy++] = "/usr/bin/python3";
+    int ok = 0;
+    for (int k = 0; torch && k < npy; k++) {
+        torch_version(pys[k], vers[k], sizeof vers[k]);
+        if (vers[k][0]) {
+            printf("pytorch  peer %d: %s, torch %s\n", k + 1, pys[k], vers[k]);
+            ok = 1;
+        } else {
+            printf("pytorch  peer %d missing: %s cannot import torch; no ratio\n", k + 1, pys[k]);
+        }
     }
+    torch = torch && ok;
     const int widths[2][2] = {{16, 64}, {4, 8}};
     for (int w = 0; w < (small ? 2 : 1); w++) {
         const int cnum = widths[w][0], ndf = widths[w][1];
-        double ts = torch ? bench_torch(threads, reps, cnum, ndf) : 0;
+        double ts[4] = {0, 0, 0, 0};
+        for (int k = 0; torch && k < npy; k++)
+            if (vers[k][0]) ts[k] = bench_torch(pys[k], threads, reps, cnum, ndf);
         double ours = bench_ours(cnum, ndf, reps, w == 0);
         if (ours < 0) return 1;
         printf("ours     cnum %2d ndf %2d: %.3f s/step\n", cnum, ndf, ours);
-        if (ts > 0)
-            printf("pytorch  cnum %2d ndf %2d: %.3f s/step; ours is %.2fx faster\n", cnum, ndf, ts,
-                   ts / ours);
-        else if (torch)
-            printf("pytorch  cnum %2d ndf %2d: the peer script failed (run it by hand to see why)\n",
-                   cnum, ndf);
+        for (int k = 0; torch && k < npy; k++) {
+            if (!vers[k][0]) continue;
+            if (ts[k] > 0)
+                printf("pytorch  cnum %2d ndf %2d: %.3f s/step (torch %s); ours is %.2fx faster\n",
+                       cnum, ndf, ts[k], vers[k], ts[k] / ours);
+            else
+                printf("pytorch  cnum %2d ndf %2d: the peer script failed under %s (run it by hand "
+                       "to see why)\n", cnum, ndf, pys[k]);
+        }
         fflush(stdout);
     }
     return 0;

@@ -943,18 +943,33 @@ static hv_status copy_out(const hv_nn_tensor *t, float *dst, const float *src, s
     return HV_OK;
 }
 
+/* A tensor the backend keeps in the blocked nChw{B}c layout (t->blk, host
+ * memory) is handed out as plain NCHW. */
+static hv_status copy_out_plain(const hv_nn_tensor *t, float *dst, const float *src, size_t n)
+{
+    if (!t->blk) return copy_out(t, dst, src, n);
+    const int64_t B = t->blk, nb = t->shape[0], c = t->shape[1], hw = t->shape[2] * t->shape[3];
+    for (int64_t i = 0; i < nb; i++)
+        for (int64_t k = 0; k < c; k++) {
+            const float *p = src + ((i * (c / B) + k / B) * hw) * B + k % B;
+            float *q = dst + (i * c + k) * hw;
+            for (int64_t j = 0; j < hw; j++) q[j] = p[j * B];
+        }
+    return HV_OK;
+}
+
 hv_status hv_nn_tensor_get(const hv_nn_tensor *t, float *dst, size_t n)
 {
     if (!t || !dst || !t->data || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_get: bad arguments or graph not planned");
-    return copy_out(t, dst, t->data, n);
+    return copy_out_plain(t, dst, t->data, n);
 }
 
 hv_status hv_nn_tensor_get_grad(const hv_nn_tensor *t, float *dst, size_t n)
 {
     if (!t || !dst || !t->grad || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_get_grad: tensor has no gradient");
-    return copy_out(t, dst, t->grad, n);
+    return copy_out_plain(t, dst, t->grad, n);
 }
 
 void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx)

@@ -83,6 +83,14 @@ struct hv_nn_tensor {
      * run; the convolution applies ip[4] (the activation's op, 0: none) with
      * alpha fp[2]. */
     hv_nn_tensor *alias_of;
+    /* memory layout of data and grad, chosen at plan time by the backend:
+     * 0 plain NCHW; B > 0 oneDNN's blocked nChw{B}c (channel k of item i,
+     * pixel j at ((i * C/B + k/B) * H*W + j) * B + k%B; C is a multiple of B,
+     * so the size is numel, no padding). Only set on tensors between two
+     * backend convolutions whose readers are all layout-agnostic (elementwise
+     * activations) or know the layout (batch norm); hv_nn_tensor_get and
+     * _get_grad return plain NCHW whatever the layout. */
+    int blk;
     void *be_state;
 };
 

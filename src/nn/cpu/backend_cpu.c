@@ -16,9 +16,15 @@
  * offset into the graph's shared workspace, so running a node allocates
  * nothing on our side. oneDNN overwrites its outputs, while our backward
  * contract accumulates, so gradients are produced in the workspace and added.
- * Rejected: keeping activations in blocked layouts between nodes (fewer
- * reorders, but every reference kernel and the tests would need to know the
- * blocked layouts).
+ *
+ * Blocked chains (link_producer): between two backend convolutions joined
+ * only by elementwise activations and batch norms, each tensor with a single
+ * reader, the activations and their gradients stay in the convolutions'
+ * blocked layout (nChw8c on AVX2), in training and inference, so the
+ * reorder pair of each pass disappears. Elsewhere the graph stays plain
+ * NCHW: the other reference kernels, the model code and the tests know only
+ * that layout (t->blk marks the exceptions; batch norm handles both, and
+ * hv_nn_tensor_get returns plain).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +225,12 @@ done:
     return st;
 }
 
+static void add_into(float *data, const float *t, int64_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) data[i] += t[i];
+}
+
 static hv_status slot_out_finish(cpu_ctx *cx, slot *s, float *data, float *work, int accumulate)
 {
     hv_status st = HV_OK;
@@ -226,12 +238,7 @@ static hv_status slot_out_finish(cpu_ctx *cx, slot *s, float *data, float *work,
         st = run_reorder(cx, s->reorder, s->prim, s->user);
         if (st != HV_OK) return st;
     }
-    if (accumulate) {
-        const float *t = work + s->tmp_off;
-        const int64_t n = (int64_t)s->n;
-#pragma omp parallel for schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; i++) data[i] += t[i];
-    }
+    if (accumulate) add_into(data, work + s->tmp_off, (int64_t)s->n);
     return st;
 }
 
@@ -323,26 +330,82 @@ static int cpu_supports(hv_nn_backend *be, const hv_nn_tensor *n, int training)
     return n->op == HV_NN_OP_CONV2D || is_eltwise(n->op);
 }
 
-/* If this convolution reads the output of another convolution (directly or
- * through a fused activation) that nobody else reads, and both agree on the
- * blocked layout, skip the reorder pair between them: the producer writes
- * its blocked result into its graph buffer, this node reads it as such. */
-static void link_producer(hv_nn_tensor *n, conv_state *cs)
+/* The block size B when md is oneDNN's nChw{B}c for shape (B = 8, 16), else 0. */
+static int md_block(const dnnl_memory_desc_t *md)
 {
-    hv_nn_tensor *p = n->src[0], *via = p;
-    if (p->alias_of) p = p->alias_of;
+    static const dnnl_format_tag_t tags[2] = {dnnl_aBcd8b, dnnl_aBcd16b};
+    static const int blks[2] = {8, 16};
+    if (md->ndims != 4) return 0;
+    for (int i = 0; i < 2; i++) {
+        dnnl_memory_desc_t b;
+        if (md->dims[1] % blks[i]) continue;
+        if (dnnl_memory_desc_init_by_tag(&b, 4, md->dims, dnnl_f32, tags[i]) != dnnl_success) continue;
+        if (dnnl_memory_desc_equal(md, &b)) return blks[i];
+    }
+    return 0;
+}
+
+static const dnnl_memory_desc_t *slot_md(const slot *s)
+{
+    const dnnl_memory_desc_t *md = NULL;
+    if (!s->used || !s->prim || dnnl_memory_get_memory_desc(s->prim, &md) != dnnl_success) return NULL;
+    return md;
+}
+
+/* Blocked chains. If this convolution reads, through a chain of nodes that
+ * do not care about the layout (elementwise activations: the oneDNN
+ * eltwise primitive and the reference kernels treat the buffer as a flat
+ * array, which is exact because nChw{B}c with C a multiple of B has no
+ * padding) or know it (batch norm, ref_ops.c), the output of another backend
+ * convolution, every tensor of the chain has exactly one reader and none is
+ * a graph output, and every primitive involved (producer: forward dst,
+ * backward diff_dst; consumer: forward src, backward diff_src, backward-
+ * weights src) wants the same nChw{B}c layout, then the whole chain keeps
+ * that layout: the producer writes it, the consumer reads it, its gradients
+ * flow in it, and the two reorders per node and pass disappear. The tensors
+ * are marked (t->blk) so that batch norm and hv_nn_tensor_get see it. */
+static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
+{
+    hv_nn_tensor *chain[16], *t = n->src[0], *p = NULL;
+    int nc = 0;
+    for (;;) {
+        if (t->is_output || t->n_consumers != 1 || nc == 16) return;
+        chain[nc++] = t;
+        if (t->alias_of) { /* an activation fused into the convolution before it */
+            p = t->alias_of;
+            break;
+        }
+        if (t->op == HV_NN_OP_CONV2D) {
+            p = t;
+            nc--; /* the producer itself is not part of the chain */
+            break;
+        }
+        if (!is_eltwise(t->op) && t->op != HV_NN_OP_BATCH_NORM) return;
+        t = t->src[0];
+    }
     conv_state *ps = p->be_state;
-    if (p->op != HV_NN_OP_CONV2D || !p->on_backend || !ps || p->is_output || via->is_output ||
-        via->n_consumers != 1 || (via != p && p->n_consumers != 1) || !ps->f_dst.reorder ||
-        !cs->f_src.reorder)
+    if (!p->on_backend || !ps || p->is_output || p->n_consumers != 1 || !ps->f_dst.reorder ||
+        !cs->f_src.reorder || md_floats(slot_md(&ps->f_dst)) != (size_t)p->numel)
         return;
-    const dnnl_memory_desc_t *a, *b;
-    if (dnnl_memory_get_memory_desc(ps->f_dst.prim, &a) != dnnl_success ||
-        dnnl_memory_get_memory_desc(cs->f_src.prim, &b) != dnnl_success)
-        return;
-    if (!dnnl_memory_desc_equal(a, b) || md_floats(a) != (size_t)p->numel) return;
+    const dnnl_memory_desc_t *want = slot_md(&ps->f_dst);
+    const int blk = md_block(want);
+    if (!blk) return;
+    const slot *need[6] = {&cs->f_src, NULL, NULL, NULL, NULL, NULL};
+    int nn = 1;
+    if (training) {
+        need[nn++] = &ps->d_ddst;
+        need[nn++] = &ps->w_ddst;
+        need[nn++] = &cs->d_dsrc;
+        need[nn++] = &cs->w_src;
+    }
+    for (int i = 0; i < nn; i++) {
+        const dnnl_memory_desc_t *md = slot_md(need[i]);
+        if (!md || !need[i]->reorder || !dnnl_memory_desc_equal(md, want)) return;
+    }
     ps->out_blocked = 1;
     cs->in_blocked = 1;
+    p->blk = blk;
+    for (int i = 0; i < nc; i++) chain[i]->blk = blk;
 }
 
 static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int training,
@@ -390,7 +453,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
                 goto done;
             }
         }
-        link_producer(n, cs);
+        link_producer(n, cs, 0);
         goto done;
     }
 
@@ -417,6 +480,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
         DNNL_TRY(dnnl_memory_get_memory_desc(cs->w_ddst.prim, &b));
         cs->share_ddst = dnnl_memory_desc_equal(a, b);
     }
+    if (!st) link_producer(n, cs, 1);
 done:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (dpd) dnnl_primitive_desc_destroy(dpd);
@@ -581,25 +645,50 @@ static hv_status cpu_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
         return HV_OK;
     }
     dnnl_memory_t m0, m1, m2, m3 = NULL;
-    const int ddst_ready = x->grad && cs->share_ddst;
+    /* out_blocked: n->grad already is in the primitives' blocked layout */
+    const int ddst_ready = x->grad && cs->share_ddst && !cs->out_blocked;
     if (x->grad) {
         /* x's gradient was cleared and this is its only reader: write it
          * instead of computing into a temporary and adding */
         const int acc = !(x->n_consumers == 1 && x->op != HV_NN_OP_PARAM);
-        if ((st = slot_in(cx, &cs->d_ddst, n->grad, ex->work, &m0))) goto done;
+        if (cs->out_blocked) {
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->d_ddst.prim, n->grad));
+            m0 = cs->d_ddst.prim;
+        } else if ((st = slot_in(cx, &cs->d_ddst, n->grad, ex->work, &m0))) {
+            goto done;
+        }
         if ((st = slot_in(cx, &cs->d_w, w->data, ex->work, &m1))) goto done;
-        if ((st = slot_out(&cs->d_dsrc, x->grad, ex->work, acc, &m2))) goto done;
+        if (cs->in_blocked) {
+            /* x->grad is blocked too: no reorder, the sum is layout-agnostic */
+            float *to = acc ? ex->work + cs->d_dsrc.tmp_off : x->grad;
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->d_dsrc.prim, to));
+            m2 = cs->d_dsrc.prim;
+        } else if ((st = slot_out(&cs->d_dsrc, x->grad, ex->work, acc, &m2))) {
+            goto done;
+        }
         args[0] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, m0};
         args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, m1};
         args[2] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, m2};
         if ((st = prim_run(cx, &cs->bwd_d, ex->work, args, 3))) goto done;
-        if ((st = slot_out_finish(cx, &cs->d_dsrc, x->grad, ex->work, acc))) goto done;
+        if (cs->in_blocked) {
+            if (acc) add_into(x->grad, ex->work + cs->d_dsrc.tmp_off, (int64_t)cs->d_dsrc.n);
+        } else if ((st = slot_out_finish(cx, &cs->d_dsrc, x->grad, ex->work, acc))) {
+            goto done;
+        }
     }
     if (w->grad || (b && b->grad)) {
         /* oneDNN computes both; a missing destination goes to the temporary only */
         int na = 0;
-        if ((st = slot_in(cx, &cs->w_src, x->data, ex->work, &m0))) goto done;
-        if (ddst_ready) {
+        if (cs->in_blocked) {
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->w_src.prim, x->data));
+            m0 = cs->w_src.prim;
+        } else if ((st = slot_in(cx, &cs->w_src, x->data, ex->work, &m0))) {
+            goto done;
+        }
+        if (cs->out_blocked) {
+            DNNL_TRY(dnnl_memory_set_data_handle(cs->w_ddst.prim, n->grad));
+            m1 = cs->w_ddst.prim;
+        } else if (ddst_ready) {
             DNNL_TRY(dnnl_memory_set_data_handle(cs->w_ddst.prim, ex->work + cs->d_ddst.off));
             m1 = cs->w_ddst.prim;
         } else if ((st = slot_in(cx, &cs->w_ddst, n->grad, ex->work, &m1))) {

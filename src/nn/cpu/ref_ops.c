@@ -516,26 +516,38 @@ static void slice(hv_nn_tensor *n, int backward)
  * m mu^2); backward sums dy and dy * xhat. Without a reducer the same
  * arithmetic runs with no call, so one participant with a summing reducer
  * gives bit for bit what no reducer gives. aux = mean, 1/std (c each) and
- * the global item count (1). */
+ * the global item count (1).
+ *
+ * Layouts: plain NCHW or the backend's blocked nChw{B}c (x->blk, see
+ * nn_backend.h). Both are walked as groups of B channels (B = 1 for plain):
+ * channel k = g*B + b of item i, pixel j sits at ((i*G + g)*hw + j)*B + b,
+ * which for B = 1 is the plain (i*c + k)*hw + j. Each channel's sums still
+ * run over i then j, so the plain results are those of the one-channel loop
+ * and the blocked ones equal them bit for bit. */
+#define BN_MAXB 16
 static hv_status bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
     const hv_nn_tensor *x = n->src[0];
     const float *gam = n->src[1]->data, *bet = n->src[2]->data;
     float *rm = n->src[3]->data, *rv = n->src[4]->data;
     const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
+    const int64_t B = x->blk > 0 ? x->blk : 1, G = c / B;
     const double mom = n->fp[0], eps = n->fp[1];
     double m = (double)nb * hw;
     float *mean = n->aux, *istd = n->aux + c, *red = ex->work;
     const int sync = ex->training && ex->reduce;
+    if (B > BN_MAXB || c % B || n->blk != x->blk)
+        return hv_error_set(HV_ERR_INTERNAL, "batch norm: unsupported layout (block %d)", x->blk);
     if (ex->training) {
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
-        for (int64_t k = 0; k < c; k++) {
-            double s = 0;
+        for (int64_t g = 0; g < G; g++) {
+            double s[BN_MAXB] = {0};
             for (int64_t i = 0; i < nb; i++) {
-                const float *p = x->data + (i * c + k) * hw;
-                for (int64_t j = 0; j < hw; j++) s += p[j];
+                const float *p = x->data + (i * G + g) * hw * B;
+                for (int64_t j = 0; j < hw; j++)
+                    for (int64_t b = 0; b < B; b++) s[b] += p[j * B + b];
             }
-            red[k] = (float)s;
+            for (int64_t b = 0; b < B; b++) red[g * B + b] = (float)s[b];
         }
         red[c] = (float)m;
         if (sync && ex->reduce(ex->reduce_ctx, red, (size_t)c + 1) != 0)
@@ -543,13 +555,16 @@ static hv_status bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
         m = red[c];
         for (int64_t k = 0; k < c; k++) mean[k] = (float)(red[k] / m);
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
-        for (int64_t k = 0; k < c; k++) {
-            double s2 = 0, mu = mean[k];
+        for (int64_t g = 0; g < G; g++) {
+            double s2[BN_MAXB] = {0}, mu[BN_MAXB];
+            for (int64_t b = 0; b < B; b++) mu[b] = mean[g * B + b];
             for (int64_t i = 0; i < nb; i++) {
-                const float *p = x->data + (i * c + k) * hw;
-                for (int64_t j = 0; j < hw; j++) s2 += (p[j] - mu) * (p[j] - mu);
+                const float *p = x->data + (i * G + g) * hw * B;
+                for (int64_t j = 0; j < hw; j++)
+                    for (int64_t b = 0; b < B; b++)
+                        s2[b] += (p[j * B + b] - mu[b]) * (p[j * B + b] - mu[b]);
             }
-            red[k] = (float)s2;
+            for (int64_t b = 0; b < B; b++) red[g * B + b] = (float)s2[b];
         }
         if (sync && ex->reduce(ex->reduce_ctx, red, (size_t)c) != 0)
             return hv_error_set(HV_ERR_IO, "batch norm: the reducer failed (squares)");
@@ -569,11 +584,14 @@ static hv_status bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
     }
     n->aux[2 * c] = (float)m;
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
-    for (int64_t k = 0; k < c; k++)
+    for (int64_t g = 0; g < G; g++)
         for (int64_t i = 0; i < nb; i++) {
-            const float *p = x->data + (i * c + k) * hw;
-            float *q = n->data + (i * c + k) * hw;
-            for (int64_t j = 0; j < hw; j++) q[j] = gam[k] * (p[j] - mean[k]) * istd[k] + bet[k];
+            const float *p = x->data + (i * G + g) * hw * B;
+            float *q = n->data + (i * G + g) * hw * B;
+            const float *ga = gam + g * B, *be = bet + g * B, *mu = mean + g * B, *is = istd + g * B;
+            for (int64_t j = 0; j < hw; j++)
+                for (int64_t b = 0; b < B; b++)
+                    q[j * B + b] = ga[b] * (p[j * B + b] - mu[b]) * is[b] + be[b];
         }
     return HV_OK;
 }
@@ -582,42 +600,59 @@ static hv_status bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
     hv_nn_tensor *x = n->src[0], *gs = n->src[1], *bs = n->src[2];
     const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
+    const int64_t B = x->blk > 0 ? x->blk : 1, G = c / B;
     const double m = n->aux[2 * c];
     const float *mean = n->aux, *istd = n->aux + c;
     float *red = ex->work; /* sums of dy (c), then of dy * xhat (c) */
+    if (B > BN_MAXB || c % B || n->blk != x->blk)
+        return hv_error_set(HV_ERR_INTERNAL, "batch norm: unsupported layout (block %d)", x->blk);
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
-    for (int64_t k = 0; k < c; k++) {
-        double sdy = 0, sdyx = 0;
+    for (int64_t g = 0; g < G; g++) {
+        double sdy[BN_MAXB] = {0}, sdyx[BN_MAXB] = {0};
+        const float *mu = mean + g * B, *is = istd + g * B;
         for (int64_t i = 0; i < nb; i++) {
-            const float *p = x->data + (i * c + k) * hw, *d = n->grad + (i * c + k) * hw;
-            for (int64_t j = 0; j < hw; j++) {
-                sdy += d[j];
-                sdyx += d[j] * (p[j] - mean[k]) * istd[k];
-            }
+            const float *p = x->data + (i * G + g) * hw * B, *d = n->grad + (i * G + g) * hw * B;
+            for (int64_t j = 0; j < hw; j++)
+                for (int64_t b = 0; b < B; b++) {
+                    sdy[b] += d[j * B + b];
+                    sdyx[b] += d[j * B + b] * (p[j * B + b] - mu[b]) * is[b];
+                }
         }
-        /* the parameter gradients are this participant's part */
-        if (gs->grad) gs->grad[k] += (float)sdyx;
-        if (bs->grad) bs->grad[k] += (float)sdy;
-        red[k] = (float)sdy;
-        red[c + k] = (float)sdyx;
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t k = g * B + b;
+            /* the parameter gradients are this participant's part */
+            if (gs->grad) gs->grad[k] += (float)sdyx[b];
+            if (bs->grad) bs->grad[k] += (float)sdy[b];
+            red[k] = (float)sdy[b];
+            red[c + k] = (float)sdyx[b];
+        }
     }
     if (!x->grad) return HV_OK;
     if (ex->training && ex->reduce && ex->reduce(ex->reduce_ctx, red, 2 * (size_t)c) != 0)
         return hv_error_set(HV_ERR_IO, "batch norm: the reducer failed (gradient sums)");
 #pragma omp parallel for schedule(static) if (n->numel > PAR_MIN)
-    for (int64_t k = 0; k < c; k++) {
-        const double gi = gs->data[k] * istd[k], sdy = red[k], sdyx = red[c + k];
+    for (int64_t g = 0; g < G; g++) {
+        double gi[BN_MAXB], sdy[BN_MAXB], sdyx[BN_MAXB];
+        const float *mu = mean + g * B, *is = istd + g * B;
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t k = g * B + b;
+            gi[b] = gs->data[k] * istd[k];
+            sdy[b] = red[k];
+            sdyx[b] = red[c + k];
+        }
         for (int64_t i = 0; i < nb; i++) {
-            const float *p = x->data + (i * c + k) * hw, *d = n->grad + (i * c + k) * hw;
-            float *dx = x->grad + (i * c + k) * hw;
-            for (int64_t j = 0; j < hw; j++) {
-                if (ex->training) {
-                    double xh = (p[j] - mean[k]) * istd[k];
-                    dx[j] += (float)(gi * (d[j] - sdy / m - xh * sdyx / m));
-                } else {
-                    dx[j] += (float)(gi * d[j]);
+            const float *p = x->data + (i * G + g) * hw * B, *d = n->grad + (i * G + g) * hw * B;
+            float *dx = x->grad + (i * G + g) * hw * B;
+            for (int64_t j = 0; j < hw; j++)
+                for (int64_t b = 0; b < B; b++) {
+                    const int64_t e = j * B + b;
+                    if (ex->training) {
+                        double xh = (p[e] - mu[b]) * is[b];
+                        dx[e] += (float)(gi[b] * (d[e] - sdy[b] / m - xh * sdyx[b] / m));
+                    } else {
+                        dx[e] += (float)(gi[b] * d[e]);
+                    }
                 }
-            }
         }
     }
     return HV_OK;

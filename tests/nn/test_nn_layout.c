@@ -1,0 +1,282 @@
+/*
+ * test_nn_layout.c: the CPU backend's blocked-layout chains against the
+ * reference backend, forward and backward, on random data.
+ *
+ * The "cpu" backend keeps a convolution's output in oneDNN's blocked layout
+ * (nChw8c on AVX2, nChw16c on AVX-512) when the next convolution reads it
+ * through activations and batch norms only (backend_cpu.c, link_producer):
+ * the activations then run on the blocked buffer as a flat array, batch norm
+ * walks it by channel blocks (ref_ops.c), and the gradients flow blocked.
+ * The "ref" backend runs every node on the plain reference kernels, which
+ * test_nn_ops.c checks against PyTorch and finite differences; here the two
+ * backends must agree on
+ *   - the generator's pattern: conv -> ELU -> conv (dilated, strided) -> ELU ...
+ *   - the PatchGAN's pattern: conv -> LeakyReLU -> conv -> BN -> LeakyReLU ...
+ *   - a chain tensor with a second reader and one that is a graph output
+ *     (both must stay plain: the other reader is a plain kernel),
+ * in training graphs (output, loss, gradient of the input and of every
+ * parameter, BN running statistics) and in inference graphs (output).
+ * hv_nn_tensor_get / _get_grad on a blocked intermediate must return plain
+ * NCHW (compared with the reference's tensor).
+ * The test also checks that the cpu backend did block the chains (t->blk,
+ * an engine-internal field), so that it cannot pass by the fast path
+ * silently switching itself off.
+ *
+ * Bound: relative L2 error 1e-9 in squared terms (nmse); measured ~1e-13 on
+ * outputs and ~1e-12 on gradients (oneDNN and the reference loops sum in
+ * different orders: float rounding only).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv/nn.h"
+#include "hv_test.h"
+
+#include "../../src/nn/nn_backend.h"
+
+#define NMSE_TOL 1e-9
+#define MAXP 32
+
+typedef struct net {
+    hv_nn_graph *g;
+    hv_nn_params *ps;
+    hv_nn_backend *be;
+    hv_nn_tensor *x, *out, *loss, *r, *probe[4];
+    int nprobe;
+    hv_nn_param *p[MAXP];
+    int np;
+} net;
+
+static hv_nn_tensor *param(net *n, const char *what, int ndim, const int64_t *shape, int trainable,
+                           hv_rng *r, float scale, float offset)
+{
+    char name[32];
+    snprintf(name, sizeof name, "%s%d", what, n->np);
+    hv_nn_param *p = NULL;
+    if (hv_nn_params_add(n->ps, name, ndim, shape, trainable, &p) != HV_OK || n->np == MAXP) return NULL;
+    float *d = hv_nn_param_data(p);
+    int64_t cnt = 1;
+    for (int i = 0; i < ndim; i++) cnt *= shape[i];
+    for (int64_t i = 0; i < cnt; i++) d[i] = offset + scale * (float)hv_rng_normal(r);
+    n->p[n->np++] = p;
+    return hv_nn_param_tensor(n->g, p);
+}
+
+static hv_nn_tensor *conv(net *n, hv_nn_tensor *x, int64_t cin, int64_t cout, int64_t k, int s, int pad,
+                          int dil, int bias, hv_rng *r)
+{
+    const int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    float sc = (float)(1.0 / sqrt((double)(cin * k * k)));
+    hv_nn_tensor *w = param(n, "w", 4, ws, 1, r, sc, 0.0f);
+    hv_nn_tensor *b = bias ? param(n, "b", 1, bs, 1, r, 0.1f, 0.0f) : NULL;
+    return hv_nn_conv2d(n->g, x, w, b, s, pad, dil);
+}
+
+static hv_nn_tensor *bn(net *n, hv_nn_tensor *x, int64_t c, hv_rng *r)
+{
+    const int64_t cs[1] = {c};
+    hv_nn_tensor *ga = param(n, "g", 1, cs, 1, r, 0.2f, 1.0f);
+    hv_nn_tensor *be = param(n, "be", 1, cs, 1, r, 0.1f, 0.0f);
+    hv_nn_tensor *rm = param(n, "rm", 1, cs, 0, r, 0.1f, 0.0f);
+    hv_nn_tensor *rv = param(n, "rv", 1, cs, 0, r, 0.1f, 1.0f);
+    return hv_nn_batch_norm(n->g, x, ga, be, rm, rv, 0.1f, 1e-5f);
+}
+
+enum { NET_GEN, NET_PATCHGAN, NET_BRANCH };
+static const char *const net_names[] = {"generator chain", "patchgan chain", "branch/output"};
+
+/* Builds net `kind` with parameters from seed 7 (the same on both backends). */
+static int build(net *n, int kind, int use_cpu, unsigned flags)
+{
+    hv_rng r;
+    hv_rng_seed(&r, 7, (uint64_t)kind);
+    memset(n, 0, sizeof *n);
+    HV_CHECK_OK(use_cpu ? hv_nn_backend_create_cpu(&n->be) : hv_nn_backend_create_ref(&n->be));
+    HV_CHECK_OK(hv_nn_graph_create(&n->g));
+    HV_CHECK_OK(hv_nn_params_create(&n->ps));
+    if (!n->be || !n->g || !n->ps) return 0;
+    hv_nn_graph *g = n->g;
+    hv_nn_tensor *y;
+    if (kind == NET_GEN) {
+        const int64_t xs[4] = {2, 3, 24, 20};
+        n->x = hv_nn_input(g, "x", 4, xs);
+        /* the dilated convolutions' backward-weights is oneDNN's plain
+         * gemm on AVX2, so the tensors around them stay plain there */
+        y = hv_nn_elu(g, conv(n, n->x, 3, 16, 5, 1, 2, 1, 1, &r), 1.0f);
+        n->probe[n->nprobe++] = y; /* blocked */
+        y = hv_nn_elu(g, conv(n, y, 16, 32, 3, 2, 1, 1, 1, &r), 1.0f);
+        y = hv_nn_elu(g, conv(n, y, 32, 32, 3, 1, 2, 2, 1, &r), 1.0f);
+        y = hv_nn_elu(g, conv(n, y, 32, 16, 3, 1, 4, 4, 1, &r), 1.0f);
+        y = hv_nn_sigmoid(g, conv(n, y, 16, 16, 3, 1, 1, 1, 1, &r));
+        n->probe[n->nprobe++] = y; /* blocked */
+        y = conv(n, y, 16, 2, 3, 1, 1, 1, 1, &r);
+    } else if (kind == NET_PATCHGAN) {
+        const int64_t xs[4] = {3, 2, 32, 32};
+        n->x = hv_nn_input(g, "x", 4, xs);
+        y = hv_nn_leaky_relu(g, conv(n, n->x, 2, 16, 4, 2, 1, 1, 1, &r), 0.2f);
+        y = bn(n, conv(n, y, 16, 32, 4, 2, 1, 1, 0, &r), 32, &r);
+        n->probe[n->nprobe++] = y; /* blocked, BN output */
+        y = hv_nn_leaky_relu(g, y, 0.2f);
+        y = hv_nn_leaky_relu(g, bn(n, conv(n, y, 32, 64, 4, 2, 1, 1, 0, &r), 64, &r), 0.2f);
+        y = hv_nn_leaky_relu(g, bn(n, conv(n, y, 64, 64, 4, 1, 1, 1, 0, &r), 64, &r), 0.2f);
+        y = conv(n, y, 64, 1, 4, 1, 1, 1, 1, &r);
+    } else {
+        /* a: read by a conv and by an add (plain kernel); b: a graph output */
+        const int64_t xs[4] = {2, 8, 16, 16};
+        n->x = hv_nn_input(g, "x", 4, xs);
+        hv_nn_tensor *a = hv_nn_elu(g, conv(n, n->x, 8, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        hv_nn_tensor *b = hv_nn_elu(g, conv(n, a, 16, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        hv_nn_set_output(b);
+        n->probe[n->nprobe++] = a;
+        n->probe[n->nprobe++] = b;
+        y = hv_nn_add(g, conv(n, b, 16, 16, 3, 1, 1, 1, 1, &r), a);
+        y = conv(n, y, 16, 1, 3, 1, 1, 1, 1, &r);
+    }
+    if (flags & HV_NN_PLAN_TRAIN) hv_nn_set_requires_grad(n->x);
+    int64_t os[HV_NN_MAX_DIMS];
+    int ond = hv_nn_tensor_shape(y, os);
+    n->r = hv_nn_input(g, "R", ond, os);
+    n->out = y;
+    n->loss = hv_nn_sum(g, hv_nn_mul(g, y, n->r));
+    hv_nn_set_output(y);
+    HV_CHECK_OK(hv_nn_graph_status(g));
+    if (hv_nn_graph_status(g) != HV_OK) return 0;
+    HV_CHECK_OK(hv_nn_graph_plan(g, n->be, flags));
+    if (hv_nn_graph_status(g) != HV_OK) return 0;
+    /* inputs from seed 11 */
+    hv_rng_seed(&r, 11, (uint64_t)kind);
+    size_t nx = (size_t)hv_nn_tensor_numel(n->x), nr = (size_t)hv_nn_tensor_numel(n->r);
+    float *buf = malloc((nx > nr ? nx : nr) * sizeof(float));
+    if (!buf) return 0;
+    for (size_t i = 0; i < nx; i++) buf[i] = (float)hv_rng_normal(&r);
+    HV_CHECK_OK(hv_nn_tensor_set(n->x, buf, nx));
+    for (size_t i = 0; i < nr; i++) buf[i] = (float)hv_rng_normal(&r);
+    HV_CHECK_OK(hv_nn_tensor_set(n->r, buf, nr));
+    free(buf);
+    return 1;
+}
+
+static void free_net(net *n)
+{
+    hv_nn_graph_free(n->g);
+    hv_nn_params_free(n->ps);
+    hv_nn_backend_free(n->be);
+}
+
+static double nmse(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* Compares tensor t of the two nets (data or gradient). */
+static void cmp_tensor(const char *what, const hv_nn_tensor *tc, const hv_nn_tensor *tr, int grad,
+                       const char *ctx)
+{
+    size_t cnt = (size_t)hv_nn_tensor_numel(tr);
+    float *a = malloc(cnt * sizeof(float)), *b = malloc(cnt * sizeof(float));
+    if (!a || !b) {
+        HV_CHECK(0, "out of memory");
+        free(a);
+        free(b);
+        return;
+    }
+    if (grad) {
+        HV_CHECK_OK(hv_nn_tensor_get_grad(tc, a, cnt));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(tr, b, cnt));
+    } else {
+        HV_CHECK_OK(hv_nn_tensor_get(tc, a, cnt));
+        HV_CHECK_OK(hv_nn_tensor_get(tr, b, cnt));
+    }
+    double e = nmse(a, b, cnt);
+    printf("  %s: %s %-22s nmse %.2e\n", ctx, grad ? "grad" : "data", what, e);
+    HV_CHECK(e < NMSE_TOL, "%s: %s of %s differs between cpu and ref (nmse %.3g)", ctx,
+             grad ? "gradient" : "value", what, e);
+    free(a);
+    free(b);
+}
+
+static void cmp_params(net *c, net *r, int grads, const char *ctx)
+{
+    for (int i = 0; i < r->np; i++) {
+        size_t cnt = (size_t)hv_nn_param_numel(r->p[i]);
+        const float *a = grads ? hv_nn_param_grad(c->p[i]) : hv_nn_param_data(c->p[i]);
+        const float *b = grads ? hv_nn_param_grad(r->p[i]) : hv_nn_param_data(r->p[i]);
+        if (!a || !b) continue; /* buffers have no gradient */
+        double e = nmse(a, b, cnt);
+        HV_CHECK(e < NMSE_TOL, "%s: parameter %s %s differs between cpu and ref (nmse %.3g)", ctx,
+                 hv_nn_param_name(r->p[i]), grads ? "gradient" : "value", e);
+    }
+}
+
+static void check_training(int kind)
+{
+    net c, r;
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "training, %s", net_names[kind]);
+    if (!build(&c, kind, 1, HV_NN_PLAN_TRAIN) || !build(&r, kind, 0, HV_NN_PLAN_TRAIN)) goto done;
+    int blocked = 0;
+    for (int i = 0; i < c.nprobe; i++) blocked += c.probe[i]->blk > 0;
+    if (kind == NET_BRANCH) {
+        HV_CHECK(c.probe[0]->blk == 0, "%s: a tensor with a plain second reader was blocked", ctx);
+        HV_CHECK(c.probe[1]->blk == 0, "%s: a graph output was blocked", ctx);
+    } else {
+        HV_CHECK(blocked == c.nprobe, "%s: the cpu backend blocked %d of %d chain tensors", ctx,
+                 blocked, c.nprobe);
+    }
+    for (int it = 0; it < 2; it++) { /* twice: gradients must be reset, state reused */
+        hv_nn_params_zero_grad(c.ps);
+        hv_nn_params_zero_grad(r.ps);
+        uint64_t a0 = hv_nn_alloc_count();
+        HV_CHECK_OK(hv_nn_graph_forward(c.g));
+        HV_CHECK_OK(hv_nn_graph_backward(c.g, c.loss));
+        HV_CHECK(hv_nn_alloc_count() == a0, "%s: forward/backward allocated", ctx);
+        HV_CHECK_OK(hv_nn_graph_forward(r.g));
+        HV_CHECK_OK(hv_nn_graph_backward(r.g, r.loss));
+    }
+    cmp_tensor("output", c.out, r.out, 0, ctx);
+    cmp_tensor("loss", c.loss, r.loss, 0, ctx);
+    cmp_tensor("input", c.x, r.x, 1, ctx);
+    for (int i = 0; i < c.nprobe; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "chain tensor %d", i);
+        cmp_tensor(nm, c.probe[i], r.probe[i], 0, ctx);
+        cmp_tensor(nm, c.probe[i], r.probe[i], 1, ctx);
+    }
+    cmp_params(&c, &r, 1, ctx);
+    cmp_params(&c, &r, 0, ctx); /* BN running statistics */
+done:
+    free_net(&c);
+    free_net(&r);
+}
+
+static void check_inference(int kind)
+{
+    net c, r;
+    char ctx[64];
+    snprintf(ctx, sizeof ctx, "inference, %s", net_names[kind]);
+    if (!build(&c, kind, 1, 0) || !build(&r, kind, 0, 0)) goto done;
+    HV_CHECK_OK(hv_nn_graph_forward(c.g));
+    HV_CHECK_OK(hv_nn_graph_forward(r.g));
+    HV_CHECK_OK(hv_nn_graph_forward(c.g)); /* again: cached weights, same buffers */
+    cmp_tensor("output", c.out, r.out, 0, ctx);
+    cmp_tensor("loss", c.loss, r.loss, 0, ctx);
+done:
+    free_net(&c);
+    free_net(&r);
+}
+
+int main(void)
+{
+    for (int k = NET_GEN; k <= NET_BRANCH; k++) {
+        check_training(k);
+        check_inference(k);
+    }
+    return hv_test_done();
+}
