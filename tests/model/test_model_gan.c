@@ -108,11 +108,11 @@ static double seg_dice(hv_model_gan *m, const hv_model_batch *b, double *soft)
  * seed mechanism (gan.c); a phantom training where the segmentation stays
  * at Dice 0 (results/train-phantom.md) is then a matter of settings, not of
  * a broken path (results/ship-models.md). Seed 7, lr 5e-4, 60 steps: the
- * thresholded fine Dice goes 0.098 -> 0.880 with 1 thread, 0.874 with 2
- * (measured); required: > 0.8 from < 0.3. Not lr 1e-3: there the sigmoid
- * head saturates at 0 for ~30 steps with 2 threads (not with 1; the order of
- * oneDNN's threaded sums differs), the collapse docs/model.md describes, and
- * whether it recovers by step 60 is chance. */
+ * thresholded fine Dice goes 0.098 -> 0.872..0.880 at 1-4 OpenMP threads
+ * (measured); required: > 0.8 from < 0.3. Not lr 1e-3: there the fine head
+ * collapsed to 0 everywhere by step 20 at 2 threads (0.719 at step 60,
+ * recovering) while 1 thread reached 0.934: the collapse of docs/model.md,
+ * decided by the summation order. */
 static void test_seg_overfit(hv_nn_backend *be)
 {
     hv_model_gan_opts o;
