@@ -16,7 +16,10 @@
 #   none      no restoration: h_syn = h_ori, so RHLV 0 and grade 0 everywhere
 #   baseline  synthesis.method = baseline (neighbour heights x level priors)
 #   gan       synthesis.method = gan, models/phantom-sagittal.h5 + phantom-coronal.h5
-#   gan_sag   the same, sagittal model only (only when HV_EVAL_SAGONLY=1)
+#   gan_sag   the same, sagittal model only (synthesis.model_coronal empty)
+# HV_EVAL_METHODS picks the runs (default "baseline gan"; baseline is always
+# run: the none row and the truth come from it), HV_EVAL_THREADS the
+# OpenMP threads of each run (default 2).
 # Metrics: healthy-height error in % of the true healthy height (ant, mid,
 # post, and their mean), RHLV error in points (|rhlv - truth| x 100, per
 # region; the truth RHLV is (healthy - observed) / healthy), the rule grade's
@@ -43,8 +46,14 @@ common="--set input.source=phantom --set phantom.cases=$cases --set phantom.seed
  --set phantom.orientation=ras --set phantom.fracture_rate=0.3 --set phantom.scoliosis_rate=0.3
  --set phantom.noise_hu=20 --set grader.method=rule --set run.threads=${HV_EVAL_THREADS:-2}
  --set output.images=none"
-methods="baseline gan"
-[ "${HV_EVAL_SAGONLY:-0}" = 1 ] && methods="$methods gan_sag"
+methods="baseline"
+for m in ${HV_EVAL_METHODS:-gan}; do
+    case $m in
+    baseline) ;;
+    gan | gan_sag) methods="$methods $m" ;;
+    *) echo "$0: HV_EVAL_METHODS: unknown method $m (baseline, gan, gan_sag)" >&2; exit 2 ;;
+    esac
+done
 echo "# synth_eval: $cases cases, seed $seed, $first..$last, 1 mm, fracture rate 0.3; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)"
 for m in $methods; do
     case $m in
@@ -64,8 +73,10 @@ for m in $methods; do
                        c { s += $c } END { printf "%.1f", s }' "$out/$m/cases.csv")
     echo "# $m: wall $(echo "$t1 - $t0" | bc -l | xargs printf '%.1f') s, synthesis stage $synth_s s (sum over cases), load after $(cut -d' ' -f1-3 /proc/loadavg)"
 done
-cmp -s "$out/baseline/cohort/ground_truth.csv" "$out/gan/cohort/ground_truth.csv" ||
-    { echo "$0: the two runs generated different cohorts" >&2; exit 1; }
+for m in $methods; do
+    cmp -s "$out/baseline/cohort/ground_truth.csv" "$out/$m/cohort/ground_truth.csv" ||
+        { echo "$0: runs baseline and $m generated different cohorts" >&2; exit 1; }
+done
 # one awk over the truth and every method's vertebrae.csv
 files=""
 for m in $methods; do files="$files $out/$m/vertebrae.csv"; done
