@@ -279,6 +279,20 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
+    /* the gan's weights are part of the results, not only its path: a model
+     * file replaced between a stop and a resume (same path, other bytes)
+     * must refuse the resume like any other changed setting, or one store
+     * would mix two models' numbers. The provenance line names each file
+     * with its size and CRC-32. */
+    if (sc->synth_provenance) {
+        char *w2 = hv_strfmt("%ssynthesis.model_files=%s\n", want, sc->synth_provenance);
+        if (!w2) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        free(want);
+        want = w2;
+    }
     if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
     if (p->k.prepare_enabled) {
         hv_prepare_ctx pc;

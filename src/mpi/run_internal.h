@@ -125,6 +125,8 @@ typedef struct hv_stage_ctx {
     hv_pipe_plan plan;
     const hv_split *split;            /* borrowed; may be NULL              */
     hv_pipe_loader *loader;           /* borrowed; NULL: no reading ahead   */
+    const char *synth_provenance;     /* borrowed from the hv_run_synth;    */
+                                      /* NULL without a gan model           */
     /* the names of hv_case_result.seconds: every table row, then "store"
      * (the journal and store writes, timed by the runner) */
     int n_stages;

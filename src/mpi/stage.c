@@ -31,6 +31,7 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
         ctx->opts.synth_model = rs->model;
         ctx->opts.synth_fallback = rs->fallback;
         ctx->opts.synth_nifti_dir = rs->nifti_dir[0] ? rs->nifti_dir : NULL;
+        ctx->synth_provenance = rs->provenance;
     }
     ctx->split = split;
     if (t->n + 1 > HV_STORE_MAX_STAGES)

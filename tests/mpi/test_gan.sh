@@ -11,6 +11,7 @@
 #    the output folder;
 #  - 1 (singleton), 2 and 3 ranks give the same vertebra table;
 #  - a SIGKILL after a journal append, then a resume, gives it too;
+#  - a resume with other weights at the model's path is refused;
 #  - the store names the model (path, size, CRC-32, cnum);
 #  - a NaN generator: every vertebra flagged synth_fallback, its values the
 #    baseline's (the rows of a baseline run), and with fallback = none NaN
@@ -71,6 +72,23 @@ run_hv 2 "$d" "${GAN[@]}"; rc=$?
 check "kill: resume exits 0 (rc $rc; $d.log)" [ $rc -eq 0 ]
 check "kill: resumed == uninterrupted" same_results "$WORK/r1" "$d"
 check "kill: resumed store validates" valid "$d/store.h5"
+
+# ---- other weights at the same path between a stop and a resume: refused
+# (the journal keeps each model file's size and CRC-32, not only its path)
+cp "$WORK/tiny.h5" "$WORK/swap.h5"
+SWAP=(--set synthesis.method=gan --set "synthesis.model=$WORK/swap.h5")
+d="$WORK/swap"
+HV_CRASH_AT=after-journal:1 run_hv 2 "$d" "${SWAP[@]}"; rc=$?
+check "swap: the killed run did not succeed (rc $rc)" [ $rc -ne 0 ]
+"$MAKE_MODEL" "$WORK/swap.h5" --seed 4 --seg-bias 8 || die "second model"
+run_hv 2 "$d" "${SWAP[@]}"; rc=$?
+check "swap: a resume with other weights at the same path is refused (rc $rc)" [ $rc -ne 0 ]
+check "swap: the message says the journal holds other settings" grep -q "other settings" "$d.log"
+check "swap: the journal names the model file's crc" grep -q "^synthesis.model_files=sagittal: .*swap.h5 (.* bytes, crc32 [0-9a-f]\{8\})" "$d/journal/config.txt"
+cp "$WORK/tiny.h5" "$WORK/swap.h5"
+run_hv 2 "$d" "${SWAP[@]}"; rc=$?
+check "swap: with the first weights back the resume completes (rc $rc; $d.log)" [ $rc -eq 0 ]
+check "swap: resumed == uninterrupted" same_results "$WORK/r1" "$d"
 
 # ---- NaN generator: every vertebra falls back, flagged
 run_hv 0 "$WORK/base"; rc=$?
