@@ -4,12 +4,14 @@
  * like, and the reference's PyTorch state_dict names of its parameters, live
  * here (src/model).
  *
- * For now the module holds the two reference networks:
+ * The module holds three networks:
  *
  *  - the generator (spec 5.1-5.3): coarse stage with the adjacent-vertebra
  *    segmentation head, fine stage with contextual attention, both SHRM
  *    height heads (hv_model_generator_*);
- *  - the pix2pix PatchGAN discriminator (spec 5.4; hv_model_patchgan_*).
+ *  - the pix2pix PatchGAN discriminator (spec 5.4; hv_model_patchgan_*);
+ *  - the fracture classifier whose Grad-CAM++ map guides the generator
+ *    (spec 7; hv_model_classifier_*, hv_model_cam_*).
  *
  * Each network is two calls: *_params creates its parameters, under the
  * reference's state_dict names, in a parameter set (so a converted .pth
@@ -412,6 +414,115 @@ void hv_model_synth_result_free(hv_model_synth_result *r);
 typedef void (*hv_model_synth_trace_fn)(void *ctx, int step, int plane, int label,
                                         const int64_t *slices, int64_t n);
 void hv_model_synth_set_trace(hv_model_synth *s, hv_model_synth_trace_fn fn, void *ctx);
+
+
+/* ================================================ classifier and Grad-CAM++
+ *
+ * The contract of issue 13 (spec 5.6 and 7), built side by side by three
+ * parts: the network and Grad-CAM++ (src/model/classifier.c, gradcam.c),
+ * its training (`healthivert train-classifier`: src/model/cls_train.c,
+ * src/mpi/cls_train_run.c) and the pipeline's `attention` stage with
+ * `healthivert attention` (src/pipeline/attention.c, src/cli).
+ *
+ * The network is MONAI's SEResNet50 with spatial_dims 2, in_channels 1,
+ * num_classes 2 (what the reference loaded): a 7x7/2 stem (conv, BN, ReLU)
+ * and a 3x3/2 max-pool in ceil mode; four layers of SE-ResNet bottlenecks
+ * (3, 4, 6, 3 blocks; stride 1, 2, 2, 2 on the block's first 1x1
+ * convolution, as MONAI's SEResNetBottleneck; SE reduction 16; a 1x1
+ * convolution + BN shortcut where the shape changes); global average pool;
+ * one linear layer. Parameter names are MONAI's state_dict names
+ * (docs/model.md lists them): "layer0.conv1.weight", "layer0.bn1.weight",
+ * "layer1.0.conv1.conv.weight", "layer1.0.conv1.adn.N.running_mean",
+ * "layer1.0.se_layer.fc.0.weight", "layer1.0.downsample.0.weight",
+ * "layer1.0.downsample.1.weight", "last_linear.weight", ...
+ * width = the stem's channels and the first layer's planes (64 in MONAI;
+ * every layer scales with it: planes w, 2w, 4w, 8w, outputs 4x that); the
+ * SE bottleneck keeps max(1, channels / 16) channels.
+ *
+ * Input: one sagittal slice of the crop's CT (spec 7: the straightened,
+ * UNMASKED crop; the u8 value / 255, no normalisation), N,1,256,256.
+ * Classes: 0 no fracture, 1 fracture (grade >= the configured threshold).
+ */
+
+#define HV_MODEL_CLS_WIDTH_FULL 64  /* MONAI's SEResNet50                     */
+#define HV_MODEL_CAM_FIRST 17       /* spec 7: the middle 30 LR slices         */
+#define HV_MODEL_CAM_COUNT 30       /* (17..46 of 64) get a map, zeros elsewhere */
+
+/* Create the classifier's parameters in ps under MONAI's names, initialised
+ * as MONAI's SENet does (convolutions Kaiming normal, BN weight 1 bias 0,
+ * linear bias 0; the linear weights PyTorch's default), seeded by rng.
+ * width >= 1; at width 64 the trainable count is MONAI SEResNet50's with
+ * in_channels 1 and 2 classes. */
+hv_status hv_model_classifier_params(hv_nn_params *ps, int width, hv_rng *rng);
+/* The width of the classifier whose parameters are in ps (read from
+ * layer0.conv1.weight, every other shape checked against it): > 0, or 0 with
+ * HV_ERR_FORMAT in the error buffer naming the parameter and both shapes. */
+int hv_model_classifier_width(const hv_nn_params *ps);
+
+typedef struct hv_model_classifier_io {
+    hv_nn_tensor *x;       /* input N,1,H,W in [0, 1] (H, W multiples of 32)    */
+    hv_nn_tensor *logits;  /* N,2 raw class scores (marked as an output)        */
+    hv_nn_tensor *target;  /* the Grad-CAM++ target layer: layer4's last block's */
+                           /* first 1x1 convolution's output before its BN/ReLU */
+                           /* ("layer4.2.conv1.conv"), N, 8w, H/32, W/32; marked */
+                           /* as an output                                       */
+} hv_model_classifier_io;
+
+/* Record the classifier on g for a batch of n slices of h x w (input
+ * created here). Plan with HV_NN_PLAN_TRAIN to train it, with
+ * HV_NN_PLAN_GRAD for Grad-CAM++ (running BN statistics, gradients of
+ * io->target available after hv_nn_graph_backward). */
+hv_status hv_model_classifier_build(hv_nn_graph *g, hv_nn_params *ps, int width, int64_t n,
+                                    int64_t h, int64_t w, hv_model_classifier_io *io);
+
+/* Grad-CAM++ of one item exactly as spec 7: A = the target activations
+ * (k maps of h x w), grad = dS/dA for S = the raw class-1 logit `score`;
+ * alpha = g^2 / (2 g^2 + (sum_xy A) g^3 + 1e-7) (0 where the denominator is
+ * 0), w_k = sum_xy alpha * ReLU(exp(S) g), cam = ReLU(sum_k w_k A_k), then
+ * cam = (cam - min) / max as the reference writes it (all zeros when max is
+ * 0). Accumulated in double. cam: h*w floats, caller-allocated. */
+void hv_model_gradcampp(const float *act, const float *grad, int64_t k, int64_t h, int64_t w,
+                        double score, float *cam);
+/* Bilinear resize of a h x w map to H x W with half-pixel centres
+ * (PyTorch's interpolate align_corners=False, cv2.resize INTER_LINEAR);
+ * out: H*W floats, caller-allocated. */
+void hv_model_cam_resize(const float *in, int64_t h, int64_t w, float *out, int64_t H,
+                         int64_t W);
+
+/* A classifier model file is an hv_nn checkpoint with the weights at
+ * /params (running statistics included) and /meta kind = "classifier",
+ * width, threshold (the grade from which an item counts as a fracture),
+ * the training step and source; or a classifier training checkpoint
+ * (cls_train.c: group /C). */
+typedef struct hv_model_cam hv_model_cam; /* opaque: weights + a planned graph */
+
+/* Open the classifier at path and plan its Grad-CAM++ graph for `batch`
+ * slices of 256 x 256 on be (borrowed, must outlive it). A missing file is
+ * HV_ERR_NOT_FOUND, a file that is not a classifier (kind, a parameter's
+ * shape) HV_ERR_FORMAT naming what differs. *out owned
+ * (hv_model_cam_free). Not thread-safe: one per thread. */
+hv_status hv_model_cam_open(const char *path, int64_t batch, hv_nn_backend *be,
+                            hv_model_cam **out);
+void hv_model_cam_free(hv_model_cam *c);
+int hv_model_cam_width(const hv_model_cam *c);
+
+typedef struct hv_model_cam_result {
+    hv_volume *cam;        /* owned: F32 in [0, 1], the crop's dims and affine:  */
+                           /* the resized map of every slice i in [FIRST,       */
+                           /* FIRST + COUNT) (spec 7), 0 on every other slice   */
+    double p_fracture;     /* mean over those slices of softmax(logits)[1]      */
+    double p_slice[HV_MODEL_CAM_COUNT]; /* the same per slice                   */
+    int nonfinite;         /* a logit or gradient was NaN/Inf: cam is all zero  */
+                           /* and the caller records it (not an error)          */
+} hv_model_cam_result;
+
+/* The Grad-CAM++ volume of `crop` (its CT: F32 [0, 255], truncated to u8 and
+ * divided by 255 as spec 7), batched over the 30 slices. Fills *out (free
+ * with hv_model_cam_result_free). A crop of other dims than (64, 256, 256)
+ * is HV_ERR_ARG. */
+hv_status hv_model_cam_crop(hv_model_cam *c, const hv_spine_crop *crop,
+                            hv_model_cam_result *out);
+void hv_model_cam_result_free(hv_model_cam_result *r);
 
 #ifdef __cplusplus
 }
