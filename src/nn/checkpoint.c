@@ -7,10 +7,14 @@
  *                         separated, never '/')
  *   /adam/m/<name>, /adam/v/<name>   and attrs step, lr, beta1, beta2, eps on /adam
  *   /meta        string attributes (free key/value metadata)
- * The serial HDF5 API of the (MPI-flavoured) library is used with the
- * default file driver: a checkpoint is written by one process, and MPI need
- * not be initialised. The file is written under "<path>.tmp" and renamed, so
- * a crash never leaves a half-written checkpoint under the real name.
+ * The serial HDF5 API of the (MPI-flavoured) library is used: a checkpoint
+ * is written by one process, and MPI need not be initialised. A checkpoint
+ * is built in memory (HDF5's core driver, no backing store) and its file
+ * image written with hv_file_write_atomic (a temporary name, fsync, rename),
+ * so a crash never leaves a half-written checkpoint under the real name and
+ * a failing disk (full, RLIMIT_FSIZE, I/O error) fails our own write(), not
+ * an HDF5 close: a file whose H5Fclose fails stays half-open inside the
+ * library, which then crashed in MPI_Finalize trying to flush it again.
  * Several sets (a GAN's four networks) go into one file as groups with
  * hv_nn_checkpoint_save_groups / load_groups (layout below).
  * HDF5's automatic error printing is switched off around our calls; failures
@@ -106,25 +110,64 @@ static herr_t read_num_attr(hid_t loc, const char *key, double *v)
     return r;
 }
 
+/* ------------------------------------------------ in-memory file, then disk */
+
+/* A new HDF5 file in memory (core driver, no backing store): its name only
+ * labels it inside the library, nothing is created on disk. */
+static hid_t mem_create(void)
+{
+    static unsigned counter;
+    char name[64];
+    snprintf(name, sizeof name, "hv-nn-checkpoint-in-memory-%u", counter++);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    hid_t f = -1;
+    if (H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) >= 0)
+        f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+/* Close in-memory file f; when st is HV_OK first write its image to path
+ * atomically and durably. Returns the status to report. */
+static hv_status mem_finish(hid_t f, hv_status st, const char *path, const char *what)
+{
+    void *img = NULL;
+    if (f < 0) return st;
+    if (st == HV_OK) {
+        ssize_t n = -1;
+        if (H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0) n = H5Fget_file_image(f, NULL, 0);
+        if (n <= 0) st = hv_error_set(HV_ERR_HDF5, "%s: %s: cannot form the file image", what, path);
+        else if (!(img = malloc((size_t)n)))
+            st = hv_error_set(HV_ERR_NOMEM, "%s: %s: out of memory (%zd bytes)", what, path, n);
+        else if (H5Fget_file_image(f, img, (size_t)n) != n)
+            st = hv_error_set(HV_ERR_HDF5, "%s: %s: cannot copy the file image", what, path);
+        if (H5Fclose(f) < 0 && st == HV_OK)
+            st = hv_error_set(HV_ERR_HDF5, "%s: %s: closing the in-memory file", what, path);
+        if (st == HV_OK) {
+            st = hv_file_write_atomic(path, img, (size_t)n, 1);
+            if (st != HV_OK) st = hv_error_wrap(st, "%s", what);
+        }
+    } else {
+        H5Fclose(f);
+    }
+    free(img);
+    return st;
+}
+
 hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps, const hv_nn_adam *adam,
                                 const char *const *meta_kv, size_t n_meta)
 {
     hv_status st = HV_OK;
     hid_t f = -1, gp = -1, ga = -1, gm = -1, gv = -1, gmeta = -1;
-    char *tmp = NULL;
     if (!path || !ps || (n_meta && !meta_kv))
         return hv_error_set(HV_ERR_ARG, "nn checkpoint_save: bad arguments");
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    tmp = hv_strfmt("%s.tmp", path);
-    if (!tmp) {
-        st = hv_error_set(HV_ERR_NOMEM, "nn checkpoint_save: out of memory");
-        goto done;
-    }
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    H5_TRY(f, "nn checkpoint_save: cannot create %s", tmp);
+    f = mem_create();
+    H5_TRY(f, "nn checkpoint_save: %s: cannot create the in-memory file", path);
     H5_TRY(write_str_attr(f, "format", FORMAT_NAME), "nn checkpoint_save: attributes");
     H5_TRY(write_num_attr(f, "version", 1), "nn checkpoint_save: attributes");
     gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -167,13 +210,8 @@ done:
     if (gm >= 0) H5Gclose(gm);
     if (ga >= 0) H5Gclose(ga);
     if (gp >= 0) H5Gclose(gp);
-    if (f >= 0 && H5Fclose(f) < 0 && st == HV_OK)
-        st = hv_error_set(HV_ERR_HDF5, "nn checkpoint_save: closing %s", tmp);
-    if (st == HV_OK && rename(tmp, path) != 0)
-        st = hv_error_set(HV_ERR_IO, "nn checkpoint_save: rename %s -> %s failed", tmp, path);
-    if (st != HV_OK && tmp) remove(tmp);
+    st = mem_finish(f, st, path, "nn checkpoint_save");
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
-    free(tmp);
     return st;
 }
 
@@ -373,7 +411,6 @@ hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
 {
     hv_status st = HV_OK;
     hid_t f = -1, gmeta = -1;
-    char *tmp = NULL;
     if (!path || !n_groups || !group_names || !ps || (n_meta && !meta_kv))
         return hv_error_set(HV_ERR_ARG, "nn checkpoint_save_groups: bad arguments");
     for (size_t i = 0; i < n_groups; i++)
@@ -384,13 +421,8 @@ hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    tmp = hv_strfmt("%s.tmp", path);
-    if (!tmp) {
-        st = hv_error_set(HV_ERR_NOMEM, "nn checkpoint_save_groups: out of memory");
-        goto done;
-    }
-    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    H5_TRY(f, "nn checkpoint_save_groups: cannot create %s", tmp);
+    f = mem_create();
+    H5_TRY(f, "nn checkpoint_save_groups: %s: cannot create the in-memory file", path);
     H5_TRY(write_str_attr(f, "format", FORMAT_NAME), "nn checkpoint_save_groups: attributes");
     H5_TRY(write_num_attr(f, "version", 1), "nn checkpoint_save_groups: attributes");
     for (size_t i = 0; i < n_groups; i++)
@@ -402,13 +434,8 @@ hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
                "nn checkpoint_save_groups: metadata %s", meta_kv[2 * i]);
 done:
     if (gmeta >= 0) H5Gclose(gmeta);
-    if (f >= 0 && H5Fclose(f) < 0 && st == HV_OK)
-        st = hv_error_set(HV_ERR_HDF5, "nn checkpoint_save_groups: closing %s", tmp);
-    if (st == HV_OK && rename(tmp, path) != 0)
-        st = hv_error_set(HV_ERR_IO, "nn checkpoint_save_groups: rename %s -> %s failed", tmp, path);
-    if (st != HV_OK && tmp) remove(tmp);
+    st = mem_finish(f, st, path, "nn checkpoint_save_groups");
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
-    free(tmp);
     return st;
 }
 
