@@ -329,6 +329,14 @@ hv_status hv_nn_graph_forward(hv_nn_graph *g);
  * of tensors are reset first; parameter gradients accumulate. Needs a graph
  * planned with HV_NN_PLAN_TRAIN or HV_NN_PLAN_GRAD. */
 hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss);
+/* The same, run only as far back as tensor `stop` (recorded before loss):
+ * the backward kernels of the nodes recorded after `stop` run, so stop's
+ * gradient (and that of every tensor recorded after it) is complete, while
+ * tensors recorded before it keep a zero gradient and parameters used only
+ * before it get nothing. Grad-CAM++ needs the target layer's gradient only,
+ * and the stem-to-target part is most of a backward. NULL stop: the whole
+ * backward. */
+hv_status hv_nn_graph_backward_to(hv_nn_graph *g, hv_nn_tensor *loss, hv_nn_tensor *stop);
 
 /* Data-parallel training: sum n floats of buf in place over every
  * participant (an MPI_Allreduce with MPI_SUM, or threads meeting at a

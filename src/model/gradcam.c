@@ -17,7 +17,9 @@
  * once, because in eval mode the items do not interact (BN uses stored
  * statistics), so d(sum_m S_m)/dA_n = dS_n/dA_n. Parameter gradients are
  * not needed: the graph is frozen (hv_nn_graph_set_frozen), which skips
- * them. A partial last batch is padded with zero slices, whose outputs are
+ * them, and the backward stops at the target layer
+ * (hv_nn_graph_backward_to): the stem-to-target part of a full backward is
+ * most of its cost and feeds nothing Grad-CAM++ reads. A partial last batch is padded with zero slices, whose outputs are
  * ignored (again: items are independent).
  *
  * The slices: the crop's sagittal slices i = 17..46 (spec 7: the middle 30
@@ -421,7 +423,7 @@ hv_status hv_model_cam_crop(hv_model_cam *c, const hv_spine_crop *crop, hv_model
             for (int64_t q = 0; q < plane; q++) xb[q] /= 255.0f;
         }
         if ((st = hv_nn_tensor_set(c->io.x, c->x, (size_t)(c->batch * plane))) ||
-            (st = hv_nn_graph_forward(c->g)) || (st = hv_nn_graph_backward(c->g, c->score)) ||
+            (st = hv_nn_graph_forward(c->g)) || (st = hv_nn_graph_backward_to(c->g, c->score, c->io.target)) ||
             (st = hv_nn_tensor_get(c->io.logits, c->logits, (size_t)c->batch * 2)) ||
             (st = hv_nn_tensor_get(c->io.target, c->act, (size_t)(c->batch * kw))) ||
             (st = hv_nn_tensor_get_grad(c->io.target, c->grad, (size_t)(c->batch * kw)))) {

@@ -854,11 +854,20 @@ hv_status hv_nn_graph_forward(hv_nn_graph *g)
     return HV_OK;
 }
 
-static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss);
+static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss, int first);
 
 hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss)
 {
-    if (!g || !loss || loss->graph != g) return hv_error_set(HV_ERR_ARG, "nn backward: bad arguments");
+    return hv_nn_graph_backward_to(g, loss, NULL);
+}
+
+hv_status hv_nn_graph_backward_to(hv_nn_graph *g, hv_nn_tensor *loss, hv_nn_tensor *stop)
+{
+    if (!g || !loss || loss->graph != g || (stop && stop->graph != g))
+        return hv_error_set(HV_ERR_ARG, "nn backward: bad arguments");
+    if (stop && stop->id >= loss->id)
+        return hv_error_set(HV_ERR_ARG, "nn backward: the stop tensor %s is not recorded before the loss",
+                            stop->name);
     if (!g->planned || !g->grads)
         return hv_error_set(HV_ERR_ARG, "nn backward: graph not planned with gradients");
     if (loss->numel != 1) return hv_error_set(HV_ERR_ARG, "nn backward: loss must be a scalar");
@@ -880,7 +889,9 @@ hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss)
     if (g->frozen)
         for (int i = 0; i < g->n; i++)
             if (g->nodes[i]->op == HV_NN_OP_PARAM) g->nodes[i]->grad = NULL;
-    hv_status st = backward_nodes(g, loss);
+    /* nodes are in recording order, so every consumer of `stop` comes after
+     * it: running the kernels of the later nodes only completes its gradient */
+    hv_status st = backward_nodes(g, loss, stop ? stop->id + 1 : 0);
     if (g->frozen)
         for (int i = 0; i < g->n; i++) {
             hv_nn_tensor *t = g->nodes[i];
@@ -889,7 +900,7 @@ hv_status hv_nn_graph_backward(hv_nn_graph *g, hv_nn_tensor *loss)
     return st;
 }
 
-static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss)
+static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss, int first)
 {
     const hv_nn_backend_i *bi = g->be->iface;
     const float one = 1.0f;
@@ -899,7 +910,7 @@ static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss)
     } else {
         loss->grad[0] = one;
     }
-    for (int i = loss->id; i >= 0; i--) {
+    for (int i = loss->id; i >= first; i--) {
         hv_nn_tensor *t = g->nodes[i];
         if (!t->requires_grad || t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM) continue;
         double t0 = g->profiling ? hv_time_now() : 0;

@@ -5,7 +5,8 @@
  * tasks that must be learnt (an MLP classifying points inside a circle, and a
  * small conv net with batch norm learning a fixed 3x3 filter), each with a
  * loss bound measured on this machine (margins beside the bounds); frozen
- * parameters (hv_nn_graph_set_frozen) against a hand computation.
+ * parameters (hv_nn_graph_set_frozen) and a backward stopped at a tensor
+ * (hv_nn_graph_backward_to) against hand computations.
  */
 #include <math.h>
 #include <stdio.h>
@@ -330,6 +331,58 @@ static void test_frozen(void)
     }
 }
 
+/* hv_nn_graph_backward_to: x -> a = 3x -> y = conv1x1(a; w = 2, b) ->
+ * loss = sum(y R). By hand: dL/da = 2R, dL/dx = 6R, dL/dw = sum(a R) =
+ * 3 sum(x R) = -11.25. Stopped at a: a's gradient complete, x's left 0, w's
+ * (used after a) still accumulated; a stop recorded after the loss refused. */
+static void test_backward_to(void)
+{
+    for (int bi = 0; bi < 2; bi++) {
+        hv_nn_params *ps = NULL;
+        hv_nn_backend *be = NULL;
+        hv_nn_graph *g = NULL;
+        hv_nn_param *w, *b;
+        const int64_t ws[4] = {1, 1, 1, 1}, one = 1, xs[4] = {1, 1, 2, 2};
+        HV_CHECK_OK(hv_nn_params_create(&ps));
+        HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
+        HV_CHECK_OK(hv_nn_params_add(ps, "w", 4, ws, 1, &w));
+        HV_CHECK_OK(hv_nn_params_add(ps, "b", 1, &one, 1, &b));
+        hv_nn_param_data(w)[0] = 2.0f;
+        hv_nn_param_data(b)[0] = 0.5f;
+        HV_CHECK_OK(hv_nn_graph_create(&g));
+        hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs), *r = hv_nn_input(g, "r", 4, xs);
+        hv_nn_set_requires_grad(x);
+        hv_nn_tensor *a = hv_nn_scale(g, x, 3.0f, 0.0f);
+        hv_nn_tensor *y = hv_nn_conv2d(g, a, hv_nn_param_tensor(g, w), hv_nn_param_tensor(g, b), 1, 0, 1);
+        hv_nn_tensor *loss = hv_nn_sum(g, hv_nn_mul(g, y, r));
+        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
+        const float xv[4] = {1, -2, 3, 0.5f}, rv[4] = {0.25f, 1, -1, 2};
+        HV_CHECK_OK(hv_nn_tensor_set(x, xv, 4));
+        HV_CHECK_OK(hv_nn_tensor_set(r, rv, 4));
+        HV_CHECK_OK(hv_nn_graph_forward(g));
+        float da[4], dx[4];
+        hv_nn_params_zero_grad(ps);
+        HV_CHECK_OK(hv_nn_graph_backward_to(g, loss, a));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(a, da, 4));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+        for (int i = 0; i < 4; i++) {
+            HV_CHECK_CLOSE(da[i], 2.0f * rv[i], 1e-6, "stopped at a: da = w R");
+            HV_CHECK(dx[i] == 0.0f, "stopped at a: dx[%d] = %g, not left 0", i, dx[i]);
+        }
+        HV_CHECK_CLOSE(hv_nn_param_grad(w)[0], -11.25f, 1e-5, "stopped at a: dw = sum(a R)");
+        hv_nn_params_zero_grad(ps);
+        HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 6.0f * rv[i], 1e-6, "full: dx = 3 w R");
+        HV_CHECK(hv_nn_graph_backward_to(g, a, loss) == HV_ERR_ARG,
+                 "a stop recorded after the loss is refused");
+        hv_error_clear();
+        hv_nn_graph_free(g);
+        hv_nn_backend_free(be);
+        hv_nn_params_free(ps);
+    }
+}
+
 /* Gradients that several readers add into, and ones a single reader writes
  * (the cpu backend writes those directly): x feeds three 1x1 convolutions
  * and a LeakyReLU(0.1); h = leaky(x) feeds one convolution, e = conv(x) one
@@ -396,6 +449,7 @@ int main(void)
     test_toy_mlp();
     test_toy_conv();
     test_frozen();
+    test_backward_to();
     test_grad_accumulation();
     return hv_test_done();
 }
