@@ -43,6 +43,8 @@ static const hv_command commands[] = {
 #endif
 #ifdef HV_HAVE_CMD_TRAIN
     {"train", hv_cmd_train, "train the HealthiVert GAN on a training file (MPI data parallel)"},
+    {"train-classifier", hv_cmd_train_classifier,
+     "train the fracture classifier of the Grad-CAM++ attention (MPI data parallel)"},
 #endif
 #ifdef HV_HAVE_CMD_INSPECT
     {"inspect", hv_cmd_inspect, "summarise a run's HDF5 store"},
