@@ -433,8 +433,10 @@ void hv_model_synth_set_trace(hv_model_synth *s, hv_model_synth_trace_fn fn, voi
  * one linear layer. Parameter names are MONAI's state_dict names
  * (docs/model.md lists them): "layer0.conv1.weight", "layer0.bn1.weight",
  * "layer1.0.conv1.conv.weight", "layer1.0.conv1.adn.N.running_mean",
- * "layer1.0.se_layer.fc.0.weight", "layer1.0.downsample.0.weight",
- * "layer1.0.downsample.1.weight", "last_linear.weight", ...
+ * "layer1.0.se_layer.fc.0.weight", "layer1.0.project.conv.weight",
+ * "layer1.0.project.adn.N.weight", "last_linear.weight", ... (the shortcut
+ * is MONAI SEBlock's `project`, a Convolution: MONAI's own loader renames
+ * Cadene's "downsample.0"/"downsample.1" to these names)
  * width = the stem's channels and the first layer's planes (64 in MONAI;
  * every layer scales with it: planes w, 2w, 4w, 8w, outputs 4x that); the
  * SE bottleneck keeps max(1, channels / 16) channels.
