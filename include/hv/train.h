@@ -283,7 +283,8 @@ void hv_train_cls_set_reducer(hv_train_cls *m, hv_model_reduce_fn fn, void *ctx)
 /* One step on batch_local slices x with labels y: loss (the global batch's
  * mean cross entropy, summed over the reducer; may be NULL), d (may be
  * NULL: batch_local floats) the training-mode z1 - z0 of each local slice.
- * A non-finite loss is HV_ERR_NUMERIC before any weight changes. */
+ * A non-finite loss or (summed) gradient is HV_ERR_NUMERIC before any
+ * weight changes, the running statistics put back. */
 hv_status hv_train_cls_step(hv_train_cls *m, const float *x, const float *y, double *loss,
                             float *d);
 /* Inference (running BN statistics) on n slices (any n; run in chunks of

@@ -363,14 +363,26 @@ hv_status hv_train_cls_step(hv_train_cls *m, const float *x, const float *y, dou
                             "is left as it was", (double)l);
     }
     hv_nn_params_zero_grad(m->ps);
-    if ((st = hv_nn_graph_backward(m->gt, m->loss)) != HV_OK)
+    if ((st = hv_nn_graph_backward(m->gt, m->loss)) != HV_OK) {
+        buffers(m, 0);
         return hv_error_wrap(st, "classifier step: backward");
-    if (m->reduce) {
-        grads(m, 1);
-        if (m->reduce(m->rctx, m->pack, m->n_train_par) != 0)
-            return hv_error_set(HV_ERR_IO, "classifier step: the reducer failed on the gradients");
-        grads(m, 0);
     }
+    grads(m, 1);
+    if (m->reduce && m->reduce(m->rctx, m->pack, m->n_train_par) != 0) {
+        buffers(m, 0);
+        return hv_error_set(HV_ERR_IO, "classifier step: the reducer failed on the gradients");
+    }
+    /* Adam stops at the first non-finite gradient having updated the
+     * parameters before it: look first (the summed gradients, so every rank
+     * decides alike; a NaN input can give a finite loss, e.g. through a
+     * max-pool that ignores it, and NaN gradients) */
+    for (size_t k = 0; k < m->n_train_par; k++)
+        if (!isfinite(m->pack[k])) {
+            buffers(m, 0);
+            return hv_error_set(HV_ERR_NUMERIC, "classifier step: a non-finite gradient (the "
+                                "loss was %g); the model is left as it was", (double)l);
+        }
+    if (m->reduce) grads(m, 0);
     if ((st = hv_nn_adam_step(m->adam)) != HV_OK)
         return hv_error_wrap(st, "classifier step: Adam");
     return HV_OK;

@@ -53,7 +53,7 @@ static void test_metrics(void)
     HV_CHECK(m.n_pos == 2 && m.n_neg == 3, "threshold 2 counts %zu %zu", m.n_pos, m.n_neg);
     HV_CHECK_CLOSE(m.auc, 5.5 / 6.0, 1e-12, "AUC, threshold 2");
     HV_CHECK_CLOSE(m.sensitivity, 1.0, 1e-12, "sensitivity, threshold 2");
-    HV_CHECK_CLOSE(m.specificity, 1.0 / 3.0, 1e-12, "specificity, threshold 2 (0.4, 0.2 of 3)");
+    HV_CHECK_CLOSE(m.specificity, 2.0 / 3.0, 1e-12, "specificity, threshold 2 (0.4, 0.2 of 3)");
     HV_CHECK_CLOSE(m.recall[0], 0.5, 1e-12, "recall g0 does not depend on the threshold");
 
     const int healthy[3] = {0, 0, 1};
@@ -61,7 +61,7 @@ static void test_metrics(void)
     HV_CHECK(isnan(m.auc) && isnan(m.sensitivity) && isnan(m.recall[2]),
              "no positive: AUC %g, sensitivity %g, recall g2 %g are NaN", m.auc, m.sensitivity,
              m.recall[2]);
-    HV_CHECK_CLOSE(m.specificity, 2.0 / 3.0, 1e-12, "specificity without a positive");
+    HV_CHECK_CLOSE(m.specificity, 1.0 / 3.0, 1e-12, "specificity without a positive (0.4 of 3)");
 }
 
 static void test_sampler(void)
