@@ -498,6 +498,12 @@ void hv_model_cam_resize(const float *in, int64_t h, int64_t w, float *out, int6
  * (cls_train.c: group /C). */
 typedef struct hv_model_cam hv_model_cam; /* opaque: weights + a planned graph */
 
+/* Write ps (a classifier of `width`, checked) as a classifier model file at
+ * path: /params, /meta kind "classifier", width, threshold, source (may be
+ * NULL: ""). Atomic (written to "<path>.tmp", then renamed). */
+hv_status hv_model_classifier_save_file(const hv_nn_params *ps, int width, int threshold,
+                                        const char *source, const char *path);
+
 /* Open the classifier at path and plan its Grad-CAM++ graph for `batch`
  * slices of 256 x 256 on be (borrowed, must outlive it). A missing file is
  * HV_ERR_NOT_FOUND, a file that is not a classifier (kind, a parameter's
