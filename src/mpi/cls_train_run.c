@@ -12,8 +12,8 @@
  * Rank 0 alone writes: the lock, checkpoint.h5 (every checkpoint_every
  * steps, at the end, and on SIGTERM/SIGUSR1, then exit 75), val.csv with
  * its curves, losses.csv, and at the end the model file classifier.h5
- * (hv_nn checkpoint: /params, /meta kind = classifier, width, threshold,
- * step, source). A checkpoint holds weights, running statistics and Adam
+ * (hv_model_classifier_save_file: /params, /meta kind = classifier, width,
+ * threshold, source). A checkpoint holds weights, running statistics and Adam
  * state (group /C), the step and the results-changing config; one of
  * another config is refused naming the keys (classifier.fresh = 1 or
  * --fresh starts over). Validation runs on rank 0 while the others sleep.
@@ -81,10 +81,11 @@ static hv_status ckpt_save(hv_train_cls *m, const ckpt_ctx *c, int64_t step)
     return HV_OK;
 }
 
-/* The model file: the weights and running statistics of checkpoint ckpt at
- * /params with /meta kind, width, threshold, step, source (atomic). */
+/* The model file: the weights and running statistics of checkpoint ckpt
+ * (group /C) written by hv_model_classifier_save_file (atomic; /meta kind,
+ * width, threshold, source naming the step and seed). */
 static hv_status export_model(const char *ckpt, const char *path, int width, int threshold,
-                              int64_t step)
+                              int64_t step, int seed)
 {
     hv_nn_params *ps = NULL;
     hv_rng rng;
@@ -97,13 +98,10 @@ static hv_status export_model(const char *ckpt, const char *path, int width, int
         st = hv_nn_checkpoint_load_groups(ckpt, 1, g, p1, NULL);
     }
     if (st == HV_OK) {
-        char w[16], t[16], s[32];
-        snprintf(w, sizeof w, "%d", width);
-        snprintf(t, sizeof t, "%d", threshold);
-        snprintf(s, sizeof s, "%lld", (long long)step);
-        const char *kv[] = {"kind", "classifier", "width", w, "threshold", t, "step", s,
-                            "source", "healthivert train-classifier"};
-        st = hv_nn_checkpoint_save(path, ps, NULL, kv, 5);
+        char src[160];
+        snprintf(src, sizeof src, "healthivert train-classifier: step %lld, seed %d",
+                 (long long)step, seed);
+        st = hv_model_classifier_save_file(ps, width, threshold, src, path);
     }
     hv_nn_params_free(ps);
     return st == HV_OK ? HV_OK : hv_error_wrap(st, "exporting the classifier to %s", path);
@@ -339,7 +337,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
                 st = validate(&vst, m, ts, &plan, o.threshold, step, epoch);
             if (st == HV_OK && do_ckpt) st = ckpt_save(m, &cc, step);
             if (st == HV_OK && end) {
-                st = export_model(ckpt, out->model, o.width, o.threshold, step);
+                st = export_model(ckpt, out->model, o.width, o.threshold, step, o.seed);
                 if (st == HV_OK) hv_log_info("model: %s", out->model);
             }
             if (nranks > 1) hv_train_cls_set_reducer(m, hv__train_mpi_sum, &rcomm);
@@ -354,7 +352,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     }
     /* a finished training run again: the model file is written anyway */
     if (rank == 0 && step == plan.total_steps && steps_here == 0 && access(ckpt, R_OK) == 0)
-        st = export_model(ckpt, out->model, o.width, o.threshold, step);
+        st = export_model(ckpt, out->model, o.width, o.threshold, step, o.seed);
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     out->step_end = step;
     out->loss = loss;

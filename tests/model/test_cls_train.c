@@ -19,7 +19,9 @@
  *           softplus (the data-parallel scaling); a NaN input is refused
  *           with HV_ERR_NUMERIC and leaves every parameter and running
  *           statistic bit for bit as it was; ten steps on the same two
- *           slices lower their loss.
+ *           slices lower their loss; the checkpoint loads back (same
+ *           predictions), is refused by a width-4 model, and opens as a
+ *           classifier on the Grad-CAM++ side (hv_model_cam_open).
  */
 #include <math.h>
 #include <stdio.h>
@@ -263,6 +265,37 @@ static void test_loss(void)
                      (double)p4[0], (double)p4[1], (double)p4[2], (double)p4[3], (double)p1[0]);
             free(x4);
         }
+
+        /* the checkpoint: loads back into a fresh model (same predictions),
+         * and the Grad-CAM++ side opens it as a classifier of width 2 */
+        char path[512];
+        snprintf(path, sizeof path, "%s/test_cls_ckpt.h5", HV_TEST_BINARY_DIR);
+        const char *kv[2] = {"note", "test"};
+        HV_CHECK_OK(hv_train_cls_save(m, path, kv, 1));
+        hv_train_cls *m2 = NULL;
+        hv_rng_seed(&rng, 99, 0);
+        HV_CHECK_OK(hv_train_cls_create(2, 2, 2, 3, 1e-3, 0.9, 0.999, &rng, be, &m2));
+        if (m2) {
+            float q1[1] = {0};
+            HV_CHECK_OK(hv_train_cls_load(m2, path));
+            HV_CHECK_OK(hv_train_cls_predict(m2, x, 1, q1));
+            HV_CHECK(fabsf(q1[0] - p1[0]) <= 1e-6f, "loaded model predicts %g, saved one %g",
+                     (double)q1[0], (double)p1[0]);
+            hv_train_cls_free(m2);
+        }
+        hv_train_cls *m4 = NULL;
+        HV_CHECK_OK(hv_train_cls_create(4, 2, 2, 3, 1e-3, 0.9, 0.999, &rng, be, &m4));
+        if (m4) {
+            hv_status st = hv_train_cls_load(m4, path);
+            HV_CHECK(st == HV_ERR_FORMAT && strstr(hv_error_detail(), "width 2"),
+                     "a width-4 model refuses the width-2 checkpoint: %s", hv_error_detail());
+            hv_train_cls_free(m4);
+        }
+        hv_model_cam *cam = NULL;
+        HV_CHECK_OK(hv_model_cam_open(path, 1, be, &cam));
+        if (cam) HV_CHECK(hv_model_cam_width(cam) == 2, "cam width %d", hv_model_cam_width(cam));
+        hv_model_cam_free(cam);
+        remove(path);
         hv_train_cls_free(m);
     }
 
