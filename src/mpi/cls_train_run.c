@@ -40,25 +40,10 @@ typedef struct {
     int64_t steps_per_epoch;
 } ckpt_ctx;
 
-/* 1 when every parameter value is finite (else names the first other). */
-static int finite_params(hv_nn_params *ps, char *bad, size_t cap)
-{
-    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
-        hv_nn_param *p = hv_nn_params_at(ps, i);
-        const float *d = hv_nn_param_data(p);
-        for (int64_t k = 0; k < hv_nn_param_numel(p); k++)
-            if (!isfinite(d[k])) {
-                snprintf(bad, cap, "%s[%lld] = %g", hv_nn_param_name(p), (long long)k, (double)d[k]);
-                return 0;
-            }
-    }
-    return 1;
-}
-
 static hv_status ckpt_save(hv_train_cls *m, const ckpt_ctx *c, int64_t step)
 {
     char bad[512];
-    if (!finite_params(hv_train_cls_params(m), bad, sizeof bad))
+    if (!hv__train_params_finite(hv_train_cls_params(m), NULL, bad, sizeof bad))
         return hv_error_set(HV_ERR_NUMERIC, "step %lld: not writing a checkpoint with a non-finite "
                             "weight (%s); %s keeps the last good one", (long long)step, bad, c->path);
     char s_step[32], s_epoch[32], s_seed[32], s_thr[16], s_ranks[16];

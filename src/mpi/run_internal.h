@@ -308,6 +308,9 @@ void hv__train_write_why(const char *dir, char *why, size_t cap);
 /* header, then the lines of an earlier per-step CSV at path whose first
  * field (the step) is <= max, into out (a missing file: header only). */
 hv_status hv__train_csv_keep(const char *path, const char *header, int64_t max, hv_sbuf *out);
+/* 1 when every value of ps (weights and buffers) is finite; else 0 with
+ * "[NET ]name[k] = value" of the first other in bad (net may be NULL). */
+int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t cap);
 /* b's text to path atomically. */
 hv_status hv__train_text_write(const char *path, const hv_sbuf *b);
 

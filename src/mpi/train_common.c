@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,4 +208,20 @@ void hv__train_write_why(const char *dir, char *why, size_t cap)
         snprintf(why + l, cap - l, "; file size limit (RLIMIT_FSIZE) %.0f KiB",
                  (double)rl.rlim_cur / 1024.0);
     }
+}
+
+int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t cap)
+{
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        hv_nn_param *p = hv_nn_params_at(ps, i);
+        const float *d = hv_nn_param_data(p);
+        int64_t n = hv_nn_param_numel(p);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(d[k])) {
+                snprintf(bad, cap, "%s%s%s[%lld] = %g", net ? net : "", net ? " " : "",
+                         hv_nn_param_name(p), (long long)k, (double)d[k]);
+                return 0;
+            }
+    }
+    return 1;
 }

@@ -106,20 +106,10 @@ static hv_status ckpt_check(const char *path, const char *results_text, const hv
 /* 1 when every value of the four networks is finite. */
 static int weights_finite(hv_model_gan *m, char *bad, size_t cap)
 {
+    static const char *const net[4] = {"G", "D1", "D2", "D3"};
     for (int w = 0; w < 4; w++) {
         hv_nn_params *ps = hv_model_gan_params(m, w);
-        size_t np = ps ? hv_nn_params_size(ps) : 0;
-        for (size_t i = 0; i < np; i++) {
-            hv_nn_param *p = hv_nn_params_at(ps, i);
-            const float *d = hv_nn_param_data(p);
-            int64_t n = hv_nn_param_numel(p);
-            for (int64_t k = 0; k < n; k++)
-                if (!isfinite(d[k])) {
-                    snprintf(bad, cap, "%s %s[%lld] = %g", w ? (w == 1 ? "D1" : w == 2 ? "D2" : "D3") : "G",
-                             hv_nn_param_name(p), (long long)k, (double)d[k]);
-                    return 0;
-                }
-        }
+        if (ps && !hv__train_params_finite(ps, net[w], bad, cap)) return 0;
     }
     return 1;
 }
