@@ -197,6 +197,29 @@ typedef struct hv_train_summary {
  * that could not be written). */
 hv_status hv_train_execute(const hv_run_config *c, MPI_Comm comm, hv_train_summary *out);
 
+/* `healthivert train-classifier` (src/mpi/cls_train_run.c): the fracture
+ * classifier (hv/train.h "the fracture classifier"), data parallel like
+ * hv_train_execute, with the same checkpoint, resume and stop policy. Its
+ * [classifier] keys: */
+const hv_run_key *hv_train_cls_config_keys(size_t *n);
+
+typedef struct hv_train_cls_summary {
+    long long step_start, step_end, total_steps, steps_per_epoch;
+    long n_train, n_pos, n_neg, n_unknown, n_val;
+    int resumed, interrupted, have_val;
+    double seconds, loss;        /* the last step's mean cross entropy            */
+    /* first (untrained, step 0) and last validation: n_items, auc,
+     * sensitivity, specificity, recall g0..g3, loss */
+    double untrained[9], last[9];
+    long long last_val_step;
+    char out_dir[1024];
+    char model[1100];            /* the exported model (OUTPUT/classifier.h5)     */
+} hv_train_cls_summary;
+
+/* Train (or resume) as configured; collective over comm, statuses as
+ * hv_train_execute. At the end rank 0 exports OUTPUT/classifier.h5. */
+hv_status hv_train_cls_execute(const hv_run_config *c, MPI_Comm comm, hv_train_cls_summary *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,10 @@
 /*
- * cmd_train.c: `healthivert train CONFIG.ini [--set train.key=value]...`
+ * cmd_train.c: `healthivert train CONFIG.ini [--set train.key=value]...` and
+ * `healthivert train-classifier CONFIG.ini [--set classifier.key=value]...`
+ *
+ * Both trainings share this front end (train_main): arguments, the config
+ * read over the command's key table, signals, MPI; each has its usage, key
+ * table, section and summary (train_cmd).
  *
  * Reads the [train] config (every value checked before MPI starts), turns
  * SIGTERM and SIGUSR1 (Slurm's warning before the time limit) into a stop
@@ -23,7 +28,7 @@ static void on_signal(int sig)
     hv_run_request_stop();
 }
 
-static void usage(FILE *f)
+static void usage_gan(FILE *f)
 {
     fprintf(f,
             "usage: healthivert train CONFIG.ini [--set train.key=value]... [--fresh]\n"
@@ -55,10 +60,35 @@ static void usage(FILE *f)
             "  healthivert train configs/train-phantom.ini --set train.max_steps=50\n");
 }
 
-static void print_keys(void)
+static void usage_cls(FILE *f)
 {
-    size_t n;
-    const hv_run_key *k = hv_train_config_keys(&n);
+    fprintf(f,
+            "usage: healthivert train-classifier CONFIG.ini [--set classifier.key=value]... [--fresh]\n"
+            "       mpirun -n R healthivert train-classifier CONFIG.ini ...\n"
+            "\n"
+            "Trains the fracture classifier whose Grad-CAM++ map guides the GAN (spec 7:\n"
+            "MONAI's SEResNet50 layout at classifier.width; 64 = MONAI) on one sagittal\n"
+            "slice (17..46) of each vertebra's CT crop of a training file (`healthivert\n"
+            "prepare`), label grade >= classifier.threshold, balanced sampling by default,\n"
+            "data parallel over the MPI ranks (1, 2 or 3 ranks reach the same weights).\n"
+            "The output folder (classifier.output) gets checkpoint.h5, classifier.h5 (the\n"
+            "model, at the end), losses.csv, val.csv (AUC, sensitivity, specificity,\n"
+            "recall per grade, per vertebra over its 30 middle slices) and val_*.png.\n"
+            "\n"
+            "  --set classifier.key=value  override one config key (repeatable)\n"
+            "  --fresh                     discard an earlier checkpoint\n"
+            "  --keys                      list every config key with its default and meaning\n"
+            "\n"
+            "Resuming, signals and exit status as `healthivert train`: the same command\n"
+            "continues from the last checkpoint to the same weights; SIGTERM or SIGUSR1\n"
+            "write a checkpoint and exit 75; 1 error; 2 usage.\n"
+            "\n"
+            "Example:\n"
+            "  healthivert train-classifier configs/train-classifier-phantom.ini\n");
+}
+
+static void print_keys(const hv_run_key *k, size_t n)
+{
     char allowed[256];
     for (size_t i = 0; i < n; i++) {
         hv_run_key_allowed(&k[i], allowed, sizeof allowed);
@@ -67,19 +97,84 @@ static void print_keys(void)
     }
 }
 
-int hv_cmd_train(int argc, char **argv)
+/* One training command: its name, section, keys, usage and what it runs
+ * (rank 0 prints the summary of a finished or stopped training). */
+typedef struct train_cmd {
+    const char *name, *section;
+    const hv_run_key *(*keys)(size_t *n);
+    void (*usage)(FILE *f);
+    hv_status (*run)(const hv_run_config *cfg, int rank, int size);
+} train_cmd;
+
+static hv_status run_gan(const hv_run_config *cfg, int rank, int size)
+{
+    hv_train_summary s;
+    hv_status st = hv_train_execute(cfg, MPI_COMM_WORLD, &s);
+    if (rank != 0 || (st != HV_OK && st != HV_ERR_INTERRUPTED)) return st;
+    printf("healthivert train: steps %lld..%lld of %lld (%lld per epoch; %ld train, %ld "
+           "val items; %d rank%s; %.1f s)%s\n",
+           s.step_start, s.step_end, s.total_steps, s.steps_per_epoch, s.n_train, s.n_val,
+           size, size == 1 ? "" : "s", s.seconds,
+           s.resumed ? ", resumed from the checkpoint" : "");
+    if (s.have_val) {
+        const char *nm[3] = {"copy the input", "untrained (step 0)", "trained"};
+        const double *v[3] = {s.copy_input, s.untrained, s.last};
+        printf("validation (%g items): %-20s %9s %9s %8s %8s %12s\n", s.copy_input[0], "",
+               "band L1", "PSNR dB", "SSIM", "Dice", "height err %");
+        for (int i = 0; i < 3; i++)
+            if (v[i][0] > 0)
+                printf("  %-38s %9.4f %9.2f %8.4f %8.4f %12.2f\n", nm[i], v[i][1], v[i][2],
+                       v[i][3], v[i][4], v[i][5]);
+    }
+    printf("outputs: %s/ (checkpoint.h5, losses.csv, val.csv, val_*.png, samples/)\n",
+           s.out_dir);
+    return st;
+}
+
+static hv_status run_cls(const hv_run_config *cfg, int rank, int size)
+{
+    hv_train_cls_summary s;
+    hv_status st = hv_train_cls_execute(cfg, MPI_COMM_WORLD, &s);
+    if (rank != 0 || (st != HV_OK && st != HV_ERR_INTERRUPTED)) return st;
+    printf("healthivert train-classifier: steps %lld..%lld of %lld (%lld per epoch; %ld train "
+           "items: %ld fractures, %ld not; %ld of unknown grade skipped; %ld val items; %d "
+           "rank%s; %.1f s)%s\n",
+           s.step_start, s.step_end, s.total_steps, s.steps_per_epoch, s.n_train, s.n_pos,
+           s.n_neg, s.n_unknown, s.n_val, size, size == 1 ? "" : "s", s.seconds,
+           s.resumed ? ", resumed from the checkpoint" : "");
+    if (s.step_end > s.step_start) printf("last step's cross entropy: %.4f\n", s.loss);
+    if (s.have_val) {
+        printf("validation (%g vertebrae): %-12s %7s %7s %7s %7s %7s %7s %7s %8s\n", s.last[0], "",
+               "AUC", "sens", "spec", "rec g0", "rec g1", "rec g2", "rec g3", "CE");
+        char nm[64];
+        for (int i = 0; i < 2; i++) {
+            const double *v = i ? s.last : s.untrained;
+            if (i == 0 && !(v[0] > 0)) continue;
+            snprintf(nm, sizeof nm, i ? "step %lld" : "untrained", s.last_val_step);
+            printf("  %-36s %7.4f %7.4f %7.4f %7.3f %7.3f %7.3f %7.3f %8.4f\n", nm, v[1], v[2],
+                   v[3], v[4], v[5], v[6], v[7], v[8]);
+        }
+    }
+    printf("outputs: %s/ (checkpoint.h5, classifier.h5, losses.csv, val.csv, val_*.png)\n",
+           s.out_dir);
+    return st;
+}
+
+static int train_main(int argc, char **argv, const train_cmd *c)
 {
     const char *cfgpath = NULL;
     hv_run_config *cfg = NULL;
     size_t nk;
-    const hv_run_key *keys = hv_train_config_keys(&nk);
+    const hv_run_key *keys = c->keys(&nk);
+    char fresh[64];
+    snprintf(fresh, sizeof fresh, "%s.fresh=1", c->section);
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            usage(stdout);
+            c->usage(stdout);
             return HV_EXIT_OK;
         }
         if (!strcmp(argv[a], "--keys")) {
-            print_keys();
+            print_keys(keys, nk);
             return HV_EXIT_OK;
         }
     }
@@ -90,25 +185,25 @@ int hv_cmd_train(int argc, char **argv)
         }
         if (!strncmp(argv[a], "--set=", 6) || !strcmp(argv[a], "--fresh")) continue;
         if (argv[a][0] == '-' || cfgpath) {
-            fprintf(stderr, "healthivert train: unexpected argument '%s'\n\n", argv[a]);
-            usage(stderr);
+            fprintf(stderr, "healthivert %s: unexpected argument '%s'\n\n", c->name, argv[a]);
+            c->usage(stderr);
             return HV_EXIT_USAGE;
         }
         cfgpath = argv[a];
     }
     if (!cfgpath) {
-        usage(stderr);
+        c->usage(stderr);
         return HV_EXIT_USAGE;
     }
     if (hv_run_config_load_table(keys, nk, cfgpath, &cfg) != HV_OK) {
-        fprintf(stderr, "healthivert train: %s\n", hv_error_detail());
+        fprintf(stderr, "healthivert %s: %s\n", c->name, hv_error_detail());
         return HV_EXIT_USAGE;
     }
     for (int a = 1; a < argc; a++) {
         const char *as = NULL;
         if (!strcmp(argv[a], "--set")) {
             if (a + 1 >= argc) {
-                fprintf(stderr, "healthivert train: --set needs section.key=value\n");
+                fprintf(stderr, "healthivert %s: --set needs section.key=value\n", c->name);
                 hv_run_config_free(cfg);
                 return HV_EXIT_USAGE;
             }
@@ -116,25 +211,25 @@ int hv_cmd_train(int argc, char **argv)
         } else if (!strncmp(argv[a], "--set=", 6)) {
             as = argv[a] + 6;
         } else if (!strcmp(argv[a], "--fresh")) {
-            as = "train.fresh=1";
+            as = fresh;
         }
         if (as && hv_run_config_set(cfg, as) != HV_OK) {
-            fprintf(stderr, "healthivert train: %s\n", hv_error_detail());
+            fprintf(stderr, "healthivert %s: %s\n", c->name, hv_error_detail());
             hv_run_config_free(cfg);
             return HV_EXIT_USAGE;
         }
     }
-    const char *file = hv_run_config_get(cfg, "train", "file");
+    const char *file = hv_run_config_get(cfg, c->section, "file");
     if (!file || !*file) {
-        fprintf(stderr, "healthivert train: %s: train.file is not set (the training file that "
-                        "`healthivert prepare` writes)\n", cfgpath);
+        fprintf(stderr, "healthivert %s: %s: %s.file is not set (the training file that "
+                        "`healthivert prepare` writes)\n", c->name, cfgpath, c->section);
         hv_run_config_free(cfg);
         return HV_EXIT_USAGE;
     }
 
     int provided = 0;
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "healthivert train: MPI_Init failed\n");
+        fprintf(stderr, "healthivert %s: MPI_Init failed\n", c->name);
         hv_run_config_free(cfg);
         return HV_EXIT_FAIL;
     }
@@ -148,35 +243,29 @@ int hv_cmd_train(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 
-    hv_train_summary s;
-    hv_status st = hv_train_execute(cfg, MPI_COMM_WORLD, &s);
+    hv_status st = c->run(cfg, rank, size);
     int rc = st == HV_OK ? HV_EXIT_OK : st == HV_ERR_INTERRUPTED ? HV_EXIT_RESUMABLE : HV_EXIT_FAIL;
     if (rank == 0) {
-        if (st == HV_OK || st == HV_ERR_INTERRUPTED) {
-            printf("healthivert train: steps %lld..%lld of %lld (%lld per epoch; %ld train, %ld "
-                   "val items; %d rank%s; %.1f s)%s\n",
-                   s.step_start, s.step_end, s.total_steps, s.steps_per_epoch, s.n_train, s.n_val,
-                   size, size == 1 ? "" : "s", s.seconds,
-                   s.resumed ? ", resumed from the checkpoint" : "");
-            if (s.have_val) {
-                const char *nm[3] = {"copy the input", "untrained (step 0)", "trained"};
-                const double *v[3] = {s.copy_input, s.untrained, s.last};
-                printf("validation (%g items): %-20s %9s %9s %8s %8s %12s\n", s.copy_input[0], "",
-                       "band L1", "PSNR dB", "SSIM", "Dice", "height err %");
-                for (int i = 0; i < 3; i++)
-                    if (v[i][0] > 0)
-                        printf("  %-38s %9.4f %9.2f %8.4f %8.4f %12.2f\n", nm[i], v[i][1], v[i][2],
-                               v[i][3], v[i][4], v[i][5]);
-            }
-            printf("outputs: %s/ (checkpoint.h5, losses.csv, val.csv, val_*.png, samples/)\n",
-                   s.out_dir);
-        }
         if (st == HV_ERR_INTERRUPTED) printf("stopped early: %s\n", hv_error_detail());
         else if (st != HV_OK)
-            fprintf(stderr, "healthivert train: %s: %s\n", hv_status_name(st), hv_error_detail());
+            fprintf(stderr, "healthivert %s: %s: %s\n", c->name, hv_status_name(st),
+                    hv_error_detail());
         fflush(stdout);
     }
     hv_run_config_free(cfg);
     MPI_Finalize();
     return rc;
+}
+
+int hv_cmd_train(int argc, char **argv)
+{
+    static const train_cmd c = {"train", "train", hv_train_config_keys, usage_gan, run_gan};
+    return train_main(argc, argv, &c);
+}
+
+int hv_cmd_train_classifier(int argc, char **argv)
+{
+    static const train_cmd c = {"train-classifier", "classifier", hv_train_cls_config_keys,
+                                usage_cls, run_cls};
+    return train_main(argc, argv, &c);
 }

@@ -29,6 +29,7 @@ int hv_cmd_prepare(int argc, char **argv);
  * help, prepare = 1 forces prepare.enabled = 1. */
 int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*usage)(FILE *), int prepare);
 int hv_cmd_train(int argc, char **argv);
+int hv_cmd_train_classifier(int argc, char **argv);
 int hv_cmd_inspect(int argc, char **argv);
 int hv_cmd_export(int argc, char **argv);
 

@@ -43,6 +43,8 @@ static const hv_command commands[] = {
 #endif
 #ifdef HV_HAVE_CMD_TRAIN
     {"train", hv_cmd_train, "train the HealthiVert GAN on a training file (MPI data parallel)"},
+    {"train-classifier", hv_cmd_train_classifier,
+     "train the fracture classifier of the Grad-CAM++ attention (MPI data parallel)"},
 #endif
 #ifdef HV_HAVE_CMD_INSPECT
     {"inspect", hv_cmd_inspect, "summarise a run's HDF5 store"},
@@ -61,7 +63,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\n"
             "global options:\n"

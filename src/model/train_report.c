@@ -113,6 +113,32 @@ static double metric_of(const hv_train_metrics *m, int k)
     }
 }
 
+hv_status hv_train_curves_plot(const char *path, const char *title, const char *ylabel,
+                               const hv_io_series *curves, int n_curves,
+                               const char *const *flat_names, const double *flat_y, int n_flat)
+{
+    double xmax = 0;
+    for (int c = 0; c < n_curves; c++)
+        for (int i = 0; i < curves[c].n; i++)
+            if (curves[c].x[i] > xmax) xmax = curves[c].x[i];
+    hv_io_series s[16];
+    double bx[2] = {0, xmax > 0 ? xmax : 1}, by[8][2];
+    int ns = 0;
+    for (int c = 0; c < n_curves && ns < 16; c++) s[ns++] = curves[c];
+    for (int f = 0; f < n_flat && f < 8 && ns < 16; f++) {
+        by[f][0] = by[f][1] = flat_y[f];
+        s[ns++] = (hv_io_series){flat_names[f], 2, bx, by[f]};
+    }
+    hv_io_lines L;
+    memset(&L, 0, sizeof L);
+    L.title = title;
+    L.xlabel = "step";
+    L.ylabel = ylabel;
+    L.n_series = ns;
+    L.series = s;
+    return hv_io_plot_lines(path, &L);
+}
+
 hv_status hv_train_val_plot(const char *dir, const hv_train_val_row *rows, size_t n)
 {
     static const char *const names[] = {"band_l1", "psnr", "ssim", "dice", "height_err_pct"};
@@ -120,6 +146,7 @@ hv_status hv_train_val_plot(const char *dir, const hv_train_val_row *rows, size_
     static const char *const titles[] = {"val: band L1 |output - truth|", "val: band PSNR (dB)",
                                          "val: band SSIM", "val: Dice, fine segmentation",
                                          "val: height error |H2 - h| / h (%)"};
+    static const char *const flat[2] = {"copy the input", "untrained (step 0)"};
     double *x = malloc((n ? n : 1) * sizeof *x), *y = malloc((n ? n : 1) * sizeof *y);
     hv_status st = HV_OK;
     if (!x || !y) {
@@ -128,32 +155,21 @@ hv_status hv_train_val_plot(const char *dir, const hv_train_val_row *rows, size_
     }
     for (int k = 0; k < 5 && st == HV_OK; k++) {
         int m = 0;
-        double copy = NAN, untrained = NAN, xmax = 0;
+        double base[2] = {NAN, NAN}; /* copy the input, untrained */
         for (size_t i = 0; i < n; i++) {
             double v = metric_of(&rows[i].m, k);
             if (!strcmp(rows[i].method, "copy_input")) {
-                copy = v;
+                base[0] = v;
                 continue;
             }
-            if (rows[i].step == 0) untrained = v;
+            if (rows[i].step == 0) base[1] = v;
             x[m] = (double)rows[i].step;
             y[m++] = v;
-            if (x[m - 1] > xmax) xmax = x[m - 1];
         }
-        double bx[2] = {0, xmax > 0 ? xmax : 1}, bc[2] = {copy, copy}, bu[2] = {untrained, untrained};
-        hv_io_series s[3] = {{"network", m, x, y},
-                             {"copy the input", 2, bx, bc},
-                             {"untrained (step 0)", 2, bx, bu}};
-        hv_io_lines L;
-        memset(&L, 0, sizeof L);
-        L.title = titles[k];
-        L.xlabel = "step";
-        L.ylabel = names[k];
-        L.n_series = 3;
-        L.series = s;
+        hv_io_series s = {"network", m, x, y};
         char *path = hv_strfmt("%s/val_%s.png", dir, names[k]);
         if (!path) st = hv_error_set(HV_ERR_NOMEM, "curves: out of memory");
-        else st = hv_io_plot_lines(path, &L);
+        else st = hv_train_curves_plot(path, titles[k], names[k], &s, 1, flat, base, 2);
         free(path);
     }
 done:

@@ -280,4 +280,38 @@ void hv_run_case_row(hv_run_crow *r, const hv_case *cs);
  * points; a no-op otherwise. */
 void hv_run_crashpoint(const char *point);
 
+/* --------------------------------- shared by the trainings (train_common.c) */
+
+/* A barrier that sleeps instead of spinning (ranks waiting for rank 0). */
+void hv__train_wait_all(MPI_Comm comm);
+/* Every rank's status into one: HV_OK when all are; otherwise the first
+ * failing rank's status and message on every rank. */
+hv_status hv__train_agree(MPI_Comm comm, int rank, int nranks, hv_status st);
+/* hv_nn_reduce_fn over MPI_Allreduce(SUM); ctx: a MPI_Comm * (borrowed). */
+int hv__train_mpi_sum(void *ctx, float *buf, size_t n);
+/* "1h02m03s", "4m05s", "6s" or "?" into b. */
+void hv__train_fmt_dur(char *b, size_t cap, double s);
+/* One /meta value of checkpoint path (the error names the key). */
+hv_status hv__train_meta_get(const char *path, const char *key, char *buf, size_t cap);
+/* What rank 0 finds at path before training: no file (*resume 0), or a
+ * checkpoint of this format and version, passing extra (may be NULL; a
+ * training's own check, e.g. widths), written under the same
+ * results-changing config text (else HV_ERR_ARG naming the keys that
+ * differ and the keys `section`.output / .fresh): *resume 1, *step. */
+hv_status hv__train_ckpt_check(const char *path, const char *format, const char *version,
+                               const char *section,
+                               hv_status (*extra)(const char *path, void *ctx), void *ctx,
+                               const char *results_text, int *resume, long long *step);
+/* Why a checkpoint write may have failed: free space of dir, RLIMIT_FSIZE
+ * ("; ..." text, possibly empty) into why. */
+void hv__train_write_why(const char *dir, char *why, size_t cap);
+/* header, then the lines of an earlier per-step CSV at path whose first
+ * field (the step) is <= max, into out (a missing file: header only). */
+hv_status hv__train_csv_keep(const char *path, const char *header, int64_t max, hv_sbuf *out);
+/* 1 when every value of ps (weights and buffers) is finite; else 0 with
+ * "[NET ]name[k] = value" of the first other in bad (net may be NULL). */
+int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t cap);
+/* b's text to path atomically. */
+hv_status hv__train_text_write(const char *path, const hv_sbuf *b);
+
 #endif /* HV_RUN_INTERNAL_H */

@@ -57,62 +57,6 @@
 
 /* ------------------------------------------------------------ MPI helpers */
 
-/* Sleep-waiting barrier: ranks that wait (validation, checkpoints on rank 0)
- * leave the cores to the rank that works (Open MPI busy-polls otherwise). */
-static void wait_all(MPI_Comm comm)
-{
-    MPI_Request rq;
-    MPI_Ibarrier(comm, &rq);
-    int done = 0;
-    struct timespec ts = {0, 2 * 1000 * 1000};
-    for (;;) {
-        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
-        if (done) break;
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* Every rank's status into one: HV_OK when all are; otherwise the first
- * failing rank's status and message on every rank. */
-static hv_status agree(MPI_Comm comm, int rank, int nranks, hv_status st)
-{
-    int mine = st != HV_OK ? rank : nranks, first = nranks;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == nranks) return HV_OK;
-    int s = (int)st;
-    char msg[2048] = "";
-    if (rank == first) snprintf(msg, sizeof msg, "%s", hv_error_detail());
-    MPI_Bcast(&s, 1, MPI_INT, first, comm);
-    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, comm);
-    if (rank != first) hv_error_set((hv_status)s, "%s", msg);
-    return (hv_status)s;
-}
-
-/* The model's reducer: sum n floats in place over the ranks. */
-static int mpi_sum(void *ctx, float *buf, size_t n)
-{
-    MPI_Comm comm = *(MPI_Comm *)ctx;
-    while (n > 0) {
-        int c = n > (size_t)(1 << 28) ? (1 << 28) : (int)n;
-        if (MPI_Allreduce(MPI_IN_PLACE, buf, c, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS) return 1;
-        buf += c;
-        n -= (size_t)c;
-    }
-    return 0;
-}
-
-static void fmt_dur(char *b, size_t cap, double s)
-{
-    if (!(s >= 0) || s > 1e8) {
-        snprintf(b, cap, "?");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(b, cap, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
-    else if (t >= 60) snprintf(b, cap, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(b, cap, "%lds", t);
-}
-
 /* Test hook: HV_TEST_TRAIN_NAN_STEP=s puts a NaN into one input pixel of
  * rank 0's batch of step s (1-based: the step after which s steps would be
  * done), so that step's loss is non-finite (tests/train/test_train_bad.sh);
@@ -128,123 +72,44 @@ static void test_nan_hook(int64_t step, hv_model_batch *b)
 
 /* ------------------------------------------------------- checkpoint meta */
 
-/* "key=value" lines of the results-changing keys that differ between a
- * (the checkpoint's) and b (this config), into a message. */
-static char *diff_keys(const char *a, const char *b)
-{
-    hv_sbuf s = {0};
-    for (int pass = 0; pass < 2; pass++) {
-        const char *x = pass ? b : a, *y = pass ? a : b;
-        for (const char *l = x; *l;) {
-            const char *e = strchr(l, '\n');
-            size_t n = e ? (size_t)(e - l) : strlen(l);
-            const char *eq = memchr(l, '=', n);
-            if (eq) {
-                size_t kn = (size_t)(eq - l) + 1;
-                /* same key=value present in y? */
-                int same = 0, found = 0;
-                for (const char *m = y; *m;) {
-                    const char *f = strchr(m, '\n');
-                    size_t mn = f ? (size_t)(f - m) : strlen(m);
-                    if (mn >= kn && !memcmp(m, l, kn)) {
-                        found = 1;
-                        same = mn == n && !memcmp(m, l, n);
-                        if (!pass && !same)
-                            hv_sbuf_printf(&s, "%s%.*s (checkpoint) vs %.*s (now)", s.len ? ", " : "",
-                                           (int)n, l, (int)(mn - kn), m + kn);
-                        break;
-                    }
-                    m = f ? f + 1 : m + mn;
-                }
-                if (!found)
-                    hv_sbuf_printf(&s, "%s%.*s only %s", s.len ? ", " : "", (int)n, l,
-                                   pass ? "now" : "in the checkpoint");
-            }
-            l = e ? e + 1 : l + n;
-        }
-    }
-    return hv_sbuf_take(&s);
-}
-
-static hv_status meta_get(const char *path, const char *key, char *buf, size_t cap)
-{
-    hv_status st = hv_nn_checkpoint_meta(path, key, buf, cap);
-    if (st != HV_OK) hv_error_wrap(st, "checkpoint %s: metadata '%s'", path, key);
-    return st;
-}
-
 /* What rank 0 finds in the output folder before training. */
 typedef struct {
     int resume;               /* a checkpoint is there and matches            */
     long long step;           /* its step                                     */
 } ckpt_found;
 
+/* the GAN's own check, between the version and the config: the widths */
+static hv_status gan_width_check(const char *path, void *ctx)
+{
+    const hv_train_opts *o = ctx;
+    char cnum[32], ndf[32];
+    hv_status st;
+    if ((st = hv__train_meta_get(path, "cnum", cnum, sizeof cnum)) != HV_OK ||
+        (st = hv__train_meta_get(path, "ndf", ndf, sizeof ndf)) != HV_OK)
+        return st;
+    if (atoi(cnum) != o->cnum || atoi(ndf) != o->ndf)
+        return hv_error_set(HV_ERR_FORMAT,
+                            "checkpoint %s holds networks of another width (cnum %s, ndf %s; this "
+                            "config: train.cnum = %d, train.ndf = %d): use another train.output "
+                            "or train.fresh = 1 to start over",
+                            path, cnum, ndf, o->cnum, o->ndf);
+    return HV_OK;
+}
+
 static hv_status ckpt_check(const char *path, const char *results_text, const hv_train_opts *o,
                             ckpt_found *f)
 {
-    memset(f, 0, sizeof *f);
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno == ENOENT) return HV_OK;
-        return hv_error_set(HV_ERR_IO, "checkpoint %s: %s", path, strerror(errno));
-    }
-    char fmt[128], ver[32], stp[64], cnum[32], ndf[32];
-    size_t cap = strlen(results_text) + 65536;
-    char *have = malloc(cap);
-    hv_status st = have ? HV_OK : hv_error_set(HV_ERR_NOMEM, "out of memory");
-    if (st == HV_OK && (st = meta_get(path, "format", fmt, sizeof fmt)) == HV_OK &&
-        strcmp(fmt, CKPT_FORMAT))
-        st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: format '%s', expected '%s'", path, fmt,
-                          CKPT_FORMAT);
-    if (st == HV_OK && (st = meta_get(path, "version", ver, sizeof ver)) == HV_OK &&
-        strcmp(ver, CKPT_VERSION))
-        st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: version %s, this build reads %s", path,
-                          ver, CKPT_VERSION);
-    if (st == HV_OK && (st = meta_get(path, "cnum", cnum, sizeof cnum)) == HV_OK &&
-        (st = meta_get(path, "ndf", ndf, sizeof ndf)) == HV_OK &&
-        (atoi(cnum) != o->cnum || atoi(ndf) != o->ndf))
-        st = hv_error_set(HV_ERR_FORMAT,
-                          "checkpoint %s holds networks of another width (cnum %s, ndf %s; this "
-                          "config: train.cnum = %d, train.ndf = %d): use another train.output "
-                          "or train.fresh = 1 to start over",
-                          path, cnum, ndf, o->cnum, o->ndf);
-    if (st == HV_OK && (st = meta_get(path, "results_config", have, cap)) == HV_OK &&
-        strcmp(have, results_text)) {
-        char *d = diff_keys(have, results_text);
-        st = hv_error_set(HV_ERR_ARG,
-                          "checkpoint %s was trained with another config (%s): re-run with the "
-                          "same values, use another train.output, or train.fresh = 1 to start over",
-                          path, d ? d : "out of memory");
-        free(d);
-    }
-    if (st == HV_OK && (st = meta_get(path, "step", stp, sizeof stp)) == HV_OK) {
-        char *end;
-        f->step = strtoll(stp, &end, 10);
-        if (*end || f->step < 0)
-            st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: step '%s' is not a step", path, stp);
-    }
-    free(have);
-    if (st == HV_OK) f->resume = 1;
-    return st;
+    return hv__train_ckpt_check(path, CKPT_FORMAT, CKPT_VERSION, "train", gan_width_check,
+                                (void *)o, results_text, &f->resume, &f->step);
 }
 
 /* 1 when every value of the four networks is finite. */
 static int weights_finite(hv_model_gan *m, char *bad, size_t cap)
 {
+    static const char *const net[4] = {"G", "D1", "D2", "D3"};
     for (int w = 0; w < 4; w++) {
         hv_nn_params *ps = hv_model_gan_params(m, w);
-        size_t np = ps ? hv_nn_params_size(ps) : 0;
-        for (size_t i = 0; i < np; i++) {
-            hv_nn_param *p = hv_nn_params_at(ps, i);
-            const float *d = hv_nn_param_data(p);
-            int64_t n = hv_nn_param_numel(p);
-            for (int64_t k = 0; k < n; k++)
-                if (!isfinite(d[k])) {
-                    snprintf(bad, cap, "%s %s[%lld] = %g", w ? (w == 1 ? "D1" : w == 2 ? "D2" : "D3") : "G",
-                             hv_nn_param_name(p), (long long)k, (double)d[k]);
-                    return 0;
-                }
-        }
+        if (ps && !hv__train_params_finite(ps, net[w], bad, cap)) return 0;
     }
     return 1;
 }
@@ -284,19 +149,8 @@ static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
                         "config", c->cfgtext};
     hv_status st = hv_model_gan_save(m, c->path, kv, sizeof kv / sizeof kv[0] / 2);
     if (st != HV_OK) {
-        /* HDF5's messages do not carry errno: say what the usual causes look
-         * like here (space left, a file size limit) */
-        char why[2048] = "";
-        struct statvfs vs;
-        if (statvfs(c->dir, &vs) == 0)
-            snprintf(why, sizeof why, "; %.0f KiB free on the file system of %s",
-                     (double)vs.f_bavail * (double)vs.f_frsize / 1024.0, c->dir);
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-            size_t l = strlen(why);
-            snprintf(why + l, sizeof why - l, "; file size limit (RLIMIT_FSIZE) %.0f KiB",
-                     (double)rl.rlim_cur / 1024.0);
-        }
+        char why[2048];
+        hv__train_write_why(c->dir, why, sizeof why);
         return hv_error_wrap(st, "step %lld: checkpoint %s not written (the last good one is "
                                  "kept%s)",
                              (long long)step, c->path, why);
@@ -306,33 +160,6 @@ static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
 }
 
 /* ------------------------------------------------------------ losses.csv */
-
-/* Lines of an earlier losses.csv (header included) whose step is <= max. */
-static hv_status losses_keep(const char *path, int64_t max, hv_sbuf *out)
-{
-    struct stat sb;
-    hv_sbuf_printf(out, "%s\n", LOSS_HEADER);
-    if (stat(path, &sb) != 0) return HV_OK;
-    char *text = NULL;
-    hv_status st = hv_file_read_all(path, "losses table", 256u << 20, &text, NULL);
-    if (st != HV_OK) return st;
-    int line = 0;
-    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        if (line++ == 0) continue;
-        char *end;
-        long long s = strtoll(l, &end, 10);
-        if (end == l || *end != ',') continue; /* a torn line: dropped */
-        if (s <= max) hv_sbuf_printf(out, "%s\n", l);
-    }
-    free(text);
-    return out->oom ? hv_error_set(HV_ERR_NOMEM, "losses table: out of memory") : HV_OK;
-}
-
-static hv_status text_write(const char *path, const hv_sbuf *b)
-{
-    if (b->oom) return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", path);
-    return hv_file_write_atomic(path, b->s ? b->s : "", b->len, 0);
-}
 
 /* -------------------------------------------------------------- validation */
 
@@ -453,7 +280,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
                                 &ts);
     if (st != HV_OK) hv_error_wrap(st, "train.file");
     if (st == HV_OK) st = hv_train_plan_make(ts, &o, o.file, &plan);
-    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     int64_t first = 0, count = 0;
     hv_train_share(o.batch, nranks, rank, &first, &count);
     hv_model_sample_opts so;
@@ -478,7 +305,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         }
         if (st == HV_OK) st = ckpt_check(ckpt, results, &o, &cf);
     }
-    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     {
         long long b[2] = {cf.resume, cf.step};
         MPI_Bcast(b, 2, MPI_LONG_LONG, 0, comm);
@@ -502,8 +329,8 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         if (st == HV_OK && !(perm = malloc(plan.n_train * sizeof *perm)))
             st = hv_error_set(HV_ERR_NOMEM, "out of memory");
     }
-    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
-    if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    if (nranks > 1) hv_model_gan_set_reducer(gan, hv__train_mpi_sum, &rcomm);
 
     int64_t step = cf.resume ? cf.step : 0;
     out->step_start = step;
@@ -526,7 +353,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         vst.grid = o.val_grid;
         snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);
         snprintf(vst.samples, sizeof vst.samples, "%s/samples", o.output);
-        st = losses_keep(losses, step, &lossbuf);
+        st = hv__train_csv_keep(losses, LOSS_HEADER, step, &lossbuf);
         if (st == HV_OK && o.val_every > 0) {
             /* a resume keeps the rows up to its checkpoint; a new start none
              * (a val.csv without a checkpoint is from an attempt killed before
@@ -538,12 +365,12 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
             if (st == HV_OK) st = hv_train_valout_alloc(&vst.vo, vst.vs.all.n, 256, 256);
             if (st == HV_OK && step == 0) st = validate(&vst, gan, count, 0, 0, 1);
         }
-        if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
+        if (nranks > 1) hv_model_gan_set_reducer(gan, hv__train_mpi_sum, &rcomm);
     } else {
-        wait_all(comm);
+        hv__train_wait_all(comm);
     }
-    if (rank == 0) wait_all(comm);
-    if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    if (rank == 0) hv__train_wait_all(comm);
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
 
     /* 5. the steps */
     int64_t last_ckpt = step, last_val = step, epoch_lr = -1;
@@ -562,14 +389,14 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         double ts0 = hv_time_now();
         st = hv_train_batch_fill(ts, &plan, &so, (uint64_t)o.seed, step, first, count, perm, &batch);
         if (st == HV_OK && rank == 0) test_nan_hook(step + 1, &batch);
-        if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
         st = hv_model_gan_step(gan, &batch, &L);
         if (st != HV_OK)
             hv_error_wrap(st, "step %lld of %lld (epoch %lld): training stopped, no checkpoint "
                               "written for it (%s keeps step %lld)",
                           (long long)step + 1, (long long)plan.total_steps, (long long)epoch, ckpt,
                           (long long)last_ckpt);
-        if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
         step++;
         steps_here++;
         t_step = hv_time_now() - ts0;
@@ -580,14 +407,14 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
                            (long long)step, (long long)epoch, lr, L.g_total, L.g_gan, L.g_l1,
                            L.g_dice_fine, L.g_dice_coarse, L.g_edge, L.g_height, L.d1, L.d2, L.d3,
                            t_step);
-            st = text_write(losses, &lossbuf);
+            st = hv__train_text_write(losses, &lossbuf);
         }
         double now = hv_time_now();
         if (rank == 0 && (now - last_progress >= o.progress_interval || step == plan.total_steps)) {
             double rate = (now - t_loop) / (double)steps_here; /* seconds per step */
             char el[32], eta[32];
-            fmt_dur(el, sizeof el, now - t_start);
-            fmt_dur(eta, sizeof eta, rate * (double)(plan.total_steps - step));
+            hv__train_fmt_dur(el, sizeof el, now - t_start);
+            hv__train_fmt_dur(eta, sizeof eta, rate * (double)(plan.total_steps - step));
             hv_log_info("step %lld/%lld (epoch %lld, lr %.3g) | G %.4g [gan %.3g l1 %.4g dice %.3g/%.3g "
                         "edge %.3g height %.3g] D %.3f/%.3f/%.3f | %.2f s/step | elapsed %s | ETA %s",
                         (long long)step, (long long)plan.total_steps, (long long)epoch, lr,
@@ -607,10 +434,10 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
                 last_val = step;
             }
             if (st == HV_OK && do_ckpt) st = ckpt_save(gan, &cc, step);
-            if (nranks > 1) hv_model_gan_set_reducer(gan, mpi_sum, &rcomm);
+            if (nranks > 1) hv_model_gan_set_reducer(gan, hv__train_mpi_sum, &rcomm);
         }
-        if (do_val || do_ckpt) wait_all(comm); /* the others sleep while rank 0 writes */
-        if ((st = agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        if (do_val || do_ckpt) hv__train_wait_all(comm); /* the others sleep while rank 0 writes */
+        if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
         if (do_ckpt) {
             last_ckpt = step;
             hv_run_crashpoint("train-checkpoint");

@@ -7,16 +7,22 @@
 [ -f "${TRAINSET:-}" ] || { echo "not ok: training file '${TRAINSET:-}' missing (fixture train_data)"; exit 1; }
 [ -x "${CKDIFF:-}" ] || { echo "not ok: hv_ckpt_diff '${CKDIFF:-}' missing"; exit 1; }
 
+# The command and its config section: `train` / [train] unless the sourcing
+# script set TRAIN_CMD=train-classifier TRAIN_SEC=classifier.
+TRAIN_CMD=${TRAIN_CMD:-train}
+TRAIN_SEC=${TRAIN_SEC:-train}
+
 # train_hv NRANKS OUTDIR [args...]: the small training; NRANKS 0 = singleton.
 # stdout+stderr go to OUTDIR.log; returns the exit status.
 train_hv() {
   local n=$1 out=$2; shift 2
   mkdir -p "$(dirname "$out")"
   if [ "$n" -eq 0 ]; then
-    "$HV" train "$TCFG" --set train.file="$TRAINSET" --set train.output="$out" "$@" >"$out.log" 2>&1
+    "$HV" "$TRAIN_CMD" "$TCFG" --set "$TRAIN_SEC.file=$TRAINSET" --set "$TRAIN_SEC.output=$out" \
+      "$@" >"$out.log" 2>&1
   else
-    "$MPIEXEC" -n "$n" --oversubscribe "$HV" train "$TCFG" --set train.file="$TRAINSET" \
-      --set train.output="$out" "$@" >"$out.log" 2>&1
+    "$MPIEXEC" -n "$n" --oversubscribe "$HV" "$TRAIN_CMD" "$TCFG" --set "$TRAIN_SEC.file=$TRAINSET" \
+      --set "$TRAIN_SEC.output=$out" "$@" >"$out.log" 2>&1
   fi
 }
 

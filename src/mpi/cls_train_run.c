@@ -1,0 +1,371 @@
+/*
+ * cls_train_run.c: `healthivert train-classifier` on MPI ranks
+ * (hv_train_cls_execute): data parallel training of the fracture classifier
+ * (issue 13) with checkpoints, resume and validation. The policy is the
+ * GAN's (train_run.c) and its MPI pieces are shared with it
+ * (train_common.c): every rank holds the model and the training file, runs
+ * its fixed share of each global batch (hv_train_share), and sums gradients
+ * and batch-norm statistics over the ranks (hv__train_mpi_sum); batches
+ * depend only on (seed, epoch, list position), so 1, 2 or 3 ranks and a
+ * resumed run reach the same weights up to the order of float sums.
+ *
+ * Rank 0 alone writes: the lock, checkpoint.h5 (every checkpoint_every
+ * steps, at the end, and on SIGTERM/SIGUSR1, then exit 75), val.csv with
+ * its curves, losses.csv, and at the end the model file classifier.h5
+ * (hv_model_classifier_save_file: /params, /meta kind = classifier, width,
+ * threshold, source). A checkpoint holds weights, running statistics and Adam
+ * state (group /C), the step and the results-changing config; one of
+ * another config is refused naming the keys (classifier.fresh = 1 or
+ * --fresh starts over). Validation runs on rank 0 while the others sleep.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hv/train.h"
+#include "run_internal.h"
+
+#define CKPT_FORMAT "healthivert-classifier-checkpoint"
+#define CKPT_VERSION "1"
+#define LOSS_HEADER "step,epoch,loss,seconds_per_step"
+
+typedef struct {
+    const hv_train_cls_opts *o;
+    const char *path, *cfgtext, *results_text;
+    int nranks;
+    int64_t steps_per_epoch;
+} ckpt_ctx;
+
+static hv_status ckpt_save(hv_train_cls *m, const ckpt_ctx *c, int64_t step)
+{
+    char bad[512];
+    if (!hv__train_params_finite(hv_train_cls_params(m), NULL, bad, sizeof bad))
+        return hv_error_set(HV_ERR_NUMERIC, "step %lld: not writing a checkpoint with a non-finite "
+                            "weight (%s); %s keeps the last good one", (long long)step, bad, c->path);
+    char s_step[32], s_epoch[32], s_seed[32], s_thr[16], s_ranks[16];
+    snprintf(s_step, sizeof s_step, "%lld", (long long)step);
+    snprintf(s_epoch, sizeof s_epoch, "%lld", (long long)(step / c->steps_per_epoch));
+    snprintf(s_seed, sizeof s_seed, "%d", c->o->seed);
+    snprintf(s_thr, sizeof s_thr, "%d", c->o->threshold);
+    snprintf(s_ranks, sizeof s_ranks, "%d", c->nranks);
+    const char *kv[] = {"format", CKPT_FORMAT, "version", CKPT_VERSION, "step", s_step,
+                        "epoch", s_epoch, "seed", s_seed, "threshold", s_thr, "ranks", s_ranks,
+                        "results_config", c->results_text, "config", c->cfgtext};
+    hv_status st = hv_train_cls_save(m, c->path, kv, sizeof kv / sizeof kv[0] / 2);
+    if (st != HV_OK) {
+        char why[2048];
+        hv__train_write_why(c->o->output, why, sizeof why);
+        return hv_error_wrap(st, "step %lld: checkpoint %s not written (the last good one is "
+                                 "kept%s)", (long long)step, c->path, why);
+    }
+    hv_log_info("checkpoint: step %s written to %s", s_step, c->path);
+    return HV_OK;
+}
+
+/* The model file: the weights and running statistics of checkpoint ckpt
+ * (group /C) written by hv_model_classifier_save_file (atomic; /meta kind,
+ * width, threshold, source naming the step and seed). */
+static hv_status export_model(const char *ckpt, const char *path, int width, int threshold,
+                              int64_t step, int seed)
+{
+    hv_nn_params *ps = NULL;
+    hv_rng rng;
+    hv_rng_seed(&rng, 0, 0);
+    hv_status st = hv_nn_params_create(&ps);
+    if (st == HV_OK) st = hv_model_classifier_params(ps, width, &rng);
+    if (st == HV_OK) {
+        const char *g[1] = {"C"};
+        hv_nn_params *p1[1] = {ps};
+        st = hv_nn_checkpoint_load_groups(ckpt, 1, g, p1, NULL);
+    }
+    if (st == HV_OK) {
+        char src[160];
+        snprintf(src, sizeof src, "healthivert train-classifier: step %lld, seed %d",
+                 (long long)step, seed);
+        st = hv_model_classifier_save_file(ps, width, threshold, src, path);
+    }
+    hv_nn_params_free(ps);
+    return st == HV_OK ? HV_OK : hv_error_wrap(st, "exporting the classifier to %s", path);
+}
+
+typedef struct {
+    hv_train_cls_row *rows;
+    size_t n, cap;
+    char csv[1100];
+    const char *dir;
+} val_state;
+
+/* Rank 0: one validation at `step`: a row, val.csv, the curves. */
+static hv_status validate(val_state *v, hv_train_cls *m, const hv_model_trainset *ts,
+                          const hv_train_cls_plan *p, int threshold, int64_t step, int64_t epoch)
+{
+    double t0 = hv_time_now();
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? 2 * v->cap : 16;
+        hv_train_cls_row *r = realloc(v->rows, nc * sizeof *r);
+        if (!r) return hv_error_set(HV_ERR_NOMEM, "validation: out of memory");
+        v->rows = r;
+        v->cap = nc;
+    }
+    hv_train_cls_row *r = &v->rows[v->n];
+    memset(r, 0, sizeof *r);
+    r->step = step;
+    r->epoch = epoch;
+    hv_train_cls_set_reducer(m, NULL, NULL); /* inference graph: rank 0 alone anyway */
+    hv_status st = hv_train_cls_validate(m, ts, p, threshold, NULL, &r->m);
+    if (st == HV_OK) v->n++;
+    if (st == HV_OK) st = hv_train_cls_val_write(v->csv, v->rows, v->n);
+    if (st == HV_OK) st = hv_train_cls_val_plot(v->dir, v->rows, v->n);
+    if (st != HV_OK) return hv_error_wrap(st, "validation at step %lld", (long long)step);
+    hv_log_info("validation at step %lld%s (%zu vertebrae, %zu fractures, %.1f s): AUC %.4f, "
+                "sensitivity %.4f, specificity %.4f, recall by grade %.3f/%.3f/%.3f/%.3f, "
+                "cross entropy %.4f",
+                (long long)step, step == 0 ? " (untrained)" : "", r->m.n, r->m.n_pos,
+                hv_time_now() - t0, r->m.auc, r->m.sensitivity, r->m.specificity,
+                r->m.recall[0], r->m.recall[1], r->m.recall[2], r->m.recall[3], r->m.loss);
+    return HV_OK;
+}
+
+static void summary_values(const hv_train_cls_metrics *m, double v[9])
+{
+    double x[9] = {(double)m->n, m->auc, m->sensitivity, m->specificity, m->recall[0],
+                   m->recall[1], m->recall[2], m->recall[3], m->loss};
+    memcpy(v, x, sizeof x);
+}
+
+hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_cls_summary *out)
+{
+    int rank = 0, nranks = 1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &nranks);
+    memset(out, 0, sizeof *out);
+    if (nranks > 1) hv_log_set_rank(rank);
+    double t_start = hv_time_now();
+
+    hv_train_cls_opts o;
+    hv_status st = hv_run_config_fill(cfg, &o, sizeof o);
+    if (st != HV_OK) return st;
+    if (!o.file[0]) return hv_error_set(HV_ERR_ARG, "classifier.file is not set (the training "
+                                                    "file that `healthivert prepare` writes)");
+    if (!o.output[0]) return hv_error_set(HV_ERR_ARG, "classifier.output is empty");
+    if (o.batch < nranks)
+        return hv_error_set(HV_ERR_ARG, "classifier.batch = %d is smaller than the number of "
+                            "ranks (%d): every rank needs at least one item of each global batch",
+                            o.batch, nranks);
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+
+    char ckpt[1100], lock[1100], losses[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o.output);
+    snprintf(lock, sizeof lock, "%s/train.lock", o.output);
+    snprintf(losses, sizeof losses, "%s/losses.csv", o.output);
+    snprintf(out->out_dir, sizeof out->out_dir, "%s", o.output);
+    snprintf(out->model, sizeof out->model, "%s/classifier.h5", o.output);
+
+    hv_model_trainset *ts = NULL;
+    hv_train_cls_plan plan;
+    memset(&plan, 0, sizeof plan);
+    hv_nn_backend *be = NULL;
+    hv_train_cls *m = NULL;
+    size_t *list = NULL;
+    float *x = NULL, *y = NULL;
+    char *cfgtext = NULL, *results = NULL;
+    hv_sbuf lossbuf = {0};
+    val_state vst;
+    memset(&vst, 0, sizeof vst);
+    int locked = 0, resume = 0;
+    long long ck_step = 0;
+    MPI_Comm rcomm = comm;
+
+    /* 1. the training file, read by every rank; refused before any work */
+    st = hv_model_trainset_open(o.file, (1u << HV_MODEL_SPLIT_TRAIN) | (1u << HV_MODEL_SPLIT_VAL),
+                                &ts);
+    if (st != HV_OK) hv_error_wrap(st, "classifier.file");
+    if (st == HV_OK) st = hv_train_cls_plan_make(ts, &o, o.file, &plan);
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    int64_t first = 0, count = 0;
+    hv_train_share(o.batch, nranks, rank, &first, &count);
+
+    /* 2. rank 0: the output folder, its lock and what an earlier attempt left */
+    cfgtext = hv_run_config_text(cfg);
+    results = hv_run_config_results_text(cfg);
+    if (!cfgtext || !results) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+    if (rank == 0 && st == HV_OK) {
+        st = hv_mkdir_p(o.output);
+        if (st == HV_OK) st = hv_store_lock_take(lock, &locked);
+        if (st == HV_OK && o.fresh) {
+            hv_log_info("classifier.fresh = 1: discarding an earlier checkpoint, val.csv and "
+                        "losses.csv");
+            unlink(ckpt);
+            unlink(losses);
+            char *v = hv_strfmt("%s/val.csv", o.output);
+            if (v) unlink(v);
+            free(v);
+        }
+        if (st == HV_OK)
+            st = hv__train_ckpt_check(ckpt, CKPT_FORMAT, CKPT_VERSION, "classifier", NULL, NULL,
+                                      results, &resume, &ck_step);
+    }
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    {
+        long long b[2] = {resume, ck_step};
+        MPI_Bcast(b, 2, MPI_LONG_LONG, 0, comm);
+        resume = (int)b[0];
+        ck_step = b[1];
+    }
+
+    /* 3. the model on every rank: the same seed gives the same weights */
+    {
+        hv_rng rng;
+        hv_rng_seed(&rng, (uint64_t)o.seed, 0);
+        st = hv_nn_backend_create_cpu(&be);
+        if (st == HV_OK)
+            st = hv_train_cls_create(o.width, count, o.batch, HV_MODEL_CAM_COUNT, o.lr, o.beta1,
+                                     o.beta2, &rng, be, &m);
+        if (st == HV_OK && resume && (st = hv_train_cls_load(m, ckpt)) != HV_OK)
+            hv_error_wrap(st, "resuming from %s", ckpt);
+        list = malloc((size_t)plan.epoch_len * sizeof *list);
+        x = malloc((size_t)count * 256 * 256 * sizeof *x);
+        y = malloc((size_t)count * sizeof *y);
+        if (st == HV_OK && (!list || !x || !y)) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+    }
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    if (nranks > 1) hv_train_cls_set_reducer(m, hv__train_mpi_sum, &rcomm);
+
+    int64_t step = resume ? ck_step : 0;
+    out->step_start = step;
+    out->total_steps = plan.total_steps;
+    out->steps_per_epoch = plan.steps_per_epoch;
+    out->n_train = (long)plan.n_train;
+    out->n_pos = (long)plan.n_pos;
+    out->n_neg = (long)plan.n_neg;
+    out->n_unknown = (long)(plan.n_unknown_train + plan.n_unknown_val);
+    out->n_val = (long)plan.n_val;
+    out->resumed = resume;
+    ckpt_ctx cc = {&o, ckpt, cfgtext, results, nranks, plan.steps_per_epoch};
+
+    /* 4. rank 0: tables of an earlier attempt, the untrained validation */
+    if (rank == 0) {
+        hv_log_info("classifier training: %zu train items (%zu fractures at grade >= %d, %zu "
+                    "not; %zu of unknown grade skipped), balance %s: %lld per epoch, %lld steps "
+                    "of %d; %zu val items; %d rank%s; steps %lld..%lld%s",
+                    plan.n_train, plan.n_pos, o.threshold, plan.n_neg, plan.n_unknown_train,
+                    o.balance ? "sample" : "none", (long long)plan.epoch_len,
+                    (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
+                    nranks == 1 ? "" : "s", (long long)step, (long long)plan.total_steps,
+                    resume ? " (resumed from the checkpoint)" : "");
+        vst.dir = o.output;
+        snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);
+        st = hv__train_csv_keep(losses, LOSS_HEADER, step, &lossbuf);
+        if (st == HV_OK && o.val_every > 0) {
+            if (resume) st = hv_train_cls_val_read(vst.csv, step, &vst.rows, &vst.n);
+            vst.cap = vst.n;
+            if (st == HV_OK && step == 0) st = validate(&vst, m, ts, &plan, o.threshold, 0, 0);
+        }
+        if (nranks > 1) hv_train_cls_set_reducer(m, hv__train_mpi_sum, &rcomm);
+        hv__train_wait_all(comm);
+    } else {
+        hv__train_wait_all(comm);
+    }
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+
+    /* 5. the steps */
+    int64_t last_ckpt = step;
+    double t_loop = hv_time_now(), last_progress = 0, loss = NAN;
+    int64_t steps_here = 0;
+    int stopped = 0;
+    while (step < plan.total_steps) {
+        int64_t epoch = step / plan.steps_per_epoch;
+        double ts0 = hv_time_now();
+        st = hv_train_cls_batch_fill(ts, &plan, &o, step, first, count, list, x, y, NULL);
+        if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        st = hv_train_cls_step(m, x, y, &loss, NULL);
+        if (st != HV_OK)
+            hv_error_wrap(st, "step %lld of %lld (epoch %lld): training stopped, no checkpoint "
+                              "written for it (%s keeps step %lld)",
+                          (long long)step + 1, (long long)plan.total_steps, (long long)epoch, ckpt,
+                          (long long)last_ckpt);
+        if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        step++;
+        steps_here++;
+        double t_step = hv_time_now() - ts0;
+        hv_run_crashpoint("train-step");
+
+        if (rank == 0 && (step % o.log_every == 0 || step == plan.total_steps)) {
+            hv_sbuf_printf(&lossbuf, "%lld,%lld,%.7g,%.4f\n", (long long)step, (long long)epoch,
+                           loss, t_step);
+            st = hv__train_text_write(losses, &lossbuf);
+        }
+        double now = hv_time_now();
+        if (rank == 0 && (now - last_progress >= o.progress_interval || step == plan.total_steps)) {
+            double rate = (now - t_loop) / (double)steps_here;
+            char el[32], eta[32];
+            hv__train_fmt_dur(el, sizeof el, now - t_start);
+            hv__train_fmt_dur(eta, sizeof eta, rate * (double)(plan.total_steps - step));
+            hv_log_info("step %lld/%lld (epoch %lld) | cross entropy %.4f | %.2f s/step | "
+                        "elapsed %s | ETA %s",
+                        (long long)step, (long long)plan.total_steps, (long long)epoch, loss, rate,
+                        el, eta);
+            last_progress = now;
+        }
+        int flag = hv_run_stop_requested(), any = 0;
+        MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, comm);
+        stopped = any;
+        int end = step == plan.total_steps;
+        int do_val = o.val_every > 0 && (step % o.val_every == 0 || end) && !stopped;
+        int do_ckpt = step % o.checkpoint_every == 0 || end || stopped;
+        if (rank == 0) {
+            if (st == HV_OK && do_val)
+                st = validate(&vst, m, ts, &plan, o.threshold, step, epoch);
+            if (st == HV_OK && do_ckpt) st = ckpt_save(m, &cc, step);
+            if (st == HV_OK && end) {
+                st = export_model(ckpt, out->model, o.width, o.threshold, step, o.seed);
+                if (st == HV_OK) hv_log_info("model: %s", out->model);
+            }
+            if (nranks > 1) hv_train_cls_set_reducer(m, hv__train_mpi_sum, &rcomm);
+        }
+        if (do_val || do_ckpt) hv__train_wait_all(comm);
+        if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+        if (do_ckpt) {
+            last_ckpt = step;
+            hv_run_crashpoint("train-checkpoint");
+        }
+        if (stopped) break;
+    }
+    /* a finished training run again: the model file is written anyway */
+    if (rank == 0 && step == plan.total_steps && steps_here == 0 && access(ckpt, R_OK) == 0)
+        st = export_model(ckpt, out->model, o.width, o.threshold, step, o.seed);
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    out->step_end = step;
+    out->loss = loss;
+    out->interrupted = stopped && step < plan.total_steps;
+    for (size_t i = 0; rank == 0 && i < vst.n; i++) {
+        if (vst.rows[i].step == 0) summary_values(&vst.rows[i].m, out->untrained);
+        summary_values(&vst.rows[i].m, out->last);
+        out->last_val_step = vst.rows[i].step;
+        out->have_val = 1;
+    }
+done:
+    if (locked) hv_store_lock_release(lock);
+    out->seconds = hv_time_now() - t_start;
+    hv_sbuf_free(&lossbuf);
+    free(vst.rows);
+    free(list);
+    free(x);
+    free(y);
+    free(cfgtext);
+    free(results);
+    hv_train_cls_free(m);
+    hv_nn_backend_free(be);
+    hv_train_cls_plan_free(&plan);
+    hv_model_trainset_free(ts);
+    if (st == HV_OK && out->interrupted)
+        return hv_error_set(HV_ERR_INTERRUPTED,
+                            "stopped by request at step %lld of %lld (checkpoint written); run the "
+                            "same command again to resume",
+                            (long long)out->step_end, (long long)out->total_steps);
+    return st;
+}

@@ -1,0 +1,227 @@
+/*
+ * train_common.c: the pieces that `healthivert train` (train_run.c) and
+ * `healthivert train-classifier` (cls_train_run.c) share on MPI ranks:
+ * status agreement before collectives, the summing reducer, the
+ * sleep-waiting barrier, durations for progress lines, the checkpoint's
+ * compatibility check (format, version, the results-changing config text,
+ * the step) and the per-step CSV that a resume cuts back to its checkpoint.
+ * One copy, so both trainings resume and refuse alike (run_internal.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "run_internal.h"
+
+/* Sleep-waiting barrier: ranks that wait (validation, checkpoints on rank 0)
+ * leave the cores to the rank that works (Open MPI busy-polls otherwise). */
+void hv__train_wait_all(MPI_Comm comm)
+{
+    MPI_Request rq;
+    MPI_Ibarrier(comm, &rq);
+    int done = 0;
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    for (;;) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Every rank's status into one: HV_OK when all are; otherwise the first
+ * failing rank's status and message on every rank. */
+hv_status hv__train_agree(MPI_Comm comm, int rank, int nranks, hv_status st)
+{
+    int mine = st != HV_OK ? rank : nranks, first = nranks;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == nranks) return HV_OK;
+    int s = (int)st;
+    char msg[2048] = "";
+    if (rank == first) snprintf(msg, sizeof msg, "%s", hv_error_detail());
+    MPI_Bcast(&s, 1, MPI_INT, first, comm);
+    MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, first, comm);
+    if (rank != first) hv_error_set((hv_status)s, "%s", msg);
+    return (hv_status)s;
+}
+
+/* The model's reducer: sum n floats in place over the ranks. */
+int hv__train_mpi_sum(void *ctx, float *buf, size_t n)
+{
+    MPI_Comm comm = *(MPI_Comm *)ctx;
+    while (n > 0) {
+        int c = n > (size_t)(1 << 28) ? (1 << 28) : (int)n;
+        if (MPI_Allreduce(MPI_IN_PLACE, buf, c, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS) return 1;
+        buf += c;
+        n -= (size_t)c;
+    }
+    return 0;
+}
+
+void hv__train_fmt_dur(char *b, size_t cap, double s)
+{
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(b, cap, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(b, cap, "%ldh%02ldm%02lds", t / 3600, t / 60 % 60, t % 60);
+    else if (t >= 60) snprintf(b, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(b, cap, "%lds", t);
+}
+
+/* "key=value" lines of the results-changing keys that differ between a
+ * (the checkpoint's) and b (this config), into a message. */
+static char *diff_keys(const char *a, const char *b)
+{
+    hv_sbuf s = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        const char *x = pass ? b : a, *y = pass ? a : b;
+        for (const char *l = x; *l;) {
+            const char *e = strchr(l, '\n');
+            size_t n = e ? (size_t)(e - l) : strlen(l);
+            const char *eq = memchr(l, '=', n);
+            if (eq) {
+                size_t kn = (size_t)(eq - l) + 1;
+                /* same key=value present in y? */
+                int same = 0, found = 0;
+                for (const char *m = y; *m;) {
+                    const char *f = strchr(m, '\n');
+                    size_t mn = f ? (size_t)(f - m) : strlen(m);
+                    if (mn >= kn && !memcmp(m, l, kn)) {
+                        found = 1;
+                        same = mn == n && !memcmp(m, l, n);
+                        if (!pass && !same)
+                            hv_sbuf_printf(&s, "%s%.*s (checkpoint) vs %.*s (now)", s.len ? ", " : "",
+                                           (int)n, l, (int)(mn - kn), m + kn);
+                        break;
+                    }
+                    m = f ? f + 1 : m + mn;
+                }
+                if (!found)
+                    hv_sbuf_printf(&s, "%s%.*s only %s", s.len ? ", " : "", (int)n, l,
+                                   pass ? "now" : "in the checkpoint");
+            }
+            l = e ? e + 1 : l + n;
+        }
+    }
+    return hv_sbuf_take(&s);
+}
+
+hv_status hv__train_meta_get(const char *path, const char *key, char *buf, size_t cap)
+{
+    hv_status st = hv_nn_checkpoint_meta(path, key, buf, cap);
+    if (st != HV_OK) hv_error_wrap(st, "checkpoint %s: metadata '%s'", path, key);
+    return st;
+}
+
+hv_status hv__train_csv_keep(const char *path, const char *header, int64_t max, hv_sbuf *out)
+{
+    struct stat sb;
+    hv_sbuf_printf(out, "%s\n", header);
+    if (stat(path, &sb) != 0) return HV_OK;
+    char *text = NULL;
+    hv_status st = hv_file_read_all(path, "table", 256u << 20, &text, NULL);
+    if (st != HV_OK) return st;
+    int line = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        if (line++ == 0) continue;
+        char *end;
+        long long s = strtoll(l, &end, 10);
+        if (end == l || *end != ',') continue; /* a torn line: dropped */
+        if (s <= max) hv_sbuf_printf(out, "%s\n", l);
+    }
+    free(text);
+    return out->oom ? hv_error_set(HV_ERR_NOMEM, "table: out of memory") : HV_OK;
+}
+
+hv_status hv__train_text_write(const char *path, const hv_sbuf *b)
+{
+    if (b->oom) return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", path);
+    return hv_file_write_atomic(path, b->s ? b->s : "", b->len, 0);
+}
+
+
+hv_status hv__train_ckpt_check(const char *path, const char *format, const char *version,
+                               const char *section,
+                               hv_status (*extra)(const char *path, void *ctx), void *ctx,
+                               const char *results_text, int *resume, long long *step)
+{
+    *resume = 0;
+    *step = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT) return HV_OK;
+        return hv_error_set(HV_ERR_IO, "checkpoint %s: %s", path, strerror(errno));
+    }
+    char fmt[128], ver[32], stp[64];
+    size_t cap = strlen(results_text) + 65536;
+    char *have = malloc(cap);
+    hv_status st = have ? HV_OK : hv_error_set(HV_ERR_NOMEM, "out of memory");
+    if (st == HV_OK && (st = hv__train_meta_get(path, "format", fmt, sizeof fmt)) == HV_OK &&
+        strcmp(fmt, format))
+        st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: format '%s', expected '%s'", path, fmt,
+                          format);
+    if (st == HV_OK && (st = hv__train_meta_get(path, "version", ver, sizeof ver)) == HV_OK &&
+        strcmp(ver, version))
+        st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: version %s, this build reads %s", path,
+                          ver, version);
+    if (st == HV_OK && extra) st = extra(path, ctx);
+    if (st == HV_OK && (st = hv__train_meta_get(path, "results_config", have, cap)) == HV_OK &&
+        strcmp(have, results_text)) {
+        char *d = diff_keys(have, results_text);
+        st = hv_error_set(HV_ERR_ARG,
+                          "checkpoint %s was trained with another config (%s): re-run with the "
+                          "same values, use another %s.output, or %s.fresh = 1 to start over",
+                          path, d ? d : "out of memory", section, section);
+        free(d);
+    }
+    if (st == HV_OK && (st = hv__train_meta_get(path, "step", stp, sizeof stp)) == HV_OK) {
+        char *end;
+        *step = strtoll(stp, &end, 10);
+        if (*end || *step < 0)
+            st = hv_error_set(HV_ERR_FORMAT, "checkpoint %s: step '%s' is not a step", path, stp);
+    }
+    free(have);
+    if (st == HV_OK) *resume = 1;
+    return st;
+}
+
+void hv__train_write_why(const char *dir, char *why, size_t cap)
+{
+    /* HDF5's messages do not carry errno: say what the usual causes look
+     * like here (space left, a file size limit) */
+    why[0] = 0;
+    struct statvfs vs;
+    if (statvfs(dir, &vs) == 0)
+        snprintf(why, cap, "; %.0f KiB free on the file system of %s",
+                 (double)vs.f_bavail * (double)vs.f_frsize / 1024.0, dir);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t l = strlen(why);
+        snprintf(why + l, cap - l, "; file size limit (RLIMIT_FSIZE) %.0f KiB",
+                 (double)rl.rlim_cur / 1024.0);
+    }
+}
+
+int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t cap)
+{
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        hv_nn_param *p = hv_nn_params_at(ps, i);
+        const float *d = hv_nn_param_data(p);
+        int64_t n = hv_nn_param_numel(p);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(d[k])) {
+                snprintf(bad, cap, "%s%s%s[%lld] = %g", net ? net : "", net ? " " : "",
+                         hv_nn_param_name(p), (long long)k, (double)d[k]);
+                return 0;
+            }
+    }
+    return 1;
+}

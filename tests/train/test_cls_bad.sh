@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Bad input to `healthivert train-classifier` (issue 13): each case checks
+# the exit status, the message naming the bad input, and that nothing was
+# written where the input was refused before training.
+#  - a missing training file, and a file of another schema (a checkpoint);
+#  - a train split with one class only (the GAN tests' training file: its
+#    train split has no fracture);
+#  - an empty val split with validation on (noval.h5);
+#  - more ranks than items in a global batch, a batch above an epoch;
+#  - a checkpoint of another config (width, lr): refused naming the keys,
+#    untouched; --fresh starts over;
+#  - config strictness ([train] keys are not [classifier] keys) and --keys.
+HV=$1 MPIEXEC=$2 WORK=$3 TRAINSET=$4 CKDIFF=$5 TCFG=$6 NOVAL=$7 ONECLASS=$8
+COHORT=$TCFG
+TRAIN_CMD=train-classifier TRAIN_SEC=classifier
+source "$(dirname "$0")/../mpi/lib.sh"
+source "$(dirname "$0")/lib.sh"
+rm -rf "$WORK" && mkdir -p "$WORK"
+
+expect() { # expect RC PATTERN LOG what RC_GOT
+  check "$4: exit $1 (got $5; $3)" [ "$5" -eq "$1" ]
+  check "$4: message matches '$2' ($(grep -v '^\[' "$3" | head -c 400))" grep -qE -- "$2" "$3"
+}
+cls() { # cls OUT [args]: singleton on TRAINSET unless classifier.file is given again
+  local out=$1; shift
+  "$HV" train-classifier "$TCFG" --set classifier.file="$TRAINSET" --set classifier.output="$out" \
+    "$@" >"$out.log" 2>&1
+}
+
+train_hv 0 "$WORK/good" --set classifier.steps=2; rc=$?
+check "good training exits 0 (got $rc)" [ $rc -eq 0 ]
+cp "$WORK/good/checkpoint.h5" "$WORK/good-ckpt.h5"
+
+"$HV" train-classifier "$TCFG" --set classifier.file="$WORK/nope.h5" --set classifier.output="$WORK/o1" >"$WORK/o1.log" 2>&1; rc=$?
+expect 1 "classifier.file: .*nope.h5" "$WORK/o1.log" "missing training file" $rc
+check "missing file: no output folder" [ ! -e "$WORK/o1" ]
+"$HV" train-classifier "$TCFG" --set classifier.file="$WORK/good-ckpt.h5" --set classifier.output="$WORK/o2" >"$WORK/o2.log" 2>&1; rc=$?
+expect 1 "classifier.file: .*good-ckpt.h5" "$WORK/o2.log" "checkpoint as training file" $rc
+check "other schema: no output folder" [ ! -e "$WORK/o2" ]
+
+"$HV" train-classifier "$TCFG" --set classifier.file="$ONECLASS" --set classifier.output="$WORK/o3" >"$WORK/o3.log" 2>&1; rc=$?
+expect 1 "the train split has 0 fracture\(s\) \(grade >= 1\) and [0-9]+ non-fracture\(s\).*needs both classes" "$WORK/o3.log" "no fracture in train" $rc
+check "no fracture: no output folder" [ ! -e "$WORK/o3" ]
+"$HV" train-classifier "$TCFG" --set classifier.file="$NOVAL" --set classifier.output="$WORK/o5" --set classifier.val_every=5 >"$WORK/o5.log" 2>&1; rc=$?
+expect 1 "the val split has no graded item" "$WORK/o5.log" "empty val split" $rc
+check "empty val split: no output folder" [ ! -e "$WORK/o5" ]
+cls "$WORK/o6" --set classifier.batch=4000; rc=$?
+expect 1 "an epoch lists [0-9]+ item\(s\).*fewer than one global batch \(classifier.batch = 4000\)" "$WORK/o6.log" "batch above an epoch" $rc
+check "big batch: no output folder" [ ! -e "$WORK/o6" ]
+"$MPIEXEC" -n 3 --oversubscribe "$HV" train-classifier "$TCFG" --set classifier.file="$TRAINSET" \
+  --set classifier.output="$WORK/o7" --set classifier.batch=2 >"$WORK/o7.log" 2>&1; rc=$?
+expect 1 "classifier.batch = 2 is smaller than the number of ranks \(3\)" "$WORK/o7.log" "3 ranks, batch 2" $rc
+
+# a checkpoint of another config
+cp -r "$WORK/good" "$WORK/w"
+train_hv 0 "$WORK/w" --set classifier.steps=4 --set classifier.width=4; rc=$?
+expect 1 "trained with another config \(classifier.width=2 \(checkpoint\) vs 4 \(now\)\)" "$WORK/w.log" "another width" $rc
+check "another width: checkpoint untouched" cmp -s "$WORK/w/checkpoint.h5" "$WORK/good-ckpt.h5"
+train_hv 0 "$WORK/w" --set classifier.steps=4 --set classifier.lr=0.002; rc=$?
+expect 1 "classifier.lr=0.0001 \(checkpoint\) vs 0.002 \(now\).*classifier.fresh = 1" "$WORK/w.log" "another lr" $rc
+check "another config: checkpoint untouched" cmp -s "$WORK/w/checkpoint.h5" "$WORK/good-ckpt.h5"
+train_hv 0 "$WORK/w" --set classifier.steps=4 --set classifier.lr=0.002 --fresh; rc=$?
+check "--fresh starts over (rc $rc)" grep -q 'steps 0..4 of 4' "$WORK/w.log"
+# more steps only (not a results key): continues
+train_hv 0 "$WORK/good" --set classifier.steps=3; rc=$?
+check "more steps continue the finished training (rc $rc)" grep -q 'steps 2..3 of 3 .*resumed' "$WORK/good.log"
+
+# config strictness
+"$HV" train-classifier "$TCFG" --set train.cnum=4 >"$WORK/c1.log" 2>&1; rc=$?
+expect 2 "train" "$WORK/c1.log" "a [train] key" $rc
+"$HV" train-classifier "$TCFG" --set classifier.balance=oversample >"$WORK/c2.log" 2>&1; rc=$?
+expect 2 "one of: none, sample" "$WORK/c2.log" "bad balance" $rc
+"$HV" train-classifier --keys >"$WORK/keys.log" 2>&1; rc=$?
+check "--keys exits 0" [ $rc -eq 0 ]
+for k in file output seed width batch lr beta1 beta2 steps epochs threshold balance flip \
+         checkpoint_every val_every log_every threads progress_interval; do
+  check "--keys lists classifier.$k" grep -q "^classifier.$k = " "$WORK/keys.log"
+done
+finish
