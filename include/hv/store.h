@@ -108,7 +108,16 @@ typedef struct hv_run_vrow {
     double h_ori[HV_REG_COUNT];
     double h_syn[HV_REG_COUNT];
     double rhlv[HV_REG_COUNT];
+    /* the attention stage (attention.store = summary | full; NaN / -1 when
+     * it did not run, when attention.store = none, or no map was made) */
+    double p_fracture;     /* classifier's mean P(fracture), 30 slices   */
+    double cam_mass_body;  /* CAM mass fraction in the target's body     */
+    int32_t cam_max_slice; /* LR slice of the CAM's maximum (0..63)      */
+    int32_t pad2_;         /* always 0                                   */
 } hv_run_vrow;
+
+/* Fill the attention fields of r with "no value" (NaN, NaN, -1). */
+void hv_run_vrow_attn_none(hv_run_vrow *r);
 
 typedef struct hv_run_crow {
     char id[64];

@@ -399,6 +399,14 @@ hv_status hv_store_validate(const char *path, char **report)
         if (v->grade_pred < -1 || v->grade_pred > 3) PROBLEM("case %s %s: grade_pred %d\n", id, v->level, v->grade_pred);
         if (complete && graded && v->grade_pred < 0 && v->grade_rule >= 0)
             PROBLEM("case %s %s: graded store without a prediction\n", id, v->level);
+        /* the attention columns: NaN / -1 or in range */
+        if (!isnan(v->p_fracture) && !(v->p_fracture >= 0 && v->p_fracture <= 1))
+            PROBLEM("case %s %s: p_fracture %g outside [0, 1]\n", id, v->level, v->p_fracture);
+        if (!isnan(v->cam_mass_body) && !(v->cam_mass_body >= 0 && v->cam_mass_body <= 1))
+            PROBLEM("case %s %s: cam_mass_body %g outside [0, 1]\n", id, v->level,
+                    v->cam_mass_body);
+        if (v->cam_max_slice < -1 || v->cam_max_slice > 1023)
+            PROBLEM("case %s %s: cam_max_slice %d\n", id, v->level, v->cam_max_slice);
         int all_nan = 1; /* over anterior, middle, posterior: what the rule grades */
         for (int g = 0; g < HV_REG_COUNT; g++) {
             if (!finite_or_nan_ok(v->h_ori[g]) || !finite_or_nan_ok(v->h_syn[g]) || !finite_or_nan_ok(v->rhlv[g]))

@@ -47,6 +47,7 @@
  *                          optional in v1: stores written before it lack it)
  *   /grader                (after gather) attrs + confusion, classes, folds
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,10 @@ hid_t hv_store_vrow_type(void)
     H5Tinsert(t, "h_ori", offsetof(hv_run_vrow, h_ori), a4);
     H5Tinsert(t, "h_syn", offsetof(hv_run_vrow, h_syn), a4);
     H5Tinsert(t, "rhlv", offsetof(hv_run_vrow, rhlv), a4);
+    H5Tinsert(t, "p_fracture", offsetof(hv_run_vrow, p_fracture), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "cam_mass_body", offsetof(hv_run_vrow, cam_mass_body), H5T_NATIVE_DOUBLE);
+    H5Tinsert(t, "cam_max_slice", offsetof(hv_run_vrow, cam_max_slice), H5T_NATIVE_INT32);
+    H5Tinsert(t, "pad2_", offsetof(hv_run_vrow, pad2_), H5T_NATIVE_INT32);
     H5Tclose(s8);
     H5Tclose(a3);
     H5Tclose(a4);
@@ -539,6 +544,14 @@ done:
     return st;
 }
 
+void hv_run_vrow_attn_none(hv_run_vrow *r)
+{
+    r->p_fracture = NAN;
+    r->cam_mass_body = NAN;
+    r->cam_max_slice = -1;
+    r->pad2_ = 0;
+}
+
 hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n)
 {
     *rows = NULL;
@@ -566,6 +579,9 @@ hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n)
         st = hv_error_set(HV_ERR_NOMEM, "store: out of memory");
         goto done;
     }
+    /* a store written before the attention columns has no such members:
+     * HDF5 leaves them as they are, so they read as "no value" */
+    for (size_t q = 0; q < total; q++) hv_run_vrow_attn_none(&out[q]);
     size_t k = 0;
     for (size_t i = 0; i < nc; i++) {
         if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
