@@ -374,7 +374,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     pa->n_cases = (long)man->n;
     hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
                          pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
-                         p->order_largest};
+                         p->order_largest, sc->attn_store == 2};
     if ((st = hv_resume_rebuild(&rp, order_out, &pa->n_pending, &pa->n_resumed)) != HV_OK)
         goto done;
     *man_out = man;
@@ -835,7 +835,7 @@ done_b:
             st = hv_store_set_attr_str(s, "/provenance", "synth_model", rsyn.provenance);
         if (st == HV_OK && rattn.model)
             st = hv_store_set_attr_str(s, "/provenance", "attention_model", rattn.provenance);
-        if (st == HV_OK && p.n_img > 0) {
+        if (st == HV_OK && (p.n_img > 0 || sctx.attn_store == 2)) {
             /* the images of this attempt's cases, serially from the journals
              * (compressed: their file space cannot be allocated through
              * independent MPI-IO writes) */

@@ -284,6 +284,8 @@ typedef struct hv_resume_plan {
     int n_img, ranks, attempt;        /* ... with these                     */
     int shard_index, shard_count;     /* case i is shard i % shard_count's  */
     int retry_failed, order_largest;
+    int cam;                          /* /vertebrae/cam (attention.store =  */
+                                      /* full)                              */
 } hv_resume_plan;
 
 /* Replay the journals into a new store (every case pending but the ones
@@ -296,8 +298,10 @@ hv_status hv_resume_rebuild(const hv_resume_plan *p, long **order, long *n_pendi
 /* The end of an attempt, rank 0, on the serially reopened store s: write
  * the images (hv_store_put_images) of the cases this attempt finished,
  * from the records of `attempt` in the journals; ranks wrote those cases
- * through MPI-IO without them (docs/hdf5-schema.md, "How it is written").
- * *n_cases counts the cases written. No-op for a store without images. */
+ * through MPI-IO without them (docs/hdf5-schema.md, "How it is written"),
+ * and their attention maps (attention.store = full) the same way.
+ * *n_cases counts the cases written. No-op for a store without images and
+ * maps. */
 hv_status hv_resume_images(const char *journal, const hv_stage_ctx *sc, hv_store *s, int attempt,
                            long *n_cases);
 

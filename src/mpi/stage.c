@@ -120,6 +120,8 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->n_img = 0;
     r->img = NULL;
     r->qc = NULL;
+    r->cam_z = NULL;
+    memset(r->cam_z_len, 0, sizeof r->cam_z_len);
     r->c.n_vert = 0;
     r->c.error[0] = 0;
     r->c.error_code = 0;
@@ -138,6 +140,35 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
                      (s.have & HV_PIPE_ATTENTION) ? hv_pipe_attn_find(&s, s.m->v[i].label) : NULL,
                      &r->v[i]);
     r->c.n_vert = (int32_t)s.m->n;
+    if (ctx->attn_store == 2 && (s.have & HV_PIPE_ATTENTION)) {
+        /* attention.store = full: each map deflated into its store chunk
+         * here, on the rank that made it (hv_store_cam_encode) */
+        uint8_t *z[HV_RUN_MAX_VERT] = {NULL};
+        size_t len[HV_RUN_MAX_VERT] = {0}, total = 0;
+        for (size_t i = 0; i < s.m->n && st == HV_OK; i++) {
+            const hv_pipe_attn *a = hv_pipe_attn_find(&s, s.m->v[i].label);
+            if (!a || !a->cam) continue;
+            st = hv_store_cam_encode(a->cam, &z[i], &len[i]);
+            total += len[i];
+        }
+        if (st == HV_OK && !(r->cam_z = malloc(total ? total : 1)))
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory for the attention maps");
+        size_t off = 0;
+        for (size_t i = 0; i < s.m->n; i++) {
+            if (st == HV_OK && len[i]) memcpy(r->cam_z + off, z[i], len[i]);
+            off += len[i];
+            r->cam_z_len[i] = (uint32_t)len[i];
+            free(z[i]);
+        }
+        if (st != HV_OK) {
+            free(r->cam_z);
+            r->cam_z = NULL;
+            copy_str(r->c.error, sizeof r->c.error, hv_error_detail());
+            r->c.error_code = (int32_t)st;
+            r->c.n_vert = 0;
+            goto done;
+        }
+    }
     if (s.have & HV_PIPE_PICTURES) {
         r->n_img = s.n_img;
         r->img = s.img;

@@ -40,6 +40,9 @@
  *   /cases/stage_names     string[T]         their names, in column order
  *   /cases/status          enum u8[N]        pending | done | failed (written last)
  *   /vertebrae/table       compound[N*S]     (hv_run_vrow), slot case*S + k
+ *   /vertebrae/cam         uint8[N*S][256][256][64] attention maps x 255
+ *                          (attention.store = full; chunked per slot,
+ *                          deflate; images.c)
  *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none;
  *                          chunked per case, shuffle + deflate)
  *   /images/qc             vlen uint8[N*S]: one grey PNG per vertebra slot
@@ -72,6 +75,7 @@ void hv_case_result_clear(hv_case_result *r)
     free(r->img);
     free(r->qc);
     free(r->qc_png);
+    free(r->cam_z);
     memset(r, 0, sizeof *r);
 }
 
@@ -196,6 +200,7 @@ static void store_free(hv_store *s)
 {
     if (!s) return;
     if (s->qc >= 0) H5Dclose(s->qc);
+    if (s->cam >= 0) H5Dclose(s->cam);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
@@ -209,7 +214,7 @@ static hv_store *store_alloc(void)
 {
     hv_store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = -1;
+    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = s->cam = -1;
     return s;
 }
 
@@ -304,6 +309,15 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     H5CHK(g, "cannot create /vertebrae");
     s->verts = make_dataset(g, "table", vt, 1, &nv);
     H5CHK(s->verts, "cannot create /vertebrae/table");
+    if (info->cam) {
+        s->cam = hv_store_make_cam(g, nv);
+        H5CHK(s->cam, "cannot create /vertebrae/cam");
+        s->has_cam = 1;
+        ATTRCHK(hv_h5_attr_str(s->cam, "meaning",
+                               "Grad-CAM++ map of the vertebra's crop (spec 7) x 255, truncated; "
+                               "crop layout [k rows caudal first][j AP][i LR]; zeros outside LR "
+                               "slices 17..46 and in slots without a map"));
+    }
     H5Gclose(g);
     g = -1;
     if (info->n_img > 0) {
@@ -416,6 +430,14 @@ static hv_status open_objects(hv_store *s)
             s->qc = H5Dopen2(s->file, "images/qc", H5P_DEFAULT);
             H5CHK(s->qc, "store: cannot open /images/qc");
         }
+    }
+    /* the attention maps: chunked and compressed like the images, so for
+     * the same reason not opened through MPI-IO (rank 0 writes them) */
+    s->has_cam = H5Lexists(s->file, "vertebrae", H5P_DEFAULT) > 0 &&
+                 H5Lexists(s->file, "vertebrae/cam", H5P_DEFAULT) > 0;
+    if (s->has_cam && !s->mpi) {
+        s->cam = H5Dopen2(s->file, "vertebrae/cam", H5P_DEFAULT);
+        H5CHK(s->cam, "store: cannot open /vertebrae/cam");
     }
 done:
     return st;
