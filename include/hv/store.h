@@ -179,12 +179,6 @@ void hv_case_result_clear(hv_case_result *r);
 #define HV_RUN_CAM_K 256
 #define HV_RUN_CAM_BYTES ((size_t)HV_RUN_CAM_I * HV_RUN_CAM_J * HV_RUN_CAM_K)
 hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len);
-/* 1 when the store has /vertebrae/cam. */
-int hv_store_has_cam(const hv_store *s);
-/* The map of vertebra slot `slot` into vol (HV_RUN_CAM_BYTES, crop
- * layout); *present 0 when the slot holds none (vol all 0).
- * HV_ERR_UNSUPPORTED when the store has no maps. */
-hv_status hv_store_read_cam(hv_store *s, long slot, uint8_t *vol, int *present);
 
 /* Encode r->qc (r->c.n_vert slots of a done case) into r->qc_png and
  * r->qc_png_len, replacing any there; an all-zero slot gets length 0. No-op
@@ -271,6 +265,12 @@ hv_status hv_store_put_images(hv_store *s, long case_index, const hv_case_result
  * picture (px all zero then). HV_ERR_UNSUPPORTED when the store has no QC
  * pictures; HV_ERR_FORMAT for a PNG that does not decode. */
 hv_status hv_store_read_qc(hv_store *s, long slot, uint8_t *px, int *present);
+/* 1 when the store has /vertebrae/cam (attention.store = full). */
+int hv_store_has_cam(const hv_store *s);
+/* The map of vertebra slot `slot` into vol (HV_RUN_CAM_BYTES, crop
+ * layout); *present 0 when the slot holds none (vol all 0). Serially opened
+ * stores only; HV_ERR_UNSUPPORTED when the store has no maps. */
+hv_status hv_store_read_cam(hv_store *s, long slot, uint8_t *vol, int *present);
 /* Collective over comm: open for independent raw-data writes through MPI-IO. */
 hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
 /* Serial read/write or read-only open (sec2 driver). */

@@ -120,9 +120,12 @@ hid_t hv_store_crow_v1_type(void)
     return t;
 }
 
-hid_t hv_store_vrow_type(void)
+/* The vertebra row; with_attn 0: as stores written before the attention
+ * columns have it (the members up to rhlv, the size up to p_fracture). */
+static hid_t vrow_type(int with_attn)
 {
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(hv_run_vrow));
+    hid_t t = H5Tcreate(H5T_COMPOUND,
+                        with_attn ? sizeof(hv_run_vrow) : offsetof(hv_run_vrow, p_fracture));
     hid_t s8 = hv_h5_str_type(8);
     hsize_t n3 = 3, n4 = HV_REG_COUNT;
     hid_t a3 = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, &n3);
@@ -142,15 +145,20 @@ hid_t hv_store_vrow_type(void)
     H5Tinsert(t, "h_ori", offsetof(hv_run_vrow, h_ori), a4);
     H5Tinsert(t, "h_syn", offsetof(hv_run_vrow, h_syn), a4);
     H5Tinsert(t, "rhlv", offsetof(hv_run_vrow, rhlv), a4);
-    H5Tinsert(t, "p_fracture", offsetof(hv_run_vrow, p_fracture), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "cam_mass_body", offsetof(hv_run_vrow, cam_mass_body), H5T_NATIVE_DOUBLE);
-    H5Tinsert(t, "cam_max_slice", offsetof(hv_run_vrow, cam_max_slice), H5T_NATIVE_INT32);
-    H5Tinsert(t, "pad2_", offsetof(hv_run_vrow, pad2_), H5T_NATIVE_INT32);
+    if (with_attn) {
+        H5Tinsert(t, "p_fracture", offsetof(hv_run_vrow, p_fracture), H5T_NATIVE_DOUBLE);
+        H5Tinsert(t, "cam_mass_body", offsetof(hv_run_vrow, cam_mass_body), H5T_NATIVE_DOUBLE);
+        H5Tinsert(t, "cam_max_slice", offsetof(hv_run_vrow, cam_max_slice), H5T_NATIVE_INT32);
+        H5Tinsert(t, "pad2_", offsetof(hv_run_vrow, pad2_), H5T_NATIVE_INT32);
+    }
     H5Tclose(s8);
     H5Tclose(a3);
     H5Tclose(a4);
     return t;
 }
+
+hid_t hv_store_vrow_type(void) { return vrow_type(1); }
+hid_t hv_store_vrow_type_noattn(void) { return vrow_type(0); }
 
 hid_t hv_store_status_type(void)
 {

@@ -101,6 +101,11 @@ hid_t hv_store_crow_type(void);
 /* /vertebrae/cam in group g for nv slots (images.c). */
 hid_t hv_store_make_cam(hid_t g, hsize_t nv);
 hid_t hv_store_vrow_type(void);
+/* The vertebra row of stores written before the attention columns
+ * (p_fracture, cam_mass_body, cam_max_slice): read with hv_store_vrow_type
+ * (HDF5 converts by member name; the readers fill the missing ones with
+ * "no value" first, hv_run_vrow_attn_none). */
+hid_t hv_store_vrow_type_noattn(void);
 hid_t hv_store_status_type(void);
 /* The file type of a v1 /cases/table (the v2 members plus `seconds`). */
 hid_t hv_store_crow_v1_type(void);
