@@ -433,8 +433,10 @@ void hv_model_synth_set_trace(hv_model_synth *s, hv_model_synth_trace_fn fn, voi
  * one linear layer. Parameter names are MONAI's state_dict names
  * (docs/model.md lists them): "layer0.conv1.weight", "layer0.bn1.weight",
  * "layer1.0.conv1.conv.weight", "layer1.0.conv1.adn.N.running_mean",
- * "layer1.0.se_layer.fc.0.weight", "layer1.0.downsample.0.weight",
- * "layer1.0.downsample.1.weight", "last_linear.weight", ...
+ * "layer1.0.se_layer.fc.0.weight", "layer1.0.project.conv.weight",
+ * "layer1.0.project.adn.N.weight", "last_linear.weight", ... (the shortcut
+ * is MONAI SEBlock's `project`, a Convolution: MONAI's own loader renames
+ * Cadene's "downsample.0"/"downsample.1" to these names)
  * width = the stem's channels and the first layer's planes (64 in MONAI;
  * every layer scales with it: planes w, 2w, 4w, 8w, outputs 4x that); the
  * SE bottleneck keeps max(1, channels / 16) channels.
@@ -495,6 +497,12 @@ void hv_model_cam_resize(const float *in, int64_t h, int64_t w, float *out, int6
  * the training step and source; or a classifier training checkpoint
  * (cls_train.c: group /C). */
 typedef struct hv_model_cam hv_model_cam; /* opaque: weights + a planned graph */
+
+/* Write ps (a classifier of `width`, checked) as a classifier model file at
+ * path: /params, /meta kind "classifier", width, threshold, source (may be
+ * NULL: ""). Atomic (written to "<path>.tmp", then renamed). */
+hv_status hv_model_classifier_save_file(const hv_nn_params *ps, int width, int threshold,
+                                        const char *source, const char *path);
 
 /* Open the classifier at path and plan its Grad-CAM++ graph for `batch`
  * slices of 256 x 256 on be (borrowed, must outlive it). A missing file is
