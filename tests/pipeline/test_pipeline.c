@@ -65,8 +65,9 @@ static void check_plans(void)
              p.active);
     HV_CHECK(p.required & HV_PIPE_SPINE, "crops: the spine is required (0x%x)", p.required);
     /* attention: on only with a classifier (the pointer is not called by a
-     * plan); it needs the crops, so straighten and crop run and are
-     * required; synthesize uses its maps, so grades alone switch it on */
+     * plan); it needs the crops, so straighten and crop run; synthesize
+     * uses its maps, so grades alone switch it on, as optional (and its
+     * needs with it); wanted, it and the spine stages are required */
     o.pictures = HV_PIPE_PICTURES_NONE;
     int fake_model = 0;
     o.attention_model = &fake_model;
@@ -74,14 +75,14 @@ static void check_plans(void)
     HV_CHECK(p.active == (BIT(LOAD) | BIT(STRAIGHTEN) | BIT(CROP) | BIT(ATTN) | BIT(MEASURE) |
                           BIT(SYNTH) | BIT(GRADE)),
              "grades with a classifier: active 0x%x", p.active);
-    HV_CHECK((p.required & (HV_PIPE_SPINE | HV_PIPE_CROPS)) == (HV_PIPE_SPINE | HV_PIPE_CROPS),
-             "attention needs the crops: spine and crops required (0x%x)", p.required);
-    HV_CHECK(!(p.required & HV_PIPE_ATTENTION),
-             "synthesize only uses the maps: attention optional unless wanted (0x%x)",
+    HV_CHECK(!(p.required & (HV_PIPE_ATTENTION | HV_PIPE_SPINE | HV_PIPE_CROPS)),
+             "synthesize only uses the maps: attention, spine, crops optional (0x%x)",
              p.required);
     HV_CHECK(t->stage[SYNTH].uses & HV_PIPE_ATTENTION, "synthesize uses the attention maps");
     HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES | HV_PIPE_ATTENTION, &p));
-    HV_CHECK(p.required & HV_PIPE_ATTENTION, "attention wanted: required (0x%x)", p.required);
+    HV_CHECK((p.required & (HV_PIPE_ATTENTION | HV_PIPE_SPINE | HV_PIPE_CROPS)) ==
+                 (HV_PIPE_ATTENTION | HV_PIPE_SPINE | HV_PIPE_CROPS),
+             "attention wanted: it, the spine and the crops required (0x%x)", p.required);
     /* crops only (`straighten`): attention is not asked for */
     HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_CROPS, &p));
     HV_CHECK(!(p.active & BIT(ATTN)), "crops only: no attention (0x%x)", p.active);
