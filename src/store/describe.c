@@ -75,6 +75,9 @@ hv_status hv_store_describe(const char *path, char **text)
     char *sm = prov >= 0 && H5Aexists(prov, "synth_model") > 0
                    ? hv_h5_read_attr_str(prov, "synth_model")
                    : NULL;
+    char *am = prov >= 0 && H5Aexists(prov, "attention_model") > 0
+                   ? hv_h5_read_attr_str(prov, "attention_model")
+                   : NULL;
     long ranks = 0, attempt = 0;
     if (prov >= 0) {
         hv_h5_read_attr_long(prov, "ranks", &ranks);
@@ -94,6 +97,14 @@ hv_status hv_store_describe(const char *path, char **text)
         sb_add(&b, "gan fallbacks:  %zu of %zu vertebrae (flag synth_fallback; the log says why)\n",
                nfb, nv);
     }
+    if (am) {
+        size_t nmap = 0;
+        for (size_t i = 0; i < nv; i++) nmap += !isnan(vr[i].p_fracture);
+        sb_add(&b, "attention:      classifier %s\n", am);
+        sb_add(&b, "attention maps: %zu of %zu vertebrae have p_fracture%s\n", nmap, nv,
+               s->has_cam ? "; maps in /vertebrae/cam" : "");
+    }
+    free(am);
     free(sm);
     free(state);
     free(ver);

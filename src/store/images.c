@@ -27,9 +27,9 @@
  * the bytes travel in the journal record, and rank 0 hands them to
  * H5Dwrite_chunk unchanged: no recompression on the serial path, and the
  * compression work stays spread over the ranks. /vertebrae/cam is u8
- * [N*S][256][256][64], one chunk per vertebra slot (4 MiB raw; a map is
- * smooth and zero on 34 of 64 slices, so a chunk deflates to a few tens of
- * KiB), fill value 0 = no map.
+ * [N*S][256][256][64], one chunk per vertebra slot (4 MiB raw; zero on 34
+ * of 64 slices; a bilinear ramp deflates poorly, ~0.6 MiB a chunk measured
+ * with the tests' random classifier), fill value 0 = no map.
  *
  * /images/qc is a variable-length uint8 dataset [N*S] (each element one
  * PNG's bytes, empty for no picture), chunked one case (S elements) a chunk

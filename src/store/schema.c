@@ -503,6 +503,7 @@ hv_status hv_store_close(hv_store *s)
     if (!s) return HV_OK;
     hv_status st = HV_OK;
     if (s->qc >= 0) H5Dclose(s->qc);
+    if (s->cam >= 0) H5Dclose(s->cam);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
