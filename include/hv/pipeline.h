@@ -8,14 +8,18 @@
  * is there, what it produces, run}. The default table, in the order a case
  * goes through it:
  *
- *   load -> straighten -> crop -> measure -> synthesize -> grade -> pictures
+ *   load -> straighten -> crop -> attention -> measure -> synthesize -> grade
+ *   -> pictures
  *
  * measure comes before synthesize because every pseudo-healthy estimate is
  * judged against the original heights: the baseline builds its healthy
  * heights from the measured neighbours, and a learned synthesis measures its
- * synthesized vertebra with the same height code. The attention stage of
- * the learned methods (Grad-CAM++) takes its place between crop and measure
- * when it lands; HV_PIPE_ATTENTION is reserved for it.
+ * synthesized vertebra with the same height code. The attention stage
+ * (Grad-CAM++ of a fracture classifier, spec 7; src/pipeline/attention.c)
+ * sits between crop and measure: it needs the crops, makes one map per crop
+ * (HV_PIPE_ATTENTION) and runs only when a classifier is given
+ * (attention_model); the synthesize stage uses the maps when they are there
+ * (the gan's HGAM input is 1 - CAM, spec 5.6; without them an all-ones one).
  *
  * Which rows run is decided once per run by a plan (hv_pipe_plan_make): the
  * caller says which products it wants, and walking the table backwards every
@@ -59,7 +63,7 @@ enum {
     HV_PIPE_VOLUMES = 1u << 0,   /* mask, CT (optional), centroids (optional)   */
     HV_PIPE_SPINE = 1u << 1,     /* straightened case + its map                 */
     HV_PIPE_CROPS = 1u << 2,     /* per-vertebra crops of the straightened case */
-    HV_PIPE_ATTENTION = 1u << 3, /* reserved: per-crop attention maps           */
+    HV_PIPE_ATTENTION = 1u << 3, /* per-crop Grad-CAM++ maps (attention)        */
     HV_PIPE_HEIGHTS = 1u << 4,   /* measured heights and height maps            */
     HV_PIPE_SYNTH = 1u << 5,     /* pseudo-healthy heights, RHLV                */
     HV_PIPE_GRADES = 1u << 6,    /* per-vertebra grade                          */
@@ -128,6 +132,10 @@ typedef struct hv_pipe_opts {
     const hv_volume *synth_mask; /* "mask": a pseudo-healthy label map on the   */
                                  /* case's grid (measure --synth-mask); borrowed */
     int pictures;                /* hv_pipe_pictures                            */
+    void *attention_model;       /* borrowed; hv_model_cam (hv/model.h): the    */
+                                 /* classifier of the attention stage, opened   */
+                                 /* once per process (not thread-safe: one case */
+                                 /* at a time per model); NULL: stage off       */
     void *user;                  /* borrowed; for stages added by callers       */
 } hv_pipe_opts;
 
@@ -136,6 +144,23 @@ typedef struct hv_pipe_opts {
 void hv_pipe_opts_default(hv_pipe_opts *o);
 
 /* ------------------------------------------------------------- the state */
+
+/* The attention stage's result for one crop (spec 7). */
+typedef struct hv_pipe_attn {
+    int label;                   /* the crop's target label (0: no crop)        */
+    hv_volume *cam;              /* owned: F32 [0, 1], the crop's dims and      */
+                                 /* affine, zeros outside LR slices 17..46;     */
+                                 /* NULL when there is no usable map            */
+    double p_fracture;           /* mean softmax(logits)[1] over the 30 slices; */
+                                 /* NaN without a map                           */
+    double mass_in_body;         /* the CAM's mass on the 30 slices inside the  */
+                                 /* target's de-pedicled body / its whole mass  */
+                                 /* there; NaN without a map or when it is 0    */
+    int max_slice;               /* LR index i of the CAM's largest voxel (the  */
+                                 /* first in storage order, i fastest); -1      */
+                                 /* without a map or when the map is all 0      */
+    int nonfinite;               /* the classifier gave NaN/Inf (map dropped)   */
+} hv_pipe_attn;
 
 typedef struct hv_pipe_state {
     /* set by hv_pipe_state_init */
@@ -157,6 +182,8 @@ typedef struct hv_pipe_state {
                                  /* each vertebra (crop layout, hv_spine_crop), */
                                  /* NULL where it fell back; owned              */
     hv_volume **syn_ct;          /* the same, U8 synthesized CT (synth_crops 2) */
+    hv_pipe_attn *attn;          /* attention: n_attn entries, one per crop (in */
+    size_t n_attn;               /* the order of crops); owned with their maps  */
     size_t n_syn;                /* entries of syn_labels and syn_ct            */
     void *extra;                 /* owned by the stage that set it; freed with  */
     void (*extra_free)(void *);  /* extra_free by hv_pipe_state_clear           */
@@ -176,6 +203,30 @@ void hv_pipe_state_init(hv_pipe_state *s, const hv_case *cs);
 void hv_pipe_state_clear(hv_pipe_state *s);
 /* The crop of vertebra `label`, or NULL. */
 const hv_spine_crop *hv_pipe_crop_find(const hv_pipe_state *s, int label);
+/* The attention result of vertebra `label` (borrowed from the state), or
+ * NULL when the stage did not run or the vertebra has no crop. */
+const hv_pipe_attn *hv_pipe_attn_find(const hv_pipe_state *s, int label);
+
+/* ------------------------------------------------- attention outputs */
+
+/* The summary numbers of a CAM volume `cam` (F32, crop dims) of crop `cr`:
+ * mass_in_body and max_slice as hv_pipe_attn says. HV_ERR_ARG when the dims
+ * differ. */
+hv_status hv_pipe_attn_summary(const hv_spine_crop *cr, const hv_volume *cam, double *mass_in_body,
+                               int *max_slice);
+/* The QC overlay of LR slice `slice` (0 <= slice < dim[0]) of crop cr: the
+ * CT slice (grey) with the CAM in the JET colour map blended at alpha 0.4
+ * (spec 7's figure: 0.6 grey + 0.4 colour). rgb: rows x cols x 3 bytes,
+ * caller-allocated, rows x cols = hv_spine_slice_dims (row 0 cranial). */
+hv_status hv_pipe_attn_overlay(const hv_spine_crop *cr, const hv_volume *cam, int64_t slice,
+                               uint8_t *rgb);
+/* The reference's files of one vertebra into dir (created): <case>_<label>
+ * _cam.nii.gz (F32, the reference's array layout 256 rows x 256 AP x 64 LR
+ * with the crop's world positions, as spec 7 stores it) and <case>_<label>
+ * _cam.png (the overlay of `slice`; -1: the slice of the CAM's maximum).
+ * a->cam must be set. */
+hv_status hv_pipe_attn_write(const char *dir, const char *case_id, const hv_spine_crop *cr,
+                             const hv_pipe_attn *a, int64_t slice);
 
 /* ------------------------------------------------------------- the table */
 

@@ -108,7 +108,16 @@ typedef struct hv_run_vrow {
     double h_ori[HV_REG_COUNT];
     double h_syn[HV_REG_COUNT];
     double rhlv[HV_REG_COUNT];
+    /* the attention stage (attention.store = summary | full; NaN / -1 when
+     * it did not run, when attention.store = none, or no map was made) */
+    double p_fracture;     /* classifier's mean P(fracture), 30 slices   */
+    double cam_mass_body;  /* CAM mass fraction in the target's body     */
+    int32_t cam_max_slice; /* LR slice of the CAM's maximum (0..63)      */
+    int32_t pad2_;         /* always 0                                   */
 } hv_run_vrow;
+
+/* Fill the attention fields of r with "no value" (NaN, NaN, -1). */
+void hv_run_vrow_attn_none(hv_run_vrow *r);
 
 typedef struct hv_run_crow {
     char id[64];
@@ -140,10 +149,16 @@ typedef struct hv_case_result {
      * journal has these and no `qc`. */
     uint8_t *qc_png;                  /* owned; NULL when there are none   */
     uint32_t qc_png_len[HV_RUN_MAX_VERT];
+    /* attention.store = full: vertebra k's CAM volume as the chunk the
+     * store keeps (hv_store_cam_encode: u8 = CAM x 255 truncated, crop
+     * layout, zlib-deflated), cam_z_len[k] bytes at cam_z + the lengths
+     * before it; 0 bytes: no map. NULL: none at all. */
+    uint8_t *cam_z;                   /* owned                              */
+    uint32_t cam_z_len[HV_RUN_MAX_VERT];
 } hv_case_result;
 
-/* Free img, qc and qc_png and zero the whole result (a zeroed result is
- * valid). */
+/* Free img, qc, qc_png and cam_z and zero the whole result (a zeroed
+ * result is valid). */
 void hv_case_result_clear(hv_case_result *r);
 
 /* QC pictures as stored (schema v3): a vertebra's slot of HV_RUN_QC_BYTES
@@ -152,6 +167,18 @@ void hv_case_result_clear(hv_case_result *r);
  * (hv_io_png_encode_grey: the same pixels give the same bytes). */
 #define HV_STORE_QC_PNG_W HV_RUN_QC
 #define HV_STORE_QC_PNG_H (HV_QC_VIEWS * HV_QC_CHANNELS * HV_RUN_QC)
+
+/* The attention maps as stored (attention.store = full): /vertebrae/cam is
+ * u8 [N*S][256 rows k][256 AP j][64 LR i] (the crop layout, i fastest),
+ * one chunk per vertebra slot, deflated; a slot without a map is all 0.
+ * hv_store_cam_encode turns a CAM volume (F32 in [0, 1], those dims) into
+ * that chunk's bytes (value x 255 truncated, as the reference's uint8 cast;
+ * zlib level 6), *z owned by the caller. */
+#define HV_RUN_CAM_I 64
+#define HV_RUN_CAM_J 256
+#define HV_RUN_CAM_K 256
+#define HV_RUN_CAM_BYTES ((size_t)HV_RUN_CAM_I * HV_RUN_CAM_J * HV_RUN_CAM_K)
+hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len);
 
 /* Encode r->qc (r->c.n_vert slots of a done case) into r->qc_png and
  * r->qc_png_len, replacing any there; an all-zero slot gets length 0. No-op
@@ -209,6 +236,8 @@ typedef struct hv_store_create_info {
     int n_stages;                     /* 1..HV_STORE_MAX_STAGES             */
     const char *const *stage_names;   /* borrowed; n_stages names, the      */
                                       /* order of hv_case_result.seconds    */
+    int cam;                          /* 1: /vertebrae/cam (attention.store */
+                                      /* = full)                            */
 } hv_store_create_info;
 
 /* Serial (one process): create `path` (schema HV_STORE_SCHEMA_VERSION) with
@@ -223,8 +252,10 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
  * HV_ERR_UNSUPPORTED on a store of an older schema. */
 hv_status hv_store_put_case(hv_store *s, long case_index, const hv_case_result *r);
 /* Serial store only: write the images of done case r (its height-loss
- * planes and QC pictures; r->qc_png, or r->qc encoded here) into the slots
- * of case_index. No-op on a store without images (n_img = 0).
+ * planes and QC pictures; r->qc_png, or r->qc encoded here) and its
+ * attention maps (r->cam_z, as chunks without recompressing) into the
+ * slots of case_index. No-op on a store without images (n_img = 0) and
+ * maps.
  * HV_ERR_UNSUPPORTED on a store opened through MPI-IO or of an older
  * schema. */
 hv_status hv_store_put_images(hv_store *s, long case_index, const hv_case_result *r);
@@ -234,6 +265,12 @@ hv_status hv_store_put_images(hv_store *s, long case_index, const hv_case_result
  * picture (px all zero then). HV_ERR_UNSUPPORTED when the store has no QC
  * pictures; HV_ERR_FORMAT for a PNG that does not decode. */
 hv_status hv_store_read_qc(hv_store *s, long slot, uint8_t *px, int *present);
+/* 1 when the store has /vertebrae/cam (attention.store = full). */
+int hv_store_has_cam(const hv_store *s);
+/* The map of vertebra slot `slot` into vol (HV_RUN_CAM_BYTES, crop
+ * layout); *present 0 when the slot holds none (vol all 0). Serially opened
+ * stores only; HV_ERR_UNSUPPORTED when the store has no maps. */
+hv_status hv_store_read_cam(hv_store *s, long slot, uint8_t *vol, int *present);
 /* Collective over comm: open for independent raw-data writes through MPI-IO. */
 hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
 /* Serial read/write or read-only open (sec2 driver). */

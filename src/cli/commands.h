@@ -21,6 +21,7 @@ int hv_cmd_info(int argc, char **argv);
 int hv_cmd_phantom(int argc, char **argv);
 int hv_cmd_straighten(int argc, char **argv);
 int hv_cmd_measure(int argc, char **argv);
+int hv_cmd_attention(int argc, char **argv);
 int hv_cmd_svm(int argc, char **argv);
 int hv_cmd_run(int argc, char **argv);
 int hv_cmd_prepare(int argc, char **argv);

@@ -32,6 +32,10 @@ static const hv_command commands[] = {
 #ifdef HV_HAVE_CMD_MEASURE
     {"measure", hv_cmd_measure, "vertebral heights, RHLV and Genant grade from a mask"},
 #endif
+#ifdef HV_HAVE_CMD_ATTENTION
+    {"attention", hv_cmd_attention,
+     "the fracture classifier's Grad-CAM++ maps of one case (NIfTI, overlay PNG, CSV)"},
+#endif
 #ifdef HV_HAVE_CMD_SVM
     {"svm", hv_cmd_svm, "train and evaluate the SVM grader (reference protocol)"},
 #endif

@@ -101,6 +101,7 @@ static const char *const ch_orient[] = {"ras", "lps", "pir", "oblique", NULL}; /
 static const char *const ch_synth[] = {"baseline", "gan", NULL};
 static const char *const ch_onoff[] = {"off", "on", NULL};
 static const char *const ch_fallback[] = {"baseline", "none", NULL};
+static const char *const ch_astore[] = {"none", "summary", "full", NULL};
 static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
 static const char *const ch_solver[] = {"auto", "libsvm", "liblinear", NULL};
 static const char *const ch_images[] = {"none", "qc", "full", NULL};
@@ -198,6 +199,24 @@ static const hv_run_key keys[] = {
      "method = gan: what a vertebra gets where the synthesis fails or gives non-finite values: "
      "baseline (the neighbour estimate) or none (NaN); both flagged synth_fallback",
      HV_KEY_CHOICE, .choices = ch_fallback, RES_NEW, FIELD(synth_fallback)},
+    {"attention", "model", "",
+     "the fracture classifier (a model file of hv_model_classifier_save_file or `healthivert "
+     "train-classifier`); set: the attention stage runs after crop and makes a Grad-CAM++ map "
+     "and a fracture probability per vertebra (spec 7), which the gan's HGAM input then uses "
+     "(1 - CAM; empty: an all-ones input). Opened once per rank before the run starts: a "
+     "missing or wrong file stops the run there; its size and CRC-32 are part of the run's "
+     "settings (a resume with other weights is refused)",
+     HV_KEY_PATH, RES_NEW, FIELD(attn_model)},
+    {"attention", "store", "summary",
+     "what the store keeps of the attention stage: none, summary (per vertebra p_fracture, the "
+     "map's mass fraction in the target's body on the 30 slices and the slice of its maximum: "
+     "columns of /vertebrae/table) or full (also the map itself, u8 x255, "
+     "/vertebrae/cam; about 0.6 MiB per vertebra compressed)",
+     HV_KEY_CHOICE, .choices = ch_astore, RES_NEW, FIELD(attn_store)},
+    {"attention", "batch", "30",
+     "slices per classifier call (the 30 middle slices of a crop; results do not depend on "
+     "it)",
+     HV_KEY_INT, 1, 30, FIELD(attn_batch)},
     {"grader", "method", "auto",
      "auto (SVM protocol when the split has train, val and test, else the Genant rule), "
      "svm or rule",

@@ -293,6 +293,17 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
         free(want);
         want = w2;
     }
+    /* the classifier's weights likewise (its maps are the gan's input and
+     * the store's attention columns) */
+    if (sc->attn_provenance) {
+        char *w2 = hv_strfmt("%sattention.model_file=%s\n", want, sc->attn_provenance);
+        if (!w2) {
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        free(want);
+        want = w2;
+    }
     if ((st = hv_resume_attempt(p->journal, p->k.out_dir, want, &pa->attempt)) != HV_OK) goto done;
     if (p->k.prepare_enabled) {
         hv_prepare_ctx pc;
@@ -363,7 +374,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     pa->n_cases = (long)man->n;
     hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
                          pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
-                         p->order_largest};
+                         p->order_largest, sc->attn_store == 2};
     if ((st = hv_resume_rebuild(&rp, order_out, &pa->n_pending, &pa->n_resumed)) != HV_OK)
         goto done;
     *man_out = man;
@@ -555,9 +566,27 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         }
     }
     if (rsyn.model && rank == 0) hv_log_info("synthesis: gan, %s", rsyn.provenance);
+    /* the attention stage's classifier: the same way, before anything is
+     * written (attn_model.c) */
+    hv_run_attn rattn;
+    st = hv_run_attn_open(&p.k, &rattn);
+    {
+        int bad = st != HV_OK, anybad = 0;
+        MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
+        if (anybad) {
+            if (!bad)
+                st = hv_error_set(HV_ERR_IO, "another rank could not open attention.model (its "
+                                  "log says why)");
+            hv_run_attn_close(&rattn);
+            hv_run_synth_close(&rsyn);
+            return st;
+        }
+    }
+    if (rattn.model && rank == 0) hv_log_info("attention: classifier %s", rattn.provenance);
     st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL,
-                           &rsyn);
+                           &rsyn, &rattn);
     if (st != HV_OK) {
+        hv_run_attn_close(&rattn);
         hv_run_synth_close(&rsyn);
         return st;
     }
@@ -804,7 +833,9 @@ done_b:
         hv_run_crow *rows = NULL;
         if (st == HV_OK && rsyn.model)
             st = hv_store_set_attr_str(s, "/provenance", "synth_model", rsyn.provenance);
-        if (st == HV_OK && p.n_img > 0) {
+        if (st == HV_OK && rattn.model)
+            st = hv_store_set_attr_str(s, "/provenance", "attention_model", rattn.provenance);
+        if (st == HV_OK && (p.n_img > 0 || sctx.attn_store == 2)) {
             /* the images of this attempt's cases, serially from the journals
              * (compressed: their file space cannot be allocated through
              * independent MPI-IO writes) */
@@ -922,6 +953,7 @@ done_b:
         *out = tmp;
     }
 done:
+    hv_run_attn_close(&rattn);
     hv_run_synth_close(&rsyn);
     if (locked) hv_store_lock_release(p.lock);
     snprintf(out->store_path, sizeof out->store_path, "%s", p.store);

@@ -51,6 +51,10 @@ typedef struct hv_run_params {
     int synth_neighbours;
     int synth_nifti;            /* 0 off, 1 on                               */
     int synth_fallback;         /* 0 baseline, 1 none                        */
+    /* [attention] */
+    char attn_model[1000];      /* "" : stage off                            */
+    int attn_store;             /* 0 none, 1 summary, 2 full                 */
+    int attn_batch;
     /* [grader] */
     int grader;                 /* 0 auto, 1 svm, 2 rule                     */
     int folds, gseed;
@@ -116,6 +120,28 @@ typedef struct hv_run_synth {
 hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out);
 void hv_run_synth_close(hv_run_synth *rs);
 
+/* ---------------------------------------------- the attention classifier */
+
+/* The classifier of attention.model, opened once per rank before the run
+ * starts (attn_model.c, as the gan's generator) and lent to every case.
+ * All zero (model NULL) when attention.model is empty. */
+typedef struct hv_run_attn {
+    hv_nn_backend *be;                /* owned                              */
+    hv_model_cam *model;              /* owned                              */
+    int store;                        /* attention.store: 0 none, 1 summary, */
+                                      /* 2 full                             */
+    /* provenance: "PATH (N bytes, crc32 XXXXXXXX), width W" */
+    char provenance[1200];
+} hv_run_attn;
+
+/* Open the classifier of k (no-op when attention.model is empty). A missing,
+ * unreadable or wrong file (not a classifier: a GAN model, a training set)
+ * is an error naming attention.model and the file. */
+hv_status hv_run_attn_open(const hv_run_params *k, hv_run_attn *out);
+void hv_run_attn_close(hv_run_attn *ra);
+/* Size and CRC-32 of a file, streamed (synth_model.c). */
+hv_status hv_run_file_crc(const char *path, long long *size, unsigned long *crc);
+
 /* ------------------------------------------------------------ the stages */
 
 /* A case through the pipeline (hv/pipeline.h) into the store's rows. The
@@ -127,6 +153,9 @@ typedef struct hv_stage_ctx {
     hv_pipe_loader *loader;           /* borrowed; NULL: no reading ahead   */
     const char *synth_provenance;     /* borrowed from the hv_run_synth;    */
                                       /* NULL without a gan model           */
+    const char *attn_provenance;      /* borrowed from the hv_run_attn;     */
+                                      /* NULL without a classifier          */
+    int attn_store;                   /* attention.store (0 without one)    */
     /* the names of hv_case_result.seconds: every table row, then "store"
      * (the journal and store writes, timed by the runner) */
     int n_stages;
@@ -138,7 +167,8 @@ typedef struct hv_stage_ctx {
  * "store" do not fit the store's HV_STORE_MAX_STAGES; the plan's errors. */
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
                             const hv_measure_opts *mo, int use_centroids, const char *synth,
-                            int pictures, const hv_split *split, const hv_run_synth *rs);
+                            int pictures, const hv_split *split, const hv_run_synth *rs,
+                            const hv_run_attn *ra);
 
 /* Run the planned stages on one case. Never fails as a whole: a problem
  * becomes r->state = HV_CASE_FAILED with "<stage>: <reason>" in r->c.error.
@@ -254,6 +284,8 @@ typedef struct hv_resume_plan {
     int n_img, ranks, attempt;        /* ... with these                     */
     int shard_index, shard_count;     /* case i is shard i % shard_count's  */
     int retry_failed, order_largest;
+    int cam;                          /* /vertebrae/cam (attention.store =  */
+                                      /* full)                              */
 } hv_resume_plan;
 
 /* Replay the journals into a new store (every case pending but the ones
@@ -266,8 +298,10 @@ hv_status hv_resume_rebuild(const hv_resume_plan *p, long **order, long *n_pendi
 /* The end of an attempt, rank 0, on the serially reopened store s: write
  * the images (hv_store_put_images) of the cases this attempt finished,
  * from the records of `attempt` in the journals; ranks wrote those cases
- * through MPI-IO without them (docs/hdf5-schema.md, "How it is written").
- * *n_cases counts the cases written. No-op for a store without images. */
+ * through MPI-IO without them (docs/hdf5-schema.md, "How it is written"),
+ * and their attention maps (attention.store = full) the same way.
+ * *n_cases counts the cases written. No-op for a store without images and
+ * maps. */
 hv_status hv_resume_images(const char *journal, const hv_stage_ctx *sc, hv_store *s, int attempt,
                            long *n_cases);
 

@@ -19,7 +19,8 @@
 
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
                             const hv_measure_opts *mo, int use_centroids, const char *synth,
-                            int pictures, const hv_split *split, const hv_run_synth *rs)
+                            int pictures, const hv_split *split, const hv_run_synth *rs,
+                            const hv_run_attn *ra)
 {
     memset(ctx, 0, sizeof *ctx);
     hv_pipe_opts_default(&ctx->opts);
@@ -33,6 +34,16 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
         ctx->opts.synth_nifti_dir = rs->nifti_dir[0] ? rs->nifti_dir : NULL;
         ctx->synth_provenance = rs->provenance;
     }
+    unsigned want = HV_PIPE_GRADES | HV_PIPE_PICTURES | HV_PIPE_ALL_EXTRA;
+    if (ra && ra->model) {
+        /* the maps are wanted (the store's columns), not only used by the
+         * gan: a crop the classifier fails on is NaN, the stage failing as
+         * a whole fails the case */
+        ctx->opts.attention_model = ra->model;
+        ctx->attn_provenance = ra->provenance;
+        ctx->attn_store = ra->store;
+        want |= HV_PIPE_ATTENTION;
+    }
     ctx->split = split;
     if (t->n + 1 > HV_STORE_MAX_STAGES)
         return hv_error_set(HV_ERR_LIMIT, "%d pipeline stages and the store's own: at most %d",
@@ -40,9 +51,7 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
     /* the store keeps the per-case grades of the rule and, after gather, the
      * trained grader's; the run wants grades and, when configured, pictures
      * (and whatever stages added to the table make) */
-    hv_status st = hv_pipe_plan_make(t, &ctx->opts,
-                                     HV_PIPE_GRADES | HV_PIPE_PICTURES | HV_PIPE_ALL_EXTRA,
-                                     &ctx->plan);
+    hv_status st = hv_pipe_plan_make(t, &ctx->opts, want, &ctx->plan);
     if (st != HV_OK) return st;
     ctx->n_stages = t->n + 1;
     for (int i = 0; i < t->n; i++) ctx->names[i] = t->stage[i].name;
@@ -64,7 +73,7 @@ static void copy_str(char *dst, size_t cap, const char *src)
 }
 
 static void vertebra_row(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
-                         const hv_vert_measure *v, hv_run_vrow *row)
+                         const hv_vert_measure *v, const hv_pipe_attn *attn, hv_run_vrow *row)
 {
     memset(row, 0, sizeof *row);
     row->case_index = case_index;
@@ -93,6 +102,12 @@ static void vertebra_row(const hv_stage_ctx *ctx, const hv_case *cs, int case_in
         row->h_syn[g] = v->h_syn[g];
         row->rhlv[g] = v->rhlv[g];
     }
+    hv_run_vrow_attn_none(row);
+    if (attn && ctx->attn_store > 0 && attn->cam) {
+        row->p_fracture = attn->p_fracture;
+        row->cam_mass_body = attn->mass_in_body;
+        row->cam_max_slice = attn->max_slice;
+    }
 }
 
 void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
@@ -105,6 +120,8 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->n_img = 0;
     r->img = NULL;
     r->qc = NULL;
+    r->cam_z = NULL;
+    memset(r->cam_z_len, 0, sizeof r->cam_z_len);
     r->c.n_vert = 0;
     r->c.error[0] = 0;
     r->c.error_code = 0;
@@ -118,8 +135,40 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
         r->c.error_code = (int32_t)st;
         goto done;
     }
-    for (size_t i = 0; i < s.m->n; i++) vertebra_row(ctx, cs, case_index, &s.m->v[i], &r->v[i]);
+    for (size_t i = 0; i < s.m->n; i++)
+        vertebra_row(ctx, cs, case_index, &s.m->v[i],
+                     (s.have & HV_PIPE_ATTENTION) ? hv_pipe_attn_find(&s, s.m->v[i].label) : NULL,
+                     &r->v[i]);
     r->c.n_vert = (int32_t)s.m->n;
+    if (ctx->attn_store == 2 && (s.have & HV_PIPE_ATTENTION)) {
+        /* attention.store = full: each map deflated into its store chunk
+         * here, on the rank that made it (hv_store_cam_encode) */
+        uint8_t *z[HV_RUN_MAX_VERT] = {NULL};
+        size_t len[HV_RUN_MAX_VERT] = {0}, total = 0;
+        for (size_t i = 0; i < s.m->n && st == HV_OK; i++) {
+            const hv_pipe_attn *a = hv_pipe_attn_find(&s, s.m->v[i].label);
+            if (!a || !a->cam) continue;
+            st = hv_store_cam_encode(a->cam, &z[i], &len[i]);
+            total += len[i];
+        }
+        if (st == HV_OK && !(r->cam_z = malloc(total ? total : 1)))
+            st = hv_error_set(HV_ERR_NOMEM, "out of memory for the attention maps");
+        size_t off = 0;
+        for (size_t i = 0; i < s.m->n; i++) {
+            if (st == HV_OK && len[i]) memcpy(r->cam_z + off, z[i], len[i]);
+            off += len[i];
+            r->cam_z_len[i] = (uint32_t)len[i];
+            free(z[i]);
+        }
+        if (st != HV_OK) {
+            free(r->cam_z);
+            r->cam_z = NULL;
+            copy_str(r->c.error, sizeof r->c.error, hv_error_detail());
+            r->c.error_code = (int32_t)st;
+            r->c.n_vert = 0;
+            goto done;
+        }
+    }
     if (s.have & HV_PIPE_PICTURES) {
         r->n_img = s.n_img;
         r->img = s.img;

@@ -20,8 +20,7 @@
 
 #include "run_internal.h"
 
-/* Size and CRC-32 of a file (streamed). */
-static hv_status file_crc(const char *path, long long *size, unsigned long *crc)
+hv_status hv_run_file_crc(const char *path, long long *size, unsigned long *crc)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return hv_error_set(HV_ERR_IO, "%s: cannot be read", path);
@@ -53,8 +52,8 @@ hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
     if (cor && (st = hv_file_check_regular(cor, "synthesis.model_coronal")) != HV_OK) return st;
     long long sz[2] = {0, 0};
     unsigned long crc[2] = {0, 0};
-    if ((st = file_crc(sag, &sz[0], &crc[0])) != HV_OK) return hv_error_wrap(st, "synthesis.model");
-    if (cor && (st = file_crc(cor, &sz[1], &crc[1])) != HV_OK)
+    if ((st = hv_run_file_crc(sag, &sz[0], &crc[0])) != HV_OK) return hv_error_wrap(st, "synthesis.model");
+    if (cor && (st = hv_run_file_crc(cor, &sz[1], &crc[1])) != HV_OK)
         return hv_error_wrap(st, "synthesis.model_coronal");
     if ((st = hv_nn_backend_create_cpu(&out->be)) != HV_OK) return st;
     hv_model_synth_opts so;

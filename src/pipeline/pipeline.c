@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "hv/pipeline.h"
+#include "pipeline_internal.h"
 
 void hv_pipe_state_init(hv_pipe_state *s, const hv_case *cs)
 {
@@ -46,6 +47,7 @@ void hv_pipe_state_clear(hv_pipe_state *s)
     }
     free(s->syn_labels);
     free(s->syn_ct);
+    hv_pipe_attention_clear(s);
     if (s->extra && s->extra_free) s->extra_free(s->extra);
     const hv_case *cs = s->cs;
     struct hv_pipe_loader *l = s->loader;

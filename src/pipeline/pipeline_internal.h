@@ -9,6 +9,11 @@
 /* The `pictures` stage (pictures.c). */
 hv_status hv_pipe_pictures_run(const hv_pipe_opts *o, hv_pipe_state *s);
 
+/* The `attention` stage (attention.c) and the freeing of its products
+ * (hv_pipe_state_clear). */
+hv_status hv_pipe_attention_run(const hv_pipe_opts *o, hv_pipe_state *s);
+void hv_pipe_attention_clear(hv_pipe_state *s);
+
 /* The learned synthesis methods (synth_gan.c): `gan` and `mask`. */
 hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s);
 hv_status hv_pipe_synth_mask(const hv_pipe_opts *o, hv_pipe_state *s);

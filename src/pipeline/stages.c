@@ -216,6 +216,10 @@ static hv_status stage_grade(const hv_pipe_opts *o, hv_pipe_state *s)
     return HV_OK;
 }
 
+/* ------------------------------------------------------------ attention */
+
+static int attention_on(const hv_pipe_opts *o) { return o->attention_model != NULL; }
+
 /* ------------------------------------------------------------- pictures */
 
 static int pictures_on(const hv_pipe_opts *o) { return o->pictures != HV_PIPE_PICTURES_NONE; }
@@ -229,10 +233,13 @@ static const hv_pipe_stage table[] = {
      0, HV_PIPE_SPINE, NULL, NULL, stage_straighten},
     {"crop", "one 64 x 256 x 256 crop per vertebra of the straightened spine", HV_PIPE_SPINE, 0,
      HV_PIPE_CROPS, NULL, NULL, stage_crop},
+    {"attention",
+     "Grad-CAM++ map and fracture probability per crop (attention.model; spec 7)",
+     HV_PIPE_CROPS, 0, HV_PIPE_ATTENTION, attention_on, NULL, hv_pipe_attention_run},
     {"measure", "heights and height maps of every labelled vertebra", HV_PIPE_VOLUMES, 0,
      HV_PIPE_HEIGHTS, NULL, NULL, stage_measure},
-    {"synthesize", "pseudo-healthy heights and RHLV (synthesis.method)", HV_PIPE_HEIGHTS, 0,
-     HV_PIPE_SYNTH, NULL, synthesize_needs, stage_synthesize},
+    {"synthesize", "pseudo-healthy heights and RHLV (synthesis.method)", HV_PIPE_HEIGHTS,
+     HV_PIPE_ATTENTION, HV_PIPE_SYNTH, NULL, synthesize_needs, stage_synthesize},
     {"grade", "a Genant grade per vertebra (grader)", HV_PIPE_SYNTH, 0, HV_PIPE_GRADES, NULL,
      NULL, stage_grade},
     {"pictures", "height-loss planes and QC slices per vertebra (output.images)",

@@ -6,8 +6,9 @@
  * code, so the numbers compare with the baseline's.
  *
  * gan, per measured vertebra with a crop:
- *  1. hv_model_synth_vertebra on the crop (its CAM: NULL until the attention
- *     stage lands; then the stage's map for that crop goes here).
+ *  1. hv_model_synth_vertebra on the crop with the attention stage's map of
+ *     that crop when the stage ran and made one (the net's HGAM input is
+ *     1 - CAM, spec 5.6); NULL otherwise (an all-ones HGAM input).
  *  2. robust RHLV (default): the synthesized label crop is pasted into a copy
  *     of the straightened, de-pedicled label volume at the crop's offset,
  *     carried back to the scanner grid through the exact map
@@ -379,9 +380,11 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
         }
         hv_model_synth_result res;
         memset(&res, 0, sizeof res);
-        /* cam: the attention stage's Grad-CAM++ map of this crop once it
-         * lands (HV_PIPE_ATTENTION); NULL feeds an all-ones HGAM input */
-        st = hv_model_synth_vertebra(model, cr, NULL, &res);
+        /* cam: the attention stage's Grad-CAM++ map of this crop when it
+         * ran (HV_PIPE_ATTENTION); NULL feeds an all-ones HGAM input */
+        const hv_pipe_attn *at =
+            (s->have & HV_PIPE_ATTENTION) ? hv_pipe_attn_find(s, v->label) : NULL;
+        st = hv_model_synth_vertebra(model, cr, at ? at->cam : NULL, &res);
         if (st == HV_ERR_NOMEM) return st;
         if (st != HV_OK) {
             snprintf(why, sizeof why, "%s", hv_error_detail());

@@ -75,6 +75,9 @@ hv_status hv_store_describe(const char *path, char **text)
     char *sm = prov >= 0 && H5Aexists(prov, "synth_model") > 0
                    ? hv_h5_read_attr_str(prov, "synth_model")
                    : NULL;
+    char *am = prov >= 0 && H5Aexists(prov, "attention_model") > 0
+                   ? hv_h5_read_attr_str(prov, "attention_model")
+                   : NULL;
     long ranks = 0, attempt = 0;
     if (prov >= 0) {
         hv_h5_read_attr_long(prov, "ranks", &ranks);
@@ -94,6 +97,14 @@ hv_status hv_store_describe(const char *path, char **text)
         sb_add(&b, "gan fallbacks:  %zu of %zu vertebrae (flag synth_fallback; the log says why)\n",
                nfb, nv);
     }
+    if (am) {
+        size_t nmap = 0;
+        for (size_t i = 0; i < nv; i++) nmap += !isnan(vr[i].p_fracture);
+        sb_add(&b, "attention:      classifier %s\n", am);
+        sb_add(&b, "attention maps: %zu of %zu vertebrae have p_fracture%s\n", nmap, nv,
+               s->has_cam ? "; maps in /vertebrae/cam" : "");
+    }
+    free(am);
     free(sm);
     free(state);
     free(ver);
@@ -286,7 +297,12 @@ hv_status hv_store_validate(const char *path, char **report)
     hsize_t n = (hsize_t)s->n_cases, nvs = n * HV_RUN_MAX_VERT;
     if (!check_type(s->cases, ct)) PROBLEM("/cases/table has an unexpected type\n");
     if (!check_type(s->status, et)) PROBLEM("/cases/status has an unexpected type\n");
-    if (!check_type(s->verts, vt)) PROBLEM("/vertebrae/table has an unexpected type\n");
+    {
+        hid_t vt0 = hv_store_vrow_type_noattn();
+        if (!check_type(s->verts, vt) && !check_type(s->verts, vt0))
+            PROBLEM("/vertebrae/table has an unexpected type\n");
+        H5Tclose(vt0);
+    }
     if (!check_dims(s->status, 1, &n)) PROBLEM("/cases/status length differs from /cases/table\n");
     if (!check_dims(s->verts, 1, &nvs)) PROBLEM("/vertebrae/table is not %d slots per case\n", HV_RUN_MAX_VERT);
     if (s->version > 1) {
@@ -399,6 +415,14 @@ hv_status hv_store_validate(const char *path, char **report)
         if (v->grade_pred < -1 || v->grade_pred > 3) PROBLEM("case %s %s: grade_pred %d\n", id, v->level, v->grade_pred);
         if (complete && graded && v->grade_pred < 0 && v->grade_rule >= 0)
             PROBLEM("case %s %s: graded store without a prediction\n", id, v->level);
+        /* the attention columns: NaN / -1 or in range */
+        if (!isnan(v->p_fracture) && !(v->p_fracture >= 0 && v->p_fracture <= 1))
+            PROBLEM("case %s %s: p_fracture %g outside [0, 1]\n", id, v->level, v->p_fracture);
+        if (!isnan(v->cam_mass_body) && !(v->cam_mass_body >= 0 && v->cam_mass_body <= 1))
+            PROBLEM("case %s %s: cam_mass_body %g outside [0, 1]\n", id, v->level,
+                    v->cam_mass_body);
+        if (v->cam_max_slice < -1 || v->cam_max_slice > 1023)
+            PROBLEM("case %s %s: cam_max_slice %d\n", id, v->level, v->cam_max_slice);
         int all_nan = 1; /* over anterior, middle, posterior: what the rule grades */
         for (int g = 0; g < HV_REG_COUNT; g++) {
             if (!finite_or_nan_ok(v->h_ori[g]) || !finite_or_nan_ok(v->h_syn[g]) || !finite_or_nan_ok(v->rhlv[g]))

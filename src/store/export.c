@@ -98,7 +98,8 @@ static hv_status export_tables(const char *path, const char *dir)
     if ((st = table_open(dir, "vertebrae.csv", &a, &f)) != HV_OK) goto done;
     fprintf(f, "case,label,level,known_grade,split,grade_rule,grade_pred,flags,volume_ml,mean_hu,"
                "cx,cy,cz,h_ori_all,h_ori_ant,h_ori_mid,h_ori_post,h_syn_all,h_syn_ant,h_syn_mid,"
-               "h_syn_post,rhlv_all,rhlv_ant,rhlv_mid,rhlv_post\n");
+               "h_syn_post,rhlv_all,rhlv_ant,rhlv_mid,rhlv_post,p_fracture,cam_mass_body,"
+               "cam_max_slice\n");
     for (size_t i = 0; i < nv; i++) {
         const hv_run_vrow *v = &vr[i];
         char fl[256];
@@ -113,7 +114,9 @@ static hv_status export_tables(const char *path, const char *dir)
         for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->h_ori[k]);
         for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->h_syn[k]);
         for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->rhlv[k]);
-        fputc('\n', f);
+        fputc(',', f), csv_num(f, v->p_fracture);
+        fputc(',', f), csv_num(f, v->cam_mass_body);
+        fprintf(f, ",%d\n", v->cam_max_slice);
     }
     if ((st = table_commit(&a)) != HV_OK) goto done;
 

@@ -30,7 +30,9 @@
  * u32 n_vert | n_vert x hv_run_vrow | u32 n_img | n_vert*n_img*IMG*IMG
  * float32 | u32 n_qc | with n_qc = 1 (the QC pictures of output.images =
  * qc | full): n_vert x u32 PNG length, then the PNGs one after another
- * (hv_store_qc_encode; length 0: no picture). The pictures travel as the
+ * (hv_store_qc_encode; length 0: no picture) | u32 n_cam | with n_cam = 1
+ * (attention.store = full): n_vert x u32 chunk length, then the deflated
+ * map chunks (hv_store_cam_encode; length 0: no map). The pictures travel as the
  * PNG bytes the store keeps, encoded once by the rank that drew them, so
  * rank 0 copies them into the store without recompressing (images.c).
  *
@@ -54,7 +56,8 @@
  * records hold the seconds by position in the case row. Bump
  * HV_JOURNAL_LAYOUT when a row struct or the payload changes. Layout 2 (the
  * QC pictures raw, 256 KiB a vertebra) is not read by layout 3: its cases
- * run again.
+ * run again. Layout 4 added the attention columns to hv_run_vrow and the
+ * maps to the payload.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -74,7 +77,7 @@
 #define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
 
-#define HV_JOURNAL_LAYOUT 3u
+#define HV_JOURNAL_LAYOUT 4u
 #define JLAYOUT_FIXED 16u /* version, two row sizes, stage count */
 #define JLAYOUT_MAX (JLAYOUT_FIXED + HV_STORE_MAX_STAGES * HV_STORE_STAGE_NAME_MAX)
 
@@ -322,10 +325,14 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     size_t nqc = 0;
     for (uint32_t k = 0; nq && k < nv; k++) nqc += pr->qc_png_len[k];
     if (nq) nqc += 4 * (size_t)nv;
+    uint32_t nc = nv && r->cam_z ? 1u : 0u;
+    size_t ncam = 0;
+    for (uint32_t k = 0; nc && k < nv; k++) ncam += r->cam_z_len[k];
+    if (nc) ncam += 4 * (size_t)nv;
     hv_status st = HV_OK;
     uint32_t ns = (uint32_t)j->n_stages;
     size_t payload = 4 + sizeof r->c + 4 + ns * sizeof(double) + 4 + nv * sizeof(hv_run_vrow) + 4 +
-                     nimg * sizeof(float) + 4 + nqc;
+                     nimg * sizeof(float) + 4 + nqc + 4 + ncam;
     if (payload > JMAX_PAYLOAD) {
         st = hv_error_set(HV_ERR_LIMIT, "journal: case record of %zu bytes is too large", payload);
         goto done;
@@ -353,6 +360,11 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     if (nq) {
         put(&p, pr->qc_png_len, 4 * (size_t)nv);
         put(&p, pr->qc_png, nqc - 4 * (size_t)nv);
+    }
+    put(&p, &nc, 4);
+    if (nc) {
+        put(&p, r->cam_z_len, 4 * (size_t)nv);
+        put(&p, r->cam_z, ncam - 4 * (size_t)nv);
     }
 
     /* Frame: deflated when that is smaller, raw otherwise. */
@@ -441,7 +453,21 @@ static hv_status parse_payload(const unsigned char *p, size_t n, uint32_t n_stag
             return hv_error_set(HV_ERR_FORMAT, "implausible PNG length %u", r->qc_png_len[k]);
         nqc += r->qc_png_len[k];
     }
-    if (n != qoff + 4 + lens + nqc) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    /* the attention maps' chunks */
+    size_t coff = qoff + 4 + lens + nqc, ncam = 0;
+    uint32_t nc = 0;
+    if (n < coff + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    memcpy(&nc, p + coff, 4);
+    if (nc > 1) return hv_error_set(HV_ERR_FORMAT, "bad map count %u", nc);
+    size_t clens = nc ? 4 * (size_t)nv : 0;
+    if (n < coff + 4 + clens) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    if (clens) memcpy(r->cam_z_len, p + coff + 4, clens);
+    for (uint32_t k = 0; nc && k < nv; k++) {
+        if (r->cam_z_len[k] > HV_RUN_CAM_BYTES + 65536u)
+            return hv_error_set(HV_ERR_FORMAT, "implausible map length %u", r->cam_z_len[k]);
+        ncam += r->cam_z_len[k];
+    }
+    if (n != coff + 4 + clens + ncam) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
     if (nimg) {
         r->img = malloc(nimg * sizeof(float));
         if (!r->img) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
@@ -455,6 +481,17 @@ static hv_status parse_payload(const unsigned char *p, size_t n, uint32_t n_stag
             return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
         }
         if (nqc) memcpy(r->qc_png, p + qoff + 4 + lens, nqc);
+    }
+    if (nc) {
+        r->cam_z = malloc(ncam ? ncam : 1);
+        if (!r->cam_z) {
+            free(r->img);
+            free(r->qc_png);
+            r->img = NULL;
+            r->qc_png = NULL;
+            return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
+        }
+        if (ncam) memcpy(r->cam_z, p + coff + 4 + clens, ncam);
     }
     r->n_img = (int)ni;
     r->state = (int)state;

@@ -40,6 +40,9 @@
  *   /cases/stage_names     string[T]         their names, in column order
  *   /cases/status          enum u8[N]        pending | done | failed (written last)
  *   /vertebrae/table       compound[N*S]     (hv_run_vrow), slot case*S + k
+ *   /vertebrae/cam         uint8[N*S][256][256][64] attention maps x 255
+ *                          (attention.store = full; chunked per slot,
+ *                          deflate; images.c)
  *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none;
  *                          chunked per case, shuffle + deflate)
  *   /images/qc             vlen uint8[N*S]: one grey PNG per vertebra slot
@@ -47,6 +50,7 @@
  *                          optional in v1: stores written before it lack it)
  *   /grader                (after gather) attrs + confusion, classes, folds
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +75,7 @@ void hv_case_result_clear(hv_case_result *r)
     free(r->img);
     free(r->qc);
     free(r->qc_png);
+    free(r->cam_z);
     memset(r, 0, sizeof *r);
 }
 
@@ -115,9 +120,12 @@ hid_t hv_store_crow_v1_type(void)
     return t;
 }
 
-hid_t hv_store_vrow_type(void)
+/* The vertebra row; with_attn 0: as stores written before the attention
+ * columns have it (the members up to rhlv, the size up to p_fracture). */
+static hid_t vrow_type(int with_attn)
 {
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(hv_run_vrow));
+    hid_t t = H5Tcreate(H5T_COMPOUND,
+                        with_attn ? sizeof(hv_run_vrow) : offsetof(hv_run_vrow, p_fracture));
     hid_t s8 = hv_h5_str_type(8);
     hsize_t n3 = 3, n4 = HV_REG_COUNT;
     hid_t a3 = H5Tarray_create2(H5T_NATIVE_DOUBLE, 1, &n3);
@@ -137,11 +145,20 @@ hid_t hv_store_vrow_type(void)
     H5Tinsert(t, "h_ori", offsetof(hv_run_vrow, h_ori), a4);
     H5Tinsert(t, "h_syn", offsetof(hv_run_vrow, h_syn), a4);
     H5Tinsert(t, "rhlv", offsetof(hv_run_vrow, rhlv), a4);
+    if (with_attn) {
+        H5Tinsert(t, "p_fracture", offsetof(hv_run_vrow, p_fracture), H5T_NATIVE_DOUBLE);
+        H5Tinsert(t, "cam_mass_body", offsetof(hv_run_vrow, cam_mass_body), H5T_NATIVE_DOUBLE);
+        H5Tinsert(t, "cam_max_slice", offsetof(hv_run_vrow, cam_max_slice), H5T_NATIVE_INT32);
+        H5Tinsert(t, "pad2_", offsetof(hv_run_vrow, pad2_), H5T_NATIVE_INT32);
+    }
     H5Tclose(s8);
     H5Tclose(a3);
     H5Tclose(a4);
     return t;
 }
+
+hid_t hv_store_vrow_type(void) { return vrow_type(1); }
+hid_t hv_store_vrow_type_noattn(void) { return vrow_type(0); }
 
 hid_t hv_store_status_type(void)
 {
@@ -191,6 +208,7 @@ static void store_free(hv_store *s)
 {
     if (!s) return;
     if (s->qc >= 0) H5Dclose(s->qc);
+    if (s->cam >= 0) H5Dclose(s->cam);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
@@ -204,7 +222,7 @@ static hv_store *store_alloc(void)
 {
     hv_store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = -1;
+    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = s->cam = -1;
     return s;
 }
 
@@ -299,6 +317,15 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     H5CHK(g, "cannot create /vertebrae");
     s->verts = make_dataset(g, "table", vt, 1, &nv);
     H5CHK(s->verts, "cannot create /vertebrae/table");
+    if (info->cam) {
+        s->cam = hv_store_make_cam(g, nv);
+        H5CHK(s->cam, "cannot create /vertebrae/cam");
+        s->has_cam = 1;
+        ATTRCHK(hv_h5_attr_str(s->cam, "meaning",
+                               "Grad-CAM++ map of the vertebra's crop (spec 7) x 255, truncated; "
+                               "crop layout [k rows caudal first][j AP][i LR]; zeros outside LR "
+                               "slices 17..46 and in slots without a map"));
+    }
     H5Gclose(g);
     g = -1;
     if (info->n_img > 0) {
@@ -412,6 +439,14 @@ static hv_status open_objects(hv_store *s)
             H5CHK(s->qc, "store: cannot open /images/qc");
         }
     }
+    /* the attention maps: chunked and compressed like the images, so for
+     * the same reason not opened through MPI-IO (rank 0 writes them) */
+    s->has_cam = H5Lexists(s->file, "vertebrae", H5P_DEFAULT) > 0 &&
+                 H5Lexists(s->file, "vertebrae/cam", H5P_DEFAULT) > 0;
+    if (s->has_cam && !s->mpi) {
+        s->cam = H5Dopen2(s->file, "vertebrae/cam", H5P_DEFAULT);
+        H5CHK(s->cam, "store: cannot open /vertebrae/cam");
+    }
 done:
     return st;
 }
@@ -468,6 +503,7 @@ hv_status hv_store_close(hv_store *s)
     if (!s) return HV_OK;
     hv_status st = HV_OK;
     if (s->qc >= 0) H5Dclose(s->qc);
+    if (s->cam >= 0) H5Dclose(s->cam);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
@@ -539,6 +575,14 @@ done:
     return st;
 }
 
+void hv_run_vrow_attn_none(hv_run_vrow *r)
+{
+    r->p_fracture = NAN;
+    r->cam_mass_body = NAN;
+    r->cam_max_slice = -1;
+    r->pad2_ = 0;
+}
+
 hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n)
 {
     *rows = NULL;
@@ -566,6 +610,9 @@ hv_status hv_store_read_vertebrae(hv_store *s, hv_run_vrow **rows, size_t *n)
         st = hv_error_set(HV_ERR_NOMEM, "store: out of memory");
         goto done;
     }
+    /* a store written before the attention columns has no such members:
+     * HDF5 leaves them as they are, so they read as "no value" */
+    for (size_t q = 0; q < total; q++) hv_run_vrow_attn_none(&out[q]);
     size_t k = 0;
     for (size_t i = 0; i < nc; i++) {
         if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;

@@ -19,6 +19,9 @@
 struct hv_store {
     hid_t file;
     hid_t cases, status, verts, images, qc;
+    hid_t cam;                        /* /vertebrae/cam; -1 when absent or   */
+                                      /* opened through MPI-IO              */
+    int has_cam;                      /* the file has /vertebrae/cam         */
     hid_t seconds;                    /* /cases/seconds; -1 in a v1 store    */
     long n_cases;
     int n_img;
@@ -95,7 +98,14 @@ hv_status hv_h5_write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, in
  * offsetof: memory and file layouts are the same) and the status enum.
  * H5Tclose each. */
 hid_t hv_store_crow_type(void);
+/* /vertebrae/cam in group g for nv slots (images.c). */
+hid_t hv_store_make_cam(hid_t g, hsize_t nv);
 hid_t hv_store_vrow_type(void);
+/* The vertebra row of stores written before the attention columns
+ * (p_fracture, cam_mass_body, cam_max_slice): read with hv_store_vrow_type
+ * (HDF5 converts by member name; the readers fill the missing ones with
+ * "no value" first, hv_run_vrow_attn_none). */
+hid_t hv_store_vrow_type_noattn(void);
 hid_t hv_store_status_type(void);
 /* The file type of a v1 /cases/table (the v2 members plus `seconds`). */
 hid_t hv_store_crow_v1_type(void);

@@ -104,8 +104,9 @@ check "NaN model: the baseline's values" \
 run_hv 0 "$WORK/nan0" --set synthesis.method=gan --set "synthesis.model=$WORK/nan.h5" \
   --set synthesis.fallback=none; rc=$?
 check "NaN model, fallback none: exits 0 (rc $rc)" [ $rc -eq 0 ]
+# (the last three columns: the attention stage's, nan / -1 without it)
 check "NaN model, fallback none: h_syn and RHLV nan, flagged no_synth and synth_fallback" \
-  [ "$(tail -n +2 "$WORK/nan0/vertebrae.csv" | grep -c 'no_synth|synth_fallback.*,nan,nan,nan,nan,nan,nan,nan,nan$')" -eq 4 ]
+  [ "$(tail -n +2 "$WORK/nan0/vertebrae.csv" | grep -c 'no_synth|synth_fallback.*,nan,nan,nan,nan,nan,nan,nan,nan,nan,nan,-1$')" -eq 4 ]
 
 # ---- NIfTI outputs (the 3-rank run; its results equal the others above)
 for sub in label_fake CT_fake label; do

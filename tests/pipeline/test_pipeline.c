@@ -2,8 +2,9 @@
  * test_pipeline.c: the stage table's plan and run (hv/pipeline.h).
  *
  * Plans: which rows of the default table run for what a caller wants, worked
- * out by hand from the table in stages.c (load, straighten, crop, measure,
- * synthesize, grade, pictures) and its needs/uses; tables that must be
+ * out by hand from the table in stages.c (load, straighten, crop, attention,
+ * measure, synthesize, grade, pictures) and its needs/uses (attention on
+ * only with a classifier; synthesize uses its maps); tables that must be
  * refused (bad order, duplicate names, too many rows, unknown methods).
  * Runs: a table of counting stages shows that an inactive stage is never
  * called, a required stage's failure fails the case with its name in front,
@@ -21,7 +22,7 @@
 #include "hv/pipeline.h"
 #include "hv_test.h"
 
-enum { LOAD, STRAIGHTEN, CROP, MEASURE, SYNTH, GRADE, PICTURES, N_DEFAULT };
+enum { LOAD, STRAIGHTEN, CROP, ATTN, MEASURE, SYNTH, GRADE, PICTURES, N_DEFAULT };
 #define BIT(i) (1u << (i))
 
 static int row_of(const hv_pipe_table *t, const char *name)
@@ -34,8 +35,8 @@ static int row_of(const hv_pipe_table *t, const char *name)
 static void check_plans(void)
 {
     const hv_pipe_table *t = hv_pipe_default();
-    static const char *const names[N_DEFAULT] = {"load", "straighten", "crop", "measure",
-                                                 "synthesize", "grade", "pictures"};
+    static const char *const names[N_DEFAULT] = {"load", "straighten", "crop", "attention",
+                                                 "measure", "synthesize", "grade", "pictures"};
     HV_REQUIRE_V(t->n == N_DEFAULT, "default table has %d rows, expected %d", t->n, N_DEFAULT);
     for (int i = 0; i < N_DEFAULT; i++)
         HV_CHECK(row_of(t, names[i]) == i, "row %d is '%s', expected '%s'", i, t->stage[i].name,
@@ -51,7 +52,8 @@ static void check_plans(void)
     /* with QC pictures: straighten and crop run, but only as optional */
     o.pictures = HV_PIPE_PICTURES_QC;
     HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES | HV_PIPE_PICTURES, &p));
-    HV_CHECK(p.active == 0x7fu, "grades + pictures: active 0x%x (all seven)", p.active);
+    HV_CHECK(p.active == (0xffu & ~BIT(ATTN)),
+             "grades + pictures: active 0x%x (all but attention: no classifier)", p.active);
     HV_CHECK(!(p.required & (HV_PIPE_SPINE | HV_PIPE_CROPS)),
              "pictures only use the crops: spine and crops optional (required 0x%x)", p.required);
     HV_CHECK((p.required & (HV_PIPE_VOLUMES | HV_PIPE_HEIGHTS | HV_PIPE_SYNTH)) ==
@@ -62,6 +64,32 @@ static void check_plans(void)
     HV_CHECK(p.active == (BIT(LOAD) | BIT(STRAIGHTEN) | BIT(CROP)), "crops: active 0x%x",
              p.active);
     HV_CHECK(p.required & HV_PIPE_SPINE, "crops: the spine is required (0x%x)", p.required);
+    /* attention: on only with a classifier (the pointer is not called by a
+     * plan); it needs the crops, so straighten and crop run; synthesize
+     * uses its maps, so grades alone switch it on, as optional (and its
+     * needs with it); wanted, it and the spine stages are required */
+    o.pictures = HV_PIPE_PICTURES_NONE;
+    int fake_model = 0;
+    o.attention_model = &fake_model;
+    HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES, &p));
+    HV_CHECK(p.active == (BIT(LOAD) | BIT(STRAIGHTEN) | BIT(CROP) | BIT(ATTN) | BIT(MEASURE) |
+                          BIT(SYNTH) | BIT(GRADE)),
+             "grades with a classifier: active 0x%x", p.active);
+    HV_CHECK(!(p.required & (HV_PIPE_ATTENTION | HV_PIPE_SPINE | HV_PIPE_CROPS)),
+             "synthesize only uses the maps: attention, spine, crops optional (0x%x)",
+             p.required);
+    HV_CHECK(t->stage[SYNTH].uses & HV_PIPE_ATTENTION, "synthesize uses the attention maps");
+    HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES | HV_PIPE_ATTENTION, &p));
+    HV_CHECK((p.required & (HV_PIPE_ATTENTION | HV_PIPE_SPINE | HV_PIPE_CROPS)) ==
+                 (HV_PIPE_ATTENTION | HV_PIPE_SPINE | HV_PIPE_CROPS),
+             "attention wanted: it, the spine and the crops required (0x%x)", p.required);
+    /* crops only (`straighten`): attention is not asked for */
+    HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_CROPS, &p));
+    HV_CHECK(!(p.active & BIT(ATTN)), "crops only: no attention (0x%x)", p.active);
+    o.attention_model = NULL;
+    HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES | HV_PIPE_ATTENTION, &p));
+    HV_CHECK(!(p.active & BIT(ATTN)) && !(p.active & BIT(CROP)),
+             "no classifier: attention and the spine stages off (0x%x)", p.active);
     /* unknown synthesis method / grader, grader without model */
     o.synth = "gan-not-built";
     HV_CHECK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES, &p) == HV_ERR_UNSUPPORTED &&
@@ -226,7 +254,12 @@ static void check_phantom_case(void)
         HV_CHECK(s.m->n == (size_t)pc->n_vert, "%zu vertebrae measured, phantom has %d", s.m->n,
                  pc->n_vert);
         for (int i = 0; i < N_DEFAULT; i++)
-            HV_CHECK(s.seconds[i] > 0, "stage %s ran (%g s)", p.t->stage[i].name, s.seconds[i]);
+            if (i == ATTN) /* no classifier: not run, 0 s */
+                HV_CHECK(s.seconds[i] == 0 && !(s.have & HV_PIPE_ATTENTION) && !s.attn,
+                         "attention did not run (%g s)", s.seconds[i]);
+            else
+                HV_CHECK(s.seconds[i] > 0, "stage %s ran (%g s)", p.t->stage[i].name,
+                         s.seconds[i]);
         int matched = 0;
         for (size_t i = 0; i < s.m->n; i++) {
             const hv_vert_measure *v = &s.m->v[i];
