@@ -136,7 +136,7 @@ void hv_train_cls_epoch_list(const hv_train_cls_plan *p, uint64_t seed, int64_t 
             if (p->train_y[i] == big) list[m++] = i;
         hv_rng rng;
         hv_rng_seed(&rng, seed, STREAM_CLS_MINORITY | (uint64_t)epoch);
-        for (size_t d = 0; d < n_big; d++) {
+        for (size_t d = 0; n_small > 0 && d < n_big; d++) { /* plan_make refuses n_small 0 */
             /* the r-th train item of the smaller class */
             size_t r = (size_t)hv_rng_below(&rng, (uint64_t)n_small), i = 0;
             for (;; i++)
