@@ -11,6 +11,10 @@
 #   2. healthivert train configs/train-phantom.ini          (train.plane = sagittal)
 #      healthivert train configs/train-phantom-coronal.ini  (train.plane = coronal)
 #      -> RUNDIR/train-phantom{,-coronal}/ (checkpoint.h5, val.csv, losses.csv, curves)
+#   4. (after 3) the fracture classifier (issue 13):
+#      healthivert prepare configs/prepare-classifier-phantom.ini
+#      healthivert train-classifier configs/train-classifier-phantom.ini
+#      -> models/phantom-classifier.h5 (its classifier.h5)
 #   3. models/phantom-sagittal.h5, models/phantom-coronal.h5: the generator
 #      part of each training checkpoint (/G/params and /meta, copied with
 #      h5copy): a model file per hv/model.h (the generator read from
@@ -63,3 +67,12 @@ ship() { # CHECKPOINT MODEL
 ship "$run/train-phantom/checkpoint.h5" models/phantom-sagittal.h5
 ship "$run/train-phantom-coronal/checkpoint.h5" models/phantom-coronal.h5
 echo "train_models.sh: models/phantom-sagittal.h5, models/phantom-coronal.h5 ($(( $(date +%s) - t0 )) s)"
+# 4. the fracture classifier whose Grad-CAM++ map guides the generator
+"$bin" prepare configs/prepare-classifier-phantom.ini \
+  --set output.dir="$run/prepare-classifier-phantom"
+"${launch[@]}" "$bin" train-classifier configs/train-classifier-phantom.ini \
+  --set classifier.file="$run/prepare-classifier-phantom/train.h5" \
+  --set classifier.output="$run/train-classifier-phantom"
+cp "$run/train-classifier-phantom/classifier.h5" models/phantom-classifier.h5.tmp
+mv models/phantom-classifier.h5.tmp models/phantom-classifier.h5
+echo "train_models.sh: models/phantom-classifier.h5 ($(( $(date +%s) - t0 )) s)"
