@@ -76,6 +76,34 @@ static hv_model_split case_split(const hv_split *sp, const char *id)
     return HV_MODEL_SPLIT_NONE;
 }
 
+/* A crop's Grad-CAM++ map as the training file keeps it (spec 7: the map
+ * * 255 cast to uint8, what the reference loaded): truncated, like the
+ * store's /vertebrae/cam. A crop the stage gave no map (the classifier's
+ * output was not finite) gets zeros, the reference's value on slices
+ * without a stored map, i.e. an all-ones HGAM input; the log says so. */
+static hv_status cam_u8(const hv_pipe_attn *a, const hv_spine_crop *cr, const char *id,
+                        hv_volume **out)
+{
+    const hv_volume *cam = a ? a->cam : NULL;
+    hv_status st = hv_vol_create(out, cam ? cam->dim : cr->ct->dim, HV_DTYPE_U8,
+                                 cam ? cam->affine : cr->ct->affine);
+    if (st != HV_OK) return st;
+    uint8_t *o = (*out)->data;
+    if (!cam) {
+        memset(o, 0, (*out)->nvox);
+        hv_log_warn("case %s %s: no attention map (the classifier's output was not finite): "
+                    "its training item gets a zero map", id,
+                    hv_label_name(cr->label) ? hv_label_name(cr->label) : "?");
+        return HV_OK;
+    }
+    const float *f = cam->data;
+    for (size_t q = 0; q < cam->nvox; q++) {
+        double x = (double)f[q] * 255.0;
+        o[q] = !(x > 0) ? 0 : x >= 255 ? 255 : (uint8_t)x;
+    }
+    return HV_OK;
+}
+
 static hv_status stage_prepare(const hv_pipe_opts *o, hv_pipe_state *s)
 {
     const hv_prepare_ctx *pc = o->user;
@@ -86,10 +114,13 @@ static hv_status stage_prepare(const hv_pipe_opts *o, hv_pipe_state *s)
     hv_model_train_item *items = calloc(vs->n ? vs->n : 1, sizeof *items);
     hv_model_train_skip *skip = calloc(vs->n ? vs->n : 1, sizeof *skip);
     hv_volume **ct8 = calloc(vs->n ? vs->n : 1, sizeof *ct8);
+    hv_volume **cam8 = calloc(vs->n ? vs->n : 1, sizeof *cam8);
+    /* the attention stage ran (attention.model set): every item gets its map */
+    const int with_cam = (s->have & HV_PIPE_ATTENTION) != 0;
     int8_t grades[32];
     size_t ni = 0, nk = 0;
     if (!pc) return hv_error_set(HV_ERR_INTERNAL, "prepare: no context");
-    if (!items || !skip || !ct8) {
+    if (!items || !skip || !ct8 || !cam8) {
         st = hv_error_set(HV_ERR_NOMEM, "prepare: out of memory");
         goto done;
     }
@@ -115,15 +146,19 @@ static hv_status stage_prepare(const hv_pipe_opts *o, hv_pipe_state *s)
             continue;
         }
         if ((st = hv_model_trainset_ct_u8(cr->ct, &ct8[ni])) != HV_OK) goto done;
+        if (with_cam && (st = cam_u8(hv_pipe_attn_find(s, sv->label), cr, id, &cam8[ni])) != HV_OK)
+            goto done;
         items[ni] = (hv_model_train_item){id, sv->label, grades[sv->label], split, grades,
-                                          ct8[ni], cr->labels, NULL};
+                                          ct8[ni], cr->labels, cam8[ni]};
         ni++;
     }
     hv_run_crashpoint("prepare-part");
     st = hv_model_trainset_write(path, items, ni, skip, nk, id, pc->band_rows);
 done:
     for (size_t i = 0; ct8 && i < vs->n; i++) hv_vol_free(ct8[i]);
+    for (size_t i = 0; cam8 && i < vs->n; i++) hv_vol_free(cam8[i]);
     free(ct8);
+    free(cam8);
     free(items);
     free(skip);
     return st;
@@ -131,7 +166,7 @@ done:
 
 const hv_pipe_stage hv_prepare_stage = {
     "prepare", "the GAN's training set: every cropped vertebra into output.dir/prepare/<case>.h5",
-    HV_PIPE_CROPS, 0, HV_PIPE_EXTRA0, NULL, NULL, stage_prepare};
+    HV_PIPE_CROPS, HV_PIPE_ATTENTION, HV_PIPE_EXTRA0, NULL, NULL, stage_prepare};
 
 hv_status hv_prepare_table(const hv_pipe_table *t, hv_pipe_stage *rows, hv_pipe_table *out)
 {

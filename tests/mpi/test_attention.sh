@@ -17,7 +17,10 @@
 #    columns nan / -1;
 #  - with the gan (synthesis.neighbours = 0, 1 case): the maps reach the
 #    generator (its synthesized CT differs from the same run without
-#    attention, on every vertebra).
+#    attention, on every vertebra);
+#  - `prepare` with attention.model on 2 ranks: the training file gets /cam,
+#    each item's map byte for byte one of the store's /vertebrae/cam rows of
+#    the same run (both the map * 255 truncated), none of them all zero.
 HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 MAKE_CLS=$5 MAKE_GAN=$6
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -125,4 +128,27 @@ for f in "$WORK"/gan1/CT_fake/*.nii.gz; do
 done
 check "gan: synthesized CT files written ($k)" [ "$k" -ge 1 ]
 check "gan: the maps change every synthesized CT ($n of $k differ)" [ "$n" -eq "$k" ]
+# ---- prepare: the training file's /cam are the stage's maps
+HV_RUN_EXTRA=(--set phantom.cases=2 --set phantom.first=L1 --set phantom.last=L2
+              --set output.images=none --set grader.method=rule)
+d=$WORK/prep
+"$MPIEXEC" -n 2 --oversubscribe "$HV" prepare "$COHORT" --set output.dir="$d" "${HV_RUN_EXTRA[@]}" \
+  "${ATT[@]}" >"$d.log" 2>&1; rc=$?
+check "prepare with attention: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "prepare: the training file has /cam of the crops' dims" \
+  grep -q "^cam  *Dataset {4/Inf, 256, 256, 64}" <(h5ls "$d/train.h5")
+# the raw bytes of every map (4 MiB each, crop layout) in both files
+h5dump -b LE -d /cam -o "$WORK/tcam.bin" "$d/train.h5" >/dev/null 2>&1
+h5dump -b LE -d /vertebrae/cam -o "$WORK/scam.bin" "$d/store.h5" >/dev/null 2>&1
+rows() { # FILE N: md5 of each 4 MiB row
+  local k; for ((k = 0; k < $2; k++)); do
+    dd if="$1" bs=4194304 skip=$k count=1 2>/dev/null | md5sum | cut -d' ' -f1; done; }
+zero=$(head -c 4194304 /dev/zero | md5sum | cut -d' ' -f1)
+nrows=$(( $(stat -c %s "$WORK/scam.bin" 2>/dev/null || echo 0) / 4194304 ))
+rows "$WORK/scam.bin" "$nrows" >"$WORK/scam.md5"
+n=0
+for m in $(rows "$WORK/tcam.bin" 4); do
+  [ "$m" != "$zero" ] && grep -qx "$m" "$WORK/scam.md5" && n=$((n + 1))
+done
+check "prepare: each item's /cam is one of the store's maps and not all zero ($n of 4)" [ "$n" -eq 4 ]
 finish
