@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model_file.h"
 #include "cls_internal.h"
 
 static const int n_blocks[4] = {3, 4, 6, 3};
@@ -145,14 +146,6 @@ hv_status hv_model_classifier_params(hv_nn_params *ps, int width, hv_rng *rng)
     return add_linear(ps, "last_linear", 2, 32 * w, rng);
 }
 
-static void shape_str(char *buf, size_t len, int nd, const int64_t *sh)
-{
-    size_t off = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < nd && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? ", " : "", (long long)sh[i]);
-    if (off < len) snprintf(buf + off, len - off, "]");
-}
-
 int hv_model_classifier_width(const hv_nn_params *ps)
 {
     if (!ps) {
@@ -169,7 +162,7 @@ int hv_model_classifier_width(const hv_nn_params *ps)
     int nd = hv_nn_param_shape(p0, sh);
     if (nd != 4 || sh[0] < 1 || sh[0] > 4096 || sh[1] != 1 || sh[2] != 7 || sh[3] != 7) {
         char hs[128];
-        shape_str(hs, sizeof hs, nd, sh);
+        hv__model_shape_str(hs, sizeof hs, nd, sh);
         hv_error_set(HV_ERR_FORMAT, "model classifier: parameter '%s' has shape %s, the classifier "
                      "needs [width, 1, 7, 7]", first, hs);
         return 0;
@@ -187,7 +180,7 @@ int hv_model_classifier_width(const hv_nn_params *ps)
         int64_t want[HV_NN_MAX_DIMS], have[HV_NN_MAX_DIMS];
         int nw = hv_nn_param_shape(r, want);
         char ws[128], hs[128];
-        shape_str(ws, sizeof ws, nw, want);
+        hv__model_shape_str(ws, sizeof ws, nw, want);
         if (!p) {
             hv_error_set(HV_ERR_FORMAT, "model classifier: parameter '%s' missing (a classifier of "
                          "width %d has it with shape %s)", name, width, ws);
@@ -196,7 +189,7 @@ int hv_model_classifier_width(const hv_nn_params *ps)
         int nh = hv_nn_param_shape(p, have), same = nh == nw;
         for (int k = 0; same && k < nw; k++) same = have[k] == want[k];
         if (!same) {
-            shape_str(hs, sizeof hs, nh, have);
+            hv__model_shape_str(hs, sizeof hs, nh, have);
             hv_error_set(HV_ERR_FORMAT, "model classifier: parameter '%s' has shape %s, a classifier "
                          "of width %d (read from %s) needs %s", name, hs, width, first, ws);
             goto done;

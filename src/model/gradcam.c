@@ -51,6 +51,7 @@
 
 #include <hdf5.h>
 
+#include "model_file.h"
 #include "hv/model.h"
 
 #define CAM_ROWS 256
@@ -156,33 +157,6 @@ struct hv_model_cam {
     float *x, *logits, *act, *grad, *map, *up;
 };
 
-static void shape_str(char *buf, size_t len, int nd, const int64_t *sh)
-{
-    size_t off = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < nd && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? ", " : "", (long long)sh[i]);
-    if (off < len) snprintf(buf + off, len - off, "]");
-}
-
-static int probe_shape(hid_t loc, const char *name, int *nd, int64_t sh[HV_NN_MAX_DIMS])
-{
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 0;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0) return -1;
-    hid_t sp = H5Dget_space(ds);
-    int n = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1, rc = -1;
-    if (n >= 0 && n <= HV_NN_MAX_DIMS) {
-        hsize_t d[HV_NN_MAX_DIMS];
-        H5Sget_simple_extent_dims(sp, d, NULL);
-        for (int i = 0; i < n; i++) sh[i] = (int64_t)d[i];
-        *nd = n;
-        rc = 1;
-    }
-    if (sp >= 0) H5Sclose(sp);
-    H5Dclose(ds);
-    return rc;
-}
-
 /* Open path, find the parameters' group, check kind and every shape;
  * *width and *in_c (1: /C/params) on success. HDF5's error printing is off
  * in the caller. */
@@ -232,7 +206,7 @@ static hv_status check_file(const char *path, int *width, int *in_c)
     }
     int nd = 0;
     int64_t sh[HV_NN_MAX_DIMS];
-    int rc = probe_shape(gp, FIRST_CONV, &nd, sh);
+    int rc = hv__model_probe_shape(gp, FIRST_CONV, &nd, sh);
     if (rc <= 0) {
         st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' %s", path,
                           FIRST_CONV, rc == 0 ? "missing" : "unreadable");
@@ -240,7 +214,7 @@ static hv_status check_file(const char *path, int *width, int *in_c)
     }
     if (nd != 4 || sh[0] < 1 || sh[0] > 4096 || sh[1] != 1 || sh[2] != 7 || sh[3] != 7) {
         char fs[128];
-        shape_str(fs, sizeof fs, nd, sh);
+        hv__model_shape_str(fs, sizeof fs, nd, sh);
         st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' has shape "
                           "%s, a classifier needs [width, 1, 7, 7]", path, FIRST_CONV, fs);
         goto done;
@@ -261,8 +235,8 @@ static hv_status check_file(const char *path, int *width, int *in_c)
         int64_t want[HV_NN_MAX_DIMS], have[HV_NN_MAX_DIMS];
         int nw = hv_nn_param_shape(p, want), nh = 0;
         char ws[128], hs[128];
-        shape_str(ws, sizeof ws, nw, want);
-        rc = probe_shape(gp, hv_nn_param_name(p), &nh, have);
+        hv__model_shape_str(ws, sizeof ws, nw, want);
+        rc = hv__model_probe_shape(gp, hv_nn_param_name(p), &nh, have);
         if (rc == 0) {
             st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' missing (a "
                               "classifier of width %d has it with shape %s)", path,
@@ -277,7 +251,7 @@ static hv_status check_file(const char *path, int *width, int *in_c)
         int same = nh == nw;
         for (int q = 0; same && q < nw; q++) same = have[q] == want[q];
         if (!same) {
-            shape_str(hs, sizeof hs, nh, have);
+            hv__model_shape_str(hs, sizeof hs, nh, have);
             st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' has shape "
                               "%s in the file, a classifier of width %d (read from %s) needs %s",
                               path, hv_nn_param_name(p), hs, *width, FIRST_CONV, ws);

@@ -30,6 +30,7 @@
 
 #include <hdf5.h>
 
+#include "model_file.h"
 #include "synth_internal.h"
 
 #define FIRST_CONV "coarse_generator.conv1.conv.weight_orig"
@@ -48,36 +49,6 @@ void hv_model_synth_opts_default(hv_model_synth_opts *o)
 static const char *plane_name(int plane)
 {
     return plane == HV_SPINE_CORONAL ? "coronal" : "sagittal";
-}
-
-static void shape_str(char *buf, size_t len, int nd, const int64_t *sh)
-{
-    size_t off = 0;
-    off += (size_t)snprintf(buf + off, len - off, "[");
-    for (int i = 0; i < nd && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? ", " : "", (long long)sh[i]);
-    if (off < len) snprintf(buf + off, len - off, "]");
-}
-
-/* Shape of dataset `name` in group loc: 1 found (nd, sh set), 0 missing,
- * -1 not a dataset of at most HV_NN_MAX_DIMS dimensions. */
-static int probe_shape(hid_t loc, const char *name, int *nd, int64_t sh[HV_NN_MAX_DIMS])
-{
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return 0;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0) return -1;
-    hid_t sp = H5Dget_space(ds);
-    int n = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1, rc = -1;
-    if (n >= 0 && n <= HV_NN_MAX_DIMS) {
-        hsize_t d[HV_NN_MAX_DIMS];
-        H5Sget_simple_extent_dims(sp, d, NULL);
-        for (int i = 0; i < n; i++) sh[i] = (int64_t)d[i];
-        *nd = n;
-        rc = 1;
-    }
-    if (sp >= 0) H5Sclose(sp);
-    H5Dclose(ds);
-    return rc;
 }
 
 /* A model file opened for reading: the generator's group and its width. */
@@ -176,7 +147,7 @@ static hv_status model_file_open(const char *path, const char *what, int need_g,
     }
     int nd = 0;
     int64_t sh[HV_NN_MAX_DIMS];
-    int rc = probe_shape(m->gp, FIRST_CONV, &nd, sh);
+    int rc = hv__model_probe_shape(m->gp, FIRST_CONV, &nd, sh);
     if (rc <= 0) {
         st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' %s", what, path,
                           FIRST_CONV, rc == 0 ? "missing" : "unreadable");
@@ -184,7 +155,7 @@ static hv_status model_file_open(const char *path, const char *what, int need_g,
     }
     if (nd != 4 || sh[0] < 2 || sh[0] % 2 || sh[0] > 4096 || sh[1] != 3 || sh[2] != 5 || sh[3] != 5) {
         char fs[128];
-        shape_str(fs, sizeof fs, nd, sh);
+        hv__model_shape_str(fs, sizeof fs, nd, sh);
         st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' has shape %s, "
                           "a generator needs [cnum, 3, 5, 5] with an even cnum >= 2", what, path,
                           FIRST_CONV, fs);
@@ -219,8 +190,8 @@ static hv_status check_shapes(const model_file *m, const char *path, const char 
         int64_t want[HV_NN_MAX_DIMS], have[HV_NN_MAX_DIMS];
         int nw = hv_nn_param_shape(p, want), nh = 0;
         char ws[128], hs[128];
-        shape_str(ws, sizeof ws, nw, want);
-        int rc = probe_shape(m->gp, hv_nn_param_name(p), &nh, have);
+        hv__model_shape_str(ws, sizeof ws, nw, want);
+        int rc = hv__model_probe_shape(m->gp, hv_nn_param_name(p), &nh, have);
         if (rc == 0)
             return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' missing "
                                 "(a generator of width cnum %d has it with shape %s)", what, path,
@@ -231,7 +202,7 @@ static hv_status check_shapes(const model_file *m, const char *path, const char 
         int same = nh == nw;
         for (int k = 0; same && k < nw; k++) same = have[k] == want[k];
         if (!same) {
-            shape_str(hs, sizeof hs, nh, have);
+            hv__model_shape_str(hs, sizeof hs, nh, have);
             return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' has shape "
                                 "%s in the file, a generator of width cnum %d (read from %s) needs %s",
                                 what, path, hv_nn_param_name(p), hs, m->cnum, FIRST_CONV, ws);
