@@ -1,5 +1,5 @@
 /*
- * hv/store.h: the run's HDF5 store (schema v3, docs/hdf5-schema.md) and the
+ * hv/store.h: the run's HDF5 store (schema v4, docs/hdf5-schema.md) and the
  * per-rank journals that make it crash-safe.
  *
  * What a case produces is three fixed-layout row types (hv_run_crow per case,
@@ -55,10 +55,13 @@ extern "C" {
 #endif
 
 /* Store schema version written to /@schema_version. Readers accept this one,
- * 2 and 1 (describe, validate, export, read); only a store of this version
- * can be written into. v3: images chunked and compressed (QC pictures as
- * PNG bytes per vertebra slot), written serially. */
-#define HV_STORE_SCHEMA_VERSION 3
+ * 3, 2 and 1 (describe, validate, export, read); only a store of this
+ * version can be written into. v3: images chunked and compressed (QC
+ * pictures as PNG bytes per vertebra slot), written serially. v4: the
+ * vertebra table always has the attention columns (p_fracture,
+ * cam_mass_body, cam_max_slice, pad2_), and /vertebrae/cam may be there;
+ * a v3 store may lack both (its rows then read NaN, NaN, -1). */
+#define HV_STORE_SCHEMA_VERSION 4
 
 /* Per-stage seconds: at most this many stages, each name shorter than
  * HV_STORE_STAGE_NAME_MAX bytes (with its NUL), made of letters, digits and
@@ -288,7 +291,7 @@ int hv_store_close_failed(void);
 
 long hv_store_n_cases(const hv_store *s);
 int hv_store_n_img(const hv_store *s);
-/* The schema version of the open file: 1, 2 or HV_STORE_SCHEMA_VERSION. */
+/* The schema version of the open file: 1, 2, 3 or HV_STORE_SCHEMA_VERSION. */
 int hv_store_version(const hv_store *s);
 /* The store's stage names: *n of them in *names, owned by the store (valid
  * until hv_store_close). A v1 store has the six of that schema. */
@@ -348,7 +351,7 @@ void hv_store_lock_release(const char *path);
 /* Summary of a store as human-readable text (schema version, provenance,
  * counts, failures with reasons, grader results). free() the text. */
 hv_status hv_store_describe(const char *path, char **text);
-/* Check a store against its schema, v2 or v1 (docs/hdf5-schema.md): every object,
+/* Check a store against its schema, v4 to v1 (docs/hdf5-schema.md): every object,
  * type, shape, value range and cross-reference. HV_OK when valid; otherwise
  * HV_ERR_FORMAT, and *report (may be NULL) lists every problem found. */
 hv_status hv_store_validate(const char *path, char **report);

@@ -298,8 +298,12 @@ hv_status hv_store_validate(const char *path, char **report)
     if (!check_type(s->cases, ct)) PROBLEM("/cases/table has an unexpected type\n");
     if (!check_type(s->status, et)) PROBLEM("/cases/status has an unexpected type\n");
     {
+        /* v4 always has the attention columns; v3 and older may lack them */
         hid_t vt0 = hv_store_vrow_type_noattn();
-        if (!check_type(s->verts, vt) && !check_type(s->verts, vt0))
+        if (s->version >= 4 && !check_type(s->verts, vt))
+            PROBLEM("/vertebrae/table has an unexpected type (v4: with the attention "
+                    "columns)\n");
+        else if (!check_type(s->verts, vt) && !check_type(s->verts, vt0))
             PROBLEM("/vertebrae/table has an unexpected type\n");
         H5Tclose(vt0);
     }

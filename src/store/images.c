@@ -1,5 +1,5 @@
 /*
- * images.c: the store's images in schema v3 (docs/hdf5-schema.md): the
+ * images.c: the store's images since schema v3 (docs/hdf5-schema.md): the
  * height-loss planes chunked per case and deflated, the QC pictures as one
  * PNG per vertebra slot; encoding, serial writes and reads (v2/v1 too).
  *

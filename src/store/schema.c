@@ -1,5 +1,5 @@
 /*
- * schema.c: the run's HDF5 store, schema v3 (docs/hdf5-schema.md): the row
+ * schema.c: the run's HDF5 store, schema v4 (docs/hdf5-schema.md): the row
  * types, creating, opening and closing the file, per-case writes and reads.
  *
  * Parallel HDF5 requires every structural change (file, groups, datasets,
@@ -28,8 +28,11 @@
  * A store of schema v1 opens too, for reading (describe, validate, export,
  * gather): its case rows carry the seconds of six fixed stages, which
  * stages.c reads by name; v2 is v3 with the images uncompressed
- * (contiguous float32 planes and uint8 QC slots). Writing a case into
- * either is refused: the runner always lays out a new store.
+ * (contiguous float32 planes and uint8 QC slots); v3 is v4 where the
+ * vertebra table may lack the attention columns (added to v3 stores
+ * without a version change; v4 always has them, so a reader can tell from
+ * the version alone). Writing a case into any of them is refused: the
+ * runner always lays out a new store.
  *
  * Layout (N cases, S = 26 vertebra slots per case):
  *   /                      attrs schema, schema_version, state, max_vert, img_size, n_img

@@ -26,7 +26,7 @@ struct hv_store {
     long n_cases;
     int n_img;
     int mpi;
-    int version;                      /* /@schema_version: 1 or 2            */
+    int version;                      /* /@schema_version: 1 to 4            */
     int n_stages;                     /* stage names, from the file          */
     char stage_buf[HV_STORE_MAX_STAGES][HV_STORE_STAGE_NAME_MAX];
     const char *stage_ptr[HV_STORE_MAX_STAGES];

@@ -32,7 +32,7 @@ check "single vertebra: reason says only one vertebra" grep -q '^ph0004,failed,0
 
 out=$("$HV" inspect "$WORK/run/store.h5"); rc=$?
 check "inspect validates the store (rc $rc)" [ $rc -eq 0 ]
-check "inspect shows the schema version" grep -q 'healthivert-store v3' <<<"$out"
+check "inspect shows the schema version" grep -q 'healthivert-store v4' <<<"$out"
 check "inspect lists 4 failures" [ "$(sed -n '/^failures:/,/^$/p' <<<"$out" | grep -c '^  ph000')" -eq 4 ]
 check "summary.md lists the failures" grep -q 'only one vertebra' "$WORK/run/summary.md"
 

@@ -550,7 +550,7 @@ int main(int argc, char **argv)
     free(rep);
     char *text = NULL;
     HV_CHECK_OK(hv_store_describe(store, &text));
-    HV_CHECK(text && strstr(text, "healthivert-store v3") && strstr(text, "state:          complete") &&
+    HV_CHECK(text && strstr(text, "healthivert-store v4") && strstr(text, "state:          complete") &&
                  strstr(text, "3 done, 0 failed"),
              "describe:\n%s", text ? text : "");
     free(text);
@@ -633,11 +633,11 @@ int main(int argc, char **argv)
     hv_test_copy_file(store, bad);
     f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
-    int64_t v3 = 4;
-    H5Awrite(a, H5T_NATIVE_INT64, &v3);
+    int64_t v5 = 5;
+    H5Awrite(a, H5T_NATIVE_INT64, &v5);
     H5Aclose(a);
     H5Fclose(f);
-    expect_invalid(bad, "schema version 4");
+    expect_invalid(bad, "schema version 5");
 
     snprintf(bad, sizeof bad, "%s/bad5.h5", tmp);
     FILE *g = fopen(bad, "w");

@@ -15,6 +15,9 @@
  *  - Bad stage lists are refused at creation (no file made).
  *  - The v1 fixture (fixtures/README.md) reads through the API under the v1
  *    names with exactly h5dump's values, validates, and refuses writes.
+ *  - Schema v4 (test_v4): the attention columns always in the vertebra
+ *    table; v3 stores with and without them still read (NaN / -1 without),
+ *    a v4 store without them is invalid, version 5 is refused.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
@@ -101,7 +104,7 @@ static void check_file_by_hand(const char *path)
     hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
     H5Aread(a, H5T_NATIVE_INT64, &ver);
     H5Aclose(a);
-    HV_CHECK(ver == 3, "/@schema_version = %lld", (long long)ver);
+    HV_CHECK(ver == 4, "/@schema_version = %lld", (long long)ver);
 
     hid_t d = H5Dopen2(f, "cases/seconds", H5P_DEFAULT);
     HV_REQUIRE_V(d >= 0, "no /cases/seconds");
@@ -148,7 +151,7 @@ static void test_v2(const char *tmp)
 
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_open_serial(path, 0, &s) == HV_OK, "open: %s", hv_error_detail());
-    HV_CHECK(hv_store_version(s) == 3, "version %d", hv_store_version(s));
+    HV_CHECK(hv_store_version(s) == 4, "version %d", hv_store_version(s));
     int n = 0;
     const char *const *names = NULL;
     hv_store_stage_names(s, &n, &names);
@@ -164,7 +167,7 @@ static void test_v2(const char *tmp)
     char *text = NULL;
     HV_CHECK_OK(hv_store_describe(path, &text));
     /* over the done cases c0 and c2: (0.5+1.5)/2, (1.25+0.25)/2, (2+3)/2 */
-    HV_CHECK(text && strstr(text, "healthivert-store v3") &&
+    HV_CHECK(text && strstr(text, "healthivert-store v4") &&
                  strstr(text, "seconds/case:   alpha 1.000 beta 0.750 gamma 2.500\n"),
              "describe:\n%s", text ? text : "");
     free(text);
@@ -315,6 +318,148 @@ static void test_v1(const char *tmp)
 /* No MPI_Init: a store is created and read serially, with no communicator
  * (the sanitizer build runs this test with leak detection on, which Open
  * MPI's own allocations would fail). */
+/* Set /@schema_version of the file at path to ver (plain HDF5). */
+static void set_version(const char *path, int64_t ver)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = f >= 0 ? H5Aopen(f, "schema_version", H5P_DEFAULT) : -1;
+    HV_CHECK(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &ver) >= 0, "set version %lld of %s",
+             (long long)ver, path);
+    if (a >= 0) H5Aclose(a);
+    if (f >= 0) H5Fclose(f);
+}
+
+/* Replace /vertebrae/table by a copy without the attention columns (the
+ * members before p_fracture, the row cut there): the table of a v3 store
+ * written before them. Plain HDF5, from the file's own type. */
+static void strip_attention(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = f >= 0 ? H5Dopen2(f, "vertebrae/table", H5P_DEFAULT) : -1;
+    HV_REQUIRE_V(d >= 0, "open %s /vertebrae/table", path);
+    hid_t ft = H5Dget_type(d), sp = H5Dget_space(d);
+    int ip = H5Tget_member_index(ft, "p_fracture");
+    HV_REQUIRE_V(ip >= 0, "the v4 table has p_fracture");
+    size_t cut = H5Tget_member_offset(ft, (unsigned)ip);
+    hid_t rt = H5Tcreate(H5T_COMPOUND, cut);
+    for (int m = 0; m < H5Tget_nmembers(ft); m++) {
+        if (H5Tget_member_offset(ft, (unsigned)m) >= cut) continue;
+        char *name = H5Tget_member_name(ft, (unsigned)m);
+        hid_t mt = H5Tget_member_type(ft, (unsigned)m);
+        H5Tinsert(rt, name, H5Tget_member_offset(ft, (unsigned)m), mt);
+        H5Tclose(mt);
+        H5free_memory(name);
+    }
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    char *buf = calloc(n ? n : 1, cut);
+    HV_REQUIRE_V(buf && H5Dread(d, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "read rows");
+    H5Dclose(d);
+    HV_CHECK(H5Ldelete(f, "vertebrae/table", H5P_DEFAULT) >= 0, "unlink the table");
+    d = H5Dcreate2(f, "vertebrae/table", rt, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    HV_CHECK(d >= 0 && H5Dwrite(d, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0,
+             "write the cut table");
+    free(buf);
+    if (d >= 0) H5Dclose(d);
+    H5Tclose(rt);
+    H5Tclose(ft);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+/* Schema v4: the vertebra table always has the attention columns. A v4
+ * store holds the values written; relabelled v3 it still reads (and the
+ * columns as written: a v3 store of the build that added them); with the
+ * columns cut away it is a valid v3 store whose columns read NaN / -1 and
+ * an invalid v4 one; version 5 is refused. */
+static void test_v4(const char *tmp)
+{
+    char path[4200], cp[4300];
+    snprintf(path, sizeof path, "%s/v4.h5", tmp);
+    hv_run_crow row;
+    memset(&row, 0, sizeof row);
+    snprintf(row.id, sizeof row.id, "c0");
+    row.rank = -1;
+    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 3, stages, 0};
+    hv_store *s = NULL;
+    HV_REQUIRE_V(hv_store_create(path, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
+    hv_case_result r;
+    make_result(&r, "c0", 1, secs[0]);
+    r.v[0].p_fracture = 0.25;
+    r.v[0].cam_mass_body = 0.5;
+    r.v[0].cam_max_slice = 31;
+    hv_run_vrow_attn_none(&r.v[1]);
+    HV_CHECK_OK(hv_store_put_case(s, 0, &r));
+    HV_CHECK_OK(hv_store_close(s));
+
+    /* by hand: version 4 and the four members in the file's row type */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int64_t ver = 0;
+    hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    H5Aread(a, H5T_NATIVE_INT64, &ver);
+    H5Aclose(a);
+    hid_t d = H5Dopen2(f, "vertebrae/table", H5P_DEFAULT);
+    hid_t t = H5Dget_type(d);
+    HV_CHECK(ver == 4 && H5Tget_member_index(t, "p_fracture") >= 0 &&
+                 H5Tget_member_index(t, "cam_mass_body") >= 0 &&
+                 H5Tget_member_index(t, "cam_max_slice") >= 0 &&
+                 H5Tget_member_index(t, "pad2_") >= 0,
+             "v4 (%lld) with the attention members", (long long)ver);
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(f);
+
+    /* the same file as v3 (the columns there): read as written */
+    snprintf(cp, sizeof cp, "%s/v3-attn.h5", tmp);
+    HV_REQUIRE_V(hv_test_copy_file(path, cp) == 0, "copy");
+    set_version(cp, 3);
+    char *rep = NULL;
+    HV_CHECK(hv_store_validate(cp, &rep) == HV_OK, "v3 with the columns valid: %s\n%s",
+             hv_error_detail(), rep ? rep : "");
+    free(rep);
+    HV_REQUIRE_V(hv_store_open_serial(cp, 1, &s) == HV_OK, "open v3: %s", hv_error_detail());
+    hv_run_vrow *vr = NULL;
+    size_t nv = 0;
+    HV_CHECK(hv_store_version(s) == 3, "version %d", hv_store_version(s));
+    HV_CHECK_OK(hv_store_read_vertebrae(s, &vr, &nv));
+    HV_CHECK(nv == 2 && vr[0].p_fracture == 0.25 && vr[0].cam_mass_body == 0.5 &&
+                 vr[0].cam_max_slice == 31 && isnan(vr[1].p_fracture) && vr[1].cam_max_slice == -1,
+             "v3 with the columns reads them");
+    free(vr);
+    HV_CHECK(hv_store_put_case(s, 0, &r) == HV_ERR_UNSUPPORTED, "a v3 store is not written into");
+    hv_error_clear();
+    HV_CHECK_OK(hv_store_close(s));
+
+    /* without the columns: a valid v3 store reading NaN / -1, an invalid v4 */
+    snprintf(cp, sizeof cp, "%s/v4-noattn.h5", tmp);
+    HV_REQUIRE_V(hv_test_copy_file(path, cp) == 0, "copy");
+    strip_attention(cp);
+    expect_invalid(cp, "with the attention columns");
+    set_version(cp, 3);
+    rep = NULL;
+    HV_CHECK(hv_store_validate(cp, &rep) == HV_OK, "v3 without the columns valid: %s\n%s",
+             hv_error_detail(), rep ? rep : "");
+    free(rep);
+    HV_REQUIRE_V(hv_store_open_serial(cp, 0, &s) == HV_OK, "open: %s", hv_error_detail());
+    HV_CHECK_OK(hv_store_read_vertebrae(s, &vr, &nv));
+    HV_CHECK(nv == 2 && isnan(vr[0].p_fracture) && isnan(vr[0].cam_mass_body) &&
+                 vr[0].cam_max_slice == -1 && vr[0].h_ori[1] == 23.5,
+             "v3 without the columns: NaN, NaN, -1 (and the rest as written)");
+    free(vr);
+    HV_CHECK_OK(hv_store_close(s));
+
+    /* a version this build does not know */
+    snprintf(cp, sizeof cp, "%s/v5.h5", tmp);
+    HV_REQUIRE_V(hv_test_copy_file(path, cp) == 0, "copy");
+    set_version(cp, 5);
+    s = NULL;
+    HV_CHECK(hv_store_open_serial(cp, 0, &s) == HV_ERR_FORMAT && !s &&
+                 strstr(hv_error_detail(), "schema version 5"),
+             "v5 refused: %s", hv_error_detail());
+    hv_error_clear();
+    hv_case_result_clear(&r);
+}
+
 int main(void)
 {
     const char *tmp0 = hv_test_tmpdir("store_schema");
@@ -322,6 +467,7 @@ int main(void)
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", tmp0);
     test_v2(tmp);
+    test_v4(tmp);
     test_bad_lists(tmp);
     test_v1(tmp);
     return hv_test_done();

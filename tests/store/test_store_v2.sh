@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_store_v2.sh: a store of schema v2 (tests/store/fixtures/store_v2.h5,
 # QC pictures as raw uint8 slots; fixtures/README.md) is still read by this
-# build, which writes v3 (pictures as PNG bytes):
+# build, which writes v4 (pictures as PNG bytes since v3):
 #
 #  - `healthivert inspect` describes it as v2 and validates it (exit 0);
 #  - every used picture read through the store API (hv_qc_compare nonzero,
