@@ -211,7 +211,8 @@ static const hv_run_key keys[] = {
      "what the store keeps of the attention stage: none, summary (per vertebra p_fracture, the "
      "map's mass fraction in the target's body on the 30 slices and the slice of its maximum: "
      "columns of /vertebrae/table) or full (also the map itself, u8 x255, "
-     "/vertebrae/cam; about 0.6 MiB per vertebra compressed)",
+     "/vertebrae/cam; about 0.6 MiB per vertebra compressed); without attention.model it has "
+     "no effect, and a value other than summary then draws a warning at the start",
      HV_KEY_CHOICE, .choices = ch_astore, RES_NEW, FIELD(attn_store)},
     {"attention", "batch", "30",
      "slices per classifier call (the 30 middle slices of a crop; results do not depend on "

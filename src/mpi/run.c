@@ -583,6 +583,13 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         }
     }
     if (rattn.model && rank == 0) hv_log_info("attention: classifier %s", rattn.provenance);
+    /* attention.store changed from its default (summary) says the stage was
+     * wanted; without a classifier there is no stage and the store gets no
+     * attention values: say so once, at the start, not silently */
+    if (!p.k.attn_model[0] && p.k.attn_store != 1 && rank == 0)
+        hv_log_warn("attention.store = %s has no effect without attention.model (the attention "
+                    "stage does not run: no p_fracture%s in the store)",
+                    p.k.attn_store == 0 ? "none" : "full", p.k.attn_store == 2 ? ", no maps" : "");
     st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL,
                            &rsyn, &rattn);
     if (st != HV_OK) {

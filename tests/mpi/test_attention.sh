@@ -15,6 +15,9 @@
 #  - a resume with other weights at the classifier's path is refused;
 #  - attention.store = summary: the same table, no /vertebrae/cam; none: the
 #    columns nan / -1;
+#  - attention.store = full or none without attention.model: the run's log
+#    says once (rank 0) that it has no effect; the default, or a model, no
+#    such line;
 #  - with the gan (synthesis.neighbours = 0, 1 case): the maps reach the
 #    generator (its synthesized CT differs from the same run without
 #    attention, on every vertebra);
@@ -106,6 +109,21 @@ run_hv 0 "$WORK/none" --set "attention.model=$WORK/cls.h5" --set attention.store
 check "none: exits 0 (rc $rc)" [ $rc -eq 0 ]
 check "none: the columns nan, nan, -1" \
   [ "$(tail -n +2 "$WORK/none/vertebrae.csv" | grep -c ',nan,nan,-1$')" -eq 4 ]
+
+# ---- attention.store set without attention.model: one warning at the start
+for v in full none; do
+  run_hv 2 "$WORK/nomodel-$v" --set attention.store=$v; rc=$?
+  check "store = $v without a model: exits 0 (rc $rc)" [ $rc -eq 0 ]
+  check "store = $v without a model: warned once, by rank 0" \
+    [ "$(grep -c "^\[rank 0\] warning: attention.store = $v has no effect without attention.model" \
+        "$WORK/nomodel-$v.log")" -eq 1 -a \
+      "$(grep -c "has no effect without attention.model" "$WORK/nomodel-$v.log")" -eq 1 ]
+done
+run_hv 2 "$WORK/nomodel-default"; rc=$?
+check "no model, store left at its default: exits 0 (rc $rc)" [ $rc -eq 0 ]
+for d in nomodel-default r1 r2 sum none; do
+  check "$d: no such warning" bash -c "! grep -q 'has no effect without attention.model' '$WORK/$d.log'"
+done
 
 # ---- the maps reach the gan
 HV_RUN_EXTRA=(--set phantom.cases=1 --set phantom.first=L1 --set phantom.last=L2
