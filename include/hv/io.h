@@ -245,6 +245,14 @@ hv_status hv_io_png_decode_grey(const uint8_t *buf, size_t len, int w, int h, ui
 void hv_io_paint_contours(uint8_t *rgb, int stride, const uint8_t *grey, const uint8_t *labels,
                           int w, int h, int target);
 
+/* An attention map over a grey slice, as the reference's figure (spec 7):
+ * n pixels, grey[p] (0..255; the CT slice) blended with the JET colour of
+ * map[p] (clamped to [0, 1], non-finite as 0) at alpha 0.4, i.e. each
+ * channel lrint(0.6 grey + 0.4 x 255 x jet); grey NULL: the map alone,
+ * lrint(255 x jet). JET: r, g, b = clamp(1.5 - |4x - 3|), clamp(1.5 -
+ * |4x - 2|), clamp(1.5 - |4x - 1|). rgb: n x 3 bytes, the caller's. */
+void hv_io_jet_overlay(const uint8_t *grey, const float *map, size_t n, uint8_t *rgb);
+
 /* The font file fontconfig gives the figures' text (DejaVu Sans) into
  * file (cap bytes; may be NULL); HV_ERR_NOT_FOUND, naming the package, when
  * that family is not installed (figures then warn once and use cairo's

@@ -357,13 +357,28 @@ hv_status hv_store_describe(const char *path, char **text);
 hv_status hv_store_validate(const char *path, char **report);
 /* Write cases.csv (one column s_<name> per stage, in the store's order),
  * vertebrae.csv and (when graded) grader_metrics.csv and grader_folds.csv
- * into `dir` (created). */
+ * into `dir` (created), and the QC pictures and attention maps as
+ * hv_store_export with HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM. */
 hv_status hv_store_export_csv(const char *path, const char *dir);
-/* Export (hv_store_export_csv), and with qc_png the QC pictures of a store
- * made with output.images = qc | full as DIR/qc/<case>_<level>_{sag,cor}.png
- * (*n_png, may be NULL, counts them). The run's own output folder gets the
- * tables only: one PNG pair per vertebra is for a person looking, on demand. */
-hv_status hv_store_export(const char *path, const char *dir, int qc_png, long *n_png);
+/* Export the tables (as hv_store_export_csv) and what `what` asks for:
+ * HV_STORE_EXPORT_QC: the QC pictures of a store made with output.images =
+ * qc | full as DIR/qc/<case>_<level>_{sag,cor}.png (*n_png, may be NULL,
+ * counts them); HV_STORE_EXPORT_CAM: the attention maps of a store with
+ * /vertebrae/cam as DIR/cam/<case>_<level>_cam.nii.gz (float32 byte / 255,
+ * the store's crop layout, identity affine: the store keeps no world
+ * position of a crop) for every vertebra with a map (*n_cam, may be NULL,
+ * counts them), with HV_STORE_EXPORT_QC also their pictures:
+ * <case>_<level>_cam.png, the map's LR slice cam_max_slice in JET, over the
+ * CT where the store holds that slice's CT (the QC picture's sagittal
+ * slice, LR 32) and alone otherwise, and <case>_<level>_cam_qc.png, LR
+ * slice 32 over the QC picture's CT (only where the vertebra has a QC
+ * picture); both as `healthivert attention` draws its overlay (alpha 0.4).
+ * The run's own output folder gets the tables only (what = 0): one picture
+ * per vertebra is for a person looking, on demand. */
+#define HV_STORE_EXPORT_QC 1u
+#define HV_STORE_EXPORT_CAM 2u
+hv_status hv_store_export(const char *path, const char *dir, unsigned what, long *n_png,
+                          long *n_cam);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 /*
  * cmd_export.c: `healthivert export STORE --csv DIR`: the store's tables as
  * CSV (cases.csv, vertebrae.csv, grader_metrics.csv, grader_folds.csv), one
- * tidy row per case and per vertebra, numbers printed round-trip exact, and
- * the QC pictures of the store (if any) as PNGs under DIR/qc/.
+ * tidy row per case and per vertebra, numbers printed round-trip exact, the
+ * QC pictures of the store (if any) as PNGs under DIR/qc/ and its attention
+ * maps (if any) as NIfTI volumes and PNGs under DIR/cam/.
  *
  * The store is validated first (hv_store_validate, what `inspect` checks):
  * tables exported from a damaged store would carry wrong values with nothing
@@ -40,6 +41,20 @@ int hv_cmd_export(int argc, char **argv)
                    "                     output.images = qc or full): straightened CT, the\n"
                    "                     vertebra's contour in red; none where the spine stage\n"
                    "                     failed\n"
+                   "  cam/<case>_<level>_cam.nii.gz\n"
+                   "                     the attention map of every vertebra that has one\n"
+                   "                     (stores of a run with attention.store = full):\n"
+                   "                     float32 in [0, 1] (the stored byte / 255), 64 LR x\n"
+                   "                     256 AP x 256 rows as in the store, identity affine\n"
+                   "                     (the store keeps no world position of a crop)\n"
+                   "  cam/<case>_<level>_cam.png\n"
+                   "                     the map's slice cam_max_slice in the JET colour map:\n"
+                   "                     over the CT (alpha 0.4) when that is the QC picture's\n"
+                   "                     sagittal slice (LR 32), the only CT the store holds;\n"
+                   "                     the map alone otherwise\n"
+                   "  cam/<case>_<level>_cam_qc.png\n"
+                   "                     the map's LR slice 32 over the QC picture's CT at\n"
+                   "                     alpha 0.4 (only for a vertebra with a QC picture)\n"
                    "Numbers are printed with 17 significant digits (exact); NaN is 'nan'.\n");
             return HV_EXIT_OK;
         }
@@ -72,10 +87,12 @@ int hv_cmd_export(int argc, char **argv)
     } else {
         free(report);
     }
-    if (hv_store_export_csv(path, dir) != HV_OK) {
+    long n_png = 0, n_cam = 0;
+    if (hv_store_export(path, dir, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, &n_png, &n_cam) !=
+        HV_OK) {
         fprintf(stderr, "healthivert export: %s\n", hv_error_detail());
         return HV_EXIT_FAIL;
     }
-    printf("exported %s to %s/\n", path, dir);
+    printf("exported %s to %s/ (%ld QC pictures, %ld attention maps)\n", path, dir, n_png, n_cam);
     return HV_EXIT_OK;
 }

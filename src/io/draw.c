@@ -8,7 +8,10 @@
  * a hand-drawn bitmap font does neither, and two copies of one had already
  * appeared. Callers hand over plain numbers and labels in small spec structs
  * and never see cairo, so a figure's look is decided in one file and a new
- * figure (training curves) is a new spec, not a new renderer.
+ * figure (training curves) is a new spec, not a new renderer. The pixel
+ * overlays (label contours on a QC slice, an attention map in JET on a CT
+ * slice) are plain loops here too, so the pipeline's pictures and the
+ * store's exports draw them with the same code.
  *
  * cairo draws into an ARGB32 image surface (premultiplied, native-endian
  * 32-bit words); saving converts it to packed RGB and writes it with the
@@ -248,6 +251,29 @@ void hv_io_paint_contours(uint8_t *rgb, int stride, const uint8_t *grey, const u
                        labels[q + 1] != l || labels[q - (size_t)w] != l || labels[q + (size_t)w] != l;
             if (edge) memcpy(px, l == target ? red : pal[l % 6], 3);
         }
+}
+
+/* --------------------------------------------------- attention overlay */
+
+/* JET colour channel of x in [0, 1]: the usual piecewise-linear map, c = 3
+ * (red), 2 (green), 1 (blue), what cv2's and matplotlib's tables sample. */
+static double jet_ch(double x, double c)
+{
+    double v = 1.5 - fabs(4.0 * x - c);
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+void hv_io_jet_overlay(const uint8_t *grey, const float *map, size_t n, uint8_t *rgb)
+{
+    for (size_t p = 0; p < n; p++) {
+        double x = isfinite(map[p]) ? map[p] : 0;
+        x = x < 0 ? 0 : x > 1 ? 1 : x;
+        const double ch[3] = {jet_ch(x, 3), jet_ch(x, 2), jet_ch(x, 1)};
+        for (int c = 0; c < 3; c++) {
+            double v = grey ? 0.6 * grey[p] + 0.4 * 255.0 * ch[c] : 255.0 * ch[c];
+            rgb[p * 3 + (size_t)c] = (uint8_t)lrint(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
 }
 
 /* ------------------------------------------------------------- the font */

@@ -930,7 +930,7 @@ done_b:
             free(first);
         }
         if (st == HV_OK && !out->interrupted && p.k.shard_count == 1) {
-            st = hv_store_export(p.store, p.k.out_dir, 0, NULL);
+            st = hv_store_export(p.store, p.k.out_dir, 0, NULL, NULL);
             char *text = NULL;
             if (st == HV_OK) st = hv_store_describe(p.store, &text);
             if (st == HV_OK) {

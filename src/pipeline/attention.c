@@ -28,7 +28,8 @@
  * JET here is the usual piecewise-linear one (blue -> cyan -> yellow ->
  * red; r, g, b = clamp(1.5 - |4x - 3|), clamp(1.5 - |4x - 2|),
  * clamp(1.5 - |4x - 1|)), which is what cv2's and matplotlib's tables
- * sample.
+ * sample. The blend itself is hv_io_jet_overlay (hv/io.h), which `export`
+ * also draws the store's maps with.
  */
 #include <math.h>
 #include <stdio.h>
@@ -80,13 +81,6 @@ hv_status hv_pipe_attn_summary(const hv_spine_crop *cr, const hv_volume *cam, do
     return HV_OK;
 }
 
-/* JET colour of x in [0, 1], each channel 0..1. */
-static double jet_ch(double x, double c)
-{
-    double v = 1.5 - fabs(4.0 * x - c);
-    return v < 0 ? 0 : v > 1 ? 1 : v;
-}
-
 hv_status hv_pipe_attn_overlay(const hv_spine_crop *cr, const hv_volume *cam, int64_t slice,
                                uint8_t *rgb)
 {
@@ -100,26 +94,21 @@ hv_status hv_pipe_attn_overlay(const hv_spine_crop *cr, const hv_volume *cam, in
             return hv_error_set(HV_ERR_ARG, "CAM dims differ from the crop's");
     size_t n = (size_t)rows * (size_t)cols;
     float *ct = malloc(n * sizeof *ct), *m = malloc(n * sizeof *m);
+    uint8_t *grey = malloc(n);
     hv_status st = HV_OK;
-    if (!ct || !m) {
+    if (!ct || !m || !grey) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory for an overlay");
         goto done;
     }
     if ((st = hv_spine_slice_extract(cr->ct, HV_SPINE_SAGITTAL, slice, ct)) != HV_OK) goto done;
     if ((st = hv_spine_slice_extract(cam, HV_SPINE_SAGITTAL, slice, m)) != HV_OK) goto done;
-    for (size_t p = 0; p < n; p++) {
-        double g = hv_spine_qc_grey(ct[p]);
-        double x = isfinite(m[p]) ? m[p] : 0;
-        x = x < 0 ? 0 : x > 1 ? 1 : x;
-        const double ch[3] = {jet_ch(x, 3), jet_ch(x, 2), jet_ch(x, 1)};
-        for (int c = 0; c < 3; c++) {
-            double v = 0.6 * g + 0.4 * 255.0 * ch[c];
-            rgb[p * 3 + (size_t)c] = (uint8_t)lrint(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    }
+    /* the CT as the QC pictures keep it, then the one blend (hv/io.h) */
+    for (size_t p = 0; p < n; p++) grey[p] = hv_spine_qc_grey(ct[p]);
+    hv_io_jet_overlay(grey, m, n, rgb);
 done:
     free(ct);
     free(m);
+    free(grey);
     return st;
 }
 

@@ -1,7 +1,8 @@
 /*
  * export.c: a store as tidy tables (cases.csv, vertebrae.csv,
  * grader_metrics.csv, grader_folds.csv) and, on demand, its QC pictures as
- * PNGs (hv_store_export).
+ * PNGs and its attention maps as NIfTI volumes and pictures
+ * (hv_store_export).
  *
  * One row per case and per vertebra of a done case, numbers printed with 17
  * significant digits so that two exports are equal exactly when the doubles
@@ -9,6 +10,13 @@
  * comparing these files byte for byte. The QC pictures are drawn here, not
  * stored drawn: the store keeps the CT and the label as separate channels
  * (the label stays usable as a mask) and the contour is painted at export.
+ *
+ * The attention maps (/vertebrae/cam) are drawn here the same way, with the
+ * attention stage's own blend (hv_io_jet_overlay): the store keeps no CT
+ * crop, only the QC pictures' two slices, so a map's slice can be laid
+ * over CT only where that CT is stored, the QC picture's sagittal slice
+ * (the crop's LR centre); any other slice is drawn alone, in JET, rather
+ * than over the CT of another place.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +24,7 @@
 #include <string.h>
 
 #include "hv/io.h"
+#include "hv/spine.h"
 #include "store_internal.h"
 
 static void csv_str(FILE *f, const char *s)
@@ -176,6 +185,23 @@ done:
     return st;
 }
 
+/* The n vertebra rows of case ci into rows (attention columns "no value"
+ * where the store has none). */
+static hv_status case_rows(hv_store *s, long ci, int n, hv_run_vrow *rows)
+{
+    for (int k = 0; k < n; k++) hv_run_vrow_attn_none(&rows[k]);
+    hid_t vt = hv_store_vrow_type();
+    hsize_t vstart = (hsize_t)ci * HV_RUN_MAX_VERT, vcnt = (hsize_t)n;
+    hid_t vfs = H5Dget_space(s->verts), vms = H5Screate_simple(1, &vcnt, NULL);
+    herr_t e = H5Sselect_hyperslab(vfs, H5S_SELECT_SET, &vstart, NULL, &vcnt, NULL);
+    if (e >= 0) e = H5Dread(s->verts, vt, vms, vfs, H5P_DEFAULT, rows);
+    H5Sclose(vms);
+    H5Sclose(vfs);
+    H5Tclose(vt);
+    if (e < 0) return hv_error_set(HV_ERR_HDF5, "store: cannot read the vertebra rows");
+    return HV_OK;
+}
+
 /* One view of a QC slot as RGB: the CT in grey, the target's contour (label
  * pixels with a 4-neighbour outside the label, or on the border) in red. */
 static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
@@ -204,16 +230,9 @@ static hv_status export_qc_png(const char *path, const char *dir, long *n_png)
     for (size_t i = 0; i < nc && st == HV_OK; i++) {
         if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
         hv_run_vrow rows[HV_RUN_MAX_VERT];
-        hid_t vt = hv_store_vrow_type();
-        hsize_t vstart = (hsize_t)i * HV_RUN_MAX_VERT, vcnt = (hsize_t)cr[i].n_vert;
-        hid_t vfs = H5Dget_space(s->verts), vms = H5Screate_simple(1, &vcnt, NULL);
-        herr_t e = H5Sselect_hyperslab(vfs, H5S_SELECT_SET, &vstart, NULL, &vcnt, NULL);
-        if (e >= 0) e = H5Dread(s->verts, vt, vms, vfs, H5P_DEFAULT, rows);
-        H5Sclose(vms);
-        H5Sclose(vfs);
-        H5Tclose(vt);
-        if (e < 0) {
-            st = hv_error_set(HV_ERR_HDF5, "store: cannot read vertebrae of case %s", cr[i].id);
+        const hsize_t vstart = (hsize_t)i * HV_RUN_MAX_VERT;
+        if ((st = case_rows(s, (long)i, cr[i].n_vert, rows)) != HV_OK) {
+            hv_error_wrap(st, "case %s", cr[i].id);
             break;
         }
         for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
@@ -251,15 +270,153 @@ done:
     return st;
 }
 
-hv_status hv_store_export(const char *path, const char *dir, int qc_png, long *n_png)
+/* ------------------------------------------------------- attention maps */
+
+/* The QC pictures and the maps share their sagittal grid: the QC slot's
+ * sagittal view is the crop's LR slice HV_RUN_CAM_I / 2 (hv_spine_qc_slices:
+ * the crop's LR centre), CT windowed as hv_spine_qc_grey, 256 x 256 like a
+ * sagittal slice of the map (rows = k, cols = j; hv_spine_slice_extract). */
+_Static_assert(HV_RUN_QC == HV_RUN_CAM_K && HV_RUN_QC == HV_RUN_CAM_J,
+               "a QC picture and a map's sagittal slice no longer share their grid");
+#define CAM_QC_SLICE (HV_RUN_CAM_I / 2)
+
+/* The LR slice of the map's largest byte (the first in storage order, i
+ * fastest, as hv_pipe_attn_summary picks it); -1 for an all-zero map. */
+static int cam_max_slice(const uint8_t *u)
+{
+    int best = 0, arg = -1;
+    for (size_t q = 0; q < HV_RUN_CAM_BYTES; q++)
+        if (u[q] > best) {
+            best = u[q];
+            arg = (int)(q % HV_RUN_CAM_I);
+        }
+    return arg;
+}
+
+/* Sagittal slice i of the map (F32, crop layout) drawn in JET, over `grey`
+ * (a QC CT slice, HV_RUN_QC x HV_RUN_QC) when given, alone otherwise, as
+ * PNG `fn`. */
+static hv_status cam_png(const char *fn, const hv_volume *map, int i, const uint8_t *grey,
+                         float *m, uint8_t *rgb)
+{
+    hv_status st = hv_spine_slice_extract(map, HV_SPINE_SAGITTAL, i, m);
+    if (st != HV_OK) return st;
+    hv_io_jet_overlay(grey, m, (size_t)HV_RUN_QC * HV_RUN_QC, rgb);
+    return hv_io_png_write(fn, HV_RUN_QC, HV_RUN_QC, 3, rgb);
+}
+
+/* The maps of a store with /vertebrae/cam (attention.store = full) under
+ * DIR/cam, per vertebra that has one: <case>_<level>_cam.nii.gz (float32,
+ * byte / 255, the store's crop layout) and, with `pictures`, the PNGs
+ * docs/hdf5-schema.md ("Exports") describes. *n_cam counts the maps. */
+static hv_status export_cam(const char *path, const char *dir, int pictures, long *n_cam)
+{
+    hv_store *s = NULL;
+    hv_run_crow *cr = NULL;
+    uint8_t *stt = NULL, *u = NULL, *qc = NULL, *rgb = NULL;
+    float *m = NULL;
+    hv_volume *map = NULL;
+    char *cdir = NULL, *fn = NULL;
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
+    hv_status st = hv_store_open_serial(path, 0, &s);
+    if (st != HV_OK) return st;
+    if (s->cam < 0) goto done; /* attention.store != full, or an older store */
+    size_t nc = (size_t)s->n_cases;
+    const int64_t dim[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
+    if ((st = hv_vol_create(&map, dim, HV_DTYPE_F32, NULL)) != HV_OK) goto done;
+    cr = malloc((nc ? nc : 1) * sizeof *cr);
+    stt = malloc(nc ? nc : 1);
+    u = malloc(HV_RUN_CAM_BYTES);
+    qc = malloc(HV_RUN_QC_BYTES);
+    rgb = malloc(plane * 3);
+    m = malloc(plane * sizeof *m);
+    cdir = hv_strfmt("%s/cam", dir);
+    if (!cr || !stt || !u || !qc || !rgb || !m || !cdir) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_mkdir_p(cdir)) != HV_OK) goto done;
+    hv_nifti_write_opts wo;
+    memset(&wo, 0, sizeof wo);
+    wo.datatype = 16; /* NIFTI_TYPE_FLOAT32 */
+    wo.descrip = "healthivert Grad-CAM++ from the store (byte/255, crop layout)";
+    for (size_t i = 0; i < nc && st == HV_OK; i++) {
+        if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
+        hv_run_vrow rows[HV_RUN_MAX_VERT];
+        if ((st = case_rows(s, (long)i, cr[i].n_vert, rows)) != HV_OK) {
+            hv_error_wrap(st, "case %s", cr[i].id);
+            break;
+        }
+        for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
+            const long slot = (long)i * HV_RUN_MAX_VERT + k;
+            int present = 0;
+            if ((st = hv_store_read_cam(s, slot, u, &present)) != HV_OK) break;
+            if (!present) continue; /* no map: the classifier gave none there */
+            float *f = map->data;
+            for (size_t q = 0; q < HV_RUN_CAM_BYTES; q++) f[q] = (float)u[q] / 255.0f;
+            free(fn);
+            fn = hv_strfmt("%s/%s_%.8s_cam.nii.gz", cdir, cr[i].id, rows[k].level);
+            if (!fn) {
+                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                break;
+            }
+            if ((st = hv_io_nifti_write(fn, map, &wo)) != HV_OK) break;
+            if (n_cam) (*n_cam)++;
+            if (!pictures) continue;
+            /* the CT the store holds: the QC picture's sagittal slice */
+            int have_qc = 0;
+            if (s->qc >= 0 && (st = hv_store_read_qc(s, slot, qc, &have_qc)) != HV_OK) break;
+            const uint8_t *ct =
+                have_qc ? qc + ((size_t)HV_QC_SAG * HV_QC_CHANNELS + HV_QC_CT) * plane : NULL;
+            int ms = rows[k].cam_max_slice;
+            if (ms < 0 || ms >= HV_RUN_CAM_I) ms = cam_max_slice(u);
+            free(fn);
+            fn = hv_strfmt("%s/%s_%.8s_cam.png", cdir, cr[i].id, rows[k].level);
+            if (!fn) {
+                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                break;
+            }
+            /* the max slice over its CT only where the store holds that CT */
+            if ((st = cam_png(fn, map, ms, ms == CAM_QC_SLICE ? ct : NULL, m, rgb)) != HV_OK) break;
+            if (!ct) continue;
+            free(fn);
+            fn = hv_strfmt("%s/%s_%.8s_cam_qc.png", cdir, cr[i].id, rows[k].level);
+            if (!fn) {
+                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                break;
+            }
+            st = cam_png(fn, map, CAM_QC_SLICE, ct, m, rgb);
+        }
+        if (st != HV_OK) hv_error_wrap(st, "case %s: its attention maps", cr[i].id);
+    }
+done:
+    free(fn);
+    free(cdir);
+    free(m);
+    free(rgb);
+    free(qc);
+    free(u);
+    free(cr);
+    free(stt);
+    hv_vol_free(map);
+    hv_store_close(s);
+    return st;
+}
+
+hv_status hv_store_export(const char *path, const char *dir, unsigned what, long *n_png,
+                          long *n_cam)
 {
     if (n_png) *n_png = 0;
+    if (n_cam) *n_cam = 0;
     hv_status st = export_tables(path, dir);
-    if (st == HV_OK && qc_png) st = export_qc_png(path, dir, n_png);
+    if (st == HV_OK && (what & HV_STORE_EXPORT_QC)) st = export_qc_png(path, dir, n_png);
+    if (st == HV_OK && (what & HV_STORE_EXPORT_CAM))
+        st = export_cam(path, dir, (what & HV_STORE_EXPORT_QC) != 0, n_cam);
     return st;
 }
 
 hv_status hv_store_export_csv(const char *path, const char *dir)
 {
-    return hv_store_export(path, dir, 1, NULL);
+    return hv_store_export(path, dir, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, NULL, NULL);
 }
