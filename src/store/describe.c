@@ -322,6 +322,13 @@ hv_status hv_store_validate(const char *path, char **report)
         if (dn >= 0) H5Dclose(dn);
         H5Tclose(nt);
     }
+    if (s->cam >= 0) {
+        hsize_t dc[4] = {nvs, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
+        if (!check_dims(s->cam, 4, dc))
+            PROBLEM("/vertebrae/cam is not %d slots per case of %d x %d x %d\n", HV_RUN_MAX_VERT,
+                    HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I);
+        if (!check_type(s->cam, H5T_STD_U8LE)) PROBLEM("/vertebrae/cam is not uint8\n");
+    }
     if (s->images >= 0) {
         hsize_t d4[4] = {nvs, (hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
         if (!check_dims(s->images, 4, d4)) PROBLEM("/images/planes has unexpected dimensions\n");

@@ -11,7 +11,8 @@
  * has a map, vertebra 1 none (length 0: the slot reads as all zero and not
  * present). The chunk is also read with plain HDF5 calls (H5Dread on the
  * dataset, its filter), so the bytes H5Dwrite_chunk put there are what any
- * HDF5 reader decodes.
+ * HDF5 reader decodes. The validator refuses a /vertebrae/cam of other
+ * dims or another type.
  */
 #include <hdf5.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 
 #include "hv/store.h"
 #include "hv_test.h"
+#include "store/store_check.h"
 
 static const char *const stages[2] = {"alpha", "store"};
 
@@ -192,6 +194,38 @@ int main(void)
     H5Sclose(fs);
     H5Dclose(d);
     H5Fclose(f);
+
+    /* the validator checks the maps' shape and type: a store whose
+     * /vertebrae/cam is replaced by one of 32 LR slices, then by int16 */
+    {
+        char *rep = NULL;
+        HV_CHECK(hv_store_validate(store, &rep) == HV_OK, "valid: %s\n%s", hv_error_detail(),
+                 rep ? rep : "");
+        free(rep);
+        const struct {
+            const char *name, *needle;
+            hsize_t lr;
+            hid_t type;
+        } dmg[2] = {{"bad-dims.h5", "/vertebrae/cam is not 26 slots per case of 256 x 256 x 64", 32,
+                     H5T_STD_U8LE},
+                    {"bad-type.h5", "/vertebrae/cam is not uint8", 64, H5T_STD_I16LE}};
+        for (int q = 0; q < 2; q++) {
+            char bp[4400];
+            snprintf(bp, sizeof bp, "%s/%s", dir, dmg[q].name);
+            HV_REQUIRE(hv_test_copy_file(store, bp) == 0, "copy");
+            hid_t bf = H5Fopen(bp, H5F_ACC_RDWR, H5P_DEFAULT);
+            HV_REQUIRE(bf >= 0 && H5Ldelete(bf, "vertebrae/cam", H5P_DEFAULT) >= 0, "unlink");
+            hsize_t bd[4] = {HV_RUN_MAX_VERT, 256, 256, dmg[q].lr};
+            hid_t bs = H5Screate_simple(4, bd, NULL);
+            hid_t bdset = H5Dcreate2(bf, "vertebrae/cam", dmg[q].type, bs, H5P_DEFAULT,
+                                     H5P_DEFAULT, H5P_DEFAULT);
+            HV_CHECK(bdset >= 0, "replace /vertebrae/cam");
+            if (bdset >= 0) H5Dclose(bdset);
+            H5Sclose(bs);
+            H5Fclose(bf);
+            expect_invalid(bp, dmg[q].needle);
+        }
+    }
 
     /* a store without maps: read_cam says so */
     snprintf(store, sizeof store, "%s/nocam.h5", dir);
