@@ -1,5 +1,5 @@
 /*
- * model_file.c: the HDF5 helpers of model_file.h: shape probing and shape
+ * model_file.c: the HDF5 functions of model_file.h: shape probing and shape
  * strings for the model-file readers' messages, and the one opener and
  * shape check of a model file. One copy, so the generator's (synth.c) and
  * the classifier's (gradcam.c) refusals read alike; what differs between

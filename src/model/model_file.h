@@ -1,5 +1,5 @@
 /*
- * model_file.h: small HDF5 helpers shared by the readers of model files
+ * model_file.h: small HDF5 functions shared by the readers of model files
  * (synth.c: generators, gradcam.c: classifiers) and by the networks' shape
  * checks (classifier.c), so that every "parameter X has shape [a, b] in the
  * file, the network needs [c, d]" message is formed the same way, and one
