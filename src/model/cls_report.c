@@ -5,18 +5,18 @@
  *
  * val.csv is rewritten whole and atomically at each validation (it is
  * small), and a resume reads it back keeping only the rows up to the
- * checkpoint's step, as the GAN's val.csv. NaN (a metric of an absent
+ * checkpoint's step, with the GAN's reader (val_table.c); only the row's
+ * fields are parsed here. NaN (a metric of an absent
  * class) is written as "nan" and read back as NaN.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hv/io.h"
 #include "hv/train.h"
+#include "val_table.h"
 
 #define N_VALUES 8 /* auc, sensitivity, specificity, recall g0..g3, loss */
 
@@ -48,72 +48,45 @@ hv_status hv_train_cls_val_write(const char *path, const hv_train_cls_row *rows,
     return hv_atomic_commit(a, 1);
 }
 
+/* One row of val.csv: step, epoch, 3 counts, N_VALUES numbers ("nan"
+ * allowed); 0 when malformed. */
+static int parse_row(const char *l, void *row, int64_t *step)
+{
+    double f[5 + N_VALUES];
+    int nf = 0;
+    const char *p = l;
+    while (nf < 5 + N_VALUES) {
+        char *end;
+        f[nf++] = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != 0)) break;
+        p = end;
+        if (*p == 0) break;
+        p++;
+    }
+    if (nf != 5 + N_VALUES || *p != 0) return 0;
+    hv_train_cls_row *x = row;
+    x->step = (int64_t)f[0];
+    x->epoch = (int64_t)f[1];
+    x->m.n = (size_t)f[2];
+    x->m.n_pos = (size_t)f[3];
+    x->m.n_neg = (size_t)f[4];
+    x->m.auc = f[5];
+    x->m.sensitivity = f[6];
+    x->m.specificity = f[7];
+    for (int g = 0; g < 4; g++) x->m.recall[g] = f[8 + g];
+    x->m.loss = f[12];
+    *step = x->step;
+    return 1;
+}
+
 hv_status hv_train_cls_val_read(const char *path, int64_t max_step, hv_train_cls_row **rows,
                                 size_t *n)
 {
-    *rows = NULL;
-    *n = 0;
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno == ENOENT) return HV_OK;
-        return hv_error_set(HV_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    char *text = NULL;
-    hv_status st = hv_file_read_all(path, "validation table", 64u << 20, &text, NULL);
-    if (st != HV_OK) return st;
-    size_t cnt = 0, lines = 1;
-    for (const char *c = text; *c; c++) lines += *c == '\n';
-    hv_train_cls_row *r = calloc(lines, sizeof *r);
-    if (!r) {
-        free(text);
-        return hv_error_set(HV_ERR_NOMEM, "validation table: out of memory");
-    }
-    int line = 0;
-    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && st == HV_OK;
-         l = strtok_r(NULL, "\n", &save)) {
-        if (++line == 1) {
-            if (strcmp(l, HV_TRAIN_CLS_VAL_HEADER))
-                st = hv_error_set(HV_ERR_FORMAT, "%s:1: not a classifier validation table "
-                                  "(header '%.80s')", path, l);
-            continue;
-        }
-        /* fields: step, epoch, 3 counts, N_VALUES numbers ("nan" allowed) */
-        double f[5 + N_VALUES];
-        int nf = 0;
-        char *p = l;
-        while (nf < 5 + N_VALUES) {
-            char *end;
-            f[nf++] = strtod(p, &end);
-            if (end == p || (*end != ',' && *end != 0)) break;
-            p = end;
-            if (*p == 0) break;
-            p++;
-        }
-        if (nf != 5 + N_VALUES || *p != 0) {
-            st = hv_error_set(HV_ERR_FORMAT, "%s:%d: malformed row '%.80s'", path, line, l);
-            break;
-        }
-        if ((int64_t)f[0] > max_step) continue;
-        hv_train_cls_row *x = &r[cnt++];
-        x->step = (int64_t)f[0];
-        x->epoch = (int64_t)f[1];
-        x->m.n = (size_t)f[2];
-        x->m.n_pos = (size_t)f[3];
-        x->m.n_neg = (size_t)f[4];
-        x->m.auc = f[5];
-        x->m.sensitivity = f[6];
-        x->m.specificity = f[7];
-        for (int g = 0; g < 4; g++) x->m.recall[g] = f[8 + g];
-        x->m.loss = f[12];
-    }
-    free(text);
-    if (st != HV_OK) {
-        free(r);
-        return st;
-    }
+    void *r = NULL;
+    hv_status st = hv__val_table_read(path, HV_TRAIN_CLS_VAL_HEADER, "classifier validation table",
+                                      sizeof **rows, parse_row, max_step, &r, n);
     *rows = r;
-    *n = cnt;
-    return HV_OK;
+    return st;
 }
 
 hv_status hv_train_cls_val_plot(const char *dir, const hv_train_cls_row *rows, size_t n)

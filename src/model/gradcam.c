@@ -39,15 +39,13 @@
  * a classifier training checkpoint (/C/params) opens too. Before anything is
  * read, the width is taken from layer0.conv1.weight's shape and every
  * parameter of a classifier of that width is probed for presence and shape,
- * so a mismatch names the parameter and both shapes (as synth.c does for
- * generators).
+ * so a mismatch names the parameter and both shapes (the opener and the
+ * shape check are model_file.c's, shared with synth.c's generators).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <hdf5.h>
 
@@ -157,111 +155,36 @@ struct hv_model_cam {
     float *x, *logits, *act, *grad, *map, *up;
 };
 
-/* Open path, find the parameters' group, check kind and every shape;
- * *width and *in_c (1: /C/params) on success. HDF5's error printing is off
- * in the caller. */
+static const hv__model_kind CLASSIFIER = {
+    .net = "classifier", .ckpt_group = "C", .meta_kind = "classifier", .first_conv = FIRST_CONV,
+    .in_ch = 1, .ksize = 7, .even = 0, .first_needs = "[width, 1, 7, 7]", .width_name = "width"};
+
+/* Open path (model_file.c: the parameters' group, /meta kind, the width),
+ * check /meta width against it and every shape; *width and *in_c (1:
+ * /C/params) on success. HDF5's error printing is off in the caller. */
 static hv_status check_file(const char *path, int *width, int *in_c)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno == ENOENT)
-            return hv_error_set(HV_ERR_NOT_FOUND, "model classifier: file '%s' not found", path);
-        return hv_error_set(HV_ERR_IO, "model classifier: file '%s': %s", path, strerror(errno));
-    }
-    if (!S_ISREG(sb.st_mode))
-        return hv_error_set(HV_ERR_IO, "model classifier: file '%s' is not a regular file", path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return hv_error_set(HV_ERR_IO, "model classifier: file '%s' cannot be read: %s", path,
-                            strerror(errno));
-    fclose(fp);
-    hv_status st = HV_OK;
+    static const char pfx[] = "model classifier: file";
+    hv__model_file m;
     hv_nn_params *ref = NULL;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), gp = -1;
-    if (f < 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s' is not an HDF5 model file",
-                          path);
-        goto done;
-    }
-    if (H5Lexists(f, "params", H5P_DEFAULT) > 0) {
-        gp = H5Gopen2(f, "params", H5P_DEFAULT);
-        *in_c = 0;
-    } else if (H5Lexists(f, "C", H5P_DEFAULT) > 0 && H5Lexists(f, "C/params", H5P_DEFAULT) > 0) {
-        gp = H5Gopen2(f, "C/params", H5P_DEFAULT);
-        *in_c = 1;
-    }
-    if (gp < 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s' holds no classifier "
-                          "(neither /params nor /C/params)", path);
-        goto done;
-    }
-    char kind[64];
-    if (hv_nn_checkpoint_meta(path, "kind", kind, sizeof kind) != HV_OK) kind[0] = '\0';
-    const int is_cls = strlen(kind) >= 10 && memcmp(kind, "classifier", 10) == 0;
-    if (!is_cls) {
-        st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s' is not a classifier model "
-                          "file: /meta kind is %s%s%s (want 'classifier')", path,
-                          kind[0] ? "'" : "missing", kind, kind[0] ? "'" : "");
-        goto done;
-    }
-    int nd = 0;
-    int64_t sh[HV_NN_MAX_DIMS];
-    int rc = hv__model_probe_shape(gp, FIRST_CONV, &nd, sh);
-    if (rc <= 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' %s", path,
-                          FIRST_CONV, rc == 0 ? "missing" : "unreadable");
-        goto done;
-    }
-    if (nd != 4 || sh[0] < 1 || sh[0] > 4096 || sh[1] != 1 || sh[2] != 7 || sh[3] != 7) {
-        char fs[128];
-        hv__model_shape_str(fs, sizeof fs, nd, sh);
-        st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' has shape "
-                          "%s, a classifier needs [width, 1, 7, 7]", path, FIRST_CONV, fs);
-        goto done;
-    }
-    *width = (int)sh[0];
+    hv_status st = hv__model_file_open(path, pfx, &CLASSIFIER, 0, &m);
+    if (st != HV_OK) return st;
+    *width = m.width;
+    *in_c = m.in_ckpt;
     char mw[32];
     if (hv_nn_checkpoint_meta(path, "width", mw, sizeof mw) == HV_OK && atoi(mw) != *width) {
-        st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': /meta width %s, but %s has "
-                          "width %d", path, mw, FIRST_CONV, *width);
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s': /meta width %s, but %s has width %d", pfx, path,
+                          mw, FIRST_CONV, *width);
         goto done;
     }
     hv_rng rng;
     hv_rng_seed(&rng, 0, 0);
     if ((st = hv_nn_params_create(&ref)) || (st = hv_model_classifier_params(ref, *width, &rng)))
         goto done;
-    for (size_t i = 0; i < hv_nn_params_size(ref); i++) {
-        const hv_nn_param *p = hv_nn_params_at(ref, i);
-        int64_t want[HV_NN_MAX_DIMS], have[HV_NN_MAX_DIMS];
-        int nw = hv_nn_param_shape(p, want), nh = 0;
-        char ws[128], hs[128];
-        hv__model_shape_str(ws, sizeof ws, nw, want);
-        rc = hv__model_probe_shape(gp, hv_nn_param_name(p), &nh, have);
-        if (rc == 0) {
-            st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' missing (a "
-                              "classifier of width %d has it with shape %s)", path,
-                              hv_nn_param_name(p), *width, ws);
-            goto done;
-        }
-        if (rc < 0) {
-            st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' "
-                              "unreadable", path, hv_nn_param_name(p));
-            goto done;
-        }
-        int same = nh == nw;
-        for (int q = 0; same && q < nw; q++) same = have[q] == want[q];
-        if (!same) {
-            hv__model_shape_str(hs, sizeof hs, nh, have);
-            st = hv_error_set(HV_ERR_FORMAT, "model classifier: file '%s': parameter '%s' has shape "
-                              "%s in the file, a classifier of width %d (read from %s) needs %s",
-                              path, hv_nn_param_name(p), hs, *width, FIRST_CONV, ws);
-            goto done;
-        }
-    }
+    st = hv__model_file_check_shapes(&m, path, pfx, &CLASSIFIER, ref);
 done:
     hv_nn_params_free(ref);
-    if (gp >= 0) H5Gclose(gp);
-    if (f >= 0) H5Fclose(f);
+    hv__model_file_close(&m);
     return st;
 }
 

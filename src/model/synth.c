@@ -14,7 +14,9 @@
  * parameter of a generator of that width is probed for presence and shape
  * before anything is read, and a mismatch names the parameter and both
  * shapes (the engine's loader says only "has another shape"). Only then do
- * the engine's loaders read the values.
+ * the engine's loaders read the values. The opening and the shape check are
+ * model_file.c's, shared with the classifier's reader (gradcam.c); /meta
+ * plane and step are read here.
  *
  * Spectral norm at inference: the reference evaluates in eval mode, where
  * PyTorch's spectral_norm does no power iteration and divides by
@@ -22,11 +24,9 @@
  * forward). The engine's inference graphs (plan flags 0) do exactly that,
  * folded once, so the stored u, v of the file are used as they are.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <hdf5.h>
 
@@ -51,21 +51,18 @@ static const char *plane_name(int plane)
     return plane == HV_SPINE_CORONAL ? "coronal" : "sagittal";
 }
 
-/* A model file opened for reading: the generator's group and its width. */
+static const hv__model_kind GENERATOR = {
+    .net = "generator", .ckpt_group = "G", .meta_kind = NULL, .first_conv = FIRST_CONV,
+    .in_ch = 3, .ksize = 5, .even = 1, .first_needs = "[cnum, 3, 5, 5] with an even cnum >= 2",
+    .width_name = "width cnum"};
+
+/* A model file opened for reading: the generator's group and its width
+ * (mf.width: cnum), and what the generator's /meta says. */
 typedef struct model_file {
-    hid_t f, gp;       /* file, the group holding the parameters */
-    int in_g;          /* 1: /G/params (training checkpoint); 0: /params */
-    int cnum;
+    hv__model_file mf; /* mf.in_ckpt: 1 /G/params (training checkpoint), 0 /params */
     char plane[64];    /* /meta plane, "sagittal" when absent */
     char step[64];     /* /meta step, "" when absent */
 } model_file;
-
-static void model_file_close(model_file *m)
-{
-    if (m->gp >= 0) H5Gclose(m->gp);
-    if (m->f >= 0) H5Fclose(m->f);
-    m->gp = m->f = -1;
-}
 
 /* String attribute `key` of /meta into buf; 0 absent, 1 read, -1 unreadable. */
 static int meta_str(hid_t f, const char *key, char *buf, size_t len)
@@ -107,108 +104,29 @@ static int meta_str(hid_t f, const char *key, char *buf, size_t len)
 }
 
 /* Open path (what = "sagittal model", "checkpoint", ...), find the
- * generator's group (only /G/params when need_g) and its width. */
-static hv_status model_file_open(const char *path, const char *what, int need_g, model_file *m)
+ * generator's group (only /G/params when need_g) and its width
+ * (model_file.c), then /meta plane and step. */
+static hv_status model_file_open(const char *path, const char *pfx, int need_g, model_file *m)
 {
     memset(m, 0, sizeof *m);
-    m->f = m->gp = -1;
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno == ENOENT)
-            return hv_error_set(HV_ERR_NOT_FOUND, "model synth: %s file '%s' not found", what, path);
-        return hv_error_set(HV_ERR_IO, "model synth: %s file '%s': %s", what, path, strerror(errno));
-    }
-    if (!S_ISREG(sb.st_mode))
-        return hv_error_set(HV_ERR_IO, "model synth: %s file '%s' is not a regular file", what, path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return hv_error_set(HV_ERR_IO, "model synth: %s file '%s' cannot be read: %s", what, path,
-                            strerror(errno));
-    fclose(fp);
-    hv_status st = HV_OK;
-    m->f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (m->f < 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s' is not an HDF5 model file", what,
-                          path);
-        goto done;
-    }
-    if (!need_g && H5Lexists(m->f, "params", H5P_DEFAULT) > 0) {
-        m->gp = H5Gopen2(m->f, "params", H5P_DEFAULT);
-    } else if (H5Lexists(m->f, "G", H5P_DEFAULT) > 0 &&
-               H5Lexists(m->f, "G/params", H5P_DEFAULT) > 0) {
-        m->gp = H5Gopen2(m->f, "G/params", H5P_DEFAULT);
-        m->in_g = 1;
-    }
-    if (m->gp < 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s' holds no generator (%s)", what,
-                          path, need_g ? "no /G/params: not a training checkpoint"
-                                       : "neither /params nor /G/params");
-        goto done;
-    }
-    int nd = 0;
-    int64_t sh[HV_NN_MAX_DIMS];
-    int rc = hv__model_probe_shape(m->gp, FIRST_CONV, &nd, sh);
-    if (rc <= 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' %s", what, path,
-                          FIRST_CONV, rc == 0 ? "missing" : "unreadable");
-        goto done;
-    }
-    if (nd != 4 || sh[0] < 2 || sh[0] % 2 || sh[0] > 4096 || sh[1] != 3 || sh[2] != 5 || sh[3] != 5) {
-        char fs[128];
-        hv__model_shape_str(fs, sizeof fs, nd, sh);
-        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' has shape %s, "
-                          "a generator needs [cnum, 3, 5, 5] with an even cnum >= 2", what, path,
-                          FIRST_CONV, fs);
-        goto done;
-    }
-    m->cnum = (int)sh[0];
+    hv_status st = hv__model_file_open(path, pfx, &GENERATOR, need_g, &m->mf);
+    if (st != HV_OK) return st;
     char buf[64];
-    rc = meta_str(m->f, "plane", buf, sizeof buf);
+    int rc = meta_str(m->mf.f, "plane", buf, sizeof buf);
     if (rc < 0) {
-        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': /meta plane unreadable", what, path);
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s': /meta plane unreadable", pfx, path);
         goto done;
     }
     snprintf(m->plane, sizeof m->plane, "%s", rc ? buf : "sagittal");
     if (strcmp(m->plane, "sagittal") && strcmp(m->plane, "coronal")) {
-        st = hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': /meta plane is '%s' (sagittal "
-                          "or coronal)", what, path, m->plane);
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s': /meta plane is '%s' (sagittal or coronal)", pfx,
+                          path, m->plane);
         goto done;
     }
-    if (meta_str(m->f, "step", m->step, sizeof m->step) <= 0) m->step[0] = '\0';
+    if (meta_str(m->mf.f, "step", m->step, sizeof m->step) <= 0) m->step[0] = '\0';
 done:
-    if (st != HV_OK) model_file_close(m);
+    if (st != HV_OK) hv__model_file_close(&m->mf);
     return st;
-}
-
-/* Every parameter of ps present in m with its shape, else HV_ERR_FORMAT
- * naming the parameter and both shapes. */
-static hv_status check_shapes(const model_file *m, const char *path, const char *what,
-                              const hv_nn_params *ps)
-{
-    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
-        const hv_nn_param *p = hv_nn_params_at(ps, i);
-        int64_t want[HV_NN_MAX_DIMS], have[HV_NN_MAX_DIMS];
-        int nw = hv_nn_param_shape(p, want), nh = 0;
-        char ws[128], hs[128];
-        hv__model_shape_str(ws, sizeof ws, nw, want);
-        int rc = hv__model_probe_shape(m->gp, hv_nn_param_name(p), &nh, have);
-        if (rc == 0)
-            return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' missing "
-                                "(a generator of width cnum %d has it with shape %s)", what, path,
-                                hv_nn_param_name(p), m->cnum, ws);
-        if (rc < 0)
-            return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' unreadable",
-                                what, path, hv_nn_param_name(p));
-        int same = nh == nw;
-        for (int k = 0; same && k < nw; k++) same = have[k] == want[k];
-        if (!same) {
-            hv__model_shape_str(hs, sizeof hs, nh, have);
-            return hv_error_set(HV_ERR_FORMAT, "model synth: %s file '%s': parameter '%s' has shape "
-                                "%s in the file, a generator of width cnum %d (read from %s) needs %s",
-                                what, path, hv_nn_param_name(p), hs, m->cnum, FIRST_CONV, ws);
-        }
-    }
-    return HV_OK;
 }
 
 /* The generator of path into a new parameter set (*ps owned by the caller). */
@@ -221,15 +139,17 @@ static hv_status read_generator(const char *path, const char *what, int need_g, 
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hv_status st = model_file_open(path, what, need_g, m);
+    char pfx[96];
+    snprintf(pfx, sizeof pfx, "model synth: %s file", what);
+    hv_status st = model_file_open(path, pfx, need_g, m);
     if (st != HV_OK) goto done;
     hv_rng rng;
     hv_rng_seed(&rng, 0, 0); /* values are overwritten by the file's */
-    if ((st = hv_nn_params_create(&ps)) || (st = hv_model_generator_params(ps, m->cnum, &rng)))
+    if ((st = hv_nn_params_create(&ps)) || (st = hv_model_generator_params(ps, m->mf.width, &rng)))
         goto done;
-    st = check_shapes(m, path, what, ps);
-    const int in_g = m->in_g;
-    model_file_close(m);
+    st = hv__model_file_check_shapes(&m->mf, path, pfx, &GENERATOR, ps);
+    const int in_g = m->mf.in_ckpt;
+    hv__model_file_close(&m->mf);
     if (st != HV_OK) goto done;
     if (in_g) {
         const char *gn[1] = {"G"};
@@ -240,7 +160,7 @@ static hv_status read_generator(const char *path, const char *what, int need_g, 
     }
     if (st != HV_OK) hv_error_wrap(st, "model synth: %s file '%s'", what, path);
 done:
-    model_file_close(m);
+    hv__model_file_close(&m->mf);
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
     if (st != HV_OK) hv_nn_params_free(ps);
     else *ps_out = ps;
@@ -258,7 +178,7 @@ static hv_status open_net(hv_model_synth *s, int plane, const char *path)
     if (strcmp(m.plane, plane_name(plane)))
         return hv_error_set(HV_ERR_FORMAT, "model synth: '%s' is a %s model (/meta plane), given as "
                             "the %s one", path, m.plane, plane_name(plane));
-    n->cnum = m.cnum;
+    n->cnum = m.mf.width;
     if ((st = hv_nn_graph_create(&n->g))) return st;
     st = hv_model_generator_build(n->g, n->ps, n->cnum, s->o.batch, HV__SYNTH_ROWS, HV__SYNTH_COLS,
                                   &n->io);
@@ -361,7 +281,7 @@ hv_status hv_model_synth_export(const char *ckpt_path, const char *plane, const 
     hv_status st = read_generator(ckpt_path, "training checkpoint", 1, &m, &ps);
     if (st != HV_OK) return st;
     char cnum[32];
-    snprintf(cnum, sizeof cnum, "%d", m.cnum);
+    snprintf(cnum, sizeof cnum, "%d", m.mf.width);
     const char *kv[] = {"format", "healthivert-generator", "plane", plane, "cnum", cnum,
                         "step", m.step[0] ? m.step : "unknown", "source", ckpt_path,
                         "exported_by", "hv_model_synth_export"};

@@ -7,17 +7,17 @@
  * val.csv is rewritten whole and atomically at every validation (it is
  * small): a kill never leaves half a row, and a resume reads it back keeping
  * only the rows up to the checkpoint's step, so the rows a resumed run
- * computes again are not there twice.
+ * computes again are not there twice (val_table.c, the reader shared with
+ * the classifier's val.csv; only the row's fields are parsed here).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hv/io.h"
 #include "hv/train.h"
+#include "val_table.h"
 
 hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, size_t n)
 {
@@ -35,69 +35,32 @@ hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, siz
     return hv_atomic_commit(a, 1);
 }
 
+/* One row of val.csv: step, epoch, method, n, five metrics; 0 when
+ * malformed. */
+static int parse_row(const char *l, void *row, int64_t *step)
+{
+    hv_train_val_row *x = row;
+    long long s, e;
+    int used = 0;
+    if (sscanf(l, "%lld,%lld,%15[^,],%zu,%lf,%lf,%lf,%lf,%lf%n", &s, &e, x->method, &x->m.n,
+               &x->m.band_l1, &x->m.psnr, &x->m.ssim, &x->m.dice, &x->m.height_err_pct,
+               &used) != 9 ||
+        l[used] != 0)
+        return 0;
+    x->step = s;
+    x->epoch = e;
+    *step = x->step;
+    return 1;
+}
+
 hv_status hv_train_val_read(const char *path, int64_t max_step, hv_train_val_row **rows,
                             size_t *n)
 {
-    *rows = NULL;
-    *n = 0;
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        if (errno == ENOENT) return HV_OK;
-        return hv_error_set(HV_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    char *text = NULL;
-    hv_status st = hv_file_read_all(path, "validation table", 64u << 20, &text, NULL);
-    if (st != HV_OK) return st;
-    size_t cap = 16, cnt = 0;
-    hv_train_val_row *r = malloc(cap * sizeof *r);
-    if (!r) {
-        free(text);
-        return hv_error_set(HV_ERR_NOMEM, "validation table: out of memory");
-    }
-    int line = 0;
-    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        line++;
-        if (line == 1) {
-            if (strcmp(l, HV_TRAIN_VAL_HEADER)) {
-                st = hv_error_set(HV_ERR_FORMAT, "%s:1: not a validation table (header '%.80s')",
-                                  path, l);
-                break;
-            }
-            continue;
-        }
-        hv_train_val_row x;
-        memset(&x, 0, sizeof x);
-        long long s, e;
-        int used = 0;
-        if (sscanf(l, "%lld,%lld,%15[^,],%zu,%lf,%lf,%lf,%lf,%lf%n", &s, &e, x.method, &x.m.n,
-                   &x.m.band_l1, &x.m.psnr, &x.m.ssim, &x.m.dice, &x.m.height_err_pct,
-                   &used) != 9 ||
-            l[used] != 0) {
-            st = hv_error_set(HV_ERR_FORMAT, "%s:%d: malformed row '%.80s'", path, line, l);
-            break;
-        }
-        x.step = s;
-        x.epoch = e;
-        if (x.step > max_step) continue;
-        if (cnt == cap) {
-            hv_train_val_row *nr = realloc(r, 2 * cap * sizeof *r);
-            if (!nr) {
-                st = hv_error_set(HV_ERR_NOMEM, "validation table: out of memory");
-                break;
-            }
-            r = nr;
-            cap *= 2;
-        }
-        r[cnt++] = x;
-    }
-    free(text);
-    if (st != HV_OK) {
-        free(r);
-        return st;
-    }
+    void *r = NULL;
+    hv_status st = hv__val_table_read(path, HV_TRAIN_VAL_HEADER, "validation table", sizeof **rows,
+                                      parse_row, max_step, &r, n);
     *rows = r;
-    *n = cnt;
-    return HV_OK;
+    return st;
 }
 
 /* ---------------------------------------------------------------- curves */

@@ -20,7 +20,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,20 +147,13 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
 
     hv_train_cls_opts o;
     hv_status st = hv_run_config_fill(cfg, &o, sizeof o);
+    if (st == HV_OK)
+        st = hv__train_opts_check("classifier", o.file, o.output, o.batch, nranks, o.threads);
     if (st != HV_OK) return st;
-    if (!o.file[0]) return hv_error_set(HV_ERR_ARG, "classifier.file is not set (the training "
-                                                    "file that `healthivert prepare` writes)");
-    if (!o.output[0]) return hv_error_set(HV_ERR_ARG, "classifier.output is empty");
-    if (o.batch < nranks)
-        return hv_error_set(HV_ERR_ARG, "classifier.batch = %d is smaller than the number of "
-                            "ranks (%d): every rank needs at least one item of each global batch",
-                            o.batch, nranks);
-    if (o.threads > 0) omp_set_num_threads(o.threads);
 
-    char ckpt[1100], lock[1100], losses[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o.output);
-    snprintf(lock, sizeof lock, "%s/train.lock", o.output);
-    snprintf(losses, sizeof losses, "%s/losses.csv", o.output);
+    hv__train_dir dir;
+    hv__train_dir_init(&dir, o.output);
+    const char *ckpt = dir.ckpt, *losses = dir.losses;
     snprintf(out->out_dir, sizeof out->out_dir, "%s", o.output);
     snprintf(out->model, sizeof out->model, "%s/classifier.h5", o.output);
 
@@ -172,12 +164,9 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     hv_train_cls *m = NULL;
     size_t *list = NULL;
     float *x = NULL, *y = NULL;
-    char *cfgtext = NULL, *results = NULL;
     hv_sbuf lossbuf = {0};
     val_state vst;
     memset(&vst, 0, sizeof vst);
-    int locked = 0, resume = 0;
-    long long ck_step = 0;
     MPI_Comm rcomm = comm;
 
     /* 1. the training file, read by every rank; refused before any work */
@@ -190,32 +179,10 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     hv_train_share(o.batch, nranks, rank, &first, &count);
 
     /* 2. rank 0: the output folder, its lock and what an earlier attempt left */
-    cfgtext = hv_run_config_text(cfg);
-    results = hv_run_config_results_text(cfg);
-    if (!cfgtext || !results) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-    if (rank == 0 && st == HV_OK) {
-        st = hv_mkdir_p(o.output);
-        if (st == HV_OK) st = hv_store_lock_take(lock, &locked);
-        if (st == HV_OK && o.fresh) {
-            hv_log_info("classifier.fresh = 1: discarding an earlier checkpoint, val.csv and "
-                        "losses.csv");
-            unlink(ckpt);
-            unlink(losses);
-            char *v = hv_strfmt("%s/val.csv", o.output);
-            if (v) unlink(v);
-            free(v);
-        }
-        if (st == HV_OK)
-            st = hv__train_ckpt_check(ckpt, CKPT_FORMAT, CKPT_VERSION, "classifier", NULL, NULL,
-                                      results, &resume, &ck_step);
-    }
-    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
-    {
-        long long b[2] = {resume, ck_step};
-        MPI_Bcast(b, 2, MPI_LONG_LONG, 0, comm);
-        resume = (int)b[0];
-        ck_step = b[1];
-    }
+    st = hv__train_dir_prepare(&dir, cfg, comm, rank, nranks, "classifier", o.output, o.fresh,
+                               CKPT_FORMAT, CKPT_VERSION, NULL, NULL);
+    if (st != HV_OK) goto done;
+    const int resume = dir.resume;
 
     /* 3. the model on every rank: the same seed gives the same weights */
     {
@@ -235,7 +202,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     if (nranks > 1) hv_train_cls_set_reducer(m, hv__train_mpi_sum, &rcomm);
 
-    int64_t step = resume ? ck_step : 0;
+    int64_t step = resume ? dir.step : 0;
     out->step_start = step;
     out->total_steps = plan.total_steps;
     out->steps_per_epoch = plan.steps_per_epoch;
@@ -245,7 +212,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     out->n_unknown = (long)(plan.n_unknown_train + plan.n_unknown_val);
     out->n_val = (long)plan.n_val;
     out->resumed = resume;
-    ckpt_ctx cc = {&o, ckpt, cfgtext, results, nranks, plan.steps_per_epoch};
+    ckpt_ctx cc = {&o, ckpt, dir.cfgtext, dir.results, nranks, plan.steps_per_epoch};
 
     /* 4. rank 0: tables of an earlier attempt, the untrained validation */
     if (rank == 0) {
@@ -349,15 +316,13 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
         out->have_val = 1;
     }
 done:
-    if (locked) hv_store_lock_release(lock);
+    hv__train_dir_release(&dir);
     out->seconds = hv_time_now() - t_start;
     hv_sbuf_free(&lossbuf);
     free(vst.rows);
     free(list);
     free(x);
     free(y);
-    free(cfgtext);
-    free(results);
     hv_train_cls_free(m);
     hv_nn_backend_free(be);
     hv_train_cls_plan_free(&plan);

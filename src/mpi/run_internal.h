@@ -348,4 +348,35 @@ int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t
 /* b's text to path atomically. */
 hv_status hv__train_text_write(const char *path, const hv_sbuf *b);
 
+/* The option checks both trainings make before any work, for config
+ * section `section` ("train", "classifier"): file set, output not empty,
+ * batch >= nranks (the messages name section.key); then threads > 0 sets
+ * OpenMP's thread count. */
+hv_status hv__train_opts_check(const char *section, const char *file, const char *output,
+                               int batch, int nranks, int threads);
+
+/* A training's output folder: its files, the config texts, rank 0's lock
+ * and what an earlier attempt left there. */
+typedef struct hv__train_dir {
+    char ckpt[1100], lock[1100], losses[1100]; /* output/checkpoint.h5, train.lock, losses.csv */
+    char *cfgtext, *results; /* owned: hv_run_config_text, hv_run_config_results_text */
+    int locked;              /* rank 0 holds the lock                                */
+    int resume;              /* every rank: a matching checkpoint is there           */
+    long long step;          /* every rank: its step                                 */
+} hv__train_dir;
+
+/* d's paths under output; nothing held yet (hv__train_dir_release is safe). */
+void hv__train_dir_init(hv__train_dir *d, const char *output);
+/* Collective: the config texts on every rank; on rank 0 the folder, its
+ * lock, with fresh the earlier checkpoint, val.csv and losses.csv deleted
+ * (logged naming section.fresh), and hv__train_ckpt_check(d->ckpt, format,
+ * version, section, extra, ctx); then every rank agrees on the status and
+ * gets d->resume and d->step from rank 0. */
+hv_status hv__train_dir_prepare(hv__train_dir *d, const hv_run_config *cfg, MPI_Comm comm,
+                                int rank, int nranks, const char *section, const char *output,
+                                int fresh, const char *format, const char *version,
+                                hv_status (*extra)(const char *path, void *ctx), void *ctx);
+/* The lock released (when held) and the texts freed. */
+void hv__train_dir_release(hv__train_dir *d);
+
 #endif /* HV_RUN_INTERNAL_H */

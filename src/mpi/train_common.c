@@ -4,12 +4,16 @@
  * status agreement before collectives, the summing reducer, the
  * sleep-waiting barrier, durations for progress lines, the checkpoint's
  * compatibility check (format, version, the results-changing config text,
- * the step) and the per-step CSV that a resume cuts back to its checkpoint.
- * One copy, so both trainings resume and refuse alike (run_internal.h).
+ * the step), the per-step CSV that a resume cuts back to its checkpoint,
+ * and the start of both runs: the option checks and the output folder
+ * (lock, fresh, checkpoint found). One copy, so both trainings resume and
+ * refuse alike (run_internal.h); what differs (the training file's plan, the
+ * model, the checkpoint's own extra check) stays in the two runs.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "run_internal.h"
 
@@ -224,4 +229,69 @@ int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t
             }
     }
     return 1;
+}
+
+hv_status hv__train_opts_check(const char *section, const char *file, const char *output,
+                               int batch, int nranks, int threads)
+{
+    if (!file[0])
+        return hv_error_set(HV_ERR_ARG, "%s.file is not set (the training file that `healthivert "
+                            "prepare` writes)", section);
+    if (!output[0]) return hv_error_set(HV_ERR_ARG, "%s.output is empty", section);
+    if (batch < nranks)
+        return hv_error_set(HV_ERR_ARG, "%s.batch = %d is smaller than the number of ranks (%d): "
+                            "every rank needs at least one item of each global batch",
+                            section, batch, nranks);
+    if (threads > 0) omp_set_num_threads(threads);
+    return HV_OK;
+}
+
+void hv__train_dir_init(hv__train_dir *d, const char *output)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->ckpt, sizeof d->ckpt, "%s/checkpoint.h5", output);
+    snprintf(d->lock, sizeof d->lock, "%s/train.lock", output);
+    snprintf(d->losses, sizeof d->losses, "%s/losses.csv", output);
+}
+
+hv_status hv__train_dir_prepare(hv__train_dir *d, const hv_run_config *cfg, MPI_Comm comm,
+                                int rank, int nranks, const char *section, const char *output,
+                                int fresh, const char *format, const char *version,
+                                hv_status (*extra)(const char *path, void *ctx), void *ctx)
+{
+    hv_status st = HV_OK;
+    d->cfgtext = hv_run_config_text(cfg);
+    d->results = hv_run_config_results_text(cfg);
+    if (!d->cfgtext || !d->results) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+    if (rank == 0 && st == HV_OK) {
+        st = hv_mkdir_p(output);
+        if (st == HV_OK) st = hv_store_lock_take(d->lock, &d->locked);
+        if (st == HV_OK && fresh) {
+            hv_log_info("%s.fresh = 1: discarding an earlier checkpoint, val.csv and losses.csv",
+                        section);
+            unlink(d->ckpt);
+            unlink(d->losses);
+            char *v = hv_strfmt("%s/val.csv", output);
+            if (v) unlink(v);
+            free(v);
+        }
+        if (st == HV_OK)
+            st = hv__train_ckpt_check(d->ckpt, format, version, section, extra, ctx, d->results,
+                                      &d->resume, &d->step);
+    }
+    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) return st;
+    long long b[2] = {d->resume, d->step};
+    MPI_Bcast(b, 2, MPI_LONG_LONG, 0, comm);
+    d->resume = (int)b[0];
+    d->step = b[1];
+    return HV_OK;
+}
+
+void hv__train_dir_release(hv__train_dir *d)
+{
+    if (d->locked) hv_store_lock_release(d->lock);
+    d->locked = 0;
+    free(d->cfgtext);
+    free(d->results);
+    d->cfgtext = d->results = NULL;
 }

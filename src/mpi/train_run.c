@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,12 +71,6 @@ static void test_nan_hook(int64_t step, hv_model_batch *b)
 
 /* ------------------------------------------------------- checkpoint meta */
 
-/* What rank 0 finds in the output folder before training. */
-typedef struct {
-    int resume;               /* a checkpoint is there and matches            */
-    long long step;           /* its step                                     */
-} ckpt_found;
-
 /* the GAN's own check, between the version and the config: the widths */
 static hv_status gan_width_check(const char *path, void *ctx)
 {
@@ -94,13 +87,6 @@ static hv_status gan_width_check(const char *path, void *ctx)
                             "or train.fresh = 1 to start over",
                             path, cnum, ndf, o->cnum, o->ndf);
     return HV_OK;
-}
-
-static hv_status ckpt_check(const char *path, const char *results_text, const hv_train_opts *o,
-                            ckpt_found *f)
-{
-    return hv__train_ckpt_check(path, CKPT_FORMAT, CKPT_VERSION, "train", gan_width_check,
-                                (void *)o, results_text, &f->resume, &f->step);
 }
 
 /* 1 when every value of the four networks is finite. */
@@ -241,21 +227,13 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
 
     hv_train_opts o;
     hv_status st = hv_run_config_fill(cfg, &o, sizeof o);
+    if (st == HV_OK)
+        st = hv__train_opts_check("train", o.file, o.output, o.batch, nranks, o.threads);
     if (st != HV_OK) return st;
-    if (!o.file[0]) return hv_error_set(HV_ERR_ARG, "train.file is not set (the training file "
-                                                    "that `healthivert prepare` writes)");
-    if (!o.output[0]) return hv_error_set(HV_ERR_ARG, "train.output is empty");
-    if (o.batch < nranks)
-        return hv_error_set(HV_ERR_ARG,
-                            "train.batch = %d is smaller than the number of ranks (%d): every "
-                            "rank needs at least one item of each global batch",
-                            o.batch, nranks);
-    if (o.threads > 0) omp_set_num_threads(o.threads);
 
-    char ckpt[1100], lock[1100], losses[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.h5", o.output);
-    snprintf(lock, sizeof lock, "%s/train.lock", o.output);
-    snprintf(losses, sizeof losses, "%s/losses.csv", o.output);
+    hv__train_dir dir;
+    hv__train_dir_init(&dir, o.output);
+    const char *ckpt = dir.ckpt, *losses = dir.losses;
     snprintf(out->out_dir, sizeof out->out_dir, "%s", o.output);
 
     hv_model_trainset *ts = NULL;
@@ -266,13 +244,9 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     hv_nn_backend *be = NULL;
     hv_model_gan *gan = NULL;
     size_t *perm = NULL;
-    char *cfgtext = NULL, *results = NULL;
     hv_sbuf lossbuf = {0};
     val_state vst;
     memset(&vst, 0, sizeof vst);
-    int locked = 0;
-    ckpt_found cf;
-    memset(&cf, 0, sizeof cf);
     MPI_Comm rcomm = comm;
 
     /* 1. the training file, read by every rank; refused before any work */
@@ -288,30 +262,11 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     hv_log_info("rank %d of %d: items [%lld, %lld) of each global batch of %d", rank, nranks,
                 (long long)first, (long long)(first + count), o.batch);
 
-    /* 2. rank 0: the output folder, its lock and what an earlier attempt left */
-    cfgtext = hv_run_config_text(cfg);
-    results = hv_run_config_results_text(cfg);
-    if (!cfgtext || !results) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
-    if (rank == 0 && st == HV_OK) {
-        st = hv_mkdir_p(o.output);
-        if (st == HV_OK) st = hv_store_lock_take(lock, &locked);
-        if (st == HV_OK && o.fresh) {
-            hv_log_info("train.fresh = 1: discarding an earlier checkpoint, val.csv and losses.csv");
-            unlink(ckpt);
-            unlink(losses);
-            char *v = hv_strfmt("%s/val.csv", o.output);
-            if (v) unlink(v);
-            free(v);
-        }
-        if (st == HV_OK) st = ckpt_check(ckpt, results, &o, &cf);
-    }
-    if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
-    {
-        long long b[2] = {cf.resume, cf.step};
-        MPI_Bcast(b, 2, MPI_LONG_LONG, 0, comm);
-        cf.resume = (int)b[0];
-        cf.step = b[1];
-    }
+    /* 2. rank 0: the output folder, its lock and what an earlier attempt left; the
+     * GAN's checkpoint must also hold networks of this config's widths */
+    st = hv__train_dir_prepare(&dir, cfg, comm, rank, nranks, "train", o.output, o.fresh,
+                               CKPT_FORMAT, CKPT_VERSION, gan_width_check, &o);
+    if (st != HV_OK) goto done;
 
     /* 3. the model on every rank: the same seed gives the same weights */
     {
@@ -321,7 +276,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         hv_rng_seed(&rng, (uint64_t)o.seed, 0);
         st = hv_nn_backend_create_cpu(&be);
         if (st == HV_OK) st = hv_model_gan_create(&go, be, &rng, &gan);
-        if (st == HV_OK && cf.resume) {
+        if (st == HV_OK && dir.resume) {
             st = hv_model_gan_load(gan, ckpt);
             if (st != HV_OK) hv_error_wrap(st, "resuming from %s", ckpt);
         }
@@ -332,14 +287,14 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     if (nranks > 1) hv_model_gan_set_reducer(gan, hv__train_mpi_sum, &rcomm);
 
-    int64_t step = cf.resume ? cf.step : 0;
+    int64_t step = dir.resume ? dir.step : 0;
     out->step_start = step;
     out->total_steps = plan.total_steps;
     out->steps_per_epoch = plan.steps_per_epoch;
     out->n_train = (long)plan.n_train;
     out->n_val = (long)plan.n_val;
-    out->resumed = cf.resume;
-    ckpt_ctx cc = {ckpt, o.output, cfgtext, results, o.seed, nranks, o.cnum, o.ndf,
+    out->resumed = dir.resume;
+    ckpt_ctx cc = {ckpt, o.output, dir.cfgtext, dir.results, o.seed, nranks, o.cnum, o.ndf,
                    plan.steps_per_epoch, o.plane == HV_SPINE_CORONAL ? "coronal" : "sagittal"};
 
     /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
@@ -348,7 +303,8 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
                     "items; %d rank%s (%lld items each step here); steps %lld..%lld%s",
                     plan.n_train, (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
                     nranks == 1 ? "" : "s", (long long)count, (long long)step,
-                    (long long)plan.total_steps, cf.resume ? " (resumed from the checkpoint)" : "");
+                    (long long)plan.total_steps,
+                    dir.resume ? " (resumed from the checkpoint)" : "");
         vst.out_dir = o.output;
         vst.grid = o.val_grid;
         snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);
@@ -358,7 +314,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
             /* a resume keeps the rows up to its checkpoint; a new start none
              * (a val.csv without a checkpoint is from an attempt killed before
              * its first checkpoint) */
-            if (cf.resume) st = hv_train_val_read(vst.csv, step, &vst.rows, &vst.n_rows);
+            if (dir.resume) st = hv_train_val_read(vst.csv, step, &vst.rows, &vst.n_rows);
             vst.cap = vst.n_rows;
             if (st == HV_OK) st = hv_mkdir_p(vst.samples);
             if (st == HV_OK) st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
@@ -461,15 +417,13 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         out->have_val = 1;
     }
 done:
-    if (locked) hv_store_lock_release(lock);
+    hv__train_dir_release(&dir);
     out->seconds = hv_time_now() - t_start;
     hv_sbuf_free(&lossbuf);
     hv_train_valset_free(&vst.vs);
     hv_train_valout_free(&vst.vo);
     free(vst.rows);
     free(perm);
-    free(cfgtext);
-    free(results);
     hv_model_batch_free(&batch);
     hv_model_gan_free(gan);
     hv_nn_backend_free(be);

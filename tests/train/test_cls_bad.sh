@@ -17,38 +17,27 @@ source "$(dirname "$0")/../mpi/lib.sh"
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
-expect() { # expect RC PATTERN LOG what RC_GOT
-  check "$4: exit $1 (got $5; $3)" [ "$5" -eq "$1" ]
-  check "$4: message matches '$2' ($(grep -v '^\[' "$3" | head -c 400))" grep -qE -- "$2" "$3"
-}
-cls() { # cls OUT [args]: singleton on TRAINSET unless classifier.file is given again
-  local out=$1; shift
-  "$HV" train-classifier "$TCFG" --set classifier.file="$TRAINSET" --set classifier.output="$out" \
-    "$@" >"$out.log" 2>&1
-}
-
 train_hv 0 "$WORK/good" --set classifier.steps=2; rc=$?
 check "good training exits 0 (got $rc)" [ $rc -eq 0 ]
 cp "$WORK/good/checkpoint.h5" "$WORK/good-ckpt.h5"
 
-"$HV" train-classifier "$TCFG" --set classifier.file="$WORK/nope.h5" --set classifier.output="$WORK/o1" >"$WORK/o1.log" 2>&1; rc=$?
+train_file "$WORK/nope.h5" "$WORK/o1"; rc=$?
 expect 1 "classifier.file: .*nope.h5" "$WORK/o1.log" "missing training file" $rc
 check "missing file: no output folder" [ ! -e "$WORK/o1" ]
-"$HV" train-classifier "$TCFG" --set classifier.file="$WORK/good-ckpt.h5" --set classifier.output="$WORK/o2" >"$WORK/o2.log" 2>&1; rc=$?
+train_file "$WORK/good-ckpt.h5" "$WORK/o2"; rc=$?
 expect 1 "classifier.file: .*good-ckpt.h5" "$WORK/o2.log" "checkpoint as training file" $rc
 check "other schema: no output folder" [ ! -e "$WORK/o2" ]
 
-"$HV" train-classifier "$TCFG" --set classifier.file="$ONECLASS" --set classifier.output="$WORK/o3" >"$WORK/o3.log" 2>&1; rc=$?
+train_file "$ONECLASS" "$WORK/o3"; rc=$?
 expect 1 "the train split has 0 fracture\(s\) \(grade >= 1\) and [0-9]+ non-fracture\(s\).*needs both classes" "$WORK/o3.log" "no fracture in train" $rc
 check "no fracture: no output folder" [ ! -e "$WORK/o3" ]
-"$HV" train-classifier "$TCFG" --set classifier.file="$NOVAL" --set classifier.output="$WORK/o5" --set classifier.val_every=5 >"$WORK/o5.log" 2>&1; rc=$?
+train_file "$NOVAL" "$WORK/o5" --set classifier.val_every=5; rc=$?
 expect 1 "the val split has no graded item" "$WORK/o5.log" "empty val split" $rc
 check "empty val split: no output folder" [ ! -e "$WORK/o5" ]
-cls "$WORK/o6" --set classifier.batch=4000; rc=$?
+train_hv 0 "$WORK/o6" --set classifier.batch=4000; rc=$?
 expect 1 "an epoch lists [0-9]+ item\(s\).*fewer than one global batch \(classifier.batch = 4000\)" "$WORK/o6.log" "batch above an epoch" $rc
 check "big batch: no output folder" [ ! -e "$WORK/o6" ]
-"$MPIEXEC" -n 3 --oversubscribe "$HV" train-classifier "$TCFG" --set classifier.file="$TRAINSET" \
-  --set classifier.output="$WORK/o7" --set classifier.batch=2 >"$WORK/o7.log" 2>&1; rc=$?
+train_hv 3 "$WORK/o7" --set classifier.batch=2; rc=$?
 expect 1 "classifier.batch = 2 is smaller than the number of ranks \(3\)" "$WORK/o7.log" "3 ranks, batch 2" $rc
 
 # a checkpoint of another config

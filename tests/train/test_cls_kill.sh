@@ -51,9 +51,7 @@ check "crash: val.csv equal to the uninterrupted one" diff "$WORK/ref2/val.csv" 
 # 2. a real SIGKILL at a random step (1..3 finished steps) of a singleton
 k=$(( (RANDOM % 3) + 1 ))
 out="$WORK/kill"
-"$HV" train-classifier "$TCFG" --set classifier.file="$TRAINSET" --set classifier.output="$out" $S \
-  --set classifier.checkpoint_every=1 >"$out-1.log" 2>&1 &
-pid=$!
+train_bg "$out" $S --set classifier.checkpoint_every=1
 for _ in $(seq 1 2400); do # until step k's checkpoint is written (then resuming is certain)
   grep -q "checkpoint: step $k written" "$out-1.log" 2>/dev/null && break
   kill -0 $pid 2>/dev/null || break
@@ -70,9 +68,7 @@ check "SIGKILL: val.csv equal to the uninterrupted one" diff "$WORK/ref1/val.csv
 
 # 3. SIGTERM: checkpoint and exit 75, then resume
 out="$WORK/term"
-"$HV" train-classifier "$TCFG" --set classifier.file="$TRAINSET" --set classifier.output="$out" $S \
-  --set classifier.checkpoint_every=1 >"$out-1.log" 2>&1 &
-pid=$!
+train_bg "$out" $S --set classifier.checkpoint_every=1
 for _ in $(seq 1 1200); do
   [ -s "$out/losses.csv" ] && [ "$(grep -c '^[0-9]' "$out/losses.csv")" -ge 2 ] && break
   kill -0 $pid 2>/dev/null || break

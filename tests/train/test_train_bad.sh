@@ -17,21 +17,16 @@ source "$(dirname "$0")/../mpi/lib.sh"
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
-expect() { # expect RC PATTERN LOG what RC_GOT
-  check "$4: exit $1 (got $5; $3)" [ "$5" -eq "$1" ]
-  check "$4: message matches '$2' ($(grep -v '^\[' "$3" | head -c 400))" grep -qE -- "$2" "$3"
-}
-
 # a good checkpoint to misuse below
 train_hv 0 "$WORK/good" --set train.max_steps=2; rc=$?
 check "good training exits 0 (got $rc)" [ $rc -eq 0 ]
 cp "$WORK/good/checkpoint.h5" "$WORK/good-ckpt.h5"
 
 # other schema / missing file: nothing written
-"$HV" train "$TCFG" --set train.file="$WORK/good-ckpt.h5" --set train.output="$WORK/o1" >"$WORK/o1.log" 2>&1; rc=$?
+train_file "$WORK/good-ckpt.h5" "$WORK/o1"; rc=$?
 expect 1 "train.file: .*good-ckpt.h5" "$WORK/o1.log" "checkpoint as training file" $rc
 check "other schema: no output folder" [ ! -e "$WORK/o1" ]
-"$HV" train "$TCFG" --set train.file="$WORK/nope.h5" --set train.output="$WORK/o2" >"$WORK/o2.log" 2>&1; rc=$?
+train_file "$WORK/nope.h5" "$WORK/o2"; rc=$?
 expect 1 "train.file: .*nope.h5" "$WORK/o2.log" "missing training file" $rc
 check "missing file: no output folder" [ ! -e "$WORK/o2" ]
 
@@ -39,11 +34,10 @@ check "missing file: no output folder" [ ! -e "$WORK/o2" ]
 train_hv 0 "$WORK/o3" --set train.batch=4000; rc=$?
 expect 1 "the train split has [0-9]+ healthy item\(s\) .*fewer than one global batch \(train.batch = 4000\)" "$WORK/o3.log" "batch above the train split" $rc
 check "small split: no output folder" [ ! -e "$WORK/o3" ]
-"$HV" train "$TCFG" --set train.file="$NOVAL" --set train.output="$WORK/o4" --set train.val_every=5 >"$WORK/o4.log" 2>&1; rc=$?
+train_file "$NOVAL" "$WORK/o4" --set train.val_every=5; rc=$?
 expect 1 "the val split has no healthy item" "$WORK/o4.log" "empty val split" $rc
 check "empty val split: no output folder" [ ! -e "$WORK/o4" ]
-"$MPIEXEC" -n 3 --oversubscribe "$HV" train "$TCFG" --set train.file="$TRAINSET" --set train.output="$WORK/o5" \
-  --set train.batch=2 >"$WORK/o5.log" 2>&1; rc=$?
+train_hv 3 "$WORK/o5" --set train.batch=2; rc=$?
 expect 1 "train.batch = 2 is smaller than the number of ranks \(3\)" "$WORK/o5.log" "3 ranks, batch 2" $rc
 
 # a checkpoint of another width, of another config

@@ -39,9 +39,7 @@ check "crash: losses.csv equal to the uninterrupted one but the timing column" \
 # 2. a real SIGKILL at a random step (1..3 finished steps) of a singleton
 k=$(( (RANDOM % 3) + 1 ))
 out="$WORK/kill"
-"$HV" train "$TCFG" --set train.file="$TRAINSET" --set train.output="$out" $S \
-  --set train.checkpoint_every=1 >"$out-1.log" 2>&1 &
-pid=$!
+train_bg "$out" $S --set train.checkpoint_every=1
 for _ in $(seq 1 1200); do
   n=$(grep -c '^[0-9]' "$out/losses.csv" 2>/dev/null || echo 0)
   [ "${n:-0}" -ge "$k" ] && break
@@ -58,9 +56,7 @@ check "SIGKILL: resumed == uninterrupted (bitwise)" same_weights "$WORK/ref1/che
 
 # 3. SIGTERM: checkpoint and exit 75, then resume
 out="$WORK/term"
-"$HV" train "$TCFG" --set train.file="$TRAINSET" --set train.output="$out" $S \
-  --set train.checkpoint_every=1 >"$out-1.log" 2>&1 &
-pid=$!
+train_bg "$out" $S --set train.checkpoint_every=1
 for _ in $(seq 1 1200); do
   [ -s "$out/losses.csv" ] && [ "$(grep -c '^[0-9]' "$out/losses.csv")" -ge 2 ] && break
   kill -0 $pid 2>/dev/null || break
