@@ -19,7 +19,10 @@
 #   gan_sag   the same, sagittal model only (synthesis.model_coronal empty)
 # HV_EVAL_METHODS picks the runs (default "baseline gan"; baseline is always
 # run: the none row and the truth come from it), HV_EVAL_THREADS the
-# OpenMP threads of each run (default 2).
+# OpenMP threads of each run (default 2), HV_EVAL_GAN_EXTRA further `--set
+# KEY=VALUE` arguments given to the gan runs only, after the ones above (so
+# they win): other generators, or attention.model=FILE for the GAN with its
+# Grad-CAM++ map as HGAM input (results/attention-phantom.md).
 # Metrics: healthy-height error in % of the true healthy height (ant, mid,
 # post, and their mean), RHLV error in points (|rhlv - truth| x 100, per
 # region; the truth RHLV is (healthy - observed) / healthy), the rule grade's
@@ -63,6 +66,7 @@ for m in $methods; do
     gan_sag) extra="--set synthesis.method=gan --set synthesis.model=models/phantom-sagittal.h5
  --set synthesis.model_coronal=" ;;
     esac
+    [ "$m" = baseline ] || extra="$extra ${HV_EVAL_GAN_EXTRA:-}"
     rm -rf "$out/$m"
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086
