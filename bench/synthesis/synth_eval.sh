@@ -19,9 +19,11 @@
 #   gan_sag   the same, sagittal model only (synthesis.model_coronal empty)
 # HV_EVAL_METHODS picks the runs (default "baseline gan"; baseline is always
 # run: the none row and the truth come from it), HV_EVAL_THREADS the
-# OpenMP threads of each run (default 2), HV_EVAL_GAN_EXTRA further `--set
-# KEY=VALUE` arguments given to the gan runs only, after the ones above (so
-# they win): other generators, or attention.model=FILE for the GAN with its
+# OpenMP threads of each run (default 2), HV_EVAL_SAG_MODEL and
+# HV_EVAL_COR_MODEL the generators (default models/phantom-sagittal.h5 and
+# models/phantom-coronal.h5), HV_EVAL_GAN_EXTRA further `--set KEY=VALUE`
+# arguments for the gan runs only, of keys this script does not set (a key
+# given twice is refused): e.g. attention.model=FILE, the GAN with its
 # Grad-CAM++ map as HGAM input (results/attention-phantom.md).
 # Metrics: healthy-height error in % of the true healthy height (ant, mid,
 # post, and their mean), RHLV error in points (|rhlv - truth| x 100, per
@@ -40,7 +42,9 @@ seed="${4:-77}"
 first="${5:-T11}"
 last="${6:-L3}"
 [ -x "$bin" ] || { echo "usage: $0 path/to/healthivert [cases] [outdir] [seed] [first] [last]" >&2; exit 2; }
-for m in models/phantom-sagittal.h5 models/phantom-coronal.h5; do
+sag="${HV_EVAL_SAG_MODEL:-models/phantom-sagittal.h5}"
+cor="${HV_EVAL_COR_MODEL:-models/phantom-coronal.h5}"
+for m in "$sag" "$cor"; do
     [ -f "$m" ] || { echo "$0: $m not found (run from the repository root)" >&2; exit 2; }
 done
 mkdir -p "$out"
@@ -61,9 +65,9 @@ echo "# synth_eval: $cases cases, seed $seed, $first..$last, 1 mm, fracture rate
 for m in $methods; do
     case $m in
     baseline) extra="--set synthesis.method=baseline" ;;
-    gan) extra="--set synthesis.method=gan --set synthesis.model=models/phantom-sagittal.h5
- --set synthesis.model_coronal=models/phantom-coronal.h5" ;;
-    gan_sag) extra="--set synthesis.method=gan --set synthesis.model=models/phantom-sagittal.h5
+    gan) extra="--set synthesis.method=gan --set synthesis.model=$sag
+ --set synthesis.model_coronal=$cor" ;;
+    gan_sag) extra="--set synthesis.method=gan --set synthesis.model=$sag
  --set synthesis.model_coronal=" ;;
     esac
     [ "$m" = baseline ] || extra="$extra ${HV_EVAL_GAN_EXTRA:-}"
