@@ -255,6 +255,16 @@ double hv_metrics_psnr(const double *ref, const double *img, size_t n, double da
 hv_status hv_metrics_ssim(const double *x, const double *y, int h, int w,
                           double data_range, double *out);
 
+/* Mean SSIM of two 2-D images (h rows x w columns, row-major) as Wang et al.
+ * 2004 define it and scikit-image computes it with gaussian_weights=True,
+ * sigma=1.5, use_sample_covariance=False: local means, variances and
+ * covariance under an 11x11 Gaussian window (sigma 1.5, weights normalised
+ * to sum 1), population covariance, K1 0.01, K2 0.03, the given data_range;
+ * the mean over the image minus a 5-pixel border (the pixels whose window
+ * lies inside the image). Images smaller than 11x11 are HV_ERR_ARG. */
+hv_status hv_metrics_ssim_gaussian(const double *x, const double *y, int h, int w,
+                                   double data_range, double *out);
+
 /* Overlap of two binary volumes of n voxels (nonzero = inside). Dice and IoU
  * are 1 when both are empty; rvd = ||A| - |B|| / |A| (A = reference; NaN when
  * A is empty). */

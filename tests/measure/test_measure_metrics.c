@@ -2,7 +2,8 @@
  * test_measure_metrics.c: the Genant rule, classification metrics, PSNR,
  * SSIM and overlap metrics against hand-computed values and against
  * scikit-image / scikit-learn on committed fixtures
- * (tests/measure/fixtures, made by scripts/make_measure_fixtures.py).
+ * (tests/measure/fixtures, made by scripts/make_measure_fixtures.py; the
+ * Gaussian SSIM's by scripts/make_ssim_fixture.py).
  */
 #include <math.h>
 #include <stdio.h>
@@ -94,10 +95,12 @@ static void test_classify_sklearn(void)
     HV_CHECK_CLOSE(m.kappa_linear, ref[4], 1e-12, "sklearn linear kappa");
 }
 
-static void test_ssim_fixtures(void)
+typedef hv_status (*ssim_fn)(const double *, const double *, int, int, double, double *);
+
+static void test_ssim_fixtures(const char *file, ssim_fn ssim, int want_pairs)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/measure/fixtures/ssim_fixtures.txt", HV_TEST_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/measure/fixtures/%s", HV_TEST_SOURCE_DIR, file);
     FILE *f = fopen(path, "r");
     HV_CHECK(f != NULL, "open %s", path);
     if (!f) return;
@@ -117,14 +120,14 @@ static void test_ssim_fixtures(void)
         HV_CHECK(ok, "%s: values parsed", name);
         if (ok) {
             double s = NAN;
-            HV_CHECK_OK(hv_metrics_ssim(x, y, h, w, r, &s));
-            char what[64];
-            snprintf(what, sizeof what, "SSIM %s vs scikit-image", name);
+            HV_CHECK_OK(ssim(x, y, h, w, r, &s));
+            char what[128];
+            snprintf(what, sizeof what, "SSIM %s %s vs scikit-image", file, name);
             HV_CHECK_CLOSE(s, ssim_ref, 1e-10, what);
             snprintf(what, sizeof what, "PSNR %s vs scikit-image", name);
             HV_CHECK_CLOSE(hv_metrics_psnr(x, y, n, r), psnr_ref, 1e-10, what);
             double self = 0;
-            HV_CHECK_OK(hv_metrics_ssim(x, x, h, w, r, &self));
+            HV_CHECK_OK(ssim(x, x, h, w, r, &self));
             HV_CHECK_CLOSE(self, 1.0, 1e-12, "SSIM of an image with itself");
             HV_CHECK(isinf(hv_metrics_psnr(x, x, n, r)), "PSNR of identical images is inf");
             npairs++;
@@ -133,10 +136,34 @@ static void test_ssim_fixtures(void)
         free(y);
     }
     fclose(f);
-    HV_CHECK(npairs == 3, "3 SSIM fixtures, got %d", npairs);
-    double small[36] = {0};
-    double s;
-    HV_CHECK(hv_metrics_ssim(small, small, 6, 6, 1.0, &s) == HV_ERR_ARG, "6x6 < window");
+    HV_CHECK(npairs == want_pairs, "%d SSIM fixtures in %s, got %d", want_pairs, file, npairs);
+}
+
+/* The Gaussian SSIM by hand, on 11x11 images (one window, so the mean is
+ * that window's value), from the definition: weights w(x, y) = g(x) g(y)
+ * with g(t) = exp(-t^2 / 4.5) / sum_t exp(-t^2 / 4.5), t = -5..5;
+ * C1 = (0.01 R)^2, C2 = (0.03 R)^2. */
+static void test_ssim_gaussian_hand(void)
+{
+    double x[121], y[121], s = NAN;
+    const double c1 = 1e-4, c2 = 9e-4; /* R = 1 */
+    /* two constant images a, b: no variance, so SSIM = (2ab + C1) / (a^2 + b^2 + C1) */
+    for (int q = 0; q < 121; q++) x[q] = 0.6, y[q] = 0.2;
+    HV_CHECK_OK(hv_metrics_ssim_gaussian(x, y, 11, 11, 1.0, &s));
+    HV_CHECK_CLOSE(s, (2 * 0.6 * 0.2 + c1) / (0.36 + 0.04 + c1), 1e-12, "constant images");
+    /* an impulse 1 at the centre against zeros: ux = uxx = w0 = g(0)^2,
+     * uy = vy = vxy = 0, vx = w0 - w0^2; SSIM = C1 C2 / ((w0^2 + C1)(w0 - w0^2 + C2)) */
+    double gs = 0;
+    for (int t = -5; t <= 5; t++) gs += exp(-(double)(t * t) / 4.5);
+    const double w0 = 1.0 / (gs * gs);
+    for (int q = 0; q < 121; q++) x[q] = y[q] = 0;
+    x[60] = 1;
+    HV_CHECK_OK(hv_metrics_ssim_gaussian(x, y, 11, 11, 1.0, &s));
+    HV_CHECK_CLOSE(s, c1 * c2 / ((w0 * w0 + c1) * (w0 - w0 * w0 + c2)), 1e-12, "impulse vs zeros");
+    HV_CHECK(s > 0 && s < 0.05, "impulse vs zeros is dissimilar (%g)", s);
+    double small[100] = {0};
+    HV_CHECK(hv_metrics_ssim_gaussian(small, small, 10, 10, 1.0, &s) == HV_ERR_ARG, "10x10 < window");
+    HV_CHECK(hv_metrics_ssim_gaussian(x, x, 11, 11, 0.0, &s) == HV_ERR_ARG, "data_range 0");
 }
 
 static void test_psnr_overlap_hand(void)
@@ -161,7 +188,13 @@ int main(void)
     test_genant();
     test_classify_hand();
     test_classify_sklearn();
-    test_ssim_fixtures();
+    test_ssim_fixtures("ssim_fixtures.txt", hv_metrics_ssim, 3);
+    {
+        double small[36] = {0}, s;
+        HV_CHECK(hv_metrics_ssim(small, small, 6, 6, 1.0, &s) == HV_ERR_ARG, "6x6 < window");
+    }
+    test_ssim_fixtures("ssim_gaussian.txt", hv_metrics_ssim_gaussian, 4);
+    test_ssim_gaussian_hand();
     test_psnr_overlap_hand();
     return hv_test_done();
 }
