@@ -384,6 +384,15 @@ typedef struct hv_model_synth_result {
                               /* 0 where not synthesised                       */
     uint8_t *synthesised;     /* owned: dims[0] (LR index i) flags: 1 when the */
                               /* sagittal target step wrote slice i           */
+    int64_t *band_row;        /* owned: dims[0] entries: on a slice i the     */
+                              /* sagittal target step wrote, the first image  */
+                              /* row (0 = cranial, hv_spine_slice_extract) of */
+                              /* the band_rows-row window centred on the      */
+                              /* target that holds every row the generator    */
+                              /* can write at any restored height: x1 -       */
+                              /* floor((band_rows - (x2 - x1)) / 2) of the    */
+                              /* step's hv_spine_band, clipped into the       */
+                              /* image; -1 on other slices                    */
     int64_t n_sagittal;       /* sagittal slices synthesised (target step)     */
     int64_t n_coronal;        /* coronal slices synthesised (target step)      */
     int64_t n_neighbour_runs; /* neighbour steps run, all slices and planes    */

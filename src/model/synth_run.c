@@ -78,6 +78,7 @@ typedef struct plane_work {
     int64_t *cnt_up, *cnt_lo;  /* n: neighbour pixels in the original slice    */
     hv_spine_band *band;       /* n                                            */
     uint8_t *done;             /* n: the target step wrote slice s             */
+    int64_t *win;              /* n: first row of the target step's window     */
     int64_t *idx;              /* n: runnable slices of a step                 */
 } plane_work;
 
@@ -96,6 +97,7 @@ static void plane_work_free(plane_work *pw)
     free(pw->cnt_lo);
     free(pw->band);
     free(pw->done);
+    free(pw->win);
     free(pw->idx);
     memset(pw, 0, sizeof *pw);
 }
@@ -107,6 +109,7 @@ void hv_model_synth_result_free(hv_model_synth_result *r)
     hv_vol_free(r->labels);
     hv_vol_free(r->prob);
     free(r->synthesised);
+    free(r->band_row);
     memset(r, 0, sizeof *r);
 }
 
@@ -162,9 +165,10 @@ static hv_status plane_setup(plane_work *pw, int plane, const hv_spine_crop *cro
     pw->cnt_lo = calloc((size_t)n, sizeof(int64_t));
     pw->band = calloc((size_t)n, sizeof(hv_spine_band));
     pw->done = calloc((size_t)n, 1);
+    pw->win = calloc((size_t)n, sizeof(int64_t));
     pw->idx = calloc((size_t)n, sizeof(int64_t));
     if (!pw->ct || !pw->lab || !pw->cl || !pw->prob || !pw->cnt_up || !pw->cnt_lo || !pw->band ||
-        !pw->done || !pw->idx)
+        !pw->done || !pw->win || !pw->idx)
         return hv_error_set(HV_ERR_NOMEM, "model synth: %lld slices of label %d", (long long)n,
                             crop->label);
     for (int64_t s = 0; s < n; s++) {
@@ -310,6 +314,12 @@ static hv_status run_step(hv_model_synth *sy, plane_work *pw, const hv_spine_cro
                 for (size_t k = 0; k < RC; k++)
                     pr[k] = sc->w[k] != 0.0f ? fs[k] : ((int)lrintf(lab[k]) == label ? 1.0f : 0.0f);
                 pw->done[s] = 1;
+                /* the band_rows-row window holding the generator rows
+                 * [x_up, x_lo) whatever the height (hv__gan_composite:
+                 * x_up = x1 - floor(d / 2), d = hp - h <= band_rows - h) */
+                int64_t w0 = b->x1 - (o->band_rows - (b->x2 - b->x1)) / 2;
+                if (w0 > RR - o->band_rows) w0 = RR - o->band_rows;
+                pw->win[s] = w0 < 0 ? 0 : w0;
                 rs->target_runs++;
                 rs->height_sum += (double)p2 * (double)o->band_rows;
             } else {
@@ -348,6 +358,7 @@ static void write_sagittal(const plane_work *pw, hv_model_synth_result *r)
                 pr[q] = p[k];
             }
         r->synthesised[i] = 1;
+        r->band_row[i] = pw->win[s];
         r->n_sagittal++;
     }
 }
@@ -428,12 +439,15 @@ hv_status hv_model_synth_vertebra(hv_model_synth *s, const hv_spine_crop *crop,
         (st = hv_vol_create(&out->prob, crop->ct->dim, HV_DTYPE_F32, crop->ct->affine)))
         goto done;
     out->synthesised = calloc((size_t)crop->ct->dim[0], 1);
+    out->band_row = malloc((size_t)crop->ct->dim[0] * sizeof *out->band_row);
+    if (out->band_row)
+        for (int64_t i = 0; i < crop->ct->dim[0]; i++) out->band_row[i] = -1;
     sc.sh = malloc(RC * sizeof(float));
     sc.w = malloc(RC * sizeof(float));
     sc.rest = malloc(RC * sizeof(float));
     sc.camsl = malloc(RC * sizeof(float));
     sc.zs = calloc((size_t)s->o.batch, sizeof(int64_t));
-    if (!out->synthesised || !sc.sh || !sc.w || !sc.rest || !sc.camsl || !sc.zs) {
+    if (!out->synthesised || !out->band_row || !sc.sh || !sc.w || !sc.rest || !sc.camsl || !sc.zs) {
         st = hv_error_set(HV_ERR_NOMEM, "model synth: out of memory");
         goto done;
     }

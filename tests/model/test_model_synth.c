@@ -585,7 +585,7 @@ static void test_batch_vs_loop(hv_nn_backend *be, const char *sag, const char *c
     hv_spine_crop_free(cr);
 }
 
-/* The composite's geometry with a saturated height head: the bias of
+/* The composite's geometry (and the result's band_row) with a saturated height head: the bias of
  * fine_generator.fc_height set to +50 makes p2 = 1, so Hp = 40. The
  * target (image rows [116, 146): x1 116, x2 146, h 30) gives d = 10,
  * x_up = 116 - 5 = 111, x_lo = 151: output rows r < 111 are the input's
@@ -635,6 +635,14 @@ static void test_geometry(hv_nn_backend *be)
              "are not the input moved by 5 rows", bad_ct, bad_lab);
     HV_CHECK(bad_band == 0, "%ld generator-row voxels out of range", bad_band);
     HV_CHECK(bad_out == 0, "%ld voxels of unsynthesised slices changed", bad_out);
+    /* band_row: the 40-row window that holds the generator rows at any
+     * height, x1 - floor((40 - h) / 2) = 116 - 5 = 111 on the synthesised
+     * slices (here equal to the generator rows [111, 151), p2 being 1), -1
+     * on the others */
+    int win_ok = r.band_row != NULL;
+    for (int64_t i = 0; win_ok && i < 64; i++)
+        win_ok = r.band_row[i] == ((i >= 27 && i <= 35) ? 111 : -1);
+    HV_CHECK(win_ok, "band_row is 111 on LR slices 27..35, -1 elsewhere");
     /* the upper neighbour (L1, rows [81, 111)) is now at rows [76, 106), the
      * lower (L3, rows [151, 181)) at [156, 186): its first row is row 156 */
     HV_CHECK(lb[hv_vol_idx(r.ct, 33, 115, 255 - 76)] == 20 && lb[hv_vol_idx(r.ct, 33, 115, 255 - 75)] == 0 &&
