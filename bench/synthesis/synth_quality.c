@@ -10,8 +10,8 @@
  *
  * Cases: as bench/synthesis/synth_eval.sh makes them (seed 77, T11..L3,
  * 1 mm, RAS, fracture rate 0.3, scoliosis rate 0.3, noise 20 HU; 4 cases),
- * written under --work (default $TMPDIR/hv-synth-quality; removed and
- * rewritten) twice: as drawn, and with fracture rate 0. The phantom's
+ * written under --work (default $TMPDIR/hv-synth-quality; its folders
+ * fractured/ and healthy/ are removed and rewritten, nothing else) twice: as drawn, and with fracture rate 0. The phantom's
  * fracture draws have their own random stream and its noise is a hash of
  * the world position, so the second cohort is the same anatomy and the
  * same noise with every body unbroken: the healthy truth.
@@ -388,7 +388,7 @@ int main(int argc, char **argv)
     hv_manifest *man = NULL;
     vrow *rows = NULL;
     size_t nrows = 0, caprows = 0;
-    char dir_f[1100], dir_h[1100], cmd[2400];
+    char dir_f[1100], dir_h[1100], cmd[4096];
     snprintf(dir_f, sizeof dir_f, "%s/fractured", work);
     snprintf(dir_h, sizeof dir_h, "%s/healthy", work);
     hv_model_synth_opts so;
@@ -407,7 +407,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "synth_quality: --work must not contain a quote\n");
         goto done;
     }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", work, work);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' && mkdir -p '%s'", dir_f, dir_h, work);
     if (system(cmd) != 0) {
         fprintf(stderr, "synth_quality: cannot make %s\n", work);
         goto done;
