@@ -35,9 +35,10 @@
  * composite's moved input, neighbours and discs); by the AP columns that lie
  * inside the straightened volume (the crop's zero padding beyond it is the
  * same in all three images and would only dilute the error). The window is
- * fixed by the input, not by the height the generator predicts, so a GAN
- * that restores too little is not scored on a smaller region. With a
- * coronal model the band's voxels hold the fused CT and labels (synth_run.c).
+ * fixed before the target step predicts a height, so a GAN that restores
+ * too little is not scored on a smaller region; it follows the target's rows
+ * as the neighbour steps left them, so the "none" scores move slightly with
+ * the model's neighbour steps. With a coronal model the band's voxels hold the fused CT and labels (synth_run.c).
  *
  * Metrics on that band, images as the store keeps them (the u8 cast of
  * hv_model_trainset_ct_u8, for the truth and the input as well) divided by
