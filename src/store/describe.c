@@ -419,13 +419,32 @@ hv_status hv_store_validate(const char *path, char **report)
         goto finish;
     }
     int graded = H5Lexists(s->file, "grader", H5P_DEFAULT) > 0;
+    int32_t prev_case = -1, kk = 0; /* the row's slot within its case */
     for (size_t i = 0; i < nv; i++) {
         const hv_run_vrow *v = &vr[i];
+        kk = v->case_index == prev_case ? kk + 1 : 0;
+        prev_case = v->case_index;
         if (v->case_index < 0 || (size_t)v->case_index >= nc || stt[v->case_index] != HV_CASE_DONE) {
             PROBLEM("vertebra row %zu: case_index %d is not a done case\n", i, v->case_index);
             continue;
         }
         const char *id = cr[v->case_index].id;
+        /* the synthesized crops: a crop exactly where the gan synthesized
+         * (no synth_fallback flag), an empty slot where it fell back */
+        for (int w = HV_STORE_VOL_SYNTH_LABEL; w <= HV_STORE_VOL_SYNTH_CT; w++) {
+            if (s->vol[w] < 0) continue;
+            int written = 0;
+            long slot = (long)v->case_index * HV_RUN_MAX_VERT + kk;
+            if (hv_store_vol_written(s, w, slot, &written) != HV_OK) {
+                PROBLEM("case %s %s: %s\n", id, v->level, hv_error_detail());
+                continue;
+            }
+            int fb = (v->flags & HV_MEAS_SYNTH_FALLBACK) != 0;
+            if (written == fb)
+                PROBLEM("case %s %s: /vertebrae/%s %s\n", id, v->level, hv_store_vol_name(w),
+                        fb ? "holds a crop although the vertebra is flagged synth_fallback"
+                           : "holds no crop although the vertebra is not flagged synth_fallback");
+        }
         if (!hv_label_name(v->label) || strncmp(v->level, hv_label_name(v->label), sizeof v->level))
             PROBLEM("case %s: label %d with level '%.8s'\n", id, v->label, v->level);
         if (i > 0 && vr[i - 1].case_index == v->case_index &&

@@ -395,6 +395,24 @@ done:
 
 /* ------------------------------------------------------------ validate */
 
+hv_status hv_store_vol_written(hv_store *s, int w, long slot, int *written)
+{
+    hv_status st = HV_OK;
+    *written = 0;
+    if (w < 0 || w >= HV_STORE_N_VOL || s->vol[w] < 0)
+        return hv_error_set(HV_ERR_UNSUPPORTED, "store: no crop volume %d", w);
+    if (slot < 0 || slot >= s->n_cases * HV_RUN_MAX_VERT)
+        return hv_error_set(HV_ERR_ARG, "store: vertebra slot %ld out of range", slot);
+    hsize_t at[4] = {(hsize_t)slot, 0, 0, 0}, size = 0;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    H5CHK(H5Dget_chunk_info_by_coord(s->vol[w], at, &mask, &addr, &size),
+          "store: /vertebrae/%s[%ld]: chunk information", vol_names[w], slot);
+    *written = addr != HADDR_UNDEF && size > 0;
+done:
+    return st;
+}
+
 /* A PNG's first 26 bytes say what it is: the signature, then the IHDR chunk
  * (length 13, "IHDR", width and height big-endian, bit depth, colour type). */
 static int png_head_ok(const uint8_t *p, size_t n)

@@ -126,6 +126,11 @@ hid_t hv_store_qc_png_type(void);
  * is not, -1 when all are. HV_OK unless the slots cannot be read. */
 hv_status hv_store_qc_check_case(hv_store *s, long ci, int nv, int *bad_k);
 
+/* *written = 1 when vertebra slot `slot` of crop volume w has a chunk in
+ * the file (a crop was stored there), 0 when it has none (reads as the fill
+ * value, 0). Serially opened store with that dataset only. */
+hv_status hv_store_vol_written(hv_store *s, int w, long slot, int *written);
+
 /* ------------------------------------------------- stage names (stages.c) */
 
 /* Copy names[0..n) (already checked) into the handle. */

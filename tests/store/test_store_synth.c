@@ -10,7 +10,9 @@
  * (the vertebra) in a box and label 19 / 21 beside it, the CT crop
  * (3 i + 5 j + 7 k + 11 v) mod 256. Vertebra 1 of the case fell back
  * (synth_fallback, chunk length 0): its slots read as all zero and not
- * present, and export writes no file for it. A masks store (synthesis.crops
+ * present, and export writes no file for it; the validator refuses a crop
+ * on a vertebra flagged synth_fallback and a missing one on a vertebra
+ * that is not. A masks store (synthesis.crops
  * = masks) has the label dataset only, and ignores CT chunks a record
  * carries.
  */
@@ -344,6 +346,23 @@ int main(void)
         HV_CHECK(hv_store_validate(store, &rep) == HV_OK, "masks store valid: %s\n%s",
                  hv_error_detail(), rep ? rep : "");
         free(rep);
+    }
+    /* the validator: a crop exactly where the vertebra is not flagged
+     * synth_fallback. Vertebra 0 flagged but with its crop, vertebra 2
+     * unflagged without one: both refused */
+    {
+        snprintf(store, sizeof store, "%s/flags.h5", dir);
+        s = create(store, 1);
+        HV_REQUIRE(s != NULL, "create flags: %s", hv_error_detail());
+        hv_case_result r2 = r;
+        r2.v[0].flags = HV_MEAS_SYNTH_FALLBACK;
+        r2.vol_z_len[HV_STORE_VOL_SYNTH_LABEL][2] = 0;
+        HV_CHECK_OK(hv_store_put_case(s, 0, &r2));
+        HV_CHECK_OK(hv_store_close(s));
+        expect_invalid(store, "case c0 L1: /vertebrae/synth_label holds a crop although the "
+                              "vertebra is flagged synth_fallback");
+        expect_invalid(store, "case c0 L3: /vertebrae/synth_label holds no crop although the "
+                              "vertebra is not flagged synth_fallback");
     }
     /* none: neither dataset */
     snprintf(store, sizeof store, "%s/none.h5", dir);
