@@ -38,7 +38,8 @@
  * for the duration of the call; the stage names given to hv_store_create
  * and hv_journal_open are copied. The names hv_store_stage_names hands out
  * belong to the store (valid until hv_store_close). A hv_case_result owns
- * its `img`, `qc` and `qc_png` buffers: hv_case_result_clear frees them.
+ * its `img`, `qc`, `qc_png` and `vol_z` buffers: hv_case_result_clear frees
+ * them.
  */
 #ifndef HV_STORE_H
 #define HV_STORE_H
