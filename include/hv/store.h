@@ -38,7 +38,8 @@
  * for the duration of the call; the stage names given to hv_store_create
  * and hv_journal_open are copied. The names hv_store_stage_names hands out
  * belong to the store (valid until hv_store_close). A hv_case_result owns
- * its `img`, `qc` and `qc_png` buffers: hv_case_result_clear frees them.
+ * its `img`, `qc`, `qc_png` and `vol_z` buffers: hv_case_result_clear frees
+ * them.
  */
 #ifndef HV_STORE_H
 #define HV_STORE_H
@@ -59,8 +60,10 @@ extern "C" {
  * version can be written into. v3: images chunked and compressed (QC
  * pictures as PNG bytes per vertebra slot), written serially. v4: the
  * vertebra table always has the attention columns (p_fracture,
- * cam_mass_body, cam_max_slice, pad2_), and /vertebrae/cam may be there;
- * a v3 store may lack both (its rows then read NaN, NaN, -1). */
+ * cam_mass_body, cam_max_slice, pad2_), and /vertebrae/cam,
+ * /vertebrae/synth_label and /vertebrae/synth_ct may be there (optional
+ * datasets: a v4 store without them is complete); a v3 store may lack the
+ * columns and the maps (its rows then read NaN, NaN, -1). */
 #define HV_STORE_SCHEMA_VERSION 4
 
 /* Per-stage seconds: at most this many stages, each name shorter than
@@ -80,6 +83,20 @@ extern "C" {
 #define HV_RUN_IMG HV_PIPE_IMG
 #define HV_RUN_QC HV_PIPE_QC
 #define HV_RUN_QC_BYTES HV_PIPE_QC_BYTES
+
+/* The per-vertebra u8 crop volumes a store may keep, each an optional
+ * dataset /vertebrae/<name> of one deflated chunk per vertebra slot (the
+ * crop layout, HV_RUN_CAM_*): the attention map (attention.store = full),
+ * the synthesized label crop (synthesis.crops = masks | full) and the
+ * synthesized CT crop (synthesis.crops = full). */
+typedef enum hv_store_vol {
+    HV_STORE_VOL_CAM = 0,             /* /vertebrae/cam                     */
+    HV_STORE_VOL_SYNTH_LABEL = 1,     /* /vertebrae/synth_label             */
+    HV_STORE_VOL_SYNTH_CT = 2,        /* /vertebrae/synth_ct                */
+    HV_STORE_N_VOL = 3
+} hv_store_vol;
+/* "cam", "synth_label", "synth_ct" (static); NULL for another value. */
+const char *hv_store_vol_name(int w);
 
 typedef enum hv_case_state {
     HV_CASE_PENDING = 0,
@@ -152,15 +169,16 @@ typedef struct hv_case_result {
      * journal has these and no `qc`. */
     uint8_t *qc_png;                  /* owned; NULL when there are none   */
     uint32_t qc_png_len[HV_RUN_MAX_VERT];
-    /* attention.store = full: vertebra k's CAM volume as the chunk the
-     * store keeps (hv_store_cam_encode: u8 = CAM x 255 truncated, crop
-     * layout, zlib-deflated), cam_z_len[k] bytes at cam_z + the lengths
-     * before it; 0 bytes: no map. NULL: none at all. */
-    uint8_t *cam_z;                   /* owned                              */
-    uint32_t cam_z_len[HV_RUN_MAX_VERT];
+    /* The per-vertebra crop volumes the store keeps (hv_store_vol: the
+     * attention map, the synthesized label and CT crops): vertebra k's
+     * volume w as the chunk the store keeps (hv_store_crop_encode: u8, crop
+     * layout, zlib-deflated), vol_z_len[w][k] bytes at vol_z[w] + the
+     * lengths before it; 0 bytes: no volume. vol_z[w] NULL: none at all. */
+    uint8_t *vol_z[HV_STORE_N_VOL];   /* owned                              */
+    uint32_t vol_z_len[HV_STORE_N_VOL][HV_RUN_MAX_VERT];
 } hv_case_result;
 
-/* Free img, qc, qc_png and cam_z and zero the whole result (a zeroed
+/* Free img, qc, qc_png and vol_z and zero the whole result (a zeroed
  * result is valid). */
 void hv_case_result_clear(hv_case_result *r);
 
@@ -176,12 +194,18 @@ void hv_case_result_clear(hv_case_result *r);
  * one chunk per vertebra slot, deflated; a slot without a map is all 0.
  * hv_store_cam_encode turns a CAM volume (F32 in [0, 1], those dims) into
  * that chunk's bytes (value x 255 truncated, as the reference's uint8 cast;
- * zlib level 6), *z owned by the caller. */
+ * zlib level 6), *z owned by the caller. The synthesized crops
+ * (synthesis.crops) are kept the same way, in the same layout:
+ * /vertebrae/synth_label and /vertebrae/synth_ct. */
 #define HV_RUN_CAM_I 64
 #define HV_RUN_CAM_J 256
 #define HV_RUN_CAM_K 256
 #define HV_RUN_CAM_BYTES ((size_t)HV_RUN_CAM_I * HV_RUN_CAM_J * HV_RUN_CAM_K)
 hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len);
+/* A U8 crop volume (HV_RUN_CAM_I x _J x _K) into the bytes of its store
+ * chunk (its voxels as they are; zlib level 6), *z owned by the caller.
+ * HV_ERR_ARG for another dtype or other dims. */
+hv_status hv_store_crop_encode(const hv_volume *u8, uint8_t **z, size_t *len);
 
 /* Encode r->qc (r->c.n_vert slots of a done case) into r->qc_png and
  * r->qc_png_len, replacing any there; an all-zero slot gets length 0. No-op
@@ -241,6 +265,9 @@ typedef struct hv_store_create_info {
                                       /* order of hv_case_result.seconds    */
     int cam;                          /* 1: /vertebrae/cam (attention.store */
                                       /* = full)                            */
+    int synth_crops;                  /* synthesis.crops: 0 none, 1 masks   */
+                                      /* (/vertebrae/synth_label), 2 full   */
+                                      /* (also /vertebrae/synth_ct)         */
 } hv_store_create_info;
 
 /* Serial (one process): create `path` (schema HV_STORE_SCHEMA_VERSION) with
@@ -256,7 +283,7 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
 hv_status hv_store_put_case(hv_store *s, long case_index, const hv_case_result *r);
 /* Serial store only: write the images of done case r (its height-loss
  * planes and QC pictures; r->qc_png, or r->qc encoded here) and its
- * attention maps (r->cam_z, as chunks without recompressing) into the
+ * crop volumes (r->vol_z, as chunks without recompressing) into the
  * slots of case_index. No-op on a store without images (n_img = 0) and
  * maps.
  * HV_ERR_UNSUPPORTED on a store opened through MPI-IO or of an older
@@ -274,6 +301,12 @@ int hv_store_has_cam(const hv_store *s);
  * layout); *present 0 when the slot holds none (vol all 0). Serially opened
  * stores only; HV_ERR_UNSUPPORTED when the store has no maps. */
 hv_status hv_store_read_cam(hv_store *s, long slot, uint8_t *vol, int *present);
+/* The same for any crop volume w (hv_store_vol): 1 when the store has its
+ * dataset; its volume of slot `slot` into vol (HV_RUN_CAM_BYTES), *present
+ * 0 when the slot holds none (never written: all 0). HV_ERR_UNSUPPORTED
+ * when the store lacks the dataset, HV_ERR_ARG for an unknown w. */
+int hv_store_has_vol(const hv_store *s, int w);
+hv_status hv_store_read_vol(hv_store *s, int w, long slot, uint8_t *vol, int *present);
 /* Collective over comm: open for independent raw-data writes through MPI-IO. */
 hv_status hv_store_open_mpi(const char *path, MPI_Comm comm, hv_store **out);
 /* Serial read/write or read-only open (sec2 driver). */
@@ -357,8 +390,9 @@ hv_status hv_store_describe(const char *path, char **text);
 hv_status hv_store_validate(const char *path, char **report);
 /* Write cases.csv (one column s_<name> per stage, in the store's order),
  * vertebrae.csv and (when graded) grader_metrics.csv and grader_folds.csv
- * into `dir` (created), and the QC pictures and attention maps as
- * hv_store_export with HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM. */
+ * into `dir` (created), and the QC pictures, attention maps and synthesized
+ * crops as hv_store_export with HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM |
+ * HV_STORE_EXPORT_SYNTH. */
 hv_status hv_store_export_csv(const char *path, const char *dir);
 /* Export the tables (as hv_store_export_csv) and what `what` asks for:
  * HV_STORE_EXPORT_QC: the QC pictures of a store made with output.images =
@@ -373,12 +407,19 @@ hv_status hv_store_export_csv(const char *path, const char *dir);
  * slice, LR 32) and alone otherwise, and <case>_<level>_cam_qc.png, LR
  * slice 32 over the QC picture's CT (only where the vertebra has a QC
  * picture); both as `healthivert attention` draws its overlay (alpha 0.4).
+ * HV_STORE_EXPORT_SYNTH: the synthesized crops of a store with
+ * /vertebrae/synth_label (synthesis.crops) as
+ * DIR/synth/<case>_<level>_label.nii.gz and, with /vertebrae/synth_ct,
+ * <case>_<level>_ct.nii.gz (uint8, the store's bytes, crop layout, identity
+ * affine) for every vertebra whose slot holds one (*n_synth, may be NULL,
+ * counts the files).
  * The run's own output folder gets the tables only (what = 0): one picture
  * per vertebra is for a person looking, on demand. */
 #define HV_STORE_EXPORT_QC 1u
 #define HV_STORE_EXPORT_CAM 2u
+#define HV_STORE_EXPORT_SYNTH 4u
 hv_status hv_store_export(const char *path, const char *dir, unsigned what, long *n_png,
-                          long *n_cam);
+                          long *n_cam, long *n_synth);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,8 @@
  * CSV (cases.csv, vertebrae.csv, grader_metrics.csv, grader_folds.csv), one
  * tidy row per case and per vertebra, numbers printed round-trip exact, the
  * QC pictures of the store (if any) as PNGs under DIR/qc/ and its attention
- * maps (if any) as NIfTI volumes and PNGs under DIR/cam/.
+ * maps (if any) as NIfTI volumes and PNGs under DIR/cam/, and the gan's
+ * synthesized crops (if any) as NIfTI volumes under DIR/synth/.
  *
  * The store is validated first (hv_store_validate, what `inspect` checks):
  * tables exported from a damaged store would carry wrong values with nothing
@@ -55,6 +56,12 @@ int hv_cmd_export(int argc, char **argv)
                    "  cam/<case>_<level>_cam_qc.png\n"
                    "                     the map's LR slice 32 over the QC picture's CT at\n"
                    "                     alpha 0.4 (only for a vertebra with a QC picture)\n"
+                   "  synth/<case>_<level>_label.nii.gz, _ct.nii.gz\n"
+                   "                     the gan's synthesized label crop (and CT crop) of\n"
+                   "                     every vertebra it synthesized (stores of a run with\n"
+                   "                     synthesis.crops = masks, or full for the CT too):\n"
+                   "                     uint8 as stored, 64 LR x 256 AP x 256 rows, identity\n"
+                   "                     affine; none for a vertebra flagged synth_fallback\n"
                    "Numbers are printed with 17 significant digits (exact); NaN is 'nan'.\n");
             return HV_EXIT_OK;
         }
@@ -87,12 +94,14 @@ int hv_cmd_export(int argc, char **argv)
     } else {
         free(report);
     }
-    long n_png = 0, n_cam = 0;
-    if (hv_store_export(path, dir, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, &n_png, &n_cam) !=
-        HV_OK) {
+    long n_png = 0, n_cam = 0, n_synth = 0;
+    if (hv_store_export(path, dir,
+                        HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM | HV_STORE_EXPORT_SYNTH, &n_png,
+                        &n_cam, &n_synth) != HV_OK) {
         fprintf(stderr, "healthivert export: %s\n", hv_error_detail());
         return HV_EXIT_FAIL;
     }
-    printf("exported %s to %s/ (%ld QC pictures, %ld attention maps)\n", path, dir, n_png, n_cam);
+    printf("exported %s to %s/ (%ld QC pictures, %ld attention maps, %ld synthesized crops)\n",
+           path, dir, n_png, n_cam, n_synth);
     return HV_EXIT_OK;
 }

@@ -102,6 +102,7 @@ static const char *const ch_synth[] = {"baseline", "gan", NULL};
 static const char *const ch_onoff[] = {"off", "on", NULL};
 static const char *const ch_fallback[] = {"baseline", "none", NULL};
 static const char *const ch_astore[] = {"none", "summary", "full", NULL};
+static const char *const ch_crops[] = {"none", "masks", "full", NULL};
 static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
 static const char *const ch_solver[] = {"auto", "libsvm", "liblinear", NULL};
 static const char *const ch_images[] = {"none", "qc", "full", NULL};
@@ -195,6 +196,14 @@ static const hv_run_key keys[] = {
      "zeros outside the synthesized slices) and label/<case>_<label>.nii.gz, the original label "
      "crop in that layout",
      HV_KEY_CHOICE, .choices = ch_onoff, RES_NEW, FIELD(synth_nifti)},
+    {"synthesis", "crops", "none",
+     "method = gan: what the store keeps of the synthesized crops: none, masks (the synthesized "
+     "label crop of every vertebra, u8, /vertebrae/synth_label) or full (also the synthesized "
+     "CT crop, /vertebrae/synth_ct); crop layout 64 LR x 256 AP x 256 rows, one deflated chunk "
+     "per vertebra, all zero for a vertebra flagged synth_fallback; `export` writes them as "
+     "synth/<case>_<level>_label.nii.gz and _ct.nii.gz. With another method it has no effect, "
+     "and a value other than none then draws a warning at the start",
+     HV_KEY_CHOICE, .choices = ch_crops, RES_NEW, FIELD(synth_crops)},
     {"synthesis", "fallback", "baseline",
      "method = gan: what a vertebra gets where the synthesis fails or gives non-finite values: "
      "baseline (the neighbour estimate) or none (NaN); both flagged synth_fallback",

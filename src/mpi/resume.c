@@ -240,7 +240,8 @@ hv_status hv_resume_rebuild(const hv_resume_plan *p, long **order_out, long *n_p
     char started[32];
     hv_utc_now(started);
     hv_store_create_info ci = {(long)n, p->n_img, p->config_text, p->ranks, p->attempt, started,
-                               p->input_root, sc->n_stages, sc->names, p->cam};
+                               p->input_root, sc->n_stages, sc->names, p->cam,
+                               p->synth_crops};
     snprintf(tmp, sizeof tmp, "%s.tmp", p->store);
     st = hv_store_create(tmp, &ci, init, &ts);
     free(init);
@@ -343,7 +344,9 @@ hv_status hv_resume_images(const char *journal, const hv_stage_ctx *sc, hv_store
                            long *n_cases)
 {
     *n_cases = 0;
-    if (hv_store_n_img(s) <= 0 && !hv_store_has_cam(s)) return HV_OK;
+    int any_vol = 0;
+    for (int w = 0; w < HV_STORE_N_VOL; w++) any_vol |= hv_store_has_vol(s, w);
+    if (hv_store_n_img(s) <= 0 && !any_vol) return HV_OK;
     size_t n = (size_t)hv_store_n_cases(s);
     hv_status st = HV_OK;
     images_ctx ic = {s, NULL, NULL, NULL, n, attempt, 0};

@@ -374,7 +374,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     pa->n_cases = (long)man->n;
     hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
                          pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
-                         p->order_largest, sc->attn_store == 2};
+                         p->order_largest, sc->attn_store == 2, sc->synth_crops};
     if ((st = hv_resume_rebuild(&rp, order_out, &pa->n_pending, &pa->n_resumed)) != HV_OK)
         goto done;
     *man_out = man;
@@ -590,6 +590,10 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         hv_log_warn("attention.store = %s has no effect without attention.model (the attention "
                     "stage does not run: no p_fracture%s in the store)",
                     p.k.attn_store == 0 ? "none" : "full", p.k.attn_store == 2 ? ", no maps" : "");
+    if (p.k.synth != 1 && p.k.synth_crops != 0 && rank == 0)
+        hv_log_warn("synthesis.crops = %s has no effect with synthesis.method = %s (only the gan "
+                    "synthesizes crops: no /vertebrae/synth_label in the store)",
+                    p.k.synth_crops == 1 ? "masks" : "full", p.synth);
     st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL,
                            &rsyn, &rattn);
     if (st != HV_OK) {
@@ -842,7 +846,7 @@ done_b:
             st = hv_store_set_attr_str(s, "/provenance", "synth_model", rsyn.provenance);
         if (st == HV_OK && rattn.model)
             st = hv_store_set_attr_str(s, "/provenance", "attention_model", rattn.provenance);
-        if (st == HV_OK && (p.n_img > 0 || sctx.attn_store == 2)) {
+        if (st == HV_OK && (p.n_img > 0 || sctx.attn_store == 2 || sctx.synth_crops > 0)) {
             /* the images of this attempt's cases, serially from the journals
              * (compressed: their file space cannot be allocated through
              * independent MPI-IO writes) */
@@ -930,7 +934,7 @@ done_b:
             free(first);
         }
         if (st == HV_OK && !out->interrupted && p.k.shard_count == 1) {
-            st = hv_store_export(p.store, p.k.out_dir, 0, NULL, NULL);
+            st = hv_store_export(p.store, p.k.out_dir, 0, NULL, NULL, NULL);
             char *text = NULL;
             if (st == HV_OK) st = hv_store_describe(p.store, &text);
             if (st == HV_OK) {

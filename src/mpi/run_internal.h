@@ -51,6 +51,7 @@ typedef struct hv_run_params {
     int synth_neighbours;
     int synth_nifti;            /* 0 off, 1 on                               */
     int synth_fallback;         /* 0 baseline, 1 none                        */
+    int synth_crops;            /* 0 none, 1 masks, 2 full                   */
     /* [attention] */
     char attn_model[1000];      /* "" : stage off                            */
     int attn_store;             /* 0 none, 1 summary, 2 full                 */
@@ -110,6 +111,8 @@ typedef struct hv_run_synth {
     hv_model_synth *model;            /* owned                              */
     int fallback;                     /* hv_pipe_opts.synth_fallback        */
     char nifti_dir[1000];             /* "" off, else output.dir            */
+    int crops;                        /* synthesis.crops: 0 none, 1 masks,  */
+                                      /* 2 full (hv_pipe_opts.synth_crops)  */
     /* provenance: "sagittal: PATH (N bytes, crc32 XXXXXXXX), cnum C;
      * coronal: ..." */
     char provenance[2600];
@@ -156,6 +159,7 @@ typedef struct hv_stage_ctx {
     const char *attn_provenance;      /* borrowed from the hv_run_attn;     */
                                       /* NULL without a classifier          */
     int attn_store;                   /* attention.store (0 without one)    */
+    int synth_crops;                  /* synthesis.crops (0 without a gan)  */
     /* the names of hv_case_result.seconds: every table row, then "store"
      * (the journal and store writes, timed by the runner) */
     int n_stages;
@@ -286,6 +290,8 @@ typedef struct hv_resume_plan {
     int retry_failed, order_largest;
     int cam;                          /* /vertebrae/cam (attention.store =  */
                                       /* full)                              */
+    int synth_crops;                  /* /vertebrae/synth_label (1), and    */
+                                      /* synth_ct (2): synthesis.crops      */
 } hv_resume_plan;
 
 /* Replay the journals into a new store (every case pending but the ones

@@ -32,6 +32,8 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
         ctx->opts.synth_model = rs->model;
         ctx->opts.synth_fallback = rs->fallback;
         ctx->opts.synth_nifti_dir = rs->nifti_dir[0] ? rs->nifti_dir : NULL;
+        ctx->opts.synth_crops = rs->crops;
+        ctx->synth_crops = rs->crops;
         ctx->synth_provenance = rs->provenance;
     }
     unsigned want = HV_PIPE_GRADES | HV_PIPE_PICTURES | HV_PIPE_ALL_EXTRA;
@@ -110,6 +112,39 @@ static void vertebra_row(const hv_stage_ctx *ctx, const hv_case *cs, int case_in
     }
 }
 
+/* Crop volume w of the n vertebrae (vols[i]: vertebra i's, NULL: none)
+ * deflated into their store chunks here, on the rank that made them
+ * (hv_store_cam_encode for the F32 maps, hv_store_crop_encode for the u8
+ * crops), into r->vol_z[w] and r->vol_z_len[w]. */
+static hv_status encode_vols(hv_case_result *r, int w, size_t n, const hv_volume *const *vols)
+{
+    uint8_t *z[HV_RUN_MAX_VERT] = {NULL};
+    size_t len[HV_RUN_MAX_VERT] = {0}, total = 0;
+    hv_status st = HV_OK;
+    if (n > HV_RUN_MAX_VERT) return hv_error_set(HV_ERR_ARG, "%zu vertebrae", n);
+    for (size_t i = 0; i < n && st == HV_OK; i++) {
+        if (!vols[i]) continue;
+        st = w == HV_STORE_VOL_CAM ? hv_store_cam_encode(vols[i], &z[i], &len[i])
+                                   : hv_store_crop_encode(vols[i], &z[i], &len[i]);
+        total += len[i];
+    }
+    if (st == HV_OK && !(r->vol_z[w] = malloc(total ? total : 1)))
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory for /vertebrae/%s", hv_store_vol_name(w));
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (st == HV_OK && len[i]) memcpy(r->vol_z[w] + off, z[i], len[i]);
+        off += len[i];
+        r->vol_z_len[w][i] = (uint32_t)len[i];
+        free(z[i]);
+    }
+    if (st != HV_OK) {
+        free(r->vol_z[w]);
+        r->vol_z[w] = NULL;
+        hv_error_wrap(st, "/vertebrae/%s", hv_store_vol_name(w));
+    }
+    return st;
+}
+
 void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
                        hv_case_result *r)
 {
@@ -120,8 +155,8 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->n_img = 0;
     r->img = NULL;
     r->qc = NULL;
-    r->cam_z = NULL;
-    memset(r->cam_z_len, 0, sizeof r->cam_z_len);
+    memset(r->vol_z, 0, sizeof r->vol_z);
+    memset(r->vol_z_len, 0, sizeof r->vol_z_len);
     r->c.n_vert = 0;
     r->c.error[0] = 0;
     r->c.error_code = 0;
@@ -140,29 +175,34 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
                      (s.have & HV_PIPE_ATTENTION) ? hv_pipe_attn_find(&s, s.m->v[i].label) : NULL,
                      &r->v[i]);
     r->c.n_vert = (int32_t)s.m->n;
-    if (ctx->attn_store == 2 && (s.have & HV_PIPE_ATTENTION)) {
-        /* attention.store = full: each map deflated into its store chunk
-         * here, on the rank that made it (hv_store_cam_encode) */
-        uint8_t *z[HV_RUN_MAX_VERT] = {NULL};
-        size_t len[HV_RUN_MAX_VERT] = {0}, total = 0;
-        for (size_t i = 0; i < s.m->n && st == HV_OK; i++) {
-            const hv_pipe_attn *a = hv_pipe_attn_find(&s, s.m->v[i].label);
-            if (!a || !a->cam) continue;
-            st = hv_store_cam_encode(a->cam, &z[i], &len[i]);
-            total += len[i];
-        }
-        if (st == HV_OK && !(r->cam_z = malloc(total ? total : 1)))
-            st = hv_error_set(HV_ERR_NOMEM, "out of memory for the attention maps");
-        size_t off = 0;
-        for (size_t i = 0; i < s.m->n; i++) {
-            if (st == HV_OK && len[i]) memcpy(r->cam_z + off, z[i], len[i]);
-            off += len[i];
-            r->cam_z_len[i] = (uint32_t)len[i];
-            free(z[i]);
+    {
+        /* the crop volumes the store keeps: attention.store = full's maps,
+         * synthesis.crops' synthesized label (masks) and CT (full) crops;
+         * a vertebra without one (no map; a gan fallback) gets length 0,
+         * an all-zero slot */
+        const hv_volume *vols[HV_RUN_MAX_VERT];
+        const size_t n = s.m->n;
+        for (int w = 0; w < HV_STORE_N_VOL && st == HV_OK; w++) {
+            int want = w == HV_STORE_VOL_CAM ? ctx->attn_store == 2 && (s.have & HV_PIPE_ATTENTION)
+                       : w == HV_STORE_VOL_SYNTH_LABEL ? ctx->synth_crops >= 1
+                                                       : ctx->synth_crops >= 2;
+            if (!want) continue;
+            for (size_t i = 0; i < n && i < HV_RUN_MAX_VERT; i++) {
+                const hv_pipe_attn *a = w == HV_STORE_VOL_CAM
+                                            ? hv_pipe_attn_find(&s, s.m->v[i].label)
+                                            : NULL;
+                vols[i] = w == HV_STORE_VOL_CAM ? (a ? a->cam : NULL)
+                          : i >= s.n_syn        ? NULL
+                          : w == HV_STORE_VOL_SYNTH_LABEL ? (s.syn_labels ? s.syn_labels[i] : NULL)
+                                                          : (s.syn_ct ? s.syn_ct[i] : NULL);
+            }
+            st = encode_vols(r, w, n, vols);
         }
         if (st != HV_OK) {
-            free(r->cam_z);
-            r->cam_z = NULL;
+            for (int w = 0; w < HV_STORE_N_VOL; w++) {
+                free(r->vol_z[w]);
+                r->vol_z[w] = NULL;
+            }
             copy_str(r->c.error, sizeof r->c.error, hv_error_detail());
             r->c.error_code = (int32_t)st;
             r->c.n_vert = 0;

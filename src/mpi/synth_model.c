@@ -67,6 +67,7 @@ hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
         return st;
     }
     out->fallback = k->synth_fallback == 0;
+    out->crops = k->synth_crops;
     if (k->synth_nifti) snprintf(out->nifti_dir, sizeof out->nifti_dir, "%s", k->out_dir);
     int cnum = hv_model_synth_cnum(out->model);
     int n = snprintf(out->provenance, sizeof out->provenance,

@@ -102,8 +102,13 @@ hv_status hv_store_describe(const char *path, char **text)
         for (size_t i = 0; i < nv; i++) nmap += !isnan(vr[i].p_fracture);
         sb_add(&b, "attention:      classifier %s\n", am);
         sb_add(&b, "attention maps: %zu of %zu vertebrae have p_fracture%s\n", nmap, nv,
-               s->has_cam ? "; maps in /vertebrae/cam" : "");
+               s->has_vol[HV_STORE_VOL_CAM] ? "; maps in /vertebrae/cam" : "");
     }
+    if (s->has_vol[HV_STORE_VOL_SYNTH_LABEL] || s->has_vol[HV_STORE_VOL_SYNTH_CT])
+        sb_add(&b, "synth crops:    /vertebrae/synth_label%s (synthesis.crops = %s; a vertebra "
+               "flagged synth_fallback has an all-zero slot)\n",
+               s->has_vol[HV_STORE_VOL_SYNTH_CT] ? ", /vertebrae/synth_ct" : "",
+               s->has_vol[HV_STORE_VOL_SYNTH_CT] ? "full" : "masks");
     free(am);
     free(sm);
     free(state);
@@ -322,13 +327,19 @@ hv_status hv_store_validate(const char *path, char **report)
         if (dn >= 0) H5Dclose(dn);
         H5Tclose(nt);
     }
-    if (s->cam >= 0) {
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        /* the crop volumes: one u8 crop per vertebra slot */
+        if (s->vol[w] < 0) continue;
+        const char *vn = hv_store_vol_name(w);
         hsize_t dc[4] = {nvs, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
-        if (!check_dims(s->cam, 4, dc))
-            PROBLEM("/vertebrae/cam is not %d slots per case of %d x %d x %d\n", HV_RUN_MAX_VERT,
-                    HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I);
-        if (!check_type(s->cam, H5T_STD_U8LE)) PROBLEM("/vertebrae/cam is not uint8\n");
+        if (!check_dims(s->vol[w], 4, dc))
+            PROBLEM("/vertebrae/%s is not %d slots per case of %d x %d x %d\n", vn,
+                    HV_RUN_MAX_VERT, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I);
+        if (!check_type(s->vol[w], H5T_STD_U8LE)) PROBLEM("/vertebrae/%s is not uint8\n", vn);
     }
+    if (s->vol[HV_STORE_VOL_SYNTH_CT] >= 0 && s->vol[HV_STORE_VOL_SYNTH_LABEL] < 0)
+        PROBLEM("/vertebrae/synth_ct without /vertebrae/synth_label (synthesis.crops = full "
+                "keeps both)\n");
     if (s->images >= 0) {
         hsize_t d4[4] = {nvs, (hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
         if (!check_dims(s->images, 4, d4)) PROBLEM("/images/planes has unexpected dimensions\n");
@@ -408,13 +419,32 @@ hv_status hv_store_validate(const char *path, char **report)
         goto finish;
     }
     int graded = H5Lexists(s->file, "grader", H5P_DEFAULT) > 0;
+    int32_t prev_case = -1, kk = 0; /* the row's slot within its case */
     for (size_t i = 0; i < nv; i++) {
         const hv_run_vrow *v = &vr[i];
+        kk = v->case_index == prev_case ? kk + 1 : 0;
+        prev_case = v->case_index;
         if (v->case_index < 0 || (size_t)v->case_index >= nc || stt[v->case_index] != HV_CASE_DONE) {
             PROBLEM("vertebra row %zu: case_index %d is not a done case\n", i, v->case_index);
             continue;
         }
         const char *id = cr[v->case_index].id;
+        /* the synthesized crops: a crop exactly where the gan synthesized
+         * (no synth_fallback flag), an empty slot where it fell back */
+        for (int w = HV_STORE_VOL_SYNTH_LABEL; w <= HV_STORE_VOL_SYNTH_CT; w++) {
+            if (s->vol[w] < 0) continue;
+            int written = 0;
+            long slot = (long)v->case_index * HV_RUN_MAX_VERT + kk;
+            if (hv_store_vol_written(s, w, slot, &written) != HV_OK) {
+                PROBLEM("case %s %s: %s\n", id, v->level, hv_error_detail());
+                continue;
+            }
+            int fb = (v->flags & HV_MEAS_SYNTH_FALLBACK) != 0;
+            if (written == fb)
+                PROBLEM("case %s %s: /vertebrae/%s %s\n", id, v->level, hv_store_vol_name(w),
+                        fb ? "holds a crop although the vertebra is flagged synth_fallback"
+                           : "holds no crop although the vertebra is not flagged synth_fallback");
+        }
         if (!hv_label_name(v->label) || strncmp(v->level, hv_label_name(v->label), sizeof v->level))
             PROBLEM("case %s: label %d with level '%.8s'\n", id, v->label, v->level);
         if (i > 0 && vr[i - 1].case_index == v->case_index &&

@@ -17,6 +17,9 @@
  * over CT only where that CT is stored, the QC picture's sagittal slice
  * (the crop's LR centre); any other slice is drawn alone, in JET, rather
  * than over the CT of another place.
+ *
+ * The gan's synthesized crops (/vertebrae/synth_label, synth_ct) are
+ * written as the u8 volumes they are, one NIfTI per crop (export_synth).
  */
 #include <math.h>
 #include <stdio.h>
@@ -320,7 +323,7 @@ static hv_status export_cam(const char *path, const char *dir, int pictures, lon
     const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
     hv_status st = hv_store_open_serial(path, 0, &s);
     if (st != HV_OK) return st;
-    if (s->cam < 0) goto done; /* attention.store != full, or an older store */
+    if (s->vol[HV_STORE_VOL_CAM] < 0) goto done; /* attention.store != full, or older */
     size_t nc = (size_t)s->n_cases;
     const int64_t dim[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
     if ((st = hv_vol_create(&map, dim, HV_DTYPE_F32, NULL)) != HV_OK) goto done;
@@ -404,19 +407,94 @@ done:
     return st;
 }
 
+/* The synthesized crops of a store with /vertebrae/synth_label (and
+ * synth_ct) under DIR/synth, per vertebra whose slot holds one:
+ * <case>_<level>_label.nii.gz and <case>_<level>_ct.nii.gz (uint8, the
+ * store's bytes in its crop layout, identity affine). *n counts the files. */
+static hv_status export_synth(const char *path, const char *dir, long *n)
+{
+    static const struct {
+        int w;
+        const char *suffix, *descrip;
+    } out[2] = {{HV_STORE_VOL_SYNTH_LABEL, "label", "healthivert gan label crop from the store"},
+                {HV_STORE_VOL_SYNTH_CT, "ct", "healthivert gan CT crop from the store"}};
+    hv_store *s = NULL;
+    hv_run_crow *cr = NULL;
+    uint8_t *stt = NULL;
+    hv_volume *vol = NULL;
+    char *sdir = NULL, *fn = NULL;
+    hv_status st = hv_store_open_serial(path, 0, &s);
+    if (st != HV_OK) return st;
+    if (s->vol[HV_STORE_VOL_SYNTH_LABEL] < 0 && s->vol[HV_STORE_VOL_SYNTH_CT] < 0)
+        goto done; /* synthesis.crops = none, or an older store */
+    size_t nc = (size_t)s->n_cases;
+    const int64_t dim[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
+    if ((st = hv_vol_create(&vol, dim, HV_DTYPE_U8, NULL)) != HV_OK) goto done;
+    cr = malloc((nc ? nc : 1) * sizeof *cr);
+    stt = malloc(nc ? nc : 1);
+    sdir = hv_strfmt("%s/synth", dir);
+    if (!cr || !stt || !sdir) {
+        st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = hv_store_read_cases(s, cr, stt)) != HV_OK) goto done;
+    if ((st = hv_mkdir_p(sdir)) != HV_OK) goto done;
+    hv_nifti_write_opts wo;
+    memset(&wo, 0, sizeof wo);
+    wo.datatype = 2; /* NIFTI_TYPE_UINT8 */
+    for (size_t i = 0; i < nc && st == HV_OK; i++) {
+        if (stt[i] != HV_CASE_DONE || cr[i].n_vert <= 0 || cr[i].n_vert > HV_RUN_MAX_VERT) continue;
+        hv_run_vrow rows[HV_RUN_MAX_VERT];
+        if ((st = case_rows(s, (long)i, cr[i].n_vert, rows)) != HV_OK) {
+            hv_error_wrap(st, "case %s", cr[i].id);
+            break;
+        }
+        for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++)
+            for (int o = 0; o < 2 && st == HV_OK; o++) {
+                if (s->vol[out[o].w] < 0) continue;
+                int present = 0;
+                st = hv_store_read_vol(s, out[o].w, (long)i * HV_RUN_MAX_VERT + k, vol->data,
+                                       &present);
+                if (st != HV_OK || !present) continue; /* none: the vertebra fell back */
+                free(fn);
+                fn = hv_strfmt("%s/%s_%.8s_%s.nii.gz", sdir, cr[i].id, rows[k].level,
+                               out[o].suffix);
+                if (!fn) {
+                    st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                wo.descrip = out[o].descrip;
+                if ((st = hv_io_nifti_write(fn, vol, &wo)) == HV_OK && n) (*n)++;
+            }
+        if (st != HV_OK) hv_error_wrap(st, "case %s: its synthesized crops", cr[i].id);
+    }
+done:
+    free(fn);
+    free(sdir);
+    free(cr);
+    free(stt);
+    hv_vol_free(vol);
+    hv_store_close(s);
+    return st;
+}
+
 hv_status hv_store_export(const char *path, const char *dir, unsigned what, long *n_png,
-                          long *n_cam)
+                          long *n_cam, long *n_synth)
 {
     if (n_png) *n_png = 0;
     if (n_cam) *n_cam = 0;
+    if (n_synth) *n_synth = 0;
     hv_status st = export_tables(path, dir);
     if (st == HV_OK && (what & HV_STORE_EXPORT_QC)) st = export_qc_png(path, dir, n_png);
     if (st == HV_OK && (what & HV_STORE_EXPORT_CAM))
         st = export_cam(path, dir, (what & HV_STORE_EXPORT_QC) != 0, n_cam);
+    if (st == HV_OK && (what & HV_STORE_EXPORT_SYNTH)) st = export_synth(path, dir, n_synth);
     return st;
 }
 
 hv_status hv_store_export_csv(const char *path, const char *dir)
 {
-    return hv_store_export(path, dir, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, NULL, NULL);
+    return hv_store_export(path, dir,
+                           HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM | HV_STORE_EXPORT_SYNTH, NULL,
+                           NULL, NULL);
 }

@@ -21,7 +21,10 @@
  * into the store, serially, without recompressing: at every start's rebuild
  * and at the end of the attempt (src/mpi/resume.c, hv_resume_images).
  *
- * The attention maps (attention.store = full) go the same way: the rank
+ * The attention maps (attention.store = full) and the gan's synthesized
+ * label and CT crops (synthesis.crops; /vertebrae/synth_label,
+ * /vertebrae/synth_ct: u8 crops of the same layout, hv_store_crop_encode)
+ * go the same way: the rank
  * that made a map deflates it into the exact bytes of its HDF5 chunk
  * (hv_store_cam_encode: zlib, which is what HDF5's deflate filter reads),
  * the bytes travel in the journal record, and rank 0 hands them to
@@ -76,8 +79,26 @@ hid_t hv_store_make_qc(hid_t g, hsize_t nv)
     return d;
 }
 
-hid_t hv_store_make_cam(hid_t g, hsize_t nv)
+static const char *const vol_names[HV_STORE_N_VOL] = {"cam", "synth_label", "synth_ct"};
+static const char *const vol_meaning[HV_STORE_N_VOL] = {
+    "Grad-CAM++ map of the vertebra's crop (spec 7) x 255, truncated; crop layout [k rows "
+    "caudal first][j AP][i LR]; zeros outside LR slices 17..46 and in slots without a map",
+    "the gan's synthesized label crop (labels of the composite: the target restored, its "
+    "neighbours shifted, on the synthesized LR slices; the input crop's labels elsewhere); crop "
+    "layout [k rows caudal first][j AP][i LR]; all zero in slots without a synthesis (a "
+    "vertebra flagged synth_fallback, or no vertebra)",
+    "the gan's synthesized CT crop (the fused pseudo-healthy CT on synthesized voxels, the "
+    "input crop's CT elsewhere; 0..255 as the crops, truncated); crop layout [k rows caudal "
+    "first][j AP][i LR]; all zero in slots without a synthesis"};
+
+const char *hv_store_vol_name(int w)
 {
+    return w >= 0 && w < HV_STORE_N_VOL ? vol_names[w] : NULL;
+}
+
+hid_t hv_store_make_vol(hid_t g, int w, hsize_t nv)
+{
+    if (w < 0 || w >= HV_STORE_N_VOL) return -1;
     hsize_t dims[4] = {nv, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
     hsize_t chunk[4] = {1, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
     hid_t sp = H5Screate_simple(4, dims, NULL);
@@ -86,47 +107,77 @@ hid_t hv_store_make_cam(hid_t g, hsize_t nv)
     H5Pset_deflate(dcpl, 6);
     uint8_t zero = 0;
     H5Pset_fill_value(dcpl, H5T_NATIVE_UINT8, &zero);
-    hid_t d = H5Dcreate2(g, "cam", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t d = H5Dcreate2(g, vol_names[w], H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     H5Sclose(sp);
+    if (d >= 0 && hv_h5_attr_str(d, "meaning", vol_meaning[w]) != HV_OK) {
+        H5Dclose(d);
+        return -1;
+    }
     return d;
 }
 
-int hv_store_has_cam(const hv_store *s) { return s->has_cam; }
+int hv_store_has_vol(const hv_store *s, int w)
+{
+    return w >= 0 && w < HV_STORE_N_VOL && s->has_vol[w];
+}
+
+int hv_store_has_cam(const hv_store *s) { return hv_store_has_vol(s, HV_STORE_VOL_CAM); }
 
 /* ------------------------------------------------------------ encoding */
+
+static int crop_dims(const hv_volume *v)
+{
+    return v->dim[0] == HV_RUN_CAM_I && v->dim[1] == HV_RUN_CAM_J && v->dim[2] == HV_RUN_CAM_K;
+}
+
+/* HV_RUN_CAM_BYTES bytes u into one chunk's zlib stream (what HDF5's
+ * deflate filter reads); `what` names the volume in messages. */
+static hv_status deflate_chunk(const uint8_t *u, const char *what, uint8_t **z, size_t *len)
+{
+    uLongf zl = compressBound((uLong)HV_RUN_CAM_BYTES);
+    uint8_t *out = malloc(zl);
+    if (!out) return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", what);
+    int zr = compress2(out, &zl, u, (uLong)HV_RUN_CAM_BYTES, 6);
+    if (zr != Z_OK) {
+        free(out);
+        return hv_error_set(HV_ERR_NOMEM, "%s: deflate failed (%d)", what, zr);
+    }
+    *z = out;
+    *len = (size_t)zl;
+    return HV_OK;
+}
 
 hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len)
 {
     *z = NULL;
     *len = 0;
-    if (cam->dtype != HV_DTYPE_F32 || cam->dim[0] != HV_RUN_CAM_I || cam->dim[1] != HV_RUN_CAM_J ||
-        cam->dim[2] != HV_RUN_CAM_K)
+    if (cam->dtype != HV_DTYPE_F32 || !crop_dims(cam))
         return hv_error_set(HV_ERR_ARG, "attention map: F32 %d x %d x %d expected", HV_RUN_CAM_I,
                             HV_RUN_CAM_J, HV_RUN_CAM_K);
     uint8_t *u = malloc(HV_RUN_CAM_BYTES);
-    uLongf zl = compressBound((uLong)HV_RUN_CAM_BYTES);
-    uint8_t *out = malloc(zl);
-    if (!u || !out) {
-        free(u);
-        free(out);
-        return hv_error_set(HV_ERR_NOMEM, "attention map: out of memory");
-    }
+    if (!u) return hv_error_set(HV_ERR_NOMEM, "attention map: out of memory");
     const float *f = cam->data;
     for (size_t q = 0; q < HV_RUN_CAM_BYTES; q++) {
         float v = f[q];
         /* x 255 and the reference's uint8 cast (truncation); NaN -> 0 */
         u[q] = !(v > 0) ? 0 : v >= 1 ? 255 : (uint8_t)(v * 255.0f);
     }
-    int zr = compress2(out, &zl, u, (uLong)HV_RUN_CAM_BYTES, 6);
+    hv_status st = deflate_chunk(u, "attention map", z, len);
     free(u);
-    if (zr != Z_OK) {
-        free(out);
-        return hv_error_set(HV_ERR_NOMEM, "attention map: deflate failed (%d)", zr);
-    }
-    *z = out;
-    *len = (size_t)zl;
-    return HV_OK;
+    return st;
+}
+
+hv_status hv_store_crop_encode(const hv_volume *v, uint8_t **z, size_t *len)
+{
+    *z = NULL;
+    *len = 0;
+    if (v->dtype != HV_DTYPE_U8 || !crop_dims(v))
+        return hv_error_set(HV_ERR_ARG, "crop volume: U8 %d x %d x %d expected, not %s %lld x "
+                            "%lld x %lld", HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K,
+                            v->dtype == HV_DTYPE_U8 ? "U8" : "another type", (long long)v->dim[0],
+                            (long long)v->dim[1], (long long)v->dim[2]);
+    return deflate_chunk(v->data, "crop volume", z, len);
 }
 
 hv_status hv_store_qc_encode(hv_case_result *r)
@@ -196,22 +247,25 @@ hv_status hv_store_put_images(hv_store *s, long ci, const hv_case_result *r)
         return hv_error_set(HV_ERR_UNSUPPORTED, "store: images are written into a serially opened "
                             "v%d store only", HV_STORE_SCHEMA_VERSION);
     int nv = r->state == HV_CASE_DONE ? r->c.n_vert : 0;
-    if (nv <= 0 || (s->n_img <= 0 && s->cam < 0)) return HV_OK;
+    int any_vol = 0;
+    for (int w = 0; w < HV_STORE_N_VOL; w++) any_vol |= s->vol[w] >= 0;
+    if (nv <= 0 || (s->n_img <= 0 && !any_vol)) return HV_OK;
     if (nv > HV_RUN_MAX_VERT) return hv_error_set(HV_ERR_ARG, "store: %d vertebrae", nv);
     hv_status st = HV_OK;
     hid_t mt = -1, fs = -1, ms = -1;
     hv_case_result enc;
     memset(&enc, 0, sizeof enc);
-    if (s->cam >= 0 && r->cam_z) {
-        /* the chunks as the rank deflated them (a slot without a map keeps
-         * the fill value: the store is created fresh at every start) */
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        if (s->vol[w] < 0 || !r->vol_z[w]) continue;
+        /* the chunks as the rank deflated them (a slot without a volume
+         * keeps the fill value: the store is created fresh at every start) */
         size_t off = 0;
         for (int k = 0; k < nv; k++) {
-            uint32_t len = r->cam_z_len[k];
+            uint32_t len = r->vol_z_len[w][k];
             if (!len) continue;
             hsize_t at[4] = {(hsize_t)ci * HV_RUN_MAX_VERT + (hsize_t)k, 0, 0, 0};
-            H5CHK(H5Dwrite_chunk(s->cam, H5P_DEFAULT, 0, at, len, r->cam_z + off),
-                  "store: cannot write /vertebrae/cam of case %ld", ci);
+            H5CHK(H5Dwrite_chunk(s->vol[w], H5P_DEFAULT, 0, at, len, r->vol_z[w] + off),
+                  "store: cannot write /vertebrae/%s of case %ld", vol_names[w], ci);
             off += len;
         }
     }
@@ -302,19 +356,32 @@ done:
 
 hv_status hv_store_read_cam(hv_store *s, long slot, uint8_t *vol, int *present)
 {
+    if (s->vol[HV_STORE_VOL_CAM] < 0) {
+        if (present) *present = 0;
+        memset(vol, 0, HV_RUN_CAM_BYTES);
+        return hv_error_set(HV_ERR_UNSUPPORTED, "store: no attention maps (/vertebrae/cam)");
+    }
+    return hv_store_read_vol(s, HV_STORE_VOL_CAM, slot, vol, present);
+}
+
+hv_status hv_store_read_vol(hv_store *s, int w, long slot, uint8_t *vol, int *present)
+{
     hv_status st = HV_OK;
     if (present) *present = 0;
     memset(vol, 0, HV_RUN_CAM_BYTES);
-    if (s->cam < 0)
-        return hv_error_set(HV_ERR_UNSUPPORTED, "store: no attention maps (/vertebrae/cam)");
+    if (w < 0 || w >= HV_STORE_N_VOL)
+        return hv_error_set(HV_ERR_ARG, "store: no crop volume %d", w);
+    if (s->vol[w] < 0)
+        return hv_error_set(HV_ERR_UNSUPPORTED, "store: no /vertebrae/%s%s", vol_names[w],
+                            s->has_vol[w] ? " (opened through MPI-IO)" : "");
     if (slot < 0 || slot >= s->n_cases * HV_RUN_MAX_VERT)
         return hv_error_set(HV_ERR_ARG, "store: vertebra slot %ld out of range", slot);
     hsize_t start[4] = {(hsize_t)slot, 0, 0, 0};
     hsize_t cnt[4] = {1, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
-    hid_t fs = H5Dget_space(s->cam), ms = H5Screate_simple(4, cnt, NULL);
+    hid_t fs = H5Dget_space(s->vol[w]), ms = H5Screate_simple(4, cnt, NULL);
     H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL), "store: selection");
-    H5CHK(H5Dread(s->cam, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, vol),
-          "store: cannot read /vertebrae/cam[%ld]", slot);
+    H5CHK(H5Dread(s->vol[w], H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, vol),
+          "store: cannot read /vertebrae/%s[%ld]", vol_names[w], slot);
     if (present) {
         int any = 0;
         for (size_t q = 0; q < HV_RUN_CAM_BYTES && !any; q++) any = vol[q] != 0;
@@ -327,6 +394,24 @@ done:
 }
 
 /* ------------------------------------------------------------ validate */
+
+hv_status hv_store_vol_written(hv_store *s, int w, long slot, int *written)
+{
+    hv_status st = HV_OK;
+    *written = 0;
+    if (w < 0 || w >= HV_STORE_N_VOL || s->vol[w] < 0)
+        return hv_error_set(HV_ERR_UNSUPPORTED, "store: no crop volume %d", w);
+    if (slot < 0 || slot >= s->n_cases * HV_RUN_MAX_VERT)
+        return hv_error_set(HV_ERR_ARG, "store: vertebra slot %ld out of range", slot);
+    hsize_t at[4] = {(hsize_t)slot, 0, 0, 0}, size = 0;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    H5CHK(H5Dget_chunk_info_by_coord(s->vol[w], at, &mask, &addr, &size),
+          "store: /vertebrae/%s[%ld]: chunk information", vol_names[w], slot);
+    *written = addr != HADDR_UNDEF && size > 0;
+done:
+    return st;
+}
 
 /* A PNG's first 26 bytes say what it is: the signature, then the IHDR chunk
  * (length 13, "IHDR", width and height big-endian, bit depth, colour type). */

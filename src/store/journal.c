@@ -30,9 +30,12 @@
  * u32 n_vert | n_vert x hv_run_vrow | u32 n_img | n_vert*n_img*IMG*IMG
  * float32 | u32 n_qc | with n_qc = 1 (the QC pictures of output.images =
  * qc | full): n_vert x u32 PNG length, then the PNGs one after another
- * (hv_store_qc_encode; length 0: no picture) | u32 n_cam | with n_cam = 1
- * (attention.store = full): n_vert x u32 chunk length, then the deflated
- * map chunks (hv_store_cam_encode; length 0: no map). The pictures travel as the
+ * (hv_store_qc_encode; length 0: no picture) | then, for each crop volume
+ * of hv_store_vol in order (the attention map: attention.store = full; the
+ * synthesized label crop: synthesis.crops = masks | full; the synthesized
+ * CT crop: full), u32 n_vol | with n_vol = 1: n_vert x u32 chunk length,
+ * then the deflated chunks (hv_store_cam_encode, hv_store_crop_encode;
+ * length 0: no volume). The pictures travel as the
  * PNG bytes the store keeps, encoded once by the rank that drew them, so
  * rank 0 copies them into the store without recompressing (images.c).
  *
@@ -57,7 +60,8 @@
  * HV_JOURNAL_LAYOUT when a row struct or the payload changes. Layout 2 (the
  * QC pictures raw, 256 KiB a vertebra) is not read by layout 3: its cases
  * run again. Layout 4 added the attention columns to hv_run_vrow and the
- * maps to the payload.
+ * maps to the payload; layout 5 the synthesized crops (a layout-4 file is
+ * moved aside: its cases run again).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -77,7 +81,7 @@
 #define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
 
-#define HV_JOURNAL_LAYOUT 4u
+#define HV_JOURNAL_LAYOUT 5u
 #define JLAYOUT_FIXED 16u /* version, two row sizes, stage count */
 #define JLAYOUT_MAX (JLAYOUT_FIXED + HV_STORE_MAX_STAGES * HV_STORE_STAGE_NAME_MAX)
 
@@ -325,14 +329,19 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
     size_t nqc = 0;
     for (uint32_t k = 0; nq && k < nv; k++) nqc += pr->qc_png_len[k];
     if (nq) nqc += 4 * (size_t)nv;
-    uint32_t nc = nv && r->cam_z ? 1u : 0u;
-    size_t ncam = 0;
-    for (uint32_t k = 0; nc && k < nv; k++) ncam += r->cam_z_len[k];
-    if (nc) ncam += 4 * (size_t)nv;
+    uint32_t nc[HV_STORE_N_VOL];
+    size_t nvol[HV_STORE_N_VOL], nvol_all = 0;
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        nc[w] = nv && r->vol_z[w] ? 1u : 0u;
+        nvol[w] = 0;
+        for (uint32_t k = 0; nc[w] && k < nv; k++) nvol[w] += r->vol_z_len[w][k];
+        if (nc[w]) nvol[w] += 4 * (size_t)nv;
+        nvol_all += 4 + nvol[w];
+    }
     hv_status st = HV_OK;
     uint32_t ns = (uint32_t)j->n_stages;
     size_t payload = 4 + sizeof r->c + 4 + ns * sizeof(double) + 4 + nv * sizeof(hv_run_vrow) + 4 +
-                     nimg * sizeof(float) + 4 + nqc + 4 + ncam;
+                     nimg * sizeof(float) + 4 + nqc + nvol_all;
     if (payload > JMAX_PAYLOAD) {
         st = hv_error_set(HV_ERR_LIMIT, "journal: case record of %zu bytes is too large", payload);
         goto done;
@@ -361,10 +370,12 @@ hv_status hv_journal_append(hv_journal *j, const hv_case_result *r)
         put(&p, pr->qc_png_len, 4 * (size_t)nv);
         put(&p, pr->qc_png, nqc - 4 * (size_t)nv);
     }
-    put(&p, &nc, 4);
-    if (nc) {
-        put(&p, r->cam_z_len, 4 * (size_t)nv);
-        put(&p, r->cam_z, ncam - 4 * (size_t)nv);
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        put(&p, &nc[w], 4);
+        if (nc[w]) {
+            put(&p, r->vol_z_len[w], 4 * (size_t)nv);
+            put(&p, r->vol_z[w], nvol[w] - 4 * (size_t)nv);
+        }
     }
 
     /* Frame: deflated when that is smaller, raw otherwise. */
@@ -453,21 +464,30 @@ static hv_status parse_payload(const unsigned char *p, size_t n, uint32_t n_stag
             return hv_error_set(HV_ERR_FORMAT, "implausible PNG length %u", r->qc_png_len[k]);
         nqc += r->qc_png_len[k];
     }
-    /* the attention maps' chunks */
-    size_t coff = qoff + 4 + lens + nqc, ncam = 0;
-    uint32_t nc = 0;
-    if (n < coff + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
-    memcpy(&nc, p + coff, 4);
-    if (nc > 1) return hv_error_set(HV_ERR_FORMAT, "bad map count %u", nc);
-    size_t clens = nc ? 4 * (size_t)nv : 0;
-    if (n < coff + 4 + clens) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
-    if (clens) memcpy(r->cam_z_len, p + coff + 4, clens);
-    for (uint32_t k = 0; nc && k < nv; k++) {
-        if (r->cam_z_len[k] > HV_RUN_CAM_BYTES + 65536u)
-            return hv_error_set(HV_ERR_FORMAT, "implausible map length %u", r->cam_z_len[k]);
-        ncam += r->cam_z_len[k];
+    /* the crop volumes' chunks, one section per hv_store_vol */
+    size_t coff[HV_STORE_N_VOL], clens[HV_STORE_N_VOL], nvol[HV_STORE_N_VOL];
+    uint32_t nc[HV_STORE_N_VOL];
+    size_t end = qoff + 4 + lens + nqc;
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        coff[w] = end;
+        nvol[w] = 0;
+        nc[w] = 0;
+        if (n < coff[w] + 4) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+        memcpy(&nc[w], p + coff[w], 4);
+        if (nc[w] > 1)
+            return hv_error_set(HV_ERR_FORMAT, "bad %s count %u", hv_store_vol_name(w), nc[w]);
+        clens[w] = nc[w] ? 4 * (size_t)nv : 0;
+        if (n < coff[w] + 4 + clens[w]) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+        if (clens[w]) memcpy(r->vol_z_len[w], p + coff[w] + 4, clens[w]);
+        for (uint32_t k = 0; nc[w] && k < nv; k++) {
+            if (r->vol_z_len[w][k] > HV_RUN_CAM_BYTES + 65536u)
+                return hv_error_set(HV_ERR_FORMAT, "implausible %s length %u",
+                                    hv_store_vol_name(w), r->vol_z_len[w][k]);
+            nvol[w] += r->vol_z_len[w][k];
+        }
+        end = coff[w] + 4 + clens[w] + nvol[w];
     }
-    if (n != coff + 4 + clens + ncam) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
+    if (n != end) return hv_error_set(HV_ERR_FORMAT, "record size mismatch");
     if (nimg) {
         r->img = malloc(nimg * sizeof(float));
         if (!r->img) return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
@@ -482,16 +502,14 @@ static hv_status parse_payload(const unsigned char *p, size_t n, uint32_t n_stag
         }
         if (nqc) memcpy(r->qc_png, p + qoff + 4 + lens, nqc);
     }
-    if (nc) {
-        r->cam_z = malloc(ncam ? ncam : 1);
-        if (!r->cam_z) {
-            free(r->img);
-            free(r->qc_png);
-            r->img = NULL;
-            r->qc_png = NULL;
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        if (!nc[w]) continue;
+        r->vol_z[w] = malloc(nvol[w] ? nvol[w] : 1);
+        if (!r->vol_z[w]) {
+            hv_case_result_clear(r);
             return hv_error_set(HV_ERR_NOMEM, "journal: out of memory");
         }
-        if (ncam) memcpy(r->cam_z, p + coff + 4 + clens, ncam);
+        if (nvol[w]) memcpy(r->vol_z[w], p + coff[w] + 4 + clens[w], nvol[w]);
     }
     r->n_img = (int)ni;
     r->state = (int)state;

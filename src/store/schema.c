@@ -46,6 +46,9 @@
  *   /vertebrae/cam         uint8[N*S][256][256][64] attention maps x 255
  *                          (attention.store = full; chunked per slot,
  *                          deflate; images.c)
+ *   /vertebrae/synth_label uint8[N*S][256][256][64] the gan's synthesized
+ *                          label crops (synthesis.crops = masks | full)
+ *   /vertebrae/synth_ct    the same, its synthesized CT crops (full)
  *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none;
  *                          chunked per case, shuffle + deflate)
  *   /images/qc             vlen uint8[N*S]: one grey PNG per vertebra slot
@@ -78,7 +81,7 @@ void hv_case_result_clear(hv_case_result *r)
     free(r->img);
     free(r->qc);
     free(r->qc_png);
-    free(r->cam_z);
+    for (int w = 0; w < HV_STORE_N_VOL; w++) free(r->vol_z[w]);
     memset(r, 0, sizeof *r);
 }
 
@@ -211,7 +214,8 @@ static void store_free(hv_store *s)
 {
     if (!s) return;
     if (s->qc >= 0) H5Dclose(s->qc);
-    if (s->cam >= 0) H5Dclose(s->cam);
+    for (int w = 0; w < HV_STORE_N_VOL; w++)
+        if (s->vol[w] >= 0) H5Dclose(s->vol[w]);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);
@@ -225,7 +229,8 @@ static hv_store *store_alloc(void)
 {
     hv_store *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = s->cam = -1;
+    s->file = s->cases = s->seconds = s->status = s->verts = s->images = s->qc = -1;
+    for (int w = 0; w < HV_STORE_N_VOL; w++) s->vol[w] = -1;
     return s;
 }
 
@@ -320,14 +325,16 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     H5CHK(g, "cannot create /vertebrae");
     s->verts = make_dataset(g, "table", vt, 1, &nv);
     H5CHK(s->verts, "cannot create /vertebrae/table");
-    if (info->cam) {
-        s->cam = hv_store_make_cam(g, nv);
-        H5CHK(s->cam, "cannot create /vertebrae/cam");
-        s->has_cam = 1;
-        ATTRCHK(hv_h5_attr_str(s->cam, "meaning",
-                               "Grad-CAM++ map of the vertebra's crop (spec 7) x 255, truncated; "
-                               "crop layout [k rows caudal first][j AP][i LR]; zeros outside LR "
-                               "slices 17..46 and in slots without a map"));
+    {
+        /* the optional crop volumes (hv_store_vol) */
+        const int want[HV_STORE_N_VOL] = {info->cam != 0, info->synth_crops >= 1,
+                                          info->synth_crops >= 2};
+        for (int w = 0; w < HV_STORE_N_VOL; w++) {
+            if (!want[w]) continue;
+            s->vol[w] = hv_store_make_vol(g, w, nv);
+            H5CHK(s->vol[w], "cannot create /vertebrae/%s", hv_store_vol_name(w));
+            s->has_vol[w] = 1;
+        }
     }
     H5Gclose(g);
     g = -1;
@@ -442,13 +449,18 @@ static hv_status open_objects(hv_store *s)
             H5CHK(s->qc, "store: cannot open /images/qc");
         }
     }
-    /* the attention maps: chunked and compressed like the images, so for
-     * the same reason not opened through MPI-IO (rank 0 writes them) */
-    s->has_cam = H5Lexists(s->file, "vertebrae", H5P_DEFAULT) > 0 &&
-                 H5Lexists(s->file, "vertebrae/cam", H5P_DEFAULT) > 0;
-    if (s->has_cam && !s->mpi) {
-        s->cam = H5Dopen2(s->file, "vertebrae/cam", H5P_DEFAULT);
-        H5CHK(s->cam, "store: cannot open /vertebrae/cam");
+    /* the crop volumes (attention maps, synthesized crops): chunked and
+     * compressed like the images, so for the same reason not opened
+     * through MPI-IO (rank 0 writes them) */
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        char name[64];
+        snprintf(name, sizeof name, "vertebrae/%s", hv_store_vol_name(w));
+        s->has_vol[w] = H5Lexists(s->file, "vertebrae", H5P_DEFAULT) > 0 &&
+                        H5Lexists(s->file, name, H5P_DEFAULT) > 0;
+        if (s->has_vol[w] && !s->mpi) {
+            s->vol[w] = H5Dopen2(s->file, name, H5P_DEFAULT);
+            H5CHK(s->vol[w], "store: cannot open /%s", name);
+        }
     }
 done:
     return st;
@@ -506,7 +518,8 @@ hv_status hv_store_close(hv_store *s)
     if (!s) return HV_OK;
     hv_status st = HV_OK;
     if (s->qc >= 0) H5Dclose(s->qc);
-    if (s->cam >= 0) H5Dclose(s->cam);
+    for (int w = 0; w < HV_STORE_N_VOL; w++)
+        if (s->vol[w] >= 0) H5Dclose(s->vol[w]);
     if (s->images >= 0) H5Dclose(s->images);
     if (s->verts >= 0) H5Dclose(s->verts);
     if (s->status >= 0) H5Dclose(s->status);

@@ -19,9 +19,10 @@
 struct hv_store {
     hid_t file;
     hid_t cases, status, verts, images, qc;
-    hid_t cam;                        /* /vertebrae/cam; -1 when absent or   */
-                                      /* opened through MPI-IO              */
-    int has_cam;                      /* the file has /vertebrae/cam         */
+    hid_t vol[HV_STORE_N_VOL];        /* /vertebrae/<hv_store_vol_name>; -1  */
+                                      /* when absent or opened through      */
+                                      /* MPI-IO                             */
+    int has_vol[HV_STORE_N_VOL];      /* the file has that dataset          */
     hid_t seconds;                    /* /cases/seconds; -1 in a v1 store    */
     long n_cases;
     int n_img;
@@ -98,8 +99,9 @@ hv_status hv_h5_write_rows(hid_t d, hid_t type, hsize_t start, hsize_t count, in
  * offsetof: memory and file layouts are the same) and the status enum.
  * H5Tclose each. */
 hid_t hv_store_crow_type(void);
-/* /vertebrae/cam in group g for nv slots (images.c). */
-hid_t hv_store_make_cam(hid_t g, hsize_t nv);
+/* /vertebrae/<hv_store_vol_name(w)> in group g for nv slots, with its
+ * "meaning" attribute (images.c); -1 on failure. */
+hid_t hv_store_make_vol(hid_t g, int w, hsize_t nv);
 hid_t hv_store_vrow_type(void);
 /* The vertebra row of stores written before the attention columns
  * (p_fracture, cam_mass_body, cam_max_slice): read with hv_store_vrow_type
@@ -123,6 +125,11 @@ hid_t hv_store_qc_png_type(void);
  * says 8-bit grey 256 x 1024 (no decoding); *bad_k is the first slot that
  * is not, -1 when all are. HV_OK unless the slots cannot be read. */
 hv_status hv_store_qc_check_case(hv_store *s, long ci, int nv, int *bad_k);
+
+/* *written = 1 when vertebra slot `slot` of crop volume w has a chunk in
+ * the file (a crop was stored there), 0 when it has none (reads as the fill
+ * value, 0). Serially opened store with that dataset only. */
+hv_status hv_store_vol_written(hv_store *s, int w, long slot, int *written);
 
 /* ------------------------------------------------- stage names (stages.c) */
 

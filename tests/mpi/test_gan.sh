@@ -18,17 +18,32 @@
 #    and no_synth;
 #  - synthesis.nifti = on (in the 3-rank run) writes the reference's files
 #    for every vertebra the GAN did not fall back on, and changes nothing
-#    else.
-HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 MAKE_MODEL=$5
+#    else;
+#  - synthesis.crops = full (the rank-count and kill runs): the stored
+#    crops equal the CT_fake / label_fake files of the same run voxel for
+#    voxel (hv_synth_compare), 1, 2 and 3 ranks and the killed-and-resumed
+#    run store identical /vertebrae/synth_label and synth_ct (h5diff), a
+#    vertebra that fell back has an empty slot (the NaN model, masks), and
+#    `export` writes one file per stored crop; with the baseline method the
+#    key draws a warning and the store has no crops.
+HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 MAKE_MODEL=$5 SYNTH_COMPARE=$6
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
 [ -x "$MAKE_MODEL" ] || die "hv_make_gan_model '$MAKE_MODEL' not found"
+[ -x "$SYNTH_COMPARE" ] || die "hv_synth_compare '$SYNTH_COMPARE' not found"
 "$MAKE_MODEL" "$WORK/tiny.h5" --seed 3 --seg-bias 8 || die "tiny model"
 "$MAKE_MODEL" "$WORK/nan.h5" --nan || die "NaN model"
 "$MAKE_MODEL" "$WORK/broken.h5" --broken || die "broken model"
 HV_RUN_EXTRA=(--set phantom.cases=2 --set phantom.first=L1 --set phantom.last=L2
               --set output.images=none --set grader.method=rule --set synthesis.neighbours=0)
 GAN=(--set synthesis.method=gan --set "synthesis.model=$WORK/tiny.h5")
+CROPS=(--set synthesis.crops=full)
+# every slot of both crop datasets byte for byte, some with a crop (not
+# h5diff: it calls a dataset without chunks "not comparable" and exits 0)
+same_crops() {
+  "$SYNTH_COMPARE" --same "$1/store.h5" "$2/store.h5" >"$2.same" 2>&1 &&
+    grep -q "^slots [0-9]* equal, [1-9][0-9]* with a crop" "$2.same"
+}
 
 # ---- refusals before the run
 for n in 0 2; do
@@ -46,7 +61,7 @@ check "gan without synthesis.model refused (rc $rc)" [ $rc -ne 0 ]
 check "gan without synthesis.model: says so" grep -q "needs synthesis.model" "$WORK/nomodel.log"
 
 # ---- rank-count identity
-run_hv 0 "$WORK/r1" "${GAN[@]}"; rc=$?
+run_hv 0 "$WORK/r1" "${GAN[@]}" "${CROPS[@]}"; rc=$?
 [ $rc -eq 0 ] || die "gan singleton run failed ($rc), see $WORK/r1.log"
 check "2 cases done" [ "$(grep -c ',done,' "$WORK/r1/cases.csv")" -eq 2 ]
 nsyn=$(tail -n +2 "$WORK/r1/vertebrae.csv" | grep -vc synth_fallback)
@@ -57,21 +72,42 @@ check "the store names the model" grep -q "synthesis: *gan, sagittal: .*tiny.h5 
 NII=()
 for n in 2 3; do
   [ $n -eq 3 ] && NII=(--set synthesis.nifti=on)
-  HV_TEST_CASE_DELAY_MS=100 run_hv $n "$WORK/r$n" "${GAN[@]}" "${NII[@]}"; rc=$?
+  HV_TEST_CASE_DELAY_MS=100 run_hv $n "$WORK/r$n" "${GAN[@]}" "${CROPS[@]}" "${NII[@]}"; rc=$?
   check "gan, $n ranks: exits 0 (rc $rc; $WORK/r$n.log)" [ $rc -eq 0 ]
   check "gan, $n ranks: same results as 1" same_results "$WORK/r1" "$WORK/r$n"
   check "gan, $n ranks: store validates" valid "$WORK/r$n/store.h5"
+  check "gan, $n ranks: same synthesized crops as 1" same_crops "$WORK/r1" "$WORK/r$n"
 done
+# the stored crops against the same run's reference-layout NIfTI files
+"$SYNTH_COMPARE" "$WORK/r3/store.h5" "$WORK/r3" >"$WORK/r3.compare" 2>&1; rc=$?
+check "crops: the store's crops equal CT_fake / label_fake voxel for voxel (rc $rc; $WORK/r3.compare)" \
+  [ $rc -eq 0 ]
+check "crops: one per synthesized vertebra, both crops, some slices compared" \
+  grep -q "^vertebrae 4 crops $nsyn synthesized-slices [1-9][0-9]* fallbacks $((4 - nsyn)) (label and CT)" \
+  "$WORK/r3.compare"
+check "crops: the chunks are stored (allocated bytes)" \
+  bash -c "h5ls -v '$WORK/r1/store.h5/vertebrae/synth_ct' | grep -q ' [1-9][0-9]* allocated bytes'"
+"$HV" inspect "$WORK/r1/store.h5" >"$WORK/r1.inspect2" 2>&1
+check "crops: inspect names them" \
+  grep -q "synth crops: */vertebrae/synth_label, /vertebrae/synth_ct (synthesis.crops = full" \
+  "$WORK/r1.inspect2"
+"$HV" export "$WORK/r1/store.h5" --csv "$WORK/r1-export" >"$WORK/r1-export.log" 2>&1; rc=$?
+check "crops: export exits 0 (rc $rc)" [ $rc -eq 0 ]
+k=$(ls "$WORK/r1-export/synth" 2>/dev/null | wc -l)
+check "crops: export writes a label and a CT file per synthesized vertebra ($k, want $((2 * nsyn)))" \
+  [ "$k" -eq $((2 * nsyn)) ]
+check "crops: export says how many" grep -q ", $((2 * nsyn)) synthesized crops)" "$WORK/r1-export.log"
 
 # ---- kill -9 after a journal append, resume
 d="$WORK/kill"
-HV_CRASH_AT=after-journal:1 run_hv 2 "$d" "${GAN[@]}"; rc=$?
+HV_CRASH_AT=after-journal:1 run_hv 2 "$d" "${GAN[@]}" "${CROPS[@]}"; rc=$?
 check "kill: the killed run did not succeed (rc $rc)" [ $rc -ne 0 ]
 check "kill: crash hook fired" grep -q "crash point 'after-journal' reached" "$d.log"
-run_hv 2 "$d" "${GAN[@]}"; rc=$?
+run_hv 2 "$d" "${GAN[@]}" "${CROPS[@]}"; rc=$?
 check "kill: resume exits 0 (rc $rc; $d.log)" [ $rc -eq 0 ]
 check "kill: resumed == uninterrupted" same_results "$WORK/r1" "$d"
 check "kill: resumed store validates" valid "$d/store.h5"
+check "kill: resumed crops == uninterrupted" same_crops "$WORK/r1" "$d"
 
 # ---- other weights at the same path between a stop and a resume: refused
 # (the journal keeps each model file's size and CRC-32, not only its path)
@@ -91,13 +127,21 @@ check "swap: with the first weights back the resume completes (rc $rc; $d.log)" 
 check "swap: resumed == uninterrupted" same_results "$WORK/r1" "$d"
 
 # ---- NaN generator: every vertebra falls back, flagged
-run_hv 0 "$WORK/base"; rc=$?
+run_hv 0 "$WORK/base" --set synthesis.crops=masks; rc=$?
 [ $rc -eq 0 ] || die "baseline run failed ($rc)"
-run_hv 0 "$WORK/nan" --set synthesis.method=gan --set "synthesis.model=$WORK/nan.h5"; rc=$?
+check "baseline with synthesis.crops: warned at the start" \
+  grep -q "synthesis.crops = masks has no effect with synthesis.method = baseline" "$WORK/base.log"
+check "baseline with synthesis.crops: no crops in the store" \
+  bash -c "! h5ls '$WORK/base/store.h5/vertebrae' | grep -q '^synth_'"
+run_hv 0 "$WORK/nan" --set synthesis.method=gan --set "synthesis.model=$WORK/nan.h5" \
+  --set synthesis.crops=masks; rc=$?
 check "NaN model: exits 0 (rc $rc)" [ $rc -eq 0 ]
 check "NaN model: every vertebra flagged synth_fallback" \
   [ "$(tail -n +2 "$WORK/nan/vertebrae.csv" | grep -vc synth_fallback)" -eq 0 ]
 check "NaN model: the log says why" grep -q "gan synthesis not used (the generator gave non-finite values)" "$WORK/nan.log"
+"$SYNTH_COMPARE" "$WORK/nan/store.h5" "$WORK/nan" >"$WORK/nan.compare" 2>&1
+check "NaN model, crops = masks: every slot empty, every vertebra flagged" \
+  grep -q "^vertebrae 4 crops 0 synthesized-slices 0 fallbacks 4 (label)$" "$WORK/nan.compare"
 # vertebrae.csv: flags is column 8; everything but the flags equals the baseline's
 check "NaN model: the baseline's values" \
   diff <(cut -d, -f1-7,9- "$WORK/base/vertebrae.csv") <(cut -d, -f1-7,9- "$WORK/nan/vertebrae.csv")

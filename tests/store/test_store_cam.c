@@ -64,10 +64,10 @@ static void make_result(hv_case_result *r, const uint8_t *z, size_t zlen)
     r->v[0].p_fracture = 0.75;
     r->v[0].cam_mass_body = 0.5;
     r->v[0].cam_max_slice = 30;
-    r->cam_z = malloc(zlen);
-    memcpy(r->cam_z, z, zlen);
-    r->cam_z_len[0] = (uint32_t)zlen;
-    r->cam_z_len[1] = 0;
+    r->vol_z[HV_STORE_VOL_CAM] = malloc(zlen);
+    memcpy(r->vol_z[HV_STORE_VOL_CAM], z, zlen);
+    r->vol_z_len[HV_STORE_VOL_CAM][0] = (uint32_t)zlen;
+    r->vol_z_len[HV_STORE_VOL_CAM][1] = 0;
 }
 
 static size_t count_bad(const uint8_t *vol)
@@ -91,7 +91,8 @@ static hv_status on_record(void *user, const hv_case_result *r)
 {
     replay_ctx *c = user;
     c->n++;
-    HV_CHECK(r->cam_z != NULL && r->cam_z_len[1] == 0, "the replayed record has the map chunk");
+    HV_CHECK(r->vol_z[HV_STORE_VOL_CAM] != NULL && r->vol_z_len[HV_STORE_VOL_CAM][1] == 0,
+             "the replayed record has the map chunk");
     HV_CHECK(r->v[0].p_fracture == 0.75 && r->v[0].cam_max_slice == 30 &&
                  isnan(r->v[1].p_fracture) && r->v[1].cam_max_slice == -1,
              "the attention columns come back from the journal");
@@ -139,7 +140,8 @@ int main(void)
     memset(&row, 0, sizeof row);
     snprintf(row.id, sizeof row.id, "c0");
     row.rank = -1;
-    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages, 1};
+    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
+                               1, 0};
     hv_store *s = NULL;
     HV_REQUIRE(hv_store_create(store, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
     HV_CHECK(hv_store_has_cam(s), "the store has /vertebrae/cam");

@@ -103,13 +103,13 @@ static void make_result(hv_case_result *r, int qc, int t12_max)
         HV_REQUIRE_V(m && hv_store_cam_encode(m, &z[v], &zl[v]) == HV_OK, "encode %d", v);
         hv_vol_free(m);
     }
-    r->cam_z = malloc(zl[0] + zl[1]);
-    HV_REQUIRE_V(r->cam_z != NULL, "alloc");
-    memcpy(r->cam_z, z[0], zl[0]);
-    memcpy(r->cam_z + zl[0], z[1], zl[1]);
-    r->cam_z_len[0] = (uint32_t)zl[0];
-    r->cam_z_len[1] = (uint32_t)zl[1];
-    r->cam_z_len[2] = 0;
+    r->vol_z[HV_STORE_VOL_CAM] = malloc(zl[0] + zl[1]);
+    HV_REQUIRE_V(r->vol_z[HV_STORE_VOL_CAM] != NULL, "alloc");
+    memcpy(r->vol_z[HV_STORE_VOL_CAM], z[0], zl[0]);
+    memcpy(r->vol_z[HV_STORE_VOL_CAM] + zl[0], z[1], zl[1]);
+    r->vol_z_len[HV_STORE_VOL_CAM][0] = (uint32_t)zl[0];
+    r->vol_z_len[HV_STORE_VOL_CAM][1] = (uint32_t)zl[1];
+    r->vol_z_len[HV_STORE_VOL_CAM][2] = 0;
     free(z[0]);
     free(z[1]);
     if (!qc) return;
@@ -130,7 +130,7 @@ static void make_store(const char *path, int qc, int cam, int t12_max)
     snprintf(row.id, sizeof row.id, "c0");
     row.rank = -1;
     hv_store_create_info ci = {1, qc ? 1 : 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2,
-                               stages, cam};
+                               stages, cam, 0};
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_create(path, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
     hv_case_result r;
@@ -257,7 +257,7 @@ int main(void)
     free(rep);
     snprintf(out, sizeof out, "%s/exp-qc", dir);
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, &n_png,
-                                &n_cam));
+                                &n_cam, NULL));
     HV_CHECK(n_png == 6 && n_cam == 2, "6 QC pictures (%ld), 2 maps (%ld)", n_png, n_cam);
     snprintf(p, sizeof p, "%s/cam/c0_T12_cam.nii.gz", out);
     check_nifti(p, 0);
@@ -293,7 +293,7 @@ int main(void)
 
     /* maps only: volumes, no pictures */
     snprintf(out, sizeof out, "%s/exp-maps", dir);
-    HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_CAM, &n_png, &n_cam));
+    HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_CAM, &n_png, &n_cam, NULL));
     snprintf(p, sizeof p, "%s/cam/c0_L1_cam.nii.gz", out);
     HV_CHECK(n_cam == 2 && n_png == 0 && exists(p), "maps only: 2 volumes (%ld)", n_cam);
     snprintf(p, sizeof p, "%s/cam/c0_L1_cam.png", out);
@@ -304,7 +304,7 @@ int main(void)
     make_store(store, 1, 0, 40);
     snprintf(out, sizeof out, "%s/exp-nocam", dir);
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, &n_png,
-                                &n_cam));
+                                &n_cam, NULL));
     snprintf(p, sizeof p, "%s/cam", out);
     HV_CHECK(n_cam == 0 && n_png == 6 && !exists(p), "no maps: no cam folder (%ld)", n_cam);
     return hv_test_done();
