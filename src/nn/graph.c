@@ -768,7 +768,7 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     g->ex.training = training;
     g->ex.work = g->work;
     g->ex.work_n = g->work_n;
-    g->ex.gemm = be->iface->gemm ? be->iface->gemm : hv__nn_gemm_ref;
+    g->ex.gemm = hv__nn_gemm_ref;
     g->planned = 1;
     hv_log_debug("nn plan: %d nodes on %s, arena %.1f MiB (%.1f MiB lifetime-planned), "
                  "workspace %.1f MiB", n, be->iface->name, g->arena_n * 4.0 / 1048576.0,

@@ -36,9 +36,11 @@ struct hv_nn_param {
     uint64_t version; /* bumped whenever data changes */
 };
 
-/* GEMM used by the kernels: C[M,N] = alpha * op(A) op(B) + beta * C, row-major,
- * lda/ldb/ldc as in cblas. The reference backend uses plain loops, the CPU
- * backend OpenBLAS. */
+/* GEMM used by the reference kernels: C[M,N] = alpha * op(A) op(B) + beta * C,
+ * row-major, lda/ldb/ldc as in cblas. The graph fills hv_nn_exec.gemm with
+ * plain loops (hv__nn_gemm_ref); the CPU backend runs the reference kernels
+ * itself with a copy of the exec context holding OpenBLAS. It is a CPU
+ * detail, not part of the backend interface. */
 typedef void (*hv_nn_gemm_fn)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                               float alpha, const float *a, int64_t lda, const float *b,
                               int64_t ldb, float beta, float *c, int64_t ldc);
@@ -110,8 +112,6 @@ typedef struct hv_nn_backend_i {
     hv_status (*copy_out)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
     /* (optional) zero bytes of a backend buffer (gradient reset); NULL: memset */
     hv_status (*clear)(hv_nn_backend *be, void *dst, size_t bytes);
-    /* GEMM for the reference kernels (NULL: plain loops). */
-    hv_nn_gemm_fn gemm;
     /* (optional) does this backend run node n? NULL: every node. `grads` is
      * 1 when the graph will also run backward. */
     int (*supports_op)(hv_nn_backend *be, const hv_nn_tensor *n, int grads);
