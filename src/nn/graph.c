@@ -49,6 +49,13 @@ struct hv_nn_graph {
     float *work;
     size_t work_n;
     hv_nn_exec ex;
+    /* device backends (host_memory 0): the host side of the nodes the
+     * backend declines: their aux, scratch and staging copies of their
+     * tensors (run_staged) */
+    int host;
+    float *haux, *hwork, *stage;
+    size_t haux_n, hwork_n, stage_n;
+    hv_nn_exec hex;
     int profiling;
     int frozen; /* backward computes no parameter gradients */
     double prof_s[HV_NN_OP_COUNT], prof_bs[HV_NN_OP_COUNT];
@@ -124,6 +131,9 @@ void hv_nn_graph_free(hv_nn_graph *g)
         free(g->arena);
         free(g->work);
     }
+    free(g->haux);
+    free(g->hwork);
+    free(g->stage);
     free(g);
 }
 
@@ -610,6 +620,26 @@ static void release(block *live, int *n_live, int step)
     *n_live = k;
 }
 
+/* Is src[s] of t the first occurrence of that tensor among t's inputs? */
+static int first_src(const hv_nn_tensor *t, int s)
+{
+    for (int k = 0; k < s; k++)
+        if (t->src[k] == t->src[s]) return 0;
+    return 1;
+}
+
+/* Host staging floats of a declined node on a device backend: its distinct
+ * inputs and itself, each with its gradient where it has one (the
+ * requires_grad marks are set). */
+static size_t stage_floats(const hv_nn_tensor *t)
+{
+    size_t n = round64((size_t)t->numel) * (t->requires_grad ? 2 : 1);
+    for (int s = 0; s < t->nsrc; s++)
+        if (first_src(t, s))
+            n += round64((size_t)t->src[s]->numel) * (t->src[s]->requires_grad ? 2 : 1);
+    return n;
+}
+
 hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
 {
     if (!g || !be) return hv_error_set(HV_ERR_ARG, "nn plan: NULL graph or backend");
@@ -624,6 +654,14 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     g->training = training;
     g->grads = grads;
     g->be = be;
+    const hv_nn_backend_i *bi = be->iface;
+    g->host = bi->host_memory != 0;
+    if (!g->host && (!bi->buffer_alloc || !bi->buffer_free || !bi->copy_in || !bi->copy_out ||
+                     !bi->clear)) {
+        st = hv_error_set(HV_ERR_ARG, "nn plan: backend %s keeps device memory but lacks "
+                          "buffer_alloc, buffer_free, copy_in, copy_out or clear", bi->name);
+        goto done;
+    }
 
     offs = hv__nn_calloc((size_t)n, sizeof *offs);
     goffs = hv__nn_calloc((size_t)n, sizeof *goffs);
@@ -677,10 +715,16 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
         if (e->is_output) c->is_output = 1;
     }
 
-    /* 2. backend choice and workspace */
-    size_t work = 0;
+    /* 2. backend choice and workspace. On a device backend a declined node
+     * gets host scratch (hwork) and host staging copies (stage) instead. */
+    size_t work = 0, hwork = 0, stage = 0;
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
+        if (t->op == HV_NN_OP_PARAM && !g->host) {
+            st = hv_error_set(HV_ERR_ARG, "nn plan: parameter %s is host memory but backend %s "
+                              "keeps device memory", t->name, bi->name);
+            goto done;
+        }
         if (t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM || t->alias_of) continue;
         t->on_backend = be->iface->node_forward &&
                         (!be->iface->supports_op || be->iface->supports_op(be, t, grads));
@@ -694,16 +738,25 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
             }
             if (bw > w) w = bw;
         }
-        if (w > work) work = w;
+        if (g->host || t->on_backend) {
+            if (w > work) work = w;
+        } else {
+            size_t sn = stage_floats(t);
+            if (w > hwork) hwork = w;
+            if (sn > stage) stage = sn;
+        }
         t->aux_n = hv__nn_ref_aux_size(t, grads);
     }
 
     /* 3. memory: persistent part first (inputs, outputs, constants, aux,
      * everything in training), then lifetime-planned activations */
-    size_t top = 0;
+    size_t top = 0, htop = 0;
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
-        if (t->aux_n) {
+        if (t->aux_n && !g->host && !t->on_backend) { /* host aux of a declined node */
+            aoffs[i] = htop;
+            htop += round64(t->aux_n);
+        } else if (t->aux_n) {
             aoffs[i] = top;
             top += round64(t->aux_n);
         }
@@ -750,9 +803,25 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
         }
         memset(g->arena, 0, g->arena_n * sizeof(float));
     }
+    if (!g->host) {
+        g->haux_n = htop;
+        g->hwork_n = hwork;
+        g->stage_n = stage;
+        g->haux = htop ? hv__nn_aligned(htop * sizeof(float)) : NULL;
+        g->hwork = hwork ? hv__nn_aligned(hwork * sizeof(float)) : NULL;
+        g->stage = stage ? hv__nn_aligned(stage * sizeof(float)) : NULL;
+        if ((htop && !g->haux) || (hwork && !g->hwork) || (stage && !g->stage)) {
+            st = hv_error_set(HV_ERR_NOMEM, "nn plan: cannot allocate %zu floats of host staging",
+                              htop + hwork + stage);
+            goto done;
+        }
+        if (htop) memset(g->haux, 0, htop * sizeof(float));
+    }
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
-        t->aux = t->aux_n ? g->arena + aoffs[i] : NULL;
+        t->aux = !t->aux_n ? NULL
+                 : (!g->host && !t->on_backend) ? g->haux + aoffs[i]
+                                                : g->arena + aoffs[i];
         if (t->op == HV_NN_OP_PARAM) {
             t->data = t->param->data;
             t->grad = t->requires_grad ? t->param->grad : NULL;
@@ -769,6 +838,9 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     g->ex.work = g->work;
     g->ex.work_n = g->work_n;
     g->ex.gemm = hv__nn_gemm_ref;
+    g->hex = g->ex;
+    g->hex.work = g->hwork;
+    g->hex.work_n = g->hwork_n;
     g->planned = 1;
     hv_log_debug("nn plan: %d nodes on %s, arena %.1f MiB (%.1f MiB lifetime-planned), "
                  "workspace %.1f MiB", n, be->iface->name, g->arena_n * 4.0 / 1048576.0,
@@ -808,10 +880,74 @@ double hv_nn_graph_flops(const hv_nn_graph *g)
 
 size_t hv_nn_graph_bytes(const hv_nn_graph *g)
 {
-    return g ? (g->arena_n + g->work_n) * sizeof(float) : 0;
+    return g ? (g->arena_n + g->work_n + g->haux_n + g->hwork_n + g->stage_n) * sizeof(float) : 0;
 }
 
 /* ------------------------------------------------------------- running */
+
+static hv_status sync_backend(const hv_nn_backend *be)
+{
+    if (!be || !be->iface->synchronize) return HV_OK;
+    hv_status st = be->iface->synchronize((hv_nn_backend *)be);
+    return st == HV_OK ? HV_OK : hv_error_wrap(st, "nn: synchronising backend %s", be->iface->name);
+}
+
+/* A node the device backend declines, on the reference kernels over host
+ * staging copies: copy out its distinct inputs (and, backward, their
+ * gradients, its own value and its gradient), point the tensors at the
+ * copies, run the kernel with the host scratch, copy in what it wrote (its
+ * value, or its inputs' gradients; forward also the non-trainable parameter
+ * inputs that batch norm and spectral norm update) and point the tensors
+ * back. The staging area was sized at plan time (stage_floats). */
+static hv_status run_staged(hv_nn_graph *g, hv_nn_tensor *t, int backward)
+{
+    const hv_nn_backend_i *bi = g->be->iface;
+    hv_nn_backend *be = g->be;
+    float *dev_d[HV_NN_MAX_SRC + 1] = {0}, *dev_g[HV_NN_MAX_SRC + 1] = {0};
+    hv_nn_tensor *ts[HV_NN_MAX_SRC + 1];
+    int nt = 0;
+    float *p = g->stage;
+    hv_status st = sync_backend(be);
+    if (st != HV_OK) return st;
+    for (int s = 0; s < t->nsrc; s++)
+        if (first_src(t, s)) ts[nt++] = t->src[s];
+    ts[nt++] = t; /* the node itself last */
+    for (int k = 0; k < nt; k++) { /* point at the staging copies first ... */
+        hv_nn_tensor *x = ts[k];
+        dev_d[k] = x->data;
+        dev_g[k] = x->grad;
+        x->data = p;
+        p += round64((size_t)x->numel);
+        if (x->requires_grad) {
+            if (x->grad) x->grad = p; /* NULL: a frozen parameter */
+            p += round64((size_t)x->numel);
+        }
+    }
+    for (int k = 0; k < nt; k++) { /* ... then copy, so that `done` restores all */
+        hv_nn_tensor *x = ts[k];
+        const size_t bytes = (size_t)x->numel * sizeof(float);
+        if ((k < nt - 1 || backward) && (st = bi->copy_out(be, x->data, dev_d[k], bytes))) goto done;
+        if (backward && x->grad && (st = bi->copy_out(be, x->grad, dev_g[k], bytes))) goto done;
+    }
+    st = backward ? hv__nn_ref_backward(t, &g->hex) : hv__nn_ref_forward(t, &g->hex);
+    if (st != HV_OK) goto done;
+    for (int k = 0; k < nt; k++) {
+        hv_nn_tensor *x = ts[k];
+        const size_t bytes = (size_t)x->numel * sizeof(float);
+        const int self = k == nt - 1;
+        if (!backward && (self || (x->op == HV_NN_OP_PARAM && !x->param->trainable)))
+            st = bi->copy_in(be, dev_d[k], x->data, bytes);
+        else if (backward && !self && dev_g[k])
+            st = bi->copy_in(be, dev_g[k], x->grad, bytes);
+        if (st != HV_OK) goto done;
+    }
+done:
+    for (int k = 0; k < nt; k++) {
+        ts[k]->data = dev_d[k];
+        ts[k]->grad = dev_g[k];
+    }
+    return st;
+}
 
 static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
 {
@@ -819,6 +955,8 @@ static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
     double t0 = g->profiling ? hv_time_now() : 0;
     if (t->on_backend)
         st = g->be->iface->node_forward(g->be, t, &g->ex);
+    else if (!g->host)
+        st = run_staged(g, t, 0);
     else
         st = hv__nn_ref_forward(t, &g->ex);
     if (g->profiling) {
@@ -915,6 +1053,7 @@ static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss, int first)
         if (!t->requires_grad || t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM) continue;
         double t0 = g->profiling ? hv_time_now() : 0;
         hv_status st = t->on_backend ? g->be->iface->node_backward(g->be, t, &g->ex)
+                       : !g->host    ? run_staged(g, t, 1)
                                      : hv__nn_ref_backward(t, &g->ex);
         if (g->profiling) {
             g->prof_bs[t->op] += hv_time_now() - t0;
@@ -973,14 +1112,16 @@ hv_status hv_nn_tensor_get(const hv_nn_tensor *t, float *dst, size_t n)
 {
     if (!t || !dst || !t->data || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_get: bad arguments or graph not planned");
-    return copy_out_plain(t, dst, t->data, n);
+    hv_status st = sync_backend(t->graph->be);
+    return st != HV_OK ? st : copy_out_plain(t, dst, t->data, n);
 }
 
 hv_status hv_nn_tensor_get_grad(const hv_nn_tensor *t, float *dst, size_t n)
 {
     if (!t || !dst || !t->grad || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_get_grad: tensor has no gradient");
-    return copy_out_plain(t, dst, t->grad, n);
+    hv_status st = sync_backend(t->graph->be);
+    return st != HV_OK ? st : copy_out_plain(t, dst, t->grad, n);
 }
 
 void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx)

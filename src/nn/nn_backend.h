@@ -5,10 +5,12 @@
  * A backend is a C vtable (struct hv_nn_backend_i, after ggml's
  * ggml_backend_i). The graph asks supports_op() for every node at plan time;
  * a node the backend declines runs on the reference kernels on the host
- * (ggml-blas style partial backend). A backend may keep per-node state
- * (oneDNN primitives, cuDNN descriptors) in node->be_state, created in
- * node_prepare and released in node_release; it may ask for workspace
- * (scratch floats shared by all nodes) at prepare time.
+ * (ggml-blas style partial backend): in place on a host-memory backend, on
+ * host staging copies of its tensors on a device backend (host_memory 0).
+ * A backend may keep per-node state (oneDNN primitives, cuDNN descriptors)
+ * in node->be_state, created in node_prepare and released in node_release;
+ * it may ask for workspace (scratch floats shared by all nodes) at prepare
+ * time.
  *
  * Kernel contract: forward writes node->data from src[i]->data; backward
  * ADDS into src[i]->grad for every src with requires_grad (grad != NULL), from
@@ -73,7 +75,7 @@ struct hv_nn_tensor {
     int is_output;
     int is_const;      /* inference graphs: depends on parameters only */
     int last_use;      /* index of the last node reading this one */
-    int on_backend;    /* 1: backend kernel, 0: reference kernel */
+    int on_backend;    /* 1: backend kernel, 0: reference kernel (host) */
     float *data;
     float *grad;
     float *aux;
@@ -99,18 +101,32 @@ struct hv_nn_tensor {
 typedef struct hv_nn_backend_i {
     const char *name;
     void (*destroy)(hv_nn_backend *be);
+    /* Where the backend's buffers are. 1: host memory, which host code (the
+     * reference kernels, hv_nn_tensor_get) may read and write directly.
+     * 0: device memory, reached only through copy_in/copy_out, which must be
+     * set together with buffer_alloc, buffer_free and clear (the planner
+     * refuses a device backend that lacks one). On a device backend a node
+     * that supports_op declines runs on the reference kernels on host
+     * staging copies: the graph copies its inputs (and, backward, its
+     * gradients) out, runs the kernel on the host and copies its results in
+     * (graph.c, run_staged); parameters must be bound to the backend
+     * (hv_nn_params_bind). */
+    int host_memory;
+    /* (optional) wait until the work queued on the backend is done; called
+     * before results go back to the host (hv_nn_tensor_get, parameter and
+     * checkpoint reads, host staging). NULL: kernels are synchronous. */
+    hv_status (*synchronize)(hv_nn_backend *be);
     /* (optional) memory for the graph's arena and workspace, zero-filled;
      * NULL: host memory (64-byte aligned). A device backend returns device
      * memory; tensor data pointers then point into it. */
     hv_status (*buffer_alloc)(hv_nn_backend *be, size_t bytes, void **out);
     void (*buffer_free)(hv_nn_backend *be, void *buf);
-    /* (optional) copies between host memory and the backend's buffers, used by
-     * hv_nn_tensor_set/get; NULL: memcpy. Parameters are host memory in this
-     * version: a device backend mirrors them (its node_prepare/forward see
-     * n->param) until parameter sets get backend buffers too. */
+    /* (optional on host backends) copies between host memory and the
+     * backend's buffers (dst, src: bytes each); NULL: memcpy. */
     hv_status (*copy_in)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
     hv_status (*copy_out)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
-    /* (optional) zero bytes of a backend buffer (gradient reset); NULL: memset */
+    /* (optional on host backends) zero bytes of a backend buffer (gradient
+     * reset); NULL: memset */
     hv_status (*clear)(hv_nn_backend *be, void *dst, size_t bytes);
     /* (optional) does this backend run node n? NULL: every node. `grads` is
      * 1 when the graph will also run backward. */

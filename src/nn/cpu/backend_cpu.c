@@ -53,6 +53,7 @@ static hv_status ref_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
 static const hv_nn_backend_i ref_iface = {
     .name = "ref",
     .destroy = ref_destroy,
+    .host_memory = 1,
     .supports_op = NULL,
     .node_prepare = NULL,
     .node_release = NULL,
@@ -736,6 +737,7 @@ static void cpu_destroy(hv_nn_backend *be)
 static const hv_nn_backend_i cpu_iface = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .host_memory = 1,
     .supports_op = NULL, /* every node: oneDNN or a reference kernel with OpenBLAS */
     .node_prepare = cpu_prepare,
     .node_release = cpu_release,
