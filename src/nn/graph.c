@@ -720,9 +720,14 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     size_t work = 0, hwork = 0, stage = 0;
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
-        if (t->op == HV_NN_OP_PARAM && !g->host) {
-            st = hv_error_set(HV_ERR_ARG, "nn plan: parameter %s is host memory but backend %s "
-                              "keeps device memory", t->name, bi->name);
+        if (t->op == HV_NN_OP_PARAM && t->param->be != (g->host ? NULL : be)) {
+            if (g->host)
+                st = hv_error_set(HV_ERR_ARG, "nn plan: parameter %s is bound to backend %s, the "
+                                  "graph is planned on %s (hv_nn_params_bind(ps, NULL) brings it "
+                                  "back)", t->name, t->param->be->iface->name, bi->name);
+            else
+                st = hv_error_set(HV_ERR_ARG, "nn plan: parameter %s is not bound to backend %s, "
+                                  "which keeps device memory (hv_nn_params_bind)", t->name, bi->name);
             goto done;
         }
         if (t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM || t->alias_of) continue;
@@ -1069,11 +1074,7 @@ hv_status hv_nn_tensor_set(hv_nn_tensor *t, const float *src, size_t n)
 {
     if (!t || !src || !t->data || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_set: bad arguments or graph not planned");
-    if (t->op == HV_NN_OP_PARAM) {
-        memcpy(t->data, src, n * sizeof(float));
-        t->param->version++;
-        return HV_OK;
-    }
+    if (t->op == HV_NN_OP_PARAM) return hv_nn_param_set(t->param, src, n);
     if (t->op != HV_NN_OP_INPUT)
         return hv_error_set(HV_ERR_ARG, "nn tensor_set: %s is not an input", t->name);
     const hv_nn_backend *be = t->graph->be;
@@ -1086,8 +1087,8 @@ hv_status hv_nn_tensor_set(hv_nn_tensor *t, const float *src, size_t n)
 static hv_status copy_out(const hv_nn_tensor *t, float *dst, const float *src, size_t n)
 {
     const hv_nn_backend *be = t->graph->be;
-    /* parameters are host memory whatever the backend */
-    if (be && be->iface->copy_out && t->op != HV_NN_OP_PARAM)
+    /* parameters are where the graph's tensors are (checked at plan time) */
+    if (be && be->iface->copy_out)
         return be->iface->copy_out((hv_nn_backend *)be, dst, src, n * sizeof(float));
     memcpy(dst, src, n * sizeof(float));
     return HV_OK;

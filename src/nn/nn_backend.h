@@ -36,7 +36,16 @@ struct hv_nn_param {
     float *data;
     float *grad;      /* NULL for buffers */
     uint64_t version; /* bumped whenever data changes */
+    /* the device backend holding data and grad (hv_nn_params_bind); NULL:
+     * host memory (also when bound to a host-memory backend) */
+    hv_nn_backend *be;
 };
+
+/* Adam's per-step constants (params.c): m = b1 m + (1 - b1) g, v = b2 v +
+ * (1 - b2) g^2, w -= step_size m / (sqrt(v) / sqrt_bc2 + eps). */
+typedef struct hv_nn_adam_hp {
+    float beta1, beta2, step_size, sqrt_bc2, eps;
+} hv_nn_adam_hp;
 
 /* GEMM used by the reference kernels: C[M,N] = alpha * op(A) op(B) + beta * C,
  * row-major, lda/ldb/ldc as in cblas. The graph fills hv_nn_exec.gemm with
@@ -140,6 +149,12 @@ typedef struct hv_nn_backend_i {
     void (*node_release)(hv_nn_backend *be, hv_nn_tensor *n);
     hv_status (*node_forward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
     hv_status (*node_backward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
+    /* (optional) one Adam update of n floats in the backend's buffers (w,
+     * m, v updated; g read), with hv__nn_adam_update's arithmetic;
+     * HV_ERR_NUMERIC on a non-finite gradient. NULL: the host loop, which
+     * only a host-memory backend can use (hv_nn_adam_step refuses otherwise). */
+    hv_status (*adam_step)(hv_nn_backend *be, float *w, float *m, float *v, const float *g,
+                           int64_t n, const hv_nn_adam_hp *hp);
 } hv_nn_backend_i;
 
 struct hv_nn_backend {
@@ -169,6 +184,18 @@ hv_status hv__nn_ca_backward(hv_nn_tensor *n, const hv_nn_exec *ex);
  * beta2, eps; set = 1 writes them (and step) into the optimiser. */
 size_t hv__nn_adam_state(const hv_nn_adam *a, size_t i, hv_nn_param **p, float **m, float **v);
 void hv__nn_adam_hyper(hv_nn_adam *a, double hp[4], int64_t *step, int set);
+/* 1 when every covered parameter is still where the moments are (in the
+ * memory of the backend the set was bound to at the optimiser's creation). */
+int hv__nn_adam_placed(const hv_nn_adam *a);
+/* The host Adam loop over n floats; HV_ERR_NUMERIC (no message set) at the
+ * first non-finite gradient. */
+hv_status hv__nn_adam_update(float *w, float *m, float *v, const float *g, int64_t n,
+                             const hv_nn_adam_hp *hp);
+/* Copies between host memory and a parameter's storage (p->data, p->grad or
+ * an Adam moment of p: host memory or p->be's buffers), n floats; copy_out
+ * synchronises the backend first. */
+hv_status hv__nn_param_copy_out(const hv_nn_param *p, float *host, const float *buf, int64_t n);
+hv_status hv__nn_param_copy_in(const hv_nn_param *p, float *buf, const float *host, int64_t n);
 
 /* ---- counted allocation (hv_nn_alloc_count) */
 void *hv__nn_malloc(size_t bytes);

@@ -187,6 +187,22 @@ static hv_status fake_dev_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_
     return fake_dev_run(be, n, ex, 1);
 }
 
+static hv_status fake_dev_adam(hv_nn_backend *be, float *w, float *m, float *v, const float *g,
+                               int64_t n, const hv_nn_adam_hp *hp)
+{
+    fake_dev *fd = be->ctx;
+    const size_t bytes = (size_t)n * sizeof(float);
+    if (fake_dev_find(fd, w, bytes) < 0 || fake_dev_find(fd, m, bytes) < 0 ||
+        fake_dev_find(fd, v, bytes) < 0 || fake_dev_find(fd, g, bytes) < 0)
+        return hv_error_set(HV_ERR_ARG, "fake device: adam_step on memory that is not its own");
+    fake_dev_access(fd, 1);
+    hv_status st = hv__nn_adam_update(w, m, v, g, n, hp);
+    fake_dev_access(fd, 0);
+    fd->pending = 1;
+    fd->n_adam++;
+    return st;
+}
+
 static const hv_nn_backend_i fake_dev_iface = {
     .name = "fake_device",
     .destroy = fake_dev_destroy,
@@ -200,6 +216,7 @@ static const hv_nn_backend_i fake_dev_iface = {
     .supports_op = fake_dev_supports,
     .node_forward = fake_dev_forward,
     .node_backward = fake_dev_backward,
+    .adam_step = fake_dev_adam,
 };
 
 /* A fake device running the ops listed in ops (n_ops of them; n_ops < 0:
