@@ -242,6 +242,6 @@ static hv_status fake_device_create(hv_nn_backend **out, const hv_nn_op *ops, in
     return HV_OK;
 }
 
-static fake_dev *fake_device_state(hv_nn_backend *be) { return be->ctx; }
+static inline fake_dev *fake_device_state(hv_nn_backend *be) { return be->ctx; }
 
 #endif /* HV_TESTS_NN_FAKE_DEVICE_H */
