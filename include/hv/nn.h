@@ -147,8 +147,9 @@ hv_status hv_nn_param_set(hv_nn_param *p, const float *src, size_t n);
  * kept). Graphs planned on a device backend read and update the bound
  * copies in place and refuse a parameter that is not bound to it; graphs on
  * a host backend refuse a parameter bound to a device. Bind before planning
- * graphs and before hv_nn_adam_create (the optimiser keeps its moments where
- * the parameters are at its creation and refuses to step after they moved).
+ * graphs (a graph planned earlier refuses to run once its parameters moved)
+ * and before hv_nn_adam_create (the optimiser keeps its moments where the
+ * parameters are at its creation and refuses to step after they moved).
  * Initialisation, hv_nn_sn_power_iteration and checkpoints work on bound
  * sets through host copies. be is borrowed: it must outlive the set or a
  * later hv_nn_params_bind(ps, NULL). */

@@ -972,10 +972,25 @@ static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
     return HV_OK;
 }
 
+/* A parameter set bound elsewhere (hv_nn_params_bind) after planning
+ * leaves the graph with pointers to freed storage: refuse to run. */
+static hv_status params_moved(const hv_nn_graph *g, const char *who)
+{
+    for (int i = 0; i < g->n; i++) {
+        const hv_nn_tensor *t = g->nodes[i];
+        if (t->op == HV_NN_OP_PARAM && t->data != t->param->data)
+            return hv_error_set(HV_ERR_ARG, "%s: parameter %s was moved (hv_nn_params_bind) after "
+                                "the graph was planned; plan a new graph", who, t->name);
+    }
+    return HV_OK;
+}
+
 hv_status hv_nn_graph_forward(hv_nn_graph *g)
 {
     if (!g) return hv_error_set(HV_ERR_ARG, "nn forward: NULL graph");
     if (!g->planned) return hv_error_set(HV_ERR_ARG, "nn forward: graph not planned");
+    hv_status mst = params_moved(g, "nn forward");
+    if (mst != HV_OK) return mst;
     /* Folded constants: recompute a constant node when the versions of the
      * parameters below it changed (the sum of versions only grows). */
     for (int i = 0; i < g->n; i++) {
@@ -1015,6 +1030,8 @@ hv_status hv_nn_graph_backward_to(hv_nn_graph *g, hv_nn_tensor *loss, hv_nn_tens
         return hv_error_set(HV_ERR_ARG, "nn backward: graph not planned with gradients");
     if (loss->numel != 1) return hv_error_set(HV_ERR_ARG, "nn backward: loss must be a scalar");
     if (!loss->requires_grad) return hv_error_set(HV_ERR_ARG, "nn backward: loss depends on no parameter");
+    hv_status mst = params_moved(g, "nn backward");
+    if (mst != HV_OK) return mst;
     const hv_nn_backend_i *bi = g->be->iface;
     for (int i = 0; i < g->n; i++) {
         hv_nn_tensor *t = g->nodes[i];

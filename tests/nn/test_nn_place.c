@@ -15,8 +15,8 @@
  *  - Parameters bound to the device (hv_nn_params_bind) with Adam on its
  *    adam_step hook: a short training equals the cpu backend's within
  *    round-off; checkpoints move between device and host unchanged; an
- *    unbound parameter on the device, a bound one on the cpu and Adam after
- *    its parameters moved are refused.
+ *    unbound parameter on the device, a bound one on the cpu, and a graph
+ *    or Adam whose parameters moved afterwards are refused.
  * The reference backend is the ground truth (its kernels are checked
  * against PyTorch in test_nn_ops); both run the same kernels, so the
  * results are compared within 1e-6 relative L2 (measured: 0, bit-identical).
@@ -360,8 +360,14 @@ static void test_bound_training(void)
     HV_CHECK_OK(hv_nn_checkpoint_load(path, nd.ps, NULL, 1));
     HV_CHECK(params_diff(&nd, &nl) == 0, "a host checkpoint loaded on the device differs");
 
-    /* parameters moved after the optimiser was created: refused */
+    /* parameters moved after a graph was planned or the optimiser was
+     * created: refused */
+    hv_nn_tensor *gx, *gt, *gl;
+    g = net_graph(&nd, dev, &gx, &gt, &gl);
     HV_CHECK_OK(hv_nn_params_bind(nd.ps, NULL));
+    HV_CHECK(hv_nn_graph_forward(g) != HV_OK && strstr(hv_error_detail(), "was moved"),
+             "a graph ran on parameters that moved after planning (%s)", hv_error_detail());
+    hv_nn_graph_free(g);
     HV_CHECK(hv_nn_param_data(nd.p[0]) != NULL && params_diff(&nd, &nl) == 0,
              "unbinding lost the parameter values");
     HV_CHECK(hv_nn_adam_step(ad) != HV_OK && strstr(hv_error_detail(), "after the optimiser"),
