@@ -23,7 +23,10 @@
  * not need, at the price of many more graph nodes and no fused backward
  * kernels such as oneDNN's convolution backward).
  *
- * One file of ~1,000 lines on purpose: recording, planning (gradient marks,
+ * On a backend whose buffers are device memory, the nodes it declines run
+ * on host staging copies (placement.c).
+ *
+ * One file of ~1,100 lines on purpose: recording, planning (gradient marks,
  * constant folding, arena placement) and the two passes all walk the same
  * node array with the same invariants, which are easier to check in one
  * place than across files.
@@ -51,7 +54,7 @@ struct hv_nn_graph {
     hv_nn_exec ex;
     /* device backends (host_memory 0): the host side of the nodes the
      * backend declines: their aux, scratch and staging copies of their
-     * tensors (run_staged) */
+     * tensors (placement.c) */
     int host;
     float *haux, *hwork, *stage;
     size_t haux_n, hwork_n, stage_n;
@@ -620,26 +623,6 @@ static void release(block *live, int *n_live, int step)
     *n_live = k;
 }
 
-/* Is src[s] of t the first occurrence of that tensor among t's inputs? */
-static int first_src(const hv_nn_tensor *t, int s)
-{
-    for (int k = 0; k < s; k++)
-        if (t->src[k] == t->src[s]) return 0;
-    return 1;
-}
-
-/* Host staging floats of a declined node on a device backend: its distinct
- * inputs and itself, each with its gradient where it has one (the
- * requires_grad marks are set). */
-static size_t stage_floats(const hv_nn_tensor *t)
-{
-    size_t n = round64((size_t)t->numel) * (t->requires_grad ? 2 : 1);
-    for (int s = 0; s < t->nsrc; s++)
-        if (first_src(t, s))
-            n += round64((size_t)t->src[s]->numel) * (t->src[s]->requires_grad ? 2 : 1);
-    return n;
-}
-
 hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
 {
     if (!g || !be) return hv_error_set(HV_ERR_ARG, "nn plan: NULL graph or backend");
@@ -746,7 +729,7 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
         if (g->host || t->on_backend) {
             if (w > work) work = w;
         } else {
-            size_t sn = stage_floats(t);
+            size_t sn = hv__nn_stage_floats(t);
             if (w > hwork) hwork = w;
             if (sn > stage) stage = sn;
         }
@@ -892,66 +875,7 @@ size_t hv_nn_graph_bytes(const hv_nn_graph *g)
 
 static hv_status sync_backend(const hv_nn_backend *be)
 {
-    if (!be || !be->iface->synchronize) return HV_OK;
-    hv_status st = be->iface->synchronize((hv_nn_backend *)be);
-    return st == HV_OK ? HV_OK : hv_error_wrap(st, "nn: synchronising backend %s", be->iface->name);
-}
-
-/* A node the device backend declines, on the reference kernels over host
- * staging copies: copy out its distinct inputs (and, backward, their
- * gradients, its own value and its gradient), point the tensors at the
- * copies, run the kernel with the host scratch, copy in what it wrote (its
- * value, or its inputs' gradients; forward also the non-trainable parameter
- * inputs that batch norm and spectral norm update) and point the tensors
- * back. The staging area was sized at plan time (stage_floats). */
-static hv_status run_staged(hv_nn_graph *g, hv_nn_tensor *t, int backward)
-{
-    const hv_nn_backend_i *bi = g->be->iface;
-    hv_nn_backend *be = g->be;
-    float *dev_d[HV_NN_MAX_SRC + 1] = {0}, *dev_g[HV_NN_MAX_SRC + 1] = {0};
-    hv_nn_tensor *ts[HV_NN_MAX_SRC + 1];
-    int nt = 0;
-    float *p = g->stage;
-    hv_status st = sync_backend(be);
-    if (st != HV_OK) return st;
-    for (int s = 0; s < t->nsrc; s++)
-        if (first_src(t, s)) ts[nt++] = t->src[s];
-    ts[nt++] = t; /* the node itself last */
-    for (int k = 0; k < nt; k++) { /* point at the staging copies first ... */
-        hv_nn_tensor *x = ts[k];
-        dev_d[k] = x->data;
-        dev_g[k] = x->grad;
-        x->data = p;
-        p += round64((size_t)x->numel);
-        if (x->requires_grad) {
-            if (x->grad) x->grad = p; /* NULL: a frozen parameter */
-            p += round64((size_t)x->numel);
-        }
-    }
-    for (int k = 0; k < nt; k++) { /* ... then copy, so that `done` restores all */
-        hv_nn_tensor *x = ts[k];
-        const size_t bytes = (size_t)x->numel * sizeof(float);
-        if ((k < nt - 1 || backward) && (st = bi->copy_out(be, x->data, dev_d[k], bytes))) goto done;
-        if (backward && x->grad && (st = bi->copy_out(be, x->grad, dev_g[k], bytes))) goto done;
-    }
-    st = backward ? hv__nn_ref_backward(t, &g->hex) : hv__nn_ref_forward(t, &g->hex);
-    if (st != HV_OK) goto done;
-    for (int k = 0; k < nt; k++) {
-        hv_nn_tensor *x = ts[k];
-        const size_t bytes = (size_t)x->numel * sizeof(float);
-        const int self = k == nt - 1;
-        if (!backward && (self || (x->op == HV_NN_OP_PARAM && !x->param->trainable)))
-            st = bi->copy_in(be, dev_d[k], x->data, bytes);
-        else if (backward && !self && dev_g[k])
-            st = bi->copy_in(be, dev_g[k], x->grad, bytes);
-        if (st != HV_OK) goto done;
-    }
-done:
-    for (int k = 0; k < nt; k++) {
-        ts[k]->data = dev_d[k];
-        ts[k]->grad = dev_g[k];
-    }
-    return st;
+    return be ? hv__nn_sync(be) : HV_OK;
 }
 
 static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
@@ -961,7 +885,7 @@ static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
     if (t->on_backend)
         st = g->be->iface->node_forward(g->be, t, &g->ex);
     else if (!g->host)
-        st = run_staged(g, t, 0);
+        st = hv__nn_run_staged(g->be, t, 0, g->stage, &g->hex);
     else
         st = hv__nn_ref_forward(t, &g->ex);
     if (g->profiling) {
@@ -1075,7 +999,7 @@ static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss, int first)
         if (!t->requires_grad || t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM) continue;
         double t0 = g->profiling ? hv_time_now() : 0;
         hv_status st = t->on_backend ? g->be->iface->node_backward(g->be, t, &g->ex)
-                       : !g->host    ? run_staged(g, t, 1)
+                       : !g->host    ? hv__nn_run_staged(g->be, t, 1, g->stage, &g->hex)
                                      : hv__nn_ref_backward(t, &g->ex);
         if (g->profiling) {
             g->prof_bs[t->op] += hv_time_now() - t0;

@@ -118,7 +118,7 @@ typedef struct hv_nn_backend_i {
      * that supports_op declines runs on the reference kernels on host
      * staging copies: the graph copies its inputs (and, backward, its
      * gradients) out, runs the kernel on the host and copies its results in
-     * (graph.c, run_staged); parameters must be bound to the backend
+     * (placement.c, hv__nn_run_staged); parameters must be bound to the backend
      * (hv_nn_params_bind). */
     int host_memory;
     /* (optional) wait until the work queued on the backend is done; called
@@ -161,6 +161,22 @@ struct hv_nn_backend {
     const hv_nn_backend_i *iface;
     void *ctx;
 };
+
+/* ---- host staging of the nodes a device backend declines (placement.c) */
+/* backend->synchronize when it has one (errors wrapped with its name). */
+hv_status hv__nn_sync(const hv_nn_backend *be);
+/* Staging floats node t needs: its distinct inputs and itself, each with
+ * its gradient where it has one (plan time, after the requires_grad marks). */
+size_t hv__nn_stage_floats(const hv_nn_tensor *t);
+/* Run t (forward, or backward) on the reference kernels over copies in
+ * `stage` (hv__nn_stage_floats(t) floats, host) with the host exec context
+ * hex: copy out its distinct inputs (backward also their gradients, its own
+ * value and gradient), point the tensors at the copies, run, copy in what
+ * the kernel wrote (forward: its value and the non-trainable parameter
+ * inputs that batch norm and spectral norm update; backward: its inputs'
+ * gradients) and point the tensors back, also on error. */
+hv_status hv__nn_run_staged(hv_nn_backend *be, hv_nn_tensor *t, int backward, float *stage,
+                            const hv_nn_exec *hex);
 
 /* ---- reference kernels (src/nn/cpu/ref_*.c), the host fallback of every backend */
 /* Persistent aux floats and scratch floats a node needs (plan time). */

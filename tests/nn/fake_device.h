@@ -49,7 +49,7 @@ typedef struct fake_dev {
 
 static void fake_dev_segv(int sig)
 {
-    static const char msg[] = "fake device: host code touched device memory (SIGSEGV)\n";
+    static const char msg[] = "SIGSEGV: host code touched fake device memory (or another fault)\n";
     (void)sig;
     if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
     _exit(1);
