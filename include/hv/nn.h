@@ -130,9 +130,30 @@ int hv_nn_param_shape(const hv_nn_param *p, int64_t shape[HV_NN_MAX_DIMS]);
 int64_t hv_nn_param_numel(const hv_nn_param *p);
 int hv_nn_param_trainable(const hv_nn_param *p);
 /* Host storage owned by the set (numel floats). Write through these only
- * between graph runs, then call hv_nn_params_touch(). */
+ * between graph runs, then call hv_nn_params_touch(). NULL when the set is
+ * bound to a device backend (hv_nn_params_bind): use the copies below. */
 float *hv_nn_param_data(hv_nn_param *p);
 float *hv_nn_param_grad(hv_nn_param *p); /* NULL for buffers */
+/* Copies of a parameter's values and gradient (n must equal its numel),
+ * wherever it lives; set bumps its version (no hv_nn_params_touch needed). */
+hv_status hv_nn_param_get(const hv_nn_param *p, float *dst, size_t n);
+hv_status hv_nn_param_get_grad(const hv_nn_param *p, float *dst, size_t n);
+hv_status hv_nn_param_set(hv_nn_param *p, const float *src, size_t n);
+
+/* Placement. Move the data and gradients of every parameter of ps (and of
+ * those added later) into the memory of backend be: on a backend whose
+ * buffers are host memory (ref, cpu) and for be NULL that is host memory,
+ * on a device backend its buffers (the host storage is freed; values are
+ * kept). Graphs planned on a device backend read and update the bound
+ * copies in place and refuse a parameter that is not bound to it; graphs on
+ * a host backend refuse a parameter bound to a device. Bind before planning
+ * graphs (a graph planned earlier refuses to run once its parameters moved)
+ * and before hv_nn_adam_create (the optimiser keeps its moments where the
+ * parameters are at its creation and refuses to step after they moved).
+ * Initialisation, hv_nn_sn_power_iteration and checkpoints work on bound
+ * sets through host copies. be is borrowed: it must outlive the set or a
+ * later hv_nn_params_bind(ps, NULL). */
+hv_status hv_nn_params_bind(hv_nn_params *ps, hv_nn_backend *be);
 
 /* Seeded initialisation (hv_rng from core.h; draws in element order). */
 void hv_nn_init_uniform(hv_nn_param *p, hv_rng *rng, double lo, double hi);
@@ -160,7 +181,9 @@ hv_status hv_nn_adam_create(hv_nn_params *ps, double lr, double beta1, double be
                             double eps, hv_nn_adam **out);
 void hv_nn_adam_free(hv_nn_adam *a);
 void hv_nn_adam_set_lr(hv_nn_adam *a, double lr);
-/* One update from the accumulated gradients (does not zero them). */
+/* One update from the accumulated gradients (does not zero them): the host
+ * loop on host memory, the backend's own update (adam_step hook) on a bound
+ * set. */
 hv_status hv_nn_adam_step(hv_nn_adam *a);
 int64_t hv_nn_adam_steps(const hv_nn_adam *a);
 

@@ -155,6 +155,35 @@ static hv_status mem_finish(hid_t f, hv_status st, const char *path, const char 
     return st;
 }
 
+/* write_f32/read_f32 of a parameter's storage (p->data or an Adam moment
+ * of p) wherever it lives: a device-bound parameter goes through a host copy. */
+static hv_status adam_moved(const char *who)
+{
+    return hv_error_set(HV_ERR_ARG, "%s: the optimiser's parameters moved to another backend after "
+                        "it was created (its moments are elsewhere)", who);
+}
+
+static herr_t write_dev(hid_t loc, const hv_nn_param *p, const float *buf)
+{
+    if (!p->be) return write_f32(loc, p->name, p->ndim, p->shape, buf);
+    float *h = hv__nn_malloc((size_t)p->numel * sizeof(float));
+    herr_t rc = -1;
+    if (h && hv__nn_param_copy_out(p, h, buf, p->numel) == HV_OK)
+        rc = write_f32(loc, p->name, p->ndim, p->shape, h);
+    free(h);
+    return rc;
+}
+
+static int read_dev(hid_t loc, hv_nn_param *p, float *buf)
+{
+    if (!p->be) return read_f32(loc, p->name, p->ndim, p->shape, buf);
+    float *h = hv__nn_malloc((size_t)p->numel * sizeof(float));
+    int rc = h ? read_f32(loc, p->name, p->ndim, p->shape, h) : -1;
+    if (rc == 0 && hv__nn_param_copy_in(p, buf, h, p->numel) != HV_OK) rc = -1;
+    free(h);
+    return rc;
+}
+
 hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps, const hv_nn_adam *adam,
                                 const char *const *meta_kv, size_t n_meta)
 {
@@ -162,6 +191,7 @@ hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps, const 
     hid_t f = -1, gp = -1, ga = -1, gm = -1, gv = -1, gmeta = -1;
     if (!path || !ps || (n_meta && !meta_kv))
         return hv_error_set(HV_ERR_ARG, "nn checkpoint_save: bad arguments");
+    if (adam && !hv__nn_adam_placed(adam)) return adam_moved("nn checkpoint_save");
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
@@ -174,7 +204,7 @@ hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps, const 
     H5_TRY(gp, "nn checkpoint_save: group params");
     for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
         const hv_nn_param *p = hv_nn_params_at(ps, i);
-        H5_TRY(write_f32(gp, p->name, p->ndim, p->shape, p->data),
+        H5_TRY(write_dev(gp, p, p->data),
                "nn checkpoint_save: writing %s", p->name);
     }
     if (adam) {
@@ -195,8 +225,8 @@ hv_status hv_nn_checkpoint_save(const char *path, const hv_nn_params *ps, const 
         size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
         for (size_t i = 0; i < n; i++) {
             hv__nn_adam_state(adam, i, &p, &m, &v);
-            H5_TRY(write_f32(gm, p->name, p->ndim, p->shape, m), "nn checkpoint_save: adam m %s", p->name);
-            H5_TRY(write_f32(gv, p->name, p->ndim, p->shape, v), "nn checkpoint_save: adam v %s", p->name);
+            H5_TRY(write_dev(gm, p, m), "nn checkpoint_save: adam m %s", p->name);
+            H5_TRY(write_dev(gv, p, v), "nn checkpoint_save: adam v %s", p->name);
         }
     }
     gmeta = H5Gcreate2(f, "meta", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -220,6 +250,7 @@ hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *
     hv_status st = HV_OK;
     hid_t f = -1, gp = -1, ga = -1, gm = -1, gv = -1;
     if (!path || !ps) return hv_error_set(HV_ERR_ARG, "nn checkpoint_load: bad arguments");
+    if (adam && !hv__nn_adam_placed(adam)) return adam_moved("nn checkpoint_load");
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
@@ -236,7 +267,7 @@ hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *
     }
     for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
         hv_nn_param *p = hv_nn_params_at(ps, i);
-        int rc = read_f32(gp, p->name, p->ndim, p->shape, p->data);
+        int rc = read_dev(gp, p, p->data);
         if (rc < 0) {
             st = hv_error_set(HV_ERR_HDF5, "nn checkpoint_load: reading %s", p->name);
             goto done;
@@ -274,8 +305,8 @@ hv_status hv_nn_checkpoint_load(const char *path, hv_nn_params *ps, hv_nn_adam *
         size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
         for (size_t i = 0; i < n; i++) {
             hv__nn_adam_state(adam, i, &p, &m, &v);
-            if (read_f32(gm, p->name, p->ndim, p->shape, m) != 0 ||
-                read_f32(gv, p->name, p->ndim, p->shape, v) != 0) {
+            if (read_dev(gm, p, m) != 0 ||
+                read_dev(gv, p, v) != 0) {
                 st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint_load: adam state of %s", p->name);
                 goto done;
             }
@@ -369,7 +400,7 @@ static hv_status write_group(hid_t f, const char *gname, const hv_nn_params *ps,
     H5_TRY(gp, "nn checkpoint: group /%s/params", gname);
     for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
         const hv_nn_param *p = hv_nn_params_at(ps, i);
-        H5_TRY(write_f32(gp, p->name, p->ndim, p->shape, p->data), "nn checkpoint: writing /%s %s",
+        H5_TRY(write_dev(gp, p, p->data), "nn checkpoint: writing /%s %s",
                gname, p->name);
     }
     if (adam) {
@@ -390,8 +421,8 @@ static hv_status write_group(hid_t f, const char *gname, const hv_nn_params *ps,
         size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
         for (size_t i = 0; i < n; i++) {
             hv__nn_adam_state(adam, i, &p, &m, &v);
-            H5_TRY(write_f32(gm, p->name, p->ndim, p->shape, m), "nn checkpoint: /%s adam m %s", gname, p->name);
-            H5_TRY(write_f32(gv, p->name, p->ndim, p->shape, v), "nn checkpoint: /%s adam v %s", gname, p->name);
+            H5_TRY(write_dev(gm, p, m), "nn checkpoint: /%s adam m %s", gname, p->name);
+            H5_TRY(write_dev(gv, p, v), "nn checkpoint: /%s adam v %s", gname, p->name);
         }
     }
 done:
@@ -417,6 +448,8 @@ hv_status hv_nn_checkpoint_save_groups(const char *path, size_t n_groups,
         if (!group_names[i] || !ps[i] || !group_names[i][0] || strchr(group_names[i], '/') ||
             !strcmp(group_names[i], "meta"))
             return hv_error_set(HV_ERR_ARG, "nn checkpoint_save_groups: bad group %zu", i);
+    for (size_t i = 0; adams && i < n_groups; i++)
+        if (adams[i] && !hv__nn_adam_placed(adams[i])) return adam_moved("nn checkpoint_save_groups");
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
@@ -477,7 +510,7 @@ static hv_status group_pass(hid_t f, const char *path, const char *gname, hv_nn_
     }
     for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
         hv_nn_param *p = hv_nn_params_at(ps, i);
-        int rc = pass ? read_f32(gp, p->name, p->ndim, p->shape, p->data)
+        int rc = pass ? read_dev(gp, p, p->data)
                       : probe_f32(gp, p->name, p->ndim, p->shape);
         if (rc < 0) {
             st = hv_error_set(HV_ERR_HDF5, "nn checkpoint: reading /%s %s", gname, p->name);
@@ -518,8 +551,8 @@ static hv_status group_pass(hid_t f, const char *path, const char *gname, hv_nn_
     size_t n = hv__nn_adam_state(adam, 0, &p, &m, &v);
     for (size_t i = 0; i < n; i++) {
         hv__nn_adam_state(adam, i, &p, &m, &v);
-        int rm = pass ? read_f32(gm, p->name, p->ndim, p->shape, m) : probe_f32(gm, p->name, p->ndim, p->shape);
-        int rv = pass ? read_f32(gv, p->name, p->ndim, p->shape, v) : probe_f32(gv, p->name, p->ndim, p->shape);
+        int rm = pass ? read_dev(gm, p, m) : probe_f32(gm, p->name, p->ndim, p->shape);
+        int rv = pass ? read_dev(gv, p, v) : probe_f32(gv, p->name, p->ndim, p->shape);
         if (rm != 0 || rv != 0) {
             st = hv_error_set(HV_ERR_FORMAT, "nn checkpoint: %s: /%s adam state of '%s' %s", path,
                               gname, p->name, (rm == 2 || rv == 2) ? "has another shape" : "missing");
@@ -547,6 +580,8 @@ hv_status hv_nn_checkpoint_load_groups(const char *path, size_t n_groups,
     hid_t f = -1;
     if (!path || !n_groups || !group_names || !ps)
         return hv_error_set(HV_ERR_ARG, "nn checkpoint_load_groups: bad arguments");
+    for (size_t i = 0; adams && i < n_groups; i++)
+        if (adams[i] && !hv__nn_adam_placed(adams[i])) return adam_moved("nn checkpoint_load_groups");
     H5E_auto2_t old_fn;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);

@@ -23,7 +23,10 @@
  * not need, at the price of many more graph nodes and no fused backward
  * kernels such as oneDNN's convolution backward).
  *
- * One file of ~1,000 lines on purpose: recording, planning (gradient marks,
+ * On a backend whose buffers are device memory, the nodes it declines run
+ * on host staging copies (placement.c).
+ *
+ * One file of ~1,100 lines on purpose: recording, planning (gradient marks,
  * constant folding, arena placement) and the two passes all walk the same
  * node array with the same invariants, which are easier to check in one
  * place than across files.
@@ -49,6 +52,13 @@ struct hv_nn_graph {
     float *work;
     size_t work_n;
     hv_nn_exec ex;
+    /* device backends (host_memory 0): the host side of the nodes the
+     * backend declines: their aux, scratch and staging copies of their
+     * tensors (placement.c) */
+    int host;
+    float *haux, *hwork, *stage;
+    size_t haux_n, hwork_n, stage_n;
+    hv_nn_exec hex;
     int profiling;
     int frozen; /* backward computes no parameter gradients */
     double prof_s[HV_NN_OP_COUNT], prof_bs[HV_NN_OP_COUNT];
@@ -124,6 +134,9 @@ void hv_nn_graph_free(hv_nn_graph *g)
         free(g->arena);
         free(g->work);
     }
+    free(g->haux);
+    free(g->hwork);
+    free(g->stage);
     free(g);
 }
 
@@ -624,6 +637,14 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     g->training = training;
     g->grads = grads;
     g->be = be;
+    const hv_nn_backend_i *bi = be->iface;
+    g->host = bi->host_memory != 0;
+    if (!g->host && (!bi->buffer_alloc || !bi->buffer_free || !bi->copy_in || !bi->copy_out ||
+                     !bi->clear)) {
+        st = hv_error_set(HV_ERR_ARG, "nn plan: backend %s keeps device memory but lacks "
+                          "buffer_alloc, buffer_free, copy_in, copy_out or clear", bi->name);
+        goto done;
+    }
 
     offs = hv__nn_calloc((size_t)n, sizeof *offs);
     goffs = hv__nn_calloc((size_t)n, sizeof *goffs);
@@ -677,10 +698,21 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
         if (e->is_output) c->is_output = 1;
     }
 
-    /* 2. backend choice and workspace */
-    size_t work = 0;
+    /* 2. backend choice and workspace. On a device backend a declined node
+     * gets host scratch (hwork) and host staging copies (stage) instead. */
+    size_t work = 0, hwork = 0, stage = 0;
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
+        if (t->op == HV_NN_OP_PARAM && t->param->be != (g->host ? NULL : be)) {
+            if (g->host)
+                st = hv_error_set(HV_ERR_ARG, "nn plan: parameter %s is bound to backend %s, the "
+                                  "graph is planned on %s (hv_nn_params_bind(ps, NULL) brings it "
+                                  "back)", t->name, t->param->be->iface->name, bi->name);
+            else
+                st = hv_error_set(HV_ERR_ARG, "nn plan: parameter %s is not bound to backend %s, "
+                                  "which keeps device memory (hv_nn_params_bind)", t->name, bi->name);
+            goto done;
+        }
         if (t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM || t->alias_of) continue;
         t->on_backend = be->iface->node_forward &&
                         (!be->iface->supports_op || be->iface->supports_op(be, t, grads));
@@ -694,16 +726,25 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
             }
             if (bw > w) w = bw;
         }
-        if (w > work) work = w;
+        if (g->host || t->on_backend) {
+            if (w > work) work = w;
+        } else {
+            size_t sn = hv__nn_stage_floats(t);
+            if (w > hwork) hwork = w;
+            if (sn > stage) stage = sn;
+        }
         t->aux_n = hv__nn_ref_aux_size(t, grads);
     }
 
     /* 3. memory: persistent part first (inputs, outputs, constants, aux,
      * everything in training), then lifetime-planned activations */
-    size_t top = 0;
+    size_t top = 0, htop = 0;
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
-        if (t->aux_n) {
+        if (t->aux_n && !g->host && !t->on_backend) { /* host aux of a declined node */
+            aoffs[i] = htop;
+            htop += round64(t->aux_n);
+        } else if (t->aux_n) {
             aoffs[i] = top;
             top += round64(t->aux_n);
         }
@@ -750,9 +791,25 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
         }
         memset(g->arena, 0, g->arena_n * sizeof(float));
     }
+    if (!g->host) {
+        g->haux_n = htop;
+        g->hwork_n = hwork;
+        g->stage_n = stage;
+        g->haux = htop ? hv__nn_aligned(htop * sizeof(float)) : NULL;
+        g->hwork = hwork ? hv__nn_aligned(hwork * sizeof(float)) : NULL;
+        g->stage = stage ? hv__nn_aligned(stage * sizeof(float)) : NULL;
+        if ((htop && !g->haux) || (hwork && !g->hwork) || (stage && !g->stage)) {
+            st = hv_error_set(HV_ERR_NOMEM, "nn plan: cannot allocate %zu floats of host staging",
+                              htop + hwork + stage);
+            goto done;
+        }
+        if (htop) memset(g->haux, 0, htop * sizeof(float));
+    }
     for (int i = 0; i < n; i++) {
         hv_nn_tensor *t = g->nodes[i];
-        t->aux = t->aux_n ? g->arena + aoffs[i] : NULL;
+        t->aux = !t->aux_n ? NULL
+                 : (!g->host && !t->on_backend) ? g->haux + aoffs[i]
+                                                : g->arena + aoffs[i];
         if (t->op == HV_NN_OP_PARAM) {
             t->data = t->param->data;
             t->grad = t->requires_grad ? t->param->grad : NULL;
@@ -768,7 +825,10 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     g->ex.training = training;
     g->ex.work = g->work;
     g->ex.work_n = g->work_n;
-    g->ex.gemm = be->iface->gemm ? be->iface->gemm : hv__nn_gemm_ref;
+    g->ex.gemm = hv__nn_gemm_ref;
+    g->hex = g->ex;
+    g->hex.work = g->hwork;
+    g->hex.work_n = g->hwork_n;
     g->planned = 1;
     hv_log_debug("nn plan: %d nodes on %s, arena %.1f MiB (%.1f MiB lifetime-planned), "
                  "workspace %.1f MiB", n, be->iface->name, g->arena_n * 4.0 / 1048576.0,
@@ -808,10 +868,15 @@ double hv_nn_graph_flops(const hv_nn_graph *g)
 
 size_t hv_nn_graph_bytes(const hv_nn_graph *g)
 {
-    return g ? (g->arena_n + g->work_n) * sizeof(float) : 0;
+    return g ? (g->arena_n + g->work_n + g->haux_n + g->hwork_n + g->stage_n) * sizeof(float) : 0;
 }
 
 /* ------------------------------------------------------------- running */
+
+static hv_status sync_backend(const hv_nn_backend *be)
+{
+    return be ? hv__nn_sync(be) : HV_OK;
+}
 
 static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
 {
@@ -819,6 +884,8 @@ static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
     double t0 = g->profiling ? hv_time_now() : 0;
     if (t->on_backend)
         st = g->be->iface->node_forward(g->be, t, &g->ex);
+    else if (!g->host)
+        st = hv__nn_run_staged(g->be, t, 0, g->stage, &g->hex);
     else
         st = hv__nn_ref_forward(t, &g->ex);
     if (g->profiling) {
@@ -829,10 +896,25 @@ static hv_status run_forward(hv_nn_graph *g, hv_nn_tensor *t)
     return HV_OK;
 }
 
+/* A parameter set bound elsewhere (hv_nn_params_bind) after planning
+ * leaves the graph with pointers to freed storage: refuse to run. */
+static hv_status params_moved(const hv_nn_graph *g, const char *who)
+{
+    for (int i = 0; i < g->n; i++) {
+        const hv_nn_tensor *t = g->nodes[i];
+        if (t->op == HV_NN_OP_PARAM && t->data != t->param->data)
+            return hv_error_set(HV_ERR_ARG, "%s: parameter %s was moved (hv_nn_params_bind) after "
+                                "the graph was planned; plan a new graph", who, t->name);
+    }
+    return HV_OK;
+}
+
 hv_status hv_nn_graph_forward(hv_nn_graph *g)
 {
     if (!g) return hv_error_set(HV_ERR_ARG, "nn forward: NULL graph");
     if (!g->planned) return hv_error_set(HV_ERR_ARG, "nn forward: graph not planned");
+    hv_status mst = params_moved(g, "nn forward");
+    if (mst != HV_OK) return mst;
     /* Folded constants: recompute a constant node when the versions of the
      * parameters below it changed (the sum of versions only grows). */
     for (int i = 0; i < g->n; i++) {
@@ -872,6 +954,8 @@ hv_status hv_nn_graph_backward_to(hv_nn_graph *g, hv_nn_tensor *loss, hv_nn_tens
         return hv_error_set(HV_ERR_ARG, "nn backward: graph not planned with gradients");
     if (loss->numel != 1) return hv_error_set(HV_ERR_ARG, "nn backward: loss must be a scalar");
     if (!loss->requires_grad) return hv_error_set(HV_ERR_ARG, "nn backward: loss depends on no parameter");
+    hv_status mst = params_moved(g, "nn backward");
+    if (mst != HV_OK) return mst;
     const hv_nn_backend_i *bi = g->be->iface;
     for (int i = 0; i < g->n; i++) {
         hv_nn_tensor *t = g->nodes[i];
@@ -915,6 +999,7 @@ static hv_status backward_nodes(hv_nn_graph *g, hv_nn_tensor *loss, int first)
         if (!t->requires_grad || t->op == HV_NN_OP_INPUT || t->op == HV_NN_OP_PARAM) continue;
         double t0 = g->profiling ? hv_time_now() : 0;
         hv_status st = t->on_backend ? g->be->iface->node_backward(g->be, t, &g->ex)
+                       : !g->host    ? hv__nn_run_staged(g->be, t, 1, g->stage, &g->hex)
                                      : hv__nn_ref_backward(t, &g->ex);
         if (g->profiling) {
             g->prof_bs[t->op] += hv_time_now() - t0;
@@ -930,11 +1015,7 @@ hv_status hv_nn_tensor_set(hv_nn_tensor *t, const float *src, size_t n)
 {
     if (!t || !src || !t->data || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_set: bad arguments or graph not planned");
-    if (t->op == HV_NN_OP_PARAM) {
-        memcpy(t->data, src, n * sizeof(float));
-        t->param->version++;
-        return HV_OK;
-    }
+    if (t->op == HV_NN_OP_PARAM) return hv_nn_param_set(t->param, src, n);
     if (t->op != HV_NN_OP_INPUT)
         return hv_error_set(HV_ERR_ARG, "nn tensor_set: %s is not an input", t->name);
     const hv_nn_backend *be = t->graph->be;
@@ -947,8 +1028,8 @@ hv_status hv_nn_tensor_set(hv_nn_tensor *t, const float *src, size_t n)
 static hv_status copy_out(const hv_nn_tensor *t, float *dst, const float *src, size_t n)
 {
     const hv_nn_backend *be = t->graph->be;
-    /* parameters are host memory whatever the backend */
-    if (be && be->iface->copy_out && t->op != HV_NN_OP_PARAM)
+    /* parameters are where the graph's tensors are (checked at plan time) */
+    if (be && be->iface->copy_out)
         return be->iface->copy_out((hv_nn_backend *)be, dst, src, n * sizeof(float));
     memcpy(dst, src, n * sizeof(float));
     return HV_OK;
@@ -973,14 +1054,16 @@ hv_status hv_nn_tensor_get(const hv_nn_tensor *t, float *dst, size_t n)
 {
     if (!t || !dst || !t->data || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_get: bad arguments or graph not planned");
-    return copy_out_plain(t, dst, t->data, n);
+    hv_status st = sync_backend(t->graph->be);
+    return st != HV_OK ? st : copy_out_plain(t, dst, t->data, n);
 }
 
 hv_status hv_nn_tensor_get_grad(const hv_nn_tensor *t, float *dst, size_t n)
 {
     if (!t || !dst || !t->grad || n != (size_t)t->numel)
         return hv_error_set(HV_ERR_ARG, "nn tensor_get_grad: tensor has no gradient");
-    return copy_out_plain(t, dst, t->grad, n);
+    hv_status st = sync_backend(t->graph->be);
+    return st != HV_OK ? st : copy_out_plain(t, dst, t->grad, n);
 }
 
 void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx)

@@ -5,10 +5,12 @@
  * A backend is a C vtable (struct hv_nn_backend_i, after ggml's
  * ggml_backend_i). The graph asks supports_op() for every node at plan time;
  * a node the backend declines runs on the reference kernels on the host
- * (ggml-blas style partial backend). A backend may keep per-node state
- * (oneDNN primitives, cuDNN descriptors) in node->be_state, created in
- * node_prepare and released in node_release; it may ask for workspace
- * (scratch floats shared by all nodes) at prepare time.
+ * (ggml-blas style partial backend): in place on a host-memory backend, on
+ * host staging copies of its tensors on a device backend (host_memory 0).
+ * A backend may keep per-node state (oneDNN primitives, cuDNN descriptors)
+ * in node->be_state, created in node_prepare and released in node_release;
+ * it may ask for workspace (scratch floats shared by all nodes) at prepare
+ * time.
  *
  * Kernel contract: forward writes node->data from src[i]->data; backward
  * ADDS into src[i]->grad for every src with requires_grad (grad != NULL), from
@@ -34,11 +36,22 @@ struct hv_nn_param {
     float *data;
     float *grad;      /* NULL for buffers */
     uint64_t version; /* bumped whenever data changes */
+    /* the device backend holding data and grad (hv_nn_params_bind); NULL:
+     * host memory (also when bound to a host-memory backend) */
+    hv_nn_backend *be;
 };
 
-/* GEMM used by the kernels: C[M,N] = alpha * op(A) op(B) + beta * C, row-major,
- * lda/ldb/ldc as in cblas. The reference backend uses plain loops, the CPU
- * backend OpenBLAS. */
+/* Adam's per-step constants (params.c): m = b1 m + (1 - b1) g, v = b2 v +
+ * (1 - b2) g^2, w -= step_size m / (sqrt(v) / sqrt_bc2 + eps). */
+typedef struct hv_nn_adam_hp {
+    float beta1, beta2, step_size, sqrt_bc2, eps;
+} hv_nn_adam_hp;
+
+/* GEMM used by the reference kernels: C[M,N] = alpha * op(A) op(B) + beta * C,
+ * row-major, lda/ldb/ldc as in cblas. The graph fills hv_nn_exec.gemm with
+ * plain loops (hv__nn_gemm_ref); the CPU backend runs the reference kernels
+ * itself with a copy of the exec context holding OpenBLAS. It is a CPU
+ * detail, not part of the backend interface. */
 typedef void (*hv_nn_gemm_fn)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                               float alpha, const float *a, int64_t lda, const float *b,
                               int64_t ldb, float beta, float *c, int64_t ldc);
@@ -71,7 +84,7 @@ struct hv_nn_tensor {
     int is_output;
     int is_const;      /* inference graphs: depends on parameters only */
     int last_use;      /* index of the last node reading this one */
-    int on_backend;    /* 1: backend kernel, 0: reference kernel */
+    int on_backend;    /* 1: backend kernel, 0: reference kernel (host) */
     float *data;
     float *grad;
     float *aux;
@@ -97,21 +110,33 @@ struct hv_nn_tensor {
 typedef struct hv_nn_backend_i {
     const char *name;
     void (*destroy)(hv_nn_backend *be);
+    /* Where the backend's buffers are. 1: host memory, which host code (the
+     * reference kernels, hv_nn_tensor_get) may read and write directly.
+     * 0: device memory, reached only through copy_in/copy_out, which must be
+     * set together with buffer_alloc, buffer_free and clear (the planner
+     * refuses a device backend that lacks one). On a device backend a node
+     * that supports_op declines runs on the reference kernels on host
+     * staging copies: the graph copies its inputs (and, backward, its
+     * gradients) out, runs the kernel on the host and copies its results in
+     * (placement.c, hv__nn_run_staged); parameters must be bound to the backend
+     * (hv_nn_params_bind). */
+    int host_memory;
+    /* (optional) wait until the work queued on the backend is done; called
+     * before results go back to the host (hv_nn_tensor_get, parameter and
+     * checkpoint reads, host staging). NULL: kernels are synchronous. */
+    hv_status (*synchronize)(hv_nn_backend *be);
     /* (optional) memory for the graph's arena and workspace, zero-filled;
      * NULL: host memory (64-byte aligned). A device backend returns device
      * memory; tensor data pointers then point into it. */
     hv_status (*buffer_alloc)(hv_nn_backend *be, size_t bytes, void **out);
     void (*buffer_free)(hv_nn_backend *be, void *buf);
-    /* (optional) copies between host memory and the backend's buffers, used by
-     * hv_nn_tensor_set/get; NULL: memcpy. Parameters are host memory in this
-     * version: a device backend mirrors them (its node_prepare/forward see
-     * n->param) until parameter sets get backend buffers too. */
+    /* (optional on host backends) copies between host memory and the
+     * backend's buffers (dst, src: bytes each); NULL: memcpy. */
     hv_status (*copy_in)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
     hv_status (*copy_out)(hv_nn_backend *be, void *dst, const void *src, size_t bytes);
-    /* (optional) zero bytes of a backend buffer (gradient reset); NULL: memset */
+    /* (optional on host backends) zero bytes of a backend buffer (gradient
+     * reset); NULL: memset */
     hv_status (*clear)(hv_nn_backend *be, void *dst, size_t bytes);
-    /* GEMM for the reference kernels (NULL: plain loops). */
-    hv_nn_gemm_fn gemm;
     /* (optional) does this backend run node n? NULL: every node. `grads` is
      * 1 when the graph will also run backward. */
     int (*supports_op)(hv_nn_backend *be, const hv_nn_tensor *n, int grads);
@@ -124,12 +149,34 @@ typedef struct hv_nn_backend_i {
     void (*node_release)(hv_nn_backend *be, hv_nn_tensor *n);
     hv_status (*node_forward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
     hv_status (*node_backward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
+    /* (optional) one Adam update of n floats in the backend's buffers (w,
+     * m, v updated; g read), with hv__nn_adam_update's arithmetic;
+     * HV_ERR_NUMERIC on a non-finite gradient. NULL: the host loop, which
+     * only a host-memory backend can use (hv_nn_adam_step refuses otherwise). */
+    hv_status (*adam_step)(hv_nn_backend *be, float *w, float *m, float *v, const float *g,
+                           int64_t n, const hv_nn_adam_hp *hp);
 } hv_nn_backend_i;
 
 struct hv_nn_backend {
     const hv_nn_backend_i *iface;
     void *ctx;
 };
+
+/* ---- host staging of the nodes a device backend declines (placement.c) */
+/* backend->synchronize when it has one (errors wrapped with its name). */
+hv_status hv__nn_sync(const hv_nn_backend *be);
+/* Staging floats node t needs: its distinct inputs and itself, each with
+ * its gradient where it has one (plan time, after the requires_grad marks). */
+size_t hv__nn_stage_floats(const hv_nn_tensor *t);
+/* Run t (forward, or backward) on the reference kernels over copies in
+ * `stage` (hv__nn_stage_floats(t) floats, host) with the host exec context
+ * hex: copy out its distinct inputs (backward also their gradients, its own
+ * value and gradient), point the tensors at the copies, run, copy in what
+ * the kernel wrote (forward: its value and the non-trainable parameter
+ * inputs that batch norm and spectral norm update; backward: its inputs'
+ * gradients) and point the tensors back, also on error. */
+hv_status hv__nn_run_staged(hv_nn_backend *be, hv_nn_tensor *t, int backward, float *stage,
+                            const hv_nn_exec *hex);
 
 /* ---- reference kernels (src/nn/cpu/ref_*.c), the host fallback of every backend */
 /* Persistent aux floats and scratch floats a node needs (plan time). */
@@ -153,6 +200,18 @@ hv_status hv__nn_ca_backward(hv_nn_tensor *n, const hv_nn_exec *ex);
  * beta2, eps; set = 1 writes them (and step) into the optimiser. */
 size_t hv__nn_adam_state(const hv_nn_adam *a, size_t i, hv_nn_param **p, float **m, float **v);
 void hv__nn_adam_hyper(hv_nn_adam *a, double hp[4], int64_t *step, int set);
+/* 1 when every covered parameter is still where the moments are (in the
+ * memory of the backend the set was bound to at the optimiser's creation). */
+int hv__nn_adam_placed(const hv_nn_adam *a);
+/* The host Adam loop over n floats; HV_ERR_NUMERIC (no message set) at the
+ * first non-finite gradient. */
+hv_status hv__nn_adam_update(float *w, float *m, float *v, const float *g, int64_t n,
+                             const hv_nn_adam_hp *hp);
+/* Copies between host memory and a parameter's storage (p->data, p->grad or
+ * an Adam moment of p: host memory or p->be's buffers), n floats; copy_out
+ * synchronises the backend first. */
+hv_status hv__nn_param_copy_out(const hv_nn_param *p, float *host, const float *buf, int64_t n);
+hv_status hv__nn_param_copy_in(const hv_nn_param *p, float *buf, const float *host, int64_t n);
 
 /* ---- counted allocation (hv_nn_alloc_count) */
 void *hv__nn_malloc(size_t bytes);

@@ -53,7 +53,7 @@ static hv_status ref_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
 static const hv_nn_backend_i ref_iface = {
     .name = "ref",
     .destroy = ref_destroy,
-    .gemm = NULL,
+    .host_memory = 1,
     .supports_op = NULL,
     .node_prepare = NULL,
     .node_release = NULL,
@@ -323,11 +323,20 @@ static int is_eltwise(hv_nn_op op)
            op == HV_NN_OP_SIGMOID;
 }
 
-static int cpu_supports(hv_nn_backend *be, const hv_nn_tensor *n, int training)
+/* Nodes on oneDNN primitives; the CPU backend runs every other node on the
+ * reference kernels with OpenBLAS (run_ref). */
+static int on_dnnl(const hv_nn_tensor *n)
 {
-    (void)be;
-    (void)training;
     return n->op == HV_NN_OP_CONV2D || is_eltwise(n->op);
+}
+
+/* The reference kernels with OpenBLAS for their GEMMs: a private copy of the
+ * graph's exec context (a few words, no allocation). */
+static hv_status run_ref(hv_nn_tensor *n, const hv_nn_exec *ex, int backward)
+{
+    hv_nn_exec e = *ex;
+    e.gemm = gemm_blas;
+    return backward ? hv__nn_ref_backward(n, &e) : hv__nn_ref_forward(n, &e);
 }
 
 /* The block size B when md is oneDNN's nChw{B}c for shape (B = 8, 16), else 0. */
@@ -553,6 +562,10 @@ static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
 static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, size_t *work_n)
 {
     cpu_ctx *cx = be->ctx;
+    if (!on_dnnl(n)) {
+        *work_n = 0; /* the graph sizes the reference kernels' scratch */
+        return HV_OK;
+    }
     conv_state *cs = calloc(1, sizeof *cs);
     if (!cs) return hv_error_set(HV_ERR_NOMEM, "oneDNN: out of memory");
     n->be_state = cs;
@@ -573,6 +586,7 @@ static hv_status cpu_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exe
     conv_state *cs = n->be_state;
     hv_status st = HV_OK;
     dnnl_exec_arg_t args[8];
+    if (!on_dnnl(n)) return run_ref(n, ex, 0);
     if (n->op != HV_NN_OP_CONV2D) {
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_src, n->src[0]->data));
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_dst, n->data));
@@ -625,6 +639,7 @@ static hv_status cpu_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
     conv_state *cs = n->be_state;
     hv_status st = HV_OK;
     dnnl_exec_arg_t args[8];
+    if (!on_dnnl(n)) return run_ref(n, ex, 1);
     hv_nn_tensor *x = n->src[0], *w = n->src[1], *b = n->nsrc > 2 ? n->src[2] : NULL;
     if (n->op != HV_NN_OP_CONV2D) {
         if (!x->grad) return HV_OK;
@@ -722,8 +737,8 @@ static void cpu_destroy(hv_nn_backend *be)
 static const hv_nn_backend_i cpu_iface = {
     .name = "cpu",
     .destroy = cpu_destroy,
-    .gemm = gemm_blas,
-    .supports_op = cpu_supports,
+    .host_memory = 1,
+    .supports_op = NULL, /* every node: oneDNN or a reference kernel with OpenBLAS */
     .node_prepare = cpu_prepare,
     .node_release = cpu_release,
     .node_forward = cpu_forward,
