@@ -13,7 +13,8 @@
  *    (its first 352 decompressed bytes: a real header without its data);
  *  - journal/: journals written by hv_journal_append with the runner's six
  *    stage names (a failed case, done cases with images and QC pictures, two
- *    records and a torn tail), one with a raw (not deflated) HVJ1 frame
+ *    records and a torn tail; the QC case also carries the three crop
+ *    volumes), one with a raw (not deflated) HVJ1 frame
  *    appended by hand, and one whose layout record names other stages.
  * The other seeds (JSON, INI, malformed NIfTI files) are copies of existing
  * files; corpus/README.md lists where each came from.
@@ -163,6 +164,27 @@ static void fill_case(hv_case_result *r, const char *id, int state, int n_vert, 
     }
 }
 
+/* Every crop volume of hv_store_vol (attention map, synthesized label and
+ * CT) for vertebra 0 of r: a crop-sized u8 volume, zero but for one plane of
+ * a ramp (deflates to a few kB, so the seed stays small). */
+static void add_volumes(hv_case_result *r)
+{
+    const int64_t d[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
+    static const double A[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
+    hv_volume *u = NULL;
+    if (hv_vol_create(&u, d, HV_DTYPE_U8, A) != HV_OK) die("crop volume");
+    uint8_t *b = u->data;
+    for (size_t k = 0; k < (size_t)HV_RUN_CAM_I * HV_RUN_CAM_J; k++) b[k] = (uint8_t)(k % 200);
+    for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        uint8_t *z = NULL;
+        size_t len = 0;
+        if (hv_store_crop_encode(u, &z, &len) != HV_OK) die("crop encode");
+        r->vol_z[w] = z;
+        r->vol_z_len[w][0] = (uint32_t)len;
+    }
+    hv_vol_free(u);
+}
+
 static void copy_file(const char *from, const char *to, long cut)
 {
     FILE *f = fopen(from, "rb");
@@ -219,6 +241,7 @@ static void journal_seeds(const char *out)
     fill_case(&r[0], "0003", HV_CASE_FAILED, 0, 0, 0);
     fill_case(&r[1], "0007", HV_CASE_DONE, 2, 1, 0);
     fill_case(&r[2], "sub-verse004", HV_CASE_DONE, 1, 3, 1);
+    add_volumes(&r[2]);
     journal_seed(out, tmp, "failed.log", &r[0], 1, 0);
     journal_seed(out, tmp, "done_img.log", &r[1], 1, 0);
     journal_seed(out, tmp, "done_full_qc.log", &r[2], 1, 0);
@@ -231,12 +254,14 @@ static void journal_seeds(const char *out)
                  "other_stages.log", 0);
 
     /* The layout record, then one raw (not deflated) HVJ1 frame appended by
-     * hand: state | crow | n_stages | seconds | n_vert | vrows | n_img 0 | n_qc 0. */
+     * hand: state | crow | n_stages | seconds | n_vert | vrows | n_img 0 | n_qc 0 |
+     * n_vol 0 for each of the HV_STORE_N_VOL crop volumes. */
     const char *file = journal_write(tmp, "raw_hvj1.log", N_STAGES, stages, NULL, 0);
     uint32_t state = HV_CASE_DONE, ns = N_STAGES, nv = 1, zero = 0;
     hv_case_result q;
     fill_case(&q, "0011", HV_CASE_DONE, 1, 0, 0);
-    size_t n = 4 + sizeof q.c + 4 + ns * sizeof(double) + 4 + sizeof q.v[0] + 4 + 4;
+    size_t n = 4 + sizeof q.c + 4 + ns * sizeof(double) + 4 + sizeof q.v[0] + 4 + 4 +
+               4 * (size_t)HV_STORE_N_VOL;
     unsigned char *p = malloc(12 + n), *w = p + 12;
     memcpy(w, &state, 4), w += 4;
     memcpy(w, &q.c, sizeof q.c), w += sizeof q.c;
@@ -245,7 +270,8 @@ static void journal_seeds(const char *out)
     memcpy(w, &nv, 4), w += 4;
     memcpy(w, &q.v[0], sizeof q.v[0]), w += sizeof q.v[0];
     memcpy(w, &zero, 4), w += 4;
-    memcpy(w, &zero, 4);
+    memcpy(w, &zero, 4), w += 4;
+    for (int k = 0; k < HV_STORE_N_VOL; k++) memcpy(w, &zero, 4), w += 4;
     uint32_t hdr[3] = {0x314A5648u, (uint32_t)n, (uint32_t)crc32(0L, p + 12, (uInt)n)};
     memcpy(p, hdr, 12);
     FILE *f = fopen(file, "ab");
