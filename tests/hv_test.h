@@ -121,7 +121,6 @@ static inline int hv_test_missing_data(const char *rel)
     return 77;
 }
 
-/* A fresh scratch folder for this test program (created on first use). */
 /* Copy a file byte for byte (tests that damage a copy of a store or a
  * fixture); 0 on success, -1 when either file cannot be opened or the write
  * fails. */
@@ -141,6 +140,7 @@ static inline int hv_test_copy_file(const char *from, const char *to)
     return (fclose(b) != 0 || bad) ? -1 : 0;
 }
 
+/* A fresh scratch folder for this test program (emptied on every call). */
 static inline const char *hv_test_tmpdir(const char *name)
 {
     static char dir[4096];
