@@ -29,8 +29,14 @@ int hv_gpu_probe(char *buf, size_t len);
  * unless the environment variable HV_CUDA_TF32 is "0" when the backend is
  * created. HV_ERR_GPU with a message naming the failing call when there is
  * no driver, no such device, or CUDA/cuDNN cannot start; HV_ERR_ARG for a
- * NULL out or a negative device. *out is freed with hv_nn_backend_free. */
+ * NULL out or a negative device. *out is freed with hv_nn_backend_free.
+ * The device is made current (cudaSetDevice) for the calling thread at
+ * creation; use one CUDA backend per thread. */
 hv_status hv_gpu_backend_create(int device, hv_nn_backend **out);
+/* Wait until the work queued on a CUDA backend is done (graph forwards are
+ * asynchronous; hv_nn_tensor_get waits by itself). HV_ERR_ARG when be is not
+ * a CUDA backend, HV_ERR_GPU when a queued kernel failed. */
+hv_status hv_gpu_backend_sync(hv_nn_backend *be);
 /* 1 when the backend lets cuDNN use TF32 (see above), 0 when it computes in
  * plain fp32; -1 when be is not a CUDA backend. */
 int hv_gpu_backend_tf32(const hv_nn_backend *be);

@@ -233,7 +233,7 @@ hv_status hv_gpu_backend_create(int device, hv_nn_backend **out)
     if (e != cudaSuccess) {
         st = hv_error_set(HV_ERR_GPU, "cuda backend: no usable CUDA driver or device "
                           "(cudaGetDeviceCount: %s)", cudaGetErrorString(e));
-        (void)cudaGetLastError(); /* clear the sticky-free error state */
+        (void)cudaGetLastError(); /* reset the runtime's last error for later calls */
         return st;
     }
     if (device >= count)
@@ -275,4 +275,12 @@ int hv_gpu_backend_tf32(const hv_nn_backend *be)
 {
     if (!be || be->iface != &cuda_iface) return -1;
     return ((const hv_cuda_be *)be->ctx)->tf32;
+}
+
+hv_status hv_gpu_backend_sync(hv_nn_backend *be)
+{
+    if (!be || be->iface != &cuda_iface)
+        return hv_error_set(HV_ERR_ARG, "cuda backend sync: %s is not a CUDA backend",
+                            be ? be->iface->name : "NULL");
+    return cuda_sync(be);
 }
