@@ -14,8 +14,9 @@
 # 45 s, build 180 s, tests 120 s, bench 120 s).
 #
 # Usage: bench/gpu/device-check.sh [build-folder]   (default build-gpu)
-# HV_CUDA_ARCHS (default native: the GPU of this machine) sets
-# CMAKE_CUDA_ARCHITECTURES, e.g. 90 to build the check where no GPU is.
+# HV_CUDA_ARCHS sets CMAKE_CUDA_ARCHITECTURES (default: the compute
+# capability nvidia-smi reports for GPU 0, e.g. 90; else "native", which
+# needs CMake 3.24); e.g. HV_CUDA_ARCHS=90 builds the check where no GPU is.
 # Exit status: 0 when every stage passed (tests may be skipped only when no
 # device is usable, which the file then says), 1 otherwise.
 set -u
@@ -23,6 +24,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-gpu}
 out=$root/results/gpu-$(date -u +%Y-%m-%d).txt
 jobs=$(nproc 2>/dev/null || echo 4)
+archs=${HV_CUDA_ARCHS:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
+                         head -1 | tr -d '. ')}
+archs=${archs:-native}
 mkdir -p "$root/results"
 fail=0
 
@@ -49,7 +53,7 @@ stage() { # name, time limit (s), command...
     /usr/local/cuda/bin/nvcc --version 2>&1 | tail -2 || true
     t_all=$(date +%s)
     if stage configure 45 cmake -S "$root" -B "$build" -DHV_ENABLE_CUDA=ON \
-             -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CUDA_ARCHITECTURES="${HV_CUDA_ARCHS:-native}" &&
+             -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CUDA_ARCHITECTURES="$archs" &&
        stage build 180 cmake --build "$build" -j "$jobs" --target test_gpu_probe test_gpu_ops \
              test_gpu_train bench_gpu; then
         stage tests 120 bash -c "ctest --test-dir '$build' -L gpu --output-on-failure \
