@@ -245,6 +245,12 @@ hv_status hv_io_png_decode_grey(const uint8_t *buf, size_t len, int w, int h, ui
 void hv_io_paint_contours(uint8_t *rgb, int stride, const uint8_t *grey, const uint8_t *labels,
                           int w, int h, int target);
 
+/* The outline of a mask over an RGB picture (stride bytes a row): every
+ * non-zero mask pixel on the picture's border or with a zero 4-neighbour
+ * becomes `colour`; every other pixel is left as it is. */
+void hv_io_paint_outline(uint8_t *rgb, int stride, const uint8_t *mask, int w, int h,
+                         const uint8_t colour[3]);
+
 /* An attention map over a grey slice, as the reference's figure (spec 7):
  * n pixels, grey[p] (0..255; the CT slice) blended with the JET colour of
  * map[p] (clamped to [0, 1], non-finite as 0) at alpha 0.4, i.e. each
@@ -258,6 +264,26 @@ void hv_io_jet_overlay(const uint8_t *grey, const float *map, size_t n, uint8_t 
  * that family is not installed (figures then warn once and use cairo's
  * built-in fallback font). */
 hv_status hv_io_figure_font(char *file, size_t cap);
+
+/* A picture with a caption strip beneath it: px (w x h packed RGB, rows
+ * top down) is written unchanged as rows 0..h-1, then a black strip of
+ * HV_IO_CAPTION_ROWS(lines) rows holding the items, lines the highest item
+ * line + 1 (no strip without items). An item is text (light grey, 12 px,
+ * left-aligned; NULL: none) at column x of caption line `line` (0 first,
+ * HV_IO_CAPTION_LINE rows each, vertically centred), after a 10 x 10
+ * swatch of colour `swatch` (exact RGB, not anti-aliased; NULL: none) when
+ * given. HV_ERR_ARG for an item outside [0, HV_IO_CAPTION_MAX_LINES) x
+ * [0, w). */
+#define HV_IO_CAPTION_LINE 18
+#define HV_IO_CAPTION_MAX_LINES 8
+#define HV_IO_CAPTION_ROWS(lines) ((lines) > 0 ? HV_IO_CAPTION_LINE * (lines) + 4 : 0)
+typedef struct hv_io_caption {
+    int line, x;
+    const uint8_t *swatch; /* 3 bytes or NULL */
+    const char *text;
+} hv_io_caption;
+hv_status hv_io_png_write_captioned(const char *path, int w, int h, const uint8_t *px,
+                                    const hv_io_caption *items, int n);
 
 /* viridis colour of t in [0, 1] (clamped; NaN gives the low end). */
 void hv_io_colormap(double t, uint8_t out[3]);

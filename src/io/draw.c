@@ -9,9 +9,11 @@
  * appeared. Callers hand over plain numbers and labels in small spec structs
  * and never see cairo, so a figure's look is decided in one file and a new
  * figure (training curves) is a new spec, not a new renderer. The pixel
- * overlays (label contours on a QC slice, an attention map in JET on a CT
- * slice) are plain loops here too, so the pipeline's pictures and the
- * store's exports draw them with the same code.
+ * overlays (label contours on a QC slice, a mask's outline, an attention map
+ * in JET on a CT slice) are plain loops here too, so the pipeline's pictures
+ * and the store's exports draw them with the same code; a picture made of
+ * such pixels gets its caption (a legend line) from cairo below the pixels,
+ * which it leaves as they are.
  *
  * cairo draws into an ARGB32 image surface (premultiplied, native-endian
  * 32-bit words); saving converts it to packed RGB and writes it with the
@@ -250,6 +252,19 @@ void hv_io_paint_contours(uint8_t *rgb, int stride, const uint8_t *grey, const u
             int edge = y == 0 || x == 0 || y == h - 1 || x == w - 1 || labels[q - 1] != l ||
                        labels[q + 1] != l || labels[q - (size_t)w] != l || labels[q + (size_t)w] != l;
             if (edge) memcpy(px, l == target ? red : pal[l % 6], 3);
+        }
+}
+
+void hv_io_paint_outline(uint8_t *rgb, int stride, const uint8_t *mask, int w, int h,
+                         const uint8_t colour[3])
+{
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t q = (size_t)y * (size_t)w + (size_t)x;
+            if (!mask[q]) continue;
+            int edge = y == 0 || x == 0 || y == h - 1 || x == w - 1 || !mask[q - 1] ||
+                       !mask[q + 1] || !mask[q - (size_t)w] || !mask[q + (size_t)w];
+            if (edge) memcpy(rgb + (size_t)y * (size_t)stride + 3 * (size_t)x, colour, 3);
         }
 }
 
@@ -494,6 +509,63 @@ static void cmap(fig *f, double t)
     uint8_t c[3];
     hv_io_colormap(t, c);
     cairo_set_source_rgb(f->cr, c[0] / 255.0, c[1] / 255.0, c[2] / 255.0);
+}
+
+/* ------------------------------------------------ captioned pictures */
+
+hv_status hv_io_png_write_captioned(const char *path, int w, int h, const uint8_t *px,
+                                    const hv_io_caption *items, int n)
+{
+    if (!path || !px || w <= 0 || h <= 0 || n < 0 || (n > 0 && !items))
+        return hv_error_set(HV_ERR_ARG, "captioned picture: bad arguments");
+    int lines = 0;
+    for (int i = 0; i < n; i++) {
+        if (items[i].line < 0 || items[i].line >= HV_IO_CAPTION_MAX_LINES || items[i].x < 0 ||
+            items[i].x >= w)
+            return hv_error_set(HV_ERR_ARG, "captioned picture: caption item %d at line %d, "
+                                            "column %d is outside the strip",
+                                i, items[i].line, items[i].x);
+        if (items[i].line + 1 > lines) lines = items[i].line + 1;
+    }
+    if (h > 65535 - HV_IO_CAPTION_ROWS(HV_IO_CAPTION_MAX_LINES))
+        return hv_error_set(HV_ERR_LIMIT, "captioned picture: %dx%d is too large", w, h);
+    fig f;
+    hv_status st = fig_new(&f, w, h + HV_IO_CAPTION_ROWS(lines));
+    if (st != HV_OK) return st;
+    cairo_set_source_rgb(f.cr, 0, 0, 0);
+    cairo_paint(f.cr);
+    /* the picture's pixels go into the surface as they are (xRGB words) */
+    cairo_surface_flush(f.s);
+    unsigned char *d = cairo_image_surface_get_data(f.s);
+    int stride = cairo_image_surface_get_stride(f.s);
+    for (int y = 0; y < h; y++) {
+        uint32_t *row = (uint32_t *)(d + (size_t)y * (size_t)stride);
+        const uint8_t *p = px + (size_t)y * (size_t)w * 3;
+        for (int x = 0; x < w; x++)
+            row[x] = (uint32_t)p[3 * x] << 16 | (uint32_t)p[3 * x + 1] << 8 | p[3 * x + 2];
+    }
+    cairo_surface_mark_dirty(f.s);
+    /* text stays in the strip below the picture */
+    cairo_rectangle(f.cr, 0, h, w, HV_IO_CAPTION_ROWS(lines));
+    cairo_clip(f.cr);
+    static const double LIGHT[3] = {0.92, 0.92, 0.92};
+    for (int i = 0; i < n; i++) {
+        const hv_io_caption *c = &items[i];
+        const int mid = h + 2 + HV_IO_CAPTION_LINE * c->line + HV_IO_CAPTION_LINE / 2;
+        int x = c->x;
+        if (c->swatch) {
+            const double sc[3] = {c->swatch[0] / 255.0, c->swatch[1] / 255.0,
+                                  c->swatch[2] / 255.0};
+            cairo_set_antialias(f.cr, CAIRO_ANTIALIAS_NONE); /* a swatch of the exact colour */
+            box(&f, x, mid - 5, 10, 10, sc);
+            cairo_set_antialias(f.cr, CAIRO_ANTIALIAS_DEFAULT);
+            x += 14;
+        }
+        text(&f, x, mid, 12, -1, 0, LIGHT, 0, c->text);
+    }
+    st = fig_save(&f, path);
+    fig_free(&f);
+    return st;
 }
 
 /* -------------------------------------------------------------- figures */

@@ -6,6 +6,13 @@
  *  - grey and RGB pixels round-trip exactly; a failed write leaves nothing;
  *  - contours: on a hand-drawn 6x6 label picture, exactly the edge pixels
  *    (worked out on paper below) are coloured, the target's red;
+ *  - a mask's outline: on a hand-drawn 6x7 mask (an L shape and a pixel on
+ *    the border), exactly the edge pixels worked out on paper take the
+ *    colour, every other pixel keeps what the picture had (no grey drawn);
+ *  - a captioned picture: its pixels come back unchanged above a strip of
+ *    HV_IO_CAPTION_ROWS(lines) rows, the swatch has its exact colour at the
+ *    documented rows and columns, the text leaves light pixels; an item
+ *    outside the strip is refused;
  *  - viridis end points are matplotlib's #440154 and #fde725;
  *  - the heatmap puts the colour of each cell's value where the layout says
  *    (left 44 px, top 50 px, 16 px cells for a 10x10 map), grey for NaN;
@@ -154,6 +161,74 @@ static void test_contours(void)
              red, grey_left);
 }
 
+static void test_outline(void)
+{
+    /* 7 wide, 6 high: an L of 1s and one pixel on the right border
+     *   . . . . . . .
+     *   . 1 1 . . . .
+     *   . 1 1 . . . 1
+     *   . 1 1 1 1 . .
+     *   . 1 1 1 1 . .
+     *   . . . . . . .
+     * By hand: a 1 is interior only when its four neighbours are 1s; that
+     * is (row 3, col 2) alone ((2, 2) has a '.' right of it, (3, 3) above
+     * it, row 4 below it). The other 12 are edges, the border pixel at
+     * (2, 6) among them. */
+    uint8_t mask[42] = {0}, rgb[42 * 3];
+    const int on[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 1}, {3, 2}, {3, 3}, {3, 4},
+                         {4, 1}, {4, 2}, {4, 3}, {4, 4}, {2, 6}};
+    for (size_t q = 0; q < sizeof on / sizeof on[0]; q++) mask[on[q][0] * 7 + on[q][1]] = 1;
+    for (int i = 0; i < 42 * 3; i++) rgb[i] = (uint8_t)(i % 97);
+    const uint8_t col[3] = {40, 200, 255};
+    hv_io_paint_outline(rgb, 21, mask, 7, 6, col);
+    int bad = 0, coloured = 0;
+    for (int i = 0; i < 42; i++) {
+        const uint8_t *p = rgb + 3 * i;
+        int edge = mask[i] && i != 3 * 7 + 2;
+        if (edge) bad += !same(p, 40, 200, 255), coloured++;
+        else bad += !same(p, (3 * i) % 97, (3 * i + 1) % 97, (3 * i + 2) % 97);
+    }
+    HV_CHECK(bad == 0 && coloured == 12,
+             "outline: the 12 hand-worked edge pixels coloured, the rest untouched (%d differ)",
+             bad);
+}
+
+static void test_captioned(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/captioned.png", dir);
+    enum { W = 120, H = 3 };
+    uint8_t px[W * H * 3];
+    for (int i = 0; i < W * H * 3; i++) px[i] = (uint8_t)(i * 7 % 251);
+    const uint8_t sw[3] = {255, 40, 40};
+    const hv_io_caption cap[2] = {{0, 2, NULL, "one"}, {1, 30, sw, "two"}};
+    HV_REQUIRE_V(hv_io_png_write_captioned(path, W, H, px, cap, 2) == HV_OK, "captioned: %s",
+                 hv_error_detail());
+    int w = 0, h = 0, c = 0;
+    uint8_t *got = read_png(path, &w, &h, &c);
+    HV_REQUIRE_V(got != NULL, "captioned picture reads back");
+    /* 2 lines: 2 x 18 + 4 rows of strip */
+    HV_CHECK(w == W && h == H + 40, "captioned: %d x %d (want %d x %d)", w, h, W, H + 40);
+    if (w == W && h == H + 40) {
+        HV_CHECK(!memcmp(got, px, sizeof px), "captioned: the picture's pixels unchanged");
+        /* line 1's middle row: H + 2 + 18 + 9; the swatch 10 x 10 from 5 rows above it, at
+         * the item's column */
+        int bad = 0, light = 0;
+        for (int y = H + 24; y < H + 34; y++)
+            for (int x = 30; x < 40; x++) bad += !same(got + 3 * (y * W + x), 255, 40, 40);
+        for (int y = H; y < H + 20; y++)
+            for (int x = 0; x < W; x++) light += got[3 * (y * W + x)] > 100;
+        HV_CHECK(bad == 0, "captioned: the swatch's 100 pixels exact (%d differ)", bad);
+        HV_CHECK(light > 10, "captioned: line 0's text drawn (%d light pixels)", light);
+    }
+    free(got);
+    const hv_io_caption off[1] = {{0, W, NULL, "x"}};
+    HV_CHECK(hv_io_png_write_captioned(path, W, H, px, off, 1) == HV_ERR_ARG &&
+                 strstr(hv_error_detail(), "outside the strip"),
+             "an item past the right edge is refused: %s", hv_error_detail());
+    hv_error_clear();
+}
+
 static void test_colormap(void)
 {
     uint8_t c[3];
@@ -273,6 +348,8 @@ int main(void)
     hv_error_clear();
     test_png_roundtrip(dir);
     test_contours();
+    test_outline();
+    test_captioned(dir);
     test_colormap();
     test_heatmap(dir);
     test_figures(dir);
