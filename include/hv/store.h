@@ -412,7 +412,13 @@ hv_status hv_store_export_csv(const char *path, const char *dir);
  * DIR/synth/<case>_<level>_label.nii.gz and, with /vertebrae/synth_ct,
  * <case>_<level>_ct.nii.gz (uint8, the store's bytes, crop layout, identity
  * affine) for every vertebra whose slot holds one (*n_synth, may be NULL,
- * counts the files).
+ * counts the files), with HV_STORE_EXPORT_QC also
+ * DIR/synth/<case>_<level>_qc.png for a vertebra with a synthesized label
+ * crop and a QC picture: the QC picture's sagittal CT (LR slice 32) beside
+ * that slice of the synthesized CT crop (the QC CT again without
+ * /vertebrae/synth_ct), both with the original target's outline (the QC
+ * label channel) and the synthesized target's (synth_label), and a legend
+ * (not counted in *n_png or *n_synth).
  * The run's own output folder gets the tables only (what = 0): one picture
  * per vertebra is for a person looking, on demand. */
 #define HV_STORE_EXPORT_QC 1u

@@ -19,7 +19,11 @@
  * than over the CT of another place.
  *
  * The gan's synthesized crops (/vertebrae/synth_label, synth_ct) are
- * written as the u8 volumes they are, one NIfTI per crop (export_synth).
+ * written as the u8 volumes they are, one NIfTI per crop (export_synth),
+ * and each synthesized vertebra gets a picture on the same terms as the
+ * maps: the original CT the store holds is the QC picture's sagittal slice,
+ * so the picture shows that slice, original beside synthesized, with both
+ * targets' outlines, and only for a vertebra that has a QC picture.
  */
 #include <math.h>
 #include <stdio.h>
@@ -407,11 +411,77 @@ done:
     return st;
 }
 
+/* ---------------------------------------------- synthesized vertebrae */
+
+/* The picture of a synthesized vertebra (<case>_<level>_qc.png): two
+ * panels of the QC picture's sagittal grid (LR slice CAM_QC_SLICE, row 0
+ * cranial, column 0 anterior) side by side, SYNTH_QC_GAP black columns
+ * between them, then a two-line caption strip (hv_io_png_write_captioned). */
+#define SYNTH_QC_GAP 4
+#define SYNTH_QC_W (2 * HV_RUN_QC + SYNTH_QC_GAP)
+/* the synthesized target's outline; the original target's in the red of
+ * the QC pictures' target contour (hv_io_paint_contours) */
+static const uint8_t SYNTH_EDGE[3] = {40, 200, 255}, ORIG_EDGE[3] = {255, 40, 40};
+
+/* LR slice CAM_QC_SLICE of u8 crop `vol` on the QC grid into out
+ * (HV_RUN_QC x HV_RUN_QC bytes): the stored bytes, or with mask 1 whether
+ * the voxel holds `label` (1) or not (0). m: a float plane to work in. */
+static hv_status crop_qc_slice(const hv_volume *vol, int mask, int label, float *m, uint8_t *out)
+{
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
+    hv_status st = hv_spine_slice_extract(vol, HV_SPINE_SAGITTAL, CAM_QC_SLICE, m);
+    if (st != HV_OK) return st;
+    for (size_t q = 0; q < plane; q++)
+        out[q] = mask ? (uint8_t)(label > 0 && m[q] == (float)label) : (uint8_t)m[q];
+    return HV_OK;
+}
+
+/* The picture `fn` of a synthesized vertebra of target `label`: left the
+ * QC picture's sagittal CT (qc: its slot), right LR slice 32 of the
+ * synthesized CT crop `ct` (NULL: synthesis.crops = masks, the QC CT
+ * again); on both the QC picture's label channel outlined in ORIG_EDGE,
+ * then the synthesized label crop `lab`'s voxels of `label` on slice 32
+ * outlined in SYNTH_EDGE (on top where the two meet). m, syn, right and
+ * rgb: work buffers (a float plane, two byte planes, the panels' RGB). */
+static hv_status synth_qc_png(const char *fn, const uint8_t *qc, const hv_volume *lab,
+                              const hv_volume *ct, int label, float *m, uint8_t *syn,
+                              uint8_t *right, uint8_t *rgb)
+{
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
+    const uint8_t *v0 = qc + (size_t)HV_QC_SAG * HV_QC_CHANNELS * plane;
+    hv_status st = crop_qc_slice(lab, 1, label, m, syn);
+    if (st == HV_OK && ct) st = crop_qc_slice(ct, 0, 0, m, right);
+    if (st != HV_OK) return st;
+    const uint8_t *grey[2] = {v0 + HV_QC_CT * plane, ct ? right : v0 + HV_QC_CT * plane};
+    const int stride = 3 * SYNTH_QC_W;
+    memset(rgb, 0, (size_t)stride * HV_RUN_QC);
+    for (int p = 0; p < 2; p++) {
+        uint8_t *o = rgb + (size_t)p * (HV_RUN_QC + SYNTH_QC_GAP) * 3;
+        for (int y = 0; y < HV_RUN_QC; y++)
+            for (int x = 0; x < HV_RUN_QC; x++)
+                memset(o + (size_t)y * stride + 3 * (size_t)x, grey[p][(size_t)y * HV_RUN_QC + x],
+                       3);
+        hv_io_paint_outline(o, stride, v0 + HV_QC_LABEL * plane, HV_RUN_QC, HV_RUN_QC, ORIG_EDGE);
+        hv_io_paint_outline(o, stride, syn, HV_RUN_QC, HV_RUN_QC, SYNTH_EDGE);
+    }
+    const int x1 = HV_RUN_QC + SYNTH_QC_GAP + 4;
+    const hv_io_caption cap[4] = {
+        {0, 4, NULL, "original CT (sagittal, LR 32)"},
+        {0, x1, NULL, ct ? "synthesized CT" : "original CT (no synthesized CT stored)"},
+        {1, 4, SYNTH_EDGE, "synthesized label"},
+        {1, x1, ORIG_EDGE, "original label"},
+    };
+    return hv_io_png_write_captioned(fn, SYNTH_QC_W, HV_RUN_QC, rgb, cap, 4);
+}
+
 /* The synthesized crops of a store with /vertebrae/synth_label (and
  * synth_ct) under DIR/synth, per vertebra whose slot holds one:
  * <case>_<level>_label.nii.gz and <case>_<level>_ct.nii.gz (uint8, the
- * store's bytes in its crop layout, identity affine). *n counts the files. */
-static hv_status export_synth(const char *path, const char *dir, long *n)
+ * store's bytes in its crop layout, identity affine). *n counts the files.
+ * With `pictures`, also <case>_<level>_qc.png (synth_qc_png) for a
+ * vertebra with a synthesized label crop and a QC picture: the store holds
+ * the original CT of that slice only there. */
+static hv_status export_synth(const char *path, const char *dir, int pictures, long *n)
 {
     static const struct {
         int w;
@@ -420,20 +490,31 @@ static hv_status export_synth(const char *path, const char *dir, long *n)
                 {HV_STORE_VOL_SYNTH_CT, "ct", "healthivert gan CT crop from the store"}};
     hv_store *s = NULL;
     hv_run_crow *cr = NULL;
-    uint8_t *stt = NULL;
-    hv_volume *vol = NULL;
+    uint8_t *stt = NULL, *qc = NULL, *syn = NULL, *right = NULL, *rgb = NULL;
+    float *m = NULL;
+    hv_volume *vol[2] = {NULL, NULL};
     char *sdir = NULL, *fn = NULL;
+    const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
     hv_status st = hv_store_open_serial(path, 0, &s);
     if (st != HV_OK) return st;
     if (s->vol[HV_STORE_VOL_SYNTH_LABEL] < 0 && s->vol[HV_STORE_VOL_SYNTH_CT] < 0)
         goto done; /* synthesis.crops = none, or an older store */
+    pictures = pictures && s->qc >= 0 && s->vol[HV_STORE_VOL_SYNTH_LABEL] >= 0;
     size_t nc = (size_t)s->n_cases;
     const int64_t dim[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
-    if ((st = hv_vol_create(&vol, dim, HV_DTYPE_U8, NULL)) != HV_OK) goto done;
+    for (int o = 0; o < 2; o++)
+        if ((st = hv_vol_create(&vol[o], dim, HV_DTYPE_U8, NULL)) != HV_OK) goto done;
     cr = malloc((nc ? nc : 1) * sizeof *cr);
     stt = malloc(nc ? nc : 1);
     sdir = hv_strfmt("%s/synth", dir);
-    if (!cr || !stt || !sdir) {
+    if (pictures) {
+        qc = malloc(HV_RUN_QC_BYTES);
+        syn = malloc(plane);
+        right = malloc(plane);
+        rgb = malloc((size_t)SYNTH_QC_W * HV_RUN_QC * 3);
+        m = malloc(plane * sizeof *m);
+    }
+    if (!cr || !stt || !sdir || (pictures && (!qc || !syn || !right || !rgb || !m))) {
         st = hv_error_set(HV_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -449,13 +530,13 @@ static hv_status export_synth(const char *path, const char *dir, long *n)
             hv_error_wrap(st, "case %s", cr[i].id);
             break;
         }
-        for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++)
+        for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
+            const long slot = (long)i * HV_RUN_MAX_VERT + k;
+            int have[2] = {0, 0};
             for (int o = 0; o < 2 && st == HV_OK; o++) {
                 if (s->vol[out[o].w] < 0) continue;
-                int present = 0;
-                st = hv_store_read_vol(s, out[o].w, (long)i * HV_RUN_MAX_VERT + k, vol->data,
-                                       &present);
-                if (st != HV_OK || !present) continue; /* none: the vertebra fell back */
+                st = hv_store_read_vol(s, out[o].w, slot, vol[o]->data, &have[o]);
+                if (st != HV_OK || !have[o]) continue; /* none: the vertebra fell back */
                 free(fn);
                 fn = hv_strfmt("%s/%s_%.8s_%s.nii.gz", sdir, cr[i].id, rows[k].level,
                                out[o].suffix);
@@ -464,16 +545,34 @@ static hv_status export_synth(const char *path, const char *dir, long *n)
                     break;
                 }
                 wo.descrip = out[o].descrip;
-                if ((st = hv_io_nifti_write(fn, vol, &wo)) == HV_OK && n) (*n)++;
+                if ((st = hv_io_nifti_write(fn, vol[o], &wo)) == HV_OK && n) (*n)++;
             }
+            if (st != HV_OK || !pictures || !have[0]) continue;
+            int have_qc = 0;
+            if ((st = hv_store_read_qc(s, slot, qc, &have_qc)) != HV_OK || !have_qc) continue;
+            free(fn);
+            fn = hv_strfmt("%s/%s_%.8s_qc.png", sdir, cr[i].id, rows[k].level);
+            if (!fn) {
+                st = hv_error_set(HV_ERR_NOMEM, "out of memory");
+                break;
+            }
+            st = synth_qc_png(fn, qc, vol[0], have[1] ? vol[1] : NULL, rows[k].label, m, syn,
+                              right, rgb);
+        }
         if (st != HV_OK) hv_error_wrap(st, "case %s: its synthesized crops", cr[i].id);
     }
 done:
     free(fn);
     free(sdir);
+    free(m);
+    free(rgb);
+    free(right);
+    free(syn);
+    free(qc);
     free(cr);
     free(stt);
-    hv_vol_free(vol);
+    hv_vol_free(vol[0]);
+    hv_vol_free(vol[1]);
     hv_store_close(s);
     return st;
 }
@@ -488,7 +587,8 @@ hv_status hv_store_export(const char *path, const char *dir, unsigned what, long
     if (st == HV_OK && (what & HV_STORE_EXPORT_QC)) st = export_qc_png(path, dir, n_png);
     if (st == HV_OK && (what & HV_STORE_EXPORT_CAM))
         st = export_cam(path, dir, (what & HV_STORE_EXPORT_QC) != 0, n_cam);
-    if (st == HV_OK && (what & HV_STORE_EXPORT_SYNTH)) st = export_synth(path, dir, n_synth);
+    if (st == HV_OK && (what & HV_STORE_EXPORT_SYNTH))
+        st = export_synth(path, dir, (what & HV_STORE_EXPORT_QC) != 0, n_synth);
     return st;
 }
 
