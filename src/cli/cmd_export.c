@@ -4,7 +4,8 @@
  * tidy row per case and per vertebra, numbers printed round-trip exact, the
  * QC pictures of the store (if any) as PNGs under DIR/qc/ and its attention
  * maps (if any) as NIfTI volumes and PNGs under DIR/cam/, and the gan's
- * synthesized crops (if any) as NIfTI volumes under DIR/synth/.
+ * synthesized crops (if any) as NIfTI volumes under DIR/synth/, with a
+ * picture of each synthesized vertebra beside the original.
  *
  * The store is validated first (hv_store_validate, what `inspect` checks):
  * tables exported from a damaged store would carry wrong values with nothing
@@ -62,6 +63,13 @@ int hv_cmd_export(int argc, char **argv)
                    "                     synthesis.crops = masks, or full for the CT too):\n"
                    "                     uint8 as stored, 64 LR x 256 AP x 256 rows, identity\n"
                    "                     affine; none for a vertebra flagged synth_fallback\n"
+                   "  synth/<case>_<level>_qc.png\n"
+                   "                     the synthesized vertebra beside the original (only\n"
+                   "                     for one with a QC picture): the QC picture's\n"
+                   "                     sagittal CT (LR 32) left, that slice of the\n"
+                   "                     synthesized CT right (the original again with\n"
+                   "                     synthesis.crops = masks), the original label's\n"
+                   "                     outline in red, the synthesized label's in cyan\n"
                    "Numbers are printed with 17 significant digits (exact); NaN is 'nan'.\n");
             return HV_EXIT_OK;
         }
