@@ -139,6 +139,10 @@ float *hv_nn_param_grad(hv_nn_param *p); /* NULL for buffers */
 hv_status hv_nn_param_get(const hv_nn_param *p, float *dst, size_t n);
 hv_status hv_nn_param_get_grad(const hv_nn_param *p, float *dst, size_t n);
 hv_status hv_nn_param_set(hv_nn_param *p, const float *src, size_t n);
+/* Overwrite a trainable parameter's gradient (a data-parallel sum written
+ * back before the optimiser step); the values and their version are kept.
+ * HV_ERR_ARG for a buffer (no gradient) or n != numel. */
+hv_status hv_nn_param_set_grad(hv_nn_param *p, const float *src, size_t n);
 
 /* Placement. Move the data and gradients of every parameter of ps (and of
  * those added later) into the memory of backend be: on a backend whose

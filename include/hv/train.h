@@ -56,6 +56,7 @@ typedef struct hv_train_opts {
     int val_grid;               /* items in each validation's sample grid         */
     int threads;                /* OpenMP threads per rank, 0: leave alone        */
     int fresh;                  /* 1: discard an earlier checkpoint               */
+    int device;                 /* compute.device: 0 auto, 1 cpu, 2 cuda          */
 } hv_train_opts;
 
 /* The GAN's options from the training options (batch_local given). */
@@ -225,6 +226,7 @@ typedef struct hv_train_cls_opts {
     double progress_interval;
     int threads;
     int fresh;
+    int device;                 /* compute.device: 0 auto, 1 cpu, 2 cuda          */
 } hv_train_cls_opts;
 
 typedef struct hv_train_cls_plan {

@@ -243,6 +243,8 @@ hv_status hv_train_cls_create(int width, int64_t batch_local, int64_t batch_glob
     hv_status st;
     if ((st = hv_nn_params_create(&m->ps)) != HV_OK) goto fail;
     if ((st = hv_model_classifier_params(m->ps, width, rng)) != HV_OK) goto fail;
+    /* into the backend's memory (nothing moves on a host-memory backend) */
+    if ((st = hv_nn_params_bind(m->ps, be)) != HV_OK) goto fail;
     if ((st = hv_nn_adam_create(m->ps, lr, beta1, beta2, 1e-8, &m->adam)) != HV_OK) goto fail;
     /* the training graph: logits -> d = z1 - z0 -> BCE with logits, scaled */
     if ((st = hv_nn_graph_create(&m->gt)) != HV_OK) goto fail;
@@ -307,34 +309,49 @@ void hv_train_cls_set_reducer(hv_train_cls *m, hv_model_reduce_fn fn, void *ctx)
 hv_nn_params *hv_train_cls_params(hv_train_cls *m) { return m->ps; }
 int hv_train_cls_width(const hv_train_cls *m) { return m->width; }
 
-/* Copy the buffers out (save) or back (restore). */
-static void buffers(hv_train_cls *m, int save)
+/* Copy the buffers out (save) or back (restore), through the parameter
+ * copies (the set may live on a device backend). */
+static hv_status buffers(hv_train_cls *m, int save)
 {
     size_t off = 0;
     for (size_t i = 0; i < hv_nn_params_size(m->ps); i++) {
         hv_nn_param *p = hv_nn_params_at(m->ps, i);
         if (hv_nn_param_trainable(p)) continue;
         size_t n = (size_t)hv_nn_param_numel(p);
-        if (save) memcpy(m->snap + off, hv_nn_param_data(p), n * sizeof(float));
-        else memcpy(hv_nn_param_data(p), m->snap + off, n * sizeof(float));
+        hv_status st = save ? hv_nn_param_get(p, m->snap + off, n)
+                            : hv_nn_param_set(p, m->snap + off, n);
+        if (st != HV_OK)
+            return hv_error_wrap(st, "classifier step: %s the running statistics",
+                                 save ? "saving" : "restoring");
         off += n;
     }
     if (!save) hv_nn_params_touch(m->ps);
+    return HV_OK;
 }
 
-/* Gradients packed, summed over the participants, unpacked (pack = 1 then
- * 0 is one round trip). */
-static void grads(hv_train_cls *m, int pack)
+/* Restore the buffers after a failed step; st (returned) says what failed
+ * first, a failing restore is logged. */
+static hv_status restore(hv_train_cls *m, hv_status st)
+{
+    if (buffers(m, 0) != HV_OK) hv_log_error("%s", hv_error_detail());
+    return st;
+}
+
+/* Gradients packed (pack = 1) into m->pack, the host buffer allocated once,
+ * or written back from it (0): one round trip per step. */
+static hv_status grads(hv_train_cls *m, int pack)
 {
     size_t off = 0;
     for (size_t i = 0; i < hv_nn_params_size(m->ps); i++) {
         hv_nn_param *p = hv_nn_params_at(m->ps, i);
         if (!hv_nn_param_trainable(p)) continue;
         size_t n = (size_t)hv_nn_param_numel(p);
-        if (pack) memcpy(m->pack + off, hv_nn_param_grad(p), n * sizeof(float));
-        else memcpy(hv_nn_param_grad(p), m->pack + off, n * sizeof(float));
+        hv_status st = pack ? hv_nn_param_get_grad(p, m->pack + off, n)
+                            : hv_nn_param_set_grad(p, m->pack + off, n);
+        if (st != HV_OK) return hv_error_wrap(st, "classifier step: gradients");
         off += n;
     }
+    return HV_OK;
 }
 
 hv_status hv_train_cls_step(hv_train_cls *m, const float *x, const float *y, double *loss,
@@ -344,45 +361,35 @@ hv_status hv_train_cls_step(hv_train_cls *m, const float *x, const float *y, dou
     hv_status st;
     if ((st = hv_nn_tensor_set(m->tio.x, x, n * SLICE_PX)) != HV_OK) return st;
     if ((st = hv_nn_tensor_set(m->ty, y, n)) != HV_OK) return st;
-    buffers(m, 1);
-    if ((st = hv_nn_graph_forward(m->gt)) != HV_OK) {
-        buffers(m, 0);
-        return hv_error_wrap(st, "classifier step: forward");
-    }
+    if ((st = buffers(m, 1)) != HV_OK) return st;
+    if ((st = hv_nn_graph_forward(m->gt)) != HV_OK)
+        return restore(m, hv_error_wrap(st, "classifier step: forward"));
     float l = 0;
     if ((st = hv_nn_tensor_get(m->loss, &l, 1)) != HV_OK) return st;
     if (d && (st = hv_nn_tensor_get(m->td, d, n)) != HV_OK) return st;
-    if (m->reduce && m->reduce(m->rctx, &l, 1) != 0) {
-        buffers(m, 0);
-        return hv_error_set(HV_ERR_IO, "classifier step: the reducer failed on the loss");
-    }
+    if (m->reduce && m->reduce(m->rctx, &l, 1) != 0)
+        return restore(m, hv_error_set(HV_ERR_IO, "classifier step: the reducer failed on the loss"));
     if (loss) *loss = l;
-    if (!isfinite(l)) {
-        buffers(m, 0);
-        return hv_error_set(HV_ERR_NUMERIC, "classifier step: the cross entropy is %g; the model "
-                            "is left as it was", (double)l);
-    }
+    if (!isfinite(l))
+        return restore(m, hv_error_set(HV_ERR_NUMERIC, "classifier step: the cross entropy is %g; "
+                                       "the model is left as it was", (double)l));
     hv_nn_params_zero_grad(m->ps);
-    if ((st = hv_nn_graph_backward(m->gt, m->loss)) != HV_OK) {
-        buffers(m, 0);
-        return hv_error_wrap(st, "classifier step: backward");
-    }
-    grads(m, 1);
-    if (m->reduce && m->reduce(m->rctx, m->pack, m->n_train_par) != 0) {
-        buffers(m, 0);
-        return hv_error_set(HV_ERR_IO, "classifier step: the reducer failed on the gradients");
-    }
+    if ((st = hv_nn_graph_backward(m->gt, m->loss)) != HV_OK)
+        return restore(m, hv_error_wrap(st, "classifier step: backward"));
+    if ((st = grads(m, 1)) != HV_OK) return restore(m, st);
+    if (m->reduce && m->reduce(m->rctx, m->pack, m->n_train_par) != 0)
+        return restore(m, hv_error_set(HV_ERR_IO, "classifier step: the reducer failed on the "
+                                       "gradients"));
     /* Adam stops at the first non-finite gradient having updated the
      * parameters before it: look first (the summed gradients, so every rank
      * decides alike; a NaN input can give a finite loss, e.g. through a
      * max-pool that ignores it, and NaN gradients) */
     for (size_t k = 0; k < m->n_train_par; k++)
-        if (!isfinite(m->pack[k])) {
-            buffers(m, 0);
-            return hv_error_set(HV_ERR_NUMERIC, "classifier step: a non-finite gradient (the "
-                                "loss was %g); the model is left as it was", (double)l);
-        }
-    if (m->reduce) grads(m, 0);
+        if (!isfinite(m->pack[k]))
+            return restore(m, hv_error_set(HV_ERR_NUMERIC, "classifier step: a non-finite gradient "
+                                           "(the loss was %g); the model is left as it was",
+                                           (double)l));
+    if (m->reduce && (st = grads(m, 0)) != HV_OK) return restore(m, st);
     if ((st = hv_nn_adam_step(m->adam)) != HV_OK)
         return hv_error_wrap(st, "classifier step: Adam");
     return HV_OK;

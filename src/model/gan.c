@@ -149,6 +149,8 @@ static hv_status build_d(hv_model_gan *m, int k, hv_rng *rng)
     const int64_t img[4] = {o->batch_local, 1, o->rows, o->cols}, one = 1;
     if ((st = hv_nn_params_create(&d->ps))) return st;
     if ((st = hv_model_patchgan_params_ndf(d->ps, d_prefix[k], 1, o->ndf, rng))) return st;
+    /* into the backend's memory (nothing moves on a host-memory backend) */
+    if ((st = hv_nn_params_bind(d->ps, m->be))) return st;
     if ((st = hv_nn_adam_create(d->ps, o->lr, o->beta1, o->beta2, 1e-8, &d->adam))) return st;
     for (int real = 0; real < 2; real++) {
         hv_nn_graph *g;
@@ -183,6 +185,7 @@ static hv_status build_g(hv_model_gan *m, hv_rng *rng)
     hv_status st;
     if ((st = hv_nn_params_create(&m->gps))) return st;
     if ((st = hv_model_generator_params(m->gps, o->cnum, rng))) return st;
+    if ((st = hv_nn_params_bind(m->gps, m->be))) return st;
     if ((st = hv_nn_adam_create(m->gps, o->lr, o->beta1, o->beta2, 1e-8, &m->gadam))) return st;
     if ((st = hv_nn_graph_create(&m->gg))) return st;
     hv_nn_graph *g = m->gg;
@@ -222,22 +225,27 @@ static size_t buffers_numel(const hv_nn_params *ps)
     return n;
 }
 
-/* Copy (save = 1) or restore (0) the non-trainable buffers of the four nets. */
-static void snapshot(hv_model_gan *m, int save)
+/* Copy (save = 1) or restore (0) the non-trainable buffers of the four nets,
+ * through the parameter copies (the nets may live on a device backend). */
+static hv_status snapshot(hv_model_gan *m, int save)
 {
     size_t off = 0;
+    hv_status st;
     for (int k = 0; k < 4; k++) {
         hv_nn_params *ps = k ? m->d[k - 1].ps : m->gps;
         for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
             hv_nn_param *p = hv_nn_params_at(ps, i);
             if (hv_nn_param_trainable(p)) continue;
             size_t n = (size_t)hv_nn_param_numel(p);
-            if (save) memcpy(m->snap + off, hv_nn_param_data(p), n * sizeof(float));
-            else memcpy(hv_nn_param_data(p), m->snap + off, n * sizeof(float));
+            st = save ? hv_nn_param_get(p, m->snap + off, n) : hv_nn_param_set(p, m->snap + off, n);
+            if (st != HV_OK)
+                return hv_error_wrap(st, "model gan: %s the running statistics",
+                                     save ? "saving" : "restoring");
             off += n;
         }
         if (!save) hv_nn_params_touch(ps);
     }
+    return HV_OK;
 }
 
 hv_status hv_model_gan_create(const hv_model_gan_opts *o, hv_nn_backend *be, hv_rng *rng,
@@ -370,7 +378,8 @@ static hv_status update(hv_model_gan *m, hv_nn_params *ps, hv_nn_adam *adam, con
             hv_nn_param *p = hv_nn_params_at(ps, i);
             if (!hv_nn_param_trainable(p)) continue;
             size_t n = (size_t)hv_nn_param_numel(p);
-            memcpy(m->pack + off, hv_nn_param_grad(p), n * sizeof(float));
+            if ((st = hv_nn_param_get_grad(p, m->pack + off, n)))
+                return hv_error_wrap(st, "model gan: gradients of %s", name);
             off += n;
         }
         if ((st = reduce(m, m->pack, off, name))) return st;
@@ -379,7 +388,8 @@ static hv_status update(hv_model_gan *m, hv_nn_params *ps, hv_nn_adam *adam, con
             hv_nn_param *p = hv_nn_params_at(ps, i);
             if (!hv_nn_param_trainable(p)) continue;
             size_t n = (size_t)hv_nn_param_numel(p);
-            memcpy(hv_nn_param_grad(p), m->pack + off, n * sizeof(float));
+            if ((st = hv_nn_param_set_grad(p, m->pack + off, n)))
+                return hv_error_wrap(st, "model gan: summed gradients of %s", name);
             off += n;
         }
     }
@@ -476,7 +486,7 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_g
     hv__gan_loss *L = &m->L;
     hv_model_gan_losses res;
     memset(&res, 0, sizeof res);
-    snapshot(m, 1);
+    if ((st = snapshot(m, 1))) return st;
 
     /* 1. G forward */
     if ((st = set_g_inputs(m, &m->io, b)) || (st = hv_nn_graph_forward(m->gg))) goto fail;
@@ -621,7 +631,8 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_g
     if (out) *out = res;
     return HV_OK;
 fail:
-    snapshot(m, 0);
+    if (snapshot(m, 0) != HV_OK) /* st says what went wrong first */
+        hv_log_error("model gan: %s", hv_error_detail());
     return st;
 }
 

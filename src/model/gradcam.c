@@ -241,6 +241,8 @@ hv_status hv_model_cam_open(const char *path, int64_t batch, hv_nn_backend *be, 
         hv_error_wrap(st, "model classifier: file '%s'", path);
         goto done;
     }
+    /* into the backend's memory (nothing moves on a host-memory backend) */
+    if ((st = hv_nn_params_bind(c->ps, be))) goto done;
     if ((st = hv_nn_graph_create(&c->g))) goto done;
     st = hv_model_classifier_build(c->g, c->ps, c->width, batch, CAM_ROWS, CAM_COLS, &c->io);
     if (st == HV_OK) {

@@ -179,6 +179,9 @@ static hv_status open_net(hv_model_synth *s, int plane, const char *path)
         return hv_error_set(HV_ERR_FORMAT, "model synth: '%s' is a %s model (/meta plane), given as "
                             "the %s one", path, m.plane, plane_name(plane));
     n->cnum = m.mf.width;
+    /* into the backend's memory (nothing moves on a host-memory backend) */
+    if ((st = hv_nn_params_bind(n->ps, s->be)))
+        return hv_error_wrap(st, "model synth: placing the %s generator", plane_name(plane));
     if ((st = hv_nn_graph_create(&n->g))) return st;
     st = hv_model_generator_build(n->g, n->ps, n->cnum, s->o.batch, HV__SYNTH_ROWS, HV__SYNTH_COLS,
                                   &n->io);

@@ -19,7 +19,7 @@
 
 #include "run_internal.h"
 
-hv_status hv_run_attn_open(const hv_run_params *k, hv_run_attn *out)
+hv_status hv_run_attn_open(const hv_run_params *k, const hv_mpi_compute *c, hv_run_attn *out)
 {
     hv_status st;
     memset(out, 0, sizeof *out);
@@ -29,7 +29,7 @@ hv_status hv_run_attn_open(const hv_run_params *k, hv_run_attn *out)
     long long sz = 0;
     unsigned long crc = 0;
     if ((st = hv_run_file_crc(path, &sz, &crc)) != HV_OK) return hv_error_wrap(st, "attention.model");
-    if ((st = hv_nn_backend_create_cpu(&out->be)) != HV_OK) return st;
+    if ((st = hv_mpi_compute_backend(c, &out->be)) != HV_OK) return st;
     st = hv_model_cam_open(path, k->attn_batch, out->be, &out->model);
     if (st != HV_OK) {
         hv_error_wrap(st, "attention.model");

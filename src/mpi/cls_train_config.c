@@ -14,6 +14,7 @@
 
 #include "hv/run.h"
 #include "hv/train.h"
+#include "run_internal.h" /* hv_mpi_compute_choices */
 
 #define FIELD(f) .offset = offsetof(hv_train_cls_opts, f), .size = sizeof(((hv_train_cls_opts *)0)->f)
 #define RES .results = 1
@@ -69,7 +70,12 @@ static const hv_run_key keys[] = {
     {"classifier", "threads", "0", "OpenMP threads per rank (0: leave OMP_NUM_THREADS alone)",
      HV_KEY_INT, 0, 1024, FIELD(threads)},
     {"classifier", "fresh", "0", "1: discard an earlier checkpoint and start over (else resume)",
-     HV_KEY_BOOL, FIELD(fresh)},
+     HV_KEY_BOOL, FIELD(fresh)},    {"compute", "device", "auto",
+     "where the classifier trains: auto (the CUDA backend when the program was built with CUDA "
+     "and every rank has a usable GPU, else the CPU), cpu, or cuda (refused before anything is "
+     "written when there is no usable GPU); each rank takes GPU (node-local rank mod GPUs per "
+     "node); docs/nn.md, Placement",
+     HV_KEY_CHOICE, .choices = hv_mpi_compute_choices, FIELD(device)},
 };
 
 const hv_run_key *hv_train_cls_config_keys(size_t *n)

@@ -150,6 +150,10 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     if (st == HV_OK)
         st = hv__train_opts_check("classifier", o.file, o.output, o.batch, nranks, o.threads);
     if (st != HV_OK) return st;
+    /* where the network trains (compute.c): collective, before the output
+     * folder exists, so compute.device = cuda without a GPU leaves nothing */
+    hv_mpi_compute comp;
+    if ((st = hv_mpi_compute_open(o.device, comm, &comp)) != HV_OK) return st;
 
     hv__train_dir dir;
     hv__train_dir_init(&dir, o.output);
@@ -188,7 +192,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     {
         hv_rng rng;
         hv_rng_seed(&rng, (uint64_t)o.seed, 0);
-        st = hv_nn_backend_create_cpu(&be);
+        st = hv_mpi_compute_backend(&comp, &be);
         if (st == HV_OK)
             st = hv_train_cls_create(o.width, count, o.batch, HV_MODEL_CAM_COUNT, o.lr, o.beta1,
                                      o.beta2, &rng, be, &m);
@@ -218,12 +222,12 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     if (rank == 0) {
         hv_log_info("classifier training: %zu train items (%zu fractures at grade >= %d, %zu "
                     "not; %zu of unknown grade skipped), balance %s: %lld per epoch, %lld steps "
-                    "of %d; %zu val items; %d rank%s; steps %lld..%lld%s",
+                    "of %d; %zu val items; %d rank%s; steps %lld..%lld%s; compute: %s",
                     plan.n_train, plan.n_pos, o.threshold, plan.n_neg, plan.n_unknown_train,
                     o.balance ? "sample" : "none", (long long)plan.epoch_len,
                     (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
                     nranks == 1 ? "" : "s", (long long)step, (long long)plan.total_steps,
-                    resume ? " (resumed from the checkpoint)" : "");
+                    resume ? " (resumed from the checkpoint)" : "", comp.desc);
         vst.dir = o.output;
         snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);
         st = hv__train_csv_keep(losses, LOSS_HEADER, step, &lossbuf);

@@ -292,6 +292,12 @@ static const hv_run_key keys[] = {
      "number of shards; > 1 writes output.dir/store-shard-KKKK.h5 and leaves grading to an "
      "unsharded run of the same config",
      HV_KEY_INT, 1, 1000000, FIELD(shard_count)},
+    {"compute", "device", "auto",
+     "where the networks run (the gan's generator, the attention classifier): auto (the CUDA "
+     "backend when the program was built with CUDA and every rank has a usable GPU, else the "
+     "CPU), cpu, or cuda (refused before the run starts when there is no usable GPU); each rank "
+     "takes GPU (node-local rank mod GPUs per node); docs/nn.md, Placement",
+     HV_KEY_CHOICE, .choices = hv_mpi_compute_choices, FIELD(compute_device)},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

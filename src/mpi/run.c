@@ -552,8 +552,12 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
     /* the gan's generator(s): opened on every rank before anything is
      * written, so a missing or wrong model file stops the run here, with
      * the same answer on every rank */
+    /* where the networks run (compute.c): collective, before anything is
+     * written, so compute.device = cuda without a GPU stops every rank here */
+    hv_mpi_compute comp;
+    if ((st = hv_mpi_compute_open(p.k.compute_device, comm, &comp)) != HV_OK) return st;
     hv_run_synth rsyn;
-    st = hv_run_synth_open(&p.k, &rsyn);
+    st = hv_run_synth_open(&p.k, &comp, &rsyn);
     {
         int bad = st != HV_OK, anybad = 0;
         MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
@@ -569,7 +573,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
     /* the attention stage's classifier: the same way, before anything is
      * written (attn_model.c) */
     hv_run_attn rattn;
-    st = hv_run_attn_open(&p.k, &rattn);
+    st = hv_run_attn_open(&p.k, &comp, &rattn);
     {
         int bad = st != HV_OK, anybad = 0;
         MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, comm);
@@ -842,6 +846,8 @@ done_b:
         st = hv_store_open_serial(p.store, 1, &s);
         uint8_t *stt = NULL;
         hv_run_crow *rows = NULL;
+        if (st == HV_OK)
+            st = hv_store_set_attr_str(s, "/provenance", "compute_device", comp.desc);
         if (st == HV_OK && rsyn.model)
             st = hv_store_set_attr_str(s, "/provenance", "synth_model", rsyn.provenance);
         if (st == HV_OK && rattn.model)

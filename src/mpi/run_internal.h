@@ -74,6 +74,7 @@ typedef struct hv_run_params {
     double progress_interval;
     int retry_failed, fresh;
     int order;                  /* 0 largest, 1 index                        */
+    int compute_device;         /* [compute] device: HV_COMPUTE_*            */
     int prefetch;
     int shard_index, shard_count;
 } hv_run_params;
@@ -100,6 +101,31 @@ void hv_sbuf_printf(hv_sbuf *b, const char *fmt, ...) __attribute__((format(prin
 char *hv_sbuf_take(hv_sbuf *b);
 void hv_sbuf_free(hv_sbuf *b);
 
+/* ------------------------------------------------- compute.device (compute.c) */
+
+/* compute.device, parsed as an index of hv_mpi_compute_choices */
+enum { HV_COMPUTE_AUTO = 0, HV_COMPUTE_CPU = 1, HV_COMPUTE_CUDA = 2 };
+extern const char *const hv_mpi_compute_choices[]; /* "auto", "cpu", "cuda", NULL */
+#define HV_COMPUTE_ENTRY 128 /* one rank's line of the device list */
+
+/* Where a command's networks run: this rank's choice. */
+typedef struct hv_mpi_compute {
+    int cuda;        /* 1: CUDA backends on `device`; 0: the CPU backend   */
+    int device;      /* this rank's node-local GPU, -1 on the CPU          */
+    /* "cpu", or "cuda (rank R HOST gpu D of N; ...)": on rank 0 every
+     * rank's entry, on the others their own */
+    char desc[2048];
+} hv_mpi_compute;
+
+/* Collective over comm, before anything is written: pick the backend for
+ * compute.device = `setting` (HV_COMPUTE_*; see compute.c) and log the
+ * choice on rank 0. cuda without a build with CUDA or without a usable
+ * device on every rank is HV_ERR_ARG on every rank, naming the key. */
+hv_status hv_mpi_compute_open(int setting, MPI_Comm comm, hv_mpi_compute *out);
+/* A new backend of the choice (*out owned by the caller, freed with
+ * hv_nn_backend_free); c NULL: the CPU backend. */
+hv_status hv_mpi_compute_backend(const hv_mpi_compute *c, hv_nn_backend **out);
+
 /* ------------------------------------------------------ the gan's model */
 
 /* The generator(s) of synthesis.method = gan, opened once per rank before
@@ -120,7 +146,7 @@ typedef struct hv_run_synth {
 
 /* Open the model(s) of k (no-op for another method). A missing, unreadable
  * or wrong file is an error naming the key and the file. */
-hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out);
+hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_run_synth *out);
 void hv_run_synth_close(hv_run_synth *rs);
 
 /* ---------------------------------------------- the attention classifier */
@@ -140,7 +166,7 @@ typedef struct hv_run_attn {
 /* Open the classifier of k (no-op when attention.model is empty). A missing,
  * unreadable or wrong file (not a classifier: a GAN model, a training set)
  * is an error naming attention.model and the file. */
-hv_status hv_run_attn_open(const hv_run_params *k, hv_run_attn *out);
+hv_status hv_run_attn_open(const hv_run_params *k, const hv_mpi_compute *c, hv_run_attn *out);
 void hv_run_attn_close(hv_run_attn *ra);
 /* Size and CRC-32 of a file, streamed (synth_model.c). */
 hv_status hv_run_file_crc(const char *path, long long *size, unsigned long *crc);

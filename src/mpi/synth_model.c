@@ -40,7 +40,7 @@ hv_status hv_run_file_crc(const char *path, long long *size, unsigned long *crc)
     return HV_OK;
 }
 
-hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
+hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_run_synth *out)
 {
     hv_status st;
     memset(out, 0, sizeof *out);
@@ -55,7 +55,7 @@ hv_status hv_run_synth_open(const hv_run_params *k, hv_run_synth *out)
     if ((st = hv_run_file_crc(sag, &sz[0], &crc[0])) != HV_OK) return hv_error_wrap(st, "synthesis.model");
     if (cor && (st = hv_run_file_crc(cor, &sz[1], &crc[1])) != HV_OK)
         return hv_error_wrap(st, "synthesis.model_coronal");
-    if ((st = hv_nn_backend_create_cpu(&out->be)) != HV_OK) return st;
+    if ((st = hv_mpi_compute_backend(c, &out->be)) != HV_OK) return st;
     hv_model_synth_opts so;
     hv_model_synth_opts_default(&so);
     so.batch = k->synth_batch;

@@ -217,18 +217,40 @@ void hv__train_write_why(const char *dir, char *why, size_t cap)
 
 int hv__train_params_finite(hv_nn_params *ps, const char *net, char *bad, size_t cap)
 {
-    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+    /* through copies: the set may live on a device backend */
+    int ok = 1;
+    float *d = NULL;
+    size_t have = 0;
+    for (size_t i = 0; i < hv_nn_params_size(ps) && ok; i++) {
         hv_nn_param *p = hv_nn_params_at(ps, i);
-        const float *d = hv_nn_param_data(p);
-        int64_t n = hv_nn_param_numel(p);
-        for (int64_t k = 0; k < n; k++)
+        size_t n = (size_t)hv_nn_param_numel(p);
+        if (n > have) {
+            float *t = realloc(d, n * sizeof(float));
+            if (!t) {
+                snprintf(bad, cap, "%s%s%s: out of memory reading it", net ? net : "",
+                         net ? " " : "", hv_nn_param_name(p));
+                ok = 0;
+                break;
+            }
+            d = t;
+            have = n;
+        }
+        if (hv_nn_param_get(p, d, n) != HV_OK) {
+            snprintf(bad, cap, "%s%s%s: cannot be read (%s)", net ? net : "", net ? " " : "",
+                     hv_nn_param_name(p), hv_error_detail());
+            ok = 0;
+            break;
+        }
+        for (size_t k = 0; k < n; k++)
             if (!isfinite(d[k])) {
                 snprintf(bad, cap, "%s%s%s[%lld] = %g", net ? net : "", net ? " " : "",
                          hv_nn_param_name(p), (long long)k, (double)d[k]);
-                return 0;
+                ok = 0;
+                break;
             }
     }
-    return 1;
+    free(d);
+    return ok;
 }
 
 hv_status hv__train_opts_check(const char *section, const char *file, const char *output,

@@ -230,6 +230,10 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     if (st == HV_OK)
         st = hv__train_opts_check("train", o.file, o.output, o.batch, nranks, o.threads);
     if (st != HV_OK) return st;
+    /* where the network trains (compute.c): collective, before the output
+     * folder exists, so compute.device = cuda without a GPU leaves nothing */
+    hv_mpi_compute comp;
+    if ((st = hv_mpi_compute_open(o.device, comm, &comp)) != HV_OK) return st;
 
     hv__train_dir dir;
     hv__train_dir_init(&dir, o.output);
@@ -274,7 +278,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         hv_train_gan_opts(&o, count, &go);
         hv_rng rng;
         hv_rng_seed(&rng, (uint64_t)o.seed, 0);
-        st = hv_nn_backend_create_cpu(&be);
+        st = hv_mpi_compute_backend(&comp, &be);
         if (st == HV_OK) st = hv_model_gan_create(&go, be, &rng, &gan);
         if (st == HV_OK && dir.resume) {
             st = hv_model_gan_load(gan, ckpt);
@@ -300,11 +304,12 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
     if (rank == 0) {
         hv_log_info("training: %zu healthy train items (%lld steps of %d per epoch), %zu val "
-                    "items; %d rank%s (%lld items each step here); steps %lld..%lld%s",
+                    "items; %d rank%s (%lld items each step here); steps %lld..%lld%s; "
+                    "compute: %s",
                     plan.n_train, (long long)plan.steps_per_epoch, o.batch, plan.n_val, nranks,
                     nranks == 1 ? "" : "s", (long long)count, (long long)step,
                     (long long)plan.total_steps,
-                    dir.resume ? " (resumed from the checkpoint)" : "");
+                    dir.resume ? " (resumed from the checkpoint)" : "", comp.desc);
         vst.out_dir = o.output;
         vst.grid = o.val_grid;
         snprintf(vst.csv, sizeof vst.csv, "%s/val.csv", o.output);

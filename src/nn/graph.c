@@ -1071,6 +1071,10 @@ void hv_nn_graph_set_reducer(hv_nn_graph *g, hv_nn_reduce_fn fn, void *ctx)
     if (!g) return;
     g->ex.reduce = fn;
     g->ex.reduce_ctx = fn ? ctx : NULL;
+    /* the host staging copy of ex (a planned graph on a device backend) too:
+     * a reducer set after planning must reach the nodes staged on the host */
+    g->hex.reduce = g->ex.reduce;
+    g->hex.reduce_ctx = g->ex.reduce_ctx;
 }
 
 void hv_nn_graph_set_frozen(hv_nn_graph *g, int on)

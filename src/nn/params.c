@@ -163,6 +163,13 @@ hv_status hv_nn_param_set(hv_nn_param *p, const float *src, size_t n)
     return st;
 }
 
+hv_status hv_nn_param_set_grad(hv_nn_param *p, const float *src, size_t n)
+{
+    if (!p || !src || !p->grad || n != (size_t)p->numel)
+        return hv_error_set(HV_ERR_ARG, "nn param_set_grad: bad arguments or no gradient");
+    return hv__nn_param_copy_in(p, p->grad, src, p->numel);
+}
+
 /* A host view of p's data for the host code below: p->data itself on the
  * host, else a temporary copy (copied out when `read`), written back and
  * freed by view_end. NULL (logged) when the copy fails. */

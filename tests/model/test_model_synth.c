@@ -8,12 +8,14 @@
  * Parts: model files (open refusals, export round trip against the
  * training code's own inference, hv_model_gan_infer), the step order of
  * spec 8 through the trace hook, the composite geometry with a saturated
- * height head, batch-vs-loop equality, NaN.
+ * height head, batch-vs-loop equality, NaN, and the synthesis on a device
+ * backend (the fake device of tests/nn/fake_device.h) against the host.
  */
 #include "hv_test.h"
 
 #include "hv/model.h"
 #include "hv/nn.h"
+#include "../nn/fake_device.h"
 
 static char g_dir[1024];
 
@@ -585,6 +587,53 @@ static void test_batch_vs_loop(hv_nn_backend *be, const char *sag, const char *c
     hv_spine_crop_free(cr);
 }
 
+/* compute.device = cuda without a GPU: the synthesis (both planes,
+ * neighbours on, with a CAM, batch 2 on the narrow crop) with its generators
+ * bound to the fake device, whose memory faults when host code touches it,
+ * equals the reference backend exactly (the same reference kernels in the
+ * same order: tolerance 0), every op on the device and every op staged. */
+static void test_device(const char *sag, const char *cor)
+{
+    hv_nn_backend *ref = NULL;
+    HV_CHECK_OK(hv_nn_backend_create_ref(&ref));
+    hv_spine_crop *cr = narrow_crop(19, 20, 21, 22);
+    hv_volume *cam = cr ? make_cam(cr->ct) : NULL;
+    HV_REQUIRE_V(ref && cr && cam, "reference backend and crop");
+    hv_model_synth_result h;
+    memset(&h, 0, sizeof h);
+    hv_model_synth *s = open_synth(ref, sag, cor, 2, 1);
+    if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &h));
+    hv_model_synth_free(s);
+    for (int v = 0; v < 2 && h.ct; v++) {
+        hv_nn_backend *dev = NULL;
+        HV_CHECK_OK(fake_device_create(&dev, NULL, v == 0 ? -1 : 0));
+        hv_model_synth_result d;
+        memset(&d, 0, sizeof d);
+        s = dev ? open_synth(dev, sag, cor, 2, 1) : NULL;
+        if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &d));
+        hv_model_synth_free(s);
+        if (d.ct) {
+            double dct = max_abs_diff(h.ct, d.ct), dp = max_abs_diff(h.prob, d.prob),
+                   dl = max_abs_diff(h.labels, d.labels);
+            printf("# synthesis on the fake device (%s, %llu device kernels): max |host - device| "
+                   "CT %g, prob %g, labels %g\n", v == 0 ? "every op" : "every op staged",
+                   (unsigned long long)fake_device_state(dev)->n_kernels, dct, dp, dl);
+            HV_CHECK(dct == 0 && dp == 0 && dl == 0 && h.height_rows == d.height_rows &&
+                         h.n_neighbour_runs == d.n_neighbour_runs && h.n_coronal == d.n_coronal,
+                     "device vs host: CT %g, prob %g, labels %g, height %g vs %g", dct, dp, dl,
+                     h.height_rows, d.height_rows);
+        } else {
+            HV_CHECK(0, "no synthesis on the fake device");
+        }
+        hv_model_synth_result_free(&d);
+        hv_nn_backend_free(dev);
+    }
+    hv_model_synth_result_free(&h);
+    hv_vol_free(cam);
+    hv_spine_crop_free(cr);
+    hv_nn_backend_free(ref);
+}
+
 /* The composite's geometry (and the result's band_row) with a saturated height head: the bias of
  * fine_generator.fc_height set to +50 makes p2 = 1, so Hp = 40. The
  * target (image rows [116, 146): x1 116, x2 146, h 30) gives d = 10,
@@ -818,7 +867,7 @@ static void test_export_infer(hv_nn_backend *be)
 
 /* Parts (argv[1]), one CTest entry each so that each fits its timeout
  * under sanitizers: files, steps, batch, geometry (with fusion and NaN),
- * export; no argument runs them all. */
+ * export, device; no argument runs them all. */
 int main(int argc, char **argv)
 {
     const char *part = argc > 1 ? argv[1] : "all";
@@ -835,7 +884,7 @@ int main(int argc, char **argv)
         test_open(be);
         test_export_file(be);
     }
-    if (all || !strcmp(part, "steps") || !strcmp(part, "batch")) {
+    if (all || !strcmp(part, "steps") || !strcmp(part, "batch") || !strcmp(part, "device")) {
         hv_nn_params *ps = tiny_params(5);
         HV_REQUIRE(ps, "params");
         const char *sag = tmp_path("run_sag.h5"), *cor = tmp_path("run_cor.h5");
@@ -844,6 +893,7 @@ int main(int argc, char **argv)
         hv_nn_params_free(ps);
         if (all || !strcmp(part, "steps")) test_steps(be, sag, cor);
         if (all || !strcmp(part, "batch")) test_batch_vs_loop(be, sag, cor);
+        if (all || !strcmp(part, "device")) test_device(sag, cor);
     }
     if (all || !strcmp(part, "geometry")) {
         test_geometry(be);

@@ -54,6 +54,18 @@ check "--fresh starts over (rc $rc)" grep -q 'steps 0..4 of 4' "$WORK/w.log"
 train_hv 0 "$WORK/good" --set classifier.steps=3; rc=$?
 check "more steps continue the finished training (rc $rc)" grep -q 'steps 2..3 of 3 .*resumed' "$WORK/good.log"
 
+# compute.device: cuda refused before the output folder exists (no usable
+# GPU here, or no CUDA in the build); a bad value is a config error
+if "$HV" version 2>/dev/null | grep -qE '[1-9][0-9]* device\(s\)'; then
+  echo "# a CUDA device is usable here: the cuda refusal is not checked"
+else
+  train_hv 0 "$WORK/cu" --set compute.device=cuda; rc=$?
+  expect 1 "compute.device = cuda: (this build has no CUDA|no usable CUDA device)" "$WORK/cu.log" "cuda without a GPU" $rc
+  check "cuda refused: no output folder" [ ! -e "$WORK/cu" ]
+fi
+"$HV" train-classifier "$TCFG" --set compute.device=gpu >"$WORK/c0.log" 2>&1; rc=$?
+expect 2 "one of: auto, cpu, cuda" "$WORK/c0.log" "bad compute.device" $rc
+
 # config strictness
 "$HV" train-classifier "$TCFG" --set train.cnum=4 >"$WORK/c1.log" 2>&1; rc=$?
 expect 2 "train" "$WORK/c1.log" "a [train] key" $rc
@@ -65,4 +77,5 @@ for k in file output seed width batch lr beta1 beta2 steps epochs threshold bala
          checkpoint_every val_every log_every threads progress_interval; do
   check "--keys lists classifier.$k" grep -q "^classifier.$k = " "$WORK/keys.log"
 done
+check "--keys lists compute.device" grep -q "^compute.device = auto" "$WORK/keys.log"
 finish
