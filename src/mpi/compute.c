@@ -86,8 +86,10 @@ hv_status hv_mpi_compute_open(int setting, MPI_Comm comm, hv_mpi_compute *out)
     MPI_Allreduce(&have, &all, 1, MPI_INT, MPI_MIN, comm);
     /* rank 0 learns every rank's device, for the log and the provenance */
     char mine[HV_COMPUTE_ENTRY];
-    if (have) snprintf(mine, sizeof mine, "rank %d %s %s", rank, host, name);
-    else snprintf(mine, sizeof mine, "rank %d %s none", rank, host);
+    /* host and device names cut so the entry always fits ("rank " + 11 + 1 +
+     * 40 + 1 + 63 + NUL = 122 <= HV_COMPUTE_ENTRY): the list stays one line */
+    if (have) snprintf(mine, sizeof mine, "rank %d %.40s %.63s", rank, host, name);
+    else snprintf(mine, sizeof mine, "rank %d %.40s none", rank, host);
     char list[sizeof out->desc - 16];
     list[0] = 0;
     char *gathered = NULL;
