@@ -14,11 +14,28 @@
  * the same order; a placement bug shows as a fault, an error, or a
  * difference). Two device variants: every op a device kernel (-1), and
  * every op declined (0: each node staged through host copies).
+ *
+ * Built a second time as tests/gpu's test_gpu_model with HV_TEST_CUDA: the
+ * device is then the CUDA backend on GPU 0 (HV_CUDA_TF32=0: plain fp32
+ * convolutions; its native kernels plus host staging for the ops it
+ * declines), exit 77 where no GPU is usable. cuDNN and the GPU kernels sum
+ * in other orders than the reference loops, so equality becomes bounds:
+ * each step's losses within 1e-4 relative; the parameters after the steps
+ * within 1e-2 of the distance they travelled from their initial values
+ * (||p_gpu - p_ref|| / ||p_ref - p_0||: Adam's first steps move each weight
+ * by about lr * sign(g), so a gradient of rounding-noise size whose sign
+ * differs moves a weight the other way; the bound says the trajectories
+ * agree, not that every weight does); inference outputs (in [0, 1]) within
+ * 1e-3 absolute and heights within 1e-3 relative.
  */
 #include "hv_test.h"
 #include "gan_batch.h"
 #include "hv/train.h"
+#ifdef HV_TEST_CUDA
+#include "hv/gpu.h"
+#else
 #include "../nn/fake_device.h"
+#endif
 
 #define R 64
 #define CL 64
@@ -79,8 +96,8 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 
 typedef struct gan_out {
     hv_model_gan_losses ls[STEPS];
-    float *params, *comp, *seg, h[2];
-    size_t np;
+    float *params, *params0, *comp, *seg, h[2];
+    size_t np, np0;
     int reduced;
 } gan_out;
 
@@ -101,9 +118,10 @@ static void gan_run(hv_nn_backend *be, gan_out *r)
     HV_CHECK_OK(hv_model_gan_create(&o, be, &rng, &m));
     if (!m) goto done;
     hv_model_gan_set_reducer(m, one_rank_sum, &r->reduced);
-    for (int s = 0; s < STEPS; s++) HV_CHECK_OK(hv_model_gan_step(m, &b, &r->ls[s]));
     hv_nn_params *sets[4];
     for (int k = 0; k < 4; k++) sets[k] = hv_model_gan_params(m, k);
+    r->params0 = params_copy(sets, 4, &r->np0);
+    for (int s = 0; s < STEPS; s++) HV_CHECK_OK(hv_model_gan_step(m, &b, &r->ls[s]));
     r->params = params_copy(sets, 4, &r->np);
     HV_CHECK(r->params != NULL, "parameters read back: %s", hv_error_detail());
     const size_t pl = (size_t)(2 * R * CL);
@@ -115,57 +133,113 @@ done:
     gan_batch_free(&b);
 }
 
-static void test_gan(hv_nn_backend *ref, int dev_ops)
+/* The device under test: the fake device (dev_ops as fake_device_create)
+ * or, in the CUDA build, the CUDA backend on GPU 0. */
+static hv_nn_backend *device_create(int dev_ops)
 {
     hv_nn_backend *dev = NULL;
+#ifdef HV_TEST_CUDA
+    (void)dev_ops;
+    HV_CHECK_OK(hv_gpu_backend_create(0, &dev));
+#else
     HV_CHECK_OK(fake_device_create(&dev, NULL, dev_ops));
+#endif
+    return dev;
+}
+
+#ifdef HV_TEST_CUDA
+#define LOSS_REL 1e-4 /* per step, relative */
+#define TRAJ_REL 1e-2 /* ||p_dev - p_ref|| / ||p_ref - p_0|| */
+#define OUT_ABS 1e-3  /* composite and segmentation, in [0, 1] */
+#define H_REL 1e-3    /* predicted heights, relative */
+#else
+#define LOSS_REL 0.0
+#define TRAJ_REL 0.0
+#define OUT_ABS 0.0
+#define H_REL 0.0
+#endif
+
+/* |a - b| <= rel * max(|a|, |b|); NaN never passes. */
+static int close_rel(double a, double b, double rel)
+{
+    return fabs(a - b) <= rel * fmax(fabs(a), fabs(b));
+}
+
+/* The parameters on the device against the reference: equal for the fake
+ * device, within TRAJ_REL of the distance travelled for the GPU. */
+static void check_params(const char *what, const float *pr, const float *p0, const float *pd,
+                         size_t n)
+{
+    double e = max_abs_diff(pr, pd, n), dd = 0, dt = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = (double)pd[i] - (double)pr[i], b = (double)pr[i] - (double)p0[i];
+        dd += a * a, dt += b * b;
+    }
+    const double rel = dt > 0 ? sqrt(dd / dt) : (dd > 0 ? INFINITY : 0);
+    printf("# %s: %zu parameters after %d steps, max |ref - device| %g, "
+           "||ref - device|| / ||ref - initial|| %g\n", what, n, STEPS, e, rel);
+    HV_CHECK(dt > 0, "%s: the steps did not change the parameters", what);
+    if (TRAJ_REL == 0) HV_CHECK(e == 0, "%s: parameters differ after %d steps: max %g", what, STEPS, e);
+    else HV_CHECK(rel <= TRAJ_REL, "%s: parameters after %d steps differ by %g of the distance travelled "
+                  "(bound %g)", what, STEPS, rel, TRAJ_REL);
+}
+
+static void test_gan(hv_nn_backend *ref, int dev_ops)
+{
+    hv_nn_backend *dev = device_create(dev_ops);
+    if (!dev) return;
     gan_out a, d;
     gan_run(ref, &a);
     gan_run(dev, &d);
+#ifndef HV_TEST_CUDA
     fake_dev *fd = fake_device_state(dev);
     printf("# gan, fake device ops %d: %llu kernels, %llu adam steps, %llu copies in, %llu out\n",
            dev_ops, (unsigned long long)fd->n_kernels, (unsigned long long)fd->n_adam,
            (unsigned long long)fd->n_copy_in, (unsigned long long)fd->n_copy_out);
     HV_CHECK(fd->n_adam > 0, "Adam did not run on the device");
     if (dev_ops < 0) HV_CHECK(fd->n_kernels > 0, "no kernel ran on the device");
+#endif
     HV_CHECK(a.reduced > 0 && a.reduced == d.reduced, "reducer calls %d (host) vs %d (device)",
              a.reduced, d.reduced);
     for (int s = 0; s < STEPS; s++) {
-        const double *x = &a.ls[s].g_total, *y = &d.ls[s].g_total;
-        HV_CHECK(a.ls[s].g_total == d.ls[s].g_total && a.ls[s].d1 == d.ls[s].d1 &&
-                     a.ls[s].d2 == d.ls[s].d2 && a.ls[s].d3 == d.ls[s].d3 &&
-                     a.ls[s].g_l1 == d.ls[s].g_l1,
-                 "step %d losses: host G %.9g D %.9g %.9g %.9g, device G %.9g D %.9g %.9g %.9g", s,
-                 *x, a.ls[s].d1, a.ls[s].d2, a.ls[s].d3, *y, d.ls[s].d1, d.ls[s].d2, d.ls[s].d3);
+        const hv_model_gan_losses *x = &a.ls[s], *y = &d.ls[s];
+        printf("# step %d: G %.9g / %.9g, D %.9g %.9g %.9g / %.9g %.9g %.9g (ref / device)\n", s,
+               x->g_total, y->g_total, x->d1, x->d2, x->d3, y->d1, y->d2, y->d3);
+        HV_CHECK(close_rel(x->g_total, y->g_total, LOSS_REL) && close_rel(x->d1, y->d1, LOSS_REL) &&
+                     close_rel(x->d2, y->d2, LOSS_REL) && close_rel(x->d3, y->d3, LOSS_REL) &&
+                     close_rel(x->g_l1, y->g_l1, LOSS_REL),
+                 "step %d losses: ref G %.9g D %.9g %.9g %.9g, device G %.9g D %.9g %.9g %.9g", s,
+                 x->g_total, x->d1, x->d2, x->d3, y->g_total, y->d1, y->d2, y->d3);
     }
-    HV_CHECK(a.params && d.params && a.np == d.np, "parameter counts %zu vs %zu", a.np, d.np);
-    if (a.params && d.params && a.np == d.np) {
-        double e = max_abs_diff(a.params, d.params, a.np);
-        printf("# gan: %zu parameters after %d steps, max |host - device| %g\n", a.np, STEPS, e);
-        HV_CHECK(e == 0, "parameters differ after %d steps: max %g", STEPS, e);
-    }
+    HV_CHECK(a.params && d.params && a.params0 && a.np == d.np && a.np0 == a.np,
+             "parameter counts %zu vs %zu", a.np, d.np);
+    if (a.params && d.params && a.params0 && a.np == d.np && a.np0 == a.np)
+        check_params("gan", a.params, a.params0, d.params, a.np);
     if (a.comp && d.comp && a.seg && d.seg) {
         const size_t pl = (size_t)(2 * R * CL);
-        double ec = max_abs_diff(a.comp, d.comp, pl), es = max_abs_diff(a.seg, d.seg, pl),
-               eh = max_abs_diff(a.h, d.h, 2);
-        printf("# gan inference: max |host - device| composite %g, fine seg %g, heights %g\n", ec,
-               es, eh);
-        HV_CHECK(ec == 0 && es == 0 && eh == 0, "inference differs: composite %g seg %g heights %g",
-                 ec, es, eh);
+        double ec = max_abs_diff(a.comp, d.comp, pl), es = max_abs_diff(a.seg, d.seg, pl);
+        int hok = close_rel(a.h[0], d.h[0], H_REL) && close_rel(a.h[1], d.h[1], H_REL);
+        printf("# gan inference: max |ref - device| composite %g, fine seg %g, heights %g %g / %g %g\n",
+               ec, es, a.h[0], a.h[1], d.h[0], d.h[1]);
+        HV_CHECK(ec <= OUT_ABS && es <= OUT_ABS && hok,
+                 "inference differs: composite %g seg %g heights %g %g vs %g %g", ec, es, a.h[0],
+                 a.h[1], d.h[0], d.h[1]);
     }
     gan_out *o[2] = {&a, &d};
-    for (int i = 0; i < 2; i++) free(o[i]->params), free(o[i]->comp), free(o[i]->seg);
+    for (int i = 0; i < 2; i++)
+        free(o[i]->params), free(o[i]->params0), free(o[i]->comp), free(o[i]->seg);
     hv_nn_backend_free(dev);
 }
 
 /* The classifier's training step (width 2, 2 slices of 256 x 256). */
-static void cls_run(hv_nn_backend *be, double loss[STEPS], float d[2], float **params, size_t *np,
-                    int *reduced)
+static void cls_run(hv_nn_backend *be, double loss[STEPS], float d[2], float **params,
+                    float **params0, size_t *np, int *reduced)
 {
     hv_rng rng;
     hv_rng_seed(&rng, 5, 0);
     hv_train_cls *m = NULL;
-    *params = NULL;
+    size_t np0 = 0;
+    *params = *params0 = NULL;
     const size_t px = 256 * 256;
     float *x = malloc(2 * px * sizeof(float)), y[2] = {0.0f, 1.0f};
     for (size_t k = 0; x && k < 2 * px; k++)
@@ -173,9 +247,11 @@ static void cls_run(hv_nn_backend *be, double loss[STEPS], float d[2], float **p
     HV_CHECK_OK(hv_train_cls_create(2, 2, 2, 2, 1e-3, 0.9, 0.999, &rng, be, &m));
     if (!m || !x) goto done;
     hv_train_cls_set_reducer(m, one_rank_sum, reduced);
-    for (int s = 0; s < STEPS; s++) HV_CHECK_OK(hv_train_cls_step(m, x, y, &loss[s], d));
     hv_nn_params *ps = hv_train_cls_params(m);
+    *params0 = params_copy(&ps, 1, &np0);
+    for (int s = 0; s < STEPS; s++) HV_CHECK_OK(hv_train_cls_step(m, x, y, &loss[s], d));
     *params = params_copy(&ps, 1, np);
+    HV_CHECK(np0 == *np, "classifier parameter count changed: %zu -> %zu", np0, *np);
 done:
     hv_train_cls_free(m);
     free(x);
@@ -183,27 +259,30 @@ done:
 
 static void test_cls(hv_nn_backend *ref, int dev_ops)
 {
-    hv_nn_backend *dev = NULL;
-    HV_CHECK_OK(fake_device_create(&dev, NULL, dev_ops));
+    hv_nn_backend *dev = device_create(dev_ops);
+    if (!dev) return;
     double la[STEPS] = {0}, ld[STEPS] = {0};
-    float da[2] = {0}, dd[2] = {0}, *pa = NULL, *pd = NULL;
+    float da[2] = {0}, dd[2] = {0}, *pa = NULL, *pd = NULL, *p0a = NULL, *p0d = NULL;
     size_t na = 0, nd = 0;
     int ra = 0, rd = 0;
-    cls_run(ref, la, da, &pa, &na, &ra);
-    cls_run(dev, ld, dd, &pd, &nd, &rd);
+    cls_run(ref, la, da, &pa, &p0a, &na, &ra);
+    cls_run(dev, ld, dd, &pd, &p0d, &nd, &rd);
+#ifndef HV_TEST_CUDA
     HV_CHECK(fake_device_state(dev)->n_adam > 0, "Adam did not run on the device");
+#endif
     HV_CHECK(ra > 0 && ra == rd, "reducer calls %d (host) vs %d (device)", ra, rd);
-    for (int s = 0; s < STEPS; s++)
-        HV_CHECK(la[s] == ld[s], "classifier step %d: loss host %.9g, device %.9g", s, la[s], ld[s]);
-    HV_CHECK(da[0] == dd[0] && da[1] == dd[1], "classifier logit differences differ");
-    HV_CHECK(pa && pd && na == nd, "classifier parameters not read back");
-    if (pa && pd && na == nd) {
-        double e = max_abs_diff(pa, pd, na);
-        printf("# classifier, fake device ops %d: %zu parameters, max |host - device| %g\n",
-               dev_ops, na, e);
-        HV_CHECK(e == 0, "classifier parameters differ: max %g", e);
+    for (int s = 0; s < STEPS; s++) {
+        printf("# classifier step %d: loss %.9g / %.9g (ref / device)\n", s, la[s], ld[s]);
+        HV_CHECK(close_rel(la[s], ld[s], LOSS_REL), "classifier step %d: loss ref %.9g, device %.9g",
+                 s, la[s], ld[s]);
     }
-    free(pa), free(pd);
+    /* logit differences: near 0 for an untrained net, so relative to 1 */
+    HV_CHECK(fabs(da[0] - dd[0]) <= OUT_ABS * fmax(1, fabs(da[0])) &&
+                 fabs(da[1] - dd[1]) <= OUT_ABS * fmax(1, fabs(da[1])),
+             "classifier logit differences: ref %g %g, device %g %g", da[0], da[1], dd[0], dd[1]);
+    HV_CHECK(pa && pd && p0a && na == nd, "classifier parameters not read back");
+    if (pa && pd && p0a && na == nd) check_params("classifier", pa, p0a, pd, na);
+    free(pa), free(pd), free(p0a), free(p0d);
     hv_nn_backend_free(dev);
 }
 
@@ -211,6 +290,15 @@ int main(int argc, char **argv)
 {
     const char *part = argc > 1 ? argv[1] : "gan";
     hv_nn_backend *ref = NULL;
+#ifdef HV_TEST_CUDA
+    setenv("HV_CUDA_TF32", "0", 1); /* plain fp32 convolutions */
+    hv_nn_backend *probe = NULL;
+    if (hv_gpu_backend_create(0, &probe) != HV_OK) {
+        printf("# %s\n", hv_error_detail());
+        return hv_test_skip("no usable CUDA device: the models on the cuda backend need one");
+    }
+    hv_nn_backend_free(probe);
+#endif
     HV_REQUIRE(hv_nn_backend_create_ref(&ref) == HV_OK, "reference backend");
     if (!strcmp(part, "gan")) test_gan(ref, -1);
     else if (!strcmp(part, "gan_staged")) test_gan(ref, 0);
