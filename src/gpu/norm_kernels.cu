@@ -287,7 +287,10 @@ extern "C" cudaError_t hv__cuda_maxpool_bwd(cudaStream_t s, const float *dy, con
 __constant__ float sobel_gx[3][3] = {{-1, 0, 1}, {-2, 0, 2}, {-1, 0, 1}};
 __constant__ float sobel_gy[3][3] = {{1, 2, 1}, {0, 0, 0}, {-1, -2, -1}};
 
-__device__ static inline int64_t clampi(int64_t v, int64_t hi) { return v < 0 ? 0 : (v > hi ? hi : v); }
+__device__ static inline int64_t clampi(int64_t v, int64_t hi)
+{
+    return v < 0 ? 0 : (v > hi ? hi : v);
+}
 
 /* the two responses at pixel (i, j) of img (h x w, edges replicated) */
 __device__ static inline void sobel_at(const float *img, int64_t h, int64_t w, int64_t i,

@@ -145,7 +145,8 @@ static hv_status bn_reduce(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *ex
                            size_t cnt, const char *what)
 {
     float *host = n->be_state;
-    if (!host) return hv_error_set(HV_ERR_INTERNAL, "cuda backend: batch norm %s not prepared", n->name);
+    if (!host)
+        return hv_error_set(HV_ERR_INTERNAL, "cuda backend: batch norm %s not prepared", n->name);
     hv_status st = HV_CU(cudaMemcpyAsync(host, red, cnt * sizeof(float), cudaMemcpyDeviceToHost,
                                          cb->stream));
     if (st == HV_OK) st = HV_CU(cudaStreamSynchronize(cb->stream));
