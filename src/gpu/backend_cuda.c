@@ -10,7 +10,11 @@
  *   - the elementwise ops (elu, relu, leaky_relu, sigmoid, clamp, scale,
  *     reshape; add, sub, mul), forward and backward, with its own kernels
  *     (cuda_kernels.cu);
- *   - conv2d forward and backward through cuDNN (conv_cudnn.c);
+ *   - conv2d forward and backward through cuDNN, and deconv2d as its
+ *     adjoint (conv_cudnn.c);
+ *   - the training and classifier ops (train_ops.c, kernels in
+ *     loss_kernels.cu and norm_kernels.cu): sum, mean, bce_logits, l1,
+ *     mse, dice, softmax, batch norm, max pooling, Sobel, spectral norm;
  *   - Adam (adam_step) as a kernel with the host loop's arithmetic.
  * It declines every other op; the graph runs those on the reference
  * kernels on host staging copies (src/nn/placement.c).
