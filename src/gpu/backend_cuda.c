@@ -10,7 +10,11 @@
  *   - the elementwise ops (elu, relu, leaky_relu, sigmoid, clamp, scale,
  *     reshape; add, sub, mul), forward and backward, with its own kernels
  *     (cuda_kernels.cu);
- *   - conv2d forward and backward through cuDNN (conv_cudnn.c);
+ *   - conv2d forward and backward through cuDNN, and deconv2d as its
+ *     adjoint (conv_cudnn.c);
+ *   - the training and classifier ops (train_ops.c, kernels in
+ *     loss_kernels.cu and norm_kernels.cu): sum, mean, bce_logits, l1,
+ *     mse, dice, softmax, batch norm, max pooling, Sobel, spectral norm;
  *   - Adam (adam_step) as a kernel with the host loop's arithmetic.
  * It declines every other op; the graph runs those on the reference
  * kernels on host staging copies (src/nn/placement.c).
@@ -27,6 +31,7 @@
 #include "cuda_backend.h"
 #include "cuda_kernels.h"
 #include "hv/gpu.h"
+#include "train_ops.h"
 
 hv_status hv__cuda_check(cudaError_t e, const char *call)
 {
@@ -134,6 +139,8 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
     if (is_binary(n->op))
         return n->nsrc == 2 && n->src[0]->numel == n->numel && n->src[1]->numel == n->numel;
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_supported(n);
+    if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_supported(n);
+    if (hv__cuda_train_owns(n->op)) return hv__cuda_train_supported(n);
     return 0;
 }
 
@@ -141,6 +148,8 @@ static hv_status cuda_prepare(hv_nn_backend *be, hv_nn_tensor *n, int grads, siz
 {
     *work_n = 0;
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_prepare(ctx_of(be), n, grads, work_n);
+    if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_prepare(ctx_of(be), n, grads, work_n);
+    if (hv__cuda_train_owns(n->op)) return hv__cuda_train_prepare(ctx_of(be), n, grads, work_n);
     return HV_OK;
 }
 
@@ -148,6 +157,8 @@ static void cuda_release(hv_nn_backend *be, hv_nn_tensor *n)
 {
     (void)be;
     if (n->op == HV_NN_OP_CONV2D) hv__cuda_conv_release(n);
+    if (n->op == HV_NN_OP_DECONV2D) hv__cuda_conv_release(n);
+    if (hv__cuda_train_owns(n->op)) hv__cuda_train_release(n);
 }
 
 static hv_status cuda_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex)
@@ -160,6 +171,8 @@ static hv_status cuda_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
         return HV_CU(hv__cuda_binary_fwd(cb->stream, (int)n->op, n->src[0]->data,
                                          n->src[1]->data, n->data, n->numel));
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_forward(cb, n, ex);
+    if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_forward(cb, n, ex);
+    if (hv__cuda_train_owns(n->op)) return hv__cuda_train_forward(cb, n, ex);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: forward of op %s it declined",
                         hv_nn_op_name(n->op));
 }
@@ -180,6 +193,8 @@ static hv_status cuda_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_e
                                          a->grad, b->grad, n->numel));
     }
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_backward(cb, n, ex);
+    if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_backward(cb, n, ex);
+    if (hv__cuda_train_owns(n->op)) return hv__cuda_train_backward(cb, n, ex);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: backward of op %s it declined",
                         hv_nn_op_name(n->op));
 }

@@ -32,7 +32,7 @@ hv_status hv__cudnn_check(cudnnStatus_t e, const char *call);
 #define HV_CU(call) hv__cuda_check((call), #call)
 #define HV_DNN(call) hv__cudnn_check((call), #call)
 
-/* Convolution nodes (conv_cudnn.c): cuDNN descriptors and algorithms chosen
+/* Convolution and transposed convolution nodes (conv_cudnn.c): cuDNN descriptors and algorithms chosen
  * once in prepare (node->be_state), the largest workspace of the chosen
  * algorithms in *work_n (floats; the graph's shared workspace ex->work). */
 int hv__cuda_conv_supported(const hv_nn_tensor *n);
