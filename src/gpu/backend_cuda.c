@@ -52,6 +52,7 @@ static void cuda_destroy(hv_nn_backend *be)
         /* teardown: nothing useful can be done with an error here */
         if (cb->stream) (void)cudaStreamSynchronize(cb->stream);
         if (cb->dnn) (void)cudnnDestroy(cb->dnn);
+        if (cb->blas) (void)cublasDestroy(cb->blas);
         if (cb->flag_d) (void)cudaFree(cb->flag_d);
         if (cb->flag_h) (void)cudaFreeHost(cb->flag_h);
         if (cb->stream) (void)cudaStreamDestroy(cb->stream);
@@ -134,6 +135,7 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
     if (is_binary(n->op))
         return n->nsrc == 2 && n->src[0]->numel == n->numel && n->src[1]->numel == n->numel;
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_supported(n);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_supported(n);
     return 0;
 }
 
@@ -141,6 +143,7 @@ static hv_status cuda_prepare(hv_nn_backend *be, hv_nn_tensor *n, int grads, siz
 {
     *work_n = 0;
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_prepare(ctx_of(be), n, grads, work_n);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_prepare(n, grads, work_n);
     return HV_OK;
 }
 
@@ -160,6 +163,7 @@ static hv_status cuda_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
         return HV_CU(hv__cuda_binary_fwd(cb->stream, (int)n->op, n->src[0]->data,
                                          n->src[1]->data, n->data, n->numel));
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_forward(cb, n, ex);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_forward(cb, n, ex);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: forward of op %s it declined",
                         hv_nn_op_name(n->op));
 }
@@ -180,6 +184,7 @@ static hv_status cuda_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_e
                                          a->grad, b->grad, n->numel));
     }
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_backward(cb, n, ex);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_backward(cb, n, ex);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: backward of op %s it declined",
                         hv_nn_op_name(n->op));
 }
@@ -257,6 +262,7 @@ hv_status hv_gpu_backend_create(int device, hv_nn_backend **out)
     if ((st = HV_CU(cudaMallocHost((void **)&cb->flag_h, sizeof(int)))) != HV_OK) goto done;
     if ((st = HV_DNN(cudnnCreate(&cb->dnn))) != HV_OK) goto done;
     if ((st = HV_DNN(cudnnSetStream(cb->dnn, cb->stream))) != HV_OK) goto done;
+    if ((st = hv__cuda_blas_create(cb)) != HV_OK) goto done;
 done:
     if (st != HV_OK) {
         if (be && cb)
