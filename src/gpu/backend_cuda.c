@@ -136,6 +136,7 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
         return n->nsrc == 2 && n->src[0]->numel == n->numel && n->src[1]->numel == n->numel;
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_supported(n);
     if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_supported(n);
+    if (hv__cuda_shape_supported(n)) return 1;
     return 0;
 }
 
@@ -164,6 +165,7 @@ static hv_status cuda_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
                                          n->src[1]->data, n->data, n->numel));
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_forward(cb, n, ex);
     if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_forward(cb, n, ex);
+    if (hv__cuda_shape_supported(n)) return hv__cuda_shape_forward(cb, n);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: forward of op %s it declined",
                         hv_nn_op_name(n->op));
 }
@@ -185,6 +187,7 @@ static hv_status cuda_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_e
     }
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_backward(cb, n, ex);
     if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_backward(cb, n, ex);
+    if (hv__cuda_shape_supported(n)) return hv__cuda_shape_backward(cb, n);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: backward of op %s it declined",
                         hv_nn_op_name(n->op));
 }

@@ -16,6 +16,7 @@
  */
 #include <math.h>
 
+#include "block_reduce.cuh"
 #include "ctx_attn_kernels.h"
 
 #define HV_CA_THREADS 256
@@ -39,39 +40,6 @@ static unsigned ca_rows(int64_t rows)
          i += (int64_t)gridDim.x * blockDim.x)
 
 /* ---------------------------------------------------------- reductions */
-
-struct op_max {
-    __device__ float operator()(float a, float b) const { return a > b ? a : b; }
-};
-struct op_add_f {
-    __device__ float operator()(float a, float b) const { return a + b; }
-};
-struct op_add_d {
-    __device__ double operator()(double a, double b) const { return a + b; }
-};
-
-/* Reduce v over the block (blockDim.x a multiple of 32, at most 1024); every
- * thread gets the result. ident: op's identity (the value of the missing
- * warps). sh: 32 elements of shared memory, reused by the next call only
- * after the __syncthreads at the end. */
-template <typename T, typename Op>
-__device__ static T block_reduce(T v, Op op, T ident, T *sh)
-{
-    const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-    const unsigned nw = blockDim.x >> 5;
-    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, o));
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        T w = lane < nw ? sh[lane] : ident;
-        for (int o = 16; o > 0; o >>= 1) w = op(w, __shfl_down_sync(0xffffffffu, w, o));
-        if (lane == 0) sh[0] = w;
-    }
-    __syncthreads();
-    T r = sh[0];
-    __syncthreads();
-    return r;
-}
 
 /* ------------------------------------------------------- im2col/col2im */
 

@@ -55,6 +55,13 @@ hv_status hv__cuda_ca_prepare(hv_nn_tensor *n, int grads, size_t *work_n);
 hv_status hv__cuda_ca_forward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *ex);
 hv_status hv__cuda_ca_backward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *ex);
 
+/* Shape and channel ops (shape_cuda.c): UPSAMPLE, DOWNSAMPLE, CONCAT, PAD,
+ * SLICE, GAP, CHANNEL_MUL, LINEAR; no per-node state, no workspace.
+ * supported is 0 for every other op. */
+int hv__cuda_shape_supported(const hv_nn_tensor *n);
+hv_status hv__cuda_shape_forward(hv_cuda_be *cb, hv_nn_tensor *n);
+hv_status hv__cuda_shape_backward(hv_cuda_be *cb, hv_nn_tensor *n);
+
 /* Convolution nodes (conv_cudnn.c): cuDNN descriptors and algorithms chosen
  * once in prepare (node->be_state), the largest workspace of the chosen
  * algorithms in *work_n (floats; the graph's shared workspace ex->work). */
