@@ -11,14 +11,19 @@
  *     reshape; add, sub, mul), forward and backward, with its own kernels
  *     (cuda_kernels.cu);
  *   - conv2d forward and backward through cuDNN (conv_cudnn.c);
+ *   - contextual attention forward and backward (ctx_attn_cuda.c, its
+ *     kernels in ctx_attn_kernels.cu, its GEMMs through cuBLAS);
+ *   - upsample, downsample, concat, pad, slice, gap, channel_mul and linear
+ *     forward and backward (shape_cuda.c, shape_kernels.cu; linear through
+ *     cuBLAS);
  *   - Adam (adam_step) as a kernel with the host loop's arithmetic.
  * It declines every other op; the graph runs those on the reference
  * kernels on host staging copies (src/nn/placement.c).
  *
- * Written in C (the CUDA runtime and cuDNN have C APIs); only the kernels
- * are CUDA C++, so nvcc compiles one small file.
+ * Written in C (the CUDA runtime, cuDNN and cuBLAS have C APIs); only the
+ * kernels are CUDA C++ (the .cu files).
  *
- * Errors: every CUDA and cuDNN return code is checked and turned into
+ * Errors: every CUDA, cuDNN and cuBLAS return code is checked and turned into
  * HV_ERR_GPU with the call's text and CUDA's own message.
  */
 #include <stdlib.h>

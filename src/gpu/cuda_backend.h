@@ -1,10 +1,13 @@
 /*
  * cuda_backend.h: the inside of the CUDA backend of the NN engine, shared by
- * backend_cuda.c (the vtable: memory, copies, elementwise ops, Adam) and
- * conv_cudnn.c (convolutions through cuDNN). Private to src/gpu.
+ * backend_cuda.c (the vtable: memory, copies, elementwise ops, Adam),
+ * conv_cudnn.c (convolutions through cuDNN), cublas_gemm.c (the cuBLAS
+ * handle and GEMM), ctx_attn_cuda.c (contextual attention) and shape_cuda.c
+ * (shape and channel ops, linear). Private to src/gpu.
  *
- * The backend owns one CUDA stream and one cuDNN handle bound to it; every
- * kernel, copy and cuDNN call of a graph is queued on that stream, so the
+ * The backend owns one CUDA stream and one cuDNN and one cuBLAS handle bound
+ * to it; every kernel, copy, cuDNN and cuBLAS call of a graph is queued on
+ * that stream, so the
  * graph's order is the execution order and synchronize() is one
  * cudaStreamSynchronize.
  */
