@@ -14,10 +14,10 @@
  *   - the generator (hv_model_generator_build, cnum 16, 256x256, inference,
  *     TF32 only, median of up to 5 forwards):
  *     slices per second at batch 1, 16 and 64 and the fraction of the
- *     ceiling its FLOPs reach. Ops the backend declines (spectral norm,
- *     deconvolution, resampling, concat, contextual attention...) run on the
- *     host reference kernels on staging copies, so this is the current
- *     state, not the GPU's reach; a larger batch is skipped when its
+ *     ceiling its FLOPs reach. Ops the backend declines would run on the
+ *     host reference kernels on staging copies; since contextual attention
+ *     and the shape ops run on the GPU, the generator's inference graph has
+ *     none (the per-op profile lists what ran); a larger batch is skipped when its
  *     forward would take more than GEN_MAX_S seconds at the speed per slice
  *     of the batch before. A per-op profile of one batch-1
  *     forward shows where the time goes.

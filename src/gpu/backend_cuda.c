@@ -15,14 +15,19 @@
  *   - the training and classifier ops (train_ops.c, kernels in
  *     loss_kernels.cu and norm_kernels.cu): sum, mean, bce_logits, l1,
  *     mse, dice, softmax, batch norm, max pooling, Sobel, spectral norm;
+ *   - contextual attention forward and backward (ctx_attn_cuda.c, its
+ *     kernels in ctx_attn_kernels.cu, its GEMMs through cuBLAS);
+ *   - upsample, downsample, concat, pad, slice, gap, channel_mul and linear
+ *     forward and backward (shape_cuda.c, shape_kernels.cu; linear through
+ *     cuBLAS);
  *   - Adam (adam_step) as a kernel with the host loop's arithmetic.
  * It declines every other op; the graph runs those on the reference
  * kernels on host staging copies (src/nn/placement.c).
  *
- * Written in C (the CUDA runtime and cuDNN have C APIs); only the kernels
- * are CUDA C++, so nvcc compiles one small file.
+ * Written in C (the CUDA runtime, cuDNN and cuBLAS have C APIs); only the
+ * kernels are CUDA C++ (the .cu files).
  *
- * Errors: every CUDA and cuDNN return code is checked and turned into
+ * Errors: every CUDA, cuDNN and cuBLAS return code is checked and turned into
  * HV_ERR_GPU with the call's text and CUDA's own message.
  */
 #include <stdlib.h>
@@ -57,6 +62,7 @@ static void cuda_destroy(hv_nn_backend *be)
         /* teardown: nothing useful can be done with an error here */
         if (cb->stream) (void)cudaStreamSynchronize(cb->stream);
         if (cb->dnn) (void)cudnnDestroy(cb->dnn);
+        if (cb->blas) (void)cublasDestroy(cb->blas);
         if (cb->flag_d) (void)cudaFree(cb->flag_d);
         if (cb->flag_h) (void)cudaFreeHost(cb->flag_h);
         if (cb->stream) (void)cudaStreamDestroy(cb->stream);
@@ -141,6 +147,8 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_supported(n);
     if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_supported(n);
     if (hv__cuda_train_owns(n->op)) return hv__cuda_train_supported(n);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_supported(n);
+    if (hv__cuda_shape_supported(n)) return 1;
     return 0;
 }
 
@@ -150,6 +158,7 @@ static hv_status cuda_prepare(hv_nn_backend *be, hv_nn_tensor *n, int grads, siz
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_prepare(ctx_of(be), n, grads, work_n);
     if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_prepare(ctx_of(be), n, grads, work_n);
     if (hv__cuda_train_owns(n->op)) return hv__cuda_train_prepare(ctx_of(be), n, grads, work_n);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_prepare(n, grads, work_n);
     return HV_OK;
 }
 
@@ -173,6 +182,8 @@ static hv_status cuda_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_forward(cb, n, ex);
     if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_forward(cb, n, ex);
     if (hv__cuda_train_owns(n->op)) return hv__cuda_train_forward(cb, n, ex);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_forward(cb, n, ex);
+    if (hv__cuda_shape_supported(n)) return hv__cuda_shape_forward(cb, n);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: forward of op %s it declined",
                         hv_nn_op_name(n->op));
 }
@@ -195,6 +206,8 @@ static hv_status cuda_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_e
     if (n->op == HV_NN_OP_CONV2D) return hv__cuda_conv_backward(cb, n, ex);
     if (n->op == HV_NN_OP_DECONV2D) return hv__cuda_conv_backward(cb, n, ex);
     if (hv__cuda_train_owns(n->op)) return hv__cuda_train_backward(cb, n, ex);
+    if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_backward(cb, n, ex);
+    if (hv__cuda_shape_supported(n)) return hv__cuda_shape_backward(cb, n);
     return hv_error_set(HV_ERR_INTERNAL, "cuda backend: backward of op %s it declined",
                         hv_nn_op_name(n->op));
 }
@@ -272,6 +285,7 @@ hv_status hv_gpu_backend_create(int device, hv_nn_backend **out)
     if ((st = HV_CU(cudaMallocHost((void **)&cb->flag_h, sizeof(int)))) != HV_OK) goto done;
     if ((st = HV_DNN(cudnnCreate(&cb->dnn))) != HV_OK) goto done;
     if ((st = HV_DNN(cudnnSetStream(cb->dnn, cb->stream))) != HV_OK) goto done;
+    if ((st = hv__cuda_blas_create(cb)) != HV_OK) goto done;
 done:
     if (st != HV_OK) {
         if (be && cb)

@@ -84,8 +84,8 @@ static const backend_entry backends[] = {
     /* device memory, every op declined: every op through host staging */
     {"fake_staged", create_fake_none, 0},
 #ifdef HV_TEST_CUDA
-    /* cuDNN convolutions and the backend's own elementwise kernels in fp32
-     * (main sets HV_CUDA_TF32=0), the rest on host staging copies */
+    /* cuDNN convolutions, the backend's own kernels and cuBLAS GEMMs in
+     * fp32 (main sets HV_CUDA_TF32=0), the rest on host staging copies */
     {"cuda", create_cuda, 1e-4},
 #endif
 };
