@@ -2,14 +2,16 @@
  * norm_kernels.cu: the CUDA backend's batch norm, max pooling, Sobel and
  * spectral norm, forward and backward (interface in train_kernels.h).
  *
- * Batch norm: per-channel statistics one block per channel (the channel's
- * nb*hw elements in a grid-stride share per thread, then
- * cuda_reduce.cuh's fixed-order sum in double), the passes split where the
- * reference kernel calls its reducer so that train_ops.c can sum them over
- * ranks in between; normalisation and the input gradient one thread per
- * element. Max pooling and Sobel backward gather instead of scatter: each
- * input element sums the contributions of the outputs whose window holds it
- * in the reference loop's order (outputs row by row, then the window's
+ * Batch norm: per-channel statistics over a fixed number of blocks per
+ * channel (hv__cuda_bn_split: a function of the shape only), each block
+ * summing its strided share in double (cuda_reduce.cuh's fixed order) into
+ * a partial, then one thread per channel adding the partials in block
+ * order; the passes split where the reference kernel calls its reducer,
+ * so that train_ops.c can sum them over ranks in between; normalisation
+ * and the input gradient one thread per element. Max pooling and Sobel
+ * backward gather instead of scatter: each input element sums the
+ * contributions of the outputs whose window holds it in the reference
+ * loop's order (outputs row by row, then the window's
  * taps), so they need no atomics and equal the reference bit for bit.
  * Spectral norm: the power iteration in one block (W is a convolution
  * kernel, at most a few million floats), warp per row for W v.
@@ -28,39 +30,82 @@ __device__ static inline int64_t bn_at(int64_t e, int64_t k, int64_t c, int64_t 
     return ((e / hw) * c + k) * hw + e % hw;
 }
 
-/* block k: red[k] = (float) sum of channel k; red[c] = the item count */
-__global__ static void bn_sums_k(const float *x, int64_t nb, int64_t c, int64_t hw, float *red)
+/* What the partial sums of a channel add up (bn_part_k, bn_total_k). */
+enum { BN_SUMS, BN_SQUARES, BN_GRADS };
+
+/* Blocks per channel: enough blocks to fill a large GPU (about 512 in
+ * all) while each keeps at least 4096 elements, at most 64. */
+extern "C" int64_t hv__cuda_bn_split(int64_t nb, int64_t c, int64_t hw)
+{
+    const int64_t m = nb * hw;
+    int64_t sp = (512 + c - 1) / c, most = (m + 4095) / 4096;
+    if (sp > most) sp = most;
+    if (sp > 64) sp = 64;
+    return sp < 1 ? 1 : sp;
+}
+
+/* block b = k * sp + j: the j-th share (elements j*blockDim + t, stride
+ * sp*blockDim) of channel k. BN_SUMS: part[b] = sum x; BN_SQUARES: part[b]
+ * = sum (x - mu)^2 with the reference's float mean mu = red[k] / red[c];
+ * BN_GRADS: part[b] = sum dy, part[c sp + b] = sum dy xhat (float terms as
+ * the reference). */
+__global__ static void bn_part_k(int mode, const float *x, const float *dy, int64_t nb, int64_t c,
+                                 int64_t hw, int64_t sp, const float *red, const float *mean,
+                                 const float *istd, double *part)
 {
     __shared__ double sh[32];
-    const int64_t k = blockIdx.x, m = nb * hw;
-    double s = 0;
-    for (int64_t e = threadIdx.x; e < m; e += blockDim.x) s += x[bn_at(e, k, c, hw)];
-    s = hv_block_sum(s, sh);
+    const int64_t b = blockIdx.x, k = b / sp, j = b % sp, m = nb * hw;
+    double s1 = 0, s2 = 0;
+    if (mode == BN_SUMS) {
+        for (int64_t e = j * blockDim.x + threadIdx.x; e < m; e += sp * blockDim.x)
+            s1 += x[bn_at(e, k, c, hw)];
+    } else if (mode == BN_SQUARES) {
+        const double mu = (float)(red[k] / (double)red[c]);
+        for (int64_t e = j * blockDim.x + threadIdx.x; e < m; e += sp * blockDim.x) {
+            const double d = x[bn_at(e, k, c, hw)] - mu;
+            s1 += d * d;
+        }
+    } else {
+        const float mu = mean[k], is = istd[k];
+        for (int64_t e = j * blockDim.x + threadIdx.x; e < m; e += sp * blockDim.x) {
+            const int64_t i = bn_at(e, k, c, hw);
+            s1 += dy[i];
+            s2 += dy[i] * (x[i] - mu) * is;
+        }
+        s2 = hv_block_sum(s2, sh);
+    }
+    s1 = hv_block_sum(s1, sh);
     if (threadIdx.x == 0) {
-        red[k] = (float)s;
-        if (k == 0) red[c] = (float)((double)nb * hw);
+        part[b] = s1;
+        if (mode == BN_GRADS) part[c * sp + b] = s2;
     }
 }
 
-/* block k: count = red[c], mean[k] = red[k] / count, then red[k] = the
- * centred sum of squares of channel k */
-__global__ static void bn_squares_k(const float *x, int64_t nb, int64_t c, int64_t hw, float *red,
-                                    float *mean, float *count)
+/* one thread per channel: its sp partials in block order, then as the
+ * reference after its loops */
+__global__ static void bn_total_k(int mode, int64_t nb, int64_t c, int64_t hw, int64_t sp,
+                                  const double *part, float *red, float *mean, float *count,
+                                  float *dgamma, float *dbeta)
 {
-    __shared__ double sh[32];
-    const int64_t k = blockIdx.x, m = nb * hw;
-    const double cnt = red[c];
-    const double mu = (float)(red[k] / cnt); /* the reference's float mean */
-    double s2 = 0;
-    for (int64_t e = threadIdx.x; e < m; e += blockDim.x) {
-        const double d = x[bn_at(e, k, c, hw)] - mu;
-        s2 += d * d;
-    }
-    s2 = hv_block_sum(s2, sh); /* every thread has read red[k] before this */
-    if (threadIdx.x == 0) {
-        mean[k] = (float)mu;
-        red[k] = (float)s2;
-        if (k == 0) count[0] = (float)cnt;
+    HV_GRID_LOOP(k, c)
+    {
+        double s1 = 0, s2 = 0;
+        for (int64_t j = 0; j < sp; j++) s1 += part[k * sp + j];
+        if (mode == BN_SUMS) {
+            red[k] = (float)s1;
+            if (k == 0) red[c] = (float)((double)nb * hw);
+        } else if (mode == BN_SQUARES) {
+            const double cnt = red[c];
+            mean[k] = (float)(red[k] / cnt); /* bn_part_k's mu */
+            red[k] = (float)s1;
+            if (k == 0) count[0] = (float)cnt;
+        } else {
+            for (int64_t j = 0; j < sp; j++) s2 += part[(c + k) * sp + j];
+            if (dgamma) dgamma[k] += (float)s2;
+            if (dbeta) dbeta[k] += (float)s1;
+            red[k] = (float)s1;
+            red[c + k] = (float)s2;
+        }
     }
 }
 
@@ -100,30 +145,6 @@ __global__ static void bn_apply_k(const float *x, float *y, const float *gamma, 
     }
 }
 
-/* block k: sums of dy and dy * xhat over channel k */
-__global__ static void bn_grad_sums_k(const float *x, const float *dy, const float *mean,
-                                      const float *istd, int64_t nb, int64_t c, int64_t hw,
-                                      float *dgamma, float *dbeta, float *red)
-{
-    __shared__ double sh[32];
-    const int64_t k = blockIdx.x, m = nb * hw;
-    const float mu = mean[k], is = istd[k];
-    double sdy = 0, sdyx = 0;
-    for (int64_t e = threadIdx.x; e < m; e += blockDim.x) {
-        const int64_t i = bn_at(e, k, c, hw);
-        sdy += dy[i];
-        sdyx += dy[i] * (x[i] - mu) * is;
-    }
-    sdy = hv_block_sum(sdy, sh);
-    sdyx = hv_block_sum(sdyx, sh);
-    if (threadIdx.x == 0) {
-        if (dgamma) dgamma[k] += (float)sdyx;
-        if (dbeta) dbeta[k] += (float)sdy;
-        red[k] = (float)sdy;
-        red[c + k] = (float)sdyx;
-    }
-}
-
 __global__ static void bn_grad_x_k(const float *x, const float *dy, float *dx, const float *gamma,
                                    const float *mean, const float *istd, const float *red,
                                    const float *count, int64_t numel, int64_t c, int64_t hw,
@@ -144,18 +165,33 @@ __global__ static void bn_grad_x_k(const float *x, const float *dy, float *dx, c
     }
 }
 
-extern "C" cudaError_t hv__cuda_bn_sums(cudaStream_t s, const float *x, int64_t nb, int64_t c,
-                                        int64_t hw, float *red)
+static cudaError_t bn_sum_pass(cudaStream_t s, int mode, const float *x, const float *dy,
+                               int64_t nb, int64_t c, int64_t hw, float *red, float *mean,
+                               const float *istd, float *count, float *dgamma, float *dbeta,
+                               double *part)
 {
-    bn_sums_k<<<(unsigned)c, HV_CUDA_THREADS, 0, s>>>(x, nb, c, hw, red);
+    const int64_t sp = hv__cuda_bn_split(nb, c, hw);
+    bn_part_k<<<(unsigned)(c * sp), HV_CUDA_THREADS, 0, s>>>(mode, x, dy, nb, c, hw, sp, red, mean,
+                                                             istd, part);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    bn_total_k<<<hv_cuda_grid(c), HV_CUDA_THREADS, 0, s>>>(mode, nb, c, hw, sp, part, red, mean,
+                                                           count, dgamma, dbeta);
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t hv__cuda_bn_squares(cudaStream_t s, const float *x, int64_t nb, int64_t c,
-                                           int64_t hw, float *red, float *mean, float *count)
+extern "C" cudaError_t hv__cuda_bn_sums(cudaStream_t s, const float *x, int64_t nb, int64_t c,
+                                        int64_t hw, float *red, double *part)
 {
-    bn_squares_k<<<(unsigned)c, HV_CUDA_THREADS, 0, s>>>(x, nb, c, hw, red, mean, count);
-    return cudaGetLastError();
+    return bn_sum_pass(s, BN_SUMS, x, NULL, nb, c, hw, red, NULL, NULL, NULL, NULL, NULL, part);
+}
+
+extern "C" cudaError_t hv__cuda_bn_squares(cudaStream_t s, const float *x, int64_t nb, int64_t c,
+                                           int64_t hw, float *red, float *mean, float *count,
+                                           double *part)
+{
+    return bn_sum_pass(s, BN_SQUARES, x, NULL, nb, c, hw, red, mean, NULL, count, NULL, NULL,
+                       part);
 }
 
 extern "C" cudaError_t hv__cuda_bn_finish(cudaStream_t s, int64_t c, const float *red,
@@ -188,11 +224,10 @@ extern "C" cudaError_t hv__cuda_bn_apply(cudaStream_t s, const float *x, float *
 extern "C" cudaError_t hv__cuda_bn_grad_sums(cudaStream_t s, const float *x, const float *dy,
                                              const float *mean, const float *istd, int64_t nb,
                                              int64_t c, int64_t hw, float *dgamma, float *dbeta,
-                                             float *red)
+                                             float *red, double *part)
 {
-    bn_grad_sums_k<<<(unsigned)c, HV_CUDA_THREADS, 0, s>>>(x, dy, mean, istd, nb, c, hw, dgamma,
-                                                          dbeta, red);
-    return cudaGetLastError();
+    return bn_sum_pass(s, BN_GRADS, x, dy, nb, c, hw, red, (float *)mean, istd, NULL, dgamma,
+                       dbeta, part);
 }
 
 extern "C" cudaError_t hv__cuda_bn_grad_x(cudaStream_t s, const float *x, const float *dy,

@@ -62,11 +62,16 @@ cudaError_t hv__cuda_softmax_bwd(cudaStream_t s, const float *y, const float *dy
  * red[c], mean = red / count, red[k] = the centred sum of squares), [reduce
  * c], bn_finish (running statistics, istd); eval forward: bn_eval; then
  * bn_apply. Backward: bn_grad_sums (dgamma, dbeta += this part; red[k] =
- * sum dy, red[c + k] = sum dy xhat), [reduce 2c], bn_grad_x. */
+ * sum dy, red[c + k] = sum dy xhat), [reduce 2c], bn_grad_x.
+ * The three sums split each channel over hv__cuda_bn_split() blocks
+ * (a function of the shape only), each writing double partials to part
+ * (2 c split doubles of scratch), which one thread per channel then adds
+ * in block order. */
+int64_t hv__cuda_bn_split(int64_t nb, int64_t c, int64_t hw);
 cudaError_t hv__cuda_bn_sums(cudaStream_t s, const float *x, int64_t nb, int64_t c, int64_t hw,
-                             float *red);
+                             float *red, double *part);
 cudaError_t hv__cuda_bn_squares(cudaStream_t s, const float *x, int64_t nb, int64_t c, int64_t hw,
-                                float *red, float *mean, float *count);
+                                float *red, float *mean, float *count, double *part);
 cudaError_t hv__cuda_bn_finish(cudaStream_t s, int64_t c, const float *red, const float *mean,
                                const float *count, double mom, double eps, float *rm, float *rv,
                                float *istd);
@@ -77,7 +82,8 @@ cudaError_t hv__cuda_bn_apply(cudaStream_t s, const float *x, float *y, const fl
                               int64_t numel, int64_t c, int64_t hw);
 cudaError_t hv__cuda_bn_grad_sums(cudaStream_t s, const float *x, const float *dy,
                                   const float *mean, const float *istd, int64_t nb, int64_t c,
-                                  int64_t hw, float *dgamma, float *dbeta, float *red);
+                                  int64_t hw, float *dgamma, float *dbeta, float *red,
+                                  double *part);
 cudaError_t hv__cuda_bn_grad_x(cudaStream_t s, const float *x, const float *dy, float *dx,
                                const float *gamma, const float *mean, const float *istd,
                                const float *red, const float *count, int64_t numel, int64_t c,

@@ -68,12 +68,12 @@ int hv__cuda_train_supported(const hv_nn_tensor *n)
         return n->nsrc == 1 && n->ndim >= 2 && x->numel == n->numel && n->shape[0] >= 1 &&
                n->shape[1] >= 1;
     case HV_NN_OP_BATCH_NORM:
-        /* plain NCHW only (the blocked layout is oneDNN's); one block per
-         * channel */
+        /* plain NCHW only (the blocked layout is oneDNN's); at most 64
+         * blocks per channel in the grid's x dimension */
         if (n->nsrc != 5 || x->ndim != 4 || !same_shape(x, n) || x->blk || n->blk) return 0;
         for (int s = 1; s < 5; s++)
             if (n->src[s]->numel != x->shape[1]) return 0;
-        return x->shape[1] <= INT_MAX;
+        return x->shape[1] <= INT_MAX / 64;
     case HV_NN_OP_MAXPOOL:
         /* the saved argmax is a float: exact up to 2^24 elements a plane */
         return n->nsrc == 1 && x->ndim == 4 && n->ndim == 4 && n->ip[0] >= 1 && n->ip[1] >= 1 &&
@@ -88,13 +88,24 @@ int hv__cuda_train_supported(const hv_nn_tensor *n)
     }
 }
 
+/* batch norm's scratch: red (2c + 1 floats, rounded up to whole doubles),
+ * then the partial sums (2 c split doubles) */
+static size_t bn_red_floats(const hv_nn_tensor *n) { return 2 * (size_t)n->shape[1] + 2; }
+
+static size_t bn_work_floats(const hv_nn_tensor *n)
+{
+    const int64_t sp = hv__cuda_bn_split(n->shape[0], n->shape[1], n->shape[2] * n->shape[3]);
+    const size_t dbl = sizeof(double) / sizeof(float);
+    return bn_red_floats(n) + 2 * (size_t)n->shape[1] * (size_t)sp * dbl;
+}
+
 /* scratch floats of a node (forward and, with grads, backward) */
 static size_t work_floats(const hv_nn_tensor *n)
 {
     const size_t dbl = sizeof(double) / sizeof(float);
     if (is_reduction(n->op)) return HV_CUDA_RED_WS * dbl;
     if (n->op == HV_NN_OP_DICE) return 3 * (size_t)n->src[0]->shape[0] * dbl;
-    if (n->op == HV_NN_OP_BATCH_NORM) return 2 * (size_t)n->shape[1] + 1; /* red */
+    if (n->op == HV_NN_OP_BATCH_NORM) return bn_work_floats(n);
     if (n->op == HV_NN_OP_SPECTRAL_NORM) return HV_CUDA_RED_WS * dbl; /* >= 1 (1/sigma) */
     return 0;
 }
@@ -160,6 +171,7 @@ static hv_status bn_reduce(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *ex
 
 static hv_status bn_forward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *ex, float *red)
 {
+    double *part = (double *)(red + bn_red_floats(n));
     const hv_nn_tensor *x = n->src[0];
     const float *gam = n->src[1]->data, *bet = n->src[2]->data;
     float *rm = n->src[3]->data, *rv = n->src[4]->data;
@@ -171,10 +183,11 @@ static hv_status bn_forward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *e
     if (x->blk || n->blk)
         return hv_error_set(HV_ERR_INTERNAL, "batch norm: unsupported layout (block %d)", x->blk);
     if (ex->training) {
-        if ((st = HV_CU(hv__cuda_bn_sums(cb->stream, x->data, nb, c, hw, red))) != HV_OK) return st;
+        if ((st = HV_CU(hv__cuda_bn_sums(cb->stream, x->data, nb, c, hw, red, part))) != HV_OK)
+            return st;
         if (sync && (st = bn_reduce(cb, n, ex, red, (size_t)c + 1, "sums")) != HV_OK) return st;
-        if ((st = HV_CU(hv__cuda_bn_squares(cb->stream, x->data, nb, c, hw, red, mean, count))) !=
-            HV_OK)
+        if ((st = HV_CU(hv__cuda_bn_squares(cb->stream, x->data, nb, c, hw, red, mean, count,
+                                             part))) != HV_OK)
             return st;
         if (sync && (st = bn_reduce(cb, n, ex, red, (size_t)c, "squares")) != HV_OK) return st;
         if ((st = HV_CU(hv__cuda_bn_finish(cb->stream, c, red, mean, count, mom, eps, rm, rv,
@@ -192,6 +205,7 @@ static hv_status bn_forward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *e
 
 static hv_status bn_backward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *ex, float *red)
 {
+    double *part = (double *)(red + bn_red_floats(n));
     hv_nn_tensor *x = n->src[0], *gs = n->src[1], *bs = n->src[2];
     const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
     const float *mean = n->aux, *istd = n->aux + c, *count = n->aux + 2 * c;
@@ -200,7 +214,7 @@ static hv_status bn_backward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exec *
         return hv_error_set(HV_ERR_INTERNAL, "batch norm: unsupported layout (block %d)", x->blk);
     if (!x->grad && !gs->grad && !bs->grad) return HV_OK;
     if ((st = HV_CU(hv__cuda_bn_grad_sums(cb->stream, x->data, n->grad, mean, istd, nb, c, hw,
-                                          gs->grad, bs->grad, red))) != HV_OK)
+                                          gs->grad, bs->grad, red, part))) != HV_OK)
         return st;
     if (!x->grad) return HV_OK;
     if (ex->training && ex->reduce &&
