@@ -27,6 +27,10 @@
  *      copies) and declining every op (every op on host staging copies).
  *      Checks 1 and 2 run on every backend too; they are listed in
  *      `backends` below.
+ *   4. on every backend, backward adds into the gradients rather than
+ *      writing them: each gradient-taking leaf also feeds a second consumer
+ *      whose backward runs first (check_accum; "acc" is its worst NMSE,
+ *      bound 1e-8).
  * Inputs are drawn away from the kinks of piecewise ops (ReLU at 0, clamp
  * bounds, |x - t| = 0) by more than the finite-difference step. Buffers that
  * a forward pass updates (spectral-norm vectors, BN running statistics) are
@@ -560,6 +564,108 @@ done:
     return res->ok;
 }
 
+/* Check 4: backward ADDS into the gradients (the kernel contract). The
+ * case is built again with every gradient-taking leaf also feeding a second
+ * consumer made after the op, loss' = sum(out * R) + sum_i sum(leaf_i * Q_i):
+ * its backward runs before the op's, so when the op's backward runs the
+ * leaf's gradient already holds Q_i, and the result must be the gradient of
+ * run_case (same inputs, same backend) + Q_i. A kernel that writes its
+ * gradient instead of adding loses Q_i; checks 1-3 cannot see that, since
+ * there the op is its inputs' only consumer and their gradients start at 0.
+ * Q_i is scaled to the RMS of that gradient so that both terms count.
+ * Returns the worst NMSE. */
+static double check_accum(const opcase *oc, const backend_entry *bk, const result *plain)
+{
+    ctx c = {0};
+    hv_nn_backend *be = NULL;
+    float *rw = NULL, *q[MAX_LEAVES] = {0}, *g = NULL, *want = NULL;
+    hv_nn_tensor *qt[MAX_LEAVES] = {0};
+    double worst = 0;
+    HV_CHECK_OK(bk->create(&be));
+    HV_CHECK_OK(hv_nn_graph_create(&c.g));
+    HV_CHECK_OK(hv_nn_params_create(&c.ps));
+    if (!be || !c.g || !c.ps) goto done;
+    hv_nn_tensor *out = oc->build(&c);
+    int64_t sh[HV_NN_MAX_DIMS];
+    int nd = hv_nn_tensor_shape(out, sh);
+    hv_nn_tensor *rt = nd ? hv_nn_input(c.g, "R", nd, sh) : NULL;
+    hv_nn_tensor *loss = hv_nn_sum(c.g, hv_nn_mul(c.g, out, rt));
+    for (int i = 0; i < c.nl; i++) {
+        char name[16];
+        if (!c.lv[i].rg) continue;
+        snprintf(name, sizeof name, "Q%d", i);
+        nd = hv_nn_tensor_shape(c.lv[i].t, sh);
+        qt[i] = hv_nn_input(c.g, name, nd, sh);
+        loss = hv_nn_add(c.g, loss, hv_nn_sum(c.g, hv_nn_mul(c.g, c.lv[i].t, qt[i])));
+    }
+    hv_nn_set_output(out);
+    HV_CHECK_OK(hv_nn_graph_status(c.g));
+    if (hv_nn_graph_status(c.g) != HV_OK) goto done;
+    HV_CHECK_OK(hv_nn_params_bind(c.ps, be));
+    HV_CHECK_OK(hv_nn_graph_plan(c.g, be, oc->flags));
+
+    /* run_case's inputs: the same seed, the same draws in the same order */
+    hv_rng r, rq;
+    hv_rng_seed(&r, 1234, (uint64_t)(oc - cases));
+    hv_rng_seed(&rq, 4321, (uint64_t)(oc - cases));
+    for (int i = 0; i < c.nl; i++) {
+        c.lv[i].n = (size_t)hv_nn_tensor_numel(c.lv[i].t);
+        c.lv[i].host = malloc(c.lv[i].n * sizeof(float));
+        fill(&c.lv[i], &r, 1);
+    }
+    const size_t nout = (size_t)hv_nn_tensor_numel(out);
+    rw = malloc(nout * sizeof(float));
+    for (size_t i = 0; i < nout; i++) rw[i] = (float)hv_rng_normal(&r);
+    HV_CHECK_OK(hv_nn_tensor_set(rt, rw, nout));
+    for (int i = 0; i < c.nl; i++) {
+        if (!qt[i]) continue;
+        const size_t n = c.lv[i].n;
+        double ss = 0;
+        for (size_t k = 0; k < n; k++) ss += (double)plain->grad[i][k] * plain->grad[i][k];
+        const double rms = fmax(sqrt(ss / (double)n), 1e-3);
+        q[i] = malloc(n * sizeof(float));
+        for (size_t k = 0; k < n; k++) q[i][k] = (float)(rms * hv_rng_normal(&rq));
+        HV_CHECK_OK(hv_nn_tensor_set(qt[i], q[i], n));
+    }
+    set_leaves(&c);
+    if (oc->flags & HV_NN_PLAN_TRAIN) { /* as run_case: converged buffers */
+        for (int it = 0; it < 50; it++) HV_CHECK_OK(hv_nn_graph_forward(c.g));
+        for (int i = 0; i < c.nl; i++)
+            if (c.lv[i].p && !c.lv[i].rg) HV_CHECK_OK(hv_nn_param_get(c.lv[i].p, c.lv[i].host, c.lv[i].n));
+    }
+    set_leaves(&c);
+    hv_nn_params_zero_grad(c.ps);
+    HV_CHECK_OK(hv_nn_graph_forward(c.g));
+    HV_CHECK_OK(hv_nn_graph_backward(c.g, loss));
+    for (int i = 0; i < c.nl; i++) {
+        if (!qt[i] || !plain->grad[i]) continue;
+        const size_t n = c.lv[i].n;
+        g = malloc(n * sizeof(float));
+        want = malloc(n * sizeof(float));
+        if (c.lv[i].p)
+            HV_CHECK_OK(hv_nn_param_get_grad(c.lv[i].p, g, n));
+        else
+            HV_CHECK_OK(hv_nn_tensor_get_grad(c.lv[i].t, g, n));
+        for (size_t k = 0; k < n; k++) want[k] = plain->grad[i][k] + q[i][k];
+        const double e = nmse(g, want, n);
+        HV_CHECK(isfinite(e) && e <= 1e-8, "%s on %s: gradient %d with a second consumer is not the "
+                 "gradient + the consumer's (nmse %.3g > 1e-8): does the backward write instead of add?",
+                 oc->name, bk->name, i, e);
+        worst = fmax(worst, e);
+        free(g);
+        free(want);
+        g = want = NULL;
+    }
+done:
+    for (int i = 0; i < c.nl; i++) free(c.lv[i].host);
+    for (int i = 0; i < MAX_LEAVES; i++) free(q[i]);
+    free(rw);
+    hv_nn_graph_free(c.g);
+    hv_nn_params_free(c.ps);
+    hv_nn_backend_free(be);
+    return worst;
+}
+
 static void free_result(result *r)
 {
     free(r->out);
@@ -769,7 +875,10 @@ int main(void)
                 used += snprintf(line + used, sizeof line - (size_t)used, " | %s %.1e %.1e",
                                  backends[b].name, e, eg);
         }
-        printf("%s | torch %.2e fd %.2e\n", line, tt, fd);
+        double acc = 0;
+        for (int b = 0; b < N_BACKENDS; b++)
+            if (ok[b]) acc = fmax(acc, check_accum(oc, &backends[b], &res[b]));
+        printf("%s | torch %.2e fd %.2e acc %.1e\n", line, tt, fd, acc);
         for (int b = 0; b < N_BACKENDS; b++) free_result(&res[b]);
     }
     fx_free(&fx);
