@@ -16,8 +16,8 @@
 #       shared library they need that is neither glibc's nor CUDA's
 #       (lib.tar.xz: oneDNN, OpenBLAS, the Fortran and OpenMP runtimes...),
 #       the GPU test list as CTest has it (tests.list: name, environment,
-#       command line), the source folder the binaries were built from
-#       (source.txt) and this script.
+#       command line), the source folder and commit the binaries were
+#       built from (source.txt, commit.txt) and this script.
 #   DIR/device-check.sh --run-packed DIR
 #       On a GPU machine that has the NVIDIA driver, the CUDA runtime and
 #       cuDNN but not the project's dependencies (a bare GPU node or a
@@ -117,6 +117,8 @@ do_pack() {
         while read -r lib; do cp -L "$lib" "$pack/lib/"; done
     (cd "$pack/lib" && tar cf - . | xz -T0 -6 > ../lib.tar.xz) && rm -rf "$pack/lib" || return 1
     echo "$root/tests" > "$pack/source.txt"
+    echo "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" status \
+        --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ' (uncommitted changes)')" > "$pack/commit.txt"
     cp "$0" "$pack/device-check.sh"
     echo "## packed into $pack: $(ls "$pack/bin" | tr '\n' ' ')"
     echo "## lib.tar.xz $(du -h "$pack/lib.tar.xz" | cut -f1); tests: $(cut -d'|' -f1 "$pack/tests.list" | tr '\n' ' ')"
@@ -176,8 +178,13 @@ fi
 
 {
     echo "# GPU device check, $(date -u +%Y-%m-%dT%H:%M:%SZ), mode $mode"
-    echo "# commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-         "$(git -C "$root" status --porcelain 2>/dev/null | grep -q . && echo '(uncommitted changes)')"
+    if [ "$mode" = packed ]; then
+        echo "# binaries built from commit $(cat "$pack/commit.txt" 2>/dev/null || echo unknown)" \
+             "(the checkout here: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown))"
+    else
+        echo "# commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+             "$(git -C "$root" status --porcelain 2>/dev/null | grep -q . && echo '(uncommitted changes)')"
+    fi
     echo "# host $(hostname), $jobs cores, $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
     echo "# machine:"
     nvidia-smi -L 2>&1 || echo "nvidia-smi not available"
