@@ -79,7 +79,7 @@ for m in $methods; do
     t1=$(date +%s.%N)
     synth_s=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "s_synthesize") c = i; next }
                        c { s += $c } END { printf "%.1f", s }' "$out/$m/cases.csv")
-    echo "# $m: wall $(echo "$t1 - $t0" | bc -l | xargs printf '%.1f') s, synthesis stage $synth_s s (sum over cases), load after $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# $m: wall $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, synthesis stage $synth_s s (sum over cases), load after $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 for m in $methods; do
     cmp -s "$out/baseline/cohort/ground_truth.csv" "$out/$m/cohort/ground_truth.csv" ||
