@@ -25,9 +25,11 @@
  *      norm of a (64, 32, 3, 3) kernel; two training passes (running
  *      statistics and u, v move twice), forward and backward, against the
  *      reference backend: every output, gradient and updated buffer within
- *      1e-5 relative L2 error (both sum in double; what differs is the
- *      order of the double sums and CUDA's expf/exp/log1p, measured bounds
- *      below).
+ *      1e-6 relative L2 error (both sum in double; what differs is the
+ *      order of the double sums and CUDA's expf/exp/log1p). Measured on an
+ *      H200: at most 5.8e-8 (beta gradient), 0 for the batch norm output,
+ *      running statistics and everything of spectral norm; the backend's
+ *      sums are in a fixed order, so these repeat run to run.
  */
 #include <math.h>
 #include <stdio.h>
@@ -309,10 +311,10 @@ static void compare_big(void)
             const double e = rel_l2(cmp[k].a, cmp[k].r, cmp[k].n);
             worst = fmax(worst, e);
             printf("# ops at size: %s, relative L2 error vs ref %.3g\n", cmp[k].what, e);
-            HV_CHECK(isfinite(e) && e <= 1e-5, "ops at size: %s: cuda vs ref relative L2 error "
-                     "%.3g > 1e-5", cmp[k].what, e);
+            HV_CHECK(isfinite(e) && e <= 1e-6, "ops at size: %s: cuda vs ref relative L2 error "
+                     "%.3g > 1e-6", cmp[k].what, e);
         }
-        printf("# ops at size: worst %.3g (bound 1e-5)\n", worst);
+        printf("# ops at size: worst %.3g (bound 1e-6)\n", worst);
     }
     hv_nn_backend_free(gpu);
     hv_nn_backend_free(ref);

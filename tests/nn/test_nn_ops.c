@@ -89,7 +89,7 @@ static const backend_entry backends[] = {
     {"fake_staged", create_fake_none, 0},
 #ifdef HV_TEST_CUDA
     /* cuDNN convolutions, the backend's own kernels and cuBLAS GEMMs in
-     * fp32 (main sets HV_CUDA_TF32=0), the rest on host staging copies */
+     * fp32 (main sets HV_CUDA_TF32=0), every op of the contract native */
     {"cuda", create_cuda, 1e-4},
 #endif
 };
