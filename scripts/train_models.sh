@@ -22,6 +22,11 @@
 #      Once hv_model_synth_export (branch synth) is on main and reachable
 #      from the command line, that should write them instead (/params).
 #
+# HV_TRAIN_SET=gpu (the shipped generators since 2026-12-04) uses
+# configs/prepare-phantom-gpu.ini, configs/train-phantom-gpu.ini and
+# configs/train-phantom-coronal-gpu.ini instead (compute.device = cuda: a
+# CUDA build and a GPU; results/gpu-training-2026-12-04.md); HV_TRAIN_SET=cpu
+# (default) the CPU configs above. The classifier step is the same for both.
 # HV_TRAIN_RANKS=N (default 1) runs each training under mpiexec -n N; the
 # weights do not depend on the rank count (within float tolerance).
 # HV_TRAIN_PARALLEL=1 trains the two planes at the same time (2 cores: each
@@ -39,20 +44,28 @@ ranks="${HV_TRAIN_RANKS:-1}"
 launch=()
 [ "$ranks" -gt 1 ] && launch=(mpiexec --oversubscribe -n "$ranks")
 
+case "${HV_TRAIN_SET:-cpu}" in
+  cpu) sfx= ;;
+  gpu) sfx=-gpu ;;
+  *) echo "train_models.sh: HV_TRAIN_SET must be cpu or gpu" >&2; exit 2 ;;
+esac
+prep="$run/prepare-phantom$sfx"
 t0=$(date +%s)
-"$bin" prepare configs/prepare-phantom.ini --set output.dir="$run/prepare-phantom"
+"$bin" prepare "configs/prepare-phantom$sfx.ini" --set output.dir="$prep"
 train() { # CONFIG OUTPUT
-  "${launch[@]}" "$bin" train "$1" --set train.file="$run/prepare-phantom/train.h5" \
+  "${launch[@]}" "$bin" train "$1" --set train.file="$prep/train.h5" \
     --set train.output="$2"
 }
+sag="$run/train-phantom$sfx"
+cor="$run/train-phantom-coronal$sfx"
 if [ "${HV_TRAIN_PARALLEL:-0}" = 1 ]; then
-  train configs/train-phantom.ini "$run/train-phantom" > "$run/train-sagittal.log" 2>&1 &
+  train "configs/train-phantom$sfx.ini" "$sag" > "$run/train-sagittal.log" 2>&1 &
   pid=$!
-  train configs/train-phantom-coronal.ini "$run/train-phantom-coronal" 2>&1 | tee "$run/train-coronal.log"
+  train "configs/train-phantom-coronal$sfx.ini" "$cor" 2>&1 | tee "$run/train-coronal.log"
   wait "$pid" || { tail -20 "$run/train-sagittal.log" >&2; exit 1; }
 else
-  train configs/train-phantom.ini "$run/train-phantom"
-  train configs/train-phantom-coronal.ini "$run/train-phantom-coronal"
+  train "configs/train-phantom$sfx.ini" "$sag"
+  train "configs/train-phantom-coronal$sfx.ini" "$cor"
 fi
 mkdir -p models
 # the generator part of each checkpoint: /G/params and /meta (h5copy, from
@@ -64,8 +77,8 @@ ship() { # CHECKPOINT MODEL
   h5copy -i "$1" -o "$2.tmp" -s /meta -d /meta
   mv "$2.tmp" "$2"
 }
-ship "$run/train-phantom/checkpoint.h5" models/phantom-sagittal.h5
-ship "$run/train-phantom-coronal/checkpoint.h5" models/phantom-coronal.h5
+ship "$sag/checkpoint.h5" models/phantom-sagittal.h5
+ship "$cor/checkpoint.h5" models/phantom-coronal.h5
 echo "train_models.sh: models/phantom-sagittal.h5, models/phantom-coronal.h5 ($(( $(date +%s) - t0 )) s)"
 # 4. the fracture classifier whose Grad-CAM++ map guides the generator
 "$bin" prepare configs/prepare-classifier-phantom.ini \
