@@ -12,7 +12,9 @@
  * crop that keeps only the asked-for crops (the classifier then runs on
  * those alone). The classifier is opened, and every input checked, before
  * anything is read or written: a missing model file, or a file that is not
- * a classifier (a GAN model, say), is one message and no output.
+ * a classifier (a GAN model, say), is one message and no output. The
+ * classifier runs where --device says (hv/compute.h: auto, cpu or cuda, as
+ * compute.device of `run`); a refused cuda is exit 2, also before any output.
  */
 #include <errno.h>
 #include <math.h>
