@@ -187,7 +187,9 @@ void hv_nn_adam_free(hv_nn_adam *a);
 void hv_nn_adam_set_lr(hv_nn_adam *a, double lr);
 /* One update from the accumulated gradients (does not zero them): the host
  * loop on host memory, the backend's own update (adam_step hook) on a bound
- * set. */
+ * set. Every gradient is checked first: a non-finite value anywhere is
+ * HV_ERR_NUMERIC naming the first such parameter, with no weight, moment or
+ * step count changed (a device backend synchronises once per step). */
 hv_status hv_nn_adam_step(hv_nn_adam *a);
 int64_t hv_nn_adam_steps(const hv_nn_adam *a);
 

@@ -12,7 +12,9 @@
  * crop that keeps only the asked-for crops (the classifier then runs on
  * those alone). The classifier is opened, and every input checked, before
  * anything is read or written: a missing model file, or a file that is not
- * a classifier (a GAN model, say), is one message and no output.
+ * a classifier (a GAN model, say), is one message and no output. The
+ * classifier runs where --device says (hv/compute.h: auto, cpu or cuda, as
+ * compute.device of `run`); a refused cuda is exit 2, also before any output.
  */
 #include <errno.h>
 #include <math.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "hv/compute.h"
 #include "hv/core.h"
 #include "hv/io.h"
 #include "hv/model.h"
@@ -75,10 +78,16 @@ static void attention_usage(FILE *f)
         "                     reference's) or max (the slice of the map's maximum)\n"
         "  --batch N          slices per classifier call, 1..30 (default 30; the\n"
         "                     maps do not depend on it)\n"
+        "  --device D         where the classifier runs: auto (default: a CUDA GPU\n"
+        "                     when the build has CUDA and one is usable, else the\n"
+        "                     CPU; one log line says which), cpu, or cuda (exit 2\n"
+        "                     before anything is written when no GPU is usable);\n"
+        "                     as compute.device of `healthivert run`\n"
         "  -h, --help         this text\n"
         "\n"
         "Exit status: 0 done, 1 failed (one message on stderr says why; nothing is\n"
-        "written when the model or an input is wrong), 2 bad command line.\n");
+        "written when the model or an input is wrong), 2 bad command line or\n"
+        "--device cuda without a usable GPU.\n");
 }
 
 /* Case id from a path: the file name without .nii/.nii.gz and a trailing _ct. */
@@ -164,6 +173,7 @@ int hv_cmd_attention(int argc, char **argv)
     const char *ct_path = NULL, *mask_path = NULL, *ctd_path = NULL, *out = NULL, *id_opt = NULL;
     const char *model_path = NULL;
     long slice = 32, batch = 30;
+    int device = HV_COMPUTE_AUTO, refused = 0;
     select_ctx sel;
     memset(&sel, 0, sizeof sel);
     for (int i = 1; i < argc; i++) {
@@ -209,6 +219,12 @@ int hv_cmd_attention(int argc, char **argv)
                     return HV_EXIT_USAGE;
                 }
             }
+        } else if (!strcmp(a, "--device") && has) {
+            if ((device = hv_compute_parse(argv[++i])) < 0) {
+                fprintf(stderr, "healthivert attention: --device must be auto, cpu or cuda, not "
+                                "'%s'\n", argv[i]);
+                return HV_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--batch") && has) {
             char *e;
             batch = strtol(argv[++i], &e, 10);
@@ -235,6 +251,7 @@ int hv_cmd_attention(int argc, char **argv)
     hv_pipe_state ps;
     hv_nn_backend *be = NULL;
     hv_model_cam *cam = NULL;
+    hv_compute comp;
     char *id = id_opt ? hv_strdup(id_opt) : case_id_from(ct_path);
     char *path = NULL;
     size_t n_written = 0, n_crops = 0;
@@ -255,7 +272,12 @@ int hv_cmd_attention(int argc, char **argv)
         (st = hv_file_check_regular(model_path, "--model")) ||
         (ctd_path && (st = hv_file_check_regular(ctd_path, "--centroids"))))
         goto done;
-    if ((st = hv_nn_backend_create_cpu(&be)) != HV_OK) goto done;
+    /* where the classifier runs: a refused --device cuda is a usage error */
+    if ((st = hv_compute_open(device, "--device", &comp)) != HV_OK) {
+        refused = st == HV_ERR_ARG;
+        goto done;
+    }
+    if ((st = hv_compute_backend(&comp, &be)) != HV_OK) goto done;
     if ((st = hv_model_cam_open(model_path, batch, be, &cam)) != HV_OK) {
         hv_error_wrap(st, "--model");
         goto done;
@@ -323,5 +345,5 @@ done:
     hv_nn_backend_free(be);
     free(path);
     free(id);
-    return st ? HV_EXIT_FAIL : HV_EXIT_OK;
+    return refused ? HV_EXIT_USAGE : st ? HV_EXIT_FAIL : HV_EXIT_OK;
 }

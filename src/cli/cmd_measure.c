@@ -16,7 +16,9 @@
  * case's grid it is measured with the original's rays (the pipeline's `mask`
  * method); a reference label_fake crop with its original label crop
  * (`--synth-orig`) goes to the reference's column counting directly, since
- * a crop alone does not say where it lies in the scan.
+ * a crop alone does not say where it lies in the scan. The generator runs
+ * where --device says (hv/compute.h: auto, cpu or cuda, as compute.device
+ * of `run`), chosen before anything is read or written.
  */
 #include <errno.h>
 #include <math.h>
@@ -26,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "hv/compute.h"
 #include "hv/core.h"
 #include "hv/io.h"
 #include "hv/measure.h"
@@ -39,7 +42,7 @@ static void measure_usage(FILE *f)
             "usage: healthivert measure --mask MASK.nii[.gz] [--ct CT.nii[.gz]]\n"
             "                           [--centroids JSON] [--synth baseline|gan]\n"
             "                           [--model FILE [--model-coronal FILE] [--nifti DIR]\n"
-            "                            [--target-only]]\n"
+            "                            [--target-only] [--device auto|cpu|cuda]]\n"
             "                           [--synth-mask FILE]\n"
             "                           [--rhlv robust|reference] [--grader genant|svm:MODEL]\n"
             "                           [--csv FILE [--append]] [--png DIR] [--case ID]\n"
@@ -77,6 +80,11 @@ static void measure_usage(FILE *f)
             "                     flagged synth_fallback\n"
             "  --model FILE       --synth gan: the sagittal generator (model file)\n"
             "  --model-coronal FILE  --synth gan: the coronal generator (optional)\n"
+            "  --device D         --synth gan: where the generator runs: auto (default: a\n"
+            "                     CUDA GPU when the build has CUDA and one is usable,\n"
+            "                     else the CPU; one log line says which), cpu, or cuda\n"
+            "                     (exit 2 before anything is written when no GPU is\n"
+            "                     usable); as compute.device of `healthivert run`\n"
             "  --target-only      --synth gan: synthesize the target alone, without the\n"
             "                     neighbour steps of spec 8 (about 3x faster)\n"
             "  --nifti DIR        --synth gan: DIR/CT_fake/CASE_LABEL.nii.gz and\n"
@@ -122,7 +130,7 @@ static void measure_usage(FILE *f)
             "  -h, --help         this text\n"
             "\n"
             "Exit status: 0 on success, 1 on failure (message on stderr), 2 on a bad\n"
-            "command line.\n");
+            "command line or --device cuda without a usable GPU.\n");
 }
 
 /* "path/to/0007_msk.nii.gz" -> "0007"; "sub-verse004_seg-vert_msk.nii.gz" -> "sub-verse004" */
@@ -264,6 +272,8 @@ int hv_cmd_measure(int argc, char **argv)
     const char *rhlv_mode = "robust", *grader = "genant", *csv = NULL, *png = NULL, *case_id = NULL;
     const char *compat = NULL, *synth_dir = NULL, *model = NULL, *model_cor = NULL;
     const char *nifti_dir = NULL, *synth_in = NULL, *synth_orig = NULL, *label_arg = NULL;
+    const char *device_arg = NULL;
+    int device = HV_COMPUTE_AUTO;
     double map_step = 1.0;
     int append = 0, rc = HV_EXIT_FAIL, synth_given = 0, target_only = 0;
     const hv_volume *mask = NULL;
@@ -293,6 +303,14 @@ int hv_cmd_measure(int argc, char **argv)
         else if (has && !strcmp(a, "--model")) model = argv[++i];
         else if (has && !strcmp(a, "--model-coronal")) model_cor = argv[++i];
         else if (has && !strcmp(a, "--nifti")) nifti_dir = argv[++i];
+        else if (has && !strcmp(a, "--device")) {
+            device_arg = argv[++i];
+            if ((device = hv_compute_parse(device_arg)) < 0) {
+                fprintf(stderr, "healthivert measure: --device must be auto, cpu or cuda, not '%s'\n",
+                        device_arg);
+                return HV_EXIT_USAGE;
+            }
+        }
         else if (has && !strcmp(a, "--synth-orig")) synth_orig = argv[++i];
         else if (has && !strcmp(a, "--label")) label_arg = argv[++i];
         else if (has && !strcmp(a, "--rhlv")) rhlv_mode = argv[++i];
@@ -314,6 +332,12 @@ int hv_cmd_measure(int argc, char **argv)
             fprintf(stderr, "healthivert measure: unknown or incomplete option '%s' (see --help)\n", a);
             return HV_EXIT_USAGE;
         }
+    }
+    /* first: a crop pair returns below, and must not ignore them either */
+    if (strcmp(synth, "gan") != 0 && (model || model_cor || nifti_dir || target_only || device_arg)) {
+        fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti, --target-only "
+                        "and --device go with --synth gan\n");
+        return HV_EXIT_USAGE;
     }
     if (synth_in) {
         struct stat sb;
@@ -355,11 +379,6 @@ int hv_cmd_measure(int argc, char **argv)
                         "generator works on crops of the CT)\n");
         return HV_EXIT_USAGE;
     }
-    if (strcmp(synth, "gan") != 0 && (model || model_cor || nifti_dir || target_only)) {
-        fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti and "
-                        "--target-only go with --synth gan\n");
-        return HV_EXIT_USAGE;
-    }
     if (strcmp(rhlv_mode, "robust") != 0 && strcmp(rhlv_mode, "reference") != 0) {
         fprintf(stderr, "healthivert measure: --rhlv must be robust or reference\n");
         return HV_EXIT_USAGE;
@@ -397,7 +416,15 @@ int hv_cmd_measure(int argc, char **argv)
         if ((st = hv_file_check_regular(model, "--model")) != HV_OK ||
             (model_cor && (st = hv_file_check_regular(model_cor, "--model-coronal")) != HV_OK))
             goto fail;
-        if ((st = hv_nn_backend_create_cpu(&be)) != HV_OK) goto fail;
+        /* where the generator runs: a refused --device cuda is a usage error */
+        hv_compute comp;
+        if ((st = hv_compute_open(device, "--device", &comp)) != HV_OK) {
+            if (st != HV_ERR_ARG) goto fail;
+            fprintf(stderr, "healthivert measure: %s\n", hv_error_detail());
+            rc = HV_EXIT_USAGE;
+            goto done;
+        }
+        if ((st = hv_compute_backend(&comp, &be)) != HV_OK) goto fail;
         if ((st = hv_model_synth_open(model, model_cor, &so, be, &gan)) != HV_OK) goto fail;
     }
     if (!strcmp(synth, "mask")) {

@@ -20,7 +20,9 @@
  *   - upsample, downsample, concat, pad, slice, gap, channel_mul and linear
  *     forward and backward (shape_cuda.c, shape_kernels.cu; linear through
  *     cuBLAS);
- *   - Adam (adam_step) as a kernel with the host loop's arithmetic.
+ *   - Adam (adam_step) as a kernel with the host loop's arithmetic, after
+ *     one finite check of the whole step's gradients (grad_check, one
+ *     stream synchronisation per step).
  * It declines every other op; the graph runs those on the reference
  * kernels on host staging copies (src/nn/placement.c).
  *
@@ -214,20 +216,36 @@ static hv_status cuda_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_e
 
 /* Adam on the bound parameter buffers. The non-finite check needs the
  * flag on the host, so each call ends with one stream synchronisation. */
+/* Adam's step (params.c): every parameter's grad_check queued into the
+ * one flag (cleared by tag 1), then grad_check_result's one wait, then the
+ * updates queued with no wait (the flag is 0 then; adam_k would skip on a
+ * set one). One stream synchronisation per optimiser step. */
+static hv_status cuda_grad_check(hv_nn_backend *be, const float *g, int64_t n, int tag)
+{
+    hv_cuda_be *cb = ctx_of(be);
+    hv_status st = HV_OK;
+    if (tag == 1) st = HV_CU(cudaMemsetAsync(cb->flag_d, 0, sizeof(int), cb->stream));
+    if (st == HV_OK && n > 0) st = HV_CU(hv__cuda_finite(cb->stream, g, n, cb->flag_d, tag));
+    return st;
+}
+
+static hv_status cuda_grad_check_result(hv_nn_backend *be, int *tag)
+{
+    hv_cuda_be *cb = ctx_of(be);
+    hv_status st = HV_CU(cudaMemcpyAsync(cb->flag_h, cb->flag_d, sizeof(int),
+                                         cudaMemcpyDeviceToHost, cb->stream));
+    if (st == HV_OK) st = HV_CU(cudaStreamSynchronize(cb->stream));
+    *tag = st == HV_OK ? *cb->flag_h : 0;
+    return st;
+}
+
 static hv_status cuda_adam(hv_nn_backend *be, float *w, float *m, float *v, const float *g,
                            int64_t n, const hv_nn_adam_hp *hp)
 {
     hv_cuda_be *cb = ctx_of(be);
-    hv_status st = HV_CU(cudaMemsetAsync(cb->flag_d, 0, sizeof(int), cb->stream));
-    if (st == HV_OK)
-        st = HV_CU(hv__cuda_adam(cb->stream, w, m, v, g, n, hp->beta1, hp->beta2, hp->step_size,
-                                 hp->sqrt_bc2, hp->eps, cb->flag_d));
-    if (st == HV_OK)
-        st = HV_CU(cudaMemcpyAsync(cb->flag_h, cb->flag_d, sizeof(int), cudaMemcpyDeviceToHost,
-                                   cb->stream));
-    if (st == HV_OK) st = HV_CU(cudaStreamSynchronize(cb->stream));
-    if (st != HV_OK) return st;
-    return *cb->flag_h ? HV_ERR_NUMERIC : HV_OK; /* the caller names the parameter */
+    if (n <= 0) return HV_OK;
+    return HV_CU(hv__cuda_adam(cb->stream, w, m, v, g, n, hp->beta1, hp->beta2, hp->step_size,
+                               hp->sqrt_bc2, hp->eps, cb->flag_d));
 }
 
 static const hv_nn_backend_i cuda_iface = {
@@ -246,6 +264,8 @@ static const hv_nn_backend_i cuda_iface = {
     .node_forward = cuda_forward,
     .node_backward = cuda_backward,
     .adam_step = cuda_adam,
+    .grad_check = cuda_grad_check,
+    .grad_check_result = cuda_grad_check_result,
 };
 
 hv_status hv_gpu_backend_create(int device, hv_nn_backend **out)

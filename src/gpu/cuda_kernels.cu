@@ -102,11 +102,11 @@ __global__ static void act_k(int op, float *y, int64_t n, float a)
     }
 }
 
-__global__ static void finite_k(const float *g, int64_t n, int *flag)
+__global__ static void finite_k(const float *g, int64_t n, int *flag, int tag)
 {
     HV_GRID_LOOP(i, n)
     {
-        if (!isfinite(g[i])) *flag = 1;
+        if (!isfinite(g[i]) && *flag == 0) *flag = tag;
     }
 }
 
@@ -162,13 +162,17 @@ extern "C" cudaError_t hv__cuda_act(cudaStream_t s, int op, float *y, int64_t n,
     return cudaGetLastError();
 }
 
+extern "C" cudaError_t hv__cuda_finite(cudaStream_t s, const float *g, int64_t n, int *flag,
+                                       int tag)
+{
+    finite_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(g, n, flag, tag);
+    return cudaGetLastError();
+}
+
 extern "C" cudaError_t hv__cuda_adam(cudaStream_t s, float *w, float *m, float *v, const float *g,
                                      int64_t n, float beta1, float beta2, float step_size,
-                                     float sqrt_bc2, float eps, int *flag)
+                                     float sqrt_bc2, float eps, const int *flag)
 {
-    finite_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(g, n, flag);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
     adam_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(w, m, v, g, n, beta1, beta2, step_size,
                                                            sqrt_bc2, eps, flag);
     return cudaGetLastError();

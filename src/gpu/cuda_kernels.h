@@ -35,13 +35,17 @@ cudaError_t hv__cuda_binary_bwd(cudaStream_t s, int op, const float *a, const fl
 /* y = act(y) in place: hv__nn_apply_act's arithmetic (op ELU, RELU,
  * LEAKY_RELU or SIGMOID with alpha). */
 cudaError_t hv__cuda_act(cudaStream_t s, int op, float *y, int64_t n, float alpha);
+/* The finite check of n gradient values: *flag (device int) is set to tag
+ * when some value is not finite and *flag is still 0 (the kernels of one
+ * stream run in order, so the first tag queued with a non-finite value
+ * stays). */
+cudaError_t hv__cuda_finite(cudaStream_t s, const float *g, int64_t n, int *flag, int tag);
 /* One Adam update with hv__nn_adam_update's arithmetic, operation for
- * operation in round-to-nearest float (no fused multiply-add). *flag (device
- * int) must be 0 on entry; a first kernel sets it to 1 when some gradient is
- * not finite, and the update kernel then changes nothing. */
+ * operation in round-to-nearest float (no fused multiply-add); it changes
+ * nothing when *flag (device int) is not 0. */
 cudaError_t hv__cuda_adam(cudaStream_t s, float *w, float *m, float *v, const float *g, int64_t n,
                           float beta1, float beta2, float step_size, float sqrt_bc2, float eps,
-                          int *flag);
+                          const int *flag);
 
 #ifdef __cplusplus
 }

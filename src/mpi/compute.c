@@ -1,7 +1,8 @@
 /*
- * compute.c: the one place that picks where a command's networks run
- * (compute.device = auto | cpu | cuda) for `run`, `train` and
- * `train-classifier`.
+ * compute.c: where an MPI command's networks run (compute.device = auto |
+ * cpu | cuda) for `run`, `train` and `train-classifier`, on every rank. One
+ * rank's device is hv_compute_local_device's (compute_local.c, hv/compute.h),
+ * which the single-case commands' --device uses too.
  *
  * hv_mpi_compute_open is collective over the command's communicator and is
  * called before anything is written (no folder, lock or store yet), so a
@@ -24,15 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef HV_HAVE_CUDA
-#include "hv/gpu.h"
-#endif
 #include "run_internal.h"
 
-const char *const hv_mpi_compute_choices[] = {"auto", "cpu", "cuda", NULL};
-
 /* This rank's device: -1 none (why in `why`), else its index; `name` one
- * line about it. */
+ * line about it. The device itself is hv_compute_local_device's
+ * (compute_local.c, shared with the single-case commands' --device). */
 static int local_device(MPI_Comm comm, char *name, size_t ncap, char *why, size_t wcap)
 {
     MPI_Comm node;
@@ -41,30 +38,7 @@ static int local_device(MPI_Comm comm, char *name, size_t ncap, char *why, size_
         MPI_Comm_rank(node, &local);
         MPI_Comm_free(&node);
     }
-    name[0] = 0;
-#ifdef HV_HAVE_CUDA
-    char probe[256];
-    int count = hv_gpu_probe(probe, sizeof probe);
-    if (count <= 0) {
-        snprintf(why, wcap, "no usable CUDA device (%s)", probe);
-        return -1;
-    }
-    int dev = local % count;
-    hv_nn_backend *be = NULL;
-    if (hv_gpu_backend_create(dev, &be) != HV_OK) {
-        snprintf(why, wcap, "CUDA device %d of %d cannot be used: %s", dev, count, hv_error_detail());
-        return -1;
-    }
-    hv_nn_backend_free(be);
-    snprintf(name, ncap, "gpu %d of %d", dev, count);
-    why[0] = 0;
-    return dev;
-#else
-    (void)local;
-    (void)ncap;
-    snprintf(why, wcap, "this build has no CUDA (configured without a CUDA toolkit and cuDNN)");
-    return -1;
-#endif
+    return hv_compute_local_device(local, name, ncap, why, wcap);
 }
 
 hv_status hv_mpi_compute_open(int setting, MPI_Comm comm, hv_mpi_compute *out)
@@ -136,7 +110,7 @@ hv_status hv_mpi_compute_open(int setting, MPI_Comm comm, hv_mpi_compute *out)
         if (setting == HV_COMPUTE_CPU)
             hv_log_info("compute: cpu (compute.device = cpu)");
         else if (all)
-            hv_log_info("compute: cuda (compute.device = %s): %s", hv_mpi_compute_choices[setting],
+            hv_log_info("compute: cuda (compute.device = %s): %s", hv_compute_choices[setting],
                         list);
         else
             hv_log_info("compute: cpu (compute.device = auto: %s; ranks: %s)",
@@ -147,11 +121,6 @@ hv_status hv_mpi_compute_open(int setting, MPI_Comm comm, hv_mpi_compute *out)
 
 hv_status hv_mpi_compute_backend(const hv_mpi_compute *c, hv_nn_backend **out)
 {
-#ifdef HV_HAVE_CUDA
-    if (c && c->cuda) return hv_gpu_backend_create(c->device, out);
-#else
-    if (c && c->cuda)
-        return hv_error_set(HV_ERR_INTERNAL, "compute: a CUDA choice in a build without CUDA");
-#endif
-    return hv_nn_backend_create_cpu(out);
+    hv_compute one = {c && c->cuda, c ? c->device : -1, ""};
+    return hv_compute_backend(&one, out);
 }

@@ -297,7 +297,7 @@ static const hv_run_key keys[] = {
      "backend when the program was built with CUDA and every rank has a usable GPU, else the "
      "CPU), cpu, or cuda (refused before the run starts when there is no usable GPU); each rank "
      "takes GPU (node-local rank mod GPUs per node); docs/nn.md, Placement",
-     HV_KEY_CHOICE, .choices = hv_mpi_compute_choices, FIELD(compute_device)},
+     HV_KEY_CHOICE, .choices = hv_compute_choices, FIELD(compute_device)},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

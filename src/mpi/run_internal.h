@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "hv/compute.h"
 #include "hv/core.h"
 #include "hv/io.h"
 #include "hv/measure.h"
@@ -103,9 +104,8 @@ void hv_sbuf_free(hv_sbuf *b);
 
 /* ------------------------------------------------- compute.device (compute.c) */
 
-/* compute.device, parsed as an index of hv_mpi_compute_choices */
-enum { HV_COMPUTE_AUTO = 0, HV_COMPUTE_CPU = 1, HV_COMPUTE_CUDA = 2 };
-extern const char *const hv_mpi_compute_choices[]; /* "auto", "cpu", "cuda", NULL */
+/* compute.device is parsed as an index of hv_compute_choices (HV_COMPUTE_*,
+ * hv/compute.h) */
 #define HV_COMPUTE_ENTRY 128 /* one rank's line of the device list */
 
 /* Where a command's networks run: this rank's choice. */

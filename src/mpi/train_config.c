@@ -14,7 +14,7 @@
 
 #include "hv/run.h"
 #include "hv/train.h"
-#include "run_internal.h" /* hv_mpi_compute_choices */
+#include "run_internal.h" /* hv_compute_choices */
 
 #define FIELD(f) .offset = offsetof(hv_train_opts, f), .size = sizeof(((hv_train_opts *)0)->f)
 #define RES .results = 1
@@ -102,7 +102,7 @@ static const hv_run_key keys[] = {
      "and every rank has a usable GPU, else the CPU), cpu, or cuda (refused before anything is "
      "written when there is no usable GPU); each rank takes GPU (node-local rank mod GPUs per "
      "node); docs/nn.md, Placement",
-     HV_KEY_CHOICE, .choices = hv_mpi_compute_choices, FIELD(device)},
+     HV_KEY_CHOICE, .choices = hv_compute_choices, FIELD(device)},
 };
 
 const hv_run_key *hv_train_config_keys(size_t *n)

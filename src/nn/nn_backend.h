@@ -150,11 +150,21 @@ typedef struct hv_nn_backend_i {
     hv_status (*node_forward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
     hv_status (*node_backward)(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exec *ex);
     /* (optional) one Adam update of n floats in the backend's buffers (w,
-     * m, v updated; g read), with hv__nn_adam_update's arithmetic;
-     * HV_ERR_NUMERIC on a non-finite gradient. NULL: the host loop, which
-     * only a host-memory backend can use (hv_nn_adam_step refuses otherwise). */
+     * m, v updated; g read), with hv__nn_adam_update's arithmetic. Its
+     * gradient was already found finite (grad_check below): it may be
+     * queued, with no check and no wait. NULL: the host loop, which only a
+     * host-memory backend can use (hv_nn_adam_step refuses otherwise). */
     hv_status (*adam_step)(hv_nn_backend *be, float *w, float *m, float *v, const float *g,
                            int64_t n, const hv_nn_adam_hp *hp);
+    /* (required with adam_step) the step's finite check, before any update:
+     * hv_nn_adam_step queues grad_check for every parameter's gradient (n
+     * floats; tag = the parameter's index + 1, tag 1 first, which clears
+     * the step's one non-finite flag), then calls grad_check_result once:
+     * it waits (the step's one synchronisation) and sets *tag to 0 when
+     * every queued value was finite, else to the tag of the first checked
+     * gradient holding a non-finite value. */
+    hv_status (*grad_check)(hv_nn_backend *be, const float *g, int64_t n, int tag);
+    hv_status (*grad_check_result)(hv_nn_backend *be, int *tag);
 } hv_nn_backend_i;
 
 struct hv_nn_backend {

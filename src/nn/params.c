@@ -19,7 +19,9 @@
  * get/set, initialisation through a temporary host view, checkpoints). An
  * optimiser keeps its moments where the parameters were when it was
  * created and updates them with the backend's adam_step hook (the host loop
- * on host memory).
+ * on host memory). A step checks all its gradients before any update (a
+ * device through grad_check / grad_check_result: one wait per step), so a
+ * non-finite one changes nothing.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -493,6 +495,39 @@ hv_status hv_nn_adam_step(hv_nn_adam *a)
                                 "optimiser was created on %s (bind first, then create it)",
                                 a->p[i]->name, a->p[i]->be ? a->p[i]->be->iface->name : "the host",
                                 a->be ? a->be->iface->name : "the host");
+    if (hook && (!a->be->iface->grad_check || !a->be->iface->grad_check_result))
+        return hv_error_set(HV_ERR_ARG, "nn adam_step: backend %s has adam_step but no "
+                            "grad_check/grad_check_result", a->be->iface->name);
+    if (a->n > (size_t)INT32_MAX)
+        return hv_error_set(HV_ERR_LIMIT, "nn adam_step: %zu parameters", a->n);
+    /* Every gradient of the step is checked before anything is updated, so
+     * that a non-finite one anywhere changes nothing (weights, moments, step
+     * count): on the host directly, on a device through one queued check
+     * per parameter and ONE wait for the whole step. */
+    size_t bad = a->n;
+    if (hook) {
+        hv_nn_backend *be = a->be;
+        for (size_t i = 0; i < a->n; i++) {
+            hv_status st = be->iface->grad_check(be, a->p[i]->grad, a->p[i]->numel, (int)i + 1);
+            if (st != HV_OK) return hv_error_wrap(st, "nn adam_step: checking %s", a->p[i]->name);
+        }
+        int tag = 0;
+        hv_status st = be->iface->grad_check_result(be, &tag);
+        if (st != HV_OK) return hv_error_wrap(st, "nn adam_step: the gradients' check");
+        if (tag < 0 || (size_t)tag > a->n)
+            return hv_error_set(HV_ERR_INTERNAL, "nn adam_step: check answered %d", tag);
+        if (tag > 0) bad = (size_t)tag - 1;
+    } else {
+        for (size_t i = 0; i < a->n && bad == a->n; i++)
+            for (int64_t k = 0; k < a->p[i]->numel; k++)
+                if (!isfinite(a->p[i]->grad[k])) {
+                    bad = i;
+                    break;
+                }
+    }
+    if (bad < a->n)
+        return hv_error_set(HV_ERR_NUMERIC, "nn adam_step: non-finite gradient in %s",
+                            a->p[bad]->name);
     a->step++;
     const double bc1 = 1.0 - pow(a->beta1, (double)a->step);
     const double bc2 = 1.0 - pow(a->beta2, (double)a->step);

@@ -17,7 +17,13 @@
  *    makes it) runs, writes the reference's files (--nifti) and its
  *    reference-mode RHLV equals the crop pair's read back from them; a
  *    missing model and one of another architecture are refused naming the
- *    file, before the case is read.
+ *    file, before the case is read;
+ *  - --device (where the generator runs): auto says its choice in one log
+ *    line; cpu gives byte-identical CSV and NIfTI files to auto's when auto
+ *    took the CPU; cuda without a usable GPU (or in a build without CUDA)
+ *    exits 2 naming the reason before anything is written (the --csv and
+ *    --nifti paths stay absent); a bad value, --device without --synth gan
+ *    and with a crop pair are refused (exit 2).
  * argv[1] is the healthivert binary, argv[2] hv_make_gan_model.
  */
 #include <math.h>
@@ -74,6 +80,21 @@ static int exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
+}
+
+/* 1 when both files exist and hold the same bytes */
+static int same_file(const char *a, const char *b)
+{
+    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+    int same = f && g;
+    while (same) {
+        int x = fgetc(f), y = fgetc(g);
+        if (x != y) same = 0;
+        if (x == EOF || y == EOF) break;
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+    return same;
 }
 
 /* One CSV row of `label`: columns 3..15 as numbers (h_ori_ant .. h_syn_all:
@@ -178,6 +199,59 @@ static void check_scanner_grid(const char *fx, const char *ct, const char *msk, 
     HV_CHECK(measure(a) == 2 && strstr(err, "cannot go with --synth"), "--synth and --synth-mask: %s", err);
 }
 
+/* --device: cpu against the auto run of check_gan (ganref.csv, nifti/),
+ * cuda refused here before anything is written, bad uses refused */
+static void check_device(const char *ct, const char *msk, int gpu)
+{
+    char a[4000];
+#define DEVICE_RUN                                                                                  \
+    "--mask '%s' --ct '%s' --synth gan --target-only --model '%s' --rhlv reference --nifti '%s' "  \
+    "--csv '%s' --device %s"
+    snprintf(a, sizeof a, DEVICE_RUN, msk, ct, tp("tiny.h5"), tp("nifti_cpu"), tp("gancpu.csv"), "cpu");
+    HV_CHECK(measure(a) == 0 && strstr(err, "compute: cpu (--device cpu)"),
+             "--device cpu runs and says so: %s", err);
+    if (!gpu) {
+        HV_CHECK(same_file(tp("gancpu.csv"), tp("ganref.csv")),
+                 "--device cpu: the CSV of --device auto (which took the CPU), byte for byte");
+        int n = 0;
+        for (int label = 1; label <= 28; label++) {
+            char x[1400], y[1400];
+            snprintf(x, sizeof x, "%s/CT_fake/ph0000_%d.nii.gz", tp("nifti"), label);
+            snprintf(y, sizeof y, "%s/CT_fake/ph0000_%d.nii.gz", tp("nifti_cpu"), label);
+            if (!exists(x)) continue;
+            n++;
+            HV_CHECK(same_file(x, y), "--device cpu: %s as auto's, byte for byte", y);
+        }
+        HV_CHECK(n >= 1, "%d CT_fake files compared", n);
+    }
+    snprintf(a, sizeof a, DEVICE_RUN, msk, ct, tp("tiny.h5"), tp("nifti_cuda"), tp("gancuda.csv"), "cuda");
+    int rc = measure(a);
+    if (gpu) {
+        HV_CHECK(rc == 0 && exists(tp("gancuda.csv")), "--device cuda with a GPU runs: %s", err);
+    } else {
+        HV_CHECK(rc == 2 && strstr(err, "--device cuda: ") &&
+                     strstr(err, "; use --device auto or cpu to run on the CPU") &&
+                     (strstr(err, "no usable CUDA device") || strstr(err, "has no CUDA") ||
+                      strstr(err, "cannot be used")),
+                 "--device cuda without a GPU: exit 2 (%d) and why: %s", rc, err);
+        HV_CHECK(!exists(tp("nifti_cuda")) && !exists(tp("gancuda.csv")),
+                 "--device cuda refused: neither --nifti nor --csv written");
+    }
+    snprintf(a, sizeof a, DEVICE_RUN, msk, ct, tp("tiny.h5"), tp("nifti_bad"), tp("ganbad.csv"), "gpu");
+    HV_CHECK(measure(a) == 2 && strstr(err, "--device must be auto, cpu or cuda, not 'gpu'") &&
+                 !exists(tp("nifti_bad")) && !exists(tp("ganbad.csv")),
+             "--device gpu refused: %s", err);
+    snprintf(a, sizeof a, "--mask '%s' --device cpu", msk);
+    HV_CHECK(measure(a) == 2 && strstr(err, "--device go with --synth gan"),
+             "--device without --synth gan refused: %s", err);
+    const char *fx = HV_TEST_SOURCE_DIR "/measure/fixtures/synth_mask";
+    snprintf(a, sizeof a, "--synth-mask '%s/label_fake/fx_20.nii.gz' --synth-orig "
+             "'%s/label/fx_20.nii.gz' --device cuda", fx, fx);
+    HV_CHECK(measure(a) == 2 && strstr(err, "--device go with --synth gan"),
+             "--device with a crop pair refused: %s", err);
+#undef DEVICE_RUN
+}
+
 static void check_gan(const char *ct, const char *msk)
 {
     char a[4000];
@@ -187,10 +261,15 @@ static void check_gan(const char *ct, const char *msk)
     /* one run (the generator is the cost; robust mode is test_pipe_gan's) */
     snprintf(a, sizeof a,
              "--mask '%s' --ct '%s' --synth gan --target-only --model '%s' --rhlv reference "
-             "--nifti '%s' --csv '%s'",
+             "--nifti '%s' --csv '%s' --device auto",
              msk, ct, tp("tiny.h5"), tp("nifti"), tp("ganref.csv"));
     HV_CHECK(measure(a) == 0, "measure --synth gan --rhlv reference runs: %s", err);
     HV_CHECK(strstr(out, "gan pseudo-healthy") != NULL, "says gan: %.200s", out);
+    /* --device auto says where it ran; on the CPU it names why not CUDA */
+    int gpu = strstr(err, "compute: cuda (--device auto): gpu ") != NULL;
+    HV_CHECK(gpu || strstr(err, "compute: cpu (--device auto: ") != NULL,
+             "--device auto says its choice: %s", err);
+    check_device(ct, msk, gpu);
     /* the files --nifti wrote are a crop pair: reading them back gives the
      * reference-mode numbers of the same vertebra */
     int n = 0;

@@ -14,7 +14,9 @@
  * until synchronize was called. copy_in/copy_out/clear check that the device
  * side lies inside one of its buffers and the host side outside all of them.
  * Adam runs as its adam_step hook on the bound buffers, with the host loop's
- * arithmetic.
+ * arithmetic, after the step's finite check: grad_check queues into one
+ * flag, grad_check_result is a synchronisation (counted in n_sync, and in
+ * n_check_wait) that answers it.
  *
  * Ownership: fake_device_create returns a backend freed with
  * hv_nn_backend_free; the fake_dev state (counters, supports) is owned by the
@@ -45,6 +47,8 @@ typedef struct fake_dev {
     int supports[HV_NN_OP_COUNT]; /* 1: its own kernel; 0: declined */
     int pending;                  /* kernels ran since the last synchronize */
     uint64_t n_sync, n_copy_in, n_copy_out, n_kernels, n_adam;
+    uint64_t n_check, n_check_wait; /* grad_check calls, grad_check_result waits */
+    int flag;                       /* the step's non-finite flag (a tag, 0 none) */
 } fake_dev;
 
 static void fake_dev_segv(int sig)
@@ -203,6 +207,29 @@ static hv_status fake_dev_adam(hv_nn_backend *be, float *w, float *m, float *v, 
     return st;
 }
 
+static hv_status fake_dev_grad_check(hv_nn_backend *be, const float *g, int64_t n, int tag)
+{
+    fake_dev *fd = be->ctx;
+    if (n > 0 && fake_dev_find(fd, g, (size_t)n * sizeof(float)) < 0)
+        return hv_error_set(HV_ERR_ARG, "fake device: grad_check on memory that is not its own");
+    if (tag == 1) fd->flag = 0;
+    fake_dev_access(fd, 1);
+    for (int64_t k = 0; k < n && !fd->flag; k++)
+        if (!isfinite(g[k])) fd->flag = tag;
+    fake_dev_access(fd, 0);
+    fd->pending = 1;
+    fd->n_check++;
+    return HV_OK;
+}
+
+static hv_status fake_dev_grad_check_result(hv_nn_backend *be, int *tag)
+{
+    fake_dev *fd = be->ctx;
+    fd->n_check_wait++;
+    *tag = fd->flag;
+    return fake_dev_sync(be);
+}
+
 static const hv_nn_backend_i fake_dev_iface = {
     .name = "fake_device",
     .destroy = fake_dev_destroy,
@@ -217,6 +244,8 @@ static const hv_nn_backend_i fake_dev_iface = {
     .node_forward = fake_dev_forward,
     .node_backward = fake_dev_backward,
     .adam_step = fake_dev_adam,
+    .grad_check = fake_dev_grad_check,
+    .grad_check_result = fake_dev_grad_check_result,
 };
 
 /* A fake device running the ops listed in ops (n_ops of them; n_ops < 0:

@@ -17,6 +17,10 @@
  *    round-off; checkpoints move between device and host unchanged; an
  *    unbound parameter on the device, a bound one on the cpu, and a graph
  *    or Adam whose parameters moved afterwards are refused.
+ *  - Adam's step on the device synchronises once (one finite check of all
+ *    the gradients, then the updates), its first step is lr g / (|g| + eps)
+ *    by hand, and a NaN in the last parameter's gradient changes no
+ *    parameter, moment or step count, on the device and on the host.
  * The reference backend is the ground truth (its kernels are checked
  * against PyTorch in test_nn_ops); both run the same kernels, so the
  * results are compared within 1e-6 relative L2 (measured: 0, bit-identical).
@@ -385,10 +389,106 @@ done:
     hv_nn_backend_free(dev);
 }
 
+/* One Adam step over gradients set by hand (g_k = (k + 1) / 8, alternating
+ * sign), on a fake device (be: bound) or the host (be NULL): by hand, the
+ * first step moves each weight by lr g / (|g| + eps) (m = (1 - b1) g, v =
+ * (1 - b2) g^2, step lr / (1 - b1), sqrt(v) / sqrt(1 - b2) = |g|), after
+ * ONE synchronisation for the whole step on the device; then a NaN in the
+ * LAST parameter's gradient changes nothing (weights, moments, step count)
+ * and names that parameter. */
+static void adam_check(hv_nn_backend *be)
+{
+    const char *where = be ? "fake device" : "host";
+    net n = {0};
+    hv_nn_adam *a = NULL;
+    net_init(&n);
+    if (be) HV_CHECK_OK(hv_nn_params_bind(n.ps, be));
+    const double lr = 1e-2, eps = 1e-8;
+    HV_CHECK_OK(hv_nn_adam_create(n.ps, lr, 0.5, 0.999, eps, &a));
+    if (!a) goto done;
+    hv_nn_param *p;
+    float *m, *v;
+    size_t np = hv__nn_adam_state(a, 0, &p, &m, &v);
+    HV_REQUIRE_V(np >= 2 && np <= 9, "%zu parameters under Adam", np);
+    float w0[9][64], g[9][64];
+    for (size_t i = 0; i < np; i++) {
+        hv__nn_adam_state(a, i, &p, &m, &v);
+        HV_REQUIRE_V(p->numel <= 64, "parameter %s too big for the test", p->name);
+        HV_CHECK_OK(hv_nn_param_get(p, w0[i], (size_t)p->numel));
+        for (int64_t k = 0; k < p->numel; k++) g[i][k] = (float)((k % 2 ? -1 : 1) * (k + 1) / 8.0);
+        HV_CHECK_OK(hv__nn_param_copy_in(p, p->grad, g[i], p->numel));
+    }
+    fake_dev *fd = be ? fake_device_state(be) : NULL;
+    uint64_t s0 = fd ? fd->n_sync : 0, w0n = fd ? fd->n_check_wait : 0;
+    HV_CHECK_OK(hv_nn_adam_step(a));
+    if (fd)
+        HV_CHECK(fd->n_sync - s0 == 1 && fd->n_check_wait - w0n == 1,
+                 "one Adam step of %zu parameters: %llu synchronisations (%llu check waits), not 1",
+                 np, (unsigned long long)(fd->n_sync - s0), (unsigned long long)(fd->n_check_wait - w0n));
+    double worst = 0;
+    for (size_t i = 0; i < np; i++) {
+        float w1[64];
+        hv__nn_adam_state(a, i, &p, &m, &v);
+        HV_CHECK_OK(hv_nn_param_get(p, w1, (size_t)p->numel));
+        for (int64_t k = 0; k < p->numel; k++) {
+            double want = w0[i][k] - lr * g[i][k] / (fabs(g[i][k]) + eps);
+            worst = fmax(worst, fabs(w1[k] - want));
+        }
+    }
+    HV_CHECK(worst < 1e-6, "%s: first Adam step %.3g from lr g / (|g| + eps)", where, worst);
+
+    /* a NaN in the last parameter's gradient: nothing changes */
+    hv__nn_adam_state(a, np - 1, &p, &m, &v);
+    g[np - 1][p->numel - 1] = NAN;
+    HV_CHECK_OK(hv__nn_param_copy_in(p, p->grad, g[np - 1], p->numel));
+    float before[9][3][64];
+    for (size_t i = 0; i < np; i++) {
+        hv__nn_adam_state(a, i, &p, &m, &v);
+        HV_CHECK_OK(hv_nn_param_get(p, before[i][0], (size_t)p->numel));
+        HV_CHECK_OK(hv__nn_param_copy_out(p, before[i][1], m, p->numel));
+        HV_CHECK_OK(hv__nn_param_copy_out(p, before[i][2], v, p->numel));
+    }
+    const char *last = p->name;
+    s0 = fd ? fd->n_sync : 0;
+    hv_status st = hv_nn_adam_step(a);
+    HV_CHECK(st == HV_ERR_NUMERIC && strstr(hv_error_detail(), last),
+             "%s: NaN in the last gradient: %s (%s), should name %s", where, hv_status_name(st),
+             hv_error_detail(), last);
+    if (fd)
+        HV_CHECK(fd->n_sync - s0 == 1, "the refused step synchronised %llu times, not 1",
+                 (unsigned long long)(fd->n_sync - s0));
+    HV_CHECK(hv_nn_adam_steps(a) == 1, "%s: the refused step counted (%lld)", where,
+             (long long)hv_nn_adam_steps(a));
+    for (size_t i = 0; i < np; i++) {
+        float after[3][64];
+        hv__nn_adam_state(a, i, &p, &m, &v);
+        HV_CHECK_OK(hv_nn_param_get(p, after[0], (size_t)p->numel));
+        HV_CHECK_OK(hv__nn_param_copy_out(p, after[1], m, p->numel));
+        HV_CHECK_OK(hv__nn_param_copy_out(p, after[2], v, p->numel));
+        size_t bytes = (size_t)p->numel * sizeof(float);
+        HV_CHECK(!memcmp(after[0], before[i][0], bytes) && !memcmp(after[1], before[i][1], bytes) &&
+                     !memcmp(after[2], before[i][2], bytes),
+                 "%s: a NaN in %s's gradient changed %s (weights or moments)", where, last, p->name);
+    }
+done:
+    hv_nn_adam_free(a);
+    hv_nn_params_free(n.ps);
+}
+
+static void test_adam_one_check(void)
+{
+    hv_nn_backend *dev = NULL;
+    HV_CHECK_OK(fake_device_create(&dev, NULL, 0));
+    if (dev) adam_check(dev);
+    adam_check(NULL);
+    hv_nn_backend_free(dev);
+}
+
 int main(void)
 {
     test_mixed();
     test_refusals();
     test_bound_training();
+    test_adam_one_check();
     return hv_test_done();
 }

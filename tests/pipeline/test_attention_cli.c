@@ -18,7 +18,12 @@
  *    fails naming it and writes nothing;
  *  - a missing model, a GAN model given as the classifier and a file that
  *    is no model fail with a message naming --model and write nothing;
- *  - --help answers (exit 0, names the files).
+ *  - --help answers (exit 0, names the files);
+ *  - --device: the default (auto) says its choice in one log line; cpu
+ *    writes the same CSV bytes and the same map values as auto when auto
+ *    took the CPU; cuda without a usable GPU (or in a build without CUDA)
+ *    exits 2 naming the reason and the output folder is never made; a bad
+ *    value is refused (exit 2), nothing written.
  * argv[1] healthivert, argv[2] hv_make_cls_model, argv[3] hv_make_gan_model.
  */
 #include <math.h>
@@ -55,6 +60,39 @@ static int file_has(const char *path, const char *needle)
     fclose(f);
     buf[n] = 0;
     return strstr(buf, needle) != NULL;
+}
+
+/* 1 when both files exist and hold the same bytes */
+static int same_bytes(const char *a, const char *b)
+{
+    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+    int same = f && g;
+    while (same) {
+        int x = fgetc(f), y = fgetc(g);
+        if (x != y) same = 0;
+        if (x == EOF || y == EOF) break;
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+    return same;
+}
+
+/* 1 when two NIfTI maps have the same dims, affine and float values */
+static int same_values(const char *a, const char *b)
+{
+    hv_volume *x = NULL, *y = NULL;
+    int same = hv_io_nifti_read(a, HV_DTYPE_F32, NULL, &x, NULL) == HV_OK &&
+               hv_io_nifti_read(b, HV_DTYPE_F32, NULL, &y, NULL) == HV_OK;
+    for (int d = 0; same && d < 3; d++) same = x->dim[d] == y->dim[d];
+    for (int r = 0; same && r < 3; r++)
+        for (int c = 0; c < 4; c++) same &= x->affine[r][c] == y->affine[r][c];
+    if (same) {
+        size_t n = (size_t)(x->dim[0] * x->dim[1] * x->dim[2]);
+        same = memcmp(x->data, y->data, n * sizeof(float)) == 0;
+    }
+    hv_vol_free(x);
+    hv_vol_free(y);
+    return same;
 }
 
 static void world(const hv_volume *v, double i, double j, double k, double *w)
@@ -183,6 +221,57 @@ int main(int argc, char **argv)
     }
     fclose(f);
     HV_CHECK(rows == 3, "three vertebrae (T12, L1, L2) in the CSV: %d", rows);
+
+    /* --device: the run above was auto (the default) */
+    snprintf(path, sizeof path, "%s/all.log", dir);
+    int gpu = file_has(path, "compute: cuda (--device auto): gpu ");
+    HV_CHECK(gpu || file_has(path, "compute: cpu (--device auto: "),
+             "the default --device auto says its choice (see %s)", path);
+    snprintf(out, sizeof out, "%s/cpu", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' --device cpu > "
+             "'%s.log' 2>&1",
+             hv, ct, mask, model, out, out);
+    snprintf(path, sizeof path, "%s.log", out);
+    HV_CHECK(run() == 0 && file_has(path, "compute: cpu (--device cpu)"),
+             "--device cpu runs and says so: see %s", path);
+    if (!gpu) {
+        char a[8800], b[8800];
+        snprintf(a, sizeof a, "%s/all/ph0000_attention.csv", dir);
+        snprintf(b, sizeof b, "%s/ph0000_attention.csv", out);
+        HV_CHECK(same_bytes(a, b), "--device cpu: the CSV of auto (which took the CPU)");
+        for (int label = 19; label <= 21; label++) {
+            snprintf(a, sizeof a, "%s/all/ph0000_%d_cam.nii.gz", dir, label);
+            snprintf(b, sizeof b, "%s/ph0000_%d_cam.nii.gz", out, label);
+            HV_CHECK(same_values(a, b), "--device cpu: map %d equals auto's", label);
+        }
+    }
+    snprintf(out, sizeof out, "%s/cuda", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' --device cuda > "
+             "'%s.log' 2>&1",
+             hv, ct, mask, model, out, out);
+    int crc = run();
+    snprintf(path, sizeof path, "%s.log", out);
+    if (gpu) {
+        HV_CHECK(crc == 0, "--device cuda with a GPU runs: see %s", path);
+    } else {
+        HV_CHECK(crc == 2 && file_has(path, "--device cuda: ") &&
+                     file_has(path, "; use --device auto or cpu to run on the CPU") &&
+                     (file_has(path, "no usable CUDA device") || file_has(path, "has no CUDA") ||
+                      file_has(path, "cannot be used")),
+                 "--device cuda without a GPU: exit 2 (%d), says why: see %s", crc, path);
+        HV_CHECK(absent(out), "--device cuda refused: %s never made", out);
+    }
+    snprintf(out, sizeof out, "%s/badev", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' --device gpu > "
+             "'%s.log' 2>&1",
+             hv, ct, mask, model, out, out);
+    snprintf(path, sizeof path, "%s.log", out);
+    HV_CHECK(run() == 2 && file_has(path, "--device must be auto, cpu or cuda, not 'gpu'") &&
+                 absent(out),
+             "--device gpu refused, nothing written: see %s", path);
 
     /* --label L1 only; a level the mask lacks */
     snprintf(out, sizeof out, "%s/l1", dir);
