@@ -214,8 +214,6 @@ static hv_status cuda_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_e
                         hv_nn_op_name(n->op));
 }
 
-/* Adam on the bound parameter buffers. The non-finite check needs the
- * flag on the host, so each call ends with one stream synchronisation. */
 /* Adam's step (params.c): every parameter's grad_check queued into the
  * one flag (cleared by tag 1), then grad_check_result's one wait, then the
  * updates queued with no wait (the flag is 0 then; adam_k would skip on a
