@@ -9,7 +9,7 @@
  * host loop (float rounding only).
  *
  * Elementwise kernels are grid-stride loops with 64-bit indices; the row
- * kernels (softmax) take one block of HV_CA_THREADS threads per row.
+ * kernels (softmax) take one block of HV_CUDA_THREADS threads per row.
  * col2im gathers: each image pixel sums the columns that cover it, so no
  * atomics and a deterministic result (the host loop scatters; the sums are
  * the same terms in another order).
@@ -19,25 +19,7 @@
 #include "block_reduce.cuh"
 #include "ctx_attn_kernels.h"
 
-#define HV_CA_THREADS 256
-
-static unsigned ca_blocks(int64_t n)
-{
-    int64_t b = (n + HV_CA_THREADS - 1) / HV_CA_THREADS;
-    if (b < 1) b = 1;
-    if (b > 65536) b = 65536; /* the grid-stride loops cover the rest */
-    return (unsigned)b;
-}
-
-static unsigned ca_rows(int64_t rows)
-{
-    if (rows < 1) return 1;
-    return rows > 65536 ? 65536u : (unsigned)rows; /* rows loop with a grid stride */
-}
-
-#define CA_LOOP(i, n)                                                                         \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
-         i += (int64_t)gridDim.x * blockDim.x)
+#include "cuda_grid.cuh"
 
 /* ---------------------------------------------------------- reductions */
 
@@ -46,7 +28,7 @@ static unsigned ca_rows(int64_t rows)
 __global__ static void im2col_k(hv_cuda_geom g, const float *img, float alpha, float *col)
 {
     const int64_t hw = g.ho * g.wo, n = g.c * g.kk * g.kk * hw;
-    CA_LOOP(idx, n)
+    HV_GRID_LOOP(idx, n)
     {
         const int64_t rr = idx / hw, pos = idx - rr * hw;
         const int64_t kx = rr % g.kk, ky = (rr / g.kk) % g.kk, ch = rr / (g.kk * g.kk);
@@ -62,7 +44,7 @@ __global__ static void col2im_k(hv_cuda_geom g, const float *col, float alpha, i
                                 float *img)
 {
     const int64_t hw = g.ho * g.wo, n = g.c * g.ih * g.iw;
-    CA_LOOP(idx, n)
+    HV_GRID_LOOP(idx, n)
     {
         const int64_t ch = idx / (g.ih * g.iw), rest = idx - ch * g.ih * g.iw;
         const int64_t iy = rest / g.iw, ix = rest - iy * g.iw;
@@ -89,7 +71,7 @@ __global__ static void col2im_k(hv_cuda_geom g, const float *col, float alpha, i
 
 __global__ static void colnorm_k(const float *col, int64_t rows, int64_t l, float *nrm)
 {
-    CA_LOOP(j, l)
+    HV_GRID_LOOP(j, l)
     {
         float acc = 0.0f;
         for (int64_t r = 0; r < rows; r++) acc += col[r * l + j] * col[r * l + j];
@@ -100,7 +82,7 @@ __global__ static void colnorm_k(const float *col, int64_t rows, int64_t l, floa
 __global__ static void divcols_k(const float *in, const float *nrm, int64_t n, int64_t l,
                                  float *out)
 {
-    CA_LOOP(idx, n) out[idx] = in[idx] / nrm[idx % l];
+    HV_GRID_LOOP(idx, n) out[idx] = in[idx] / nrm[idx % l];
 }
 
 /* transposed position of row-major index a over hs x ws, and back */
@@ -111,7 +93,7 @@ __global__ static void diag_k(const float *in, int64_t hs, int64_t ws, int64_t h
                               int transposed, float *out)
 {
     const int64_t l = hs * ws;
-    CA_LOOP(idx, l * l)
+    HV_GRID_LOOP(idx, l * l)
     {
         const int64_t a = idx / l, b = idx - a * l;
         float acc = 0.0f;
@@ -137,7 +119,7 @@ __global__ static void valid_k(const float *mask, int64_t hs, int64_t ws, int64_
                                float *mm)
 {
     const int64_t wm = ws * q;
-    CA_LOOP(idx, hs * ws)
+    HV_GRID_LOOP(idx, hs * ws)
     {
         const int64_t ly = idx / ws, lx = idx - ly * ws;
         double s = 0;
@@ -200,7 +182,7 @@ __global__ static void softmax_bwd_k(const float *att, const float *datt, const 
 __global__ static void norm_bwd_k(const float *colb, const float *wn, const float *nrm,
                                   int64_t rows, int64_t l, float *g)
 {
-    CA_LOOP(j, l)
+    HV_GRID_LOOP(j, l)
     {
         double raw = 0, dot = 0;
         for (int64_t r = 0; r < rows; r++) {
@@ -220,7 +202,7 @@ __global__ static void norm_bwd_k(const float *colb, const float *wn, const floa
 extern "C" cudaError_t hv__cuda_im2col(cudaStream_t s, hv_cuda_geom g, const float *img,
                                        float alpha, float *col)
 {
-    im2col_k<<<ca_blocks(g.c * g.kk * g.kk * g.ho * g.wo), HV_CA_THREADS, 0, s>>>(g, img, alpha,
+    im2col_k<<<hv_cuda_grid(g.c * g.kk * g.kk * g.ho * g.wo), HV_CUDA_THREADS, 0, s>>>(g, img, alpha,
                                                                                   col);
     return cudaGetLastError();
 }
@@ -228,7 +210,7 @@ extern "C" cudaError_t hv__cuda_im2col(cudaStream_t s, hv_cuda_geom g, const flo
 extern "C" cudaError_t hv__cuda_col2im(cudaStream_t s, hv_cuda_geom g, const float *col,
                                        float alpha, int accumulate, float *img)
 {
-    col2im_k<<<ca_blocks(g.c * g.ih * g.iw), HV_CA_THREADS, 0, s>>>(g, col, alpha, accumulate,
+    col2im_k<<<hv_cuda_grid(g.c * g.ih * g.iw), HV_CUDA_THREADS, 0, s>>>(g, col, alpha, accumulate,
                                                                     img);
     return cudaGetLastError();
 }
@@ -236,14 +218,14 @@ extern "C" cudaError_t hv__cuda_col2im(cudaStream_t s, hv_cuda_geom g, const flo
 extern "C" cudaError_t hv__cuda_ca_colnorm(cudaStream_t s, const float *col, int64_t rows,
                                            int64_t l, float *nrm)
 {
-    colnorm_k<<<ca_blocks(l), HV_CA_THREADS, 0, s>>>(col, rows, l, nrm);
+    colnorm_k<<<hv_cuda_grid(l), HV_CUDA_THREADS, 0, s>>>(col, rows, l, nrm);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_ca_divcols(cudaStream_t s, const float *in, const float *nrm,
                                            int64_t rows, int64_t l, float *out)
 {
-    divcols_k<<<ca_blocks(rows * l), HV_CA_THREADS, 0, s>>>(in, nrm, rows * l, l, out);
+    divcols_k<<<hv_cuda_grid(rows * l), HV_CUDA_THREADS, 0, s>>>(in, nrm, rows * l, l, out);
     return cudaGetLastError();
 }
 
@@ -251,21 +233,21 @@ extern "C" cudaError_t hv__cuda_ca_diag(cudaStream_t s, const float *in, int64_t
                                         int64_t half, int transposed, float *out)
 {
     const int64_t l = hs * ws;
-    diag_k<<<ca_blocks(l * l), HV_CA_THREADS, 0, s>>>(in, hs, ws, half, transposed, out);
+    diag_k<<<hv_cuda_grid(l * l), HV_CUDA_THREADS, 0, s>>>(in, hs, ws, half, transposed, out);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_ca_valid(cudaStream_t s, const float *mask, int64_t hs,
                                          int64_t ws, int64_t q, int64_t half, float *mm)
 {
-    valid_k<<<ca_blocks(hs * ws), HV_CA_THREADS, 0, s>>>(mask, hs, ws, q, half, mm);
+    valid_k<<<hv_cuda_grid(hs * ws), HV_CUDA_THREADS, 0, s>>>(mask, hs, ws, q, half, mm);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_ca_softmax_fwd(cudaStream_t s, const float *sc, const float *mm,
                                                int64_t l, float scale, float *att)
 {
-    softmax_fwd_k<<<ca_rows(l), HV_CA_THREADS, 0, s>>>(sc, mm, l, scale, att);
+    softmax_fwd_k<<<hv_cuda_rows(l), HV_CUDA_THREADS, 0, s>>>(sc, mm, l, scale, att);
     return cudaGetLastError();
 }
 
@@ -273,13 +255,13 @@ extern "C" cudaError_t hv__cuda_ca_softmax_bwd(cudaStream_t s, const float *att,
                                                const float *datt, const float *mm, int64_t l,
                                                float scale, float *ds)
 {
-    softmax_bwd_k<<<ca_rows(l), HV_CA_THREADS, 0, s>>>(att, datt, mm, l, scale, ds);
+    softmax_bwd_k<<<hv_cuda_rows(l), HV_CUDA_THREADS, 0, s>>>(att, datt, mm, l, scale, ds);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_ca_norm_bwd(cudaStream_t s, const float *colb, const float *wn,
                                             const float *nrm, int64_t rows, int64_t l, float *g)
 {
-    norm_bwd_k<<<ca_blocks(l), HV_CA_THREADS, 0, s>>>(colb, wn, nrm, rows, l, g);
+    norm_bwd_k<<<hv_cuda_grid(l), HV_CUDA_THREADS, 0, s>>>(colb, wn, nrm, rows, l, g);
     return cudaGetLastError();
 }

@@ -13,19 +13,7 @@
 #include "cuda_kernels.h"
 #include "hv/nn.h"
 
-#define HV_CUDA_THREADS 256
-
-static unsigned hv_cuda_blocks(int64_t n)
-{
-    int64_t b = (n + HV_CUDA_THREADS - 1) / HV_CUDA_THREADS;
-    if (b < 1) b = 1;
-    if (b > 65536) b = 65536; /* the grid-stride loops cover the rest */
-    return (unsigned)b;
-}
-
-#define HV_GRID_LOOP(i, n)                                                                    \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
-         i += (int64_t)gridDim.x * blockDim.x)
+#include "cuda_grid.cuh"
 
 __global__ static void unary_fwd_k(int op, const float *x, float *y, int64_t n, float a, float b)
 {
@@ -131,41 +119,41 @@ __global__ static void adam_k(float *w, float *m, float *v, const float *g, int6
 extern "C" cudaError_t hv__cuda_unary_fwd(cudaStream_t s, int op, const float *x, float *y,
                                           int64_t n, float a, float b)
 {
-    unary_fwd_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(op, x, y, n, a, b);
+    unary_fwd_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(op, x, y, n, a, b);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_unary_bwd(cudaStream_t s, int op, const float *x, const float *y,
                                           const float *dy, float *dx, int64_t n, float a, float b)
 {
-    unary_bwd_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(op, x, y, dy, dx, n, a, b);
+    unary_bwd_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(op, x, y, dy, dx, n, a, b);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_binary_fwd(cudaStream_t s, int op, const float *a, const float *b,
                                            float *y, int64_t n)
 {
-    binary_fwd_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(op, a, b, y, n);
+    binary_fwd_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(op, a, b, y, n);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_binary_bwd(cudaStream_t s, int op, const float *a, const float *b,
                                            const float *dy, float *da, float *db, int64_t n)
 {
-    binary_bwd_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(op, a, b, dy, da, db, n);
+    binary_bwd_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(op, a, b, dy, da, db, n);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_act(cudaStream_t s, int op, float *y, int64_t n, float alpha)
 {
-    act_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(op, y, n, alpha);
+    act_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(op, y, n, alpha);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_finite(cudaStream_t s, const float *g, int64_t n, int *flag,
                                        int tag)
 {
-    finite_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(g, n, flag, tag);
+    finite_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(g, n, flag, tag);
     return cudaGetLastError();
 }
 
@@ -173,7 +161,7 @@ extern "C" cudaError_t hv__cuda_adam(cudaStream_t s, float *w, float *m, float *
                                      int64_t n, float beta1, float beta2, float step_size,
                                      float sqrt_bc2, float eps, const int *flag)
 {
-    adam_k<<<hv_cuda_blocks(n), HV_CUDA_THREADS, 0, s>>>(w, m, v, g, n, beta1, beta2, step_size,
+    adam_k<<<hv_cuda_grid(n), HV_CUDA_THREADS, 0, s>>>(w, m, v, g, n, beta1, beta2, step_size,
                                                            sqrt_bc2, eps, flag);
     return cudaGetLastError();
 }

@@ -13,20 +13,7 @@
 
 #include <stdint.h>
 
-#define HV_CUDA_THREADS 256
-
-/* Blocks of HV_CUDA_THREADS for a grid-stride loop over n elements. */
-static inline unsigned hv_cuda_grid(int64_t n)
-{
-    int64_t b = (n + HV_CUDA_THREADS - 1) / HV_CUDA_THREADS;
-    if (b < 1) b = 1;
-    if (b > 65536) b = 65536; /* the grid-stride loops cover the rest */
-    return (unsigned)b;
-}
-
-#define HV_GRID_LOOP(i, n)                                                                    \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
-         i += (int64_t)gridDim.x * blockDim.x)
+#include "cuda_grid.cuh"
 
 /* Sum of v over the 32 lanes of a full warp; the total is in lane 0. */
 __device__ static inline double hv_warp_sum(double v)

@@ -15,31 +15,13 @@
 #include "block_reduce.cuh"
 #include "shape_kernels.h"
 
-#define HV_SH_THREADS 256
-
-static unsigned sh_blocks(int64_t n)
-{
-    int64_t b = (n + HV_SH_THREADS - 1) / HV_SH_THREADS;
-    if (b < 1) b = 1;
-    if (b > 65536) b = 65536; /* the grid-stride loops cover the rest */
-    return (unsigned)b;
-}
-
-static unsigned sh_rows(int64_t rows)
-{
-    if (rows < 1) return 1;
-    return rows > 65536 ? 65536u : (unsigned)rows;
-}
-
-#define SH_LOOP(i, n)                                                                         \
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                 \
-         i += (int64_t)gridDim.x * blockDim.x)
+#include "cuda_grid.cuh"
 
 __global__ static void upsample_fwd_k(const float *x, float *y, int64_t nc, int64_t hi,
                                       int64_t wi, int64_t f)
 {
     const int64_t ho = hi * f, wo = wi * f;
-    SH_LOOP(idx, nc * ho * wo)
+    HV_GRID_LOOP(idx, nc * ho * wo)
     {
         const int64_t p = idx / (ho * wo), rest = idx - p * ho * wo;
         const int64_t yy = rest / wo, xx = rest - yy * wo;
@@ -51,7 +33,7 @@ __global__ static void upsample_bwd_k(const float *dy, float *dx, int64_t nc, in
                                       int64_t wi, int64_t f)
 {
     const int64_t ho = hi * f, wo = wi * f;
-    SH_LOOP(idx, nc * hi * wi)
+    HV_GRID_LOOP(idx, nc * hi * wi)
     {
         const int64_t p = idx / (hi * wi), rest = idx - p * hi * wi;
         const int64_t i = rest / wi, j = rest - i * wi;
@@ -67,7 +49,7 @@ __global__ static void downsample_k(const float *src, float *dst, int64_t nc, in
                                     int64_t wo, int64_t f, int backward)
 {
     const int64_t hi = ho * f, wi = wo * f;
-    SH_LOOP(idx, nc * ho * wo)
+    HV_GRID_LOOP(idx, nc * ho * wo)
     {
         const int64_t p = idx / (ho * wo), rest = idx - p * ho * wo;
         const int64_t i = rest / wo, j = rest - i * wo;
@@ -83,7 +65,7 @@ __global__ static void block_copy_k(const float *src, int64_t sstride, int64_t s
                                     int64_t dstride, int64_t doff, int64_t outer, int64_t len,
                                     int accumulate)
 {
-    SH_LOOP(idx, outer * len)
+    HV_GRID_LOOP(idx, outer * len)
     {
         const int64_t o = idx / len, k = idx - o * len;
         const float v = src[o * sstride + soff + k];
@@ -95,7 +77,7 @@ __global__ static void block_copy_k(const float *src, int64_t sstride, int64_t s
 __global__ static void pad_fwd_k(const float *x, float *y, int64_t nc, int64_t h, int64_t w,
                                  int64_t ho, int64_t wo, int64_t t, int64_t l)
 {
-    SH_LOOP(idx, nc * ho * wo)
+    HV_GRID_LOOP(idx, nc * ho * wo)
     {
         const int64_t p = idx / (ho * wo), rest = idx - p * ho * wo;
         const int64_t iy = rest / wo - t, ix = rest % wo - l;
@@ -106,7 +88,7 @@ __global__ static void pad_fwd_k(const float *x, float *y, int64_t nc, int64_t h
 __global__ static void pad_bwd_k(const float *dy, float *dx, int64_t nc, int64_t h, int64_t w,
                                  int64_t ho, int64_t wo, int64_t t, int64_t l)
 {
-    SH_LOOP(idx, nc * h * w)
+    HV_GRID_LOOP(idx, nc * h * w)
     {
         const int64_t p = idx / (h * w), rest = idx - p * h * w;
         const int64_t i = rest / w, j = rest - i * w;
@@ -127,19 +109,19 @@ __global__ static void gap_fwd_k(const float *x, float *y, int64_t nc, int64_t h
 
 __global__ static void gap_bwd_k(const float *dy, float *dx, int64_t nc, int64_t hw)
 {
-    SH_LOOP(idx, nc * hw) dx[idx] += dy[idx / hw] / (float)hw;
+    HV_GRID_LOOP(idx, nc * hw) dx[idx] += dy[idx / hw] / (float)hw;
 }
 
 __global__ static void chmul_fwd_k(const float *x, const float *sc, float *y, int64_t nc,
                                    int64_t hw)
 {
-    SH_LOOP(idx, nc * hw) y[idx] = x[idx] * sc[idx / hw];
+    HV_GRID_LOOP(idx, nc * hw) y[idx] = x[idx] * sc[idx / hw];
 }
 
 __global__ static void chmul_dx_k(const float *sc, const float *dy, float *dx, int64_t nc,
                                   int64_t hw)
 {
-    SH_LOOP(idx, nc * hw) dx[idx] += dy[idx] * sc[idx / hw];
+    HV_GRID_LOOP(idx, nc * hw) dx[idx] += dy[idx] * sc[idx / hw];
 }
 
 __global__ static void chmul_ds_k(const float *x, const float *dy, float *dsc, int64_t nc,
@@ -157,12 +139,12 @@ __global__ static void chmul_ds_k(const float *x, const float *dy, float *dsc, i
 
 __global__ static void bias_rows_k(float *y, const float *b, int64_t rows, int64_t cols)
 {
-    SH_LOOP(idx, rows * cols) y[idx] += b[idx % cols];
+    HV_GRID_LOOP(idx, rows * cols) y[idx] += b[idx % cols];
 }
 
 __global__ static void bias_rows_grad_k(const float *dy, float *db, int64_t rows, int64_t cols)
 {
-    SH_LOOP(j, cols)
+    HV_GRID_LOOP(j, cols)
     {
         float v = db[j];
         for (int64_t i = 0; i < rows; i++) v += dy[i * cols + j];
@@ -175,28 +157,28 @@ __global__ static void bias_rows_grad_k(const float *dy, float *db, int64_t rows
 extern "C" cudaError_t hv__cuda_upsample_fwd(cudaStream_t s, const float *x, float *y, int64_t nc,
                                              int64_t hi, int64_t wi, int64_t f)
 {
-    upsample_fwd_k<<<sh_blocks(nc * hi * f * wi * f), HV_SH_THREADS, 0, s>>>(x, y, nc, hi, wi, f);
+    upsample_fwd_k<<<hv_cuda_grid(nc * hi * f * wi * f), HV_CUDA_THREADS, 0, s>>>(x, y, nc, hi, wi, f);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_upsample_bwd(cudaStream_t s, const float *dy, float *dx,
                                              int64_t nc, int64_t hi, int64_t wi, int64_t f)
 {
-    upsample_bwd_k<<<sh_blocks(nc * hi * wi), HV_SH_THREADS, 0, s>>>(dy, dx, nc, hi, wi, f);
+    upsample_bwd_k<<<hv_cuda_grid(nc * hi * wi), HV_CUDA_THREADS, 0, s>>>(dy, dx, nc, hi, wi, f);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_downsample_fwd(cudaStream_t s, const float *x, float *y,
                                                int64_t nc, int64_t ho, int64_t wo, int64_t f)
 {
-    downsample_k<<<sh_blocks(nc * ho * wo), HV_SH_THREADS, 0, s>>>(x, y, nc, ho, wo, f, 0);
+    downsample_k<<<hv_cuda_grid(nc * ho * wo), HV_CUDA_THREADS, 0, s>>>(x, y, nc, ho, wo, f, 0);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_downsample_bwd(cudaStream_t s, const float *dy, float *dx,
                                                int64_t nc, int64_t ho, int64_t wo, int64_t f)
 {
-    downsample_k<<<sh_blocks(nc * ho * wo), HV_SH_THREADS, 0, s>>>(dy, dx, nc, ho, wo, f, 1);
+    downsample_k<<<hv_cuda_grid(nc * ho * wo), HV_CUDA_THREADS, 0, s>>>(dy, dx, nc, ho, wo, f, 1);
     return cudaGetLastError();
 }
 
@@ -205,7 +187,7 @@ extern "C" cudaError_t hv__cuda_block_copy(cudaStream_t s, const float *src, int
                                            int64_t doff, int64_t outer, int64_t len,
                                            int accumulate)
 {
-    block_copy_k<<<sh_blocks(outer * len), HV_SH_THREADS, 0, s>>>(src, sstride, soff, dst, dstride,
+    block_copy_k<<<hv_cuda_grid(outer * len), HV_CUDA_THREADS, 0, s>>>(src, sstride, soff, dst, dstride,
                                                                   doff, outer, len, accumulate);
     return cudaGetLastError();
 }
@@ -214,7 +196,7 @@ extern "C" cudaError_t hv__cuda_pad_fwd(cudaStream_t s, const float *x, float *y
                                         int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t t,
                                         int64_t l)
 {
-    pad_fwd_k<<<sh_blocks(nc * ho * wo), HV_SH_THREADS, 0, s>>>(x, y, nc, h, w, ho, wo, t, l);
+    pad_fwd_k<<<hv_cuda_grid(nc * ho * wo), HV_CUDA_THREADS, 0, s>>>(x, y, nc, h, w, ho, wo, t, l);
     return cudaGetLastError();
 }
 
@@ -222,28 +204,28 @@ extern "C" cudaError_t hv__cuda_pad_bwd(cudaStream_t s, const float *dy, float *
                                         int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t t,
                                         int64_t l)
 {
-    pad_bwd_k<<<sh_blocks(nc * h * w), HV_SH_THREADS, 0, s>>>(dy, dx, nc, h, w, ho, wo, t, l);
+    pad_bwd_k<<<hv_cuda_grid(nc * h * w), HV_CUDA_THREADS, 0, s>>>(dy, dx, nc, h, w, ho, wo, t, l);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_gap_fwd(cudaStream_t s, const float *x, float *y, int64_t nc,
                                         int64_t hw)
 {
-    gap_fwd_k<<<sh_rows(nc), HV_SH_THREADS, 0, s>>>(x, y, nc, hw);
+    gap_fwd_k<<<hv_cuda_rows(nc), HV_CUDA_THREADS, 0, s>>>(x, y, nc, hw);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_gap_bwd(cudaStream_t s, const float *dy, float *dx, int64_t nc,
                                         int64_t hw)
 {
-    gap_bwd_k<<<sh_blocks(nc * hw), HV_SH_THREADS, 0, s>>>(dy, dx, nc, hw);
+    gap_bwd_k<<<hv_cuda_grid(nc * hw), HV_CUDA_THREADS, 0, s>>>(dy, dx, nc, hw);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_chmul_fwd(cudaStream_t s, const float *x, const float *sc,
                                           float *y, int64_t nc, int64_t hw)
 {
-    chmul_fwd_k<<<sh_blocks(nc * hw), HV_SH_THREADS, 0, s>>>(x, sc, y, nc, hw);
+    chmul_fwd_k<<<hv_cuda_grid(nc * hw), HV_CUDA_THREADS, 0, s>>>(x, sc, y, nc, hw);
     return cudaGetLastError();
 }
 
@@ -252,12 +234,12 @@ extern "C" cudaError_t hv__cuda_chmul_bwd(cudaStream_t s, const float *x, const 
                                           int64_t hw)
 {
     if (dx) {
-        chmul_dx_k<<<sh_blocks(nc * hw), HV_SH_THREADS, 0, s>>>(sc, dy, dx, nc, hw);
+        chmul_dx_k<<<hv_cuda_grid(nc * hw), HV_CUDA_THREADS, 0, s>>>(sc, dy, dx, nc, hw);
         cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return e;
     }
     if (dsc) {
-        chmul_ds_k<<<sh_rows(nc), HV_SH_THREADS, 0, s>>>(x, dy, dsc, nc, hw);
+        chmul_ds_k<<<hv_cuda_rows(nc), HV_CUDA_THREADS, 0, s>>>(x, dy, dsc, nc, hw);
         return cudaGetLastError();
     }
     return cudaSuccess;
@@ -266,13 +248,13 @@ extern "C" cudaError_t hv__cuda_chmul_bwd(cudaStream_t s, const float *x, const 
 extern "C" cudaError_t hv__cuda_bias_rows(cudaStream_t s, float *y, const float *b, int64_t rows,
                                           int64_t cols)
 {
-    bias_rows_k<<<sh_blocks(rows * cols), HV_SH_THREADS, 0, s>>>(y, b, rows, cols);
+    bias_rows_k<<<hv_cuda_grid(rows * cols), HV_CUDA_THREADS, 0, s>>>(y, b, rows, cols);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t hv__cuda_bias_rows_grad(cudaStream_t s, const float *dy, float *db,
                                                int64_t rows, int64_t cols)
 {
-    bias_rows_grad_k<<<sh_blocks(cols), HV_SH_THREADS, 0, s>>>(dy, db, rows, cols);
+    bias_rows_grad_k<<<hv_cuda_grid(cols), HV_CUDA_THREADS, 0, s>>>(dy, db, rows, cols);
     return cudaGetLastError();
 }
