@@ -140,6 +140,21 @@ static inline int hv_test_copy_file(const char *from, const char *to)
     return (fclose(b) != 0 || bad) ? -1 : 0;
 }
 
+/* 1 when both files exist and hold the same bytes, else 0. */
+static inline int hv_test_same_file(const char *a, const char *b)
+{
+    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+    int same = f && g;
+    while (same) {
+        int x = fgetc(f), y = fgetc(g);
+        if (x != y) same = 0;
+        if (x == EOF || y == EOF) break;
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+    return same;
+}
+
 /* A fresh scratch folder for this test program (emptied on every call). */
 static inline const char *hv_test_tmpdir(const char *name)
 {

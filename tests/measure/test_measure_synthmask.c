@@ -82,21 +82,6 @@ static int exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
-/* 1 when both files exist and hold the same bytes */
-static int same_file(const char *a, const char *b)
-{
-    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
-    int same = f && g;
-    while (same) {
-        int x = fgetc(f), y = fgetc(g);
-        if (x != y) same = 0;
-        if (x == EOF || y == EOF) break;
-    }
-    if (f) fclose(f);
-    if (g) fclose(g);
-    return same;
-}
-
 /* One CSV row of `label`: columns 3..15 as numbers (h_ori_ant .. h_syn_all:
  * v[0..2] h_ori ant/mid/post, v[3..5] h_syn, v[6..9] rhlv all/ant/mid/post,
  * v[10] grade, v[11] h_ori_all, v[12] h_syn_all). 0 when found. */
@@ -211,7 +196,7 @@ static void check_device(const char *ct, const char *msk, int gpu)
     HV_CHECK(measure(a) == 0 && strstr(err, "compute: cpu (--device cpu)"),
              "--device cpu runs and says so: %s", err);
     if (!gpu) {
-        HV_CHECK(same_file(tp("gancpu.csv"), tp("ganref.csv")),
+        HV_CHECK(hv_test_same_file(tp("gancpu.csv"), tp("ganref.csv")),
                  "--device cpu: the CSV of --device auto (which took the CPU), byte for byte");
         int n = 0;
         for (int label = 1; label <= 28; label++) {
@@ -220,7 +205,7 @@ static void check_device(const char *ct, const char *msk, int gpu)
             snprintf(y, sizeof y, "%s/CT_fake/ph0000_%d.nii.gz", tp("nifti_cpu"), label);
             if (!exists(x)) continue;
             n++;
-            HV_CHECK(same_file(x, y), "--device cpu: %s as auto's, byte for byte", y);
+            HV_CHECK(hv_test_same_file(x, y), "--device cpu: %s as auto's, byte for byte", y);
         }
         HV_CHECK(n >= 1, "%d CT_fake files compared", n);
     }

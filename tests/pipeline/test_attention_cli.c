@@ -62,21 +62,6 @@ static int file_has(const char *path, const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
-/* 1 when both files exist and hold the same bytes */
-static int same_bytes(const char *a, const char *b)
-{
-    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
-    int same = f && g;
-    while (same) {
-        int x = fgetc(f), y = fgetc(g);
-        if (x != y) same = 0;
-        if (x == EOF || y == EOF) break;
-    }
-    if (f) fclose(f);
-    if (g) fclose(g);
-    return same;
-}
-
 /* 1 when two NIfTI maps have the same dims, affine and float values */
 static int same_values(const char *a, const char *b)
 {
@@ -239,7 +224,7 @@ int main(int argc, char **argv)
         char a[8800], b[8800];
         snprintf(a, sizeof a, "%s/all/ph0000_attention.csv", dir);
         snprintf(b, sizeof b, "%s/ph0000_attention.csv", out);
-        HV_CHECK(same_bytes(a, b), "--device cpu: the CSV of auto (which took the CPU)");
+        HV_CHECK(hv_test_same_file(a, b), "--device cpu: the CSV of auto (which took the CPU)");
         for (int label = 19; label <= 21; label++) {
             snprintf(a, sizeof a, "%s/all/ph0000_%d_cam.nii.gz", dir, label);
             snprintf(b, sizeof b, "%s/ph0000_%d_cam.nii.gz", out, label);
