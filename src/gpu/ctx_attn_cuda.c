@@ -23,37 +23,10 @@
 #include "ctx_attn_kernels.h"
 #include "cuda_backend.h"
 
-typedef struct ca_dims {
-    int64_t n, c, h, w, r, k, fk, q, hs, ws, l, c9, ckk, msz;
-    float scale;
-} ca_dims;
-
-static ca_dims dims_of(const hv_nn_tensor *t)
-{
-    const hv_nn_tensor *f = t->src[0], *m = t->src[2];
-    ca_dims d;
-    d.n = f->shape[0];
-    d.c = f->shape[1];
-    d.h = f->shape[2];
-    d.w = f->shape[3];
-    d.k = t->ip[0];
-    d.r = t->ip[1];
-    d.fk = t->ip[2];
-    d.q = t->ip[3];
-    d.hs = d.h / d.r;
-    d.ws = d.w / d.r;
-    d.l = d.hs * d.ws;
-    d.c9 = d.c * d.k * d.k;
-    d.ckk = d.c * 4 * d.r * d.r;
-    d.msz = m->shape[2] * m->shape[3];
-    d.scale = t->fp[0];
-    return d;
-}
-
 static size_t seg(int64_t floats) { return ((size_t)floats + 63) / 64 * 64; } /* 256 bytes */
 
 /* scratch of one pass (floats) */
-static size_t work_floats(const ca_dims *d, int backward)
+static size_t work_floats(const hv_nn_ca_dims *d, int backward)
 {
     if (!backward) /* colF, colB, colR, colO, s, s1 */
         return 2 * seg(d->c9 * d->l) + 2 * seg(d->ckk * d->l) + 2 * seg(d->l * d->l);
@@ -64,7 +37,7 @@ static size_t work_floats(const ca_dims *d, int backward)
 int hv__cuda_ca_supported(const hv_nn_tensor *n)
 {
     if (n->nsrc != 3 || n->src[0]->ndim != 4 || n->src[2]->ndim != 4) return 0;
-    ca_dims d = dims_of(n);
+    hv_nn_ca_dims d = hv__nn_ca_dims(n);
     /* the GEMM sizes are cuBLAS ints; the rest is 64-bit */
     return d.r >= 1 && d.k >= 1 && d.q >= 1 && d.l >= 1 && d.l <= INT_MAX && d.c9 <= INT_MAX &&
            d.ckk <= INT_MAX && n->src[0]->numel == n->src[1]->numel &&
@@ -75,12 +48,13 @@ hv_status hv__cuda_ca_prepare(hv_nn_tensor *n, int grads, size_t *work_n)
 {
     /* aux (the reference's size, hv__nn_ca_aux_size) is placed after
      * prepare; forward and backward check it */
-    ca_dims d = dims_of(n);
+    hv_nn_ca_dims d = hv__nn_ca_dims(n);
     *work_n = work_floats(&d, grads);
     return HV_OK;
 }
 
-static hv_status need(const ca_dims *d, const hv_nn_tensor *n, const hv_nn_exec *ex, int backward)
+static hv_status need(const hv_nn_ca_dims *d, const hv_nn_tensor *n, const hv_nn_exec *ex,
+                      int backward)
 {
     size_t w = work_floats(d, backward);
     if (ex->work_n < w)
@@ -95,14 +69,14 @@ static hv_status need(const ca_dims *d, const hv_nn_tensor *n, const hv_nn_exec 
 
 /* the downsampled feature map of one item (hs x ws, every r-th pixel) as
  * patches k x k, stride 1, pad k/2 */
-static hv_cuda_geom geom_small(const ca_dims *d)
+static hv_cuda_geom geom_small(const hv_nn_ca_dims *d)
 {
     hv_cuda_geom g = {d->c, d->hs, d->ws, d->r, d->w, d->h * d->w, d->k, 1, d->k / 2, d->hs, d->ws};
     return g;
 }
 
 /* the full-resolution item as patches 2r x 2r, stride r, pad r/2 */
-static hv_cuda_geom geom_raw(const ca_dims *d)
+static hv_cuda_geom geom_raw(const hv_nn_ca_dims *d)
 {
     hv_cuda_geom g = {d->c, d->h, d->w, 1, d->w, d->h * d->w, 2 * d->r, d->r, d->r / 2, d->hs, d->ws};
     return g;
@@ -119,7 +93,7 @@ static hv_cuda_geom geom_raw(const ca_dims *d)
 
 hv_status hv__cuda_ca_forward(hv_cuda_be *cb, hv_nn_tensor *t, const hv_nn_exec *ex)
 {
-    const ca_dims d = dims_of(t);
+    const hv_nn_ca_dims d = hv__nn_ca_dims(t);
     const hv_nn_tensor *f = t->src[0], *b = t->src[1], *m = t->src[2];
     const int64_t l = d.l, img = d.c * d.h * d.w;
     const hv_cuda_geom gs = geom_small(&d), gr = geom_raw(&d);
@@ -154,7 +128,7 @@ done:
 
 hv_status hv__cuda_ca_backward(hv_cuda_be *cb, hv_nn_tensor *t, const hv_nn_exec *ex)
 {
-    const ca_dims d = dims_of(t);
+    const hv_nn_ca_dims d = hv__nn_ca_dims(t);
     hv_nn_tensor *f = t->src[0], *b = t->src[1];
     const int64_t l = d.l, img = d.c * d.h * d.w;
     const hv_cuda_geom gs = geom_small(&d), gr = geom_raw(&d);

@@ -200,6 +200,16 @@ void hv__nn_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, 
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                      float *c, int64_t ldc);
 /* contextual attention (src/nn/cpu/ref_ctx_attn.c) */
+/* The sizes of a contextual attention node (ref_ctx_attn.c's header names
+ * them): batch n, channels c, image h x w, rate r, patch k, fuse fk, its
+ * scale, the downsampled grid hs x ws with l = hs*ws patches, c9 = c*k*k,
+ * ckk = c*(2r)^2 and msz, the mask's plane. Shared by the reference kernel
+ * and the CUDA backend so both read one node the same way. */
+typedef struct hv_nn_ca_dims {
+    int64_t n, c, h, w, r, k, fk, q, hs, ws, l, c9, ckk, msz;
+    float scale;
+} hv_nn_ca_dims;
+hv_nn_ca_dims hv__nn_ca_dims(const hv_nn_tensor *t);
 size_t hv__nn_ca_aux_size(const hv_nn_tensor *n);
 size_t hv__nn_ca_work_size(const hv_nn_tensor *n);
 hv_status hv__nn_ca_forward(hv_nn_tensor *n, const hv_nn_exec *ex);

@@ -30,15 +30,10 @@
 
 #include "../nn_backend.h"
 
-typedef struct ca_dims {
-    int64_t n, c, h, w, r, k, fk, q, hs, ws, l, c9, ckk;
-    float scale;
-} ca_dims;
-
-static ca_dims dims_of(const hv_nn_tensor *t)
+hv_nn_ca_dims hv__nn_ca_dims(const hv_nn_tensor *t)
 {
-    const hv_nn_tensor *f = t->src[0];
-    ca_dims d;
+    const hv_nn_tensor *f = t->src[0], *m = t->src[2];
+    hv_nn_ca_dims d;
     d.n = f->shape[0];
     d.c = f->shape[1];
     d.h = f->shape[2];
@@ -52,19 +47,20 @@ static ca_dims dims_of(const hv_nn_tensor *t)
     d.l = d.hs * d.ws;
     d.c9 = d.c * d.k * d.k;
     d.ckk = d.c * 4 * d.r * d.r;
+    d.msz = m->shape[2] * m->shape[3];
     d.scale = t->fp[0];
     return d;
 }
 
 size_t hv__nn_ca_aux_size(const hv_nn_tensor *t)
 {
-    ca_dims d = dims_of(t);
+    hv_nn_ca_dims d = hv__nn_ca_dims(t);
     return (size_t)(d.n * (d.l * d.l + 2 * d.l));
 }
 
 size_t hv__nn_ca_work_size(const hv_nn_tensor *t)
 {
-    ca_dims d = dims_of(t);
+    hv_nn_ca_dims d = hv__nn_ca_dims(t);
     return (size_t)(4 * d.c9 * d.l + 3 * d.ckk * d.l + 4 * d.l * d.l + 4 * d.c * d.l + d.l);
 }
 
@@ -124,7 +120,7 @@ static void down_adj(const float *y, int64_t c, int64_t h, int64_t w, int64_t r,
 
 /* Row-major order: out[a][b] = sum over |k| <= fk/2 of in[a+k][b+k] (zero
  * outside), on L x L arrays; row a of out is a sum of shifted rows of in. */
-static void diag_rows(const ca_dims *d, const float *in, float *out)
+static void diag_rows(const hv_nn_ca_dims *d, const float *in, float *out)
 {
     const int64_t l = d->l, half = d->fk / 2;
 #pragma omp parallel for schedule(static)
@@ -144,7 +140,7 @@ static void diag_rows(const ca_dims *d, const float *in, float *out)
  * both indices into the transposed (column-major over Hs x Ws) ordering;
  * tmp is L x L scratch, perm L ints: perm[t] = row-major index of the
  * element at transposed position t. */
-static void diag_sum(const ca_dims *d, const float *in, float *out, float *tmp, int32_t *perm,
+static void diag_sum(const hv_nn_ca_dims *d, const float *in, float *out, float *tmp, int32_t *perm,
                      int transposed)
 {
     const int64_t l = d->l;
@@ -168,7 +164,7 @@ static void diag_sum(const ca_dims *d, const float *in, float *out, float *tmp, 
     }
 }
 
-static void valid_patches(const ca_dims *d, const float *mask, float *mm)
+static void valid_patches(const hv_nn_ca_dims *d, const float *mask, float *mm)
 {
     const int64_t hm = d->hs * d->q, wm = d->ws * d->q, half = d->k / 2;
     for (int64_t ly = 0; ly < d->hs; ly++)
@@ -187,7 +183,7 @@ static void valid_patches(const ca_dims *d, const float *mask, float *mm)
 
 hv_status hv__nn_ca_forward(hv_nn_tensor *t, const hv_nn_exec *ex)
 {
-    const ca_dims d = dims_of(t);
+    const hv_nn_ca_dims d = hv__nn_ca_dims(t);
     const hv_nn_tensor *f = t->src[0], *b = t->src[1], *m = t->src[2];
     const int64_t l = d.l, img = d.c * d.h * d.w, pr = d.r / 2;
     float *w = ex->work;
@@ -247,7 +243,7 @@ hv_status hv__nn_ca_forward(hv_nn_tensor *t, const hv_nn_exec *ex)
 
 hv_status hv__nn_ca_backward(hv_nn_tensor *t, const hv_nn_exec *ex)
 {
-    const ca_dims d = dims_of(t);
+    const hv_nn_ca_dims d = hv__nn_ca_dims(t);
     hv_nn_tensor *f = t->src[0], *b = t->src[1];
     const int64_t l = d.l, img = d.c * d.h * d.w, pr = d.r / 2;
     float *w = ex->work;
