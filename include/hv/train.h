@@ -107,10 +107,17 @@ hv_status hv_train_batch_fill(const hv_model_trainset *ts, const hv_train_plan *
  * columns (all of them sagittal, the pasted strip coronal) of the original
  * frame, the mean absolute difference (band_l1, images in [-1, 1]),
  * PSNR and SSIM (data range 2, skimage's SSIM); Dice of the segmentation
- * (> 0.5) against the target mask over the slice; mean |H - h| / h * 100. */
+ * (> 0.5) against the target mask over the slice; mean |H - h| / h * 100.
+ * dice_best: the highest mean Dice over the thresholds 0.05, 0.10, ...,
+ * 0.95 (segmentation > threshold), seg_threshold the threshold that gave
+ * it (of equal means, the one nearest 0.5): the value for synthesis's
+ * seg_threshold when the network's segmentation is biased (an undertrained
+ * one draws bodies too small at 0.5). NaN in rows read from an older val.csv. */
+#define HV_TRAIN_SEG_THRESHOLDS 19
 typedef struct hv_train_metrics {
     size_t n;
     double band_l1, psnr, ssim, dice, height_err_pct;
+    double dice_best, seg_threshold;
 } hv_train_metrics;
 
 /* Every val item at the centre of its slice range (hv_model_sample_at), in
@@ -155,7 +162,8 @@ typedef struct hv_train_val_row {
     hv_train_metrics m;
 } hv_train_val_row;
 
-#define HV_TRAIN_VAL_HEADER "step,epoch,method,n_items,band_l1,psnr,ssim,dice,height_err_pct"
+#define HV_TRAIN_VAL_HEADER                                                                  \
+    "step,epoch,method,n_items,band_l1,psnr,ssim,dice,height_err_pct,dice_best,seg_threshold"
 /* Write rows (n) as <path> atomically (header + one line per row). */
 hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, size_t n);
 /* Read <path> back (a resume): rows with step <= max_step only (later ones

@@ -307,6 +307,14 @@ hv_status hv_train_val_metrics(const hv_train_valset *v, const hv_train_valout *
     double *ref = malloc((size_t)(br * cols) * sizeof(double));
     double *img = malloc((size_t)(br * cols) * sizeof(double));
     uint8_t *sa = malloc(px), *sb = malloc(px);
+    /* the threshold grid, nearest 0.5 first: of equal Dice means the
+     * first found (strictly greater replaces) is the one nearest 0.5 */
+    double thr[HV_TRAIN_SEG_THRESHOLDS], dsum[HV_TRAIN_SEG_THRESHOLDS];
+    for (int k = 0; k < HV_TRAIN_SEG_THRESHOLDS; k++) {
+        const int d = (k + 1) / 2, sign = (k % 2) ? -1 : 1; /* 0.5, 0.45, 0.55, 0.4, ... */
+        thr[k] = 0.5 + sign * 0.05 * d;
+        dsum[k] = 0;
+    }
     hv_status st = HV_OK;
     if (!ref || !img || !sa || !sb) {
         st = hv_error_set(HV_ERR_NOMEM, "validation metrics: out of memory");
@@ -351,6 +359,12 @@ hv_status hv_train_val_metrics(const hv_train_valset *v, const hv_train_valout *
         hv_overlap ov;
         hv_metrics_overlap(sa, sb, px, &ov);
         m->dice += ov.dice;
+        for (int k = 0; k < HV_TRAIN_SEG_THRESHOLDS; k++) {
+            const float t = (float)thr[k];
+            for (size_t q = 0; q < px; q++) sb[q] = seg[q] > t;
+            hv_metrics_overlap(sa, sb, px, &ov);
+            dsum[k] += ov.dice;
+        }
         double h = a->height[i];
         m->height_err_pct += fabs((double)o->height[i] - h) / h * 100.0;
     }
@@ -361,6 +375,13 @@ hv_status hv_train_val_metrics(const hv_train_valset *v, const hv_train_valout *
         m->ssim /= (double)a->n;
         m->dice /= (double)a->n;
         m->height_err_pct /= (double)a->n;
+        int best = 0;
+        for (int k = 1; k < HV_TRAIN_SEG_THRESHOLDS; k++)
+            if (dsum[k] > dsum[best]) best = k;
+        m->dice_best = dsum[best] / (double)a->n;
+        m->seg_threshold = thr[best];
+    } else {
+        m->dice_best = m->seg_threshold = NAN;
     }
 done:
     free(ref);

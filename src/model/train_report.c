@@ -28,14 +28,16 @@ hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, siz
     fprintf(f, "%s\n", HV_TRAIN_VAL_HEADER);
     for (size_t i = 0; i < n; i++) {
         const hv_train_val_row *r = &rows[i];
-        fprintf(f, "%lld,%lld,%s,%zu,%.6f,%.4f,%.6f,%.6f,%.4f\n", (long long)r->step,
+        fprintf(f, "%lld,%lld,%s,%zu,%.6f,%.4f,%.6f,%.6f,%.4f,%.6f,%.2f\n", (long long)r->step,
                 (long long)r->epoch, r->method, r->m.n, r->m.band_l1, r->m.psnr, r->m.ssim,
-                r->m.dice, r->m.height_err_pct);
+                r->m.dice, r->m.height_err_pct, r->m.dice_best, r->m.seg_threshold);
     }
     return hv_atomic_commit(a, 1);
 }
 
-/* One row of val.csv: step, epoch, method, n, five metrics; 0 when
+/* One row of val.csv: step, epoch, method, n, five metrics, then
+ * dice_best and seg_threshold (absent in a table an older version wrote,
+ * whose header val_table.c accepts as a prefix: NaN then); 0 when
  * malformed. */
 static int parse_row(const char *l, void *row, int64_t *step)
 {
@@ -44,9 +46,16 @@ static int parse_row(const char *l, void *row, int64_t *step)
     int used = 0;
     if (sscanf(l, "%lld,%lld,%15[^,],%zu,%lf,%lf,%lf,%lf,%lf%n", &s, &e, x->method, &x->m.n,
                &x->m.band_l1, &x->m.psnr, &x->m.ssim, &x->m.dice, &x->m.height_err_pct,
-               &used) != 9 ||
-        l[used] != 0)
+               &used) != 9)
         return 0;
+    x->m.dice_best = x->m.seg_threshold = NAN;
+    if (l[used] == ',') {
+        int more = 0;
+        if (sscanf(l + used, ",%lf,%lf%n", &x->m.dice_best, &x->m.seg_threshold, &more) != 2)
+            return 0;
+        used += more;
+    }
+    if (l[used] != 0) return 0;
     x->step = s;
     x->epoch = e;
     *step = x->step;

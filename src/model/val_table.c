@@ -34,7 +34,10 @@ hv_status hv__val_table_read(const char *path, const char *header, const char *w
     int line = 0;
     for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         if (++line == 1) {
-            if (strcmp(l, header)) {
+            /* a table written before columns were appended to the header
+             * is read too: its header a prefix ending at a comma */
+            const size_t hl = strlen(l);
+            if (strcmp(l, header) && !(hl > 0 && !strncmp(l, header, hl) && header[hl] == ',')) {
                 st = hv_error_set(HV_ERR_FORMAT, "%s:1: not a %s (header '%.80s')", path, what, l);
                 break;
             }

@@ -208,9 +208,11 @@ static hv_status validate(val_state *v, hv_model_gan *m, int64_t batch_local, in
     }
     if (st != HV_OK) return hv_error_wrap(st, "validation at step %lld", (long long)step);
     hv_log_info("validation at step %lld%s (%zu items, %.1f s): band L1 %.4f, PSNR %.2f dB, "
-                "SSIM %.4f, Dice %.4f, height error %.2f %%",
+                "SSIM %.4f, Dice %.4f (best %.4f at segmentation threshold %.2f), height error "
+                "%.2f %%",
                 (long long)step, step == 0 ? " (untrained)" : "", met.n, hv_time_now() - t0,
-                met.band_l1, met.psnr, met.ssim, met.dice, met.height_err_pct);
+                met.band_l1, met.psnr, met.ssim, met.dice, met.dice_best, met.seg_threshold,
+                met.height_err_pct);
     return HV_OK;
 }
 

@@ -115,6 +115,43 @@ static void test_metrics(void)
     hv_model_batch_free(&v.all);
 }
 
+/* dice_best / seg_threshold (the threshold grid 0.05..0.95) by hand on one
+ * item, 16 x 8: truth rows 5..10 x columns 2..5 (24 px); segmentation 0.92
+ * on rows 5..10 x columns 3..4 (12 px, inside the truth), 0.32 on rows
+ * 5..10 of columns 2, 5 (inside) and 6 (outside), 0.12 elsewhere.
+ *   t = 0.05, 0.10:     all 128 px,        Dice 2*24/(24+128) = 0.3158
+ *   t = 0.15 .. 0.30:   30 px, 24 inside,  Dice 2*24/(24+30)  = 8/9
+ *   t = 0.35 .. 0.90:   12 px, all inside, Dice 2*12/(24+12)  = 2/3
+ *   t = 0.95:           none,              Dice 0
+ * Best 8/9, at 0.15, 0.20, 0.25 and 0.30: the one nearest 0.5 is 0.30;
+ * Dice at 0.5 stays 2/3. */
+static void test_metrics_threshold(void)
+{
+    hv_train_valset v;
+    memset(&v, 0, sizeof v);
+    HV_CHECK_OK(hv_model_batch_alloc(&v.all, 1, 16, 8, 8));
+    hv_train_valout o;
+    HV_CHECK_OK(hv_train_valout_alloc(&o, 1, 16, 8));
+    if (!v.all.x || !o.composite) return;
+    v.all.band_lo[0] = 4;
+    v.all.height[0] = 10;
+    for (int i = 0; i < 128; i++) {
+        int r = i / 8, c = i % 8, rows = r >= 5 && r <= 10;
+        v.all.real[i] = 0.0f;
+        o.composite[i] = 0.0f;
+        v.all.real_mask[i] = (rows && c >= 2 && c <= 5) ? 1.0f : 0.0f;
+        o.seg[i] = (rows && (c == 3 || c == 4)) ? 0.92f : (rows && (c == 2 || c == 5 || c == 6)) ? 0.32f : 0.12f;
+    }
+    o.height[0] = 10.0f;
+    hv_train_metrics m;
+    HV_CHECK_OK(hv_train_val_metrics(&v, &o, &m));
+    HV_CHECK_CLOSE(m.dice, 2.0 / 3.0, 1e-12, "Dice at 0.5: the 12 inner px, 2*12/36");
+    HV_CHECK_CLOSE(m.dice_best, 8.0 / 9.0, 1e-12, "best Dice 2*24/54");
+    HV_CHECK_CLOSE(m.seg_threshold, 0.30, 1e-9, "of 0.15..0.30 (equal Dice) the nearest 0.5");
+    hv_train_valout_free(&o);
+    hv_model_batch_free(&v.all);
+}
+
 static void test_csv(void)
 {
     const char *dir = hv_test_tmpdir("train");
@@ -134,6 +171,8 @@ static void test_csv(void)
         rows[i].m.ssim = 0.5;
         rows[i].m.dice = 0.75;
         rows[i].m.height_err_pct = 12.5;
+        rows[i].m.dice_best = 0.8125;
+        rows[i].m.seg_threshold = 0.35;
     }
     HV_CHECK_OK(hv_train_val_write(path, rows, 3));
     hv_train_val_row *r = NULL;
@@ -142,6 +181,8 @@ static void test_csv(void)
     HV_CHECK(n == 3 && r && r[2].step == 20 && !strcmp(r[2].method, "network") &&
                  fabs(r[2].m.band_l1 - 0.75) < 1e-9 && r[2].m.n == 7,
              "round trip of 3 rows (%zu)", n);
+    HV_CHECK(n == 3 && fabs(r[2].m.dice_best - 0.8125) < 1e-9 && fabs(r[2].m.seg_threshold - 0.35) < 1e-9,
+             "dice_best and seg_threshold read back");
     free(r);
     HV_CHECK_OK(hv_train_val_read(path, 10, &r, &n));
     HV_CHECK(n == 2 && r[1].step == 0, "resume at step 10 keeps the 2 rows of step 0 (%zu)", n);
@@ -154,6 +195,29 @@ static void test_csv(void)
     hv_status st = hv_train_val_read(path, 1000, &r, &n);
     HV_CHECK(st == HV_ERR_FORMAT && strstr(hv_error_detail(), "val.csv:5: malformed row"),
              "malformed row refused with its line: %s", hv_error_detail());
+    /* a table an older version wrote (no dice_best, seg_threshold): read,
+     * NaN in the missing columns; another header is still refused */
+    snprintf(path, sizeof path, "%s/old.csv", dir);
+    f = fopen(path, "w");
+    if (f) {
+        fputs("step,epoch,method,n_items,band_l1,psnr,ssim,dice,height_err_pct\n"
+              "0,0,copy_input,7,0.25,20,0.5,0.75,12.5\n", f);
+        fclose(f);
+    }
+    HV_CHECK_OK(hv_train_val_read(path, 1000, &r, &n));
+    HV_CHECK(n == 1 && r && fabs(r[0].m.dice - 0.75) < 1e-9 && isnan(r[0].m.dice_best) &&
+                 isnan(r[0].m.seg_threshold),
+             "an older val.csv: 1 row, NaN in the new columns (%zu)", n);
+    free(r);
+    f = fopen(path, "w");
+    if (f) {
+        fputs("step,epoch,method,n_items,band_l1,psnr,ssim,dic\n0,0,copy_input,7,0.25,20,0.5,0.75\n", f);
+        fclose(f);
+    }
+    st = hv_train_val_read(path, 1000, &r, &n);
+    HV_CHECK(st == HV_ERR_FORMAT && strstr(hv_error_detail(), "not a validation table"),
+             "a header cut inside a column name refused: %s", hv_error_detail());
+    hv_error_clear();
     snprintf(path, sizeof path, "%s/none.csv", dir);
     HV_CHECK_OK(hv_train_val_read(path, 10, &r, &n));
     HV_CHECK(n == 0 && !r, "no file: no rows");
@@ -164,6 +228,7 @@ int main(void)
     test_share();
     test_order();
     test_metrics();
+    test_metrics_threshold();
     test_csv();
     return hv_test_done();
 }
