@@ -344,6 +344,9 @@ typedef struct hv_model_synth_opts {
     int64_t clean_min_px;     /* 50: components smaller than this are        */
                               /* removed before a run (spec 8 "one run")     */
     int neighbours;           /* 1: neighbours first (spec 8); 0: target only */
+    double seg_threshold;     /* 0.5 (spec 8): label t where fine_seg > this; */
+                              /* where both planes wrote, their mean         */
+                              /* probability > this. In (0, 1)               */
 } hv_model_synth_opts;
 void hv_model_synth_opts_default(hv_model_synth_opts *o);
 

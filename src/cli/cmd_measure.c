@@ -42,7 +42,8 @@ static void measure_usage(FILE *f)
             "usage: healthivert measure --mask MASK.nii[.gz] [--ct CT.nii[.gz]]\n"
             "                           [--centroids JSON] [--synth baseline|gan]\n"
             "                           [--model FILE [--model-coronal FILE] [--nifti DIR]\n"
-            "                            [--target-only] [--device auto|cpu|cuda]]\n"
+            "                            [--target-only] [--device auto|cpu|cuda]\n"
+            "                            [--seg-threshold T]]\n"
             "                           [--synth-mask FILE]\n"
             "                           [--rhlv robust|reference] [--grader genant|svm:MODEL]\n"
             "                           [--csv FILE [--append]] [--png DIR] [--case ID]\n"
@@ -85,6 +86,10 @@ static void measure_usage(FILE *f)
             "                     else the CPU; one log line says which), cpu, or cuda\n"
             "                     (exit 2 before anything is written when no GPU is\n"
             "                     usable); as compute.device of `healthivert run`\n"
+            "  --seg-threshold T  --synth gan: the synthesized vertebra is where the fine\n"
+            "                     segmentation's probability exceeds T, in (0, 1) (default\n"
+            "                     0.5, the reference's); as synthesis.seg_threshold of\n"
+            "                     `healthivert run`, which says how to choose it\n"
             "  --target-only      --synth gan: synthesize the target alone, without the\n"
             "                     neighbour steps of spec 8 (about 3x faster)\n"
             "  --nifti DIR        --synth gan: DIR/CT_fake/CASE_LABEL.nii.gz and\n"
@@ -274,7 +279,8 @@ int hv_cmd_measure(int argc, char **argv)
     const char *nifti_dir = NULL, *synth_in = NULL, *synth_orig = NULL, *label_arg = NULL;
     const char *device_arg = NULL;
     int device = HV_COMPUTE_AUTO;
-    double map_step = 1.0;
+    double map_step = 1.0, seg_thr = 0.5;
+    int seg_thr_given = 0;
     int append = 0, rc = HV_EXIT_FAIL, synth_given = 0, target_only = 0;
     const hv_volume *mask = NULL;
     const hv_spine_measure *m = NULL;
@@ -321,7 +327,16 @@ int hv_cmd_measure(int argc, char **argv)
         else if (has && !strcmp(a, "--compat")) compat = argv[++i];
         else if (has && !strcmp(a, "--synth-mask")) synth_in = argv[++i];
         else if (has && !strcmp(a, "--synth-mask-out")) synth_dir = argv[++i];
-        else if (has && !strcmp(a, "--map-step")) {
+        else if (has && !strcmp(a, "--seg-threshold")) {
+            char *end = NULL;
+            seg_thr = strtod(argv[++i], &end);
+            seg_thr_given = 1;
+            if (*end || end == argv[i] || !(seg_thr > 0 && seg_thr < 1)) {
+                fprintf(stderr, "healthivert measure: --seg-threshold must be a number in (0, 1), "
+                                "not '%s'\n", argv[i]);
+                return HV_EXIT_USAGE;
+            }
+        } else if (has && !strcmp(a, "--map-step")) {
             char *end;
             map_step = strtod(argv[++i], &end);
             if (*end || !(map_step > 0.05) || map_step > 20) {
@@ -334,9 +349,10 @@ int hv_cmd_measure(int argc, char **argv)
         }
     }
     /* first: a crop pair returns below, and must not ignore them either */
-    if (strcmp(synth, "gan") != 0 && (model || model_cor || nifti_dir || target_only || device_arg)) {
-        fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti, --target-only "
-                        "and --device go with --synth gan\n");
+    if (strcmp(synth, "gan") != 0 &&
+        (model || model_cor || nifti_dir || target_only || device_arg || seg_thr_given)) {
+        fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti, --target-only, "
+                        "--seg-threshold and --device go with --synth gan\n");
         return HV_EXIT_USAGE;
     }
     if (synth_in) {
@@ -413,6 +429,7 @@ int hv_cmd_measure(int argc, char **argv)
         hv_model_synth_opts so;
         hv_model_synth_opts_default(&so);
         so.neighbours = !target_only;
+        so.seg_threshold = seg_thr;
         if ((st = hv_file_check_regular(model, "--model")) != HV_OK ||
             (model_cor && (st = hv_file_check_regular(model_cor, "--model-coronal")) != HV_OK))
             goto fail;

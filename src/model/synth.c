@@ -44,6 +44,7 @@ void hv_model_synth_opts_default(hv_model_synth_opts *o)
     o->neighbour_min_px = 200;
     o->clean_min_px = 50;
     o->neighbours = 1;
+    o->seg_threshold = 0.5;
 }
 
 static const char *plane_name(int plane)
@@ -212,6 +213,9 @@ hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_pat
     if (o->band_rows < 2 || o->band_rows > HV__SYNTH_ROWS)
         return hv_error_set(HV_ERR_ARG, "model synth open: band_rows %lld outside 2..%d",
                             (long long)o->band_rows, HV__SYNTH_ROWS);
+    if (!(o->seg_threshold > 0 && o->seg_threshold < 1))
+        return hv_error_set(HV_ERR_ARG, "model synth open: segmentation threshold %g outside (0, 1)",
+                            o->seg_threshold);
     if (o->neighbour_min_px < 0 || o->clean_min_px < 0)
         return hv_error_set(HV_ERR_ARG, "model synth open: negative pixel thresholds");
     hv_model_synth *s = calloc(1, sizeof *s);

@@ -29,7 +29,7 @@
  * the target's range; one generator forward; then the composite of spec 5.5
  * by p2 (hv__gan_composite, the training code's): generator rows
  * [x_up, x_lo) get (x_stage2 + 1) * 127.5 and label t where fine_seg > 0.5
- * (0 elsewhere in those rows), other rows the input CT and labels moved as
+ * (opts.seg_threshold; 0 elsewhere in those rows), other rows the input CT and labels moved as
  * the composite moves them (other ids kept). Rows outside the generator
  * rows are copied in [0, 255] directly rather than through [-1, 1] and
  * back, which is the same up to float rounding but keeps the u8
@@ -46,7 +46,7 @@
  * Fusion of the planes: a sagittal target slice i writes every voxel
  * (i, *, *), a coronal slice j the voxels (*, j, *) of its pasted strip.
  * Where both wrote a voxel: CT = the mean, probability = the mean, label =
- * t where the mean probability > 0.5 (the 2024 reference's fusion, spec 4:
+ * t where the mean probability > 0.5 (opts.seg_threshold) (the 2024 reference's fusion, spec 4:
  * "label = 1 where the summed sigmoid > 1"), else the sagittal label when
  * it is not t, else the coronal one when it is not t, else 0; where one
  * plane wrote, that plane's. The probability of a written voxel is
@@ -208,6 +208,7 @@ static hv_status run_step(hv_model_synth *sy, plane_work *pw, const hv_spine_cro
                           scratch *sc, run_stats *rs)
 {
     const hv_model_synth_opts *o = &sy->o;
+    const float thr = (float)o->seg_threshold;
     hv__synth_net *net = &sy->net[pw->plane];
     hv_status st = HV_OK;
     /* runnable slices: the label present after cleaning */
@@ -304,11 +305,12 @@ static hv_status run_step(hv_model_synth *sy, plane_work *pw, const hv_spine_cro
                 float v = sc->w[k] != 0.0f ? (xs2[k] + 1.0f) * 127.5f : sc->rest[k];
                 ct[k] = step < 2 ? trunc_u8(v) : v;
             }
-            /* labels: the cleaned input moved; t where fine_seg > 0.5 on the generator rows */
+            /* labels: the cleaned input moved; t where fine_seg > the threshold (0.5)
+             * on the generator rows */
             hv__gan_composite(p2, b->x1, b->x2, o->band_rows, RR, CC, pw->cl + (size_t)s * RC,
                               sc->w, sc->rest);
             for (size_t k = 0; k < RC; k++)
-                lab[k] = sc->w[k] != 0.0f ? (fs[k] > 0.5f ? (float)label : 0.0f) : sc->rest[k];
+                lab[k] = sc->w[k] != 0.0f ? (fs[k] > thr ? (float)label : 0.0f) : sc->rest[k];
             if (step == 2) {
                 float *pr = pw->prob + (size_t)s * RC;
                 for (size_t k = 0; k < RC; k++)
@@ -364,7 +366,7 @@ static void write_sagittal(const plane_work *pw, hv_model_synth_result *r)
 }
 
 /* Write (or fuse with the sagittal result) the coronal target slices. */
-static void write_coronal(const plane_work *pw, int t, hv_model_synth_result *r)
+static void write_coronal(const plane_work *pw, int t, float thr, hv_model_synth_result *r)
 {
     const hv_volume *v = r->ct;
     const int64_t I = v->dim[0], K = v->dim[2];
@@ -390,7 +392,7 @@ static void write_coronal(const plane_work *pw, int t, hv_model_synth_result *r)
                 const float pm = 0.5f * (pr[q] + p[k]);
                 ct[q] = 0.5f * (ct[q] + c[k]);
                 const uint8_t ls = lb[q];
-                lb[q] = pm > 0.5f ? (uint8_t)t : ls != t ? ls : lc != t ? lc : 0;
+                lb[q] = pm > thr ? (uint8_t)t : ls != t ? ls : lc != t ? lc : 0;
                 pr[q] = pm;
             }
         r->n_coronal++;
@@ -461,7 +463,7 @@ hv_status hv_model_synth_vertebra(hv_model_synth *s, const hv_spine_crop *crop,
         if (!rs.nonfinite && (st = run_step(s, &pw[p], crop, cam, 2, t, NULL, &sc, &rs))) goto done;
         if (rs.nonfinite) break;
         if (p == HV_SPINE_SAGITTAL) write_sagittal(&pw[p], out);
-        else write_coronal(&pw[p], t, out);
+        else write_coronal(&pw[p], t, (float)s->o.seg_threshold, out);
         /* the slices are written: free this plane's work before the next */
         plane_work_free(&pw[p]);
     }

@@ -190,6 +190,12 @@ static const hv_run_key keys[] = {
      "step their output (spec 8); 0 the target only (about 3x faster; not the reference's "
      "method)",
      HV_KEY_BOOL, RES_NEW, FIELD(synth_neighbours)},
+    {"synthesis", "seg_threshold", "0.5",
+     "method = gan: the synthesized vertebra is where the fine segmentation's probability "
+     "exceeds this (0.5: the reference, spec 8; with two planes, their mean probability). A "
+     "generator whose val.csv shows a higher Dice at a lower threshold (dice_best, "
+     "seg_threshold columns) draws bodies that are too small at 0.5 (docs/model.md)",
+     HV_KEY_DOUBLE, 0.01, 0.99, RES_NEW, FIELD(synth_seg_threshold)},
     {"synthesis", "nifti", "off",
      "method = gan: on writes the reference's CT_fake/<case>_<label>.nii.gz and "
      "label_fake/<case>_<label>.nii.gz under output.dir (float64, the reference's crop layout, "

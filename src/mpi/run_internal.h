@@ -50,6 +50,7 @@ typedef struct hv_run_params {
     char synth_model_coronal[1000];
     int synth_batch;
     int synth_neighbours;
+    double synth_seg_threshold; /* label where fine_seg > this (0.5, spec 8)  */
     int synth_nifti;            /* 0 off, 1 on                               */
     int synth_fallback;         /* 0 baseline, 1 none                        */
     int synth_crops;            /* 0 none, 1 masks, 2 full                   */

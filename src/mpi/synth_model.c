@@ -60,6 +60,7 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
     hv_model_synth_opts_default(&so);
     so.batch = k->synth_batch;
     so.neighbours = k->synth_neighbours;
+    so.seg_threshold = k->synth_seg_threshold;
     st = hv_model_synth_open(sag, cor, &so, out->be, &out->model);
     if (st != HV_OK) {
         hv_error_wrap(st, "synthesis.model%s", cor ? " / synthesis.model_coronal" : "");
@@ -74,8 +75,12 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
                      "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d%s", sag, sz[0], crc[0], cnum,
                      k->synth_neighbours ? "" : ", target only (no neighbour steps)");
     if (cor && n > 0 && (size_t)n < sizeof out->provenance)
+        n += snprintf(out->provenance + n, sizeof out->provenance - (size_t)n,
+                      "; coronal: %s (%lld bytes, crc32 %08lx)", cor, sz[1], crc[1]);
+    /* a threshold other than the reference's is part of what made the numbers */
+    if (k->synth_seg_threshold != 0.5 && n > 0 && (size_t)n < sizeof out->provenance)
         snprintf(out->provenance + n, sizeof out->provenance - (size_t)n,
-                 "; coronal: %s (%lld bytes, crc32 %08lx)", cor, sz[1], crc[1]);
+                 "; segmentation threshold %g", k->synth_seg_threshold);
     return HV_OK;
 }
 

@@ -392,6 +392,13 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
         } else if (res.nonfinite) {
             snprintf(why, sizeof why, "the generator gave non-finite values");
         } else {
+            /* the height head's restored height (spec 5.5) beside the
+             * observed one: tells a short synthesized label coming from
+             * the height head from one coming from the segmentation */
+            hv_log_info("case %s %s: SHRM height %.1f rows over %d target slices (observed "
+                        "middle height %.1f mm)", cid,
+                        hv_label_name(v->label) ? hv_label_name(v->label) : "?", res.height_rows,
+                        (int)(res.n_sagittal + res.n_coronal), v->h_ori[HV_REG_MID]);
             if (res.too_tall)
                 hv_log_warn("case %s %s: the target is taller than the band on some slice "
                             "(clamped as spec 8)", cid, hv_label_name(v->label) ? hv_label_name(v->label) : "?");

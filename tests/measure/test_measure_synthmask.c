@@ -182,6 +182,18 @@ static void check_scanner_grid(const char *fx, const char *ct, const char *msk, 
     HV_CHECK(measure(a) == 2 && strstr(err, "needs --model"), "gan without a model: %s", err);
     snprintf(a, sizeof a, "--mask '%s' --synth baseline --synth-mask '%s'", msk, hm);
     HV_CHECK(measure(a) == 2 && strstr(err, "cannot go with --synth"), "--synth and --synth-mask: %s", err);
+    /* --seg-threshold: a number in (0, 1), and only with --synth gan */
+    const char *bad_thr[3] = {"1", "0", "0.3x"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(a, sizeof a, "--mask '%s' --ct '%s' --synth gan --model m.h5 --seg-threshold %s",
+                 msk, ct, bad_thr[k]);
+        char want[96];
+        snprintf(want, sizeof want, "--seg-threshold must be a number in (0, 1), not '%s'", bad_thr[k]);
+        HV_CHECK(measure(a) == 2 && strstr(err, want), "--seg-threshold %s refused: %s", bad_thr[k], err);
+    }
+    snprintf(a, sizeof a, "--mask '%s' --seg-threshold 0.3", msk);
+    HV_CHECK(measure(a) == 2 && strstr(err, "--seg-threshold and --device go with --synth gan"),
+             "--seg-threshold without --synth gan refused: %s", err);
 }
 
 /* --device: cpu against the auto run of check_gan (ganref.csv, nifti/),

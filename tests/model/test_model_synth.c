@@ -402,6 +402,18 @@ static hv_model_synth *open_synth(hv_nn_backend *be, const char *sag, const char
     return s;
 }
 
+static hv_model_synth *open_synth_thr(hv_nn_backend *be, const char *sag, double thr)
+{
+    hv_model_synth_opts o;
+    hv_model_synth_opts_default(&o);
+    o.neighbours = 0;
+    o.seg_threshold = thr;
+    hv_model_synth *s = NULL;
+    hv_status st = hv_model_synth_open(sag, NULL, &o, be, &s);
+    HV_CHECK(st == HV_OK, "open %s at threshold %g: %s", sag, thr, hv_error_detail());
+    return s;
+}
+
 /* Spec 8's step order and slice lists (hand computed at std_crop), both
  * planes, batch 8. */
 static void test_steps(hv_nn_backend *be, const char *sag, const char *cor)
@@ -771,6 +783,126 @@ static void test_fusion(hv_nn_backend *be)
     hv_model_synth_free(s);
 }
 
+/* The segmentation threshold (opts.seg_threshold).
+ * 1. By hand, on test_fusion's saturated models (sagittal fine_seg 1,
+ *    coronal ~1e-22, fused mean exactly 0.5): at threshold 0.49 the fused
+ *    voxels of the generator rows become the target (0.5 > 0.49), where at
+ *    0.5 they are 0; sagittal-only voxels stay 21 and coronal-only ones 0.
+ * 2. On a random cnum-2 model (sagittal only, target only, so the
+ *    probabilities do not depend on the threshold): at a threshold T below
+ *    0.5 every synthesised voxel is the target exactly where its stored
+ *    probability exceeds T, the probabilities equal the 0.5 run's, and the
+ *    target grows by the voxels whose probability lies in (T, 0.5], which
+ *    must exist (else the case proves nothing).
+ * 3. A threshold outside (0, 1) is refused at open. */
+static void test_seg_threshold(hv_nn_backend *be)
+{
+    const char *path[2] = {tmp_path("thr_sag.h5"), tmp_path("thr_cor.h5")};
+    const char *plane[2] = {"sagittal", "coronal"};
+    for (int p = 0; p < 2; p++) {
+        hv_nn_params *ps = tiny_params(40 + (uint64_t)p);
+        HV_REQUIRE_V(ps, "params");
+        const char *nm[3] = {"fine_generator.fc_height.bias", "fine_generator.allconv17.conv.bias",
+                             "fine_generator.allconv18.conv.bias"};
+        for (int k = 0; k < 3; k++) {
+            hv_nn_param *b = hv_nn_params_find(ps, nm[k]);
+            HV_REQUIRE_V(b, "%s", nm[k]);
+            hv_nn_param_data(b)[0] = (k == 0 || p == 0) ? 50.0f : -50.0f;
+        }
+        HV_CHECK_OK(save_model(path[p], ps, plane[p]));
+        hv_nn_params_free(ps);
+    }
+    hv_spine_crop *cr = std_crop(19, 20, 21, 22);
+    HV_REQUIRE_V(cr, "crop");
+    const double thr[2] = {0.5, 0.49};
+    const int want_fused[2] = {0, 21};
+    for (int t = 0; t < 2; t++) {
+        hv_model_synth_opts o;
+        hv_model_synth_opts_default(&o);
+        o.neighbours = 0; /* as test_fusion */
+        o.seg_threshold = thr[t];
+        hv_model_synth *s = NULL;
+        HV_CHECK(hv_model_synth_open(path[0], path[1], &o, be, &s) == HV_OK, "open: %s",
+                 hv_error_detail());
+        HV_REQUIRE_V(s, "synth");
+        hv_model_synth_result r;
+        HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r));
+        HV_REQUIRE_V(r.labels, "result");
+        const uint8_t *lb = r.labels->data;
+        long bad[3] = {0, 0, 0};
+        for (int64_t i = 0; i < 64; i++)
+            for (int64_t j = 0; j < 256; j++)
+                for (int64_t k = 255 - 150; k <= 255 - 111; k++) {
+                    const int sag = i >= 27 && i <= 35, cor = j >= 111 && j <= 122;
+                    const uint8_t l = lb[hv_vol_idx(r.labels, i, j, k)];
+                    if (sag && cor) bad[2] += l != want_fused[t];
+                    else if (sag) bad[0] += l != 21;
+                    else if (cor) bad[1] += l != 0;
+                }
+        HV_CHECK(bad[0] == 0 && bad[1] == 0 && bad[2] == 0,
+                 "threshold %g: %ld sagittal-only (want 21), %ld coronal-only (want 0), %ld fused "
+                 "(want %d) labels wrong", thr[t], bad[0], bad[1], bad[2], want_fused[t]);
+        hv_model_synth_result_free(&r);
+        hv_model_synth_free(s);
+    }
+
+    /* 2: a random model */
+    hv_nn_params *ps = tiny_params(44);
+    HV_REQUIRE_V(ps, "params");
+    const char *rnd = tmp_path("thr_rnd.h5");
+    HV_CHECK_OK(save_model(rnd, ps, "sagittal"));
+    hv_nn_params_free(ps);
+    hv_model_synth_result r[2];
+    memset(r, 0, sizeof r);
+    const double T = 0.45;
+    for (int t = 0; t < 2; t++) {
+        hv_model_synth *s = open_synth_thr(be, rnd, t ? T : 0.5);
+        HV_REQUIRE_V(s, "synth");
+        HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r[t]));
+        hv_model_synth_free(s);
+        HV_REQUIRE_V(r[t].labels, "result");
+    }
+    long wrong = 0, grown = 0, between = 0, pdiff = 0, synth = 0;
+    const float *p0 = r[0].prob->data, *p1 = r[1].prob->data;
+    const uint8_t *l0 = r[0].labels->data, *l1 = r[1].labels->data;
+    for (int64_t i = 0; i < 64; i++) {
+        if (!r[1].synthesised[i]) continue;
+        for (int64_t j = 0; j < 256; j++)
+            for (int64_t k = 0; k < 256; k++) {
+                const size_t q = hv_vol_idx(r[1].labels, i, j, k);
+                synth++;
+                wrong += (l1[q] == 21) != (p1[q] > (float)T);
+                pdiff += p0[q] != p1[q];
+                grown += (l1[q] == 21) - (l0[q] == 21);
+                between += p1[q] > (float)T && p1[q] <= 0.5f;
+            }
+    }
+    HV_CHECK(synth > 0 && between > 0, "%ld synthesised voxels, %ld with a probability in "
+             "(%g, 0.5]", synth, between, T);
+    HV_CHECK(wrong == 0, "threshold %g: %ld synthesised voxels whose label disagrees with "
+             "probability > %g", T, wrong, T);
+    HV_CHECK(pdiff == 0, "%ld probabilities depend on the threshold", pdiff);
+    HV_CHECK(grown == between, "the target grew by %ld voxels, %ld have a probability in "
+             "(%g, 0.5]", grown, between, T);
+    hv_model_synth_result_free(&r[0]);
+    hv_model_synth_result_free(&r[1]);
+
+    /* 3 */
+    const double refused[4] = {0.0, 1.0, -0.1, NAN};
+    for (int t = 0; t < 4; t++) {
+        hv_model_synth_opts o;
+        hv_model_synth_opts_default(&o);
+        o.seg_threshold = refused[t];
+        hv_model_synth *s = NULL;
+        hv_status st = hv_model_synth_open(path[0], NULL, &o, be, &s);
+        HV_CHECK(st == HV_ERR_ARG && !s && strstr(hv_error_detail(), "threshold"),
+                 "threshold %g refused (status %d: %s)", refused[t], (int)st, hv_error_detail());
+        hv_error_clear();
+        hv_model_synth_free(s);
+    }
+    hv_spine_crop_free(cr);
+}
+
 /* NaN in a weight: the result is flagged, not an error. */
 static void test_nan(hv_nn_backend *be)
 {
@@ -898,6 +1030,7 @@ int main(int argc, char **argv)
     if (all || !strcmp(part, "geometry")) {
         test_geometry(be);
         test_fusion(be);
+        test_seg_threshold(be);
         test_nan(be);
     }
     if (all || !strcmp(part, "export")) test_export_infer(be);
