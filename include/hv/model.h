@@ -515,6 +515,13 @@ typedef struct hv_model_cam hv_model_cam; /* opaque: weights + a planned graph *
  * NULL: ""). Atomic (written to "<path>.tmp", then renamed). */
 hv_status hv_model_classifier_save_file(const hv_nn_params *ps, int width, int threshold,
                                         const char *source, const char *path);
+/* The same with n_extra more /meta (key, value) pairs from extra_kv (2 *
+ * n_extra strings, borrowed; at most 16 pairs, none of the four keys above:
+ * HV_ERR_ARG), e.g. the training's step and its stop marker
+ * (src/mpi/cls_train_run.c). */
+hv_status hv_model_classifier_save_file_meta(const hv_nn_params *ps, int width, int threshold,
+                                             const char *source, const char *const *extra_kv,
+                                             size_t n_extra, const char *path);
 
 /* Open the classifier at path and plan its Grad-CAM++ graph for `batch`
  * slices of 256 x 256 on be (borrowed, must outlive it). A missing file is

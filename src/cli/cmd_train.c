@@ -8,7 +8,8 @@
  *
  * Reads the [train] config (every value checked before MPI starts), turns
  * SIGTERM and SIGUSR1 (Slurm's warning before the time limit) into a stop
- * request (a checkpoint, then exit 75: re-running resumes), trains
+ * request (a checkpoint, for the classifier also classifier.h5 marked
+ * stopped, then exit 75: re-running resumes), trains
  * (src/mpi/train_run.c) and prints a summary on rank 0. Exit status: 0 done,
  * 75 stopped by a signal, 1 error, 2 usage or config.
  */
@@ -38,7 +39,8 @@ static void usage_gan(FILE *f)
             "vertebrae of a training file (`healthivert prepare`), data parallel over the\n"
             "MPI ranks: each rank runs its share of every global batch (train.batch) and\n"
             "the gradients are summed over the ranks, so 1, 2 or 3 ranks reach the same\n"
-            "weights. The output folder (train.output) gets checkpoint.h5, losses.csv,\n"
+            "weights. The output folder (train.output) gets checkpoint.h5 (also the\n"
+            "generator's model file: synthesis.model reads it as it is), losses.csv,\n"
             "val.csv with its curves (val_*.png) and a grid of sample syntheses per\n"
             "validation (samples/step-N.png: input | attention | output | truth).\n"
             "--set compute.device=auto|cpu|cuda: where it trains (auto: a GPU per rank\n"
@@ -74,8 +76,9 @@ static void usage_cls(FILE *f)
             "prepare`), label grade >= classifier.threshold, balanced sampling by default,\n"
             "data parallel over the MPI ranks (1, 2 or 3 ranks reach the same weights).\n"
             "The output folder (classifier.output) gets checkpoint.h5, classifier.h5 (the\n"
-            "model, at the end), losses.csv, val.csv (AUC, sensitivity, specificity,\n"
-            "recall per grade, per vertebra over its 30 middle slices) and val_*.png.\n"
+            "model, at the end; at a stop too, marked in /meta as stopped at its step),\n"
+            "losses.csv, val.csv (AUC, sensitivity, specificity, recall per grade, per\n"
+            "vertebra over its 30 middle slices) and val_*.png.\n"
             "--set compute.device=auto|cpu|cuda: where it trains (as `healthivert train`).\n"
             "\n"
             "  --set classifier.key=value  override one config key (repeatable)\n"
@@ -84,7 +87,9 @@ static void usage_cls(FILE *f)
             "\n"
             "Resuming, signals and exit status as `healthivert train`: the same command\n"
             "continues from the last checkpoint to the same weights; SIGTERM or SIGUSR1\n"
-            "write a checkpoint and exit 75; 1 error; 2 usage.\n"
+            "write a checkpoint, then classifier.h5 from it with /meta stopped = \"written\n"
+            "at a stop ... at step K of N: not a finished training\" (the finished run\n"
+            "overwrites it without the marker), and exit 75; 1 error; 2 usage.\n"
             "\n"
             "Example:\n"
             "  healthivert train-classifier configs/train-classifier-phantom.ini\n");

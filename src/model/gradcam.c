@@ -35,8 +35,10 @@
  * slice stays 0.
  *
  * Model file: an hv_nn checkpoint with /params and /meta kind =
- * "classifier", width, threshold, source (hv_model_classifier_save_file);
- * a classifier training checkpoint (/C/params) opens too. Before anything is
+ * "classifier", width, threshold, source and any extra pairs
+ * (hv_model_classifier_save_file_meta: the training's step, total_steps and,
+ * when it was written at a stop, `stopped`, which the opener repeats as a
+ * warning); a classifier training checkpoint (/C/params) opens too. Before anything is
  * read, the width is taken from layer0.conv1.weight's shape and every
  * parameter of a classifier of that width is probed for presence and shape,
  * so a mismatch names the parameter and both shapes (the opener and the
@@ -125,11 +127,22 @@ void hv_model_cam_resize(const float *in, int64_t h, int64_t w, float *out, int6
 
 /* ------------------------------------------------------------ model file */
 
-hv_status hv_model_classifier_save_file(const hv_nn_params *ps, int width, int threshold,
-                                        const char *source, const char *path)
+hv_status hv_model_classifier_save_file_meta(const hv_nn_params *ps, int width, int threshold,
+                                             const char *source, const char *const *extra_kv,
+                                             size_t n_extra, const char *path)
 {
-    if (!ps || !path || width < 1)
+    static const char *const own[4] = {"kind", "width", "threshold", "source"};
+    if (!ps || !path || width < 1 || (n_extra && !extra_kv) || n_extra > 16)
         return hv_error_set(HV_ERR_ARG, "model classifier: save: bad arguments");
+    for (size_t i = 0; i < n_extra; i++) {
+        if (!extra_kv[2 * i] || !extra_kv[2 * i + 1] || !extra_kv[2 * i][0])
+            return hv_error_set(HV_ERR_ARG, "model classifier: save: extra /meta pair %zu is "
+                                "empty", i);
+        for (size_t k = 0; k < 4; k++)
+            if (!strcmp(extra_kv[2 * i], own[k]))
+                return hv_error_set(HV_ERR_ARG, "model classifier: save: /meta '%s' is the "
+                                    "file's own key, not an extra one", own[k]);
+    }
     int have = hv_model_classifier_width(ps);
     if (have != width)
         return hv_error_wrap(HV_ERR_ARG, "model classifier: save '%s': parameters are not a "
@@ -137,11 +150,18 @@ hv_status hv_model_classifier_save_file(const hv_nn_params *ps, int width, int t
     char ws[32], ts[32];
     snprintf(ws, sizeof ws, "%d", width);
     snprintf(ts, sizeof ts, "%d", threshold);
-    const char *kv[8] = {"kind", "classifier", "width", ws, "threshold", ts, "source",
-                         source ? source : ""};
-    hv_status st = hv_nn_checkpoint_save(path, ps, NULL, kv, 4);
+    const char *kv[8 + 2 * 16] = {"kind", "classifier", "width", ws, "threshold", ts, "source",
+                                  source ? source : ""};
+    for (size_t i = 0; i < 2 * n_extra; i++) kv[8 + i] = extra_kv[i];
+    hv_status st = hv_nn_checkpoint_save(path, ps, NULL, kv, 4 + n_extra);
     if (st != HV_OK) return hv_error_wrap(st, "model classifier: saving '%s'", path);
     return HV_OK;
+}
+
+hv_status hv_model_classifier_save_file(const hv_nn_params *ps, int width, int threshold,
+                                        const char *source, const char *path)
+{
+    return hv_model_classifier_save_file_meta(ps, width, threshold, source, NULL, 0, path);
 }
 
 struct hv_model_cam {
@@ -270,6 +290,11 @@ hv_status hv_model_cam_open(const char *path, int64_t batch, hv_nn_backend *be, 
     if (!c->x || !c->logits || !c->act || !c->grad || !c->map || !c->up)
         st = hv_error_set(HV_ERR_NOMEM, "model classifier: out of memory (batch %lld)",
                           (long long)batch);
+    /* a model file that a stopped training wrote says so (cls_train_run.c):
+     * it opens, with a warning, so that nobody takes it for a finished one */
+    char stop[256];
+    if (st == HV_OK && !in_c && hv_nn_checkpoint_meta(path, "stopped", stop, sizeof stop) == HV_OK)
+        hv_log_warn("model classifier: '%s' was %s", path, stop);
 done:
     if (st != HV_OK) hv_model_cam_free(c);
     else *out = c;

@@ -11,9 +11,16 @@
  *
  * Rank 0 alone writes: the lock, checkpoint.h5 (every checkpoint_every
  * steps, at the end, and on SIGTERM/SIGUSR1, then exit 75), val.csv with
- * its curves, losses.csv, and at the end the model file classifier.h5
- * (hv_model_classifier_save_file: /params, /meta kind = classifier, width,
- * threshold, source). A checkpoint holds weights, running statistics and Adam
+ * its curves, losses.csv, and the model file classifier.h5
+ * (hv_model_classifier_save_file_meta: /params, /meta kind = classifier,
+ * width, threshold, source, step, total_steps) from the checkpoint's weights
+ * at the end, and also at a stop, after its checkpoint, with /meta stopped
+ * saying so: a training stopped by a time limit still leaves a model to
+ * look at, which nobody takes for a finished one, and the finished run
+ * overwrites it. A model file that cannot be written at a stop is a warning
+ * (the checkpoint is what the resume needs; the exit stays 75); weights
+ * with a NaN are never written (ckpt_save refuses them first, and then
+ * neither file is written). A checkpoint holds weights, running statistics and Adam
  * state (group /C), the step and the results-changing config; one of
  * another config is refused naming the keys (classifier.fresh = 1 or
  * --fresh starts over). Validation runs on rank 0 while the others sleep.
@@ -38,6 +45,30 @@ typedef struct {
     int nranks;
     int64_t steps_per_epoch;
 } ckpt_ctx;
+
+/* Test hook: HV_TEST_CLS_NAN_STOP_STEP=s: after step s, rank 0 puts a NaN
+ * into the first value of the first parameter and asks for a stop, as a
+ * SIGTERM at that step would (tests/train/test_cls_stop.sh: a stop with a
+ * non-finite weight writes neither the checkpoint nor the model file);
+ * nothing happens unless it is set. */
+static void test_nan_stop_hook(hv_train_cls *m, int64_t step)
+{
+    const char *v = getenv("HV_TEST_CLS_NAN_STOP_STEP");
+    if (!v || !*v || strtoll(v, NULL, 10) != step) return;
+    hv_nn_params *ps = hv_train_cls_params(m);
+    hv_nn_param *p = hv_nn_params_size(ps) ? hv_nn_params_at(ps, 0) : NULL;
+    size_t n = p ? (size_t)hv_nn_param_numel(p) : 0;
+    float *d = n ? malloc(n * sizeof *d) : NULL;
+    if (d && hv_nn_param_get(p, d, n) == HV_OK) {
+        d[0] = NAN;
+        if (hv_nn_param_set(p, d, n) == HV_OK) {
+            hv_log_warn("HV_TEST_CLS_NAN_STOP_STEP: a NaN in %s and a stop at step %lld (test "
+                        "hook)", hv_nn_param_name(p), (long long)step);
+            hv_run_request_stop();
+        }
+    }
+    free(d);
+}
 
 static hv_status ckpt_save(hv_train_cls *m, const ckpt_ctx *c, int64_t step)
 {
@@ -66,10 +97,11 @@ static hv_status ckpt_save(hv_train_cls *m, const ckpt_ctx *c, int64_t step)
 }
 
 /* The model file: the weights and running statistics of checkpoint ckpt
- * (group /C) written by hv_model_classifier_save_file (atomic; /meta kind,
- * width, threshold, source naming the step and seed). */
+ * (group /C) written by hv_model_classifier_save_file_meta (atomic; /meta
+ * kind, width, threshold, source naming the step and seed, step,
+ * total_steps, and with `stopped` the marker /meta stopped). */
 static hv_status export_model(const char *ckpt, const char *path, int width, int threshold,
-                              int64_t step, int seed)
+                              int64_t step, int64_t total, int seed, int stopped)
 {
     hv_nn_params *ps = NULL;
     hv_rng rng;
@@ -82,13 +114,40 @@ static hv_status export_model(const char *ckpt, const char *path, int width, int
         st = hv_nn_checkpoint_load_groups(ckpt, 1, g, p1, NULL);
     }
     if (st == HV_OK) {
-        char src[160];
-        snprintf(src, sizeof src, "healthivert train-classifier: step %lld, seed %d",
-                 (long long)step, seed);
-        st = hv_model_classifier_save_file(ps, width, threshold, src, path);
+        char src[200], s_step[32], s_total[32], s_stop[200];
+        snprintf(src, sizeof src, "healthivert train-classifier: step %lld%s, seed %d",
+                 (long long)step, stopped ? " (stopped before the end)" : "", seed);
+        snprintf(s_step, sizeof s_step, "%lld", (long long)step);
+        snprintf(s_total, sizeof s_total, "%lld", (long long)total);
+        snprintf(s_stop, sizeof s_stop,
+                 "written at a stop (SIGTERM/SIGUSR1) at step %lld of %lld: not a finished "
+                 "training", (long long)step, (long long)total);
+        const char *kv[] = {"step", s_step, "total_steps", s_total, "stopped", s_stop};
+        st = hv_model_classifier_save_file_meta(ps, width, threshold, src, kv, stopped ? 3 : 2,
+                                                path);
     }
     hv_nn_params_free(ps);
     return st == HV_OK ? HV_OK : hv_error_wrap(st, "exporting the classifier to %s", path);
+}
+
+/* Rank 0 at a stop, after the checkpoint of `step` was written: the model
+ * file from it, marked stopped. A failure is a warning only: the checkpoint
+ * is there and the resume needs nothing else (the exit stays 75). */
+static int export_at_stop(const char *ckpt, const char *path, const hv_train_cls_opts *o,
+                          int64_t step, int64_t total)
+{
+    hv_status st = export_model(ckpt, path, o->width, o->threshold, step, total, o->seed, 1);
+    if (st != HV_OK) {
+        hv_log_warn("stopped at step %lld of %lld: the model file was not written (%s); %s "
+                    "holds the step and resuming goes on from it",
+                    (long long)step, (long long)total, hv_error_detail(), ckpt);
+        return 0;
+    }
+    hv_log_warn("stopped at step %lld of %lld: model %s written from the checkpoint's weights, "
+                "marked in /meta as stopped at step %lld (not a finished training); the same "
+                "command resumes and the finished run overwrites it",
+                (long long)step, (long long)total, path, (long long)step);
+    return 1;
 }
 
 typedef struct {
@@ -172,6 +231,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     val_state vst;
     memset(&vst, 0, sizeof vst);
     MPI_Comm rcomm = comm;
+    int model_at_stop = 0; /* rank 0: classifier.h5 written at a stop */
 
     /* 1. the training file, read by every rank; refused before any work */
     st = hv_model_trainset_open(o.file, (1u << HV_MODEL_SPLIT_TRAIN) | (1u << HV_MODEL_SPLIT_VAL),
@@ -282,6 +342,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
                         el, eta);
             last_progress = now;
         }
+        if (rank == 0) test_nan_stop_hook(m, step);
         int flag = hv_run_stop_requested(), any = 0;
         MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, comm);
         stopped = any;
@@ -291,10 +352,19 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
         if (rank == 0) {
             if (st == HV_OK && do_val)
                 st = validate(&vst, m, ts, &plan, o.threshold, step, epoch);
-            if (st == HV_OK && do_ckpt) st = ckpt_save(m, &cc, step);
+            if (st == HV_OK && do_ckpt) {
+                st = ckpt_save(m, &cc, step);
+                if (st != HV_OK && stopped && !end)
+                    hv_log_warn("stopped at step %lld of %lld: the model file %s is not written "
+                                "either (%s)", (long long)step, (long long)plan.total_steps,
+                                out->model, hv_error_detail());
+            }
             if (st == HV_OK && end) {
-                st = export_model(ckpt, out->model, o.width, o.threshold, step, o.seed);
+                st = export_model(ckpt, out->model, o.width, o.threshold, step, plan.total_steps,
+                                  o.seed, 0);
                 if (st == HV_OK) hv_log_info("model: %s", out->model);
+            } else if (st == HV_OK && stopped) {
+                model_at_stop = export_at_stop(ckpt, out->model, &o, step, plan.total_steps);
             }
             if (nranks > 1) hv_train_cls_set_reducer(m, hv__train_mpi_sum, &rcomm);
         }
@@ -308,7 +378,8 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     }
     /* a finished training run again: the model file is written anyway */
     if (rank == 0 && step == plan.total_steps && steps_here == 0 && access(ckpt, R_OK) == 0)
-        st = export_model(ckpt, out->model, o.width, o.threshold, step, o.seed);
+        st = export_model(ckpt, out->model, o.width, o.threshold, step, plan.total_steps,
+                          o.seed, 0);
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     out->step_end = step;
     out->loss = loss;
@@ -333,8 +404,9 @@ done:
     hv_model_trainset_free(ts);
     if (st == HV_OK && out->interrupted)
         return hv_error_set(HV_ERR_INTERRUPTED,
-                            "stopped by request at step %lld of %lld (checkpoint written); run the "
-                            "same command again to resume",
-                            (long long)out->step_end, (long long)out->total_steps);
+                            "stopped by request at step %lld of %lld (checkpoint written%s); "
+                            "run the same command again to resume",
+                            (long long)out->step_end, (long long)out->total_steps,
+                            model_at_stop ? ", and classifier.h5 marked as stopped" : "");
     return st;
 }
