@@ -238,7 +238,7 @@ hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, si
 /* Plain reference kernels only (the ground truth every backend is tested
  * against). */
 hv_status hv_nn_backend_create_ref(hv_nn_backend **out);
-/* CPU backend: oneDNN primitives for conv2d and the eltwise ops (elu, relu,
+/* CPU backend: oneDNN primitives for conv2d, conv3d and the eltwise ops (elu, relu,
  * leaky_relu, sigmoid; forward and backward, created once per graph node),
  * OpenBLAS for the GEMMs inside the reference kernels (deconv2d, linear,
  * contextual attention), reference kernels for the rest (batch norm among

@@ -59,7 +59,8 @@ static void check_all(const char *what, const char *be, const float *got, const 
  *    1 + 4a + 2b + e = |A||A||A| + 4 sumA(z)|A(r)||A(q)| + 2 |A(z)| sumA(r)
  *    |A(q)| + |A(z)||A(r)| sumA(q).
  *  dw[f, a, b, e] = sum over the 8 windows of x at the tap: 8 (9a + 3b + e)
- *    + 52 for both filters (dy = 1); db = 8 each. */
+ *    + 52 for both filters (dy = 1); db = 8 each.
+ * Also hv_nn_graph_flops counts the convolution. */
 static void test_conv3d_hand(void)
 {
     static const int na[3] = {1, 2, 1}, sa[3] = {0, 1, 1};
@@ -105,6 +106,9 @@ static void test_conv3d_hand(void)
         hv_nn_tensor *loss = hv_nn_sum(g, y);
         hv_nn_set_output(y);
         HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
+        /* 2 flops per multiply-add: 16 outputs of 1 * 2 * 2 * 2 taps each */
+        HV_CHECK(hv_nn_graph_flops(g) == 256.0, "conv3d: graph flops %g, expected 256",
+                 hv_nn_graph_flops(g));
         if (hv_nn_graph_status(g) == HV_OK) {
             float got[27];
             int64_t sh[HV_NN_MAX_DIMS];

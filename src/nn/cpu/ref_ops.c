@@ -519,7 +519,8 @@ static void slice(hv_nn_tensor *n, int backward)
  * gives bit for bit what no reducer gives. aux = mean, 1/std (c each) and
  * the global item count (1).
  *
- * Layouts: plain NCHW or the backend's blocked nChw{B}c (x->blk, see
+ * Layouts: plain NCHW or NCDHW (hw is then D*H*W), or the backend's
+ * blocked nChw{B}c (x->blk, 4-D only, see
  * nn_backend.h). Both are walked as groups of B channels (B = 1 for plain):
  * channel k = g*B + b of item i, pixel j sits at ((i*G + g)*hw + j)*B + b,
  * which for B = 1 is the plain (i*c + k)*hw + j. Each channel's sums still
