@@ -647,7 +647,7 @@ hv_nn_tensor *hv_nn_maxpool3d(hv_nn_graph *g, hv_nn_tensor *x, const int kernel[
                      "(the saved argmax is a float)", shape_str(x, sx, sizeof sx));
     int64_t shape[5] = {x->shape[0], x->shape[1], 0, 0, 0};
     for (int a = 0; a < 3; a++) {
-        if (kernel[a] < 1 || stride[a] < 1 || pad[a] < 0 || 2 * pad[a] > kernel[a])
+        if (kernel[a] < 1 || stride[a] < 1 || pad[a] < 0 || 2 * (int64_t)pad[a] > kernel[a])
             return failf(g, HV_ERR_ARG, "maxpool3d: axis %d has kernel %d, stride %d, pad %d "
                          "(need kernel, stride >= 1 and 0 <= 2 pad <= kernel)", a, kernel[a],
                          stride[a], pad[a]);

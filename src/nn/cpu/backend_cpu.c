@@ -4,8 +4,8 @@
  *  - "ref": every node on the plain reference kernels (ref_ops.c) with plain
  *    GEMM loops. The ground truth of the op tests.
  *  - "cpu": oneDNN 2.6 primitives for conv2d and conv3d (forward, backward
- *    data, backward weights) and the activations ELU/ReLU/LeakyReLU/sigmoid (forward and
- *    backward); OpenBLAS sgemm inside the reference kernels for everything
+ *    data, backward weights) and the activations ELU/ReLU/LeakyReLU/sigmoid
+ *    (forward and backward); OpenBLAS sgemm inside the reference kernels for everything
  *    else (linear, transposed conv, contextual attention).
  *
  * oneDNN use: primitives are created once per graph node at plan time
@@ -327,10 +327,10 @@ static int is_eltwise(hv_nn_op op)
            op == HV_NN_OP_SIGMOID;
 }
 
-/* Nodes on oneDNN primitives; the CPU backend runs every other node on the
- * reference kernels with OpenBLAS (run_ref). */
 static int is_conv(hv_nn_op op) { return op == HV_NN_OP_CONV2D || op == HV_NN_OP_CONV3D; }
 
+/* Nodes on oneDNN primitives; the CPU backend runs every other node on the
+ * reference kernels with OpenBLAS (run_ref). */
 static int on_dnnl(const hv_nn_tensor *n)
 {
     return is_conv(n->op) || is_eltwise(n->op);
@@ -586,7 +586,7 @@ static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, s
     n->be_state = cs;
     size_t top = 0;
     hv_status st = is_conv(n->op) ? conv_prepare(cx, cs, n, training, &top)
-                                            : eltwise_prepare(cx, cs, n, training, &top);
+                                  : eltwise_prepare(cx, cs, n, training, &top);
     if (st != HV_OK) {
         cpu_release(be, n);
         return st;
