@@ -20,6 +20,16 @@ Needs Debian's python3-torch (1.13) and numpy, run with /usr/bin/python3:
     /usr/bin/python3 scripts/make_nn_ops_fixture.py [out.bin]
 Not needed by the build or the tests (the fixture is committed).
 
+Reproducible bytes: PyTorch's convolutions (oneDNN) and matrix products
+(OpenBLAS) pick their kernels by CPU, and kernels of other vector widths
+round differently (relative differences up to 1e-6, far inside the test's
+2e-5, but other bytes). The committed fixture was made with the AVX2 kernels
+of both, so this script asks for them (DNNL_MAX_CPU_ISA=AVX2,
+OPENBLAS_CORETYPE=Haswell, set here before torch loads unless already set):
+on any CPU with AVX2, an AVX-512 one included, a rerun gives the committed
+bytes. Cases are only ever appended to CASES (case k draws from seed
+1000 + k), so adding a case leaves every earlier case's values unchanged.
+
 File format: as scripts/make_generator_fixture.py (b"HVFX", uint32 version 1,
 uint32 count, then per tensor: uint32 name length, name, uint32 ndim, int64
 shape[ndim], float32 data). Names, per case <c>:
@@ -30,14 +40,20 @@ shape[ndim], float32 data). Names, per case <c>:
     <c>.b<i>   a buffer leaf (BN running statistics, spectral-norm u and v)
                after one training-mode forward, where the op updates it
 """
+import os
 import struct
 import sys
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.nn.utils.spectral_norm import SpectralNorm
+# before torch loads: OpenBLAS reads its core type when it is loaded, oneDNN
+# its ISA limit at its first primitive (see "Reproducible bytes" above)
+os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
+os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.nn.utils.spectral_norm import SpectralNorm  # noqa: E402
 
 # leaf kinds
 NORMAL, SAFE, CLAMPSAFE, POS01, SMALL, VAR, UNIT, MASK = range(8)
@@ -296,7 +312,8 @@ def c_ca_nofuse(c, train):
     return context_attention(f, b, m, 3, 2, 0, 5.0)
 
 
-# name, builder, training mode (the C table's HV_NN_PLAN_TRAIN)
+# name, builder, training mode (the C table's HV_NN_PLAN_TRAIN). Append new
+# cases at the end: case k's values come from seed 1000 + k.
 CASES = [
     ("conv2d", c_conv, True), ("conv2d_s2_d2", c_conv_s2d2, True),
     ("conv2d_k5_nobias", c_conv_k5, True), ("conv2d_k4_s2", c_conv_k4s2, True),
