@@ -146,9 +146,6 @@ typedef struct opcase {
     double nmse_tol;  /* backend vs reference */
     double fd_tol;    /* gradient vs finite differences */
     float eps;
-    /* 1: no PyTorch values in the fixture for this case (check 1 skipped;
-     * see no_fixture_ops below); 0 for every case made by the fixture script */
-    int no_fixture;
 } opcase;
 
 /* ------------------------------------------------------------- the cases */
@@ -337,9 +334,8 @@ static hv_nn_tensor *b_genconv(ctx *c)
     return hv_nn_elu(c->g, hv_nn_conv2d(c->g, x, w, b, 1, 2, 2), 1.0f);
 }
 
-/* 3-D cases (NCDHW). The fixture script has no 3-D cases yet (it needs
- * python3-torch, absent where these were added): checks 2-4 run on them, and
- * tests/nn/test_nn_ops3d.c holds their independent, hand-computed values. */
+/* 3-D cases (NCDHW); tests/nn/test_nn_ops3d.c also checks these ops on
+ * hand-computed values. */
 static const int I3_1[3] = {1, 1, 1}, I3_0[3] = {0, 0, 0}, I3_2[3] = {2, 2, 2}, I3_3[3] = {3, 3, 3};
 static hv_nn_tensor *b_conv3d(ctx *c)
 {
@@ -400,62 +396,56 @@ static hv_nn_tensor *b_maxpool3d_aniso(ctx *c)
  *    (measured 1e-2 .. 0.18 with random u, v), so training cases first
  *    converge u, v, where the dependence vanishes to first order. */
 static const opcase cases[] = {
-    {"conv2d", b_conv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"conv2d_s2_d2", b_conv_s2d2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"conv2d_k5_nobias", b_conv_k5, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"conv2d_k4_s2", b_conv_k4s2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"deconv2d", b_deconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"spectral_norm_train", b_sn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
-    {"spectral_norm_eval", b_sn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-3f, 0},
-    {"gen_conv_block", b_genconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"elu", b_elu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"relu", b_relu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"leaky_relu", b_lrelu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"sigmoid", b_sigmoid, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"clamp", b_clamp, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"scale_5d", b_scale, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"upsample", b_up, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"downsample", b_down, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"concat", b_concat, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"pad", b_pad, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"slice", b_slice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"batch_norm_train", b_bn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"batch_norm_eval", b_bn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-2f, 0},
-    {"gap", b_gap, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"linear", b_linear, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"softmax", b_softmax, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"add", b_add, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"sub", b_sub, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"mul", b_mul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"sum", b_sum, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"mean", b_mean, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"bce_logits", b_bce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"l1", b_l1, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"mse", b_mse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"dice", b_dice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"sobel", b_sobel, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
-    {"reshape", b_reshape, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"maxpool", b_maxpool, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"channel_mul", b_chmul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 0},
-    {"ctx_attn_same", b_ca_same, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
-    {"ctx_attn_f_b", b_ca_fb, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
-    {"ctx_attn_nofuse", b_ca_nofuse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f, 0},
-    {"conv3d", b_conv3d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"conv3d_aniso", b_conv3d_aniso, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"conv3d_k1_s2_nobias", b_conv3d_k1s2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"batch_norm_5d_train", b_bn5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"batch_norm_5d_eval", b_bn5d, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-2f, 1},
-    {"gap_5d", b_gap5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"channel_mul_5d", b_chmul5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"maxpool3d", b_maxpool3d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
-    {"maxpool3d_aniso", b_maxpool3d_aniso, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f, 1},
+    {"conv2d", b_conv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"conv2d_s2_d2", b_conv_s2d2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"conv2d_k5_nobias", b_conv_k5, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"conv2d_k4_s2", b_conv_k4s2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"deconv2d", b_deconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"spectral_norm_train", b_sn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"spectral_norm_eval", b_sn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-3f},
+    {"gen_conv_block", b_genconv, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"elu", b_elu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"relu", b_relu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"leaky_relu", b_lrelu, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"sigmoid", b_sigmoid, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"clamp", b_clamp, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"scale_5d", b_scale, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"upsample", b_up, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"downsample", b_down, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"concat", b_concat, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"pad", b_pad, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"slice", b_slice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"batch_norm_train", b_bn, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"batch_norm_eval", b_bn, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-2f},
+    {"gap", b_gap, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"linear", b_linear, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"softmax", b_softmax, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"add", b_add, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"sub", b_sub, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"mul", b_mul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"sum", b_sum, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"mean", b_mean, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"bce_logits", b_bce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"l1", b_l1, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"mse", b_mse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"dice", b_dice, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"sobel", b_sobel, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"reshape", b_reshape, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"maxpool", b_maxpool, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"channel_mul", b_chmul, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"ctx_attn_same", b_ca_same, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"ctx_attn_f_b", b_ca_fb, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"ctx_attn_nofuse", b_ca_nofuse, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"conv3d", b_conv3d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"conv3d_aniso", b_conv3d_aniso, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"conv3d_k1_s2_nobias", b_conv3d_k1s2, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"batch_norm_5d_train", b_bn5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"batch_norm_5d_eval", b_bn5d, HV_NN_PLAN_GRAD, 1e-10, 1e-2, 1e-2f},
+    {"gap_5d", b_gap5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"channel_mul_5d", b_chmul5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"maxpool3d", b_maxpool3d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"maxpool3d_aniso", b_maxpool3d_aniso, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
 };
-
-/* Ops whose every case is a no_fixture one: exempt from the "compared with
- * PyTorch" coverage check, but each must still have a case here (checks
- * 2-4) and hand-computed values in test_nn_ops3d.c. Empty it once the
- * fixture script has their cases and the fixture is remade. */
-static const hv_nn_op no_fixture_ops[] = {HV_NN_OP_CONV3D, HV_NN_OP_MAXPOOL3D};
 
 /* --------------------------------------------------------------- running */
 
@@ -493,10 +483,6 @@ static void fill(leaf *l, hv_rng *r, int item_masks)
     if (l->kind == K_UNIT)
         for (size_t i = 0; i < l->n; i++) l->host[i] = (float)(l->host[i] / sqrt(ss));
 }
-
-/* ops that are the output of some case compared with PyTorch (every op
- * must be, but those of no_fixture_ops), and of some case at all */
-static int op_covered[HV_NN_OP_COUNT], op_cased[HV_NN_OP_COUNT];
 
 typedef struct result {
     float *out;
@@ -544,7 +530,6 @@ static int run_case(const opcase *oc, const backend_entry *bk, result *res)
     const int64_t sshape[1] = {64};
     hv_nn_tensor *sa = hv_nn_input(c.g, "sentinel_a", 1, sshape);
     hv_nn_tensor *out = oc->build(&c);
-    if (out) op_cased[hv_nn_tensor_op(out)] = 1;
     int64_t osh[HV_NN_MAX_DIMS];
     int ond = hv_nn_tensor_shape(out, osh);
     hv_nn_tensor *rt = ond ? hv_nn_input(c.g, "R", ond, osh) : NULL;
@@ -747,6 +732,9 @@ static void free_result(result *r)
 
 #define TORCH_TOL 2e-5
 
+/* ops that are the output of some case (every op must be) */
+static int op_covered[HV_NN_OP_COUNT];
+
 /* Check 1: the case from the fixture's values on one backend vs PyTorch.
  * Returns the largest relative L2 error seen (output, gradients, buffers). */
 static double check_torch(const opcase *oc, const backend_entry *bk, const fx_file *fx, double tol)
@@ -906,15 +894,14 @@ int main(void)
         const opcase *oc = &cases[k];
         result res[N_BACKENDS];
         int ok[N_BACKENDS];
-        /* PyTorch, measured relative L2 error: <= 2.2e-7 (float32 rounding in
+        /* PyTorch, measured relative L2 error: <= 2.3e-7 (float32 rounding in
          * another order), 1.9e-6 for contextual attention (scores scaled by
          * 10 before the softmax); bound 2e-5 (10x) */
         double tt = 0, fd = 0;
         char line[512];
         int used = snprintf(line, sizeof line, "# %-20s", oc->name);
         for (int b = 0; b < N_BACKENDS; b++) {
-            if (!oc->no_fixture)
-                tt = fmax(tt, check_torch(oc, &backends[b], &fx, fmax(TORCH_TOL, backends[b].rel_tol)));
+            tt = fmax(tt, check_torch(oc, &backends[b], &fx, fmax(TORCH_TOL, backends[b].rel_tol)));
             ok[b] = run_case(oc, &backends[b], &res[b]);
             HV_CHECK(ok[b], "%s on %s: case did not run", oc->name, backends[b].name);
         }
@@ -949,21 +936,12 @@ int main(void)
         double acc = 0;
         for (int b = 0; b < N_BACKENDS; b++)
             if (ok[b]) acc = fmax(acc, check_accum(oc, &backends[b], &res[b]));
-        if (oc->no_fixture)
-            printf("%s | torch (none) fd %.2e acc %.1e\n", line, fd, acc);
-        else
-            printf("%s | torch %.2e fd %.2e acc %.1e\n", line, tt, fd, acc);
+        printf("%s | torch %.2e fd %.2e acc %.1e\n", line, tt, fd, acc);
         for (int b = 0; b < N_BACKENDS; b++) free_result(&res[b]);
     }
     fx_free(&fx);
-    for (int op = HV_NN_OP_CONV2D; op < HV_NN_OP_COUNT; op++) {
-        int exempt = 0;
-        for (size_t k = 0; k < sizeof no_fixture_ops / sizeof no_fixture_ops[0]; k++)
-            exempt |= no_fixture_ops[k] == (hv_nn_op)op;
-        HV_CHECK(op_covered[op] || exempt, "op %s has no case compared with PyTorch",
-                 hv_nn_op_name((hv_nn_op)op));
-        HV_CHECK(op_cased[op], "op %s has no case", hv_nn_op_name((hv_nn_op)op));
-    }
+    for (int op = HV_NN_OP_CONV2D; op < HV_NN_OP_COUNT; op++)
+        HV_CHECK(op_covered[op], "op %s has no case compared with PyTorch", hv_nn_op_name((hv_nn_op)op));
     test_ca_batch_independence();
     return hv_test_done();
 }

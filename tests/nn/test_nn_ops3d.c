@@ -5,14 +5,15 @@
  *
  * The op contract of these ops (gradients vs finite differences, the cpu
  * backend's oneDNN conv3d and the fake devices vs the reference kernels,
- * backward adding into gradients) is in test_nn_ops.c with every other op;
- * there is no PyTorch fixture for them yet, so this file is their
- * independent check: tiny inputs whose outputs and gradients follow from
- * closed forms worked out by hand (written out at each case), run on the
- * reference and the cpu backends. Values are small integers or simple
- * fractions, so the bounds are float rounding (1e-5 relative). Also the
- * cpu backend's oneDNN conv3d vs the reference at 16 channels, where
- * oneDNN reorders into its blocked layouts, in training and inference.
+ * backward adding into gradients) and their comparison with PyTorch are in
+ * test_nn_ops.c with every other op. This file is a second independent
+ * check, one a reader can follow without PyTorch: tiny inputs whose
+ * outputs and gradients follow from closed forms worked out by hand
+ * (written out at each case), run on the reference and the cpu backends.
+ * Values are small integers or simple fractions, so the bounds are float
+ * rounding (1e-5 relative). Also the cpu backend's oneDNN conv3d vs the
+ * reference at 16 channels, where oneDNN reorders into its blocked layouts,
+ * in training and inference.
  */
 #include <math.h>
 #include <stdio.h>
