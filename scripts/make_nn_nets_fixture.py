@@ -26,16 +26,27 @@ Not needed by the build or the tests (the fixture is committed). Format as
 make_generator_fixture.py (HVFX version 1). Names: "D.x", "D.R",
 "D.out_train", "D.grad.x", "D.grad.<param>", "D.after.<buffer>",
 "D.out_eval"; "G.loss", "G.grad.<param>".
+
+Reproducible bytes: as make_nn_ops_fixture.py, the script asks for the AVX2
+kernels of oneDNN and OpenBLAS (DNNL_MAX_CPU_ISA=AVX2,
+OPENBLAS_CORETYPE=Haswell, unless already set), those the committed
+nn_nets.bin was made with, so that a rerun on any CPU with AVX2 gives the
+committed bytes (PyTorch picks these kernels by CPU, and wider ones round
+differently).
 """
 import math
 import os
 import struct
 import sys
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+# before torch loads (see "Reproducible bytes" above)
+os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
+os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_generator_fixture as mgf  # noqa: E402

@@ -20,6 +20,16 @@ Needs Debian's python3-torch (1.13) and numpy, run with /usr/bin/python3:
     /usr/bin/python3 scripts/make_nn_ops_fixture.py [out.bin]
 Not needed by the build or the tests (the fixture is committed).
 
+Reproducible bytes: PyTorch's convolutions (oneDNN) and matrix products
+(OpenBLAS) pick their kernels by CPU, and kernels of other vector widths
+round differently (relative differences up to 1e-6, far inside the test's
+2e-5, but other bytes). The committed fixture was made with the AVX2 kernels
+of both, so this script asks for them (DNNL_MAX_CPU_ISA=AVX2,
+OPENBLAS_CORETYPE=Haswell, set here before torch loads unless already set):
+on any CPU with AVX2, an AVX-512 one included, a rerun gives the committed
+bytes. Cases are only ever appended to CASES (case k draws from seed
+1000 + k), so adding a case leaves every earlier case's values unchanged.
+
 File format: as scripts/make_generator_fixture.py (b"HVFX", uint32 version 1,
 uint32 count, then per tensor: uint32 name length, name, uint32 ndim, int64
 shape[ndim], float32 data). Names, per case <c>:
@@ -30,14 +40,20 @@ shape[ndim], float32 data). Names, per case <c>:
     <c>.b<i>   a buffer leaf (BN running statistics, spectral-norm u and v)
                after one training-mode forward, where the op updates it
 """
+import os
 import struct
 import sys
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.nn.utils.spectral_norm import SpectralNorm
+# before torch loads: OpenBLAS reads its core type when it is loaded, oneDNN
+# its ISA limit at its first primitive (see "Reproducible bytes" above)
+os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
+os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.nn.utils.spectral_norm import SpectralNorm  # noqa: E402
 
 # leaf kinds
 NORMAL, SAFE, CLAMPSAFE, POS01, SMALL, VAR, UNIT, MASK = range(8)
@@ -296,7 +312,51 @@ def c_ca_nofuse(c, train):
     return context_attention(f, b, m, 3, 2, 0, 5.0)
 
 
-# name, builder, training mode (the C table's HV_NN_PLAN_TRAIN)
+# 3-D cases (NCDHW): torch.nn.functional's conv3d, max_pool3d (padding is
+# -inf there, so it never wins), batch_norm and adaptive_avg_pool3d on 5-D.
+# Per-axis geometry is given in the order D, H, W on both sides.
+
+def c_conv3d(c, train):
+    x = c.leaf((2, 3, 5, 4, 6))
+    return F.conv3d(x, c.leaf((4, 3, 3, 3, 3)), c.leaf((4,)), stride=1, padding=1, dilation=1)
+
+
+def c_conv3d_aniso(c, train):  # every axis its own geometry
+    x = c.leaf((1, 2, 7, 6, 5))
+    return F.conv3d(x, c.leaf((3, 2, 3, 2, 3)), c.leaf((3,)), stride=(2, 1, 2), padding=(1, 0, 2),
+                    dilation=(1, 2, 1))
+
+
+def c_conv3d_k1s2(c, train):  # a ResNet shortcut: 1x1x1, stride 2, no bias
+    x = c.leaf((2, 3, 4, 5, 4))
+    return F.conv3d(x, c.leaf((5, 3, 1, 1, 1)), None, stride=2, padding=0, dilation=1)
+
+
+def c_bn5d(c, train):
+    x = c.leaf((3, 4, 3, 2, 3))
+    gamma, beta = c.leaf((4,)), c.leaf((4,))
+    rm = c.leaf((4,), rg=False, buffer=True)
+    rv = c.leaf((4,), VAR, rg=False, buffer=True)
+    return F.batch_norm(x, rm, rv, gamma, beta, training=train, momentum=0.1, eps=1e-5)
+
+
+def c_gap5d(c, train): return F.adaptive_avg_pool3d(c.leaf((2, 3, 3, 4, 2)), 1)
+
+
+def c_chmul5d(c, train):
+    return c.leaf((2, 3, 2, 3, 4)) * c.leaf((2, 3, 1, 1, 1))
+
+
+def c_maxpool3d(c, train):  # the ResNet stem's 3/2 pad 1, in 3-D
+    return F.max_pool3d(c.leaf((2, 2, 5, 6, 7)), 3, 2, 1)
+
+
+def c_maxpool3d_aniso(c, train):
+    return F.max_pool3d(c.leaf((1, 2, 3, 5, 6)), (1, 2, 3), (1, 2, 2), (0, 1, 1))
+
+
+# name, builder, training mode (the C table's HV_NN_PLAN_TRAIN). Append new
+# cases at the end: case k's values come from seed 1000 + k.
 CASES = [
     ("conv2d", c_conv, True), ("conv2d_s2_d2", c_conv_s2d2, True),
     ("conv2d_k5_nobias", c_conv_k5, True), ("conv2d_k4_s2", c_conv_k4s2, True),
@@ -314,6 +374,11 @@ CASES = [
     ("maxpool", c_maxpool, True), ("channel_mul", c_chmul, True),
     ("ctx_attn_same", c_ca_same, True), ("ctx_attn_f_b", c_ca_fb, True),
     ("ctx_attn_nofuse", c_ca_nofuse, True),
+    ("conv3d", c_conv3d, True), ("conv3d_aniso", c_conv3d_aniso, True),
+    ("conv3d_k1_s2_nobias", c_conv3d_k1s2, True), ("batch_norm_5d_train", c_bn5d, True),
+    ("batch_norm_5d_eval", c_bn5d, False), ("gap_5d", c_gap5d, True),
+    ("channel_mul_5d", c_chmul5d, True), ("maxpool3d", c_maxpool3d, True),
+    ("maxpool3d_aniso", c_maxpool3d_aniso, True),
 ]
 
 

@@ -29,7 +29,9 @@
  * with hv_nn_graph_status() (hv_nn_graph_plan also returns it).
  *
  * Tensors are fp32, row-major, outermost dimension first (N, C, H, W or
- * N, C, D, H, W; at most HV_NN_MAX_DIMS). Image ops take 4-D NCHW tensors.
+ * N, C, D, H, W; at most HV_NN_MAX_DIMS). Image ops take 4-D NCHW tensors;
+ * batch norm, gap and channel_mul take NCHW or NCDHW; conv3d and maxpool3d
+ * take NCDHW.
  *
  * Training: plan with HV_NN_PLAN_TRAIN, run forward, then
  * hv_nn_graph_backward(g, loss) (reverse-mode: every op's backward kernel runs
@@ -81,8 +83,8 @@ typedef enum hv_nn_op {
     HV_NN_OP_CONCAT,        /* along dimension 1                              */
     HV_NN_OP_PAD,           /* zero padding of H and W                        */
     HV_NN_OP_SLICE,         /* a range along one dimension                    */
-    HV_NN_OP_BATCH_NORM,    /* x, gamma, beta, running mean, running var      */
-    HV_NN_OP_GAP,           /* global average pool -> N, C, 1, 1              */
+    HV_NN_OP_BATCH_NORM,    /* x (NCHW or NCDHW), gamma, beta, running stats  */
+    HV_NN_OP_GAP,           /* global average pool -> N, C, 1, 1 (, 1)        */
     HV_NN_OP_LINEAR,        /* x (N, K...) , w (M, K)[, b (M)] -> N, M         */
     HV_NN_OP_SOFTMAX,       /* over dimension 1                               */
     HV_NN_OP_ADD,
@@ -99,7 +101,9 @@ typedef enum hv_nn_op {
     HV_NN_OP_CTX_ATTN,      /* DeepFill v1 contextual attention (f, b, mask)  */
     HV_NN_OP_RESHAPE,       /* same elements, new shape                       */
     HV_NN_OP_MAXPOOL,       /* 2-D max pooling (padding never wins)           */
-    HV_NN_OP_CHANNEL_MUL,   /* x (N,C,H,W) * s (N,C,1,1): SE-block scaling    */
+    HV_NN_OP_CHANNEL_MUL,   /* x (N,C,H,W or N,C,D,H,W) * s (N,C): SE scaling */
+    HV_NN_OP_CONV3D,        /* x (NCDHW), w (Cout,Cin,kd,kh,kw)[, b]; per axis */
+    HV_NN_OP_MAXPOOL3D,     /* 3-D max pooling (padding never wins)           */
     HV_NN_OP_COUNT
 } hv_nn_op;
 
@@ -234,7 +238,7 @@ hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, si
 /* Plain reference kernels only (the ground truth every backend is tested
  * against). */
 hv_status hv_nn_backend_create_ref(hv_nn_backend **out);
-/* CPU backend: oneDNN primitives for conv2d and the eltwise ops (elu, relu,
+/* CPU backend: oneDNN primitives for conv2d, conv3d and the eltwise ops (elu, relu,
  * leaky_relu, sigmoid; forward and backward, created once per graph node),
  * OpenBLAS for the GEMMs inside the reference kernels (deconv2d, linear,
  * contextual attention), reference kernels for the rest (batch norm among
@@ -285,12 +289,16 @@ hv_nn_tensor *hv_nn_pad(hv_nn_graph *g, hv_nn_tensor *x, int top, int bottom, in
                         int right);
 hv_nn_tensor *hv_nn_slice(hv_nn_graph *g, hv_nn_tensor *x, int dim, int64_t start,
                           int64_t len);
-/* Training graphs normalise with the batch statistics (biased variance) and
+/* x is N, C, H, W or N, C, D, H, W; statistics are per channel over the
+ * items and every spatial position (BatchNorm2d / BatchNorm3d).
+ * Training graphs normalise with the batch statistics (biased variance) and
  * update the running ones (unbiased variance, momentum); inference graphs use
  * the running statistics. PyTorch: momentum 0.1, eps 1e-5. */
 hv_nn_tensor *hv_nn_batch_norm(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *gamma,
                                hv_nn_tensor *beta, hv_nn_tensor *running_mean,
                                hv_nn_tensor *running_var, float momentum, float eps);
+/* Mean over the spatial positions of each (item, channel): N, C, H, W ->
+ * N, C, 1, 1 and N, C, D, H, W -> N, C, 1, 1, 1. */
 hv_nn_tensor *hv_nn_gap(hv_nn_graph *g, hv_nn_tensor *x);
 hv_nn_tensor *hv_nn_linear(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w,
                            hv_nn_tensor *b);
@@ -310,9 +318,23 @@ hv_nn_tensor *hv_nn_reshape(hv_nn_graph *g, hv_nn_tensor *x, int ndim, const int
 /* PyTorch MaxPool2d(kernel, stride, padding), floor mode; the gradient goes
  * to the first maximum of each window. */
 hv_nn_tensor *hv_nn_maxpool(hv_nn_graph *g, hv_nn_tensor *x, int kernel, int stride, int pad);
-/* y[n,c,h,w] = x[n,c,h,w] * s[n,c] with s of shape (N, C, 1, 1) or (N, C)
- * (squeeze-and-excitation scaling). */
+/* y[n,c,...] = x[n,c,...] * s[n,c] for x of shape (N, C, H, W) or (N, C, D,
+ * H, W), with s of N*C elements and first dimension N: (N, C), (N, C, 1, 1)
+ * or (N, C, 1, 1, 1) (squeeze-and-excitation scaling). */
 hv_nn_tensor *hv_nn_channel_mul(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *s);
+/* 3-D convolution (PyTorch Conv3d): x (N, Cin, D, H, W), w (Cout, Cin, kd,
+ * kh, kw), b (Cout) or NULL. stride (>= 1), pad (>= 0, zero padding on both
+ * sides) and dilation (>= 1) are given per axis, in the order D, H, W
+ * (arrays of 3, read at the call). Output (N, Cout, Do, Ho, Wo) with Do =
+ * (D + 2 pad - dilation (kd - 1) - 1) / stride + 1 (floor), and so on. */
+hv_nn_tensor *hv_nn_conv3d(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w, hv_nn_tensor *b,
+                           const int stride[3], const int pad[3], const int dilation[3]);
+/* PyTorch MaxPool3d(kernel, stride, padding), floor mode, per axis (D, H,
+ * W; arrays of 3): 2 pad <= kernel on each axis, padding never wins, the
+ * gradient goes to the first maximum of each window (in D, H, W order).
+ * The saved argmax is a float: D*H*W is limited to 2^24. */
+hv_nn_tensor *hv_nn_maxpool3d(hv_nn_graph *g, hv_nn_tensor *x, const int kernel[3],
+                              const int stride[3], const int pad[3]);
 
 /* Contextual attention (DeepFill v1 as in the reference, spec 5.3): f and b
  * are N,C,H,W features (H, W divisible by rate), mask N,1,Hm,Wm with 1 = hole
@@ -348,7 +370,7 @@ enum {
  * keep readable values after forward. */
 hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags);
 /* Floating-point operations of one forward pass (2 per multiply-add) of the
- * convolutions, transposed convolutions, linear layers and contextual
+ * convolutions (2-D and 3-D), transposed convolutions, linear layers and contextual
  * attention; the elementwise rest is not counted. */
 double hv_nn_graph_flops(const hv_nn_graph *g);
 /* Bytes held by the plan (arena + workspace). */

@@ -26,12 +26,13 @@
  * On a backend whose buffers are device memory, the nodes it declines run
  * on host staging copies (placement.c).
  *
- * One file of ~1,100 lines on purpose: recording, planning (gradient marks,
+ * One file of ~1,250 lines on purpose: recording, planning (gradient marks,
  * constant folding, arena placement) and the two passes all walk the same
  * node array with the same invariants, which are easier to check in one
  * place than across files.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,7 @@ static const char *const op_names[HV_NN_OP_COUNT] = {
     "leaky_relu", "sigmoid", "clamp", "upsample", "downsample", "concat", "pad",
     "slice", "batch_norm", "gap", "linear", "softmax", "add", "sub", "mul", "scale",
     "sum", "mean", "sobel", "bce_logits", "l1", "mse", "dice", "ctx_attn", "reshape",
-    "maxpool", "channel_mul"};
+    "maxpool", "channel_mul", "conv3d", "maxpool3d"};
 
 const char *hv_nn_op_name(hv_nn_op op)
 {
@@ -148,6 +149,31 @@ static void *fail(hv_nn_graph *g, hv_status st, const char *what)
         g->err = hv_error_set(st, "nn graph: %s", what);
     }
     return NULL;
+}
+
+/* fail() with a formatted message (shape errors name the shapes). */
+static void *failf(hv_nn_graph *g, hv_status st, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fail(g, st, msg);
+}
+
+/* A tensor's shape as "(a, b, c)" in buf (for error messages); returns buf. */
+static const char *shape_str(const hv_nn_tensor *t, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < t->ndim && used + 1 < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%lld", i ? ", " : "(", (long long)t->shape[i]);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    if (used + 1 < len) snprintf(buf + used, len - used, ")");
+    return buf;
 }
 
 /* New node with the given shape; srcs must be non-NULL (checked by callers). */
@@ -416,14 +442,22 @@ hv_nn_tensor *hv_nn_batch_norm(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *ga
 {
     NEED(g, x, gamma, beta, running_mean, running_var);
     int64_t c = x->ndim >= 2 ? x->shape[1] : 0;
-    if (x->ndim != 4 || gamma->numel != c || beta->numel != c || running_mean->numel != c ||
+    char sx[96];
+    if (x->ndim != 4 && x->ndim != 5)
+        return failf(g, HV_ERR_ARG, "batch_norm: x %s must be N, C, H, W or N, C, D, H, W",
+                     shape_str(x, sx, sizeof sx));
+    if (gamma->numel != c || beta->numel != c || running_mean->numel != c ||
         running_var->numel != c || !(eps > 0))
-        return fail(g, HV_ERR_ARG, "batch_norm: bad shapes");
+        return failf(g, HV_ERR_ARG, "batch_norm: x %s has %lld channels; gamma, beta, running "
+                     "mean and variance must have that many (%lld, %lld, %lld, %lld), eps > 0",
+                     shape_str(x, sx, sizeof sx), (long long)c, (long long)gamma->numel,
+                     (long long)beta->numel, (long long)running_mean->numel,
+                     (long long)running_var->numel);
     if (running_mean->op != HV_NN_OP_PARAM || running_var->op != HV_NN_OP_PARAM ||
         running_mean->param->trainable || running_var->param->trainable)
         return fail(g, HV_ERR_ARG, "batch_norm: running stats must be buffers");
     hv_nn_tensor *src[5] = {x, gamma, beta, running_mean, running_var};
-    hv_nn_tensor *t = node_new(g, HV_NN_OP_BATCH_NORM, 4, x->shape, 5, src);
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_BATCH_NORM, x->ndim, x->shape, 5, src);
     if (t) {
         t->fp[0] = momentum;
         t->fp[1] = eps;
@@ -434,9 +468,12 @@ hv_nn_tensor *hv_nn_batch_norm(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *ga
 hv_nn_tensor *hv_nn_gap(hv_nn_graph *g, hv_nn_tensor *x)
 {
     NEED(g, x);
-    if (x->ndim != 4) return fail(g, HV_ERR_ARG, "gap: input must be NCHW");
-    int64_t shape[4] = {x->shape[0], x->shape[1], 1, 1};
-    return node_new(g, HV_NN_OP_GAP, 4, shape, 1, &x);
+    char sx[96];
+    if (x->ndim != 4 && x->ndim != 5)
+        return failf(g, HV_ERR_ARG, "gap: x %s must be N, C, H, W or N, C, D, H, W",
+                     shape_str(x, sx, sizeof sx));
+    int64_t shape[5] = {x->shape[0], x->shape[1], 1, 1, 1};
+    return node_new(g, HV_NN_OP_GAP, x->ndim, shape, 1, &x);
 }
 
 hv_nn_tensor *hv_nn_linear(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w, hv_nn_tensor *b)
@@ -549,10 +586,84 @@ hv_nn_tensor *hv_nn_maxpool(hv_nn_graph *g, hv_nn_tensor *x, int kernel, int str
 hv_nn_tensor *hv_nn_channel_mul(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *s)
 {
     NEED(g, x, s);
-    if (x->ndim != 4 || s->shape[0] != x->shape[0] || s->numel != x->shape[0] * x->shape[1])
-        return fail(g, HV_ERR_ARG, "channel_mul: s must be (N, C, 1, 1) or (N, C)");
+    char sx[96], ss[96];
+    if ((x->ndim != 4 && x->ndim != 5) || s->shape[0] != x->shape[0] ||
+        s->numel != x->shape[0] * x->shape[1])
+        return failf(g, HV_ERR_ARG, "channel_mul: x %s must be N, C, H, W or N, C, D, H, W and "
+                     "s %s must be (N, C), (N, C, 1, 1) or (N, C, 1, 1, 1)",
+                     shape_str(x, sx, sizeof sx), shape_str(s, ss, sizeof ss));
     hv_nn_tensor *src[2] = {x, s};
-    return node_new(g, HV_NN_OP_CHANNEL_MUL, 4, x->shape, 2, src);
+    return node_new(g, HV_NN_OP_CHANNEL_MUL, x->ndim, x->shape, 2, src);
+}
+
+hv_nn_tensor *hv_nn_conv3d(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w, hv_nn_tensor *b,
+                           const int stride[3], const int pad[3], const int dilation[3])
+{
+    NEED(g, x, w);
+    char sx[96], sw[96], sb[96];
+    if (!stride || !pad || !dilation)
+        return fail(g, HV_ERR_ARG, "conv3d: NULL stride, pad or dilation");
+    if (x->ndim != 5 || w->ndim != 5 || w->shape[1] != x->shape[1])
+        return failf(g, HV_ERR_ARG, "conv3d: x %s must be N, Cin, D, H, W and w %s Cout, Cin, "
+                     "kd, kh, kw with the same Cin", shape_str(x, sx, sizeof sx),
+                     shape_str(w, sw, sizeof sw));
+    if (b && b->numel != w->shape[0])
+        return failf(g, HV_ERR_ARG, "conv3d: bias %s must have Cout = %lld elements",
+                     shape_str(b, sb, sizeof sb), (long long)w->shape[0]);
+    int64_t shape[5] = {x->shape[0], w->shape[0], 0, 0, 0};
+    for (int a = 0; a < 3; a++) {
+        if (stride[a] < 1 || pad[a] < 0 || dilation[a] < 1)
+            return failf(g, HV_ERR_ARG, "conv3d: axis %d has stride %d, pad %d, dilation %d "
+                         "(need >= 1, >= 0, >= 1)", a, stride[a], pad[a], dilation[a]);
+        const int64_t span = (int64_t)dilation[a] * (w->shape[2 + a] - 1) + 1;
+        shape[2 + a] = (x->shape[2 + a] + 2 * (int64_t)pad[a] - span) / stride[a] + 1;
+        if (x->shape[2 + a] + 2 * (int64_t)pad[a] < span)
+            return failf(g, HV_ERR_ARG, "conv3d: empty output: x %s, w %s, pad %d on axis %d",
+                         shape_str(x, sx, sizeof sx), shape_str(w, sw, sizeof sw), pad[a], a);
+    }
+    hv_nn_tensor *src[3] = {x, w, b};
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_CONV3D, 5, shape, b ? 3 : 2, src);
+    if (t)
+        for (int a = 0; a < 3; a++) {
+            t->ip[a] = stride[a];
+            t->ip[3 + a] = pad[a];
+            t->ip[6 + a] = dilation[a];
+        }
+    return t;
+}
+
+hv_nn_tensor *hv_nn_maxpool3d(hv_nn_graph *g, hv_nn_tensor *x, const int kernel[3],
+                              const int stride[3], const int pad[3])
+{
+    NEED(g, x);
+    char sx[96];
+    if (!kernel || !stride || !pad)
+        return fail(g, HV_ERR_ARG, "maxpool3d: NULL kernel, stride or pad");
+    if (x->ndim != 5)
+        return failf(g, HV_ERR_ARG, "maxpool3d: x %s must be N, C, D, H, W",
+                     shape_str(x, sx, sizeof sx));
+    if (x->shape[2] * x->shape[3] * x->shape[4] > ((int64_t)1 << 24))
+        return failf(g, HV_ERR_ARG, "maxpool3d: x %s has more than 2^24 elements per volume "
+                     "(the saved argmax is a float)", shape_str(x, sx, sizeof sx));
+    int64_t shape[5] = {x->shape[0], x->shape[1], 0, 0, 0};
+    for (int a = 0; a < 3; a++) {
+        if (kernel[a] < 1 || stride[a] < 1 || pad[a] < 0 || 2 * (int64_t)pad[a] > kernel[a])
+            return failf(g, HV_ERR_ARG, "maxpool3d: axis %d has kernel %d, stride %d, pad %d "
+                         "(need kernel, stride >= 1 and 0 <= 2 pad <= kernel)", a, kernel[a],
+                         stride[a], pad[a]);
+        if (x->shape[2 + a] + 2 * (int64_t)pad[a] < kernel[a])
+            return failf(g, HV_ERR_ARG, "maxpool3d: empty output: x %s, kernel %d, pad %d on "
+                         "axis %d", shape_str(x, sx, sizeof sx), kernel[a], pad[a], a);
+        shape[2 + a] = (x->shape[2 + a] + 2 * (int64_t)pad[a] - kernel[a]) / stride[a] + 1;
+    }
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_MAXPOOL3D, 5, shape, 1, &x);
+    if (t)
+        for (int a = 0; a < 3; a++) {
+            t->ip[a] = kernel[a];
+            t->ip[3 + a] = stride[a];
+            t->ip[6 + a] = pad[a];
+        }
+    return t;
 }
 
 hv_nn_tensor *hv_nn_ctx_attn(hv_nn_graph *g, hv_nn_tensor *f, hv_nn_tensor *b,
@@ -847,7 +958,7 @@ double hv_nn_graph_flops(const hv_nn_graph *g)
     double f = 0;
     for (int i = 0; g && i < g->n; i++) {
         const hv_nn_tensor *t = g->nodes[i];
-        if (t->op == HV_NN_OP_CONV2D) {
+        if (t->op == HV_NN_OP_CONV2D || t->op == HV_NN_OP_CONV3D) {
             const hv_nn_tensor *w = t->src[1];
             f += 2.0 * (double)t->numel * (double)(w->numel / w->shape[0]);
         } else if (t->op == HV_NN_OP_DECONV2D) {

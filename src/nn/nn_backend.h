@@ -73,7 +73,7 @@ struct hv_nn_tensor {
     int64_t numel;
     hv_nn_tensor *src[HV_NN_MAX_SRC];
     int nsrc;
-    int32_t ip[8];   /* integer op parameters */
+    int32_t ip[12];  /* integer op parameters (conv3d, maxpool3d: 9) */
     float fp[4];     /* float op parameters   */
     char name[64];
     hv_nn_param *param; /* PARAM leaves */
@@ -199,6 +199,13 @@ hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex);
 void hv__nn_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                      float *c, int64_t ldc);
+/* 3-D convolution and max pooling (src/nn/cpu/ref_ops3d.c); ip[0..2],
+ * ip[3..5], ip[6..8] are conv3d's stride, pad, dilation and maxpool3d's
+ * kernel, stride, pad, each in the order D, H, W. */
+void hv__nn_conv3d_forward(hv_nn_tensor *n);
+void hv__nn_conv3d_backward(hv_nn_tensor *n);
+void hv__nn_maxpool3d_forward(hv_nn_tensor *n);
+void hv__nn_maxpool3d_backward(hv_nn_tensor *n);
 /* contextual attention (src/nn/cpu/ref_ctx_attn.c) */
 /* The sizes of a contextual attention node (ref_ctx_attn.c's header names
  * them): batch n, channels c, image h x w, rate r, patch k, fuse fk, its

@@ -3,9 +3,9 @@
  *
  *  - "ref": every node on the plain reference kernels (ref_ops.c) with plain
  *    GEMM loops. The ground truth of the op tests.
- *  - "cpu": oneDNN 2.6 primitives for conv2d (forward, backward data, backward
- *    weights) and the activations ELU/ReLU/LeakyReLU/sigmoid (forward and
- *    backward); OpenBLAS sgemm inside the reference kernels for everything
+ *  - "cpu": oneDNN 2.6 primitives for conv2d and conv3d (forward, backward
+ *    data, backward weights) and the activations ELU/ReLU/LeakyReLU/sigmoid
+ *    (forward and backward); OpenBLAS sgemm inside the reference kernels for everything
  *    else (linear, transposed conv, contextual attention).
  *
  * oneDNN use: primitives are created once per graph node at plan time
@@ -25,6 +25,10 @@
  * NCHW: the other reference kernels, the model code and the tests know only
  * that layout (t->blk marks the exceptions; batch norm handles both, and
  * hv_nn_tensor_get returns plain).
+ *
+ * conv3d runs on the same code as conv2d with three spatial axes (its own
+ * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
+ * blocked chains and no fused activation (the graph fuses into conv2d only).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -312,7 +316,7 @@ static void plain_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape, int
 {
     static const dnnl_format_tag_t tags[6] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab,
                                               dnnl_abc, dnnl_abcd, dnnl_abcde};
-    dnnl_dims_t d;
+    dnnl_dims_t d = {0};
     for (int i = 0; i < ndim; i++) d[i] = shape[i];
     dnnl_memory_desc_init_by_tag(md, ndim, d, dnnl_f32, any ? dnnl_format_tag_any : tags[ndim]);
 }
@@ -323,11 +327,13 @@ static int is_eltwise(hv_nn_op op)
            op == HV_NN_OP_SIGMOID;
 }
 
+static int is_conv(hv_nn_op op) { return op == HV_NN_OP_CONV2D || op == HV_NN_OP_CONV3D; }
+
 /* Nodes on oneDNN primitives; the CPU backend runs every other node on the
  * reference kernels with OpenBLAS (run_ref). */
 static int on_dnnl(const hv_nn_tensor *n)
 {
-    return n->op == HV_NN_OP_CONV2D || is_eltwise(n->op);
+    return is_conv(n->op) || is_eltwise(n->op);
 }
 
 /* The reference kernels with OpenBLAS for their GEMMs: a private copy of the
@@ -425,27 +431,36 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
     const hv_nn_tensor *x = n->src[0], *w = n->src[1];
     const int has_b = n->nsrc > 2;
     dnnl_memory_desc_t xu, wu, bu, yu, xa, wa, ba, ya;
-    plain_md(&xu, 4, x->shape, 0);
-    plain_md(&wu, 4, w->shape, 0);
-    plain_md(&yu, 4, n->shape, 0);
-    plain_md(&xa, 4, x->shape, 1);
-    plain_md(&wa, 4, w->shape, 1);
-    plain_md(&ya, 4, n->shape, 1);
+    /* conv2d: 2 spatial axes, one stride/pad/dilation (ip[0..2]); conv3d:
+     * 3, each with its own (ip[0..2], ip[3..5], ip[6..8]) */
+    const int nd = x->ndim, nsp = nd - 2, is3 = n->op == HV_NN_OP_CONV3D;
+    plain_md(&xu, nd, x->shape, 0);
+    plain_md(&wu, nd, w->shape, 0);
+    plain_md(&yu, nd, n->shape, 0);
+    plain_md(&xa, nd, x->shape, 1);
+    plain_md(&wa, nd, w->shape, 1);
+    plain_md(&ya, nd, n->shape, 1);
     int64_t nb = w->shape[0];
     plain_md(&bu, 1, &nb, 0);
     plain_md(&ba, 1, &nb, 1);
-    const int64_t s = n->ip[0], p = n->ip[1], dl = n->ip[2] - 1;
-    /* oneDNN wants explicit right padding so that the output size matches */
-    dnnl_dims_t strides = {s, s}, dil = {dl, dl}, pl = {p, p}, pr;
-    for (int a = 0; a < 2; a++) {
+    /* oneDNN wants explicit right padding so that the output size matches,
+     * and counts dilation from 0 */
+    dnnl_dims_t strides, dil, pl, pr;
+    for (int a = 0; a < nsp; a++) {
+        const int64_t s = is3 ? n->ip[a] : n->ip[0], p = is3 ? n->ip[3 + a] : n->ip[1];
+        const int64_t dl = (is3 ? n->ip[6 + a] : n->ip[2]) - 1;
         int64_t in = x->shape[2 + a], out = n->shape[2 + a], k = w->shape[2 + a];
+        strides[a] = s;
+        dil[a] = dl;
+        pl[a] = p;
         pr[a] = (out - 1) * s + (k - 1) * (dl + 1) + 1 - in - p;
     }
+    const int act = is3 ? 0 : n->ip[4]; /* the graph fuses activations into conv2d only */
     dnnl_convolution_desc_t fd;
     DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
         &fd, training ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
         &xa, &wa, has_b ? &ba : NULL, &ya, strides, dil, pl, pr));
-    st = prim_make(cx, &cs->fwd, &fd, NULL, training ? 0 : n->ip[4], n->fp[2], &fpd, top);
+    st = prim_make(cx, &cs->fwd, &fd, NULL, training ? 0 : act, n->fp[2], &fpd, top);
     if (st) goto done;
     st = slot_init(cx, &cs->f_src, &xu, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0, 0, top);
     if (!st) st = slot_init(cx, &cs->f_w, &wu, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0, 0, top);
@@ -462,7 +477,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
                 goto done;
             }
         }
-        link_producer(n, cs, 0);
+        if (!is3) link_producer(n, cs, 0);
         goto done;
     }
 
@@ -489,7 +504,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
         DNNL_TRY(dnnl_memory_get_memory_desc(cs->w_ddst.prim, &b));
         cs->share_ddst = dnnl_memory_desc_equal(a, b);
     }
-    if (!st) link_producer(n, cs, 1);
+    if (!st && !is3) link_producer(n, cs, 1);
 done:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (dpd) dnnl_primitive_desc_destroy(dpd);
@@ -570,8 +585,8 @@ static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, s
     if (!cs) return hv_error_set(HV_ERR_NOMEM, "oneDNN: out of memory");
     n->be_state = cs;
     size_t top = 0;
-    hv_status st = n->op == HV_NN_OP_CONV2D ? conv_prepare(cx, cs, n, training, &top)
-                                            : eltwise_prepare(cx, cs, n, training, &top);
+    hv_status st = is_conv(n->op) ? conv_prepare(cx, cs, n, training, &top)
+                                  : eltwise_prepare(cx, cs, n, training, &top);
     if (st != HV_OK) {
         cpu_release(be, n);
         return st;
@@ -587,7 +602,7 @@ static hv_status cpu_forward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_exe
     hv_status st = HV_OK;
     dnnl_exec_arg_t args[8];
     if (!on_dnnl(n)) return run_ref(n, ex, 0);
-    if (n->op != HV_NN_OP_CONV2D) {
+    if (!is_conv(n->op)) {
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_src, n->src[0]->data));
         DNNL_TRY(dnnl_memory_set_data_handle(cs->e_dst, n->data));
         args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, cs->e_src};
@@ -641,7 +656,7 @@ static hv_status cpu_backward(hv_nn_backend *be, hv_nn_tensor *n, const hv_nn_ex
     dnnl_exec_arg_t args[8];
     if (!on_dnnl(n)) return run_ref(n, ex, 1);
     hv_nn_tensor *x = n->src[0], *w = n->src[1], *b = n->nsrc > 2 ? n->src[2] : NULL;
-    if (n->op != HV_NN_OP_CONV2D) {
+    if (!is_conv(n->op)) {
         if (!x->grad) return HV_OK;
         /* only reader of a cleared gradient: write it directly */
         const int direct = x->n_consumers == 1 && x->op != HV_NN_OP_PARAM;

@@ -13,7 +13,8 @@
  * loops (forward, backward) and a reader checking one against its formula,
  * or the CUDA port against it, wants them side by side with the shared
  * index helpers; contextual attention, the one large kernel, has its own
- * file (ref_ctx_attn.c).
+ * file (ref_ctx_attn.c), and so have the 3-D convolution and pooling
+ * (ref_ops3d.c).
  */
 #include <math.h>
 #include <string.h>
@@ -518,7 +519,8 @@ static void slice(hv_nn_tensor *n, int backward)
  * gives bit for bit what no reducer gives. aux = mean, 1/std (c each) and
  * the global item count (1).
  *
- * Layouts: plain NCHW or the backend's blocked nChw{B}c (x->blk, see
+ * Layouts: plain NCHW or NCDHW (hw is then D*H*W), or the backend's
+ * blocked nChw{B}c (x->blk, 4-D only, see
  * nn_backend.h). Both are walked as groups of B channels (B = 1 for plain):
  * channel k = g*B + b of item i, pixel j sits at ((i*G + g)*hw + j)*B + b,
  * which for B = 1 is the plain (i*c + k)*hw + j. Each channel's sums still
@@ -530,7 +532,8 @@ static hv_status bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
     const hv_nn_tensor *x = n->src[0];
     const float *gam = n->src[1]->data, *bet = n->src[2]->data;
     float *rm = n->src[3]->data, *rv = n->src[4]->data;
-    const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
+    /* hw: every spatial position, H*W (NCHW) or D*H*W (NCDHW) */
+    const int64_t nb = x->shape[0], c = x->shape[1], hw = x->numel / (nb * c);
     const int64_t B = x->blk > 0 ? x->blk : 1, G = c / B;
     const double mom = n->fp[0], eps = n->fp[1];
     double m = (double)nb * hw;
@@ -599,7 +602,7 @@ static hv_status bn_fwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 static hv_status bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
     hv_nn_tensor *x = n->src[0], *gs = n->src[1], *bs = n->src[2];
-    const int64_t nb = x->shape[0], c = x->shape[1], hw = x->shape[2] * x->shape[3];
+    const int64_t nb = x->shape[0], c = x->shape[1], hw = x->numel / (nb * c);
     const int64_t B = x->blk > 0 ? x->blk : 1, G = c / B;
     const double m = n->aux[2 * c];
     const float *mean = n->aux, *istd = n->aux + c;
@@ -663,7 +666,8 @@ static hv_status bn_bwd(hv_nn_tensor *n, const hv_nn_exec *ex)
 static void gap(hv_nn_tensor *n, int backward)
 {
     hv_nn_tensor *x = n->src[0];
-    const int64_t nc = n->numel, hw = x->shape[2] * x->shape[3];
+    /* hw: H*W or D*H*W (the output is N, C, 1, 1 or N, C, 1, 1, 1) */
+    const int64_t nc = n->numel, hw = x->numel / nc;
     if (backward && !x->grad) return;
     for (int64_t p = 0; p < nc; p++) {
         if (backward) {
@@ -915,7 +919,8 @@ static void maxpool(hv_nn_tensor *n, int backward)
 static void channel_mul(hv_nn_tensor *n, int backward)
 {
     hv_nn_tensor *x = n->src[0], *sc = n->src[1];
-    const int64_t nc = n->shape[0] * n->shape[1], hw = n->shape[2] * n->shape[3];
+    /* hw: H*W or D*H*W */
+    const int64_t nc = n->shape[0] * n->shape[1], hw = n->numel / nc;
     for (int64_t q = 0; q < nc; q++) {
         const float *xp = x->data + q * hw;
         if (!backward) {
@@ -943,7 +948,8 @@ size_t hv__nn_ref_aux_size(const hv_nn_tensor *n, int training)
     case HV_NN_OP_SPECTRAL_NORM: return 1;
     case HV_NN_OP_BATCH_NORM: return 2 * (size_t)n->shape[1] + 1;
     case HV_NN_OP_CTX_ATTN: return hv__nn_ca_aux_size(n);
-    case HV_NN_OP_MAXPOOL: return (size_t)n->numel;
+    case HV_NN_OP_MAXPOOL:
+    case HV_NN_OP_MAXPOOL3D: return (size_t)n->numel;
     default: return 0;
     }
 }
@@ -1002,6 +1008,8 @@ hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
         break;
     case HV_NN_OP_MAXPOOL: maxpool(n, 0); break;
     case HV_NN_OP_CHANNEL_MUL: channel_mul(n, 0); break;
+    case HV_NN_OP_CONV3D: hv__nn_conv3d_forward(n); break;
+    case HV_NN_OP_MAXPOOL3D: hv__nn_maxpool3d_forward(n); break;
     default:
         return hv_error_set(HV_ERR_INTERNAL, "nn ref: unknown op %d", (int)n->op);
     }
@@ -1048,6 +1056,8 @@ hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex)
         break;
     case HV_NN_OP_MAXPOOL: maxpool(n, 1); break;
     case HV_NN_OP_CHANNEL_MUL: channel_mul(n, 1); break;
+    case HV_NN_OP_CONV3D: hv__nn_conv3d_backward(n); break;
+    case HV_NN_OP_MAXPOOL3D: hv__nn_maxpool3d_backward(n); break;
     default:
         return hv_error_set(HV_ERR_INTERNAL, "nn ref: unknown op %d", (int)n->op);
     }
