@@ -7,7 +7,9 @@
  * table, section and summary (train_cmd).
  *
  * Reads the [train] config (every value checked before MPI starts), turns
- * SIGTERM and SIGUSR1 (Slurm's warning before the time limit) into a stop
+ * SIGTERM, SIGINT (Ctrl-C on a run without mpiexec: under mpiexec, mpiexec
+ * takes it and ends the job) and SIGUSR1 (Slurm's warning before the time
+ * limit) into a stop
  * request (a checkpoint, for the classifier also classifier.h5 marked
  * stopped, then exit 75: re-running resumes), trains
  * (src/mpi/train_run.c) and prints a summary on rank 0. Exit status: 0 done,
@@ -51,9 +53,10 @@ static void usage_gan(FILE *f)
             "  --keys                    list every config key with its default and meaning\n"
             "\n"
             "Resuming: running the same command again continues from the last checkpoint\n"
-            "and reaches the same weights as an uninterrupted run. SIGTERM or SIGUSR1 write\n"
-            "a checkpoint and exit 75; after SIGKILL a re-run loses at most the steps since\n"
-            "the last checkpoint. A checkpoint of another config or width is refused.\n"
+            "and reaches the same weights as an uninterrupted run. SIGTERM, SIGUSR1 or\n"
+            "SIGINT (Ctrl-C without mpiexec) write a checkpoint and exit 75; after SIGKILL\n"
+            "a re-run loses at most the steps since the last checkpoint. A checkpoint of\n"
+            "another config or width is refused.\n"
             "\n"
             "Exit status: 0 done; 75 stopped early, resumable; 1 error (a refused training\n"
             "file, a non-finite loss, a checkpoint that could not be written); 2 usage.\n"
@@ -86,10 +89,11 @@ static void usage_cls(FILE *f)
             "  --keys                      list every config key with its default and meaning\n"
             "\n"
             "Resuming, signals and exit status as `healthivert train`: the same command\n"
-            "continues from the last checkpoint to the same weights; SIGTERM or SIGUSR1\n"
-            "write a checkpoint, then classifier.h5 from it with /meta stopped = \"written\n"
-            "at a stop ... at step K of N: not a finished training\" (the finished run\n"
-            "overwrites it without the marker), and exit 75; 1 error; 2 usage.\n"
+            "continues from the last checkpoint to the same weights; SIGTERM, SIGUSR1 or\n"
+            "SIGINT (Ctrl-C without mpiexec) write a checkpoint, then classifier.h5 from\n"
+            "it with /meta stopped = \"written at a stop ... at step K of N: not a\n"
+            "finished training\" (the finished run overwrites it without the marker), and\n"
+            "exit 75; 1 error; 2 usage.\n"
             "\n"
             "Example:\n"
             "  healthivert train-classifier configs/train-classifier-phantom.ini\n");
@@ -249,6 +253,7 @@ static int train_main(int argc, char **argv, const train_cmd *c)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 
     hv_status st = c->run(cfg, rank, size);

@@ -57,7 +57,7 @@ static const hv_run_key keys[] = {
     {"classifier", "flip", "0", "1: mirror a training slice's columns with probability 0.5",
      HV_KEY_BOOL, RES, FIELD(flip)},
     {"classifier", "checkpoint_every", "200",
-     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGUSR1)",
+     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGINT/SIGUSR1)",
      HV_KEY_INT, 1, 100000000, FIELD(checkpoint_every)},
     {"classifier", "val_every", "200",
      "steps between validations on the val split (0: none); also at step 0 and at the end",

@@ -10,7 +10,7 @@
  * resumed run reach the same weights up to the order of float sums.
  *
  * Rank 0 alone writes: the lock, checkpoint.h5 (every checkpoint_every
- * steps, at the end, and on SIGTERM/SIGUSR1, then exit 75), val.csv with
+ * steps, at the end, and on SIGTERM/SIGINT/SIGUSR1, then exit 75), val.csv with
  * its curves, losses.csv, and the model file classifier.h5
  * (hv_model_classifier_save_file_meta: /params, /meta kind = classifier,
  * width, threshold, source, step, total_steps) from the checkpoint's weights
@@ -120,7 +120,7 @@ static hv_status export_model(const char *ckpt, const char *path, int width, int
         snprintf(s_step, sizeof s_step, "%lld", (long long)step);
         snprintf(s_total, sizeof s_total, "%lld", (long long)total);
         snprintf(s_stop, sizeof s_stop,
-                 "written at a stop (SIGTERM/SIGUSR1) at step %lld of %lld: not a finished "
+                 "written at a stop (SIGTERM/SIGINT/SIGUSR1) at step %lld of %lld: not a finished "
                  "training", (long long)step, (long long)total);
         const char *kv[] = {"step", s_step, "total_steps", s_total, "stopped", s_stop};
         st = hv_model_classifier_save_file_meta(ps, width, threshold, src, kv, stopped ? 3 : 2,

@@ -82,7 +82,7 @@ static const hv_run_key keys[] = {
      "256-wide canvas, the band only inside the strip); written into the checkpoint as 'plane'",
      HV_KEY_CHOICE, .choices = ch_plane, RES_NEW, FIELD(plane)},
     {"train", "checkpoint_every", "500",
-     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGUSR1)",
+     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGINT/SIGUSR1)",
      HV_KEY_INT, 1, 100000000, FIELD(checkpoint_every)},
     {"train", "val_every", "500",
      "steps between validations on the val split (0: none); also at step 0 and at the end",

@@ -6,7 +6,8 @@
 # warns that it is not a finished training. The same command resumes and
 # the finished run overwrites it: step = total, no marker, bitwise the
 # weights of a run that was never stopped.
-#  1. SIGTERM to a singleton training after 2 or more steps (exit 75);
+#  1. SIGTERM to a singleton training after 2 or more steps (exit 75), and
+#     SIGINT (Ctrl-C) the same way without the re-run;
 #  2. SIGUSR1 to mpiexec, which hands it to both ranks (exit 75; one model
 #     file line in the log: rank 0 alone writes);
 #  3. a stop while a weight is NaN (hook HV_TEST_CLS_NAN_STOP_STEP=3): no
@@ -92,6 +93,14 @@ check "SIGTERM: re-run exits 0 (got $rc)" [ $rc -eq 0 ]
 resumed_model SIGTERM "$out"
 check "SIGTERM: the model file = the uninterrupted one (bitwise)" \
   same_weights "$WORK/ref1/classifier.h5" "$out/classifier.h5" 0
+
+# 1b. SIGINT (Ctrl-C), singleton: a stop as SIGTERM's
+out="$WORK/int"
+train_bg "$out" $S
+wait_rows "$out" $pid
+kill -INT $pid 2>/dev/null; wait $pid; rc=$?
+check "SIGINT: exit 75 (got $rc)" [ $rc -eq 75 ]
+stopped_model SIGINT "$out" "$out-1.log"
 
 # 2. SIGUSR1 to mpiexec, 2 ranks
 out="$WORK/usr1"
