@@ -316,6 +316,15 @@ hv_nn_params *hv_model_gan_params(hv_model_gan *m, int which /* 0 G, 1-3 D1-D3 *
 hv_status hv_model_gan_save(const hv_model_gan *m, const char *path,
                             const char *const *meta_kv, size_t n_meta);
 hv_status hv_model_gan_load(hv_model_gan *m, const char *path);
+/* Only the generator, from a model file (/params: hv_model_synth_export,
+ * scripts/pth_to_hv.py; or /G/params of a checkpoint), into m's G (the
+ * discriminators and Adam states untouched): to validate a finished model
+ * on a training file's val items (`healthivert train --validate-model`).
+ * Refused with HV_ERR_FORMAT naming the parameter and both shapes when the
+ * file's width is not m's; plane_out (may be NULL) gets the file's /meta
+ * plane ("sagittal" when absent). Built in synth.c. */
+hv_status hv_model_gan_load_generator(hv_model_gan *m, const char *path, char *plane_out,
+                                      size_t plane_cap);
 
 
 /* ============================================================ synthesis

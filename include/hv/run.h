@@ -197,6 +197,17 @@ typedef struct hv_train_summary {
  * that could not be written). */
 hv_status hv_train_execute(const hv_run_config *c, MPI_Comm comm, hv_train_summary *out);
 
+/* `healthivert train CONFIG --validate-model FILE` (src/mpi/train_validate.c):
+ * one validation of the generator in model file FILE on the val items of
+ * the config's train.file, as a training validates (hv/train.h): rows[0]
+ * the copy-the-input baseline, rows[1] the model (method "model"); steps
+ * and epochs 0. Nothing is written. One process (HV_ERR_ARG under several
+ * ranks); a file of another width than train.cnum or another plane than
+ * train.plane is refused naming both. rows: caller's, 2 entries. */
+struct hv_train_val_row;
+hv_status hv_train_validate_model(const hv_run_config *c, MPI_Comm comm, const char *model_path,
+                                  struct hv_train_val_row *rows);
+
 /* `healthivert train-classifier` (src/mpi/cls_train_run.c): the fracture
  * classifier (hv/train.h "the fracture classifier"), data parallel like
  * hv_train_execute, with the same checkpoint, resume and stop policy. Its

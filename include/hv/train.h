@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hv/core.h"
 #include "hv/io.h"
@@ -164,6 +165,8 @@ typedef struct hv_train_val_row {
 
 #define HV_TRAIN_VAL_HEADER                                                                  \
     "step,epoch,method,n_items,band_l1,psnr,ssim,dice,height_err_pct,dice_best,seg_threshold"
+/* The header and one line per row (n) to f, as val.csv holds them. */
+void hv_train_val_print(FILE *f, const hv_train_val_row *rows, size_t n);
 /* Write rows (n) as <path> atomically (header + one line per row). */
 hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, size_t n);
 /* Read <path> back (a resume): rows with step <= max_step only (later ones

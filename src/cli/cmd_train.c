@@ -24,6 +24,11 @@
 
 #include "commands.h"
 #include "hv/run.h"
+#include "hv/train.h"
+
+/* `train --validate-model FILE`: the model file to validate instead of
+ * training (NULL: train). Set once by train_main before MPI starts. */
+static const char *g_validate;
 
 static void on_signal(int sig)
 {
@@ -36,6 +41,7 @@ static void usage_gan(FILE *f)
     fprintf(f,
             "usage: healthivert train CONFIG.ini [--set train.key=value]... [--fresh]\n"
             "       mpirun -n R healthivert train CONFIG.ini ...\n"
+            "       healthivert train CONFIG.ini --validate-model MODEL.h5 [--set ...]\n"
             "\n"
             "Trains the HealthiVert GAN (generator, three PatchGANs) on the healthy\n"
             "vertebrae of a training file (`healthivert prepare`), data parallel over the\n"
@@ -47,6 +53,13 @@ static void usage_gan(FILE *f)
             "validation (samples/step-N.png: input | attention | output | truth).\n"
             "--set compute.device=auto|cpu|cuda: where it trains (auto: a GPU per rank\n"
             "when built with CUDA and one is usable; cuda without one is refused first).\n"
+            "\n"
+            "--validate-model MODEL.h5: no training; one validation of that generator\n"
+            "(a model file: models/phantom-*.h5, a checkpoint.h5, a converted .pth) on the\n"
+            "val items of train.file, as a training validates, printed as val.csv rows\n"
+            "(copy_input, then model) on stdout; nothing is written. Its seg_threshold\n"
+            "column is the value for synthesis.seg_threshold. train.cnum and train.plane\n"
+            "must be the model's (refused naming both); one process, no mpirun.\n"
             "\n"
             "  --set train.key=value     override one config key (repeatable)\n"
             "  --fresh                   discard an earlier checkpoint (= --set train.fresh=1)\n"
@@ -118,8 +131,18 @@ typedef struct train_cmd {
     hv_status (*run)(const hv_run_config *cfg, int rank, int size);
 } train_cmd;
 
+static hv_status run_validate(const hv_run_config *cfg)
+{
+    hv_train_val_row rows[2];
+    hv_status st = hv_train_validate_model(cfg, MPI_COMM_WORLD, g_validate, rows);
+    if (st != HV_OK) return st;
+    hv_train_val_print(stdout, rows, 2);
+    return HV_OK;
+}
+
 static hv_status run_gan(const hv_run_config *cfg, int rank, int size)
 {
+    if (g_validate) return run_validate(cfg);
     hv_train_summary s;
     hv_status st = hv_train_execute(cfg, MPI_COMM_WORLD, &s);
     if (rank != 0 || (st != HV_OK && st != HV_ERR_INTERRUPTED)) return st;
@@ -196,6 +219,14 @@ static int train_main(int argc, char **argv, const train_cmd *c)
             continue;
         }
         if (!strncmp(argv[a], "--set=", 6) || !strcmp(argv[a], "--fresh")) continue;
+        if (!strcmp(argv[a], "--validate-model") && !strcmp(c->name, "train")) {
+            if (a + 1 >= argc) {
+                fprintf(stderr, "healthivert %s: --validate-model needs a model file\n", c->name);
+                return HV_EXIT_USAGE;
+            }
+            g_validate = argv[++a];
+            continue;
+        }
         if (argv[a][0] == '-' || cfgpath) {
             fprintf(stderr, "healthivert %s: unexpected argument '%s'\n\n", c->name, argv[a]);
             c->usage(stderr);

@@ -168,6 +168,49 @@ done:
     return st;
 }
 
+hv_status hv_model_gan_load_generator(hv_model_gan *m, const char *path, char *plane_out,
+                                      size_t plane_cap)
+{
+    if (!m || !path) return hv_error_set(HV_ERR_ARG, "model gan load generator: bad arguments");
+    hv_nn_params *g = hv_model_gan_params(m, 0);
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const char *pfx = "model gan: generator file";
+    model_file mf;
+    hv_status st = model_file_open(path, pfx, 0, &mf);
+    if (st != HV_OK) goto done;
+    /* the width first (read from the first convolution, as for the file),
+     * then every shape: a file of this width may still miss a parameter */
+    const hv_nn_param *c1 = hv_nn_params_find(g, "coarse_generator.conv1.conv.weight_orig");
+    int64_t sh[HV_NN_MAX_DIMS];
+    if (c1 && hv_nn_param_shape(c1, sh) == 4 && sh[0] != mf.mf.width) {
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s' holds a generator of width cnum %d "
+                          "(coarse_generator.conv1.conv.weight_orig is [%d, 3, 5, 5]), the model "
+                          "being filled has cnum %lld ([%lld, 3, 5, 5])", pfx, path, mf.mf.width,
+                          mf.mf.width, (long long)sh[0], (long long)sh[0]);
+        hv__model_file_close(&mf.mf);
+        goto done;
+    }
+    st = hv__model_file_check_shapes(&mf.mf, path, pfx, &GENERATOR, g);
+    const int in_g = mf.mf.in_ckpt;
+    hv__model_file_close(&mf.mf);
+    if (st != HV_OK) goto done;
+    if (in_g) {
+        const char *gn[1] = {"G"};
+        hv_nn_params *pss[1] = {g};
+        st = hv_nn_checkpoint_load_groups(path, 1, gn, pss, NULL);
+    } else {
+        st = hv_nn_checkpoint_load(path, g, NULL, 1);
+    }
+    if (st != HV_OK) hv_error_wrap(st, "%s '%s'", pfx, path);
+    if (st == HV_OK && plane_out && plane_cap) snprintf(plane_out, plane_cap, "%s", mf.plane);
+done:
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return st;
+}
+
 static hv_status open_net(hv_model_synth *s, int plane, const char *path)
 {
     char what[32];

@@ -19,12 +19,8 @@
 #include "hv/train.h"
 #include "val_table.h"
 
-hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, size_t n)
+void hv_train_val_print(FILE *f, const hv_train_val_row *rows, size_t n)
 {
-    hv_atomic_file *a = NULL;
-    FILE *f = NULL;
-    hv_status st = hv_atomic_open(path, &a, &f);
-    if (st != HV_OK) return st;
     fprintf(f, "%s\n", HV_TRAIN_VAL_HEADER);
     for (size_t i = 0; i < n; i++) {
         const hv_train_val_row *r = &rows[i];
@@ -32,6 +28,15 @@ hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, siz
                 (long long)r->epoch, r->method, r->m.n, r->m.band_l1, r->m.psnr, r->m.ssim,
                 r->m.dice, r->m.height_err_pct, r->m.dice_best, r->m.seg_threshold);
     }
+}
+
+hv_status hv_train_val_write(const char *path, const hv_train_val_row *rows, size_t n)
+{
+    hv_atomic_file *a = NULL;
+    FILE *f = NULL;
+    hv_status st = hv_atomic_open(path, &a, &f);
+    if (st != HV_OK) return st;
+    hv_train_val_print(f, rows, n);
     return hv_atomic_commit(a, 1);
 }
 
