@@ -355,6 +355,40 @@ def c_maxpool3d_aniso(c, train):
     return F.max_pool3d(c.leaf((1, 2, 3, 5, 6)), (1, 2, 3), (1, 2, 2), (0, 1, 1))
 
 
+# AOT-GAN's ops (researchmm/AOT-GAN-for-Inpainting, src/model/aotgan.py):
+# torch.tanh, ReflectionPad2d (F.pad mode "reflect", pads (left, right, top,
+# bottom)), F.interpolate bilinear with align_corners=True as its UpConv, and
+# its my_layer_norm written out as there (torch.std: Bessel-corrected, 1e-9
+# added to the std).
+
+def aot_layer_norm(feat):
+    mean = feat.mean((2, 3), keepdim=True)
+    std = feat.std((2, 3), keepdim=True) + 1e-9
+    return 5 * (2 * (feat - mean) / std - 1)
+
+
+def c_tanh(c, train): return torch.tanh(c.leaf((2, 3, 5, 4)))
+def c_rpad(c, train): return F.pad(c.leaf((2, 2, 4, 5)), (4, 3, 1, 2), mode="reflect")
+def c_rpad_d(c, train): return nn.ReflectionPad2d(4)(c.leaf((1, 3, 6, 7)))
+
+
+def c_upbl(c, train):
+    return F.interpolate(c.leaf((2, 3, 3, 4)), scale_factor=2, mode="bilinear", align_corners=True)
+
+
+def c_upbl3(c, train):
+    return F.interpolate(c.leaf((1, 2, 4, 3)), scale_factor=3, mode="bilinear", align_corners=True)
+
+
+def c_aotnorm(c, train): return aot_layer_norm(c.leaf((2, 3, 4, 5)))
+
+
+def c_aotgate(c, train):  # reflect pad 1, 3x3 conv, norm, sigmoid: an AOT block's gate
+    # (no bias: the norm removes each plane's mean, a bias's gradient is 0)
+    x = c.leaf((2, 3, 5, 6))
+    return torch.sigmoid(aot_layer_norm(F.conv2d(nn.ReflectionPad2d(1)(x), c.leaf((3, 3, 3, 3)))))
+
+
 # name, builder, training mode (the C table's HV_NN_PLAN_TRAIN). Append new
 # cases at the end: case k's values come from seed 1000 + k.
 CASES = [
@@ -379,6 +413,9 @@ CASES = [
     ("batch_norm_5d_eval", c_bn5d, False), ("gap_5d", c_gap5d, True),
     ("channel_mul_5d", c_chmul5d, True), ("maxpool3d", c_maxpool3d, True),
     ("maxpool3d_aniso", c_maxpool3d_aniso, True),
+    ("tanh", c_tanh, True), ("reflect_pad", c_rpad, True), ("reflect_pad_4", c_rpad_d, True),
+    ("upsample_bilinear", c_upbl, True), ("upsample_bilinear_3", c_upbl3, True),
+    ("aot_norm", c_aotnorm, True), ("aot_gate", c_aotgate, True),
 ]
 
 

@@ -10,6 +10,8 @@
  *    segmentation head, fine stage with contextual attention, both SHRM
  *    height heads (hv_model_generator_*);
  *  - the pix2pix PatchGAN discriminator (spec 5.4; hv_model_patchgan_*);
+ *  - AOT-GAN's generator, a comparison method of issue 15
+ *    (hv_model_aotgan_*);
  *  - the fracture classifier whose Grad-CAM++ map guides the generator
  *    (spec 7; hv_model_classifier_*, hv_model_cam_*).
  *
@@ -91,6 +93,33 @@ hv_status hv_model_patchgan_params_ndf(hv_nn_params *ps, const char *prefix, int
 hv_nn_tensor *hv_model_patchgan_build(hv_nn_graph *g, hv_nn_params *ps, const char *prefix,
                                       hv_nn_tensor *x);
 
+
+/* ------------------------------------------------ AOT-GAN's generator (issue 15) */
+
+/* AOT-GAN's inpainting generator (Zeng et al., "Aggregated Contextual
+ * Transformations for High-Resolution Image Inpainting", IEEE TVCG 2022;
+ * researchmm/AOT-GAN-for-Inpainting, src/model/aotgan.py InpaintGenerator)
+ * at width `width` (64 there; the blocks run at 4 width) with `n_blocks` AOT
+ * blocks (8 there), for images of img_ch channels (3 there) plus the mask.
+ * Parameter names are its state_dict keys ("encoder.1.weight",
+ * "middle.0.block00.1.weight", "middle.0.fuse.1.bias",
+ * "middle.0.gate.1.weight", "decoder.0.conv.weight", "decoder.4.bias", ...),
+ * so its checkpoints convert by copy; initialised as its init_weights:
+ * convolution weights N(0, 0.02), biases 0. */
+hv_status hv_model_aotgan_params(hv_nn_params *ps, int img_ch, int width, int n_blocks,
+                                 hv_rng *rng);
+/* Record the generator whose parameters are in ps (the number of blocks and
+ * the widths are read from them) on x (N, img_ch, H, W) and mask (N, 1, H,
+ * W): tanh of the decoder of the blocks of the encoder of concat(x, mask).
+ * Each block has four branches, one per dilation rate in `rates` (1, 2, 4, 8
+ * there; four, since each branch has a quarter of the block's channels and
+ * the fuse convolution takes them all). The caller prepares x as AOT-GAN's
+ * trainer does (image * (1 - mask) + mask). H and W are multiples of 4 and
+ * H/4, W/4 exceed the largest rate (its reflection padding). Returns (N,
+ * img_ch, H, W), NULL on error (the graph's status, or a missing or
+ * misshapen parameter, whose detail is in the error buffer). */
+hv_nn_tensor *hv_model_aotgan_build(hv_nn_graph *g, hv_nn_params *ps, const int rates[4],
+                                    hv_nn_tensor *x, hv_nn_tensor *mask);
 
 /* =================================================================== training
  *

@@ -104,6 +104,10 @@ typedef enum hv_nn_op {
     HV_NN_OP_CHANNEL_MUL,   /* x (N,C,H,W or N,C,D,H,W) * s (N,C): SE scaling */
     HV_NN_OP_CONV3D,        /* x (NCDHW), w (Cout,Cin,kd,kh,kw)[, b]; per axis */
     HV_NN_OP_MAXPOOL3D,     /* 3-D max pooling (padding never wins)           */
+    HV_NN_OP_TANH,
+    HV_NN_OP_REFLECT_PAD,   /* reflection padding of H and W (ReflectionPad2d) */
+    HV_NN_OP_UPSAMPLE_BILINEAR, /* integer factor, align_corners = True       */
+    HV_NN_OP_AOT_NORM,      /* AOT-GAN gate norm per (item, channel) over H, W */
     HV_NN_OP_COUNT
 } hv_nn_op;
 
@@ -239,7 +243,7 @@ hv_status hv_nn_checkpoint_meta(const char *path, const char *key, char *buf, si
  * against). */
 hv_status hv_nn_backend_create_ref(hv_nn_backend **out);
 /* CPU backend: oneDNN primitives for conv2d, conv3d and the eltwise ops (elu, relu,
- * leaky_relu, sigmoid; forward and backward, created once per graph node),
+ * leaky_relu, sigmoid, tanh; forward and backward, created once per graph node),
  * OpenBLAS for the GEMMs inside the reference kernels (deconv2d, linear,
  * contextual attention), reference kernels for the rest (batch norm among
  * them). docs/nn.md lists which op runs where. */
@@ -335,6 +339,25 @@ hv_nn_tensor *hv_nn_conv3d(hv_nn_graph *g, hv_nn_tensor *x, hv_nn_tensor *w, hv_
  * The saved argmax is a float: D*H*W is limited to 2^24. */
 hv_nn_tensor *hv_nn_maxpool3d(hv_nn_graph *g, hv_nn_tensor *x, const int kernel[3],
                               const int stride[3], const int pad[3]);
+
+/* Ops of AOT-GAN's generator (Zeng et al., TVCG 2022; docs/nn.md). */
+hv_nn_tensor *hv_nn_tanh(hv_nn_graph *g, hv_nn_tensor *x);
+/* PyTorch ReflectionPad2d((left, right, top, bottom)) of an N, C, H, W
+ * tensor: the border row or column itself is not repeated (x[-1] = x[1]).
+ * Each pad is >= 0 and < the size of its axis (top, bottom < H; left,
+ * right < W), as PyTorch asks. */
+hv_nn_tensor *hv_nn_reflect_pad(hv_nn_graph *g, hv_nn_tensor *x, int top, int bottom, int left,
+                                int right);
+/* F.interpolate(x, scale_factor = factor, mode = "bilinear", align_corners =
+ * True) of an N, C, H, W tensor (factor >= 1): output H*factor x W*factor,
+ * output row i samples input row i (H - 1) / (H*factor - 1), and so on. */
+hv_nn_tensor *hv_nn_upsample_bilinear(hv_nn_graph *g, hv_nn_tensor *x, int factor);
+/* AOT-GAN's gate normalisation (its my_layer_norm) of an N, C, H, W tensor,
+ * per item and channel over H, W (H*W >= 2):
+ *     y = 5 (2 (x - mean) / (std + 1e-9) - 1),
+ * std with Bessel's correction (divides by H*W - 1, torch.std's default);
+ * mean and std are accumulated in double. */
+hv_nn_tensor *hv_nn_aot_norm(hv_nn_graph *g, hv_nn_tensor *x);
 
 /* Contextual attention (DeepFill v1 as in the reference, spec 5.3): f and b
  * are N,C,H,W features (H, W divisible by rate), mask N,1,Hm,Wm with 1 = hole

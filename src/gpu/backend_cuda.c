@@ -152,8 +152,10 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
     if (n->op == HV_NN_OP_CTX_ATTN) return hv__cuda_ca_supported(n);
     if (hv__cuda_shape_supported(n)) return 1;
     /* declined, so staged through the host: conv3d, maxpool3d (no 3-D
-     * kernels yet), and batch norm, gap and channel_mul on NCDHW (their
-     * checks above ask for 4-D tensors) */
+     * kernels yet), batch norm, gap and channel_mul on NCDHW (their
+     * checks above ask for 4-D tensors), and AOT-GAN's tanh, reflect_pad,
+     * upsample_bilinear and aot_norm (no kernels yet; none of the checks
+     * above names them) */
     return 0;
 }
 

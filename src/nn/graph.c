@@ -26,7 +26,7 @@
  * On a backend whose buffers are device memory, the nodes it declines run
  * on host staging copies (placement.c).
  *
- * One file of ~1,250 lines on purpose: recording, planning (gradient marks,
+ * One file of ~1,300 lines on purpose: recording, planning (gradient marks,
  * constant folding, arena placement) and the two passes all walk the same
  * node array with the same invariants, which are easier to check in one
  * place than across files.
@@ -100,7 +100,8 @@ static const char *const op_names[HV_NN_OP_COUNT] = {
     "leaky_relu", "sigmoid", "clamp", "upsample", "downsample", "concat", "pad",
     "slice", "batch_norm", "gap", "linear", "softmax", "add", "sub", "mul", "scale",
     "sum", "mean", "sobel", "bce_logits", "l1", "mse", "dice", "ctx_attn", "reshape",
-    "maxpool", "channel_mul", "conv3d", "maxpool3d"};
+    "maxpool", "channel_mul", "conv3d", "maxpool3d", "tanh", "reflect_pad",
+    "upsample_bilinear", "aot_norm"};
 
 const char *hv_nn_op_name(hv_nn_op op)
 {
@@ -664,6 +665,64 @@ hv_nn_tensor *hv_nn_maxpool3d(hv_nn_graph *g, hv_nn_tensor *x, const int kernel[
             t->ip[6 + a] = pad[a];
         }
     return t;
+}
+
+/* AOT-GAN's ops (kernels in cpu/ref_ops_aot.c) */
+hv_nn_tensor *hv_nn_tanh(hv_nn_graph *g, hv_nn_tensor *x)
+{
+    return unary(g, HV_NN_OP_TANH, x, 0, 0);
+}
+
+hv_nn_tensor *hv_nn_reflect_pad(hv_nn_graph *g, hv_nn_tensor *x, int top, int bottom, int left,
+                                int right)
+{
+    NEED(g, x);
+    char sx[96];
+    if (x->ndim != 4)
+        return failf(g, HV_ERR_ARG, "reflect_pad: x %s must be N, C, H, W",
+                     shape_str(x, sx, sizeof sx));
+    if (top < 0 || bottom < 0 || left < 0 || right < 0 || top >= x->shape[2] ||
+        bottom >= x->shape[2] || left >= x->shape[3] || right >= x->shape[3])
+        return failf(g, HV_ERR_ARG, "reflect_pad: pads top %d, bottom %d, left %d, right %d of x "
+                     "%s: each must be >= 0 and less than its axis (H %lld for top and bottom, "
+                     "W %lld for left and right)", top, bottom, left, right,
+                     shape_str(x, sx, sizeof sx), (long long)x->shape[2], (long long)x->shape[3]);
+    int64_t shape[4] = {x->shape[0], x->shape[1], x->shape[2] + top + bottom,
+                        x->shape[3] + left + right};
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_REFLECT_PAD, 4, shape, 1, &x);
+    if (t) {
+        t->ip[0] = top;
+        t->ip[1] = bottom;
+        t->ip[2] = left;
+        t->ip[3] = right;
+    }
+    return t;
+}
+
+hv_nn_tensor *hv_nn_upsample_bilinear(hv_nn_graph *g, hv_nn_tensor *x, int factor)
+{
+    NEED(g, x);
+    char sx[96];
+    if (x->ndim != 4)
+        return failf(g, HV_ERR_ARG, "upsample_bilinear: x %s must be N, C, H, W",
+                     shape_str(x, sx, sizeof sx));
+    if (factor < 1 || x->shape[2] * factor > INT32_MAX || x->shape[3] * factor > INT32_MAX)
+        return failf(g, HV_ERR_ARG, "upsample_bilinear: factor %d for x %s (need >= 1 and an "
+                     "output side below 2^31)", factor, shape_str(x, sx, sizeof sx));
+    int64_t shape[4] = {x->shape[0], x->shape[1], x->shape[2] * factor, x->shape[3] * factor};
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_UPSAMPLE_BILINEAR, 4, shape, 1, &x);
+    if (t) t->ip[0] = factor;
+    return t;
+}
+
+hv_nn_tensor *hv_nn_aot_norm(hv_nn_graph *g, hv_nn_tensor *x)
+{
+    NEED(g, x);
+    char sx[96];
+    if (x->ndim != 4 || x->shape[2] * x->shape[3] < 2)
+        return failf(g, HV_ERR_ARG, "aot_norm: x %s must be N, C, H, W with H*W >= 2 (the "
+                     "standard deviation divides by H*W - 1)", shape_str(x, sx, sizeof sx));
+    return node_new(g, HV_NN_OP_AOT_NORM, 4, x->shape, 1, &x);
 }
 
 hv_nn_tensor *hv_nn_ctx_attn(hv_nn_graph *g, hv_nn_tensor *f, hv_nn_tensor *b,

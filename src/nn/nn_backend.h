@@ -206,6 +206,15 @@ void hv__nn_conv3d_forward(hv_nn_tensor *n);
 void hv__nn_conv3d_backward(hv_nn_tensor *n);
 void hv__nn_maxpool3d_forward(hv_nn_tensor *n);
 void hv__nn_maxpool3d_backward(hv_nn_tensor *n);
+/* AOT-GAN's ops (src/nn/cpu/ref_ops_aot.c): reflection padding (ip: top,
+ * bottom, left, right), bilinear upsampling with align_corners (ip[0]: the
+ * factor) and the gate norm. */
+void hv__nn_reflect_pad_forward(hv_nn_tensor *n);
+void hv__nn_reflect_pad_backward(hv_nn_tensor *n);
+void hv__nn_upsample_bilinear_forward(hv_nn_tensor *n);
+void hv__nn_upsample_bilinear_backward(hv_nn_tensor *n);
+void hv__nn_aot_norm_forward(hv_nn_tensor *n);
+void hv__nn_aot_norm_backward(hv_nn_tensor *n);
 /* contextual attention (src/nn/cpu/ref_ctx_attn.c) */
 /* The sizes of a contextual attention node (ref_ctx_attn.c's header names
  * them): batch n, channels c, image h x w, rate r, patch k, fuse fk, its

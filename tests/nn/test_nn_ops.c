@@ -383,6 +383,37 @@ static hv_nn_tensor *b_maxpool3d_aniso(ctx *c)
                            (const int[]){1, 2, 2}, (const int[]){0, 1, 1});
 }
 
+/* AOT-GAN's ops; tests/nn/test_nn_aot.c also checks them on hand-computed
+ * values. */
+static hv_nn_tensor *b_tanh(ctx *c) { return hv_nn_tanh(c->g, in(c, 4, S(2, 3, 5, 4), K_NORMAL, 1)); }
+static hv_nn_tensor *b_rpad(ctx *c) /* uneven pads, the largest allowed on the left */
+{
+    return hv_nn_reflect_pad(c->g, in(c, 4, S(2, 2, 4, 5), K_NORMAL, 1), 1, 2, 4, 3);
+}
+static hv_nn_tensor *b_rpad_d(ctx *c) /* an AOT block's dilated branch: pad = rate */
+{
+    return hv_nn_reflect_pad(c->g, in(c, 4, S(1, 3, 6, 7), K_NORMAL, 1), 4, 4, 4, 4);
+}
+static hv_nn_tensor *b_upbl(ctx *c)
+{
+    return hv_nn_upsample_bilinear(c->g, in(c, 4, S(2, 3, 3, 4), K_NORMAL, 1), 2);
+}
+static hv_nn_tensor *b_upbl3(ctx *c)
+{
+    return hv_nn_upsample_bilinear(c->g, in(c, 4, S(1, 2, 4, 3), K_NORMAL, 1), 3);
+}
+static hv_nn_tensor *b_aotnorm(ctx *c) { return hv_nn_aot_norm(c->g, in(c, 4, S(2, 3, 4, 5), K_NORMAL, 1)); }
+/* an AOT block's gate: reflect pad 1, 3x3 conv, norm, sigmoid. Without the
+ * conv's bias: the norm removes each plane's mean, so a bias gets an exactly
+ * zero gradient (PyTorch's is rounding noise, no reference to compare with). */
+static hv_nn_tensor *b_aotgate(ctx *c)
+{
+    hv_nn_tensor *x = in(c, 4, S(2, 3, 5, 6), K_NORMAL, 1);
+    hv_nn_tensor *w = par(c, 4, S(3, 3, 3, 3), K_NORMAL, 1);
+    hv_nn_tensor *y = hv_nn_conv2d(c->g, hv_nn_reflect_pad(c->g, x, 1, 1, 1, 1), w, NULL, 1, 0, 1);
+    return hv_nn_sigmoid(c->g, hv_nn_aot_norm(c->g, y));
+}
+
 /* Bounds (measured on this machine, 2 cores AVX-512):
  *  - NMSE backend vs ref: cpu <= 3.6e-13 for the oneDNN / OpenBLAS ops
  *    (CA gradient), 0 for relu, leaky_relu and the ops on the reference
@@ -445,6 +476,13 @@ static const opcase cases[] = {
     {"channel_mul_5d", b_chmul5d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
     {"maxpool3d", b_maxpool3d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
     {"maxpool3d_aniso", b_maxpool3d_aniso, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"tanh", b_tanh, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"reflect_pad", b_rpad, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"reflect_pad_4", b_rpad_d, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"upsample_bilinear", b_upbl, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"upsample_bilinear_3", b_upbl3, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"aot_norm", b_aotnorm, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"aot_gate", b_aotgate, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
 };
 
 /* --------------------------------------------------------------- running */

@@ -4,7 +4,7 @@
  *  - "ref": every node on the plain reference kernels (ref_ops.c) with plain
  *    GEMM loops. The ground truth of the op tests.
  *  - "cpu": oneDNN 2.6 primitives for conv2d and conv3d (forward, backward
- *    data, backward weights) and the activations ELU/ReLU/LeakyReLU/sigmoid
+ *    data, backward weights) and the activations ELU/ReLU/LeakyReLU/sigmoid/tanh
  *    (forward and backward); OpenBLAS sgemm inside the reference kernels for everything
  *    else (linear, transposed conv, contextual attention).
  *
@@ -324,7 +324,7 @@ static void plain_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape, int
 static int is_eltwise(hv_nn_op op)
 {
     return op == HV_NN_OP_ELU || op == HV_NN_OP_RELU || op == HV_NN_OP_LEAKY_RELU ||
-           op == HV_NN_OP_SIGMOID;
+           op == HV_NN_OP_SIGMOID || op == HV_NN_OP_TANH;
 }
 
 static int is_conv(hv_nn_op op) { return op == HV_NN_OP_CONV2D || op == HV_NN_OP_CONV3D; }
@@ -519,6 +519,7 @@ static void eltwise_alg(const hv_nn_tensor *n, dnnl_alg_kind_t *alg, float *alph
     case HV_NN_OP_ELU: *alg = dnnl_eltwise_elu; *alpha = n->fp[0]; break;
     case HV_NN_OP_RELU: *alg = dnnl_eltwise_relu; break;
     case HV_NN_OP_LEAKY_RELU: *alg = dnnl_eltwise_relu; *alpha = n->fp[0]; break;
+    case HV_NN_OP_TANH: *alg = dnnl_eltwise_tanh; break;
     default: *alg = dnnl_eltwise_logistic; break;
     }
 }

@@ -14,7 +14,7 @@
  * or the CUDA port against it, wants them side by side with the shared
  * index helpers; contextual attention, the one large kernel, has its own
  * file (ref_ctx_attn.c), and so have the 3-D convolution and pooling
- * (ref_ops3d.c).
+ * (ref_ops3d.c) and AOT-GAN's padding, upsampling and norm (ref_ops_aot.c).
  */
 #include <math.h>
 #include <string.h>
@@ -320,6 +320,10 @@ static void eltwise_fwd(hv_nn_tensor *n)
 #pragma omp parallel for schedule(static) if (cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
+    case HV_NN_OP_TANH:
+#pragma omp parallel for schedule(static) if (cnt > PAR_MIN)
+        for (int64_t i = 0; i < cnt; i++) y[i] = tanhf(x[i]);
+        break;
     case HV_NN_OP_CLAMP:
 #pragma omp parallel for schedule(static) if (cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) y[i] = x[i] < a ? a : (x[i] > b ? b : x[i]);
@@ -357,6 +361,10 @@ static void eltwise_bwd(hv_nn_tensor *n)
     case HV_NN_OP_SIGMOID:
 #pragma omp parallel for schedule(static) if (cnt > PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case HV_NN_OP_TANH:
+#pragma omp parallel for schedule(static) if (cnt > PAR_MIN)
+        for (int64_t i = 0; i < cnt; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
         break;
     case HV_NN_OP_CLAMP:
 #pragma omp parallel for schedule(static) if (cnt > PAR_MIN)
@@ -981,6 +989,7 @@ hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_RELU:
     case HV_NN_OP_LEAKY_RELU:
     case HV_NN_OP_SIGMOID:
+    case HV_NN_OP_TANH:
     case HV_NN_OP_CLAMP:
     case HV_NN_OP_SCALE: eltwise_fwd(n); break;
     case HV_NN_OP_UPSAMPLE:
@@ -1010,6 +1019,9 @@ hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_CHANNEL_MUL: channel_mul(n, 0); break;
     case HV_NN_OP_CONV3D: hv__nn_conv3d_forward(n); break;
     case HV_NN_OP_MAXPOOL3D: hv__nn_maxpool3d_forward(n); break;
+    case HV_NN_OP_REFLECT_PAD: hv__nn_reflect_pad_forward(n); break;
+    case HV_NN_OP_UPSAMPLE_BILINEAR: hv__nn_upsample_bilinear_forward(n); break;
+    case HV_NN_OP_AOT_NORM: hv__nn_aot_norm_forward(n); break;
     default:
         return hv_error_set(HV_ERR_INTERNAL, "nn ref: unknown op %d", (int)n->op);
     }
@@ -1028,6 +1040,7 @@ hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_RELU:
     case HV_NN_OP_LEAKY_RELU:
     case HV_NN_OP_SIGMOID:
+    case HV_NN_OP_TANH:
     case HV_NN_OP_CLAMP:
     case HV_NN_OP_SCALE: eltwise_bwd(n); break;
     case HV_NN_OP_UPSAMPLE:
@@ -1058,6 +1071,9 @@ hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_CHANNEL_MUL: channel_mul(n, 1); break;
     case HV_NN_OP_CONV3D: hv__nn_conv3d_backward(n); break;
     case HV_NN_OP_MAXPOOL3D: hv__nn_maxpool3d_backward(n); break;
+    case HV_NN_OP_REFLECT_PAD: hv__nn_reflect_pad_backward(n); break;
+    case HV_NN_OP_UPSAMPLE_BILINEAR: hv__nn_upsample_bilinear_backward(n); break;
+    case HV_NN_OP_AOT_NORM: hv__nn_aot_norm_backward(n); break;
     default:
         return hv_error_set(HV_ERR_INTERNAL, "nn ref: unknown op %d", (int)n->op);
     }
