@@ -147,6 +147,11 @@ typedef struct conv_state {
     /* training: backward-data and backward-weights want the same blocked
      * diff_dst; it is reordered once (into d_ddst's buffer) for both */
     int share_ddst;
+    /* inference: the forward descriptor and the workspace floats this node
+     * uses, so that a bf16 producer can be rebuilt to write bf16 once a
+     * consumer joins it into a chain (link_producer) */
+    dnnl_convolution_desc_t fdesc;
+    size_t top_end;
 } conv_state;
 
 static size_t md_floats(const dnnl_memory_desc_t *md)
@@ -413,8 +418,51 @@ static const dnnl_memory_desc_t *slot_md(const slot *s)
  * are marked (t->blk) so that batch norm and hv_nn_tensor_get see it.
  * bf16 (inference): the chain holds bf16 values, which only the two
  * convolutions read, so it may hold nothing but the activation fused into
- * the producer (the eltwise and batch norm kernels read fp32). */
-static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
+ * the producer (the eltwise and batch norm kernels read fp32). A bf16
+ * convolution writes fp32 (its accumulator, unrounded) until a consumer
+ * joins it: it is then rebuilt to write the consumer's bf16 source layout
+ * (producer_to_bf16), the scratch it then needs counted in *top. */
+static int producer_to_bf16(cpu_ctx *cx, hv_nn_tensor *p, conv_state *ps,
+                            const dnnl_memory_desc_t *d16, size_t *top)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    prim_state np;
+    slot ns;
+    memset(&np, 0, sizeof np);
+    memset(&ns, 0, sizeof ns);
+    /* the same source, weights and bias layouts as the slots and the cached
+     * weights already hold; only the destination changes */
+    dnnl_convolution_desc_t fd = ps->fdesc;
+    const dnnl_memory_desc_t *sm = slot_md(&ps->f_src), *wm = slot_md(&ps->f_w);
+    const dnnl_memory_desc_t *bm = ps->f_b.used ? slot_md(&ps->f_b) : NULL;
+    if (!sm || !wm || (ps->f_b.used && !bm)) return 0;
+    fd.src_desc = *sm;
+    fd.weights_desc = *wm;
+    if (bm) fd.bias_desc = *bm;
+    fd.dst_desc = *d16;
+    size_t ptop = ps->top_end;
+    dnnl_memory_desc_t yu;
+    plain_md(&yu, 4, p->shape, 0);
+    int ok = prim_make(cx, &np, &fd, NULL, p->ip[4], p->fp[2], &pd, &ptop) == HV_OK &&
+             native_impl(pd) &&
+             dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), d16) &&
+             slot_init(cx, &ns, &yu, d16, 1, 0, &ptop) == HV_OK;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!ok) { /* the producer stays as it was: no chain */
+        prim_release(&np);
+        slot_release(&ns);
+        return 0;
+    }
+    prim_release(&ps->fwd);
+    ps->fwd = np;
+    slot_release(&ps->f_dst);
+    ps->f_dst = ns;
+    ps->top_end = ptop;
+    if (ptop > *top) *top = ptop;
+    return 1;
+}
+
+static void link_producer(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, int training, size_t *top)
 {
     hv_nn_tensor *chain[16], *t = n->src[0], *p = NULL;
     int nc = 0;
@@ -436,8 +484,15 @@ static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
     conv_state *ps = p->be_state;
     const dnnl_memory_desc_t *want = ps ? slot_md(&ps->f_dst) : NULL;
     if (!p->on_backend || !ps || p->is_output || p->n_consumers != 1 || !ps->f_dst.reorder ||
-        !cs->f_src.reorder || !want)
+        !cs->f_src.reorder || !want || p->bf16 != n->bf16)
         return;
+    /* bf16: the producer's fp32 output layout, in bf16 */
+    dnnl_memory_desc_t w16;
+    if (n->bf16) {
+        w16 = *want;
+        w16.data_type = dnnl_bf16;
+        want = &w16;
+    }
     /* no padding: the chain fits the graph's buffer of numel floats */
     const size_t esz = want->data_type == dnnl_bf16 ? 2 : sizeof(float);
     if (dnnl_memory_desc_get_size(want) != (size_t)p->numel * esz) return;
@@ -457,6 +512,7 @@ static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
         const dnnl_memory_desc_t *md = slot_md(need[i]);
         if (!md || !need[i]->reorder || !dnnl_memory_desc_equal(md, want)) return;
     }
+    if (n->bf16 && !producer_to_bf16(cx, p, ps, want, top)) return;
     ps->out_blocked = 1;
     cs->in_blocked = 1;
     p->blk = blk;
@@ -486,15 +542,16 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
     }
     dnnl_convolution_desc_t fd;
     const size_t top0 = *top;
-    /* bf16: source, weights and output bf16, bias fp32 (accumulation is
-     * fp32 inside oneDNN); the slots' reorders convert from and to the
+    /* bf16: source and weights bf16, bias and output fp32 (accumulation is
+     * fp32 inside oneDNN; the output becomes bf16 when a consumer joins it
+     * into a chain, link_producer); the slots' reorders convert from the
      * graph's fp32. A shape oneDNN has only its reference bf16 kernel for
      * (or none) is fp32 instead. */
     for (int bf16 = cx->bf16 && !training;; bf16 = 0) {
         const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
         typed_md(&xa, 4, x->shape, 1, dt);
         typed_md(&wa, 4, w->shape, 1, dt);
-        typed_md(&ya, 4, n->shape, 1, dt);
+        typed_md(&ya, 4, n->shape, 1, dnnl_f32);
         DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
             &fd, training ? dnnl_forward_training : dnnl_forward_inference,
             dnnl_convolution_direct, &xa, &wa, has_b ? &ba : NULL, &ya, strides, dil, pl, pr));
@@ -526,7 +583,10 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
                 goto done;
             }
         }
-        link_producer(n, cs, 0);
+        cs->fdesc = fd;
+        cs->top_end = *top;
+        link_producer(cx, n, cs, 0, top);
+        cs->top_end = *top;
         goto done;
     }
 
@@ -553,7 +613,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
         DNNL_TRY(dnnl_memory_get_memory_desc(cs->w_ddst.prim, &b));
         cs->share_ddst = dnnl_memory_desc_equal(a, b);
     }
-    if (!st) link_producer(n, cs, 1);
+    if (!st) link_producer(cx, n, cs, 1, top);
 done:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (dpd) dnnl_primitive_desc_destroy(dpd);
