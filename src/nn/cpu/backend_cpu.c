@@ -27,15 +27,17 @@
  * hv_nn_tensor_get returns plain).
  *
  * bf16 inference (hv_nn_backend_set_precision, on avx512_bf16/AMX only):
- * each convolution is a bf16 primitive (bf16 source, weights and output,
- * fp32 bias, fp32 accumulation) when oneDNN has a native kernel for its
+ * each convolution is a bf16 primitive (bf16 source and weights, fp32 bias,
+ * fp32 accumulation, fp32 output) when oneDNN has a native kernel for its
  * shape (else it stays fp32: n->bf16 says which). The graph keeps fp32:
- * the input reorder converts fp32 plain -> bf16 blocked, the output reorder
- * bf16 blocked -> fp32 plain, the weights are converted with the reorder the
- * fp32 path already caches (once per change of their version). Inside a
- * blocked chain the activation stays bf16 (half the bytes between the two
- * convolutions); such a chain holds only the activation fused into its
- * producer, since no other kernel reads bf16. Training graphs are refused.
+ * the input reorder converts fp32 plain -> bf16 blocked, the weights are
+ * converted with the reorder the fp32 path already caches (once per change
+ * of their version). Inside a blocked chain the activation is bf16 (the
+ * producer is rebuilt to write it: half the bytes, no reorders); such a
+ * chain holds only the activation fused into its producer, since no other
+ * kernel reads bf16. Outputs leaving a chain stay unrounded fp32: rounded,
+ * a probability just above 0.5 became 0.5 and left a thresholded mask.
+ * Training graphs are refused.
  */
 #include <stdlib.h>
 #include <string.h>
