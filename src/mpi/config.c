@@ -211,8 +211,9 @@ static const hv_run_key keys[] = {
      HV_KEY_CHOICE, .choices = ch_fallback, RES_NEW, FIELD(synth_fallback)},
     {"synthesis", "precision", "fp32",
      "method = gan: the generator's convolutions in fp32 or bf16 (CPU with avx512_bf16 or AMX "
-     "only, about 2x faster, outputs within ~0.002 of fp32; elsewhere, and on compute.device = "
-     "cuda, bf16 stops the run before its first case; docs/model.md, Inference precision)",
+     "only; 1.2-2x faster, RHLV within ~1.6 points of fp32 on a phantom case; elsewhere, and on "
+     "compute.device = cuda, bf16 stops the run before its first case; docs/model.md, Inference "
+     "precision)",
      HV_KEY_CHOICE, .choices = ch_precision, RES_NEW, FIELD(synth_precision)},
     {"attention", "model", "",
      "the fracture classifier (a model file of hv_model_classifier_save_file or `healthivert "
