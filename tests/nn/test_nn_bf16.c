@@ -13,7 +13,8 @@
  *    backend as |x| conv |w|); both fp32 accumulations (ours and the
  *    reference's) add at most K 2^-24 S each; the fused activation (ELU,
  *    1-Lipschitz) does not enlarge the difference, and rounding the output to
- *    bf16 adds u |y'| <= u (|y| + D). Elementwise:
+ *    bf16 adds u |y'| <= u (|y| + D) (a convolution whose output leaves the
+ *    bf16 chains, as here, writes fp32; the bound covers both). Elementwise:
  *        |y_bf16 - y_ref| <= D + u (|y_ref| + D),  D = (2u + u^2 + 2K 2^-24) S.
  *    This bound is rigorous; it is checked on every element.
  *  - A chain of L convolutions (bf16 between them, in the blocked layout):
