@@ -22,7 +22,17 @@
  * D step: each discriminator on the 4 fake and 4 real images as one batch of
  * 8, BCE, backward, Adam), median seconds per step.
  *
- * Usage: generator [--threads N] [--reps N] [--no-torch] [--no-train] [--python PATH]...
+ * --precision bf16 adds, after each batch's fp32 line, the same generator
+ * (same weights, inputs and threads) on a bf16 backend
+ * (hv_nn_backend_set_precision): its seconds per slice, how many of the
+ * convolutions ran in bf16, its speed as a multiple of the fp32 run just
+ * before it, and the largest absolute difference of its outputs x_stage2
+ * (in [-1, 1]) and fine_seg (a probability) from the fp32 ones; and its
+ * profile. On a CPU without avx512_bf16/AMX it stops with the backend's
+ * message before measuring anything.
+ *
+ * Usage: generator [--threads N] [--reps N] [--precision fp32|bf16] [--no-torch] [--no-train]
+ *        [--python PATH]...
  * The thread count applies to OpenMP (our kernels, oneDNN, OpenBLAS'
  * pthreads via openblas_set_num_threads) and to PyTorch.
  *
@@ -33,6 +43,7 @@
  * OMP_WAIT_POLICY=passive was 3-5x faster. results/bench-generator.txt has
  * both.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,10 +153,12 @@ static double conv_gflops(int reps)
 
 typedef struct gen_run {
     double s_per_slice, gflop_per_slice;
+    int bf16_nodes;
+    float *xs2, *fseg; /* the outputs x_stage2 and fine_seg (malloc'd, caller frees) */
     char profile[2048];
 } gen_run;
 
-static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
+static int run_generator(hv_nn_params *ps, int batch, int reps, hv_nn_precision prec, gen_run *out)
 {
     hv_nn_backend *be = NULL;
     hv_nn_graph *g = NULL;
@@ -155,6 +168,7 @@ static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
     float *x = malloc(n * sizeof(float)), *m = malloc(n * sizeof(float));
     float *c = malloc(n * sizeof(float)), *q = malloc(n * sizeof(float));
     hv_rng r;
+    memset(out, 0, sizeof *out);
     hv_rng_seed(&r, 11, (uint64_t)batch);
     if (!x || !m || !c || !q) goto done;
     for (size_t i = 0; i < n; i++) {
@@ -164,8 +178,12 @@ static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
         c[i] = (float)hv_rng_uniform(&r);
         q[i] = 0.3f;
     }
-    if (hv_nn_backend_create_cpu(&be) || hv_nn_graph_create(&g) ||
-        hv_model_generator_build(g, ps, 16, batch, 256, 256, &io) || hv_nn_graph_plan(g, be, 0) ||
+    out->xs2 = malloc(n * sizeof(float));
+    out->fseg = malloc(n * sizeof(float));
+    if (!out->xs2 || !out->fseg) goto done;
+    if (hv_nn_backend_create_cpu(&be) || hv_nn_backend_set_precision(be, prec) ||
+        hv_nn_graph_create(&g) || hv_model_generator_build(g, ps, 16, batch, 256, 256, &io) ||
+        hv_nn_graph_plan(g, be, 0) ||
         hv_nn_tensor_set(io.x, x, n) || hv_nn_tensor_set(io.mask, m, n) ||
         hv_nn_tensor_set(io.cam, c, n) || hv_nn_tensor_set(io.ratio, q, n) ||
         hv_nn_graph_forward(g)) {
@@ -180,11 +198,19 @@ static int run_generator(hv_nn_params *ps, int batch, int reps, gen_run *out)
     }
     out->s_per_slice = median(t, reps);
     out->gflop_per_slice = hv_nn_graph_flops(g) / batch / 1e9;
+    out->bf16_nodes = hv_nn_graph_bf16_nodes(g);
+    if (hv_nn_tensor_get(io.x_stage2, out->xs2, n) || hv_nn_tensor_get(io.fine_seg, out->fseg, n))
+        goto done;
     hv_nn_graph_set_profiling(g, 1);
     if (hv_nn_graph_forward(g)) goto done;
     hv_nn_graph_profile_report(g, out->profile, sizeof out->profile);
     ok = 1;
 done:
+    if (!ok) {
+        free(out->xs2);
+        free(out->fseg);
+        out->xs2 = out->fseg = NULL;
+    }
     free(x);
     free(m);
     free(c);
@@ -336,6 +362,7 @@ static void torch_version(const char *py, char *ver, size_t n)
 int main(int argc, char **argv)
 {
     int threads = 2, reps = 5, torch = 1, train = 1, npy = 0;
+    hv_nn_precision prec = HV_NN_FP32;
     const char *pys[4];
     char vers[4][64];
     for (int i = 1; i < argc; i++) {
@@ -347,12 +374,15 @@ int main(int argc, char **argv)
             torch = 0;
         else if (!strcmp(argv[i], "--no-train"))
             train = 0;
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc &&
+                 hv_nn_precision_parse(argv[i + 1], &prec) == HV_OK)
+            i++;
         else if (!strcmp(argv[i], "--python") && i + 1 < argc && npy < 4 &&
                  strlen(argv[i + 1]) < 1000 && !strchr(argv[i + 1], '\''))
             pys[npy++] = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-torch] [--no-train] "
-                    "[--python PATH (at most 4)]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--precision fp32|bf16] [--no-torch] "
+                    "[--no-train] [--python PATH (at most 4)]\n", argv[0]);
             return 2;
         }
     }
@@ -362,6 +392,16 @@ int main(int argc, char **argv)
     }
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
+    if (prec != HV_NN_FP32) { /* refused before anything is measured */
+        hv_nn_backend *be = NULL;
+        hv_status st = hv_nn_backend_create_cpu(&be);
+        if (st == HV_OK) st = hv_nn_backend_set_precision(be, prec);
+        hv_nn_backend_free(be);
+        if (st != HV_OK) {
+            fprintf(stderr, "--precision %s: %s\n", hv_nn_precision_name(prec), hv_error_detail());
+            return 1;
+        }
+    }
 
     hv_nn_params *ps = NULL;
     hv_rng r;
@@ -390,10 +430,10 @@ int main(int argc, char **argv)
             printf("pytorch  peer %d missing: %s cannot import torch; no ratio\n", k + 1, pys[k]);
         }
     }
-    char profile[2048] = "";
+    char profile[2048] = "", profile_b[2048] = "";
     for (int i = 0; i < 2; i++) {
-        gen_run gr;
-        if (!run_generator(ps, batches[i], reps, &gr)) {
+        gen_run gr, gb;
+        if (!run_generator(ps, batches[i], reps, HV_NN_FP32, &gr)) {
             hv_nn_params_free(ps);
             return 1;
         }
@@ -412,8 +452,36 @@ int main(int argc, char **argv)
                 printf("pytorch  batch %d: the peer script failed under %s\n", batches[i], pys[k]);
         }
         if (i == 0) snprintf(profile, sizeof profile, "%s", gr.profile);
+        if (prec != HV_NN_FP32) {
+            /* the same weights and inputs; the same thread count, right after */
+            if (!run_generator(ps, batches[i], reps, prec, &gb)) {
+                free(gr.xs2);
+                free(gr.fseg);
+                hv_nn_params_free(ps);
+                return 1;
+            }
+            const size_t n = (size_t)batches[i] * 256 * 256;
+            double dx = 0, ds = 0;
+            for (size_t j = 0; j < n; j++) {
+                double a = fabs((double)gb.xs2[j] - gr.xs2[j]), b = fabs((double)gb.fseg[j] - gr.fseg[j]);
+                if (a > dx) dx = a;
+                if (b > ds) ds = b;
+            }
+            gf = gb.gflop_per_slice / gb.s_per_slice;
+            printf("%-8s batch %d: %.4f s/slice, %.1f GFLOP/s, %d convolutions in %s; %.2fx the "
+                   "fp32 speed; max |diff| to fp32: x_stage2 %.4f, fine_seg %.4f\n",
+                   hv_nn_precision_name(prec), batches[i], gb.s_per_slice, gf, gb.bf16_nodes,
+                   hv_nn_precision_name(prec), gr.s_per_slice / gb.s_per_slice, dx, ds);
+            if (i == 0) snprintf(profile_b, sizeof profile_b, "%s", gb.profile);
+            free(gb.xs2);
+            free(gb.fseg);
+        }
+        free(gr.xs2);
+        free(gr.fseg);
     }
     printf("profile of one batch-1 forward (op, calls, seconds):\n%s", profile);
+    if (prec != HV_NN_FP32)
+        printf("profile of one batch-1 forward in %s:\n%s", hv_nn_precision_name(prec), profile_b);
     if (train) {
         double ts = train_step_seconds(ps, reps < 3 ? reps : 3);
         if (ts < 0) {

@@ -251,6 +251,28 @@ hv_status hv_nn_backend_create_cpu(hv_nn_backend **out);
 void hv_nn_backend_free(hv_nn_backend *be);
 const char *hv_nn_backend_name(const hv_nn_backend *be);
 
+/* Inference precision of a backend's convolutions. HV_NN_FP32 (the default
+ * of every backend) computes in fp32. HV_NN_BF16 (CPU backend only, where
+ * oneDNN has a native bf16 convolution: a CPU with avx512_bf16 or AMX) runs
+ * each conv2d with bf16 source, weights and (between two convolutions) output,
+ * fp32 bias and fp32 accumulation; the weights are converted once per change
+ * of their values, every tensor the other kernels read stays fp32. A
+ * convolution oneDNN has only a reference bf16 kernel for stays fp32
+ * (hv_nn_graph_bf16_nodes counts the others). bf16 is for inference only: a
+ * graph with gradients (HV_NN_PLAN_TRAIN or HV_NN_PLAN_GRAD) planned on a
+ * bf16 backend is refused (HV_ERR_UNSUPPORTED). Set it before planning the
+ * graphs that should use it (planned graphs keep theirs). */
+typedef enum hv_nn_precision { HV_NN_FP32 = 0, HV_NN_BF16 = 1 } hv_nn_precision;
+/* HV_ERR_UNSUPPORTED with a message naming the backend and what is missing
+ * (the backend has no bf16 path, or this CPU lacks avx512_bf16/AMX) when p
+ * cannot be had; the backend's precision is then unchanged. */
+hv_status hv_nn_backend_set_precision(hv_nn_backend *be, hv_nn_precision p);
+hv_nn_precision hv_nn_backend_precision(const hv_nn_backend *be);
+/* "fp32" / "bf16" (the spelling of configs and command lines); parse returns
+ * HV_ERR_ARG (no message set: the caller names its key) on anything else. */
+const char *hv_nn_precision_name(hv_nn_precision p);
+hv_status hv_nn_precision_parse(const char *s, hv_nn_precision *out);
+
 /* --------------------------------------------------------------- graphs */
 
 hv_status hv_nn_graph_create(hv_nn_graph **out);
@@ -396,6 +418,8 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags);
  * convolutions (2-D and 3-D), transposed convolutions, linear layers and contextual
  * attention; the elementwise rest is not counted. */
 double hv_nn_graph_flops(const hv_nn_graph *g);
+/* Nodes the backend runs in bf16 (0 unless planned on a bf16 backend). */
+int hv_nn_graph_bf16_nodes(const hv_nn_graph *g);
 /* Bytes held by the plan (arena + workspace). */
 size_t hv_nn_graph_bytes(const hv_nn_graph *g);
 hv_status hv_nn_graph_forward(hv_nn_graph *g);

@@ -54,6 +54,7 @@ typedef struct hv_run_params {
     int synth_nifti;            /* 0 off, 1 on                               */
     int synth_fallback;         /* 0 baseline, 1 none                        */
     int synth_crops;            /* 0 none, 1 masks, 2 full                   */
+    int synth_precision;        /* hv_nn_precision: 0 fp32, 1 bf16           */
     /* [attention] */
     char attn_model[1000];      /* "" : stage off                            */
     int attn_store;             /* 0 none, 1 summary, 2 full                 */

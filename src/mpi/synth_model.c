@@ -11,7 +11,12 @@
  *
  * The provenance line names each file with its size and CRC-32 and the
  * width read from its weights, so a store says which weights made its
- * numbers even when the file at that path is later replaced.
+ * numbers even when the file at that path is later replaced (and bf16 when
+ * synthesis.precision asked for it: the numbers then differ slightly).
+ *
+ * synthesis.precision = bf16 is set on the generator's backend before the
+ * model is planned (hv_nn_backend_set_precision), so a CPU without
+ * avx512_bf16/AMX, or a CUDA backend, stops the run before its first case.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +61,13 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
     if (cor && (st = hv_run_file_crc(cor, &sz[1], &crc[1])) != HV_OK)
         return hv_error_wrap(st, "synthesis.model_coronal");
     if ((st = hv_mpi_compute_backend(c, &out->be)) != HV_OK) return st;
+    /* before the model is planned: a CPU without bf16 stops the run here */
+    if (k->synth_precision != HV_NN_FP32 &&
+        (st = hv_nn_backend_set_precision(out->be, (hv_nn_precision)k->synth_precision)) != HV_OK) {
+        hv_error_wrap(st, "synthesis.precision = %s", hv_nn_precision_name((hv_nn_precision)k->synth_precision));
+        hv_run_synth_close(out);
+        return st;
+    }
     hv_model_synth_opts so;
     hv_model_synth_opts_default(&so);
     so.batch = k->synth_batch;
@@ -72,8 +84,9 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
     if (k->synth_nifti) snprintf(out->nifti_dir, sizeof out->nifti_dir, "%s", k->out_dir);
     int cnum = hv_model_synth_cnum(out->model);
     int n = snprintf(out->provenance, sizeof out->provenance,
-                     "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d%s", sag, sz[0], crc[0], cnum,
-                     k->synth_neighbours ? "" : ", target only (no neighbour steps)");
+                     "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d%s%s", sag, sz[0], crc[0], cnum,
+                     k->synth_neighbours ? "" : ", target only (no neighbour steps)",
+                     k->synth_precision == HV_NN_BF16 ? ", bf16 convolutions" : "");
     if (cor && n > 0 && (size_t)n < sizeof out->provenance)
         n += snprintf(out->provenance + n, sizeof out->provenance - (size_t)n,
                       "; coronal: %s (%lld bytes, crc32 %08lx)", cor, sz[1], crc[1]);

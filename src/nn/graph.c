@@ -26,7 +26,7 @@
  * On a backend whose buffers are device memory, the nodes it declines run
  * on host staging copies (placement.c).
  *
- * One file of ~1,300 lines on purpose: recording, planning (gradient marks,
+ * One file of ~1,350 lines on purpose: recording, planning (gradient marks,
  * constant folding, arena placement) and the two passes all walk the same
  * node array with the same invariants, which are easier to check in one
  * place than across files.
@@ -808,6 +808,12 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags)
     g->grads = grads;
     g->be = be;
     const hv_nn_backend_i *bi = be->iface;
+    if (grads && be->precision != HV_NN_FP32) {
+        st = hv_error_set(HV_ERR_UNSUPPORTED, "nn plan: backend %s runs %s, an inference "
+                          "precision; a graph with gradients (training or Grad-CAM) needs an "
+                          "fp32 backend", bi->name, hv_nn_precision_name(be->precision));
+        goto done;
+    }
     g->host = bi->host_memory != 0;
     if (!g->host && (!bi->buffer_alloc || !bi->buffer_free || !bi->copy_in || !bi->copy_out ||
                      !bi->clear)) {
@@ -1036,6 +1042,13 @@ double hv_nn_graph_flops(const hv_nn_graph *g)
     return f;
 }
 
+int hv_nn_graph_bf16_nodes(const hv_nn_graph *g)
+{
+    int k = 0;
+    for (int i = 0; g && g->planned && i < g->n; i++) k += g->nodes[i]->bf16 != 0;
+    return k;
+}
+
 size_t hv_nn_graph_bytes(const hv_nn_graph *g)
 {
     return g ? (g->arena_n + g->work_n + g->haux_n + g->hwork_n + g->stage_n) * sizeof(float) : 0;
@@ -1211,6 +1224,20 @@ static hv_status copy_out_plain(const hv_nn_tensor *t, float *dst, const float *
 {
     if (!t->blk) return copy_out(t, dst, src, n);
     const int64_t B = t->blk, nb = t->shape[0], c = t->shape[1], hw = t->shape[2] * t->shape[3];
+    const hv_nn_tensor *o = t->alias_of ? t->alias_of : t;
+    if (o->bf16 && src == t->data) { /* bf16 values: the high half of an fp32 */
+        const uint16_t *h = (const uint16_t *)src;
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t k = 0; k < c; k++) {
+                const uint16_t *p = h + ((i * (c / B) + k / B) * hw) * B + k % B;
+                float *q = dst + (i * c + k) * hw;
+                for (int64_t j = 0; j < hw; j++) {
+                    uint32_t u = (uint32_t)p[j * B] << 16;
+                    memcpy(&q[j], &u, sizeof u);
+                }
+            }
+        return HV_OK;
+    }
     for (int64_t i = 0; i < nb; i++)
         for (int64_t k = 0; k < c; k++) {
             const float *p = src + ((i * (c / B) + k / B) * hw) * B + k % B;

@@ -99,11 +99,17 @@ struct hv_nn_tensor {
     /* memory layout of data and grad, chosen at plan time by the backend:
      * 0 plain NCHW; B > 0 oneDNN's blocked nChw{B}c (channel k of item i,
      * pixel j at ((i * C/B + k/B) * H*W + j) * B + k%B; C is a multiple of B,
-     * so the size is numel, no padding). Only set on tensors between two
+     * so the size is numel, no padding; B = C is NHWC, which the CPU
+     * backend's bf16 chains use). Only set on tensors between two
      * backend convolutions whose readers are all layout-agnostic (elementwise
      * activations) or know the layout (batch norm); hv_nn_tensor_get and
      * _get_grad return plain NCHW whatever the layout. */
     int blk;
+    /* set by the backend's node_prepare: 1 when it runs this node in bf16
+     * (hv_nn_backend_set_precision). A bf16 node with blk > 0 keeps bf16
+     * values (2 bytes each, in the blk layout, in the first half of its
+     * buffer), and so does an activation fused into it (alias_of). */
+    int bf16;
     void *be_state;
 };
 
@@ -165,11 +171,17 @@ typedef struct hv_nn_backend_i {
      * gradient holding a non-finite value. */
     hv_status (*grad_check)(hv_nn_backend *be, const float *g, int64_t n, int tag);
     hv_status (*grad_check_result)(hv_nn_backend *be, int *tag);
+    /* (optional) can the backend run precision p (never HV_NN_FP32)? HV_OK,
+     * or an error with a message saying what is missing. NULL: fp32 only.
+     * The chosen precision is then in hv_nn_backend.precision, which
+     * node_prepare reads. */
+    hv_status (*check_precision)(hv_nn_backend *be, hv_nn_precision p);
 } hv_nn_backend_i;
 
 struct hv_nn_backend {
     const hv_nn_backend_i *iface;
     void *ctx;
+    hv_nn_precision precision; /* hv_nn_backend_set_precision; 0 (fp32) from calloc */
 };
 
 /* ---- host staging of the nodes a device backend declines (placement.c) */

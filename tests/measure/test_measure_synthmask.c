@@ -23,7 +23,11 @@
  *    took the CPU; cuda without a usable GPU (or in a build without CUDA)
  *    exits 2 naming the reason before anything is written (the --csv and
  *    --nifti paths stay absent); a bad value, --device without --synth gan
- *    and with a crop pair are refused (exit 2).
+ *    and with a crop pair are refused (exit 2);
+ *  - --precision bf16 (where the CPU has avx512_bf16/AMX): RHLV within 0.5
+ *    points of the fp32 run's; refused with the reason (exit 2, nothing
+ *    written) when oneDNN's ISA is capped below bf16 (ONEDNN_MAX_CPU_ISA);
+ *    a bad value and --precision without --synth gan refused.
  * argv[1] is the healthivert binary, argv[2] hv_make_gan_model.
  */
 #include <math.h>
@@ -34,6 +38,7 @@
 #include <sys/wait.h>
 
 #include "hv/io.h"
+#include "hv/nn.h"
 #include "hv/phantom.h"
 #include "hv_test.h"
 
@@ -192,7 +197,7 @@ static void check_scanner_grid(const char *fx, const char *ct, const char *msk, 
         HV_CHECK(measure(a) == 2 && strstr(err, want), "--seg-threshold %s refused: %s", bad_thr[k], err);
     }
     snprintf(a, sizeof a, "--mask '%s' --seg-threshold 0.3", msk);
-    HV_CHECK(measure(a) == 2 && strstr(err, "--seg-threshold and --device go with --synth gan"),
+    HV_CHECK(measure(a) == 2 && strstr(err, "--precision and --seg-threshold go with --synth gan"),
              "--seg-threshold without --synth gan refused: %s", err);
 }
 
@@ -239,14 +244,66 @@ static void check_device(const char *ct, const char *msk, int gpu)
                  !exists(tp("nifti_bad")) && !exists(tp("ganbad.csv")),
              "--device gpu refused: %s", err);
     snprintf(a, sizeof a, "--mask '%s' --device cpu", msk);
-    HV_CHECK(measure(a) == 2 && strstr(err, "--device go with --synth gan"),
+    HV_CHECK(measure(a) == 2 && strstr(err, "--device, --precision and --seg-threshold go with --synth gan"),
              "--device without --synth gan refused: %s", err);
     const char *fx = HV_TEST_SOURCE_DIR "/measure/fixtures/synth_mask";
     snprintf(a, sizeof a, "--synth-mask '%s/label_fake/fx_20.nii.gz' --synth-orig "
              "'%s/label/fx_20.nii.gz' --device cuda", fx, fx);
-    HV_CHECK(measure(a) == 2 && strstr(err, "--device go with --synth gan"),
+    HV_CHECK(measure(a) == 2 && strstr(err, "--device, --precision and --seg-threshold go with --synth gan"),
              "--device with a crop pair refused: %s", err);
 #undef DEVICE_RUN
+}
+
+/* --precision: bf16 against the --device cpu fp32 run of check_device
+ * (gancpu.csv) where this CPU has avx512_bf16/AMX; refused with the reason
+ * (exit 2, nothing written) where oneDNN's ISA is capped below it
+ * (ONEDNN_MAX_CPU_ISA, as on a CPU without it); bad uses refused. */
+static void check_precision(const char *ct, const char *msk)
+{
+    char a[4000];
+#define PREC_RUN                                                                                   \
+    "--mask '%s' --ct '%s' --synth gan --target-only --model '%s' --rhlv reference --csv '%s' "    \
+    "--device cpu --precision %s"
+    hv_nn_backend *be = NULL;
+    int have = hv_nn_backend_create_cpu(&be) == HV_OK && hv_nn_backend_set_precision(be, HV_NN_BF16) == HV_OK;
+    hv_nn_backend_free(be);
+    if (have) {
+        snprintf(a, sizeof a, PREC_RUN, msk, ct, tp("tiny.h5"), tp("ganbf16.csv"), "bf16");
+        HV_CHECK(measure(a) == 0, "--precision bf16 runs: %s", err);
+        int rows = 0;
+        double worst = 0;
+        for (int label = 1; label <= 28; label++) {
+            double v[13], w[13];
+            if (csv_row(tp("gancpu.csv"), label, v)) continue;
+            HV_CHECK(csv_row(tp("ganbf16.csv"), label, w) == 0, "bf16: a row for label %d", label);
+            rows++;
+            for (int k = 6; k <= 9; k++) {
+                double d = fabs(w[k] - v[k]);
+                if (isfinite(v[k]) && !(d <= worst)) worst = isfinite(w[k]) ? d : INFINITY;
+            }
+        }
+        printf("  --precision bf16: %d vertebrae, largest RHLV difference to fp32 %.5f\n", rows, worst);
+        HV_CHECK(rows >= 1 && worst <= 0.005, "bf16: RHLV within 0.5 points of fp32 (%d rows, worst %.5f)",
+                 rows, worst);
+    } else {
+        printf("  --precision bf16: this CPU has no bf16 (the run is only checked refused)\n");
+    }
+    /* refused where oneDNN may not use bf16: exit 2 before anything is written */
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI", 1);
+    snprintf(a, sizeof a, PREC_RUN, msk, ct, tp("tiny.h5"), tp("ganbf16no.csv"), "bf16");
+    int rc = measure(a);
+    unsetenv("ONEDNN_MAX_CPU_ISA");
+    HV_CHECK(rc == 2 && strstr(err, "--precision bf16: ") && strstr(err, "avx512_bf16"),
+             "--precision bf16 without avx512_bf16: exit 2 (%d) and why: %s", rc, err);
+    HV_CHECK(!exists(tp("ganbf16no.csv")), "--precision bf16 refused: no CSV written");
+    snprintf(a, sizeof a, PREC_RUN, msk, ct, tp("tiny.h5"), tp("ganfp16.csv"), "fp16");
+    HV_CHECK(measure(a) == 2 && strstr(err, "--precision must be fp32 or bf16, not 'fp16'") &&
+                 !exists(tp("ganfp16.csv")),
+             "--precision fp16 refused: %s", err);
+    snprintf(a, sizeof a, "--mask '%s' --precision bf16", msk);
+    HV_CHECK(measure(a) == 2 && strstr(err, "--precision and --seg-threshold go with --synth gan"),
+             "--precision without --synth gan refused: %s", err);
+#undef PREC_RUN
 }
 
 static void check_gan(const char *ct, const char *msk)
@@ -267,6 +324,7 @@ static void check_gan(const char *ct, const char *msk)
     HV_CHECK(gpu || strstr(err, "compute: cpu (--device auto: ") != NULL,
              "--device auto says its choice: %s", err);
     check_device(ct, msk, gpu);
+    check_precision(ct, msk);
     /* the files --nifti wrote are a crop pair: reading them back gives the
      * reference-mode numbers of the same vertebra */
     int n = 0;

@@ -9,6 +9,9 @@
 #    model are refused before the run starts, at 1 and 2 ranks, with a
 #    message naming synthesis.model and the file, and nothing written in
 #    the output folder;
+#  - synthesis.precision = bf16 where oneDNN's ISA is capped below bf16
+#    (ONEDNN_MAX_CPU_ISA) is refused the same way, saying why; where the
+#    CPU has bf16 a run names it in the model's provenance line;
 #  - 1 (singleton), 2 and 3 ranks give the same vertebra table;
 #  - a SIGKILL after a journal append, then a resume, gives it too;
 #  - a resume with other weights at the model's path is refused;
@@ -56,6 +59,17 @@ for n in 0 2; do
     check "$n ranks, model $m: nothing written in the output folder" [ ! -e "$d" ]
   done
 done
+# synthesis.precision = bf16 where oneDNN may not use bf16 (its ISA capped
+# below avx512_core_bf16, as on a CPU without avx512_bf16/AMX): refused
+# before the run with the reason, nothing written
+for n in 0 2; do
+  d="$WORK/bf16no-$n"
+  ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI run_hv $n "$d" "${GAN[@]}" --set synthesis.precision=bf16; rc=$?
+  check "$n ranks, bf16 without avx512_bf16: refused (rc $rc)" [ $rc -ne 0 ]
+  check "$n ranks, bf16 without avx512_bf16: says why" \
+    grep -q "synthesis.precision = bf16: .*avx512_bf16" "$d.log"
+  check "$n ranks, bf16 without avx512_bf16: nothing written in the output folder" [ ! -e "$d" ]
+done
 run_hv 0 "$WORK/nomodel" --set synthesis.method=gan; rc=$?
 check "gan without synthesis.model refused (rc $rc)" [ $rc -ne 0 ]
 check "gan without synthesis.model: says so" grep -q "needs synthesis.model" "$WORK/nomodel.log"
@@ -69,6 +83,18 @@ check "the GAN's values on some vertebrae ($nsyn of 4)" [ "$nsyn" -ge 1 ]
 check "the model opened once per rank before the run" grep -q "info: synthesis: gan, sagittal: .*tiny.h5 (.* bytes, crc32 [0-9a-f]\{8\}), cnum 2" "$WORK/r1.log"
 "$HV" inspect "$WORK/r1/store.h5" >"$WORK/r1.inspect" 2>&1
 check "the store names the model" grep -q "synthesis: *gan, sagittal: .*tiny.h5 (.* bytes, crc32 [0-9a-f]\{8\}), cnum 2" "$WORK/r1.inspect"
+# synthesis.precision = bf16 where the CPU has it: runs, says so in the
+# model's provenance, measures the same vertebrae
+run_hv 0 "$WORK/bf16" "${GAN[@]}" --set synthesis.precision=bf16; rc=$?
+if grep -q "synthesis.precision = bf16: .*avx512_bf16" "$WORK/bf16.log"; then
+  echo "# no bf16 on this CPU: only its refusal is checked"
+else
+  check "bf16: exits 0 (rc $rc; $WORK/bf16.log)" [ $rc -eq 0 ]
+  check "bf16: the model's provenance says bf16" \
+    grep -q "info: synthesis: gan, sagittal: .*cnum 2, target only (no neighbour steps), bf16 convolutions" "$WORK/bf16.log"
+  check "bf16: the same vertebrae as fp32" \
+    [ "$(cut -d, -f1-2 "$WORK/bf16/vertebrae.csv")" = "$(cut -d, -f1-2 "$WORK/r1/vertebrae.csv")" ]
+fi
 NII=()
 for n in 2 3; do
   [ $n -eq 3 ] && NII=(--set synthesis.nifti=on)

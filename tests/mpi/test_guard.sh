@@ -5,7 +5,8 @@
 #  1. config strictness: a directory or FIFO as the config, a 3000-character
 #     value, trailing junk, a bad choice with file:line, a key twice in the
 #     file (both lines named), a key twice on the command line, an over-long
-#     path; configs/example.ini lists every key with its default
+#     path, a bad synthesis.precision; configs/example.ini lists every key
+#     with its default
 #  2. a bad input (split file, dataset) is found before anything is written
 #  3. the output folder lock: a second run on a busy folder is refused at
 #     once naming the holder; stale locks (dead pid, SIGKILL) are taken over,
@@ -50,6 +51,8 @@ printf '; test\n[phantom]\ncases = 3\n\n[output]\nimages = qcx\n' >bad-choice.in
 "$HV" run bad-choice.ini >c-choice.log 2>&1; rc=$?
 expect 2 "bad-choice.ini:6: output.images = 'qcx': expected one of: none, qc, full" c-choice.log \
   "bad choice in the file" $rc
+"$HV" run "$COHORT" --set output.dir="$WORK/junk" --set synthesis.precision=fp16 >c-prec.log 2>&1; rc=$?
+expect 2 "synthesis.precision = 'fp16': expected one of: fp32, bf16" c-prec.log "bad synthesis.precision" $rc
 printf '[phantom]\ncases = 3\nseed = 2\n[run]\nthreads = 1\n[phantom]\ncases = 4\n' >twice.ini
 "$HV" run twice.ini >c-twice.log 2>&1; rc=$?
 expect 2 "twice.ini:7: phantom.cases given twice \(first on line 2\)" c-twice.log "key twice in the file" $rc

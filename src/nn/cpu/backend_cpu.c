@@ -28,7 +28,20 @@
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
- * blocked chains and no fused activation (the graph fuses into conv2d only).
+ * blocked chains, no fused activation (the graph fuses into conv2d only)
+ * and fp32 always.
+ * bf16 inference (hv_nn_backend_set_precision, on avx512_bf16/AMX only):
+ * each 2-D convolution is a bf16 primitive (bf16 source and weights, fp32 bias,
+ * fp32 accumulation, fp32 output) when oneDNN has a native kernel for its
+ * shape (else it stays fp32: n->bf16 says which). The graph keeps fp32:
+ * the input reorder converts fp32 plain -> bf16 blocked, the weights are
+ * converted with the reorder the fp32 path already caches (once per change
+ * of their version). Inside a blocked chain the activation is bf16 (the
+ * producer is rebuilt to write it: half the bytes, no reorders); such a
+ * chain holds only the activation fused into its producer, since no other
+ * kernel reads bf16. Outputs leaving a chain stay unrounded fp32: rounded,
+ * a probability just above 0.5 became 0.5 and left a thresholded mask.
+ * Training graphs are refused.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +104,7 @@ static void gemm_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, float alp
 typedef struct cpu_ctx {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
+    int bf16; /* this plan's convolutions in bf16 (the backend's precision) */
 } cpu_ctx;
 
 #define DNNL_TRY(call)                                                                     \
@@ -139,6 +153,11 @@ typedef struct conv_state {
     /* training: backward-data and backward-weights want the same blocked
      * diff_dst; it is reordered once (into d_ddst's buffer) for both */
     int share_ddst;
+    /* inference: the forward descriptor and the workspace floats this node
+     * uses, so that a bf16 producer can be rebuilt to write bf16 once a
+     * consumer joins it into a chain (link_producer) */
+    dnnl_convolution_desc_t fdesc;
+    size_t top_end;
 } conv_state;
 
 static size_t md_floats(const dnnl_memory_desc_t *md)
@@ -290,6 +309,17 @@ done:
     return st;
 }
 
+/* A real implementation: not oneDNN's reference loops ("ref:any"), which
+ * for bf16 would be far slower than the fp32 kernel. */
+static int native_impl(const_dnnl_primitive_desc_t pd)
+{
+    const char *info = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, (void *)&info) != dnnl_success ||
+        !info)
+        return 0;
+    return strncmp(info, "ref", 3) != 0;
+}
+
 static void prim_release(prim_state *p)
 {
     if (p->prim) dnnl_primitive_destroy(p->prim);
@@ -312,13 +342,19 @@ done:
     return st;
 }
 
-static void plain_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape, int any)
+static void typed_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape, int any,
+                     dnnl_data_type_t dt)
 {
     static const dnnl_format_tag_t tags[6] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab,
                                               dnnl_abc, dnnl_abcd, dnnl_abcde};
     dnnl_dims_t d = {0};
     for (int i = 0; i < ndim; i++) d[i] = shape[i];
-    dnnl_memory_desc_init_by_tag(md, ndim, d, dnnl_f32, any ? dnnl_format_tag_any : tags[ndim]);
+    dnnl_memory_desc_init_by_tag(md, ndim, d, dt, any ? dnnl_format_tag_any : tags[ndim]);
+}
+
+static void plain_md(dnnl_memory_desc_t *md, int ndim, const int64_t *shape, int any)
+{
+    typed_md(md, ndim, shape, any, dnnl_f32);
 }
 
 static int is_eltwise(hv_nn_op op)
@@ -345,7 +381,10 @@ static hv_status run_ref(hv_nn_tensor *n, const hv_nn_exec *ex, int backward)
     return backward ? hv__nn_ref_backward(n, &e) : hv__nn_ref_forward(n, &e);
 }
 
-/* The block size B when md is oneDNN's nChw{B}c for shape (B = 8, 16), else 0. */
+/* The block size B when md is oneDNN's nChw{B}c for shape (B = 8, 16), else 0.
+ * bf16 also NHWC (oneDNN's acdb, brgconv's choice on avx512_bf16), which is
+ * nChw{C}c: B = C. Only bf16 chains take it, since they hold no batch norm
+ * (whose kernel handles blocks up to 16). */
 static int md_block(const dnnl_memory_desc_t *md)
 {
     static const dnnl_format_tag_t tags[2] = {dnnl_aBcd8b, dnnl_aBcd16b};
@@ -354,9 +393,15 @@ static int md_block(const dnnl_memory_desc_t *md)
     for (int i = 0; i < 2; i++) {
         dnnl_memory_desc_t b;
         if (md->dims[1] % blks[i]) continue;
-        if (dnnl_memory_desc_init_by_tag(&b, 4, md->dims, dnnl_f32, tags[i]) != dnnl_success) continue;
+        if (dnnl_memory_desc_init_by_tag(&b, 4, md->dims, md->data_type, tags[i]) != dnnl_success)
+            continue;
         if (dnnl_memory_desc_equal(md, &b)) return blks[i];
     }
+    dnnl_memory_desc_t h;
+    if (md->data_type == dnnl_bf16 && md->dims[1] <= INT32_MAX &&
+        dnnl_memory_desc_init_by_tag(&h, 4, md->dims, dnnl_bf16, dnnl_acdb) == dnnl_success &&
+        dnnl_memory_desc_equal(md, &h))
+        return (int)md->dims[1];
     return 0;
 }
 
@@ -378,8 +423,54 @@ static const dnnl_memory_desc_t *slot_md(const slot *s)
  * weights src) wants the same nChw{B}c layout, then the whole chain keeps
  * that layout: the producer writes it, the consumer reads it, its gradients
  * flow in it, and the two reorders per node and pass disappear. The tensors
- * are marked (t->blk) so that batch norm and hv_nn_tensor_get see it. */
-static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
+ * are marked (t->blk) so that batch norm and hv_nn_tensor_get see it.
+ * bf16 (inference): the chain holds bf16 values, which only the two
+ * convolutions read, so it may hold nothing but the activation fused into
+ * the producer (the eltwise and batch norm kernels read fp32). A bf16
+ * convolution writes fp32 (its accumulator, unrounded) until a consumer
+ * joins it: it is then rebuilt to write the consumer's bf16 source layout
+ * (producer_to_bf16), the scratch it then needs counted in *top. */
+static int producer_to_bf16(cpu_ctx *cx, hv_nn_tensor *p, conv_state *ps,
+                            const dnnl_memory_desc_t *d16, size_t *top)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    prim_state np;
+    slot ns;
+    memset(&np, 0, sizeof np);
+    memset(&ns, 0, sizeof ns);
+    /* the same source, weights and bias layouts as the slots and the cached
+     * weights already hold; only the destination changes */
+    dnnl_convolution_desc_t fd = ps->fdesc;
+    const dnnl_memory_desc_t *sm = slot_md(&ps->f_src), *wm = slot_md(&ps->f_w);
+    const dnnl_memory_desc_t *bm = ps->f_b.used ? slot_md(&ps->f_b) : NULL;
+    if (!sm || !wm || (ps->f_b.used && !bm)) return 0;
+    fd.src_desc = *sm;
+    fd.weights_desc = *wm;
+    if (bm) fd.bias_desc = *bm;
+    fd.dst_desc = *d16;
+    size_t ptop = ps->top_end;
+    dnnl_memory_desc_t yu;
+    plain_md(&yu, 4, p->shape, 0);
+    int ok = prim_make(cx, &np, &fd, NULL, p->ip[4], p->fp[2], &pd, &ptop) == HV_OK &&
+             native_impl(pd) &&
+             dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), d16) &&
+             slot_init(cx, &ns, &yu, d16, 1, 0, &ptop) == HV_OK;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!ok) { /* the producer stays as it was: no chain */
+        prim_release(&np);
+        slot_release(&ns);
+        return 0;
+    }
+    prim_release(&ps->fwd);
+    ps->fwd = np;
+    slot_release(&ps->f_dst);
+    ps->f_dst = ns;
+    ps->top_end = ptop;
+    if (ptop > *top) *top = ptop;
+    return 1;
+}
+
+static void link_producer(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, int training, size_t *top)
 {
     hv_nn_tensor *chain[16], *t = n->src[0], *p = NULL;
     int nc = 0;
@@ -399,10 +490,22 @@ static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
         t = t->src[0];
     }
     conv_state *ps = p->be_state;
+    const dnnl_memory_desc_t *want = ps ? slot_md(&ps->f_dst) : NULL;
     if (!p->on_backend || !ps || p->is_output || p->n_consumers != 1 || !ps->f_dst.reorder ||
-        !cs->f_src.reorder || md_floats(slot_md(&ps->f_dst)) != (size_t)p->numel)
+        !cs->f_src.reorder || !want || p->bf16 != n->bf16)
         return;
-    const dnnl_memory_desc_t *want = slot_md(&ps->f_dst);
+    /* bf16: the producer's fp32 output layout, in bf16 */
+    dnnl_memory_desc_t w16;
+    if (n->bf16) {
+        w16 = *want;
+        w16.data_type = dnnl_bf16;
+        want = &w16;
+    }
+    /* no padding: the chain fits the graph's buffer of numel floats */
+    const size_t esz = want->data_type == dnnl_bf16 ? 2 : sizeof(float);
+    if (dnnl_memory_desc_get_size(want) != (size_t)p->numel * esz) return;
+    for (int i = 0; esz != sizeof(float) && i < nc; i++)
+        if (!chain[i]->alias_of) return;
     const int blk = md_block(want);
     if (!blk) return;
     const slot *need[6] = {&cs->f_src, NULL, NULL, NULL, NULL, NULL};
@@ -417,6 +520,7 @@ static void link_producer(hv_nn_tensor *n, conv_state *cs, int training)
         const dnnl_memory_desc_t *md = slot_md(need[i]);
         if (!md || !need[i]->reorder || !dnnl_memory_desc_equal(md, want)) return;
     }
+    if (n->bf16 && !producer_to_bf16(cx, p, ps, want, top)) return;
     ps->out_blocked = 1;
     cs->in_blocked = 1;
     p->blk = blk;
@@ -437,9 +541,6 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
     plain_md(&xu, nd, x->shape, 0);
     plain_md(&wu, nd, w->shape, 0);
     plain_md(&yu, nd, n->shape, 0);
-    plain_md(&xa, nd, x->shape, 1);
-    plain_md(&wa, nd, w->shape, 1);
-    plain_md(&ya, nd, n->shape, 1);
     int64_t nb = w->shape[0];
     plain_md(&bu, 1, &nb, 0);
     plain_md(&ba, 1, &nb, 1);
@@ -457,10 +558,32 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
     }
     const int act = is3 ? 0 : n->ip[4]; /* the graph fuses activations into conv2d only */
     dnnl_convolution_desc_t fd;
-    DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
-        &fd, training ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
-        &xa, &wa, has_b ? &ba : NULL, &ya, strides, dil, pl, pr));
-    st = prim_make(cx, &cs->fwd, &fd, NULL, training ? 0 : act, n->fp[2], &fpd, top);
+    const size_t top0 = *top;
+    /* bf16 (conv2d only): source and weights bf16, bias and output fp32
+     * (accumulation is fp32 inside oneDNN; the output becomes bf16 when a
+     * consumer joins it into a chain, link_producer); the slots' reorders
+     * convert from the graph's fp32. A shape oneDNN has only its reference
+     * bf16 kernel for (or none) is fp32 instead. */
+    for (int bf16 = cx->bf16 && !training && !is3;; bf16 = 0) {
+        const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+        typed_md(&xa, nd, x->shape, 1, dt);
+        typed_md(&wa, nd, w->shape, 1, dt);
+        typed_md(&ya, nd, n->shape, 1, dnnl_f32);
+        DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(
+            &fd, training ? dnnl_forward_training : dnnl_forward_inference,
+            dnnl_convolution_direct, &xa, &wa, has_b ? &ba : NULL, &ya, strides, dil, pl, pr));
+        st = prim_make(cx, &cs->fwd, &fd, NULL, training ? 0 : act, n->fp[2], &fpd, top);
+        if (!bf16) break;
+        if (st == HV_OK && native_impl(fpd)) {
+            n->bf16 = 1;
+            break;
+        }
+        if (fpd) dnnl_primitive_desc_destroy(fpd);
+        fpd = NULL;
+        prim_release(&cs->fwd);
+        *top = top0;
+        st = HV_OK;
+    }
     if (st) goto done;
     st = slot_init(cx, &cs->f_src, &xu, dnnl_primitive_desc_query_md(fpd, dnnl_query_src_md, 0), 0, 0, top);
     if (!st) st = slot_init(cx, &cs->f_w, &wu, dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0), 0, 0, top);
@@ -477,7 +600,10 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
                 goto done;
             }
         }
-        if (!is3) link_producer(n, cs, 0);
+        cs->fdesc = fd;
+        cs->top_end = *top;
+        if (!is3) link_producer(cx, n, cs, 0, top);
+        cs->top_end = *top;
         goto done;
     }
 
@@ -504,7 +630,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
         DNNL_TRY(dnnl_memory_get_memory_desc(cs->w_ddst.prim, &b));
         cs->share_ddst = dnnl_memory_desc_equal(a, b);
     }
-    if (!st && !is3) link_producer(n, cs, 1);
+    if (!st && !is3) link_producer(cx, n, cs, 1, top);
 done:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (dpd) dnnl_primitive_desc_destroy(dpd);
@@ -573,11 +699,17 @@ static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
         if (mems[i]) dnnl_memory_destroy(mems[i]);
     free(cs);
     n->be_state = NULL;
+    n->bf16 = 0;
 }
 
 static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, size_t *work_n)
 {
     cpu_ctx *cx = be->ctx;
+    /* the planner refuses it first (graph.c); a backward in bf16 is never run */
+    if (training && be->precision != HV_NN_FP32)
+        return hv_error_set(HV_ERR_UNSUPPORTED, "oneDNN: bf16 is an inference precision, the "
+                            "graph has gradients");
+    cx->bf16 = be->precision == HV_NN_BF16;
     if (!on_dnnl(n)) {
         *work_n = 0; /* the graph sizes the reference kernels' scratch */
         return HV_OK;
@@ -750,6 +882,40 @@ static void cpu_destroy(hv_nn_backend *be)
     free(be);
 }
 
+/* bf16 needs oneDNN's native bf16 kernels: avx512_bf16 (avx512_core_bf16)
+ * or AMX; below that oneDNN 2.6 has no bf16 convolution but its reference
+ * loops (or emulates bf16 on plain AVX-512 at no gain). The effective ISA
+ * also honours ONEDNN_MAX_CPU_ISA. */
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic:
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
+}
+
+static hv_status cpu_check_precision(hv_nn_backend *be, hv_nn_precision p)
+{
+    (void)be;
+    if (p != HV_NN_BF16) return hv_error_set(HV_ERR_UNSUPPORTED, "cpu backend: precision %d", (int)p);
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    if (((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) !=
+        (unsigned)dnnl_cpu_isa_avx512_core_bf16)
+        return hv_error_set(HV_ERR_UNSUPPORTED, "cpu backend: bf16 needs a CPU with avx512_bf16 "
+                            "or AMX (oneDNN's avx512_core_bf16); this one runs oneDNN at %s "
+                            "(use precision fp32)", isa_name(isa));
+    return HV_OK;
+}
+
 static const hv_nn_backend_i cpu_iface = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -759,6 +925,7 @@ static const hv_nn_backend_i cpu_iface = {
     .node_release = cpu_release,
     .node_forward = cpu_forward,
     .node_backward = cpu_backward,
+    .check_precision = cpu_check_precision,
 };
 
 hv_status hv_nn_backend_create_cpu(hv_nn_backend **out)
