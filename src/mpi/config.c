@@ -193,9 +193,10 @@ static const hv_run_key keys[] = {
      HV_KEY_BOOL, RES_NEW, FIELD(synth_neighbours)},
     {"synthesis", "seg_threshold", "0.5",
      "method = gan: the synthesized vertebra is where the fine segmentation's probability "
-     "exceeds this (0.5: the reference, spec 8; with two planes, their mean probability). A "
-     "generator whose val.csv shows a higher Dice at a lower threshold (dice_best, "
-     "seg_threshold columns) draws bodies that are too small at 0.5 (docs/model.md)",
+     "exceeds this (0.5: the reference, spec 8; with two planes, their mean probability). "
+     "Choose it from the training's val.csv (seg_threshold: the Dice-best threshold of the val "
+     "items) or `healthivert train --validate-model`, never on the cases being evaluated "
+     "(docs/model.md)",
      HV_KEY_DOUBLE, 0.01, 0.99, RES_NEW, FIELD(synth_seg_threshold)},
     {"synthesis", "nifti", "off",
      "method = gan: on writes the reference's CT_fake/<case>_<label>.nii.gz and "
