@@ -130,6 +130,16 @@ done:
     return st;
 }
 
+/* The generator's values into ps (shapes already checked): from /G/params
+ * of a training checkpoint (in_g) or /params of a model file. */
+static hv_status load_values(const char *path, int in_g, hv_nn_params *ps)
+{
+    if (!in_g) return hv_nn_checkpoint_load(path, ps, NULL, 1);
+    const char *gn[1] = {"G"};
+    hv_nn_params *pss[1] = {ps};
+    return hv_nn_checkpoint_load_groups(path, 1, gn, pss, NULL);
+}
+
 /* The generator of path into a new parameter set (*ps owned by the caller). */
 static hv_status read_generator(const char *path, const char *what, int need_g, model_file *m,
                                 hv_nn_params **ps_out)
@@ -152,13 +162,7 @@ static hv_status read_generator(const char *path, const char *what, int need_g, 
     const int in_g = m->mf.in_ckpt;
     hv__model_file_close(&m->mf);
     if (st != HV_OK) goto done;
-    if (in_g) {
-        const char *gn[1] = {"G"};
-        hv_nn_params *pss[1] = {ps};
-        st = hv_nn_checkpoint_load_groups(path, 1, gn, pss, NULL);
-    } else {
-        st = hv_nn_checkpoint_load(path, ps, NULL, 1);
-    }
+    st = load_values(path, in_g, ps);
     if (st != HV_OK) hv_error_wrap(st, "model synth: %s file '%s'", what, path);
 done:
     hv__model_file_close(&m->mf);
@@ -197,13 +201,7 @@ hv_status hv_model_gan_load_generator(hv_model_gan *m, const char *path, char *p
     const int in_g = mf.mf.in_ckpt;
     hv__model_file_close(&mf.mf);
     if (st != HV_OK) goto done;
-    if (in_g) {
-        const char *gn[1] = {"G"};
-        hv_nn_params *pss[1] = {g};
-        st = hv_nn_checkpoint_load_groups(path, 1, gn, pss, NULL);
-    } else {
-        st = hv_nn_checkpoint_load(path, g, NULL, 1);
-    }
+    st = load_values(path, in_g, g);
     if (st != HV_OK) hv_error_wrap(st, "%s '%s'", pfx, path);
     if (st == HV_OK && plane_out && plane_cap) snprintf(plane_out, plane_cap, "%s", mf.plane);
 done:

@@ -715,6 +715,32 @@ static void test_geometry(hv_nn_backend *be)
     hv_model_synth_free(s);
 }
 
+/* test_fusion's saturated pair: both models fc_height bias +50 (p2 = 1);
+ * the sagittal one allconv17 / allconv18 bias +50 (CT 255, fine_seg 1),
+ * the coronal one -50 (CT 0, fine_seg ~1e-22); random weights from seed,
+ * seed + 1. Written to path[0] (sagittal) and path[1] (coronal). */
+static int saturated_models(const char *const path[2], uint64_t seed)
+{
+    const char *plane[2] = {"sagittal", "coronal"};
+    for (int p = 0; p < 2; p++) {
+        hv_nn_params *ps = tiny_params(seed + (uint64_t)p);
+        if (!HV_CHECK(ps, "params")) return 0;
+        const char *nm[3] = {"fine_generator.fc_height.bias", "fine_generator.allconv17.conv.bias",
+                             "fine_generator.allconv18.conv.bias"};
+        for (int k = 0; k < 3; k++) {
+            hv_nn_param *b = hv_nn_params_find(ps, nm[k]);
+            if (!HV_CHECK(b, "%s", nm[k])) {
+                hv_nn_params_free(ps);
+                return 0;
+            }
+            hv_nn_param_data(b)[0] = (k == 0 || p == 0) ? 50.0f : -50.0f;
+        }
+        HV_CHECK_OK(save_model(path[p], ps, plane[p]));
+        hv_nn_params_free(ps);
+    }
+    return 1;
+}
+
 /* Fusion of the planes on saturated heads. Both models: fc_height bias +50
  * (p2 = 1: generator rows [111, 151) as in test_geometry, in both planes
  * since the coronal slices show the same rows). Sagittal: allconv17 bias
@@ -729,20 +755,7 @@ static void test_geometry(hv_nn_backend *be)
 static void test_fusion(hv_nn_backend *be)
 {
     const char *path[2] = {tmp_path("fuse_sag.h5"), tmp_path("fuse_cor.h5")};
-    const char *plane[2] = {"sagittal", "coronal"};
-    for (int p = 0; p < 2; p++) {
-        hv_nn_params *ps = tiny_params(30 + (uint64_t)p);
-        HV_REQUIRE_V(ps, "params");
-        const char *nm[3] = {"fine_generator.fc_height.bias", "fine_generator.allconv17.conv.bias",
-                             "fine_generator.allconv18.conv.bias"};
-        for (int k = 0; k < 3; k++) {
-            hv_nn_param *b = hv_nn_params_find(ps, nm[k]);
-            HV_REQUIRE_V(b, "%s", nm[k]);
-            hv_nn_param_data(b)[0] = (k == 0 || p == 0) ? 50.0f : -50.0f;
-        }
-        HV_CHECK_OK(save_model(path[p], ps, plane[p]));
-        hv_nn_params_free(ps);
-    }
+    if (!saturated_models(path, 30)) return;
     hv_model_synth *s = open_synth(be, path[0], path[1], 8, 0);
     hv_spine_crop *cr = std_crop(19, 20, 21, 22);
     HV_REQUIRE_V(s && cr, "synth, crop");
@@ -798,20 +811,7 @@ static void test_fusion(hv_nn_backend *be)
 static void test_seg_threshold(hv_nn_backend *be)
 {
     const char *path[2] = {tmp_path("thr_sag.h5"), tmp_path("thr_cor.h5")};
-    const char *plane[2] = {"sagittal", "coronal"};
-    for (int p = 0; p < 2; p++) {
-        hv_nn_params *ps = tiny_params(40 + (uint64_t)p);
-        HV_REQUIRE_V(ps, "params");
-        const char *nm[3] = {"fine_generator.fc_height.bias", "fine_generator.allconv17.conv.bias",
-                             "fine_generator.allconv18.conv.bias"};
-        for (int k = 0; k < 3; k++) {
-            hv_nn_param *b = hv_nn_params_find(ps, nm[k]);
-            HV_REQUIRE_V(b, "%s", nm[k]);
-            hv_nn_param_data(b)[0] = (k == 0 || p == 0) ? 50.0f : -50.0f;
-        }
-        HV_CHECK_OK(save_model(path[p], ps, plane[p]));
-        hv_nn_params_free(ps);
-    }
+    if (!saturated_models(path, 40)) return;
     hv_spine_crop *cr = std_crop(19, 20, 21, 22);
     HV_REQUIRE_V(cr, "crop");
     const double thr[2] = {0.5, 0.49};

@@ -22,27 +22,9 @@
 
 #include "hv/nn.h"
 #include "hv_test.h"
+#include "nn_hand.h"
 
-#define S(...) ((const int64_t[]){__VA_ARGS__})
 #define I3(a, b, c) ((const int[]){a, b, c})
-
-typedef hv_status (*create_fn)(hv_nn_backend **out);
-static const struct {
-    const char *name;
-    create_fn create;
-} backends[] = {{"ref", hv_nn_backend_create_ref}, {"cpu", hv_nn_backend_create_cpu}};
-#define N_BACKENDS ((int)(sizeof backends / sizeof backends[0]))
-
-static int close_to(double got, double want) { return fabs(got - want) <= 1e-5 * fmax(1.0, fabs(want)); }
-
-/* got[i] vs want[i]; reports the first mismatch only */
-static void check_all(const char *what, const char *be, const float *got, const double *want, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!HV_CHECK(close_to(got[i], want[i]), "%s on %s: element %d is %.7g, expected %.7g", what,
-                      be, i, got[i], want[i]))
-            return;
-}
 
 /* ------------------------------------------------------------- conv3d */
 
