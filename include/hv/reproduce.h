@@ -73,6 +73,9 @@ typedef struct hv_repro_row {
     int ok;                /* 1: ran and graded; g is valid                   */
     char reason[512];      /* !ok: why                                        */
     long n_cases, n_failed_cases;
+    long n_vertebrae;      /* rows in the method's store                      */
+    long n_synth_fallback; /* of them flagged synth_fallback: the gan kept    */
+                           /* the baseline's values there                     */
     hv_grader_result g;
 } hv_repro_row;
 

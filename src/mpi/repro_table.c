@@ -90,14 +90,15 @@ static hv_status write_csv(const char *path, const hv_repro_row *rows, int n)
     fprintf(f, "method,status,n_folds,macro_precision_mean,macro_precision_var,"
                "macro_recall_mean,macro_recall_var,macro_f1_mean,macro_f1_var,"
                "val_macro_precision,val_macro_recall,val_macro_f1,val_n,recall_grade0,"
-               "recall_grade1,recall_grade2,recall_grade3,cases,cases_failed,note\n");
+               "recall_grade1,recall_grade2,recall_grade3,cases,cases_failed,vertebrae,"
+               "synth_fallbacks,note\n");
     for (int i = 0; i < n; i++) {
         const hv_repro_row *r = &rows[i];
         const hv_grader_result *g = &r->g;
         fprintf(f, "%s,%s", r->method, r->ok ? "ok" : "failed");
         if (!r->ok) {
-            fputs(",,,,,,,,,,,,,,,,", f);
-            fprintf(f, ",%ld,%ld", r->n_cases, r->n_failed_cases);
+            fputs(",,,,,,,,,,,,,,,", f); /* n_folds .. recall_grade3 */
+            fprintf(f, ",%ld,%ld,,", r->n_cases, r->n_failed_cases);
             csv_str(f, r->reason);
             fputc('\n', f);
             continue;
@@ -114,7 +115,8 @@ static hv_status write_csv(const char *path, const hv_repro_row *rows, int n)
         csv_num(f, g->m.macro_f1);
         fprintf(f, ",%ld", val_n(&g->m));
         for (int k = 0; k < 4; k++) csv_num(f, grade_recall(&g->m, k));
-        fprintf(f, ",%ld,%ld", r->n_cases, r->n_failed_cases);
+        fprintf(f, ",%ld,%ld,%ld,%ld", r->n_cases, r->n_failed_cases, r->n_vertebrae,
+                r->n_synth_fallback);
         csv_str(f, g->note);
         fputc('\n', f);
     }
@@ -171,6 +173,10 @@ static hv_status write_md(const char *path, const hv_repro_row *rows, int n, int
         if (rows[i].ok && rows[i].n_failed_cases > 0)
             fprintf(f, "\n%s: %ld of %ld cases failed (their vertebrae are not graded).\n",
                     rows[i].method, rows[i].n_failed_cases, rows[i].n_cases);
+        if (rows[i].ok && rows[i].n_synth_fallback > 0)
+            fprintf(f, "\n%s: on %ld of %ld vertebrae the synthesis fell back to the "
+                       "baseline's values (synth_fallback).\n",
+                    rows[i].method, rows[i].n_synth_fallback, rows[i].n_vertebrae);
         if (rows[i].ok && rows[i].g.note[0])
             fprintf(f, "\n%s: %s\n", rows[i].method, rows[i].g.note);
     }

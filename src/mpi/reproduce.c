@@ -290,13 +290,24 @@ static int published_set(const hv_repro *r)
     return base && strstr(base, "verse19") ? HV_REPRO_PUBLISHED_VERSE19 : HV_REPRO_PUBLISHED_NONE;
 }
 
-/* Rank 0: the grader result of a finished run. */
-static hv_status read_grader(const char *store_path, hv_grader_result *g)
+/* Rank 0: the grader result of a finished run, and how many of its
+ * vertebrae fell back from the method's synthesis to the baseline's values
+ * (a gan row equal to the baseline's says why). */
+static hv_status read_grader(const char *store_path, hv_repro_row *row)
 {
+    hv_grader_result *g = &row->g;
     hv_store *s = NULL;
+    hv_run_vrow *v = NULL;
+    size_t nv = 0;
     int present = 0;
     hv_status st = hv_store_open_serial(store_path, 0, &s);
     if (st == HV_OK) st = hv_store_read_grader(s, g, &present);
+    if (st == HV_OK) st = hv_store_read_vertebrae(s, &v, &nv);
+    row->n_vertebrae = (long)nv;
+    row->n_synth_fallback = 0;
+    for (size_t i = 0; v && i < nv; i++)
+        row->n_synth_fallback += (v[i].flags & HV_MEAS_SYNTH_FALLBACK) != 0;
+    free(v);
     if (s) hv_store_close(s);
     if (st == HV_OK && !present)
         st = hv_error_set(HV_ERR_EMPTY, "%s: the run left no grader result", store_path);
@@ -334,7 +345,7 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
         }
         row->n_cases = sum.n_cases;
         row->n_failed_cases = sum.n_failed;
-        if (ms == HV_OK && rank == 0) ms = read_grader(sum.store_path, &row->g);
+        if (ms == HV_OK && rank == 0) ms = read_grader(sum.store_path, row);
         if (ms == HV_OK && rank == 0 && strcmp(row->g.method, "svm"))
             ms = hv_error_set(HV_ERR_EMPTY, "graded by the %s, not the SVM protocol: %s",
                               row->g.method[0] ? row->g.method : "(none)",

@@ -61,6 +61,11 @@ repro() { # repro NRANKS OUT [args...]: stdout+stderr to OUT.log
   fi
 }
 
+same_text() { [ -n "$1" ] && [ "$1" = "$2" ]; }
+col() { # col FILE NAME ROWKEY: the column NAME of the row whose first field is ROWKEY
+  awk -F, -v name="$2" -v key="$3" 'NR == 1 { for (c = 1; c <= NF; c++) k[$c] = c; next }
+    $1 == key { print $k[name]; exit }' "$1"
+}
 # -- refusals before anything runs
 repro 0 "$WORK/unk" --set "reproduce.methods=baseline, aot"; rc=$?
 check "unknown method refused with exit 2 (got $rc)" [ $rc -eq 2 ]
@@ -85,6 +90,10 @@ check "failed method: exit 3 (got $rc; $WORK/fail.log)" [ $rc -eq 3 ]
 check "failed method: gan row failed with the reason" \
   grep -q '^gan,failed,.*synthesis.model.*broken.h5' "$WORK/fail/table.csv"
 check "failed method: baseline still graded" grep -q '^baseline,ok,5,' "$WORK/fail/table.csv"
+check "failed method: its row's columns line up (cases = 0)" \
+  [ "$(col "$WORK/fail/table.csv" cases gan)" = 0 ]
+check "failed method: baseline row: 12 vertebrae" \
+  [ "$(col "$WORK/fail/table.csv" vertebrae baseline)" = 12 ]
 check "failed method: table.md says why" grep -q '^gan failed: .*broken.h5' "$WORK/fail/table.md"
 check "failed method: progress on stderr" grep -q '^reproduce: gan failed' "$WORK/fail.log"
 
@@ -102,11 +111,6 @@ check "published AOT-GAN and SupCon-SENet rows" \
 check "no published number in table.csv" sh -c "! grep -qi 'published\|0.727' '$A/table.csv'"
 
 # each row against its method's own outputs
-same_text() { [ -n "$1" ] && [ "$1" = "$2" ]; }
-col() { # col FILE NAME ROWKEY: the column NAME of the row whose first field is ROWKEY
-  awk -F, -v name="$2" -v key="$3" 'NR == 1 { for (c = 1; c <= NF; c++) k[$c] = c; next }
-    $1 == key { print $k[name]; exit }' "$1"
-}
 for m in baseline gan; do
   gm=$A/$m/grader_metrics.csv
   check "$m: grader is the SVM protocol" grep -q '^svm,val,' "$gm"
@@ -118,6 +122,9 @@ for m in baseline gan; do
     t=$(col "$A/table.csv" "${pair%%:*}" "$m"); g=$(col "$gm" "${pair##*:}" svm)
     check "$m: table ${pair%%:*} ($t) = grader_metrics ${pair##*:} ($g)" same_text "$t" "$g"
   done
+  nfb=$(grep -c synth_fallback "$A/$m/vertebrae.csv")
+  check "$m: synth_fallbacks = the flagged rows of vertebrae.csv ($nfb)" \
+    [ "$(col "$A/table.csv" synth_fallbacks "$m")" = "$nfb" ]
   # independent: fold mean and population variance of macro F1 from the folds
   read -r fm fv < <(awk -F, 'NR > 1 { x[NR] = $2; s += $2; n++ }
     END { m = s / n; for (i in x) v += (x[i] - m) ^ 2; printf "%.15g %.15g\n", m, v / n }' \
