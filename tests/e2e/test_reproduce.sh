@@ -15,7 +15,8 @@
 #    recall per grade recomputed with awk from the confusion matrix;
 #    the published VerSe 2019 numbers appear in table.md as their own
 #    table labelled published, never in table.csv;
-#  - 1 rank killed with SIGKILL during the gan method, then re-run: the same
+#  - 1 rank killed with SIGKILL during the gan method, then re-run and
+#    stopped with SIGTERM (exit 75, no table), then re-run again: the same
 #    table.csv, table.md and table.png as the 2-rank run (rank-count and
 #    resume identity at once).
 #
@@ -164,6 +165,20 @@ check "killed during gan (a gan case journaled, the run still going)" kill -0 $p
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 check "no table after the kill" [ ! -e "$B/table.csv" ]
+# then SIGTERM during the resumed gan run: exit 75, no table, resumable
+jb=$(cat "$B"/gan/journal/rank-*.log 2>/dev/null | wc -c)
+"$HV" reproduce "$cfg" "${COMMON[@]}" --set "reproduce.output=$B" >"$B.term.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 1200); do
+  [ "$(cat "$B"/gan/journal/rank-*.log 2>/dev/null | wc -c)" -gt "$jb" ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.1
+done
+kill -TERM $pid 2>/dev/null
+wait $pid; rc=$?
+check "SIGTERM during gan: exit 75 (got $rc; $B.term.log)" [ $rc -eq 75 ]
+check "SIGTERM: says how to resume" grep -q "stopped early: stopped during method gan; re-run" "$B.term.log"
+check "no table after SIGTERM" [ ! -e "$B/table.csv" ]
 repro 0 "$B"; rc=$?
 check "1 rank, re-run after kill -9: exit 0 (got $rc; $B.log)" [ $rc -eq 0 ]
 check "the re-run resumed gan (cases finished earlier)" grep -q "finished earlier" "$B.log"
