@@ -316,6 +316,23 @@ typedef struct hv_io_groups {
 } hv_io_groups;
 hv_status hv_io_plot_groups(const char *path, const hv_io_groups *g);
 
+/* Grouped bars: n_groups groups (at most 16) of n_series bars (at most 6),
+ * value[g * n_series + s] (non-finite: no bar, "n/a"), with a whisker of
+ * +- spread[...] (NULL or non-finite: none) and a short black reference
+ * line at ref[...] (NULL or non-finite: none; named ref_name in the
+ * legend). group_notes (NULL or per group, may be NULL) print a red note
+ * under a group's name. The y axis is [ylo, yhi]; values are clipped. */
+typedef struct hv_io_bars {
+    const char *title, *ylabel, *caption, *ref_name;
+    int n_groups, n_series;
+    const char *const *group_names;
+    const char *const *group_notes;
+    const char *const *series_names;
+    const double *value, *spread, *ref;
+    double ylo, yhi;
+} hv_io_bars;
+hv_status hv_io_plot_bars(const char *path, const hv_io_bars *b);
+
 /* A heatmap of z[ix + nx * iy] (NaN: grey, no data) on the fixed colour
  * scale [zlo, zhi], with a colour bar, marks on the bar, labels at the
  * left/right edges and the top/bottom rows, and a caption. */

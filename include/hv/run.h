@@ -105,6 +105,10 @@ hv_status hv_run_config_set(hv_run_config *c, const char *assignment);
 hv_status hv_run_config_new_table(const hv_run_key *table, size_t n, hv_run_config **out);
 hv_status hv_run_config_load_table(const hv_run_key *table, size_t n, const char *path,
                                    hv_run_config **out);
+/* The same from INI text in memory over another table (as
+ * hv_run_config_parse). */
+hv_status hv_run_config_parse_table(const hv_run_key *table, size_t n, const char *text,
+                                    size_t len, const char *name, hv_run_config **out);
 /* Parse every value of c into the struct at dst (size bytes) through the
  * offsets of its table (memset to 0 first). HV_ERR_ARG naming a bad value. */
 hv_status hv_run_config_fill(const hv_run_config *c, void *dst, size_t size);

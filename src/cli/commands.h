@@ -25,6 +25,7 @@ int hv_cmd_attention(int argc, char **argv);
 int hv_cmd_svm(int argc, char **argv);
 int hv_cmd_run(int argc, char **argv);
 int hv_cmd_prepare(int argc, char **argv);
+int hv_cmd_reproduce(int argc, char **argv);
 /* The body of `run` and `prepare` (cmd_run.c): config, --set, MPI, the run,
  * the summary; `cmd` names the command in messages, `usage` prints its
  * help, prepare = 1 forces prepare.enabled = 1. */

@@ -42,6 +42,10 @@ static const hv_command commands[] = {
 #ifdef HV_HAVE_CMD_RUN
     {"run", hv_cmd_run, "run the whole pipeline on a cohort (MPI-parallel)"},
 #endif
+#ifdef HV_HAVE_CMD_REPRODUCE
+    {"reproduce", hv_cmd_reproduce,
+     "the seed paper's comparison table: one run per method, SVM-graded (MPI-parallel)"},
+#endif
 #ifdef HV_HAVE_CMD_PREPARE
     {"prepare", hv_cmd_prepare, "write the GAN's training set of a cohort (MPI-parallel)"},
 #endif

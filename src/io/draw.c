@@ -1,7 +1,8 @@
 /*
  * draw.c: every picture the project writes goes through here: one libpng
  * writer (grey or RGB, atomic), and the figures (confusion matrix, values
- * by group, heatmap with colour bar, line plot) drawn with cairo.
+ * by group, heatmap with colour bar, line plot, grouped bars) drawn with
+ * cairo.
  *
  * Why this way: figures are read by people, so text must be real text
  * (DejaVu Sans through fontconfig, anti-aliased) and lines must be smooth;
@@ -824,6 +825,75 @@ hv_status hv_io_plot_lines(const char *path, const hv_io_lines *p)
     text(&f, L + pw / 2.0, H - 16, 12, 0, 0, BLACK, 0, p->xlabel);
     text(&f, 18, T + ph / 2.0, 12, 0, 0, BLACK, -90, p->ylabel);
 #undef XPIX
+#undef YPIX
+    st = fig_save(&f, path);
+    fig_free(&f);
+    return st;
+}
+
+hv_status hv_io_plot_bars(const char *path, const hv_io_bars *b)
+{
+    if (!path || !b || b->n_groups < 1 || b->n_groups > 16 || b->n_series < 1 ||
+        b->n_series > 6 || !b->value || !(b->yhi > b->ylo))
+        return hv_error_set(HV_ERR_ARG, "bar figure: bad arguments");
+    static const double SERIES[6][3] = {{0.16, 0.35, 0.78}, {0.93, 0.55, 0.14},
+                                        {0.22, 0.62, 0.33}, {0.60, 0.35, 0.70},
+                                        {0.55, 0.55, 0.55}, {0.80, 0.15, 0.15}};
+    const int ng = b->n_groups, ns = b->n_series;
+    const int W = 150 * ng + 140 > 680 ? 150 * ng + 140 : 680, H = 460, L = 74, R = 24, T = 78, B = 84;
+    const double pw = W - L - R, ph = H - T - B, lo = b->ylo, hi = b->yhi;
+    double step = nice_step(lo, hi, 6);
+    fig f;
+    hv_status st = fig_new(&f, W, H);
+    if (st != HV_OK) return st;
+#define YPIX(val) (T + (hi - fmin(fmax((val), lo), hi)) / (hi - lo) * ph)
+    text(&f, W / 2.0, 22, 16, 0, 1, BLACK, 0, b->title);
+    for (double y = lo; y <= hi + step * 1e-6; y += step) {
+        char lab[32];
+        line(&f, L, YPIX(y), L + pw, YPIX(y), 1, GRID, 0);
+        fmt_tick(lab, sizeof lab, y, step);
+        text(&f, L - 8, YPIX(y), 11, 1, 0, AXIS, 0, lab);
+    }
+    line(&f, L + 0.5, T, L + 0.5, T + ph, 1, AXIS, 0);
+    line(&f, L, T + ph + 0.5, L + pw, T + ph + 0.5, 1, AXIS, 0);
+    text(&f, 20, T + ph / 2.0, 13, 0, 0, BLACK, -90, b->ylabel);
+    /* legend: one swatch per series, then the reference mark */
+    double lx = L;
+    for (int s = 0; s < ns; s++) {
+        box(&f, lx, 44, 12, 12, SERIES[s]);
+        text(&f, lx + 17, 50, 12, -1, 0, BLACK, 0, b->series_names ? b->series_names[s] : NULL);
+        lx += 105;
+    }
+    if (b->ref) {
+        line(&f, lx, 50, lx + 16, 50, 3, BLACK, 0);
+        text(&f, lx + 22, 50, 12, -1, 0, BLACK, 0, b->ref_name);
+    }
+    const double gw = pw / ng, bw = gw * 0.7 / ns;
+    for (int g = 0; g < ng; g++) {
+        double x0 = L + g * gw + gw * 0.15;
+        for (int s = 0; s < ns; s++) {
+            double v = b->value[g * ns + s], x = x0 + s * bw;
+            if (isfinite(v)) {
+                box(&f, x + 1, YPIX(v), bw - 2, YPIX(lo) - YPIX(v), SERIES[s]);
+                double sp = b->spread ? b->spread[g * ns + s] : NAN;
+                if (isfinite(sp) && sp > 0) {
+                    double xc = x + bw / 2;
+                    line(&f, xc, YPIX(v - sp), xc, YPIX(v + sp), 1.4, BLACK, 0);
+                    line(&f, xc - 4, YPIX(v - sp), xc + 4, YPIX(v - sp), 1.4, BLACK, 0);
+                    line(&f, xc - 4, YPIX(v + sp), xc + 4, YPIX(v + sp), 1.4, BLACK, 0);
+                }
+            } else {
+                text(&f, x + bw / 2, YPIX(lo) - 10, 10, 0, 0, AXIS, 0, "n/a");
+            }
+            double r = b->ref ? b->ref[g * ns + s] : NAN;
+            if (isfinite(r)) line(&f, x + 1, YPIX(r), x + bw - 1, YPIX(r), 3, BLACK, 0);
+        }
+        text(&f, L + (g + 0.5) * gw, T + ph + 18, 13, 0, 0, BLACK, 0,
+             b->group_names ? b->group_names[g] : NULL);
+        if (b->group_notes)
+            text(&f, L + (g + 0.5) * gw, T + ph + 36, 10, 0, 0, MARK, 0, b->group_notes[g]);
+    }
+    text(&f, L + pw / 2.0, H - 14, 11, 0, 0, AXIS, 0, b->caption);
 #undef YPIX
     st = fig_save(&f, path);
     fig_free(&f);

@@ -720,6 +720,12 @@ hv_status hv_run_config_parse(const char *text, size_t len, const char *name,
     return parse_table(keys, N_KEYS, text, len, name, out);
 }
 
+hv_status hv_run_config_parse_table(const hv_run_key *table, size_t n, const char *text,
+                                    size_t len, const char *name, hv_run_config **out)
+{
+    return parse_table(table, n, text, len, name, out);
+}
+
 hv_status hv_run_config_load_table(const hv_run_key *table, size_t n, const char *path,
                                    hv_run_config **out)
 {

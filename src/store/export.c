@@ -142,7 +142,8 @@ static hv_status export_tables(const char *path, const char *dir)
     if (present) {
         if ((st = table_open(dir, "grader_metrics.csv", &a, &f)) != HV_OK) goto done;
         fprintf(f, "method,evaluated_on,macro_f1,macro_precision,macro_recall,accuracy,kappa_linear,"
-                   "n_folds,fold_mean_f1,fold_var_f1,note\n");
+                   "n_folds,fold_mean_f1,fold_var_f1,fold_mean_precision,fold_var_precision,"
+                   "fold_mean_recall,fold_var_recall,note\n");
         fprintf(f, "%s,%s,", g.method, g.evaluated_on);
         if (g.have_metrics) {
             csv_num(f, g.m.macro_f1), fputc(',', f);
@@ -153,11 +154,15 @@ static hv_status export_tables(const char *path, const char *dir)
         } else {
             fputs(",,,,", f);
         }
+        /* fold mean and population variance of macro F1, precision, recall
+         * (hv_grader_result's order: F1, P, R, accuracy) */
         fprintf(f, ",%d,", g.n_folds);
-        if (g.n_folds) csv_num(f, g.mean[0]);
-        fputc(',', f);
-        if (g.n_folds) csv_num(f, g.var[0]);
-        fputc(',', f);
+        for (int q = 0; q < 3; q++) {
+            if (g.n_folds) csv_num(f, g.mean[q]);
+            fputc(',', f);
+            if (g.n_folds) csv_num(f, g.var[q]);
+            fputc(',', f);
+        }
         csv_str(f, g.note);
         fputc('\n', f);
         if (g.have_metrics) {

@@ -1,0 +1,200 @@
+/*
+ * cmd_reproduce.c: `healthivert reproduce CONFIG.ini [--set section.key=value]...`
+ *
+ * The comparison table of the seed paper from one command: for each method
+ * of reproduce.methods, a `run` of the configured cohort with that
+ * synthesis method into <reproduce.output>/<method>/ (resumed by its own
+ * journals when it was started before), graded by the SVM protocol, then
+ * table.csv, table.md and table.png (src/mpi/reproduce.c, repro_table.c).
+ * Everything is checked before MPI starts; an unknown method writes
+ * nothing. Exit status: 0 every method graded; 3 a method failed (its row
+ * says why; the others are in the table) or some cases of a method failed;
+ * 75 stopped by a signal (re-run to resume); 1 error; 2 usage.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "hv/reproduce.h"
+#include "hv/run.h"
+#include "hv/store.h"
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    hv_run_request_stop();
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: healthivert reproduce CONFIG.ini [--set section.key=value]...\n"
+            "       mpirun -n R healthivert reproduce CONFIG.ini ...\n"
+            "\n"
+            "Regenerates the seed paper's comparison table on the configured data. CONFIG.ini\n"
+            "is a run configuration (`healthivert run --keys`) plus a [reproduce] section:\n"
+            "  methods   = baseline, gan   synthesis methods to compare (the choices of\n"
+            "                              synthesis.method; their keys, e.g. synthesis.model,\n"
+            "                              come from the run sections)\n"
+            "  output    = DIR             where everything goes\n"
+            "  published = auto            verse19 | none | auto (verse19 when input.split's\n"
+            "                              file name contains 'verse19')\n"
+            "\n"
+            "What runs: for each method in order, the whole pipeline (`healthivert run`) with\n"
+            "synthesis.method set, into DIR/<method>/ (its store, tables and figures as\n"
+            "`run` writes them), graded by the SVM protocol (spec 10: linear SVC on the\n"
+            "pre/mid/post RHLV, 5-fold stratified over train+test, each fold scored on\n"
+            "val). The split must have train, val and test rows. Progress goes to stderr.\n"
+            "\n"
+            "Outputs: DIR/table.csv (exact numbers), DIR/table.md, DIR/table.png (grouped\n"
+            "bars with the fold spread). Columns: macro-P, macro-R, macro-F1 as mean and\n"
+            "population variance over the folds; val P/R/F1 and recall per Genant grade of\n"
+            "the grader trained on all train+test rows, scored on val. With published set,\n"
+            "the published VerSe 2019 numbers are a separate table labelled published\n"
+            "(and marks in the figure), never rows of ours.\n"
+            "\n"
+            "Resuming: run the same command again. Each method's run resumes from its\n"
+            "journals (a finished one is only re-graded, with the same numbers); SIGTERM\n"
+            "or SIGUSR1 stop after the current cases (exit 75); after SIGKILL a re-run\n"
+            "loses at most the cases that were in flight.\n"
+            "\n"
+            "  --set section.key=value   override one key (reproduce.* or a run key; not\n"
+            "                            synthesis.method or output.dir, which are set per\n"
+            "                            method)\n"
+            "  --keys                    list the [reproduce] keys\n"
+            "\n"
+            "A method whose run fails is a row 'failed' with the reason; the other methods\n"
+            "still run and are reported.\n"
+            "Exit status: 0 every method graded; 3 a method failed or some of its cases\n"
+            "failed; 75 stopped early, resumable; 1 error; 2 usage (bad config, unknown\n"
+            "method: nothing is written).\n"
+            "\n"
+            "Example:\n"
+            "  mpirun -n 2 healthivert reproduce configs/reproduce-phantom.ini\n");
+}
+
+static void print_keys(void)
+{
+    size_t n;
+    const hv_run_key *k = hv_repro_config_keys(&n);
+    char allowed[256];
+    for (size_t i = 0; i < n; i++) {
+        hv_run_key_allowed(&k[i], allowed, sizeof allowed);
+        printf("%s.%s = %s\n    %s\n    allowed: %s\n", k[i].section, k[i].key, k[i].def,
+               k[i].help, allowed);
+    }
+    printf("(and every run key: healthivert run --keys)\n");
+}
+
+int hv_cmd_reproduce(int argc, char **argv)
+{
+    const char *cfgpath = NULL;
+    hv_repro *r = NULL;
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
+            usage(stdout);
+            return HV_EXIT_OK;
+        }
+        if (!strcmp(argv[a], "--keys")) {
+            print_keys();
+            return HV_EXIT_OK;
+        }
+    }
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--set")) {
+            a++;
+            continue;
+        }
+        if (!strncmp(argv[a], "--set=", 6)) continue;
+        if (argv[a][0] == '-' || cfgpath) {
+            fprintf(stderr, "healthivert reproduce: unexpected argument '%s'\n\n", argv[a]);
+            usage(stderr);
+            return HV_EXIT_USAGE;
+        }
+        cfgpath = argv[a];
+    }
+    if (!cfgpath) {
+        usage(stderr);
+        return HV_EXIT_USAGE;
+    }
+    if (hv_repro_load(cfgpath, &r) != HV_OK) {
+        fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
+        return HV_EXIT_USAGE;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *as = NULL;
+        if (!strcmp(argv[a], "--set")) {
+            if (a + 1 >= argc) {
+                fprintf(stderr, "healthivert reproduce: --set needs section.key=value\n");
+                hv_repro_free(r);
+                return HV_EXIT_USAGE;
+            }
+            as = argv[++a];
+        } else if (!strncmp(argv[a], "--set=", 6)) {
+            as = argv[a] + 6;
+        }
+        if (as && hv_repro_set(r, as) != HV_OK) {
+            fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
+            hv_repro_free(r);
+            return HV_EXIT_USAGE;
+        }
+    }
+    if (hv_repro_check(r) != HV_OK) {
+        fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
+        hv_repro_free(r);
+        return HV_EXIT_USAGE;
+    }
+    if (hv_repro_prepare_output(r) != HV_OK) {
+        fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
+        hv_repro_free(r);
+        return HV_EXIT_FAIL;
+    }
+
+    int provided = 0;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "healthivert reproduce: MPI_Init failed\n");
+        hv_repro_free(r);
+        return HV_EXIT_FAIL;
+    }
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    hv_repro_summary sum;
+    hv_status st = hv_repro_execute(r, MPI_COMM_WORLD, &sum);
+    int rc;
+    if (st == HV_OK) {
+        rc = sum.n_failed > 0 || sum.n_partial > 0 ? HV_EXIT_PARTIAL : HV_EXIT_OK;
+        if (rank == 0)
+            printf("healthivert reproduce: %d method%s: %d graded, %d failed%s\n"
+                   "table: %s/table.csv, table.md, table.png\n",
+                   sum.n_methods, sum.n_methods == 1 ? "" : "s", sum.n_ok, sum.n_failed,
+                   sum.n_partial ? " (some cases failed: see table.md)" : "", sum.table_dir);
+    } else if (st == HV_ERR_INTERRUPTED) {
+        rc = HV_EXIT_RESUMABLE;
+        if (rank == 0) printf("stopped early: %s\n", hv_error_detail());
+    } else {
+        rc = HV_EXIT_FAIL;
+        if (rank == 0)
+            fprintf(stderr, "healthivert reproduce: %s: %s\n", hv_status_name(st),
+                    hv_error_detail());
+    }
+    fflush(stdout);
+    hv_repro_free(r);
+    if (hv_store_close_failed()) {
+        fprintf(stderr, "healthivert reproduce: [rank %d] HDF5 could not close a store; ending "
+                        "with MPI_Abort (re-run to resume once the cause is fixed)\n", rank);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc == HV_EXIT_OK ? HV_EXIT_FAIL : rc);
+    }
+    MPI_Finalize();
+    return rc;
+}
