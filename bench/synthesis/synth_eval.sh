@@ -34,6 +34,12 @@
 # The shipped models were trained on configs/prepare-phantom.ini's cohort
 # (seed 3, T11..L2, fracture rate 0.2); the default seed here (77) and
 # fracture rate 0.3 make different cases. Run from the repository root.
+#
+# FIRST..LAST is also the range the phantoms are generated with, and their
+# scans end about a vertebra beyond it: with the default T11..L3 the GAN's
+# crops around T11..L1 run past the scan, which the shipped models never saw
+# in training (T4..L5), and their bodies come out short. Pass T4 L5 to measure
+# the GAN on what it was trained for (results/synthesis-fov.md).
 set -eu
 bin="$1"
 cases="${2:-4}"
