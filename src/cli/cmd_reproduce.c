@@ -11,22 +11,13 @@
  * says why; the others are in the table) or some cases of a method failed;
  * 75 stopped by a signal (re-run to resume); 1 error; 2 usage.
  */
-#define _POSIX_C_SOURCE 200809L
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
 #include "hv/reproduce.h"
 #include "hv/run.h"
 #include "hv/store.h"
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    hv_run_request_stop();
-}
 
 static void usage(FILE *f)
 {
@@ -57,8 +48,8 @@ static void usage(FILE *f)
             "(and marks in the figure), never rows of ours.\n"
             "\n"
             "Resuming: run the same command again. Each method's run resumes from its\n"
-            "journals (a finished one is only re-graded, with the same numbers); SIGTERM\n"
-            "or SIGUSR1 stop after the current cases (exit 75); after SIGKILL a re-run\n"
+            "journals (a finished one is only re-graded, with the same numbers); SIGTERM,\n"
+            "SIGUSR1 or Ctrl-C stop after the current cases (exit 75); after SIGKILL a re-run\n"
             "loses at most the cases that were in flight.\n"
             "\n"
             "  --set section.key=value   override one key (reproduce.* or a run key; not\n"
@@ -80,67 +71,26 @@ static void print_keys(void)
 {
     size_t n;
     const hv_run_key *k = hv_repro_config_keys(&n);
-    char allowed[256];
-    for (size_t i = 0; i < n; i++) {
-        hv_run_key_allowed(&k[i], allowed, sizeof allowed);
-        printf("%s.%s = %s\n    %s\n    allowed: %s\n", k[i].section, k[i].key, k[i].def,
-               k[i].help, allowed);
-    }
+    hv_cli_print_keys(k, n, NULL);
     printf("(and every run key: healthivert run --keys)\n");
 }
+
+static hv_status set_key(void *r, const char *kv) { return hv_repro_set(r, kv); }
 
 int hv_cmd_reproduce(int argc, char **argv)
 {
     const char *cfgpath = NULL;
     hv_repro *r = NULL;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            usage(stdout);
-            return HV_EXIT_OK;
-        }
-        if (!strcmp(argv[a], "--keys")) {
-            print_keys();
-            return HV_EXIT_OK;
-        }
-    }
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--set")) {
-            a++;
-            continue;
-        }
-        if (!strncmp(argv[a], "--set=", 6)) continue;
-        if (argv[a][0] == '-' || cfgpath) {
-            fprintf(stderr, "healthivert reproduce: unexpected argument '%s'\n\n", argv[a]);
-            usage(stderr);
-            return HV_EXIT_USAGE;
-        }
-        cfgpath = argv[a];
-    }
-    if (!cfgpath) {
-        usage(stderr);
-        return HV_EXIT_USAGE;
-    }
+    const hv_cli_front f = {"reproduce", usage, print_keys, NULL, NULL, NULL, NULL};
+    int rc = hv_cli_front_parse(&f, argc, argv, &cfgpath);
+    if (rc != HV_CLI_GO_ON) return rc;
     if (hv_repro_load(cfgpath, &r) != HV_OK) {
         fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
         return HV_EXIT_USAGE;
     }
-    for (int a = 1; a < argc; a++) {
-        const char *as = NULL;
-        if (!strcmp(argv[a], "--set")) {
-            if (a + 1 >= argc) {
-                fprintf(stderr, "healthivert reproduce: --set needs section.key=value\n");
-                hv_repro_free(r);
-                return HV_EXIT_USAGE;
-            }
-            as = argv[++a];
-        } else if (!strncmp(argv[a], "--set=", 6)) {
-            as = argv[a] + 6;
-        }
-        if (as && hv_repro_set(r, as) != HV_OK) {
-            fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
-            hv_repro_free(r);
-            return HV_EXIT_USAGE;
-        }
+    if ((rc = hv_cli_front_sets(&f, argc, argv, set_key, r)) != HV_CLI_GO_ON) {
+        hv_repro_free(r);
+        return rc;
     }
     if (hv_repro_check(r) != HV_OK) {
         fprintf(stderr, "healthivert reproduce: %s\n", hv_error_detail());
@@ -153,24 +103,14 @@ int hv_cmd_reproduce(int argc, char **argv)
         return HV_EXIT_FAIL;
     }
 
-    int provided = 0;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "healthivert reproduce: MPI_Init failed\n");
+    int rank = 0, size = 1;
+    if ((rc = hv_cli_mpi_start("reproduce", &argc, &argv, &rank, &size)) != HV_CLI_GO_ON) {
         hv_repro_free(r);
-        return HV_EXIT_FAIL;
+        return rc;
     }
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
 
     hv_repro_summary sum;
     hv_status st = hv_repro_execute(r, MPI_COMM_WORLD, &sum);
-    int rc;
     if (st == HV_OK) {
         rc = sum.n_failed > 0 || sum.n_partial > 0 ? HV_EXIT_PARTIAL : HV_EXIT_OK;
         if (rank == 0)
@@ -187,14 +127,6 @@ int hv_cmd_reproduce(int argc, char **argv)
             fprintf(stderr, "healthivert reproduce: %s: %s\n", hv_status_name(st),
                     hv_error_detail());
     }
-    fflush(stdout);
     hv_repro_free(r);
-    if (hv_store_close_failed()) {
-        fprintf(stderr, "healthivert reproduce: [rank %d] HDF5 could not close a store; ending "
-                        "with MPI_Abort (re-run to resume once the cause is fixed)\n", rank);
-        fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, rc == HV_EXIT_OK ? HV_EXIT_FAIL : rc);
-    }
-    MPI_Finalize();
-    return rc;
+    return hv_cli_mpi_end("reproduce", rank, rc);
 }

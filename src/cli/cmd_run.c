@@ -1,16 +1,15 @@
 /*
  * cmd_run.c: `healthivert run CONFIG.ini [--set section.key=value]...`
  *
- * Initialises MPI (a plain process is an MPI singleton), turns SIGTERM and
- * SIGUSR1 (Slurm's warning before the time limit) into a stop request, runs
+ * Initialises MPI (a plain process is an MPI singleton), turns SIGTERM,
+ * SIGUSR1 (Slurm's warning before the time limit) and a first Ctrl-C into a
+ * stop request (cli_front.c, shared with reproduce and the trainings), runs
  * the cohort (src/mpi) and prints the run's summary on rank 0. Exit status:
  * 0 all cases done, 3 finished with failed cases, 75 stopped by a signal
  * (re-run the same command to resume), 1 error, 2 usage. The body
  * (hv_cli_run_like) is shared with `healthivert prepare` (cmd_prepare.c),
  * which is this command with prepare.enabled = 1.
  */
-#define _POSIX_C_SOURCE 200809L
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +17,6 @@
 #include "commands.h"
 #include "hv/run.h"
 #include "hv/store.h"
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    hv_run_request_stop();
-}
 
 static void usage(FILE *f)
 {
@@ -52,8 +45,9 @@ static void usage(FILE *f)
             "wrong type or out of range, and a key given twice in the file or twice on the\n"
             "command line are errors (exit 2). --set over a value of the file is allowed.\n"
             "\n"
-            "Resuming: running the same command again skips finished cases. SIGTERM or\n"
-            "SIGUSR1 make every rank finish its current case, close the store and exit 75;\n"
+            "Resuming: running the same command again skips finished cases. SIGTERM,\n"
+            "SIGUSR1 or Ctrl-C make every rank finish its current case, close the store and\n"
+            "exit 75 (a second Ctrl-C ends at once; under mpiexec, mpiexec takes Ctrl-C);\n"
             "even after SIGKILL a re-run loses at most the cases that were in flight.\n"
             "\n"
             "Exit status: 0 all cases done; 3 done but some cases failed (reasons in the\n"
@@ -69,13 +63,10 @@ static void print_keys(void)
 {
     size_t n;
     const hv_run_key *k = hv_run_config_keys(&n);
-    char allowed[256];
-    for (size_t i = 0; i < n; i++) {
-        hv_run_key_allowed(&k[i], allowed, sizeof allowed);
-        printf("%s.%s = %s\n    %s\n    allowed: %s%s\n", k[i].section, k[i].key, k[i].def,
-               k[i].help, allowed, k[i].results ? " (changes results)" : "");
-    }
+    hv_cli_print_keys(k, n, "changes results");
 }
+
+static hv_status set_key(void *cfg, const char *kv) { return hv_run_config_set(cfg, kv); }
 
 int hv_cmd_run(int argc, char **argv) { return hv_cli_run_like(argc, argv, "run", usage, 0); }
 
@@ -83,58 +74,16 @@ int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*help)(FILE *)
 {
     const char *cfgpath = NULL;
     hv_run_config *cfg = NULL;
-    int rc = HV_EXIT_FAIL;
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            help(stdout);
-            return HV_EXIT_OK;
-        }
-        if (!strcmp(argv[a], "--keys")) {
-            print_keys();
-            return HV_EXIT_OK;
-        }
-    }
-    /* first pass: the config file; second: overrides in order */
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--set")) {
-            a++;
-            continue;
-        }
-        if (!strncmp(argv[a], "--set=", 6) || !strcmp(argv[a], "--fresh")) continue;
-        if (argv[a][0] == '-' || cfgpath) {
-            fprintf(stderr, "healthivert %s: unexpected argument '%s'\n\n", cmd, argv[a]);
-            help(stderr);
-            return HV_EXIT_USAGE;
-        }
-        cfgpath = argv[a];
-    }
-    if (!cfgpath) {
-        help(stderr);
-        return HV_EXIT_USAGE;
-    }
+    const hv_cli_front f = {cmd, help, print_keys, "run.fresh=1", NULL, NULL, NULL};
+    int rc = hv_cli_front_parse(&f, argc, argv, &cfgpath);
+    if (rc != HV_CLI_GO_ON) return rc;
     if (hv_run_config_load(cfgpath, &cfg) != HV_OK) {
         fprintf(stderr, "healthivert %s: %s\n", cmd, hv_error_detail());
         return HV_EXIT_USAGE;
     }
-    for (int a = 1; a < argc; a++) {
-        const char *as = NULL;
-        if (!strcmp(argv[a], "--set")) {
-            if (a + 1 >= argc) {
-                fprintf(stderr, "healthivert %s: --set needs section.key=value\n", cmd);
-                hv_run_config_free(cfg);
-                return HV_EXIT_USAGE;
-            }
-            as = argv[++a];
-        } else if (!strncmp(argv[a], "--set=", 6)) {
-            as = argv[a] + 6;
-        } else if (!strcmp(argv[a], "--fresh")) {
-            as = "run.fresh=1"; /* the same as --set run.fresh=1: not both */
-        }
-        if (as && hv_run_config_set(cfg, as) != HV_OK) {
-            fprintf(stderr, "healthivert %s: %s\n", cmd, hv_error_detail());
-            hv_run_config_free(cfg);
-            return HV_EXIT_USAGE;
-        }
+    if ((rc = hv_cli_front_sets(&f, argc, argv, set_key, cfg)) != HV_CLI_GO_ON) {
+        hv_run_config_free(cfg);
+        return rc;
     }
     /* `prepare` is `run` with the training-set stage on */
     if (prepare) {
@@ -154,22 +103,11 @@ int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*help)(FILE *)
         return HV_EXIT_USAGE;
     }
 
-    int provided = 0;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "healthivert %s: MPI_Init failed\n", cmd);
-        hv_run_config_free(cfg);
-        return HV_EXIT_FAIL;
-    }
     int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    if ((rc = hv_cli_mpi_start(cmd, &argc, &argv, &rank, &size)) != HV_CLI_GO_ON) {
+        hv_run_config_free(cfg);
+        return rc;
+    }
 
     hv_run_summary sum;
     hv_status st = hv_run_execute(cfg, MPI_COMM_WORLD, &sum);
@@ -209,16 +147,5 @@ int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*help)(FILE *)
                                         : HV_EXIT_FAIL;
     }
     hv_run_config_free(cfg);
-    if (hv_store_close_failed()) {
-        /* the message above says why; HDF5 would crash (or wait forever)
-         * shutting down in MPI_Finalize (hv_store_close_failed) */
-        fprintf(stderr, "healthivert run: [rank %d] HDF5 could not close the store; ending with "
-                        "MPI_Abort instead of shutting HDF5 down (the run can be resumed once "
-                        "the cause is fixed)\n", rank);
-        fflush(stdout);
-        fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, rc == HV_EXIT_OK ? HV_EXIT_FAIL : rc);
-    }
-    MPI_Finalize();
-    return rc;
+    return hv_cli_mpi_end(cmd, rank, rc);
 }

@@ -2,9 +2,10 @@
  * cmd_train.c: `healthivert train CONFIG.ini [--set train.key=value]...` and
  * `healthivert train-classifier CONFIG.ini [--set classifier.key=value]...`
  *
- * Both trainings share this front end (train_main): arguments, the config
- * read over the command's key table, signals, MPI; each has its usage, key
- * table, section and summary (train_cmd).
+ * Both trainings share this front end (train_main, on cli_front.c's like
+ * run and reproduce): arguments, the config read over the command's key
+ * table, signals, MPI; each has its usage, key table, section and summary
+ * (train_cmd).
  *
  * Reads the [train] config (every value checked before MPI starts), turns
  * SIGTERM, SIGINT (Ctrl-C on a run without mpiexec: under mpiexec, mpiexec
@@ -15,9 +16,7 @@
  * (src/mpi/train_run.c) and prints a summary on rank 0. Exit status: 0 done,
  * 75 stopped by a signal, 1 error, 2 usage or config.
  */
-#define _POSIX_C_SOURCE 200809L
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +28,6 @@
 /* `train --validate-model FILE`: the model file to validate instead of
  * training (NULL: train). Set once by train_main before MPI starts. */
 static const char *g_validate;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    hv_run_request_stop();
-}
 
 static void usage_gan(FILE *f)
 {
@@ -112,22 +105,13 @@ static void usage_cls(FILE *f)
             "  healthivert train-classifier configs/train-classifier-phantom.ini\n");
 }
 
-static void print_keys(const hv_run_key *k, size_t n)
-{
-    char allowed[256];
-    for (size_t i = 0; i < n; i++) {
-        hv_run_key_allowed(&k[i], allowed, sizeof allowed);
-        printf("%s.%s = %s\n    %s\n    allowed: %s%s\n", k[i].section, k[i].key, k[i].def,
-               k[i].help, allowed, k[i].results ? " (changes the weights)" : "");
-    }
-}
-
 /* One training command: its name, section, keys, usage and what it runs
  * (rank 0 prints the summary of a finished or stopped training). */
 typedef struct train_cmd {
     const char *name, *section;
     const hv_run_key *(*keys)(size_t *n);
     void (*usage)(FILE *f);
+    void (*print_keys)(void);
     hv_status (*run)(const hv_run_config *cfg, int rank, int size);
 } train_cmd;
 
@@ -195,6 +179,8 @@ static hv_status run_cls(const hv_run_config *cfg, int rank, int size)
     return st;
 }
 
+static hv_status set_key(void *cfg, const char *kv) { return hv_run_config_set(cfg, kv); }
+
 static int train_main(int argc, char **argv, const train_cmd *c)
 {
     const char *cfgpath = NULL;
@@ -203,64 +189,18 @@ static int train_main(int argc, char **argv, const train_cmd *c)
     const hv_run_key *keys = c->keys(&nk);
     char fresh[64];
     snprintf(fresh, sizeof fresh, "%s.fresh=1", c->section);
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")) {
-            c->usage(stdout);
-            return HV_EXIT_OK;
-        }
-        if (!strcmp(argv[a], "--keys")) {
-            print_keys(keys, nk);
-            return HV_EXIT_OK;
-        }
-    }
-    for (int a = 1; a < argc; a++) {
-        if (!strcmp(argv[a], "--set")) {
-            a++;
-            continue;
-        }
-        if (!strncmp(argv[a], "--set=", 6) || !strcmp(argv[a], "--fresh")) continue;
-        if (!strcmp(argv[a], "--validate-model") && !strcmp(c->name, "train")) {
-            if (a + 1 >= argc) {
-                fprintf(stderr, "healthivert %s: --validate-model needs a model file\n", c->name);
-                return HV_EXIT_USAGE;
-            }
-            g_validate = argv[++a];
-            continue;
-        }
-        if (argv[a][0] == '-' || cfgpath) {
-            fprintf(stderr, "healthivert %s: unexpected argument '%s'\n\n", c->name, argv[a]);
-            c->usage(stderr);
-            return HV_EXIT_USAGE;
-        }
-        cfgpath = argv[a];
-    }
-    if (!cfgpath) {
-        c->usage(stderr);
-        return HV_EXIT_USAGE;
-    }
+    const int gan = !strcmp(c->name, "train");
+    const hv_cli_front f = {c->name, c->usage, c->print_keys, fresh,
+                            gan ? "--validate-model" : NULL, "a model file", &g_validate};
+    int rc = hv_cli_front_parse(&f, argc, argv, &cfgpath);
+    if (rc != HV_CLI_GO_ON) return rc;
     if (hv_run_config_load_table(keys, nk, cfgpath, &cfg) != HV_OK) {
         fprintf(stderr, "healthivert %s: %s\n", c->name, hv_error_detail());
         return HV_EXIT_USAGE;
     }
-    for (int a = 1; a < argc; a++) {
-        const char *as = NULL;
-        if (!strcmp(argv[a], "--set")) {
-            if (a + 1 >= argc) {
-                fprintf(stderr, "healthivert %s: --set needs section.key=value\n", c->name);
-                hv_run_config_free(cfg);
-                return HV_EXIT_USAGE;
-            }
-            as = argv[++a];
-        } else if (!strncmp(argv[a], "--set=", 6)) {
-            as = argv[a] + 6;
-        } else if (!strcmp(argv[a], "--fresh")) {
-            as = fresh;
-        }
-        if (as && hv_run_config_set(cfg, as) != HV_OK) {
-            fprintf(stderr, "healthivert %s: %s\n", c->name, hv_error_detail());
-            hv_run_config_free(cfg);
-            return HV_EXIT_USAGE;
-        }
+    if ((rc = hv_cli_front_sets(&f, argc, argv, set_key, cfg)) != HV_CLI_GO_ON) {
+        hv_run_config_free(cfg);
+        return rc;
     }
     const char *file = hv_run_config_get(cfg, c->section, "file");
     if (!file || !*file) {
@@ -270,46 +210,46 @@ static int train_main(int argc, char **argv, const train_cmd *c)
         return HV_EXIT_USAGE;
     }
 
-    int provided = 0;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "healthivert %s: MPI_Init failed\n", c->name);
-        hv_run_config_free(cfg);
-        return HV_EXIT_FAIL;
-    }
     int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-
+    if ((rc = hv_cli_mpi_start(c->name, &argc, &argv, &rank, &size)) != HV_CLI_GO_ON) {
+        hv_run_config_free(cfg);
+        return rc;
+    }
     hv_status st = c->run(cfg, rank, size);
-    int rc = st == HV_OK ? HV_EXIT_OK : st == HV_ERR_INTERRUPTED ? HV_EXIT_RESUMABLE : HV_EXIT_FAIL;
+    rc = st == HV_OK ? HV_EXIT_OK : st == HV_ERR_INTERRUPTED ? HV_EXIT_RESUMABLE : HV_EXIT_FAIL;
     if (rank == 0) {
         if (st == HV_ERR_INTERRUPTED) printf("stopped early: %s\n", hv_error_detail());
         else if (st != HV_OK)
             fprintf(stderr, "healthivert %s: %s: %s\n", c->name, hv_status_name(st),
                     hv_error_detail());
-        fflush(stdout);
     }
     hv_run_config_free(cfg);
-    MPI_Finalize();
-    return rc;
+    return hv_cli_mpi_end(c->name, rank, rc);
+}
+
+static void keys_gan(void)
+{
+    size_t n;
+    const hv_run_key *k = hv_train_config_keys(&n);
+    hv_cli_print_keys(k, n, "changes the weights");
+}
+
+static void keys_cls(void)
+{
+    size_t n;
+    const hv_run_key *k = hv_train_cls_config_keys(&n);
+    hv_cli_print_keys(k, n, "changes the weights");
 }
 
 int hv_cmd_train(int argc, char **argv)
 {
-    static const train_cmd c = {"train", "train", hv_train_config_keys, usage_gan, run_gan};
+    static const train_cmd c = {"train", "train", hv_train_config_keys, usage_gan, keys_gan, run_gan};
     return train_main(argc, argv, &c);
 }
 
 int hv_cmd_train_classifier(int argc, char **argv)
 {
     static const train_cmd c = {"train-classifier", "classifier", hv_train_cls_config_keys,
-                                usage_cls, run_cls};
+                                usage_cls, keys_cls, run_cls};
     return train_main(argc, argv, &c);
 }

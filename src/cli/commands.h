@@ -8,6 +8,8 @@
 
 #include <stdio.h>
 
+#include "hv/run.h"
+
 enum {
     HV_EXIT_OK = 0,
     HV_EXIT_FAIL = 1,       /* the command failed (message on stderr)         */
@@ -30,6 +32,42 @@ int hv_cmd_reproduce(int argc, char **argv);
  * the summary; `cmd` names the command in messages, `usage` prints its
  * help, prepare = 1 forces prepare.enabled = 1. */
 int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*usage)(FILE *), int prepare);
+
+/* ------------------------------------------------------------------------
+ * The front end of the MPI commands (cli_front.c): CONFIG.ini, --set, --fresh
+ * and one extra option with a value, --help/--keys, MPI and the stop signals.
+ * The functions returning int give HV_CLI_GO_ON to carry on, else the exit
+ * status to return (the message is printed).
+ */
+enum { HV_CLI_GO_ON = -1 };
+
+typedef struct hv_cli_front {
+    const char *cmd;           /* the command's name in messages            */
+    void (*usage)(FILE *);     /* its help                                  */
+    void (*keys)(void);        /* its --keys listing                        */
+    const char *fresh;         /* --fresh means --set <fresh>; NULL: none   */
+    const char *opt;           /* an extra option taking a value, or NULL   */
+    const char *opt_what;      /* what its value is, for the message        */
+    const char **opt_value;    /* out: its value (borrowed from argv)       */
+} hv_cli_front;
+
+/* Answers --help and --keys (exit 0) and finds CONFIG.ini (*cfgpath borrows
+ * argv); an unknown option, a second file or none: usage, exit 2. */
+int hv_cli_front_parse(const hv_cli_front *f, int argc, char **argv, const char **cfgpath);
+/* Applies --set and --fresh in command-line order through set(obj, kv); a
+ * refused one is printed with the reason (exit 2). */
+int hv_cli_front_sets(const hv_cli_front *f, int argc, char **argv,
+                      hv_status (*set)(void *obj, const char *kv), void *obj);
+/* Prints the keys of a table; `changes` (or NULL) is said of those that
+ * change results. */
+void hv_cli_print_keys(const hv_run_key *k, size_t n, const char *changes);
+/* MPI_Init (funneled) and SIGTERM, SIGUSR1 and one SIGINT as stop requests
+ * (hv_run_request_stop; a second SIGINT ends the process). */
+int hv_cli_mpi_start(const char *cmd, int *argc, char ***argv, int *rank, int *size);
+/* MPI_Finalize, or MPI_Abort when a store could not be closed (HDF5 would
+ * hang in MPI_Finalize); returns rc. */
+int hv_cli_mpi_end(const char *cmd, int rank, int rc);
+
 int hv_cmd_train(int argc, char **argv);
 int hv_cmd_train_classifier(int argc, char **argv);
 int hv_cmd_inspect(int argc, char **argv);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SIGUSR1 (Slurm's warning before the time limit) delivered to mpiexec, which
-# forwards it to every rank, and SIGTERM delivered to a single process: the
+# forwards it to every rank, and SIGTERM and SIGINT (Ctrl-C) delivered to a
+# single process: the
 # run finishes the cases in hand, closes the store cleanly (state
 # "interrupted", valid against the schema), exits 75, and running the same
 # command again completes with results identical to an uninterrupted run.
@@ -25,7 +26,7 @@ signal_run() { # NRANKS SIGNAL DIR
   wait "$job"
 }
 
-for spec in "2 USR1 usr1" "0 TERM term"; do
+for spec in "2 USR1 usr1" "0 TERM term" "0 INT int"; do
   set -- $spec
   d="$WORK/$3"
   signal_run "$1" "$2" "$d"; rc=$?
