@@ -22,16 +22,16 @@ Needs Debian's python3-torch (1.13): /usr/bin/python3 scripts/make_aotgan_fixtur
 Pins the AVX2 kernels as make_nn_ops_fixture.py does, for reproducible bytes.
 """
 import os
-import struct
 import sys
 
 os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
 os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hvfx  # noqa: E402
 
 
 def gate_norm(feat):
@@ -81,20 +81,6 @@ class Generator(nn.Module):
         return torch.tanh(self.decoder(self.middle(self.encoder(torch.cat([x, mask], 1)))))
 
 
-def write(path, tensors):
-    with open(path, "wb") as fh:
-        fh.write(b"HVFX")
-        fh.write(struct.pack("<II", 1, len(tensors)))
-        for name, t in tensors:
-            a = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
-            nb = name.encode()
-            fh.write(struct.pack("<I", len(nb)))
-            fh.write(nb)
-            fh.write(struct.pack("<I", a.ndim))
-            fh.write(struct.pack("<%dq" % a.ndim, *a.shape))
-            fh.write(a.tobytes())
-
-
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/model/fixtures/aotgan_w4.bin"
     torch.set_num_threads(1)
@@ -115,7 +101,7 @@ def main():
     params = dict(net.named_parameters())
     for k in ("encoder.1.weight", "middle.1.gate.1.weight"):
         tensors.append(("g." + k, params[k].grad))
-    write(out, tensors)
+    hvfx.write(out, tensors)
     print("wrote %s: %d tensors, %d parameters (torch %s)"
           % (out, len(tensors), sum(v.numel() for v in sd.values()), torch.__version__))
 

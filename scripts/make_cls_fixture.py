@@ -16,7 +16,7 @@ x * y), + shortcut, ReLU; adaptive average pool, last_linear. The SE layer
 keeps max(1, C // 16) channels (MONAI refuses C < 16; at width 4 layer1's
 16 channels give 1, so the fixture is inside MONAI's domain).
 
-Stored (HVFX version 1, as make_generator_fixture.py):
+Stored (HVFX version 1, scripts/hvfx.py):
   "w.<name>"        every parameter and buffer (num_batches_tracked left
                     out): seeded random weights (N(0, 1) * 1.2 / sqrt(fan_in)
                     convolutions, BN weight U(0.6, 1.4), bias/running_mean
@@ -46,14 +46,15 @@ Needs Debian's python3-torch (1.13) and numpy, run from the repository root:
     /usr/bin/python3 scripts/make_cls_fixture.py [out.bin]
 Not needed by the build or the tests (the fixture is committed).
 """
-import struct
+import os
 import sys
 from collections import OrderedDict
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hvfx  # noqa: E402
 
 
 class Convolution(nn.Sequential):
@@ -169,20 +170,6 @@ def gradcampp(A, g, S):
     return (cam - cam.min()) / mx
 
 
-def write(path, tensors):
-    with open(path, "wb") as fh:
-        fh.write(b"HVFX")
-        fh.write(struct.pack("<II", 1, len(tensors)))
-        for name, a in tensors:
-            a = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
-            nb = name.encode()
-            fh.write(struct.pack("<I", len(nb)))
-            fh.write(nb)
-            fh.write(struct.pack("<I", a.ndim))
-            fh.write(struct.pack("<%dq" % a.ndim, *a.shape))
-            fh.write(a.astype("<f4").tobytes())
-
-
 TRAIN_GRADS = ["layer0.conv1.weight", "layer0.bn1.weight", "layer1.0.se_layer.fc.0.weight",
                "layer1.0.project.conv.weight", "layer3.2.conv2.conv.weight",
                "layer4.2.conv3.adn.N.bias", "last_linear.weight"]
@@ -271,7 +258,7 @@ def main():
         tensors.append(("train.grad." + name, params[name].grad.numpy()))
     for name in TRAIN_AFTER:
         tensors.append(("train.after." + name, buffers[name].numpy()))
-    write(out, tensors)
+    hvfx.write(out, tensors)
     print("wrote", out, len(tensors), "tensors")
 
 

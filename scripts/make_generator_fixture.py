@@ -18,19 +18,20 @@ Needs Debian's python3-torch (1.13) and numpy, run with /usr/bin/python3:
     /usr/bin/python3 scripts/make_generator_fixture.py [out.bin]
 Not needed by the build or the tests (the fixture is committed).
 
-File format (little endian): b"HVFX", uint32 version 1, uint32 count, then
+File format: scripts/hvfx.py (b"HVFX", uint32 version 1, uint32 count, then
 per tensor: uint32 name length, name (UTF-8), uint32 ndim, int64 shape[ndim],
 float32 data (row-major). Names: every state_dict entry, then "in.x",
 "in.mask", "in.cam", "in.ratio", "out.coarse_seg", "out.x_stage1", "out.p1",
 "out.fine_seg", "out.x_stage2", "out.p2".
 """
-import struct
+import os
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hvfx  # noqa: E402
 
 
 class Block(nn.Module):
@@ -226,20 +227,6 @@ def make_inputs(n, h, w, seed):
     return x, mask, cam, ratio
 
 
-def write(path, tensors):
-    with open(path, "wb") as fh:
-        fh.write(b"HVFX")
-        fh.write(struct.pack("<II", 1, len(tensors)))
-        for name, t in tensors:
-            a = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
-            nb = name.encode()
-            fh.write(struct.pack("<I", len(nb)))
-            fh.write(nb)
-            fh.write(struct.pack("<I", a.ndim))
-            fh.write(struct.pack("<%dq" % a.ndim, *a.shape))
-            fh.write(a.tobytes())
-
-
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/model/fixtures/generator_cnum4.bin"
     torch.set_num_threads(2)
@@ -251,7 +238,7 @@ def main():
     tensors += list(zip(["in.x", "in.mask", "in.cam", "in.ratio"], inputs))
     tensors += list(zip(["out.coarse_seg", "out.x_stage1", "out.p1", "out.fine_seg",
                          "out.x_stage2", "out.p2"], outs))
-    write(out, tensors)
+    hvfx.write(out, tensors)
     n_train = sum(p.numel() for p in g.parameters())
     print("wrote %s: %d tensors, %d trainable parameters (torch %s)"
           % (out, len(tensors), n_train, torch.__version__))

@@ -23,7 +23,7 @@ Needs Debian's python3-torch (1.13) and numpy, run with /usr/bin/python3
 from the repository root:
     /usr/bin/python3 scripts/make_nn_nets_fixture.py [out.bin]
 Not needed by the build or the tests (the fixture is committed). Format as
-make_generator_fixture.py (HVFX version 1). Names: "D.x", "D.R",
+scripts/hvfx.py (HVFX version 1). Names: "D.x", "D.R",
 "D.out_train", "D.grad.x", "D.grad.<param>", "D.after.<buffer>",
 "D.out_eval"; "G.loss", "G.grad.<param>".
 
@@ -36,7 +36,6 @@ differently).
 """
 import math
 import os
-import struct
 import sys
 
 # before torch loads (see "Reproducible bytes" above)
@@ -50,6 +49,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_generator_fixture as mgf  # noqa: E402
+import hvfx  # noqa: E402
 
 
 def name_code(name):
@@ -116,32 +116,13 @@ def patchgan_tensors():
     return out
 
 
-def read_fixture(path):
-    with open(path, "rb") as fh:
-        b = fh.read()
-    assert b[:4] == b"HVFX"
-    _, cnt = struct.unpack("<II", b[4:12])
-    o, t = 12, {}
-    for _ in range(cnt):
-        (nl,) = struct.unpack("<I", b[o:o + 4])
-        name = b[o + 4:o + 4 + nl].decode()
-        o += 4 + nl
-        (nd,) = struct.unpack("<I", b[o:o + 4])
-        shape = struct.unpack("<%dq" % nd, b[o + 4:o + 4 + 8 * nd])
-        o += 4 + 8 * nd
-        n = int(np.prod(shape))
-        t[name] = torch.from_numpy(np.frombuffer(b[o:o + 4 * n], "<f4").copy()).view(shape)
-        o += 4 * n
-    return t
-
-
 GEN_PARAMS = ["coarse_generator.conv1.conv.weight_orig", "coarse_generator.fc_height.weight",
               "fine_generator.pmconv6.conv.weight_orig", "fine_generator.allconv11.conv.bias",
               "fine_generator.allconv17.conv.weight_orig"]
 
 
 def generator_tensors(path):
-    fx = read_fixture(path)
+    fx = {k: torch.from_numpy(v) for k, v in hvfx.read(path).items()}
     g = mgf.Generator(4)
     sd = {k: v for k, v in fx.items() if not k.startswith(("in.", "out."))}
     g.load_state_dict(sd, strict=True)
@@ -167,7 +148,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/model/fixtures/nn_nets.bin"
     torch.set_num_threads(2)
     tensors = patchgan_tensors() + generator_tensors("tests/model/fixtures/generator_cnum4.bin")
-    mgf.write(out, tensors)
+    hvfx.write(out, tensors)
     print("wrote %s: %d tensors, %d floats (torch %s)"
           % (out, len(tensors), sum(t.numel() for _, t in tensors), torch.__version__))
     for name, t in tensors:

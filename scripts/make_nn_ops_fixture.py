@@ -30,7 +30,7 @@ on any CPU with AVX2, an AVX-512 one included, a rerun gives the committed
 bytes. Cases are only ever appended to CASES (case k draws from seed
 1000 + k), so adding a case leaves every earlier case's values unchanged.
 
-File format: as scripts/make_generator_fixture.py (b"HVFX", uint32 version 1,
+File format: scripts/hvfx.py (b"HVFX", uint32 version 1,
 uint32 count, then per tensor: uint32 name length, name, uint32 ndim, int64
 shape[ndim], float32 data). Names, per case <c>:
     <c>.l<i>   value of leaf i (input or parameter, build order)
@@ -41,7 +41,6 @@ shape[ndim], float32 data). Names, per case <c>:
                after one training-mode forward, where the op updates it
 """
 import os
-import struct
 import sys
 
 # before torch loads: OpenBLAS reads its core type when it is loaded, oneDNN
@@ -49,11 +48,12 @@ import sys
 os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
 os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.nn.utils.spectral_norm import SpectralNorm  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hvfx  # noqa: E402
 
 # leaf kinds
 NORMAL, SAFE, CLAMPSAFE, POS01, SMALL, VAR, UNIT, MASK = range(8)
@@ -419,20 +419,6 @@ CASES = [
 ]
 
 
-def write(path, tensors):
-    with open(path, "wb") as fh:
-        fh.write(b"HVFX")
-        fh.write(struct.pack("<II", 1, len(tensors)))
-        for name, t in tensors:
-            a = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
-            nb = name.encode()
-            fh.write(struct.pack("<I", len(nb)))
-            fh.write(nb)
-            fh.write(struct.pack("<I", a.ndim))
-            fh.write(struct.pack("<%dq" % a.ndim, *a.shape))
-            fh.write(a.tobytes())
-
-
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/nn/fixtures/nn_ops.bin"
     torch.set_num_threads(1)
@@ -450,7 +436,7 @@ def main():
                 tensors.append(("%s.b%d" % (name, i), v))
         tensors.append((name + ".R", r))
         tensors.append((name + ".out", y))
-    write(out, tensors)
+    hvfx.write(out, tensors)
     nfl = sum(t.numel() for _, t in tensors)
     print("wrote %s: %d cases, %d tensors, %d floats (torch %s)"
           % (out, len(CASES), len(tensors), nfl, torch.__version__))
