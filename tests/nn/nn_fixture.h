@@ -1,7 +1,7 @@
 /*
- * nn_fixture.h: reader of the PyTorch fixtures in tests/nn/fixtures (written
- * by scripts/hvfx.py for make_generator_fixture.py, make_nn_ops_fixture.py,
-  * make_nn_nets_fixture.py and the others): b"HVFX", uint32 version 1, uint32 count, then
+ * nn_fixture.h: reader of the PyTorch fixtures in tests/nn/fixtures and
+ * tests/model/fixtures (written by scripts/hvfx.py for the
+ * scripts/make_*_fixture.py): b"HVFX", uint32 version 1, uint32 count, then
  * per tensor uint32 name length, name, uint32 ndim, int64 shape[ndim],
  * float32 data, all little endian. Header-only (static functions) so that
  * each test stays one source file.
