@@ -245,6 +245,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     /* 2. rank 0: the output folder, its lock and what an earlier attempt left */
     st = hv__train_dir_prepare(&dir, cfg, comm, rank, nranks, "classifier", o.output, o.fresh,
                                CKPT_FORMAT, CKPT_VERSION, NULL, NULL);
+    if (st == HV_OK) st = hv__train_past_end(&dir, "classifier", "steps", plan.total_steps);
     if (st != HV_OK) goto done;
     const int resume = dir.resume;
 

@@ -410,6 +410,12 @@ hv_status hv__train_dir_prepare(hv__train_dir *d, const hv_run_config *cfg, MPI_
                                 int rank, int nranks, const char *section, const char *output,
                                 int fresh, const char *format, const char *version,
                                 hv_status (*extra)(const char *path, void *ctx), void *ctx);
+/* Refuses (HV_ERR_ARG, the same on every rank) a checkpoint already past
+ * the planned total_steps (<section>.<steps_key> or the epochs lowered
+ * since): the loop would not run, no model file would be written and the
+ * summary would report steps beyond the end. */
+hv_status hv__train_past_end(const hv__train_dir *d, const char *section, const char *steps_key,
+                             int64_t total_steps);
 /* The lock released (when held) and the texts freed. */
 void hv__train_dir_release(hv__train_dir *d);
 

@@ -309,6 +309,17 @@ hv_status hv__train_dir_prepare(hv__train_dir *d, const hv_run_config *cfg, MPI_
     return HV_OK;
 }
 
+hv_status hv__train_past_end(const hv__train_dir *d, const char *section, const char *steps_key,
+                             int64_t total_steps)
+{
+    if (!d->resume || d->step <= total_steps) return HV_OK;
+    return hv_error_set(HV_ERR_ARG, "%s is at step %lld, past the %lld step(s) now planned "
+                        "(lowered since?): set %s.%s = %lld to finish with those weights, a "
+                        "larger value to go on, or %s.fresh = 1 to start again",
+                        d->ckpt, (long long)d->step, (long long)total_steps, section, steps_key,
+                        (long long)d->step, section);
+}
+
 void hv__train_dir_release(hv__train_dir *d)
 {
     if (d->locked) hv_store_lock_release(d->lock);

@@ -272,6 +272,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
      * GAN's checkpoint must also hold networks of this config's widths */
     st = hv__train_dir_prepare(&dir, cfg, comm, rank, nranks, "train", o.output, o.fresh,
                                CKPT_FORMAT, CKPT_VERSION, gan_width_check, &o);
+    if (st == HV_OK) st = hv__train_past_end(&dir, "train", "max_steps", plan.total_steps);
     if (st != HV_OK) goto done;
 
     /* 3. the model on every rank: the same seed gives the same weights */

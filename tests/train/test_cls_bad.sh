@@ -8,7 +8,8 @@
 #  - an empty val split with validation on (noval.h5);
 #  - more ranks than items in a global batch, a batch above an epoch;
 #  - a checkpoint of another config (width, lr): refused naming the keys,
-#    untouched; --fresh starts over;
+#    untouched; --fresh starts over; fewer steps than the checkpoint has done
+#    (refused, untouched; naming its step writes classifier.h5);
 #  - config strictness ([train] keys are not [classifier] keys) and --keys.
 HV=$1 MPIEXEC=$2 WORK=$3 TRAINSET=$4 CKDIFF=$5 TCFG=$6 NOVAL=$7 ONECLASS=$8
 COHORT=$TCFG
@@ -53,6 +54,15 @@ check "--fresh starts over (rc $rc)" grep -q 'steps 0..4 of 4' "$WORK/w.log"
 # more steps only (not a results key): continues
 train_hv 0 "$WORK/good" --set classifier.steps=3; rc=$?
 check "more steps continue the finished training (rc $rc)" grep -q 'steps 2..3 of 3 .*resumed' "$WORK/good.log"
+# fewer steps than the checkpoint has done: refused, untouched; the steps it
+# names write the model file of those weights
+cp "$WORK/good/checkpoint.h5" "$WORK/good3-ckpt.h5"
+rm -f "$WORK/good/classifier.h5"
+train_hv 0 "$WORK/good" --set classifier.steps=2; rc=$?
+expect 1 "checkpoint.h5 is at step 3, past the 2 step\(s\) now planned .*set classifier.steps = 3 to finish" "$WORK/good.log" "steps lowered below the checkpoint" $rc
+check "steps lowered: checkpoint untouched" cmp -s "$WORK/good/checkpoint.h5" "$WORK/good3-ckpt.h5"
+train_hv 0 "$WORK/good" --set classifier.steps=3; rc=$?
+check "the steps named write classifier.h5 (rc $rc)" [ $rc -eq 0 -a -s "$WORK/good/classifier.h5" ]
 
 # compute.device: cuda refused before the output folder exists (no usable
 # GPU here, or no CUDA in the build); a bad value is a config error

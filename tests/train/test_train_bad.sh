@@ -5,7 +5,8 @@
 #    a missing one: refused before anything is written;
 #  - a train split smaller than one global batch, an empty val split;
 #  - more ranks than items in a global batch;
-#  - a checkpoint of another width, and one of another config;
+#  - a checkpoint of another width, and one of another config; fewer steps
+#    than the checkpoint has done (refused, untouched);
 #  - a non-finite loss (test hook HV_TEST_TRAIN_NAN_STEP): stops naming the
 #    step and the loss terms; the last good checkpoint stays, finite;
 #  - an unwritable output folder; a checkpoint write that fails (RLIMIT_FSIZE,
@@ -50,6 +51,11 @@ expect 1 "trained with another config \(train.lr=0.0002 \(checkpoint\) vs 0.001 
 check "another config: checkpoint untouched" cmp -s "$WORK/w/checkpoint.h5" "$WORK/good-ckpt.h5"
 train_hv 0 "$WORK/w" --set train.max_steps=4 --set train.lr=0.001 --fresh; rc=$?
 check "--fresh starts over (rc $rc)" grep -q 'steps 0..4 of 4' "$WORK/w.log"
+# fewer steps than the checkpoint has done: refused, untouched
+cp "$WORK/w/checkpoint.h5" "$WORK/w4-ckpt.h5"
+train_hv 0 "$WORK/w" --set train.max_steps=3 --set train.lr=0.001; rc=$?
+expect 1 "checkpoint.h5 is at step 4, past the 3 step\(s\) now planned .*set train.max_steps = 4 to finish" "$WORK/w.log" "steps lowered below the checkpoint" $rc
+check "steps lowered: checkpoint untouched" cmp -s "$WORK/w/checkpoint.h5" "$WORK/w4-ckpt.h5"
 
 # a NaN in the batch of step 3, checkpoints every step
 HV_TEST_TRAIN_NAN_STEP=3 train_hv 2 "$WORK/nan" --set train.max_steps=4 --set train.checkpoint_every=1; rc=$?
