@@ -54,6 +54,7 @@ void hv_repro_free(hv_repro *r);
 typedef struct hv_repro_summary {
     int n_methods, n_ok, n_failed; /* failed: the run or its grading failed  */
     int n_partial;                 /* ran, but some cases of it failed        */
+    int quality;                   /* 1: the synthesis-quality table          */
     char table_dir[1024];
 } hv_repro_summary;
 

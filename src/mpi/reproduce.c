@@ -358,6 +358,7 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
     }
     hv_status st = HV_OK;
     out->n_methods = r->n_methods;
+    out->quality = r->quality;
     snprintf(out->table_dir, sizeof out->table_dir, "%s", r->p.output);
     for (int i = 0; i < r->n_methods; i++) {
         hv_repro_row *row = &rows[i];

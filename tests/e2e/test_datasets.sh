@@ -12,7 +12,10 @@
 #     baseline row "n/a" (no synthesized image), the gan row's mean and
 #     population variance of PSNR, SSIM and Dice recomputed with awk from
 #     its quality_vertebrae.csv, every vertebra scored (no grades: all
-#     levels), values in range; output.images = none is refused (exit 2).
+#     levels), values in range; output.images = none, and the gan without
+#     synthesis.crops = full, are refused (exit 2, nothing written);
+#  3. table = quality on a graded phantom cohort: the healthy levels are the
+#     split's grade-0 ones (counted from the cohort's split.json).
 #
 # usage: test_datasets.sh HEALTHIVERT MPIEXEC SOURCE_DIR WORK MAKE_GAN_MODEL
 HV=$1 MPIEXEC=$2 SRC=$3 WORK=$4 MAKE_MODEL=$5
@@ -51,10 +54,18 @@ rc=$?
 check "quality without QC pictures refused, exit 2 (got $rc)" [ $rc -eq 2 ]
 check "  says to set output.images" grep -q "output.images = none: the synthesis-quality" "$WORK/noimg.log"
 check "  nothing written" [ ! -e "$WORK/noimg" ]
+"$HV" reproduce "$SRC/configs/ctspine1k.ini" "${ARGS[@]}" --set synthesis.crops=masks \
+  --set reproduce.output="$WORK/nocrops" >"$WORK/nocrops.log" 2>&1
+rc=$?
+check "gan without synthesized CT crops refused, exit 2 (got $rc)" [ $rc -eq 2 ]
+check "  says to set synthesis.crops = full" \
+  grep -q "method gan: synthesis.crops = masks: .*set synthesis.crops = full" "$WORK/nocrops.log"
+check "  nothing written" [ ! -e "$WORK/nocrops" ]
 "$MPIEXEC" -n 2 --oversubscribe "$HV" reproduce "$SRC/configs/ctspine1k.ini" "${ARGS[@]}" \
   --set reproduce.output="$Q" >"$Q.log" 2>&1
 rc=$?
 check "ctspine1k reproduce: exit 0 (got $rc; $Q.log)" [ $rc -eq 0 ]
+check "summary line: scored or n/a" grep -q "2 methods: 2 scored or n/a, 0 failed" "$Q.log"
 for f in table.csv table.md table.png gan/quality_vertebrae.csv; do check "wrote $f" test -s "$Q/$f"; done
 col() { # col FILE NAME ROWKEY
   awk -F, -v name="$2" -v key="$3" 'NR == 1 { for (c = 1; c <= NF; c++) k[$c] = c; next }
@@ -85,4 +96,20 @@ for m in psnr ssim dice; do
   done
   i=$((i + 1))
 done
+
+# -- 3. the quality table on graded data: healthy levels are the grade-0 ones
+# (a phantom cohort with fractures, table = quality, the baseline only: its
+# row is n/a, but it counts the healthy levels)
+G=$WORK/g
+"$HV" reproduce "$SRC/configs/ctspine1k.ini" --set input.source=phantom --set phantom.cases=4 \
+  --set phantom.seed=2 --set phantom.spacing=2 --set phantom.first=L1 --set phantom.last=L2 \
+  --set phantom.fracture_rate=0.5 --set reproduce.table=quality --set run.progress_interval=0 \
+  --set reproduce.output="$G" >"$G.log" 2>&1
+rc=$?
+check "graded phantom, table = quality: exit 0 (got $rc; $G.log)" [ $rc -eq 0 ]
+n0=$(grep -o '"ph[0-9]*_[0-9]*":[[:space:]]*0' "$G/baseline/cohort/split.json" | grep -c .)
+nall=$(grep -o '"ph[0-9]*_[0-9]*":[[:space:]]*[0-3]' "$G/baseline/cohort/split.json" | grep -c .)
+check "the cohort has fractures ($n0 of $nall levels grade 0)" [ "$n0" -gt 0 ] && [ "$n0" -lt "$nall" ]
+check "healthy = the grade-0 levels of the split ($n0)" \
+  [ "$(col "$G/table.csv" healthy_levels baseline),$(col "$G/table.csv" healthy baseline)" = "grade0,$n0" ]
 finish
