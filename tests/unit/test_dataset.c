@@ -130,12 +130,14 @@ int main(void)
     hv_io_manifest_free(m);
 
     /* CTSpine1K: rawdata/volumes/<subset>/ + rawdata/labels/<subset>/<stem>_seg;
-     * a volume without its label is a bad case; no centroid files */
+     * a volume without its label (in labels/) is a bad case; no centroid files */
     touch("cts/rawdata/volumes/COLONOG/1.3.6.1.4.1.9328.50.4.0001.nii.gz");
     touch("cts/rawdata/labels/COLONOG/1.3.6.1.4.1.9328.50.4.0001_seg.nii.gz");
     touch("cts/rawdata/volumes/COVID-19/volume-covid19-A-0003_ct.nii.gz");
     touch("cts/rawdata/labels/COVID-19/volume-covid19-A-0003_ct_seg.nii.gz");
     touch("cts/rawdata/volumes/MSD-T10/liver_0.nii.gz");
+    /* a label left beside the volumes is not a case of its own */
+    touch("cts/rawdata/volumes/MSD-T10/liver_0_seg.nii.gz");
     touch("cts/metadata/data_split.txt");
     snprintf(root, sizeof root, "%s/cts", tmp);
     m = NULL;
