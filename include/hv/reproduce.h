@@ -54,6 +54,7 @@ void hv_repro_free(hv_repro *r);
 typedef struct hv_repro_summary {
     int n_methods, n_ok, n_failed; /* failed: the run or its grading failed  */
     int n_partial;                 /* ran, but some cases of it failed        */
+    int quality;                   /* 1: the synthesis-quality table          */
     char table_dir[1024];
 } hv_repro_summary;
 
@@ -85,6 +86,47 @@ enum { HV_REPRO_PUBLISHED_NONE = 0, HV_REPRO_PUBLISHED_VERSE19 = 1 };
 /* Write dir/table.csv, table.md and table.png (each whole or absent). */
 hv_status hv_repro_write_table(const char *dir, const hv_repro_row *rows, int n, int published,
                                const char *dataset_note);
+
+/* ---------------------------------------------- synthesis quality
+ * (repro_quality.c; no MPI): reproduce.table = quality, for data without
+ * grades. One row per method: the synthesized vertebra against the real one
+ * on healthy levels, on the mid-sagittal slice the store keeps of the
+ * original (docs/reproduce.md, "Synthesis quality"). */
+#define HV_REPRO_PSNR_CAP 100.0 /* dB: PSNR of identical patches (+inf) */
+
+typedef struct hv_repro_qrow {
+    char method[32];
+    int ok;                /* 1: ran and its store was read                   */
+    char reason[512];      /* !ok: why                                        */
+    int applicable;        /* 1: the store has synthesized CT crops and QC    */
+    int graded;            /* 1: healthy = known grade 0; 0: every level      */
+    long n_cases, n_failed_cases;
+    long n_vertebrae;      /* rows in the method's store                      */
+    long n_healthy;        /* of them healthy levels                          */
+    long n_scored;         /* of those with a synthesized crop and a QC slice */
+    long n_unscored;       /* healthy levels not scored (note says why)       */
+    double mean[3], var[3];/* PSNR, SSIM, Dice: mean, population variance     */
+    char note[512];        /* why not applicable, or what was not scored      */
+} hv_repro_qrow;
+
+/* One vertebra on the QC grid (HV_RUN_QC x HV_RUN_QC bytes each, row-major):
+ * the original slice's CT and target label (nonzero inside), the
+ * synthesized slice's CT and target label (nonzero inside). out: PSNR
+ * (capped at HV_REPRO_PSNR_CAP) and SSIM over the rows holding the original
+ * target (all columns; data range = max - min of the original slice), Dice
+ * of the two labels over the slice. HV_ERR_EMPTY (out NaN) when the
+ * original has no target, a uniform CT, or a target under 7 rows. */
+hv_status hv_repro_quality_slice(const uint8_t *orig_ct, const uint8_t *orig_lab,
+                                 const uint8_t *syn_ct, const uint8_t *syn_lab, double out[3]);
+/* Fill row's counts and numbers (not method, ok, reason, n_cases,
+ * n_failed_cases) from a finished run's store, writing the per-vertebra
+ * values to csv_path (case, level, label, known_grade, psnr, ssim, dice;
+ * whole or absent). A store without synthesized CT crops or QC pictures
+ * gives applicable = 0 and the reason in note (HV_OK). */
+hv_status hv_repro_quality_read(const char *store_path, const char *csv_path, hv_repro_qrow *row);
+/* Write dir/table.csv, table.md and table.png of the quality rows. */
+hv_status hv_repro_write_quality(const char *dir, const hv_repro_qrow *rows, int n,
+                                 const char *dataset_note);
 
 #ifdef __cplusplus
 }

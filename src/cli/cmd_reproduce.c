@@ -33,6 +33,8 @@ static void usage(FILE *f)
             "  output    = DIR             where everything goes\n"
             "  published = auto            verse19 | none | auto (verse19 when input.split's\n"
             "                              file name contains 'verse19')\n"
+            "  table     = auto            grading | quality | auto (quality when\n"
+            "                              input.source = dataset and input.split is empty)\n"
             "\n"
             "What runs: for each method in order, the whole pipeline (`healthivert run`) with\n"
             "synthesis.method set, into DIR/<method>/ (its store, tables and figures as\n"
@@ -46,6 +48,13 @@ static void usage(FILE *f)
             "the grader trained on all train+test rows, scored on val. With published set,\n"
             "the published VerSe 2019 numbers are a separate table labelled published\n"
             "(and marks in the figure), never rows of ours.\n"
+            "\n"
+            "Data without grades (table = quality; VerSe 2020, CTSpine1K): no grading;\n"
+            "instead PSNR, SSIM and Dice of each method's synthesized vertebra against the\n"
+            "real one on healthy levels (the QC picture's mid-sagittal slice: needs\n"
+            "output.images = qc and, for every method but baseline, synthesis.crops =\n"
+            "full), mean and population variance over the vertebrae; a method without a\n"
+            "synthesized image is 'n/a' (docs/reproduce.md).\n"
             "\n"
             "Resuming: run the same command again. Each method's run resumes from its\n"
             "journals (a finished one is only re-graded, with the same numbers); SIGTERM,\n"
@@ -114,9 +123,10 @@ int hv_cmd_reproduce(int argc, char **argv)
     if (st == HV_OK) {
         rc = sum.n_failed > 0 || sum.n_partial > 0 ? HV_EXIT_PARTIAL : HV_EXIT_OK;
         if (rank == 0)
-            printf("healthivert reproduce: %d method%s: %d graded, %d failed%s\n"
+            printf("healthivert reproduce: %d method%s: %d %s, %d failed%s\n"
                    "table: %s/table.csv, table.md, table.png\n",
-                   sum.n_methods, sum.n_methods == 1 ? "" : "s", sum.n_ok, sum.n_failed,
+                   sum.n_methods, sum.n_methods == 1 ? "" : "s", sum.n_ok,
+                   sum.quality ? "scored or n/a" : "graded", sum.n_failed,
                    sum.n_partial ? " (some cases failed: see table.md)" : "", sum.table_dir);
     } else if (st == HV_ERR_INTERRUPTED) {
         rc = HV_EXIT_RESUMABLE;

@@ -13,6 +13,10 @@
  * journals when it was started before (a finished run is re-graded, which
  * is deterministic, so re-running reproduce gives the same table).
  *
+ * Data without grades (reproduce.table = quality, or auto with a dataset and
+ * no input.split) gets the synthesis-quality table instead of the grading
+ * one (repro_quality.c): rank 0 reads each finished run's store for it.
+ *
  * Methods are the choices of the run's synthesis.method key: a new
  * synthesis method registered there is a method here without any change.
  *
@@ -37,9 +41,11 @@ typedef struct repro_params {
     char methods[512];
     char output[1024];
     int published; /* index into ch_published */
+    int table;     /* index into ch_table */
 } repro_params;
 
 static const char *const ch_published[] = {"auto", "none", "verse19", NULL};
+static const char *const ch_table[] = {"auto", "grading", "quality", NULL};
 
 #define RFIELD(f) .offset = offsetof(repro_params, f), .size = sizeof(((repro_params *)0)->f)
 static const hv_run_key rkeys[] = {
@@ -55,6 +61,12 @@ static const hv_run_key rkeys[] = {
      "VerSe 2019 table, spec 13), none, or auto (verse19 when input.split's file name contains "
      "'verse19')",
      HV_KEY_CHOICE, .choices = ch_published, RFIELD(published)},
+    {"reproduce", "table", "auto",
+     "grading (the SVM protocol's macro P/R/F1 per method: needs grades), quality (PSNR, SSIM "
+     "and Dice of the synthesized vertebra against the real one on healthy levels: data "
+     "without grades; needs output.images = qc or full and synthesis.crops = full), or auto "
+     "(quality when input.source = dataset and input.split is empty, else grading)",
+     HV_KEY_CHOICE, .choices = ch_table, RFIELD(table)},
 };
 #define N_RKEYS (sizeof rkeys / sizeof rkeys[0])
 
@@ -75,6 +87,7 @@ struct hv_repro {
     repro_params p;
     int n_methods;
     char methods[MAX_METHODS][32];
+    int quality; /* 1: the synthesis-quality table (reproduce.table) */
 };
 
 void hv_repro_free(hv_repro *r)
@@ -231,6 +244,16 @@ hv_status hv_repro_check(hv_repro *r)
     if (gm && !strcmp(gm, "rule"))
         return hv_error_set(HV_ERR_ARG, "grader.method = rule: reproduce grades with the SVM "
                             "protocol (spec 10); use auto or svm");
+    const char *src = hv_run_config_get(r->base, "input", "source");
+    const char *split = hv_run_config_get(r->base, "input", "split");
+    r->quality = r->p.table == 2 ||
+                 (r->p.table == 0 && src && !strcmp(src, "dataset") && !(split && split[0]));
+    const char *img = hv_run_config_get(r->base, "output", "images");
+    if (r->quality && img && !strcmp(img, "none"))
+        return hv_error_set(HV_ERR_ARG, "output.images = none: the synthesis-quality table "
+                            "(reproduce.table = %s) compares with the original slice of the QC "
+                            "pictures; set output.images = qc",
+                            r->p.table == 2 ? "quality" : "auto, no input.split");
     r->n_methods = 0;
     const char *p = r->p.methods;
     for (;;) {
@@ -259,7 +282,14 @@ hv_status hv_repro_check(hv_repro *r)
         if (!c) break;
         p = c + 1;
     }
+    const char *crops = hv_run_config_get(r->base, "synthesis", "crops");
     for (int i = 0; i < r->n_methods; i++) {
+        /* every method but the baseline synthesizes an image: the quality
+         * table needs it in the store */
+        if (r->quality && strcmp(r->methods[i], "baseline") && !(crops && !strcmp(crops, "full")))
+            return hv_error_set(HV_ERR_ARG, "method %s: synthesis.crops = %s: the synthesis-quality "
+                                "table reads the synthesized CT crops from the store; set "
+                                "synthesis.crops = full", r->methods[i], crops ? crops : "?");
         hv_run_config *c = NULL;
         st = method_config(r, r->methods[i], &c);
         if (st == HV_OK) st = hv_run_config_check(c);
@@ -320,9 +350,15 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
     int rank = 0;
     MPI_Comm_rank(comm, &rank);
     hv_repro_row *rows = calloc(MAX_METHODS, sizeof *rows);
-    if (!rows) return hv_error_set(HV_ERR_NOMEM, "reproduce: out of memory");
+    hv_repro_qrow *qrows = calloc(MAX_METHODS, sizeof *qrows);
+    if (!rows || !qrows) {
+        free(rows);
+        free(qrows);
+        return hv_error_set(HV_ERR_NOMEM, "reproduce: out of memory");
+    }
     hv_status st = HV_OK;
     out->n_methods = r->n_methods;
+    out->quality = r->quality;
     snprintf(out->table_dir, sizeof out->table_dir, "%s", r->p.output);
     for (int i = 0; i < r->n_methods; i++) {
         hv_repro_row *row = &rows[i];
@@ -345,21 +381,40 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
         }
         row->n_cases = sum.n_cases;
         row->n_failed_cases = sum.n_failed;
-        if (ms == HV_OK && rank == 0) ms = read_grader(sum.store_path, row);
-        if (ms == HV_OK && rank == 0 && strcmp(row->g.method, "svm"))
+        hv_repro_qrow *qrow = &qrows[i];
+        memcpy(qrow->method, row->method, sizeof qrow->method);
+        qrow->n_cases = sum.n_cases;
+        qrow->n_failed_cases = sum.n_failed;
+        if (ms == HV_OK && rank == 0 && r->quality) {
+            char *csv = hv_strfmt("%s/%s/quality_vertebrae.csv", r->p.output, row->method);
+            ms = csv ? hv_repro_quality_read(sum.store_path, csv, qrow)
+                     : hv_error_set(HV_ERR_NOMEM, "reproduce: out of memory");
+            free(csv);
+        }
+        if (ms == HV_OK && rank == 0 && !r->quality) ms = read_grader(sum.store_path, row);
+        if (ms == HV_OK && rank == 0 && !r->quality && strcmp(row->g.method, "svm"))
             ms = hv_error_set(HV_ERR_EMPTY, "graded by the %s, not the SVM protocol: %s",
                               row->g.method[0] ? row->g.method : "(none)",
                               row->g.note[0] ? row->g.note : "no reason recorded");
         if (ms == HV_OK) {
-            row->ok = 1;
+            row->ok = qrow->ok = 1;
             out->n_ok++;
             if (sum.n_failed > 0) out->n_partial++;
         } else {
             snprintf(row->reason, sizeof row->reason, "%s", hv_error_detail());
+            memcpy(qrow->reason, row->reason, sizeof qrow->reason);
             out->n_failed++;
         }
         if (rank == 0) {
-            if (row->ok)
+            if (row->ok && r->quality && qrow->applicable)
+                fprintf(stderr, "reproduce: %s: %ld cases (%ld failed), %ld of %ld healthy levels "
+                        "scored: PSNR %.2f, SSIM %.3f, Dice %.3f\n", row->method, row->n_cases,
+                        row->n_failed_cases, qrow->n_scored, qrow->n_healthy, qrow->mean[0],
+                        qrow->mean[1], qrow->mean[2]);
+            else if (row->ok && r->quality)
+                fprintf(stderr, "reproduce: %s: %ld cases (%ld failed), quality not applicable: "
+                        "%s\n", row->method, row->n_cases, row->n_failed_cases, qrow->note);
+            else if (row->ok)
                 fprintf(stderr, "reproduce: %s: %ld cases (%ld failed), macro-F1 over folds "
                         "%.3f (var %.4f)\n", row->method, row->n_cases, row->n_failed_cases,
                         row->g.mean[0], row->g.var[0]);
@@ -381,7 +436,8 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
         const char *sp = hv_run_config_get(r->base, "input", "split");
         snprintf(note, sizeof note, "input.source = %s%s%s", ds ? ds : "?",
                  sp && sp[0] ? ", split " : "", sp && sp[0] ? sp : "");
-        wst = hv_repro_write_table(r->p.output, rows, r->n_methods, published_set(r), note);
+        wst = r->quality ? hv_repro_write_quality(r->p.output, qrows, r->n_methods, note)
+                         : hv_repro_write_table(r->p.output, rows, r->n_methods, published_set(r), note);
         if (wst != HV_OK) hv_log_error("reproduce: %s", hv_error_detail());
     }
     MPI_Bcast(&wst, 1, MPI_INT, 0, comm);
@@ -390,5 +446,6 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
                        : hv_error_set((hv_status)wst, "reproduce: rank 0 could not write the table");
 done:
     free(rows);
+    free(qrows);
     return st;
 }

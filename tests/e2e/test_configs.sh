@@ -6,7 +6,8 @@
 #     the tables and figures the README promises, one row per vertebra.
 #  2. configs/verse19.ini on the same cohort rearranged into VerSe's own
 #     published layout (rawdata/ + derivatives/, centroid JSON, sub-verseNNN
-#     ids) with a split file in the published format: the VerSe discovery,
+#     ids; lib.sh's mock_verse19) with a split file in the published format:
+#     the VerSe discovery,
 #     centroid files and header checks run for real, and every graded
 #     vertebra of the split comes back measured (its row, its grade, finite
 #     heights: checked row by row against the split file).
@@ -33,19 +34,8 @@ check "progress lines on stderr" grep -q "done" "$WORK/main.log"
 
 # -- 2. VerSe 2019's published layout, with verse19.ini
 v=$WORK/verse
-n=0
-for d in "$main"/cohort/raw/ph*; do
-  id=$(basename "$d")
-  sub=$(printf 'sub-verse%03d' $((900 + n)))
-  n=$((n + 1))
-  mkdir -p "$v/rawdata/$sub" "$v/derivatives/$sub"
-  cp "$d/$id.nii.gz" "$v/rawdata/$sub/${sub}_ct.nii.gz"
-  cp "$d/${id}_msk.nii.gz" "$v/derivatives/$sub/${sub}_seg-vert_msk.nii.gz"
-  cp "$d/$id.json" "$v/derivatives/$sub/${sub}_seg-subreg_ctd.json"
-  echo "s/\"${id}_/\"${sub}_/g" >>"$WORK/rename.sed"
-done
+n=$(mock_verse19 "$main/cohort" "$v" "$v/split.json")
 check "8 cases rearranged" test "$n" -eq 8
-sed -f "$WORK/rename.sed" "$main/cohort/split.json" >"$v/split.json"
 check "split renamed" grep -q '"sub-verse900_20"' "$v/split.json"
 v19=$WORK/v19
 "$MPIEXEC" -n 2 --oversubscribe "$HV" run "$SRC/configs/verse19.ini" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_reproduce.sh: `healthivert reproduce` end to end on a phantom mock of
 # VerSe 2019 (a 6-case L1-L2 phantom cohort rearranged into VerSe's
-# published layout as test_configs.sh does, its split file named
+# published layout by lib.sh's mock_verse19, its split file named
 # verse19_split.json so the published numbers are recognised), methods
 # baseline and gan (a tiny random generator, synthesis.neighbours = 0):
 #  - an unknown method is refused before anything runs, listing the known
@@ -27,23 +27,12 @@ die() { echo "not ok: $*"; echo "$pass passed, $((failn + 1)) failed"; exit 1; }
 "$MAKE_MODEL" "$WORK/tiny.h5" --seed 3 --seg-bias 8 >/dev/null || die "tiny model"
 "$MAKE_MODEL" "$WORK/broken.h5" --broken >/dev/null || die "broken model"
 
-# -- the mock: a phantom cohort in VerSe 2019's layout (as test_configs.sh)
+# -- the mock: a phantom cohort in VerSe 2019's layout (lib.sh)
 "$HV" phantom --out "$WORK/ph" --cases 6 --seed 2 --spacing 2 --range L1-L2 \
   --fracture-rate 0.5 >"$WORK/phantom.log" 2>&1 || die "phantom cohort"
 v=$WORK/verse
-n=0
-for d in "$WORK"/ph/raw/ph*; do
-  id=$(basename "$d")
-  sub=$(printf 'sub-verse%03d' $((900 + n)))
-  n=$((n + 1))
-  mkdir -p "$v/rawdata/$sub" "$v/derivatives/$sub"
-  cp "$d/$id.nii.gz" "$v/rawdata/$sub/${sub}_ct.nii.gz"
-  cp "$d/${id}_msk.nii.gz" "$v/derivatives/$sub/${sub}_seg-vert_msk.nii.gz"
-  cp "$d/$id.json" "$v/derivatives/$sub/${sub}_seg-subreg_ctd.json"
-  echo "s/\"${id}_/\"${sub}_/g" >>"$WORK/rename.sed"
-done
+n=$(mock_verse19 "$WORK/ph" "$v" "$v/verse19_split.json") || die "mock"
 check "6 cases rearranged" test "$n" -eq 6
-sed -f "$WORK/rename.sed" "$WORK/ph/split.json" >"$v/verse19_split.json"
 
 # the config: configs/verse19.ini plus a [reproduce] section
 cfg=$WORK/repro.ini

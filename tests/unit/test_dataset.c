@@ -100,6 +100,59 @@ int main(void)
     }
     hv_io_manifest_free(m);
 
+    /* VerSe 2020: one rawdata/ + derivatives/ tree per part folder; the same
+     * series in two parts is a bad case naming both CTs. */
+    touch("v20/dataset-01training/rawdata/sub-gl003/sub-gl003_dir-ax_ct.nii.gz");
+    touch("v20/dataset-01training/derivatives/sub-gl003/sub-gl003_dir-ax_seg-vert_msk.nii.gz");
+    touch("v20/dataset-01training/derivatives/sub-gl003/sub-gl003_dir-ax_seg-subreg_ctd.json");
+    touch("v20/dataset-02validation/rawdata/sub-gl016/sub-gl016_dir-ax_ct.nii.gz");
+    touch("v20/dataset-02validation/derivatives/sub-gl016/sub-gl016_dir-ax_seg-vert_msk.nii.gz");
+    touch("v20/dataset-03test/rawdata/sub-verse500/sub-verse500_dir-ax_ct.nii.gz");
+    touch("v20/dataset-03test/derivatives/sub-verse500/sub-verse500_dir-ax_seg-vert_msk.nii.gz");
+    touch("v20/dataset-03test/rawdata/sub-gl003/sub-gl003_dir-ax_ct.nii.gz");
+    touch("v20/dataset-03test/derivatives/sub-gl003/sub-gl003_dir-ax_seg-vert_msk.nii.gz");
+    touch("v20/README.txt");
+    snprintf(root, sizeof root, "%s/v20", tmp);
+    m = NULL;
+    HV_CHECK_OK(hv_io_dataset_scan(root, NULL, &m));
+    HV_REQUIRE(m != NULL, "verse20 manifest");
+    HV_CHECK(m->n == 4 && m->n_bad == 1, "4 series in 3 parts, 1 twice (%zu, %zu)", m->n, m->n_bad);
+    HV_CHECK(!strcmp(m->cases[0].id, "sub-gl003_dir-ax") && m->cases[0].status == HV_OK &&
+                 m->cases[0].centroid_path && strstr(m->cases[0].mask_path, "dataset-01training/"),
+             "training part: id, mask and centroids");
+    HV_CHECK(m->cases[1].status == HV_ERR_ARG && m->cases[1].problem &&
+                 strstr(m->cases[1].problem, "found twice") &&
+                 strstr(m->cases[1].problem, "dataset-03test"),
+             "a series in two parts: %s", m->cases[1].problem ? m->cases[1].problem : "(none)");
+    HV_CHECK(!strcmp(m->cases[2].id, "sub-gl016_dir-ax") && m->cases[2].status == HV_OK &&
+                 !m->cases[2].centroid_path, "validation part, no centroids");
+    HV_CHECK(!strcmp(m->cases[3].id, "sub-verse500_dir-ax") && m->cases[3].status == HV_OK, "test part");
+    hv_io_manifest_free(m);
+
+    /* CTSpine1K: rawdata/volumes/<subset>/ + rawdata/labels/<subset>/<stem>_seg;
+     * a volume without its label (in labels/) is a bad case; no centroid files */
+    touch("cts/rawdata/volumes/COLONOG/1.3.6.1.4.1.9328.50.4.0001.nii.gz");
+    touch("cts/rawdata/labels/COLONOG/1.3.6.1.4.1.9328.50.4.0001_seg.nii.gz");
+    touch("cts/rawdata/volumes/COVID-19/volume-covid19-A-0003_ct.nii.gz");
+    touch("cts/rawdata/labels/COVID-19/volume-covid19-A-0003_ct_seg.nii.gz");
+    touch("cts/rawdata/volumes/MSD-T10/liver_0.nii.gz");
+    /* a label left beside the volumes is not a case of its own */
+    touch("cts/rawdata/volumes/MSD-T10/liver_0_seg.nii.gz");
+    touch("cts/metadata/data_split.txt");
+    snprintf(root, sizeof root, "%s/cts", tmp);
+    m = NULL;
+    HV_CHECK_OK(hv_io_dataset_scan(root, NULL, &m));
+    HV_REQUIRE(m != NULL, "ctspine1k manifest");
+    HV_CHECK(m->n == 3 && m->n_bad == 1, "3 volumes, 1 without label (%zu, %zu)", m->n, m->n_bad);
+    HV_CHECK(!strcmp(m->cases[0].id, "1.3.6.1.4.1.9328.50.4.0001") && m->cases[0].status == HV_OK &&
+                 strstr(m->cases[0].mask_path, "labels/COLONOG/1.3.6.1.4.1.9328.50.4.0001_seg.nii.gz") &&
+                 !m->cases[0].centroid_path, "COLONOG volume and its label");
+    HV_CHECK(!strcmp(m->cases[1].id, "liver_0") && m->cases[1].status == HV_ERR_NOT_FOUND,
+             "MSD-T10 volume without a label: %s", m->cases[1].problem ? m->cases[1].problem : "(none)");
+    HV_CHECK(!strcmp(m->cases[2].id, "volume-covid19-A-0003_ct") && m->cases[2].status == HV_OK,
+             "COVID-19 volume");
+    hv_io_manifest_free(m);
+
     /* Empty and missing folders. */
     snprintf(root, sizeof root, "%s/empty", tmp);
     touch("empty/.keep");
