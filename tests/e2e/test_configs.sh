@@ -65,4 +65,9 @@ check "verse19.ini: every graded vertebra of the split measured with its grade" 
 # source may differ (centroid files vs the mask), so compare the graded
 # levels' count, not the numbers.
 check "verse19.ini: grader ran" test -s "$v19/grader_metrics.csv"
+# a reproduce config given to run: refused, saying which command reads it
+"$HV" run "$SRC/configs/reproduce-phantom.ini" >"$WORK/rp.log" 2>&1; rc=$?
+check "run on a [reproduce] config exits 2 (got $rc)" test "$rc" -eq 2
+check "run on a [reproduce] config names reproduce" \
+  grep -q '\[reproduce\] is read by `healthivert reproduce' "$WORK/rp.log"
 finish
