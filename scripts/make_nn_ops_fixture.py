@@ -419,6 +419,18 @@ def c_supcon_norm(c, train):
     return supcon(F.normalize(x, dim=1, eps=1e-12), c.leaf((6,), LABELS, rg=False), 0.07)
 
 
+def c_ce(c, train):
+    z = c.leaf((6, 4))
+    lab = c.leaf((6,), LABELS, rg=False)
+    w = c.leaf((4,), POS01, rg=False)
+    return F.cross_entropy(z, lab.long(), weight=w).view(1)
+
+
+def c_ce_nw(c, train):
+    z = c.leaf((5, 4))
+    return F.cross_entropy(z, c.leaf((5,), LABELS, rg=False).long()).view(1)
+
+
 # name, builder, training mode (the C table's HV_NN_PLAN_TRAIN). Append new
 # cases at the end: case k's values come from seed 1000 + k.
 CASES = [
@@ -448,6 +460,7 @@ CASES = [
     ("aot_norm", c_aotnorm, True), ("aot_gate", c_aotgate, True),
     ("l2_normalize", c_l2n, True), ("supcon", c_supcon, True),
     ("supcon_normalized", c_supcon_norm, True),
+    ("cross_entropy", c_ce, True), ("cross_entropy_noweight", c_ce_nw, True),
 ]
 
 

@@ -110,6 +110,7 @@ typedef enum hv_nn_op {
     HV_NN_OP_AOT_NORM,      /* AOT-GAN gate norm per (item, channel) over H, W */
     HV_NN_OP_L2_NORMALIZE,  /* x (N, K) / max(||x_n||, eps) per row           */
     HV_NN_OP_SUPCON,        /* supervised contrastive loss of z (N, K), labels */
+    HV_NN_OP_CROSS_ENTROPY, /* softmax cross entropy of logits (N, C), labels[, w] */
     HV_NN_OP_COUNT
 } hv_nn_op;
 
@@ -401,6 +402,15 @@ hv_nn_tensor *hv_nn_l2_normalize(hv_nn_graph *g, hv_nn_tensor *x, float eps);
  * forward. */
 hv_nn_tensor *hv_nn_supcon(hv_nn_graph *g, hv_nn_tensor *z, hv_nn_tensor *labels,
                            float temperature);
+/* Softmax cross entropy of logits (N, C) against class labels (N) (integer
+ * values 0..C-1 held as floats) with optional class weights w (C) (NULL:
+ * all 1), PyTorch's F.cross_entropy(logits, labels, weight = w) with its
+ * weighted mean: sum_i w[y_i] (-log softmax(logits_i)[y_i]) / sum_i w[y_i].
+ * A scalar (shape (1)); gradient to the logits only. At forward a label
+ * that is not an integer in 0..C-1, a weight that is negative or not
+ * finite, or a batch whose weights sum to 0 is HV_ERR_ARG. */
+hv_nn_tensor *hv_nn_cross_entropy(hv_nn_graph *g, hv_nn_tensor *logits, hv_nn_tensor *labels,
+                                  hv_nn_tensor *weights);
 
 /* Contextual attention (DeepFill v1 as in the reference, spec 5.3): f and b
  * are N,C,H,W features (H, W divisible by rate), mask N,1,Hm,Wm with 1 = hole

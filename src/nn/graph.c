@@ -101,7 +101,7 @@ static const char *const op_names[HV_NN_OP_COUNT] = {
     "slice", "batch_norm", "gap", "linear", "softmax", "add", "sub", "mul", "scale",
     "sum", "mean", "sobel", "bce_logits", "l1", "mse", "dice", "ctx_attn", "reshape",
     "maxpool", "channel_mul", "conv3d", "maxpool3d", "tanh", "reflect_pad",
-    "upsample_bilinear", "aot_norm", "l2_normalize", "supcon"};
+    "upsample_bilinear", "aot_norm", "l2_normalize", "supcon", "cross_entropy"};
 
 const char *hv_nn_op_name(hv_nn_op op)
 {
@@ -759,6 +759,26 @@ hv_nn_tensor *hv_nn_supcon(hv_nn_graph *g, hv_nn_tensor *z, hv_nn_tensor *labels
     hv_nn_tensor *t = node_new(g, HV_NN_OP_SUPCON, 1, &one, 2, src);
     if (t) t->fp[0] = temperature;
     return t;
+}
+
+hv_nn_tensor *hv_nn_cross_entropy(hv_nn_graph *g, hv_nn_tensor *logits, hv_nn_tensor *labels,
+                                  hv_nn_tensor *weights)
+{
+    NEED(g, logits, labels);
+    char sz[96], sl[96];
+    if (logits->ndim != 2)
+        return failf(g, HV_ERR_ARG, "cross_entropy: logits %s must be N, C",
+                     shape_str(logits, sz, sizeof sz));
+    if (labels->numel != logits->shape[0] || labels->shape[0] != logits->shape[0])
+        return failf(g, HV_ERR_ARG, "cross_entropy: labels %s must hold one label per item of "
+                     "logits %s", shape_str(labels, sl, sizeof sl),
+                     shape_str(logits, sz, sizeof sz));
+    if (weights && (weights->ndim != 1 || weights->shape[0] != logits->shape[1]))
+        return failf(g, HV_ERR_ARG, "cross_entropy: weights %s must be (C) for logits %s",
+                     shape_str(weights, sl, sizeof sl), shape_str(logits, sz, sizeof sz));
+    int64_t one = 1;
+    hv_nn_tensor *src[3] = {logits, labels, weights};
+    return node_new(g, HV_NN_OP_CROSS_ENTROPY, 1, &one, weights ? 3 : 2, src);
 }
 
 hv_nn_tensor *hv_nn_ctx_attn(hv_nn_graph *g, hv_nn_tensor *f, hv_nn_tensor *b,

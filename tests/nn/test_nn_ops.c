@@ -430,6 +430,21 @@ static hv_nn_tensor *b_supcon_norm(ctx *c) /* as pre-training uses it: normalise
     hv_nn_tensor *lab = in(c, 1, S(6), K_LABELS, 0);
     return hv_nn_supcon(c->g, hv_nn_l2_normalize(c->g, x, 1e-12f), lab, 0.07f);
 }
+/* the classification that follows: 4 classes, labels i % 4, with and
+ * without class weights (no gradient to labels or weights) */
+static hv_nn_tensor *b_ce(ctx *c)
+{
+    hv_nn_tensor *z = in(c, 2, S(6, 4), K_NORMAL, 1);
+    hv_nn_tensor *lab = in(c, 1, S(6), K_LABELS, 0);
+    hv_nn_tensor *w = in(c, 1, S(4), K_POS01, 0);
+    return hv_nn_cross_entropy(c->g, z, lab, w);
+}
+static hv_nn_tensor *b_ce_nw(ctx *c)
+{
+    hv_nn_tensor *z = in(c, 2, S(5, 4), K_NORMAL, 1);
+    hv_nn_tensor *lab = in(c, 1, S(5), K_LABELS, 0);
+    return hv_nn_cross_entropy(c->g, z, lab, NULL);
+}
 
 /* Bounds (measured on this machine, 2 cores AVX-512):
  *  - NMSE backend vs ref: cpu <= 3.6e-13 for the oneDNN / OpenBLAS ops
@@ -503,6 +518,8 @@ static const opcase cases[] = {
     {"l2_normalize", b_l2n, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
     {"supcon", b_supcon, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
     {"supcon_normalized", b_supcon_norm, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"cross_entropy", b_ce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"cross_entropy_noweight", b_ce_nw, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
 };
 
 /* --------------------------------------------------------------- running */

@@ -1,8 +1,9 @@
 /*
  * test_nn_supcon.c: hand-computed values of the ops of supervised
  * contrastive learning (l2_normalize and the SupCon loss of Khosla et al.,
- * NeurIPS 2020), the shape errors of their builders and the refusal of a
- * non-finite label.
+ * NeurIPS 2020) and of the weighted cross entropy of the classification
+ * that follows, the shape errors of their builders and the refusal of bad
+ * labels and weights at forward.
  *
  * Their op contract (gradients vs finite differences, the cpu backend and
  * the fake devices vs the reference kernels, backward adding into
@@ -129,6 +130,71 @@ static void test_supcon_hand(void)
     supcon_case(0.5);
 }
 
+/* ---------------------------------------------------------- cross entropy */
+
+/* logits (2, 2), labels 0, 1, class weights (1, 3):
+ *   item 0: z = (0, ln 3), softmax (1/4, 3/4), -log p_0 = ln 4, weight 1
+ *   item 1: z = (0, 0), softmax (1/2, 1/2), -log p_1 = ln 2, weight 3
+ *   loss = (1 ln 4 + 3 ln 2) / (1 + 3) = 5 ln 2 / 4
+ *   dz_i = w_yi (softmax_i - onehot(y_i)) / 4:
+ *     dz_0 = (1/4 - 1, 3/4) / 4 = (-3/16, 3/16), dz_1 = 3 (1/2, -1/2) / 4. */
+static void expect_forward_refused(hv_nn_graph *g, const char *what, const char *needle)
+{
+    hv_error_clear();
+    const hv_status st = hv_nn_graph_forward(g);
+    const char *msg = hv_error_detail();
+    HV_CHECK(st == HV_ERR_ARG && msg && strstr(msg, needle),
+             "%s: status %d, message \"%s\" (wanted \"%s\")", what, (int)st,
+             msg ? msg : "(none)", needle);
+}
+
+static void test_cross_entropy_hand(void)
+{
+    const float zv[4] = {0, (float)log(3.0), 0, 0};
+    const float lv[2] = {0, 1}, wv[2] = {1, 3};
+    const double want_loss = 5.0 * log(2.0) / 4.0;
+    const double want_dz[4] = {-3.0 / 16, 3.0 / 16, 3.0 / 8, -3.0 / 8};
+    for (int bk = 0; bk < N_BACKENDS; bk++) {
+        hv_nn_backend *be = NULL;
+        hv_nn_graph *g = NULL;
+        HV_CHECK_OK(backends[bk].create(&be));
+        HV_CHECK_OK(hv_nn_graph_create(&g));
+        hv_nn_tensor *z = hv_nn_input(g, "z", 2, S(2, 2));
+        hv_nn_set_requires_grad(z);
+        hv_nn_tensor *lab = hv_nn_input(g, "labels", 1, S(2));
+        hv_nn_tensor *w = hv_nn_input(g, "w", 1, S(2));
+        hv_nn_tensor *loss = hv_nn_cross_entropy(g, z, lab, w);
+        hv_nn_set_output(loss);
+        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
+        if (hv_nn_graph_status(g) == HV_OK) {
+            float got[4];
+            HV_CHECK_OK(hv_nn_tensor_set(z, zv, 4));
+            HV_CHECK_OK(hv_nn_tensor_set(lab, lv, 2));
+            HV_CHECK_OK(hv_nn_tensor_set(w, wv, 2));
+            HV_CHECK_OK(hv_nn_graph_forward(g));
+            HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+            HV_CHECK_OK(hv_nn_tensor_get(loss, got, 1));
+            check_all("cross_entropy", backends[bk].name, got, &want_loss, 1);
+            HV_CHECK_OK(hv_nn_tensor_get_grad(z, got, 4));
+            check_all("cross_entropy dz", backends[bk].name, got, want_dz, 4);
+
+            const float out_of_range[2] = {0, 2}, fraction[2] = {0.5f, 1};
+            const float negative[2] = {1, -1}, zero[2] = {0, 0};
+            HV_CHECK_OK(hv_nn_tensor_set(lab, out_of_range, 2));
+            expect_forward_refused(g, "cross_entropy label 2 of 2 classes", "label 1 of 2 is 2");
+            HV_CHECK_OK(hv_nn_tensor_set(lab, fraction, 2));
+            expect_forward_refused(g, "cross_entropy label 0.5", "label 0 of 2 is 0.5");
+            HV_CHECK_OK(hv_nn_tensor_set(lab, lv, 2));
+            HV_CHECK_OK(hv_nn_tensor_set(w, negative, 2));
+            expect_forward_refused(g, "cross_entropy weight -1", "weight of class 1 is -1");
+            HV_CHECK_OK(hv_nn_tensor_set(w, zero, 2));
+            expect_forward_refused(g, "cross_entropy weights 0", "sum to 0");
+        }
+        hv_nn_graph_free(g);
+        hv_nn_backend_free(be);
+    }
+}
+
 /* --------------------------------------------------------- shape errors */
 
 typedef hv_nn_tensor *(*bad_fn)(hv_nn_graph *g);
@@ -167,8 +233,19 @@ static hv_nn_tensor *bad_sc_temp(hv_nn_graph *g)
     return hv_nn_supcon(g, in_(g, 2, S(4, 3)), in_(g, 1, S(4)), 0.0f);
 }
 
+static hv_nn_tensor *bad_ce_labels(hv_nn_graph *g)
+{
+    return hv_nn_cross_entropy(g, in_(g, 2, S(3, 4)), in_(g, 1, S(2)), NULL);
+}
+static hv_nn_tensor *bad_ce_weights(hv_nn_graph *g)
+{
+    return hv_nn_cross_entropy(g, in_(g, 2, S(3, 4)), in_(g, 1, S(3)), in_(g, 1, S(3)));
+}
+
 static void test_shape_errors(void)
 {
+    expect_refused("cross_entropy labels of another N", bad_ce_labels, (const char *const[]){"(2)", "(3, 4)"}, 2);
+    expect_refused("cross_entropy weights of another C", bad_ce_weights, (const char *const[]){"weights (3)", "(3, 4)"}, 2);
     expect_refused("l2_normalize on a 4-D x", bad_l2_rank, (const char *const[]){"(2, 3, 1, 1)", "N, K"}, 2);
     expect_refused("l2_normalize eps 0", bad_l2_eps, (const char *const[]){"eps 0"}, 1);
     expect_refused("supcon on a 3-D z", bad_sc_rank, (const char *const[]){"(4, 3, 2)"}, 1);
@@ -181,6 +258,7 @@ int main(void)
 {
     test_l2_normalize_hand();
     test_supcon_hand();
+    test_cross_entropy_hand();
     test_shape_errors();
     return hv_test_done();
 }

@@ -3,7 +3,8 @@
  * (Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020): the L2
  * normalisation of feature rows and the SupCon loss (the paper's L_out with
  * one view per item, as HobbitLong/SupContrast's losses.py computes it;
- * include/hv/nn.h states the formula).
+ * include/hv/nn.h states the formula), and the weighted softmax cross
+ * entropy of the classification that follows the pre-training.
  *
  * Two ops rather than a composition of existing ones: the engine has no
  * square root, division or log-sum-exp op, and a fused loss keeps the
@@ -148,5 +149,74 @@ void hv__nn_supcon_backward(hv_nn_tensor *n)
                 gj[d] += f * zi[d];
             }
         }
+    }
+}
+
+/* ------------------------------------------------------ cross entropy */
+
+static double row_lse(const float *z, int64_t c)
+{
+    double m = -INFINITY, acc = 0;
+    for (int64_t k = 0; k < c; k++)
+        if (z[k] > m) m = z[k];
+    for (int64_t k = 0; k < c; k++) acc += exp(z[k] - m);
+    return m + log(acc);
+}
+
+static double class_weight(const hv_nn_tensor *n, int64_t y)
+{
+    return n->nsrc > 2 ? (double)n->src[2]->data[y] : 1.0;
+}
+
+hv_status hv__nn_cross_entropy_forward(hv_nn_tensor *n)
+{
+    const hv_nn_tensor *zt = n->src[0], *lt = n->src[1];
+    const int64_t nn = zt->shape[0], c = zt->shape[1];
+    for (int64_t i = 0; i < nn; i++) {
+        const float y = lt->data[i];
+        if (!(y >= 0 && y < (float)c && y == floorf(y)))
+            return hv_error_set(HV_ERR_ARG, "cross_entropy: label %lld of %lld is %g (need an "
+                                "integer class 0..%lld)", (long long)i, (long long)nn, (double)y,
+                                (long long)(c - 1));
+    }
+    if (n->nsrc > 2)
+        for (int64_t k = 0; k < c; k++) {
+            const float w = n->src[2]->data[k];
+            if (!(w >= 0) || !isfinite(w))
+                return hv_error_set(HV_ERR_ARG, "cross_entropy: weight of class %lld is %g (need "
+                                    "finite and >= 0)", (long long)k, (double)w);
+        }
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < nn; i++) {
+        const int64_t y = (int64_t)lt->data[i];
+        const float *z = zt->data + i * c;
+        const double w = class_weight(n, y);
+        num += w * (row_lse(z, c) - z[y]);
+        den += w;
+    }
+    if (!(den > 0))
+        return hv_error_set(HV_ERR_ARG, "cross_entropy: the weights of the batch's %lld labels "
+                            "sum to 0", (long long)nn);
+    n->data[0] = (float)(num / den);
+    return HV_OK;
+}
+
+void hv__nn_cross_entropy_backward(hv_nn_tensor *n)
+{
+    hv_nn_tensor *zt = n->src[0];
+    const hv_nn_tensor *lt = n->src[1];
+    if (!zt->grad) return;
+    const int64_t nn = zt->shape[0], c = zt->shape[1];
+    double den = 0;
+    for (int64_t i = 0; i < nn; i++) den += class_weight(n, (int64_t)lt->data[i]);
+    if (!(den > 0)) return; /* forward refused it */
+    const double gs = (double)n->grad[0] / den;
+    for (int64_t i = 0; i < nn; i++) {
+        const int64_t y = (int64_t)lt->data[i];
+        const float *z = zt->data + i * c;
+        float *dz = zt->grad + i * c;
+        const double lse = row_lse(z, c), f = gs * class_weight(n, y);
+        for (int64_t k = 0; k < c; k++)
+            dz[k] += (float)(f * (exp(z[k] - lse) - (k == y ? 1.0 : 0.0)));
     }
 }
