@@ -521,6 +521,43 @@ hv_status hv_model_senet3d_build(hv_nn_graph *g, hv_nn_params *ps,
                                  const hv_model_senet3d_config *cfg, int64_t n, int64_t d,
                                  int64_t h, int64_t w, hv_model_senet3d_io *io);
 
+/* Training (src/model/senet3d_train.c): SupCon pre-training steps (loss
+ * supcon(proj, grades, temperature)), then classification steps (weighted
+ * cross entropy of the logits; every weight, the encoder's included, is
+ * trained: fine-tuning, not the paper's frozen-encoder linear probe), each
+ * with its own Adam (betas 0.9, 0.999, eps 1e-8) over the whole set; a
+ * head a phase does not reach gets zero gradients and so no update. */
+typedef struct hv_model_senet3d_train_opts {
+    double lr_supcon;    /* Adam's learning rate in pre-training (> 0)         */
+    double lr_cls;       /* and in classification (> 0)                        */
+    double temperature;  /* SupCon's (> 0; 0.07 in the paper's code)           */
+    float class_weights[HV_MODEL_SENET3D_GRADES]; /* cross entropy's (>= 0)    */
+} hv_model_senet3d_train_opts;
+
+typedef struct hv_model_senet3d_trainer hv_model_senet3d_trainer; /* opaque */
+
+/* Plan the three graphs (SupCon and classification training, inference)
+ * for batches of n crops of d x h x w on be. ps (a set made by
+ * hv_model_senet3d_params with cfg) and be are borrowed and must outlive
+ * the trainer. n >= 2 (SupCon contrasts items of one batch). */
+hv_status hv_model_senet3d_trainer_create(hv_nn_params *ps, const hv_model_senet3d_config *cfg,
+                                          hv_nn_backend *be, int64_t n, int64_t d, int64_t h,
+                                          int64_t w, const hv_model_senet3d_train_opts *o,
+                                          hv_model_senet3d_trainer **out);
+void hv_model_senet3d_trainer_free(hv_model_senet3d_trainer *t);
+/* One step on x (n*d*h*w floats) with grades (n floats, 0..3). *loss (may
+ * be NULL) gets the loss before the update. A non-finite loss is
+ * HV_ERR_NUMERIC before backward (no weight changes; the running BN
+ * statistics of that forward stay); bad grades are HV_ERR_ARG. */
+hv_status hv_model_senet3d_supcon_step(hv_model_senet3d_trainer *t, const float *x,
+                                       const float *grades, double *loss);
+hv_status hv_model_senet3d_cls_step(hv_model_senet3d_trainer *t, const float *x,
+                                    const float *grades, double *loss);
+/* Inference (running statistics) of n crops: logits (n*4 floats) and, when
+ * proj is not NULL, the projections (n*proj_dim floats). */
+hv_status hv_model_senet3d_predict(hv_model_senet3d_trainer *t, const float *x, float *logits,
+                                   float *proj);
+
 /* ================================================ classifier and Grad-CAM++
  *
  * The contract of issue 13 (spec 5.6 and 7), built side by side by three
