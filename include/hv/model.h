@@ -546,9 +546,10 @@ hv_status hv_model_senet3d_trainer_create(hv_nn_params *ps, const hv_model_senet
                                           hv_model_senet3d_trainer **out);
 void hv_model_senet3d_trainer_free(hv_model_senet3d_trainer *t);
 /* One step on x (n*d*h*w floats) with grades (n floats, 0..3). *loss (may
- * be NULL) gets the loss before the update. A non-finite loss is
- * HV_ERR_NUMERIC before backward (no weight changes; the running BN
- * statistics of that forward stay); bad grades are HV_ERR_ARG. */
+ * be NULL) gets the loss before the update. A non-finite voxel is
+ * HV_ERR_ARG naming it (nothing run); a bad grade is HV_ERR_ARG and a
+ * non-finite loss HV_ERR_NUMERIC, both before backward, with the running BN
+ * statistics the forward moved put back: the model is unchanged. */
 hv_status hv_model_senet3d_supcon_step(hv_model_senet3d_trainer *t, const float *x,
                                        const float *grades, double *loss);
 hv_status hv_model_senet3d_cls_step(hv_model_senet3d_trainer *t, const float *x,

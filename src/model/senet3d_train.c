@@ -33,6 +33,8 @@ struct hv_model_senet3d_trainer {
     hv_nn_tensor *lab_s, *lab_c, *cw, *loss_s, *loss_c;
     hv_nn_adam *adam_s, *adam_c;
     float class_w[HV_MODEL_SENET3D_GRADES];
+    float *saved; /* the buffers (BN running statistics) before a step's forward */
+    int64_t n_saved;
 };
 
 void hv_model_senet3d_trainer_free(hv_model_senet3d_trainer *t)
@@ -43,6 +45,7 @@ void hv_model_senet3d_trainer_free(hv_model_senet3d_trainer *t)
     hv_nn_graph_free(t->gs);
     hv_nn_graph_free(t->gc);
     hv_nn_graph_free(t->gi);
+    free(t->saved);
     free(t);
 }
 
@@ -97,6 +100,12 @@ hv_status hv_model_senet3d_trainer_create(hv_nn_params *ps, const hv_model_senet
     if ((st = hv_nn_adam_create(ps, o->lr_supcon, 0.9, 0.999, 1e-8, &t->adam_s)) ||
         (st = hv_nn_adam_create(ps, o->lr_cls, 0.9, 0.999, 1e-8, &t->adam_c)))
         goto done;
+    t->n_saved = hv_nn_params_numel(ps, 0) - hv_nn_params_numel(ps, 1);
+    t->saved = malloc((size_t)(t->n_saved > 0 ? t->n_saved : 1) * sizeof *t->saved);
+    if (!t->saved) {
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d trainer: out of memory");
+        goto done;
+    }
     *out = t;
     t = NULL;
 done:
@@ -107,24 +116,47 @@ done:
     return st;
 }
 
-/* forward, loss check, backward, Adam */
+/* Copy the buffers (running statistics) out (save = 1) or back. */
+static hv_status buffers(hv_model_senet3d_trainer *t, int save)
+{
+    float *p = t->saved;
+    for (size_t i = 0; i < hv_nn_params_size(t->ps); i++) {
+        hv_nn_param *q = hv_nn_params_at(t->ps, i);
+        if (hv_nn_param_trainable(q)) continue;
+        const int64_t k = hv_nn_param_numel(q);
+        hv_status st = save ? hv_nn_param_get(q, p, (size_t)k) : hv_nn_param_set(q, p, (size_t)k);
+        if (st) return st;
+        p += k;
+    }
+    return HV_OK;
+}
+
+/* input check, forward, loss check, backward, Adam */
 static hv_status step(hv_model_senet3d_trainer *t, hv_nn_graph *g, hv_nn_tensor *x,
                       hv_nn_tensor *lab, hv_nn_tensor *loss, hv_nn_adam *adam, const float *xv,
                       const float *grades, double *loss_out, const char *what)
 {
     if (!xv || !grades) return hv_error_set(HV_ERR_ARG, "senet3d %s step: NULL input", what);
+    for (int64_t i = 0; i < t->n * t->vox; i++)
+        if (!isfinite(xv[i]))
+            return hv_error_set(HV_ERR_ARG, "senet3d %s step: voxel %lld of crop %lld is %g",
+                                what, (long long)(i % t->vox), (long long)(i / t->vox),
+                                (double)xv[i]);
     hv_status st;
+    if ((st = buffers(t, 1))) return st;
     if ((st = hv_nn_tensor_set(x, xv, (size_t)(t->n * t->vox))) ||
         (st = hv_nn_tensor_set(lab, grades, (size_t)t->n)))
         return st;
-    if ((st = hv_nn_graph_forward(g)))
-        return hv_error_wrap(st, "senet3d %s step: forward", what);
-    float l = 0;
-    if ((st = hv_nn_tensor_get(loss, &l, 1))) return st;
+    float l = NAN;
+    if ((st = hv_nn_graph_forward(g)) == HV_OK) st = hv_nn_tensor_get(loss, &l, 1);
     if (loss_out) *loss_out = l;
-    if (!isfinite(l))
-        return hv_error_set(HV_ERR_NUMERIC, "senet3d %s step: the loss is %g; no update", what,
-                            (double)l);
+    if (st == HV_OK && !isfinite(l))
+        st = hv_error_set(HV_ERR_NUMERIC, "senet3d %s step: the loss is %g; no update", what,
+                          (double)l);
+    if (st != HV_OK) { /* the forward may have moved the running statistics */
+        hv_status rs = buffers(t, 0);
+        return hv_error_wrap(rs ? rs : st, "senet3d %s step: forward", what);
+    }
     hv_nn_params_zero_grad(t->ps);
     if ((st = hv_nn_graph_backward(g, loss)))
         return hv_error_wrap(st, "senet3d %s step: backward", what);

@@ -18,7 +18,8 @@
  *    class are closer than those of the other class;
  *  - held-out accuracy (argmax of the 4 logits, running statistics) >= 0.9,
  *    where chance is 0.5;
- *  - a grade outside 0..3 is refused, naming it.
+ *  - a grade outside 0..3 is refused, naming it, with the running
+ *    statistics as before the step; a NaN voxel is refused, naming it.
  * For the record it also runs the 30 classification steps from scratch
  * (no assertion). Measured on this machine (2 threads, ~16 s in all): SupCon
  * loss 2.145 -> 1.444, held-out separation (mean cosine within a class minus
@@ -172,12 +173,27 @@ static double run(int n_supcon, int n_cls, double *sc_first, double *sc_last)
     printf("# %d supcon + %d classification steps: held-out accuracy %.3f\n", n_supcon, n_cls,
            acc);
 
-    /* a grade outside 0..3 is refused, naming it */
+    /* a grade outside 0..3 is refused, naming it, and the running
+     * statistics its forward moved are put back */
+    hv_nn_param *rm = hv_nn_params_find(ps, "layer0.bn1.running_mean");
+    float before[4] = {0}, after[4] = {0};
+    HV_CHECK(rm && hv_nn_param_numel(rm) == 4, "layer0.bn1.running_mean");
+    if (rm) OK(hv_nn_param_get(rm, before, 4));
     grades[3] = 4;
     hv_status st = hv_model_senet3d_cls_step(t, x, grades, NULL);
     const char *msg = hv_error_detail();
     HV_CHECK(st == HV_ERR_ARG && msg && strstr(msg, "label 3 of 8 is 4"), "grade 4: %d \"%s\"",
              (int)st, msg ? msg : "");
+    if (rm) OK(hv_nn_param_get(rm, after, 4));
+    HV_CHECK(memcmp(before, after, sizeof before) == 0, "a refused step changed the running mean "
+             "(%g -> %g)", (double)before[0], (double)after[0]);
+    /* a NaN voxel is refused before anything runs, naming it */
+    grades[3] = 1;
+    x[VOX + 5] = NAN;
+    st = hv_model_senet3d_supcon_step(t, x, grades, NULL);
+    msg = hv_error_detail();
+    HV_CHECK(st == HV_ERR_ARG && msg && strstr(msg, "voxel 5 of crop 1 is nan"), "NaN voxel: %d "
+             "\"%s\"", (int)st, msg ? msg : "");
 done:
     hv_model_senet3d_trainer_free(t);
     hv_nn_backend_free(be);

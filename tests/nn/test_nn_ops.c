@@ -40,6 +40,12 @@
  * per backend its forward and gradient error vs ref); the bounds below are about 10-100x above what was measured on
  * this machine (see the comment at each bound).
  *
+ * One file past 1,000 lines on purpose: the case table, its builders and
+ * the runner are one contract with scripts/make_nn_ops_fixture.py (leaf i
+ * of a case here is leaf i there), read side by side; the hand-value tests
+ * of op families live in their own files (test_nn_ops3d.c, test_nn_aot.c,
+ * test_nn_supcon.c).
+ *
  * Built a second time as tests/gpu's test_gpu_ops with HV_TEST_CUDA: the
  * registry then also holds "cuda" (hv_gpu_backend_create on device 0, run
  * with HV_CUDA_TF32=0, i.e. plain fp32 convolutions), checked against
