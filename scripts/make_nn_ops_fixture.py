@@ -56,7 +56,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hvfx  # noqa: E402
 
 # leaf kinds
-NORMAL, SAFE, CLAMPSAFE, POS01, SMALL, VAR, UNIT, MASK = range(8)
+NORMAL, SAFE, CLAMPSAFE, POS01, SMALL, VAR, UNIT, MASK, LABELS = range(9)
 
 
 class Case:
@@ -88,6 +88,8 @@ class Case:
             v = torch.zeros(shape)
             for b, (y0, y1) in enumerate(mask_rows):
                 v[b, :, y0:y1, :] = 1.0
+        elif kind == LABELS:  # class values i % 4 (draws nothing)
+            v = (torch.arange(shape[0]) % 4).float()
         v = v.float().contiguous()
         if rg:
             v.requires_grad_(True)
@@ -389,6 +391,46 @@ def c_aotgate(c, train):  # reflect pad 1, 3x3 conv, norm, sigmoid: an AOT block
     return torch.sigmoid(aot_layer_norm(F.conv2d(nn.ReflectionPad2d(1)(x), c.leaf((3, 3, 3, 3)))))
 
 
+# Supervised contrastive learning (Khosla et al., NeurIPS 2020): F.normalize
+# and the loss L_out with one view per item written out from the paper's
+# formula, an item alone in its class adding 0 and counting in the mean (as
+# HobbitLong/SupContrast's losses.py, base_temperature = temperature).
+
+def supcon(z, labels, t):
+    n = z.shape[0]
+    s = z @ z.t() / t
+    eye = torch.eye(n, dtype=torch.bool)
+    lse = torch.logsumexp(s.masked_fill(eye, float("-inf")), dim=1, keepdim=True)
+    pos = (labels.view(-1, 1) == labels.view(1, -1)) & ~eye
+    npos = pos.sum(1).clamp(min=1)
+    return -(((s - lse) * pos).sum(1) / npos).mean().view(1)
+
+
+def c_l2n(c, train): return F.normalize(c.leaf((5, 6)), dim=1, eps=1e-12)
+
+
+def c_supcon(c, train):
+    z = c.leaf((7, 5))
+    return supcon(z, c.leaf((7,), LABELS, rg=False), 0.5)
+
+
+def c_supcon_norm(c, train):
+    x = c.leaf((6, 4))
+    return supcon(F.normalize(x, dim=1, eps=1e-12), c.leaf((6,), LABELS, rg=False), 0.07)
+
+
+def c_ce(c, train):
+    z = c.leaf((6, 4))
+    lab = c.leaf((6,), LABELS, rg=False)
+    w = c.leaf((4,), POS01, rg=False)
+    return F.cross_entropy(z, lab.long(), weight=w).view(1)
+
+
+def c_ce_nw(c, train):
+    z = c.leaf((5, 4))
+    return F.cross_entropy(z, c.leaf((5,), LABELS, rg=False).long()).view(1)
+
+
 # name, builder, training mode (the C table's HV_NN_PLAN_TRAIN). Append new
 # cases at the end: case k's values come from seed 1000 + k.
 CASES = [
@@ -416,6 +458,9 @@ CASES = [
     ("tanh", c_tanh, True), ("reflect_pad", c_rpad, True), ("reflect_pad_4", c_rpad_d, True),
     ("upsample_bilinear", c_upbl, True), ("upsample_bilinear_3", c_upbl3, True),
     ("aot_norm", c_aotnorm, True), ("aot_gate", c_aotgate, True),
+    ("l2_normalize", c_l2n, True), ("supcon", c_supcon, True),
+    ("supcon_normalized", c_supcon_norm, True),
+    ("cross_entropy", c_ce, True), ("cross_entropy_noweight", c_ce_nw, True),
 ]
 
 

@@ -466,6 +466,99 @@ typedef void (*hv_model_synth_trace_fn)(void *ctx, int step, int plane, int labe
 void hv_model_synth_set_trace(hv_model_synth *s, hv_model_synth_trace_fn fn, void *ctx);
 
 
+/* ====================================== 3-D SE-ResNet with SupCon pre-training
+ *
+ * The direct grader of issue 15 (src/model/senet3d.c, senet3d_train.c;
+ * docs/model.md "3-D SupCon-SENet"): a 3-D SE-ResNet over a vertebra's
+ * crop, N,1,D,H,W, pre-trained with the supervised contrastive loss of
+ * Khosla et al. (NeurIPS 2020) through a projection head, then trained to
+ * the 4 Genant grades with a weighted cross entropy on its classifier head.
+ *
+ * Layout (basic SE blocks, SE-ResNet-18 style at blocks {2, 2, 2, 2}):
+ *   layer0: conv1 3x3x3/1 pad 1 (w channels, no bias), bn1, ReLU,
+ *           max-pool 3x3x3/2 pad 1
+ *   layer1..4: blocks[l] SE basic blocks of planes w, 2w, 4w, 8w (stride 2
+ *           on the first block of layers 2..4): conv1 3x3x3/stride BN ReLU,
+ *           conv2 3x3x3 BN, se_layer (gap, Linear(C, max(1, C/16)), ReLU,
+ *           Linear, sigmoid, x * s; Hu et al., reduction 16), + shortcut
+ *           (1x1x1/stride conv + BN where the shape changes, identity
+ *           else), ReLU
+ *   global average pool -> feature (N, 8w)
+ *   head: head.0 Linear(8w, 8w), ReLU, head.2 Linear(8w, proj_dim), L2
+ *           normalisation -> proj (SupContrast's "mlp" head; dropped after
+ *           pre-training)
+ *   last_linear: Linear(8w, 4) -> logits
+ * Names follow the 2-D classifier's: "layer0.conv1.weight", "layer0.bn1.*",
+ * "layer1.0.conv1.conv.weight", "layer1.0.conv1.adn.N.running_var",
+ * "layer1.0.se_layer.fc.0.weight", "layer2.0.project.conv.weight",
+ * "head.0.weight", "last_linear.bias", ... */
+
+#define HV_MODEL_SENET3D_GRADES 4
+
+typedef struct hv_model_senet3d_config {
+    int width;     /* stem channels = layer1's planes (1..1024)               */
+    int blocks[4]; /* SE basic blocks per layer (1..16 each)                   */
+    int proj_dim;  /* projection head's output (1..4096; 128 in SupContrast)   */
+} hv_model_senet3d_config;
+
+/* Create the network's parameters in ps (names above), initialised as the
+ * 2-D classifier (convolutions Kaiming normal fan_in, BN weight 1 bias 0,
+ * running mean 0 var 1, linear weights PyTorch's default, biases 0), seeded
+ * by rng. A bad configuration is HV_ERR_ARG naming the field. */
+hv_status hv_model_senet3d_params(hv_nn_params *ps, const hv_model_senet3d_config *cfg,
+                                  hv_rng *rng);
+
+typedef struct hv_model_senet3d_io {
+    hv_nn_tensor *x;      /* input N,1,D,H,W (D, H, W multiples of 16, >= 16) */
+    hv_nn_tensor *feat;   /* encoder output N, 8w (after the global pool)      */
+    hv_nn_tensor *proj;   /* N, proj_dim, L2-normalised rows                   */
+    hv_nn_tensor *logits; /* N, 4 grade scores                                 */
+} hv_model_senet3d_io;
+
+/* Record the network on g for n crops of d x h x w (input created here);
+ * the three results are marked as outputs. Tensors are owned by g. */
+hv_status hv_model_senet3d_build(hv_nn_graph *g, hv_nn_params *ps,
+                                 const hv_model_senet3d_config *cfg, int64_t n, int64_t d,
+                                 int64_t h, int64_t w, hv_model_senet3d_io *io);
+
+/* Training (src/model/senet3d_train.c): SupCon pre-training steps (loss
+ * supcon(proj, grades, temperature)), then classification steps (weighted
+ * cross entropy of the logits; every weight, the encoder's included, is
+ * trained: fine-tuning, not the paper's frozen-encoder linear probe), each
+ * with its own Adam (betas 0.9, 0.999, eps 1e-8) over the whole set; a
+ * head a phase does not reach gets zero gradients and so no update. */
+typedef struct hv_model_senet3d_train_opts {
+    double lr_supcon;    /* Adam's learning rate in pre-training (> 0)         */
+    double lr_cls;       /* and in classification (> 0)                        */
+    double temperature;  /* SupCon's (> 0; 0.07 in the paper's code)           */
+    float class_weights[HV_MODEL_SENET3D_GRADES]; /* cross entropy's (>= 0)    */
+} hv_model_senet3d_train_opts;
+
+typedef struct hv_model_senet3d_trainer hv_model_senet3d_trainer; /* opaque */
+
+/* Plan the three graphs (SupCon and classification training, inference)
+ * for batches of n crops of d x h x w on be. ps (a set made by
+ * hv_model_senet3d_params with cfg) and be are borrowed and must outlive
+ * the trainer. n >= 2 (SupCon contrasts items of one batch). */
+hv_status hv_model_senet3d_trainer_create(hv_nn_params *ps, const hv_model_senet3d_config *cfg,
+                                          hv_nn_backend *be, int64_t n, int64_t d, int64_t h,
+                                          int64_t w, const hv_model_senet3d_train_opts *o,
+                                          hv_model_senet3d_trainer **out);
+void hv_model_senet3d_trainer_free(hv_model_senet3d_trainer *t);
+/* One step on x (n*d*h*w floats) with grades (n floats, 0..3). *loss (may
+ * be NULL) gets the loss before the update. A non-finite voxel is
+ * HV_ERR_ARG naming it (nothing run); a bad grade is HV_ERR_ARG and a
+ * non-finite loss HV_ERR_NUMERIC, both before backward, with the running BN
+ * statistics the forward moved put back: the model is unchanged. */
+hv_status hv_model_senet3d_supcon_step(hv_model_senet3d_trainer *t, const float *x,
+                                       const float *grades, double *loss);
+hv_status hv_model_senet3d_cls_step(hv_model_senet3d_trainer *t, const float *x,
+                                    const float *grades, double *loss);
+/* Inference (running statistics) of n crops: logits (n*4 floats) and, when
+ * proj is not NULL, the projections (n*proj_dim floats). */
+hv_status hv_model_senet3d_predict(hv_model_senet3d_trainer *t, const float *x, float *logits,
+                                   float *proj);
+
 /* ================================================ classifier and Grad-CAM++
  *
  * The contract of issue 13 (spec 5.6 and 7), built side by side by three

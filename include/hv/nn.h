@@ -108,6 +108,9 @@ typedef enum hv_nn_op {
     HV_NN_OP_REFLECT_PAD,   /* reflection padding of H and W (ReflectionPad2d) */
     HV_NN_OP_UPSAMPLE_BILINEAR, /* integer factor, align_corners = True       */
     HV_NN_OP_AOT_NORM,      /* AOT-GAN gate norm per (item, channel) over H, W */
+    HV_NN_OP_L2_NORMALIZE,  /* x (N, K) / max(||x_n||, eps) per row           */
+    HV_NN_OP_SUPCON,        /* supervised contrastive loss of z (N, K), labels */
+    HV_NN_OP_CROSS_ENTROPY, /* softmax cross entropy of logits (N, C), labels[, w] */
     HV_NN_OP_COUNT
 } hv_nn_op;
 
@@ -380,6 +383,34 @@ hv_nn_tensor *hv_nn_upsample_bilinear(hv_nn_graph *g, hv_nn_tensor *x, int facto
  * std with Bessel's correction (divides by H*W - 1, torch.std's default);
  * mean and std are accumulated in double. */
 hv_nn_tensor *hv_nn_aot_norm(hv_nn_graph *g, hv_nn_tensor *x);
+
+/* Supervised contrastive pre-training (Khosla et al., NeurIPS 2020;
+ * docs/nn.md). l2_normalize: y[n, :] = x[n, :] / max(||x[n, :]||_2, eps)
+ * of an (N, K) tensor (F.normalize(x, dim = 1, eps = eps); eps > 0, 1e-12
+ * in PyTorch). */
+hv_nn_tensor *hv_nn_l2_normalize(hv_nn_graph *g, hv_nn_tensor *x, float eps);
+/* The SupCon loss (the paper's L_out, one view per item) of features z (N,
+ * K), N >= 2, usually L2-normalised, with class labels (N) (integer values
+ * held as floats, compared for equality; a tensor without gradient) and
+ * temperature t > 0 (0.07 in the reference code):
+ *     s_ij = z_i . z_j / t,
+ *     L = (1/N) sum_i [ -(1/|P(i)|) sum_{p in P(i)} s_ip + log sum_{a != i} exp(s_ia) ]
+ * with P(i) the other items of i's class; an item alone in its class adds 0
+ * to the sum and still counts in N (HobbitLong/SupContrast's losses.py, its
+ * base_temperature equal to the temperature). A scalar (shape (1)). The
+ * gradient flows to z only; a label that is not finite is HV_ERR_ARG at
+ * forward. */
+hv_nn_tensor *hv_nn_supcon(hv_nn_graph *g, hv_nn_tensor *z, hv_nn_tensor *labels,
+                           float temperature);
+/* Softmax cross entropy of logits (N, C) against class labels (N) (integer
+ * values 0..C-1 held as floats) with optional class weights w (C) (NULL:
+ * all 1), PyTorch's F.cross_entropy(logits, labels, weight = w) with its
+ * weighted mean: sum_i w[y_i] (-log softmax(logits_i)[y_i]) / sum_i w[y_i].
+ * A scalar (shape (1)); gradient to the logits only. At forward a label
+ * that is not an integer in 0..C-1, a weight that is negative or not
+ * finite, or a batch whose weights sum to 0 is HV_ERR_ARG. */
+hv_nn_tensor *hv_nn_cross_entropy(hv_nn_graph *g, hv_nn_tensor *logits, hv_nn_tensor *labels,
+                                  hv_nn_tensor *weights);
 
 /* Contextual attention (DeepFill v1 as in the reference, spec 5.3): f and b
  * are N,C,H,W features (H, W divisible by rate), mask N,1,Hm,Wm with 1 = hole

@@ -154,8 +154,8 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
     /* declined, so staged through the host: conv3d, maxpool3d (no 3-D
      * kernels yet), batch norm, gap and channel_mul on NCDHW (their
      * checks above ask for 4-D tensors), and AOT-GAN's tanh, reflect_pad,
-     * upsample_bilinear and aot_norm (no kernels yet; none of the checks
-     * above names them) */
+     * upsample_bilinear and aot_norm, and SupCon's l2_normalize, supcon and cross_entropy
+     * (no kernels yet; none of the checks above names them) */
     return 0;
 }
 

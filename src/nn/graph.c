@@ -101,7 +101,7 @@ static const char *const op_names[HV_NN_OP_COUNT] = {
     "slice", "batch_norm", "gap", "linear", "softmax", "add", "sub", "mul", "scale",
     "sum", "mean", "sobel", "bce_logits", "l1", "mse", "dice", "ctx_attn", "reshape",
     "maxpool", "channel_mul", "conv3d", "maxpool3d", "tanh", "reflect_pad",
-    "upsample_bilinear", "aot_norm"};
+    "upsample_bilinear", "aot_norm", "l2_normalize", "supcon", "cross_entropy"};
 
 const char *hv_nn_op_name(hv_nn_op op)
 {
@@ -723,6 +723,62 @@ hv_nn_tensor *hv_nn_aot_norm(hv_nn_graph *g, hv_nn_tensor *x)
         return failf(g, HV_ERR_ARG, "aot_norm: x %s must be N, C, H, W with H*W >= 2 (the "
                      "standard deviation divides by H*W - 1)", shape_str(x, sx, sizeof sx));
     return node_new(g, HV_NN_OP_AOT_NORM, 4, x->shape, 1, &x);
+}
+
+/* supervised contrastive learning (kernels in cpu/ref_ops_supcon.c) */
+hv_nn_tensor *hv_nn_l2_normalize(hv_nn_graph *g, hv_nn_tensor *x, float eps)
+{
+    NEED(g, x);
+    char sx[96];
+    if (x->ndim != 2)
+        return failf(g, HV_ERR_ARG, "l2_normalize: x %s must be N, K",
+                     shape_str(x, sx, sizeof sx));
+    if (!(eps > 0) || !isfinite(eps))
+        return failf(g, HV_ERR_ARG, "l2_normalize: eps %g must be finite and > 0", (double)eps);
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_L2_NORMALIZE, 2, x->shape, 1, &x);
+    if (t) t->fp[0] = eps;
+    return t;
+}
+
+hv_nn_tensor *hv_nn_supcon(hv_nn_graph *g, hv_nn_tensor *z, hv_nn_tensor *labels,
+                           float temperature)
+{
+    NEED(g, z, labels);
+    char sz[96], sl[96];
+    if (z->ndim != 2 || z->shape[0] < 2)
+        return failf(g, HV_ERR_ARG, "supcon: features z %s must be N, K with N >= 2",
+                     shape_str(z, sz, sizeof sz));
+    if (labels->numel != z->shape[0] || labels->shape[0] != z->shape[0])
+        return failf(g, HV_ERR_ARG, "supcon: labels %s must hold one label per item of z %s",
+                     shape_str(labels, sl, sizeof sl), shape_str(z, sz, sizeof sz));
+    if (!(temperature > 0) || !isfinite(temperature))
+        return failf(g, HV_ERR_ARG, "supcon: temperature %g must be finite and > 0",
+                     (double)temperature);
+    int64_t one = 1;
+    hv_nn_tensor *src[2] = {z, labels};
+    hv_nn_tensor *t = node_new(g, HV_NN_OP_SUPCON, 1, &one, 2, src);
+    if (t) t->fp[0] = temperature;
+    return t;
+}
+
+hv_nn_tensor *hv_nn_cross_entropy(hv_nn_graph *g, hv_nn_tensor *logits, hv_nn_tensor *labels,
+                                  hv_nn_tensor *weights)
+{
+    NEED(g, logits, labels);
+    char sz[96], sl[96];
+    if (logits->ndim != 2)
+        return failf(g, HV_ERR_ARG, "cross_entropy: logits %s must be N, C",
+                     shape_str(logits, sz, sizeof sz));
+    if (labels->numel != logits->shape[0] || labels->shape[0] != logits->shape[0])
+        return failf(g, HV_ERR_ARG, "cross_entropy: labels %s must hold one label per item of "
+                     "logits %s", shape_str(labels, sl, sizeof sl),
+                     shape_str(logits, sz, sizeof sz));
+    if (weights && (weights->ndim != 1 || weights->shape[0] != logits->shape[1]))
+        return failf(g, HV_ERR_ARG, "cross_entropy: weights %s must be (C) for logits %s",
+                     shape_str(weights, sl, sizeof sl), shape_str(logits, sz, sizeof sz));
+    int64_t one = 1;
+    hv_nn_tensor *src[3] = {logits, labels, weights};
+    return node_new(g, HV_NN_OP_CROSS_ENTROPY, 1, &one, weights ? 3 : 2, src);
 }
 
 hv_nn_tensor *hv_nn_ctx_attn(hv_nn_graph *g, hv_nn_tensor *f, hv_nn_tensor *b,

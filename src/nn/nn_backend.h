@@ -227,6 +227,17 @@ void hv__nn_upsample_bilinear_forward(hv_nn_tensor *n);
 void hv__nn_upsample_bilinear_backward(hv_nn_tensor *n);
 void hv__nn_aot_norm_forward(hv_nn_tensor *n);
 void hv__nn_aot_norm_backward(hv_nn_tensor *n);
+/* Supervised contrastive learning (src/nn/cpu/ref_ops_supcon.c): L2
+ * normalisation of rows (fp[0]: eps) and the SupCon loss (fp[0]: the
+ * temperature; forward refuses non-finite labels). */
+void hv__nn_l2_normalize_forward(hv_nn_tensor *n);
+void hv__nn_l2_normalize_backward(hv_nn_tensor *n);
+hv_status hv__nn_supcon_forward(hv_nn_tensor *n);
+void hv__nn_supcon_backward(hv_nn_tensor *n);
+/* Softmax cross entropy (src[2], when present: class weights); forward
+ * refuses bad labels and weights. */
+hv_status hv__nn_cross_entropy_forward(hv_nn_tensor *n);
+void hv__nn_cross_entropy_backward(hv_nn_tensor *n);
 /* contextual attention (src/nn/cpu/ref_ctx_attn.c) */
 /* The sizes of a contextual attention node (ref_ctx_attn.c's header names
  * them): batch n, channels c, image h x w, rate r, patch k, fuse fk, its

@@ -40,6 +40,12 @@
  * per backend its forward and gradient error vs ref); the bounds below are about 10-100x above what was measured on
  * this machine (see the comment at each bound).
  *
+ * One file past 1,000 lines on purpose: the case table, its builders and
+ * the runner are one contract with scripts/make_nn_ops_fixture.py (leaf i
+ * of a case here is leaf i there), read side by side; the hand-value tests
+ * of op families live in their own files (test_nn_ops3d.c, test_nn_aot.c,
+ * test_nn_supcon.c).
+ *
  * Built a second time as tests/gpu's test_gpu_ops with HV_TEST_CUDA: the
  * registry then also holds "cuda" (hv_gpu_backend_create on device 0, run
  * with HV_CUDA_TF32=0, i.e. plain fp32 convolutions), checked against
@@ -95,7 +101,7 @@ static const backend_entry backends[] = {
 };
 #define N_BACKENDS ((int)(sizeof backends / sizeof backends[0]))
 
-enum kind { K_NORMAL, K_SAFE, K_CLAMPSAFE, K_POS01, K_SMALL, K_ZERO, K_MASK, K_VAR, K_UNIT, K_DISTINCT };
+enum kind { K_NORMAL, K_SAFE, K_CLAMPSAFE, K_POS01, K_SMALL, K_ZERO, K_MASK, K_VAR, K_UNIT, K_DISTINCT, K_LABELS };
 
 #define MAX_LEAVES 8
 
@@ -414,6 +420,38 @@ static hv_nn_tensor *b_aotgate(ctx *c)
     return hv_nn_sigmoid(c->g, hv_nn_aot_norm(c->g, y));
 }
 
+/* Supervised contrastive learning; tests/nn/test_nn_supcon.c also checks
+ * them on hand-computed values. Labels i % 4: with 7 items class 3 has one
+ * item (an anchor without positives), with 6 items classes 2 and 3. */
+static hv_nn_tensor *b_l2n(ctx *c) { return hv_nn_l2_normalize(c->g, in(c, 2, S(5, 6), K_NORMAL, 1), 1e-12f); }
+static hv_nn_tensor *b_supcon(ctx *c)
+{
+    hv_nn_tensor *z = in(c, 2, S(7, 5), K_NORMAL, 1);
+    hv_nn_tensor *lab = in(c, 1, S(7), K_LABELS, 0);
+    return hv_nn_supcon(c->g, z, lab, 0.5f);
+}
+static hv_nn_tensor *b_supcon_norm(ctx *c) /* as pre-training uses it: normalised, t = 0.07 */
+{
+    hv_nn_tensor *x = in(c, 2, S(6, 4), K_NORMAL, 1);
+    hv_nn_tensor *lab = in(c, 1, S(6), K_LABELS, 0);
+    return hv_nn_supcon(c->g, hv_nn_l2_normalize(c->g, x, 1e-12f), lab, 0.07f);
+}
+/* the classification that follows: 4 classes, labels i % 4, with and
+ * without class weights (no gradient to labels or weights) */
+static hv_nn_tensor *b_ce(ctx *c)
+{
+    hv_nn_tensor *z = in(c, 2, S(6, 4), K_NORMAL, 1);
+    hv_nn_tensor *lab = in(c, 1, S(6), K_LABELS, 0);
+    hv_nn_tensor *w = in(c, 1, S(4), K_POS01, 0);
+    return hv_nn_cross_entropy(c->g, z, lab, w);
+}
+static hv_nn_tensor *b_ce_nw(ctx *c)
+{
+    hv_nn_tensor *z = in(c, 2, S(5, 4), K_NORMAL, 1);
+    hv_nn_tensor *lab = in(c, 1, S(5), K_LABELS, 0);
+    return hv_nn_cross_entropy(c->g, z, lab, NULL);
+}
+
 /* Bounds (measured on this machine, 2 cores AVX-512):
  *  - NMSE backend vs ref: cpu <= 3.6e-13 for the oneDNN / OpenBLAS ops
  *    (CA gradient), 0 for relu, leaky_relu and the ops on the reference
@@ -483,6 +521,11 @@ static const opcase cases[] = {
     {"upsample_bilinear_3", b_upbl3, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
     {"aot_norm", b_aotnorm, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
     {"aot_gate", b_aotgate, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"l2_normalize", b_l2n, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"supcon", b_supcon, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"supcon_normalized", b_supcon_norm, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"cross_entropy", b_ce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"cross_entropy_noweight", b_ce_nw, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
 };
 
 /* --------------------------------------------------------------- running */
@@ -506,6 +549,7 @@ static void fill(leaf *l, hv_rng *r, int item_masks)
         case K_DISTINCT: /* values 0.05 apart: a max never changes under eps */
             v = (double)(((int64_t)i * 7919) % (int64_t)l->n) * 0.05 - 0.025 * (double)l->n;
             break;
+        case K_LABELS: v = (double)(i % 4); break; /* class values 0..3 */
         case K_MASK: {
             /* a horizontal band per item, at a different height per item */
             int64_t h = sh[2], w = sh[3], b = (int64_t)i / (h * w), y = ((int64_t)i / w) % h;

@@ -1022,6 +1022,9 @@ hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_REFLECT_PAD: hv__nn_reflect_pad_forward(n); break;
     case HV_NN_OP_UPSAMPLE_BILINEAR: hv__nn_upsample_bilinear_forward(n); break;
     case HV_NN_OP_AOT_NORM: hv__nn_aot_norm_forward(n); break;
+    case HV_NN_OP_L2_NORMALIZE: hv__nn_l2_normalize_forward(n); break;
+    case HV_NN_OP_SUPCON: return hv__nn_supcon_forward(n);
+    case HV_NN_OP_CROSS_ENTROPY: return hv__nn_cross_entropy_forward(n);
     default:
         return hv_error_set(HV_ERR_INTERNAL, "nn ref: unknown op %d", (int)n->op);
     }
@@ -1074,6 +1077,9 @@ hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex)
     case HV_NN_OP_REFLECT_PAD: hv__nn_reflect_pad_backward(n); break;
     case HV_NN_OP_UPSAMPLE_BILINEAR: hv__nn_upsample_bilinear_backward(n); break;
     case HV_NN_OP_AOT_NORM: hv__nn_aot_norm_backward(n); break;
+    case HV_NN_OP_L2_NORMALIZE: hv__nn_l2_normalize_backward(n); break;
+    case HV_NN_OP_SUPCON: hv__nn_supcon_backward(n); break;
+    case HV_NN_OP_CROSS_ENTROPY: hv__nn_cross_entropy_backward(n); break;
     default:
         return hv_error_set(HV_ERR_INTERNAL, "nn ref: unknown op %d", (int)n->op);
     }

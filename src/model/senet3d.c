@@ -1,0 +1,243 @@
+/*
+ * src/model/senet3d.c: the 3-D SE-ResNet of the SupCon direct grader
+ * (issue 15; layout, names and the reasons in include/hv/model.h and
+ * docs/model.md "3-D SupCon-SENet"), as parameters and as a graph recorded
+ * from the public engine ops of hv/nn.h (conv3d, batch norm, max-pool 3-D,
+ * gap, channel_mul, linear, l2_normalize).
+ *
+ * Why basic blocks and a 3x3x3 stem rather than the 2-D classifier's
+ * bottlenecks and 7x7/2 stem: a vertebra crop is a few dozen voxels a side,
+ * so a 7x7x7/2 stem followed by a pool would quarter each axis before any
+ * block sees it, at 343 taps a voxel; and a basic block's output has
+ * `planes` channels where a bottleneck's has 4 x planes, so at the same
+ * width the activations (what bounds 3-D training on a CPU) take a quarter
+ * of the memory.
+ *
+ * Every convolution has no bias (BN follows); BN eps 1e-5, momentum 0.1.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hv/model.h"
+
+static int64_t se_channels(int64_t c) { return c / 16 > 0 ? c / 16 : 1; }
+
+static hv_status check_cfg(const hv_model_senet3d_config *cfg)
+{
+    if (!cfg) return hv_error_set(HV_ERR_ARG, "model senet3d: NULL configuration");
+    if (cfg->width < 1 || cfg->width > 1024)
+        return hv_error_set(HV_ERR_ARG, "model senet3d: width %d (need 1..1024)", cfg->width);
+    for (int l = 0; l < 4; l++)
+        if (cfg->blocks[l] < 1 || cfg->blocks[l] > 16)
+            return hv_error_set(HV_ERR_ARG, "model senet3d: blocks[%d] = %d (need 1..16)", l,
+                                cfg->blocks[l]);
+    if (cfg->proj_dim < 1 || cfg->proj_dim > 4096)
+        return hv_error_set(HV_ERR_ARG, "model senet3d: proj_dim %d (need 1..4096)",
+                            cfg->proj_dim);
+    return HV_OK;
+}
+
+/* ------------------------------------------------------------- parameters */
+
+static hv_status add_conv(hv_nn_params *ps, const char *name, int64_t cout, int64_t cin, int64_t k,
+                          hv_rng *rng)
+{
+    hv_nn_param *p;
+    int64_t sh[5] = {cout, cin, k, k, k};
+    hv_status st = hv_nn_params_add(ps, name, 5, sh, 1, &p);
+    if (st) return st;
+    hv_nn_init_normal(p, rng, 0.0, sqrt(2.0 / (double)(cin * k * k * k)));
+    return HV_OK;
+}
+
+static hv_status add_bn(hv_nn_params *ps, const char *prefix, int64_t c)
+{
+    static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
+    char nm[192];
+    for (int k = 0; k < 4; k++) {
+        hv_nn_param *p;
+        snprintf(nm, sizeof nm, "%s.%s", prefix, sfx[k]);
+        hv_status st = hv_nn_params_add(ps, nm, 1, &c, k < 2, &p);
+        if (st) return st;
+        if (k == 0 || k == 3) hv_nn_init_const(p, 1.0);
+    }
+    return HV_OK;
+}
+
+static hv_status add_linear(hv_nn_params *ps, const char *prefix, int64_t out, int64_t in,
+                            hv_rng *rng)
+{
+    char nm[192];
+    hv_nn_param *w, *b;
+    int64_t ws[2] = {out, in};
+    snprintf(nm, sizeof nm, "%s.weight", prefix);
+    hv_status st = hv_nn_params_add(ps, nm, 2, ws, 1, &w);
+    if (st) return st;
+    snprintf(nm, sizeof nm, "%s.bias", prefix);
+    if ((st = hv_nn_params_add(ps, nm, 1, &out, 1, &b))) return st;
+    hv_nn_init_torch_default(w, NULL, rng); /* bias stays 0 */
+    return HV_OK;
+}
+
+hv_status hv_model_senet3d_params(hv_nn_params *ps, const hv_model_senet3d_config *cfg,
+                                  hv_rng *rng)
+{
+    hv_status st = check_cfg(cfg);
+    if (st) return st;
+    if (!ps || !rng) return hv_error_set(HV_ERR_ARG, "model senet3d: NULL parameters or rng");
+    char nm[192], pre[96];
+    const int64_t w = cfg->width;
+    if ((st = add_conv(ps, "layer0.conv1.weight", w, 1, 3, rng))) return st;
+    if ((st = add_bn(ps, "layer0.bn1", w))) return st;
+    int64_t inplanes = w;
+    for (int l = 0; l < 4; l++) {
+        const int64_t planes = w << l;
+        for (int b = 0; b < cfg->blocks[l]; b++) {
+            const int64_t cin = b ? planes : inplanes;
+            snprintf(nm, sizeof nm, "layer%d.%d.conv1.conv.weight", l + 1, b);
+            if ((st = add_conv(ps, nm, planes, cin, 3, rng))) return st;
+            snprintf(pre, sizeof pre, "layer%d.%d.conv1.adn.N", l + 1, b);
+            if ((st = add_bn(ps, pre, planes))) return st;
+            snprintf(nm, sizeof nm, "layer%d.%d.conv2.conv.weight", l + 1, b);
+            if ((st = add_conv(ps, nm, planes, planes, 3, rng))) return st;
+            snprintf(pre, sizeof pre, "layer%d.%d.conv2.adn.N", l + 1, b);
+            if ((st = add_bn(ps, pre, planes))) return st;
+            const int64_t r = se_channels(planes);
+            snprintf(pre, sizeof pre, "layer%d.%d.se_layer.fc.0", l + 1, b);
+            if ((st = add_linear(ps, pre, r, planes, rng))) return st;
+            snprintf(pre, sizeof pre, "layer%d.%d.se_layer.fc.2", l + 1, b);
+            if ((st = add_linear(ps, pre, planes, r, rng))) return st;
+            if (b == 0 && l > 0) { /* stride 2 and twice the channels */
+                snprintf(nm, sizeof nm, "layer%d.0.project.conv.weight", l + 1);
+                if ((st = add_conv(ps, nm, planes, cin, 1, rng))) return st;
+                snprintf(pre, sizeof pre, "layer%d.0.project.adn.N", l + 1);
+                if ((st = add_bn(ps, pre, planes))) return st;
+            }
+        }
+        inplanes = planes;
+    }
+    const int64_t f = 8 * w;
+    if ((st = add_linear(ps, "head.0", f, f, rng))) return st;
+    if ((st = add_linear(ps, "head.2", cfg->proj_dim, f, rng))) return st;
+    return add_linear(ps, "last_linear", HV_MODEL_SENET3D_GRADES, f, rng);
+}
+
+/* ------------------------------------------------------------------ build */
+
+typedef struct builder {
+    hv_nn_graph *g;
+    hv_nn_params *ps;
+    hv_status st;
+} builder;
+
+static hv_nn_tensor *par(builder *b, const char *name)
+{
+    hv_nn_param *p = hv_nn_params_find(b->ps, name);
+    if (!p) {
+        if (b->st == HV_OK)
+            b->st = hv_error_set(HV_ERR_NOT_FOUND, "model senet3d: no parameter %s", name);
+        return NULL;
+    }
+    return hv_nn_param_tensor(b->g, p);
+}
+
+static hv_nn_tensor *bn(builder *b, hv_nn_tensor *x, const char *prefix)
+{
+    char n0[192], n1[192], n2[192], n3[192];
+    snprintf(n0, sizeof n0, "%s.weight", prefix);
+    snprintf(n1, sizeof n1, "%s.bias", prefix);
+    snprintf(n2, sizeof n2, "%s.running_mean", prefix);
+    snprintf(n3, sizeof n3, "%s.running_var", prefix);
+    return hv_nn_batch_norm(b->g, x, par(b, n0), par(b, n1), par(b, n2), par(b, n3), 0.1f, 1e-5f);
+}
+
+static hv_nn_tensor *conv(builder *b, hv_nn_tensor *x, const char *wname, int stride, int pad)
+{
+    const int s[3] = {stride, stride, stride}, p[3] = {pad, pad, pad}, one[3] = {1, 1, 1};
+    return hv_nn_conv3d(b->g, x, par(b, wname), NULL, s, p, one);
+}
+
+/* conv (no bias) then BN, named "<prefix>.conv.weight" / "<prefix>.adn.N" */
+static hv_nn_tensor *conv_bn(builder *b, hv_nn_tensor *x, const char *prefix, int stride, int pad)
+{
+    char nm[192];
+    snprintf(nm, sizeof nm, "%s.conv.weight", prefix);
+    hv_nn_tensor *y = conv(b, x, nm, stride, pad);
+    snprintf(nm, sizeof nm, "%s.adn.N", prefix);
+    return bn(b, y, nm);
+}
+
+static hv_nn_tensor *linear(builder *b, hv_nn_tensor *x, const char *prefix)
+{
+    char w[192], bb[192];
+    snprintf(w, sizeof w, "%s.weight", prefix);
+    snprintf(bb, sizeof bb, "%s.bias", prefix);
+    return hv_nn_linear(b->g, x, par(b, w), par(b, bb));
+}
+
+static hv_nn_tensor *se_layer(builder *b, hv_nn_tensor *x, const char *prefix)
+{
+    char nm[192];
+    snprintf(nm, sizeof nm, "%s.fc.0", prefix);
+    hv_nn_tensor *y = hv_nn_relu(b->g, linear(b, hv_nn_gap(b->g, x), nm));
+    snprintf(nm, sizeof nm, "%s.fc.2", prefix);
+    y = hv_nn_sigmoid(b->g, linear(b, y, nm));
+    return hv_nn_channel_mul(b->g, x, y);
+}
+
+static hv_nn_tensor *block(builder *b, hv_nn_tensor *x, int l, int i, int stride)
+{
+    char pre[96];
+    snprintf(pre, sizeof pre, "layer%d.%d.conv1", l, i);
+    hv_nn_tensor *y = hv_nn_relu(b->g, conv_bn(b, x, pre, stride, 1));
+    snprintf(pre, sizeof pre, "layer%d.%d.conv2", l, i);
+    y = conv_bn(b, y, pre, 1, 1);
+    snprintf(pre, sizeof pre, "layer%d.%d.se_layer", l, i);
+    y = se_layer(b, y, pre);
+    hv_nn_tensor *res = x;
+    if (i == 0 && l > 1) {
+        snprintf(pre, sizeof pre, "layer%d.0.project", l);
+        res = conv_bn(b, x, pre, stride, 0);
+    }
+    return hv_nn_relu(b->g, hv_nn_add(b->g, y, res));
+}
+
+hv_status hv_model_senet3d_build(hv_nn_graph *g, hv_nn_params *ps,
+                                 const hv_model_senet3d_config *cfg, int64_t n, int64_t d,
+                                 int64_t h, int64_t w, hv_model_senet3d_io *io)
+{
+    hv_status st = check_cfg(cfg);
+    if (st) return st;
+    if (!g || !ps || !io)
+        return hv_error_set(HV_ERR_ARG, "model senet3d: NULL graph, parameters or io");
+    if (n < 1 || d < 16 || h < 16 || w < 16 || d % 16 || h % 16 || w % 16)
+        return hv_error_set(HV_ERR_ARG, "model senet3d: input %lld x 1 x %lld x %lld x %lld "
+                            "(need n >= 1 and D, H, W multiples of 16: the stem's pool and "
+                            "three strided layers halve each axis)", (long long)n,
+                            (long long)d, (long long)h, (long long)w);
+    memset(io, 0, sizeof *io);
+    builder b = {g, ps, HV_OK};
+    hv_nn_tensor *x = hv_nn_input(g, "x", 5, (int64_t[]){n, 1, d, h, w});
+    io->x = x;
+    hv_nn_tensor *y = hv_nn_relu(g, bn(&b, conv(&b, x, "layer0.conv1.weight", 1, 1), "layer0.bn1"));
+    y = hv_nn_maxpool3d(g, y, (const int[]){3, 3, 3}, (const int[]){2, 2, 2},
+                        (const int[]){1, 1, 1});
+    for (int l = 0; l < 4; l++)
+        for (int i = 0; i < cfg->blocks[l]; i++) y = block(&b, y, l + 1, i, (i == 0 && l > 0) ? 2 : 1);
+    const int64_t c = 8 * (int64_t)cfg->width;
+    hv_nn_tensor *feat = hv_nn_reshape(g, hv_nn_gap(g, y), 2, (int64_t[]){n, c});
+    hv_nn_tensor *p = hv_nn_relu(g, linear(&b, feat, "head.0"));
+    p = hv_nn_l2_normalize(g, linear(&b, p, "head.2"), 1e-12f);
+    hv_nn_tensor *logits = linear(&b, feat, "last_linear");
+    if (b.st != HV_OK) return b.st;
+    st = hv_nn_graph_status(g);
+    if (st != HV_OK) return hv_error_wrap(st, "model senet3d: building the graph");
+    hv_nn_set_output(feat);
+    hv_nn_set_output(p);
+    hv_nn_set_output(logits);
+    io->feat = feat;
+    io->proj = p;
+    io->logits = logits;
+    return HV_OK;
+}
