@@ -22,7 +22,7 @@ The SupCon loss is Khosla et al.'s L_out written out from the paper (as in
 scripts/make_nn_ops_fixture.py), the cross entropy F.cross_entropy with
 class weights.
 
-Stored (HVFX version 1, as make_generator_fixture.py):
+Stored (HVFX version 1, scripts/hvfx.py):
   "w.<name>"        every parameter and buffer: seeded random weights
                     (N(0, 1) * 1.2 / sqrt(fan_in), BN weight U(0.6, 1.4),
                     bias and running_mean N(0, 0.1), running_var U(0.5, 1.5))
@@ -42,16 +42,16 @@ OPENBLAS_CORETYPE=Haswell, set here before torch loads), as
 make_nn_ops_fixture.py.
 """
 import os
-import struct
 import sys
 
 os.environ.setdefault("DNNL_MAX_CPU_ISA", "AVX2")
 os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hvfx  # noqa: E402
 
 WIDTH, BLOCKS, PROJ = 4, (2, 1, 1, 1), 8
 SHAPE = (4, 1, 16, 16, 32)
@@ -160,20 +160,6 @@ def randomise(net, g):
                 t.copy_(torch.randn(t.shape, generator=g) * 1.2 / fan_in ** 0.5)
 
 
-def write(path, tensors):
-    with open(path, "wb") as fh:
-        fh.write(b"HVFX")
-        fh.write(struct.pack("<II", 1, len(tensors)))
-        for name, t in tensors:
-            a = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
-            nb = name.encode()
-            fh.write(struct.pack("<I", len(nb)))
-            fh.write(nb)
-            fh.write(struct.pack("<I", a.ndim))
-            fh.write(struct.pack("<%dq" % a.ndim, *a.shape))
-            fh.write(a.tobytes())
-
-
 GRAD_OF = ["layer0.conv1.weight", "layer1.1.se_layer.fc.0.weight", "layer2.0.project.conv.weight",
            "layer4.0.conv2.adn.N.weight", "head.2.weight", "last_linear.weight"]
 
@@ -202,7 +188,7 @@ def main():
     tensors += [("train.proj", proj), ("train.logits", logits), ("train.loss", loss.view(1))]
     tensors += [("train.g." + n, params[n].grad) for n in GRAD_OF]
     tensors.append(("train.rm.layer0.bn1", net.layer0.bn1.running_mean))
-    write(out, tensors)
+    hvfx.write(out, tensors)
     ntrain = sum(p.numel() for p in net.parameters())
     print("wrote %s: %d tensors; %d trainable parameters at width %d, blocks %s, proj %d; "
           "loss %.6f (torch %s)" % (out, len(tensors), ntrain, WIDTH, BLOCKS, PROJ, loss.item(),
