@@ -200,6 +200,12 @@ size_t hv__nn_stage_floats(const hv_nn_tensor *t);
 hv_status hv__nn_run_staged(hv_nn_backend *be, hv_nn_tensor *t, int backward, float *stage,
                             const hv_nn_exec *hex);
 
+/* ---- the cpu backend (src/nn/cpu/backend_cpu.c), for tests */
+/* How many oneDNN reorders (layout conversions of activations, gradients,
+ * weights) the cpu backend has run since the process started, all graphs
+ * and threads together; the difference over one pass counts that pass's. */
+uint64_t hv__nn_cpu_reorders(void);
+
 /* ---- reference kernels (src/nn/cpu/ref_*.c), the host fallback of every backend */
 /* Persistent aux floats and scratch floats a node needs (plan time). */
 size_t hv__nn_ref_aux_size(const hv_nn_tensor *n, int training);
