@@ -100,7 +100,8 @@ struct hv_nn_tensor {
      * 0 plain NCHW; B > 0 oneDNN's blocked nChw{B}c (channel k of item i,
      * pixel j at ((i * C/B + k/B) * H*W + j) * B + k%B; C is a multiple of B,
      * so the size is numel, no padding; B = C is NHWC, which the CPU
-     * backend's bf16 chains use). Only set on tensors between two
+     * backend's inference chains use on AVX-512, fp32 and bf16). Only set
+     * on tensors between two
      * backend convolutions whose readers are all layout-agnostic (elementwise
      * activations) or know the layout (batch norm); hv_nn_tensor_get and
      * _get_grad return plain NCHW whatever the layout. */

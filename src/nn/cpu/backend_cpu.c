@@ -20,11 +20,13 @@
  * Blocked chains (link_producer): between two backend convolutions joined
  * only by elementwise activations and batch norms, each tensor with a single
  * reader, the activations and their gradients stay in the convolutions'
- * blocked layout (nChw8c on AVX2), in training and inference, so the
+ * blocked layout (nChw8c on AVX2; nChw16c in training and NHWC, oneDNN's
+ * acdb = nChw{C}c, in inference on AVX-512, whatever oneDNN picks for the
+ * convolutions at both ends), in training and inference, so the
  * reorder pair of each pass disappears. Elsewhere the graph stays plain
  * NCHW: the other reference kernels, the model code and the tests know only
- * that layout (t->blk marks the exceptions; batch norm handles both, and
- * hv_nn_tensor_get returns plain).
+ * that layout (t->blk marks the exceptions; batch norm handles blocks of up
+ * to 16 channels, and hv_nn_tensor_get returns plain).
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
@@ -429,7 +431,8 @@ static const dnnl_memory_desc_t *slot_md(const slot *s)
  * convolution, every tensor of the chain has exactly one reader and none is
  * a graph output, and every primitive involved (producer: forward dst,
  * backward diff_dst; consumer: forward src, backward diff_src, backward-
- * weights src) wants the same nChw{B}c layout, then the whole chain keeps
+ * weights src) wants the same nChw{B}c layout (NHWC included: B = C), then
+ * the whole chain keeps
  * that layout: the producer writes it, the consumer reads it, its gradients
  * flow in it, and the two reorders per node and pass disappear. The tensors
  * are marked (t->blk) so that batch norm and hv_nn_tensor_get see it.
