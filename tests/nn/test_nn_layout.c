@@ -3,7 +3,9 @@
  * reference backend, forward and backward, on random data.
  *
  * The "cpu" backend keeps a convolution's output in oneDNN's blocked layout
- * (nChw8c on AVX2, nChw16c on AVX-512) when the next convolution reads it
+ * (nChw8c on AVX2; on AVX-512 nChw16c in training, NHWC = nChw{C}c in
+ * inference, where oneDNN's brgemm convolutions pick it) when the next
+ * convolution reads it
  * through activations and batch norms only (backend_cpu.c, link_producer):
  * the activations then run on the blocked buffer as a flat array, batch norm
  * walks it by channel blocks (ref_ops.c), and the gradients flow blocked.
@@ -20,7 +22,10 @@
  * NCHW (compared with the reference's tensor).
  * The test also checks that the cpu backend did block the chains (t->blk,
  * an engine-internal field), so that it cannot pass by the fast path
- * silently switching itself off.
+ * silently switching itself off, and in inference that a forward runs no
+ * reorder between two convolutions (hv__nn_cpu_reorders, at most the graph
+ * input's and output's), also on a 24/40-channel chain, which only NHWC or
+ * nChw8c can keep.
  *
  * Bound: relative L2 error 1e-9 in squared terms (nmse); measured ~1e-13 on
  * outputs and ~1e-12 on gradients (oneDNN and the reference loops sum in
