@@ -36,6 +36,16 @@
  * The thread count applies to OpenMP (our kernels, oneDNN, OpenBLAS'
  * pthreads via openblas_set_num_threads) and to PyTorch.
  *
+ * CPU time: each timed line also has a "cpu" twin, the same measurement in
+ * the process's CPU seconds (CLOCK_PROCESS_CPUTIME_ID, every thread
+ * summed) instead of wall seconds: GFLOP per CPU-second, and ours as a
+ * fraction of the convolution ceiling's. On a machine shared with other
+ * jobs the wall times follow the others' load (the ceiling, measured once
+ * at the start, and the generator, seconds later, see different loads: the
+ * wall ratio scattered 0.3-1.7 at load 5-8), while a descheduled thread
+ * accrues no CPU time, so the CPU-time ratio is the steadier comparison
+ * there (with passive waiting; spinning waits count as CPU time).
+ *
  * OpenMP wait policy: taken from the environment and printed (PyTorch
  * inherits it). On a quiet machine the default (spin, then sleep) is fastest
  * (batch 1: 0.083 s vs 0.138 s passive); when other processes share the cores,
@@ -45,6 +55,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +68,14 @@
 #include "hv/nn.h"
 
 void openblas_set_num_threads(int num_threads);
+
+/* The process's CPU seconds (all threads). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -103,7 +122,7 @@ static double sgemm_gflops(int reps)
 
 /* A large 3x3 convolution in oneDNN's preferred layouts: the convolution
  * ceiling of this machine and library. */
-static double conv_gflops(int reps)
+static double conv_gflops(int reps, double *cpu_gflops)
 {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
@@ -132,14 +151,15 @@ static double conv_gflops(int reps)
     memset(hx, 0, (size_t)(n * c * h * h) * sizeof(float));
     memset(hw, 0, (size_t)(c * c * 9) * sizeof(float));
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}};
-    double t[16];
+    double t[16], tc[16];
     CK(dnnl_primitive_execute(prim, strm, 3, args));
     CK(dnnl_stream_wait(strm));
     for (int r = 0; r < reps; r++) {
-        double t0 = hv_time_now();
+        double t0 = hv_time_now(), c0 = cpu_now();
         CK(dnnl_primitive_execute(prim, strm, 3, args));
         CK(dnnl_stream_wait(strm));
         t[r] = hv_time_now() - t0;
+        tc[r] = cpu_now() - c0;
     }
     dnnl_memory_destroy(mx);
     dnnl_memory_destroy(mw);
@@ -148,11 +168,13 @@ static double conv_gflops(int reps)
     dnnl_primitive_desc_destroy(p);
     dnnl_stream_destroy(strm);
     dnnl_engine_destroy(eng);
-    return 2.0 * (double)(n * c * h * h) * (double)(c * 9) / median(t, reps) / 1e9;
+    const double flop = 2.0 * (double)(n * c * h * h) * (double)(c * 9);
+    *cpu_gflops = flop / median(tc, reps) / 1e9;
+    return flop / median(t, reps) / 1e9;
 }
 
 typedef struct gen_run {
-    double s_per_slice, gflop_per_slice;
+    double s_per_slice, cpu_s_per_slice, gflop_per_slice;
     int bf16_nodes;
     float *xs2, *fseg; /* the outputs x_stage2 and fine_seg (malloc'd, caller frees) */
     char profile[2048];
@@ -190,13 +212,15 @@ static int run_generator(hv_nn_params *ps, int batch, int reps, hv_nn_precision 
         fprintf(stderr, "generator: %s\n", hv_error_detail());
         goto done;
     }
-    double t[64];
+    double t[64], tc[64];
     for (int k = 0; k < reps; k++) {
-        double t0 = hv_time_now();
+        double t0 = hv_time_now(), c0 = cpu_now();
         if (hv_nn_graph_forward(g)) goto done;
         t[k] = (hv_time_now() - t0) / batch;
+        tc[k] = (cpu_now() - c0) / batch;
     }
     out->s_per_slice = median(t, reps);
+    out->cpu_s_per_slice = median(tc, reps);
     out->gflop_per_slice = hv_nn_graph_flops(g) / batch / 1e9;
     out->bf16_nodes = hv_nn_graph_bf16_nodes(g);
     if (hv_nn_tensor_get(io.x_stage2, out->xs2, n) || hv_nn_tensor_get(io.fine_seg, out->fseg, n))
@@ -415,9 +439,10 @@ int main(int argc, char **argv)
            "%lld parameters, %d threads, median of %d, OMP_WAIT_POLICY=%s\n",
            hv_version(), hv_git_revision(), (long long)hv_nn_params_numel(ps, 1), threads, reps,
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset (default)");
-    double gemm = sgemm_gflops(reps), conv = conv_gflops(reps);
+    double conv_cpu = 0, gemm = sgemm_gflops(reps), conv = conv_gflops(reps, &conv_cpu);
     printf("ceiling  OpenBLAS sgemm 2048^3          %8.1f GFLOP/s\n", gemm);
     printf("ceiling  oneDNN conv3x3 64->64 8x128^2  %8.1f GFLOP/s\n", conv);
+    printf("cpu      oneDNN conv3x3 64->64 8x128^2  %8.1f GFLOP per CPU-second\n", conv_cpu);
     const int batches[2] = {1, 8};
     double tsec[4][2] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
     if (!npy) pys[npy++] = "/usr/bin/python3";
@@ -442,6 +467,10 @@ int main(int argc, char **argv)
                "ceiling, %.2f of sgemm; floor at the conv ceiling %.4f s\n",
                batches[i], gr.s_per_slice, gr.gflop_per_slice, gf, gf / conv, gf / gemm,
                gr.gflop_per_slice / conv);
+        printf("cpu      batch %d: %.4f CPU-s/slice, %.1f GFLOP per CPU-second = %.2f of the conv "
+               "ceiling's\n", batches[i], gr.cpu_s_per_slice,
+               gr.gflop_per_slice / gr.cpu_s_per_slice,
+               gr.gflop_per_slice / gr.cpu_s_per_slice / conv_cpu);
         for (int k = 0; torch && k < npy; k++) {
             if (!vers[k][0]) continue;
             if (tsec[k][i] > 0)

@@ -100,7 +100,8 @@ struct hv_nn_tensor {
      * 0 plain NCHW; B > 0 oneDNN's blocked nChw{B}c (channel k of item i,
      * pixel j at ((i * C/B + k/B) * H*W + j) * B + k%B; C is a multiple of B,
      * so the size is numel, no padding; B = C is NHWC, which the CPU
-     * backend's bf16 chains use). Only set on tensors between two
+     * backend's inference chains use on AVX-512, fp32 and bf16). Only set
+     * on tensors between two
      * backend convolutions whose readers are all layout-agnostic (elementwise
      * activations) or know the layout (batch norm); hv_nn_tensor_get and
      * _get_grad return plain NCHW whatever the layout. */
@@ -199,6 +200,12 @@ size_t hv__nn_stage_floats(const hv_nn_tensor *t);
  * gradients) and point the tensors back, also on error. */
 hv_status hv__nn_run_staged(hv_nn_backend *be, hv_nn_tensor *t, int backward, float *stage,
                             const hv_nn_exec *hex);
+
+/* ---- the cpu backend (src/nn/cpu/backend_cpu.c), for tests */
+/* How many oneDNN reorders (layout conversions of activations, gradients,
+ * weights) the cpu backend has run since the process started, all graphs
+ * and threads together; the difference over one pass counts that pass's. */
+uint64_t hv__nn_cpu_reorders(void);
 
 /* ---- reference kernels (src/nn/cpu/ref_*.c), the host fallback of every backend */
 /* Persistent aux floats and scratch floats a node needs (plan time). */

@@ -3,7 +3,9 @@
  * reference backend, forward and backward, on random data.
  *
  * The "cpu" backend keeps a convolution's output in oneDNN's blocked layout
- * (nChw8c on AVX2, nChw16c on AVX-512) when the next convolution reads it
+ * (nChw8c on AVX2; on AVX-512 nChw16c in training, NHWC = nChw{C}c in
+ * inference, where oneDNN's brgemm convolutions pick it) when the next
+ * convolution reads it
  * through activations and batch norms only (backend_cpu.c, link_producer):
  * the activations then run on the blocked buffer as a flat array, batch norm
  * walks it by channel blocks (ref_ops.c), and the gradients flow blocked.
@@ -20,7 +22,10 @@
  * NCHW (compared with the reference's tensor).
  * The test also checks that the cpu backend did block the chains (t->blk,
  * an engine-internal field), so that it cannot pass by the fast path
- * silently switching itself off.
+ * silently switching itself off, and in inference that a forward runs no
+ * reorder between two convolutions (hv__nn_cpu_reorders, at most the graph
+ * input's and output's), also on a 24/40-channel chain, which only NHWC or
+ * nChw8c can keep.
  *
  * Bound: relative L2 error 1e-9 in squared terms (nmse); measured ~1e-13 on
  * outputs and ~1e-12 on gradients (oneDNN and the reference loops sum in
@@ -84,8 +89,9 @@ static hv_nn_tensor *bn(net *n, hv_nn_tensor *x, int64_t c, hv_rng *r)
     return hv_nn_batch_norm(n->g, x, ga, be, rm, rv, 0.1f, 1e-5f);
 }
 
-enum { NET_GEN, NET_PATCHGAN, NET_BRANCH };
-static const char *const net_names[] = {"generator chain", "patchgan chain", "branch/output"};
+enum { NET_GEN, NET_PATCHGAN, NET_BRANCH, NET_WIDE };
+static const char *const net_names[] = {"generator chain", "patchgan chain", "branch/output",
+                                        "24/40-channel chain"};
 
 /* Builds net `kind` with parameters from seed 7 (the same on both backends). */
 static int build(net *n, int kind, int use_cpu, unsigned flags)
@@ -122,6 +128,18 @@ static int build(net *n, int kind, int use_cpu, unsigned flags)
         y = hv_nn_leaky_relu(g, bn(n, conv(n, y, 32, 64, 4, 2, 1, 1, 0, &r), 64, &r), 0.2f);
         y = hv_nn_leaky_relu(g, bn(n, conv(n, y, 64, 64, 4, 1, 1, 1, 0, &r), 64, &r), 0.2f);
         y = conv(n, y, 64, 1, 4, 1, 1, 1, 1, &r);
+    } else if (kind == NET_WIDE) {
+        /* channel counts that are not a multiple of 16: NHWC (B = C) or
+         * nChw8c, never nChw16c (which would pad them) */
+        const int64_t xs[4] = {2, 4, 20, 18};
+        n->x = hv_nn_input(g, "x", 4, xs);
+        y = hv_nn_elu(g, conv(n, n->x, 4, 24, 3, 1, 1, 1, 1, &r), 1.0f);
+        n->probe[n->nprobe++] = y;
+        y = hv_nn_elu(g, conv(n, y, 24, 40, 3, 2, 1, 1, 1, &r), 1.0f);
+        n->probe[n->nprobe++] = y;
+        y = hv_nn_elu(g, conv(n, y, 40, 24, 3, 1, 2, 2, 1, &r), 1.0f);
+        n->probe[n->nprobe++] = y;
+        y = conv(n, y, 24, 3, 3, 1, 1, 1, 1, &r);
     } else {
         /* a: read by a conv and by an add (plain kernel); b: a graph output */
         const int64_t xs[4] = {2, 8, 16, 16};
@@ -256,6 +274,15 @@ done:
     free_net(&r);
 }
 
+/* Inference: the activations fused into the convolutions, oneDNN's
+ * inference kernels choose the layouts (NHWC from its brgemm convolutions
+ * on AVX-512, nChw8c on AVX2). The generator chain must be kept in that
+ * layout from its first convolution to its last: a second forward (weights
+ * already reordered into their cache) runs at most two reorders, the
+ * graph input's into the first convolution and the last convolution's
+ * output back to plain, none between two convolutions. (The chain's
+ * intermediates are not compared here: an inference graph reuses their
+ * buffers once read; the output is what depends on them.) */
 static void check_inference(int kind)
 {
     net c, r;
@@ -264,9 +291,29 @@ static void check_inference(int kind)
     if (!build(&c, kind, 1, 0) || !build(&r, kind, 0, 0)) goto done;
     HV_CHECK_OK(hv_nn_graph_forward(c.g));
     HV_CHECK_OK(hv_nn_graph_forward(r.g));
+    const uint64_t r0 = hv__nn_cpu_reorders();
     HV_CHECK_OK(hv_nn_graph_forward(c.g)); /* again: cached weights, same buffers */
+    const uint64_t nre = hv__nn_cpu_reorders() - r0;
     cmp_tensor("output", c.out, r.out, 0, ctx);
     cmp_tensor("loss", c.loss, r.loss, 0, ctx);
+    if (kind == NET_GEN || kind == NET_WIDE) {
+        for (int i = 0; i < c.nprobe; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "chain tensor %d", i);
+            HV_CHECK(c.probe[i]->blk > 0, "%s: %s was not kept in oneDNN's layout", ctx, nm);
+            printf("  %s: %s layout %s (block %d)\n", ctx, nm,
+                   !c.probe[i]->blk                           ? "plain"
+                   : c.probe[i]->blk == c.probe[i]->shape[1] ? "NHWC"
+                                                             : "nChw{B}c",
+                   c.probe[i]->blk);
+        }
+        printf("  %s: %llu reorders in one forward\n", ctx, (unsigned long long)nre);
+        HV_CHECK(nre <= 2, "%s: %llu reorders in one forward, at most 2 expected (graph input, "
+                 "output): a reorder between two convolutions", ctx, (unsigned long long)nre);
+    } else if (kind == NET_BRANCH) {
+        HV_CHECK(c.probe[0]->blk == 0, "%s: a tensor with a plain second reader was blocked", ctx);
+        HV_CHECK(c.probe[1]->blk == 0, "%s: a graph output was blocked", ctx);
+    }
 done:
     free_net(&c);
     free_net(&r);
@@ -278,5 +325,6 @@ int main(void)
         check_training(k);
         check_inference(k);
     }
+    check_inference(NET_WIDE); /* training: nChw16c on AVX-512, no chain */
     return hv_test_done();
 }

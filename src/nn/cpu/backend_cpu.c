@@ -20,11 +20,13 @@
  * Blocked chains (link_producer): between two backend convolutions joined
  * only by elementwise activations and batch norms, each tensor with a single
  * reader, the activations and their gradients stay in the convolutions'
- * blocked layout (nChw8c on AVX2), in training and inference, so the
+ * blocked layout (nChw8c on AVX2; nChw16c in training and NHWC, oneDNN's
+ * acdb = nChw{C}c, in inference on AVX-512, whatever oneDNN picks for the
+ * convolutions at both ends), in training and inference, so the
  * reorder pair of each pass disappears. Elsewhere the graph stays plain
  * NCHW: the other reference kernels, the model code and the tests know only
- * that layout (t->blk marks the exceptions; batch norm handles both, and
- * hv_nn_tensor_get returns plain).
+ * that layout (t->blk marks the exceptions; batch norm handles blocks of up
+ * to 16 channels, and hv_nn_tensor_get returns plain).
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
@@ -212,9 +214,16 @@ static void slot_release(slot *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Reorders run by this backend, every graph and thread together
+ * (hv__nn_cpu_reorders): the tests' view of the layout chains. */
+static uint64_t n_reorders;
+
+uint64_t hv__nn_cpu_reorders(void) { return __atomic_load_n(&n_reorders, __ATOMIC_RELAXED); }
+
 static hv_status run_reorder(cpu_ctx *cx, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
 {
     hv_status st = HV_OK;
+    __atomic_fetch_add(&n_reorders, 1, __ATOMIC_RELAXED);
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     DNNL_TRY(dnnl_primitive_execute(r, cx->stream, 2, args));
 done:
@@ -381,10 +390,12 @@ static hv_status run_ref(hv_nn_tensor *n, const hv_nn_exec *ex, int backward)
     return backward ? hv__nn_ref_backward(n, &e) : hv__nn_ref_forward(n, &e);
 }
 
-/* The block size B when md is oneDNN's nChw{B}c for shape (B = 8, 16), else 0.
- * bf16 also NHWC (oneDNN's acdb, brgconv's choice on avx512_bf16), which is
- * nChw{C}c: B = C. Only bf16 chains take it, since they hold no batch norm
- * (whose kernel handles blocks up to 16). */
+/* The block size B when md is oneDNN's nChw{B}c for shape (B = 8, 16), else 0;
+ * also NHWC (oneDNN's acdb, the choice of its brgemm convolutions on
+ * AVX-512 for fp32 and bf16 alike), which is nChw{C}c: B = C. The batch norm
+ * kernel handles blocks up to BN_MAX_BLOCK only (ref_ops.c's BN_MAXB), so
+ * link_producer keeps a chain with a batch norm out of a wider NHWC. */
+#define BN_MAX_BLOCK 16
 static int md_block(const dnnl_memory_desc_t *md)
 {
     static const dnnl_format_tag_t tags[2] = {dnnl_aBcd8b, dnnl_aBcd16b};
@@ -398,8 +409,8 @@ static int md_block(const dnnl_memory_desc_t *md)
         if (dnnl_memory_desc_equal(md, &b)) return blks[i];
     }
     dnnl_memory_desc_t h;
-    if (md->data_type == dnnl_bf16 && md->dims[1] <= INT32_MAX &&
-        dnnl_memory_desc_init_by_tag(&h, 4, md->dims, dnnl_bf16, dnnl_acdb) == dnnl_success &&
+    if (md->dims[1] <= INT32_MAX &&
+        dnnl_memory_desc_init_by_tag(&h, 4, md->dims, md->data_type, dnnl_acdb) == dnnl_success &&
         dnnl_memory_desc_equal(md, &h))
         return (int)md->dims[1];
     return 0;
@@ -420,7 +431,8 @@ static const dnnl_memory_desc_t *slot_md(const slot *s)
  * convolution, every tensor of the chain has exactly one reader and none is
  * a graph output, and every primitive involved (producer: forward dst,
  * backward diff_dst; consumer: forward src, backward diff_src, backward-
- * weights src) wants the same nChw{B}c layout, then the whole chain keeps
+ * weights src) wants the same nChw{B}c layout (NHWC included: B = C), then
+ * the whole chain keeps
  * that layout: the producer writes it, the consumer reads it, its gradients
  * flow in it, and the two reorders per node and pass disappear. The tensors
  * are marked (t->blk) so that batch norm and hv_nn_tensor_get see it.
@@ -508,6 +520,8 @@ static void link_producer(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, int trai
         if (!chain[i]->alias_of) return;
     const int blk = md_block(want);
     if (!blk) return;
+    for (int i = 0; blk > BN_MAX_BLOCK && i < nc; i++)
+        if (chain[i]->op == HV_NN_OP_BATCH_NORM) return;
     const slot *need[6] = {&cs->f_src, NULL, NULL, NULL, NULL, NULL};
     int nn = 1;
     if (training) {
