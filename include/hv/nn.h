@@ -260,12 +260,15 @@ const char *hv_nn_backend_name(const hv_nn_backend *be);
  * each conv2d with bf16 source, weights and (between two convolutions) output,
  * fp32 bias and fp32 accumulation; the weights are converted once per change
  * of their values, every tensor the other kernels read stays fp32. A
- * convolution oneDNN has only a reference bf16 kernel for stays fp32
- * (hv_nn_graph_bf16_nodes counts the others). bf16 is for inference only: a
+ * convolution oneDNN has only a reference bf16 kernel for stays fp32, and so
+ * does one with fewer than HV_NN_BF16_MIN_COUT output channels (the output
+ * heads, whose thresholded probabilities bf16 moved; hv_nn_graph_bf16_nodes
+ * counts the others). bf16 is for inference only: a
  * graph with gradients (HV_NN_PLAN_TRAIN or HV_NN_PLAN_GRAD) planned on a
  * bf16 backend is refused (HV_ERR_UNSUPPORTED). Set it before planning the
  * graphs that should use it (planned graphs keep theirs). */
 typedef enum hv_nn_precision { HV_NN_FP32 = 0, HV_NN_BF16 = 1 } hv_nn_precision;
+enum { HV_NN_BF16_MIN_COUT = 4 };
 /* HV_ERR_UNSUPPORTED with a message naming the backend and what is missing
  * (the backend has no bf16 path, or this CPU lacks avx512_bf16/AMX) when p
  * cannot be had; the backend's precision is then unchanged. */

@@ -30,6 +30,8 @@
  *    relative rms error above u/16 (2.4e-4), which fp32 cannot reach, and
  *    also that the backend reports every convolution as bf16
  *    (hv_nn_graph_bf16_nodes) and the chain tensors as blocked bf16.
+ *  - A convolution with fewer than HV_NN_BF16_MIN_COUT output channels (an
+ *    output head) must run in fp32: no bf16 node, and fp32's error (< 1e-6).
  *
  * Needs avx512_bf16 or AMX: exit 77 (skip) where the CPU lacks them. With
  * --expect-unavailable (ctest runs it so under ONEDNN_MAX_CPU_ISA =
@@ -139,6 +141,13 @@ static void check_conv(hv_nn_backend *bf, hv_nn_backend *ref, const conv_case *c
     const double rel = sqrt(num / den);
     printf("  %-28s bf16 convs %d, relative rms error %.2e, worst |diff| / bound %.3f\n", c->name, nb,
            rel, worst);
+    if (c->cout < HV_NN_BF16_MIN_COUT) {
+        /* an output head: fp32 through, so fp32's error, far inside the bound */
+        HV_CHECK(nb == 0, "%s: the backend ran %d convolutions in bf16, not 0 (cout %lld < %d)",
+                 c->name, nb, (long long)c->cout, HV_NN_BF16_MIN_COUT);
+        HV_CHECK(rel < 1e-6, "%s: relative rms error %.2e is bf16's, not fp32's", c->name, rel);
+        goto done;
+    }
     HV_CHECK(nb == 1, "%s: the backend ran %d convolutions in bf16, not 1", c->name, nb);
     HV_CHECK(bad == 0, "%s: %zu of %zu elements beyond the bf16 bound (worst %.3f x the bound)",
              c->name, bad, ny, worst);
@@ -171,7 +180,7 @@ static int build_chain(chain_net *cn, hv_nn_backend *be, const float *xin)
     static const int64_t cfg[CHAIN_L][6] = {/* cin cout k stride pad dil */
                                             {3, 16, 5, 1, 2, 1},  {16, 32, 3, 2, 1, 1},
                                             {32, 64, 3, 1, 2, 2}, {64, 32, 3, 1, 1, 1},
-                                            {32, 2, 3, 1, 1, 1}};
+                                            {32, 4, 3, 1, 1, 1}};
     hv_rng r;
     hv_rng_seed(&r, 47, 0);
     memset(cn, 0, sizeof *cn);
@@ -341,7 +350,8 @@ int main(int argc, char **argv)
             {"5x5 3->16 ELU (cin 3)", 2, 3, 24, 24, 16, 5, 1, 2, 1, 1},
             {"3x3 stride 2", 2, 16, 24, 24, 32, 3, 2, 1, 1, 1},
             {"3x3 dilation 4", 1, 32, 24, 24, 32, 3, 1, 4, 4, 1},
-            {"3x3 64->1 (cout 1)", 2, 64, 16, 16, 1, 3, 1, 1, 1, 0},
+            {"3x3 64->4 (cout 4)", 2, 64, 16, 16, 4, 3, 1, 1, 1, 0},
+            {"3x3 64->1 (cout 1: a head, fp32)", 2, 64, 16, 16, 1, 3, 1, 1, 1, 0},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_conv(bf, ref, &cases[i], i);
         check_chain(bf, ref);

@@ -35,7 +35,12 @@
  * bf16 inference (hv_nn_backend_set_precision, on avx512_bf16/AMX only):
  * each 2-D convolution is a bf16 primitive (bf16 source and weights, fp32 bias,
  * fp32 accumulation, fp32 output) when oneDNN has a native kernel for its
- * shape (else it stays fp32: n->bf16 says which). The graph keeps fp32:
+ * shape and it has at least HV_NN_BF16_MIN_COUT output channels (else it
+ * stays fp32: n->bf16 says which). The narrow ones are the networks' output
+ * heads (the generator's CT and label convolutions, one channel each): under
+ * 1 % of the work, and the label's probabilities are compared with a
+ * threshold, which bf16 rounding of their inputs and weights moved RHLV by
+ * several points on held-out phantoms (results/bf16-synthesis.md). The graph keeps fp32:
  * the input reorder converts fp32 plain -> bf16 blocked, the weights are
  * converted with the reorder the fp32 path already caches (once per change
  * of their version). Inside a blocked chain the activation is bf16 (the
@@ -578,7 +583,8 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
      * consumer joins it into a chain, link_producer); the slots' reorders
      * convert from the graph's fp32. A shape oneDNN has only its reference
      * bf16 kernel for (or none) is fp32 instead. */
-    for (int bf16 = cx->bf16 && !training && !is3;; bf16 = 0) {
+    for (int bf16 = cx->bf16 && !training && !is3 && n->shape[1] >= HV_NN_BF16_MIN_COUT;;
+         bf16 = 0) {
         const dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
         typed_md(&xa, nd, x->shape, 1, dt);
         typed_md(&wa, nd, w->shape, 1, dt);
