@@ -408,6 +408,13 @@ typedef struct hv_model_synth_opts {
     double seg_threshold;     /* 0.5 (spec 8): label t where fine_seg > this; */
                               /* where both planes wrote, their mean         */
                               /* probability > this. In (0, 1)               */
+    int generator;            /* hv_model_generator_kind the files must hold  */
+                              /* (HEALTHIVERT; AOTGAN for synthesis.method =  */
+                              /* aotgan): the other kind is refused at open,  */
+                              /* both named. AOTGAN runs the same steps with  */
+                              /* p1 = p2 = 0 (the composite of height h),     */
+                              /* fine_seg = (y + 1) / 2 of its label channel, */
+                              /* no CAM                                       */
 } hv_model_synth_opts;
 void hv_model_synth_opts_default(hv_model_synth_opts *o);
 
@@ -424,13 +431,19 @@ hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_pat
                               const hv_model_synth_opts *o, hv_nn_backend *be,
                               hv_model_synth **out);
 void hv_model_synth_free(hv_model_synth *s);
-/* The generator width of the loaded models; whether a coronal one is there. */
+/* The generator width of the loaded models (AOTGAN: its width); whether a
+ * coronal one is there; the generator kind (hv_model_generator_kind) and
+ * AOT-GAN's block count (0 for HEALTHIVERT). */
 int hv_model_synth_cnum(const hv_model_synth *s);
+int hv_model_synth_generator(const hv_model_synth *s);
+int hv_model_synth_aot_blocks(const hv_model_synth *s);
 int hv_model_synth_has_coronal(const hv_model_synth *s);
 
 /* Write the generator of training checkpoint ckpt_path (group /G) as a model
- * file at out_path (/params float32, /meta: plane, cnum, the step and source
- * file), atomically. plane: "sagittal" | "coronal". */
+ * file at out_path (/params float32, /meta: plane, cnum, generator
+ * (healthivert | aotgan; aotgan also aot_blocks), the step and source file),
+ * atomically. plane: "sagittal" | "coronal". The kind is read from the
+ * parameters (AOT-GAN's encoder.1.weight or our first convolution). */
 hv_status hv_model_synth_export(const char *ckpt_path, const char *plane,
                                 const char *out_path);
 
