@@ -569,7 +569,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
             return st;
         }
     }
-    if (rsyn.model && rank == 0) hv_log_info("synthesis: gan, %s", rsyn.provenance);
+    if (rsyn.model && rank == 0) hv_log_info("synthesis: %s, %s", p.synth, rsyn.provenance);
     /* the attention stage's classifier: the same way, before anything is
      * written (attn_model.c) */
     hv_run_attn rattn;
