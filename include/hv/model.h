@@ -299,7 +299,26 @@ typedef struct hv_model_gan_opts {
     int d2_soft;                /* 1: D2 sees the sigmoid segmentation (gradient) */
                                 /* 0: the binarised one, as the reference        */
     double lr, beta1, beta2;    /* 2e-4, 0.5, 0.999 (G and each D alike)        */
+    int generator;              /* hv_model_generator_kind: HEALTHIVERT (default) */
+                                /* or AOTGAN (issue 15: cnum is then AOT-GAN's   */
+                                /* width, 64 there; its loss terms are L1, the   */
+                                /* fine Dice and the adversarial ones only)      */
+    int aot_blocks;             /* AOTGAN: AOT blocks (8 there; rates 1, 2, 4, 8) */
 } hv_model_gan_opts;
+/* The generator a GAN trains (hv_model_gan_opts.generator). AOTGAN is AOT-GAN's
+ * InpaintGenerator (hv_model_aotgan_*) with img_ch 2: channel 0 the CT, channel 1
+ * the label; input image * (1 - mask) + mask of the shifted CT and of the target's
+ * label in [-1, 1] (empty outside the band, so -1 there and +1 in the band);
+ * output tanh, CT in [-1, 1], label probability (y + 1) / 2; no height head: its
+ * composite is the one of height h (d = 0). CAM and slice ratio are not inputs. */
+typedef enum hv_model_generator_kind {
+    HV_MODEL_GEN_HEALTHIVERT = 0,
+    HV_MODEL_GEN_AOTGAN = 1
+} hv_model_generator_kind;
+/* "healthivert" | "aotgan" (NULL for another value). */
+const char *hv_model_generator_kind_name(int kind);
+/* AOT-GAN's dilation rates (1, 2, 4, 8), used by training and synthesis. */
+extern const int hv_model_aotgan_rates[4];
 void hv_model_gan_opts_default(hv_model_gan_opts *o);
 
 /* Every term of one step, each already weighted as it enters the total
@@ -331,7 +350,9 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b,
 /* Inference-mode forward of G on b (batch_local items) for validation and
  * pictures: the fine composite (spec 5.5) in [-1, 1] (n*rows*cols, may be
  * NULL), the fine segmentation (may be NULL) and the restored heights in rows
- * H2 = p2 * band_rows (n, may be NULL). Caller-allocated outputs. */
+ * H2 = p2 * band_rows (n, may be NULL). Caller-allocated outputs. AOTGAN: the
+ * composite of height h (d = 0), the label probability (y + 1) / 2, and the
+ * heights h = x2 - x1 it was given. */
 hv_status hv_model_gan_infer(hv_model_gan *m, const hv_model_batch *b, float *composite,
                              float *fine_seg, float *heights);
 
@@ -340,8 +361,10 @@ hv_nn_params *hv_model_gan_params(hv_model_gan *m, int which /* 0 G, 1-3 D1-D3 *
 
 /* Checkpoint: weights and Adam state of all four networks in one HDF5 file
  * (groups /G, /D1, /D2, /D3), plus the caller's metadata strings; atomic
- * (tmp + rename; a failed write leaves the old file). Load refuses a file of
- * another architecture or width (HV_ERR_FORMAT naming the first mismatch). */
+ * (tmp + rename; a failed write leaves the old file). /meta gan_arch names
+ * the generator kind ("healthivert-gan-1", "healthivert-aotgan-1"; AOTGAN
+ * also gan_aot_blocks). Load refuses a file of another architecture (both
+ * named), width or block count (HV_ERR_FORMAT naming the first mismatch). */
 hv_status hv_model_gan_save(const hv_model_gan *m, const char *path,
                             const char *const *meta_kv, size_t n_meta);
 hv_status hv_model_gan_load(hv_model_gan *m, const char *path);
@@ -385,6 +408,13 @@ typedef struct hv_model_synth_opts {
     double seg_threshold;     /* 0.5 (spec 8): label t where fine_seg > this; */
                               /* where both planes wrote, their mean         */
                               /* probability > this. In (0, 1)               */
+    int generator;            /* hv_model_generator_kind the files must hold  */
+                              /* (HEALTHIVERT; AOTGAN for synthesis.method =  */
+                              /* aotgan): the other kind is refused at open,  */
+                              /* both named. AOTGAN runs the same steps with  */
+                              /* p1 = p2 = 0 (the composite of height h),     */
+                              /* fine_seg = (y + 1) / 2 of its label channel, */
+                              /* no CAM                                       */
 } hv_model_synth_opts;
 void hv_model_synth_opts_default(hv_model_synth_opts *o);
 
@@ -401,13 +431,19 @@ hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_pat
                               const hv_model_synth_opts *o, hv_nn_backend *be,
                               hv_model_synth **out);
 void hv_model_synth_free(hv_model_synth *s);
-/* The generator width of the loaded models; whether a coronal one is there. */
+/* The generator width of the loaded models (AOTGAN: its width); whether a
+ * coronal one is there; the generator kind (hv_model_generator_kind) and
+ * AOT-GAN's block count (0 for HEALTHIVERT). */
 int hv_model_synth_cnum(const hv_model_synth *s);
+int hv_model_synth_generator(const hv_model_synth *s);
+int hv_model_synth_aot_blocks(const hv_model_synth *s);
 int hv_model_synth_has_coronal(const hv_model_synth *s);
 
 /* Write the generator of training checkpoint ckpt_path (group /G) as a model
- * file at out_path (/params float32, /meta: plane, cnum, the step and source
- * file), atomically. plane: "sagittal" | "coronal". */
+ * file at out_path (/params float32, /meta: plane, cnum, generator
+ * (healthivert | aotgan; aotgan also aot_blocks), the step and source file),
+ * atomically. plane: "sagittal" | "coronal". The kind is read from the
+ * parameters (AOT-GAN's encoder.1.weight or our first convolution). */
 hv_status hv_model_synth_export(const char *ckpt_path, const char *plane,
                                 const char *out_path);
 

@@ -120,7 +120,9 @@ typedef struct hv_pipe_opts {
     const void *grader_model;    /* borrowed; hv_svm_grader for "svm"           */
     void *synth_model;           /* borrowed; hv_model_synth for "gan", opened  */
                                  /* once per process (not thread-safe: one case */
-                                 /* at a time per model)                        */
+                                 /* at a time per model); "aotgan" likewise,    */
+                                 /* opened with generator AOTGAN; the "gan"     */
+                                 /* keys below apply to it too                  */
     int synth_fallback;          /* "gan", a vertebra it fails on: 1 (default)  */
                                  /* the baseline's values, 0 none (NaN); both   */
                                  /* flagged HV_MEAS_SYNTH_FALLBACK              */

@@ -45,6 +45,8 @@ typedef struct hv_train_opts {
     int n_epochs, n_epochs_decay;
     int max_steps;              /* 0: no limit (epochs decide)                    */
     int cnum, ndf;
+    int generator;              /* hv_model_generator_kind (train.generator)      */
+    int aot_blocks;             /* AOT-GAN's blocks (train.aot_blocks)            */
     double lambda_l1, lambda_dice_fine, lambda_dice_coarse, lambda_edge;
     double lambda_height, lambda_gan;
     int d2_soft;

@@ -41,7 +41,7 @@ static void measure_usage(FILE *f)
 {
     fprintf(f,
             "usage: healthivert measure --mask MASK.nii[.gz] [--ct CT.nii[.gz]]\n"
-            "                           [--centroids JSON] [--synth baseline|gan]\n"
+            "                           [--centroids JSON] [--synth baseline|gan|aotgan]\n"
             "                           [--model FILE [--model-coronal FILE] [--nifti DIR]\n"
             "                            [--target-only] [--device auto|cpu|cuda]\n"
             "                            [--precision fp32|bf16] [--seg-threshold T]]\n"
@@ -79,7 +79,8 @@ static void measure_usage(FILE *f)
             "                     default) or gan (the generator of --model; needs --ct,\n"
             "                     on the mask's grid: the crops are cut from it). A\n"
             "                     vertebra the GAN fails on keeps the baseline's values,\n"
-            "                     flagged synth_fallback\n"
+            "                     flagged synth_fallback; aotgan: the same with an AOT-GAN\n"
+            "                     generator (train.generator = aotgan; issue 15)\n"
             "  --model FILE       --synth gan: the sagittal generator (model file)\n"
             "  --model-coronal FILE  --synth gan: the coronal generator (optional)\n"
             "  --device D         --synth gan: where the generator runs: auto (default: a\n"
@@ -365,11 +366,13 @@ int hv_cmd_measure(int argc, char **argv)
             return HV_EXIT_USAGE;
         }
     }
+    /* gan and aotgan (issue 15: AOT-GAN's generator, the same steps) take a model */
+    const int learned = !strcmp(synth, "gan") || !strcmp(synth, "aotgan");
     /* first: a crop pair returns below, and must not ignore them either */
-    if (strcmp(synth, "gan") != 0 &&
+    if (!learned &&
         (model || model_cor || nifti_dir || target_only || device_arg || prec_arg || seg_thr_given)) {
         fprintf(stderr, "healthivert measure: --model, --model-coronal, --nifti, --target-only, "
-                        "--device, --precision and --seg-threshold go with --synth gan\n");
+                        "--device, --precision and --seg-threshold go with --synth gan or aotgan\n");
         return HV_EXIT_USAGE;
     }
     if (synth_in) {
@@ -403,13 +406,13 @@ int hv_cmd_measure(int argc, char **argv)
         fprintf(stderr, "healthivert measure: --mask is required (see --help)\n");
         return HV_EXIT_USAGE;
     }
-    if (strcmp(synth, "baseline") != 0 && strcmp(synth, "gan") != 0 && strcmp(synth, "mask") != 0) {
-        fprintf(stderr, "healthivert measure: --synth must be baseline or gan\n");
+    if (strcmp(synth, "baseline") != 0 && !learned && strcmp(synth, "mask") != 0) {
+        fprintf(stderr, "healthivert measure: --synth must be baseline, gan or aotgan\n");
         return HV_EXIT_USAGE;
     }
-    if (!strcmp(synth, "gan") && (!model || !ct_path)) {
-        fprintf(stderr, "healthivert measure: --synth gan needs --model FILE and --ct (the "
-                        "generator works on crops of the CT)\n");
+    if (learned && (!model || !ct_path)) {
+        fprintf(stderr, "healthivert measure: --synth %s needs --model FILE and --ct (the "
+                        "generator works on crops of the CT)\n", synth);
         return HV_EXIT_USAGE;
     }
     if (strcmp(rhlv_mode, "robust") != 0 && strcmp(rhlv_mode, "reference") != 0) {
@@ -441,10 +444,11 @@ int hv_cmd_measure(int argc, char **argv)
         st = hv_svm_load(grader + 4, &svm);
         if (st != HV_OK) goto fail;
     }
-    if (!strcmp(synth, "gan")) {
+    if (learned) {
         /* opened before the case is read: a wrong model is the first error */
         hv_model_synth_opts so;
         hv_model_synth_opts_default(&so);
+        so.generator = !strcmp(synth, "aotgan") ? HV_MODEL_GEN_AOTGAN : HV_MODEL_GEN_HEALTHIVERT;
         so.neighbours = !target_only;
         so.seg_threshold = seg_thr;
         if ((st = hv_file_check_regular(model, "--model")) != HV_OK ||
@@ -503,7 +507,7 @@ int hv_cmd_measure(int argc, char **argv)
            !strcmp(rhlv_mode, "reference") ? "reference (column-count)"
            : compat                        ? "TotalSegmentator-compatible"
                                            : "robust",
-           !strcmp(synth, "gan") ? "gan" : syn_mask ? "--synth-mask" : "baseline",
+           learned ? synth : syn_mask ? "--synth-mask" : "baseline",
            svm ? "SVM" : "Genant rule");
     printf("%-5s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s %6s | %5s | %s\n", "level", "label",
            "ori_A", "ori_M", "ori_P", "syn_A", "syn_M", "syn_P", "RHLV_A", "RHLV_M", "RHLV_P",

@@ -37,6 +37,14 @@
  * call before its Adam step, D's batch norms are synchronised
  * (hv_nn_graph_set_reducer), and the reported terms are summed too, so every
  * rank sees the global numbers and stops together on a non-finite one.
+ * AOT-GAN as the generator (issue 15, o.generator = HV_MODEL_GEN_AOTGAN):
+ * the same discriminators, batches, Adams, reducer and order; gg is then
+ * AOT-GAN's graph (input: the masked CT and masked target label, image *
+ * (1 - mask) + mask, and the mask; output: CT and label channels, tanh) with
+ * one seed term sum(out * seed) over its two channels, and L is aot_loss.c's
+ * graph (band L1, fine Dice, adversarial seeds; composite of height h). The
+ * step's G parts branch on the kind (g_forward_aot, g_backward_aot); the D
+ * parts are shared.
  * NaN safety: the buffers (spectral-norm vectors, running statistics) are
  * copied before the step and put back when a term is non-finite, so a
  * refused step leaves every network as it was. A non-finite generator-side
@@ -69,6 +77,12 @@ struct hv_model_gan {
     hv_model_generator_io io, iio;
     hv_nn_tensor *seed[6], *sloss;
     hv__gan_loss L;
+    /* AOT-GAN generator (o.generator == HV_MODEL_GEN_AOTGAN; io, iio, L unused) */
+    int aot;
+    hv_nn_tensor *ax, *amask, *aout, *aseed; /* gg */
+    hv_nn_tensor *aix, *aimask, *aiout;      /* gi */
+    hv__aot_loss A;
+    float *ain, *aob; /* 2 planes each: the masked input, the output */
     dnet d[3];
     hv_model_reduce_fn reduce;
     void *rctx;
@@ -105,6 +119,17 @@ void hv_model_gan_opts_default(hv_model_gan_opts *o)
     o->lr = 2e-4;
     o->beta1 = 0.5;
     o->beta2 = 0.999;
+    o->generator = HV_MODEL_GEN_HEALTHIVERT;
+    o->aot_blocks = 8;
+}
+
+const int hv_model_aotgan_rates[4] = {1, 2, 4, 8};
+
+const char *hv_model_generator_kind_name(int kind)
+{
+    return kind == HV_MODEL_GEN_HEALTHIVERT ? "healthivert"
+           : kind == HV_MODEL_GEN_AOTGAN    ? "aotgan"
+                                            : NULL;
 }
 
 double hv_model_lr_linear(int64_t epoch, int64_t n_epochs, int64_t n_epochs_decay)
@@ -119,8 +144,22 @@ static const char *const d_prefix[3] = {"D1.", "D2.", "D3."};
 
 static hv_status check_opts(const hv_model_gan_opts *o)
 {
-    if (o->cnum < 2 || o->cnum % 2)
+    if (o->generator == HV_MODEL_GEN_AOTGAN) {
+        if (o->cnum < 1 || o->cnum > 4096)
+            return hv_error_set(HV_ERR_ARG, "model gan: AOT-GAN width (cnum) %d outside 1..4096",
+                                o->cnum);
+        if (o->aot_blocks < 1 || o->aot_blocks > 64)
+            return hv_error_set(HV_ERR_ARG, "model gan: aot_blocks %d outside 1..64", o->aot_blocks);
+        /* its blocks reflect-pad by the largest rate (8) at a quarter of the size */
+        if (o->rows < 64 || o->cols < 64)
+            return hv_error_set(HV_ERR_ARG, "model gan: AOT-GAN needs rows and cols >= 64 (got "
+                                "%lld x %lld)", (long long)o->rows, (long long)o->cols);
+    } else if (o->generator != HV_MODEL_GEN_HEALTHIVERT) {
+        return hv_error_set(HV_ERR_ARG, "model gan: generator kind %d (0 healthivert, 1 aotgan)",
+                            o->generator);
+    } else if (o->cnum < 2 || o->cnum % 2) {
         return hv_error_set(HV_ERR_ARG, "model gan: cnum %d must be even and >= 2", o->cnum);
+    }
     if (o->ndf < 1) return hv_error_set(HV_ERR_ARG, "model gan: ndf %d must be >= 1", o->ndf);
     if (o->batch_local < 1 || o->batch_global < o->batch_local)
         return hv_error_set(HV_ERR_ARG, "model gan: batch_local %lld, batch_global %lld (need 1 <= local <= global)",
@@ -215,6 +254,44 @@ static hv_status build_g(hv_model_gan *m, hv_rng *rng)
     return HV_OK;
 }
 
+/* AOT-GAN's generator: parameters, the training graph gg (output and one
+ * seed term over both channels) and the inference graph gi. */
+static hv_status build_aot(hv_model_gan *m, hv_rng *rng)
+{
+    const hv_model_gan_opts *o = &m->o;
+    hv_status st;
+    if ((st = hv_nn_params_create(&m->gps))) return st;
+    if ((st = hv_model_aotgan_params(m->gps, 2, o->cnum, o->aot_blocks, rng))) return st;
+    if ((st = hv_nn_params_bind(m->gps, m->be))) return st;
+    if ((st = hv_nn_adam_create(m->gps, o->lr, o->beta1, o->beta2, 1e-8, &m->gadam))) return st;
+    const int64_t in2[4] = {o->batch_local, 2, o->rows, o->cols},
+                  in1[4] = {o->batch_local, 1, o->rows, o->cols};
+    for (int inf = 0; inf < 2; inf++) {
+        hv_nn_graph *g;
+        if ((st = hv_nn_graph_create(&g))) return st;
+        if (inf) m->gi = g;
+        else m->gg = g;
+        hv_nn_tensor *x = hv_nn_input(g, "x", 4, in2), *mk = hv_nn_input(g, "mask", 4, in1);
+        hv_nn_tensor *y = hv_model_aotgan_build(g, m->gps, hv_model_aotgan_rates, x, mk);
+        if (!y) {
+            st = hv_nn_graph_status(g);
+            return hv_error_wrap(st ? st : HV_ERR_INTERNAL, "model gan: building AOT-GAN's generator");
+        }
+        hv_nn_set_output(y);
+        if (inf) {
+            m->aix = x, m->aimask = mk, m->aiout = y;
+        } else {
+            m->ax = x, m->amask = mk, m->aout = y;
+            m->aseed = hv_nn_input(g, "seed_aot", 4, in2);
+            m->sloss = hv_nn_sum(g, hv_nn_mul(g, y, m->aseed));
+        }
+        if ((st = hv_nn_graph_plan(g, m->be, inf ? 0 : HV_NN_PLAN_TRAIN)))
+            return hv_error_wrap(st, "model gan: planning AOT-GAN's %s generator",
+                                 inf ? "inference" : "training");
+    }
+    return HV_OK;
+}
+
 static size_t buffers_numel(const hv_nn_params *ps)
 {
     size_t n = 0;
@@ -260,11 +337,14 @@ hv_status hv_model_gan_create(const hv_model_gan_opts *o, hv_nn_backend *be, hv_
     m->o = *o;
     m->be = be;
     m->ratio = (double)o->batch_local / (double)o->batch_global;
+    m->aot = o->generator == HV_MODEL_GEN_AOTGAN;
     /* G first, then D1-D3, from the one rng: the same seed gives the same nets */
-    if ((st = build_g(m, rng))) goto done;
+    if ((st = m->aot ? build_aot(m, rng) : build_g(m, rng))) goto done;
     for (int k = 0; k < 3; k++)
         if ((st = build_d(m, k, rng))) goto done;
-    if ((st = hv__gan_loss_build(&m->L, o, o->batch_local, m->ratio, be))) goto done;
+    if ((st = m->aot ? hv__aot_loss_build(&m->A, o, o->batch_local, m->ratio, be)
+                     : hv__gan_loss_build(&m->L, o, o->batch_local, m->ratio, be)))
+        goto done;
 
     const size_t n = (size_t)o->batch_local, pl = n * (size_t)o->rows * (size_t)o->cols;
     m->plane = pl;
@@ -278,6 +358,9 @@ hv_status hv_model_gan_create(const hv_model_gan_opts *o, hv_nn_backend *be, hv_
     m->inv_h = calloc(n, sizeof(float));
     m->t0 = calloc((size_t)m->d[0].nlogit, sizeof(float));
     m->t1 = calloc((size_t)m->d[0].nlogit, sizeof(float));
+    if (m->aot && (!(m->ain = calloc(2 * pl, sizeof(float))) ||
+                   !(m->aob = calloc(2 * pl, sizeof(float)))))
+        goto nomem;
     if (!m->p[0] || !m->p[1] || !m->inv_h || !m->t0 || !m->t1) goto nomem;
     for (int64_t i = 0; i < m->d[0].nlogit; i++) m->t1[i] = 1.0f;
     m->npack = (size_t)hv_nn_params_numel(m->gps, 1);
@@ -303,6 +386,9 @@ void hv_model_gan_free(hv_model_gan *m)
 {
     if (!m) return;
     hv__gan_loss_free(&m->L);
+    hv__aot_loss_free(&m->A);
+    free(m->ain);
+    free(m->aob);
     for (int k = 0; k < 3; k++) {
         hv_nn_graph_free(m->d[k].gf);
         hv_nn_graph_free(m->d[k].gr);
@@ -352,7 +438,7 @@ int hv__gan_graphs(hv_model_gan *m, hv_nn_graph **graphs, const char **names, in
                                       "D3 fake", "D3 real"};
     if (!m || !graphs || !names || max < 8) return 0;
     graphs[0] = m->gg;
-    graphs[1] = m->L.g;
+    graphs[1] = m->aot ? m->A.g : m->L.g;
     for (int k = 0; k < 3; k++) graphs[2 + 2 * k] = m->d[k].gf, graphs[3 + 2 * k] = m->d[k].gr;
     for (int i = 0; i < 8; i++) names[i] = nm[i];
     return 8;
@@ -475,27 +561,22 @@ static hv_status d_pass(hv_model_gan *m, dnet *d, int real, const float *x, int 
     return HV_OK;
 }
 
-hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_gan_losses *out)
+/* Steps 1-3 of our generator: G forward, composites, the generator-side
+ * losses (checked); leaves comp2 in fake[0] and the fine segmentation in go[3]. */
+static hv_status g_forward_ours(hv_model_gan *m, const hv_model_batch *b, hv_model_gan_losses *res)
 {
-    if (!m) return hv_error_set(HV_ERR_ARG, "model gan step: NULL model");
-    hv_status st = check_batch(m, b);
-    if (st != HV_OK) return st;
     const hv_model_gan_opts *o = &m->o;
-    const size_t n = (size_t)b->n, hw = (size_t)(b->rows * b->cols), pl = m->plane;
-    const double r = m->ratio;
+    const size_t n = (size_t)b->n, pl = m->plane;
     hv__gan_loss *L = &m->L;
-    hv_model_gan_losses res;
-    memset(&res, 0, sizeof res);
-    if ((st = snapshot(m, 1))) return st;
-
+    hv_status st;
     /* 1. G forward */
-    if ((st = set_g_inputs(m, &m->io, b)) || (st = hv_nn_graph_forward(m->gg))) goto fail;
+    if ((st = set_g_inputs(m, &m->io, b)) || (st = hv_nn_graph_forward(m->gg))) return st;
     hv_nn_tensor *gout[6] = {m->io.x_stage1, m->io.x_stage2, m->io.coarse_seg, m->io.fine_seg,
                              m->io.p1, m->io.p2};
     for (int i = 0; i < 4; i++)
-        if ((st = hv_nn_tensor_get(gout[i], m->go[i], pl))) goto fail;
+        if ((st = hv_nn_tensor_get(gout[i], m->go[i], pl))) return st;
     if ((st = hv_nn_tensor_get(gout[4], m->p[0], n)) || (st = hv_nn_tensor_get(gout[5], m->p[1], n)))
-        goto fail;
+        return st;
 
     /* 2. composites, heights, nnz(mask) over the global batch */
     composites(b, m->p[0], m->w1, m->r1);
@@ -503,17 +584,16 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_g
     for (size_t i = 0; i < n; i++) m->inv_h[i] = (float)((double)o->band_rows / b->height[i]);
     float nnz = 0;
     for (size_t k = 0; k < pl; k++) nnz += b->mask[k] != 0.0f;
-    if ((st = reduce(m, &nnz, 1, "nnz(mask)"))) goto fail;
+    if ((st = reduce(m, &nnz, 1, "nnz(mask)"))) return st;
     if (!(nnz > 0)) {
-        st = hv_error_set(HV_ERR_EMPTY, "model gan step: the band mask is empty over the batch");
-        goto fail;
+        return hv_error_set(HV_ERR_EMPTY, "model gan step: the band mask is empty over the batch");
     }
     const float inv_nnz = 1.0f / nnz;
 
     /* 3. generator-side losses (no adversarial part yet) */
     hv_nn_tensor *lin[6] = {L->xs1, L->xs2, L->cseg, L->fseg, L->p1, L->p2};
     for (int i = 0; i < 4; i++)
-        if ((st = hv_nn_tensor_set(lin[i], m->go[i], pl))) goto fail;
+        if ((st = hv_nn_tensor_set(lin[i], m->go[i], pl))) return st;
     if ((st = hv_nn_tensor_set(L->p1, m->p[0], n)) || (st = hv_nn_tensor_set(L->p2, m->p[1], n)) ||
         (st = hv_nn_tensor_set(L->w1, m->w1, pl)) || (st = hv_nn_tensor_set(L->rest1, m->r1, pl)) ||
         (st = hv_nn_tensor_set(L->w2, m->w2, pl)) || (st = hv_nn_tensor_set(L->rest2, m->r2, pl)) ||
@@ -524,32 +604,177 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_g
         (st = hv_nn_tensor_set(L->inv_nnz, &inv_nnz, 1)) ||
         (st = hv_nn_tensor_set(L->seed_comp, m->zeros_plane, pl)) ||
         (st = hv_nn_tensor_set(L->seed_seg, m->zeros_plane, pl)))
-        goto fail;
+        return st;
     if (L->fseg_bin) { /* d2_soft = 0: the edge term on the binarised segmentation */
         for (size_t k = 0; k < pl; k++) m->gtmp[k] = m->go[3][k] > 0.5f ? 1.0f : 0.0f;
-        if ((st = hv_nn_tensor_set(L->fseg_bin, m->gtmp, pl))) goto fail;
+        if ((st = hv_nn_tensor_set(L->fseg_bin, m->gtmp, pl))) return st;
     }
-    if ((st = hv_nn_graph_forward(L->g))) goto fail;
+    if ((st = hv_nn_graph_forward(L->g))) return st;
     float terms[5];
     hv_nn_tensor *tt[5] = {L->l1, L->dice_f, L->dice_c, L->edge, L->height};
     static const char *const tname[5] = {"L1", "Dice (fine)", "Dice (coarse)", "edge (EEM)", "height (SHRM)"};
     for (int i = 0; i < 5; i++)
-        if ((st = hv_nn_tensor_get(tt[i], &terms[i], 1))) goto fail;
-    if ((st = reduce(m, terms, 5, "the generator's loss terms"))) goto fail;
+        if ((st = hv_nn_tensor_get(tt[i], &terms[i], 1))) return st;
+    if ((st = reduce(m, terms, 5, "the generator's loss terms"))) return st;
     for (int i = 0; i < 5; i++)
         if (!isfinite(terms[i])) {
-            st = nonfinite(tname[i], terms[i]);
-            goto fail;
+            return nonfinite(tname[i], terms[i]);
         }
-    res.g_l1 = terms[0];
-    res.g_dice_fine = terms[1];
-    res.g_dice_coarse = terms[2];
-    res.g_edge = terms[3];
-    res.g_height = terms[4];
+    res->g_l1 = terms[0];
+    res->g_dice_fine = terms[1];
+    res->g_dice_coarse = terms[2];
+    res->g_edge = terms[3];
+    res->g_height = terms[4];
+
+    return hv_nn_tensor_get(L->comp2, m->fake[0], pl);
+}
+
+/* Step 7 of our generator: the loss graph's backward (seeds set from the
+ * discriminators), its gradients as G's seeds, G's backward and Adam step. */
+static hv_status g_backward_ours(hv_model_gan *m, const hv_model_batch *b)
+{
+    const size_t n = (size_t)b->n, pl = m->plane;
+    hv__gan_loss *L = &m->L;
+    hv_nn_tensor *lin[6] = {L->xs1, L->xs2, L->cseg, L->fseg, L->p1, L->p2};
+    hv_status st;
+    /* 7. loss graph backward -> seeds of G -> G backward -> Adam */
+    if ((st = hv_nn_tensor_set(L->seed_comp, m->seed_comp, pl)) ||
+        (st = hv_nn_tensor_set(L->seed_seg, m->seed_seg, pl)) ||
+        (st = hv_nn_graph_backward(L->g, L->total)))
+        return st;
+    for (int i = 0; i < 6; i++) {
+        size_t cnt = i < 4 ? pl : n;
+        float *buf = i < 4 ? m->gtmp : m->p[i - 4];
+        if ((st = hv_nn_tensor_get_grad(lin[i], buf, cnt)) || (st = hv_nn_tensor_set(m->seed[i], buf, cnt)))
+            return st;
+    }
+    hv_nn_params_zero_grad(m->gps);
+    if ((st = hv_nn_graph_backward(m->gg, m->sloss))) return st;
+    if ((st = update(m, m->gps, m->gadam, "G"))) return st;
+
+    return HV_OK;
+}
+
+/* AOT-GAN's input from a batch: channel 0 the shifted CT, channel 1 the
+ * target's label in [-1, 1] in the shifted frame (empty outside the band:
+ * -1), each prepared as its trainer does, image * (1 - mask) + mask; and
+ * the mask. CAM and ratio are not AOT-GAN's inputs. */
+static hv_status set_aot_inputs(hv_model_gan *m, hv_nn_tensor *x, hv_nn_tensor *mk,
+                                const hv_model_batch *b)
+{
+    const size_t hw = (size_t)(b->rows * b->cols);
+    for (int64_t i = 0; i < b->n; i++) {
+        const float *xi = b->x + (size_t)i * hw, *mi = b->mask + (size_t)i * hw;
+        float *c0 = m->ain + (size_t)(2 * i) * hw, *c1 = c0 + hw;
+        for (size_t k = 0; k < hw; k++) {
+            c0[k] = xi[k] * (1.0f - mi[k]) + mi[k];
+            c1[k] = -1.0f * (1.0f - mi[k]) + mi[k];
+        }
+    }
+    hv_status st = hv_nn_tensor_set(x, m->ain, 2 * m->plane);
+    return st ? st : hv_nn_tensor_set(mk, b->mask, m->plane);
+}
+
+/* The CT (go[0]) and label (go[1]) planes of AOT-GAN's output in aob. */
+static void split_aot(hv_model_gan *m, const hv_model_batch *b)
+{
+    const size_t hw = (size_t)(b->rows * b->cols);
+    for (int64_t i = 0; i < b->n; i++) {
+        memcpy(m->go[0] + (size_t)i * hw, m->aob + (size_t)(2 * i) * hw, hw * sizeof(float));
+        memcpy(m->go[1] + (size_t)i * hw, m->aob + (size_t)(2 * i + 1) * hw, hw * sizeof(float));
+    }
+}
+
+/* Steps 1-3 with AOT-GAN's generator: forward, the composite of height h
+ * (p = 0: hv__gan_composite floors the height at h, d = 0), the L1 and Dice
+ * terms (checked); leaves the composite in fake[0] and the label
+ * probability in go[3]. */
+static hv_status g_forward_aot(hv_model_gan *m, const hv_model_batch *b, hv_model_gan_losses *res)
+{
+    const size_t n = (size_t)b->n, pl = m->plane;
+    hv__aot_loss *A = &m->A;
+    hv_status st;
+    if ((st = set_aot_inputs(m, m->ax, m->amask, b))) return st;
+    /* a NaN in the input can vanish in the forward (ReLU(NaN) = 0) and show
+     * only in the first convolution's weight gradient, after the D's have
+     * stepped: refused here, before anything changes */
+    for (size_t k = 0; k < 2 * pl; k++)
+        if (!isfinite(m->ain[k]))
+            return hv_error_set(HV_ERR_NUMERIC, "model gan: AOT-GAN's input (the masked CT of "
+                                "batch item %zu) is %g; no weight changed", k / (2 * pl / n),
+                                (double)m->ain[k]);
+    if ((st = hv_nn_graph_forward(m->gg)) || (st = hv_nn_tensor_get(m->aout, m->aob, 2 * pl)))
+        return st;
+    split_aot(m, b);
+    memset(m->p[0], 0, n * sizeof(float));
+    composites(b, m->p[0], m->w1, m->r1);
+    float nnz = 0;
+    for (size_t k = 0; k < pl; k++) nnz += b->mask[k] != 0.0f;
+    if ((st = reduce(m, &nnz, 1, "nnz(mask)"))) return st;
+    if (!(nnz > 0))
+        return hv_error_set(HV_ERR_EMPTY, "model gan step: the band mask is empty over the batch");
+    const float inv_nnz = 1.0f / nnz;
+    if ((st = hv_nn_tensor_set(A->ct, m->go[0], pl)) || (st = hv_nn_tensor_set(A->lab, m->go[1], pl)) ||
+        (st = hv_nn_tensor_set(A->w, m->w1, pl)) || (st = hv_nn_tensor_set(A->rest, m->r1, pl)) ||
+        (st = hv_nn_tensor_set(A->real, b->real, pl)) ||
+        (st = hv_nn_tensor_set(A->real_mask, b->real_mask, pl)) ||
+        (st = hv_nn_tensor_set(A->inv_nnz, &inv_nnz, 1)) ||
+        (st = hv_nn_tensor_set(A->seed_comp, m->zeros_plane, pl)) ||
+        (st = hv_nn_tensor_set(A->seed_seg, m->zeros_plane, pl)) ||
+        (st = hv_nn_graph_forward(A->g)))
+        return st;
+    float terms[2];
+    if ((st = hv_nn_tensor_get(A->l1, &terms[0], 1)) || (st = hv_nn_tensor_get(A->dice, &terms[1], 1)) ||
+        (st = reduce(m, terms, 2, "the generator's loss terms")))
+        return st;
+    if (!isfinite(terms[0])) return nonfinite("L1", terms[0]);
+    if (!isfinite(terms[1])) return nonfinite("Dice (fine)", terms[1]);
+    res->g_l1 = terms[0];
+    res->g_dice_fine = terms[1];
+    if ((st = hv_nn_tensor_get(A->comp, m->fake[0], pl))) return st;
+    return hv_nn_tensor_get(A->prob, m->go[3], pl);
+}
+
+/* Step 7 with AOT-GAN's generator: the loss graph's gradients with respect
+ * to its CT and label channels, interleaved as the seed of its output. */
+static hv_status g_backward_aot(hv_model_gan *m, const hv_model_batch *b)
+{
+    const size_t hw = (size_t)(b->rows * b->cols), pl = m->plane;
+    hv__aot_loss *A = &m->A;
+    hv_status st;
+    if ((st = hv_nn_tensor_set(A->seed_comp, m->seed_comp, pl)) ||
+        (st = hv_nn_tensor_set(A->seed_seg, m->seed_seg, pl)) ||
+        (st = hv_nn_graph_backward(A->g, A->total)) ||
+        (st = hv_nn_tensor_get_grad(A->ct, m->go[0], pl)) ||
+        (st = hv_nn_tensor_get_grad(A->lab, m->go[1], pl)))
+        return st;
+    for (int64_t i = 0; i < b->n; i++) {
+        memcpy(m->aob + (size_t)(2 * i) * hw, m->go[0] + (size_t)i * hw, hw * sizeof(float));
+        memcpy(m->aob + (size_t)(2 * i + 1) * hw, m->go[1] + (size_t)i * hw, hw * sizeof(float));
+    }
+    if ((st = hv_nn_tensor_set(m->aseed, m->aob, 2 * pl))) return st;
+    hv_nn_params_zero_grad(m->gps);
+    if ((st = hv_nn_graph_backward(m->gg, m->sloss))) return st;
+    return update(m, m->gps, m->gadam, "G");
+}
+
+hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_gan_losses *out)
+{
+    if (!m) return hv_error_set(HV_ERR_ARG, "model gan step: NULL model");
+    hv_status st = check_batch(m, b);
+    if (st != HV_OK) return st;
+    const hv_model_gan_opts *o = &m->o;
+    const size_t n = (size_t)b->n, hw = (size_t)(b->rows * b->cols), pl = m->plane;
+    const double r = m->ratio;
+    hv_model_gan_losses res;
+    memset(&res, 0, sizeof res);
+    if ((st = snapshot(m, 1))) return st;
+
+    /* 1-3. G forward, composites, generator-side losses */
+    if ((st = m->aot ? g_forward_aot(m, b, &res) : g_forward_ours(m, b, &res))) goto fail;
 
     /* 4. the discriminators' inputs */
-    float *comp2 = m->fake[0];
-    if ((st = hv_nn_tensor_get(L->comp2, comp2, pl))) goto fail;
+    const float *comp2 = m->fake[0];
     const int64_t c0 = o->cols / 2 - o->local_cols / 2;
     for (size_t i = 0; i < n; i++)
         for (int64_t y = 0; y < b->rows; y++)
@@ -613,19 +838,7 @@ hv_status hv_model_gan_step(hv_model_gan *m, const hv_model_batch *b, hv_model_g
                             gl[0], gl[1], gl[2]);
 
     /* 7. loss graph backward -> seeds of G -> G backward -> Adam */
-    if ((st = hv_nn_tensor_set(L->seed_comp, m->seed_comp, pl)) ||
-        (st = hv_nn_tensor_set(L->seed_seg, m->seed_seg, pl)) ||
-        (st = hv_nn_graph_backward(L->g, L->total)))
-        return st;
-    for (int i = 0; i < 6; i++) {
-        size_t cnt = i < 4 ? pl : n;
-        float *buf = i < 4 ? m->gtmp : m->p[i - 4];
-        if ((st = hv_nn_tensor_get_grad(lin[i], buf, cnt)) || (st = hv_nn_tensor_set(m->seed[i], buf, cnt)))
-            return st;
-    }
-    hv_nn_params_zero_grad(m->gps);
-    if ((st = hv_nn_graph_backward(m->gg, m->sloss))) return st;
-    if ((st = update(m, m->gps, m->gadam, "G"))) return st;
+    if ((st = m->aot ? g_backward_aot(m, b) : g_backward_ours(m, b))) return st;
 
     res.g_total = res.g_gan + res.g_l1 + res.g_dice_fine + res.g_dice_coarse + res.g_edge + res.g_height;
     if (out) *out = res;
@@ -643,6 +856,22 @@ hv_status hv_model_gan_infer(hv_model_gan *m, const hv_model_batch *b, float *co
     hv_status st = check_batch(m, b);
     if (st != HV_OK) return st;
     const size_t n = (size_t)b->n, pl = m->plane;
+    if (m->aot) {
+        if ((st = set_aot_inputs(m, m->aix, m->aimask, b)) || (st = hv_nn_graph_forward(m->gi)) ||
+            (st = hv_nn_tensor_get(m->aiout, m->aob, 2 * pl)))
+            return st;
+        split_aot(m, b);
+        if (composite) {
+            memset(m->p[1], 0, n * sizeof(float));
+            composites(b, m->p[1], m->w2, m->r2);
+            for (size_t k = 0; k < pl; k++) composite[k] = m->go[0][k] * m->w2[k] + m->r2[k];
+        }
+        if (fine_seg)
+            for (size_t k = 0; k < pl; k++) fine_seg[k] = 0.5f * m->go[1][k] + 0.5f;
+        if (heights)
+            for (size_t i = 0; i < n; i++) heights[i] = (float)(b->x2[i] - b->x1[i]);
+        return HV_OK;
+    }
     if ((st = set_g_inputs(m, &m->iio, b)) || (st = hv_nn_graph_forward(m->gi)) ||
         (st = hv_nn_tensor_get(m->iio.p2, m->p[1], n)))
         return st;
@@ -660,6 +889,12 @@ hv_status hv_model_gan_infer(hv_model_gan *m, const hv_model_batch *b, float *co
 /* ------------------------------------------------------------ checkpoints */
 
 #define GAN_ARCH "healthivert-gan-1" /* G of spec 5.1-5.3 + three PatchGANs (5.4) */
+#define AOT_ARCH "healthivert-aotgan-1" /* AOT-GAN's generator (img_ch 2) + the same D's */
+
+static const char *arch_of(const hv_model_gan *m)
+{
+    return m->aot ? AOT_ARCH : GAN_ARCH;
+}
 static const char *const group_names[4] = {"G", "D1", "D2", "D3"};
 
 hv_status hv_model_gan_save(const hv_model_gan *m, const char *path, const char *const *meta_kv,
@@ -671,15 +906,17 @@ hv_status hv_model_gan_save(const hv_model_gan *m, const char *path, const char 
         if (!meta_kv[2 * i] || !strncmp(meta_kv[2 * i], "gan_", 4))
             return hv_error_set(HV_ERR_ARG, "model gan save: metadata key %zu is NULL or uses the "
                                 "reserved prefix gan_", i);
-    char cnum[32], ndf[32];
+    char cnum[32], ndf[32], blocks[32];
     snprintf(cnum, sizeof cnum, "%d", m->o.cnum);
     snprintf(ndf, sizeof ndf, "%d", m->o.ndf);
-    const size_t nk = n_meta + 3;
+    snprintf(blocks, sizeof blocks, "%d", m->o.aot_blocks);
+    const size_t n_own = m->aot ? 4 : 3, nk = n_meta + n_own;
     const char **kv = malloc(2 * nk * sizeof *kv);
     if (!kv) return hv_error_set(HV_ERR_NOMEM, "model gan save: out of memory");
-    const char *own[6] = {"gan_arch", GAN_ARCH, "gan_cnum", cnum, "gan_ndf", ndf};
-    memcpy(kv, own, sizeof own);
-    if (n_meta) memcpy(kv + 6, meta_kv, 2 * n_meta * sizeof *kv);
+    const char *own[8] = {"gan_arch", arch_of(m), "gan_cnum", cnum, "gan_ndf", ndf,
+                          "gan_aot_blocks", blocks};
+    memcpy(kv, own, 2 * n_own * sizeof *kv);
+    if (n_meta) memcpy(kv + 2 * n_own, meta_kv, 2 * n_meta * sizeof *kv);
     const hv_nn_params *ps[4] = {m->gps, m->d[0].ps, m->d[1].ps, m->d[2].ps};
     const hv_nn_adam *ad[4] = {m->gadam, m->d[0].adam, m->d[1].adam, m->d[2].adam};
     hv_status st = hv_nn_checkpoint_save_groups(path, 4, group_names, ps, ad, kv, nk);
@@ -696,12 +933,13 @@ hv_status hv_model_gan_load(hv_model_gan *m, const char *path)
         return hv_error_set(HV_ERR_FORMAT, "model gan load: %s is not a HealthiVert-GAN checkpoint "
                             "(no gan_arch)", path);
     if (st != HV_OK) return hv_error_wrap(st, "model gan load");
-    if (strcmp(buf, GAN_ARCH))
-        return hv_error_set(HV_ERR_FORMAT, "model gan load: %s holds architecture '%s', the model is '%s'",
-                            path, buf, GAN_ARCH);
-    const char *keys[2] = {"gan_cnum", "gan_ndf"};
-    const int want[2] = {m->o.cnum, m->o.ndf};
-    for (int i = 0; i < 2; i++) {
+    if (strcmp(buf, arch_of(m)))
+        return hv_error_set(HV_ERR_FORMAT, "model gan load: %s holds architecture '%s', the model is "
+                            "'%s' (generator %s)", path, buf, arch_of(m),
+                            hv_model_generator_kind_name(m->o.generator));
+    const char *keys[3] = {"gan_cnum", "gan_ndf", "gan_aot_blocks"};
+    const int want[3] = {m->o.cnum, m->o.ndf, m->o.aot_blocks};
+    for (int i = 0; i < (m->aot ? 3 : 2); i++) {
         if ((st = hv_nn_checkpoint_meta(path, keys[i], buf, sizeof buf)))
             return hv_error_wrap(st == HV_ERR_NOT_FOUND ? HV_ERR_FORMAT : st, "model gan load: %s", path);
         char *end;

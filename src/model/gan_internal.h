@@ -60,6 +60,25 @@ hv_status hv__gan_loss_build(hv__gan_loss *L, const hv_model_gan_opts *o, int64_
                              double ratio, hv_nn_backend *be);
 void hv__gan_loss_free(hv__gan_loss *L);
 
+/* AOT-GAN's loss graph (aot_loss.c; generator kind HV_MODEL_GEN_AOTGAN):
+ * the CT and label channels of its output (N,1,H,W each, tanh, gradients
+ * wanted), the composite comp = ct * w + rest of height h (d = 0), prob =
+ * (label + 1) / 2, and the terms, weighted and scaled by ratio as
+ * hv__gan_loss's:
+ *   l1   = lambda_l1 * 2 * rows * cols * mean|comp - A| / nnz (our L1 with
+ *          both composites this one)
+ *   dice = lambda_dice_fine * (1 - Dice(prob, A_mask))
+ *   total = l1 + dice + sum(comp seed_comp) + sum(prob seed_seg). */
+typedef struct hv__aot_loss {
+    hv_nn_graph *g; /* owned, planned for training */
+    hv_nn_tensor *ct, *lab;                  /* inputs with gradients         */
+    hv_nn_tensor *w, *rest, *real, *real_mask, *inv_nnz, *seed_comp, *seed_seg;
+    hv_nn_tensor *comp, *prob, *l1, *dice, *total; /* outputs                 */
+} hv__aot_loss;
+hv_status hv__aot_loss_build(hv__aot_loss *L, const hv_model_gan_opts *o, int64_t n,
+                             double ratio, hv_nn_backend *be);
+void hv__aot_loss_free(hv__aot_loss *L);
+
 /* The training step's graphs (bench/train profiles them): G's training
  * graph, the loss graph, then D1-D3's fake and real graphs, 8 in all.
  * graphs[i] and names[i] borrowed from m; returns the count (8), or 0 when

@@ -18,6 +18,13 @@
  * model_file.c's, shared with the classifier's reader (gradcam.c); /meta
  * plane and step are read here.
  *
+ * AOT-GAN's generator (issue 15; hv_model_aotgan_*) is the other kind a
+ * model file may hold: told apart by its first convolution
+ * (encoder.1.weight, (width, 3, 7, 7): img_ch 2 + the mask), its block count
+ * read from the middle.<b>.fuse.1.weight present. Each opener says which
+ * kind it takes (hv_model_synth_opts.generator; the model being filled for
+ * hv_model_gan_load_generator) and refuses the other naming both.
+ *
  * Spectral norm at inference: the reference evaluates in eval mode, where
  * PyTorch's spectral_norm does no power iteration and divides by
  * u^T W v with the stored u, v (spec 5 says one iteration per TRAINING
@@ -34,6 +41,7 @@
 #include "synth_internal.h"
 
 #define FIRST_CONV "coarse_generator.conv1.conv.weight_orig"
+#define AOT_FIRST_CONV "encoder.1.weight"
 
 void hv_model_synth_opts_default(hv_model_synth_opts *o)
 {
@@ -56,6 +64,57 @@ static const hv__model_kind GENERATOR = {
     .net = "generator", .ckpt_group = "G", .meta_kind = NULL, .first_conv = FIRST_CONV,
     .in_ch = 3, .ksize = 5, .even = 1, .first_needs = "[cnum, 3, 5, 5] with an even cnum >= 2",
     .width_name = "width cnum"};
+static const hv__model_kind AOT_GENERATOR = {
+    .net = "AOT-GAN generator", .ckpt_group = "G", .meta_kind = NULL, .first_conv = AOT_FIRST_CONV,
+    .in_ch = 3, .ksize = 7, .even = 0,
+    .first_needs = "[width, 3, 7, 7] (CT and label channels + the mask)", .width_name = "width"};
+
+static const hv__model_kind *kind_of(int kind)
+{
+    return kind == HV_MODEL_GEN_AOTGAN ? &AOT_GENERATOR : &GENERATOR;
+}
+
+/* The generator kind in path: AOTGAN when its parameter group (/params, or
+ * /G/params of a checkpoint; only the latter when need_g) holds AOT-GAN's
+ * first convolution, else HEALTHIVERT (whose checks then say what is
+ * wrong with a file that is neither). */
+static int file_kind(const char *path, int need_g)
+{
+    int kind = HV_MODEL_GEN_HEALTHIVERT;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return kind;
+    static const char *const groups[2] = {"params", "G/params"};
+    for (int i = need_g ? 1 : 0; i < 2; i++) {
+        const char *gn = groups[i];
+        if (i == 1 && H5Lexists(f, "G", H5P_DEFAULT) <= 0) continue;
+        if (H5Lexists(f, gn, H5P_DEFAULT) <= 0) continue;
+        hid_t g = H5Gopen2(f, gn, H5P_DEFAULT);
+        if (g >= 0) {
+            if (H5Lexists(g, AOT_FIRST_CONV, H5P_DEFAULT) > 0) kind = HV_MODEL_GEN_AOTGAN;
+            H5Gclose(g);
+        }
+        break; /* the group the opener reads (/params first) */
+    }
+    H5Fclose(f);
+    return kind;
+}
+
+/* AOT-GAN's blocks in an open group: middle.<b>.fuse.1.weight for b = 0, 1, ... */
+static int aot_blocks_in(hid_t gp)
+{
+    int b = 0;
+    char nm[64];
+    for (; b < 256; b++) {
+        snprintf(nm, sizeof nm, "middle.%d.fuse.1.weight", b);
+        if (H5Lexists(gp, nm, H5P_DEFAULT) <= 0) break;
+    }
+    return b;
+}
+
+static const char *method_of(int kind)
+{
+    return kind == HV_MODEL_GEN_AOTGAN ? "aotgan" : "gan";
+}
 
 /* A model file opened for reading: the generator's group and its width
  * (mf.width: cnum), and what the generator's /meta says. */
@@ -63,6 +122,8 @@ typedef struct model_file {
     hv__model_file mf; /* mf.in_ckpt: 1 /G/params (training checkpoint), 0 /params */
     char plane[64];    /* /meta plane, "sagittal" when absent */
     char step[64];     /* /meta step, "" when absent */
+    int kind;          /* hv_model_generator_kind */
+    int aot_blocks;    /* AOTGAN: blocks in the file */
 } model_file;
 
 /* String attribute `key` of /meta into buf; 0 absent, 1 read, -1 unreadable. */
@@ -110,8 +171,14 @@ static int meta_str(hid_t f, const char *key, char *buf, size_t len)
 static hv_status model_file_open(const char *path, const char *pfx, int need_g, model_file *m)
 {
     memset(m, 0, sizeof *m);
-    hv_status st = hv__model_file_open(path, pfx, &GENERATOR, need_g, &m->mf);
+    m->kind = file_kind(path, need_g);
+    hv_status st = hv__model_file_open(path, pfx, kind_of(m->kind), need_g, &m->mf);
     if (st != HV_OK) return st;
+    if (m->kind == HV_MODEL_GEN_AOTGAN && (m->aot_blocks = aot_blocks_in(m->mf.gp)) < 1) {
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s': an AOT-GAN generator without blocks (no "
+                          "middle.0.fuse.1.weight)", pfx, path);
+        goto done;
+    }
     char buf[64];
     int rc = meta_str(m->mf.f, "plane", buf, sizeof buf);
     if (rc < 0) {
@@ -156,9 +223,12 @@ static hv_status read_generator(const char *path, const char *what, int need_g, 
     if (st != HV_OK) goto done;
     hv_rng rng;
     hv_rng_seed(&rng, 0, 0); /* values are overwritten by the file's */
-    if ((st = hv_nn_params_create(&ps)) || (st = hv_model_generator_params(ps, m->mf.width, &rng)))
-        goto done;
-    st = hv__model_file_check_shapes(&m->mf, path, pfx, &GENERATOR, ps);
+    if ((st = hv_nn_params_create(&ps))) goto done;
+    st = m->kind == HV_MODEL_GEN_AOTGAN
+             ? hv_model_aotgan_params(ps, 2, m->mf.width, m->aot_blocks, &rng)
+             : hv_model_generator_params(ps, m->mf.width, &rng);
+    if (st != HV_OK) goto done;
+    st = hv__model_file_check_shapes(&m->mf, path, pfx, kind_of(m->kind), ps);
     const int in_g = m->mf.in_ckpt;
     hv__model_file_close(&m->mf);
     if (st != HV_OK) goto done;
@@ -185,10 +255,43 @@ hv_status hv_model_gan_load_generator(hv_model_gan *m, const char *path, char *p
     model_file mf;
     hv_status st = model_file_open(path, pfx, 0, &mf);
     if (st != HV_OK) goto done;
+    const int kind = hv_nn_params_find(g, AOT_FIRST_CONV) ? HV_MODEL_GEN_AOTGAN : HV_MODEL_GEN_HEALTHIVERT;
+    if (mf.kind != kind) {
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s' holds a %s generator, the model being filled is "
+                          "a %s one (train.generator = %s)", pfx, path,
+                          hv_model_generator_kind_name(mf.kind), hv_model_generator_kind_name(kind),
+                          hv_model_generator_kind_name(kind));
+        hv__model_file_close(&mf.mf);
+        goto done;
+    }
+    if (kind == HV_MODEL_GEN_AOTGAN) {
+        /* the shapes below check the model's parameters only: a file with more
+         * blocks would pass them */
+        int mine = 0;
+        char nm[64];
+        for (;; mine++) {
+            snprintf(nm, sizeof nm, "middle.%d.fuse.1.weight", mine);
+            if (!hv_nn_params_find(g, nm)) break;
+        }
+        if (mine != mf.aot_blocks) {
+            st = hv_error_set(HV_ERR_FORMAT, "%s '%s' holds an AOT-GAN generator of %d blocks, the "
+                              "model being filled has %d (train.aot_blocks)", pfx, path,
+                              mf.aot_blocks, mine);
+            hv__model_file_close(&mf.mf);
+            goto done;
+        }
+    }
     /* the width first (read from the first convolution, as for the file),
      * then every shape: a file of this width may still miss a parameter */
-    const hv_nn_param *c1 = hv_nn_params_find(g, "coarse_generator.conv1.conv.weight_orig");
+    const hv_nn_param *c1 = hv_nn_params_find(g, kind_of(kind)->first_conv);
     int64_t sh[HV_NN_MAX_DIMS];
+    if (c1 && hv_nn_param_shape(c1, sh) == 4 && sh[0] != mf.mf.width && kind == HV_MODEL_GEN_AOTGAN) {
+        st = hv_error_set(HV_ERR_FORMAT, "%s '%s' holds an AOT-GAN generator of width %d, the "
+                          "model being filled has width %lld (train.cnum)", pfx, path,
+                          mf.mf.width, (long long)sh[0]);
+        hv__model_file_close(&mf.mf);
+        goto done;
+    }
     if (c1 && hv_nn_param_shape(c1, sh) == 4 && sh[0] != mf.mf.width) {
         st = hv_error_set(HV_ERR_FORMAT, "%s '%s' holds a generator of width cnum %d "
                           "(coarse_generator.conv1.conv.weight_orig is [%d, 3, 5, 5]), the model "
@@ -197,7 +300,7 @@ hv_status hv_model_gan_load_generator(hv_model_gan *m, const char *path, char *p
         hv__model_file_close(&mf.mf);
         goto done;
     }
-    st = hv__model_file_check_shapes(&mf.mf, path, pfx, &GENERATOR, g);
+    st = hv__model_file_check_shapes(&mf.mf, path, pfx, kind_of(kind), g);
     const int in_g = mf.mf.in_ckpt;
     hv__model_file_close(&mf.mf);
     if (st != HV_OK) goto done;
@@ -217,6 +320,14 @@ static hv_status open_net(hv_model_synth *s, int plane, const char *path)
     hv__synth_net *n = &s->net[plane];
     hv_status st = read_generator(path, what, 0, &m, &n->ps);
     if (st != HV_OK) return st;
+    if (m.kind != s->o.generator)
+        return hv_error_set(HV_ERR_FORMAT, "model synth: '%s' holds a %s generator (%s), "
+                            "synthesis.method = %s takes a %s one (%s)", path,
+                            hv_model_generator_kind_name(m.kind), kind_of(m.kind)->first_conv,
+                            method_of(s->o.generator), hv_model_generator_kind_name(s->o.generator),
+                            kind_of(s->o.generator)->first_conv);
+    n->kind = m.kind;
+    n->aot_blocks = m.aot_blocks;
     if (strcmp(m.plane, plane_name(plane)))
         return hv_error_set(HV_ERR_FORMAT, "model synth: '%s' is a %s model (/meta plane), given as "
                             "the %s one", path, m.plane, plane_name(plane));
@@ -225,8 +336,22 @@ static hv_status open_net(hv_model_synth *s, int plane, const char *path)
     if ((st = hv_nn_params_bind(n->ps, s->be)))
         return hv_error_wrap(st, "model synth: placing the %s generator", plane_name(plane));
     if ((st = hv_nn_graph_create(&n->g))) return st;
-    st = hv_model_generator_build(n->g, n->ps, n->cnum, s->o.batch, HV__SYNTH_ROWS, HV__SYNTH_COLS,
-                                  &n->io);
+    if (n->kind == HV_MODEL_GEN_AOTGAN) {
+        const int64_t in2[4] = {s->o.batch, 2, HV__SYNTH_ROWS, HV__SYNTH_COLS},
+                      in1[4] = {s->o.batch, 1, HV__SYNTH_ROWS, HV__SYNTH_COLS};
+        n->ax = hv_nn_input(n->g, "x", 4, in2);
+        n->amask = hv_nn_input(n->g, "mask", 4, in1);
+        n->aout = hv_model_aotgan_build(n->g, n->ps, hv_model_aotgan_rates, n->ax, n->amask);
+        if (!n->aout) {
+            st = hv_nn_graph_status(n->g);
+            st = st ? st : HV_ERR_INTERNAL;
+        } else {
+            hv_nn_set_output(n->aout);
+        }
+    } else {
+        st = hv_model_generator_build(n->g, n->ps, n->cnum, s->o.batch, HV__SYNTH_ROWS, HV__SYNTH_COLS,
+                                      &n->io);
+    }
     if (st == HV_OK) st = hv_nn_graph_plan(n->g, s->be, 0);
     if (st != HV_OK)
         return hv_error_wrap(st, "model synth: planning the %s generator (cnum %d, batch %lld)",
@@ -259,6 +384,9 @@ hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_pat
                             o->seg_threshold);
     if (o->neighbour_min_px < 0 || o->clean_min_px < 0)
         return hv_error_set(HV_ERR_ARG, "model synth open: negative pixel thresholds");
+    if (!hv_model_generator_kind_name(o->generator))
+        return hv_error_set(HV_ERR_ARG, "model synth open: generator kind %d (0 healthivert, 1 "
+                            "aotgan)", o->generator);
     hv_model_synth *s = calloc(1, sizeof *s);
     if (!s) return hv_error_set(HV_ERR_NOMEM, "model synth open: out of memory");
     s->o = *o;
@@ -272,6 +400,8 @@ hv_status hv_model_synth_open(const char *sagittal_path, const char *coronal_pat
         if (!(*planes[i] = malloc(pl * sizeof(float)))) goto nomem;
     if (!(s->out_chk = malloc(pl * sizeof(float))) || !(s->out_p1 = malloc(nb * sizeof(float))) ||
         !(s->out_p2 = malloc(nb * sizeof(float))))
+        goto nomem;
+    if (o->generator == HV_MODEL_GEN_AOTGAN && !(s->aot_io = malloc(2 * pl * sizeof(float))))
         goto nomem;
     *out = s;
     return HV_OK;
@@ -298,12 +428,23 @@ void hv_model_synth_free(hv_model_synth *s)
     free(s->out_chk);
     free(s->out_p1);
     free(s->out_p2);
+    free(s->aot_io);
     free(s);
 }
 
 int hv_model_synth_cnum(const hv_model_synth *s)
 {
     return s ? s->net[HV_SPINE_SAGITTAL].cnum : 0;
+}
+
+int hv_model_synth_generator(const hv_model_synth *s)
+{
+    return s ? s->net[HV_SPINE_SAGITTAL].kind : HV_MODEL_GEN_HEALTHIVERT;
+}
+
+int hv_model_synth_aot_blocks(const hv_model_synth *s)
+{
+    return s ? s->net[HV_SPINE_SAGITTAL].aot_blocks : 0;
 }
 
 int hv_model_synth_has_coronal(const hv_model_synth *s)
@@ -328,12 +469,15 @@ hv_status hv_model_synth_export(const char *ckpt_path, const char *plane, const 
     hv_nn_params *ps = NULL;
     hv_status st = read_generator(ckpt_path, "training checkpoint", 1, &m, &ps);
     if (st != HV_OK) return st;
-    char cnum[32];
+    char cnum[32], blocks[32];
     snprintf(cnum, sizeof cnum, "%d", m.mf.width);
+    snprintf(blocks, sizeof blocks, "%d", m.aot_blocks);
     const char *kv[] = {"format", "healthivert-generator", "plane", plane, "cnum", cnum,
                         "step", m.step[0] ? m.step : "unknown", "source", ckpt_path,
-                        "exported_by", "hv_model_synth_export"};
-    st = hv_nn_checkpoint_save(out_path, ps, NULL, kv, sizeof kv / sizeof kv[0] / 2);
+                        "exported_by", "hv_model_synth_export",
+                        "generator", hv_model_generator_kind_name(m.kind), "aot_blocks", blocks};
+    const size_t nkv = sizeof kv / sizeof kv[0] / 2 - (m.kind == HV_MODEL_GEN_AOTGAN ? 0 : 1);
+    st = hv_nn_checkpoint_save(out_path, ps, NULL, kv, nkv);
     hv_nn_params_free(ps);
     return st == HV_OK ? HV_OK : hv_error_wrap(st, "model synth export: %s -> %s", ckpt_path, out_path);
 }

@@ -19,8 +19,11 @@
 typedef struct hv__synth_net {
     hv_nn_params *ps;            /* owned */
     hv_nn_graph *g;              /* owned, planned for inference (flags 0) */
-    hv_model_generator_io io;    /* tensors of g */
-    int cnum;
+    hv_model_generator_io io;    /* tensors of g (HEALTHIVERT) */
+    int cnum;                    /* width (AOTGAN: AOT-GAN's width) */
+    int kind;                    /* hv_model_generator_kind */
+    int aot_blocks;              /* AOTGAN: blocks */
+    hv_nn_tensor *ax, *amask, *aout; /* AOTGAN: tensors of g (B,2,H,W; B,1,H,W; B,2,H,W) */
 } hv__synth_net;
 
 struct hv_model_synth {
@@ -33,6 +36,7 @@ struct hv_model_synth {
      * (p1, p2: batch floats) */
     float *in_x, *in_mask, *in_cam, *in_ratio;
     float *out_xs2, *out_fseg, *out_chk, *out_p1, *out_p2;
+    float *aot_io;                     /* AOTGAN: 2 batch planes, its input then output */
 };
 
 #endif /* HV_MODEL_SYNTH_INTERNAL_H */

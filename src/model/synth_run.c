@@ -56,6 +56,15 @@
  *
  * NaN/Inf in any output of a real item stops the synthesis: the result is
  * returned with nonfinite = 1 (not an error; the caller falls back).
+ *
+ * AOT-GAN's generator (issue 15; opts.generator = AOTGAN, synth.c) runs the
+ * same steps on the same inputs prepared as its training (gan.c): channel 0
+ * the shifted CT, channel 1 the target's label in [-1, 1] in the shifted
+ * frame (-1 outside the band), each image * (1 - mask) + mask, and the
+ * mask; no CAM or ratio. Its outputs become x_stage2 (channel 0), fine_seg
+ * = (y + 1) / 2 (channel 1) and p1 = p2 = 0, so the composite is the one of
+ * height h (hv__gan_composite floors the height at h): AOT-GAN has no
+ * height head and inpaints the band at the height it is given.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -187,6 +196,33 @@ static hv_status plane_setup(plane_work *pw, int plane, const hv_spine_crop *cro
 }
 
 /* Whether any of n floats is NaN or infinite. */
+/* One AOT-GAN call on the B items in in_x / in_mask: out_xs2, out_fseg,
+ * out_p1 = out_p2 = 0 as the HealthiVert generator's outputs. */
+static hv_status aot_run(hv_model_synth *sy, const hv__synth_net *net, int64_t B)
+{
+    const size_t pl = (size_t)B * RC;
+    for (int64_t q = 0; q < B; q++) {
+        const float *x = sy->in_x + (size_t)q * RC, *mk = sy->in_mask + (size_t)q * RC;
+        float *c0 = sy->aot_io + (size_t)(2 * q) * RC, *c1 = c0 + RC;
+        for (size_t k = 0; k < RC; k++) {
+            c0[k] = x[k] * (1.0f - mk[k]) + mk[k];
+            c1[k] = -1.0f * (1.0f - mk[k]) + mk[k];
+        }
+    }
+    hv_status st;
+    if ((st = hv_nn_tensor_set(net->ax, sy->aot_io, 2 * pl)) ||
+        (st = hv_nn_tensor_set(net->amask, sy->in_mask, pl)) || (st = hv_nn_graph_forward(net->g)) ||
+        (st = hv_nn_tensor_get(net->aout, sy->aot_io, 2 * pl)))
+        return st;
+    for (int64_t q = 0; q < B; q++) {
+        const float *c0 = sy->aot_io + (size_t)(2 * q) * RC, *c1 = c0 + RC;
+        float *xs = sy->out_xs2 + (size_t)q * RC, *fs = sy->out_fseg + (size_t)q * RC;
+        for (size_t k = 0; k < RC; k++) xs[k] = c0[k], fs[k] = 0.5f * c1[k] + 0.5f;
+        sy->out_p1[q] = sy->out_p2[q] = 0.0f;
+    }
+    return HV_OK;
+}
+
 static int any_nonfinite(const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -267,7 +303,10 @@ static hv_status run_step(hv_model_synth *sy, plane_work *pw, const hv_spine_cro
         if (sy->trace) sy->trace(sy->trace_ctx, step, pw->plane, label, sc->zs, m);
         const size_t pl = (size_t)B * RC, pm = (size_t)m * RC;
         const hv_model_generator_io *io = &net->io;
-        if ((st = hv_nn_tensor_set(io->x, sy->in_x, pl)) ||
+        if (net->kind == HV_MODEL_GEN_AOTGAN) {
+            if ((st = aot_run(sy, net, B)))
+                return hv_error_wrap(st, "model synth: generator run (label %d)", label);
+        } else if ((st = hv_nn_tensor_set(io->x, sy->in_x, pl)) ||
             (st = hv_nn_tensor_set(io->mask, sy->in_mask, pl)) ||
             (st = hv_nn_tensor_set(io->cam, sy->in_cam, pl)) ||
             (st = hv_nn_tensor_set(io->ratio, sy->in_ratio, pl)) ||
@@ -279,11 +318,11 @@ static hv_status run_step(hv_model_synth *sy, plane_work *pw, const hv_spine_cro
             return hv_error_wrap(st, "model synth: generator run (label %d)", label);
         int bad = any_nonfinite(sy->out_xs2, pm) || any_nonfinite(sy->out_fseg, pm) ||
                   any_nonfinite(sy->out_p2, (size_t)m) || any_nonfinite(sy->out_p1, (size_t)m);
-        if (!bad) {
+        if (!bad && net->kind != HV_MODEL_GEN_AOTGAN) {
             if ((st = hv_nn_tensor_get(io->x_stage1, sy->out_chk, pl))) return st;
             bad = any_nonfinite(sy->out_chk, pm);
         }
-        if (!bad) {
+        if (!bad && net->kind != HV_MODEL_GEN_AOTGAN) {
             if ((st = hv_nn_tensor_get(io->coarse_seg, sy->out_chk, pl))) return st;
             bad = any_nonfinite(sy->out_chk, pm);
         }
@@ -323,7 +362,9 @@ static hv_status run_step(hv_model_synth *sy, plane_work *pw, const hv_spine_cro
                 if (w0 > RR - o->band_rows) w0 = RR - o->band_rows;
                 pw->win[s] = w0 < 0 ? 0 : w0;
                 rs->target_runs++;
-                rs->height_sum += (double)p2 * (double)o->band_rows;
+                rs->height_sum += net->kind == HV_MODEL_GEN_AOTGAN
+                                      ? (double)(b->x2 - b->x1) /* its composite: height h */
+                                      : (double)p2 * (double)o->band_rows;
             } else {
                 rs->neighbour_runs++;
             }

@@ -49,6 +49,8 @@ void hv_train_gan_opts(const hv_train_opts *o, int64_t batch_local, hv_model_gan
     g->lr = o->lr;
     g->beta1 = o->beta1;
     g->beta2 = o->beta2;
+    g->generator = o->generator;
+    g->aot_blocks = o->aot_blocks;
 }
 
 void hv_train_sample_opts(const hv_train_opts *o, hv_model_sample_opts *s)

@@ -98,7 +98,7 @@ void hv_sbuf_free(hv_sbuf *b)
 
 static const char *const ch_source[] = {"phantom", "dataset", "manifest", NULL};
 static const char *const ch_orient[] = {"ras", "lps", "pir", "oblique", NULL}; /* hv_phantom_orient */
-static const char *const ch_synth[] = {"baseline", "gan", NULL};
+static const char *const ch_synth[] = {"baseline", "gan", "aotgan", NULL};
 static const char *const ch_onoff[] = {"off", "on", NULL};
 static const char *const ch_fallback[] = {"baseline", "none", NULL};
 static const char *const ch_astore[] = {"none", "summary", "full", NULL};
@@ -170,8 +170,9 @@ static const hv_run_key keys[] = {
      "1: use the case's centroid JSON (when present) for the spine axis", HV_KEY_BOOL, RES,
      FIELD(use_centroids)},
     {"synthesis", "method", "baseline",
-     "pseudo-healthy synthesis: baseline (neighbour heights, no model) or gan (the two-stage "
-     "generator of synthesis.model, spec 8; docs/model.md, Synthesis)",
+     "pseudo-healthy synthesis: baseline (neighbour heights, no model), gan (the two-stage "
+     "generator of synthesis.model, spec 8; docs/model.md, Synthesis) or aotgan (AOT-GAN's "
+     "generator trained with train.generator = aotgan, the same steps; issue 15)",
      HV_KEY_CHOICE, .choices = ch_synth, RES, FIELD(synth)},
     {"synthesis", "model", "",
      "method = gan: the sagittal generator (a model file: healthivert train's export or "
@@ -814,11 +815,11 @@ hv_status hv_run_config_params(const hv_run_config *c, hv_run_params *p)
         origin(c, (size_t)od, w1, sizeof w1);
         return hv_error_set(HV_ERR_ARG, "%soutput.dir is empty", *w1 ? w1 : "config ");
     }
-    if (p->synth == 1 && !p->synth_model[0]) {
+    if ((p->synth == 1 || p->synth == 2) && !p->synth_model[0]) {
         long sm = key_index(c, "synthesis", "method");
         origin(c, (size_t)sm, w1, sizeof w1);
-        return hv_error_set(HV_ERR_ARG, "%ssynthesis.method = gan needs synthesis.model (a model "
-                            "file)", *w1 ? w1 : "config ");
+        return hv_error_set(HV_ERR_ARG, "%ssynthesis.method = %s needs synthesis.model (a model "
+                            "file)", *w1 ? w1 : "config ", ch_synth[p->synth]);
     }
     if (p->shard_index >= p->shard_count) {
         origin(c, (size_t)si, w1, sizeof w1);

@@ -32,7 +32,7 @@ typedef struct published {
 /* spec 13: README, VerSe 2019, 4-grade SVM on RHLVs */
 static const published verse19[] = {
     {"HealthiVert-GAN", "gan", 0.727, 0.753, 0.723},
-    {"AOT-GAN", NULL, 0.710, 0.707, 0.692},
+    {"AOT-GAN", "aotgan", 0.710, 0.707, 0.692},
     {"3D SupCon-SENet", NULL, 0.710, 0.636, 0.667},
 };
 #define N_VERSE19 3

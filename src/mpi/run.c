@@ -569,7 +569,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
             return st;
         }
     }
-    if (rsyn.model && rank == 0) hv_log_info("synthesis: gan, %s", rsyn.provenance);
+    if (rsyn.model && rank == 0) hv_log_info("synthesis: %s, %s", p.synth, rsyn.provenance);
     /* the attention stage's classifier: the same way, before anything is
      * written (attn_model.c) */
     hv_run_attn rattn;
@@ -594,9 +594,9 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
         hv_log_warn("attention.store = %s has no effect without attention.model (the attention "
                     "stage does not run: no p_fracture%s in the store)",
                     p.k.attn_store == 0 ? "none" : "full", p.k.attn_store == 2 ? ", no maps" : "");
-    if (p.k.synth != 1 && p.k.synth_crops != 0 && rank == 0)
-        hv_log_warn("synthesis.crops = %s has no effect with synthesis.method = %s (only the gan "
-                    "synthesizes crops: no /vertebrae/synth_label in the store)",
+    if (p.k.synth != 1 && p.k.synth != 2 && p.k.synth_crops != 0 && rank == 0)
+        hv_log_warn("synthesis.crops = %s has no effect with synthesis.method = %s (only gan and "
+                    "aotgan synthesize crops: no /vertebrae/synth_label in the store)",
                     p.k.synth_crops == 1 ? "masks" : "full", p.synth);
     st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL,
                            &rsyn, &rattn);

@@ -49,10 +49,11 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
 {
     hv_status st;
     memset(out, 0, sizeof *out);
-    if (k->synth != 1) return HV_OK;
+    if (k->synth != 1 && k->synth != 2) return HV_OK; /* gan, aotgan */
     const char *sag = k->synth_model, *cor = k->synth_model_coronal[0] ? k->synth_model_coronal : NULL;
     if (!sag[0])
-        return hv_error_set(HV_ERR_ARG, "synthesis.method = gan needs synthesis.model");
+        return hv_error_set(HV_ERR_ARG, "synthesis.method = %s needs synthesis.model",
+                            k->synth == 2 ? "aotgan" : "gan");
     if ((st = hv_file_check_regular(sag, "synthesis.model")) != HV_OK) return st;
     if (cor && (st = hv_file_check_regular(cor, "synthesis.model_coronal")) != HV_OK) return st;
     long long sz[2] = {0, 0};
@@ -73,6 +74,7 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
     so.batch = k->synth_batch;
     so.neighbours = k->synth_neighbours;
     so.seg_threshold = k->synth_seg_threshold;
+    so.generator = k->synth == 2 ? HV_MODEL_GEN_AOTGAN : HV_MODEL_GEN_HEALTHIVERT;
     st = hv_model_synth_open(sag, cor, &so, out->be, &out->model);
     if (st != HV_OK) {
         hv_error_wrap(st, "synthesis.model%s", cor ? " / synthesis.model_coronal" : "");
@@ -84,7 +86,8 @@ hv_status hv_run_synth_open(const hv_run_params *k, const hv_mpi_compute *c, hv_
     if (k->synth_nifti) snprintf(out->nifti_dir, sizeof out->nifti_dir, "%s", k->out_dir);
     int cnum = hv_model_synth_cnum(out->model);
     int n = snprintf(out->provenance, sizeof out->provenance,
-                     "sagittal: %s (%lld bytes, crc32 %08lx), cnum %d%s%s", sag, sz[0], crc[0], cnum,
+                     "sagittal: %s (%lld bytes, crc32 %08lx), %s%d%s%s", sag, sz[0], crc[0],
+                     k->synth == 2 ? "AOT-GAN width " : "cnum ", cnum,
                      k->synth_neighbours ? "" : ", target only (no neighbour steps)",
                      k->synth_precision == HV_NN_BF16 ? ", bf16 convolutions" : "");
     if (cor && n > 0 && (size_t)n < sizeof out->provenance)

@@ -21,6 +21,8 @@
 #define RES_NEW .results = 2 /* results, added later: see hv_run_key */
 
 static const char *const ch_plane[] = {"sagittal", "coronal", NULL}; /* hv_spine_plane */
+/* hv_model_generator_kind */
+static const char *const ch_generator[] = {"healthivert", "aotgan", NULL};
 
 static const hv_run_key keys[] = {
     {"train", "file", "", "the training file written by `healthivert prepare` (required)",
@@ -48,8 +50,16 @@ static const hv_run_key keys[] = {
      "stop after this many steps in all (0: when the epochs are done); may be raised to "
      "continue a finished training",
      HV_KEY_INT, 0, 2000000000, FIELD(max_steps)},
-    {"train", "cnum", "16", "generator width (spec 5: 16)", HV_KEY_INT, 1, 256, RES,
-     FIELD(cnum)},
+    {"train", "cnum", "16",
+     "generator width (spec 5: 16; even); with train.generator = aotgan AOT-GAN's width (64 "
+     "there)", HV_KEY_INT, 1, 256, RES, FIELD(cnum)},
+    {"train", "generator", "healthivert",
+     "generator trained: healthivert (spec 5) or aotgan (AOT-GAN's InpaintGenerator, issue 15: "
+     "same data, masks, discriminators and schedule; terms L1, fine Dice and adversarial only)",
+     HV_KEY_CHOICE, .choices = ch_generator, RES_NEW, FIELD(generator)},
+    {"train", "aot_blocks", "8",
+     "AOT blocks of the aotgan generator (8 there; rates 1, 2, 4, 8); unused by healthivert",
+     HV_KEY_INT, 1, 64, RES_NEW, FIELD(aot_blocks)},
     {"train", "ndf", "64", "discriminator width (spec 5.4: 64)", HV_KEY_INT, 1, 1024, RES,
      FIELD(ndf)},
     {"train", "lambda_l1", "200", "weight of the L1 term (spec 6)", HV_KEY_DOUBLE, 0, 1e6, RES,

@@ -106,6 +106,7 @@ typedef struct {
     int seed, nranks, cnum, ndf;
     int64_t steps_per_epoch;
     const char *plane; /* "sagittal" | "coronal": the model file's /meta plane */
+    const char *generator; /* "healthivert" | "aotgan": the model file's /meta generator */
 } ckpt_ctx;
 
 static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
@@ -131,6 +132,7 @@ static hv_status ckpt_save(hv_model_gan *m, const ckpt_ctx *c, int64_t step)
     const char *kv[] = {"format", CKPT_FORMAT, "version", CKPT_VERSION, "step", s_step,
                         "epoch", s_epoch, "seed", s_seed, "rng", s_rng, "ranks", s_ranks,
                         "cnum", s_cnum, "ndf", s_ndf, "plane", c->plane,
+                        "generator", c->generator,
                         "results_config", c->results_text,
                         "config", c->cfgtext};
     hv_status st = hv_model_gan_save(m, c->path, kv, sizeof kv / sizeof kv[0] / 2);
@@ -302,7 +304,8 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     out->n_val = (long)plan.n_val;
     out->resumed = dir.resume;
     ckpt_ctx cc = {ckpt, o.output, dir.cfgtext, dir.results, o.seed, nranks, o.cnum, o.ndf,
-                   plan.steps_per_epoch, o.plane == HV_SPINE_CORONAL ? "coronal" : "sagittal"};
+                   plan.steps_per_epoch, o.plane == HV_SPINE_CORONAL ? "coronal" : "sagittal",
+                   hv_model_generator_kind_name(o.generator)};
 
     /* 4. rank 0: validation set, tables of an earlier attempt, first validation */
     if (rank == 0) {

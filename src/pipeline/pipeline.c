@@ -120,7 +120,7 @@ hv_status hv_pipe_plan_make(const hv_pipe_table *t, const hv_pipe_opts *o, unsig
     if (!g) return HV_ERR_UNSUPPORTED;
     if (g->needs_model && !o->grader_model)
         return hv_error_set(HV_ERR_ARG, "pipeline: grader '%s' needs a model", g->name);
-    if (o->synth && !strcmp(o->synth, "gan") && !o->synth_model)
+    if (o->synth && (!strcmp(o->synth, "gan") || !strcmp(o->synth, "aotgan")) && !o->synth_model)
         return hv_error_set(HV_ERR_ARG, "pipeline: synthesis 'gan' needs a model "
                             "(synthesis.model, measure --model)");
     if (o->synth && !strcmp(o->synth, "mask") && !o->synth_mask)

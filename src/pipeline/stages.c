@@ -158,6 +158,12 @@ static const hv_pipe_synth synths[] = {
      "the two-stage generator's pseudo-healthy vertebra (synthesis.model), measured with the "
      "original's rays; the baseline where it fails (flagged)",
      HV_PIPE_CROPS | HV_PIPE_SPINE, 1, 0, hv_pipe_synth_gan},
+    /* the same steps, bands and fusion with AOT-GAN's generator (issue 15;
+     * the model's kind is checked when it is opened) */
+    {"aotgan",
+     "AOT-GAN's inpainting generator trained as ours (synthesis.model, train.generator = "
+     "aotgan), the band inpainted at the vertebra's own height; the baseline where it fails",
+     HV_PIPE_CROPS | HV_PIPE_SPINE, 1, 0, hv_pipe_synth_gan},
     {"mask",
      "a pseudo-healthy label map made elsewhere, on the case's grid (measure --synth-mask)", 0,
      1, 1, hv_pipe_synth_mask},

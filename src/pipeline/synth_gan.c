@@ -395,8 +395,11 @@ hv_status hv_pipe_synth_gan(const hv_pipe_opts *o, hv_pipe_state *s)
             /* the height head's restored height (spec 5.5) beside the
              * observed one: tells a short synthesized label coming from
              * the height head from one coming from the segmentation */
-            hv_log_info("case %s %s: SHRM height %.1f rows over %d target slices (observed "
+            hv_log_info("case %s %s: %s %.1f rows over %d target slices (observed "
                         "middle height %.1f mm)", cid,
+                        hv_model_synth_generator(model) == HV_MODEL_GEN_AOTGAN
+                            ? "height given to AOT-GAN (its own, no height head)"
+                            : "SHRM height",
                         hv_label_name(v->label) ? hv_label_name(v->label) : "?", res.height_rows,
                         (int)(res.n_sagittal + res.n_coronal), v->h_ori[HV_REG_MID]);
             if (res.too_tall)

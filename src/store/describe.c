@@ -93,7 +93,8 @@ hv_status hv_store_describe(const char *path, char **text)
     if (sm) {
         size_t nfb = 0;
         for (size_t i = 0; i < nv; i++) nfb += (vr[i].flags & HV_MEAS_SYNTH_FALLBACK) != 0;
-        sb_add(&b, "synthesis:      gan, %s\n", sm);
+        /* the provenance of an AOT-GAN model names its width so (issue 15) */
+        sb_add(&b, "synthesis:      %s, %s\n", strstr(sm, "AOT-GAN width") ? "aotgan" : "gan", sm);
         sb_add(&b, "gan fallbacks:  %zu of %zu vertebrae (flag synth_fallback; the log says why)\n",
                nfb, nv);
     }

@@ -2,7 +2,8 @@
  * test_model_losses.c: the generator-side losses of the GAN step
  * (src/model/losses.c) against hand arithmetic on tiny tensors, the
  * composite of spec 5.5 on hand examples, and the gradients of the
- * Edge-Enhancing Module and of the Sobel op against finite differences.
+ * Edge-Enhancing Module and of the Sobel op against finite differences;
+ * AOT-GAN's loss graph (src/model/aot_loss.c) the same way (test_aot_*).
  */
 #include "hv_test.h"
 #include "../../src/model/gan_internal.h"
@@ -371,6 +372,129 @@ static void test_sobel(hv_nn_backend *be)
     hv_nn_graph_free(g);
 }
 
+/* ------------------------------------------------- AOT-GAN's loss graph */
+
+/* N = 2 items of 4 x 4, nnz 8. ct = 0.5; w = 1 on rows 0..1 (generator
+ * rows), rest = 0.25 on rows 2..3; A = 0: comp = 0.5 on rows 0..1, 0.25 on
+ * rows 2..3, mean |comp - A| = (8 * 0.5 + 8 * 0.25) / 16 = 0.375.
+ *   l1 = 200 * 2 * 16 * 0.375 / 8 = 300 (times ratio).
+ * label: item 0 all +1 (prob 1), item 1 all 0 (prob 0.5); A_mask = row 0
+ * (4 px) in both. Dice item 0 = (2*4 + 1e-5) / (16 + 4 + 1e-5) = 0.4,
+ * item 1 = (2*2 + 1e-5) / (8 + 4 + 1e-5) = 1/3; mean 0.366667:
+ *   dice = 15 * (1 - 0.366667) = 9.5 (times ratio).
+ * seeds: seed_comp = 1: sum(comp) = 2 * (8 * 0.5 + 8 * 0.25) = 12;
+ * seed_seg = 2: 2 sum(prob) = 2 * (16 + 8) = 48 (not scaled by ratio).
+ *   total = 300 r + 9.5 r + 60. */
+static void test_aot_terms(hv_nn_backend *be)
+{
+    hv_model_gan_opts o;
+    tiny_opts(&o);
+    o.generator = HV_MODEL_GEN_AOTGAN;
+    for (int half = 0; half < 2; half++) {
+        const double r = half ? 0.5 : 1.0;
+        hv__aot_loss A;
+        HV_REQUIRE_V(hv__aot_loss_build(&A, &o, N, r, be) == HV_OK, "build: %s", hv_error_detail());
+        float ct[P], lab[P], w[P], rest[P], zero[P] = {0}, rm[P], sc[P], ss[P];
+        for (int i = 0; i < P; i++) {
+            int item = i / (S * S), row = (i / S) % S;
+            ct[i] = 0.5f;
+            w[i] = row < 2 ? 1.0f : 0.0f;
+            rest[i] = row < 2 ? 0.0f : 0.25f;
+            lab[i] = item == 0 ? 1.0f : 0.0f;
+            rm[i] = row == 0 ? 1.0f : 0.0f;
+            sc[i] = 1.0f, ss[i] = 2.0f;
+        }
+        const float inv_nnz = 1.0f / 8.0f;
+        set(A.ct, ct, P), set(A.lab, lab, P), set(A.w, w, P), set(A.rest, rest, P);
+        set(A.real, zero, P), set(A.real_mask, rm, P), set(A.inv_nnz, &inv_nnz, 1);
+        set(A.seed_comp, sc, P), set(A.seed_seg, ss, P);
+        HV_CHECK_OK(hv_nn_graph_forward(A.g));
+        const double l1 = get(A.l1), dice = get(A.dice), tot = get(A.total);
+        HV_CHECK(fabs(l1 - 300.0 * r) < 1e-3, "aot l1 %g (ratio %g, expected %g)", l1, r, 300 * r);
+        HV_CHECK(fabs(dice - 9.5 * r) < 1e-3, "aot dice %g (ratio %g, expected %g)", dice, r, 9.5 * r);
+        HV_CHECK(fabs(tot - (309.5 * r + 60.0)) < 2e-3, "aot total %g (ratio %g, expected %g)", tot,
+                 r, 309.5 * r + 60.0);
+        float comp[P], prob[P];
+        HV_CHECK_OK(hv_nn_tensor_get(A.comp, comp, P));
+        HV_CHECK_OK(hv_nn_tensor_get(A.prob, prob, P));
+        int bad = 0;
+        for (int i = 0; i < P; i++) {
+            int item = i / (S * S), row = (i / S) % S;
+            bad += comp[i] != (row < 2 ? 0.5f : 0.25f) || prob[i] != (item == 0 ? 1.0f : 0.5f);
+        }
+        HV_CHECK(bad == 0, "aot composite/probability: %d values differ from the hand ones", bad);
+        hv__aot_loss_free(&A);
+    }
+}
+
+/* The gradient of the AOT loss graph's total with respect to its CT and
+ * label inputs (the new path of the AOT step: these become the seed of the
+ * generator's two output channels) against central finite differences, at
+ * random values (pixels where the composite is within the step of A, the
+ * L1 kink, are skipped). */
+static void test_aot_fd(hv_nn_backend *be)
+{
+    hv_model_gan_opts o;
+    tiny_opts(&o);
+    o.generator = HV_MODEL_GEN_AOTGAN;
+    o.lambda_l1 = 1.0;
+    hv__aot_loss A;
+    HV_REQUIRE_V(hv__aot_loss_build(&A, &o, N, 1.0, be) == HV_OK, "build: %s", hv_error_detail());
+    hv_rng rng;
+    hv_rng_seed(&rng, 123, 0);
+    float in[2][P], w[P], rest[P], real[P], rm[P], sc[P], ss[P];
+    for (int i = 0; i < P; i++) {
+        int row = (i / S) % S;
+        in[0][i] = (float)(1.8 * hv_rng_uniform(&rng) - 0.9);
+        in[1][i] = (float)(1.8 * hv_rng_uniform(&rng) - 0.9);
+        w[i] = row == 1 || row == 2 ? 1.0f : 0.0f;
+        rest[i] = w[i] ? 0.0f : (float)(hv_rng_uniform(&rng) - 0.5);
+        real[i] = (float)(2 * hv_rng_uniform(&rng) - 1);
+        rm[i] = hv_rng_uniform(&rng) < 0.4 ? 1.0f : 0.0f;
+        sc[i] = (float)(hv_rng_uniform(&rng) - 0.5);
+        ss[i] = (float)(hv_rng_uniform(&rng) - 0.5);
+    }
+    const float inv_nnz = 1.0f / 16.0f;
+    set(A.w, w, P), set(A.rest, rest, P), set(A.real, real, P), set(A.real_mask, rm, P);
+    set(A.inv_nnz, &inv_nnz, 1), set(A.seed_comp, sc, P), set(A.seed_seg, ss, P);
+    set(A.ct, in[0], P), set(A.lab, in[1], P);
+    HV_CHECK_OK(hv_nn_graph_forward(A.g));
+    HV_CHECK_OK(hv_nn_graph_backward(A.g, A.total));
+    float g[2][P];
+    HV_CHECK_OK(hv_nn_tensor_get_grad(A.ct, g[0], P));
+    HV_CHECK_OK(hv_nn_tensor_get_grad(A.lab, g[1], P));
+    const float eps = 1e-2f;
+    int checked = 0, bad = 0;
+    double gmax[2] = {0, 0};
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < P; i++) {
+            if (c == 0 && w[i] != 0.0f && fabs(in[0][i] - real[i]) < 2 * eps) continue;
+            float v0 = in[c][i];
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                in[c][i] = v0 + (sgn ? eps : -eps);
+                set(c ? A.lab : A.ct, in[c], P);
+                HV_CHECK_OK(hv_nn_graph_forward(A.g));
+                l[sgn] = get(A.total);
+            }
+            in[c][i] = v0;
+            set(c ? A.lab : A.ct, in[c], P);
+            double fd = (l[1] - l[0]) / (2 * eps);
+            gmax[c] = fmax(gmax[c], fabs(g[c][i]));
+            if (fabs(fd - g[c][i]) > 0.01 * fabs(fd) + 2e-3) {
+                if (bad < 5)
+                    printf("# aot fd: channel %d px %d: backward %g, fd %g\n", c, i, g[c][i], fd);
+                bad++;
+            }
+            checked++;
+        }
+    printf("# aot fd: %d values checked, max |grad| ct %g label %g\n", checked, gmax[0], gmax[1]);
+    HV_CHECK(checked > 50 && bad == 0, "AOT loss gradient: %d of %d disagree with finite differences",
+             bad, checked);
+    HV_CHECK(gmax[0] > 0.01 && gmax[1] > 0.01, "AOT loss gradient (near) zero: %g %g", gmax[0], gmax[1]);
+    hv__aot_loss_free(&A);
+}
+
 int main(void)
 {
     hv_nn_backend *be = NULL;
@@ -380,6 +504,8 @@ int main(void)
     test_eem(be);
     test_edge_hard(be);
     test_sobel(be);
+    test_aot_terms(be);
+    test_aot_fd(be);
     hv_nn_backend_free(be);
     return hv_test_done();
 }
