@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "param_init.h"
 #include "model_file.h"
 #include "cls_internal.h"
 
@@ -65,47 +66,6 @@ static int64_t se_channels(int64_t c)
     return c / 16 > 0 ? c / 16 : 1;
 }
 
-static hv_status add_conv(hv_nn_params *ps, const char *name, int64_t cout, int64_t cin, int64_t k,
-                          hv_rng *rng)
-{
-    hv_nn_param *p;
-    int64_t sh[4] = {cout, cin, k, k};
-    hv_status st = hv_nn_params_add(ps, name, 4, sh, 1, &p);
-    if (st) return st;
-    hv_nn_init_normal(p, rng, 0.0, sqrt(2.0 / (double)(cin * k * k)));
-    return HV_OK;
-}
-
-/* BN parameters under prefix ("layer0.bn1", "layer1.0.conv1.adn.N"). */
-static hv_status add_bn(hv_nn_params *ps, const char *prefix, int64_t c)
-{
-    static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
-    char nm[192];
-    for (int k = 0; k < 4; k++) {
-        hv_nn_param *p;
-        snprintf(nm, sizeof nm, "%s.%s", prefix, sfx[k]);
-        hv_status st = hv_nn_params_add(ps, nm, 1, &c, k < 2, &p);
-        if (st) return st;
-        if (k == 0 || k == 3) hv_nn_init_const(p, 1.0);
-    }
-    return HV_OK;
-}
-
-static hv_status add_linear(hv_nn_params *ps, const char *prefix, int64_t out, int64_t in,
-                            hv_rng *rng)
-{
-    char nm[192];
-    hv_nn_param *w, *b;
-    int64_t ws[2] = {out, in};
-    snprintf(nm, sizeof nm, "%s.weight", prefix);
-    hv_status st = hv_nn_params_add(ps, nm, 2, ws, 1, &w);
-    if (st) return st;
-    snprintf(nm, sizeof nm, "%s.bias", prefix);
-    if ((st = hv_nn_params_add(ps, nm, 1, &out, 1, &b))) return st;
-    hv_nn_init_torch_default(w, NULL, rng); /* bias stays 0 (MONAI) */
-    return HV_OK;
-}
-
 hv_status hv_model_classifier_params(hv_nn_params *ps, int width, hv_rng *rng)
 {
     if (!ps || !rng || width < 1 || width > 4096)
@@ -113,8 +73,8 @@ hv_status hv_model_classifier_params(hv_nn_params *ps, int width, hv_rng *rng)
     hv_status st;
     char nm[192], pre[96];
     const int64_t w = width;
-    if ((st = add_conv(ps, "layer0.conv1.weight", w, 1, 7, rng))) return st;
-    if ((st = add_bn(ps, "layer0.bn1", w))) return st;
+    if ((st = hv__model_add_conv(ps, "layer0.conv1.weight", w, 1, 7, 2, rng))) return st;
+    if ((st = hv__model_add_bn(ps, "layer0.bn1", w))) return st;
     int64_t inplanes = w;
     for (int l = 0; l < 4; l++) {
         const int64_t planes = w << l, outc = 4 * planes;
@@ -125,25 +85,25 @@ hv_status hv_model_classifier_params(hv_nn_params *ps, int width, hv_rng *rng)
             const int64_t ks[3] = {1, 3, 1};
             for (int c = 0; c < 3; c++) {
                 snprintf(nm, sizeof nm, "layer%d.%d.%s.conv.weight", l + 1, b, cv[c]);
-                if ((st = add_conv(ps, nm, co[c], ci[c], ks[c], rng))) return st;
+                if ((st = hv__model_add_conv(ps, nm, co[c], ci[c], ks[c], 2, rng))) return st;
                 snprintf(pre, sizeof pre, "layer%d.%d.%s.adn.N", l + 1, b, cv[c]);
-                if ((st = add_bn(ps, pre, co[c]))) return st;
+                if ((st = hv__model_add_bn(ps, pre, co[c]))) return st;
             }
             const int64_t r = se_channels(outc);
             snprintf(pre, sizeof pre, "layer%d.%d.se_layer.fc.0", l + 1, b);
-            if ((st = add_linear(ps, pre, r, outc, rng))) return st;
+            if ((st = hv__model_add_linear(ps, pre, r, outc, rng))) return st;
             snprintf(pre, sizeof pre, "layer%d.%d.se_layer.fc.2", l + 1, b);
-            if ((st = add_linear(ps, pre, outc, r, rng))) return st;
+            if ((st = hv__model_add_linear(ps, pre, outc, r, rng))) return st;
             if (b == 0) { /* stride 2 or inplanes != 4 planes: always a projection */
                 snprintf(nm, sizeof nm, "layer%d.0.project.conv.weight", l + 1);
-                if ((st = add_conv(ps, nm, outc, cin, 1, rng))) return st;
+                if ((st = hv__model_add_conv(ps, nm, outc, cin, 1, 2, rng))) return st;
                 snprintf(pre, sizeof pre, "layer%d.0.project.adn.N", l + 1);
-                if ((st = add_bn(ps, pre, outc))) return st;
+                if ((st = hv__model_add_bn(ps, pre, outc))) return st;
             }
         }
         inplanes = outc;
     }
-    return add_linear(ps, "last_linear", 2, 32 * w, rng);
+    return hv__model_add_linear(ps, "last_linear", 2, 32 * w, rng);
 }
 
 int hv_model_classifier_width(const hv_nn_params *ps)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "param_init.h"
 #include "hv/model.h"
 
 static int64_t se_channels(int64_t c) { return c / 16 > 0 ? c / 16 : 1; }
@@ -40,46 +41,6 @@ static hv_status check_cfg(const hv_model_senet3d_config *cfg)
 
 /* ------------------------------------------------------------- parameters */
 
-static hv_status add_conv(hv_nn_params *ps, const char *name, int64_t cout, int64_t cin, int64_t k,
-                          hv_rng *rng)
-{
-    hv_nn_param *p;
-    int64_t sh[5] = {cout, cin, k, k, k};
-    hv_status st = hv_nn_params_add(ps, name, 5, sh, 1, &p);
-    if (st) return st;
-    hv_nn_init_normal(p, rng, 0.0, sqrt(2.0 / (double)(cin * k * k * k)));
-    return HV_OK;
-}
-
-static hv_status add_bn(hv_nn_params *ps, const char *prefix, int64_t c)
-{
-    static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
-    char nm[192];
-    for (int k = 0; k < 4; k++) {
-        hv_nn_param *p;
-        snprintf(nm, sizeof nm, "%s.%s", prefix, sfx[k]);
-        hv_status st = hv_nn_params_add(ps, nm, 1, &c, k < 2, &p);
-        if (st) return st;
-        if (k == 0 || k == 3) hv_nn_init_const(p, 1.0);
-    }
-    return HV_OK;
-}
-
-static hv_status add_linear(hv_nn_params *ps, const char *prefix, int64_t out, int64_t in,
-                            hv_rng *rng)
-{
-    char nm[192];
-    hv_nn_param *w, *b;
-    int64_t ws[2] = {out, in};
-    snprintf(nm, sizeof nm, "%s.weight", prefix);
-    hv_status st = hv_nn_params_add(ps, nm, 2, ws, 1, &w);
-    if (st) return st;
-    snprintf(nm, sizeof nm, "%s.bias", prefix);
-    if ((st = hv_nn_params_add(ps, nm, 1, &out, 1, &b))) return st;
-    hv_nn_init_torch_default(w, NULL, rng); /* bias stays 0 */
-    return HV_OK;
-}
-
 hv_status hv_model_senet3d_params(hv_nn_params *ps, const hv_model_senet3d_config *cfg,
                                   hv_rng *rng)
 {
@@ -88,39 +49,39 @@ hv_status hv_model_senet3d_params(hv_nn_params *ps, const hv_model_senet3d_confi
     if (!ps || !rng) return hv_error_set(HV_ERR_ARG, "model senet3d: NULL parameters or rng");
     char nm[192], pre[96];
     const int64_t w = cfg->width;
-    if ((st = add_conv(ps, "layer0.conv1.weight", w, 1, 3, rng))) return st;
-    if ((st = add_bn(ps, "layer0.bn1", w))) return st;
+    if ((st = hv__model_add_conv(ps, "layer0.conv1.weight", w, 1, 3, 3, rng))) return st;
+    if ((st = hv__model_add_bn(ps, "layer0.bn1", w))) return st;
     int64_t inplanes = w;
     for (int l = 0; l < 4; l++) {
         const int64_t planes = w << l;
         for (int b = 0; b < cfg->blocks[l]; b++) {
             const int64_t cin = b ? planes : inplanes;
             snprintf(nm, sizeof nm, "layer%d.%d.conv1.conv.weight", l + 1, b);
-            if ((st = add_conv(ps, nm, planes, cin, 3, rng))) return st;
+            if ((st = hv__model_add_conv(ps, nm, planes, cin, 3, 3, rng))) return st;
             snprintf(pre, sizeof pre, "layer%d.%d.conv1.adn.N", l + 1, b);
-            if ((st = add_bn(ps, pre, planes))) return st;
+            if ((st = hv__model_add_bn(ps, pre, planes))) return st;
             snprintf(nm, sizeof nm, "layer%d.%d.conv2.conv.weight", l + 1, b);
-            if ((st = add_conv(ps, nm, planes, planes, 3, rng))) return st;
+            if ((st = hv__model_add_conv(ps, nm, planes, planes, 3, 3, rng))) return st;
             snprintf(pre, sizeof pre, "layer%d.%d.conv2.adn.N", l + 1, b);
-            if ((st = add_bn(ps, pre, planes))) return st;
+            if ((st = hv__model_add_bn(ps, pre, planes))) return st;
             const int64_t r = se_channels(planes);
             snprintf(pre, sizeof pre, "layer%d.%d.se_layer.fc.0", l + 1, b);
-            if ((st = add_linear(ps, pre, r, planes, rng))) return st;
+            if ((st = hv__model_add_linear(ps, pre, r, planes, rng))) return st;
             snprintf(pre, sizeof pre, "layer%d.%d.se_layer.fc.2", l + 1, b);
-            if ((st = add_linear(ps, pre, planes, r, rng))) return st;
+            if ((st = hv__model_add_linear(ps, pre, planes, r, rng))) return st;
             if (b == 0 && l > 0) { /* stride 2 and twice the channels */
                 snprintf(nm, sizeof nm, "layer%d.0.project.conv.weight", l + 1);
-                if ((st = add_conv(ps, nm, planes, cin, 1, rng))) return st;
+                if ((st = hv__model_add_conv(ps, nm, planes, cin, 1, 3, rng))) return st;
                 snprintf(pre, sizeof pre, "layer%d.0.project.adn.N", l + 1);
-                if ((st = add_bn(ps, pre, planes))) return st;
+                if ((st = hv__model_add_bn(ps, pre, planes))) return st;
             }
         }
         inplanes = planes;
     }
     const int64_t f = 8 * w;
-    if ((st = add_linear(ps, "head.0", f, f, rng))) return st;
-    if ((st = add_linear(ps, "head.2", cfg->proj_dim, f, rng))) return st;
-    return add_linear(ps, "last_linear", HV_MODEL_SENET3D_GRADES, f, rng);
+    if ((st = hv__model_add_linear(ps, "head.0", f, f, rng))) return st;
+    if ((st = hv__model_add_linear(ps, "head.2", cfg->proj_dim, f, rng))) return st;
+    return hv__model_add_linear(ps, "last_linear", HV_MODEL_SENET3D_GRADES, f, rng);
 }
 
 /* ------------------------------------------------------------------ build */
