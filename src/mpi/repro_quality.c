@@ -40,6 +40,7 @@
 #include "hv/measure.h"
 #include "hv/pipeline.h"
 #include "hv/reproduce.h"
+#include "run_internal.h"
 #include "hv/spine.h"
 
 #define QC_SLICE (HV_RUN_CAM_I / 2)
@@ -236,21 +237,6 @@ done:
 
 /* ------------------------------------------------------------- the table */
 
-static void csv_num(FILE *f, double x)
-{
-    fputc(',', f);
-    if (isfinite(x)) fprintf(f, "%.17g", x);
-}
-
-static void csv_str(FILE *f, const char *s)
-{
-    fputs(",\"", f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s == '\n' ? ' ' : *s, f);
-    }
-    fputc('"', f);
-}
 
 static const char *status_of(const hv_repro_qrow *r)
 {
@@ -270,18 +256,18 @@ static hv_status write_csv(const char *path, const hv_repro_qrow *rows, int n)
         fprintf(f, "%s,%s", r->method, status_of(r));
         if (!r->ok) {
             fprintf(f, ",,,,,,,,,,,,%ld,%ld", r->n_cases, r->n_failed_cases);
-            csv_str(f, r->reason);
+            hv__repro_csv_str(f, r->reason);
             fputc('\n', f);
             continue;
         }
         fprintf(f, ",%s,%ld,%ld,%ld,%ld", r->graded ? "grade0" : "all", r->n_vertebrae,
                 r->n_healthy, r->n_scored, r->n_unscored);
         for (int q = 0; q < 3; q++) {
-            csv_num(f, r->applicable ? r->mean[q] : NAN);
-            csv_num(f, r->applicable ? r->var[q] : NAN);
+            hv__repro_csv_num(f, r->applicable ? r->mean[q] : NAN);
+            hv__repro_csv_num(f, r->applicable ? r->var[q] : NAN);
         }
         fprintf(f, ",%ld,%ld", r->n_cases, r->n_failed_cases);
-        csv_str(f, r->note);
+        hv__repro_csv_str(f, r->note);
         fputc('\n', f);
     }
     return hv_atomic_commit(a, 1);

@@ -22,6 +22,7 @@
 
 #include "hv/io.h"
 #include "hv/reproduce.h"
+#include "run_internal.h"
 
 typedef struct published {
     const char *name;
@@ -57,13 +58,13 @@ static double grade_recall(const hv_class_metrics *m, int grade)
     return NAN;
 }
 
-static void csv_num(FILE *f, double x)
+void hv__repro_csv_num(FILE *f, double x)
 {
     fputc(',', f);
     if (isfinite(x)) fprintf(f, "%.17g", x);
 }
 
-static void csv_str(FILE *f, const char *s)
+void hv__repro_csv_str(FILE *f, const char *s)
 {
     fputs(",\"", f);
     for (; *s; s++) {
@@ -99,7 +100,7 @@ static hv_status write_csv(const char *path, const hv_repro_row *rows, int n)
         if (!r->ok) {
             fputs(",,,,,,,,,,,,,,,", f); /* n_folds .. recall_grade3 */
             fprintf(f, ",%ld,%ld,,", r->n_cases, r->n_failed_cases);
-            csv_str(f, r->reason);
+            hv__repro_csv_str(f, r->reason);
             fputc('\n', f);
             continue;
         }
@@ -107,17 +108,17 @@ static hv_status write_csv(const char *path, const hv_repro_row *rows, int n)
         /* hv_grader_result's order: F1, P, R, accuracy */
         static const int q[3] = {1, 2, 0};
         for (int k = 0; k < 3; k++) {
-            csv_num(f, g->mean[q[k]]);
-            csv_num(f, g->var[q[k]]);
+            hv__repro_csv_num(f, g->mean[q[k]]);
+            hv__repro_csv_num(f, g->var[q[k]]);
         }
-        csv_num(f, g->m.macro_precision);
-        csv_num(f, g->m.macro_recall);
-        csv_num(f, g->m.macro_f1);
+        hv__repro_csv_num(f, g->m.macro_precision);
+        hv__repro_csv_num(f, g->m.macro_recall);
+        hv__repro_csv_num(f, g->m.macro_f1);
         fprintf(f, ",%ld", val_n(&g->m));
-        for (int k = 0; k < 4; k++) csv_num(f, grade_recall(&g->m, k));
+        for (int k = 0; k < 4; k++) hv__repro_csv_num(f, grade_recall(&g->m, k));
         fprintf(f, ",%ld,%ld,%ld,%ld", r->n_cases, r->n_failed_cases, r->n_vertebrae,
                 r->n_synth_fallback);
-        csv_str(f, g->note);
+        hv__repro_csv_str(f, g->note);
         fputc('\n', f);
     }
     return hv_atomic_commit(a, 1);

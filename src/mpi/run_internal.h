@@ -11,6 +11,7 @@
 #define HV_RUN_INTERNAL_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hv/compute.h"
 #include "hv/core.h"
@@ -418,5 +419,11 @@ hv_status hv__train_past_end(const hv__train_dir *d, const char *section, const 
                              int64_t total_steps);
 /* The lock released (when held) and the texts freed. */
 void hv__train_dir_release(hv__train_dir *d);
+
+/* The reproduce tables' CSV cells (repro_table.c, repro_quality.c): a comma,
+ * then a round-trip-exact number (empty when not finite) or a quoted string
+ * (quotes doubled, newlines as spaces). */
+void hv__repro_csv_num(FILE *f, double x);
+void hv__repro_csv_str(FILE *f, const char *s);
 
 #endif /* HV_RUN_INTERNAL_H */
