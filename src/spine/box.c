@@ -22,7 +22,8 @@ hv_status hv_spine_crop_box(const hv_spine_crop *cr, int side, hv_volume **out)
     if (!out) return hv_error_set(HV_ERR_ARG, "crop box: no output");
     *out = NULL;
     if (!cr || !cr->ct) return hv_error_set(HV_ERR_ARG, "crop box: no crop");
-    if (side < 1 || side > 1024) return hv_error_set(HV_ERR_ARG, "crop box: side %d (1..1024)", side);
+    if (side < 1 || side > 1024)
+        return hv_error_set(HV_ERR_ARG, "crop box: side %d (1..1024)", side);
     const hv_volume *ct = cr->ct;
     if (ct->dtype != HV_DTYPE_F32)
         return hv_error_set(HV_ERR_ARG, "crop box: the crop's CT is not F32");
