@@ -75,7 +75,7 @@ int main(int argc, char **argv)
         hv_run_crow *rows = calloc((size_t)ncases, sizeof *rows);
         for (long i = 0; i < ncases; i++) snprintf(rows[i].id, sizeof rows[i].id, "case%07ld", i);
         hv_store_create_info ci = {ncases, 0, "bench", size, 1, "now", dir,
-                                   N_STAGES, stage_names_, 0, 0};
+                                   N_STAGES, stage_names_, 0, 0, 0};
         hv_store *s = NULL;
         t0 = hv_time_now();
         if (hv_store_create(store, &ci, rows, &s) != HV_OK || hv_store_close(s) != HV_OK) {

@@ -116,7 +116,7 @@ typedef struct hv_pipe_opts {
     const char *synth;           /* synthesis method ("baseline"); borrowed     */
     int rhlv_reference;          /* 1: RHLV by the reference's column counting  */
                                  /* on straightened crops (spec section 9)      */
-    const char *grader;          /* "rule" | "svm"; borrowed                    */
+    const char *grader;          /* "rule" | "svm" | "senet3d"; borrowed        */
     const void *grader_model;    /* borrowed; hv_svm_grader for "svm"           */
     void *synth_model;           /* borrowed; hv_model_synth for "gan", opened  */
                                  /* once per process (not thread-safe: one case */
@@ -383,6 +383,9 @@ typedef struct hv_pipe_grader {
     const char *what;
     int needs_model;             /* 1: o->grader_model must be set              */
     int (*grade)(const hv_pipe_opts *o, const hv_vert_measure *v);
+    unsigned needs;              /* products it needs beyond the heights (the   */
+                                 /* grade stage's method needs): senet3d's      */
+                                 /* HV_PIPE_CROPS, whose boxes the run keeps    */
 } hv_pipe_grader;
 
 /* Lookups by name; NULL with the error detail listing the names there are. */

@@ -306,6 +306,15 @@ typedef struct hv_spine_crop {
 hv_status hv_spine_crop_make(const hv_spine_case *c, int label, hv_spine_crop **out);
 void hv_spine_crop_free(hv_spine_crop *cr);
 
+/* The 3-D grader's box (src/spine/box.c; grader.method = senet3d): `side`^3
+ * voxels of cr's windowed CT centred on the crop's centre voxel (dim / 2
+ * along each axis: the target's body row and the cross-section's centre),
+ * box voxel (a, b, c) = crop voxel (dim[0]/2 - side/2 + a, ...); as U8, the
+ * value truncated (as the store's crops; NaN and voxels outside the crop 0).
+ * Its affine is the crop's shifted to the box's first voxel. side 1..1024;
+ * *out owned by the caller (hv_vol_free). */
+hv_status hv_spine_crop_box(const hv_spine_crop *cr, int side, hv_volume **out);
+
 /* ------------------------------------------------------------ 2.5D slices */
 
 typedef enum hv_spine_plane {

@@ -93,10 +93,20 @@ typedef enum hv_store_vol {
     HV_STORE_VOL_CAM = 0,             /* /vertebrae/cam                     */
     HV_STORE_VOL_SYNTH_LABEL = 1,     /* /vertebrae/synth_label             */
     HV_STORE_VOL_SYNTH_CT = 2,        /* /vertebrae/synth_ct                */
-    HV_STORE_N_VOL = 3
+    HV_STORE_VOL_CROP3D = 3,          /* /vertebrae/crop3d (grader senet3d) */
+    HV_STORE_N_VOL = 4
 } hv_store_vol;
-/* "cam", "synth_label", "synth_ct" (static); NULL for another value. */
+/* "cam", "synth_label", "synth_ct", "crop3d" (static); NULL for another
+ * value. */
 const char *hv_store_vol_name(int w);
+/* The box of /vertebrae/crop3d: HV_RUN_BOX^3 voxels cut from the crop
+ * (hv_spine_crop_box), for the 3-D grader (grader.method = senet3d). */
+#define HV_RUN_BOX 64
+#define HV_RUN_BOX_BYTES ((size_t)HV_RUN_BOX * HV_RUN_BOX * HV_RUN_BOX)
+/* Dims (i fastest: i, j, k) and bytes of one slot of volume w; 0 for an
+ * unknown w. crop3d: HV_RUN_BOX^3; the others: the crop layout. */
+size_t hv_store_vol_bytes(int w);
+void hv_store_vol_dims(int w, int64_t dims[3]);
 
 typedef enum hv_case_state {
     HV_CASE_PENDING = 0,
@@ -206,6 +216,9 @@ hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len);
  * chunk (its voxels as they are; zlib level 6), *z owned by the caller.
  * HV_ERR_ARG for another dtype or other dims. */
 hv_status hv_store_crop_encode(const hv_volume *u8, uint8_t **z, size_t *len);
+/* The same for volume w's layout (hv_store_vol_dims(w)): crop3d's box, or
+ * the crop layout for synth_label and synth_ct. */
+hv_status hv_store_vol_encode(int w, const hv_volume *u8, uint8_t **z, size_t *len);
 
 /* Encode r->qc (r->c.n_vert slots of a done case) into r->qc_png and
  * r->qc_png_len, replacing any there; an all-zero slot gets length 0. No-op
@@ -268,6 +281,8 @@ typedef struct hv_store_create_info {
     int synth_crops;                  /* synthesis.crops: 0 none, 1 masks   */
                                       /* (/vertebrae/synth_label), 2 full   */
                                       /* (also /vertebrae/synth_ct)         */
+    int crop3d;                       /* 1: /vertebrae/crop3d (grader.method */
+                                      /* = senet3d)                         */
 } hv_store_create_info;
 
 /* Serial (one process): create `path` (schema HV_STORE_SCHEMA_VERSION) with
@@ -302,7 +317,8 @@ int hv_store_has_cam(const hv_store *s);
  * stores only; HV_ERR_UNSUPPORTED when the store has no maps. */
 hv_status hv_store_read_cam(hv_store *s, long slot, uint8_t *vol, int *present);
 /* The same for any crop volume w (hv_store_vol): 1 when the store has its
- * dataset; its volume of slot `slot` into vol (HV_RUN_CAM_BYTES), *present
+ * dataset; its volume of slot `slot` into vol (hv_store_vol_bytes(w):
+ * HV_RUN_CAM_BYTES, or HV_RUN_BOX_BYTES for crop3d), *present
  * 0 when the slot holds none (never written: all 0). HV_ERR_UNSUPPORTED
  * when the store lacks the dataset, HV_ERR_ARG for an unknown w. */
 int hv_store_has_vol(const hv_store *s, int w);
@@ -342,7 +358,7 @@ hv_status hv_store_set_attr_str(hv_store *s, const char *obj, const char *name,
 
 /* Grader results as stored under /grader. */
 typedef struct hv_grader_result {
-    char method[16];                  /* "svm" | "rule"                       */
+    char method[16];                  /* "svm" | "rule" | "senet3d"           */
     char evaluated_on[16];            /* "val" | "all" | ""                   */
     char note[256];                   /* why svm fell back, etc.              */
     char solver[16];                  /* svm: "libsvm" | "liblinear"; rule: "" */

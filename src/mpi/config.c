@@ -103,7 +103,8 @@ static const char *const ch_onoff[] = {"off", "on", NULL};
 static const char *const ch_fallback[] = {"baseline", "none", NULL};
 static const char *const ch_astore[] = {"none", "summary", "full", NULL};
 static const char *const ch_crops[] = {"none", "masks", "full", NULL};
-static const char *const ch_grader[] = {"auto", "svm", "rule", NULL};
+static const char *const ch_grader[] = {"auto", "svm", "rule", "senet3d", NULL};
+static const char *const ch_shrink[] = {"1", "2", "4", NULL};
 static const char *const ch_solver[] = {"auto", "libsvm", "liblinear", NULL};
 static const char *const ch_images[] = {"none", "qc", "full", NULL};
 static const char *const ch_order[] = {"largest", "index", NULL};
@@ -244,12 +245,16 @@ static const hv_run_key keys[] = {
      HV_KEY_INT, 1, 30, FIELD(attn_batch)},
     {"grader", "method", "auto",
      "auto (SVM protocol when the split has train, val and test, else the Genant rule), "
-     "svm or rule",
+     "svm, rule, or senet3d (the 3-D SupCon-SENet of issue 15 in the SVM's protocol, trained "
+     "on each vertebra's 64^3 box of its straightened crop, which the run then keeps in "
+     "/vertebrae/crop3d; needs a split with train, val and test; docs/model.md, 3-D "
+     "SupCon-SENet)",
      HV_KEY_CHOICE, .choices = ch_grader, FIELD(grader)},
     {"grader", "folds", "5", "SVM protocol: stratified folds over train+test", HV_KEY_INT, 2, 16,
      FIELD(folds)},
-    {"grader", "seed", "0", "SVM protocol: seed for libsvm's rand()", HV_KEY_INT, 0,
-     2147483647.0, FIELD(gseed)},
+    {"grader", "seed", "0",
+     "SVM protocol: seed for libsvm's rand(); senet3d: seed of the initial weights and the "
+     "batches", HV_KEY_INT, 0, 2147483647.0, FIELD(gseed)},
     {"grader", "solver", "auto",
      "SVM protocol's solver: libsvm (the reference's SVC), liblinear (one-vs-one over "
      "liblinear's dual solver, linear in the rows; a few rows near a boundary may grade "
@@ -259,6 +264,31 @@ static const hv_run_key keys[] = {
      "solver = auto: liblinear when the train+test rows exceed this (docs/measure.md, SVM "
      "solvers: libsvm's time grows about quadratically, ~3 s of CPU at 20,000 rows)",
      HV_KEY_INT, 0, 2147483647.0, FIELD(liblinear_above)},
+    {"grader", "senet3d_width", "4",
+     "senet3d: stem channels (layers of width, 2x, 4x, 8x)", HV_KEY_INT, 1, 256,
+     FIELD(se_width)},
+    {"grader", "senet3d_blocks", "1",
+     "senet3d: SE basic blocks in each of the four layers (2: SE-ResNet-18)", HV_KEY_INT, 1, 16,
+     FIELD(se_blocks)},
+    {"grader", "senet3d_shrink", "2",
+     "senet3d: the 64^3 box is averaged over shrink^3 voxels: 1 (64^3 input), 2 (32^3) or 4 "
+     "(16^3)",
+     HV_KEY_CHOICE, .choices = ch_shrink, FIELD(se_shrink)},
+    {"grader", "senet3d_batch", "8",
+     "senet3d: boxes per training step (SupCon contrasts the items of one batch)", HV_KEY_INT, 2,
+     256, FIELD(se_batch)},
+    {"grader", "senet3d_supcon_steps", "20",
+     "senet3d: supervised contrastive pre-training steps per model (0: none)", HV_KEY_INT, 0,
+     1000000, FIELD(se_supcon_steps)},
+    {"grader", "senet3d_cls_steps", "40",
+     "senet3d: classification (weighted cross entropy) steps per model", HV_KEY_INT, 1, 1000000,
+     FIELD(se_cls_steps)},
+    {"grader", "senet3d_lr_supcon", "0.001", "senet3d: Adam's learning rate in pre-training",
+     HV_KEY_DOUBLE, 0, 10, .min_open = 1, FIELD(se_lr_supcon)},
+    {"grader", "senet3d_lr_cls", "0.001", "senet3d: Adam's learning rate in classification",
+     HV_KEY_DOUBLE, 0, 10, .min_open = 1, FIELD(se_lr_cls)},
+    {"grader", "senet3d_temperature", "0.07", "senet3d: SupCon's temperature",
+     HV_KEY_DOUBLE, 0, 100, .min_open = 1, FIELD(se_temperature)},
     {"output", "dir", "runs/phantom",
      "output folder: store, journal/, cohort/ (phantom), CSV tables, PNG plots, summary.md",
      HV_KEY_PATH, FIELD(out_dir)},

@@ -9,6 +9,9 @@
  * against whatever known grades there are. When the SVM protocol cannot run
  * (too few rows of a class for the folds, typically a tiny cohort) the rule
  * grades instead and /grader/@note says why, rather than failing the run.
+ * grader.method = senet3d (grade_senet3d.c) runs the same protocol with the
+ * 3-D SupCon-SENet on the crop boxes, on rank 0; asked for by name, it does
+ * not fall back to the rule: a run that cannot grade with it fails there.
  *
  * Rows enter the SVM in the split file's order (the reference's fold
  * construction depends on it), never in the order ranks happened to finish,
@@ -412,6 +415,17 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
     }
     if ((st = hv_store_read_cases(s, cases, NULL)) != HV_OK) goto done;
 
+    if (!strcmp(o->method, "senet3d")) {
+        /* asked for by name: no fallback to the rule (its numbers would sit
+         * in the senet3d row of a comparison) */
+        if (!split_has_all_sets(o->split)) {
+            st = hv_error_set(HV_ERR_ARG, "grader.method = senet3d needs a split with train, "
+                              "val and test (input.split)");
+            goto done;
+        }
+        if ((st = hv_gather_senet3d_run(s, v, n, cases, o, g)) != HV_OK) goto done;
+        goto graded;
+    }
     int want_svm = !strcmp(o->method, "svm") ||
                    (!strcmp(o->method, "auto") && split_has_all_sets(o->split));
     if (want_svm && !split_has_all_sets(o->split)) {
@@ -438,6 +452,7 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
         st = grade_rule(v, n, g);
         if (st != HV_OK) goto done;
     }
+graded:
     if ((st = hv_store_set_pred(s, v, n)) != HV_OK) goto done;
     if ((st = hv_store_write_grader(s, g)) != HV_OK) goto done;
 
@@ -448,7 +463,9 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
                 for (int b = 0; b < g->m.n_classes; b++) total += g->m.confusion[a][b];
             char title[96];
             snprintf(title, sizeof title, "%s on %s (n = %ld)",
-                     !strcmp(g->method, "svm") ? "SVM grader" : "Genant rule",
+                     !strcmp(g->method, "svm")       ? "SVM grader"
+                     : !strcmp(g->method, "senet3d") ? "3-D SupCon-SENet"
+                                                     : "Genant rule",
                      !strcmp(g->evaluated_on, "val") ? "val" : "known grades", total);
             p = hv_strfmt("%s/confusion.png", o->out_dir);
             if (!p) {

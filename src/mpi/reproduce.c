@@ -19,6 +19,11 @@
  *
  * Methods are the choices of the run's synthesis.method key: a new
  * synthesis method registered there is a method here without any change.
+ * A method may also name a grader of its own (the choices of grader.method
+ * other than auto, svm and rule: senet3d): that row is the baseline
+ * synthesis graded by that grader in the SVM's protocol (same folds, same
+ * val scoring), into <reproduce.output>/<grader>/. Every other row is
+ * graded by the SVM, or by grader.method when that names such a grader.
  *
  * A method whose run fails is a row "failed" with hv_error_detail(); the run
  * returns the same status on every rank, so the ranks stay together and go
@@ -50,8 +55,9 @@ static const char *const ch_table[] = {"auto", "grading", "quality", NULL};
 #define RFIELD(f) .offset = offsetof(repro_params, f), .size = sizeof(((repro_params *)0)->f)
 static const hv_run_key rkeys[] = {
     {"reproduce", "methods", "baseline",
-     "comma-separated synthesis methods to compare (the choices of synthesis.method); each "
-     "runs into <reproduce.output>/<method>/",
+     "comma-separated methods to compare: synthesis methods (the choices of synthesis.method, "
+     "graded by the SVM protocol) or senet3d (the baseline graded by the 3-D SupCon-SENet in "
+     "the same protocol); each runs into <reproduce.output>/<method>/",
      HV_KEY_STRING, RFIELD(methods)},
     {"reproduce", "output", "",
      "folder of the comparison: table.csv, table.md, table.png and one run folder per method",
@@ -175,6 +181,21 @@ hv_status hv_repro_set(hv_repro *r, const char *a)
     return HV_OK;
 }
 
+/* A grader named as a method (grader.method's choices but auto, svm, rule):
+ * baseline synthesis graded by it. */
+static int method_is_grader(const char *m)
+{
+    size_t n;
+    const hv_run_key *k = hv_run_config_keys(&n);
+    if (!strcmp(m, "auto") || !strcmp(m, "svm") || !strcmp(m, "rule")) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(k[i].section, "grader") || strcmp(k[i].key, "method")) continue;
+        for (int c = 0; k[i].choices[c]; c++)
+            if (!strcmp(m, k[i].choices[c])) return 1;
+    }
+    return 0;
+}
+
 /* The known methods as "a, b, c". */
 static void known_methods(char *buf, size_t cap)
 {
@@ -188,10 +209,19 @@ static void known_methods(char *buf, size_t cap)
             snprintf(buf + l, cap - l, "%s%s", c ? ", " : "", k[i].choices[c]);
         }
     }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(k[i].section, "grader") || strcmp(k[i].key, "method")) continue;
+        for (int c = 0; k[i].choices[c]; c++) {
+            if (!method_is_grader(k[i].choices[c])) continue;
+            size_t l = strlen(buf);
+            snprintf(buf + l, cap - l, ", %s (baseline graded by it)", k[i].choices[c]);
+        }
+    }
 }
 
 static int method_known(const char *m)
 {
+    if (method_is_grader(m)) return 1;
     size_t n;
     const hv_run_key *k = hv_run_config_keys(&n);
     for (size_t i = 0; i < n; i++) {
@@ -210,11 +240,21 @@ static hv_status method_config(const hv_repro *r, const char *m, hv_run_config *
     char *a = NULL;
     hv_status st = hv_run_config_parse(r->run_text, r->len, r->path, &c);
     for (int i = 0; st == HV_OK && i < r->n_sets; i++) st = hv_run_config_set(c, r->sets[i]);
-    if (st == HV_OK && !(a = hv_strfmt("synthesis.method=%s", m)))
+    const int grader = method_is_grader(m);
+    if (st == HV_OK && !(a = hv_strfmt("synthesis.method=%s", grader ? "baseline" : m)))
         st = hv_error_set(HV_ERR_NOMEM, "reproduce");
     if (st == HV_OK) st = hv_run_config_set(c, a);
     free(a);
     a = NULL;
+    if (grader) {
+        /* over any grader.method of the file (a --set of it was replayed
+         * above: the file's value is replaced, which --set allows) */
+        if (st == HV_OK && !(a = hv_strfmt("grader.method=%s", m)))
+            st = hv_error_set(HV_ERR_NOMEM, "reproduce");
+        if (st == HV_OK) st = hv_run_config_set(c, a);
+        free(a);
+        a = NULL;
+    }
     if (st == HV_OK && !(a = hv_strfmt("output.dir=%s/%s", r->p.output, m)))
         st = hv_error_set(HV_ERR_NOMEM, "reproduce");
     if (st == HV_OK) st = hv_run_config_set(c, a);
@@ -243,7 +283,7 @@ hv_status hv_repro_check(hv_repro *r)
     const char *gm = hv_run_config_get(r->base, "grader", "method");
     if (gm && !strcmp(gm, "rule"))
         return hv_error_set(HV_ERR_ARG, "grader.method = rule: reproduce grades with the SVM "
-                            "protocol (spec 10); use auto or svm");
+                            "protocol (spec 10); use auto, svm or senet3d");
     const char *src = hv_run_config_get(r->base, "input", "source");
     const char *split = hv_run_config_get(r->base, "input", "split");
     r->quality = r->p.table == 2 ||
@@ -284,6 +324,10 @@ hv_status hv_repro_check(hv_repro *r)
     }
     const char *crops = hv_run_config_get(r->base, "synthesis", "crops");
     for (int i = 0; i < r->n_methods; i++) {
+        if (r->quality && method_is_grader(r->methods[i]))
+            return hv_error_set(HV_ERR_ARG, "method %s is a grader: the synthesis-quality table "
+                                "(data without grades) has nothing for it to grade",
+                                r->methods[i]);
         /* every method but the baseline synthesizes an image: the quality
          * table needs it in the store */
         if (r->quality && strcmp(r->methods[i], "baseline") && !(crops && !strcmp(crops, "full")))
@@ -392,9 +436,16 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
             free(csv);
         }
         if (ms == HV_OK && rank == 0 && !r->quality) ms = read_grader(sum.store_path, row);
-        if (ms == HV_OK && rank == 0 && !r->quality && strcmp(row->g.method, "svm"))
-            ms = hv_error_set(HV_ERR_EMPTY, "graded by the %s, not the SVM protocol: %s",
+        /* the grader the row must have: the method's own, grader.method's
+         * when it names one (senet3d), else the SVM */
+        const char *gm = hv_run_config_get(r->base, "grader", "method");
+        const char *want = method_is_grader(row->method) ? row->method
+                           : gm && method_is_grader(gm) ? gm
+                                                        : "svm";
+        if (ms == HV_OK && rank == 0 && !r->quality && strcmp(row->g.method, want))
+            ms = hv_error_set(HV_ERR_EMPTY, "graded by the %s, not the %s protocol: %s",
                               row->g.method[0] ? row->g.method : "(none)",
+                              !strcmp(want, "svm") ? "SVM" : want,
                               row->g.note[0] ? row->g.note : "no reason recorded");
         if (ms == HV_OK) {
             row->ok = qrow->ok = 1;

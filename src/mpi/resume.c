@@ -241,7 +241,7 @@ hv_status hv_resume_rebuild(const hv_resume_plan *p, long **order_out, long *n_p
     hv_utc_now(started);
     hv_store_create_info ci = {(long)n, p->n_img, p->config_text, p->ranks, p->attempt, started,
                                p->input_root, sc->n_stages, sc->names, p->cam,
-                               p->synth_crops};
+                               p->synth_crops, p->crop3d};
     snprintf(tmp, sizeof tmp, "%s.tmp", p->store);
     st = hv_store_create(tmp, &ci, init, &ts);
     free(init);

@@ -374,7 +374,7 @@ static hv_status phase_a_run(const hv_run_config *cfg, const run_params *p,
     pa->n_cases = (long)man->n;
     hv_resume_plan rp = {man, p->journal, p->store, sc, cfgtext, pa->root, p->n_img, nranks,
                          pa->attempt, p->k.shard_index, p->k.shard_count, p->k.retry_failed,
-                         p->order_largest, sc->attn_store == 2, sc->synth_crops};
+                         p->order_largest, sc->attn_store == 2, sc->synth_crops, sc->crop3d};
     if ((st = hv_resume_rebuild(&rp, order_out, &pa->n_pending, &pa->n_resumed)) != HV_OK)
         goto done;
     *man_out = man;
@@ -599,7 +599,7 @@ hv_status hv_run_execute_with(const hv_run_config *cfg, MPI_Comm comm, const hv_
                     "aotgan synthesize crops: no /vertebrae/synth_label in the store)",
                     p.k.synth_crops == 1 ? "masks" : "full", p.synth);
     st = hv_stage_ctx_init(&sctx, table, &p.mopts, p.k.use_centroids, p.synth, p.pictures, NULL,
-                           &rsyn, &rattn);
+                           &rsyn, &rattn, p.k.grader == 3 ? "senet3d" : NULL);
     if (st != HV_OK) {
         hv_run_attn_close(&rattn);
         hv_run_synth_close(&rsyn);
@@ -852,7 +852,8 @@ done_b:
             st = hv_store_set_attr_str(s, "/provenance", "synth_model", rsyn.provenance);
         if (st == HV_OK && rattn.model)
             st = hv_store_set_attr_str(s, "/provenance", "attention_model", rattn.provenance);
-        if (st == HV_OK && (p.n_img > 0 || sctx.attn_store == 2 || sctx.synth_crops > 0)) {
+        if (st == HV_OK && (p.n_img > 0 || sctx.attn_store == 2 || sctx.synth_crops > 0 ||
+                              sctx.crop3d)) {
             /* the images of this attempt's cases, serially from the journals
              * (compressed: their file space cannot be allocated through
              * independent MPI-IO writes) */
@@ -898,7 +899,10 @@ done_b:
             hv_gather_opts go = {hv_run_config_get(cfg, "grader", "method"), p.k.folds,
                                  (unsigned)p.k.gseed, split, p.k.out_dir,
                                  hv_run_config_get(cfg, "grader", "solver"),
-                                 (long)p.k.liblinear_above, &team};
+                                 (long)p.k.liblinear_above, &team,
+                                 {p.k.se_width, p.k.se_blocks, p.k.se_batch, p.k.se_supcon_steps,
+                                  p.k.se_cls_steps, 1 << p.k.se_shrink, p.k.se_lr_supcon,
+                                  p.k.se_lr_cls, p.k.se_temperature}};
             hv_grader_result g;
             st = hv_gather_run(s, &go, &g);
             if (st == HV_OK) {
@@ -951,7 +955,10 @@ done_b:
                     "`cases.csv`, `vertebrae.csv`, `grader_metrics.csv`%s, `confusion.png`, "
                     "`rhlv_by_grade.png`.\n\n```\n%s```\n",
                     HV_STORE_SCHEMA_VERSION,
-                    !strcmp(out->grader, "svm") ? ", `grader_folds.csv`, `svm_model.txt`" : "", text);
+                    !strcmp(out->grader, "svm")       ? ", `grader_folds.csv`, `svm_model.txt`"
+                    : !strcmp(out->grader, "senet3d") ? ", `grader_folds.csv`"
+                                                      : "",
+                    text);
                 if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
                 else st = hv_file_write_atomic(sp, md, strlen(md), 1);
                 free(sp);

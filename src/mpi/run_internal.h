@@ -61,10 +61,13 @@ typedef struct hv_run_params {
     int attn_store;             /* 0 none, 1 summary, 2 full                 */
     int attn_batch;
     /* [grader] */
-    int grader;                 /* 0 auto, 1 svm, 2 rule                     */
+    int grader;                 /* 0 auto, 1 svm, 2 rule, 3 senet3d          */
     int folds, gseed;
     int solver;                 /* 0 auto, 1 libsvm, 2 liblinear             */
     int liblinear_above;
+    int se_width, se_blocks, se_batch, se_supcon_steps, se_cls_steps;
+    int se_shrink;              /* index of "1", "2", "4"                    */
+    double se_lr_supcon, se_lr_cls, se_temperature;
     /* [output] */
     char out_dir[900];
     char store[1024];
@@ -189,6 +192,9 @@ typedef struct hv_stage_ctx {
                                       /* NULL without a classifier          */
     int attn_store;                   /* attention.store (0 without one)    */
     int synth_crops;                  /* synthesis.crops (0 without a gan)  */
+    int crop3d;                       /* 1: keep each vertebra's crop box   */
+                                      /* (/vertebrae/crop3d): the grader    */
+                                      /* needs the crops (senet3d)          */
     /* the names of hv_case_result.seconds: every table row, then "store"
      * (the journal and store writes, timed by the runner) */
     int n_stages;
@@ -201,7 +207,7 @@ typedef struct hv_stage_ctx {
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
                             const hv_measure_opts *mo, int use_centroids, const char *synth,
                             int pictures, const hv_split *split, const hv_run_synth *rs,
-                            const hv_run_attn *ra);
+                            const hv_run_attn *ra, const char *grader);
 
 /* Run the planned stages on one case. Never fails as a whole: a problem
  * becomes r->state = HV_CASE_FAILED with "<stage>: <reason>" in r->c.error.
@@ -272,8 +278,15 @@ hv_status hv_gather_team_serve(hv_gather_team *t);
 /* Rank 0: tell the team there is no (more) job, unless it had one. */
 void hv_gather_team_release(hv_gather_team *t);
 
+/* grader.method = senet3d's settings (the grader.senet3d_* keys). */
+typedef struct hv_gather_senet3d {
+    int width, blocks, batch, supcon_steps, cls_steps;
+    int shrink;                       /* 1, 2 or 4: the box's side / input  */
+    double lr_supcon, lr_cls, temperature;
+} hv_gather_senet3d;
+
 typedef struct hv_gather_opts {
-    const char *method;               /* "auto" | "svm" | "rule"            */
+    const char *method;               /* "auto" | "svm" | "rule" | "senet3d" */
     int folds;
     unsigned seed;
     const hv_split *split;            /* may be NULL                        */
@@ -282,6 +295,7 @@ typedef struct hv_gather_opts {
     long liblinear_above;             /* auto: liblinear above this many
                                          train+test rows                    */
     hv_gather_team *team;             /* NULL: rank 0 trains every fold     */
+    hv_gather_senet3d se;             /* method senet3d                     */
 } hv_gather_opts;
 
 /* Rank 0 only, on a serially opened store: grade, write /grader and the
@@ -289,6 +303,16 @@ typedef struct hv_gather_opts {
  * team, the folds are shared out (fold f to rank (f + 1) % size; rank 0
  * trains the final model while the others train their folds). */
 hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *g);
+
+/* grader.method = senet3d (grade_senet3d.c), rank 0 alone: the SVM's
+ * protocol (the same rows in split order, folds and val scoring, through
+ * hv_svm_cv_begin/finish) with a 3-D SupCon-SENet trained per fold on the
+ * boxes of /vertebrae/crop3d, then a final network on train+test that
+ * predicts every vertebra with a box (others -1) and is scored on val. v[i]
+ * .grade_pred set, g filled (method "senet3d"). A store without
+ * /vertebrae/crop3d or too few rows for the folds is an error naming why. */
+hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_run_crow *cases,
+                                const hv_gather_opts *o, hv_grader_result *g);
 
 /* ---------------------------------------------------------------- resume */
 
@@ -321,6 +345,7 @@ typedef struct hv_resume_plan {
                                       /* full)                              */
     int synth_crops;                  /* /vertebrae/synth_label (1), and    */
                                       /* synth_ct (2): synthesis.crops      */
+    int crop3d;                       /* /vertebrae/crop3d (grader senet3d) */
 } hv_resume_plan;
 
 /* Replay the journals into a new store (every case pending but the ones

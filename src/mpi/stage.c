@@ -20,7 +20,7 @@
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
                             const hv_measure_opts *mo, int use_centroids, const char *synth,
                             int pictures, const hv_split *split, const hv_run_synth *rs,
-                            const hv_run_attn *ra)
+                            const hv_run_attn *ra, const char *grader)
 {
     memset(ctx, 0, sizeof *ctx);
     hv_pipe_opts_default(&ctx->opts);
@@ -35,6 +35,15 @@ hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
         ctx->opts.synth_crops = rs->crops;
         ctx->synth_crops = rs->crops;
         ctx->synth_provenance = rs->provenance;
+    }
+    if (grader) {
+        /* a grader that reads the crops (senet3d, trained at gather): its
+         * needs switch on straighten and crop, and the store keeps a box
+         * of every crop for it */
+        const hv_pipe_grader *g = hv_pipe_grader_find(grader);
+        if (!g) return HV_ERR_UNSUPPORTED;
+        ctx->opts.grader = g->name;
+        ctx->crop3d = (g->needs & HV_PIPE_CROPS) != 0;
     }
     unsigned want = HV_PIPE_GRADES | HV_PIPE_PICTURES | HV_PIPE_ALL_EXTRA;
     if (ra && ra->model) {
@@ -125,7 +134,7 @@ static hv_status encode_vols(hv_case_result *r, int w, size_t n, const hv_volume
     for (size_t i = 0; i < n && st == HV_OK; i++) {
         if (!vols[i]) continue;
         st = w == HV_STORE_VOL_CAM ? hv_store_cam_encode(vols[i], &z[i], &len[i])
-                                   : hv_store_crop_encode(vols[i], &z[i], &len[i]);
+                                   : hv_store_vol_encode(w, vols[i], &z[i], &len[i]);
         total += len[i];
     }
     if (st == HV_OK && !(r->vol_z[w] = malloc(total ? total : 1)))
@@ -181,12 +190,30 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
          * a vertebra without one (no map; a gan fallback) gets length 0,
          * an all-zero slot */
         const hv_volume *vols[HV_RUN_MAX_VERT];
+        hv_volume *boxes[HV_RUN_MAX_VERT] = {NULL};
         const size_t n = s.m->n;
         for (int w = 0; w < HV_STORE_N_VOL && st == HV_OK; w++) {
             int want = w == HV_STORE_VOL_CAM ? ctx->attn_store == 2 && (s.have & HV_PIPE_ATTENTION)
                        : w == HV_STORE_VOL_SYNTH_LABEL ? ctx->synth_crops >= 1
-                                                       : ctx->synth_crops >= 2;
+                       : w == HV_STORE_VOL_SYNTH_CT    ? ctx->synth_crops >= 2
+                                                       : ctx->crop3d && (s.have & HV_PIPE_CROPS);
             if (!want) continue;
+            if (w == HV_STORE_VOL_CROP3D) {
+                /* the box of the vertebra's crop (by label: the crops
+                 * follow the straightened case's vertebrae, not s.m's);
+                 * none for a vertebra without a crop */
+                for (size_t i = 0; i < n && i < HV_RUN_MAX_VERT && st == HV_OK; i++) {
+                    for (size_t c = 0; c < s.n_crops; c++) {
+                        if (!s.crops[c] || s.crops[c]->label != s.m->v[i].label) continue;
+                        st = hv_spine_crop_box(s.crops[c], HV_RUN_BOX, &boxes[i]);
+                        break;
+                    }
+                    vols[i] = boxes[i];
+                }
+                if (st == HV_OK) st = encode_vols(r, w, n, vols);
+                for (size_t i = 0; i < n && i < HV_RUN_MAX_VERT; i++) hv_vol_free(boxes[i]);
+                continue;
+            }
             for (size_t i = 0; i < n && i < HV_RUN_MAX_VERT; i++) {
                 const hv_pipe_attn *a = w == HV_STORE_VOL_CAM
                                             ? hv_pipe_attn_find(&s, s.m->v[i].label)

@@ -203,12 +203,35 @@ static int grade_svm(const hv_pipe_opts *o, const hv_vert_measure *v)
     return hv_svm_predict((const hv_svm_grader *)o->grader_model, x);
 }
 
+/* senet3d is trained on the cohort's crops at the end of a run (src/mpi/
+ * gather.c): no case can be graded by it alone, so a case's own grade is
+ * -1 (not graded) until then; its needs make the run straighten and crop
+ * every case, whose boxes the store keeps (/vertebrae/crop3d). */
+static int grade_cohort(const hv_pipe_opts *o, const hv_vert_measure *v)
+{
+    (void)o;
+    (void)v;
+    return -1;
+}
+
 /* The registered graders. */
 static const hv_pipe_grader graders[] = {
-    {"rule", "Genant rule on the largest of anterior, middle and posterior RHLV", 0, grade_rule},
+    {"rule", "Genant rule on the largest of anterior, middle and posterior RHLV", 0, grade_rule,
+     0},
     {"svm", "an SVM saved by `healthivert svm` (RHLV anterior, middle, posterior)", 1,
-     grade_svm},
+     grade_svm, 0},
+    {"senet3d",
+     "the 3-D SupCon-SENet, trained at the end of a run on each vertebra's 64^3 crop box "
+     "(grader.method = senet3d; per case: not graded)",
+     0, grade_cohort, HV_PIPE_CROPS | HV_PIPE_SPINE},
 };
+
+static unsigned grade_needs(const hv_pipe_opts *o)
+{
+    const hv_pipe_grader *g = hv_pipe_grader_find(o->grader ? o->grader : "");
+    hv_error_clear(); /* an unknown name is reported by hv_pipe_plan_make */
+    return g ? g->needs : 0u;
+}
 
 static hv_status stage_grade(const hv_pipe_opts *o, hv_pipe_state *s)
 {
@@ -247,7 +270,7 @@ static const hv_pipe_stage table[] = {
     {"synthesize", "pseudo-healthy heights and RHLV (synthesis.method)", HV_PIPE_HEIGHTS,
      HV_PIPE_ATTENTION, HV_PIPE_SYNTH, NULL, synthesize_needs, stage_synthesize},
     {"grade", "a Genant grade per vertebra (grader)", HV_PIPE_SYNTH, 0, HV_PIPE_GRADES, NULL,
-     NULL, stage_grade},
+     grade_needs, stage_grade},
     {"pictures", "height-loss planes and QC slices per vertebra (output.images)",
      HV_PIPE_SYNTH, HV_PIPE_CROPS, HV_PIPE_PICTURES, pictures_on, NULL, hv_pipe_pictures_run},
 };

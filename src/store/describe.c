@@ -110,6 +110,9 @@ hv_status hv_store_describe(const char *path, char **text)
                "flagged synth_fallback has an all-zero slot)\n",
                s->has_vol[HV_STORE_VOL_SYNTH_CT] ? ", /vertebrae/synth_ct" : "",
                s->has_vol[HV_STORE_VOL_SYNTH_CT] ? "full" : "masks");
+    if (s->has_vol[HV_STORE_VOL_CROP3D])
+        sb_add(&b, "crop3d:         /vertebrae/crop3d (grader.method = senet3d: a 64^3 box of "
+               "each vertebra's straightened crop)\n");
     free(am);
     free(sm);
     free(state);
@@ -332,10 +335,12 @@ hv_status hv_store_validate(const char *path, char **report)
         /* the crop volumes: one u8 crop per vertebra slot */
         if (s->vol[w] < 0) continue;
         const char *vn = hv_store_vol_name(w);
-        hsize_t dc[4] = {nvs, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
+        int64_t vd[3];
+        hv_store_vol_dims(w, vd);
+        hsize_t dc[4] = {nvs, (hsize_t)vd[2], (hsize_t)vd[1], (hsize_t)vd[0]};
         if (!check_dims(s->vol[w], 4, dc))
             PROBLEM("/vertebrae/%s is not %d slots per case of %d x %d x %d\n", vn,
-                    HV_RUN_MAX_VERT, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I);
+                    HV_RUN_MAX_VERT, (int)vd[2], (int)vd[1], (int)vd[0]);
         if (!check_type(s->vol[w], H5T_STD_U8LE)) PROBLEM("/vertebrae/%s is not uint8\n", vn);
     }
     if (s->vol[HV_STORE_VOL_SYNTH_CT] >= 0 && s->vol[HV_STORE_VOL_SYNTH_LABEL] < 0)
@@ -487,7 +492,8 @@ hv_status hv_store_validate(const char *path, char **report)
         if (hv_store_read_grader(s, &g, &present) != HV_OK) {
             PROBLEM("/grader: %s\n", hv_error_detail());
         } else {
-            if (strcmp(g.method, "svm") && strcmp(g.method, "rule"))
+            if (strcmp(g.method, "svm") && strcmp(g.method, "rule") &&
+                strcmp(g.method, "senet3d"))
                 PROBLEM("/grader/@method is '%s'\n", g.method);
             /* "" also for an svm grader of a store older than the attribute */
             if (*g.solver && (strcmp(g.method, "svm") ||

@@ -79,7 +79,8 @@ hid_t hv_store_make_qc(hid_t g, hsize_t nv)
     return d;
 }
 
-static const char *const vol_names[HV_STORE_N_VOL] = {"cam", "synth_label", "synth_ct"};
+static const char *const vol_names[HV_STORE_N_VOL] = {"cam", "synth_label", "synth_ct",
+                                                       "crop3d"};
 static const char *const vol_meaning[HV_STORE_N_VOL] = {
     "Grad-CAM++ map of the vertebra's crop (spec 7) x 255, truncated; crop layout [k rows "
     "caudal first][j AP][i LR]; zeros outside LR slices 17..46 and in slots without a map",
@@ -89,18 +90,45 @@ static const char *const vol_meaning[HV_STORE_N_VOL] = {
     "vertebra flagged synth_fallback, or no vertebra)",
     "the gan's synthesized CT crop (the fused pseudo-healthy CT on synthesized voxels, the "
     "input crop's CT elsewhere; 0..255 as the crops, truncated); crop layout [k rows caudal "
-    "first][j AP][i LR]; all zero in slots without a synthesis"};
+    "first][j AP][i LR]; all zero in slots without a synthesis",
+    "the 3-D grader's input (grader.method = senet3d): a 64 x 64 x 64 box of the vertebra's "
+    "straightened crop (windowed CT 0..255, truncated): every LR column, AP columns 96..159 "
+    "and rows 96..159 of the crop, i.e. centred on the target's body row and the "
+    "cross-section's centre; [k rows caudal first][j AP][i LR]; all zero in slots without a "
+    "crop"};
 
 const char *hv_store_vol_name(int w)
 {
     return w >= 0 && w < HV_STORE_N_VOL ? vol_names[w] : NULL;
 }
 
+void hv_store_vol_dims(int w, int64_t dims[3])
+{
+    if (w == HV_STORE_VOL_CROP3D) {
+        dims[0] = dims[1] = dims[2] = HV_RUN_BOX;
+    } else if (w >= 0 && w < HV_STORE_N_VOL) {
+        dims[0] = HV_RUN_CAM_I;
+        dims[1] = HV_RUN_CAM_J;
+        dims[2] = HV_RUN_CAM_K;
+    } else {
+        dims[0] = dims[1] = dims[2] = 0;
+    }
+}
+
+size_t hv_store_vol_bytes(int w)
+{
+    int64_t d[3];
+    hv_store_vol_dims(w, d);
+    return (size_t)d[0] * (size_t)d[1] * (size_t)d[2];
+}
+
 hid_t hv_store_make_vol(hid_t g, int w, hsize_t nv)
 {
     if (w < 0 || w >= HV_STORE_N_VOL) return -1;
-    hsize_t dims[4] = {nv, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
-    hsize_t chunk[4] = {1, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
+    int64_t vd[3];
+    hv_store_vol_dims(w, vd);
+    hsize_t dims[4] = {nv, (hsize_t)vd[2], (hsize_t)vd[1], (hsize_t)vd[0]};
+    hsize_t chunk[4] = {1, (hsize_t)vd[2], (hsize_t)vd[1], (hsize_t)vd[0]};
     hid_t sp = H5Screate_simple(4, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 4, chunk);
@@ -131,14 +159,15 @@ static int crop_dims(const hv_volume *v)
     return v->dim[0] == HV_RUN_CAM_I && v->dim[1] == HV_RUN_CAM_J && v->dim[2] == HV_RUN_CAM_K;
 }
 
-/* HV_RUN_CAM_BYTES bytes u into one chunk's zlib stream (what HDF5's
- * deflate filter reads); `what` names the volume in messages. */
-static hv_status deflate_chunk(const uint8_t *u, const char *what, uint8_t **z, size_t *len)
+/* nb bytes u into one chunk's zlib stream (what HDF5's deflate filter
+ * reads); `what` names the volume in messages. */
+static hv_status deflate_bytes(const uint8_t *u, size_t nb, const char *what, uint8_t **z,
+                               size_t *len)
 {
-    uLongf zl = compressBound((uLong)HV_RUN_CAM_BYTES);
+    uLongf zl = compressBound((uLong)nb);
     uint8_t *out = malloc(zl);
     if (!out) return hv_error_set(HV_ERR_NOMEM, "%s: out of memory", what);
-    int zr = compress2(out, &zl, u, (uLong)HV_RUN_CAM_BYTES, 6);
+    int zr = compress2(out, &zl, u, (uLong)nb, 6);
     if (zr != Z_OK) {
         free(out);
         return hv_error_set(HV_ERR_NOMEM, "%s: deflate failed (%d)", what, zr);
@@ -146,6 +175,11 @@ static hv_status deflate_chunk(const uint8_t *u, const char *what, uint8_t **z, 
     *z = out;
     *len = (size_t)zl;
     return HV_OK;
+}
+
+static hv_status deflate_chunk(const uint8_t *u, const char *what, uint8_t **z, size_t *len)
+{
+    return deflate_bytes(u, HV_RUN_CAM_BYTES, what, z, len);
 }
 
 hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len)
@@ -178,6 +212,20 @@ hv_status hv_store_crop_encode(const hv_volume *v, uint8_t **z, size_t *len)
                             v->dtype == HV_DTYPE_U8 ? "U8" : "another type", (long long)v->dim[0],
                             (long long)v->dim[1], (long long)v->dim[2]);
     return deflate_chunk(v->data, "crop volume", z, len);
+}
+
+hv_status hv_store_vol_encode(int w, const hv_volume *v, uint8_t **z, size_t *len)
+{
+    *z = NULL;
+    *len = 0;
+    if (w != HV_STORE_VOL_CROP3D) return hv_store_crop_encode(v, z, len);
+    if (v->dtype != HV_DTYPE_U8 || v->dim[0] != HV_RUN_BOX || v->dim[1] != HV_RUN_BOX ||
+        v->dim[2] != HV_RUN_BOX)
+        return hv_error_set(HV_ERR_ARG, "crop3d box: U8 %d x %d x %d expected, not %s %lld x "
+                            "%lld x %lld", HV_RUN_BOX, HV_RUN_BOX, HV_RUN_BOX,
+                            v->dtype == HV_DTYPE_U8 ? "U8" : "another type", (long long)v->dim[0],
+                            (long long)v->dim[1], (long long)v->dim[2]);
+    return deflate_bytes(v->data, HV_RUN_BOX_BYTES, "crop3d box", z, len);
 }
 
 hv_status hv_store_qc_encode(hv_case_result *r)
@@ -368,23 +416,28 @@ hv_status hv_store_read_vol(hv_store *s, int w, long slot, uint8_t *vol, int *pr
 {
     hv_status st = HV_OK;
     if (present) *present = 0;
-    memset(vol, 0, HV_RUN_CAM_BYTES);
-    if (w < 0 || w >= HV_STORE_N_VOL)
+    if (w < 0 || w >= HV_STORE_N_VOL) {
+        memset(vol, 0, HV_RUN_CAM_BYTES);
         return hv_error_set(HV_ERR_ARG, "store: no crop volume %d", w);
+    }
+    const size_t nb = hv_store_vol_bytes(w);
+    int64_t vd[3];
+    hv_store_vol_dims(w, vd);
+    memset(vol, 0, nb);
     if (s->vol[w] < 0)
         return hv_error_set(HV_ERR_UNSUPPORTED, "store: no /vertebrae/%s%s", vol_names[w],
                             s->has_vol[w] ? " (opened through MPI-IO)" : "");
     if (slot < 0 || slot >= s->n_cases * HV_RUN_MAX_VERT)
         return hv_error_set(HV_ERR_ARG, "store: vertebra slot %ld out of range", slot);
     hsize_t start[4] = {(hsize_t)slot, 0, 0, 0};
-    hsize_t cnt[4] = {1, HV_RUN_CAM_K, HV_RUN_CAM_J, HV_RUN_CAM_I};
+    hsize_t cnt[4] = {1, (hsize_t)vd[2], (hsize_t)vd[1], (hsize_t)vd[0]};
     hid_t fs = H5Dget_space(s->vol[w]), ms = H5Screate_simple(4, cnt, NULL);
     H5CHK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL), "store: selection");
     H5CHK(H5Dread(s->vol[w], H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, vol),
           "store: cannot read /vertebrae/%s[%ld]", vol_names[w], slot);
     if (present) {
         int any = 0;
-        for (size_t q = 0; q < HV_RUN_CAM_BYTES && !any; q++) any = vol[q] != 0;
+        for (size_t q = 0; q < nb && !any; q++) any = vol[q] != 0;
         *present = any;
     }
 done:

@@ -61,7 +61,8 @@
  * QC pictures raw, 256 KiB a vertebra) is not read by layout 3: its cases
  * run again. Layout 4 added the attention columns to hv_run_vrow and the
  * maps to the payload; layout 5 the synthesized crops (a layout-4 file is
- * moved aside: its cases run again).
+ * moved aside: its cases run again); layout 6 the crop3d boxes (a fourth
+ * crop volume in the payload; a layout-5 file is moved aside).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -81,7 +82,7 @@
 #define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
 
-#define HV_JOURNAL_LAYOUT 5u
+#define HV_JOURNAL_LAYOUT 6u
 #define JLAYOUT_FIXED 16u /* version, two row sizes, stage count */
 #define JLAYOUT_MAX (JLAYOUT_FIXED + HV_STORE_MAX_STAGES * HV_STORE_STAGE_NAME_MAX)
 

@@ -328,7 +328,7 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     {
         /* the optional crop volumes (hv_store_vol) */
         const int want[HV_STORE_N_VOL] = {info->cam != 0, info->synth_crops >= 1,
-                                          info->synth_crops >= 2};
+                                          info->synth_crops >= 2, info->crop3d != 0};
         for (int w = 0; w < HV_STORE_N_VOL; w++) {
             if (!want[w]) continue;
             s->vol[w] = hv_store_make_vol(g, w, nv);

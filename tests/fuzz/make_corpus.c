@@ -165,24 +165,26 @@ static void fill_case(hv_case_result *r, const char *id, int state, int n_vert, 
 }
 
 /* Every crop volume of hv_store_vol (attention map, synthesized label and
- * CT) for vertebra 0 of r: a crop-sized u8 volume, zero but for one plane of
- * a ramp (deflates to a few kB, so the seed stays small). */
+ * CT, crop3d box) for vertebra 0 of r: a u8 volume of that volume's layout,
+ * zero but for one plane of a ramp (deflates to a few kB, so the seed stays
+ * small). */
 static void add_volumes(hv_case_result *r)
 {
-    const int64_t d[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
     static const double A[4][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}};
-    hv_volume *u = NULL;
-    if (hv_vol_create(&u, d, HV_DTYPE_U8, A) != HV_OK) die("crop volume");
-    uint8_t *b = u->data;
-    for (size_t k = 0; k < (size_t)HV_RUN_CAM_I * HV_RUN_CAM_J; k++) b[k] = (uint8_t)(k % 200);
     for (int w = 0; w < HV_STORE_N_VOL; w++) {
+        int64_t d[3];
+        hv_store_vol_dims(w, d);
+        hv_volume *u = NULL;
+        if (hv_vol_create(&u, d, HV_DTYPE_U8, A) != HV_OK) die("crop volume");
+        uint8_t *b = u->data;
+        for (size_t k = 0; k < (size_t)(d[0] * d[1]); k++) b[k] = (uint8_t)(k % 200);
         uint8_t *z = NULL;
         size_t len = 0;
-        if (hv_store_crop_encode(u, &z, &len) != HV_OK) die("crop encode");
+        if (hv_store_vol_encode(w, u, &z, &len) != HV_OK) die("crop encode");
         r->vol_z[w] = z;
         r->vol_z_len[w][0] = (uint32_t)len;
+        hv_vol_free(u);
     }
-    hv_vol_free(u);
 }
 
 static void copy_file(const char *from, const char *to, long cut)

@@ -103,7 +103,21 @@ static void check_plans(void)
              "svm grader without a model: %s", hv_error_detail());
     o.grader = "rule";
     char buf[64];
-    HV_CHECK(!strcmp(hv_pipe_grader_names(buf, sizeof buf), "rule, svm"), "graders: '%s'", buf);
+    HV_CHECK(!strcmp(hv_pipe_grader_names(buf, sizeof buf), "rule, svm, senet3d"),
+             "graders: '%s'", buf);
+    /* senet3d (trained at gather on the crops' boxes) needs the crops:
+     * grades alone switch straighten and crop on, as required; the rule
+     * does not */
+    HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES, &p));
+    HV_CHECK(!(p.active & BIT(CROP)), "rule: no crops (0x%x)", p.active);
+    o.grader = "senet3d";
+    HV_CHECK_OK(hv_pipe_plan_make(t, &o, HV_PIPE_GRADES, &p));
+    HV_CHECK(p.active == (BIT(LOAD) | BIT(STRAIGHTEN) | BIT(CROP) | BIT(MEASURE) | BIT(SYNTH) |
+                          BIT(GRADE)) &&
+                 (p.required & (HV_PIPE_SPINE | HV_PIPE_CROPS)) == (HV_PIPE_SPINE | HV_PIPE_CROPS),
+             "senet3d: straighten and crop active and required (active 0x%x, required 0x%x)",
+             p.active, p.required);
+    o.grader = "rule";
 }
 
 /* ----------------------------------------------------- counting stages */

@@ -141,7 +141,7 @@ int main(void)
     snprintf(row.id, sizeof row.id, "c0");
     row.rank = -1;
     hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
-                               1, 0};
+                               1, 0, 0};
     hv_store *s = NULL;
     HV_REQUIRE(hv_store_create(store, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
     HV_CHECK(hv_store_has_cam(s), "the store has /vertebrae/cam");

@@ -130,7 +130,7 @@ static void make_store(const char *path, int qc, int cam, int t12_max)
     snprintf(row.id, sizeof row.id, "c0");
     row.rank = -1;
     hv_store_create_info ci = {1, qc ? 1 : 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2,
-                               stages, cam, 0};
+                               stages, cam, 0, 0};
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_create(path, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
     hv_case_result r;

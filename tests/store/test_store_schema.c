@@ -85,7 +85,7 @@ static void write_store(const char *path)
         rows[i].rank = -1;
     }
     hv_store_create_info ci = {3, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 3, stages,
-                               0, 0};
+                               0, 0, 0};
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_create(path, &ci, rows, &s) == HV_OK, "create: %s", hv_error_detail());
     hv_case_result r;
@@ -255,7 +255,7 @@ static void test_bad_lists(const char *tmp)
                {1, space, "'load images'"}, {1, empty, "has no name"},   {1, longname, "longer than 31"},
                {2, NULL, "no names"}};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        hv_store_create_info ci = {1, 0, "", 1, 1, "", "", bad[k].n, bad[k].names, 0, 0};
+        hv_store_create_info ci = {1, 0, "", 1, 1, "", "", bad[k].n, bad[k].names, 0, 0, 0};
         hv_store *s = NULL;
         hv_status st = hv_store_create(path, &ci, &row, &s);
         HV_CHECK(st == HV_ERR_ARG && !s && strstr(hv_error_detail(), bad[k].needle),
@@ -265,7 +265,7 @@ static void test_bad_lists(const char *tmp)
     struct stat sb;
     HV_CHECK(stat(path, &sb) != 0, "no file made for a bad stage list");
     /* the largest list allowed works */
-    hv_store_create_info ci = {1, 0, "", 1, 1, "", "", 16, many, 0, 0};
+    hv_store_create_info ci = {1, 0, "", 1, 1, "", "", 16, many, 0, 0, 0};
     hv_store *s = NULL;
     HV_CHECK_OK(hv_store_create(path, &ci, &row, &s));
     hv_store_close(s);
@@ -382,7 +382,7 @@ static void test_v4(const char *tmp)
     snprintf(row.id, sizeof row.id, "c0");
     row.rank = -1;
     hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 3, stages,
-                               0, 0};
+                               0, 0, 0};
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_create(path, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
     hv_case_result r;

@@ -139,7 +139,7 @@ static hv_store *create(const char *path, int crops)
     snprintf(row.id, sizeof row.id, "c0");
     row.rank = -1;
     hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
-                               0, crops};
+                               0, crops, 0};
     hv_store *s = NULL;
     if (hv_store_create(path, &ci, &row, &s) != HV_OK) return NULL;
     return s;
