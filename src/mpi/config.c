@@ -683,10 +683,11 @@ static hv_status parse_table(const hv_run_key *table, size_t n, const char *text
             section[se - ss] = 0;
             if (!section_known(c, section)) {
                 /* configs/reproduce-*.ini, verse*.ini: one file, two commands */
-                if (!strcmp(section, "reproduce"))
-                    st = hv_error_set(HV_ERR_FORMAT, "%s:%d: [reproduce] is read by `healthivert "
+                if (!strcmp(section, "reproduce") || !strncmp(section, "reproduce.", 10))
+                    st = hv_error_set(HV_ERR_FORMAT, "%s:%d: [%s] is read by `healthivert "
                                       "reproduce %s`, which runs this config once per method; "
-                                      "`run` takes a config without it", fname, line, fname);
+                                      "`run` takes a config without it", fname, line, section,
+                                      fname);
                 else
                     st = hv_error_set(HV_ERR_FORMAT, "%s:%d: unknown config section [%s]", fname,
                                       line, section);

@@ -90,6 +90,11 @@ struct hv_repro {
     hv_run_config *base; /* the run configuration, with the --set overrides */
     char **sets;         /* run --set overrides, replayed per method         */
     int n_sets;
+    /* [reproduce.<method>] lines: "section.key=value" for that method only */
+    int n_ovr;
+    char (*ovr_method)[32]; /* n_ovr */
+    char **ovr;             /* n_ovr, owned                                  */
+    int *ovr_line;          /* n_ovr: the file's line                        */
     repro_params p;
     int n_methods;
     char methods[MAX_METHODS][32];
@@ -105,12 +110,17 @@ void hv_repro_free(hv_repro *r)
     hv_run_config_free(r->base);
     for (int i = 0; i < r->n_sets; i++) free(r->sets[i]);
     free(r->sets);
+    for (int i = 0; i < r->n_ovr; i++) free(r->ovr[i]);
+    free(r->ovr);
+    free(r->ovr_method);
+    free(r->ovr_line);
     free(r);
 }
 
-/* Is [ls, le) (trimmed) a section header, and is it [reproduce]? -1: not a
- * header; 0: another section; 1: [reproduce]. */
-static int header_kind(const char *ls, const char *le)
+/* Is [ls, le) (trimmed) a section header, and which? -1: not a header; 0:
+ * another section; 1: [reproduce]; 2: [reproduce.<method>], the method in
+ * m (cap bytes; too long: m[0] = 0). */
+static int header_kind(const char *ls, const char *le, char *m, size_t cap)
 {
     while (ls < le && (*ls == ' ' || *ls == '\t')) ls++;
     if (ls == le || *ls != '[') return -1;
@@ -119,7 +129,60 @@ static int header_kind(const char *ls, const char *le)
     const char *s = ls + 1, *e = close;
     while (s < e && (*s == ' ' || *s == '\t')) s++;
     while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
-    return (size_t)(e - s) == 9 && !memcmp(s, "reproduce", 9);
+    if ((size_t)(e - s) == 9 && !memcmp(s, "reproduce", 9)) return 1;
+    if ((size_t)(e - s) > 10 && !memcmp(s, "reproduce.", 10)) {
+        size_t n = (size_t)(e - s) - 10;
+        m[0] = 0;
+        if (n < cap) {
+            memcpy(m, s + 10, n);
+            m[n] = 0;
+        }
+        return 2;
+    }
+    return 0;
+}
+
+/* One line of a [reproduce.<method>] section: "section.key = value" kept as
+ * "section.key=value" for the method's run; blank lines and comments are
+ * skipped. */
+static hv_status add_override(hv_repro *r, const char *m, const char *ls, const char *le,
+                              int line)
+{
+    while (ls < le && (*ls == ' ' || *ls == '\t' || *ls == '\r')) ls++;
+    while (le > ls && (le[-1] == ' ' || le[-1] == '\t' || le[-1] == '\r')) le--;
+    if (ls == le || *ls == ';' || *ls == '#') return HV_OK;
+    const char *eq = memchr(ls, '=', (size_t)(le - ls));
+    const char *ke = eq, *vs = eq ? eq + 1 : le;
+    while (ke && ke > ls && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+    while (vs < le && (*vs == ' ' || *vs == '\t')) vs++;
+    if (!eq || ke == ls || !memchr(ls, '.', (size_t)(ke - ls)))
+        return hv_error_set(HV_ERR_FORMAT, "%s:%d: [reproduce.%s] holds run keys as "
+                            "section.key = value (e.g. synthesis.model = FILE)",
+                            r->path, line, m);
+    if (!m[0])
+        return hv_error_set(HV_ERR_FORMAT, "%s:%d: [reproduce.<method>]: the method name is too "
+                            "long", r->path, line);
+    char *kv = hv_strfmt("%.*s=%.*s", (int)(ke - ls), ls, (int)(le - vs), vs);
+    if (!kv) return hv_error_set(HV_ERR_NOMEM, "reproduce: out of memory");
+    if (!strncmp(kv, "synthesis.method=", 17) || !strncmp(kv, "output.dir=", 11)) {
+        free(kv);
+        return hv_error_set(HV_ERR_FORMAT, "%s:%d: [reproduce.%s] cannot set synthesis.method "
+                            "or output.dir: reproduce sets them per method", r->path, line, m);
+    }
+    char **o = realloc(r->ovr, (size_t)(r->n_ovr + 1) * sizeof *o);
+    if (o) r->ovr = o;
+    char (*om)[32] = realloc(r->ovr_method, (size_t)(r->n_ovr + 1) * sizeof *om);
+    if (om) r->ovr_method = om;
+    int *ol = realloc(r->ovr_line, (size_t)(r->n_ovr + 1) * sizeof *ol);
+    if (ol) r->ovr_line = ol;
+    if (!o || !om || !ol) {
+        free(kv);
+        return hv_error_set(HV_ERR_NOMEM, "reproduce: out of memory");
+    }
+    snprintf(r->ovr_method[r->n_ovr], sizeof r->ovr_method[0], "%s", m);
+    r->ovr_line[r->n_ovr] = line;
+    r->ovr[r->n_ovr++] = kv;
+    return HV_OK;
 }
 
 hv_status hv_repro_load(const char *path, hv_repro **out)
@@ -135,19 +198,27 @@ hv_status hv_repro_load(const char *path, hv_repro **out)
         st = hv_error_set(HV_ERR_NOMEM, "reproduce: out of memory");
         goto done;
     }
-    /* rtext: the [reproduce] lines; text: the others (blanked in place) */
+    /* rtext: the [reproduce] lines; text: the others (blanked in place);
+     * the [reproduce.<method>] lines go to r->ovr and are blanked in both */
     memcpy(rtext, text, len + 1);
-    int in_repro = 0;
-    for (size_t i = 0; i < len;) {
+    int in_repro = 0, line = 0;
+    char m[32] = "";
+    for (size_t i = 0; i < len && st == HV_OK;) {
         size_t e = i;
         while (e < len && text[e] != '\n') e++;
-        int k = header_kind(text + i, text + e);
+        line++;
+        int k = header_kind(text + i, text + e, m, sizeof m);
         if (k >= 0) in_repro = k;
-        char *blank = in_repro ? text : rtext;
-        for (size_t j = i; j < e; j++)
-            if (blank[j] != '\r') blank[j] = ' ';
+        if (in_repro == 2 && k < 0) st = add_override(r, m, text + i, text + e, line);
+        for (int b = 0; b < 2; b++) {
+            char *blank = b ? rtext : text;
+            if (b ? in_repro == 1 : in_repro == 0) continue;
+            for (size_t j = i; j < e; j++)
+                if (blank[j] != '\r') blank[j] = ' ';
+        }
         i = e + 1;
     }
+    if (st != HV_OK) goto done;
     if ((st = hv_run_config_parse_table(rkeys, N_RKEYS, rtext, len, path, &r->rc)) != HV_OK)
         goto done;
     if ((st = hv_run_config_parse(text, len, path, &r->base)) != HV_OK) goto done;
@@ -240,6 +311,12 @@ static hv_status method_config(const hv_repro *r, const char *m, hv_run_config *
     char *a = NULL;
     hv_status st = hv_run_config_parse(r->run_text, r->len, r->path, &c);
     for (int i = 0; st == HV_OK && i < r->n_sets; i++) st = hv_run_config_set(c, r->sets[i]);
+    for (int i = 0; st == HV_OK && i < r->n_ovr; i++) {
+        if (strcmp(r->ovr_method[i], m)) continue;
+        st = hv_run_config_set(c, r->ovr[i]);
+        if (st != HV_OK)
+            hv_error_wrap(st, "%s:%d: [reproduce.%s] %s", r->path, r->ovr_line[i], m, r->ovr[i]);
+    }
     const int grader = method_is_grader(m);
     if (st == HV_OK && !(a = hv_strfmt("synthesis.method=%s", grader ? "baseline" : m)))
         st = hv_error_set(HV_ERR_NOMEM, "reproduce");
@@ -321,6 +398,14 @@ hv_status hv_repro_check(hv_repro *r)
         memcpy(r->methods[r->n_methods++], m, sizeof m);
         if (!c) break;
         p = c + 1;
+    }
+    for (int i = 0; i < r->n_ovr; i++) {
+        int listed = 0;
+        for (int j = 0; j < r->n_methods; j++) listed |= !strcmp(r->methods[j], r->ovr_method[i]);
+        if (!listed)
+            return hv_error_set(HV_ERR_ARG, "%s:%d: [reproduce.%s]: '%s' is not in "
+                                "reproduce.methods (%s)", r->path, r->ovr_line[i],
+                                r->ovr_method[i], r->ovr_method[i], r->p.methods);
     }
     const char *crops = hv_run_config_get(r->base, "synthesis", "crops");
     for (int i = 0; i < r->n_methods; i++) {

@@ -10,7 +10,12 @@
 #    written in the output folder;
 #  - 1 (singleton) and 2 ranks give the same vertebra table, some vertebrae
 #    with the generator's values; the log and the store name the model with
-#    its kind and width.
+#    its kind and width;
+#  - `reproduce` with methods gan and aotgan, each with its own model file
+#    through a [reproduce.aotgan] section (the synthesis-quality table, so
+#    that 2 cases do): both rows scored, each method's store naming its own
+#    model; a [reproduce.<method>] of a method not listed, a line that is not
+#    section.key = value, and synthesis.method there are refused (exit 2).
 HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 MAKE_MODEL=$5
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -52,4 +57,36 @@ HV_TEST_CASE_DELAY_MS=100 run_hv 2 "$WORK/r2" "${AOT[@]}"; rc=$?
 check "aotgan, 2 ranks: exits 0 (rc $rc; $WORK/r2.log)" [ $rc -eq 0 ]
 check "aotgan, 2 ranks: same results as 1" same_results "$WORK/r1" "$WORK/r2"
 check "aotgan, 2 ranks: store validates" valid "$WORK/r2/store.h5"
+
+# ---- reproduce: each method its own model ([reproduce.<method>] keys)
+repro_cfg() { # FILE EXTRA-SECTION-TEXT
+  { cat "$COHORT"
+    printf '\n[synthesis]\nmodel = %s\nneighbours = 0\ncrops = full\n' "$WORK/ours.h5"
+    printf '\n[reproduce]\nmethods = gan, aotgan\ntable = quality\noutput = %s\n' "$WORK/rq"
+    printf '%b' "$2"; } >"$1"
+}
+repro() { # CONFIG LOG
+  "$HV" reproduce "$1" --set phantom.cases=2 --set phantom.first=L1 --set phantom.last=L2 \
+    >"$2" 2>&1
+}
+repro_cfg "$WORK/rq.ini" "\n[reproduce.aotgan]\n; AOT-GAN's own generator\nsynthesis.model = $WORK/aot.h5\n"
+repro "$WORK/rq.ini" "$WORK/rq.log"; rc=$?
+check "reproduce gan + aotgan with [reproduce.aotgan]: exit 0 (rc $rc; $WORK/rq.log)" [ $rc -eq 0 ]
+for m in gan aotgan; do
+  check "reproduce: $m row scored" grep -q "^$m,ok," "$WORK/rq/table.csv"
+done
+"$HV" inspect "$WORK/rq/gan/store.h5" >"$WORK/rq-gan.inspect" 2>&1
+"$HV" inspect "$WORK/rq/aotgan/store.h5" >"$WORK/rq-aot.inspect" 2>&1
+check "reproduce: the gan row ran the file's model" grep -q "synthesis: *gan, sagittal: .*ours.h5" "$WORK/rq-gan.inspect"
+check "reproduce: the aotgan row ran [reproduce.aotgan]'s model" \
+  grep -q "synthesis: *aotgan, sagittal: .*aot.h5 .*AOT-GAN width 4" "$WORK/rq-aot.inspect"
+for bad in "unlisted:\n[reproduce.baseline]\nsynthesis.neighbours = 1\n:'baseline' is not in reproduce.methods" \
+           "nodot:\n[reproduce.aotgan]\nmodel = $WORK/aot.h5\n:holds run keys as section.key = value" \
+           "method:\n[reproduce.aotgan]\nsynthesis.method = gan\n:cannot set synthesis.method"; do
+  name=${bad%%:*}; rest=${bad#*:}; text=${rest%:*}; want=${rest##*:}
+  repro_cfg "$WORK/rq-$name.ini" "$text"
+  repro "$WORK/rq-$name.ini" "$WORK/rq-$name.log"; rc=$?
+  check "reproduce, [reproduce.<method>] $name: exit 2 (rc $rc)" [ $rc -eq 2 ]
+  check "reproduce, [reproduce.<method>] $name: says why" grep -q "$want" "$WORK/rq-$name.log"
+done
 finish
