@@ -54,7 +54,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "param_init.h"
+#include "se_common.h"
 #include "model_file.h"
 #include "cls_internal.h"
 
@@ -163,32 +163,7 @@ done:
 
 /* ------------------------------------------------------------------ build */
 
-typedef struct builder {
-    hv_nn_graph *g;
-    hv_nn_params *ps;
-    hv_status st;
-} builder;
-
-static hv_nn_tensor *par(builder *b, const char *name)
-{
-    hv_nn_param *p = hv_nn_params_find(b->ps, name);
-    if (!p) {
-        if (b->st == HV_OK)
-            b->st = hv_error_set(HV_ERR_NOT_FOUND, "model classifier: no parameter %s", name);
-        return NULL;
-    }
-    return hv_nn_param_tensor(b->g, p);
-}
-
-static hv_nn_tensor *bn(builder *b, hv_nn_tensor *x, const char *prefix)
-{
-    char n0[192], n1[192], n2[192], n3[192];
-    snprintf(n0, sizeof n0, "%s.weight", prefix);
-    snprintf(n1, sizeof n1, "%s.bias", prefix);
-    snprintf(n2, sizeof n2, "%s.running_mean", prefix);
-    snprintf(n3, sizeof n3, "%s.running_var", prefix);
-    return hv_nn_batch_norm(b->g, x, par(b, n0), par(b, n1), par(b, n2), par(b, n3), 0.1f, 1e-5f);
-}
+typedef hv__model_builder builder;
 
 /* MONAI Convolution (conv, BN[, ReLU]) named "<prefix>.conv" / ".adn.N";
  * *pre_bn (may be NULL) gets the convolution's output. */
@@ -197,27 +172,14 @@ static hv_nn_tensor *conv_block(builder *b, hv_nn_tensor *x, const char *prefix,
 {
     char nm[192];
     snprintf(nm, sizeof nm, "%s.conv.weight", prefix);
-    hv_nn_tensor *c = hv_nn_conv2d(b->g, x, par(b, nm), NULL, stride, pad, 1);
+    hv_nn_tensor *c = hv_nn_conv2d(b->g, x, hv__model_par(b, nm), NULL, stride, pad, 1);
     if (pre_bn) *pre_bn = c;
     snprintf(nm, sizeof nm, "%s.adn.N", prefix);
-    hv_nn_tensor *y = bn(b, c, nm);
+    hv_nn_tensor *y = hv__model_bn(b, c, nm);
     return relu ? hv_nn_relu(b->g, y) : y;
 }
 
 /* MONAI ChannelSELayer: x * sigmoid(fc2(relu(fc0(gap(x))))). */
-static hv_nn_tensor *se_layer(builder *b, hv_nn_tensor *x, const char *prefix)
-{
-    char w0[192], b0[192], w2[192], b2[192];
-    snprintf(w0, sizeof w0, "%s.fc.0.weight", prefix);
-    snprintf(b0, sizeof b0, "%s.fc.0.bias", prefix);
-    snprintf(w2, sizeof w2, "%s.fc.2.weight", prefix);
-    snprintf(b2, sizeof b2, "%s.fc.2.bias", prefix);
-    hv_nn_tensor *y = hv_nn_gap(b->g, x);
-    y = hv_nn_relu(b->g, hv_nn_linear(b->g, y, par(b, w0), par(b, b0)));
-    y = hv_nn_sigmoid(b->g, hv_nn_linear(b->g, y, par(b, w2), par(b, b2)));
-    return hv_nn_channel_mul(b->g, x, y);
-}
-
 /* One SEResNetBottleneck "layer<l>.<i>"; *conv1_out (may be NULL): its first
  * convolution's output before BN. */
 static hv_nn_tensor *bottleneck(builder *b, hv_nn_tensor *x, int l, int i, int stride,
@@ -231,7 +193,7 @@ static hv_nn_tensor *bottleneck(builder *b, hv_nn_tensor *x, int l, int i, int s
     snprintf(pre, sizeof pre, "layer%d.%d.conv3", l, i);
     y = conv_block(b, y, pre, 1, 0, 0, NULL);
     snprintf(pre, sizeof pre, "layer%d.%d.se_layer", l, i);
-    y = se_layer(b, y, pre);
+    y = hv__model_se_layer(b, y, pre);
     if (se_out) *se_out = y;
     hv_nn_tensor *res = x;
     if (i == 0) {
@@ -277,11 +239,11 @@ hv_status hv__model_classifier_build_taps(hv_nn_graph *g, hv_nn_params *ps, int 
     if (hv_model_classifier_width(ps) != width)
         return hv_error_wrap(HV_ERR_FORMAT, "model classifier: parameters are not a classifier of "
                              "width %d", width);
-    builder b = {g, ps, HV_OK};
+    builder b = {g, ps, HV_OK, "classifier"};
     hv_nn_tensor *x = hv_nn_input(g, "x", 4, (int64_t[]){n, 1, h, w});
     io->x = x;
-    hv_nn_tensor *y = hv_nn_conv2d(g, x, par(&b, "layer0.conv1.weight"), NULL, 2, 3, 1);
-    y = hv_nn_relu(g, bn(&b, y, "layer0.bn1"));
+    hv_nn_tensor *y = hv_nn_conv2d(g, x, hv__model_par(&b, "layer0.conv1.weight"), NULL, 2, 3, 1);
+    y = hv_nn_relu(g, hv__model_bn(&b, y, "layer0.bn1"));
     y = maxpool_ceil(&b, y);
     hv__cls_taps tp = {y, NULL, NULL};
     hv_nn_tensor *target = NULL;
@@ -292,7 +254,8 @@ hv_status hv__model_classifier_build_taps(hv_nn_graph *g, hv_nn_params *ps, int 
                            (l == 0 && i == 0) ? &tp.se1 : NULL);
             if (l == 0 && i == 0) tp.block1 = y;
         }
-    y = hv_nn_linear(g, hv_nn_gap(g, y), par(&b, "last_linear.weight"), par(&b, "last_linear.bias"));
+    y = hv_nn_linear(g, hv_nn_gap(g, y), hv__model_par(&b, "last_linear.weight"),
+                     hv__model_par(&b, "last_linear.bias"));
     if (b.st != HV_OK) return b.st;
     hv_status st = hv_nn_graph_status(g);
     if (st != HV_OK) return hv_error_wrap(st, "model classifier: building the graph");

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "param_init.h"
+#include "se_common.h"
 #include "hv/model.h"
 
 static int64_t se_channels(int64_t c) { return c / 16 > 0 ? c / 16 : 1; }
@@ -86,37 +86,12 @@ hv_status hv_model_senet3d_params(hv_nn_params *ps, const hv_model_senet3d_confi
 
 /* ------------------------------------------------------------------ build */
 
-typedef struct builder {
-    hv_nn_graph *g;
-    hv_nn_params *ps;
-    hv_status st;
-} builder;
-
-static hv_nn_tensor *par(builder *b, const char *name)
-{
-    hv_nn_param *p = hv_nn_params_find(b->ps, name);
-    if (!p) {
-        if (b->st == HV_OK)
-            b->st = hv_error_set(HV_ERR_NOT_FOUND, "model senet3d: no parameter %s", name);
-        return NULL;
-    }
-    return hv_nn_param_tensor(b->g, p);
-}
-
-static hv_nn_tensor *bn(builder *b, hv_nn_tensor *x, const char *prefix)
-{
-    char n0[192], n1[192], n2[192], n3[192];
-    snprintf(n0, sizeof n0, "%s.weight", prefix);
-    snprintf(n1, sizeof n1, "%s.bias", prefix);
-    snprintf(n2, sizeof n2, "%s.running_mean", prefix);
-    snprintf(n3, sizeof n3, "%s.running_var", prefix);
-    return hv_nn_batch_norm(b->g, x, par(b, n0), par(b, n1), par(b, n2), par(b, n3), 0.1f, 1e-5f);
-}
+typedef hv__model_builder builder;
 
 static hv_nn_tensor *conv(builder *b, hv_nn_tensor *x, const char *wname, int stride, int pad)
 {
     const int s[3] = {stride, stride, stride}, p[3] = {pad, pad, pad}, one[3] = {1, 1, 1};
-    return hv_nn_conv3d(b->g, x, par(b, wname), NULL, s, p, one);
+    return hv_nn_conv3d(b->g, x, hv__model_par(b, wname), NULL, s, p, one);
 }
 
 /* conv (no bias) then BN, named "<prefix>.conv.weight" / "<prefix>.adn.N" */
@@ -126,7 +101,7 @@ static hv_nn_tensor *conv_bn(builder *b, hv_nn_tensor *x, const char *prefix, in
     snprintf(nm, sizeof nm, "%s.conv.weight", prefix);
     hv_nn_tensor *y = conv(b, x, nm, stride, pad);
     snprintf(nm, sizeof nm, "%s.adn.N", prefix);
-    return bn(b, y, nm);
+    return hv__model_bn(b, y, nm);
 }
 
 static hv_nn_tensor *linear(builder *b, hv_nn_tensor *x, const char *prefix)
@@ -134,17 +109,7 @@ static hv_nn_tensor *linear(builder *b, hv_nn_tensor *x, const char *prefix)
     char w[192], bb[192];
     snprintf(w, sizeof w, "%s.weight", prefix);
     snprintf(bb, sizeof bb, "%s.bias", prefix);
-    return hv_nn_linear(b->g, x, par(b, w), par(b, bb));
-}
-
-static hv_nn_tensor *se_layer(builder *b, hv_nn_tensor *x, const char *prefix)
-{
-    char nm[192];
-    snprintf(nm, sizeof nm, "%s.fc.0", prefix);
-    hv_nn_tensor *y = hv_nn_relu(b->g, linear(b, hv_nn_gap(b->g, x), nm));
-    snprintf(nm, sizeof nm, "%s.fc.2", prefix);
-    y = hv_nn_sigmoid(b->g, linear(b, y, nm));
-    return hv_nn_channel_mul(b->g, x, y);
+    return hv_nn_linear(b->g, x, hv__model_par(b, w), hv__model_par(b, bb));
 }
 
 static hv_nn_tensor *block(builder *b, hv_nn_tensor *x, int l, int i, int stride)
@@ -155,7 +120,7 @@ static hv_nn_tensor *block(builder *b, hv_nn_tensor *x, int l, int i, int stride
     snprintf(pre, sizeof pre, "layer%d.%d.conv2", l, i);
     y = conv_bn(b, y, pre, 1, 1);
     snprintf(pre, sizeof pre, "layer%d.%d.se_layer", l, i);
-    y = se_layer(b, y, pre);
+    y = hv__model_se_layer(b, y, pre);
     hv_nn_tensor *res = x;
     if (i == 0 && l > 1) {
         snprintf(pre, sizeof pre, "layer%d.0.project", l);
@@ -178,10 +143,11 @@ hv_status hv_model_senet3d_build(hv_nn_graph *g, hv_nn_params *ps,
                             "three strided layers halve each axis)", (long long)n,
                             (long long)d, (long long)h, (long long)w);
     memset(io, 0, sizeof *io);
-    builder b = {g, ps, HV_OK};
+    builder b = {g, ps, HV_OK, "senet3d"};
     hv_nn_tensor *x = hv_nn_input(g, "x", 5, (int64_t[]){n, 1, d, h, w});
     io->x = x;
-    hv_nn_tensor *y = hv_nn_relu(g, bn(&b, conv(&b, x, "layer0.conv1.weight", 1, 1), "layer0.bn1"));
+    hv_nn_tensor *y = conv(&b, x, "layer0.conv1.weight", 1, 1);
+    y = hv_nn_relu(g, hv__model_bn(&b, y, "layer0.bn1"));
     y = hv_nn_maxpool3d(g, y, (const int[]){3, 3, 3}, (const int[]){2, 2, 2},
                         (const int[]){1, 1, 1});
     for (int l = 0; l < 4; l++)

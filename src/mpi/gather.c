@@ -194,15 +194,9 @@ hv_status hv_gather_team_serve(hv_gather_team *t)
     return st;
 }
 
-typedef struct {
-    const char *id;
-    int label;
-    size_t idx;
-} vkey;
-
-static int cmp_vkey(const void *a, const void *b)
+int hv__vkey_cmp(const void *a, const void *b)
 {
-    const vkey *x = a, *y = b;
+    const hv__vkey *x = a, *y = b;
     int c = strcmp(x->id, y->id);
     if (c) return c;
     return (x->label > y->label) - (x->label < y->label);
@@ -249,7 +243,7 @@ static hv_status grade_svm(hv_run_vrow *v, size_t n, const hv_run_crow *cases,
                            const hv_gather_opts *o, hv_grader_result *g)
 {
     hv_status st = HV_OK;
-    vkey *keys = malloc((n ? n : 1) * sizeof *keys);
+    hv__vkey *keys = malloc((n ? n : 1) * sizeof *keys);
     hv_svm_row *rows = malloc((o->split->n ? o->split->n : 1) * sizeof *rows);
     hv_svm_cv *cv = NULL;
     hv_svm_grader *gr = NULL;
@@ -258,13 +252,14 @@ static hv_status grade_svm(hv_run_vrow *v, size_t n, const hv_run_crow *cases,
         st = hv_error_set(HV_ERR_NOMEM, "gather: out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) keys[i] = (vkey){cases[v[i].case_index].id, v[i].label, i};
-    qsort(keys, n, sizeof *keys, cmp_vkey);
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (hv__vkey){cases[v[i].case_index].id, v[i].label, i};
+    qsort(keys, n, sizeof *keys, hv__vkey_cmp);
     size_t nr = 0, skipped = 0;
     for (size_t s = 0; s < o->split->n; s++) {
         const hv_split_entry *e = &o->split->items[s];
-        vkey want = {e->case_id, e->label, 0};
-        vkey *hit = n ? bsearch(&want, keys, n, sizeof *keys, cmp_vkey) : NULL;
+        hv__vkey want = {e->case_id, e->label, 0};
+        hv__vkey *hit = n ? bsearch(&want, keys, n, sizeof *keys, hv__vkey_cmp) : NULL;
         const hv_run_vrow *vr = hit ? &v[hit->idx] : NULL;
         if (!vr || isnan(vr->rhlv[HV_REG_ANT]) || isnan(vr->rhlv[HV_REG_MID]) ||
             isnan(vr->rhlv[HV_REG_POST])) {

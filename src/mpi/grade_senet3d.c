@@ -33,20 +33,6 @@
 
 #include "run_internal.h"
 
-typedef struct skey {
-    const char *id;
-    int label;
-    size_t idx;
-} skey;
-
-static int cmp_skey(const void *a, const void *b)
-{
-    const skey *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    if (c) return c;
-    return (x->label > y->label) - (x->label < y->label);
-}
-
 /* The box u (HV_RUN_BOX^3 bytes) averaged over f^3 voxels into out
  * ((HV_RUN_BOX / f)^3 floats in [0, 1]). */
 static void shrink_box(const uint8_t *u, int f, float *out)
@@ -191,7 +177,7 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     const hv_gather_senet3d *se = &o->se;
     const int f = se->shrink, side = HV_RUN_BOX / (f > 0 ? f : 1);
     const size_t vox = (size_t)side * side * side;
-    skey *keys = NULL;
+    hv__vkey *keys = NULL;
     long *slot = NULL;
     hv_svm_row *rows = NULL;
     size_t *tr = NULL, *all = NULL, *wait = NULL;
@@ -224,14 +210,14 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     for (size_t i = 0, k = 0; i < n; i++) {
         k = i > 0 && v[i].case_index == v[i - 1].case_index ? k + 1 : 0;
         slot[i] = (long)v[i].case_index * HV_RUN_MAX_VERT + (long)k;
-        keys[i] = (skey){cases[v[i].case_index].id, v[i].label, i};
+        keys[i] = (hv__vkey){cases[v[i].case_index].id, v[i].label, i};
     }
-    qsort(keys, n, sizeof *keys, cmp_skey);
+    qsort(keys, n, sizeof *keys, hv__vkey_cmp);
     size_t nr = 0, no_rhlv = 0, no_box = 0;
     for (size_t q = 0; q < ns; q++) {
         const hv_split_entry *e = &o->split->items[q];
-        skey want = {e->case_id, e->label, 0};
-        skey *hit = n ? bsearch(&want, keys, n, sizeof *keys, cmp_skey) : NULL;
+        hv__vkey want = {e->case_id, e->label, 0};
+        hv__vkey *hit = n ? bsearch(&want, keys, n, sizeof *keys, hv__vkey_cmp) : NULL;
         const hv_run_vrow *vr = hit ? &v[hit->idx] : NULL;
         if (!vr || isnan(vr->rhlv[HV_REG_ANT]) || isnan(vr->rhlv[HV_REG_MID]) ||
             isnan(vr->rhlv[HV_REG_POST])) {

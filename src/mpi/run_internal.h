@@ -445,6 +445,15 @@ hv_status hv__train_past_end(const hv__train_dir *d, const char *section, const 
 /* The lock released (when held) and the texts freed. */
 void hv__train_dir_release(hv__train_dir *d);
 
+/* A vertebra's (case id, label) with its row index, for qsort/bsearch by
+ * id then label (gather.c, grade_senet3d.c: split entries to store rows). */
+typedef struct hv__vkey {
+    const char *id;
+    int label;
+    size_t idx;
+} hv__vkey;
+int hv__vkey_cmp(const void *a, const void *b);
+
 /* The reproduce tables' CSV cells (repro_table.c, repro_quality.c): a comma,
  * then a round-trip-exact number (empty when not finite) or a quoted string
  * (quotes doubled, newlines as spaces). */
