@@ -159,24 +159,6 @@ static void test_tanh_hand(void)
 
 /* --------------------------------------------------------- shape errors */
 
-/* A builder that must refuse: the graph's status is HV_ERR_ARG and the
- * message holds every string of `needles` (the shapes it names). */
-typedef hv_nn_tensor *(*bad_fn)(hv_nn_graph *g);
-static void expect_refused(const char *what, bad_fn build, const char *const *needles, int n)
-{
-    hv_nn_graph *g = NULL;
-    HV_CHECK_OK(hv_nn_graph_create(&g));
-    hv_error_clear();
-    hv_nn_tensor *t = build(g);
-    const char *msg = hv_error_detail();
-    HV_CHECK(t == NULL && hv_nn_graph_status(g) == HV_ERR_ARG, "%s: not refused", what);
-    for (int i = 0; i < n; i++)
-        HV_CHECK(msg && strstr(msg, needles[i]), "%s: the message \"%s\" does not name \"%s\"", what,
-                 msg ? msg : "(none)", needles[i]);
-    hv_nn_graph_free(g);
-}
-
-static hv_nn_tensor *in_(hv_nn_graph *g, int nd, const int64_t *sh) { return hv_nn_input(g, "t", nd, sh); }
 
 static hv_nn_tensor *bad_rpad_eq(hv_nn_graph *g) /* pad = H: PyTorch refuses it too */
 {

@@ -197,22 +197,6 @@ static void test_cross_entropy_hand(void)
 
 /* --------------------------------------------------------- shape errors */
 
-typedef hv_nn_tensor *(*bad_fn)(hv_nn_graph *g);
-static void expect_refused(const char *what, bad_fn build, const char *const *needles, int n)
-{
-    hv_nn_graph *g = NULL;
-    HV_CHECK_OK(hv_nn_graph_create(&g));
-    hv_error_clear();
-    hv_nn_tensor *t = build(g);
-    const char *msg = hv_error_detail();
-    HV_CHECK(t == NULL && hv_nn_graph_status(g) == HV_ERR_ARG, "%s: not refused", what);
-    for (int i = 0; i < n; i++)
-        HV_CHECK(msg && strstr(msg, needles[i]), "%s: the message \"%s\" does not name \"%s\"", what,
-                 msg ? msg : "(none)", needles[i]);
-    hv_nn_graph_free(g);
-}
-
-static hv_nn_tensor *in_(hv_nn_graph *g, int nd, const int64_t *sh) { return hv_nn_input(g, "t", nd, sh); }
 
 static hv_nn_tensor *bad_l2_rank(hv_nn_graph *g) { return hv_nn_l2_normalize(g, in_(g, 4, S(2, 3, 1, 1)), 1e-12f); }
 static hv_nn_tensor *bad_l2_eps(hv_nn_graph *g) { return hv_nn_l2_normalize(g, in_(g, 2, S(2, 3)), 0.0f); }
