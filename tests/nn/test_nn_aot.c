@@ -159,7 +159,6 @@ static void test_tanh_hand(void)
 
 /* --------------------------------------------------------- shape errors */
 
-
 static hv_nn_tensor *bad_rpad_eq(hv_nn_graph *g) /* pad = H: PyTorch refuses it too */
 {
     return hv_nn_reflect_pad(g, in_(g, 4, S(1, 1, 3, 4)), 3, 0, 0, 0);

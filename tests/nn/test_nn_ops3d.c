@@ -519,7 +519,6 @@ static void test_conv3d_cpu_vs_ref(void)
 
 /* ---------------------------------------------------------- shape errors */
 
-
 static hv_nn_tensor *bad_conv_rank(hv_nn_graph *g)
 {
     return hv_nn_conv3d(g, in_(g, 4, S(1, 2, 3, 4)), in_(g, 5, S(3, 2, 1, 1, 1)), NULL, I3(1, 1, 1),

@@ -197,7 +197,6 @@ static void test_cross_entropy_hand(void)
 
 /* --------------------------------------------------------- shape errors */
 
-
 static hv_nn_tensor *bad_l2_rank(hv_nn_graph *g) { return hv_nn_l2_normalize(g, in_(g, 4, S(2, 3, 1, 1)), 1e-12f); }
 static hv_nn_tensor *bad_l2_eps(hv_nn_graph *g) { return hv_nn_l2_normalize(g, in_(g, 2, S(2, 3)), 0.0f); }
 static hv_nn_tensor *bad_sc_rank(hv_nn_graph *g)
