@@ -47,27 +47,6 @@ static int ok_(hv_status st, const char *what)
 }
 #define OK(expr) ok_((expr), #expr)
 
-/* Compare a planned tensor (value, or gradient when grad) with a fixture
- * tensor: relative L2 error <= tol. */
-static void cmp(const hv_nn_tensor *t, int grad, const fx_file *fx, const char *name, double tol,
-                const char *ctx)
-{
-    const fx_tensor *f = fx_find(fx, name);
-    HV_REQUIRE_V(f != NULL, "fixture lacks %s", name);
-    HV_REQUIRE_V(t && hv_nn_tensor_numel(t) == f->n, "%s %s: %lld elements, fixture %lld", ctx,
-                 name, t ? (long long)hv_nn_tensor_numel(t) : -1LL, (long long)f->n);
-    float *y = malloc((size_t)f->n * sizeof(float));
-    HV_REQUIRE_V(y != NULL, "out of memory");
-    hv_status st = grad ? hv_nn_tensor_get_grad(t, y, (size_t)f->n)
-                        : hv_nn_tensor_get(t, y, (size_t)f->n);
-    if (OK(st)) {
-        double mx, e = fx_rel_l2(y, f->data, f->n, &mx);
-        HV_CHECK(e <= tol, "%s %s%s: relative L2 error %.3g (max abs %.3g) > %.1g", ctx,
-                 grad ? "grad of " : "", name, e, mx, tol);
-    }
-    free(y);
-}
-
 /* The fixture's weights into a new width-4 parameter set, by name. */
 static hv_nn_params *load_params(const fx_file *fx)
 {
@@ -134,14 +113,14 @@ static void check_eval(hv_nn_params *ps, const fx_file *fx, int cpu, unsigned fl
     hv_nn_tensor_shape(tp.pool, sh);
     HV_CHECK(sh[2] == 16 && sh[3] == 16, "%s: pool output %lld x %lld, ceil mode gives 16 x 16", ctx,
              (long long)sh[2], (long long)sh[3]);
-    cmp(io.logits, 0, fx, "eval.logits", 1e-4, ctx);
-    cmp(tp.pool, 0, fx, "eval.pool_out", 1e-4, ctx);
-    cmp(tp.se1, 0, fx, "eval.se_out", 1e-4, ctx);
-    cmp(tp.block1, 0, fx, "eval.block_out", 1e-4, ctx);
-    cmp(io.target, 0, fx, "eval.target", 1e-4, ctx);
+    fx_cmp(io.logits, 0, fx, "eval.logits", 1e-4, ctx);
+    fx_cmp(tp.pool, 0, fx, "eval.pool_out", 1e-4, ctx);
+    fx_cmp(tp.se1, 0, fx, "eval.se_out", 1e-4, ctx);
+    fx_cmp(tp.block1, 0, fx, "eval.block_out", 1e-4, ctx);
+    fx_cmp(io.target, 0, fx, "eval.target", 1e-4, ctx);
     if (flags) {
         if (!OK(hv_nn_graph_backward(g, s))) goto done;
-        cmp(io.target, 1, fx, "eval.grad", 1e-3, ctx);
+        fx_cmp(io.target, 1, fx, "eval.grad", 1e-3, ctx);
     }
 done:
     hv_nn_graph_free(g);
@@ -177,8 +156,8 @@ static void check_train(const fx_file *fx, int cpu)
         goto done;
     hv_nn_params_zero_grad(ps);
     if (!OK(hv_nn_graph_forward(g))) goto done;
-    cmp(io.logits, 0, fx, "train.logits", 1e-4, ctx);
-    cmp(loss, 0, fx, "train.loss", 1e-5, ctx);
+    fx_cmp(io.logits, 0, fx, "train.logits", 1e-4, ctx);
+    fx_cmp(loss, 0, fx, "train.loss", 1e-5, ctx);
     if (!OK(hv_nn_graph_backward(g, loss))) goto done;
     for (size_t k = 0; k < sizeof train_grads / sizeof *train_grads; k++) {
         char nm[200];

@@ -43,26 +43,6 @@ static int ok_(hv_status st, const char *what)
 }
 #define OK(expr) ok_((expr), #expr)
 
-static void cmp(const hv_nn_tensor *t, int grad, const fx_file *fx, const char *name, double tol,
-                const char *ctx)
-{
-    const fx_tensor *f = fx_find(fx, name);
-    HV_REQUIRE_V(f != NULL, "fixture lacks %s", name);
-    HV_REQUIRE_V(t && hv_nn_tensor_numel(t) == f->n, "%s %s: %lld elements, fixture %lld", ctx,
-                 name, t ? (long long)hv_nn_tensor_numel(t) : -1LL, (long long)f->n);
-    float *y = malloc((size_t)f->n * sizeof(float));
-    HV_REQUIRE_V(y != NULL, "out of memory");
-    hv_status st = grad ? hv_nn_tensor_get_grad(t, y, (size_t)f->n)
-                        : hv_nn_tensor_get(t, y, (size_t)f->n);
-    if (OK(st)) {
-        double mx, e = fx_rel_l2(y, f->data, f->n, &mx);
-        HV_CHECK(e <= tol, "%s %s%s: relative L2 error %.3g (max abs %.3g) > %.1g", ctx,
-                 grad ? "grad of " : "", name, e, mx, tol);
-        printf("# %s %s%s: %.2e\n", ctx, grad ? "grad of " : "", name, e);
-    }
-    free(y);
-}
-
 static void cmp_param(hv_nn_param *p, int grad, const fx_file *fx, const char *name, double tol,
                       const char *ctx)
 {
@@ -143,9 +123,9 @@ static void check_backend(const fx_file *fx, int cpu)
     if (!OK(hv_model_senet3d_build(g, ps, &CFG, 4, 16, 16, 32, &io))) goto done;
     if (!OK(hv_nn_graph_plan(g, be, 0))) goto done;
     if (!set_from(io.x, fx, "x") || !OK(hv_nn_graph_forward(g))) goto done;
-    cmp(io.feat, 0, fx, "eval.feat", 1e-4, ctx);
-    cmp(io.proj, 0, fx, "eval.proj", 1e-4, ctx);
-    cmp(io.logits, 0, fx, "eval.logits", 1e-4, ctx);
+    fx_cmp(io.feat, 0, fx, "eval.feat", 1e-4, ctx);
+    fx_cmp(io.proj, 0, fx, "eval.proj", 1e-4, ctx);
+    fx_cmp(io.logits, 0, fx, "eval.logits", 1e-4, ctx);
     hv_nn_graph_free(g);
     g = NULL;
 
@@ -162,9 +142,9 @@ static void check_backend(const fx_file *fx, int cpu)
         goto done;
     hv_nn_params_zero_grad(ps);
     if (!OK(hv_nn_graph_forward(g)) || !OK(hv_nn_graph_backward(g, loss))) goto done;
-    cmp(io.proj, 0, fx, "train.proj", 1e-4, ctx);
-    cmp(io.logits, 0, fx, "train.logits", 1e-4, ctx);
-    cmp(loss, 0, fx, "train.loss", 1e-4, ctx);
+    fx_cmp(io.proj, 0, fx, "train.proj", 1e-4, ctx);
+    fx_cmp(io.logits, 0, fx, "train.logits", 1e-4, ctx);
+    fx_cmp(loss, 0, fx, "train.loss", 1e-4, ctx);
     cmp_param(hv_nn_params_find(ps, "layer0.bn1.running_mean"), 0, fx, "train.rm.layer0.bn1", 1e-4,
               ctx);
     for (size_t i = 0; i < sizeof grads / sizeof grads[0]; i++) {

@@ -94,4 +94,29 @@ static double fx_rel_l2(const float *a, const float *b, int64_t n, double *maxab
     return e == e ? e : INFINITY;
 }
 
+/* A planned tensor's value (or, with grad, its gradient) against the
+ * fixture tensor `name`: relative L2 error <= tol, printed as a "#" line;
+ * ctx names the case in messages. Needs hv_test.h and hv/nn.h included
+ * before this header. (static inline: a test that does not use it gets no
+ * unused-function warning.) */
+static inline void fx_cmp(const hv_nn_tensor *t, int grad, const fx_file *fx, const char *name,
+                          double tol, const char *ctx)
+{
+    const fx_tensor *f = fx_find(fx, name);
+    HV_REQUIRE_V(f != NULL, "fixture lacks %s", name);
+    HV_REQUIRE_V(t && hv_nn_tensor_numel(t) == f->n, "%s %s: %lld elements, fixture %lld", ctx,
+                 name, t ? (long long)hv_nn_tensor_numel(t) : -1LL, (long long)f->n);
+    float *y = malloc((size_t)f->n * sizeof(float));
+    HV_REQUIRE_V(y != NULL, "out of memory");
+    hv_status st = grad ? hv_nn_tensor_get_grad(t, y, (size_t)f->n)
+                        : hv_nn_tensor_get(t, y, (size_t)f->n);
+    if (HV_CHECK(st == HV_OK, "%s %s: reading it: %s", ctx, name, hv_error_detail())) {
+        double mx, e = fx_rel_l2(y, f->data, f->n, &mx);
+        HV_CHECK(e <= tol, "%s %s%s: relative L2 error %.3g (max abs %.3g) > %.1g", ctx,
+                 grad ? "grad of " : "", name, e, mx, tol);
+        printf("# %s %s%s: %.2e\n", ctx, grad ? "grad of " : "", name, e);
+    }
+    free(y);
+}
+
 #endif /* HV_TESTS_NN_FIXTURE_H */
