@@ -40,11 +40,13 @@ check "crash: losses.csv equal to the uninterrupted one but the timing column" \
 k=$(( (RANDOM % 3) + 1 ))
 out="$WORK/kill"
 train_bg "$out" $S --set train.checkpoint_every=1
-for _ in $(seq 1 1200); do
-  n=$(grep -c '^[0-9]' "$out/losses.csv" 2>/dev/null || echo 0)
-  [ "${n:-0}" -ge "$k" ] && break
+# until step k's checkpoint is written, then resuming is certain (a row of
+# losses.csv comes before its step's checkpoint: killed between the two, the
+# re-run started over and "resumed" was not in its log)
+for _ in $(seq 1 2400); do
+  grep -q "checkpoint: step $k written" "$out-1.log" 2>/dev/null && break
   kill -0 $pid 2>/dev/null || break
-  sleep 0.1
+  sleep 0.05
 done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rc=$?
 echo "# SIGKILL after $k step(s) (rc $rc)"
