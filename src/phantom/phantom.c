@@ -1,7 +1,7 @@
 /*
  * phantom.c: the synthetic spine model and its voxelisation.
  *
- * (One file of ~1,200 lines on purpose: the model's geometry (bodies,
+ * (One file of ~1,250 lines on purpose: the model's geometry (bodies,
  * posterior elements, discs, centreline) and its voxelisation share the same
  * local frames and profile functions, and the ground truth is only exact if
  * both read them from one place; cohort.c writes cohorts around it.)

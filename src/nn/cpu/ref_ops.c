@@ -9,7 +9,7 @@
  * the reference backend, OpenBLAS in the CPU backend) so a convolution that
  * falls back here is still usable. Backward kernels ADD into input gradients.
  *
- * One file of ~1,000 lines on purpose: every kernel is a short pair of plain
+ * One file of ~1,100 lines on purpose: every kernel is a short pair of plain
  * loops (forward, backward) and a reader checking one against its formula,
  * or the CUDA port against it, wants them side by side with the shared
  * index helpers; contextual attention, the one large kernel, has its own
