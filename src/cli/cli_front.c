@@ -121,11 +121,14 @@ int hv_cli_mpi_start(const char *cmd, int *argc, char ***argv, int *rank, int *s
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
+    /* the handler only sets a flag the loops poll: a read or write in hand
+     * (a pipe to mpiexec, a socket) goes on rather than failing with EINTR */
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     /* Ctrl-C without mpiexec (under mpiexec, mpiexec takes it and ends the
      * job): the first stops cleanly, a second ends the process at once */
-    sa.sa_flags = SA_RESETHAND;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     return HV_CLI_GO_ON;
 }

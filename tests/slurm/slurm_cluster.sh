@@ -5,8 +5,20 @@
 # slurmctld and slurmd in the foreground mode as background children of this
 # shell, exports SLURM_CONF, and waits until the node is idle. slurm_down
 # stops exactly the two daemons it started (by pid). Needs root: slurmd
-# launches jobs as their user and SlurmUser is root here.
+# launches jobs as their user and SlurmUser is root here. slurm_tell FILE...
+# prints, after a failed check, the end of each job output and of the
+# daemons' logs: CI keeps only what the test prints.
 slurm_pids=()
+slurm_dir=
+
+slurm_tell() {
+  [ "${failn:-0}" -gt 0 ] || return 0
+  local f
+  for f in "$@" "$slurm_dir"/log/*.log; do
+    if [ -f "$f" ]; then echo "# --- last lines of $f"; tail -n 40 "$f" | sed 's/^/# /'
+    else echo "# --- $f: missing"; fi
+  done
+}
 
 slurm_down() {
   local p
@@ -17,6 +29,7 @@ slurm_down() {
 
 slurm_up() {
   local dir=$1 base cpus
+  slurm_dir=$dir
   mkdir -p "$dir/state" "$dir/spool" "$dir/log"
   # two consecutive ports in 20000-39999, skipping ones something listens on
   for _ in $(seq 1 20); do

@@ -81,5 +81,6 @@ check "shard stores validate (state partial)" valid "$WORK/arr/store-shard-0001.
 check "gather store complete" [ "$(store_state "$WORK/arr")" = complete ]
 check "gather ran no case itself" grep -q '0 to run' "$(ls "$SRC"/healthivert-gather-"$gid".out 2>/dev/null || echo /dev/null)"
 check "sharded == one job" same_results "$WORK/ref" "$WORK/arr"
+slurm_tell "$WORK/job1.out" "$WORK/job2.out" "$SRC"/healthivert-*.out
 rm -f "$SRC"/healthivert-*.out
 finish
