@@ -10,8 +10,9 @@
  * (too few rows of a class for the folds, typically a tiny cohort) the rule
  * grades instead and /grader/@note says why, rather than failing the run.
  * grader.method = senet3d (grade_senet3d.c) runs the same protocol with the
- * 3-D SupCon-SENet on the crop boxes, on rank 0; asked for by name, it does
- * not fall back to the rule: a run that cannot grade with it fails there.
+ * 3-D SupCon-SENet on the crop boxes, its folds over the same team as the
+ * SVM's; asked for by name, it does not fall back to the rule: a run that
+ * cannot grade with it fails there.
  *
  * Rows enter the SVM in the split file's order (the reference's fold
  * construction depends on it), never in the order ranks happened to finish,
@@ -43,10 +44,9 @@
 
 /* ------------------------------------------------------------- the team */
 
-enum { TEAM_RELEASE = 0, TEAM_JOB = 1 };
 #define ROW_DOUBLES 5
 
-static int fold_owner(int f, int size) { return size > 1 ? (f + 1) % size : 0; }
+int hv__gather_fold_owner(int f, int size) { return size > 1 ? (f + 1) % size : 0; }
 
 /* Wait for a request while sleeping, not spinning (Open MPI busy-polls in
  * blocking calls): a rank that waits must not steal the core of the rank
@@ -73,19 +73,18 @@ static void bcast_header(long hdr[5], MPI_Comm comm)
 void hv_gather_team_release(hv_gather_team *t)
 {
     if (!t || t->rank != 0 || t->done || t->size < 2) return;
-    long hdr[5] = {TEAM_RELEASE, 0, 0, 0, 0};
+    long hdr[5] = {HV_TEAM_RELEASE, 0, 0, 0, 0};
     bcast_header(hdr, t->comm);
     t->done = 1;
 }
 
-/* Rank 0: start the job (header, rows). */
-static hv_status team_start(hv_gather_team *t, const hv_svm_row *rows, size_t n, int folds,
-                            unsigned seed, hv_svm_solver solver)
+hv_status hv__gather_team_start(hv_gather_team *t, const long hdr[5], const hv_svm_row *rows,
+                                size_t n)
 {
     if (n > (size_t)(0x7fffffff / ROW_DOUBLES))
-        return hv_error_set(HV_ERR_ARG, "gather: %zu SVM rows exceed one broadcast", n);
+        return hv_error_set(HV_ERR_ARG, "gather: %zu grader rows exceed one broadcast", n);
     double *buf = malloc((n ? n : 1) * ROW_DOUBLES * sizeof *buf);
-    if (!buf) return hv_error_set(HV_ERR_NOMEM, "gather: %zu SVM rows", n);
+    if (!buf) return hv_error_set(HV_ERR_NOMEM, "gather: %zu grader rows", n);
     for (size_t i = 0; i < n; i++) {
         double *b = &buf[ROW_DOUBLES * i];
         b[0] = rows[i].x[0];
@@ -94,31 +93,74 @@ static hv_status team_start(hv_gather_team *t, const hv_svm_row *rows, size_t n,
         b[3] = rows[i].grade;
         b[4] = (double)rows[i].set;
     }
-    long hdr[5] = {TEAM_JOB, (long)n, folds, (long)seed, (long)solver};
-    bcast_header(hdr, t->comm);
+    long h[5];
+    memcpy(h, hdr, sizeof h);
+    bcast_header(h, t->comm);
     MPI_Bcast(buf, (int)(n * ROW_DOUBLES), MPI_DOUBLE, 0, t->comm);
     free(buf);
     t->done = 1;
     return HV_OK;
 }
 
-/* Rank 0: receive the other ranks' folds into cv (n_val predictions and a
- * leading status each). */
-static hv_status team_collect(hv_gather_team *t, hv_svm_cv *cv)
+/* Rank != 0: the rows of a job whose header said n (a collective: received
+ * whatever happens). */
+static hv_status team_rows(hv_gather_team *t, size_t n, hv_svm_row **out)
+{
+    hv_status st = HV_OK;
+    double *buf = malloc((n ? n : 1) * ROW_DOUBLES * sizeof *buf);
+    hv_svm_row *rows = calloc(n ? n : 1, sizeof *rows);
+    double dummy = 0;
+    MPI_Bcast(buf ? (void *)buf : (void *)&dummy, buf ? (int)(n * ROW_DOUBLES) : 0, MPI_DOUBLE, 0,
+              t->comm);
+    if (!buf || !rows) st = hv_error_set(HV_ERR_NOMEM, "gather: %zu grader rows", n);
+    for (size_t i = 0; st == HV_OK && i < n; i++) {
+        const double *b = &buf[ROW_DOUBLES * i];
+        snprintf(rows[i].case_id, sizeof rows[i].case_id, "row%zu", i);
+        rows[i].x[0] = b[0];
+        rows[i].x[1] = b[1];
+        rows[i].x[2] = b[2];
+        rows[i].grade = (int)b[3];
+        rows[i].set = (hv_split_set)(int)b[4];
+    }
+    free(buf);
+    if (st != HV_OK) {
+        free(rows);
+        rows = NULL;
+    }
+    *out = rows;
+    return st;
+}
+
+void hv__gather_team_send(hv_gather_team *t, int f, hv_status fs, const int *pred, size_t nv,
+                          int *buf)
+{
+    /* rank 0 waits for exactly this message: always send it; after a
+     * failure one int, the status, is enough */
+    int one = (int)fs;
+    if (fs == HV_OK) {
+        buf[0] = HV_OK;
+        memcpy(buf + 1, pred, nv * sizeof(int));
+        MPI_Send(buf, (int)(nv + 1), MPI_INT, 0, f, t->comm);
+    } else {
+        MPI_Send(&one, 1, MPI_INT, 0, f, t->comm);
+    }
+}
+
+hv_status hv__gather_team_collect(hv_gather_team *t, hv_svm_cv *cv, const char *what)
 {
     hv_status st = HV_OK;
     int *buf = malloc((cv->n_val + 1) * sizeof *buf);
     if (!buf) return hv_error_set(HV_ERR_NOMEM, "gather: predictions");
     for (int f = 0; f < cv->n_folds; f++) {
-        int from = fold_owner(f, t->size);
+        int from = hv__gather_fold_owner(f, t->size);
         if (from == 0) continue;
         MPI_Request rq;
         MPI_Irecv(buf, (int)(cv->n_val + 1), MPI_INT, from, f, t->comm, &rq);
         lazy_wait(&rq);
         if (buf[0] != HV_OK) {
             if (st == HV_OK)
-                st = hv_error_set((hv_status)buf[0], "svm cv: fold %d failed on rank %d (see its log)",
-                                  f, from);
+                st = hv_error_set((hv_status)buf[0], "%s: fold %d failed on rank %d (see its log)",
+                                  what, f, from);
             continue;
         }
         free(cv->folds[f].pred);
@@ -137,33 +179,23 @@ hv_status hv_gather_team_serve(hv_gather_team *t)
 {
     long hdr[5];
     bcast_header(hdr, t->comm);
-    if (hdr[0] != TEAM_JOB) return HV_OK;
+    if (hdr[0] != HV_TEAM_SVM && hdr[0] != HV_TEAM_SENET3D) return HV_OK;
     size_t n = (size_t)hdr[1];
     int folds = (int)hdr[2];
-    hv_status st = HV_OK;
-    double *buf = malloc((n ? n : 1) * ROW_DOUBLES * sizeof *buf);
-    hv_svm_row *rows = calloc(n ? n : 1, sizeof *rows);
+    hv_svm_row *rows = NULL;
     hv_svm_cv *cv = NULL;
-    /* receive whatever happens: the broadcast is collective */
-    double dummy = 0;
-    MPI_Bcast(buf ? (void *)buf : (void *)&dummy, buf ? (int)(n * ROW_DOUBLES) : 0, MPI_DOUBLE, 0,
-              t->comm);
-    if (!buf || !rows) st = hv_error_set(HV_ERR_NOMEM, "gather: %zu SVM rows", n);
-    for (size_t i = 0; st == HV_OK && i < n; i++) {
-        const double *b = &buf[ROW_DOUBLES * i];
-        snprintf(rows[i].case_id, sizeof rows[i].case_id, "row%zu", i);
-        rows[i].x[0] = b[0];
-        rows[i].x[1] = b[1];
-        rows[i].x[2] = b[2];
-        rows[i].grade = (int)b[3];
-        rows[i].set = (hv_split_set)(int)b[4];
+    hv_status st = team_rows(t, n, &rows);
+    if (hdr[0] == HV_TEAM_SENET3D) {
+        st = hv__senet3d_team_serve(t, hdr, rows, st);
+        free(rows);
+        return st;
     }
     if (st == HV_OK)
         st = hv_svm_cv_begin(rows, n, folds, (unsigned)hdr[3], (hv_svm_solver)hdr[4], &cv);
     size_t nv = cv ? cv->n_val : 0;
     int *out = malloc((nv + 1) * sizeof *out);
     for (int f = 0; f < folds; f++) {
-        if (fold_owner(f, t->size) != t->rank) continue;
+        if (hv__gather_fold_owner(f, t->size) != t->rank) continue;
         hv_status fs = st;
         if (fs == HV_OK && !out) fs = st = hv_error_set(HV_ERR_NOMEM, "gather: predictions");
         if (fs == HV_OK) {
@@ -176,21 +208,11 @@ hv_status hv_gather_team_serve(hv_gather_team *t)
                 hv_log_error("gather: SVM fold %d: %s", f, hv_error_detail());
             if (st == HV_OK) st = fs;
         }
-        /* rank 0 waits for exactly this message: always send it */
-        int one = (int)fs;
-        if (fs == HV_OK) {
-            out[0] = HV_OK;
-            memcpy(out + 1, cv->folds[f].pred, nv * sizeof(int));
-            MPI_Send(out, (int)(nv + 1), MPI_INT, 0, f, t->comm);
-        } else {
-            /* rank 0 receives up to n_val + 1 ints; one is enough */
-            MPI_Send(&one, 1, MPI_INT, 0, f, t->comm);
-        }
+        hv__gather_team_send(t, f, fs, fs == HV_OK ? cv->folds[f].pred : NULL, nv, out);
     }
     free(out);
     hv_svm_cv_free(cv);
     free(rows);
-    free(buf);
     return st;
 }
 
@@ -290,16 +312,17 @@ static hv_status grade_svm(hv_run_vrow *v, size_t n, const hv_run_crow *cases,
     /* plan on rank 0 first: a protocol that cannot run starts no job */
     st = hv_svm_cv_begin(rows, nr, o->folds, o->seed, solver, &cv);
     if (st != HV_OK) goto done;
-    if (team && (st = team_start(team, rows, nr, o->folds, o->seed, solver)) != HV_OK) goto done;
+    long hdr[5] = {HV_TEAM_SVM, (long)nr, o->folds, (long)o->seed, (long)solver};
+    if (team && (st = hv__gather_team_start(team, hdr, rows, nr)) != HV_OK) goto done;
     for (int f = 0; f < o->folds; f++) {
-        if (fold_owner(f, team ? team->size : 1) != 0) continue;
+        if (hv__gather_fold_owner(f, team ? team->size : 1) != 0) continue;
         if ((st = hv_svm_cv_fold(cv, rows, nr, f)) != HV_OK) goto collect;
     }
     st = hv_svm_train_solver(rows, nr, (1u << HV_SPLIT_TRAIN) | (1u << HV_SPLIT_TEST), o->seed,
                              solver, &gr);
 collect:
     if (team) {
-        hv_status cst = team_collect(team, cv);
+        hv_status cst = hv__gather_team_collect(team, cv, "svm cv");
         if (st == HV_OK) st = cst;
     }
     if (st == HV_OK) st = hv_svm_cv_finish(cv);

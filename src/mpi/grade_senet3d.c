@@ -22,9 +22,18 @@
  *
  * Input: the 64^3 box (u8, the windowed CT 0..255) averaged over
  * shrink^3 voxels and divided by 255. Every network runs on the CPU
- * backend on rank 0, so the grades do not depend on the number of ranks
- * (the other ranks are released as for the rule); the CPU kernels are
- * deterministic for a given thread count (run.threads).
+ * backend, whose kernels are deterministic for a given thread count
+ * (run.threads, the same on every rank).
+ *
+ * Folds over the ranks (the SVM's team, gather.c): rank 0 alone reads the
+ * store; it broadcasts the rows, the settings and the shrunk boxes (in
+ * chunks: a cohort's boxes may pass MPI's int count), fold f is trained by
+ * rank (f + 1) % size while rank 0 trains its own folds and the final
+ * network, and the others send their folds' val predictions back. A
+ * network depends only on the rows, the boxes, the seed and its stream
+ * (its fold), never on the rank that trained it, so the grades are the
+ * same for any number of ranks; with k ranks the gather takes about
+ * (folds + 1) / k networks' time instead of folds + 1.
  */
 #include <math.h>
 #include <stdio.h>
@@ -137,6 +146,19 @@ done:
     return st;
 }
 
+/* The boxes of a job, rank 0 to the team, in chunks of BOX_CHUNK floats;
+ * X NULL on a rank that could not allocate them: it still joins every
+ * broadcast (into sink), and fails afterwards. */
+#define BOX_CHUNK ((size_t)1 << 16)
+static void bcast_boxes(MPI_Comm comm, float *X, size_t count)
+{
+    static float sink[BOX_CHUNK];
+    for (size_t at = 0; at < count; at += BOX_CHUNK) {
+        size_t k = count - at < BOX_CHUNK ? count - at : BOX_CHUNK;
+        MPI_Bcast(X ? X + at : sink, (int)k, MPI_FLOAT, 0, comm);
+    }
+}
+
 /* The grades of rows idx[0..n) of X into pred, batch by batch (a short last
  * batch padded with its first row; inference uses the running statistics,
  * so padding does not change the others). */
@@ -170,6 +192,78 @@ done:
     return st;
 }
 
+/* Fold fo of cv: a network on the pool rows outside it, its grades of the
+ * val rows into a new array *pred (n_val ints, caller frees). */
+static hv_status run_fold(const hv_gather_senet3d *se, unsigned seed, int side, const float *X,
+                          const int *y, const hv_svm_cv *cv, int fo, hv_nn_backend *be, int **pred)
+{
+    hv_status st = HV_OK;
+    net m = {0};
+    size_t *tr = malloc((cv->n_pool ? cv->n_pool : 1) * sizeof *tr), nt = 0;
+    *pred = malloc((cv->n_val ? cv->n_val : 1) * sizeof **pred);
+    if (!tr || !*pred) {
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < cv->n_pool; i++)
+        if (cv->fold[i] != fo) tr[nt++] = cv->pool[i];
+    double t1 = hv_time_now();
+    if ((st = train_net(se, seed, fo, side, X, y, tr, nt, be, &m)) != HV_OK) goto done;
+    st = predict(&m, se->batch, (size_t)side * side * side, X, cv->val, cv->n_val, *pred);
+    if (st == HV_OK)
+        hv_log_info("gather: senet3d fold %d (%zu training rows) trained in %.2f s", fo, nt,
+                    hv_time_now() - t1);
+done:
+    net_free(&m);
+    free(tr);
+    if (st != HV_OK) {
+        free(*pred);
+        *pred = NULL;
+    }
+    return st;
+}
+
+hv_status hv__senet3d_team_serve(hv_gather_team *t, const long hdr[5], const hv_svm_row *rows,
+                                 hv_status st)
+{
+    const size_t n = (size_t)hdr[1];
+    const int folds = (int)hdr[2];
+    const unsigned seed = (unsigned)hdr[3];
+    hv_gather_senet3d se;
+    MPI_Bcast(&se, (int)sizeof se, MPI_BYTE, 0, t->comm);
+    const int side = HV_RUN_BOX / se.shrink;
+    const size_t vox = (size_t)side * side * side;
+    float *X = st == HV_OK && n ? malloc(n * vox * sizeof *X) : NULL;
+    int *y = malloc((n ? n : 1) * sizeof *y), *buf = NULL, *pred = NULL;
+    bcast_boxes(t->comm, X, n * vox);
+    hv_svm_cv *cv = NULL;
+    hv_nn_backend *be = NULL;
+    if (st == HV_OK && ((n && !X) || !y))
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory for %zu boxes", n);
+    for (size_t i = 0; st == HV_OK && i < n; i++) y[i] = rows[i].grade;
+    if (st == HV_OK) st = hv_svm_cv_begin(rows, n, folds, seed, HV_SVM_LIBSVM, &cv);
+    if (st == HV_OK) st = hv_nn_backend_create_cpu(&be);
+    if (st == HV_OK && !(buf = malloc((cv->n_val + 1) * sizeof *buf)))
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+    for (int f = 0; f < folds; f++) {
+        if (hv__gather_fold_owner(f, t->size) != t->rank) continue;
+        hv_status fs = st;
+        if (fs == HV_OK && (fs = run_fold(&se, seed, side, X, y, cv, f, be, &pred)) != HV_OK) {
+            hv_log_error("gather: senet3d fold %d: %s", f, hv_error_detail());
+            st = fs;
+        }
+        hv__gather_team_send(t, f, fs, pred, cv ? cv->n_val : 0, buf);
+        free(pred);
+        pred = NULL;
+    }
+    hv_nn_backend_free(be);
+    hv_svm_cv_free(cv);
+    free(buf);
+    free(y);
+    free(X);
+    return st;
+}
+
 hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_run_crow *cases,
                                 const hv_gather_opts *o, hv_grader_result *g)
 {
@@ -180,12 +274,13 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     hv__vkey *keys = NULL;
     long *slot = NULL;
     hv_svm_row *rows = NULL;
-    size_t *tr = NULL, *all = NULL, *wait = NULL;
+    size_t *all = NULL, *wait = NULL;
     float *X = NULL, *Xv = NULL;
     uint8_t *u = NULL;
     int *yall = NULL, *pred = NULL, *yt = NULL, *qp = NULL;
     hv_svm_cv *cv = NULL;
     hv_nn_backend *be = NULL;
+    hv_gather_team *team = o->team && o->team->size > 1 ? o->team : NULL;
     net m = {0};
     if (f != 1 && f != 2 && f != 4)
         return hv_error_set(HV_ERR_ARG, "grader.senet3d_shrink = %d: 1, 2 or 4", f);
@@ -250,39 +345,34 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
                     "another grader.method)", nr, no_rhlv, no_box);
     /* the SVM's plan: rows, folds, pool and val (no SVM is trained) */
     if ((st = hv_svm_cv_begin(rows, nr, o->folds, o->seed, HV_SVM_LIBSVM, &cv)) != HV_OK) goto done;
-    tr = malloc(cv->n_pool * sizeof *tr);
-    if (!tr) {
-        st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
-        goto done;
-    }
     if ((st = hv_nn_backend_create_cpu(&be)) != HV_OK) goto done;
     double t0 = hv_time_now();
+    if (team) { /* from here on the team's ranks wait for their folds' sends */
+        long hdr[5] = {HV_TEAM_SENET3D, (long)nr, o->folds, (long)o->seed, 0};
+        if ((st = hv__gather_team_start(team, hdr, rows, nr)) != HV_OK) goto done;
+        hv_gather_senet3d sb = *se;
+        MPI_Bcast(&sb, (int)sizeof sb, MPI_BYTE, 0, team->comm);
+        bcast_boxes(team->comm, X, nr * vox);
+    }
     for (int fo = 0; fo < cv->n_folds; fo++) {
-        size_t nt = 0;
-        for (size_t i = 0; i < cv->n_pool; i++)
-            if (cv->fold[i] != fo) tr[nt++] = cv->pool[i];
-        double t1 = hv_time_now();
-        if ((st = train_net(se, o->seed, fo, side, X, yall, tr, nt, be, &m)) != HV_OK) goto done;
-        int *fp = malloc(cv->n_val * sizeof *fp);
-        if (!fp) {
-            st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
-            goto done;
-        }
-        st = predict(&m, se->batch, vox, X, cv->val, cv->n_val, fp);
-        net_free(&m);
+        if (hv__gather_fold_owner(fo, team ? team->size : 1) != 0) continue;
+        int *fp = NULL;
+        if ((st = run_fold(se, o->seed, side, X, yall, cv, fo, be, &fp)) != HV_OK) goto collect;
         free(cv->folds[fo].pred);
         cv->folds[fo].pred = fp;
-        if (st != HV_OK) goto done;
-        hv_log_info("gather: senet3d fold %d (%zu training rows) trained in %.2f s", fo, nt,
-                    hv_time_now() - t1);
     }
-    if ((st = hv_svm_cv_finish(cv)) != HV_OK) goto done;
-    /* the final network on train+test */
-    if ((st = train_net(se, o->seed, cv->n_folds, side, X, yall, cv->pool, cv->n_pool, be, &m)) !=
-        HV_OK)
-        goto done;
-    hv_log_info("gather: senet3d protocol (%zu train+test rows, %d folds, %d^3 input, width %d) "
-                "in %.2f s", cv->n_pool, cv->n_folds, side, se->width, hv_time_now() - t0);
+    /* the final network on train+test, while the team trains its folds */
+    st = train_net(se, o->seed, cv->n_folds, side, X, yall, cv->pool, cv->n_pool, be, &m);
+collect:
+    if (team) {
+        hv_status cst = hv__gather_team_collect(team, cv, "senet3d");
+        if (st == HV_OK) st = cst;
+    }
+    if (st == HV_OK) st = hv_svm_cv_finish(cv);
+    if (st != HV_OK) goto done;
+    hv_log_info("gather: senet3d protocol (%zu train+test rows, %d folds on %d rank(s), %d^3 "
+                "input, width %d) in %.2f s", cv->n_pool, cv->n_folds, team ? team->size : 1, side,
+                se->width, hv_time_now() - t0);
     pred = malloc((cv->n_val ? cv->n_val : 1) * sizeof *pred);
     yt = malloc((cv->n_val ? cv->n_val : 1) * sizeof *yt);
     Xv = malloc((size_t)se->batch * vox * sizeof *Xv);
@@ -336,7 +426,6 @@ done:
     free(keys);
     free(slot);
     free(rows);
-    free(tr);
     free(all);
     free(wait);
     free(qp);

@@ -271,12 +271,38 @@ typedef struct hv_gather_team {
     int done;                         /* rank 0: job started or released    */
 } hv_gather_team;
 
-/* Rank != 0: wait for rank 0; train the folds given to this rank, send
- * their predictions to rank 0. A failure is reported to rank 0 (which fails
- * the protocol) and returned. */
+/* Rank != 0: wait for rank 0; train the folds given to this rank (the
+ * SVM's, or grader.method = senet3d's networks), send their predictions to
+ * rank 0. A failure is reported to rank 0 (which fails the protocol) and
+ * returned. */
 hv_status hv_gather_team_serve(hv_gather_team *t);
 /* Rank 0: tell the team there is no (more) job, unless it had one. */
 void hv_gather_team_release(hv_gather_team *t);
+
+/* The team's jobs, for the graders (gather.c runs the team). A job is a
+ * header of 5 longs {kind, rows, folds, seed, kind's own} and the rows (5
+ * doubles each: RHLV x3, grade, set); a kind may broadcast more after them.
+ * Fold f belongs to rank hv__gather_fold_owner(f, size): (f + 1) % size
+ * with two or more ranks, so rank 0 keeps the fewest folds and trains the
+ * final model meanwhile. */
+enum { HV_TEAM_RELEASE = 0, HV_TEAM_SVM = 1, HV_TEAM_SENET3D = 2 };
+int hv__gather_fold_owner(int f, int size);
+/* Rank 0: broadcast the header and rows (n); t->done set. */
+hv_status hv__gather_team_start(hv_gather_team *t, const long hdr[5], const hv_svm_row *rows,
+                                size_t n);
+/* Rank != 0: fold f's result to rank 0: status fs, then (fs == HV_OK) the
+ * nv predictions pred, sent from buf (nv + 1 ints, caller's scratch; may be
+ * NULL when fs != HV_OK). Always call it for each owned fold: rank 0 waits. */
+void hv__gather_team_send(hv_gather_team *t, int f, hv_status fs, const int *pred, size_t nv,
+                          int *buf);
+/* Rank 0: every fold another rank owns into cv->folds[f].pred; a failed
+ * fold is an error "WHAT: fold f failed on rank r". */
+hv_status hv__gather_team_collect(hv_gather_team *t, hv_svm_cv *cv, const char *what);
+/* Rank != 0, grade_senet3d.c: the rest of a senet3d job (its settings and
+ * boxes), its folds trained and sent; rows as received (NULL when st, the
+ * rows' status, failed: the collectives are still joined). */
+hv_status hv__senet3d_team_serve(hv_gather_team *t, const long hdr[5], const hv_svm_row *rows,
+                                 hv_status st);
 
 /* grader.method = senet3d's settings (the grader.senet3d_* keys). */
 typedef struct hv_gather_senet3d {
@@ -304,7 +330,9 @@ typedef struct hv_gather_opts {
  * trains the final model while the others train their folds). */
 hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *g);
 
-/* grader.method = senet3d (grade_senet3d.c), rank 0 alone: the SVM's
+/* grader.method = senet3d (grade_senet3d.c), rank 0 with o->team sharing
+ * out the folds as for the SVM (their networks' grades do not depend on the
+ * rank count): the SVM's
  * protocol (the same rows in split order, folds and val scoring, through
  * hv_svm_cv_begin/finish) with a 3-D SupCon-SENet trained per fold on the
  * boxes of /vertebrae/crop3d, then a final network on train+test that

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # grader.method = senet3d: the small phantom cohort graded by the 3-D
 # SupCon-SENet (tiny: width 2, one block a layer, 16^3 input, 2 SupCon and 3
-# classification steps per model) at 1 and 2 ranks gives identical vertebra
-# tables, grader_metrics.csv and grader_folds.csv (every network trains on
-# rank 0, seeded by grader.seed); the grader row is senet3d scored on val
+# classification steps per model) at 1, 2 and 3 ranks gives identical
+# vertebra tables, grader_metrics.csv and grader_folds.csv (fold f trains on
+# rank (f + 1) % ranks, seeded by grader.seed and f, never by its rank: at
+# 3 ranks rank 0 trains fold 2 and the final network, rank 1 folds 0 and 3,
+# rank 2 folds 1 and 4); the grader row is senet3d scored on val
 # with the SVM's 5 folds; the store keeps /vertebrae/crop3d and validates.
 # reproduce with methods = baseline, senet3d gives both rows, the senet3d one
 # equal to the plain run's. Bad grader.senet3d_* values are refused before
@@ -20,9 +22,16 @@ check "1 rank: exits 0 (got $rc; $WORK/r1.log)" [ $rc -eq 0 ]
 run_hv 2 "$WORK/r2"; rc=$?
 check "2 ranks: exits 0 (got $rc; $WORK/r2.log)" [ $rc -eq 0 ]
 check "2 ranks: same results as 1 rank" same_results "$WORK/r1" "$WORK/r2"
+run_hv 3 "$WORK/r3"; rc=$?
+check "3 ranks: exits 0 (got $rc; $WORK/r3.log)" [ $rc -eq 0 ]
+check "3 ranks: same results as 1 rank" same_results "$WORK/r1" "$WORK/r3"
 check "grader row is senet3d on val" grep -q '^senet3d,val,' "$WORK/r1/grader_metrics.csv"
 check "5 folds in grader_folds.csv" [ "$(grep -c '^[0-4],' "$WORK/r1/grader_folds.csv")" -eq 5 ]
-check "every fold trained on rank 0" [ "$(grep -c 'gather: senet3d fold [0-4] ' "$WORK/r2.log")" -eq 5 ]
+check "1 rank: every fold trained" [ "$(grep -c 'gather: senet3d fold [0-4] ' "$WORK/r1.log")" -eq 5 ]
+folds_of() { grep -o "^\[rank $2\] info: gather: senet3d fold [0-4] " "$1" | awk '{print $7}' | sort | tr -d '\n'; }
+check "3 ranks: rank 0 trained fold 2 ($(folds_of "$WORK/r3.log" 0))" [ "$(folds_of "$WORK/r3.log" 0)" = 2 ]
+check "3 ranks: rank 1 trained folds 0, 3 ($(folds_of "$WORK/r3.log" 1))" [ "$(folds_of "$WORK/r3.log" 1)" = 03 ]
+check "3 ranks: rank 2 trained folds 1, 4 ($(folds_of "$WORK/r3.log" 2))" [ "$(folds_of "$WORK/r3.log" 2)" = 14 ]
 check "the store validates" valid "$WORK/r2/store.h5"
 check "the store keeps the boxes" grep -q 'crop3d: *\/vertebrae\/crop3d' <("$HV" inspect "$WORK/r1/store.h5" 2>&1)
 # a prediction for every vertebra with a box (all of them here)
