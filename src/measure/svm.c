@@ -311,11 +311,11 @@ static hv_status check_rows(const hv_svm_row *rows, size_t n)
     if (!rows && n) return hv_error_set(HV_ERR_ARG, "svm: NULL rows");
     for (size_t i = 0; i < n; i++) {
         if (rows[i].grade < 0 || rows[i].grade > 3)
-            return hv_error_set(HV_ERR_ARG, "svm: %s_%d has grade %d outside 0..3",
+            return hv_error_set(HV_ERR_ARG, "grading row %s_%d has grade %d outside 0..3",
                                 rows[i].case_id, rows[i].label, rows[i].grade);
         for (int f = 0; f < 3; f++)
             if (!isfinite(rows[i].x[f]))
-                return hv_error_set(HV_ERR_ARG, "svm: %s_%d has a non-finite RHLV",
+                return hv_error_set(HV_ERR_ARG, "grading row %s_%d has a non-finite RHLV",
                                     rows[i].case_id, rows[i].label);
     }
     return HV_OK;

@@ -344,7 +344,10 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
                     "with finite RHLV, %zu no crop box (no crop, or a case finished under "
                     "another grader.method)", nr, no_rhlv, no_box);
     /* the SVM's plan: rows, folds, pool and val (no SVM is trained) */
-    if ((st = hv_svm_cv_begin(rows, nr, o->folds, o->seed, HV_SVM_LIBSVM, &cv)) != HV_OK) goto done;
+    if ((st = hv_svm_cv_begin(rows, nr, o->folds, o->seed, HV_SVM_LIBSVM, &cv)) != HV_OK) {
+        hv_error_wrap(st, "senet3d");
+        goto done;
+    }
     if ((st = hv_nn_backend_create_cpu(&be)) != HV_OK) goto done;
     double t0 = hv_time_now();
     if (team) { /* from here on the team's ranks wait for their folds' sends */
