@@ -94,10 +94,12 @@ typedef enum hv_store_vol {
     HV_STORE_VOL_SYNTH_LABEL = 1,     /* /vertebrae/synth_label             */
     HV_STORE_VOL_SYNTH_CT = 2,        /* /vertebrae/synth_ct                */
     HV_STORE_VOL_CROP3D = 3,          /* /vertebrae/crop3d (grader senet3d) */
-    HV_STORE_N_VOL = 4
+    HV_STORE_VOL_ORIG_CT = 4,         /* /vertebrae/orig_ct                 */
+    HV_STORE_VOL_ORIG_LABEL = 5,      /* /vertebrae/orig_label              */
+    HV_STORE_N_VOL = 6
 } hv_store_vol;
-/* "cam", "synth_label", "synth_ct", "crop3d" (static); NULL for another
- * value. */
+/* "cam", "synth_label", "synth_ct", "crop3d", "orig_ct", "orig_label"
+ * (static); NULL for another value. */
 const char *hv_store_vol_name(int w);
 /* The box of /vertebrae/crop3d: HV_RUN_BOX^3 voxels cut from the crop
  * (hv_spine_crop_box), for the 3-D grader (grader.method = senet3d). */
@@ -217,7 +219,7 @@ hv_status hv_store_cam_encode(const hv_volume *cam, uint8_t **z, size_t *len);
  * HV_ERR_ARG for another dtype or other dims. */
 hv_status hv_store_crop_encode(const hv_volume *u8, uint8_t **z, size_t *len);
 /* The same for volume w's layout (hv_store_vol_dims(w)): crop3d's box, or
- * the crop layout for synth_label and synth_ct. */
+ * the crop layout for the others. */
 hv_status hv_store_vol_encode(int w, const hv_volume *u8, uint8_t **z, size_t *len);
 
 /* Encode r->qc (r->c.n_vert slots of a done case) into r->qc_png and
@@ -280,7 +282,9 @@ typedef struct hv_store_create_info {
                                       /* = full)                            */
     int synth_crops;                  /* synthesis.crops: 0 none, 1 masks   */
                                       /* (/vertebrae/synth_label), 2 full   */
-                                      /* (also /vertebrae/synth_ct)         */
+                                      /* (also /vertebrae/synth_ct and the  */
+                                      /* original crops, orig_ct and        */
+                                      /* orig_label)                        */
     int crop3d;                       /* 1: /vertebrae/crop3d (grader.method */
                                       /* = senet3d)                         */
 } hv_store_create_info;

@@ -209,7 +209,8 @@ static const hv_run_key keys[] = {
     {"synthesis", "crops", "none",
      "method = gan: what the store keeps of the synthesized crops: none, masks (the synthesized "
      "label crop of every vertebra, u8, /vertebrae/synth_label) or full (also the synthesized "
-     "CT crop, /vertebrae/synth_ct); crop layout 64 LR x 256 AP x 256 rows, one deflated chunk "
+     "CT crop, /vertebrae/synth_ct, and the original crop it replaces, /vertebrae/orig_ct and "
+     "orig_label: what reproduce's quality table compares with); crop layout 64 LR x 256 AP x 256 rows, one deflated chunk "
      "per vertebra, all zero for a vertebra flagged synth_fallback; `export` writes them as "
      "synth/<case>_<level>_label.nii.gz and _ct.nii.gz. With another method it has no effect, "
      "and a value other than none then draws a warning at the start",

@@ -68,9 +68,10 @@ static const hv_run_key rkeys[] = {
      "'verse19')",
      HV_KEY_CHOICE, .choices = ch_published, RFIELD(published)},
     {"reproduce", "table", "auto",
-     "grading (the SVM protocol's macro P/R/F1 per method: needs grades), quality (PSNR, SSIM "
-     "and Dice of the synthesized vertebra against the real one on healthy levels: data "
-     "without grades; needs output.images = qc or full and synthesis.crops = full), or auto "
+     "grading (the SVM protocol's macro P/R/F1 per method: needs grades), quality (spec 11's "
+     "patch and global PSNR and SSIM, Dice, IoU and relative volume difference of the "
+     "synthesized vertebra against the real one on healthy levels: data without grades; needs "
+     "synthesis.crops = full), or auto "
      "(quality when input.source = dataset and input.split is empty, else grading)",
      HV_KEY_CHOICE, .choices = ch_table, RFIELD(table)},
 };
@@ -365,12 +366,6 @@ hv_status hv_repro_check(hv_repro *r)
     const char *split = hv_run_config_get(r->base, "input", "split");
     r->quality = r->p.table == 2 ||
                  (r->p.table == 0 && src && !strcmp(src, "dataset") && !(split && split[0]));
-    const char *img = hv_run_config_get(r->base, "output", "images");
-    if (r->quality && img && !strcmp(img, "none"))
-        return hv_error_set(HV_ERR_ARG, "output.images = none: the synthesis-quality table "
-                            "(reproduce.table = %s) compares with the original slice of the QC "
-                            "pictures; set output.images = qc",
-                            r->p.table == 2 ? "quality" : "auto, no input.split");
     r->n_methods = 0;
     const char *p = r->p.methods;
     for (;;) {
@@ -544,9 +539,10 @@ hv_status hv_repro_execute(hv_repro *r, MPI_Comm comm, hv_repro_summary *out)
         if (rank == 0) {
             if (row->ok && r->quality && qrow->applicable)
                 fprintf(stderr, "reproduce: %s: %ld cases (%ld failed), %ld of %ld healthy levels "
-                        "scored: PSNR %.2f, SSIM %.3f, Dice %.3f\n", row->method, row->n_cases,
-                        row->n_failed_cases, qrow->n_scored, qrow->n_healthy, qrow->mean[0],
-                        qrow->mean[1], qrow->mean[2]);
+                        "scored: patch PSNR %.2f, patch SSIM %.3f, Dice %.3f\n", row->method,
+                        row->n_cases, row->n_failed_cases, qrow->n_scored, qrow->n_healthy,
+                        qrow->mean[HV_REPRO_Q_PATCH_PSNR], qrow->mean[HV_REPRO_Q_PATCH_SSIM],
+                        qrow->mean[HV_REPRO_Q_DICE]);
             else if (row->ok && r->quality)
                 fprintf(stderr, "reproduce: %s: %ld cases (%ld failed), quality not applicable: "
                         "%s\n", row->method, row->n_cases, row->n_failed_cases, qrow->note);

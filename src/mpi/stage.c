@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hv/model.h"
 #include "run_internal.h"
 
 hv_status hv_stage_ctx_init(hv_stage_ctx *ctx, const hv_pipe_table *t,
@@ -121,22 +122,14 @@ static void vertebra_row(const hv_stage_ctx *ctx, const hv_case *cs, int case_in
     }
 }
 
-/* Crop volume w of the n vertebrae (vols[i]: vertebra i's, NULL: none)
- * deflated into their store chunks here, on the rank that made them
- * (hv_store_cam_encode for the F32 maps, hv_store_crop_encode for the u8
- * crops), into r->vol_z[w] and r->vol_z_len[w]. */
-static hv_status encode_vols(hv_case_result *r, int w, size_t n, const hv_volume *const *vols)
+/* The deflated chunks z[i] (len[i] bytes; NULL/0: none) of the n
+ * vertebrae's volume w packed into r->vol_z[w] and r->vol_z_len[w]; frees
+ * every z[i]. st: the status so far (on an error nothing is packed). */
+static hv_status pack_vols(hv_case_result *r, int w, size_t n, uint8_t **z, const size_t *len,
+                           hv_status st)
 {
-    uint8_t *z[HV_RUN_MAX_VERT] = {NULL};
-    size_t len[HV_RUN_MAX_VERT] = {0}, total = 0;
-    hv_status st = HV_OK;
-    if (n > HV_RUN_MAX_VERT) return hv_error_set(HV_ERR_ARG, "%zu vertebrae", n);
-    for (size_t i = 0; i < n && st == HV_OK; i++) {
-        if (!vols[i]) continue;
-        st = w == HV_STORE_VOL_CAM ? hv_store_cam_encode(vols[i], &z[i], &len[i])
-                                   : hv_store_vol_encode(w, vols[i], &z[i], &len[i]);
-        total += len[i];
-    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += len[i];
     if (st == HV_OK && !(r->vol_z[w] = malloc(total ? total : 1)))
         st = hv_error_set(HV_ERR_NOMEM, "out of memory for /vertebrae/%s", hv_store_vol_name(w));
     size_t off = 0;
@@ -152,6 +145,68 @@ static hv_status encode_vols(hv_case_result *r, int w, size_t n, const hv_volume
         hv_error_wrap(st, "/vertebrae/%s", hv_store_vol_name(w));
     }
     return st;
+}
+
+/* Crop volume w of the n vertebrae (vols[i]: vertebra i's, NULL: none)
+ * deflated into their store chunks here, on the rank that made them
+ * (hv_store_cam_encode for the F32 maps, hv_store_crop_encode for the u8
+ * crops), into r->vol_z[w] and r->vol_z_len[w]. */
+static hv_status encode_vols(hv_case_result *r, int w, size_t n, const hv_volume *const *vols)
+{
+    uint8_t *z[HV_RUN_MAX_VERT] = {NULL};
+    size_t len[HV_RUN_MAX_VERT] = {0};
+    hv_status st = HV_OK;
+    if (n > HV_RUN_MAX_VERT) return hv_error_set(HV_ERR_ARG, "%zu vertebrae", n);
+    for (size_t i = 0; i < n && st == HV_OK; i++) {
+        if (!vols[i]) continue;
+        st = w == HV_STORE_VOL_CAM ? hv_store_cam_encode(vols[i], &z[i], &len[i])
+                                   : hv_store_vol_encode(w, vols[i], &z[i], &len[i]);
+    }
+    return pack_vols(r, w, n, z, len, st);
+}
+
+/* The original crops beside the synthesized ones (synthesis.crops = full):
+ * for every vertebra with a synthesized CT crop, its input crop's CT as
+ * synth_ct is made (hv_model_trainset_ct_u8: the crops' 0..255 truncated)
+ * and the target's de-pedicled body (the vertebra's label value where the
+ * crop's labels hold it, 0 elsewhere), each deflated into
+ * /vertebrae/orig_ct and orig_label's chunk at once, so one vertebra's
+ * volumes are in memory at a time. */
+static hv_status encode_orig(hv_case_result *r, const hv_pipe_state *s, size_t n)
+{
+    uint8_t *z[2][HV_RUN_MAX_VERT] = {{NULL}};
+    size_t len[2][HV_RUN_MAX_VERT] = {{0}};
+    hv_volume *ct8 = NULL, *lab8 = NULL;
+    hv_status st = HV_OK;
+    if (n > HV_RUN_MAX_VERT) return hv_error_set(HV_ERR_ARG, "%zu vertebrae", n);
+    for (size_t i = 0; i < n && i < s->n_syn && st == HV_OK; i++) {
+        if (!s->syn_ct || !s->syn_ct[i]) continue;
+        const int label = s->m->v[i].label;
+        const hv_spine_crop *cr = hv_pipe_crop_find(s, label);
+        if (!cr || !cr->ct || !cr->labels) {
+            st = hv_error_set(HV_ERR_ARG, "vertebra %d has a synthesized crop but no crop", label);
+            break;
+        }
+        if ((st = hv_model_trainset_ct_u8(cr->ct, &ct8)) != HV_OK) break;
+        if ((st = hv_vol_create(&lab8, cr->labels->dim, HV_DTYPE_U8, cr->labels->affine)) != HV_OK)
+            break;
+        uint8_t *o = lab8->data;
+        const uint8_t *l8 = cr->labels->dtype == HV_DTYPE_U8 ? cr->labels->data : NULL;
+        for (size_t q = 0; q < lab8->nvox; q++)
+            o[q] = (l8 ? l8[q] == label : lrint(hv_vol_get(cr->labels, q)) == label)
+                       ? (uint8_t)label
+                       : 0;
+        st = hv_store_crop_encode(ct8, &z[0][i], &len[0][i]);
+        if (st == HV_OK) st = hv_store_crop_encode(lab8, &z[1][i], &len[1][i]);
+        hv_vol_free(ct8);
+        hv_vol_free(lab8);
+        ct8 = lab8 = NULL;
+    }
+    hv_vol_free(ct8);
+    hv_vol_free(lab8);
+    hv_status s1 = pack_vols(r, HV_STORE_VOL_ORIG_CT, n, z[0], len[0], st);
+    hv_status s2 = pack_vols(r, HV_STORE_VOL_ORIG_LABEL, n, z[1], len[1], s1);
+    return s2;
 }
 
 void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_index,
@@ -186,9 +241,10 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
     r->c.n_vert = (int32_t)s.m->n;
     {
         /* the crop volumes the store keeps: attention.store = full's maps,
-         * synthesis.crops' synthesized label (masks) and CT (full) crops;
-         * a vertebra without one (no map; a gan fallback) gets length 0,
-         * an all-zero slot */
+         * synthesis.crops' synthesized label (masks) and CT (full) crops
+         * with (full) the original crops they replace, grader senet3d's
+         * boxes; a vertebra without one (no map; a gan fallback) gets
+         * length 0, an all-zero slot */
         const hv_volume *vols[HV_RUN_MAX_VERT];
         hv_volume *boxes[HV_RUN_MAX_VERT] = {NULL};
         const size_t n = s.m->n;
@@ -196,8 +252,14 @@ void hv_stage_run_case(const hv_stage_ctx *ctx, const hv_case *cs, int case_inde
             int want = w == HV_STORE_VOL_CAM ? ctx->attn_store == 2 && (s.have & HV_PIPE_ATTENTION)
                        : w == HV_STORE_VOL_SYNTH_LABEL ? ctx->synth_crops >= 1
                        : w == HV_STORE_VOL_SYNTH_CT    ? ctx->synth_crops >= 2
-                                                       : ctx->crop3d && (s.have & HV_PIPE_CROPS);
+                       : w == HV_STORE_VOL_CROP3D      ? ctx->crop3d && (s.have & HV_PIPE_CROPS)
+                       : w == HV_STORE_VOL_ORIG_CT     ? ctx->synth_crops >= 2
+                                                       : 0; /* orig_label: with orig_ct */
             if (!want) continue;
+            if (w == HV_STORE_VOL_ORIG_CT) {
+                st = encode_orig(r, &s, n);
+                continue;
+            }
             if (w == HV_STORE_VOL_CROP3D) {
                 /* the box of the vertebra's crop (by label: the crops
                  * follow the straightened case's vertebrae, not s.m's);

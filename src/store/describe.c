@@ -106,9 +106,12 @@ hv_status hv_store_describe(const char *path, char **text)
                s->has_vol[HV_STORE_VOL_CAM] ? "; maps in /vertebrae/cam" : "");
     }
     if (s->has_vol[HV_STORE_VOL_SYNTH_LABEL] || s->has_vol[HV_STORE_VOL_SYNTH_CT])
-        sb_add(&b, "synth crops:    /vertebrae/synth_label%s (synthesis.crops = %s; a vertebra "
+        sb_add(&b, "synth crops:    /vertebrae/synth_label%s%s (synthesis.crops = %s; a vertebra "
                "flagged synth_fallback has an all-zero slot)\n",
                s->has_vol[HV_STORE_VOL_SYNTH_CT] ? ", /vertebrae/synth_ct" : "",
+               s->has_vol[HV_STORE_VOL_ORIG_CT] && s->has_vol[HV_STORE_VOL_ORIG_LABEL]
+                   ? ", the original crops /vertebrae/orig_ct, orig_label"
+                   : "",
                s->has_vol[HV_STORE_VOL_SYNTH_CT] ? "full" : "masks");
     if (s->has_vol[HV_STORE_VOL_CROP3D])
         sb_add(&b, "crop3d:         /vertebrae/crop3d (grader.method = senet3d: a 64^3 box of "
@@ -346,6 +349,11 @@ hv_status hv_store_validate(const char *path, char **report)
     if (s->vol[HV_STORE_VOL_SYNTH_CT] >= 0 && s->vol[HV_STORE_VOL_SYNTH_LABEL] < 0)
         PROBLEM("/vertebrae/synth_ct without /vertebrae/synth_label (synthesis.crops = full "
                 "keeps both)\n");
+    for (int w = HV_STORE_VOL_ORIG_CT; w <= HV_STORE_VOL_ORIG_LABEL; w++)
+        if (s->vol[w] >= 0 && s->vol[HV_STORE_VOL_SYNTH_CT] < 0)
+            PROBLEM("/vertebrae/%s without /vertebrae/synth_ct (synthesis.crops = full keeps "
+                    "the original crops beside the synthesized ones)\n",
+                    hv_store_vol_name(w));
     if (s->images >= 0) {
         hsize_t d4[4] = {nvs, (hsize_t)s->n_img, HV_RUN_IMG, HV_RUN_IMG};
         if (!check_dims(s->images, 4, d4)) PROBLEM("/images/planes has unexpected dimensions\n");
@@ -435,10 +443,11 @@ hv_status hv_store_validate(const char *path, char **report)
             continue;
         }
         const char *id = cr[v->case_index].id;
-        /* the synthesized crops: a crop exactly where the gan synthesized
-         * (no synth_fallback flag), an empty slot where it fell back */
-        for (int w = HV_STORE_VOL_SYNTH_LABEL; w <= HV_STORE_VOL_SYNTH_CT; w++) {
-            if (s->vol[w] < 0) continue;
+        /* the synthesized crops and the original ones beside them: a crop
+         * exactly where the gan synthesized (no synth_fallback flag), an
+         * empty slot where it fell back */
+        for (int w = HV_STORE_VOL_SYNTH_LABEL; w < HV_STORE_N_VOL; w++) {
+            if (s->vol[w] < 0 || w == HV_STORE_VOL_CROP3D) continue;
             int written = 0;
             long slot = (long)v->case_index * HV_RUN_MAX_VERT + kk;
             if (hv_store_vol_written(s, w, slot, &written) != HV_OK) {

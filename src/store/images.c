@@ -23,8 +23,9 @@
  *
  * The attention maps (attention.store = full) and the gan's synthesized
  * label and CT crops (synthesis.crops; /vertebrae/synth_label,
- * /vertebrae/synth_ct: u8 crops of the same layout, hv_store_crop_encode)
- * go the same way: the rank
+ * /vertebrae/synth_ct: u8 crops of the same layout, hv_store_crop_encode;
+ * with synthesis.crops = full also the original crops they replace,
+ * /vertebrae/orig_ct and orig_label) go the same way: the rank
  * that made a map deflates it into the exact bytes of its HDF5 chunk
  * (hv_store_cam_encode: zlib, which is what HDF5's deflate filter reads),
  * the bytes travel in the journal record, and rank 0 hands them to
@@ -79,8 +80,8 @@ hid_t hv_store_make_qc(hid_t g, hsize_t nv)
     return d;
 }
 
-static const char *const vol_names[HV_STORE_N_VOL] = {"cam", "synth_label", "synth_ct",
-                                                       "crop3d"};
+static const char *const vol_names[HV_STORE_N_VOL] = {"cam",    "synth_label", "synth_ct",
+                                                       "crop3d", "orig_ct",     "orig_label"};
 static const char *const vol_meaning[HV_STORE_N_VOL] = {
     "Grad-CAM++ map of the vertebra's crop (spec 7) x 255, truncated; crop layout [k rows "
     "caudal first][j AP][i LR]; zeros outside LR slices 17..46 and in slots without a map",
@@ -95,7 +96,13 @@ static const char *const vol_meaning[HV_STORE_N_VOL] = {
     "straightened crop (windowed CT 0..255, truncated): every LR column, AP columns 96..159 "
     "and rows 96..159 of the crop, i.e. centred on the target's body row and the "
     "cross-section's centre; [k rows caudal first][j AP][i LR]; all zero in slots without a "
-    "crop"};
+    "crop",
+    "the original CT crop of each synthesized vertebra (the gan's input crop: windowed CT "
+    "0..255 truncated, as synth_ct); crop layout [k rows caudal first][j AP][i LR]; all zero "
+    "in slots without a synthesis",
+    "the original crop's target: the vertebra's de-pedicled body (its label value inside, 0 "
+    "elsewhere; the other levels of the crop are not kept); crop layout [k rows caudal "
+    "first][j AP][i LR]; all zero in slots without a synthesis"};
 
 const char *hv_store_vol_name(int w)
 {

@@ -62,7 +62,11 @@
  * run again. Layout 4 added the attention columns to hv_run_vrow and the
  * maps to the payload; layout 5 the synthesized crops (a layout-4 file is
  * moved aside: its cases run again); layout 6 the crop3d boxes (a fourth
- * crop volume in the payload; a layout-5 file is moved aside).
+ * crop volume in the payload; a layout-5 file is moved aside); layout 7 the
+ * original crops beside the synthesized ones (orig_ct and orig_label, six
+ * crop volumes in the payload; a layout-6 file is moved aside: its cases
+ * run again, so a resumed run's store has the original crop of every
+ * synthesized vertebra).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -82,7 +86,7 @@
 #define JMAGIC_L 0x4C4A5648u /* "HVJL": the layout record          */
 #define JMAX_PAYLOAD (64u << 20)
 
-#define HV_JOURNAL_LAYOUT 6u
+#define HV_JOURNAL_LAYOUT 7u
 #define JLAYOUT_FIXED 16u /* version, two row sizes, stage count */
 #define JLAYOUT_MAX (JLAYOUT_FIXED + HV_STORE_MAX_STAGES * HV_STORE_STAGE_NAME_MAX)
 

@@ -49,6 +49,10 @@
  *   /vertebrae/synth_label uint8[N*S][256][256][64] the gan's synthesized
  *                          label crops (synthesis.crops = masks | full)
  *   /vertebrae/synth_ct    the same, its synthesized CT crops (full)
+ *   /vertebrae/crop3d      uint8[N*S][64][64][64] (grader.method = senet3d)
+ *   /vertebrae/orig_ct     uint8 crops as synth_ct: the original CT crop of
+ *                          each synthesized vertebra (full)
+ *   /vertebrae/orig_label  the same, its target's de-pedicled body (full)
  *   /images/planes         float32[N*S][n_img][32][32]   (output.images != none;
  *                          chunked per case, shuffle + deflate)
  *   /images/qc             vlen uint8[N*S]: one grey PNG per vertebra slot
@@ -328,7 +332,8 @@ hv_status hv_store_create(const char *path, const hv_store_create_info *info,
     {
         /* the optional crop volumes (hv_store_vol) */
         const int want[HV_STORE_N_VOL] = {info->cam != 0, info->synth_crops >= 1,
-                                          info->synth_crops >= 2, info->crop3d != 0};
+                                          info->synth_crops >= 2, info->crop3d != 0,
+                                          info->synth_crops >= 2, info->synth_crops >= 2};
         for (int w = 0; w < HV_STORE_N_VOL; w++) {
             if (!want[w]) continue;
             s->vol[w] = hv_store_make_vol(g, w, nv);

@@ -13,8 +13,8 @@
  *    (its first 352 decompressed bytes: a real header without its data);
  *  - journal/: journals written by hv_journal_append with the runner's six
  *    stage names (a failed case, done cases with images and QC pictures, two
- *    records and a torn tail; the QC case also carries the three crop
- *    volumes), one with a raw (not deflated) HVJ1 frame
+ *    records and a torn tail; the QC case also carries every crop
+ *    volume), one with a raw (not deflated) HVJ1 frame
  *    appended by hand, and one whose layout record names other stages.
  * The other seeds (JSON, INI, malformed NIfTI files) are copies of existing
  * files; corpus/README.md lists where each came from.
@@ -165,7 +165,7 @@ static void fill_case(hv_case_result *r, const char *id, int state, int n_vert, 
 }
 
 /* Every crop volume of hv_store_vol (attention map, synthesized label and
- * CT, crop3d box) for vertebra 0 of r: a u8 volume of that volume's layout,
+ * CT, crop3d box, original CT and label) for vertebra 0 of r: a u8 volume of that volume's layout,
  * zero but for one plane of a ramp (deflates to a few kB, so the seed stays
  * small). */
 static void add_volumes(hv_case_result *r)

@@ -24,8 +24,10 @@
 #    else;
 #  - synthesis.crops = full (the rank-count and kill runs): the stored
 #    crops equal the CT_fake / label_fake files of the same run voxel for
-#    voxel (hv_synth_compare), 1, 2 and 3 ranks and the killed-and-resumed
-#    run store identical /vertebrae/synth_label and synth_ct (h5diff), a
+#    voxel, the original crops the label/ files' target and synth_ct off
+#    the synthesized slices (hv_synth_compare), 1, 2 and 3 ranks and the
+#    killed-and-resumed run store identical /vertebrae/synth_label,
+#    synth_ct, orig_ct and orig_label (hv_synth_compare --same), a
 #    vertebra that fell back has an empty slot (the NaN model, masks), and
 #    `export` writes one file per stored crop; with the baseline method the
 #    key draws a warning and the store has no crops.
@@ -109,13 +111,13 @@ done
 check "crops: the store's crops equal CT_fake / label_fake voxel for voxel (rc $rc; $WORK/r3.compare)" \
   [ $rc -eq 0 ]
 check "crops: one per synthesized vertebra, both crops, some slices compared" \
-  grep -q "^vertebrae 4 crops $nsyn synthesized-slices [1-9][0-9]* fallbacks $((4 - nsyn)) (label and CT)" \
+  grep -q "^vertebrae 4 crops $nsyn synthesized-slices [1-9][0-9]* fallbacks $((4 - nsyn)) (label and CT, original crops)" \
   "$WORK/r3.compare"
 check "crops: the chunks are stored (allocated bytes)" \
   bash -c "h5ls -v '$WORK/r1/store.h5/vertebrae/synth_ct' | grep -q ' [1-9][0-9]* allocated bytes'"
 "$HV" inspect "$WORK/r1/store.h5" >"$WORK/r1.inspect2" 2>&1
 check "crops: inspect names them" \
-  grep -q "synth crops: */vertebrae/synth_label, /vertebrae/synth_ct (synthesis.crops = full" \
+  grep -q "synth crops: */vertebrae/synth_label, /vertebrae/synth_ct, the original crops /vertebrae/orig_ct, orig_label (synthesis.crops = full" \
   "$WORK/r1.inspect2"
 "$HV" export "$WORK/r1/store.h5" --csv "$WORK/r1-export" >"$WORK/r1-export.log" 2>&1; rc=$?
 check "crops: export exits 0 (rc $rc)" [ $rc -eq 0 ]

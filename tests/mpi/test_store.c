@@ -234,11 +234,11 @@ static void test_journal_raw_frames(const char *tmp)
     hv_journal_close(j);
     /* append one raw frame by hand: state | crow | n_stages | seconds | n_vert |
      * vrows | n_img=0 | n_qc=0 | one n_vol=0 per crop volume (cam,
-     * synth_label, synth_ct, crop3d) */
+     * synth_label, synth_ct, crop3d, orig_ct, orig_label) */
     fill_result(&r, "old", 3);
     uint32_t state = HV_CASE_DONE, ns = NS, nv = 3, zero = 0;
     size_t payload = 4 + sizeof r.c + 4 + ns * sizeof(double) + 4 + nv * sizeof(hv_run_vrow) + 4 + 4 +
-                     4 * 4;
+                     6 * 4;
     unsigned char *buf = malloc(12 + payload), *p = buf + 12;
     HV_REQUIRE_V(buf != NULL, "malloc");
     memcpy(p, &state, 4), p += 4;
@@ -247,6 +247,8 @@ static void test_journal_raw_frames(const char *tmp)
     memcpy(p, r.seconds, ns * sizeof(double)), p += ns * sizeof(double);
     memcpy(p, &nv, 4), p += 4;
     memcpy(p, r.v, nv * sizeof(hv_run_vrow)), p += nv * sizeof(hv_run_vrow);
+    memcpy(p, &zero, 4), p += 4;
+    memcpy(p, &zero, 4), p += 4;
     memcpy(p, &zero, 4), p += 4;
     memcpy(p, &zero, 4), p += 4;
     memcpy(p, &zero, 4), p += 4;
@@ -277,14 +279,14 @@ static void test_journal_layout(const char *tmp)
     char dir[4200], log[4300], aside[4400];
     snprintf(dir, sizeof dir, "%s/journal-layout", tmp);
     snprintf(log, sizeof log, "%s/rank-0000.log", dir);
-    snprintf(aside, sizeof aside, "%s.layout-6", log);
+    snprintf(aside, sizeof aside, "%s.layout-7", log);
     hv_journal *j = NULL;
     hv_case_result r;
     HV_REQUIRE_V(hv_journal_open(dir, -1, 0, NS, NAMES, &j) == HV_OK, "journal open: %s", hv_error_detail());
     fill_result(&r, "x", 2);
     HV_CHECK_OK(hv_journal_append(j, &r));
     hv_journal_close(j);
-    /* the file starts with the layout record: layout 6, this build's row
+    /* the file starts with the layout record: layout 7, this build's row
      * sizes, and the stage names NUL-separated, padded to 4 bytes */
     unsigned char rec[12 + 600];
     uint32_t hdr[7] = {0};
@@ -295,7 +297,7 @@ static void test_journal_layout(const char *tmp)
     memcpy(hdr, rec, sizeof hdr);
     const char want_names[] = "load\0measure\0synthesis\0grade\0images\0journal\0";
     uint32_t body = 16 + (uint32_t)((sizeof want_names - 1 + 3) & ~3u); /* 44 bytes of names + 0 pad */
-    HV_CHECK(hdr[0] == 0x4C4A5648u && hdr[1] == body && hdr[3] == 6 && hdr[4] == sizeof(hv_run_crow) &&
+    HV_CHECK(hdr[0] == 0x4C4A5648u && hdr[1] == body && hdr[3] == 7 && hdr[4] == sizeof(hv_run_crow) &&
                  hdr[5] == sizeof(hv_run_vrow) && hdr[6] == NS,
              "layout record: magic %08x, body %u B (want %u), layout %u, rows %u/%u B, %u stages",
              hdr[0], hdr[1], body, hdr[3], hdr[4], hdr[5], hdr[6]);
@@ -477,7 +479,7 @@ static void test_resume_other_stages(const char *tmp)
             HV_CHECK(strstr(text, want_msg) != NULL,
                      "the log says why the cases run again (%s):\n%s", want_msg, text);
             char aside[4500];
-            snprintf(aside, sizeof aside, "%s.layout-6", log);
+            snprintf(aside, sizeof aside, "%s.layout-7", log);
             struct stat sb;
             HV_CHECK(stat(aside, &sb) == 0, "the relabelled journal is kept aside as %s", aside);
         }

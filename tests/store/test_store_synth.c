@@ -1,14 +1,16 @@
 /*
- * test_store_synth.c: synthesis.crops' synthesized crops in the store and
- * the journal (hv_store_crop_encode, the journal record's crop-volume
- * sections, H5Dwrite_chunk into /vertebrae/synth_label and synth_ct,
- * hv_store_read_vol), the validator's checks of their shape and type, and
- * `export`'s DIR/synth/<case>_<level>_{label,ct}.nii.gz.
+ * test_store_synth.c: synthesis.crops' synthesized crops, and with full the
+ * original crops beside them, in the store and the journal
+ * (hv_store_crop_encode, the journal record's crop-volume sections,
+ * H5Dwrite_chunk into /vertebrae/synth_label, synth_ct, orig_ct and
+ * orig_label, hv_store_read_vol), the validator's checks of their shape and
+ * type, and `export`'s DIR/synth/<case>_<level>_{label,ct}.nii.gz.
  *
  * The crops are made here by formulas and every expected byte is the
  * formula's, not our encoder's output: the label crop holds label 20 + k
  * (the vertebra) in a box and label 19 / 21 beside it, the CT crop
- * (3 i + 5 j + 7 k + 11 v) mod 256. Vertebra 1 of the case fell back
+ * (3 i + 5 j + 7 k + 11 v) mod 256; the original CT crop is that + 1 (mod
+ * 256), the original label crop the target's box only. Vertebra 1 of the case fell back
  * (synth_fallback, chunk length 0): its slots read as all zero and not
  * present, and export writes no file for it; the validator refuses a crop
  * on a vertebra flagged synth_fallback and a missing one on a vertebra
@@ -45,12 +47,26 @@ static uint8_t ctv(int v, int64_t i, int64_t j, int64_t k)
     return (uint8_t)((3 * i + 5 * j + 7 * k + 11 * v) % 256);
 }
 
+/* the four kinds of crop: 0 synthesized label, 1 synthesized CT, 2
+ * original CT, 3 original label (the target only) */
+enum { NQ = 4 };
+static const int qvol[NQ] = {HV_STORE_VOL_SYNTH_LABEL, HV_STORE_VOL_SYNTH_CT,
+                             HV_STORE_VOL_ORIG_CT, HV_STORE_VOL_ORIG_LABEL};
+
+static uint8_t val(int q, int v, int64_t i, int64_t j, int64_t k)
+{
+    if (q == 1) return ctv(v, i, j, k);
+    if (q == 2) return (uint8_t)((ctv(v, i, j, k) + 1) % 256);
+    uint8_t l = lab(v, i, j, k);
+    return q == 3 && l != 20 + v ? 0 : l;
+}
+
 static size_t vox(int64_t i, int64_t j, int64_t k)
 {
     return (size_t)i + (size_t)HV_RUN_CAM_I * ((size_t)j + (size_t)HV_RUN_CAM_J * (size_t)k);
 }
 
-static hv_volume *make_crop(int v, int ct)
+static hv_volume *make_crop(int v, int q)
 {
     const int64_t dim[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
     hv_volume *o = NULL;
@@ -59,27 +75,27 @@ static hv_volume *make_crop(int v, int ct)
     for (int64_t k = 0; k < dim[2]; k++)
         for (int64_t j = 0; j < dim[1]; j++)
             for (int64_t i = 0; i < dim[0]; i++)
-                u[hv_vol_idx(o, i, j, k)] = ct ? ctv(v, i, j, k) : lab(v, i, j, k);
+                u[hv_vol_idx(o, i, j, k)] = val(q, v, i, j, k);
     return o;
 }
 
 /* voxels of vol (crop layout, i fastest) that differ from vertebra v's
- * crop (ct: the CT formula; v < 0: all zero) */
-static size_t count_bad(const uint8_t *vol, int v, int ct)
+ * crop of kind q (v < 0: all zero) */
+static size_t count_bad(const uint8_t *vol, int v, int q)
 {
     size_t bad = 0;
     for (int64_t k = 0; k < HV_RUN_CAM_K; k++)
         for (int64_t j = 0; j < HV_RUN_CAM_J; j++)
             for (int64_t i = 0; i < HV_RUN_CAM_I; i++) {
-                uint8_t want = v < 0 ? 0 : ct ? ctv(v, i, j, k) : lab(v, i, j, k);
+                uint8_t want = v < 0 ? 0 : val(q, v, i, j, k);
                 bad += vol[vox(i, j, k)] != want;
             }
     return bad;
 }
 
-/* z[w][v]: the chunk of vertebra v's volume w (w 0 label, 1 CT) */
-static uint8_t *z[2][3];
-static size_t zl[2][3];
+/* z[q][v]: the chunk of vertebra v's crop of kind q */
+static uint8_t *z[NQ][3];
+static size_t zl[NQ][3];
 
 static void make_result(hv_case_result *r)
 {
@@ -97,8 +113,8 @@ static void make_result(hv_case_result *r)
         hv_run_vrow_attn_none(v);
     }
     r->v[1].flags = HV_MEAS_SYNTH_FALLBACK;
-    const int w2[2] = {HV_STORE_VOL_SYNTH_LABEL, HV_STORE_VOL_SYNTH_CT};
-    for (int w = 0; w < 2; w++) {
+    const int *w2 = qvol;
+    for (int w = 0; w < NQ; w++) {
         size_t total = zl[w][0] + zl[w][2];
         r->vol_z[w2[w]] = malloc(total);
         memcpy(r->vol_z[w2[w]], z[w][0], zl[w][0]);
@@ -119,10 +135,11 @@ static hv_status on_record(void *user, const hv_case_result *r)
     replay_ctx *c = user;
     c->n++;
     HV_CHECK(!r->vol_z[HV_STORE_VOL_CAM] && r->vol_z[HV_STORE_VOL_SYNTH_LABEL] &&
-                 r->vol_z[HV_STORE_VOL_SYNTH_CT],
-             "the replayed record has the label and CT chunks and no maps");
-    for (int w = HV_STORE_VOL_SYNTH_LABEL; w <= HV_STORE_VOL_SYNTH_CT; w++) {
-        int q = w == HV_STORE_VOL_SYNTH_CT;
+                 r->vol_z[HV_STORE_VOL_SYNTH_CT] && r->vol_z[HV_STORE_VOL_ORIG_CT] &&
+                 r->vol_z[HV_STORE_VOL_ORIG_LABEL],
+             "the replayed record has the four crops' chunks and no maps");
+    for (int q = 0; q < NQ; q++) {
+        const int w = qvol[q];
         HV_CHECK(r->vol_z_len[w][0] == zl[q][0] && r->vol_z_len[w][1] == 0 &&
                      r->vol_z_len[w][2] == zl[q][2] &&
                      !memcmp(r->vol_z[w], z[q][0], zl[q][0]) &&
@@ -178,8 +195,8 @@ int main(void)
     snprintf(out, sizeof out, "%s/export", dir);
     HV_REQUIRE(hv_mkdir_p(jdir) == HV_OK, "mkdir");
 
-    /* encode: the chunks of vertebrae 0 and 2 (label, CT) */
-    for (int w = 0; w < 2; w++)
+    /* encode: the chunks of vertebrae 0 and 2 (each kind) */
+    for (int w = 0; w < NQ; w++)
         for (int v = 0; v < 3; v += 2) {
             hv_volume *c = make_crop(v, w);
             HV_REQUIRE(c != NULL, "crop");
@@ -220,9 +237,11 @@ int main(void)
     hv_store *s = create(store, 2);
     HV_REQUIRE(s != NULL, "create: %s", hv_error_detail());
     HV_CHECK(hv_store_has_vol(s, HV_STORE_VOL_SYNTH_LABEL) &&
-                 hv_store_has_vol(s, HV_STORE_VOL_SYNTH_CT) && !hv_store_has_cam(s) &&
+                 hv_store_has_vol(s, HV_STORE_VOL_SYNTH_CT) &&
+                 hv_store_has_vol(s, HV_STORE_VOL_ORIG_CT) &&
+                 hv_store_has_vol(s, HV_STORE_VOL_ORIG_LABEL) && !hv_store_has_cam(s) &&
                  !hv_store_has_vol(s, HV_STORE_N_VOL),
-             "full: synth_label and synth_ct, no cam");
+             "full: synth_label, synth_ct, orig_ct and orig_label, no cam");
     replay_ctx rc = {s, 0};
     long nrec = 0, ntorn = 0;
     HV_CHECK_OK(hv_journal_replay(jdir, 2, stages, on_record, &rc, &nrec, &ntorn));
@@ -235,12 +254,12 @@ int main(void)
     HV_REQUIRE(vol != NULL, "alloc");
     s = NULL;
     HV_REQUIRE(hv_store_open_serial(store, 0, &s) == HV_OK, "open: %s", hv_error_detail());
-    for (int w = HV_STORE_VOL_SYNTH_LABEL; w <= HV_STORE_VOL_SYNTH_CT; w++) {
-        int ct = w == HV_STORE_VOL_SYNTH_CT;
+    for (int q = 0; q < NQ; q++) {
+        const int w = qvol[q];
         for (int v = 0; v < 3; v++) {
             int present = -1;
             HV_CHECK_OK(hv_store_read_vol(s, w, v, vol, &present));
-            size_t bad = count_bad(vol, v == 1 ? -1 : v, ct);
+            size_t bad = count_bad(vol, v == 1 ? -1 : v, q);
             HV_CHECK(present == (v != 1) && bad == 0, "%s slot %d: present %d, %zu wrong voxels",
                      hv_store_vol_name(w), v, present, bad);
         }
@@ -249,7 +268,8 @@ int main(void)
     HV_CHECK(hv_store_read_vol(s, HV_STORE_VOL_CAM, 0, vol, &present) == HV_ERR_UNSUPPORTED &&
                  present == 0,
              "no /vertebrae/cam: unsupported");
-    HV_CHECK(hv_store_read_vol(s, 7, 0, vol, NULL) == HV_ERR_ARG, "unknown volume refused");
+    HV_CHECK(hv_store_read_vol(s, HV_STORE_N_VOL, 0, vol, NULL) == HV_ERR_ARG,
+             "unknown volume refused");
     HV_CHECK(hv_store_read_vol(s, HV_STORE_VOL_SYNTH_CT, HV_RUN_MAX_VERT, vol, NULL) == HV_ERR_ARG,
              "slot past the cases refused");
     HV_CHECK_OK(hv_store_close(s));
@@ -288,8 +308,8 @@ int main(void)
         free(rep);
         char *text = NULL;
         HV_CHECK(hv_store_describe(store, &text) == HV_OK && text &&
-                     strstr(text, "/vertebrae/synth_label, /vertebrae/synth_ct (synthesis.crops "
-                                  "= full"),
+                     strstr(text, "/vertebrae/synth_label, /vertebrae/synth_ct, the original "
+                                  "crops /vertebrae/orig_ct, orig_label (synthesis.crops = full"),
                  "inspect names the crops:\n%s", text ? text : "");
         free(text);
         damage(store, dir, "bad-type.h5", "synth_label", 64, H5T_STD_I16LE,
@@ -298,6 +318,10 @@ int main(void)
                "/vertebrae/synth_ct is not 26 slots per case of 256 x 256 x 64");
         damage(store, dir, "no-label.h5", "synth_label", 0, H5T_STD_U8LE,
                "/vertebrae/synth_ct without /vertebrae/synth_label");
+        damage(store, dir, "bad-orig.h5", "orig_label", 32, H5T_STD_U8LE,
+               "/vertebrae/orig_label is not 26 slots per case of 256 x 256 x 64");
+        damage(store, dir, "no-synth-ct.h5", "synth_ct", 0, H5T_STD_U8LE,
+               "/vertebrae/orig_ct without /vertebrae/synth_ct");
     }
 
     /* export: one NIfTI per crop of a vertebra that has one */
@@ -333,7 +357,9 @@ int main(void)
     s = create(store, 1);
     HV_REQUIRE(s != NULL, "create masks: %s", hv_error_detail());
     HV_CHECK(hv_store_has_vol(s, HV_STORE_VOL_SYNTH_LABEL) &&
-                 !hv_store_has_vol(s, HV_STORE_VOL_SYNTH_CT),
+                 !hv_store_has_vol(s, HV_STORE_VOL_SYNTH_CT) &&
+                 !hv_store_has_vol(s, HV_STORE_VOL_ORIG_CT) &&
+                 !hv_store_has_vol(s, HV_STORE_VOL_ORIG_LABEL),
              "masks: synth_label only");
     HV_CHECK_OK(hv_store_put_case(s, 0, &r));
     HV_CHECK_OK(hv_store_read_vol(s, HV_STORE_VOL_SYNTH_LABEL, 2, vol, &present));
@@ -375,7 +401,7 @@ int main(void)
 
     hv_case_result_clear(&r);
     free(vol);
-    for (int w = 0; w < 2; w++)
+    for (int w = 0; w < NQ; w++)
         for (int v = 0; v < 3; v++) free(z[w][v]);
     return hv_test_done();
 }

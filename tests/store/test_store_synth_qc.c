@@ -114,8 +114,12 @@ static void make_store(const char *path, int crops, int qc)
         hv_run_vrow_attn_none(w);
     }
     r.v[1].flags = HV_MEAS_SYNTH_FALLBACK;
-    const int vw[2] = {HV_STORE_VOL_SYNTH_LABEL, HV_STORE_VOL_SYNTH_CT};
-    for (int ct = 0; ct < 2; ct++) {
+    /* a full store's record also carries the original crops (here the
+     * synthesized ones again: export does not draw them) */
+    const int vw[4] = {HV_STORE_VOL_SYNTH_LABEL, HV_STORE_VOL_SYNTH_CT, HV_STORE_VOL_ORIG_LABEL,
+                       HV_STORE_VOL_ORIG_CT};
+    for (int q = 0; q < 4; q++) {
+        const int ct = q % 2;
         uint8_t *z0 = NULL, *z2 = NULL;
         size_t l0 = 0, l2 = 0;
         encode(0, ct, &z0, &l0);
@@ -126,10 +130,10 @@ static void make_store(const char *path, int crops, int qc)
         memcpy(cat + l0, z2, l2);
         free(z0);
         free(z2);
-        r.vol_z[vw[ct]] = cat;
-        r.vol_z_len[vw[ct]][0] = (uint32_t)l0;
-        r.vol_z_len[vw[ct]][1] = 0; /* fell back */
-        r.vol_z_len[vw[ct]][2] = (uint32_t)l2;
+        r.vol_z[vw[q]] = cat;
+        r.vol_z_len[vw[q]][0] = (uint32_t)l0;
+        r.vol_z_len[vw[q]][1] = 0; /* fell back */
+        r.vol_z_len[vw[q]][2] = (uint32_t)l2;
     }
     if (qc) {
         const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
