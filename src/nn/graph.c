@@ -569,8 +569,14 @@ hv_nn_tensor *hv_nn_reshape(hv_nn_graph *g, hv_nn_tensor *x, int ndim, const int
 hv_nn_tensor *hv_nn_maxpool(hv_nn_graph *g, hv_nn_tensor *x, int kernel, int stride, int pad)
 {
     NEED(g, x);
-    if (x->ndim != 4 || kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel)
-        return fail(g, HV_ERR_ARG, "maxpool: bad input or parameters");
+    char sx[96];
+    if (x->ndim != 4 || kernel < 1 || stride < 1 || pad < 0 || 2 * (int64_t)pad > kernel)
+        return failf(g, HV_ERR_ARG, "maxpool: x %s (N, C, H, W), kernel %d, stride %d, pad %d "
+                     "(need kernel, stride >= 1 and 0 <= 2 pad <= kernel)",
+                     shape_str(x, sx, sizeof sx), kernel, stride, pad);
+    if (x->shape[2] * x->shape[3] > ((int64_t)1 << 24))
+        return failf(g, HV_ERR_ARG, "maxpool: x %s has more than 2^24 elements per plane "
+                     "(the saved argmax is a float)", shape_str(x, sx, sizeof sx));
     int64_t ho = (x->shape[2] + 2 * pad - kernel) / stride + 1;
     int64_t wo = (x->shape[3] + 2 * pad - kernel) / stride + 1;
     if (ho < 1 || wo < 1) return fail(g, HV_ERR_ARG, "maxpool: empty output");

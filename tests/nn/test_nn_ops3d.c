@@ -1,7 +1,8 @@
 /*
  * test_nn_ops3d.c: hand-computed values of the 3-D ops (conv3d, maxpool3d)
  * and of batch norm, gap and channel_mul on NCDHW tensors, and the shape
- * errors of their builders.
+ * errors of their builders (with the 2-D maxpool's, which shares the 3-D
+ * one's float argmax limit).
  *
  * The op contract of these ops (gradients vs finite differences, the cpu
  * backend's oneDNN conv3d and the fake devices vs the reference kernels,
@@ -556,6 +557,15 @@ static hv_nn_tensor *bad_pool_big(hv_nn_graph *g)
 {
     return hv_nn_maxpool3d(g, in_(g, 5, S(1, 1, 257, 256, 256)), I3(2, 2, 2), I3(2, 2, 2), I3(0, 0, 0));
 }
+/* the 2-D maxpool's checks, beside the 3-D one's */
+static hv_nn_tensor *bad_pool2d_big(hv_nn_graph *g)
+{
+    return hv_nn_maxpool(g, in_(g, 4, S(1, 1, 4097, 4096)), 2, 2, 0);
+}
+static hv_nn_tensor *bad_pool2d_pad(hv_nn_graph *g)
+{
+    return hv_nn_maxpool(g, in_(g, 4, S(1, 2, 6, 6)), 3, 1, 2);
+}
 static hv_nn_tensor *bad_bn_rank(hv_nn_graph *g)
 {
     hv_nn_tensor *c = in_(g, 1, S(3));
@@ -586,6 +596,10 @@ static void test_shape_errors(void)
     expect_refused("maxpool3d on a 4-D x", bad_pool_rank, (const char *const[]){"(1, 2, 6, 6)"}, 1);
     expect_refused("maxpool3d pad > kernel / 2", bad_pool_pad, (const char *const[]){"axis 1", "pad 2"}, 2);
     expect_refused("maxpool3d volume > 2^24", bad_pool_big, (const char *const[]){"(1, 1, 257, 256, 256)"}, 1);
+    expect_refused("maxpool plane > 2^24", bad_pool2d_big,
+                   (const char *const[]){"(1, 1, 4097, 4096)", "2^24"}, 2);
+    expect_refused("maxpool pad > kernel / 2", bad_pool2d_pad,
+                   (const char *const[]){"(1, 2, 6, 6)", "kernel 3", "pad 2"}, 3);
     expect_refused("batch_norm on a 3-D x", bad_bn_rank, (const char *const[]){"(2, 3, 4)"}, 1);
     expect_refused("batch_norm channels", bad_bn_channels,
                    (const char *const[]){"(2, 4, 2, 2, 2)", "4 channels"}, 2);
