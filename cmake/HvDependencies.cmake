@@ -111,10 +111,7 @@ if(NOT HV_ENABLE_CUDA STREQUAL "OFF")
   endif()
 endif()
 
-# Git revision, baked into `healthivert version`.
-execute_process(COMMAND git -C ${CMAKE_SOURCE_DIR} rev-parse --short=12 HEAD
-                OUTPUT_VARIABLE HV_GIT_REV OUTPUT_STRIP_TRAILING_WHITESPACE
-                ERROR_QUIET RESULT_VARIABLE _rc)
-if(NOT _rc EQUAL 0 OR NOT HV_GIT_REV)
-  set(HV_GIT_REV "unknown")
-endif()
+# Git revision at configure time, for the summary; `healthivert version`
+# gets the one of each build (src/CMakeLists.txt, hv_revision).
+include(${CMAKE_CURRENT_LIST_DIR}/HvGitRev.cmake)
+hv_git_rev(${CMAKE_SOURCE_DIR} HV_GIT_REV)
