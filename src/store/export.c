@@ -18,8 +18,10 @@
  * (the crop's LR centre); any other slice is drawn alone, in JET, rather
  * than over the CT of another place.
  *
- * The gan's synthesized crops (/vertebrae/synth_label, synth_ct) are
- * written as the u8 volumes they are, one NIfTI per crop (export_synth),
+ * The gan's synthesized crops (/vertebrae/synth_label, synth_ct) and, with
+ * synthesis.crops = full, the original crops beside them (orig_ct,
+ * orig_label) are written as the u8 volumes they are, one NIfTI per crop
+ * (export_synth),
  * and each synthesized vertebra gets a picture on the same terms as the
  * maps: the original CT the store holds is the QC picture's sagittal slice,
  * so the picture shows that slice, original beside synthesized, with both
@@ -480,9 +482,10 @@ static hv_status synth_qc_png(const char *fn, const uint8_t *qc, const hv_volume
 }
 
 /* The synthesized crops of a store with /vertebrae/synth_label (and
- * synth_ct) under DIR/synth, per vertebra whose slot holds one:
- * <case>_<level>_label.nii.gz and <case>_<level>_ct.nii.gz (uint8, the
- * store's bytes in its crop layout, identity affine). *n counts the files.
+ * synth_ct, orig_ct, orig_label) under DIR/synth, per vertebra whose slot
+ * holds one: <case>_<level>_label.nii.gz, _ct.nii.gz, _orig_ct.nii.gz and
+ * _orig_label.nii.gz (uint8, the store's bytes in its crop layout, identity
+ * affine). *n counts the files.
  * With `pictures`, also <case>_<level>_qc.png (synth_qc_png) for a
  * vertebra with a synthesized label crop and a QC picture: the store holds
  * the original CT of that slice only there. */
@@ -491,13 +494,16 @@ static hv_status export_synth(const char *path, const char *dir, int pictures, l
     static const struct {
         int w;
         const char *suffix, *descrip;
-    } out[2] = {{HV_STORE_VOL_SYNTH_LABEL, "label", "healthivert gan label crop from the store"},
-                {HV_STORE_VOL_SYNTH_CT, "ct", "healthivert gan CT crop from the store"}};
+    } out[4] = {{HV_STORE_VOL_SYNTH_LABEL, "label", "healthivert gan label crop from the store"},
+                {HV_STORE_VOL_SYNTH_CT, "ct", "healthivert gan CT crop from the store"},
+                {HV_STORE_VOL_ORIG_CT, "orig_ct", "healthivert original CT crop from the store"},
+                {HV_STORE_VOL_ORIG_LABEL, "orig_label",
+                 "healthivert original target label crop from the store"}};
     hv_store *s = NULL;
     hv_run_crow *cr = NULL;
     uint8_t *stt = NULL, *qc = NULL, *syn = NULL, *right = NULL, *rgb = NULL;
     float *m = NULL;
-    hv_volume *vol[2] = {NULL, NULL};
+    hv_volume *vol[4] = {NULL, NULL, NULL, NULL};
     char *sdir = NULL, *fn = NULL;
     const size_t plane = (size_t)HV_RUN_QC * HV_RUN_QC;
     hv_status st = hv_store_open_serial(path, 0, &s);
@@ -507,7 +513,7 @@ static hv_status export_synth(const char *path, const char *dir, int pictures, l
     pictures = pictures && s->qc >= 0 && s->vol[HV_STORE_VOL_SYNTH_LABEL] >= 0;
     size_t nc = (size_t)s->n_cases;
     const int64_t dim[3] = {HV_RUN_CAM_I, HV_RUN_CAM_J, HV_RUN_CAM_K};
-    for (int o = 0; o < 2; o++)
+    for (int o = 0; o < 4; o++)
         if ((st = hv_vol_create(&vol[o], dim, HV_DTYPE_U8, NULL)) != HV_OK) goto done;
     cr = malloc((nc ? nc : 1) * sizeof *cr);
     stt = malloc(nc ? nc : 1);
@@ -537,8 +543,8 @@ static hv_status export_synth(const char *path, const char *dir, int pictures, l
         }
         for (int k = 0; k < cr[i].n_vert && st == HV_OK; k++) {
             const long slot = (long)i * HV_RUN_MAX_VERT + k;
-            int have[2] = {0, 0};
-            for (int o = 0; o < 2 && st == HV_OK; o++) {
+            int have[4] = {0, 0, 0, 0};
+            for (int o = 0; o < 4 && st == HV_OK; o++) {
                 if (s->vol[out[o].w] < 0) continue;
                 st = hv_store_read_vol(s, out[o].w, slot, vol[o]->data, &have[o]);
                 if (st != HV_OK || !have[o]) continue; /* none: the vertebra fell back */
@@ -576,8 +582,7 @@ done:
     free(qc);
     free(cr);
     free(stt);
-    hv_vol_free(vol[0]);
-    hv_vol_free(vol[1]);
+    for (int o = 0; o < 4; o++) hv_vol_free(vol[o]);
     hv_store_close(s);
     return st;
 }

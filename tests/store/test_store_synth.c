@@ -4,7 +4,8 @@
  * (hv_store_crop_encode, the journal record's crop-volume sections,
  * H5Dwrite_chunk into /vertebrae/synth_label, synth_ct, orig_ct and
  * orig_label, hv_store_read_vol), the validator's checks of their shape and
- * type, and `export`'s DIR/synth/<case>_<level>_{label,ct}.nii.gz.
+ * type, and `export`'s DIR/synth/<case>_<level>_{label,ct,orig_ct,
+ * orig_label}.nii.gz.
  *
  * The crops are made here by formulas and every expected byte is the
  * formula's, not our encoder's output: the label crop holds label 20 + k
@@ -327,12 +328,13 @@ int main(void)
     /* export: one NIfTI per crop of a vertebra that has one */
     long n_png = -1, n_cam = -1, n_synth = -1;
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_SYNTH, &n_png, &n_cam, &n_synth));
-    HV_CHECK(n_synth == 4 && n_cam == 0 && n_png == 0, "export: %ld crops (want 4), %ld maps",
+    HV_CHECK(n_synth == 8 && n_cam == 0 && n_png == 0, "export: %ld crops (want 8), %ld maps",
              n_synth, n_cam);
+    static const char *const suffix[NQ] = {"label", "ct", "orig_ct", "orig_label"};
     for (int v = 0; v < 3; v++)
-        for (int ct = 0; ct < 2; ct++) {
+        for (int ct = 0; ct < NQ; ct++) {
             snprintf(p, sizeof p, "%s/synth/c0_%s_%s.nii.gz", out, hv_label_name(20 + v),
-                     ct ? "ct" : "label");
+                     suffix[ct]);
             struct stat sb;
             if (v == 1) {
                 HV_CHECK(stat(p, &sb) != 0, "no file for the vertebra that fell back: %s", p);

@@ -260,7 +260,8 @@ int main(void)
     snprintf(out, sizeof out, "%s/exp-full", dir);
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_SYNTH, &n_png,
                                 NULL, &n_synth));
-    HV_CHECK(n_png == 4 && n_synth == 4, "4 QC pictures (%ld), 4 crop files (%ld)", n_png,
+    /* crop files: label, CT, original CT and original label of L1 and L3 */
+    HV_CHECK(n_png == 4 && n_synth == 8, "4 QC pictures (%ld), 8 crop files (%ld)", n_png,
              n_synth);
     snprintf(p, sizeof p, "%s/synth/c0_L1_qc.png", out);
     check_picture(p, 0, 1);
@@ -270,12 +271,14 @@ int main(void)
     HV_CHECK(!exists(p), "L3 has no QC picture: no picture");
     snprintf(p, sizeof p, "%s/synth/c0_L3_ct.nii.gz", out);
     HV_CHECK(exists(p), "L3's crops are exported all the same");
+    snprintf(p, sizeof p, "%s/synth/c0_L3_orig_label.nii.gz", out);
+    HV_CHECK(exists(p), "L3's original label crop too");
 
     /* crops only: no pictures */
     snprintf(out, sizeof out, "%s/exp-crops", dir);
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_SYNTH, NULL, NULL, &n_synth));
     snprintf(p, sizeof p, "%s/synth/c0_L1_qc.png", out);
-    HV_CHECK(n_synth == 4 && !exists(p), "without HV_STORE_EXPORT_QC: crops (%ld), no picture",
+    HV_CHECK(n_synth == 8 && !exists(p), "without HV_STORE_EXPORT_QC: crops (%ld), no picture",
              n_synth);
 
     /* synthesis.crops = masks: the QC CT on both sides */
@@ -293,7 +296,7 @@ int main(void)
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_SYNTH, &n_png,
                                 NULL, &n_synth));
     snprintf(p, sizeof p, "%s/synth/c0_L1_qc.png", out);
-    HV_CHECK(n_synth == 4 && n_png == 0 && !exists(p), "no QC pictures: no picture (%ld crops)",
+    HV_CHECK(n_synth == 8 && n_png == 0 && !exists(p), "no QC pictures: no picture (%ld crops)",
              n_synth);
     return hv_test_done();
 }
