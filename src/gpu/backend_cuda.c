@@ -7,9 +7,9 @@
  * cudaMalloc'd, values move through copy_in/copy_out (cudaMemcpyAsync on the
  * backend's one stream), gradient resets are cudaMemsetAsync, and
  * synchronize is cudaStreamSynchronize. Its own work:
- *   - the elementwise ops (elu, relu, leaky_relu, sigmoid, clamp, scale,
- *     reshape; add, sub, mul), forward and backward, with its own kernels
- *     (cuda_kernels.cu);
+ *   - the elementwise ops (elu, relu, leaky_relu, sigmoid, tanh, clamp,
+ *     scale, reshape; add, sub, mul), forward and backward, with its own
+ *     kernels (cuda_kernels.cu);
  *   - conv2d forward and backward through cuDNN, and deconv2d as its
  *     adjoint (conv_cudnn.c);
  *   - the training and classifier ops (train_ops.c, kernels in
@@ -19,7 +19,8 @@
  *     kernels in ctx_attn_kernels.cu, its GEMMs through cuBLAS);
  *   - upsample, downsample, concat, pad, slice, gap, channel_mul and linear
  *     forward and backward (shape_cuda.c, shape_kernels.cu; linear through
- *     cuBLAS);
+ *     cuBLAS), and AOT-GAN's reflect_pad, upsample_bilinear and aot_norm
+ *     (shape_cuda.c, aot_kernels.cu);
  *   - Adam (adam_step) as a kernel with the host loop's arithmetic, after
  *     one finite check of the whole step's gradients (grad_check, one
  *     stream synchronisation per step).
@@ -130,8 +131,8 @@ static hv_status cuda_clear(hv_nn_backend *be, void *dst, size_t bytes)
 static int is_unary(hv_nn_op op)
 {
     return op == HV_NN_OP_ELU || op == HV_NN_OP_RELU || op == HV_NN_OP_LEAKY_RELU ||
-           op == HV_NN_OP_SIGMOID || op == HV_NN_OP_CLAMP || op == HV_NN_OP_SCALE ||
-           op == HV_NN_OP_RESHAPE;
+           op == HV_NN_OP_SIGMOID || op == HV_NN_OP_TANH || op == HV_NN_OP_CLAMP ||
+           op == HV_NN_OP_SCALE || op == HV_NN_OP_RESHAPE;
 }
 
 static int is_binary(hv_nn_op op)
@@ -153,9 +154,10 @@ static int cuda_supports(hv_nn_backend *be, const hv_nn_tensor *n, int grads)
     if (hv__cuda_shape_supported(n)) return 1;
     /* declined, so staged through the host: conv3d, maxpool3d (no 3-D
      * kernels yet), batch norm, gap and channel_mul on NCDHW (their
-     * checks above ask for 4-D tensors), and AOT-GAN's tanh, reflect_pad,
-     * upsample_bilinear and aot_norm, and SupCon's l2_normalize, supcon and cross_entropy
-     * (no kernels yet; none of the checks above names them) */
+     * checks above ask for 4-D tensors), and SupCon's l2_normalize, supcon
+     * and cross_entropy (no kernels yet; none of the checks above names
+     * them). AOT-GAN's tanh (is_unary), reflect_pad, upsample_bilinear and
+     * aot_norm (shape_cuda.c) run on the device. */
     return 0;
 }
 

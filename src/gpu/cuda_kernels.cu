@@ -25,6 +25,7 @@ __global__ static void unary_fwd_k(int op, const float *x, float *y, int64_t n, 
         case HV_NN_OP_RELU: r = v > 0 ? v : 0.0f; break;
         case HV_NN_OP_LEAKY_RELU: r = v > 0 ? v : a * v; break;
         case HV_NN_OP_SIGMOID: r = 1.0f / (1.0f + expf(-v)); break;
+        case HV_NN_OP_TANH: r = tanhf(v); break; /* CUDA's: within 2 ulp of the host's */
         case HV_NN_OP_CLAMP: r = v < a ? a : (v > b ? b : v); break;
         case HV_NN_OP_SCALE: r = a * v + b; break;
         default: r = v; break; /* RESHAPE: a copy */
@@ -44,6 +45,9 @@ __global__ static void unary_bwd_k(int op, const float *x, const float *y, const
         case HV_NN_OP_RELU: r = x[i] > 0 ? g : 0.0f; break;
         case HV_NN_OP_LEAKY_RELU: r = x[i] > 0 ? g : a * g; break;
         case HV_NN_OP_SIGMOID: r = g * y[i] * (1.0f - y[i]); break;
+        /* dy (1 - y^2) from the output, each operation rounded as the
+         * host's, no fused multiply-add */
+        case HV_NN_OP_TANH: r = __fmul_rn(g, __fsub_rn(1.0f, __fmul_rn(y[i], y[i]))); break;
         case HV_NN_OP_CLAMP: r = (x[i] >= a && x[i] <= b) ? g : 0.0f; break;
         case HV_NN_OP_SCALE: r = a * g; break;
         default: r = g; break; /* RESHAPE */

@@ -20,8 +20,9 @@
 extern "C" {
 #endif
 
-/* Unary ops: op is an hv_nn_op (ELU, RELU, LEAKY_RELU, SIGMOID, CLAMP,
- * SCALE, RESHAPE), a = fp[0], b = fp[1] of the node. */
+/* Unary ops: op is an hv_nn_op (ELU, RELU, LEAKY_RELU, SIGMOID, TANH,
+ * CLAMP, SCALE, RESHAPE), a = fp[0], b = fp[1] of the node. Backward reads
+ * x (ELU, RELU, LEAKY_RELU, CLAMP) or y (ELU, SIGMOID, TANH). */
 cudaError_t hv__cuda_unary_fwd(cudaStream_t s, int op, const float *x, float *y, int64_t n,
                                float a, float b);
 cudaError_t hv__cuda_unary_bwd(cudaStream_t s, int op, const float *x, const float *y,

@@ -1,9 +1,11 @@
 /*
  * shape_cuda.c: the CUDA backend's dispatch for the generator's shape and
  * channel ops, forward and backward: UPSAMPLE, DOWNSAMPLE, CONCAT, PAD,
- * SLICE, GAP, CHANNEL_MUL (kernels in shape_kernels.cu) and LINEAR (cuBLAS,
- * cublas_gemm.c, plain fp32; its bias with a kernel). Each one mirrors its
- * reference kernel in src/nn/cpu/ref_ops.c: forward writes the node's data,
+ * SLICE, GAP, CHANNEL_MUL (kernels in shape_kernels.cu), LINEAR (cuBLAS,
+ * cublas_gemm.c, plain fp32; its bias with a kernel) and AOT-GAN's
+ * REFLECT_PAD, UPSAMPLE_BILINEAR and AOT_NORM (kernels in aot_kernels.cu).
+ * Each one mirrors its reference kernel in src/nn/cpu/ref_ops.c (AOT-GAN's:
+ * src/nn/cpu/ref_ops_aot.c): forward writes the node's data,
  * backward ADDS into the gradient of every input that has one. None needs
  * per-node state or workspace.
  */
@@ -12,9 +14,34 @@
 #include "cuda_backend.h"
 #include "shape_kernels.h"
 
+/* the node's 4-D shape is x's with H and W grown as the op says (the graph
+ * builders guarantee it; checked so that a kernel never indexes past x) */
+static int aot_shape_ok(const hv_nn_tensor *n)
+{
+    if (n->nsrc != 1 || n->ndim != 4 || n->src[0]->ndim != 4) return 0;
+    const hv_nn_tensor *x = n->src[0];
+    const int64_t h = x->shape[2], w = x->shape[3];
+    if (n->shape[0] != x->shape[0] || n->shape[1] != x->shape[1]) return 0;
+    switch (n->op) {
+    case HV_NN_OP_REFLECT_PAD:
+        /* one reflection at most: every pad below its axis */
+        for (int k = 0; k < 4; k++)
+            if (n->ip[k] < 0 || n->ip[k] >= (k < 2 ? h : w)) return 0;
+        return n->shape[2] == h + n->ip[0] + n->ip[1] && n->shape[3] == w + n->ip[2] + n->ip[3];
+    case HV_NN_OP_UPSAMPLE_BILINEAR:
+        return n->ip[0] >= 1 && n->shape[2] == h * n->ip[0] && n->shape[3] == w * n->ip[0];
+    case HV_NN_OP_AOT_NORM: /* the unbiased std divides by H*W - 1 */
+        return n->shape[2] == h && n->shape[3] == w && h * w >= 2;
+    default: return 0;
+    }
+}
+
 int hv__cuda_shape_supported(const hv_nn_tensor *n)
 {
     switch (n->op) {
+    case HV_NN_OP_REFLECT_PAD:
+    case HV_NN_OP_UPSAMPLE_BILINEAR:
+    case HV_NN_OP_AOT_NORM: return aot_shape_ok(n);
     case HV_NN_OP_UPSAMPLE:
     case HV_NN_OP_DOWNSAMPLE:
         return n->nsrc == 1 && n->ndim == 4 && n->src[0]->ndim == 4 && n->ip[0] >= 1;
@@ -78,6 +105,16 @@ hv_status hv__cuda_shape_forward(hv_cuda_be *cb, hv_nn_tensor *n)
     case HV_NN_OP_PAD:
         return HV_CU(hv__cuda_pad_fwd(s, x->data, n->data, x->shape[0] * x->shape[1], x->shape[2],
                                       x->shape[3], n->shape[2], n->shape[3], n->ip[0], n->ip[2]));
+    case HV_NN_OP_REFLECT_PAD:
+        return HV_CU(hv__cuda_reflect_pad_fwd(s, x->data, n->data, x->shape[0] * x->shape[1],
+                                              x->shape[2], x->shape[3], n->shape[2], n->shape[3],
+                                              n->ip[0], n->ip[2]));
+    case HV_NN_OP_UPSAMPLE_BILINEAR:
+        return HV_CU(hv__cuda_upsample_bilinear_fwd(s, x->data, n->data, x->shape[0] * x->shape[1],
+                                                    x->shape[2], x->shape[3], n->ip[0]));
+    case HV_NN_OP_AOT_NORM:
+        return HV_CU(hv__cuda_aot_norm_fwd(s, x->data, n->data, n->shape[0] * n->shape[1],
+                                           n->shape[2] * n->shape[3]));
     case HV_NN_OP_SLICE: {
         int64_t outer, xd, inner;
         const int64_t start = n->ip[1], len = n->ip[2];
@@ -135,6 +172,19 @@ hv_status hv__cuda_shape_backward(hv_cuda_be *cb, hv_nn_tensor *n)
         if (!x->grad) return HV_OK;
         return HV_CU(hv__cuda_pad_bwd(s, n->grad, x->grad, x->shape[0] * x->shape[1], x->shape[2],
                                       x->shape[3], n->shape[2], n->shape[3], n->ip[0], n->ip[2]));
+    case HV_NN_OP_REFLECT_PAD:
+        if (!x->grad) return HV_OK;
+        return HV_CU(hv__cuda_reflect_pad_bwd(s, n->grad, x->grad, x->shape[0] * x->shape[1],
+                                              x->shape[2], x->shape[3], n->shape[2], n->shape[3],
+                                              n->ip[0], n->ip[2]));
+    case HV_NN_OP_UPSAMPLE_BILINEAR:
+        if (!x->grad) return HV_OK;
+        return HV_CU(hv__cuda_upsample_bilinear_bwd(s, n->grad, x->grad, x->shape[0] * x->shape[1],
+                                                    x->shape[2], x->shape[3], n->ip[0]));
+    case HV_NN_OP_AOT_NORM:
+        if (!x->grad) return HV_OK;
+        return HV_CU(hv__cuda_aot_norm_bwd(s, x->data, n->grad, x->grad, n->shape[0] * n->shape[1],
+                                           n->shape[2] * n->shape[3]));
     case HV_NN_OP_SLICE: {
         int64_t outer, xd, inner;
         const int64_t start = n->ip[1], len = n->ip[2];

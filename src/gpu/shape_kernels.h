@@ -6,7 +6,8 @@
  * Every launcher queues its kernel on `stream` and returns the launch status
  * (cudaGetLastError). Pointers are device memory owned by the caller; nc is
  * the number of N*C planes. The arithmetic is that of the reference kernels
- * (src/nn/cpu/ref_ops.c): forward writes y, backward ADDS into dx.
+ * (src/nn/cpu/ref_ops.c; AOT-GAN's, in aot_kernels.cu, those of
+ * src/nn/cpu/ref_ops_aot.c): forward writes y, backward ADDS into dx.
  */
 #ifndef HV_GPU_SHAPE_KERNELS_H
 #define HV_GPU_SHAPE_KERNELS_H
@@ -53,6 +54,28 @@ cudaError_t hv__cuda_bias_rows(cudaStream_t s, float *y, const float *b, int64_t
                                int64_t cols);
 cudaError_t hv__cuda_bias_rows_grad(cudaStream_t s, const float *dy, float *db, int64_t rows,
                                     int64_t cols);
+
+/* AOT-GAN's ops (aot_kernels.cu). Reflection padding of nc planes h x w by
+ * top t, left l into ho x wo (every pad below its axis); the backward
+ * gathers, in the reference's order. */
+cudaError_t hv__cuda_reflect_pad_fwd(cudaStream_t s, const float *x, float *y, int64_t nc,
+                                     int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t t,
+                                     int64_t l);
+cudaError_t hv__cuda_reflect_pad_bwd(cudaStream_t s, const float *dy, float *dx, int64_t nc,
+                                     int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t t,
+                                     int64_t l);
+/* bilinear upsampling by f (align_corners) of nc planes h x w into
+ * (h f) x (w f); the backward gathers, in the reference's order */
+cudaError_t hv__cuda_upsample_bilinear_fwd(cudaStream_t s, const float *x, float *y, int64_t nc,
+                                           int64_t h, int64_t w, int64_t f);
+cudaError_t hv__cuda_upsample_bilinear_bwd(cudaStream_t s, const float *dy, float *dx,
+                                           int64_t nc, int64_t h, int64_t w, int64_t f);
+/* aot_norm of nc planes of m >= 2 elements (statistics in double); the
+ * backward reads x (recomputing mean and std) and dy */
+cudaError_t hv__cuda_aot_norm_fwd(cudaStream_t s, const float *x, float *y, int64_t nc,
+                                  int64_t m);
+cudaError_t hv__cuda_aot_norm_bwd(cudaStream_t s, const float *x, const float *dy, float *dx,
+                                  int64_t nc, int64_t m);
 
 #ifdef __cplusplus
 }
