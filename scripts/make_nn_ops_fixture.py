@@ -385,6 +385,19 @@ def c_upbl3(c, train):
 def c_aotnorm(c, train): return aot_layer_norm(c.leaf((2, 3, 4, 5)))
 
 
+# the edges the CUDA kernels must get right: every pad at its largest (n - 1:
+# each reflection reaches the far edge's first element), factor 4 on a
+# non-square input, a norm over planes of one row
+def c_rpad_max(c, train): return F.pad(c.leaf((1, 2, 3, 5)), (4, 4, 2, 2), mode="reflect")
+
+
+def c_upbl4(c, train):
+    return F.interpolate(c.leaf((1, 3, 2, 5)), scale_factor=4, mode="bilinear", align_corners=True)
+
+
+def c_aotnorm_row(c, train): return aot_layer_norm(c.leaf((2, 3, 1, 7)))
+
+
 def c_aotgate(c, train):  # reflect pad 1, 3x3 conv, norm, sigmoid: an AOT block's gate
     # (no bias: the norm removes each plane's mean, a bias's gradient is 0)
     x = c.leaf((2, 3, 5, 6))
@@ -461,6 +474,8 @@ CASES = [
     ("l2_normalize", c_l2n, True), ("supcon", c_supcon, True),
     ("supcon_normalized", c_supcon_norm, True),
     ("cross_entropy", c_ce, True), ("cross_entropy_noweight", c_ce_nw, True),
+    ("reflect_pad_max", c_rpad_max, True), ("upsample_bilinear_4", c_upbl4, True),
+    ("aot_norm_row", c_aotnorm_row, True),
 ]
 
 

@@ -409,6 +409,17 @@ static hv_nn_tensor *b_upbl3(ctx *c)
     return hv_nn_upsample_bilinear(c->g, in(c, 4, S(1, 2, 4, 3), K_NORMAL, 1), 3);
 }
 static hv_nn_tensor *b_aotnorm(ctx *c) { return hv_nn_aot_norm(c->g, in(c, 4, S(2, 3, 4, 5), K_NORMAL, 1)); }
+/* the edges a device kernel must get right: every pad at its largest (n - 1,
+ * a non-square input), factor 4 on a non-square input, planes of one row */
+static hv_nn_tensor *b_rpad_max(ctx *c)
+{
+    return hv_nn_reflect_pad(c->g, in(c, 4, S(1, 2, 3, 5), K_NORMAL, 1), 2, 2, 4, 4);
+}
+static hv_nn_tensor *b_upbl4(ctx *c)
+{
+    return hv_nn_upsample_bilinear(c->g, in(c, 4, S(1, 3, 2, 5), K_NORMAL, 1), 4);
+}
+static hv_nn_tensor *b_aotnorm_row(ctx *c) { return hv_nn_aot_norm(c->g, in(c, 4, S(2, 3, 1, 7), K_NORMAL, 1)); }
 /* an AOT block's gate: reflect pad 1, 3x3 conv, norm, sigmoid. Without the
  * conv's bias: the norm removes each plane's mean, so a bias gets an exactly
  * zero gradient (PyTorch's is rounding noise, no reference to compare with). */
@@ -526,6 +537,9 @@ static const opcase cases[] = {
     {"supcon_normalized", b_supcon_norm, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
     {"cross_entropy", b_ce, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
     {"cross_entropy_noweight", b_ce_nw, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
+    {"reflect_pad_max", b_rpad_max, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"upsample_bilinear_4", b_upbl4, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-2f},
+    {"aot_norm_row", b_aotnorm_row, HV_NN_PLAN_TRAIN, 1e-10, 1e-2, 1e-3f},
 };
 
 /* --------------------------------------------------------------- running */
