@@ -308,8 +308,17 @@ hv_status hv__cuda_conv_forward(hv_cuda_be *cb, hv_nn_tensor *n, const hv_nn_exe
                                         cs->yd, n->data));
     if (st == HV_OK && n->nsrc > 2)
         st = HV_DNN(cudnnAddTensor(cb->dnn, &one, cs->bd, n->src[2]->data, &one, cs->yd, n->data));
-    if (st == HV_OK && n->ip[4])
-        st = HV_CU(hv__cuda_act(cb->stream, n->ip[4], n->data, n->numel, n->fp[2]));
+    if (st == HV_OK && n->ip[4]) {
+        /* the activations the graph fuses (graph.c, step 1b); act_k knows
+         * these four only */
+        const int a = n->ip[4];
+        if (a != HV_NN_OP_ELU && a != HV_NN_OP_RELU && a != HV_NN_OP_LEAKY_RELU &&
+            a != HV_NN_OP_SIGMOID)
+            return hv_error_set(HV_ERR_INTERNAL, "cuda backend: %s %s has a fused %s, which "
+                                "has no fused kernel", hv_nn_op_name(n->op), n->name,
+                                hv_nn_op_name((hv_nn_op)a));
+        st = HV_CU(hv__cuda_act(cb->stream, a, n->data, n->numel, n->fp[2]));
+    }
     return st;
 }
 
