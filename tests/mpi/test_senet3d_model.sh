@@ -39,6 +39,7 @@ best=$(awk -F, -v c="$gcol" 'NR > 1 { if (!(($1, $c) in s)) { s[$1, $c] = 1; d[$
 other=$(awk -F, 'NR > 1 { print $1 }' "$V" | sort -u | grep -vx "$best" | head -1)
 ndist=$(awk -F, -v c="$gcol" -v k="$best" 'NR > 1 && $1 == k { print $c }' "$V" | sort -u | wc -l)
 check "the run's $best has more than one grade_pred ($ndist)" [ "$ndist" -ge 2 ]
+same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
 for c in $best $other; do
   "$HV" measure --mask "$D/raw/$c/${c}_msk.nii.gz" --ct "$D/raw/$c/$c.nii.gz" \
     --centroids "$D/raw/$c/$c.json" --grader "senet3d:$M" --csv "$WORK/$c.csv" \
@@ -49,7 +50,7 @@ for c in $best $other; do
   want=$(awk -F, -v c="$gcol" -v k="$c" 'NR > 1 && $1 == k { print $2, $c }' "$V" | sort)
   got=$(awk -F, -v c="$mcol" 'NR > 1 { print $2, $c }' "$WORK/$c.csv" | sort)
   check "measure $c: every vertebra's grade = the run's grade_pred (run: $(echo $want), measure: $(echo $got))" \
-    [ -n "$want" ] && [ "$want" = "$got" ]
+    same_nonempty "$want" "$got"
 done
 
 # refusals
@@ -70,8 +71,11 @@ head -c 4000 "$M" >"$WORK/short.h5"
 check "a truncated model file" refused 1 "$WORK/short.h5" "not an HDF5 file (truncated"
 printf 'svm_type c_svc\nkernel_type rbf\ngamma 0.333\nnr_class 2\n' >"$WORK/svm_model.txt"
 check "an SVM model text" refused 1 "$WORK/svm_model.txt" "is an SVM model (svm_model.txt" "not a senet3d"
-out=$("$HV" measure --mask "$D/raw/$c/${c}_msk.nii.gz" --grader "senet3d:$M" 2>&1); rc=$?
-check "no --ct: usage error ($rc: $out)" [ $rc -eq 2 ] && grep -q 'needs --ct' <<<"$out"
-out=$("$HV" measure --mask "$D/raw/$c/${c}_msk.nii.gz" --grader "senet3x:$M" 2>&1); rc=$?
-check "an unknown grader: usage error ($rc)" [ $rc -eq 2 ] && grep -q 'senet3d:MODEL' <<<"$out"
+usage() { # usage NEEDLE ARGS...: measure exits 2 naming NEEDLE
+  local n=$1 out rc; shift
+  out=$("$HV" measure --mask "$D/raw/$c/${c}_msk.nii.gz" "$@" 2>&1); rc=$?
+  [ $rc -eq 2 ] && grep -qF -- "$n" <<<"$out" || { echo "  rc $rc: $out"; return 1; }
+}
+check "no --ct: usage error" usage 'needs --ct' --grader "senet3d:$M"
+check "an unknown grader: usage error" usage 'senet3d:MODEL' --grader "senet3x:$M"
 finish
