@@ -595,6 +595,54 @@ hv_status hv_model_senet3d_cls_step(hv_model_senet3d_trainer *t, const float *x,
 hv_status hv_model_senet3d_predict(hv_model_senet3d_trainer *t, const float *x, float *logits,
                                    float *proj);
 
+/* Model files (src/model/senet3d_io.c): the network a run's gather trains
+ * last (grader.method = senet3d, on train+test) saved as
+ * <output.dir>/senet3d_model.h5, and read back by `healthivert measure
+ * --grader senet3d:MODEL`. An hv_nn_checkpoint file: /params/<name> (the
+ * names above), no optimiser state, and on /meta the strings kind
+ * "senet3d", senet3d_format (HV_MODEL_SENET3D_FORMAT), width, blocks
+ * ("b1,b2,b3,b4"), proj_dim, box, shrink, batch, rows and seed. */
+#define HV_MODEL_SENET3D_FORMAT 1
+
+typedef struct hv_model_senet3d_info {
+    hv_model_senet3d_config cfg;
+    int box;       /* the stored box's side (the run's 64)                   */
+    int shrink;    /* box voxels averaged per input voxel along each axis    */
+                   /* (1, 2 or 4; the input side is box / shrink)            */
+    int batch;     /* the inference batch the gather used (>= 2)             */
+    long rows;     /* train+test rows the network was trained on             */
+    unsigned seed; /* grader.seed                                            */
+} hv_model_senet3d_info;
+
+/* A box (box^3 bytes, the windowed CT 0..255) averaged over shrink^3 voxels
+ * into out ((box / shrink)^3 floats in [0, 1]); box a multiple of shrink.
+ * The gather and `measure` both feed the network through it. */
+void hv_model_senet3d_shrink_box(const uint8_t *u, int box, int shrink, float *out);
+
+/* Save ps (a set made by hv_model_senet3d_params with info->cfg) with info
+ * to path (atomic: "<path>.tmp" then renamed). */
+hv_status hv_model_senet3d_save(const char *path, const hv_nn_params *ps,
+                                const hv_model_senet3d_info *info);
+
+/* A saved network ready to grade boxes, on the CPU backend. */
+typedef struct hv_model_senet3d_grader hv_model_senet3d_grader; /* opaque */
+
+/* Open path. Refused (*out NULL): a missing or unreadable file
+ * (HV_ERR_NOT_FOUND, HV_ERR_IO); a file that is not HDF5 (truncated, or an
+ * svm_model.txt, named as such); a model file of another kind (the GAN's,
+ * the classifier's), naming its kind and "senet3d"; a senet3d_format newer
+ * than this build's; bad settings or parameters of another shape
+ * (HV_ERR_FORMAT). *out owned by the caller (hv_model_senet3d_grader_free). */
+hv_status hv_model_senet3d_grader_open(const char *path, hv_model_senet3d_grader **out);
+void hv_model_senet3d_grader_free(hv_model_senet3d_grader *g);
+/* The file's settings (owned by g). */
+const hv_model_senet3d_info *hv_model_senet3d_grader_info(const hv_model_senet3d_grader *g);
+/* Grade n boxes (boxes[i]: info->box^3 bytes, borrowed) into grades (n
+ * ints, 0..3), info->batch boxes a forward pass (a short last batch padded
+ * with its first box, as the gather predicts). */
+hv_status hv_model_senet3d_grade(hv_model_senet3d_grader *g, const uint8_t *const *boxes,
+                                 size_t n, int *grades);
+
 /* ================================================ classifier and Grad-CAM++
  *
  * The contract of issue 13 (spec 5.6 and 7), built side by side by three

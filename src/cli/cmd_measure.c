@@ -46,7 +46,8 @@ static void measure_usage(FILE *f)
             "                            [--target-only] [--device auto|cpu|cuda]\n"
             "                            [--precision fp32|bf16] [--seg-threshold T]]\n"
             "                           [--synth-mask FILE]\n"
-            "                           [--rhlv robust|reference] [--grader genant|svm:MODEL]\n"
+            "                           [--rhlv robust|reference]\n"
+            "                           [--grader genant|svm:MODEL|senet3d:MODEL]\n"
             "                           [--csv FILE [--append]] [--png DIR] [--case ID]\n"
             "                           [--compat totalseg] [--map-step MM] [--synth-mask-out DIR]\n"
             "       healthivert measure --synth-mask FAKE_CROP --synth-orig LABEL_CROP\n"
@@ -61,8 +62,8 @@ static void measure_usage(FILE *f)
             "    below, scaled by level size priors (the baseline; no model needed);\n"
             "  - RHLV = (healthy - original) / healthy for all/anterior/middle/posterior;\n"
             "  - a Genant grade: the rule on the largest of anterior/middle/posterior RHLV\n"
-            "    (< 20 %% -> 0, 20-25 %% -> 1, 25-40 %% -> 2, >= 40 %% -> 3), or an SVM\n"
-            "    saved by `healthivert svm`.\n"
+            "    (< 20 %% -> 0, 20-25 %% -> 1, 25-40 %% -> 2, >= 40 %% -> 3), an SVM\n"
+            "    saved by `healthivert svm`, or the 3-D SupCon-SENet a run saved.\n"
             "A vertebra that cannot be measured is flagged (truncated: cut by the field\n"
             "of view; small: a sliver; empty_region: a region had no valid ray; deformed:\n"
             "not used as a reference; no_reference: healthy heights from the level prior\n"
@@ -123,7 +124,12 @@ static void measure_usage(FILE *f)
             "                     is the published column counting on straightened,\n"
             "                     de-pedicled 1 mm crops (spec section 9; heights in mm)\n"
             "  --grader genant    Genant rule (default); svm:MODEL applies a model saved\n"
-            "                     by `healthivert svm` (MODEL and MODEL.scaler)\n"
+            "                     by `healthivert svm` (MODEL and MODEL.scaler);\n"
+            "                     senet3d:MODEL the 3-D SupCon-SENet a run with\n"
+            "                     grader.method = senet3d saved (OUTPUT/senet3d_model.h5)\n"
+            "                     on each vertebra's 64^3 box of its straightened CT crop\n"
+            "                     (needs --ct; every vertebra with a crop is graded, a\n"
+            "                     truncated one too, as a run grades it; none: -1)\n"
             "  --csv FILE         write one row per vertebra (header: case,label,level,\n"
             "                     h_ori_ant_mm,...,rhlv_post,grade, then extras and flags)\n"
             "  --append           append rows to an existing CSV without a header\n"
@@ -279,6 +285,49 @@ done:
     return rc;
 }
 
+/* --grader senet3d:MODEL: every vertebra of s->m with a crop (by label, as
+ * the run's store keeps its box) gets the network's grade of that crop's box,
+ * truncated ones too (as a run's gather grades every box); one without a crop
+ * gets -1 (not graded), said on stderr. */
+static hv_status grade_senet3d(hv_model_senet3d_grader *g, hv_pipe_state *s)
+{
+    const hv_model_senet3d_info *in = hv_model_senet3d_grader_info(g);
+    hv_spine_measure *m = s->m;
+    hv_status st = HV_OK;
+    hv_volume **box = calloc(m->n ? m->n : 1, sizeof *box);
+    const uint8_t **u = calloc(m->n ? m->n : 1, sizeof *u);
+    size_t *at = calloc(m->n ? m->n : 1, sizeof *at), k = 0;
+    int *gr = calloc(m->n ? m->n : 1, sizeof *gr);
+    if (!box || !u || !at || !gr) {
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        m->v[i].grade = -1;
+        const hv_spine_crop *cr = NULL;
+        for (size_t c = 0; c < s->n_crops && !cr; c++)
+            if (s->crops[c] && s->crops[c]->label == m->v[i].label) cr = s->crops[c];
+        if (!cr) {
+            const char *lv = hv_label_name(m->v[i].label);
+            fprintf(stderr, "healthivert measure: %s (label %d) has no straightened crop: not "
+                            "graded by senet3d (grade -1)\n", lv ? lv : "?", m->v[i].label);
+            continue;
+        }
+        if ((st = hv_spine_crop_box(cr, in->box, &box[i])) != HV_OK) goto done;
+        u[k] = box[i]->data;
+        at[k++] = i;
+    }
+    if ((st = hv_model_senet3d_grade(g, u, k, gr)) != HV_OK) goto done;
+    for (size_t q = 0; q < k; q++) m->v[at[q]].grade = gr[q];
+done:
+    for (size_t i = 0; box && i < m->n; i++) hv_vol_free(box[i]);
+    free(box);
+    free(u);
+    free(at);
+    free(gr);
+    return st;
+}
+
 int hv_cmd_measure(int argc, char **argv)
 {
     const char *mask_path = NULL, *ct_path = NULL, *ctd_path = NULL, *synth = "baseline";
@@ -296,6 +345,7 @@ int hv_cmd_measure(int argc, char **argv)
     const hv_spine_measure *m = NULL;
     hv_pipe_state ps;
     hv_svm_grader *svm = NULL;
+    hv_model_senet3d_grader *se3 = NULL;
     hv_nn_backend *be = NULL;
     hv_model_synth *gan = NULL;
     hv_volume *syn_mask = NULL;
@@ -423,8 +473,15 @@ int hv_cmd_measure(int argc, char **argv)
         fprintf(stderr, "healthivert measure: --compat must be totalseg\n");
         return HV_EXIT_USAGE;
     }
-    if (strcmp(grader, "genant") != 0 && strncmp(grader, "svm:", 4) != 0) {
-        fprintf(stderr, "healthivert measure: --grader must be genant or svm:MODEL\n");
+    if (strcmp(grader, "genant") != 0 && strncmp(grader, "svm:", 4) != 0 &&
+        strncmp(grader, "senet3d:", 8) != 0) {
+        fprintf(stderr, "healthivert measure: --grader must be genant, svm:MODEL or "
+                        "senet3d:MODEL\n");
+        return HV_EXIT_USAGE;
+    }
+    if (!strncmp(grader, "senet3d:", 8) && !ct_path) {
+        fprintf(stderr, "healthivert measure: --grader senet3d:MODEL needs --ct (the network "
+                        "grades boxes of the straightened CT)\n");
         return HV_EXIT_USAGE;
     }
     char cid[256];
@@ -442,6 +499,10 @@ int hv_cmd_measure(int argc, char **argv)
         goto fail;
     if (!strncmp(grader, "svm:", 4)) {
         st = hv_svm_load(grader + 4, &svm);
+        if (st != HV_OK) goto fail;
+    }
+    if (!strncmp(grader, "senet3d:", 8)) {
+        st = hv_model_senet3d_grader_open(grader + 8, &se3);
         if (st != HV_OK) goto fail;
     }
     if (learned) {
@@ -489,7 +550,7 @@ int hv_cmd_measure(int argc, char **argv)
     po.need_neighbour = 0;
     po.synth = synth;
     po.rhlv_reference = !strcmp(rhlv_mode, "reference");
-    po.grader = svm ? "svm" : "rule";
+    po.grader = svm ? "svm" : se3 ? "senet3d" : "rule";
     po.grader_model = svm;
     po.synth_model = gan;
     po.synth_nifti_dir = nifti_dir;
@@ -502,13 +563,14 @@ int hv_cmd_measure(int argc, char **argv)
     if (st != HV_OK) goto fail;
     mask = ps.mask;
     m = ps.m;
+    if (se3 && (st = grade_senet3d(se3, &ps)) != HV_OK) goto fail;
 
     printf("case %s: %zu vertebrae (%s heights, %s pseudo-healthy, %s grader)\n", cid, m->n,
            !strcmp(rhlv_mode, "reference") ? "reference (column-count)"
            : compat                        ? "TotalSegmentator-compatible"
                                            : "robust",
            learned ? synth : syn_mask ? "--synth-mask" : "baseline",
-           svm ? "SVM" : "Genant rule");
+           svm ? "SVM" : se3 ? "3-D SupCon-SENet" : "Genant rule");
     printf("%-5s %5s | %6s %6s %6s | %6s %6s %6s | %6s %6s %6s | %5s | %s\n", "level", "label",
            "ori_A", "ori_M", "ori_P", "syn_A", "syn_M", "syn_P", "RHLV_A", "RHLV_M", "RHLV_P",
            "grade", "flags");
@@ -579,6 +641,7 @@ fail:
 done:
     hv_pipe_state_clear(&ps);
     hv_svm_grader_free(svm);
+    hv_model_senet3d_grader_free(se3);
     hv_model_synth_free(gan);
     hv_nn_backend_free(be);
     hv_vol_free(syn_mask);

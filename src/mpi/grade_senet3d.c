@@ -18,7 +18,10 @@
  * (rows / (classes present x rows of the class), scikit-learn's
  * "balanced", as the SVM's); it predicts the val rows. The final network
  * (stream n_folds) trains on the whole pool, predicts every vertebra with a
- * box (the others keep -1) and is scored on val.
+ * box (the others keep -1) and is scored on val; with an output folder it
+ * is saved there as senet3d_model.h5 (hv_model_senet3d_save,
+ * src/model/senet3d_io.c), which `measure --grader senet3d:MODEL` grades a
+ * single case with.
  *
  * Input: the 64^3 box (u8, the windowed CT 0..255) averaged over
  * shrink^3 voxels and divided by 255. Every network runs on the CPU
@@ -43,23 +46,18 @@
 #include "run_internal.h"
 
 /* The box u (HV_RUN_BOX^3 bytes) averaged over f^3 voxels into out
- * ((HV_RUN_BOX / f)^3 floats in [0, 1]). */
+ * ((HV_RUN_BOX / f)^3 floats in [0, 1]): hv_model_senet3d_shrink_box, which
+ * `measure --grader senet3d:MODEL` feeds its boxes through too. */
 static void shrink_box(const uint8_t *u, int f, float *out)
 {
-    const int side = HV_RUN_BOX / f;
-    const double norm = 1.0 / (255.0 * f * f * f);
-    for (int c = 0; c < side; c++)
-        for (int b = 0; b < side; b++)
-            for (int a = 0; a < side; a++) {
-                double sum = 0;
-                for (int dc = 0; dc < f; dc++)
-                    for (int db = 0; db < f; db++)
-                        for (int da = 0; da < f; da++)
-                            sum += u[((size_t)(c * f + dc) * HV_RUN_BOX + (size_t)(b * f + db)) *
-                                         HV_RUN_BOX +
-                                     (size_t)(a * f + da)];
-                out[((size_t)c * side + b) * side + a] = (float)(sum * norm);
-            }
+    hv_model_senet3d_shrink_box(u, HV_RUN_BOX, f, out);
+}
+
+/* The network of the grader.senet3d_* settings (projection width 128). */
+static hv_model_senet3d_config net_cfg(const hv_gather_senet3d *se)
+{
+    return (hv_model_senet3d_config){se->width, {se->blocks, se->blocks, se->blocks, se->blocks},
+                                     128};
 }
 
 typedef struct net {
@@ -94,8 +92,7 @@ static hv_status train_net(const hv_gather_senet3d *se, unsigned seed, int strea
         st = hv_error_set(HV_ERR_EMPTY, "senet3d: no training rows");
         goto done;
     }
-    hv_model_senet3d_config cfg = {se->width, {se->blocks, se->blocks, se->blocks, se->blocks},
-                                   128};
+    hv_model_senet3d_config cfg = net_cfg(se);
     hv_model_senet3d_train_opts to = {se->lr_supcon, se->lr_cls, se->temperature, {0}};
     long count[HV_MODEL_SENET3D_GRADES] = {0};
     int present = 0;
@@ -421,6 +418,14 @@ collect:
             for (size_t q = 0; q < nq; q++) v[wait[q]].grade_pred = qp[q];
             nq = 0;
         }
+    }
+    if (o->out_dir) { /* the final network, for `measure --grader senet3d:MODEL` */
+        hv_model_senet3d_info info = {net_cfg(se), HV_RUN_BOX, f, se->batch, (long)cv->n_pool,
+                                      o->seed};
+        char *p = hv_strfmt("%s/senet3d_model.h5", o->out_dir);
+        st = p ? hv_model_senet3d_save(p, m.ps, &info)
+               : hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+        free(p);
     }
 done:
     net_free(&m);

@@ -956,7 +956,7 @@ done_b:
                     "`rhlv_by_grade.png`.\n\n```\n%s```\n",
                     HV_STORE_SCHEMA_VERSION,
                     !strcmp(out->grader, "svm")       ? ", `grader_folds.csv`, `svm_model.txt`"
-                    : !strcmp(out->grader, "senet3d") ? ", `grader_folds.csv`"
+                    : !strcmp(out->grader, "senet3d") ? ", `grader_folds.csv`, `senet3d_model.h5`"
                                                       : "",
                     text);
                 if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");

@@ -206,7 +206,9 @@ static int grade_svm(const hv_pipe_opts *o, const hv_vert_measure *v)
 /* senet3d is trained on the cohort's crops at the end of a run (src/mpi/
  * gather.c): no case can be graded by it alone, so a case's own grade is
  * -1 (not graded) until then; its needs make the run straighten and crop
- * every case, whose boxes the store keeps (/vertebrae/crop3d). */
+ * every case, whose boxes the store keeps (/vertebrae/crop3d). `measure
+ * --grader senet3d:MODEL` uses the same needs and grades the crops with a
+ * saved network after the pipeline (src/cli/cmd_measure.c). */
 static int grade_cohort(const hv_pipe_opts *o, const hv_vert_measure *v)
 {
     (void)o;
