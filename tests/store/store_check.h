@@ -4,13 +4,11 @@
  * expect_invalid: `healthivert inspect`'s validator must refuse a damaged
  * store and say why; the report must contain `needle`.
  * store_test_case, store_test_journal: the one-case result the tests put
- * into a store and its journal; store_test_read_png (when png.h is
- * included first): a picture `export` wrote, as RGB.
+ * into a store and its journal.
  */
 #ifndef HV_STORE_CHECK_H
 #define HV_STORE_CHECK_H
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,27 +60,5 @@ static inline int store_test_journal(const char *jdir, int n_stages,
     hv_journal_close(j);
     return HV_CHECK(st == HV_OK, "journal append: %s", hv_error_detail());
 }
-
-#ifdef PNG_LIBPNG_VER
-/* The PNG at path read with libpng as 8-bit RGB (*w x *h pixels, row
- * major; the caller frees it); NULL on failure. */
-static inline uint8_t *store_test_read_png(const char *path, int *w, int *h)
-{
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return NULL;
-    im.format = PNG_FORMAT_RGB;
-    uint8_t *px = malloc(PNG_IMAGE_SIZE(im));
-    if (!px || !png_image_finish_read(&im, NULL, px, 0, NULL)) {
-        free(px);
-        png_image_free(&im);
-        return NULL;
-    }
-    *w = (int)im.width;
-    *h = (int)im.height;
-    return px;
-}
-#endif
 
 #endif /* HV_STORE_CHECK_H */

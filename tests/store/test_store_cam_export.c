@@ -36,7 +36,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,7 @@
 #include "hv/io.h"
 #include "hv/store.h"
 #include "hv_test.h"
+#include "hv_test_png.h"
 #include "store/store_check.h"
 
 static const char *const stages[2] = {"alpha", "store"};
@@ -141,7 +141,7 @@ static int near(int got, int want) { return want < 0 ? got == 127 || got == 128 
 static void check_png(const char *path, rgb3 (*want)(int y, int x))
 {
     int w = 0, h = 0;
-    uint8_t *px = store_test_read_png(path, &w, &h);
+    uint8_t *px = hv_test_read_png(path, &w, &h, NULL);
     HV_CHECK(px && w == 256 && h == 256, "%s: a 256 x 256 picture (%d x %d)", path, w, h);
     if (!px) return;
     long bad = 0;

@@ -40,7 +40,6 @@
  * pictures (the NIfTI files still come).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +48,7 @@
 #include "hv/io.h"
 #include "hv/store.h"
 #include "hv_test.h"
+#include "hv_test_png.h"
 #include "store/store_check.h"
 
 static const char *const stages[2] = {"alpha", "store"};
@@ -166,7 +166,7 @@ static void want_px(int y, int x, int g, uint8_t out[3])
 static void check_picture(const char *path, int v, int full)
 {
     int w = 0, h = 0;
-    uint8_t *px = store_test_read_png(path, &w, &h);
+    uint8_t *px = hv_test_read_png(path, &w, &h, NULL);
     HV_CHECK(px && w == 516 && h == 296, "%s: a 516 x 296 picture (%d x %d)", path, w, h);
     if (!px || w != 516 || h != 296) {
         free(px);
