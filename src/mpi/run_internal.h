@@ -498,6 +498,20 @@ typedef struct hv__vkey {
     size_t idx;
 } hv__vkey;
 int hv__vkey_cmp(const void *a, const void *b);
+/* The keys of vertebrae v[0..n) (their case's id, label and index) into
+ * keys, sorted for hv__vkey_split_row. */
+void hv__vkey_sort(hv__vkey *keys, const hv_run_vrow *v, size_t n, const hv_run_crow *cases);
+/* Split entry e's vertebra among the n sorted keys: its index in v, or -1
+ * when no vertebra is e's or its RHLV (anterior, middle, posterior) is not
+ * all finite. */
+long hv__vkey_split_row(const hv__vkey *keys, size_t n, const hv_run_vrow *v,
+                        const hv_split_entry *e);
+/* The grader row of split entry e: its case, label, grade and set, and the
+ * RHLV of its vertebra vr as x[0..2] (the rest 0). */
+void hv__svm_row_of(hv_svm_row *r, const hv_split_entry *e, const hv_run_vrow *vr);
+/* The cross-validation's results into g: the first 16 folds' macro F1,
+ * precision, recall and accuracy, the mean and the variance. */
+void hv__grader_cv_result(hv_grader_result *g, const hv_svm_cv *cv);
 
 /* The reproduce tables' CSV cells (repro_table.c, repro_quality.c): a comma,
  * then a round-trip-exact number (empty when not finite) or a quoted string
