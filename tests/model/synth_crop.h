@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hv/model.h"
 #include "hv/nn.h"
@@ -125,6 +126,32 @@ static hv_model_synth *open_synth(hv_nn_backend *be, const char *sag, const char
     hv_status st = hv_model_synth_open(sag, cor, &o, be, &s);
     HV_CHECK(st == HV_OK, "open %s: %s", sag, hv_error_detail());
     return s;
+}
+
+/* crop (with cam, which may be NULL) synthesized at batch 8 (partial last
+ * batches padded) and at batch 1 (the reference's loop) by the generator
+ * kind's model files, both planes, neighbours on: r[0] and r[1] (the
+ * caller frees them). When both ran (returns 1): their largest CT,
+ * probability and label differences in d[0..2], checked to be 0 (up to
+ * float rounding: CT 1e-6 * 255, probability 1e-6). */
+static int synth_batch_vs_loop(hv_nn_backend *be, const char *sag, const char *cor,
+                               int generator, const hv_spine_crop *crop, const hv_volume *cam,
+                               hv_model_synth_result r[2], double d[3])
+{
+    const int64_t batches[2] = {8, 1};
+    memset(r, 0, 2 * sizeof *r);
+    for (int b = 0; b < 2; b++) {
+        hv_model_synth *s = open_synth(be, sag, cor, batches[b], 1, generator);
+        if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, crop, cam, &r[b]));
+        hv_model_synth_free(s);
+    }
+    if (!r[0].ct || !r[1].ct) return 0;
+    d[0] = max_abs_diff(r[0].ct, r[1].ct);
+    d[1] = max_abs_diff(r[0].prob, r[1].prob);
+    d[2] = max_abs_diff(r[0].labels, r[1].labels);
+    HV_CHECK(d[0] <= 1e-6 * 255 && d[1] <= 1e-6 && d[2] == 0,
+             "batch 8 vs batch 1: CT %.3g, prob %.3g, labels %.3g", d[0], d[1], d[2]);
+    return 1;
 }
 
 #endif /* HV_TEST_SYNTH_CROP_H */

@@ -131,21 +131,12 @@ static void test_batch_vs_loop(hv_nn_backend *be)
     hv_spine_crop *cr = std_crop(19, 20, 21, 22);
     HV_REQUIRE_V(cr, "crop");
     hv_model_synth_result r[2];
-    memset(r, 0, sizeof r);
-    const int64_t batches[2] = {8, 1};
-    for (int b = 0; b < 2; b++) {
-        hv_model_synth *s = open_synth(be, sag, cor, batches[b], 1, HV_MODEL_GEN_AOTGAN);
-        if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, NULL, &r[b]));
-        hv_model_synth_free(s);
-    }
-    if (r[0].ct && r[1].ct) {
-        double dct = max_abs_diff(r[0].ct, r[1].ct), dp = max_abs_diff(r[0].prob, r[1].prob);
-        double dl = max_abs_diff(r[0].labels, r[1].labels), d0 = max_abs_diff(r[0].ct, cr->ct);
+    double d[3];
+    if (synth_batch_vs_loop(be, sag, cor, HV_MODEL_GEN_AOTGAN, cr, NULL, r, d)) {
+        double d0 = max_abs_diff(r[0].ct, cr->ct);
         printf("# aot batch 8 vs 1: max |dCT| %.3g, |dprob| %.3g, |dlabel| %.3g; %lld neighbour "
-               "runs, %lld coronal slices; max change of the CT %.3g\n", dct, dp, dl,
+               "runs, %lld coronal slices; max change of the CT %.3g\n", d[0], d[1], d[2],
                (long long)r[0].n_neighbour_runs, (long long)r[0].n_coronal, d0);
-        HV_CHECK(dct <= 1e-6 * 255 && dp <= 1e-6 && dl == 0,
-                 "batch 8 vs batch 1: CT %.3g, prob %.3g, labels %.3g", dct, dp, dl);
         HV_CHECK(r[0].n_neighbour_runs == r[1].n_neighbour_runs && r[0].n_neighbour_runs > 0 &&
                      r[0].n_coronal == r[1].n_coronal && r[0].n_coronal > 0,
                  "neighbour runs %lld vs %lld, coronal %lld vs %lld",
