@@ -9,6 +9,8 @@
  * Shared data (../shared/data) is located with hv_test_data(): when it is
  * absent the test skips, except under CI (CI=true) where absence is a failure.
  * Scratch files go under hv_test_tmpdir(), a fresh folder per test program.
+ * Tests of the command line run it with hv_test_system() and look at what
+ * it left with hv_test_file_has() and hv_test_absent().
  */
 #ifndef HV_TEST_H
 #define HV_TEST_H
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int hv_test_pass_ = 0;
@@ -153,6 +156,35 @@ static inline int hv_test_same_file(const char *a, const char *b)
     if (f) fclose(f);
     if (g) fclose(g);
     return same;
+}
+
+/* The exit status of a shell command line (system()); -1 when the shell
+ * could not run or did not exit normally (a signal). */
+static inline int hv_test_system(const char *cmd)
+{
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+/* 1 when nothing is at path (not even an empty file or folder). */
+static inline int hv_test_absent(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) != 0;
+}
+
+/* 1 when the first 64 KiB of the file at path contain needle; 0 when they
+ * do not or the file cannot be read. */
+static inline int hv_test_file_has(const char *path, const char *needle)
+{
+    static char buf[65536];
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
 }
 
 /* A fresh scratch folder for this test program (emptied on every call). */

@@ -90,20 +90,6 @@ static void attention_usage(FILE *f)
         "--device cuda without a usable GPU.\n");
 }
 
-/* Case id from a path: the file name without .nii/.nii.gz and a trailing _ct. */
-static char *case_id_from(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    char *id = hv_strdup(b);
-    if (!id) return NULL;
-    size_t n = strlen(id);
-    if (n > 7 && !strcmp(id + n - 7, ".nii.gz")) id[n -= 7] = '\0';
-    else if (n > 4 && !strcmp(id + n - 4, ".nii")) id[n -= 4] = '\0';
-    if (n > 3 && !strcmp(id + n - 3, "_ct")) id[n - 3] = '\0';
-    return id;
-}
-
 /* A label given as a number or a level name; -1 when neither. */
 static int parse_label(const char *s)
 {
@@ -252,25 +238,13 @@ int hv_cmd_attention(int argc, char **argv)
     hv_nn_backend *be = NULL;
     hv_model_cam *cam = NULL;
     hv_compute comp;
-    char *id = id_opt ? hv_strdup(id_opt) : case_id_from(ct_path);
+    char *id = NULL;
     char *path = NULL;
     size_t n_written = 0, n_crops = 0;
     hv_pipe_state_init(&ps, NULL);
-    if (!id) {
-        st = hv_error_set(HV_ERR_NOMEM, "paths");
-        goto done;
-    }
     /* before anything is read or written: the id, the inputs, the model */
-    st = hv_file_name_check(id, id_opt ? "--id" : "case id (from the --ct file name; use --id)");
-    if (st) {
-        free(id);
-        id = NULL;
-        goto done;
-    }
-    if ((st = hv_file_check_regular(ct_path, "--ct")) ||
-        (st = hv_file_check_regular(mask_path, "--mask")) ||
-        (st = hv_file_check_regular(model_path, "--model")) ||
-        (ctd_path && (st = hv_file_check_regular(ctd_path, "--centroids"))))
+    if ((st = hv_cli_case_id(id_opt, ct_path, &id)) ||
+        (st = hv_cli_case_inputs(ct_path, mask_path, model_path, ctd_path)))
         goto done;
     /* where the classifier runs: a refused --device cuda is a usage error */
     if ((st = hv_compute_open(device, "--device", &comp)) != HV_OK) {

@@ -80,20 +80,6 @@ static void straighten_usage(FILE *f)
         "failed (one message on stderr says why), 2 bad command line.\n");
 }
 
-/* Case id from a path: the file name without .nii/.nii.gz and a trailing _ct. */
-static char *case_id_from(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    char *id = hv_strdup(b);
-    if (!id) return NULL;
-    size_t n = strlen(id);
-    if (n > 7 && !strcmp(id + n - 7, ".nii.gz")) id[n -= 7] = '\0';
-    else if (n > 4 && !strcmp(id + n - 4, ".nii")) id[n -= 4] = '\0';
-    if (n > 3 && !strcmp(id + n - 3, "_ct")) id[n - 3] = '\0';
-    return id;
-}
-
 static hv_status write_table(const char *path, const hv_spine_case *c)
 {
     FILE *f = fopen(path, "w");
@@ -239,19 +225,16 @@ int hv_cmd_straighten(int argc, char **argv)
     hv_status st = HV_OK;
     hv_pipe_state ps;
     const hv_spine_case *c = NULL;
-    char *id = id_opt ? hv_strdup(id_opt) : case_id_from(ct_path);
+    char *id = NULL;
     char *crop_dir = hv_strfmt("%s/crops", out), *qc_dir = hv_strfmt("%s/qc", out);
     char *path = NULL;
     size_t n_crops = 0, n_flagged = 0;
     hv_pipe_state_init(&ps, NULL);
-    if (!id || !crop_dir || !qc_dir) { st = hv_error_set(HV_ERR_NOMEM, "paths"); goto done; }
+    if (!crop_dir || !qc_dir) { st = hv_error_set(HV_ERR_NOMEM, "paths"); goto done; }
     /* Before anything is read or written: the id names files in --out, and
      * every input must be a regular file (a FIFO would block). */
-    st = hv_file_name_check(id, id_opt ? "--id" : "case id (from the --ct file name; use --id)");
-    if (st) { free(id); id = NULL; goto done; }
-    if ((st = hv_file_check_regular(ct_path, "--ct")) ||
-        (st = hv_file_check_regular(mask_path, "--mask")) ||
-        (ctd_path && (st = hv_file_check_regular(ctd_path, "--centroids"))))
+    if ((st = hv_cli_case_id(id_opt, ct_path, &id)) ||
+        (st = hv_cli_case_inputs(ct_path, mask_path, NULL, ctd_path)))
         goto done;
 
     /* The pipeline's load -> straighten [-> crop], as a batch run does it

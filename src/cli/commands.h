@@ -33,6 +33,18 @@ int hv_cmd_reproduce(int argc, char **argv);
  * help, prepare = 1 forces prepare.enabled = 1. */
 int hv_cli_run_like(int argc, char **argv, const char *cmd, void (*usage)(FILE *), int prepare);
 
+/* The one-case commands' checks before anything is read or written
+ * (cli_case.c). The case id: --id (id_opt) when given, else the --ct file
+ * name without .nii/.nii.gz and a trailing _ct; refused unless it is a plain
+ * file name (the message names --id, or says it came from --ct). *out is
+ * owned by the caller, NULL on failure. */
+hv_status hv_cli_case_id(const char *id_opt, const char *ct_path, char **out);
+/* Every input a regular file, in this order: --ct, --mask, --model
+ * (model_path may be NULL: not checked), --centroids (ctd_path may be
+ * NULL). */
+hv_status hv_cli_case_inputs(const char *ct_path, const char *mask_path, const char *model_path,
+                             const char *ctd_path);
+
 /* ------------------------------------------------------------------------
  * The front end of the MPI commands (cli_front.c): CONFIG.ini, --set, --fresh
  * and one extra option with a value, --help/--keys, MPI and the stop signals.

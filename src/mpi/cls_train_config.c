@@ -56,26 +56,8 @@ static const hv_run_key keys[] = {
      HV_KEY_CHOICE, .choices = ch_balance, RES, FIELD(balance)},
     {"classifier", "flip", "0", "1: mirror a training slice's columns with probability 0.5",
      HV_KEY_BOOL, RES, FIELD(flip)},
-    {"classifier", "checkpoint_every", "200",
-     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGINT/SIGUSR1)",
-     HV_KEY_INT, 1, 100000000, FIELD(checkpoint_every)},
-    {"classifier", "val_every", "200",
-     "steps between validations on the val split (0: none); also at step 0 and at the end",
-     HV_KEY_INT, 0, 100000000, FIELD(val_every)},
-    {"classifier", "log_every", "10", "steps between rows of losses.csv", HV_KEY_INT, 1,
-     100000000, FIELD(log_every)},
-    {"classifier", "progress_interval", "10",
-     "seconds between rank 0's progress lines (step, loss, ETA); 0: every step", HV_KEY_DOUBLE,
-     0, 86400, FIELD(progress_interval)},
-    {"classifier", "threads", "0", "OpenMP threads per rank (0: leave OMP_NUM_THREADS alone)",
-     HV_KEY_INT, 0, 1024, FIELD(threads)},
-    {"classifier", "fresh", "0", "1: discard an earlier checkpoint and start over (else resume)",
-     HV_KEY_BOOL, FIELD(fresh)},    {"compute", "device", "auto",
-     "where the classifier trains: auto (the CUDA backend when the program was built with CUDA "
-     "and every rank has a usable GPU, else the CPU), cpu, or cuda (refused before anything is "
-     "written when there is no usable GPU); each rank takes GPU (node-local rank mod GPUs per "
-     "node); docs/nn.md, Placement",
-     HV_KEY_CHOICE, .choices = hv_compute_choices, FIELD(device)},
+    HV__TRAIN_INTERVAL_KEYS("classifier", FIELD, "200", "200", "loss"),
+    HV__TRAIN_RUN_KEYS("classifier", FIELD, "the classifier"),
 };
 
 const hv_run_key *hv_train_cls_config_keys(size_t *n)

@@ -224,6 +224,50 @@ int hv__vkey_cmp(const void *a, const void *b)
     return (x->label > y->label) - (x->label < y->label);
 }
 
+void hv__vkey_sort(hv__vkey *keys, const hv_run_vrow *v, size_t n, const hv_run_crow *cases)
+{
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (hv__vkey){cases[v[i].case_index].id, v[i].label, i};
+    qsort(keys, n, sizeof *keys, hv__vkey_cmp);
+}
+
+long hv__vkey_split_row(const hv__vkey *keys, size_t n, const hv_run_vrow *v,
+                        const hv_split_entry *e)
+{
+    hv__vkey want = {e->case_id, e->label, 0};
+    hv__vkey *hit = n ? bsearch(&want, keys, n, sizeof *keys, hv__vkey_cmp) : NULL;
+    const hv_run_vrow *vr = hit ? &v[hit->idx] : NULL;
+    if (!vr || isnan(vr->rhlv[HV_REG_ANT]) || isnan(vr->rhlv[HV_REG_MID]) ||
+        isnan(vr->rhlv[HV_REG_POST]))
+        return -1;
+    return (long)hit->idx;
+}
+
+void hv__svm_row_of(hv_svm_row *r, const hv_split_entry *e, const hv_run_vrow *vr)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->case_id, sizeof r->case_id, "%s", e->case_id);
+    r->label = e->label;
+    r->grade = e->grade;
+    r->set = e->set;
+    r->x[0] = vr->rhlv[HV_REG_ANT];
+    r->x[1] = vr->rhlv[HV_REG_MID];
+    r->x[2] = vr->rhlv[HV_REG_POST];
+}
+
+void hv__grader_cv_result(hv_grader_result *g, const hv_svm_cv *cv)
+{
+    g->n_folds = cv->n_folds > 16 ? 16 : cv->n_folds;
+    for (int f = 0; f < g->n_folds; f++) {
+        g->fold_metrics[f][0] = cv->folds[f].m.macro_f1;
+        g->fold_metrics[f][1] = cv->folds[f].m.macro_precision;
+        g->fold_metrics[f][2] = cv->folds[f].m.macro_recall;
+        g->fold_metrics[f][3] = cv->folds[f].m.accuracy;
+    }
+    memcpy(g->mean, cv->mean, sizeof g->mean);
+    memcpy(g->var, cv->var, sizeof g->var);
+}
+
 static double max3(const double *r)
 {
     double m = NAN;
@@ -274,29 +318,16 @@ static hv_status grade_svm(hv_run_vrow *v, size_t n, const hv_run_crow *cases,
         st = hv_error_set(HV_ERR_NOMEM, "gather: out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        keys[i] = (hv__vkey){cases[v[i].case_index].id, v[i].label, i};
-    qsort(keys, n, sizeof *keys, hv__vkey_cmp);
+    hv__vkey_sort(keys, v, n, cases);
     size_t nr = 0, skipped = 0;
     for (size_t s = 0; s < o->split->n; s++) {
         const hv_split_entry *e = &o->split->items[s];
-        hv__vkey want = {e->case_id, e->label, 0};
-        hv__vkey *hit = n ? bsearch(&want, keys, n, sizeof *keys, hv__vkey_cmp) : NULL;
-        const hv_run_vrow *vr = hit ? &v[hit->idx] : NULL;
-        if (!vr || isnan(vr->rhlv[HV_REG_ANT]) || isnan(vr->rhlv[HV_REG_MID]) ||
-            isnan(vr->rhlv[HV_REG_POST])) {
+        long i = hv__vkey_split_row(keys, n, v, e);
+        if (i < 0) {
             skipped++;
             continue;
         }
-        hv_svm_row *r = &rows[nr++];
-        memset(r, 0, sizeof *r);
-        snprintf(r->case_id, sizeof r->case_id, "%s", e->case_id);
-        r->label = e->label;
-        r->grade = e->grade;
-        r->set = e->set;
-        r->x[0] = vr->rhlv[HV_REG_ANT];
-        r->x[1] = vr->rhlv[HV_REG_MID];
-        r->x[2] = vr->rhlv[HV_REG_POST];
+        hv__svm_row_of(&rows[nr++], e, &v[i]);
     }
     if (skipped)
         hv_log_info("gather: %zu split entries have no measured vertebra with finite RHLV "
@@ -337,15 +368,7 @@ collect:
 
     snprintf(g->method, sizeof g->method, "svm");
     snprintf(g->solver, sizeof g->solver, "%s", hv_svm_solver_name(solver));
-    g->n_folds = cv->n_folds > 16 ? 16 : cv->n_folds;
-    for (int f = 0; f < g->n_folds; f++) {
-        g->fold_metrics[f][0] = cv->folds[f].m.macro_f1;
-        g->fold_metrics[f][1] = cv->folds[f].m.macro_precision;
-        g->fold_metrics[f][2] = cv->folds[f].m.macro_recall;
-        g->fold_metrics[f][3] = cv->folds[f].m.accuracy;
-    }
-    memcpy(g->mean, cv->mean, sizeof g->mean);
-    memcpy(g->var, cv->var, sizeof g->var);
+    hv__grader_cv_result(g, cv);
     for (size_t i = 0; i < n; i++) {
         double x[3] = {v[i].rhlv[HV_REG_ANT], v[i].rhlv[HV_REG_MID], v[i].rhlv[HV_REG_POST]};
         v[i].grade_pred = hv_svm_predict(gr, x);

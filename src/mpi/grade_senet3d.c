@@ -302,36 +302,24 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     for (size_t i = 0, k = 0; i < n; i++) {
         k = i > 0 && v[i].case_index == v[i - 1].case_index ? k + 1 : 0;
         slot[i] = (long)v[i].case_index * HV_RUN_MAX_VERT + (long)k;
-        keys[i] = (hv__vkey){cases[v[i].case_index].id, v[i].label, i};
     }
-    qsort(keys, n, sizeof *keys, hv__vkey_cmp);
+    hv__vkey_sort(keys, v, n, cases);
     size_t nr = 0, no_rhlv = 0, no_box = 0;
     for (size_t q = 0; q < ns; q++) {
         const hv_split_entry *e = &o->split->items[q];
-        hv__vkey want = {e->case_id, e->label, 0};
-        hv__vkey *hit = n ? bsearch(&want, keys, n, sizeof *keys, hv__vkey_cmp) : NULL;
-        const hv_run_vrow *vr = hit ? &v[hit->idx] : NULL;
-        if (!vr || isnan(vr->rhlv[HV_REG_ANT]) || isnan(vr->rhlv[HV_REG_MID]) ||
-            isnan(vr->rhlv[HV_REG_POST])) {
+        long vi = hv__vkey_split_row(keys, n, v, e);
+        if (vi < 0) {
             no_rhlv++;
             continue;
         }
         int have = 0;
-        if ((st = hv_store_read_vol(s, HV_STORE_VOL_CROP3D, slot[hit->idx], u, &have)) != HV_OK)
+        if ((st = hv_store_read_vol(s, HV_STORE_VOL_CROP3D, slot[vi], u, &have)) != HV_OK)
             goto done;
         if (!have) {
             no_box++;
             continue;
         }
-        hv_svm_row *r = &rows[nr];
-        memset(r, 0, sizeof *r);
-        snprintf(r->case_id, sizeof r->case_id, "%s", e->case_id);
-        r->label = e->label;
-        r->grade = e->grade;
-        r->set = e->set;
-        r->x[0] = vr->rhlv[HV_REG_ANT];
-        r->x[1] = vr->rhlv[HV_REG_MID];
-        r->x[2] = vr->rhlv[HV_REG_POST];
+        hv__svm_row_of(&rows[nr], e, &v[vi]);
         yall[nr] = e->grade;
         shrink_box(u, f, X + nr * vox);
         nr++;
@@ -389,15 +377,7 @@ collect:
     g->have_metrics = 1;
     snprintf(g->evaluated_on, sizeof g->evaluated_on, "val");
     snprintf(g->method, sizeof g->method, "senet3d");
-    g->n_folds = cv->n_folds > 16 ? 16 : cv->n_folds;
-    for (int fo = 0; fo < g->n_folds; fo++) {
-        g->fold_metrics[fo][0] = cv->folds[fo].m.macro_f1;
-        g->fold_metrics[fo][1] = cv->folds[fo].m.macro_precision;
-        g->fold_metrics[fo][2] = cv->folds[fo].m.macro_recall;
-        g->fold_metrics[fo][3] = cv->folds[fo].m.accuracy;
-    }
-    memcpy(g->mean, cv->mean, sizeof g->mean);
-    memcpy(g->var, cv->var, sizeof g->var);
+    hv__grader_cv_result(g, cv);
     /* every vertebra with a box gets the final network's grade, nb boxes
      * a call */
     size_t nq = 0;

@@ -108,6 +108,40 @@ void hv_sbuf_printf(hv_sbuf *b, const char *fmt, ...) __attribute__((format(prin
 char *hv_sbuf_take(hv_sbuf *b);
 void hv_sbuf_free(hv_sbuf *b);
 
+/* ------------------------------------- the trainings' shared keys */
+
+/* The keys of a training's loop that `healthivert train` ([train],
+ * train_config.c) and `train-classifier` ([classifier], cls_train_config.c)
+ * both have, with the same ranges and meanings: F is the file's FIELD
+ * macro (offset and size in its options struct), sec the section, the
+ * defaults strings. None changes the weights a training reaches. Two
+ * groups, so that each table keeps its keys' order (the --keys list and
+ * the canonical text). */
+#define HV__TRAIN_INTERVAL_KEYS(sec, F, ckpt_def, val_def, losses_word)                    \
+    {sec, "checkpoint_every", ckpt_def,                                                        \
+     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGINT/SIGUSR1)", \
+     HV_KEY_INT, 1, 100000000, F(checkpoint_every)},                                           \
+    {sec, "val_every", val_def,                                                                \
+     "steps between validations on the val split (0: none); also at step 0 and at the end",   \
+     HV_KEY_INT, 0, 100000000, F(val_every)},                                                  \
+    {sec, "log_every", "10", "steps between rows of losses.csv", HV_KEY_INT, 1, 100000000,     \
+     F(log_every)},                                                                            \
+    {sec, "progress_interval", "10",                                                           \
+     "seconds between rank 0's progress lines (step, " losses_word ", ETA); 0: every step",    \
+     HV_KEY_DOUBLE, 0, 86400, F(progress_interval)}
+/* threads, fresh and compute.device (`what` trains there). */
+#define HV__TRAIN_RUN_KEYS(sec, F, what)                                                        \
+    {sec, "threads", "0", "OpenMP threads per rank (0: leave OMP_NUM_THREADS alone)",           \
+     HV_KEY_INT, 0, 1024, F(threads)},                                                         \
+    {sec, "fresh", "0", "1: discard an earlier checkpoint and start over (else resume)",        \
+     HV_KEY_BOOL, F(fresh)},                                                                   \
+    {"compute", "device", "auto",                                                              \
+     "where " what " trains: auto (the CUDA backend when the program was built with CUDA "     \
+     "and every rank has a usable GPU, else the CPU), cpu, or cuda (refused before anything is " \
+     "written when there is no usable GPU); each rank takes GPU (node-local rank mod GPUs per " \
+     "node); docs/nn.md, Placement",                                                           \
+     HV_KEY_CHOICE, .choices = hv_compute_choices, F(device)}
+
 /* ------------------------------------------------- compute.device (compute.c) */
 
 /* compute.device is parsed as an index of hv_compute_choices (HV_COMPUTE_*,
@@ -442,6 +476,9 @@ hv_status hv__train_text_write(const char *path, const hv_sbuf *b);
  * OpenMP's thread count. */
 hv_status hv__train_opts_check(const char *section, const char *file, const char *output,
                                int batch, int nranks, int threads);
+/* This rank and the number of ranks of comm; with more than one rank the
+ * log lines name the rank (hv_log_set_rank). */
+void hv__train_ranks(MPI_Comm comm, int *rank, int *nranks);
 
 /* A training's output folder: its files, the config texts, rank 0's lock
  * and what an earlier attempt left there. */
@@ -455,6 +492,14 @@ typedef struct hv__train_dir {
 
 /* d's paths under output; nothing held yet (hv__train_dir_release is safe). */
 void hv__train_dir_init(hv__train_dir *d, const char *output);
+/* The start both trainings make once their options are filled:
+ * hv__train_opts_check, then (collective, before the output folder
+ * exists, so compute.device = cuda without a GPU leaves nothing)
+ * hv_mpi_compute_open(device) into *comp, then hv__train_dir_init(dir,
+ * output). Nothing is held on return, whatever the status. */
+hv_status hv__train_begin(const char *section, const char *file, const char *output, int batch,
+                          int threads, int device, MPI_Comm comm, int nranks,
+                          hv_mpi_compute *comp, hv__train_dir *dir);
 /* Collective: the config texts on every rank; on rank 0 the folder, its
  * lock, with fresh the earlier checkpoint, val.csv and losses.csv deleted
  * (logged naming section.fresh), and hv__train_ckpt_check(d->ckpt, format,
@@ -481,6 +526,20 @@ typedef struct hv__vkey {
     size_t idx;
 } hv__vkey;
 int hv__vkey_cmp(const void *a, const void *b);
+/* The keys of vertebrae v[0..n) (their case's id, label and index) into
+ * keys, sorted for hv__vkey_split_row. */
+void hv__vkey_sort(hv__vkey *keys, const hv_run_vrow *v, size_t n, const hv_run_crow *cases);
+/* Split entry e's vertebra among the n sorted keys: its index in v, or -1
+ * when no vertebra is e's or its RHLV (anterior, middle, posterior) is not
+ * all finite. */
+long hv__vkey_split_row(const hv__vkey *keys, size_t n, const hv_run_vrow *v,
+                        const hv_split_entry *e);
+/* The grader row of split entry e: its case, label, grade and set, and the
+ * RHLV of its vertebra vr as x[0..2] (the rest 0). */
+void hv__svm_row_of(hv_svm_row *r, const hv_split_entry *e, const hv_run_vrow *vr);
+/* The cross-validation's results into g: the first 16 folds' macro F1,
+ * precision, recall and accuracy, the mean and the variance. */
+void hv__grader_cv_result(hv_grader_result *g, const hv_svm_cv *cv);
 
 /* The reproduce tables' CSV cells (repro_table.c, repro_quality.c): a comma,
  * then a round-trip-exact number (empty when not finite) or a quoted string

@@ -268,6 +268,23 @@ hv_status hv__train_opts_check(const char *section, const char *file, const char
     return HV_OK;
 }
 
+void hv__train_ranks(MPI_Comm comm, int *rank, int *nranks)
+{
+    MPI_Comm_rank(comm, rank);
+    MPI_Comm_size(comm, nranks);
+    if (*nranks > 1) hv_log_set_rank(*rank);
+}
+
+hv_status hv__train_begin(const char *section, const char *file, const char *output, int batch,
+                          int threads, int device, MPI_Comm comm, int nranks,
+                          hv_mpi_compute *comp, hv__train_dir *dir)
+{
+    hv_status st = hv__train_opts_check(section, file, output, batch, nranks, threads);
+    if (st == HV_OK) st = hv_mpi_compute_open(device, comm, comp);
+    if (st == HV_OK) hv__train_dir_init(dir, output);
+    return st;
+}
+
 void hv__train_dir_init(hv__train_dir *d, const char *output)
 {
     memset(d, 0, sizeof *d);

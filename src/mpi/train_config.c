@@ -91,28 +91,10 @@ static const hv_run_key keys[] = {
      "(spec 4's deleted 2024 loader: the crop[:, j, :] strip of 64 columns pasted into a "
      "256-wide canvas, the band only inside the strip); written into the checkpoint as 'plane'",
      HV_KEY_CHOICE, .choices = ch_plane, RES_NEW, FIELD(plane)},
-    {"train", "checkpoint_every", "500",
-     "steps between checkpoints (one is also written at the end and on SIGTERM/SIGINT/SIGUSR1)",
-     HV_KEY_INT, 1, 100000000, FIELD(checkpoint_every)},
-    {"train", "val_every", "500",
-     "steps between validations on the val split (0: none); also at step 0 and at the end",
-     HV_KEY_INT, 0, 100000000, FIELD(val_every)},
-    {"train", "log_every", "10", "steps between rows of losses.csv", HV_KEY_INT, 1, 100000000,
-     FIELD(log_every)},
-    {"train", "progress_interval", "10",
-     "seconds between rank 0's progress lines (step, losses, ETA); 0: every step",
-     HV_KEY_DOUBLE, 0, 86400, FIELD(progress_interval)},
+    HV__TRAIN_INTERVAL_KEYS("train", FIELD, "500", "500", "losses"),
     {"train", "val_grid", "4", "val items drawn in each validation's sample grid", HV_KEY_INT, 1,
      64, FIELD(val_grid)},
-    {"train", "threads", "0", "OpenMP threads per rank (0: leave OMP_NUM_THREADS alone)",
-     HV_KEY_INT, 0, 1024, FIELD(threads)},
-    {"train", "fresh", "0", "1: discard an earlier checkpoint and start over (else resume)",
-     HV_KEY_BOOL, FIELD(fresh)},    {"compute", "device", "auto",
-     "where the GAN trains: auto (the CUDA backend when the program was built with CUDA "
-     "and every rank has a usable GPU, else the CPU), cpu, or cuda (refused before anything is "
-     "written when there is no usable GPU); each rank takes GPU (node-local rank mod GPUs per "
-     "node); docs/nn.md, Placement",
-     HV_KEY_CHOICE, .choices = hv_compute_choices, FIELD(device)},
+    HV__TRAIN_RUN_KEYS("train", FIELD, "the GAN"),
 };
 
 const hv_run_key *hv_train_config_keys(size_t *n)

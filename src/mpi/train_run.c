@@ -223,24 +223,18 @@ static hv_status validate(val_state *v, hv_model_gan *m, int64_t batch_local, in
 hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_summary *out)
 {
     int rank = 0, nranks = 1;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &nranks);
+    hv__train_ranks(comm, &rank, &nranks);
     memset(out, 0, sizeof *out);
-    if (nranks > 1) hv_log_set_rank(rank);
     double t_start = hv_time_now();
 
     hv_train_opts o;
+    hv_mpi_compute comp; /* where the network trains (compute.c) */
+    hv__train_dir dir;
     hv_status st = hv_run_config_fill(cfg, &o, sizeof o);
     if (st == HV_OK)
-        st = hv__train_opts_check("train", o.file, o.output, o.batch, nranks, o.threads);
+        st = hv__train_begin("train", o.file, o.output, o.batch, o.threads, o.device, comm,
+                             nranks, &comp, &dir);
     if (st != HV_OK) return st;
-    /* where the network trains (compute.c): collective, before the output
-     * folder exists, so compute.device = cuda without a GPU leaves nothing */
-    hv_mpi_compute comp;
-    if ((st = hv_mpi_compute_open(o.device, comm, &comp)) != HV_OK) return st;
-
-    hv__train_dir dir;
-    hv__train_dir_init(&dir, o.output);
     const char *ckpt = dir.ckpt, *losses = dir.losses;
     snprintf(out->out_dir, sizeof out->out_dir, "%s", o.output);
 

@@ -23,7 +23,6 @@
  *    anti-aliased pixels (a bitmap font has no grey levels).
  */
 #include <math.h>
-#include <png.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,26 +31,7 @@
 
 #include "hv/io.h"
 #include "hv_test.h"
-
-/* Read a PNG with libpng into 8-bit RGB; NULL on failure. */
-static uint8_t *read_png(const char *path, int *w, int *h, int *colour)
-{
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return NULL;
-    *colour = (im.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1;
-    im.format = PNG_FORMAT_RGB;
-    uint8_t *px = malloc(PNG_IMAGE_SIZE(im));
-    if (!px || !png_image_finish_read(&im, NULL, px, 0, NULL)) {
-        free(px);
-        png_image_free(&im);
-        return NULL;
-    }
-    *w = (int)im.width;
-    *h = (int)im.height;
-    return px;
-}
+#include "hv_test_png.h"
 
 static const uint8_t *at(const uint8_t *px, int w, int x, int y) { return px + 3 * ((size_t)y * w + x); }
 
@@ -81,7 +61,7 @@ static void test_png_roundtrip(const char *dir)
     snprintf(path, sizeof path, "%s/grey.png", dir);
     HV_CHECK_OK(hv_io_png_write(path, 7, 5, 1, grey));
     int w, h, c;
-    uint8_t *back = read_png(path, &w, &h, &c);
+    uint8_t *back = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(back != NULL, "grey PNG reads back with libpng");
     HV_CHECK(w == 7 && h == 5 && c == 1, "grey PNG is 7x5 grey (got %dx%d, %d channels)", w, h, c);
     int bad = 0;
@@ -91,7 +71,7 @@ static void test_png_roundtrip(const char *dir)
 
     snprintf(path, sizeof path, "%s/rgb.png", dir);
     HV_CHECK_OK(hv_io_png_write(path, 7, 5, 3, rgb));
-    back = read_png(path, &w, &h, &c);
+    back = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(back != NULL, "RGB PNG reads back with libpng");
     HV_CHECK(w == 7 && h == 5 && c == 3, "RGB PNG is 7x5 colour");
     HV_CHECK(memcmp(back, rgb, sizeof rgb) == 0, "RGB pixels round-trip exactly");
@@ -205,7 +185,7 @@ static void test_captioned(const char *dir)
     HV_REQUIRE_V(hv_io_png_write_captioned(path, W, H, px, cap, 2) == HV_OK, "captioned: %s",
                  hv_error_detail());
     int w = 0, h = 0, c = 0;
-    uint8_t *got = read_png(path, &w, &h, &c);
+    uint8_t *got = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(got != NULL, "captioned picture reads back");
     /* 2 lines: 2 x 18 + 4 rows of strip */
     HV_CHECK(w == W && h == H + 40, "captioned: %d x %d (want %d x %d)", w, h, W, H + 40);
@@ -261,7 +241,7 @@ static void test_heatmap(const char *dir)
     snprintf(path, sizeof path, "%s/heatmap.png", dir);
     HV_REQUIRE_V(hv_io_plot_heatmap(path, &hm) == HV_OK, "heatmap written: %s", hv_error_detail());
     int w, h, c;
-    uint8_t *px = read_png(path, &w, &h, &c);
+    uint8_t *px = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(px != NULL, "heatmap reads back");
     /* layout: cells of 16 px from (44, 50); the centre of cell (ix, iy) is
      * (44 + 16 ix + 8, 50 + 16 iy + 8) */
@@ -296,7 +276,7 @@ static void test_figures(const char *dir)
                           .names = names, .count = count};
     snprintf(path, sizeof path, "%s/confusion.png", dir);
     HV_REQUIRE_V(hv_io_plot_confusion(path, &cf) == HV_OK, "confusion written");
-    uint8_t *px = read_png(path, &w, &h, &c);
+    uint8_t *px = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(px != NULL, "confusion reads back");
     const uint8_t *d = at(px, w, 120 + 10, 100 + 10), *e = at(px, w, 120 + 72 + 10, 100 + 72 + 10);
     HV_CHECK(abs(d[0] - 38) <= 1 && abs(d[1] - 89) <= 1 && abs(d[2] - 191) <= 1,
@@ -313,7 +293,7 @@ static void test_figures(const char *dir)
                        .group = g, .n_groups = 4, .ylo = -10, .yhi = 60, .n_marks = 1, .marks = marks};
     snprintf(path, sizeof path, "%s/groups.png", dir);
     HV_REQUIRE_V(hv_io_plot_groups(path, &gr) == HV_OK, "group figure written");
-    px = read_png(path, &w, &h, &c);
+    px = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(px != NULL, "group figure reads back");
     count_ink(px, w, 8, 40, &dark, &aa);
     HV_CHECK(dark > 50 && aa > 20, "group figure title drawn (%ld dark, %ld grey px)", dark, aa);
@@ -325,7 +305,7 @@ static void test_figures(const char *dir)
                       .series = &sr, .ylo = -20, .yhi = 60};
     snprintf(path, sizeof path, "%s/lines.png", dir);
     HV_REQUIRE_V(hv_io_plot_lines(path, &lp) == HV_OK, "line plot written");
-    px = read_png(path, &w, &h, &c);
+    px = hv_test_read_png(path, &w, &h, &c);
     HV_REQUIRE_V(px != NULL, "line plot reads back");
     count_ink(px, w, 8, 40, &dark, &aa);
     HV_CHECK(dark > 50 && aa > 20, "line plot title drawn (%ld dark, %ld grey px)", dark, aa);

@@ -13,16 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "hv_test.h"
-
-static int run(const char *cmd)
-{
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
-}
 
 static int count_lines(const char *path, char *first, size_t cap)
 {
@@ -42,25 +34,6 @@ static int exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0 && sb.st_size > 0;
-}
-
-/* Nothing at `path` (not even an empty file or folder). */
-static int absent(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) != 0;
-}
-
-/* Whether the file contains `needle`. */
-static int file_has(const char *path, const char *needle)
-{
-    static char buf[65536];
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, needle) != NULL;
 }
 
 /* Column index of `name` in a CSV header line, or -1. */
@@ -136,7 +109,7 @@ int main(int argc, char **argv)
 
     snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --case ex --csv '%s/m.csv' --png '%s/png' > '%s/out.txt'",
              bin, mask, tmp, tmp, tmp);
-    HV_CHECK(run(cmd) == 0, "measure exits 0");
+    HV_CHECK(hv_test_system(cmd) == 0, "measure exits 0");
     snprintf(p, sizeof p, "%s/m.csv", tmp);
     int n = count_lines(p, first, sizeof first);
     HV_CHECK(n == 7, "CSV: header + 6 vertebrae, got %d lines", n);
@@ -152,7 +125,7 @@ int main(int argc, char **argv)
 
     snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --case ex --synth-mask-out '%s/syn' > /dev/null",
              bin, mask, tmp);
-    HV_CHECK(run(cmd) == 0, "measure --synth-mask-out");
+    HV_CHECK(hv_test_system(cmd) == 0, "measure --synth-mask-out");
     snprintf(p, sizeof p, "%s/syn/ex_L2_synth.nii.gz", tmp);
     HV_CHECK(exists(p), "%s", p);
     /* Reference mode: column counts on straightened crops (the algorithm
@@ -166,7 +139,7 @@ int main(int argc, char **argv)
      * spine (measured at most 0.102, L1 anterior). */
     snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --case ex --rhlv reference --csv '%s/ref.csv' > '%s/ref.txt' 2> /dev/null",
              bin, mask, tmp, tmp);
-    HV_CHECK(run(cmd) == 0, "reference mode runs");
+    HV_CHECK(hv_test_system(cmd) == 0, "reference mode runs");
     snprintf(p, sizeof p, "%s/ref.csv", tmp);
     HV_CHECK(count_lines(p, NULL, 0) == 7, "reference CSV: header + 6 vertebrae");
     snprintf(cmd, sizeof cmd,
@@ -178,40 +151,40 @@ int main(int argc, char **argv)
              "   if ($(11 + q) > 0.15 || $(11 + q) < -0.15) bad++ } }"
              " END { exit (bad > 0 || n != 5) }' '%s/ref.csv'",
              tmp);
-    HV_CHECK(run(cmd) == 0, "reference mode: L1-L5 finite, heights vs spine_report, RHLV from its heights");
+    HV_CHECK(hv_test_system(cmd) == 0, "reference mode: L1-L5 finite, heights vs spine_report, RHLV from its heights");
     snprintf(cmd, sizeof cmd, "grep -q 'reference (column-count)' '%s/ref.txt'", tmp);
-    HV_CHECK(run(cmd) == 0, "reference mode says so in the table title");
+    HV_CHECK(hv_test_system(cmd) == 0, "reference mode says so in the table title");
     /* error paths: the status, the message naming the bad input, and no
      * output file left behind */
     snprintf(p, sizeof p, "%s/err.txt", tmp);
     snprintf(cmd, sizeof cmd, "'%s' measure --csv '%s/e0.csv' 2> '%s'", bin, tmp, p);
-    HV_CHECK(run(cmd) == 2, "missing --mask is a usage error");
-    HV_CHECK(file_has(p, "--mask is required"), "missing --mask: the message says so");
+    HV_CHECK(hv_test_system(cmd) == 2, "missing --mask is a usage error");
+    HV_CHECK(hv_test_file_has(p, "--mask is required"), "missing --mask: the message says so");
     snprintf(p, sizeof p, "%s/e0.csv", tmp);
-    HV_CHECK(absent(p), "missing --mask: no CSV written");
+    HV_CHECK(hv_test_absent(p), "missing --mask: no CSV written");
     snprintf(p, sizeof p, "%s/err.txt", tmp);
     snprintf(cmd, sizeof cmd, "'%s' measure --mask /nonexistent.nii.gz --csv '%s/e1.csv' 2> '%s'", bin, tmp, p);
-    HV_CHECK(run(cmd) == 1, "missing file fails");
-    HV_CHECK(file_has(p, "/nonexistent.nii.gz") && file_has(p, "does not exist"),
+    HV_CHECK(hv_test_system(cmd) == 1, "missing file fails");
+    HV_CHECK(hv_test_file_has(p, "/nonexistent.nii.gz") && hv_test_file_has(p, "does not exist"),
              "missing file: the message names it");
     snprintf(p, sizeof p, "%s/e1.csv", tmp);
-    HV_CHECK(absent(p), "missing file: no CSV written");
+    HV_CHECK(hv_test_absent(p), "missing file: no CSV written");
     snprintf(cmd, sizeof cmd, "'%s' measure --help > /dev/null", bin);
-    HV_CHECK(run(cmd) == 0, "measure --help");
+    HV_CHECK(hv_test_system(cmd) == 0, "measure --help");
 
     /* svm on the committed fixtures, then the model applied by measure */
     snprintf(cmd, sizeof cmd,
              "'%s' svm --table '%s/measure/fixtures/svm_table.csv' --split "
              "'%s/measure/fixtures/svm_split.json' --out '%s/svm' > '%s/svm.txt' 2> /dev/null",
              bin, HV_TEST_SOURCE_DIR, HV_TEST_SOURCE_DIR, tmp, tmp);
-    HV_CHECK(run(cmd) == 0, "svm exits 0");
+    HV_CHECK(hv_test_system(cmd) == 0, "svm exits 0");
     snprintf(p, sizeof p, "%s/svm/svm.model", tmp);
     HV_CHECK(exists(p), "model saved");
     snprintf(cmd, sizeof cmd, "grep -q '^F1 Score  *0.8671' '%s/svm.txt'", tmp);
-    HV_CHECK(run(cmd) == 0, "mean F1 0.8671 as scikit-learn");
+    HV_CHECK(hv_test_system(cmd) == 0, "mean F1 0.8671 as scikit-learn");
     snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --grader 'svm:%s/svm/svm.model' --csv '%s/s.csv' > /dev/null",
              bin, mask, tmp, tmp);
-    HV_CHECK(run(cmd) == 0, "measure with the SVM grader");
+    HV_CHECK(hv_test_system(cmd) == 0, "measure with the SVM grader");
     /* the round trip: every graded row of that CSV carries the grade that
      * scikit-learn's own final model (svm_final.txt, not our SVM code) gives
      * the RHLVs on the same row. On this scan that is L1 -> 1 (its anterior
@@ -245,10 +218,10 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/err.txt", tmp);
     snprintf(cmd, sizeof cmd, "'%s' measure --mask '%s' --grader svm:/nonexistent --csv '%s/e2.csv' 2> '%s'", bin,
              mask, tmp, p);
-    HV_CHECK(run(cmd) == 1, "missing SVM model fails");
-    HV_CHECK(file_has(p, "model: /nonexistent"), "missing SVM model: the message names it");
+    HV_CHECK(hv_test_system(cmd) == 1, "missing SVM model fails");
+    HV_CHECK(hv_test_file_has(p, "model: /nonexistent"), "missing SVM model: the message names it");
     snprintf(p, sizeof p, "%s/e2.csv", tmp);
-    HV_CHECK(absent(p), "missing SVM model: no CSV written");
+    HV_CHECK(hv_test_absent(p), "missing SVM model: no CSV written");
     snprintf(p, sizeof p, "%s/empty.json", tmp);
     FILE *f = fopen(p, "w");
     if (f) {
@@ -257,7 +230,7 @@ int main(int argc, char **argv)
     }
     snprintf(cmd, sizeof cmd, "'%s' svm --table '%s/measure/fixtures/svm_table.csv' --split '%s' "
              "--out '%s/svm2' 2> '%s/err2.txt'", bin, HV_TEST_SOURCE_DIR, p, tmp, tmp);
-    HV_CHECK(run(cmd) == 1, "empty split fails");
+    HV_CHECK(hv_test_system(cmd) == 1, "empty split fails");
     f = fopen(p, "w");
     if (f) {
         fputs("{\"test\": {\"sub-fx000_8\": 5}, \"train\": {}, \"val\": {}}\n", f);
@@ -265,14 +238,14 @@ int main(int argc, char **argv)
     }
     snprintf(cmd, sizeof cmd, "'%s' svm --table '%s/measure/fixtures/svm_table.csv' --split '%s' "
              "--out '%s/svm3' 2> '%s/err3.txt'", bin, HV_TEST_SOURCE_DIR, p, tmp, tmp);
-    HV_CHECK(run(cmd) == 1, "grade 5 in the split fails");
+    HV_CHECK(hv_test_system(cmd) == 1, "grade 5 in the split fails");
     snprintf(p, sizeof p, "%s/err3.txt", tmp);
-    HV_CHECK(file_has(p, "\"sub-fx000_8\": grade must be an integer 0..3"), "grade 5: the message names the entry");
+    HV_CHECK(hv_test_file_has(p, "\"sub-fx000_8\": grade must be an integer 0..3"), "grade 5: the message names the entry");
     snprintf(p, sizeof p, "%s/svm3", tmp);
-    HV_CHECK(absent(p), "grade 5: nothing written");
+    HV_CHECK(hv_test_absent(p), "grade 5: nothing written");
     snprintf(p, sizeof p, "%s/err2.txt", tmp);
-    HV_CHECK(file_has(p, "empty.json: the split holds no vertebrae"), "empty split says so and names the file");
+    HV_CHECK(hv_test_file_has(p, "empty.json: the split holds no vertebrae"), "empty split says so and names the file");
     snprintf(p, sizeof p, "%s/svm2", tmp);
-    HV_CHECK(absent(p), "empty split: nothing written");
+    HV_CHECK(hv_test_absent(p), "empty split: nothing written");
     return hv_test_done();
 }

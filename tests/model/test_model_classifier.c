@@ -57,26 +57,7 @@ static hv_nn_params *load_params(const fx_file *fx)
         hv_nn_params_free(ps);
         return NULL;
     }
-    int ok = 1;
-    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
-        hv_nn_param *p = hv_nn_params_at(ps, i);
-        char nm[200];
-        snprintf(nm, sizeof nm, "w.%s", hv_nn_param_name(p));
-        const fx_tensor *f = fx_find(fx, nm);
-        if (!HV_CHECK(f && f->n == hv_nn_param_numel(p), "parameter %s: not in the fixture or "
-                      "another size", hv_nn_param_name(p))) {
-            ok = 0;
-            continue;
-        }
-        memcpy(hv_nn_param_data(p), f->data, (size_t)f->n * sizeof(float));
-    }
-    int n_w = 0;
-    for (int i = 0; i < fx->n; i++) n_w += strncmp(fx->t[i].name, "w.", 2) == 0;
-    ok &= HV_CHECK((size_t)n_w == hv_nn_params_size(ps),
-                   "fixture has %d weights, our classifier %zu parameters", n_w,
-                   hv_nn_params_size(ps));
-    hv_nn_params_touch(ps);
-    if (!ok) {
+    if (!fx_load_params(ps, fx, "our classifier")) {
         hv_nn_params_free(ps);
         return NULL;
     }

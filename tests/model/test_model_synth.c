@@ -16,17 +16,7 @@
 #include "hv/model.h"
 #include "hv/nn.h"
 #include "../nn/fake_device.h"
-
-static char g_dir[1024];
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][1200];
-    static int slot = 0;
-    char *p = buf[slot++ & 7];
-    snprintf(p, sizeof buf[0], "%s/%s", g_dir, name);
-    return p;
-}
+#include "synth_crop.h"
 
 /* A tiny generator (cnum 2) with seeded weights. */
 static hv_nn_params *tiny_params(uint64_t seed)
@@ -258,73 +248,7 @@ static void test_export_file(hv_nn_backend *be)
 
 /* ------------------------------------------------------------ crops
  *
- * Crops of dims (64 LR i, 256 AP j, 256 rows k; k = 0 caudal), vertebrae as
- * boxes [i0, i1) x [j0, j1) x [k0, k1). A sagittal slice i shows row
- * r = 255 - k and column c = 255 - j; a coronal slice j shows row r and
- * canvas column 96 + (63 - i). CT: a texture with a fractional part (0.25)
- * so that the u8 truncation of spec 3.4 is visible. */
-
-typedef struct box {
-    int label;
-    int i0, i1, j0, j1, k0, k1;
-} box;
-
-static float ct_value(int64_t i, int64_t j, int64_t k, int bone)
-{
-    return bone ? (float)(150 + (3 * i + 5 * j + 7 * k) % 60) + 0.25f
-                : (float)(20 + (3 * i + 5 * j + 7 * k) % 40) + 0.25f;
-}
-
-static hv_spine_crop *make_crop(int target, const box *b, int nb)
-{
-    hv_spine_crop *cr = calloc(1, sizeof *cr);
-    if (!cr) return NULL;
-    const int64_t dim[3] = {64, 256, 256};
-    cr->label = target;
-    if (hv_vol_create(&cr->ct, dim, HV_DTYPE_F32, NULL) != HV_OK ||
-        hv_vol_create(&cr->labels, dim, HV_DTYPE_U8, NULL) != HV_OK) {
-        hv_spine_crop_free(cr);
-        return NULL;
-    }
-    float *ct = cr->ct->data;
-    uint8_t *lb = cr->labels->data;
-    for (int64_t k = 0; k < 256; k++)
-        for (int64_t j = 0; j < 256; j++)
-            for (int64_t i = 0; i < 64; i++) {
-                size_t q = hv_vol_idx(cr->ct, i, j, k);
-                ct[q] = ct_value(i, j, k, 0);
-                for (int n = 0; n < nb; n++)
-                    if (b[n].label && i >= b[n].i0 && i < b[n].i1 && j >= b[n].j0 && j < b[n].j1 &&
-                        k >= b[n].k0 && k < b[n].k1) {
-                        lb[q] = (uint8_t)b[n].label;
-                        ct[q] = ct_value(i, j, k, 1);
-                    }
-            }
-    return cr;
-}
-
-/* The standard crop: `extra` at the T12 place, `up` at L1's (with a thin
- * 10 x 20 = 200-pixel part on LR slices 20..30), the target at L2's
- * (30 rows: image rows [116, 146)), `lo` at L3's (LR slices 26..33 only).
- * A label 0 leaves its box out. Hand-computed ranges (hv/spine.h, 0.8 L):
- *   sagittal: target i in [26, 38): L 12, M int(9.6) = 9, first 26 + 1:
- *             slices 27..35;
- *   coronal:  target j in [110, 125): L 15, M 12, first 110 + 1: 111..122.
- * Upper neighbour per sagittal slice: 15 x 30 = 450 px at i >= 31, only
- * the thin 200 px (not > 200) at i 27..30: slices 31..35; per coronal
- * slice 17 x 30 (+ 11 x 20) >= 510 px: all 12. Lower neighbour: sagittal
- * 27..33 (450 px), nothing at 34, 35; coronal 8 x 30 = 240 px: all 12. */
-static hv_spine_crop *std_crop(int extra, int up, int t, int lo)
-{
-    const box b[] = {
-        {extra, 26, 38, 110, 125, 180, 210},
-        {up, 31, 48, 110, 125, 145, 175},
-        {up, 20, 31, 110, 120, 145, 165},
-        {t, 26, 38, 110, 125, 110, 140},
-        {lo, 26, 34, 110, 125, 75, 105},
-    };
-    return make_crop(t, b, 5);
-}
+ * (make_crop and std_crop: synth_crop.h) */
 
 /* A narrow crop for the neighbour rule: every box over LR [28, 31), so
  * every step runs on sagittal slices 28, 29 (L 3, M int(2.4) = 2, first
@@ -388,20 +312,6 @@ static void check_trace(const trace_rec *got, const trace_rec *want, const char 
              first >= 0 ? (long long)got->z[first] : -1LL);
 }
 
-/* Open a synthesis on sagittal (and coronal) model files. */
-static hv_model_synth *open_synth(hv_nn_backend *be, const char *sag, const char *cor,
-                                  int64_t batch, int neighbours)
-{
-    hv_model_synth_opts o;
-    hv_model_synth_opts_default(&o);
-    o.batch = batch;
-    o.neighbours = neighbours;
-    hv_model_synth *s = NULL;
-    hv_status st = hv_model_synth_open(sag, cor, &o, be, &s);
-    HV_CHECK(st == HV_OK, "open %s: %s", sag, hv_error_detail());
-    return s;
-}
-
 static hv_model_synth *open_synth_thr(hv_nn_backend *be, const char *sag, double thr)
 {
     hv_model_synth_opts o;
@@ -418,7 +328,7 @@ static hv_model_synth *open_synth_thr(hv_nn_backend *be, const char *sag, double
  * planes, batch 8. */
 static void test_steps(hv_nn_backend *be, const char *sag, const char *cor)
 {
-    hv_model_synth *s = open_synth(be, sag, cor, 8, 1);
+    hv_model_synth *s = open_synth(be, sag, cor, 8, 1, HV_MODEL_GEN_HEALTHIVERT);
     HV_REQUIRE_V(s, "synth");
     trace_rec *got = calloc(1, sizeof *got), *want = calloc(1, sizeof *want);
     got->batch = 8;
@@ -457,7 +367,7 @@ static void test_steps(hv_nn_backend *be, const char *sag, const char *cor)
     hv_model_synth_free(s);
 
     /* the neighbour rule, sagittal only, batch 2 */
-    s = open_synth(be, sag, NULL, 2, 1);
+    s = open_synth(be, sag, NULL, 2, 1, HV_MODEL_GEN_HEALTHIVERT);
     HV_REQUIRE_V(s, "synth");
     hv_model_synth_set_trace(s, trace_fn, got);
     struct {
@@ -542,16 +452,6 @@ static hv_volume *make_cam(const hv_volume *like)
     return c;
 }
 
-static double max_abs_diff(const hv_volume *a, const hv_volume *b)
-{
-    double m = 0;
-    for (size_t q = 0; q < a->nvox; q++) {
-        double d = fabs(hv_vol_get(a, q) - hv_vol_get(b, q));
-        if (!(d <= m)) m = d; /* NaN wins */
-    }
-    return m;
-}
-
 /* Batch 8 (partial last batches padded) and batch 1 (the reference's loop)
  * give the same volumes, both planes, neighbours on, with a CAM. */
 static void test_batch_vs_loop(hv_nn_backend *be, const char *sag, const char *cor)
@@ -560,25 +460,15 @@ static void test_batch_vs_loop(hv_nn_backend *be, const char *sag, const char *c
     hv_volume *cam = cr ? make_cam(cr->ct) : NULL;
     HV_REQUIRE_V(cr && cam, "crop");
     hv_model_synth_result r[2];
-    memset(r, 0, sizeof r);
-    const int64_t batches[2] = {8, 1};
-    for (int b = 0; b < 2; b++) {
-        hv_model_synth *s = open_synth(be, sag, cor, batches[b], 1);
-        if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &r[b]));
-        hv_model_synth_free(s);
-    }
-    if (r[0].ct && r[1].ct) {
-        double dct = max_abs_diff(r[0].ct, r[1].ct), dp = max_abs_diff(r[0].prob, r[1].prob);
-        double dl = max_abs_diff(r[0].labels, r[1].labels);
-        printf("# batch 8 vs 1: max |dCT| %.3g, |dprob| %.3g, |dlabel| %.3g\n", dct, dp, dl);
-        HV_CHECK(dct <= 1e-6 * 255 && dp <= 1e-6 && dl == 0,
-                 "batch 8 vs batch 1: CT %.3g, prob %.3g, labels %.3g", dct, dp, dl);
+    double d[3];
+    if (synth_batch_vs_loop(be, sag, cor, HV_MODEL_GEN_HEALTHIVERT, cr, cam, r, d)) {
+        printf("# batch 8 vs 1: max |dCT| %.3g, |dprob| %.3g, |dlabel| %.3g\n", d[0], d[1], d[2]);
         HV_CHECK(r[0].height_rows == r[1].height_rows && r[0].n_neighbour_runs == r[1].n_neighbour_runs &&
                      r[0].n_coronal == r[1].n_coronal,
                  "height %g vs %g", r[0].height_rows, r[1].height_rows);
         /* the CAM reached the network: a crop without it differs (narrow
          * crop, target step only: 2 slices) */
-        hv_model_synth *s = open_synth(be, sag, NULL, 2, 0);
+        hv_model_synth *s = open_synth(be, sag, NULL, 2, 0, HV_MODEL_GEN_HEALTHIVERT);
         hv_spine_crop *nc = narrow_crop(19, 20, 21, 22);
         hv_model_synth_result a, b;
         memset(&a, 0, sizeof a);
@@ -613,7 +503,7 @@ static void test_device(const char *sag, const char *cor)
     HV_REQUIRE_V(ref && cr && cam, "reference backend and crop");
     hv_model_synth_result h;
     memset(&h, 0, sizeof h);
-    hv_model_synth *s = open_synth(ref, sag, cor, 2, 1);
+    hv_model_synth *s = open_synth(ref, sag, cor, 2, 1, HV_MODEL_GEN_HEALTHIVERT);
     if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &h));
     hv_model_synth_free(s);
     for (int v = 0; v < 2 && h.ct; v++) {
@@ -621,7 +511,7 @@ static void test_device(const char *sag, const char *cor)
         HV_CHECK_OK(fake_device_create(&dev, NULL, v == 0 ? -1 : 0));
         hv_model_synth_result d;
         memset(&d, 0, sizeof d);
-        s = dev ? open_synth(dev, sag, cor, 2, 1) : NULL;
+        s = dev ? open_synth(dev, sag, cor, 2, 1, HV_MODEL_GEN_HEALTHIVERT) : NULL;
         if (s) HV_CHECK_OK(hv_model_synth_vertebra(s, cr, cam, &d));
         hv_model_synth_free(s);
         if (d.ct) {
@@ -663,7 +553,7 @@ static void test_geometry(hv_nn_backend *be)
     const char *path = tmp_path("p2one.h5");
     HV_CHECK_OK(save_model(path, ps, "sagittal"));
     hv_nn_params_free(ps);
-    hv_model_synth *s = open_synth(be, path, NULL, 8, 0);
+    hv_model_synth *s = open_synth(be, path, NULL, 8, 0, HV_MODEL_GEN_HEALTHIVERT);
     hv_spine_crop *cr = std_crop(19, 20, 21, 22);
     HV_REQUIRE_V(s && cr, "synth, crop");
     hv_model_synth_result r;
@@ -756,7 +646,7 @@ static void test_fusion(hv_nn_backend *be)
 {
     const char *path[2] = {tmp_path("fuse_sag.h5"), tmp_path("fuse_cor.h5")};
     if (!saturated_models(path, 30)) return;
-    hv_model_synth *s = open_synth(be, path[0], path[1], 8, 0);
+    hv_model_synth *s = open_synth(be, path[0], path[1], 8, 0, HV_MODEL_GEN_HEALTHIVERT);
     hv_spine_crop *cr = std_crop(19, 20, 21, 22);
     HV_REQUIRE_V(s && cr, "synth, crop");
     hv_model_synth_result r;
@@ -914,7 +804,7 @@ static void test_nan(hv_nn_backend *be)
     const char *path = tmp_path("nan.h5");
     HV_CHECK_OK(save_model(path, ps, "sagittal"));
     hv_nn_params_free(ps);
-    hv_model_synth *s = open_synth(be, path, NULL, 4, 1);
+    hv_model_synth *s = open_synth(be, path, NULL, 4, 1, HV_MODEL_GEN_HEALTHIVERT);
     hv_spine_crop *cr = narrow_crop(19, 20, 21, 22);
     HV_REQUIRE_V(s && cr, "synth, crop");
     hv_model_synth_result r;
@@ -948,7 +838,7 @@ static void test_export_infer(hv_nn_backend *be)
     const char *ck = tmp_path("ei_ckpt.h5"), *mf = tmp_path("ei_model.h5");
     HV_CHECK_OK(hv_model_gan_save(m, ck, NULL, 0));
     HV_CHECK_OK(hv_model_synth_export(ck, "sagittal", mf));
-    hv_model_synth *s = open_synth(be, mf, NULL, 4, 0);
+    hv_model_synth *s = open_synth(be, mf, NULL, 4, 0, HV_MODEL_GEN_HEALTHIVERT);
     hv_spine_crop *cr = std_crop(19, 20, 21, 22);
     hv_volume *cam = cr ? make_cam(cr->ct) : NULL, *ct8 = NULL, *cam8 = NULL;
     HV_REQUIRE_V(s && cr && cam, "synth, crop");

@@ -119,4 +119,32 @@ static inline void fx_cmp(const hv_nn_tensor *t, int grad, const fx_file *fx, co
     free(y);
 }
 
+/* Every parameter of ps set from the fixture tensor "w.<its name>" (then
+ * hv_nn_params_touch), BY NAME: each must be there with its size, and the
+ * fixture must hold no other "w." tensors (`what` names ps in that message,
+ * e.g. "our classifier"). 1 when all hold; else 0, each miss a failed check.
+ * Needs hv_test.h and hv/nn.h included before this header. */
+static inline int fx_load_params(hv_nn_params *ps, const fx_file *fx, const char *what)
+{
+    int ok = 1;
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        hv_nn_param *p = hv_nn_params_at(ps, i);
+        char nm[200];
+        snprintf(nm, sizeof nm, "w.%s", hv_nn_param_name(p));
+        const fx_tensor *f = fx_find(fx, nm);
+        if (!HV_CHECK(f && f->n == hv_nn_param_numel(p), "parameter %s: not in the fixture or "
+                      "another size", hv_nn_param_name(p))) {
+            ok = 0;
+            continue;
+        }
+        memcpy(hv_nn_param_data(p), f->data, (size_t)f->n * sizeof(float));
+    }
+    int n_w = 0;
+    for (int i = 0; i < fx->n; i++) n_w += strncmp(fx->t[i].name, "w.", 2) == 0;
+    ok &= HV_CHECK((size_t)n_w == hv_nn_params_size(ps), "fixture has %d weights, %s %zu "
+                   "parameters", n_w, what, hv_nn_params_size(ps));
+    hv_nn_params_touch(ps);
+    return ok;
+}
+
 #endif /* HV_TESTS_NN_FIXTURE_H */

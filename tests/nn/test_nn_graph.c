@@ -280,6 +280,59 @@ static void test_toy_conv(void)
     hv_nn_backend_free(be);
 }
 
+/* The 1x1 convolution of test_frozen and test_backward_to: parameters w = 2
+ * and b = 0.5 on backend bi (0 ref, 1 cpu), a new graph with inputs x and
+ * r (1 x 1 x 2 x 2, x with its gradient); conv1x1_loss adds the loss
+ * sum(conv1x1(in) * r); conv1x1_feed plans the graph for training and sets
+ * x = C1_X, r = C1_R. */
+static const float C1_X[4] = {1, -2, 3, 0.5f}, C1_R[4] = {0.25f, 1, -1, 2};
+
+typedef struct {
+    hv_nn_params *ps;
+    hv_nn_backend *be;
+    hv_nn_graph *g;
+    hv_nn_param *w, *b;
+    hv_nn_tensor *x, *r;
+} conv1x1_case;
+
+static void conv1x1_open(conv1x1_case *c, int bi)
+{
+    const int64_t ws[4] = {1, 1, 1, 1}, one = 1, xs[4] = {1, 1, 2, 2};
+    memset(c, 0, sizeof *c);
+    HV_CHECK_OK(hv_nn_params_create(&c->ps));
+    HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&c->be) : hv_nn_backend_create_ref(&c->be));
+    HV_CHECK_OK(hv_nn_params_add(c->ps, "w", 4, ws, 1, &c->w));
+    HV_CHECK_OK(hv_nn_params_add(c->ps, "b", 1, &one, 1, &c->b));
+    hv_nn_param_data(c->w)[0] = 2.0f;
+    hv_nn_param_data(c->b)[0] = 0.5f;
+    HV_CHECK_OK(hv_nn_graph_create(&c->g));
+    c->x = hv_nn_input(c->g, "x", 4, xs);
+    c->r = hv_nn_input(c->g, "r", 4, xs);
+    hv_nn_set_requires_grad(c->x);
+}
+
+/* loss = sum(conv1x1(in; w, b) * r) on c's graph. */
+static hv_nn_tensor *conv1x1_loss(conv1x1_case *c, hv_nn_tensor *in)
+{
+    hv_nn_tensor *y = hv_nn_conv2d(c->g, in, hv_nn_param_tensor(c->g, c->w),
+                                   hv_nn_param_tensor(c->g, c->b), 1, 0, 1);
+    return hv_nn_sum(c->g, hv_nn_mul(c->g, y, c->r));
+}
+
+static void conv1x1_feed(conv1x1_case *c)
+{
+    HV_CHECK_OK(hv_nn_graph_plan(c->g, c->be, HV_NN_PLAN_TRAIN));
+    HV_CHECK_OK(hv_nn_tensor_set(c->x, C1_X, 4));
+    HV_CHECK_OK(hv_nn_tensor_set(c->r, C1_R, 4));
+}
+
+static void conv1x1_close(conv1x1_case *c)
+{
+    hv_nn_graph_free(c->g);
+    hv_nn_backend_free(c->be);
+    hv_nn_params_free(c->ps);
+}
+
 /* loss = sum(conv1x1(x; w = 2, b = 0.5) * R): by hand dL/dx = w R = 2 R,
  * dL/dw = sum(x R), dL/db = sum(R). Frozen, the parameters' gradients keep
  * their sentinels (7, -3) and dx is still 2 R; unfrozen again, they
@@ -287,47 +340,29 @@ static void test_toy_conv(void)
 static void test_frozen(void)
 {
     for (int bi = 0; bi < 2; bi++) {
-        hv_nn_params *ps = NULL;
-        hv_nn_backend *be = NULL;
-        hv_nn_graph *g = NULL;
-        hv_nn_param *w, *b;
-        const int64_t ws[4] = {1, 1, 1, 1}, one = 1, xs[4] = {1, 1, 2, 2};
-        HV_CHECK_OK(hv_nn_params_create(&ps));
-        HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
-        HV_CHECK_OK(hv_nn_params_add(ps, "w", 4, ws, 1, &w));
-        HV_CHECK_OK(hv_nn_params_add(ps, "b", 1, &one, 1, &b));
-        hv_nn_param_data(w)[0] = 2.0f;
-        hv_nn_param_data(b)[0] = 0.5f;
-        HV_CHECK_OK(hv_nn_graph_create(&g));
-        hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs), *r = hv_nn_input(g, "r", 4, xs);
-        hv_nn_set_requires_grad(x);
-        hv_nn_tensor *y = hv_nn_conv2d(g, x, hv_nn_param_tensor(g, w), hv_nn_param_tensor(g, b), 1, 0, 1);
-        hv_nn_tensor *loss = hv_nn_sum(g, hv_nn_mul(g, y, r));
-        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
-        const float xv[4] = {1, -2, 3, 0.5f}, rv[4] = {0.25f, 1, -1, 2};
-        HV_CHECK_OK(hv_nn_tensor_set(x, xv, 4));
-        HV_CHECK_OK(hv_nn_tensor_set(r, rv, 4));
-        hv_nn_param_grad(w)[0] = 7.0f;
-        hv_nn_param_grad(b)[0] = -3.0f;
+        conv1x1_case c;
+        conv1x1_open(&c, bi);
+        hv_nn_tensor *loss = conv1x1_loss(&c, c.x);
+        conv1x1_feed(&c);
+        hv_nn_param_grad(c.w)[0] = 7.0f;
+        hv_nn_param_grad(c.b)[0] = -3.0f;
         float dx[4];
-        hv_nn_graph_set_frozen(g, 1);
-        HV_CHECK_OK(hv_nn_graph_forward(g));
-        HV_CHECK_OK(hv_nn_graph_backward(g, loss));
-        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
-        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 2.0f * rv[i], 1e-6, "frozen: dx = w R");
-        HV_CHECK(hv_nn_param_grad(w)[0] == 7.0f && hv_nn_param_grad(b)[0] == -3.0f,
+        hv_nn_graph_set_frozen(c.g, 1);
+        HV_CHECK_OK(hv_nn_graph_forward(c.g));
+        HV_CHECK_OK(hv_nn_graph_backward(c.g, loss));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(c.x, dx, 4));
+        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 2.0f * C1_R[i], 1e-6, "frozen: dx = w R");
+        HV_CHECK(hv_nn_param_grad(c.w)[0] == 7.0f && hv_nn_param_grad(c.b)[0] == -3.0f,
                  "frozen backward changed parameter gradients (%g, %g)",
-                 hv_nn_param_grad(w)[0], hv_nn_param_grad(b)[0]);
-        hv_nn_graph_set_frozen(g, 0);
-        HV_CHECK_OK(hv_nn_graph_backward(g, loss));
+                 hv_nn_param_grad(c.w)[0], hv_nn_param_grad(c.b)[0]);
+        hv_nn_graph_set_frozen(c.g, 0);
+        HV_CHECK_OK(hv_nn_graph_backward(c.g, loss));
         /* sum(x R) = 0.25 - 2 - 3 + 1 = -3.75; sum(R) = 2.25 */
-        HV_CHECK_CLOSE(hv_nn_param_grad(w)[0], 7.0f - 3.75f, 1e-6, "unfrozen: dw accumulates");
-        HV_CHECK_CLOSE(hv_nn_param_grad(b)[0], -3.0f + 2.25f, 1e-6, "unfrozen: db accumulates");
-        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
-        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 2.0f * rv[i], 1e-6, "unfrozen: dx = w R");
-        hv_nn_graph_free(g);
-        hv_nn_backend_free(be);
-        hv_nn_params_free(ps);
+        HV_CHECK_CLOSE(hv_nn_param_grad(c.w)[0], 7.0f - 3.75f, 1e-6, "unfrozen: dw accumulates");
+        HV_CHECK_CLOSE(hv_nn_param_grad(c.b)[0], -3.0f + 2.25f, 1e-6, "unfrozen: db accumulates");
+        HV_CHECK_OK(hv_nn_tensor_get_grad(c.x, dx, 4));
+        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 2.0f * C1_R[i], 1e-6, "unfrozen: dx = w R");
+        conv1x1_close(&c);
     }
 }
 
@@ -338,48 +373,30 @@ static void test_frozen(void)
 static void test_backward_to(void)
 {
     for (int bi = 0; bi < 2; bi++) {
-        hv_nn_params *ps = NULL;
-        hv_nn_backend *be = NULL;
-        hv_nn_graph *g = NULL;
-        hv_nn_param *w, *b;
-        const int64_t ws[4] = {1, 1, 1, 1}, one = 1, xs[4] = {1, 1, 2, 2};
-        HV_CHECK_OK(hv_nn_params_create(&ps));
-        HV_CHECK_OK(bi ? hv_nn_backend_create_cpu(&be) : hv_nn_backend_create_ref(&be));
-        HV_CHECK_OK(hv_nn_params_add(ps, "w", 4, ws, 1, &w));
-        HV_CHECK_OK(hv_nn_params_add(ps, "b", 1, &one, 1, &b));
-        hv_nn_param_data(w)[0] = 2.0f;
-        hv_nn_param_data(b)[0] = 0.5f;
-        HV_CHECK_OK(hv_nn_graph_create(&g));
-        hv_nn_tensor *x = hv_nn_input(g, "x", 4, xs), *r = hv_nn_input(g, "r", 4, xs);
-        hv_nn_set_requires_grad(x);
-        hv_nn_tensor *a = hv_nn_scale(g, x, 3.0f, 0.0f);
-        hv_nn_tensor *y = hv_nn_conv2d(g, a, hv_nn_param_tensor(g, w), hv_nn_param_tensor(g, b), 1, 0, 1);
-        hv_nn_tensor *loss = hv_nn_sum(g, hv_nn_mul(g, y, r));
-        HV_CHECK_OK(hv_nn_graph_plan(g, be, HV_NN_PLAN_TRAIN));
-        const float xv[4] = {1, -2, 3, 0.5f}, rv[4] = {0.25f, 1, -1, 2};
-        HV_CHECK_OK(hv_nn_tensor_set(x, xv, 4));
-        HV_CHECK_OK(hv_nn_tensor_set(r, rv, 4));
-        HV_CHECK_OK(hv_nn_graph_forward(g));
+        conv1x1_case c;
+        conv1x1_open(&c, bi);
+        hv_nn_tensor *a = hv_nn_scale(c.g, c.x, 3.0f, 0.0f);
+        hv_nn_tensor *loss = conv1x1_loss(&c, a);
+        conv1x1_feed(&c);
+        HV_CHECK_OK(hv_nn_graph_forward(c.g));
         float da[4], dx[4];
-        hv_nn_params_zero_grad(ps);
-        HV_CHECK_OK(hv_nn_graph_backward_to(g, loss, a));
+        hv_nn_params_zero_grad(c.ps);
+        HV_CHECK_OK(hv_nn_graph_backward_to(c.g, loss, a));
         HV_CHECK_OK(hv_nn_tensor_get_grad(a, da, 4));
-        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(c.x, dx, 4));
         for (int i = 0; i < 4; i++) {
-            HV_CHECK_CLOSE(da[i], 2.0f * rv[i], 1e-6, "stopped at a: da = w R");
+            HV_CHECK_CLOSE(da[i], 2.0f * C1_R[i], 1e-6, "stopped at a: da = w R");
             HV_CHECK(dx[i] == 0.0f, "stopped at a: dx[%d] = %g, not left 0", i, dx[i]);
         }
-        HV_CHECK_CLOSE(hv_nn_param_grad(w)[0], -11.25f, 1e-5, "stopped at a: dw = sum(a R)");
-        hv_nn_params_zero_grad(ps);
-        HV_CHECK_OK(hv_nn_graph_backward(g, loss));
-        HV_CHECK_OK(hv_nn_tensor_get_grad(x, dx, 4));
-        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 6.0f * rv[i], 1e-6, "full: dx = 3 w R");
-        HV_CHECK(hv_nn_graph_backward_to(g, a, loss) == HV_ERR_ARG,
+        HV_CHECK_CLOSE(hv_nn_param_grad(c.w)[0], -11.25f, 1e-5, "stopped at a: dw = sum(a R)");
+        hv_nn_params_zero_grad(c.ps);
+        HV_CHECK_OK(hv_nn_graph_backward(c.g, loss));
+        HV_CHECK_OK(hv_nn_tensor_get_grad(c.x, dx, 4));
+        for (int i = 0; i < 4; i++) HV_CHECK_CLOSE(dx[i], 6.0f * C1_R[i], 1e-6, "full: dx = 3 w R");
+        HV_CHECK(hv_nn_graph_backward_to(c.g, a, loss) == HV_ERR_ARG,
                  "a stop recorded after the loss is refused");
         hv_error_clear();
-        hv_nn_graph_free(g);
-        hv_nn_backend_free(be);
-        hv_nn_params_free(ps);
+        conv1x1_close(&c);
     }
 }
 

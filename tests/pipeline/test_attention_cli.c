@@ -31,36 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "hv/io.h"
 #include "hv_test.h"
 
 static char cmd[65536];
-
-static int run(void)
-{
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
-}
-
-static int absent(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) != 0;
-}
-
-static int file_has(const char *path, const char *needle)
-{
-    static char buf[65536];
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, needle) != NULL;
-}
 
 /* 1 when two NIfTI maps have the same dims, affine and float values */
 static int same_values(const char *a, const char *b)
@@ -169,13 +144,13 @@ int main(int argc, char **argv)
              "'%s' '%s/gan.h5' --cnum 2 && "
              "'%s' straighten --ct '%s' --mask '%s' --out '%s/straight' >/dev/null 2>&1",
              hv, dir, mkcls, model, mkgan, dir, hv, ct, mask, dir);
-    HV_REQUIRE(run() == 0, "phantom, models and straighten: %s", cmd);
+    HV_REQUIRE(hv_test_system(cmd) == 0, "phantom, models and straighten: %s", cmd);
 
     /* --help */
     snprintf(cmd, sizeof cmd, "'%s' attention --help > '%s/help.txt' 2>&1", hv, dir);
     snprintf(path, sizeof path, "%s/help.txt", dir);
-    HV_CHECK(run() == 0 && file_has(path, "_cam.nii.gz") && file_has(path, "--label") &&
-                 file_has(path, "17..46"),
+    HV_CHECK(hv_test_system(cmd) == 0 && hv_test_file_has(path, "_cam.nii.gz") &&
+                 hv_test_file_has(path, "--label") && hv_test_file_has(path, "17..46"),
              "--help answers");
 
     /* the whole case */
@@ -183,7 +158,7 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd,
              "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' > '%s.log' 2>&1", hv,
              ct, mask, model, out, out);
-    HV_REQUIRE(run() == 0, "attention on ph0000: see %s.log", out);
+    HV_REQUIRE(hv_test_system(cmd) == 0, "attention on ph0000: see %s.log", out);
     snprintf(path, sizeof path, "%s/ph0000_attention.csv", out);
     FILE *f = fopen(path, "r");
     HV_REQUIRE(f != NULL, "%s", path);
@@ -202,15 +177,15 @@ int main(int argc, char **argv)
         rows++;
         check_map(out, crops, label, p, mass, slice);
         snprintf(path, sizeof path, "%s/ph0000_%d_cam.png", out, label);
-        HV_CHECK(!absent(path), "overlay %s", path);
+        HV_CHECK(!hv_test_absent(path), "overlay %s", path);
     }
     fclose(f);
     HV_CHECK(rows == 3, "three vertebrae (T12, L1, L2) in the CSV: %d", rows);
 
     /* --device: the run above was auto (the default) */
     snprintf(path, sizeof path, "%s/all.log", dir);
-    int gpu = file_has(path, "compute: cuda (--device auto): gpu ");
-    HV_CHECK(gpu || file_has(path, "compute: cpu (--device auto: "),
+    int gpu = hv_test_file_has(path, "compute: cuda (--device auto): gpu ");
+    HV_CHECK(gpu || hv_test_file_has(path, "compute: cpu (--device auto: "),
              "the default --device auto says its choice (see %s)", path);
     snprintf(out, sizeof out, "%s/cpu", dir);
     snprintf(cmd, sizeof cmd,
@@ -218,7 +193,7 @@ int main(int argc, char **argv)
              "'%s.log' 2>&1",
              hv, ct, mask, model, out, out);
     snprintf(path, sizeof path, "%s.log", out);
-    HV_CHECK(run() == 0 && file_has(path, "compute: cpu (--device cpu)"),
+    HV_CHECK(hv_test_system(cmd) == 0 && hv_test_file_has(path, "compute: cpu (--device cpu)"),
              "--device cpu runs and says so: see %s", path);
     if (!gpu) {
         char a[8800], b[8800];
@@ -236,17 +211,18 @@ int main(int argc, char **argv)
              "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' --device cuda > "
              "'%s.log' 2>&1",
              hv, ct, mask, model, out, out);
-    int crc = run();
+    int crc = hv_test_system(cmd);
     snprintf(path, sizeof path, "%s.log", out);
     if (gpu) {
         HV_CHECK(crc == 0, "--device cuda with a GPU runs: see %s", path);
     } else {
-        HV_CHECK(crc == 2 && file_has(path, "--device cuda: ") &&
-                     file_has(path, "; use --device auto or cpu to run on the CPU") &&
-                     (file_has(path, "no usable CUDA device") || file_has(path, "has no CUDA") ||
-                      file_has(path, "cannot be used")),
+        HV_CHECK(crc == 2 && hv_test_file_has(path, "--device cuda: ") &&
+                     hv_test_file_has(path, "; use --device auto or cpu to run on the CPU") &&
+                     (hv_test_file_has(path, "no usable CUDA device") ||
+                      hv_test_file_has(path, "has no CUDA") ||
+                      hv_test_file_has(path, "cannot be used")),
                  "--device cuda without a GPU: exit 2 (%d), says why: see %s", crc, path);
-        HV_CHECK(absent(out), "--device cuda refused: %s never made", out);
+        HV_CHECK(hv_test_absent(out), "--device cuda refused: %s never made", out);
     }
     snprintf(out, sizeof out, "%s/badev", dir);
     snprintf(cmd, sizeof cmd,
@@ -254,8 +230,9 @@ int main(int argc, char **argv)
              "'%s.log' 2>&1",
              hv, ct, mask, model, out, out);
     snprintf(path, sizeof path, "%s.log", out);
-    HV_CHECK(run() == 2 && file_has(path, "--device must be auto, cpu or cuda, not 'gpu'") &&
-                 absent(out),
+    HV_CHECK(hv_test_system(cmd) == 2 &&
+                 hv_test_file_has(path, "--device must be auto, cpu or cuda, not 'gpu'") &&
+                 hv_test_absent(out),
              "--device gpu refused, nothing written: see %s", path);
 
     /* --label L1 only; a level the mask lacks */
@@ -264,18 +241,19 @@ int main(int argc, char **argv)
              "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' --label L1 "
              "--slice max > '%s.log' 2>&1",
              hv, ct, mask, model, out, out);
-    HV_CHECK(run() == 0, "--label L1: see %s.log", out);
+    HV_CHECK(hv_test_system(cmd) == 0, "--label L1: see %s.log", out);
     snprintf(path, sizeof path, "%s/ph0000_20_cam.nii.gz", out);
-    HV_CHECK(!absent(path), "--label L1: its map");
+    HV_CHECK(!hv_test_absent(path), "--label L1: its map");
     snprintf(path, sizeof path, "%s/ph0000_19_cam.nii.gz", out);
-    HV_CHECK(absent(path), "--label L1: no T12 map");
+    HV_CHECK(hv_test_absent(path), "--label L1: no T12 map");
     snprintf(out, sizeof out, "%s/t5", dir);
     snprintf(cmd, sizeof cmd,
              "'%s' attention --ct '%s' --mask '%s' --model '%s' --out '%s' --label T5 > "
              "'%s.log' 2>&1",
              hv, ct, mask, model, out, out);
     snprintf(path, sizeof path, "%s.log", out);
-    HV_CHECK(run() == 1 && file_has(path, "--label 12 (T5)") && absent(out),
+    HV_CHECK(hv_test_system(cmd) == 1 && hv_test_file_has(path, "--label 12 (T5)") &&
+                 hv_test_absent(out),
              "--label T5 (not in the mask): exit 1, named, nothing written");
 
     /* bad models: nothing written, the message names --model */
@@ -286,9 +264,9 @@ int main(int argc, char **argv)
                  "'%s' attention --ct '%s' --mask '%s' --model '%s/%s' --out '%s' > '%s.log' "
                  "2>&1",
                  hv, ct, mask, dir, bad[b], out, out);
-        int rc = run();
+        int rc = hv_test_system(cmd);
         snprintf(path, sizeof path, "%s.log", out);
-        HV_CHECK(rc == 1 && file_has(path, "--model") && absent(out),
+        HV_CHECK(rc == 1 && hv_test_file_has(path, "--model") && hv_test_absent(out),
                  "model %s: exit %d, message names --model, nothing written", bad[b], rc);
     }
     return hv_test_done();

@@ -6,19 +6,11 @@
  * the straightened volumes, a map that reads back, the vertebra table with
  * T12 flagged, one crop pair per vertebra with a body, and QC pictures.
  */
-#define _POSIX_C_SOURCE 200809L   /* WIFEXITED, WEXITSTATUS */
+#define _POSIX_C_SOURCE 200809L   /* WIFEXITED, WEXITSTATUS (hv_test_system) */
 
 #include "hv/io.h"
 #include "hv/spine.h"
 #include "hv_test.h"
-
-#include <sys/wait.h>
-
-static int run_cmd(const char *cmd)
-{
-    int rc = system(cmd);
-    return (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
-}
 
 static int file_exists(const char *dir, const char *name)
 {
@@ -26,17 +18,6 @@ static int file_exists(const char *dir, const char *name)
     snprintf(p, sizeof p, "%s/%s", dir, name);
     struct stat sb;
     return stat(p, &sb) == 0 && sb.st_size > 0;
-}
-
-static int file_has(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
 }
 
 int main(int argc, char **argv)
@@ -52,24 +33,24 @@ int main(int argc, char **argv)
     char cmd[32768], out[4200], path[4400];
 
     snprintf(cmd, sizeof cmd, "'%s' straighten --help > '%s/help.txt' 2>&1", exe, tmp);
-    HV_CHECK(run_cmd(cmd) == 0, "--help exit status");
+    HV_CHECK(hv_test_system(cmd) == 0, "--help exit status");
     snprintf(path, sizeof path, "%s/help.txt", tmp);
-    HV_CHECK(file_has(path, "usage: healthivert straighten") && file_has(path, "ID_map.csv") &&
-             file_has(path, "--centroids"), "--help text");
+    HV_CHECK(hv_test_file_has(path, "usage: healthivert straighten") && hv_test_file_has(path, "ID_map.csv") &&
+             hv_test_file_has(path, "--centroids"), "--help text");
 
     /* error paths: the status, the message naming the bad input, and no
      * output folder left behind */
     snprintf(path, sizeof path, "%s/err.txt", tmp);
     snprintf(cmd, sizeof cmd, "'%s' straighten --ct x.nii.gz > /dev/null 2> '%s'", exe, path);
-    HV_CHECK(run_cmd(cmd) == 2, "missing --mask/--out: exit 2");
-    HV_CHECK(file_has(path, "--ct, --mask and --out are required"), "missing --mask/--out: the message says so");
+    HV_CHECK(hv_test_system(cmd) == 2, "missing --mask/--out: exit 2");
+    HV_CHECK(hv_test_file_has(path, "--ct, --mask and --out are required"), "missing --mask/--out: the message says so");
     snprintf(cmd, sizeof cmd, "'%s' straighten --bogus > /dev/null 2> '%s'", exe, path);
-    HV_CHECK(run_cmd(cmd) == 2, "unknown option: exit 2");
-    HV_CHECK(file_has(path, "'--bogus'"), "unknown option: the message names it");
+    HV_CHECK(hv_test_system(cmd) == 2, "unknown option: exit 2");
+    HV_CHECK(hv_test_file_has(path, "'--bogus'"), "unknown option: the message names it");
     snprintf(cmd, sizeof cmd, "'%s' straighten --ct '%s/none.nii.gz' --mask '%s' --out '%s/o' 2> '%s/err.txt'",
              exe, tmp, msk, tmp, tmp);
-    HV_CHECK(run_cmd(cmd) == 1, "missing CT: exit 1");
-    HV_CHECK(file_has(path, "--ct: ") && file_has(path, "/none.nii.gz: does not exist"),
+    HV_CHECK(hv_test_system(cmd) == 1, "missing CT: exit 1");
+    HV_CHECK(hv_test_file_has(path, "--ct: ") && hv_test_file_has(path, "/none.nii.gz: does not exist"),
              "missing CT: message names the option and the file");
     {
         struct stat sb;
@@ -80,7 +61,7 @@ int main(int argc, char **argv)
     snprintf(out, sizeof out, "%s/out", tmp);
     snprintf(cmd, sizeof cmd, "'%s' straighten --ct '%s' --mask '%s' --out '%s' --png > '%s/stdout.txt' 2>&1",
              exe, ctp, msk, out, tmp);
-    HV_CHECK(run_cmd(cmd) == 0, "straighten on the real example");
+    HV_CHECK(hv_test_system(cmd) == 0, "straighten on the real example");
     HV_CHECK(file_exists(out, "example_ct_straight.nii.gz") && file_exists(out, "example_mask_straight.nii.gz") &&
              file_exists(out, "example_body_straight.nii.gz"), "straightened volumes");
     for (int l = 19; l <= 24; l++) {
@@ -92,8 +73,8 @@ int main(int argc, char **argv)
     }
     HV_CHECK(!file_exists(out, "crops/example_18_ct.nii.gz"), "no crop for the T11 sliver");
     snprintf(path, sizeof path, "%s/example_vertebrae.csv", out);
-    HV_CHECK(file_has(path, "19,T12,fov,") && file_has(path, "18,T11,fov|off_curve,") &&
-             file_has(path, "22,L3,,"), "vertebra table");
+    HV_CHECK(hv_test_file_has(path, "19,T12,fov,") && hv_test_file_has(path, "18,T11,fov|off_curve,") &&
+             hv_test_file_has(path, "22,L3,,"), "vertebra table");
     hv_spine_map *m = NULL;
     snprintf(path, sizeof path, "%s/example_map.csv", out);
     HV_CHECK_OK(hv_spine_map_read(path, &m));

@@ -48,19 +48,7 @@ static hv_volume *make_map(void)
 
 static void make_result(hv_case_result *r, const uint8_t *z, size_t zlen)
 {
-    memset(r, 0, sizeof *r);
-    snprintf(r->c.id, sizeof r->c.id, "c0");
-    r->c.attempt = 1;
-    r->state = HV_CASE_DONE;
-    r->c.n_vert = 2;
-    for (int i = 0; i < 2; i++) {
-        hv_run_vrow *v = &r->v[i];
-        v->label = 19 + i;
-        snprintf(v->level, sizeof v->level, "%s", hv_label_name(19 + i));
-        v->known_grade = v->split_set = v->grade_pred = -1;
-        for (int g = 0; g < HV_REG_COUNT; g++) v->h_ori[g] = v->h_syn[g] = 20, v->rhlv[g] = 0;
-        hv_run_vrow_attn_none(v);
-    }
+    store_test_case(r, 2, 19);
     r->v[0].p_fracture = 0.75;
     r->v[0].cam_mass_body = 0.5;
     r->v[0].cam_max_slice = 30;
@@ -129,11 +117,7 @@ int main(void)
     /* journal: append, then replay into a store created with maps */
     hv_case_result r;
     make_result(&r, z, zlen);
-    hv_journal *j = NULL;
-    HV_REQUIRE(hv_journal_open(jdir, -1, 0, 2, stages, &j) == HV_OK, "journal: %s",
-               hv_error_detail());
-    HV_CHECK_OK(hv_journal_append(j, &r));
-    hv_journal_close(j);
+    HV_REQUIRE(store_test_journal(jdir, 2, stages, &r), "journal");
     hv_case_result_clear(&r);
 
     hv_run_crow row;

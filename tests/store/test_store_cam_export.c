@@ -36,7 +36,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,8 @@
 #include "hv/io.h"
 #include "hv/store.h"
 #include "hv_test.h"
+#include "hv_test_png.h"
+#include "store/store_check.h"
 
 static const char *const stages[2] = {"alpha", "store"};
 
@@ -79,21 +80,7 @@ static hv_volume *make_map(int v)
 /* The case: three vertebrae, maps on the first two; QC pictures with qc. */
 static void make_result(hv_case_result *r, int qc, int t12_max)
 {
-    memset(r, 0, sizeof *r);
-    snprintf(r->c.id, sizeof r->c.id, "c0");
-    r->c.rank = 0;
-    r->c.attempt = 1;
-    r->state = HV_CASE_DONE;
-    r->c.n_vert = 3;
-    for (int i = 0; i < 3; i++) {
-        hv_run_vrow *v = &r->v[i];
-        v->label = 19 + i;
-        snprintf(v->level, sizeof v->level, "%s", hv_label_name(19 + i));
-        v->known_grade = v->split_set = v->grade_pred = -1;
-        v->grade_rule = 0;
-        for (int g = 0; g < HV_REG_COUNT; g++) v->h_ori[g] = v->h_syn[g] = 20, v->rhlv[g] = 0;
-        hv_run_vrow_attn_none(v);
-    }
+    store_test_case(r, 3, 19); /* rank 0, grade_rule 0 */
     r->v[0].p_fracture = 0.5, r->v[0].cam_mass_body = 0.25, r->v[0].cam_max_slice = t12_max;
     r->v[1].p_fracture = 0.5, r->v[1].cam_mass_body = 0.25, r->v[1].cam_max_slice = 32;
     uint8_t *z[2] = {NULL, NULL};
@@ -141,31 +128,6 @@ static void make_store(const char *path, int qc, int cam, int t12_max)
     HV_CHECK_OK(hv_store_close(s));
 }
 
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* Read a PNG with libpng into 8-bit RGB; NULL on failure. */
-static uint8_t *read_png(const char *path, int *w, int *h)
-{
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return NULL;
-    im.format = PNG_FORMAT_RGB;
-    uint8_t *px = malloc(PNG_IMAGE_SIZE(im));
-    if (!px || !png_image_finish_read(&im, NULL, px, 0, NULL)) {
-        free(px);
-        png_image_free(&im);
-        return NULL;
-    }
-    *w = (int)im.width;
-    *h = (int)im.height;
-    return px;
-}
-
 typedef struct {
     int r, g, b;
 } rgb3;
@@ -179,7 +141,7 @@ static int near(int got, int want) { return want < 0 ? got == 127 || got == 128 
 static void check_png(const char *path, rgb3 (*want)(int y, int x))
 {
     int w = 0, h = 0;
-    uint8_t *px = read_png(path, &w, &h);
+    uint8_t *px = hv_test_read_png(path, &w, &h, NULL);
     HV_CHECK(px && w == 256 && h == 256, "%s: a 256 x 256 picture (%d x %d)", path, w, h);
     if (!px) return;
     long bad = 0;
@@ -274,7 +236,7 @@ int main(void)
     const char *none[] = {"c0_L2_cam.nii.gz", "c0_L2_cam.png", "c0_L2_cam_qc.png"};
     for (int q = 0; q < 3; q++) {
         snprintf(p, sizeof p, "%s/cam/%s", out, none[q]);
-        HV_CHECK(!exists(p), "L2 has no map: no %s", none[q]);
+        HV_CHECK(hv_test_absent(p), "L2 has no map: no %s", none[q]);
     }
 
     /* without QC pictures: the maps alone; T12's row without its slice */
@@ -289,15 +251,15 @@ int main(void)
     snprintf(p, sizeof p, "%s/cam/c0_L1_cam.png", out);
     check_png(p, l1_alone);
     snprintf(p, sizeof p, "%s/cam/c0_L1_cam_qc.png", out);
-    HV_CHECK(!exists(p), "no QC picture: no _cam_qc.png");
+    HV_CHECK(hv_test_absent(p), "no QC picture: no _cam_qc.png");
 
     /* maps only: volumes, no pictures */
     snprintf(out, sizeof out, "%s/exp-maps", dir);
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_CAM, &n_png, &n_cam, NULL));
     snprintf(p, sizeof p, "%s/cam/c0_L1_cam.nii.gz", out);
-    HV_CHECK(n_cam == 2 && n_png == 0 && exists(p), "maps only: 2 volumes (%ld)", n_cam);
+    HV_CHECK(n_cam == 2 && n_png == 0 && !hv_test_absent(p), "maps only: 2 volumes (%ld)", n_cam);
     snprintf(p, sizeof p, "%s/cam/c0_L1_cam.png", out);
-    HV_CHECK(!exists(p), "maps only: no pictures");
+    HV_CHECK(hv_test_absent(p), "maps only: no pictures");
 
     /* a store without maps: no cam folder */
     snprintf(store, sizeof store, "%s/nocam.h5", dir);
@@ -306,6 +268,6 @@ int main(void)
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_CAM, &n_png,
                                 &n_cam, NULL));
     snprintf(p, sizeof p, "%s/cam", out);
-    HV_CHECK(n_cam == 0 && n_png == 6 && !exists(p), "no maps: no cam folder (%ld)", n_cam);
+    HV_CHECK(n_cam == 0 && n_png == 6 && hv_test_absent(p), "no maps: no cam folder (%ld)", n_cam);
     return hv_test_done();
 }

@@ -156,29 +156,13 @@ static void test_store(void)
 
     /* one case, vertebra 0 without a crop (length 0), vertebra 1 with the box */
     hv_case_result r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.c.id, sizeof r.c.id, "c0");
-    r.c.attempt = 1;
-    r.state = HV_CASE_DONE;
-    r.c.n_vert = 2;
-    for (int i = 0; i < 2; i++) {
-        hv_run_vrow *v = &r.v[i];
-        v->label = 20 + i;
-        snprintf(v->level, sizeof v->level, "%s", hv_label_name(20 + i));
-        v->known_grade = v->split_set = v->grade_pred = -1;
-        for (int g = 0; g < HV_REG_COUNT; g++) v->h_ori[g] = v->h_syn[g] = 20, v->rhlv[g] = 0;
-        hv_run_vrow_attn_none(v);
-    }
+    store_test_case(&r, 2, 20);
     r.vol_z[HV_STORE_VOL_CROP3D] = malloc(rc.zl);
     HV_REQUIRE_V(r.vol_z[HV_STORE_VOL_CROP3D] != NULL, "alloc");
     memcpy(r.vol_z[HV_STORE_VOL_CROP3D], rc.z, rc.zl);
     r.vol_z_len[HV_STORE_VOL_CROP3D][0] = 0;
     r.vol_z_len[HV_STORE_VOL_CROP3D][1] = (uint32_t)rc.zl;
-    hv_journal *j = NULL;
-    HV_REQUIRE_V(hv_journal_open(jdir, -1, 0, 2, stages, &j) == HV_OK, "journal: %s",
-               hv_error_detail());
-    HV_CHECK_OK(hv_journal_append(j, &r));
-    hv_journal_close(j);
+    HV_REQUIRE_V(store_test_journal(jdir, 2, stages, &r), "journal");
     hv_case_result_clear(&r);
 
     hv_run_crow row;

@@ -100,19 +100,7 @@ static size_t zl[NQ][3];
 
 static void make_result(hv_case_result *r)
 {
-    memset(r, 0, sizeof *r);
-    snprintf(r->c.id, sizeof r->c.id, "c0");
-    r->c.attempt = 1;
-    r->state = HV_CASE_DONE;
-    r->c.n_vert = 3;
-    for (int i = 0; i < 3; i++) {
-        hv_run_vrow *v = &r->v[i];
-        v->label = 20 + i;
-        snprintf(v->level, sizeof v->level, "%s", hv_label_name(20 + i));
-        v->known_grade = v->split_set = v->grade_pred = -1;
-        for (int g = 0; g < HV_REG_COUNT; g++) v->h_ori[g] = v->h_syn[g] = 20, v->rhlv[g] = 0;
-        hv_run_vrow_attn_none(v);
-    }
+    store_test_case(r, 3, 20);
     r->v[1].flags = HV_MEAS_SYNTH_FALLBACK;
     const int *w2 = qvol;
     for (int w = 0; w < NQ; w++) {
@@ -230,11 +218,7 @@ int main(void)
     /* journal: append, then replay into a store made with synthesis.crops = full */
     hv_case_result r;
     make_result(&r);
-    hv_journal *j = NULL;
-    HV_REQUIRE(hv_journal_open(jdir, -1, 0, 2, stages, &j) == HV_OK, "journal: %s",
-               hv_error_detail());
-    HV_CHECK_OK(hv_journal_append(j, &r));
-    hv_journal_close(j);
+    HV_REQUIRE(store_test_journal(jdir, 2, stages, &r), "journal");
     hv_store *s = create(store, 2);
     HV_REQUIRE(s != NULL, "create: %s", hv_error_detail());
     HV_CHECK(hv_store_has_vol(s, HV_STORE_VOL_SYNTH_LABEL) &&

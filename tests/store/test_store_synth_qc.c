@@ -40,7 +40,6 @@
  * pictures (the NIfTI files still come).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +48,8 @@
 #include "hv/io.h"
 #include "hv/store.h"
 #include "hv_test.h"
+#include "hv_test_png.h"
+#include "store/store_check.h"
 
 static const char *const stages[2] = {"alpha", "store"};
 
@@ -99,20 +100,8 @@ static void make_store(const char *path, int crops, int qc)
     hv_store *s = NULL;
     HV_REQUIRE_V(hv_store_create(path, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
     hv_case_result r;
-    memset(&r, 0, sizeof r);
-    snprintf(r.c.id, sizeof r.c.id, "c0");
-    r.c.attempt = 1;
-    r.state = HV_CASE_DONE;
-    r.c.n_vert = 3;
+    store_test_case(&r, 3, 20);
     r.seconds[0] = r.seconds[1] = 1;
-    for (int v = 0; v < 3; v++) {
-        hv_run_vrow *w = &r.v[v];
-        w->label = 20 + v;
-        snprintf(w->level, sizeof w->level, "%s", hv_label_name(20 + v));
-        w->known_grade = w->split_set = w->grade_pred = -1;
-        for (int g = 0; g < HV_REG_COUNT; g++) w->h_ori[g] = w->h_syn[g] = 20, w->rhlv[g] = 0;
-        hv_run_vrow_attn_none(w);
-    }
     r.v[1].flags = HV_MEAS_SYNTH_FALLBACK;
     /* a full store's record also carries the original crops (here the
      * synthesized ones again: export does not draw them) */
@@ -164,30 +153,6 @@ static void make_store(const char *path, int crops, int qc)
     free(rep);
 }
 
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-static uint8_t *read_png(const char *path, int *w, int *h)
-{
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return NULL;
-    im.format = PNG_FORMAT_RGB;
-    uint8_t *px = malloc(PNG_IMAGE_SIZE(im));
-    if (!px || !png_image_finish_read(&im, NULL, px, 0, NULL)) {
-        free(px);
-        png_image_free(&im);
-        return NULL;
-    }
-    *w = (int)im.width;
-    *h = (int)im.height;
-    return px;
-}
-
 /* Panel pixel (y, x) by hand: the outlines over grey g. */
 static void want_px(int y, int x, int g, uint8_t out[3])
 {
@@ -205,7 +170,7 @@ static void want_px(int y, int x, int g, uint8_t out[3])
 static void check_picture(const char *path, int v, int full)
 {
     int w = 0, h = 0;
-    uint8_t *px = read_png(path, &w, &h);
+    uint8_t *px = hv_test_read_png(path, &w, &h, NULL);
     HV_CHECK(px && w == 516 && h == 296, "%s: a 516 x 296 picture (%d x %d)", path, w, h);
     if (!px || w != 516 || h != 296) {
         free(px);
@@ -266,19 +231,19 @@ int main(void)
     snprintf(p, sizeof p, "%s/synth/c0_L1_qc.png", out);
     check_picture(p, 0, 1);
     snprintf(p, sizeof p, "%s/synth/c0_L2_qc.png", out);
-    HV_CHECK(!exists(p), "L2 fell back: no picture");
+    HV_CHECK(hv_test_absent(p), "L2 fell back: no picture");
     snprintf(p, sizeof p, "%s/synth/c0_L3_qc.png", out);
-    HV_CHECK(!exists(p), "L3 has no QC picture: no picture");
+    HV_CHECK(hv_test_absent(p), "L3 has no QC picture: no picture");
     snprintf(p, sizeof p, "%s/synth/c0_L3_ct.nii.gz", out);
-    HV_CHECK(exists(p), "L3's crops are exported all the same");
+    HV_CHECK(!hv_test_absent(p), "L3's crops are exported all the same");
     snprintf(p, sizeof p, "%s/synth/c0_L3_orig_label.nii.gz", out);
-    HV_CHECK(exists(p), "L3's original label crop too");
+    HV_CHECK(!hv_test_absent(p), "L3's original label crop too");
 
     /* crops only: no pictures */
     snprintf(out, sizeof out, "%s/exp-crops", dir);
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_SYNTH, NULL, NULL, &n_synth));
     snprintf(p, sizeof p, "%s/synth/c0_L1_qc.png", out);
-    HV_CHECK(n_synth == 8 && !exists(p), "without HV_STORE_EXPORT_QC: crops (%ld), no picture",
+    HV_CHECK(n_synth == 8 && hv_test_absent(p), "without HV_STORE_EXPORT_QC: crops (%ld), no picture",
              n_synth);
 
     /* synthesis.crops = masks: the QC CT on both sides */
@@ -296,7 +261,7 @@ int main(void)
     HV_CHECK_OK(hv_store_export(store, out, HV_STORE_EXPORT_QC | HV_STORE_EXPORT_SYNTH, &n_png,
                                 NULL, &n_synth));
     snprintf(p, sizeof p, "%s/synth/c0_L1_qc.png", out);
-    HV_CHECK(n_synth == 8 && n_png == 0 && !exists(p), "no QC pictures: no picture (%ld crops)",
+    HV_CHECK(n_synth == 8 && n_png == 0 && hv_test_absent(p), "no QC pictures: no picture (%ld crops)",
              n_synth);
     return hv_test_done();
 }

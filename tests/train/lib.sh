@@ -59,3 +59,65 @@ same_weights() {
   echo "# $(basename "$(dirname "$1")") vs $(basename "$(dirname "$2")"): $line"
   return $rc
 }
+
+# kill_resume K [args...]: a real SIGKILL of the singleton training
+# ($WORK/kill, checkpoints every step) once step K's checkpoint is written
+# (then resuming is certain: a row of losses.csv comes before its step's
+# checkpoint, and killed between the two the re-run started over and
+# "resumed" was not in its log), then the same command: killed, the re-run
+# exits 0, says it resumed and reaches $WORK/ref1's weights bitwise. The
+# training's folder is in $out.
+kill_resume() {
+  local k=$1 rc; shift
+  out="$WORK/kill"
+  train_bg "$out" "$@" --set "$TRAIN_SEC.checkpoint_every=1"
+  for _ in $(seq 1 6000); do # 2 minutes at most
+    grep -q "checkpoint: step $k written" "$out-1.log" 2>/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.02
+  done
+  kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rc=$?
+  echo "# SIGKILL after $k step(s) (rc $rc)"
+  check "SIGKILL: the training was killed mid-way (rc $rc)" [ $rc -eq 137 ]
+  train_hv 0 "$out" "$@" --set "$TRAIN_SEC.checkpoint_every=1"; rc=$?
+  check "SIGKILL: re-run exits 0 (got $rc; $out.log)" [ $rc -eq 0 ]
+  check "SIGKILL: re-run resumed" grep -q 'resumed from the checkpoint' "$out.log"
+  check "SIGKILL: resumed == uninterrupted (bitwise)" same_weights "$WORK/ref1/checkpoint.h5" "$out/checkpoint.h5" 0
+}
+
+# term_resume [args...]: SIGTERM to the singleton training ($WORK/term,
+# checkpoints every step) once losses.csv has 2 steps: a checkpoint at the
+# step in hand, exit 75 saying how to resume, the lock released; then the
+# same command exits 0 and reaches $WORK/ref1's weights bitwise. The
+# training's folder is in $out.
+term_resume() {
+  local rc
+  out="$WORK/term"
+  train_bg "$out" "$@" --set "$TRAIN_SEC.checkpoint_every=1"
+  for _ in $(seq 1 2400); do # 2 minutes at most
+    [ -s "$out/losses.csv" ] && [ "$(grep -c '^[0-9]' "$out/losses.csv")" -ge 2 ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
+  check "SIGTERM: exit 75 (got $rc)" [ $rc -eq 75 ]
+  check "SIGTERM: says how to resume" grep -q 'run the same command again to resume' "$out-1.log"
+  check "SIGTERM: lock released" [ ! -e "$out/train.lock" ]
+  train_hv 0 "$out" "$@" --set "$TRAIN_SEC.checkpoint_every=1"; rc=$?
+  check "SIGTERM: re-run exits 0 (got $rc)" [ $rc -eq 0 ]
+  check "SIGTERM: resumed == uninterrupted (bitwise)" same_weights "$WORK/ref1/checkpoint.h5" "$out/checkpoint.h5" 0
+}
+
+# cuda_refused NRANKS: compute.device = cuda on NRANKS ranks ($WORK/cu) is
+# refused before the output folder exists, saying why (this machine has no
+# usable GPU, or the build no CUDA); where a device is usable, not checked.
+cuda_refused() {
+  local rc
+  if "$HV" version 2>/dev/null | grep -qE '[1-9][0-9]* device\(s\)'; then
+    echo "# a CUDA device is usable here: the cuda refusal is not checked"
+  else
+    train_hv "$1" "$WORK/cu" --set compute.device=cuda; rc=$?
+    expect 1 "compute.device = cuda: (this build has no CUDA|no usable CUDA device)" "$WORK/cu.log" "cuda without a GPU" $rc
+    check "cuda refused: no output folder" [ ! -e "$WORK/cu" ]
+  fi
+}

@@ -49,36 +49,9 @@ check "crash: losses.csv equal to the uninterrupted one but the timing column" \
 check "crash: val.csv equal to the uninterrupted one" diff "$WORK/ref2/val.csv" "$WORK/crash/val.csv"
 
 # 2. a real SIGKILL at a random step (1..3 finished steps) of a singleton
-k=$(( (RANDOM % 3) + 1 ))
-out="$WORK/kill"
-train_bg "$out" $S --set classifier.checkpoint_every=1
-for _ in $(seq 1 2400); do # until step k's checkpoint is written (then resuming is certain)
-  grep -q "checkpoint: step $k written" "$out-1.log" 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.02
-done
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; rc=$?
-echo "# SIGKILL after $k step(s) (rc $rc)"
-check "SIGKILL: the training was killed mid-way (rc $rc)" [ $rc -eq 137 ]
-train_hv 0 "$out" $S --set classifier.checkpoint_every=1; rc=$?
-check "SIGKILL: re-run exits 0 (got $rc; $out.log)" [ $rc -eq 0 ]
-check "SIGKILL: re-run resumed" grep -q 'resumed from the checkpoint' "$out.log"
-check "SIGKILL: resumed == uninterrupted (bitwise)" same_weights "$WORK/ref1/checkpoint.h5" "$out/checkpoint.h5" 0
+kill_resume $(( (RANDOM % 3) + 1 )) $S
 check "SIGKILL: val.csv equal to the uninterrupted one" diff "$WORK/ref1/val.csv" "$out/val.csv"
 
 # 3. SIGTERM: checkpoint and exit 75, then resume
-out="$WORK/term"
-train_bg "$out" $S --set classifier.checkpoint_every=1
-for _ in $(seq 1 1200); do
-  [ -s "$out/losses.csv" ] && [ "$(grep -c '^[0-9]' "$out/losses.csv")" -ge 2 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.05
-done
-kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
-check "SIGTERM: exit 75 (got $rc)" [ $rc -eq 75 ]
-check "SIGTERM: says how to resume" grep -q 'run the same command again to resume' "$out-1.log"
-check "SIGTERM: lock released" [ ! -e "$out/train.lock" ]
-train_hv 0 "$out" $S --set classifier.checkpoint_every=1; rc=$?
-check "SIGTERM: re-run exits 0 (got $rc)" [ $rc -eq 0 ]
-check "SIGTERM: resumed == uninterrupted (bitwise)" same_weights "$WORK/ref1/checkpoint.h5" "$out/checkpoint.h5" 0
+term_resume $S
 finish

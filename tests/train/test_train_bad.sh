@@ -108,13 +108,7 @@ fi
 # (this machine has no usable GPU, or the build no CUDA); a bad value is a
 # config error
 check "auto ran on the CPU and said so" grep -q 'compute: cpu' "$WORK/good.log"
-if "$HV" version 2>/dev/null | grep -qE '[1-9][0-9]* device\(s\)'; then
-  echo "# a CUDA device is usable here: the cuda refusal is not checked"
-else
-  train_hv 2 "$WORK/cu" --set compute.device=cuda; rc=$?
-  expect 1 "compute.device = cuda: (this build has no CUDA|no usable CUDA device)" "$WORK/cu.log" "cuda without a GPU" $rc
-  check "cuda refused: no output folder" [ ! -e "$WORK/cu" ]
-fi
+cuda_refused 2
 "$HV" train "$TCFG" --set compute.device=gpu >"$WORK/c0.log" 2>&1; rc=$?
 expect 2 "compute.device = 'gpu'.*one of: auto, cpu, cuda" "$WORK/c0.log" "bad compute.device" $rc
 
