@@ -122,9 +122,13 @@ check "crops: inspect names them" \
 "$HV" export "$WORK/r1/store.h5" --csv "$WORK/r1-export" >"$WORK/r1-export.log" 2>&1; rc=$?
 check "crops: export exits 0 (rc $rc)" [ $rc -eq 0 ]
 k=$(ls "$WORK/r1-export/synth" 2>/dev/null | wc -l)
-check "crops: export writes a label and a CT file per synthesized vertebra ($k, want $((2 * nsyn)))" \
-  [ "$k" -eq $((2 * nsyn)) ]
-check "crops: export says how many" grep -q ", $((2 * nsyn)) synthesized crops)" "$WORK/r1-export.log"
+check "crops: export writes the label and CT crops and the two original crops per synthesized vertebra ($k, want $((4 * nsyn)))" \
+  [ "$k" -eq $((4 * nsyn)) ]
+nct=$(ls "$WORK/r1-export/synth" 2>/dev/null | grep -c '_orig_ct\.nii\.gz$')
+nlab=$(ls "$WORK/r1-export/synth" 2>/dev/null | grep -c '_orig_label\.nii\.gz$')
+check "crops: export writes both original crops of each synthesized vertebra ($nct CT, $nlab label, want $nsyn each)" \
+  [ "$nct" -eq "$nsyn" -a "$nlab" -eq "$nsyn" ]
+check "crops: export says how many" grep -q ", $((4 * nsyn)) synthesized crops)" "$WORK/r1-export.log"
 
 # ---- kill -9 after a journal append, resume
 d="$WORK/kill"
