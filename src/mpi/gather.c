@@ -16,7 +16,8 @@
  *
  * Rows enter the SVM in the split file's order (the reference's fold
  * construction depends on it), never in the order ranks happened to finish,
- * so grading is identical for any number of ranks.
+ * so grading is identical for any number of ranks. The rows as used, with
+ * their folds and final predictions, go to grading_rows.csv (grading_rows.c).
  *
  * Solver (grader.solver): libsvm as the reference, or liblinear's one-vs-one
  * (src/measure/svm_linear.c) whose cost grows linearly with the rows; auto
@@ -400,6 +401,7 @@ collect:
         }
         st = hv_svm_save(gr, p);
         free(p);
+        if (st == HV_OK) st = hv__gather_rows_csv(o->out_dir, rows, nr, cv, gr);
     }
 done:
     free(keys);
@@ -446,7 +448,8 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
     int *grd = NULL;
     char *p = NULL;
     size_t n = 0;
-    hv_status st = hv_store_read_vertebrae(s, &v, &n);
+    hv_status st = o->out_dir ? hv__gather_rows_remove(o->out_dir) : HV_OK;
+    if (st == HV_OK) st = hv_store_read_vertebrae(s, &v, &n);
     if (st != HV_OK) goto done;
     size_t nc = (size_t)hv_store_n_cases(s);
     cases = malloc((nc ? nc : 1) * sizeof *cases);

@@ -955,7 +955,8 @@ done_b:
                     "`cases.csv`, `vertebrae.csv`, `grader_metrics.csv`%s, `confusion.png`, "
                     "`rhlv_by_grade.png`.\n\n```\n%s```\n",
                     HV_STORE_SCHEMA_VERSION,
-                    !strcmp(out->grader, "svm")       ? ", `grader_folds.csv`, `svm_model.txt`"
+                    !strcmp(out->grader, "svm")
+                        ? ", `grader_folds.csv`, `svm_model.txt`, `grading_rows.csv`"
                     : !strcmp(out->grader, "senet3d") ? ", `grader_folds.csv`, `senet3d_model.h5`"
                                                       : "",
                     text);
