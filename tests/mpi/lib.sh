@@ -52,16 +52,19 @@ run_hv() {
   fi
 }
 
-# same_results A B: identical vertebra tables, grader results and case outcomes
+# same_results A B: identical vertebra tables, grader results (with the SVM's
+# folds and rows where written) and case outcomes
 # (rank, attempt and timings are allowed to differ).
 same_results() {
   local a=$1 b=$2 f rc=0
   for f in vertebrae.csv grader_metrics.csv; do
     if ! cmp -s "$a/$f" "$b/$f"; then echo "  $f differs between $a and $b"; rc=1; fi
   done
-  if [ -f "$a/grader_folds.csv" ] || [ -f "$b/grader_folds.csv" ]; then
-    cmp -s "$a/grader_folds.csv" "$b/grader_folds.csv" || { echo "  grader_folds.csv differs"; rc=1; }
-  fi
+  for f in grader_folds.csv grading_rows.csv; do
+    if [ -f "$a/$f" ] || [ -f "$b/$f" ]; then
+      cmp -s "$a/$f" "$b/$f" || { echo "  $f differs between $a and $b"; rc=1; }
+    fi
+  done
   # case, status, n_vert never contain commas; error_code is column 6
   if ! diff <(cut -d, -f1-3,6 "$a/cases.csv") <(cut -d, -f1-3,6 "$b/cases.csv") >/dev/null; then
     echo "  case outcomes differ between $a and $b"; rc=1

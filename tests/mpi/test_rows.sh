@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The rows the SVM grader trained and was scored on, by value: the small
+# phantom cohort's grading_rows.csv must equal the table grading_rows.awk
+# rebuilds from the run's split file and vertebrae.csv alone (every row's
+# case, level, split, grade and three RHLV features in the split file's
+# order, and each train/test row's StratifiedKFold fold re-derived from
+# scikit-learn's algorithm); the folds are stratified (each grade spread over
+# the folds within one row of even, fold sizes within one); 1, 2 and 3 ranks
+# write the same bytes. A hand-made split (sets and entries in another order,
+# an entry with no vertebra, 3 folds) is followed row by row, and a regrade
+# with the Genant rule removes the table.
+HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4
+AWK_ROWS="$(dirname "$0")/grading_rows.awk"
+source "$(dirname "$0")/lib.sh"
+rm -rf "$WORK" && mkdir -p "$WORK"
+
+# same_rows RUN SPLIT FOLDS: the run's table against the rebuilt one
+same_rows() {
+  local run=$1 split=$2 folds=$3
+  awk -v folds="$folds" -f "$AWK_ROWS" "$split" "$run/vertebrae.csv" >"$run.rows-expected" ||
+    { echo "  grading_rows.awk failed"; return 1; }
+  diff "$run.rows-expected" "$run/grading_rows.csv" >"$run.rows-diff" && return 0
+  echo "  $run/grading_rows.csv differs from the rebuilt table (< expected, > written):"
+  head -n 12 "$run.rows-diff" | sed 's/^/    /'
+  return 1
+}
+
+# stratified RUN FOLDS: every grade's train/test rows spread over the folds
+# within one of even, fold sizes within one, folds in blocks (no shuffle:
+# within a grade the fold never decreases down the rows); prints the counts
+stratified() {
+  awk -F, -v K="$2" '
+    NR == 1 { next }
+    $5 == "val" { if ($6 != "") { print "  val row " $1 " has fold " $6; bad = 1 } next }
+    {
+      f = $6; g = $10
+      if (f !~ /^[0-9]+$/ || f >= K) { print "  row " $1 ": fold \"" f "\" not in 0.." K - 1; bad = 1; next }
+      if ((g in last) && f < last[g]) { print "  row " $1 ": grade " g " back to fold " f; bad = 1 }
+      last[g] = f; n[f, g]++; size[f]++; grades[g] = 1
+    }
+    END {
+      for (g in grades) {
+        lo = -1; hi = 0; line = "  grade " g " per fold:"
+        for (f = 0; f < K; f++) {
+          c = n[f, g] + 0; line = line " " c
+          if (lo < 0 || c < lo) lo = c
+          if (c > hi) hi = c
+        }
+        print line
+        if (hi - lo > 1) { print "  grade " g " is not stratified"; bad = 1 }
+      }
+      lo = -1; hi = 0
+      for (f = 0; f < K; f++) {
+        c = size[f] + 0
+        if (lo < 0 || c < lo) lo = c
+        if (c > hi) hi = c
+      }
+      if (hi - lo > 1) { print "  fold sizes differ by " hi - lo; bad = 1 }
+      exit bad
+    }' "$1/grading_rows.csv"
+}
+
+run_hv 1 "$WORK/r1"; rc=$?
+[ $rc -eq 0 ] || die "1 rank: exits 0 (got $rc; $WORK/r1.log)"
+check "1 rank: grading_rows.csv written" [ -s "$WORK/r1/grading_rows.csv" ]
+check "1 rank: the rows are the split's vertebrae with their features, grades, folds" \
+  same_rows "$WORK/r1" "$WORK/r1/cohort/split.json" 5
+n=$(($(wc -l <"$WORK/r1/grading_rows.csv") - 1))
+nsplit=$(grep -c '"ph[0-9]*_[0-9]*":' "$WORK/r1/cohort/split.json")
+# every phantom vertebra is measured: one row per split entry (10 cases x 6 levels)
+check "1 rank: $n rows, one per split entry ($nsplit)" [ "$n" -eq "$nsplit" ] && [ "$n" -eq 60 ]
+ngrades=$(tail -n +2 "$WORK/r1/grading_rows.csv" | cut -d, -f10 | sort -u | wc -l)
+check "1 rank: all 4 grades among the rows (got $ngrades)" [ "$ngrades" -eq 4 ]
+check "1 rank: folds stratified" stratified "$WORK/r1" 5
+check "summary.md names grading_rows.csv" grep -q 'grading_rows.csv' "$WORK/r1/summary.md"
+
+for r in 2 3; do
+  run_hv $r "$WORK/r$r"; rc=$?
+  check "$r ranks: exits 0 (got $rc; $WORK/r$r.log)" [ $rc -eq 0 ]
+  check "$r ranks: grading_rows.csv byte-identical to 1 rank" \
+    cmp "$WORK/r1/grading_rows.csv" "$WORK/r$r/grading_rows.csv"
+done
+
+# A hand-made split: the sets as val, train, test, each set's entries
+# reversed, one entry (C1 of ph0000) with no vertebra in the cohort; 3 folds
+awk '
+  { line = $0; gsub(/[ \t\r]/, "", line) }
+  line ~ /^"(train|val|test)":\{/ { set = line; sub(/^"/, "", set); sub(/".*/, "", set); next }
+  line ~ /^"[^"]+_[0-9]+":[0-3],?$/ { sub(/,$/, "", line); e[set, ++n[set]] = line }
+  END {
+    e["train", ++n["train"]] = "\"ph0000_1\":2"
+    printf "{"
+    split("val train test", order, " ")
+    for (o = 1; o <= 3; o++) {
+      s = order[o]
+      printf "%s\n\t\"%s\":\t{\n", (o > 1 ? "," : ""), s
+      for (i = n[s]; i >= 1; i--) printf "\t\t%s%s\n", e[s, i], (i > 1 ? "," : "")
+      printf "\t}"
+    }
+    print "\n}"
+  }' "$WORK/r1/cohort/split.json" >"$WORK/custom_split.json"
+run_hv 1 "$WORK/c1" --set input.split="$WORK/custom_split.json" --set grader.folds=3; rc=$?
+check "hand-made split: exits 0 (got $rc; $WORK/c1.log)" [ $rc -eq 0 ]
+check "hand-made split: rows in its order, 3 folds" same_rows "$WORK/c1" "$WORK/custom_split.json" 3
+check "hand-made split: the first row is the last val entry" \
+  [ "$(sed -n 2p "$WORK/c1/grading_rows.csv" | cut -d, -f5)" = val ]
+check "hand-made split: 60 rows (the C1 entry is not one)" \
+  [ "$(($(wc -l <"$WORK/c1/grading_rows.csv") - 1))" -eq 60 ]
+check "hand-made split: the skipped entry is logged" \
+  grep -q 'gather: 1 split entries have no measured vertebra' "$WORK/c1.log"
+check "hand-made split: folds stratified" stratified "$WORK/c1" 3
+
+# a regrade of a copy with the Genant rule leaves no SVM rows behind
+rm -rf "$WORK/g1" && cp -r "$WORK/r1" "$WORK/g1"
+run_hv 1 "$WORK/g1" --set grader.method=rule; rc=$?
+check "rule regrade: exits 0 (got $rc; $WORK/g1.log)" [ $rc -eq 0 ]
+check "rule regrade: graded by the rule" grep -q '^rule,' "$WORK/g1/grader_metrics.csv"
+check "rule regrade: grading_rows.csv removed" [ ! -e "$WORK/g1/grading_rows.csv" ]
+finish
