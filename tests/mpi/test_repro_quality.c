@@ -38,6 +38,7 @@
 
 #include "hv/reproduce.h"
 #include "hv_test.h"
+#include "store/store_check.h"
 
 #define NI 16
 #define NJ 30
@@ -64,14 +65,8 @@ static void original_label(uint8_t *lab)
 static void make_store(const char *path, int crops)
 {
     static const char *const stages[2] = {"alpha", "store"};
-    hv_run_crow row;
-    memset(&row, 0, sizeof row);
-    snprintf(row.id, sizeof row.id, "c0");
-    row.rank = -1;
-    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
-                               0, crops, 0};
-    hv_store *s = NULL;
-    HV_REQUIRE_V(hv_store_create(path, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
+    hv_store *s = store_test_create(path, 2, stages, 0, crops, 0);
+    HV_REQUIRE_V(s != NULL, "create: %s", hv_error_detail());
     HV_CHECK_OK(hv_store_close(s));
 }
 

@@ -5,10 +5,14 @@
  * store and say why; the report must contain `needle`.
  * store_test_case, store_test_journal: the one-case result the tests put
  * into a store and its journal.
+ * store_test_create: the one-case store they put it into.
+ * store_test_nonzero: how much of a read-back slot is not zero (an empty
+ * slot reads as all zero).
  */
 #ifndef HV_STORE_CHECK_H
 #define HV_STORE_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +63,33 @@ static inline int store_test_journal(const char *jdir, int n_stages,
     hv_status st = hv_journal_append(j, r);
     hv_journal_close(j);
     return HV_CHECK(st == HV_OK, "journal append: %s", hv_error_detail());
+}
+
+/* A new store at path for case "c0" (pending, nothing written yet), the
+ * n_stages stages (borrowed), no image planes, and the optional crop volumes
+ * of hv_store_create_info: cam, synth_crops, crop3d. NULL when the create
+ * failed (hv_error_detail says why); the caller closes the store. */
+static inline hv_store *store_test_create(const char *path, int n_stages,
+                                          const char *const *stages, int cam, int synth_crops,
+                                          int crop3d)
+{
+    hv_run_crow row;
+    memset(&row, 0, sizeof row);
+    snprintf(row.id, sizeof row.id, "c0");
+    row.rank = -1;
+    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", n_stages,
+                               stages, cam, synth_crops, crop3d};
+    hv_store *s = NULL;
+    if (hv_store_create(path, &ci, &row, &s) != HV_OK) return NULL;
+    return s;
+}
+
+/* Bytes of vol[0..n) that are not zero. */
+static inline size_t store_test_nonzero(const uint8_t *vol, size_t n)
+{
+    size_t nz = 0;
+    for (size_t q = 0; q < n; q++) nz += vol[q] != 0;
+    return nz;
 }
 
 #endif /* HV_STORE_CHECK_H */

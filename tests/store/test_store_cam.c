@@ -120,14 +120,8 @@ int main(void)
     HV_REQUIRE(store_test_journal(jdir, 2, stages, &r), "journal");
     hv_case_result_clear(&r);
 
-    hv_run_crow row;
-    memset(&row, 0, sizeof row);
-    snprintf(row.id, sizeof row.id, "c0");
-    row.rank = -1;
-    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
-                               1, 0, 0};
-    hv_store *s = NULL;
-    HV_REQUIRE(hv_store_create(store, &ci, &row, &s) == HV_OK, "create: %s", hv_error_detail());
+    hv_store *s = store_test_create(store, 2, stages, 1, 0, 0);
+    HV_REQUIRE(s != NULL, "create: %s", hv_error_detail());
     HV_CHECK(hv_store_has_cam(s), "the store has /vertebrae/cam");
     replay_ctx rc = {s, 0};
     long nrec = 0, ntorn = 0;
@@ -146,8 +140,7 @@ int main(void)
     size_t bad = count_bad(vol);
     HV_CHECK(present == 1 && bad == 0, "slot 0: the map, %zu wrong voxels", bad);
     HV_CHECK_OK(hv_store_read_cam(s, 1, vol, &present));
-    size_t nz = 0;
-    for (size_t q = 0; q < HV_RUN_CAM_BYTES; q++) nz += vol[q] != 0;
+    size_t nz = store_test_nonzero(vol, HV_RUN_CAM_BYTES);
     HV_CHECK(present == 0 && nz == 0, "slot 1: no map (%zu non-zero)", nz);
     hv_run_vrow *vr = NULL;
     size_t nv = 0;
@@ -215,8 +208,8 @@ int main(void)
 
     /* a store without maps: read_cam says so */
     snprintf(store, sizeof store, "%s/nocam.h5", dir);
-    ci.cam = 0;
-    HV_REQUIRE(hv_store_create(store, &ci, &row, &s) == HV_OK, "create");
+    s = store_test_create(store, 2, stages, 0, 0, 0);
+    HV_REQUIRE(s != NULL, "create");
     HV_CHECK(!hv_store_has_cam(s) && hv_store_read_cam(s, 0, vol, &present) == HV_ERR_UNSUPPORTED,
              "no maps: unsupported");
     HV_CHECK_OK(hv_store_close(s));

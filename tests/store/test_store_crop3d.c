@@ -165,14 +165,8 @@ static void test_store(void)
     HV_REQUIRE_V(store_test_journal(jdir, 2, stages, &r), "journal");
     hv_case_result_clear(&r);
 
-    hv_run_crow row;
-    memset(&row, 0, sizeof row);
-    snprintf(row.id, sizeof row.id, "c0");
-    row.rank = -1;
-    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
-                               0, 0, 1};
-    HV_REQUIRE_V(hv_store_create(store, &ci, &row, &rc.s) == HV_OK, "create: %s",
-               hv_error_detail());
+    rc.s = store_test_create(store, 2, stages, 0, 0, 1);
+    HV_REQUIRE_V(rc.s != NULL, "create: %s", hv_error_detail());
     HV_CHECK(hv_store_has_vol(rc.s, HV_STORE_VOL_CROP3D) &&
                  !hv_store_has_vol(rc.s, HV_STORE_VOL_SYNTH_LABEL) && !hv_store_has_cam(rc.s),
              "crop3d only");
@@ -193,8 +187,7 @@ static void test_store(void)
     HV_REQUIRE_V(vol != NULL, "alloc");
     int present = -1;
     HV_CHECK_OK(hv_store_read_vol(s, HV_STORE_VOL_CROP3D, 0, vol, &present));
-    size_t nz = 0;
-    for (size_t q = 0; q < HV_RUN_BOX_BYTES; q++) nz += vol[q] != 0;
+    size_t nz = store_test_nonzero(vol, HV_RUN_BOX_BYTES);
     HV_CHECK(present == 0 && nz == 0, "slot 0 (no crop): present %d, %zu non-zero", present, nz);
     HV_CHECK_OK(hv_store_read_vol(s, HV_STORE_VOL_CROP3D, 1, vol, &present));
     size_t bad = 0;

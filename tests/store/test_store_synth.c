@@ -138,17 +138,10 @@ static hv_status on_record(void *user, const hv_case_result *r)
     return hv_store_put_case(c->s, 0, r);
 }
 
+/* the one-case store with synthesis.crops = crops */
 static hv_store *create(const char *path, int crops)
 {
-    hv_run_crow row;
-    memset(&row, 0, sizeof row);
-    snprintf(row.id, sizeof row.id, "c0");
-    row.rank = -1;
-    hv_store_create_info ci = {1, 0, "[test]\n", 1, 1, "2025-01-01T00:00:00Z", "in", 2, stages,
-                               0, crops, 0};
-    hv_store *s = NULL;
-    if (hv_store_create(path, &ci, &row, &s) != HV_OK) return NULL;
-    return s;
+    return store_test_create(path, 2, stages, 0, crops, 0);
 }
 
 /* Replace /vertebrae/<name> of a copy of `store` by a dataset of lr LR
