@@ -8,7 +8,8 @@
 # the folds within one row of even, fold sizes within one); 1, 2 and 3 ranks
 # write the same bytes. A hand-made split (sets and entries in another order,
 # an entry with no vertebra, 3 folds) is followed row by row, and a regrade
-# with the Genant rule removes the table.
+# with the Genant rule removes the table. grading_rows.awk itself is first
+# held to a small table worked by hand.
 HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4
 AWK_ROWS="$(dirname "$0")/grading_rows.awk"
 source "$(dirname "$0")/lib.sh"
@@ -59,6 +60,40 @@ stratified() {
       exit bad
     }' "$1/grading_rows.csv"
 }
+
+# grading_rows.awk itself on a table worked by hand (scikit-learn's
+# _make_test_folds step by step): train a_1 grade 1, a_2 grade 0; val b_1;
+# test c_1 grade 0, c_2 grade 1, then c_9 (no such vertebra) and d_1 (nan
+# RHLV), which are not rows. 3 folds over the pool grades y = 1 0 0 1:
+# classes by first appearance (grade 1 -> 0, grade 0 -> 1), y_order =
+# 0 0 1 1; fold f takes y_order[f], [f+3], ...: fold 0 one of each, fold 1
+# one grade 1, fold 2 one grade 0. So grade 1's rows (a_1 c_2) get folds
+# 0 1 and grade 0's (a_2 c_1) folds 0 2. (Numbering the classes by value
+# instead would give a_1 c_2 folds 0 2 and a_2 c_1 folds 0 1.)
+mkdir -p "$WORK/toy"
+printf '{\n\t"train":\t{\n\t\t"a_1":\t1,\n\t\t"a_2":\t0\n\t},
+\t"val":\t{\n\t\t"b_1":\t3\n\t},
+\t"test":\t{\n\t\t"c_1":\t0,\n\t\t"c_2":\t1,\n\t\t"c_9":\t2,\n\t\t"d_1":\t2\n\t}\n}\n' \
+  >"$WORK/toy/split.json"
+cat >"$WORK/toy/vertebrae.csv" <<'CSV'
+case,label,level,grade_pred,rhlv_ant,rhlv_mid,rhlv_post
+a,1,C1,1,0.1,0.2,0.3
+a,2,C2,0,0.25,0.5,-0.125
+b,1,C1,3,7,8,9
+c,1,C1,1,10,11,12
+c,2,C2,1,13,14,15
+d,1,C1,-1,nan,19,20
+CSV
+cat >"$WORK/toy/want.csv" <<'CSV'
+row,case,label,level,split,fold,rhlv_ant,rhlv_mid,rhlv_post,grade,pred
+0,a,1,C1,train,0,0.1,0.2,0.3,1,1
+1,a,2,C2,train,0,0.25,0.5,-0.125,0,0
+2,b,1,C1,val,,7,8,9,3,3
+3,c,1,C1,test,2,10,11,12,0,1
+4,c,2,C2,test,1,13,14,15,1,1
+CSV
+check "grading_rows.awk gives the hand-worked toy table" \
+  cmp <(awk -v folds=3 -f "$AWK_ROWS" "$WORK/toy/split.json" "$WORK/toy/vertebrae.csv") "$WORK/toy/want.csv"
 
 run_hv 1 "$WORK/r1"; rc=$?
 [ $rc -eq 0 ] || die "1 rank: exits 0 (got $rc; $WORK/r1.log)"
