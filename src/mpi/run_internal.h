@@ -68,6 +68,7 @@ typedef struct hv_run_params {
     int se_width, se_blocks, se_batch, se_supcon_steps, se_cls_steps;
     int se_shrink;              /* index of "1", "2", "4"                    */
     double se_lr_supcon, se_lr_cls, se_temperature;
+    int se_retrain;             /* 1: never reuse senet3d_model.h5           */
     /* [output] */
     char out_dir[900];
     char store[1024];
@@ -343,6 +344,7 @@ typedef struct hv_gather_senet3d {
     int width, blocks, batch, supcon_steps, cls_steps;
     int shrink;                       /* 1, 2 or 4: the box's side / input  */
     double lr_supcon, lr_cls, temperature;
+    int retrain;                      /* 1: never reuse senet3d_model.h5    */
 } hv_gather_senet3d;
 
 typedef struct hv_gather_opts {
