@@ -20,9 +20,12 @@
  * networks' val predictions (int8, folds x val rows), from which the
  * gather recomputes every fold metric as after training, and further /meta
  * strings from the gather (the settings and the rows' digest the results
- * depend on; this file only stores them). The predictions rather than the
- * fold networks: a few bytes a val row instead of a network a fold, and the
- * fold networks are never used for anything else. HDF5 writes the dataset
+ * depend on; this file only stores them), and /meta content_digest over
+ * the parameters and the predictions, checked when they are loaded back
+ * for a re-grade (HDF5 checks no raw data: a damaged file would otherwise
+ * be used silently). The predictions rather than the fold networks: a
+ * byte a val row instead of a network a fold, and the fold networks are
+ * never used for anything else. HDF5 writes the dataset
  * into an in-memory copy of the checkpoint, whose image is then written
  * atomically like the checkpoint's own.
  */

@@ -373,7 +373,10 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
  * hv_svm_cv_begin/finish) with a 3-D SupCon-SENet trained per fold on the
  * boxes of /vertebrae/crop3d, then a final network on train+test that
  * predicts every vertebra with a box (others -1) and is scored on val. v[i]
- * .grade_pred set, g filled (method "senet3d"). A store without
+ * .grade_pred set, g filled (method "senet3d"). With o->out_dir, a
+ * senet3d_model.h5 there written by a training of the same settings and
+ * rows is reused instead of training (o->se.retrain = 1: never), else the
+ * networks are trained and the file written. A store without
  * /vertebrae/crop3d or too few rows for the folds is an error naming why. */
 hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_run_crow *cases,
                                 const hv_gather_opts *o, hv_grader_result *g);
