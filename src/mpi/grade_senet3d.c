@@ -284,9 +284,10 @@ hv_status hv__senet3d_team_serve(hv_gather_team *t, const long hdr[5], const hv_
  * by the caller). */
 static uint64_t digest_row(uint64_t h, const hv_split_entry *e)
 {
-    char t[160];
-    int k = snprintf(t, sizeof t, "%s\n%d %d %d\n", e->case_id, e->label, e->grade, (int)e->set);
-    return hv_model_senet3d_fnv1a(h, t, k > 0 ? (size_t)(k < (int)sizeof t ? k : (int)sizeof t - 1) : 0);
+    char t[64];
+    int k = snprintf(t, sizeof t, "%d %d %d\n", e->label, e->grade, (int)e->set);
+    h = hv_model_senet3d_fnv1a(h, e->case_id, strlen(e->case_id) + 1); /* with its NUL */
+    return hv_model_senet3d_fnv1a(h, t, k > 0 ? (size_t)k : 0);
 }
 
 /* What the results depend on, as /meta strings of the model file: the
