@@ -601,8 +601,11 @@ hv_status hv_model_senet3d_predict(hv_model_senet3d_trainer *t, const float *x, 
  * --grader senet3d:MODEL`. An hv_nn_checkpoint file: /params/<name> (the
  * names above), no optimiser state, and on /meta the strings kind
  * "senet3d", senet3d_format (HV_MODEL_SENET3D_FORMAT), width, blocks
- * ("b1,b2,b3,b4"), proj_dim, box, shrink, batch, rows and seed. */
-#define HV_MODEL_SENET3D_FORMAT 1
+ * ("b1,b2,b3,b4"), proj_dim, box, shrink, batch, rows and seed. Format 2
+ * (a run's gather writes it with hv_model_senet3d_save_cv) adds the fold
+ * results a re-grade reuses: /cv/fold_pred and the caller's /meta keys.
+ * Readers of the network need nothing of format 2 and read format 1 too. */
+#define HV_MODEL_SENET3D_FORMAT 2
 
 typedef struct hv_model_senet3d_info {
     hv_model_senet3d_config cfg;
@@ -623,6 +626,43 @@ void hv_model_senet3d_shrink_box(const uint8_t *u, int box, int shrink, float *o
  * to path (atomic: "<path>.tmp" then renamed). */
 hv_status hv_model_senet3d_save(const char *path, const hv_nn_params *ps,
                                 const hv_model_senet3d_info *info);
+
+/* The fold results of the protocol that trained the network (a run's
+ * gather), for a re-grade without training: the fold networks' val
+ * predictions and more /meta (key, value) strings (what the results depend
+ * on; keys other than the ones above). Everything borrowed. */
+typedef struct hv_model_senet3d_cv {
+    int n_folds;             /* >= 1                                       */
+    size_t n_val;            /* val rows                                   */
+    const int *pred;         /* n_folds x n_val grades 0..3, fold-major    */
+    const char *const *kv;   /* 2 x n_kv strings: key, value, key, ...     */
+    size_t n_kv;
+} hv_model_senet3d_cv;
+
+/* hv_model_senet3d_save with the fold results cv (NULL: none) as
+ * /cv/fold_pred (int8, n_folds x n_val), cv->kv on /meta and /meta
+ * content_digest (FNV-1a below over every parameter's name, size and
+ * floats, then the predictions, 16 hex digits); atomic as
+ * well ("<path>.part" holds the checkpoint meanwhile, then is removed). A
+ * grade outside 0..3 is HV_ERR_ARG, nothing written. */
+hv_status hv_model_senet3d_save_cv(const char *path, const hv_nn_params *ps,
+                                   const hv_model_senet3d_info *info,
+                                   const hv_model_senet3d_cv *cv);
+/* For a re-grade: the parameters of path into ps (a set made by
+ * hv_model_senet3d_params with the file's settings) and its fold
+ * predictions into pred (n_folds x n_val ints, the caller's), both checked
+ * against /meta content_digest. HV_ERR_FORMAT naming why when the file does
+ * not open as HDF5, has no /cv/fold_pred (format 1), holds another shape, a
+ * grade outside 0..3, parameters of other names or shapes, or values that
+ * do not match the digest (a damaged file); ps and pred are then undefined.
+ * The gather's /meta keys are read with hv_nn_checkpoint_meta. */
+hv_status hv_model_senet3d_load_cv(const char *path, hv_nn_params *ps, int n_folds,
+                                   size_t n_val, int *pred);
+/* FNV-1a, 64 bits (Fowler, Noll, Vo) of n bytes, continuing from h (start
+ * with HV_MODEL_SENET3D_FNV_OFFSET): the file's content digest and the
+ * gather's rows digest. */
+#define HV_MODEL_SENET3D_FNV_OFFSET 14695981039346656037ull
+uint64_t hv_model_senet3d_fnv1a(uint64_t h, const void *p, size_t n);
 
 /* A saved network ready to grade boxes, on the CPU backend. */
 typedef struct hv_model_senet3d_grader hv_model_senet3d_grader; /* opaque */

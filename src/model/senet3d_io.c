@@ -14,6 +14,20 @@
  * Grading runs on the CPU backend with the gather's inference batch: the
  * gather's networks run there too, so a run's grade_pred and measure's
  * grade of the same box agree.
+ *
+ * Format 2 adds the fold results a re-grade needs without training
+ * (docs/model.md "Re-grading a finished run"): /cv/fold_pred, the fold
+ * networks' val predictions (int8, folds x val rows), from which the
+ * gather recomputes every fold metric as after training, and further /meta
+ * strings from the gather (the settings and the rows' digest the results
+ * depend on; this file only stores them), and /meta content_digest over
+ * the parameters and the predictions, checked when they are loaded back
+ * for a re-grade (HDF5 checks no raw data: a damaged file would otherwise
+ * be used silently). The predictions rather than the fold networks: a
+ * byte a val row instead of a network a fold, and the fold networks are
+ * never used for anything else. HDF5 writes the dataset
+ * into an in-memory copy of the checkpoint, whose image is then written
+ * atomically like the checkpoint's own.
  */
 #include <errno.h>
 #include <hdf5.h>
@@ -66,10 +80,132 @@ static hv_status check_info(const hv_model_senet3d_info *in, const char *pfx, co
     return HV_OK;
 }
 
+#define PFX "senet3d model"
+
+uint64_t hv_model_senet3d_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* /meta content_digest: FNV-1a over every parameter (its name, its size
+ * and its floats, in the set's order) and the fold predictions (one byte
+ * each), as 16 hex digits into out (17 bytes). */
+static hv_status content_digest(const hv_nn_params *ps, const int *pred, size_t np, char *out)
+{
+    uint64_t h = HV_MODEL_SENET3D_FNV_OFFSET;
+    float *buf = NULL;
+    size_t cap = 0;
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        const hv_nn_param *p = hv_nn_params_at(ps, i);
+        const char *name = hv_nn_param_name(p);
+        const size_t n = (size_t)hv_nn_param_numel(p);
+        char t[32];
+        int k = snprintf(t, sizeof t, "%zu", n);
+        h = hv_model_senet3d_fnv1a(h, name, strlen(name) + 1);
+        h = hv_model_senet3d_fnv1a(h, t, (size_t)k + 1);
+        if (n > cap) {
+            float *nb = realloc(buf, n * sizeof *buf);
+            if (!nb) {
+                free(buf);
+                return hv_error_set(HV_ERR_NOMEM, PFX ": out of memory");
+            }
+            buf = nb;
+            cap = n;
+        }
+        hv_status st = hv_nn_param_get(p, buf, n);
+        if (st != HV_OK) {
+            free(buf);
+            return st;
+        }
+        h = hv_model_senet3d_fnv1a(h, buf, n * sizeof *buf);
+    }
+    free(buf);
+    for (size_t i = 0; i < np; i++) {
+        unsigned char g = (unsigned char)pred[i];
+        h = hv_model_senet3d_fnv1a(h, &g, 1);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return HV_OK;
+}
+
+/* The fold results into the checkpoint file at tmp (written by
+ * hv_nn_checkpoint_save), the whole then written to path atomically: tmp
+ * is read into memory (HDF5's core driver, no backing store), /cv/fold_pred
+ * added there and the file image written with hv_file_write_atomic, as the
+ * checkpoint itself is (no HDF5 close can fail half-way on a full disk). */
+static hv_status add_cv(const char *tmp, const char *path, const hv_model_senet3d_cv *cv)
+{
+    hv_status st = HV_OK;
+    hid_t fapl = -1, f = -1, g = -1, sp = -1, ds = -1;
+    const size_t np = (size_t)cv->n_folds * cv->n_val;
+    int8_t *p8 = malloc(np ? np : 1);
+    void *img = NULL;
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (!p8) {
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d save: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < np; i++) {
+        if (cv->pred[i] < 0 || cv->pred[i] >= HV_MODEL_SENET3D_GRADES) {
+            st = hv_error_set(HV_ERR_ARG, "senet3d save: fold prediction %zu is %d (0..%d)", i,
+                              cv->pred[i], HV_MODEL_SENET3D_GRADES - 1);
+            goto done;
+        }
+        p8[i] = (int8_t)cv->pred[i];
+    }
+    hsize_t dims[2] = {(hsize_t)cv->n_folds, (hsize_t)cv->n_val};
+    if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 ||
+        (f = H5Fopen(tmp, H5F_ACC_RDWR, fapl)) < 0 ||
+        (g = H5Gcreate2(f, "cv", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        (sp = H5Screate_simple(2, dims, NULL)) < 0 ||
+        (ds = H5Dcreate2(g, "fold_pred", H5T_STD_I8LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT)) < 0 ||
+        (cv->n_val && H5Dwrite(ds, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, p8) < 0) ||
+        H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) {
+        st = hv_error_set(HV_ERR_HDF5, "senet3d save: %s: writing /cv/fold_pred", path);
+        goto done;
+    }
+    ssize_t n = H5Fget_file_image(f, NULL, 0);
+    if (n <= 0 || !(img = malloc((size_t)n)) || H5Fget_file_image(f, img, (size_t)n) != n) {
+        st = hv_error_set(n > 0 && !img ? HV_ERR_NOMEM : HV_ERR_HDF5,
+                          "senet3d save: %s: the file image", path);
+        goto done;
+    }
+    st = hv_file_write_atomic(path, img, (size_t)n, 1);
+done:
+    if (ds >= 0) H5Dclose(ds);
+    if (sp >= 0) H5Sclose(sp);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    if (fapl >= 0) H5Pclose(fapl);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    free(p8);
+    free(img);
+    return st;
+}
+
 hv_status hv_model_senet3d_save(const char *path, const hv_nn_params *ps,
                                 const hv_model_senet3d_info *info)
 {
+    return hv_model_senet3d_save_cv(path, ps, info, NULL);
+}
+
+hv_status hv_model_senet3d_save_cv(const char *path, const hv_nn_params *ps,
+                                   const hv_model_senet3d_info *info,
+                                   const hv_model_senet3d_cv *cv)
+{
     if (!path || !ps || !info) return hv_error_set(HV_ERR_ARG, "senet3d save: NULL argument");
+    if (cv && (cv->n_folds < 1 || (cv->n_val && !cv->pred) || (cv->n_kv && !cv->kv)))
+        return hv_error_set(HV_ERR_ARG, "senet3d save: bad fold results (%d folds)",
+                            cv->n_folds);
     hv_status st = check_info(info, "senet3d save", path);
     if (st != HV_OK) return st;
     char v[9][48];
@@ -84,12 +220,99 @@ hv_status hv_model_senet3d_save(const char *path, const hv_nn_params *ps,
     snprintf(v[6], sizeof v[6], "%d", info->batch);
     snprintf(v[7], sizeof v[7], "%ld", info->rows);
     snprintf(v[8], sizeof v[8], "%u", info->seed);
-    const char *kv[] = {"kind",  "senet3d", "senet3d_format", v[0], "width", v[1],
-                        "blocks", v[2],     "proj_dim",       v[3], "box",   v[4],
-                        "shrink", v[5],     "batch",          v[6], "rows",  v[7],
-                        "seed",   v[8]};
-    st = hv_nn_checkpoint_save(path, ps, NULL, kv, sizeof kv / sizeof kv[0] / 2);
+    const char *base[] = {"kind",  "senet3d", "senet3d_format", v[0], "width", v[1],
+                          "blocks", v[2],     "proj_dim",       v[3], "box",   v[4],
+                          "shrink", v[5],     "batch",          v[6], "rows",  v[7],
+                          "seed",   v[8]};
+    const size_t nb = sizeof base / sizeof base[0], nx = cv ? 2 * cv->n_kv + 2 : 0;
+    char digest[17] = "";
+    if (cv && (st = content_digest(ps, cv->pred, (size_t)cv->n_folds * cv->n_val, digest)) !=
+                  HV_OK)
+        return st;
+    const char **kv = malloc((nb + nx) * sizeof *kv);
+    char *tmp = cv ? hv_strfmt("%s.part", path) : NULL;
+    if (!kv || (cv && !tmp)) {
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d save: out of memory");
+        goto done;
+    }
+    memcpy(kv, base, sizeof base);
+    if (nx) {
+        if (cv->n_kv) memcpy(kv + nb, cv->kv, 2 * cv->n_kv * sizeof *kv);
+        kv[nb + nx - 2] = "content_digest";
+        kv[nb + nx - 1] = digest;
+    }
+    /* without fold results the checkpoint is the file; with them it is
+     * written beside it first, then rewritten with them under path */
+    st = hv_nn_checkpoint_save(cv ? tmp : path, ps, NULL, kv, (nb + nx) / 2);
+    if (st == HV_OK && cv) st = add_cv(tmp, path, cv);
+    if (tmp) remove(tmp);
+done:
+    free(kv);
+    free(tmp);
     return st == HV_OK ? HV_OK : hv_error_wrap(st, "senet3d save: %s", path);
+}
+
+hv_status hv_model_senet3d_load_cv(const char *path, hv_nn_params *ps, int n_folds,
+                                   size_t n_val, int *pred)
+{
+    if (!path || !ps || n_folds < 1 || (n_val && !pred))
+        return hv_error_set(HV_ERR_ARG, PFX " fold results: bad arguments");
+    hv_status st = HV_OK;
+    hid_t f = -1, ds = -1, sp = -1;
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hsize_t dims[2] = {0, 0};
+    if ((f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s' does not open as HDF5", path);
+        goto done;
+    }
+    if (H5Lexists(f, "cv", H5P_DEFAULT) <= 0 || H5Lexists(f, "cv/fold_pred", H5P_DEFAULT) <= 0) {
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s' has no /cv/fold_pred (no fold results)",
+                          path);
+        goto done;
+    }
+    if ((ds = H5Dopen2(f, "cv/fold_pred", H5P_DEFAULT)) < 0 || (sp = H5Dget_space(ds)) < 0 ||
+        H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) != 2) {
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s': /cv/fold_pred is not a 2-D dataset", path);
+        goto done;
+    }
+    if (dims[0] != (hsize_t)n_folds || dims[1] != (hsize_t)n_val) {
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s': /cv/fold_pred is %llu x %llu, want %d "
+                          "folds x %zu val rows", path, (unsigned long long)dims[0],
+                          (unsigned long long)dims[1], n_folds, n_val);
+        goto done;
+    }
+    if (n_val && H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pred) < 0) {
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s': /cv/fold_pred cannot be read", path);
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)n_folds * n_val; i++)
+        if (pred[i] < 0 || pred[i] >= HV_MODEL_SENET3D_GRADES) {
+            st = hv_error_set(HV_ERR_FORMAT, PFX " '%s': /cv/fold_pred value %zu is %d (0..%d)",
+                              path, i, pred[i], HV_MODEL_SENET3D_GRADES - 1);
+            goto done;
+        }
+    if ((st = hv_nn_checkpoint_load(path, ps, NULL, 1)) != HV_OK) {
+        hv_error_wrap(st, PFX " '%s'", path);
+        goto done;
+    }
+    char want[64] = "", got[17];
+    if (hv_nn_checkpoint_meta(path, "content_digest", want, sizeof want) != HV_OK) {
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s': /meta content_digest missing", path);
+        goto done;
+    }
+    if ((st = content_digest(ps, pred, (size_t)n_folds * n_val, got)) != HV_OK) goto done;
+    if (strcmp(want, got) != 0)
+        st = hv_error_set(HV_ERR_FORMAT, PFX " '%s' is damaged: its parameters and fold results "
+                          "have digest %s, /meta content_digest says %s", path, got, want);
+done:
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return st;
 }
 
 void hv_model_senet3d_grader_free(hv_model_senet3d_grader *g)
@@ -107,8 +330,6 @@ const hv_model_senet3d_info *hv_model_senet3d_grader_info(const hv_model_senet3d
 {
     return g ? &g->info : NULL;
 }
-
-#define PFX "senet3d model"
 
 /* What a file that is not a senet3d model file is, for the refusal: 1 when
  * it is a known other kind (what set), 0 when it is not HDF5, -1 when it is

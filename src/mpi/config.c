@@ -290,6 +290,10 @@ static const hv_run_key keys[] = {
      HV_KEY_DOUBLE, 0, 10, .min_open = 1, FIELD(se_lr_cls)},
     {"grader", "senet3d_temperature", "0.07", "senet3d: SupCon's temperature",
      HV_KEY_DOUBLE, 0, 100, .min_open = 1, FIELD(se_temperature)},
+    {"grader", "retrain", "0",
+     "senet3d: 1: train the networks again even when <output.dir>/senet3d_model.h5 was "
+     "written by a training of the same settings and rows (0: a re-grade reuses it)",
+     HV_KEY_BOOL, FIELD(se_retrain)},
     {"output", "dir", "runs/phantom",
      "output folder: store, journal/, cohort/ (phantom), CSV tables, PNG plots, summary.md",
      HV_KEY_PATH, FIELD(out_dir)},

@@ -37,11 +37,30 @@
  * (its fold), never on the rank that trained it, so the grades are the
  * same for any number of ranks; with k ranks the gather takes about
  * (folds + 1) / k networks' time instead of folds + 1.
+ *
+ * Re-grading (docs/model.md "Re-grading a finished run"): the model file
+ * also keeps the folds' val predictions and, on /meta, everything the
+ * results depend on: the settings (grader.senet3d_*, grader.seed,
+ * grader.folds, the projection and box sides), the OpenMP thread count the
+ * kernels ran with, and a digest of the rows (FNV-1a, 64 bits, over each
+ * row's case id, label, grade and set in split order and its box's bytes).
+ * When a later gather of the same output folder finds all of them equal to
+ * its own (and the file's format is this build's), it takes the final
+ * network and the fold predictions from the file instead of training: the
+ * fold metrics come from the same predictions through hv_svm_cv_finish, and
+ * the loaded network (the same float32 parameters) predicts the val rows
+ * and every box with the same code as a freshly trained one, so the grades
+ * and the tables are the same bytes. Anything else (a missing, older,
+ * unreadable or mismatched file, or grader.retrain = 1) trains again, with
+ * one log line saying why (a warning when the file is damaged), and the
+ * file is then rewritten.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "run_internal.h"
 
@@ -261,6 +280,203 @@ hv_status hv__senet3d_team_serve(hv_gather_team *t, const long hdr[5], const hv_
     return st;
 }
 
+/* A row's identity, grade and set into the rows' digest h (its box is added
+ * by the caller). */
+static uint64_t digest_row(uint64_t h, const hv_split_entry *e)
+{
+    char t[64];
+    int k = snprintf(t, sizeof t, "%d %d %d\n", e->label, e->grade, (int)e->set);
+    h = hv_model_senet3d_fnv1a(h, e->case_id, strlen(e->case_id) + 1); /* with its NUL */
+    return hv_model_senet3d_fnv1a(h, t, k > 0 ? (size_t)k : 0);
+}
+
+/* What the results depend on, as /meta strings of the model file: the
+ * file's own keys (written from hv_model_senet3d_info) and the gather's
+ * (cv's kv), each with the name a user knows it by. */
+enum { KEY_LEN = 48, N_KEYS = 16, N_OWN = 7 };
+typedef struct want_key {
+    const char *key, *name;
+    char val[KEY_LEN];
+} want_key;
+
+static void want_keys(const hv_gather_senet3d *se, const hv_gather_opts *o, uint64_t digest,
+                      want_key *w)
+{
+    const hv_model_senet3d_config c = net_cfg(se);
+    static const char *const names[N_KEYS][2] = {
+        /* the file's own (hv_model_senet3d_save), compared too */
+        {"width", "grader.senet3d_width"},
+        {"blocks", "grader.senet3d_blocks"},
+        {"proj_dim", "the projection width"},
+        {"box", "the box side"},
+        {"shrink", "grader.senet3d_shrink"},
+        {"batch", "grader.senet3d_batch"},
+        {"seed", "grader.seed"},
+        /* the gather's */
+        {"folds", "grader.folds"},
+        {"supcon_steps", "grader.senet3d_supcon_steps"},
+        {"cls_steps", "grader.senet3d_cls_steps"},
+        {"lr_supcon", "grader.senet3d_lr_supcon"},
+        {"lr_cls", "grader.senet3d_lr_cls"},
+        {"temperature", "grader.senet3d_temperature"},
+        {"threads", "the OpenMP thread count (run.threads)"},
+        {"rows_digest", "the rows"},
+        {"written_by", NULL}, /* provenance only, not compared */
+    };
+    for (int i = 0; i < N_KEYS; i++) w[i] = (want_key){names[i][0], names[i][1], ""};
+    snprintf(w[0].val, KEY_LEN, "%d", c.width);
+    snprintf(w[1].val, KEY_LEN, "%d,%d,%d,%d", c.blocks[0], c.blocks[1], c.blocks[2],
+             c.blocks[3]);
+    snprintf(w[2].val, KEY_LEN, "%d", c.proj_dim);
+    snprintf(w[3].val, KEY_LEN, "%d", HV_RUN_BOX);
+    snprintf(w[4].val, KEY_LEN, "%d", se->shrink);
+    snprintf(w[5].val, KEY_LEN, "%d", se->batch);
+    snprintf(w[6].val, KEY_LEN, "%u", o->seed);
+    snprintf(w[7].val, KEY_LEN, "%d", o->folds);
+    snprintf(w[8].val, KEY_LEN, "%d", se->supcon_steps);
+    snprintf(w[9].val, KEY_LEN, "%d", se->cls_steps);
+    snprintf(w[10].val, KEY_LEN, "%.17g", se->lr_supcon);
+    snprintf(w[11].val, KEY_LEN, "%.17g", se->lr_cls);
+    snprintf(w[12].val, KEY_LEN, "%.17g", se->temperature);
+    snprintf(w[13].val, KEY_LEN, "%d", omp_get_max_threads());
+    snprintf(w[14].val, KEY_LEN, "%016llx", (unsigned long long)digest);
+    snprintf(w[15].val, KEY_LEN, "healthivert %s (%s)", hv_version(), hv_git_revision());
+}
+
+/* The final network of the file at path into *m, on be, ready to predict
+ * batches of se->batch, and its fold predictions into fp (checked against
+ * the file's content digest). */
+static hv_status load_net(const char *path, const hv_gather_senet3d *se, int side, int n_folds,
+                          size_t n_val, int *fp, hv_nn_backend *be, net *m)
+{
+    hv_status st = HV_OK;
+    const hv_model_senet3d_config cfg = net_cfg(se);
+    const hv_model_senet3d_train_opts to = {se->lr_supcon, se->lr_cls, se->temperature,
+                                            {1, 1, 1, 1}}; /* unused: no steps */
+    hv_rng init;
+    hv_rng_seed(&init, 0, 0); /* overwritten by the file's values */
+    memset(m, 0, sizeof *m);
+    if ((st = hv_nn_params_create(&m->ps)) != HV_OK ||
+        (st = hv_model_senet3d_params(m->ps, &cfg, &init)) != HV_OK ||
+        (st = hv_model_senet3d_load_cv(path, m->ps, n_folds, n_val, fp)) != HV_OK ||
+        (st = hv_model_senet3d_trainer_create(m->ps, &cfg, be, se->batch, side, side, side, &to,
+                                              &m->t)) != HV_OK)
+        net_free(m);
+    return st;
+}
+
+/* 1 when the model file at path holds a training of exactly these settings
+ * and rows (w): its final network into *m and its fold predictions into
+ * cv; 0 otherwise, with one log line saying why (a warning when the file
+ * cannot be read). */
+static int reuse(const char *path, const hv_gather_senet3d *se, const want_key *w, int side,
+                 hv_svm_cv *cv, hv_nn_backend *be, net *m)
+{
+    char got[KEY_LEN];
+    int *fp = NULL, ok = 0;
+    hv_model_senet3d_grader *gr = NULL;
+    if (se->retrain) {
+        hv_log_info("gather: senet3d: retraining: grader.retrain = 1");
+        return 0;
+    }
+    if (access(path, F_OK) != 0) {
+        hv_log_info("gather: senet3d: training (no senet3d_model.h5 in the output folder to "
+                    "reuse)");
+        return 0;
+    }
+    /* the file as measure would read it: HDF5, kind senet3d, a format this
+     * build reads, settings and parameters that fit */
+    if (hv_model_senet3d_grader_open(path, &gr) != HV_OK) {
+        hv_log_warn("gather: senet3d: retraining: senet3d_model.h5 cannot be reused (%s); it is "
+                    "written again", hv_error_detail());
+        return 0;
+    }
+    hv_model_senet3d_grader_free(gr);
+    if (hv_nn_checkpoint_meta(path, "senet3d_format", got, sizeof got) != HV_OK ||
+        strtol(got, NULL, 10) != HV_MODEL_SENET3D_FORMAT) {
+        hv_log_info("gather: senet3d: retraining: senet3d_model.h5 has format %s, this build "
+                    "re-grades from format %d (which keeps the fold results)", got,
+                    HV_MODEL_SENET3D_FORMAT);
+        return 0;
+    }
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!w[i].name) continue;
+        if (hv_nn_checkpoint_meta(path, w[i].key, got, sizeof got) != HV_OK) {
+            hv_log_warn("gather: senet3d: retraining: senet3d_model.h5 has no /meta %s (%s)",
+                        w[i].key, hv_error_detail());
+            return 0;
+        }
+        if (strcmp(got, w[i].val) != 0) {
+            if (!strcmp(w[i].key, "rows_digest"))
+                hv_log_info("gather: senet3d: retraining: the rows changed since "
+                            "senet3d_model.h5 was written (split entries, grades, sets or boxes; "
+                            "digest %s, the file's %s)", w[i].val, got);
+            else
+                hv_log_info("gather: senet3d: retraining: %s is %s, senet3d_model.h5 was "
+                            "trained with %s", w[i].name, w[i].val, got);
+            return 0;
+        }
+    }
+    const size_t nv = cv->n_val, np = (size_t)cv->n_folds * nv;
+    fp = malloc((np ? np : 1) * sizeof *fp);
+    if (!fp) hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+    else ok = load_net(path, se, side, cv->n_folds, nv, fp, be, m) == HV_OK;
+    for (int f = 0; ok && f < cv->n_folds; f++) {
+        int *p = malloc((nv ? nv : 1) * sizeof *p);
+        if (!p) {
+            hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+            ok = 0;
+            break;
+        }
+        memcpy(p, fp + (size_t)f * nv, nv * sizeof *p);
+        free(cv->folds[f].pred);
+        cv->folds[f].pred = p;
+    }
+    if (!ok) {
+        net_free(m);
+        hv_log_warn("gather: senet3d: retraining: senet3d_model.h5 cannot be reused (%s); it is "
+                    "written again", hv_error_detail());
+    } else {
+        hv_log_info("gather: senet3d: reusing senet3d_model.h5 (same settings, rows and format): "
+                    "its final network and %d folds' val predictions, no network trained",
+                    cv->n_folds);
+    }
+    free(fp);
+    return ok;
+}
+
+/* Every network of the protocol: the folds (shared out over the team) into
+ * cv, the final one on train+test into *m. */
+static hv_status train_all(const hv_gather_senet3d *se, const hv_gather_opts *o,
+                           hv_gather_team *team, const hv_svm_row *rows, size_t nr, int side,
+                           float *X, const int *yall, hv_svm_cv *cv, hv_nn_backend *be, net *m)
+{
+    hv_status st = HV_OK;
+    const size_t vox = (size_t)side * side * side;
+    if (team) { /* from here on the team's ranks wait for their folds' sends */
+        long hdr[5] = {HV_TEAM_SENET3D, (long)nr, o->folds, (long)o->seed, 0};
+        if ((st = hv__gather_team_start(team, hdr, rows, nr)) != HV_OK) return st;
+        hv_gather_senet3d sb = *se;
+        MPI_Bcast(&sb, (int)sizeof sb, MPI_BYTE, 0, team->comm);
+        bcast_boxes(team->comm, X, nr * vox);
+    }
+    for (int fo = 0; fo < cv->n_folds; fo++) {
+        if (hv__gather_fold_owner(fo, team ? team->size : 1) != 0) continue;
+        int *fp = NULL;
+        if ((st = run_fold(se, o->seed, side, X, yall, cv, fo, be, &fp)) != HV_OK) goto collect;
+        free(cv->folds[fo].pred);
+        cv->folds[fo].pred = fp;
+    }
+    /* the final network on train+test, while the team trains its folds */
+    st = train_net(se, o->seed, cv->n_folds, side, X, yall, cv->pool, cv->n_pool, be, m);
+collect:
+    if (team) {
+        hv_status cst = hv__gather_team_collect(team, cv, "senet3d");
+        if (st == HV_OK) st = cst;
+    }
+    return st;
+}
+
 hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_run_crow *cases,
                                 const hv_gather_opts *o, hv_grader_result *g)
 {
@@ -274,7 +490,9 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     size_t *all = NULL, *wait = NULL;
     float *X = NULL, *Xv = NULL;
     uint8_t *u = NULL;
-    int *yall = NULL, *pred = NULL, *yt = NULL, *qp = NULL;
+    int *yall = NULL, *pred = NULL, *yt = NULL, *qp = NULL, *fold_pred = NULL;
+    char *mpath = NULL;
+    want_key keys_want[N_KEYS];
     hv_svm_cv *cv = NULL;
     hv_nn_backend *be = NULL;
     hv_gather_team *team = o->team && o->team->size > 1 ? o->team : NULL;
@@ -305,6 +523,7 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     }
     hv__vkey_sort(keys, v, n, cases);
     size_t nr = 0, no_rhlv = 0, no_box = 0;
+    uint64_t digest = HV_MODEL_SENET3D_FNV_OFFSET;
     for (size_t q = 0; q < ns; q++) {
         const hv_split_entry *e = &o->split->items[q];
         long vi = hv__vkey_split_row(keys, n, v, e);
@@ -320,6 +539,7 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
             continue;
         }
         hv__svm_row_of(&rows[nr], e, &v[vi]);
+        digest = hv_model_senet3d_fnv1a(digest_row(digest, e), u, HV_RUN_BOX_BYTES);
         yall[nr] = e->grade;
         shrink_box(u, f, X + nr * vox);
         nr++;
@@ -334,33 +554,20 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
         goto done;
     }
     if ((st = hv_nn_backend_create_cpu(&be)) != HV_OK) goto done;
+    want_keys(se, o, digest, keys_want);
+    if (o->out_dir && !(mpath = hv_strfmt("%s/senet3d_model.h5", o->out_dir))) {
+        st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+        goto done;
+    }
     double t0 = hv_time_now();
-    if (team) { /* from here on the team's ranks wait for their folds' sends */
-        long hdr[5] = {HV_TEAM_SENET3D, (long)nr, o->folds, (long)o->seed, 0};
-        if ((st = hv__gather_team_start(team, hdr, rows, nr)) != HV_OK) goto done;
-        hv_gather_senet3d sb = *se;
-        MPI_Bcast(&sb, (int)sizeof sb, MPI_BYTE, 0, team->comm);
-        bcast_boxes(team->comm, X, nr * vox);
-    }
-    for (int fo = 0; fo < cv->n_folds; fo++) {
-        if (hv__gather_fold_owner(fo, team ? team->size : 1) != 0) continue;
-        int *fp = NULL;
-        if ((st = run_fold(se, o->seed, side, X, yall, cv, fo, be, &fp)) != HV_OK) goto collect;
-        free(cv->folds[fo].pred);
-        cv->folds[fo].pred = fp;
-    }
-    /* the final network on train+test, while the team trains its folds */
-    st = train_net(se, o->seed, cv->n_folds, side, X, yall, cv->pool, cv->n_pool, be, &m);
-collect:
-    if (team) {
-        hv_status cst = hv__gather_team_collect(team, cv, "senet3d");
-        if (st == HV_OK) st = cst;
-    }
+    const int reused = mpath && reuse(mpath, se, keys_want, side, cv, be, &m);
+    if (!reused) st = train_all(se, o, team, rows, nr, side, X, yall, cv, be, &m);
     if (st == HV_OK) st = hv_svm_cv_finish(cv);
     if (st != HV_OK) goto done;
-    hv_log_info("gather: senet3d protocol (%zu train+test rows, %d folds on %d rank(s), %d^3 "
-                "input, width %d) in %.2f s", cv->n_pool, cv->n_folds, team ? team->size : 1, side,
-                se->width, hv_time_now() - t0);
+    if (!reused)
+        hv_log_info("gather: senet3d protocol (%zu train+test rows, %d folds on %d rank(s), %d^3 "
+                    "input, width %d) in %.2f s", cv->n_pool, cv->n_folds, team ? team->size : 1,
+                    side, se->width, hv_time_now() - t0);
     pred = malloc((cv->n_val ? cv->n_val : 1) * sizeof *pred);
     yt = malloc((cv->n_val ? cv->n_val : 1) * sizeof *yt);
     Xv = malloc((size_t)se->batch * vox * sizeof *Xv);
@@ -399,13 +606,28 @@ collect:
             nq = 0;
         }
     }
-    if (o->out_dir) { /* the final network, for `measure --grader senet3d:MODEL` */
+    if (mpath && !reused) {
+        /* the final network, for `measure --grader senet3d:MODEL`, with the
+         * fold predictions and the keys a re-grade compares (the file's own
+         * ones are written from info) */
         hv_model_senet3d_info info = {net_cfg(se), HV_RUN_BOX, f, se->batch, (long)cv->n_pool,
                                       o->seed};
-        char *p = hv_strfmt("%s/senet3d_model.h5", o->out_dir);
-        st = p ? hv_model_senet3d_save(p, m.ps, &info)
-               : hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
-        free(p);
+        const char *kv[2 * (N_KEYS - N_OWN)];
+        for (int i = N_OWN; i < N_KEYS; i++) {
+            kv[2 * (i - N_OWN)] = keys_want[i].key;
+            kv[2 * (i - N_OWN) + 1] = keys_want[i].val;
+        }
+        const size_t np = (size_t)cv->n_folds * cv->n_val;
+        fold_pred = malloc((np ? np : 1) * sizeof *fold_pred);
+        if (!fold_pred) {
+            st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+            goto done;
+        }
+        for (int fo = 0; fo < cv->n_folds; fo++)
+            memcpy(fold_pred + (size_t)fo * cv->n_val, cv->folds[fo].pred,
+                   cv->n_val * sizeof *fold_pred);
+        hv_model_senet3d_cv rec = {cv->n_folds, cv->n_val, fold_pred, kv, N_KEYS - N_OWN};
+        st = hv_model_senet3d_save_cv(mpath, m.ps, &info, &rec);
     }
 done:
     net_free(&m);
@@ -423,5 +645,7 @@ done:
     free(yall);
     free(pred);
     free(yt);
+    free(fold_pred);
+    free(mpath);
     return st;
 }

@@ -902,7 +902,7 @@ done_b:
                                  (long)p.k.liblinear_above, &team,
                                  {p.k.se_width, p.k.se_blocks, p.k.se_batch, p.k.se_supcon_steps,
                                   p.k.se_cls_steps, 1 << p.k.se_shrink, p.k.se_lr_supcon,
-                                  p.k.se_lr_cls, p.k.se_temperature}};
+                                  p.k.se_lr_cls, p.k.se_temperature, p.k.se_retrain}};
             hv_grader_result g;
             st = hv_gather_run(s, &go, &g);
             if (st == HV_OK) {

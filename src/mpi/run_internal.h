@@ -68,6 +68,7 @@ typedef struct hv_run_params {
     int se_width, se_blocks, se_batch, se_supcon_steps, se_cls_steps;
     int se_shrink;              /* index of "1", "2", "4"                    */
     double se_lr_supcon, se_lr_cls, se_temperature;
+    int se_retrain;             /* 1: never reuse senet3d_model.h5           */
     /* [output] */
     char out_dir[900];
     char store[1024];
@@ -352,6 +353,7 @@ typedef struct hv_gather_senet3d {
     int width, blocks, batch, supcon_steps, cls_steps;
     int shrink;                       /* 1, 2 or 4: the box's side / input  */
     double lr_supcon, lr_cls, temperature;
+    int retrain;                      /* 1: never reuse senet3d_model.h5    */
 } hv_gather_senet3d;
 
 typedef struct hv_gather_opts {
@@ -380,7 +382,10 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
  * hv_svm_cv_begin/finish) with a 3-D SupCon-SENet trained per fold on the
  * boxes of /vertebrae/crop3d, then a final network on train+test that
  * predicts every vertebra with a box (others -1) and is scored on val. v[i]
- * .grade_pred set, g filled (method "senet3d"). A store without
+ * .grade_pred set, g filled (method "senet3d"). With o->out_dir, a
+ * senet3d_model.h5 there written by a training of the same settings and
+ * rows is reused instead of training (o->se.retrain = 1: never), else the
+ * networks are trained and the file written. A store without
  * /vertebrae/crop3d or too few rows for the folds is an error naming why. */
 hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_run_crow *cases,
                                 const hv_gather_opts *o, hv_grader_result *g);

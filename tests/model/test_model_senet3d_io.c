@@ -14,7 +14,16 @@
  *    settings read back as written;
  *  - refusals, naming the cause: a missing file; a /meta kind of another
  *    model ('classifier'); a senet3d_format newer than this build's; a
- *    /meta width the parameters do not have; a truncated file.
+ *    /meta width the parameters do not have; a truncated file;
+ *  - the fold results (format 2): FNV-1a against the published test
+ *    vectors of its authors ("" cbf29ce484222325, "a" af63dc4c8601ec8c,
+ *    "foobar" 85944171f73967e8); saved with 2 folds x 3 val grades and a
+ *    /meta key, read back into a set of other initial values: the same
+ *    grades and the same floats bit for bit, the key and format 2 on /meta,
+ *    measure's grader still opens it; refused, naming why: another shape, a
+ *    file without them (hv_model_senet3d_save), one byte of a parameter
+ *    changed in the file (the content digest), a grade 4 to save (nothing
+ *    written).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,8 +194,8 @@ int main(void)
     HV_CHECK_OK(save_meta(p2, ps, "classifier", "1", "2"));
     refused(p2, HV_ERR_FORMAT, "'classifier' model file, not a senet3d");
     snprintf(p2, sizeof p2, "%s/newer.h5", dir);
-    HV_CHECK_OK(save_meta(p2, ps, "senet3d", "2", "2"));
-    refused(p2, HV_ERR_FORMAT, "format 2, newer than this build reads (1)");
+    HV_CHECK_OK(save_meta(p2, ps, "senet3d", "3", "2"));
+    refused(p2, HV_ERR_FORMAT, "format 3, newer than this build reads (2)");
     snprintf(p2, sizeof p2, "%s/width.h5", dir);
     HV_CHECK_OK(save_meta(p2, ps, "senet3d", "1", "3"));
     refused(p2, HV_ERR_FORMAT, "width 3");
@@ -204,6 +213,90 @@ int main(void)
     fclose(in);
     fclose(out);
     refused(p2, HV_ERR_FORMAT, "not an HDF5 file (truncated");
+
+    /* the fold results */
+    HV_CHECK(hv_model_senet3d_fnv1a(HV_MODEL_SENET3D_FNV_OFFSET, "", 0) ==
+                     0xcbf29ce484222325ull &&
+                 hv_model_senet3d_fnv1a(HV_MODEL_SENET3D_FNV_OFFSET, "a", 1) ==
+                     0xaf63dc4c8601ec8cull &&
+                 hv_model_senet3d_fnv1a(HV_MODEL_SENET3D_FNV_OFFSET, "foobar", 6) ==
+                     0x85944171f73967e8ull,
+             "FNV-1a 64 test vectors");
+    const int fold_pred[6] = {0, 1, 2, 3, 1, 0};
+    const char *xkv[] = {"folds", "2"};
+    hv_model_senet3d_cv rec = {2, 3, fold_pred, xkv, 1};
+    char p3[4200];
+    snprintf(p3, sizeof p3, "%s/cv.h5", dir);
+    HV_CHECK_OK(hv_model_senet3d_save_cv(p3, ps, &info, &rec));
+    hv_nn_params *ps2 = NULL;
+    hv_rng rng2;
+    hv_rng_seed(&rng2, 99, 1);
+    HV_REQUIRE(hv_nn_params_create(&ps2) == HV_OK &&
+                   hv_model_senet3d_params(ps2, &cfg, &rng2) == HV_OK,
+               "parameters: %s", hv_error_detail());
+    int back[6] = {-1, -1, -1, -1, -1, -1};
+    HV_CHECK_OK(hv_model_senet3d_load_cv(p3, ps2, 2, 3, back));
+    HV_CHECK(!memcmp(back, fold_pred, sizeof back), "fold grades read back: %d %d %d %d %d %d",
+             back[0], back[1], back[2], back[3], back[4], back[5]);
+    size_t differ = 0, total = 0;
+    for (size_t i = 0; i < hv_nn_params_size(ps); i++) {
+        hv_nn_param *a = hv_nn_params_at(ps, i), *b = hv_nn_params_find(ps2, hv_nn_param_name(a));
+        const size_t k = (size_t)hv_nn_param_numel(a);
+        total += k;
+        if (!b || (size_t)hv_nn_param_numel(b) != k) {
+            differ += k;
+            continue;
+        }
+        differ += memcmp(hv_nn_param_data(a), hv_nn_param_data(b), k * sizeof(float)) != 0;
+    }
+    HV_CHECK(differ == 0 && total > 0, "%zu of %zu parameters differ after the load", differ,
+             total);
+    char mv[32] = "", fv[32] = "";
+    hv_nn_checkpoint_meta(p3, "folds", mv, sizeof mv);
+    hv_nn_checkpoint_meta(p3, "senet3d_format", fv, sizeof fv);
+    HV_CHECK(!strcmp(mv, "2") && !strcmp(fv, "2"), "/meta folds '%s' (2), senet3d_format '%s' (2)",
+             mv, fv);
+    hv_model_senet3d_grader *g3 = NULL;
+    HV_CHECK_OK(hv_model_senet3d_grader_open(p3, &g3));
+    hv_model_senet3d_grader_free(g3);
+    HV_CHECK(hv_model_senet3d_load_cv(p3, ps2, 3, 3, back) == HV_ERR_FORMAT &&
+                 strstr(hv_error_detail(), "/cv/fold_pred is 2 x 3, want 3 folds x 3"),
+             "another shape: %s", hv_error_detail());
+    HV_CHECK(hv_model_senet3d_load_cv(path, ps2, 2, 3, back) == HV_ERR_FORMAT &&
+                 strstr(hv_error_detail(), "no /cv/fold_pred"),
+             "a file without fold results: %s", hv_error_detail());
+    /* one byte of the first parameter's values changed in the file */
+    FILE *fi = fopen(p3, "rb");
+    HV_REQUIRE(fi, "open %s", p3);
+    fseek(fi, 0, SEEK_END);
+    long fsz = ftell(fi);
+    fseek(fi, 0, SEEK_SET);
+    unsigned char *img = malloc((size_t)fsz);
+    HV_REQUIRE(img && fread(img, 1, (size_t)fsz, fi) == (size_t)fsz, "read %s", p3);
+    fclose(fi);
+    hv_nn_param *p0 = hv_nn_params_at(ps, 0);
+    const size_t pat = (size_t)hv_nn_param_numel(p0) * sizeof(float) < 64
+                           ? (size_t)hv_nn_param_numel(p0) * sizeof(float)
+                           : 64;
+    long hit = -1;
+    for (long i = 0; hit < 0 && i + (long)pat <= fsz; i++)
+        if (!memcmp(img + i, hv_nn_param_data(p0), pat)) hit = i;
+    HV_REQUIRE(hit >= 0 && pat >= 8, "the first parameter's bytes in the file");
+    img[hit + 5] ^= 0x40;
+    snprintf(p2, sizeof p2, "%s/damaged.h5", dir);
+    FILE *fo = fopen(p2, "wb");
+    HV_REQUIRE(fo && fwrite(img, 1, (size_t)fsz, fo) == (size_t)fsz, "write %s", p2);
+    fclose(fo);
+    free(img);
+    HV_CHECK(hv_model_senet3d_load_cv(p2, ps2, 2, 3, back) == HV_ERR_FORMAT &&
+                 strstr(hv_error_detail(), "is damaged"),
+             "one parameter byte changed: %s", hv_error_detail());
+    const int bad_pred[6] = {0, 1, 2, 4, 1, 0};
+    hv_model_senet3d_cv bad = {2, 3, bad_pred, xkv, 1};
+    snprintf(p2, sizeof p2, "%s/bad.h5", dir);
+    HV_CHECK(hv_model_senet3d_save_cv(p2, ps, &info, &bad) == HV_ERR_ARG && !fopen(p2, "rb"),
+             "a grade 4 to save: %s", hv_error_detail());
+    hv_nn_params_free(ps2);
 
     hv_nn_params_free(ps);
     free(u);

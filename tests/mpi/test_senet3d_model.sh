@@ -12,6 +12,13 @@
 # the cause named: a missing file, the GAN's and the classifier's model
 # files (models/), a truncated model file and an SVM model text; exit 2: no
 # --ct, an unknown grader.
+# Re-grading the finished run (every case resumed): the second run trains
+# no network (the log says it reuses senet3d_model.h5, no fold is trained)
+# and writes the same vertebrae.csv, grader_metrics.csv, grader_folds.csv
+# and confusion.png bytes as the first, fresh training; it trains again,
+# saying why in the log, with grader.seed = 1, with grader.retrain = 1, on
+# a truncated senet3d_model.h5 (a warning; then the same bytes as the fresh
+# training) and when a grade in the split file changed.
 HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4 MODELS=$5
 source "$(dirname "$0")/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -78,4 +85,48 @@ usage() { # usage NEEDLE ARGS...: measure exits 2 naming NEEDLE
 }
 check "no --ct: usage error" usage 'needs --ct' --grader "senet3d:$M"
 check "an unknown grader: usage error" usage 'senet3d:MODEL' --grader "senet3x:$M"
+
+# re-grading the finished run
+K="$WORK/first"
+OUTS="vertebrae.csv grader_metrics.csv grader_folds.csv confusion.png"
+mkdir -p "$K" && for f in $OUTS; do cp "$WORK/r/$f" "$K/"; done
+regrade() { # regrade NAME [args...]: the run again on its output, log NAME.log
+  local name=$1; shift
+  run_hv 0 "$WORK/r" "$@"; local rc=$?
+  cp "$WORK/r.log" "$WORK/$name.log"
+  return $rc
+}
+same_outputs() { local f; for f in $OUTS; do
+  cmp -s "$K/$f" "$WORK/r/$f" || { echo "  $f differs from the first run's"; return 1; }; done; }
+folds_trained() { grep -c 'gather: senet3d fold [0-9]' "$WORK/$1.log"; }
+says() { grep -qF -- "$2" "$WORK/$1.log" || { echo "  no '$2' in $WORK/$1.log"; return 1; }; }
+regrade again; rc=$?
+check "re-grade: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "re-grade: says it reuses the model file" says again 'senet3d: reusing senet3d_model.h5'
+check "re-grade: no network trained ($(folds_trained again) folds)" [ "$(folds_trained again)" -eq 0 ]
+check "re-grade: the outputs are the fresh training's bytes" same_outputs
+regrade seed --set grader.seed=1; rc=$?
+check "grader.seed = 1: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "grader.seed = 1: says why it retrains" says seed \
+  'senet3d: retraining: grader.seed is 1, senet3d_model.h5 was trained with 0'
+check "grader.seed = 1: trains the 5 folds" [ "$(folds_trained seed)" -eq 5 ]
+head -c 20000 "$M" >"$WORK/cut.h5" && mv "$WORK/cut.h5" "$M"
+regrade cut; rc=$?
+check "truncated model file: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "truncated model file: a warning" says cut \
+  "warning: gather: senet3d: retraining: senet3d_model.h5 cannot be reused"
+check "truncated model file: trains the 5 folds" [ "$(folds_trained cut)" -eq 5 ]
+check "truncated model file: the fresh training's bytes again" same_outputs
+regrade retrain --set grader.retrain=1; rc=$?
+check "grader.retrain = 1: says why it retrains" says retrain 'senet3d: retraining: grader.retrain = 1'
+check "grader.retrain = 1: trains the 5 folds (rc $rc)" [ "$(folds_trained retrain)" -eq 5 ]
+check "grader.retrain = 1: the same bytes" same_outputs
+# one train row's grade changed in the split file (same path)
+sed -i 's/^\([[:space:]]*"ph0002_17":[[:space:]]*\)0,/\11,/' "$D/split.json"
+check "the split file changed" grep -q '"ph0002_17":[[:space:]]*1,' "$D/split.json"
+regrade row; rc=$?
+check "a changed grade: exits 0 (rc $rc)" [ $rc -eq 0 ]
+check "a changed grade: says why it retrains" says row \
+  'senet3d: retraining: the rows changed since senet3d_model.h5 was written'
+check "a changed grade: trains the 5 folds" [ "$(folds_trained row)" -eq 5 ]
 finish
