@@ -313,6 +313,13 @@ void hv_atomic_abort(hv_atomic_file *a);
 /* The same for a whole buffer of n bytes (borrowed). */
 hv_status hv_file_write_atomic(const char *path, const void *data, size_t n, int durable);
 
+/* CSV fields for the project's tables: a text field as is, or in double
+ * quotes (inner quotes doubled, RFC 4180) when it holds a comma, a quote or
+ * a newline; a number as round-trip-exact %.17g, NaN as "nan" (runs and
+ * rank counts are compared byte for byte on these). `s` is borrowed. */
+void hv_csv_put_str(FILE *f, const char *s);
+void hv_csv_put_num(FILE *f, double x);
+
 /* Version string and git revision baked in at build time. */
 const char *hv_version(void);
 const char *hv_git_revision(void);

@@ -16,11 +16,13 @@
  * into place (rename is atomic within a file system), so a crash, a kill or
  * a full disk leaves the old file or none, never half a file that a resumed
  * run or a user would trust. One copy of that dance for the whole project:
- * hv_atomic_open/commit for stdio writers, hv_file_write_atomic for buffers.
+ * hv_atomic_open/commit for stdio writers, hv_file_write_atomic for buffers,
+ * and the CSV field writers of the tables those files hold.
  */
 #include "hv/core.h"
 
 #include <errno.h>
+#include <math.h>
 #include <libgen.h>
 #include <stdatomic.h>
 #include <fcntl.h>
@@ -293,4 +295,24 @@ hv_status hv_file_write_atomic(const char *path, const void *data, size_t n, int
         return st;
     }
     return hv_atomic_commit(a, durable);
+}
+
+void hv_csv_put_str(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+void hv_csv_put_num(FILE *f, double x)
+{
+    if (isnan(x)) fputs("nan", f);
+    else fprintf(f, "%.17g", x);
 }

@@ -25,26 +25,6 @@
 
 #define ROWS_NAME "grading_rows.csv"
 
-static void put_str(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void put_num(FILE *f, double x)
-{
-    if (isnan(x)) fputs("nan", f);
-    else fprintf(f, "%.17g", x);
-}
-
 hv_status hv__gather_rows_remove(const char *dir)
 {
     char *p = hv_strfmt("%s/" ROWS_NAME, dir);
@@ -82,10 +62,10 @@ hv_status hv__gather_rows_csv(const char *dir, const hv_svm_row *rows, size_t n,
         const hv_svm_row *r = &rows[i];
         const char *lv = hv_label_name(r->label);
         fprintf(f, "%zu,", i);
-        put_str(f, r->case_id);
+        hv_csv_put_str(f, r->case_id);
         fprintf(f, ",%d,%s,%s,", r->label, lv ? lv : "", hv_split_set_name(r->set));
         if (fold[i] >= 0) fprintf(f, "%d", fold[i]);
-        for (int k = 0; k < 3; k++) fputc(',', f), put_num(f, r->x[k]);
+        for (int k = 0; k < 3; k++) fputc(',', f), hv_csv_put_num(f, r->x[k]);
         fprintf(f, ",%d,%d\n", r->grade, hv_svm_predict(gr, r->x));
     }
     st = hv_atomic_commit(a, 0); /* names the file on failure */

@@ -36,28 +36,6 @@
 #include "hv/spine.h"
 #include "store_internal.h"
 
-static void csv_str(FILE *f, const char *s)
-{
-    int quote = strpbrk(s, ",\"\n") != NULL;
-    if (!quote) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* Round-trip-exact doubles (bitwise comparisons across runs rest on this). */
-static void csv_num(FILE *f, double x)
-{
-    if (isnan(x)) fputs("nan", f);
-    else fprintf(f, "%.17g", x);
-}
-
 /* Open DIR/NAME for writing under a temporary name (hv_atomic_open): a
  * table appears whole at its commit or not at all, so an export that fails
  * halfway never leaves a cut table that looks complete. */
@@ -100,14 +78,14 @@ static hv_status export_tables(const char *path, const char *dir)
     for (size_t k = 0; k < ns; k++) fprintf(f, ",s_%s", s->stage_ptr[k]);
     fputc('\n', f);
     for (size_t i = 0; i < nc; i++) {
-        csv_str(f, cr[i].id);
+        hv_csv_put_str(f, cr[i].id);
         fprintf(f, ",%s,%d,%d,%d,%s,", hv_case_state_name(stt[i]), cr[i].n_vert, cr[i].rank,
                 cr[i].attempt, cr[i].error_code ? hv_status_name((hv_status)cr[i].error_code) : "");
-        csv_str(f, cr[i].error);
+        hv_csv_put_str(f, cr[i].error);
         fputc(',', f);
-        csv_str(f, cr[i].ct_path);
+        hv_csv_put_str(f, cr[i].ct_path);
         fputc(',', f);
-        csv_str(f, cr[i].mask_path);
+        hv_csv_put_str(f, cr[i].mask_path);
         for (size_t k = 0; k < ns; k++) fprintf(f, ",%.6f", secs[i * ns + k]);
         fputc('\n', f);
     }
@@ -122,18 +100,18 @@ static hv_status export_tables(const char *path, const char *dir)
         const hv_run_vrow *v = &vr[i];
         char fl[256];
         hv_measure_flags_str(v->flags, fl, sizeof fl);
-        csv_str(f, cr[v->case_index].id);
+        hv_csv_put_str(f, cr[v->case_index].id);
         fprintf(f, ",%d,%.8s,%d,%s,%d,%d,%s", v->label, v->level, v->known_grade,
                 v->split_set >= 0 ? hv_split_set_name((hv_split_set)v->split_set) : "",
                 v->grade_rule, v->grade_pred, fl);
         const double *cols[] = {&v->volume_ml, &v->mean_hu};
-        for (int k = 0; k < 2; k++) fputc(',', f), csv_num(f, *cols[k]);
-        for (int k = 0; k < 3; k++) fputc(',', f), csv_num(f, v->centroid[k]);
-        for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->h_ori[k]);
-        for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->h_syn[k]);
-        for (int k = 0; k < 4; k++) fputc(',', f), csv_num(f, v->rhlv[k]);
-        fputc(',', f), csv_num(f, v->p_fracture);
-        fputc(',', f), csv_num(f, v->cam_mass_body);
+        for (int k = 0; k < 2; k++) fputc(',', f), hv_csv_put_num(f, *cols[k]);
+        for (int k = 0; k < 3; k++) fputc(',', f), hv_csv_put_num(f, v->centroid[k]);
+        for (int k = 0; k < 4; k++) fputc(',', f), hv_csv_put_num(f, v->h_ori[k]);
+        for (int k = 0; k < 4; k++) fputc(',', f), hv_csv_put_num(f, v->h_syn[k]);
+        for (int k = 0; k < 4; k++) fputc(',', f), hv_csv_put_num(f, v->rhlv[k]);
+        fputc(',', f), hv_csv_put_num(f, v->p_fracture);
+        fputc(',', f), hv_csv_put_num(f, v->cam_mass_body);
         fprintf(f, ",%d\n", v->cam_max_slice);
     }
     if ((st = table_commit(&a)) != HV_OK) goto done;
@@ -148,11 +126,11 @@ static hv_status export_tables(const char *path, const char *dir)
                    "fold_mean_recall,fold_var_recall,note\n");
         fprintf(f, "%s,%s,", g.method, g.evaluated_on);
         if (g.have_metrics) {
-            csv_num(f, g.m.macro_f1), fputc(',', f);
-            csv_num(f, g.m.macro_precision), fputc(',', f);
-            csv_num(f, g.m.macro_recall), fputc(',', f);
-            csv_num(f, g.m.accuracy), fputc(',', f);
-            csv_num(f, g.m.kappa_linear);
+            hv_csv_put_num(f, g.m.macro_f1), fputc(',', f);
+            hv_csv_put_num(f, g.m.macro_precision), fputc(',', f);
+            hv_csv_put_num(f, g.m.macro_recall), fputc(',', f);
+            hv_csv_put_num(f, g.m.accuracy), fputc(',', f);
+            hv_csv_put_num(f, g.m.kappa_linear);
         } else {
             fputs(",,,,", f);
         }
@@ -160,12 +138,12 @@ static hv_status export_tables(const char *path, const char *dir)
          * (hv_grader_result's order: F1, P, R, accuracy) */
         fprintf(f, ",%d,", g.n_folds);
         for (int q = 0; q < 3; q++) {
-            if (g.n_folds) csv_num(f, g.mean[q]);
+            if (g.n_folds) hv_csv_put_num(f, g.mean[q]);
             fputc(',', f);
-            if (g.n_folds) csv_num(f, g.var[q]);
+            if (g.n_folds) hv_csv_put_num(f, g.var[q]);
             fputc(',', f);
         }
-        csv_str(f, g.note);
+        hv_csv_put_str(f, g.note);
         fputc('\n', f);
         if (g.have_metrics) {
             fprintf(f, "\ntrue\\pred");
@@ -183,7 +161,7 @@ static hv_status export_tables(const char *path, const char *dir)
             fprintf(f, "fold,macro_f1,macro_precision,macro_recall,accuracy\n");
             for (int k = 0; k < g.n_folds; k++) {
                 fprintf(f, "%d", k);
-                for (int c = 0; c < 4; c++) fputc(',', f), csv_num(f, g.fold_metrics[k][c]);
+                for (int c = 0; c < 4; c++) fputc(',', f), hv_csv_put_num(f, g.fold_metrics[k][c]);
                 fputc('\n', f);
             }
             if ((st = table_commit(&a)) != HV_OK) goto done;
