@@ -8,7 +8,8 @@
  * scored on val. Otherwise the Genant rule on the measured RHLV, scored
  * against whatever known grades there are. When the SVM protocol cannot run
  * (too few rows of a class for the folds, typically a tiny cohort) the rule
- * grades instead and /grader/@note says why, rather than failing the run.
+ * grades instead and /grader/@note says why, rather than failing the run;
+ * an I/O, memory or MPI failure on the way fails the gather instead.
  * grader.method = senet3d (grade_senet3d.c) runs the same protocol with the
  * 3-D SupCon-SENet on the crop boxes, its folds over the same team as the
  * SVM's; asked for by name, it does not fall back to the rule: a run that
@@ -480,6 +481,13 @@ hv_status hv_gather_run(hv_store *s, const hv_gather_opts *o, hv_grader_result *
     }
     if (want_svm) {
         st = grade_svm(v, n, cases, o, g);
+        /* Only "the protocol cannot run on these rows" (too few of a grade
+         * for the folds, a single grade, a row out of range: ARG, EMPTY)
+         * falls back to the rule. A failure of the machine (a model or table
+         * that cannot be written, memory, MPI) fails the gather with its
+         * reason: grading by another method because a disk was full would
+         * put the rule's numbers where the user asked for the SVM's. */
+        if (st != HV_OK && st != HV_ERR_ARG && st != HV_ERR_EMPTY) goto done;
         if (st != HV_OK) {
             hv_log_warn("gather: the SVM protocol could not run (%s); grading with the Genant rule",
                         hv_error_detail());

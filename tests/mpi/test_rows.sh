@@ -8,7 +8,8 @@
 # the folds within one row of even, fold sizes within one); 1, 2 and 3 ranks
 # write the same bytes. A hand-made split (sets and entries in another order,
 # an entry with no vertebra, 3 folds) is followed row by row, and a regrade
-# with the Genant rule removes the table. grading_rows.awk itself is first
+# with the Genant rule removes the table. A model that cannot be written fails
+# the gather (no silent fallback to the rule). grading_rows.awk itself is first
 # held to a small table worked by hand.
 HV=$1 MPIEXEC=$2 WORK=$3 COHORT=$4
 AWK_ROWS="$(dirname "$0")/grading_rows.awk"
@@ -144,6 +145,21 @@ check "hand-made split: 60 rows (the C1 entry is not one)" \
 check "hand-made split: the skipped entry is logged" \
   grep -q 'gather: 1 split entries have no measured vertebra' "$WORK/c1.log"
 check "hand-made split: folds stratified" stratified "$WORK/c1" 3
+
+# the SVM's model cannot be written (a folder in its place): the gather fails
+# with the reason, never grading by the rule instead; once the folder is gone
+# the same command grades as before
+rm -rf "$WORK/w1" && cp -r "$WORK/r1" "$WORK/w1" && rm -f "$WORK/w1/svm_model.txt" &&
+  mkdir "$WORK/w1/svm_model.txt"
+run_hv 1 "$WORK/w1"; rc=$?
+check "unwritable svm_model.txt: the run fails (got $rc; $WORK/w1.log)" [ $rc -ne 0 ]
+check "unwritable svm_model.txt: the message names it" grep -q 'svm_model.txt' "$WORK/w1.log"
+check "unwritable svm_model.txt: no fallback to the rule" \
+  bash -c "! grep -q 'grading with the Genant rule' '$WORK/w1.log'"
+rmdir "$WORK/w1/svm_model.txt"
+run_hv 1 "$WORK/w1"; rc=$?
+check "writable again: exits 0 (got $rc)" [ $rc -eq 0 ]
+check "writable again: the same rows" cmp "$WORK/r1/grading_rows.csv" "$WORK/w1/grading_rows.csv"
 
 # a regrade of a copy with the Genant rule leaves no SVM rows behind
 rm -rf "$WORK/g1" && cp -r "$WORK/r1" "$WORK/g1"
