@@ -103,7 +103,9 @@ struct hv_nn_tensor {
      * backend's inference chains use on AVX-512, fp32 and bf16). Only set
      * on tensors between two
      * backend convolutions whose readers are all layout-agnostic (elementwise
-     * activations) or know the layout (batch norm); hv_nn_tensor_get and
+     * activations) or know the layout (batch norm; in fp32 inference also
+     * NHWC concat, nearest upsampling and gap, ref_ops_layout.c, and further
+     * backend convolutions); hv_nn_tensor_get and
      * _get_grad return plain NCHW whatever the layout. */
     int blk;
     /* set by the backend's node_prepare: 1 when it runs this node in bf16

@@ -27,6 +27,12 @@
  * NCHW: the other reference kernels, the model code and the tests know only
  * that layout (t->blk marks the exceptions; batch norm handles blocks of up
  * to 16 channels, and hv_nn_tensor_get returns plain).
+ * NHWC regions (link_nhwc; fp32 inference, where oneDNN picks NHWC): the
+ * layout also crosses a concat along channels and a nearest upsampling, and
+ * a tensor may have further readers when they are earlier convolutions that
+ * want the same NHWC source or a global average pool (ref_ops_layout.c has
+ * those ops' NHWC kernels), so the generator's fp32 forward reorders only
+ * around contextual attention.
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no

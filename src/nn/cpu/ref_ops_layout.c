@@ -118,9 +118,15 @@ static hv_status gap_blocked(hv_nn_tensor *n)
         const int64_t i = q / nchunk, k0 = q % nchunk * GAP_CHUNK;
         const int64_t kn = c - k0 < GAP_CHUNK ? c - k0 : GAP_CHUNK;
         double acc[GAP_CHUNK];
-        for (int64_t k = 0; k < kn; k++) acc[k] = 0.0;
-        for (int64_t j = 0; j < hw; j++)
-            for (int64_t k = 0; k < kn; k++) acc[k] += x->data[at(i, k0 + k, j, c, hw, b)];
+        int64_t off[GAP_CHUNK]; /* element (i, k, 0); pixel j is j * b further */
+        for (int64_t k = 0; k < kn; k++) {
+            acc[k] = 0.0;
+            off[k] = at(i, k0 + k, 0, c, hw, b);
+        }
+        for (int64_t j = 0; j < hw; j++) {
+            const float *xj = x->data + j * b;
+            for (int64_t k = 0; k < kn; k++) acc[k] += xj[off[k]];
+        }
         for (int64_t k = 0; k < kn; k++) n->data[i * c + k0 + k] = (float)(acc[k] / (double)hw);
     }
     return HV_OK;
