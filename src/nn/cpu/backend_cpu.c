@@ -55,6 +55,13 @@
  * kernel reads bf16. Outputs leaving a chain stay unrounded fp32: rounded,
  * a probability just above 0.5 became 0.5 and left a thresholded mask.
  * Training graphs are refused.
+ *
+ * One file of ~1,100 lines on purpose: the per-node oneDNN state (slot,
+ * conv_state) is private to it, and the layout linking (link_producer,
+ * link_nhwc) reads and rewrites that state of several nodes at once; the
+ * kernels that work on the linked layouts live elsewhere (ref_ops.c's batch
+ * norm, ref_ops_layout.c), so a split would only move the state into a
+ * header for one more reader.
  */
 #include <stdlib.h>
 #include <string.h>
