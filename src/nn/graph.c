@@ -144,6 +144,12 @@ void hv_nn_graph_free(hv_nn_graph *g)
 
 hv_status hv_nn_graph_status(const hv_nn_graph *g) { return g ? g->err : HV_ERR_ARG; }
 
+hv_nn_tensor *const *hv__nn_graph_nodes(const hv_nn_graph *g, int *n)
+{
+    *n = g ? g->n : 0;
+    return g ? g->nodes : NULL;
+}
+
 static void *fail(hv_nn_graph *g, hv_status st, const char *what)
 {
     if (g->err == HV_OK) {

@@ -103,7 +103,9 @@ struct hv_nn_tensor {
      * backend's inference chains use on AVX-512, fp32 and bf16). Only set
      * on tensors between two
      * backend convolutions whose readers are all layout-agnostic (elementwise
-     * activations) or know the layout (batch norm); hv_nn_tensor_get and
+     * activations) or know the layout (batch norm; in fp32 inference also
+     * NHWC concat, nearest upsampling and gap, ref_ops_layout.c, and further
+     * backend convolutions); hv_nn_tensor_get and
      * _get_grad return plain NCHW whatever the layout. */
     int blk;
     /* set by the backend's node_prepare: 1 when it runs this node in bf16
@@ -206,6 +208,9 @@ hv_status hv__nn_run_staged(hv_nn_backend *be, hv_nn_tensor *t, int backward, fl
  * weights) the cpu backend has run since the process started, all graphs
  * and threads together; the difference over one pass counts that pass's. */
 uint64_t hv__nn_cpu_reorders(void);
+/* The graph's nodes in recording order (node i has id i), *n their count:
+ * for a backend's node_prepare that looks at all readers of a tensor. */
+hv_nn_tensor *const *hv__nn_graph_nodes(const hv_nn_graph *g, int *n);
 
 /* ---- reference kernels (src/nn/cpu/ref_*.c), the host fallback of every backend */
 /* Persistent aux floats and scratch floats a node needs (plan time). */
@@ -214,6 +219,12 @@ size_t hv__nn_ref_aux_size(const hv_nn_tensor *n, int training);
 void hv__nn_apply_act(float *y, int64_t n, int op, float alpha);
 size_t hv__nn_ref_work_size(const hv_nn_tensor *n, int training);
 hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex);
+/* 1 when node n is a concat or upsample writing, or a gap reading, a
+ * blocked layout (t->blk; the CPU backend's inference chains): its forward
+ * is then hv__nn_layout_forward (ref_ops_layout.c), which
+ * hv__nn_ref_forward calls; it has no backward. */
+int hv__nn_layout_kernel(const hv_nn_tensor *n);
+hv_status hv__nn_layout_forward(hv_nn_tensor *n);
 hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex);
 void hv__nn_gemm_ref(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,

@@ -48,8 +48,8 @@ typedef struct net {
     hv_nn_graph *g;
     hv_nn_params *ps;
     hv_nn_backend *be;
-    hv_nn_tensor *x, *out, *loss, *r, *probe[4];
-    int nprobe;
+    hv_nn_tensor *x, *out, *loss, *r, *probe[8], *extra[2];
+    int nprobe, nextra;
     hv_nn_param *p[MAXP];
     int np;
 } net;
@@ -89,9 +89,14 @@ static hv_nn_tensor *bn(net *n, hv_nn_tensor *x, int64_t c, hv_rng *r)
     return hv_nn_batch_norm(n->g, x, ga, be, rm, rv, 0.1f, 1e-5f);
 }
 
-enum { NET_GEN, NET_PATCHGAN, NET_BRANCH, NET_WIDE };
+enum { NET_GEN, NET_PATCHGAN, NET_BRANCH, NET_WIDE, NET_CONCAT };
 static const char *const net_names[] = {"generator chain", "patchgan chain", "branch/output",
-                                        "24/40-channel chain"};
+                                        "24/40-channel chain", "concat/upsample/readers"};
+
+/* Set by the generator chain's inference check: oneDNN's inference
+ * convolutions keep NHWC here (AVX-512), which the concat/upsample regions
+ * need (on AVX2 they pick nChw8c and those regions stay plain). */
+static int nhwc_machine;
 
 /* Builds net `kind` with parameters from seed 7 (the same on both backends). */
 static int build(net *n, int kind, int use_cpu, unsigned flags)
@@ -140,6 +145,32 @@ static int build(net *n, int kind, int use_cpu, unsigned flags)
         y = hv_nn_elu(g, conv(n, y, 40, 24, 3, 1, 2, 2, 1, &r), 1.0f);
         n->probe[n->nprobe++] = y;
         y = conv(n, y, 24, 3, 3, 1, 1, 1, 1, &r);
+    } else if (kind == NET_CONCAT) {
+        /* the generator's other patterns (fine stage, spec 5.4): a conv
+         * output also read by a global average pool (the height head) and
+         * one also read by a concat; a concat of two conv outputs, its x2
+         * upsampling into a conv, and a concat of a conv output with the
+         * plain graph input read by two convs */
+        const int64_t xs[4] = {2, 4, 16, 12};
+        n->x = hv_nn_input(g, "x", 4, xs);
+        hv_nn_tensor *a = hv_nn_elu(g, conv(n, n->x, 4, 16, 3, 2, 1, 1, 1, &r), 1.0f);
+        hv_nn_tensor *gp = hv_nn_gap(g, a);
+        hv_nn_tensor *b = hv_nn_elu(g, conv(n, a, 16, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        hv_nn_tensor *c = hv_nn_elu(g, conv(n, b, 16, 8, 3, 1, 2, 2, 1, &r), 1.0f);
+        hv_nn_tensor *bc[2] = {b, c};
+        hv_nn_tensor *d = hv_nn_concat(g, 2, bc);
+        hv_nn_tensor *u = hv_nn_upsample(g, d, 2);
+        hv_nn_tensor *e = hv_nn_elu(g, conv(n, u, 24, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        hv_nn_tensor *ex[2] = {e, n->x};
+        hv_nn_tensor *cat = hv_nn_concat(g, 2, ex);
+        y = conv(n, cat, 20, 2, 3, 1, 1, 1, 1, &r);
+        hv_nn_tensor *z = conv(n, cat, 20, 3, 3, 1, 1, 1, 1, &r);
+        hv_nn_set_output(gp);
+        hv_nn_set_output(z);
+        n->extra[n->nextra++] = gp;
+        n->extra[n->nextra++] = z;
+        hv_nn_tensor *pr[7] = {a, b, c, d, u, e, cat};
+        for (int i = 0; i < 7; i++) n->probe[n->nprobe++] = pr[i];
     } else {
         /* a: read by a conv and by an add (plain kernel); b: a graph output */
         const int64_t xs[4] = {2, 8, 16, 16};
@@ -244,6 +275,10 @@ static void check_training(int kind)
     if (kind == NET_BRANCH) {
         HV_CHECK(c.probe[0]->blk == 0, "%s: a tensor with a plain second reader was blocked", ctx);
         HV_CHECK(c.probe[1]->blk == 0, "%s: a graph output was blocked", ctx);
+    } else if (kind == NET_CONCAT) {
+        /* concat, upsample and second readers keep NHWC in inference only */
+        HV_CHECK(blocked == 0, "%s: %d tensors around a concat/upsample blocked in training", ctx,
+                 blocked);
     } else {
         HV_CHECK(blocked == c.nprobe, "%s: the cpu backend blocked %d of %d chain tensors", ctx,
                  blocked, c.nprobe);
@@ -296,7 +331,36 @@ static void check_inference(int kind)
     const uint64_t nre = hv__nn_cpu_reorders() - r0;
     cmp_tensor("output", c.out, r.out, 0, ctx);
     cmp_tensor("loss", c.loss, r.loss, 0, ctx);
-    if (kind == NET_GEN || kind == NET_WIDE) {
+    for (int i = 0; i < c.nextra; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "output %d", i + 1);
+        cmp_tensor(nm, c.extra[i], r.extra[i], 0, ctx);
+    }
+    if (kind == NET_GEN) {
+        nhwc_machine = 1;
+        for (int i = 0; i < c.nprobe; i++)
+            nhwc_machine &= c.probe[i]->blk == c.probe[i]->shape[1];
+    }
+    if (kind == NET_CONCAT && !nhwc_machine) {
+        printf("  %s: oneDNN does not keep NHWC on this CPU, layout checks skipped\n", ctx);
+    } else if (kind == NET_CONCAT) {
+        /* every tensor between the first convolution and the last two is
+         * NHWC; one forward converts only the graph input (into the first
+         * convolution) and the two last convolutions' outputs */
+        static const char *const pn[7] = {"conv (+gap reader)", "conv (+concat reader)", "conv",
+                                          "concat", "upsample", "conv", "concat (2 conv readers)"};
+        for (int i = 0; i < c.nprobe; i++) {
+            const hv_nn_tensor *t = c.probe[i];
+            printf("  %s: %-24s layout %s\n", ctx, pn[i],
+                   t->blk == t->shape[1] ? "NHWC" : t->blk ? "nChw{B}c" : "plain");
+            HV_CHECK(t->blk == t->shape[1], "%s: %s was not kept in NHWC (block %d)", ctx, pn[i],
+                     t->blk);
+        }
+        printf("  %s: %llu reorders in one forward\n", ctx, (unsigned long long)nre);
+        HV_CHECK(nre <= 3, "%s: %llu reorders in one forward, at most 3 expected (graph input, "
+                 "two outputs): a reorder at a concat, upsample or second reader", ctx,
+                 (unsigned long long)nre);
+    } else if (kind == NET_GEN || kind == NET_WIDE) {
         for (int i = 0; i < c.nprobe; i++) {
             char nm[32];
             snprintf(nm, sizeof nm, "chain tensor %d", i);
@@ -326,5 +390,7 @@ int main(void)
         check_inference(k);
     }
     check_inference(NET_WIDE); /* training: nChw16c on AVX-512, no chain */
+    check_training(NET_CONCAT);
+    check_inference(NET_CONCAT);
     return hv_test_done();
 }

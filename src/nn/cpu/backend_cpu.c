@@ -27,6 +27,12 @@
  * NCHW: the other reference kernels, the model code and the tests know only
  * that layout (t->blk marks the exceptions; batch norm handles blocks of up
  * to 16 channels, and hv_nn_tensor_get returns plain).
+ * NHWC regions (link_nhwc; fp32 inference, where oneDNN picks NHWC): the
+ * layout also crosses a concat along channels and a nearest upsampling, and
+ * a tensor may have further readers when they are earlier convolutions that
+ * want the same NHWC source or a global average pool (ref_ops_layout.c has
+ * those ops' NHWC kernels), so the generator's fp32 forward reorders only
+ * around contextual attention.
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
@@ -49,6 +55,13 @@
  * kernel reads bf16. Outputs leaving a chain stay unrounded fp32: rounded,
  * a probability just above 0.5 became 0.5 and left a thresholded mask.
  * Training graphs are refused.
+ *
+ * One file of ~1,100 lines on purpose: the per-node oneDNN state (slot,
+ * conv_state) is private to it, and the layout linking (link_producer,
+ * link_nhwc) reads and rewrites that state of several nodes at once; the
+ * kernels that work on the linked layouts live elsewhere (ref_ops.c's batch
+ * norm, ref_ops_layout.c), so a split would only move the state into a
+ * header for one more reader.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -508,7 +521,8 @@ static void link_producer(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, int trai
     }
     conv_state *ps = p->be_state;
     const dnnl_memory_desc_t *want = ps ? slot_md(&ps->f_dst) : NULL;
-    if (!p->on_backend || !ps || p->is_output || p->n_consumers != 1 || !ps->f_dst.reorder ||
+    if (!p->on_backend || !ps || ps->out_blocked || p->is_output || p->n_consumers != 1 ||
+        !ps->f_dst.reorder ||
         !cs->f_src.reorder || !want || p->bf16 != n->bf16)
         return;
     /* bf16: the producer's fp32 output layout, in bf16 */
@@ -544,6 +558,122 @@ static void link_producer(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, int trai
     cs->in_blocked = 1;
     p->blk = blk;
     for (int i = 0; i < nc; i++) chain[i]->blk = blk;
+}
+
+/* NHWC regions (fp32 inference). link_producer's chains end at a tensor
+ * with a second reader, a concat or an upsampling; on AVX-512, where the
+ * inference convolutions read and write NHWC (acdb), link_nhwc carries the
+ * layout through those too, when a convolution's source is:
+ *   - a backend convolution's output (its fused activation included) that
+ *     wants to write NHWC, or an elementwise activation of such a tensor;
+ *   - a concat along channels: it writes NHWC, each input NHWC when that
+ *     input is itself such a region, else read plain (ref_ops_layout.c);
+ *   - a nearest upsampling: the same with its one input;
+ * and every other reader of each tensor in it is a backend convolution
+ * recorded before this one that wants the same NHWC source (it then reads
+ * it without its reorder), or a global average pool (which reads any
+ * blocked layout). A convolution reader recorded after this one decides
+ * instead, when its turn comes (node_prepare runs in node order), so a
+ * tensor read by two convolutions (conv16 -> conv17, conv18) is linked at
+ * the second. Graph outputs, constants, bf16 and training stay as they
+ * were (plain outside link_producer's chains). */
+#define NHWC_MAX 64
+typedef struct nhwc_plan {
+    const hv_nn_tensor *root;   /* the convolution being prepared */
+    hv_nn_tensor *const *nodes; /* the graph's nodes, by id */
+    int nnodes;
+    hv_nn_tensor *mark[NHWC_MAX];
+    conv_state *prod[NHWC_MAX], *rd[NHWC_MAX];
+    int nm, np, nr;
+} nhwc_plan;
+
+static void nhwc_md(dnnl_memory_desc_t *md, const hv_nn_tensor *t)
+{
+    dnnl_dims_t d = {t->shape[0], t->shape[1], t->shape[2], t->shape[3]};
+    dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_acdb);
+}
+
+/* Does slot s (with a reorder) want t in NHWC? */
+static int slot_wants_nhwc(const slot *s, const hv_nn_tensor *t)
+{
+    const dnnl_memory_desc_t *md = slot_md(s);
+    dnnl_memory_desc_t h;
+    if (!md || !s->reorder) return 0;
+    nhwc_md(&h, t);
+    return dnnl_memory_desc_equal(md, &h);
+}
+
+/* Every reader of t other than `from` can read it in NHWC. */
+static int nhwc_readers(nhwc_plan *pl, const hv_nn_tensor *t, const hv_nn_tensor *from)
+{
+    for (int j = 0; j < pl->nnodes; j++) {
+        hv_nn_tensor *c = pl->nodes[j];
+        int reads = 0;
+        for (int s = 0; s < c->nsrc; s++) reads += c->src[s] == t;
+        if (!reads || c == from) continue;
+        if (c->op == HV_NN_OP_GAP && c->ndim == 4) continue;
+        conv_state *cc = c->be_state;
+        if (c->op != HV_NN_OP_CONV2D || c == pl->root || c->id > pl->root->id || reads != 1 ||
+            c->src[0] != t || !c->on_backend || !cc || c->bf16 || cc->in_blocked ||
+            !slot_wants_nhwc(&cc->f_src, t) || pl->nr == NHWC_MAX)
+            return 0;
+        pl->rd[pl->nr++] = cc;
+    }
+    return 1;
+}
+
+/* Can t be delivered to `from` in NHWC? Records what must change. */
+static int nhwc_visit(nhwc_plan *pl, hv_nn_tensor *t, const hv_nn_tensor *from)
+{
+    for (int i = 0; i < pl->nm; i++)
+        if (pl->mark[i] == t) return 1;
+    /* a fused activation (alias_of) runs as part of its convolution */
+    hv_nn_tensor *p = t->alias_of ? t->alias_of : t;
+    if (t->ndim != 4 || t->is_output || t->is_const || t->blk || t->bf16 || !p->on_backend ||
+        pl->nm == NHWC_MAX || !nhwc_readers(pl, t, from))
+        return 0;
+    pl->mark[pl->nm++] = t;
+    if (p->op == HV_NN_OP_CONV2D) {
+        conv_state *ps = p->be_state;
+        if (!p->on_backend || !ps || p->bf16 || ps->out_blocked || pl->np == NHWC_MAX ||
+            !slot_wants_nhwc(&ps->f_dst, p))
+            return 0;
+        if (p != t) {
+            if (p->is_output || p->n_consumers != 1 || pl->nm == NHWC_MAX) return 0;
+            pl->mark[pl->nm++] = p;
+        }
+        pl->prod[pl->np++] = ps;
+        return 1;
+    }
+    if (is_eltwise(t->op)) return nhwc_visit(pl, t->src[0], t);
+    if (t->op == HV_NN_OP_CONCAT || t->op == HV_NN_OP_UPSAMPLE) {
+        /* an input that cannot come in NHWC is read plain */
+        for (int s = 0; s < t->nsrc; s++) {
+            const int nm = pl->nm, np = pl->np, nr = pl->nr;
+            if (!nhwc_visit(pl, t->src[s], t)) {
+                pl->nm = nm;
+                pl->np = np;
+                pl->nr = nr;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void link_nhwc(hv_nn_tensor *n, conv_state *cs)
+{
+    nhwc_plan pl;
+    pl.root = n;
+    pl.nodes = hv__nn_graph_nodes(n->graph, &pl.nnodes);
+    pl.nm = pl.np = pl.nr = 0;
+    if (cs->in_blocked || n->bf16 || !pl.nodes || !slot_wants_nhwc(&cs->f_src, n->src[0]) ||
+        !nhwc_visit(&pl, n->src[0], n))
+        return;
+    cs->in_blocked = 1;
+    for (int i = 0; i < pl.nr; i++) pl.rd[i]->in_blocked = 1;
+    for (int i = 0; i < pl.np; i++) pl.prod[i]->out_blocked = 1;
+    for (int i = 0; i < pl.nm; i++) pl.mark[i]->blk = (int)pl.mark[i]->shape[1];
 }
 
 static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int training,
@@ -623,6 +753,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
         cs->fdesc = fd;
         cs->top_end = *top;
         if (!is3) link_producer(cx, n, cs, 0, top);
+        if (!is3) link_nhwc(n, cs);
         cs->top_end = *top;
         goto done;
     }

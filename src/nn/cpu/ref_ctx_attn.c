@@ -61,7 +61,8 @@ size_t hv__nn_ca_aux_size(const hv_nn_tensor *t)
 size_t hv__nn_ca_work_size(const hv_nn_tensor *t)
 {
     hv_nn_ca_dims d = hv__nn_ca_dims(t);
-    return (size_t)(4 * d.c9 * d.l + 3 * d.ckk * d.l + 4 * d.l * d.l + 4 * d.c * d.l + d.l);
+    /* backward: 4 C9 x L, 3 Ckk x L, 3 L x L, 4 C x L; forward needs less */
+    return (size_t)(4 * d.c9 * d.l + 3 * d.ckk * d.l + 3 * d.l * d.l + 4 * d.c * d.l);
 }
 
 /* im2col for C x H x W, square kernel kk, stride s, pad p, positions ho x wo */
@@ -136,31 +137,53 @@ static void diag_rows(const hv_nn_ca_dims *d, const float *in, float *out)
     }
 }
 
-/* out = D(in) (transposed = 0) or D_T(in) = P D P^T (in), where P reorders
- * both indices into the transposed (column-major over Hs x Ws) ordering;
- * tmp is L x L scratch, perm L ints: perm[t] = row-major index of the
- * element at transposed position t. */
-static void diag_sum(const hv_nn_ca_dims *d, const float *in, float *out, float *tmp, int32_t *perm,
-                     int transposed)
+/* Row-major index of the element k places after x in the transposed
+ * (column-major over Hs x Ws) ordering, -1 outside the L elements. Within a
+ * column that is k image rows down (x + k Ws); past a column's end it wraps
+ * into the next one. */
+static int64_t tr_step(const hv_nn_ca_dims *d, int64_t x, int64_t k)
 {
-    const int64_t l = d->l;
+    const int64_t t = (x % d->ws) * d->hs + x / d->ws + k;
+    return t < 0 || t >= d->l ? -1 : (t % d->hs) * d->ws + t / d->hs;
+}
+
+/* out = D(in) (transposed = 0) or D_T(in) = P D P^T (in), where P reorders
+ * both indices into the transposed ordering: out[a][b] = sum over |k| <=
+ * fk/2 of in[tr_step(a, k)][tr_step(b, k)]. Done as shifted rows, without
+ * permuting the L x L arrays: for one k, row a reads the single row
+ * tr_step(a, k), and its columns b at one shift (k Ws) except for the |k|
+ * image rows that wrap to the neighbouring column. The terms are added in
+ * the same order (k ascending) as D on the permuted arrays would, so the
+ * result is the same to the bit. */
+static void diag_sum(const hv_nn_ca_dims *d, const float *in, float *out, int transposed)
+{
+    const int64_t l = d->l, half = d->fk / 2, ws = d->ws, hs = d->hs;
     if (!transposed) {
         diag_rows(d, in, out);
         return;
     }
-    for (int64_t t = 0; t < l; t++) perm[t] = (int32_t)((t % d->hs) * d->ws + t / d->hs);
 #pragma omp parallel for schedule(static)
-    for (int64_t ta = 0; ta < l; ta++) {
-        const float *src = in + (int64_t)perm[ta] * l;
-        float *dst = out + ta * l;
-        for (int64_t tb = 0; tb < l; tb++) dst[tb] = src[perm[tb]];
-    }
-    diag_rows(d, out, tmp);
-#pragma omp parallel for schedule(static)
-    for (int64_t ta = 0; ta < l; ta++) {
-        float *dst = out + (int64_t)perm[ta] * l;
-        const float *src = tmp + ta * l;
-        for (int64_t tb = 0; tb < l; tb++) dst[perm[tb]] = src[tb];
+    for (int64_t a = 0; a < l; a++) {
+        float *o = out + a * l;
+        for (int64_t b = 0; b < l; b++) o[b] = 0.0f;
+        for (int64_t k = -half; k <= half; k++) {
+            const int64_t r = tr_step(d, a, k);
+            if (r < 0) continue;
+            const float *src = in + r * l;
+            /* image rows y with 0 <= y + k < hs: one shift (none if |k| >= hs) */
+            int64_t y0 = k < 0 ? -k : 0, y1 = k > 0 ? hs - k : hs;
+            if (y1 < y0) y1 = y0;
+            const int64_t sh = k * ws;
+            for (int64_t b = y0 * ws; b < y1 * ws; b++) o[b] += src[b + sh];
+            /* the wrapping rows */
+            for (int64_t y = 0; y < hs; y++) {
+                if (y >= y0 && y < y1) continue;
+                for (int64_t c = 0; c < ws; c++) {
+                    const int64_t b = y * ws + c, n = tr_step(d, b, k);
+                    if (n >= 0) o[b] += src[n];
+                }
+            }
+        }
     }
 }
 
@@ -188,9 +211,8 @@ hv_status hv__nn_ca_forward(hv_nn_tensor *t, const hv_nn_exec *ex)
     const int64_t l = d.l, img = d.c * d.h * d.w, pr = d.r / 2;
     float *w = ex->work;
     float *colF = w, *colB = colF + d.c9 * l, *colR = colB + d.c9 * l, *s = colR + d.ckk * l;
-    float *s1 = s + l * l, *tmp = s1 + l * l, *colO = tmp + l * l, *fs = colO + d.ckk * l;
+    float *s1 = s + l * l, *colO = s1 + l * l, *fs = colO + d.ckk * l;
     float *bs = fs + d.c * l;
-    int32_t *perm = (int32_t *)(bs + d.c * l);
     for (int64_t i = 0; i < d.n; i++) {
         /* att is stored position-major: att[p * L + l] */
         float *att = t->aux + i * (l * l + 2 * l), *nrm = att + l * l, *mm = nrm + l;
@@ -209,8 +231,8 @@ hv_status hv__nn_ca_forward(hv_nn_tensor *t, const hv_nn_exec *ex)
         for (int64_t p = 0; p < l; p++)
             for (int64_t j = 0; j < l; j++) s[p * l + j] /= nrm[j];
         if (d.fk) { /* the diagonal fuse is symmetric in its two indices */
-            diag_sum(&d, s, s1, tmp, perm, 0);
-            diag_sum(&d, s1, s, tmp, perm, 1);
+            diag_sum(&d, s, s1, 0);
+            diag_sum(&d, s1, s, 1);
         }
         valid_patches(&d, m->data + i * m->shape[2] * m->shape[3], mm);
         /* softmax over l for every position p (masked logits are 0) */
@@ -249,9 +271,8 @@ hv_status hv__nn_ca_backward(hv_nn_tensor *t, const hv_nn_exec *ex)
     float *w = ex->work;
     float *colF = w, *colB = colF + d.c9 * l, *dcolF = colB + d.c9 * l, *dWn = dcolF + d.c9 * l;
     float *colR = dWn + d.c9 * l, *dcolO = colR + d.ckk * l, *dcolR = dcolO + d.ckk * l;
-    float *datt = dcolR + d.ckk * l, *ds = datt + l * l, *tmp = ds + l * l, *tmp2 = tmp + l * l;
-    float *fs = tmp2 + l * l, *bs = fs + d.c * l, *dfs = bs + d.c * l, *dbs = dfs + d.c * l;
-    int32_t *perm = (int32_t *)(dbs + d.c * l);
+    float *datt = dcolR + d.ckk * l, *ds = datt + l * l, *tmp = ds + l * l;
+    float *fs = tmp + l * l, *bs = fs + d.c * l, *dfs = bs + d.c * l, *dbs = dfs + d.c * l;
     for (int64_t i = 0; i < d.n; i++) {
         const float *att = t->aux + i * (l * l + 2 * l), *nrm = att + l * l, *mm = nrm + l;
         const float *fi = f->data + i * img, *bi = b->data + i * img;
@@ -279,8 +300,8 @@ hv_status hv__nn_ca_backward(hv_nn_tensor *t, const hv_nn_exec *ex)
             for (int64_t j = 0; j < l; j++) dp[j] = mm[j] * d.scale * ap[j] * (gp[j] * mm[j] - fdot);
         }
         if (d.fk) { /* adjoint of D_T(D(.)) is D(D_T(.)) */
-            diag_sum(&d, ds, tmp, tmp2, perm, 1);
-            diag_sum(&d, tmp, ds, tmp2, perm, 0);
+            diag_sum(&d, ds, tmp, 1);
+            diag_sum(&d, tmp, ds, 0);
         }
         /* scores backward */
         down(fi, d.c, d.h, d.w, d.r, fs);

@@ -979,6 +979,8 @@ size_t hv__nn_ref_work_size(const hv_nn_tensor *n, int training)
 
 hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
+    /* concat, upsample, gap on the CPU backend's NHWC (ref_ops_layout.c) */
+    if (hv__nn_layout_kernel(n)) return hv__nn_layout_forward(n);
     switch (n->op) {
     case HV_NN_OP_INPUT:
     case HV_NN_OP_PARAM: break;
@@ -1033,6 +1035,9 @@ hv_status hv__nn_ref_forward(hv_nn_tensor *n, const hv_nn_exec *ex)
 
 hv_status hv__nn_ref_backward(hv_nn_tensor *n, const hv_nn_exec *ex)
 {
+    if (hv__nn_layout_kernel(n))
+        return hv_error_set(HV_ERR_INTERNAL, "nn backward: %s holds an inference-only layout "
+                            "(block %d)", n->name, n->blk ? n->blk : n->src[0]->blk);
     switch (n->op) {
     case HV_NN_OP_INPUT:
     case HV_NN_OP_PARAM: break;
