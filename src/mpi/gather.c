@@ -315,7 +315,7 @@ static hv_status grade_svm(hv_run_vrow *v, size_t n, const hv_run_crow *cases,
     hv_svm_row *rows = malloc((o->split->n ? o->split->n : 1) * sizeof *rows);
     hv_svm_cv *cv = NULL;
     hv_svm_grader *gr = NULL;
-    int *yt = NULL, *yp = NULL;
+    int *yt = NULL, *yp = NULL, *rp = NULL;
     if (!keys || !rows) {
         st = hv_error_set(HV_ERR_NOMEM, "gather: out of memory");
         goto done;
@@ -377,15 +377,17 @@ collect:
     }
     yt = malloc((nr ? nr : 1) * sizeof *yt);
     yp = malloc((nr ? nr : 1) * sizeof *yp);
-    if (!yt || !yp) {
+    rp = malloc((nr ? nr : 1) * sizeof *rp);
+    if (!yt || !yp || !rp) {
         st = hv_error_set(HV_ERR_NOMEM, "gather: out of memory");
         goto done;
     }
     size_t k = 0;
     for (size_t i = 0; i < nr; i++) {
+        rp[i] = hv_svm_predict(gr, rows[i].x);
         if (rows[i].set != HV_SPLIT_VAL) continue;
         yt[k] = rows[i].grade;
-        yp[k] = hv_svm_predict(gr, rows[i].x);
+        yp[k] = rp[i];
         k++;
     }
     if (k > 0) {
@@ -402,13 +404,14 @@ collect:
         }
         st = hv_svm_save(gr, p);
         free(p);
-        if (st == HV_OK) st = hv__gather_rows_csv(o->out_dir, rows, nr, cv, gr);
+        if (st == HV_OK) st = hv__gather_rows_csv(o->out_dir, rows, nr, cv, rp);
     }
 done:
     free(keys);
     free(rows);
     free(yt);
     free(yp);
+    free(rp);
     hv_svm_cv_free(cv);
     hv_svm_grader_free(gr);
     return st;

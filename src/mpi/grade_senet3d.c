@@ -490,7 +490,8 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     size_t *all = NULL, *wait = NULL;
     float *X = NULL, *Xv = NULL;
     uint8_t *u = NULL;
-    int *yall = NULL, *pred = NULL, *yt = NULL, *qp = NULL, *fold_pred = NULL;
+    int *yall = NULL, *pred = NULL, *yt = NULL, *qp = NULL, *fold_pred = NULL, *rp = NULL;
+    long *rvi = NULL; /* row r's vertebra in v */
     char *mpath = NULL;
     want_key keys_want[N_KEYS];
     hv_svm_cv *cv = NULL;
@@ -511,8 +512,9 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
     rows = malloc(ns * sizeof *rows);
     X = malloc(ns * vox * sizeof *X);
     yall = malloc(ns * sizeof *yall);
+    rvi = malloc(ns * sizeof *rvi);
     u = malloc(HV_RUN_BOX_BYTES);
-    if (!keys || !slot || !rows || !X || !yall || !u) {
+    if (!keys || !slot || !rows || !X || !yall || !rvi || !u) {
         st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory for %zu boxes", ns);
         goto done;
     }
@@ -541,6 +543,7 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
         hv__svm_row_of(&rows[nr], e, &v[vi]);
         digest = hv_model_senet3d_fnv1a(digest_row(digest, e), u, HV_RUN_BOX_BYTES);
         yall[nr] = e->grade;
+        rvi[nr] = vi;
         shrink_box(u, f, X + nr * vox);
         nr++;
     }
@@ -606,6 +609,16 @@ hv_status hv_gather_senet3d_run(hv_store *s, hv_run_vrow *v, size_t n, const hv_
             nq = 0;
         }
     }
+    if (o->out_dir) {
+        /* the rows as used, with their folds and the final network's grades
+         * (grading_rows.c), as the SVM's */
+        if (!(rp = malloc((nr ? nr : 1) * sizeof *rp))) {
+            st = hv_error_set(HV_ERR_NOMEM, "senet3d: out of memory");
+            goto done;
+        }
+        for (size_t r = 0; r < nr; r++) rp[r] = v[rvi[r]].grade_pred;
+        if ((st = hv__gather_rows_csv(o->out_dir, rows, nr, cv, rp)) != HV_OK) goto done;
+    }
     if (mpath && !reused) {
         /* the final network, for `measure --grader senet3d:MODEL`, with the
          * fold predictions and the keys a re-grade compares (the file's own
@@ -646,6 +659,8 @@ done:
     free(pred);
     free(yt);
     free(fold_pred);
+    free(rp);
+    free(rvi);
     free(mpath);
     return st;
 }

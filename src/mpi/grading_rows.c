@@ -1,12 +1,14 @@
 /*
- * grading_rows.c: the rows the SVM grader used, as <output.dir>/grading_rows.csv.
+ * grading_rows.c: the rows the grader used (the SVM protocol's, or the
+ * 3-D SupCon-SENet's in the same protocol), as <output.dir>/grading_rows.csv.
  *
  * The gather (gather.c) picks the SVM protocol's rows from the split file
  * and the measured vertebrae; nothing else shows which rows those were. This
  * table lists them exactly as the protocol saw them, in its order (the split
  * file's, which the fold construction depends on), with the
  * cross-validation fold that held each train/test row out and the final
- * grader's prediction, so a user can audit the grading (docs/measure.md,
+ * grader's prediction (senet3d's rows carry the vertebra's RHLV too, though
+ * its network sees the 64^3 box, not these features), so a user can audit the grading (docs/measure.md,
  * "Grading rows") and a test can compare them with independent values.
  *
  * Every number comes from rank 0's rows and folds alone, so the file is
@@ -37,7 +39,7 @@ hv_status hv__gather_rows_remove(const char *dir)
 }
 
 hv_status hv__gather_rows_csv(const char *dir, const hv_svm_row *rows, size_t n,
-                              const hv_svm_cv *cv, const hv_svm_grader *gr)
+                              const hv_svm_cv *cv, const int *pred)
 {
     hv_status st = HV_OK;
     hv_atomic_file *a = NULL;
@@ -66,7 +68,7 @@ hv_status hv__gather_rows_csv(const char *dir, const hv_svm_row *rows, size_t n,
         fprintf(f, ",%d,%s,%s,", r->label, lv ? lv : "", hv_split_set_name(r->set));
         if (fold[i] >= 0) fprintf(f, "%d", fold[i]);
         for (int k = 0; k < 3; k++) fputc(',', f), hv_csv_put_num(f, r->x[k]);
-        fprintf(f, ",%d,%d\n", r->grade, hv_svm_predict(gr, r->x));
+        fprintf(f, ",%d,%d\n", r->grade, pred[i]);
     }
     st = hv_atomic_commit(a, 0); /* names the file on failure */
     a = NULL;

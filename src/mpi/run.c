@@ -957,8 +957,9 @@ done_b:
                     HV_STORE_SCHEMA_VERSION,
                     !strcmp(out->grader, "svm")
                         ? ", `grader_folds.csv`, `svm_model.txt`, `grading_rows.csv`"
-                    : !strcmp(out->grader, "senet3d") ? ", `grader_folds.csv`, `senet3d_model.h5`"
-                                                      : "",
+                    : !strcmp(out->grader, "senet3d")
+                        ? ", `grader_folds.csv`, `senet3d_model.h5`, `grading_rows.csv`"
+                        : "",
                     text);
                 if (!sp || !md) st = hv_error_set(HV_ERR_NOMEM, "out of memory");
                 else st = hv_file_write_atomic(sp, md, strlen(md), 1);

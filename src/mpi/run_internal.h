@@ -339,13 +339,14 @@ hv_status hv__gather_team_collect(hv_gather_team *t, hv_svm_cv *cv, const char *
 hv_status hv__senet3d_team_serve(hv_gather_team *t, const long hdr[5], const hv_svm_row *rows,
                                  hv_status st);
 
-/* grading_rows.c: DIR/grading_rows.csv, the n rows the SVM protocol used in
- * its order, with cv's fold of each train/test row (empty for val) and gr's
- * prediction (docs/measure.md, "Grading rows"); all borrowed. */
+/* grading_rows.c: DIR/grading_rows.csv, the n rows the SVM protocol (or
+ * senet3d in it) used in its order, with cv's fold of each train/test row
+ * (empty for val) and the final grader's prediction pred[i] of row i
+ * (docs/measure.md, "Grading rows"); all borrowed. */
 hv_status hv__gather_rows_csv(const char *dir, const hv_svm_row *rows, size_t n,
-                              const hv_svm_cv *cv, const hv_svm_grader *gr);
-/* Remove DIR/grading_rows.csv if there (a gather that does not grade with
- * the SVM must not leave an earlier grading's rows). */
+                              const hv_svm_cv *cv, const int *pred);
+/* Remove DIR/grading_rows.csv if there (a gather that grades by the rule
+ * must not leave an earlier grading's rows). */
 hv_status hv__gather_rows_remove(const char *dir);
 
 /* grader.method = senet3d's settings (the grader.senet3d_* keys). */

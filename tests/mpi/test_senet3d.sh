@@ -6,7 +6,8 @@
 # rank (f + 1) % ranks, seeded by grader.seed and f, never by its rank: at
 # 3 ranks rank 0 trains fold 2 and the final network, rank 1 folds 0 and 3,
 # rank 2 folds 1 and 4); the grader row is senet3d scored on val
-# with the SVM's 5 folds; the store keeps /vertebrae/crop3d and validates.
+# with the SVM's 5 folds; grading_rows.csv holds the SVM's rows and folds with
+# the network's grades; the store keeps /vertebrae/crop3d and validates.
 # reproduce with methods = baseline, senet3d gives both rows, the senet3d one
 # equal to the plain run's. Bad grader.senet3d_* values are refused before
 # anything runs, naming the key.
@@ -39,6 +40,12 @@ npred=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "grade_pred") c =
                  $c >= 0 { n++ } END { print n + 0 }' "$WORK/r1/vertebrae.csv")
 nrows=$(($(wc -l < "$WORK/r1/vertebrae.csv") - 1))
 check "grade_pred on every vertebra ($npred of $nrows)" [ "$npred" -eq "$nrows" ]
+# the rows as the network's protocol used them: the SVM's rows, folds and
+# order (every vertebra has a box here), the network's grades
+awk -v folds=5 -f "$(dirname "$0")/grading_rows.awk" "$WORK/r1/cohort/split.json" \
+  "$WORK/r1/vertebrae.csv" >"$WORK/rows-expected.csv"
+check "grading_rows.csv: the split's rows, folds and the network's grades" \
+  cmp "$WORK/rows-expected.csv" "$WORK/r1/grading_rows.csv"
 
 # reproduce: methods = baseline, senet3d gives an SVM row for the baseline and
 # a senet3d row (the baseline graded by the network), whose fold mean

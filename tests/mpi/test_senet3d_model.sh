@@ -11,7 +11,9 @@
 # and measure's from its own straightened crops agree. Refused, exit 1 and
 # the cause named: a missing file, the GAN's and the classifier's model
 # files (models/), a truncated model file and an SVM model text; exit 2: no
-# --ct, an unknown grader.
+# --ct, an unknown grader. The run's grading_rows.csv equals the table
+# grading_rows.awk rebuilds from the split file and vertebrae.csv (the
+# network's grades vary here, so a row given another vertebra's fails).
 # Re-grading the finished run (every case resumed): the second run trains
 # no network (the log says it reuses senet3d_model.h5, no fold is trained)
 # and writes the same vertebrae.csv, grader_metrics.csv, grader_folds.csv
@@ -46,6 +48,11 @@ best=$(awk -F, -v c="$gcol" 'NR > 1 { if (!(($1, $c) in s)) { s[$1, $c] = 1; d[$
 other=$(awk -F, 'NR > 1 { print $1 }' "$V" | sort -u | grep -vx "$best" | head -1)
 ndist=$(awk -F, -v c="$gcol" -v k="$best" 'NR > 1 && $1 == k { print $c }' "$V" | sort -u | wc -l)
 check "the run's $best has more than one grade_pred ($ndist)" [ "$ndist" -ge 2 ]
+# grading_rows.csv: the split's rows and folds with the network's own grades
+# (varied here), each row's from its own vertebra
+awk -v folds=5 -f "$(dirname "$0")/grading_rows.awk" "$D/split.json" "$V" >"$WORK/rows-expected.csv"
+check "grading_rows.csv: the split's rows, folds and each vertebra's grade_pred" \
+  cmp "$WORK/rows-expected.csv" "$WORK/r/grading_rows.csv"
 same_nonempty() { [ -n "$1" ] && [ "$1" = "$2" ]; }
 for c in $best $other; do
   "$HV" measure --mask "$D/raw/$c/${c}_msk.nii.gz" --ct "$D/raw/$c/$c.nii.gz" \

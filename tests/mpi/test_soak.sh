@@ -139,7 +139,10 @@ echo "killing the second run after $kill_at finished cases (of $N)"
 d=$WORK/kill
 ( exec setsid "$MPIEXEC" -n 2 --oversubscribe "$HV" "${SOAK[@]}" --set output.dir="$d" >kill.log 2>&1 ) &
 job=$!
-while kill -0 $job 2>/dev/null && [ "$(grep -c ': timing: wall' kill.log 2>/dev/null)" -lt "$kill_at" ]; do
+# kill.log may not exist yet when the loop starts (the job's shell opens it):
+# count that as 0 finished cases, not as the end of the wait
+finished() { local c; c=$(grep -c ': timing: wall' kill.log 2>/dev/null); echo "${c:-0}"; }
+while kill -0 $job 2>/dev/null && [ "$(finished)" -lt "$kill_at" ]; do
   sleep 0.2
 done
 kill -9 $(ps -o pid= -s "$job") 2>/dev/null || kill -9 "$job"
