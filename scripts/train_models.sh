@@ -27,6 +27,14 @@
 # configs/train-phantom-coronal-gpu.ini instead (compute.device = cuda: a
 # CUDA build and a GPU; results/gpu-training-2026-12-04.md); HV_TRAIN_SET=cpu
 # (default) the CPU configs above. The classifier step is the same for both.
+# HV_TRAIN_SET=aotgan trains AOT-GAN's generator instead (issue 15's
+# comparison method, configs/train-phantom-aotgan-gpu.ini on both planes,
+# the coronal one with train.plane = coronal and max_steps 575 as ours) on
+# the GPU training file, ships models/phantom-aotgan-{sagittal,coronal}.h5
+# and skips the classifier. HV_TRAIN_DEVICE=cpu|cuda overrides the configs'
+# compute.device; HV_TRAIN_WALL=S stops each training after S seconds with
+# SIGUSR1 (the stop signal mpiexec passes on to its ranks): it writes its
+# checkpoint and exits 75, and the model's /meta step says how far it got.
 # HV_TRAIN_RANKS=N (default 1) runs each training under mpiexec -n N; the
 # weights do not depend on the rank count (within float tolerance).
 # HV_TRAIN_PARALLEL=1 trains the two planes at the same time (2 cores: each
@@ -44,18 +52,46 @@ ranks="${HV_TRAIN_RANKS:-1}"
 launch=()
 [ "$ranks" -gt 1 ] && launch=(mpiexec --oversubscribe -n "$ranks")
 
-case "${HV_TRAIN_SET:-cpu}" in
+set_=${HV_TRAIN_SET:-cpu}
+case "$set_" in
   cpu) sfx= ;;
-  gpu) sfx=-gpu ;;
-  *) echo "train_models.sh: HV_TRAIN_SET must be cpu or gpu" >&2; exit 2 ;;
+  gpu|aotgan) sfx=-gpu ;;
+  *) echo "train_models.sh: HV_TRAIN_SET must be cpu, gpu or aotgan" >&2; exit 2 ;;
 esac
+extra=()
+[ -n "${HV_TRAIN_DEVICE:-}" ] && extra+=(--set "compute.device=$HV_TRAIN_DEVICE")
+stop=()
+[ -n "${HV_TRAIN_WALL:-}" ] && stop=(timeout --preserve-status -s USR1 -k 300 "$HV_TRAIN_WALL")
 prep="$run/prepare-phantom$sfx"
 t0=$(date +%s)
 "$bin" prepare "configs/prepare-phantom$sfx.ini" --set output.dir="$prep"
-train() { # CONFIG OUTPUT
-  "${launch[@]}" "$bin" train "$1" --set train.file="$prep/train.h5" \
-    --set train.output="$2"
+train() { # CONFIG OUTPUT [--set ...]: exit 75 (stopped by HV_TRAIN_WALL) is fine
+  local c=$1 o=$2; shift 2
+  "${stop[@]}" "${launch[@]}" "$bin" train "$c" --set train.file="$prep/train.h5" \
+    --set train.output="$o" "${extra[@]}" "$@" || [ $? -eq 75 ]
 }
+# the generator part of each checkpoint: /G/params and /meta (h5copy, from
+# hdf5-tools): what hv/model.h reads from a training checkpoint, without the
+# discriminators and the Adam state (1.1 MB instead of 4.9 MB at cnum 8)
+ship() { # CHECKPOINT MODEL
+  rm -f "$2.tmp"
+  h5copy -i "$1" -o "$2.tmp" -s /G/params -d /G/params -p
+  h5copy -i "$1" -o "$2.tmp" -s /meta -d /meta
+  mv "$2.tmp" "$2"
+}
+mkdir -p models
+if [ "$set_" = aotgan ]; then
+  a="$run/train-phantom-aotgan"
+  train configs/train-phantom-aotgan-gpu.ini "$a-sagittal" > "$run/train-aotgan-sagittal.log" 2>&1 &
+  pid=$!
+  train configs/train-phantom-aotgan-gpu.ini "$a-coronal" --set train.plane=coronal \
+    --set train.max_steps=575 2>&1 | tee "$run/train-aotgan-coronal.log"
+  wait "$pid" || { tail -20 "$run/train-aotgan-sagittal.log" >&2; exit 1; }
+  ship "$a-sagittal/checkpoint.h5" models/phantom-aotgan-sagittal.h5
+  ship "$a-coronal/checkpoint.h5" models/phantom-aotgan-coronal.h5
+  echo "train_models.sh: models/phantom-aotgan-{sagittal,coronal}.h5 ($(( $(date +%s) - t0 )) s)"
+  exit 0
+fi
 sag="$run/train-phantom$sfx"
 cor="$run/train-phantom-coronal$sfx"
 if [ "${HV_TRAIN_PARALLEL:-0}" = 1 ]; then
@@ -67,16 +103,6 @@ else
   train "configs/train-phantom$sfx.ini" "$sag"
   train "configs/train-phantom-coronal$sfx.ini" "$cor"
 fi
-mkdir -p models
-# the generator part of each checkpoint: /G/params and /meta (h5copy, from
-# hdf5-tools): what hv/model.h reads from a training checkpoint, without the
-# discriminators and the Adam state (1.1 MB instead of 4.9 MB at cnum 8)
-ship() { # CHECKPOINT MODEL
-  rm -f "$2.tmp"
-  h5copy -i "$1" -o "$2.tmp" -s /G/params -d /G/params -p
-  h5copy -i "$1" -o "$2.tmp" -s /meta -d /meta
-  mv "$2.tmp" "$2"
-}
 ship "$sag/checkpoint.h5" models/phantom-sagittal.h5
 ship "$cor/checkpoint.h5" models/phantom-coronal.h5
 echo "train_models.sh: models/phantom-sagittal.h5, models/phantom-coronal.h5 ($(( $(date +%s) - t0 )) s)"
