@@ -27,12 +27,13 @@
  * NCHW: the other reference kernels, the model code and the tests know only
  * that layout (t->blk marks the exceptions; batch norm handles blocks of up
  * to 16 channels, and hv_nn_tensor_get returns plain).
- * NHWC regions (link_nhwc; fp32 inference, where oneDNN picks NHWC): the
+ * NHWC regions (link_nhwc; inference, where oneDNN picks NHWC): the
  * layout also crosses a concat along channels and a nearest upsampling, and
  * a tensor may have further readers when they are earlier convolutions that
  * want the same NHWC source or a global average pool (ref_ops_layout.c has
  * those ops' NHWC kernels), so the generator's fp32 forward reorders only
- * around contextual attention.
+ * around contextual attention. In bf16 such a region holds bf16 and is read
+ * by bf16 convolutions only (see link_nhwc: the outputs stay bit-identical).
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
@@ -52,7 +53,8 @@
  * of their version). Inside a blocked chain the activation is bf16 (the
  * producer is rebuilt to write it: half the bytes, no reorders); such a
  * chain holds only the activation fused into its producer, since no other
- * kernel reads bf16. Outputs leaving a chain stay unrounded fp32: rounded,
+ * kernel reads bf16 (but the NHWC regions' concat and upsample, above).
+ * Outputs leaving a chain stay unrounded fp32: rounded,
  * a probability just above 0.5 became 0.5 and left a thresholded mask.
  * Training graphs are refused.
  *
