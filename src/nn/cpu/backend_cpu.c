@@ -58,7 +58,7 @@
  * a probability just above 0.5 became 0.5 and left a thresholded mask.
  * Training graphs are refused.
  *
- * One file of ~1,100 lines on purpose: the per-node oneDNN state (slot,
+ * One file of ~1,150 lines on purpose: the per-node oneDNN state (slot,
  * conv_state) is private to it, and the layout linking (link_producer,
  * link_nhwc) reads and rewrites that state of several nodes at once; the
  * kernels that work on the linked layouts live elsewhere (ref_ops.c's batch
