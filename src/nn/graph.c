@@ -1292,8 +1292,7 @@ static hv_status copy_out_plain(const hv_nn_tensor *t, float *dst, const float *
 {
     if (!t->blk) return copy_out(t, dst, src, n);
     const int64_t B = t->blk, nb = t->shape[0], c = t->shape[1], hw = t->shape[2] * t->shape[3];
-    const hv_nn_tensor *o = t->alias_of ? t->alias_of : t;
-    if (o->bf16 && src == t->data) { /* bf16 values: the high half of an fp32 */
+    if (t->blk_bf16 && src == t->data) { /* bf16 values: the high half of an fp32 */
         const uint16_t *h = (const uint16_t *)src;
         for (int64_t i = 0; i < nb; i++)
             for (int64_t k = 0; k < c; k++) {

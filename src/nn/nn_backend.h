@@ -109,10 +109,15 @@ struct hv_nn_tensor {
      * _get_grad return plain NCHW whatever the layout. */
     int blk;
     /* set by the backend's node_prepare: 1 when it runs this node in bf16
-     * (hv_nn_backend_set_precision). A bf16 node with blk > 0 keeps bf16
-     * values (2 bytes each, in the blk layout, in the first half of its
-     * buffer), and so does an activation fused into it (alias_of). */
+     * (hv_nn_backend_set_precision): a convolution. */
     int bf16;
+    /* with blk > 0: the buffer holds bf16 values (2 bytes each, in the blk
+     * layout, in the first half of the buffer), set by the backend at plan
+     * time: a bf16 convolution's output inside a chain or bf16 NHWC region,
+     * the activation fused into it, and a concat or upsample in such a
+     * region. A bf16 convolution may also keep its fp32 output in a layout
+     * (blk > 0, blk_bf16 = 0) for fp32 readers. */
+    int blk_bf16;
     void *be_state;
 };
 
@@ -208,6 +213,10 @@ hv_status hv__nn_run_staged(hv_nn_backend *be, hv_nn_tensor *t, int backward, fl
  * weights) the cpu backend has run since the process started, all graphs
  * and threads together; the difference over one pass counts that pass's. */
 uint64_t hv__nn_cpu_reorders(void);
+/* bf16 NHWC regions (backend_cpu.c, link_nhwc) on (1, the default) or off
+ * (0: the bf16 path without them, whose outputs they must leave bit for bit
+ * the same). Process-wide; a graph reads it when it is planned. */
+void hv__nn_cpu_set_bf16_regions(int on);
 /* The graph's nodes in recording order (node i has id i), *n their count:
  * for a backend's node_prepare that looks at all readers of a tensor. */
 hv_nn_tensor *const *hv__nn_graph_nodes(const hv_nn_graph *g, int *n);

@@ -21,7 +21,12 @@
  *    and parameter gradients, running variance after the forward,
  *    inference-mode logits (nn_nets.bin);
  *  - full size: one 256x256 forward on the CPU backend, outputs finite and in
- *    range, no allocation inside forward, time printed.
+ *    range, no allocation inside forward, time printed;
+ *  - bf16 (where the CPU has avx512_bf16/AMX): a cnum 16 generator at
+ *    2 x 64 x 64 on the CPU backend in bf16 with its NHWC regions and
+ *    without them (hv__nn_cpu_set_bf16_regions): all six outputs
+ *    bit-identical (every reader of a bf16 region tensor rounds it to bf16
+ *    anyway, and bf16 -> fp32 -> bf16 is exact), with fewer reorders.
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +37,8 @@
 #include "hv/nn.h"
 #include "hv_test.h"
 #include "nn/nn_fixture.h"
+
+#include "../../src/nn/nn_backend.h"
 
 static void test_param_count(void)
 {
@@ -540,6 +547,96 @@ static void test_full_size(void)
     hv_nn_params_free(ps);
 }
 
+/* One bf16 forward (after a first that folds the spectral norms) of the cnum
+ * 16 generator at 2 x 64 x 64; outs: its six outputs, *reorders: the second
+ * forward's. */
+static int bf16_forward(hv_nn_params *ps, int regions, float *outs[6], uint64_t *reorders)
+{
+    hv_nn_backend *be = NULL;
+    hv_nn_graph *g = NULL;
+    hv_model_generator_io io;
+    int ok = 0;
+    hv_rng r;
+    hv_rng_seed(&r, 5, 0);
+    hv__nn_cpu_set_bf16_regions(regions);
+    if (hv_nn_backend_create_cpu(&be) || hv_nn_backend_set_precision(be, HV_NN_BF16) ||
+        hv_nn_graph_create(&g) || hv_model_generator_build(g, ps, 16, 2, 64, 64, &io) ||
+        hv_nn_graph_plan(g, be, 0))
+        goto done;
+    const size_t n = 2 * 64 * 64;
+    float *in = malloc(n * sizeof(float));
+    if (!in) goto done;
+    hv_nn_tensor *ins[4] = {io.x, io.mask, io.cam, io.ratio};
+    for (int k = 0; k < 4; k++) {
+        for (size_t i = 0; i < n; i++) {
+            const int row = (int)(i / 64 % 64);
+            in[i] = k == 1   ? (row >= 24 && row < 40 ? 1.0f : 0.0f)
+                    : k == 3 ? 0.3f
+                             : (float)hv_rng_range(&r, -1, 1);
+        }
+        if (hv_nn_tensor_set(ins[k], in, n)) break;
+    }
+    free(in);
+    if (hv_nn_graph_forward(g)) goto done;
+    const uint64_t r0 = hv__nn_cpu_reorders();
+    if (hv_nn_graph_forward(g)) goto done;
+    *reorders = hv__nn_cpu_reorders() - r0;
+    hv_nn_tensor *o[6] = {io.coarse_seg, io.x_stage1, io.p1, io.fine_seg, io.x_stage2, io.p2};
+    for (int k = 0; k < 6; k++) {
+        const size_t cnt = (size_t)hv_nn_tensor_numel(o[k]);
+        outs[k] = malloc(cnt * sizeof(float));
+        if (!outs[k] || hv_nn_tensor_get(o[k], outs[k], cnt)) goto done;
+    }
+    ok = 1;
+done:
+    if (!ok) printf("# bf16 generator: %s\n", hv_error_detail());
+    hv__nn_cpu_set_bf16_regions(1);
+    hv_nn_graph_free(g);
+    hv_nn_backend_free(be);
+    return ok;
+}
+
+static void test_generator_bf16_regions(void)
+{
+    hv_nn_backend *be = NULL;
+    HV_CHECK_OK(hv_nn_backend_create_cpu(&be));
+    const hv_status pst = be ? hv_nn_backend_set_precision(be, HV_NN_BF16) : HV_ERR_NOMEM;
+    hv_nn_backend_free(be);
+    if (pst != HV_OK) {
+        printf("# bf16 generator: skipped (%s)\n", hv_error_detail());
+        return;
+    }
+    hv_nn_params *ps = NULL;
+    hv_rng r;
+    hv_rng_seed(&r, 4, 0);
+    HV_CHECK_OK(hv_nn_params_create(&ps));
+    HV_CHECK_OK(hv_model_generator_params(ps, 16, &r));
+    HV_CHECK_OK(hv_model_generator_sn_warmup(ps, 3)); /* unsaturated heads */
+    float *on[6] = {0}, *off[6] = {0};
+    uint64_t ron = 0, roff = 0;
+    const int ok = bf16_forward(ps, 1, on, &ron) && bf16_forward(ps, 0, off, &roff);
+    HV_CHECK(ok, "bf16 generator forward failed");
+    static const char *const names[6] = {"coarse_seg", "x_stage1", "p1", "fine_seg", "x_stage2", "p2"};
+    for (int k = 0; ok && k < 6; k++) {
+        const size_t cnt = k == 2 || k == 5 ? 2 : 2 * 64 * 64;
+        size_t diff = 0;
+        for (size_t i = 0; i < cnt; i++) diff += memcmp(&on[k][i], &off[k][i], sizeof(float)) != 0;
+        printf("# bf16 generator %-10s %zu of %zu values differ with the NHWC regions\n", names[k],
+               diff, cnt);
+        HV_CHECK(diff == 0, "bf16 generator %s: %zu of %zu values differ between the NHWC regions "
+                 "and the path without them (must be bit-identical)", names[k], diff, cnt);
+    }
+    printf("# bf16 generator reorders per forward: %llu with the NHWC regions, %llu without\n",
+           (unsigned long long)ron, (unsigned long long)roff);
+    HV_CHECK(!ok || ron < roff, "bf16 generator: %llu reorders with the regions, %llu without",
+             (unsigned long long)ron, (unsigned long long)roff);
+    for (int k = 0; k < 6; k++) {
+        free(on[k]);
+        free(off[k]);
+    }
+    hv_nn_params_free(ps);
+}
+
 int main(void)
 {
     test_param_count();
@@ -549,5 +646,6 @@ int main(void)
     test_generator_torch_gradients();
     test_generator_gradients();
     test_full_size();
+    test_generator_bf16_regions();
     return hv_test_done();
 }

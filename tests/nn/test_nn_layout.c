@@ -32,6 +32,7 @@
  * different orders: float rounding only).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +90,15 @@ static hv_nn_tensor *bn(net *n, hv_nn_tensor *x, int64_t c, hv_rng *r)
     return hv_nn_batch_norm(n->g, x, ga, be, rm, rv, 0.1f, 1e-5f);
 }
 
-enum { NET_GEN, NET_PATCHGAN, NET_BRANCH, NET_WIDE, NET_CONCAT };
+enum { NET_GEN, NET_PATCHGAN, NET_BRANCH, NET_WIDE, NET_CONCAT, NET_MIX };
 static const char *const net_names[] = {"generator chain", "patchgan chain", "branch/output",
-                                        "24/40-channel chain", "concat/upsample/readers"};
+                                        "24/40-channel chain", "concat/upsample/readers",
+                                        "concat with the graph input"};
+
+/* The cpu backend's precision for the nets build() makes (bf16 checks). */
+static hv_nn_precision cpu_prec = HV_NN_FP32;
+/* Reorders of one fp32 inference forward, per net (check_inference). */
+static uint64_t fp32_reorders[NET_MIX + 1];
 
 /* Set by the generator chain's inference check: oneDNN's inference
  * convolutions keep NHWC here (AVX-512), which the concat/upsample regions
@@ -105,6 +112,7 @@ static int build(net *n, int kind, int use_cpu, unsigned flags)
     hv_rng_seed(&r, 7, (uint64_t)kind);
     memset(n, 0, sizeof *n);
     HV_CHECK_OK(use_cpu ? hv_nn_backend_create_cpu(&n->be) : hv_nn_backend_create_ref(&n->be));
+    if (use_cpu && n->be) HV_CHECK_OK(hv_nn_backend_set_precision(n->be, cpu_prec));
     HV_CHECK_OK(hv_nn_graph_create(&n->g));
     HV_CHECK_OK(hv_nn_params_create(&n->ps));
     if (!n->be || !n->g || !n->ps) return 0;
@@ -170,6 +178,25 @@ static int build(net *n, int kind, int use_cpu, unsigned flags)
         n->extra[n->nextra++] = gp;
         n->extra[n->nextra++] = z;
         hv_nn_tensor *pr[7] = {a, b, c, d, u, e, cat};
+        for (int i = 0; i < 7; i++) n->probe[n->nprobe++] = pr[i];
+    } else if (kind == NET_MIX) {
+        /* a concat of a conv output with the plain graph input (which a
+         * bf16 region converts while gathering), read by two convs; a
+         * concat of those, its x2 upsampling, and an output head of 2
+         * channels (fp32 in bf16 graphs: HV_NN_BF16_MIN_COUT) */
+        const int64_t xs[4] = {2, 4, 16, 12};
+        n->x = hv_nn_input(g, "x", 4, xs);
+        hv_nn_tensor *a = hv_nn_elu(g, conv(n, n->x, 4, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        hv_nn_tensor *ax[2] = {a, n->x};
+        hv_nn_tensor *k = hv_nn_concat(g, 2, ax);
+        hv_nn_tensor *b = hv_nn_elu(g, conv(n, k, 20, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        hv_nn_tensor *b2 = hv_nn_elu(g, conv(n, k, 20, 8, 3, 1, 2, 2, 1, &r), 1.0f);
+        hv_nn_tensor *bb[2] = {b, b2};
+        hv_nn_tensor *cc = hv_nn_concat(g, 2, bb);
+        hv_nn_tensor *u = hv_nn_upsample(g, cc, 2);
+        hv_nn_tensor *e = hv_nn_elu(g, conv(n, u, 24, 16, 3, 1, 1, 1, 1, &r), 1.0f);
+        y = conv(n, e, 16, 2, 3, 1, 1, 1, 1, &r);
+        hv_nn_tensor *pr[7] = {a, k, b, b2, cc, u, e};
         for (int i = 0; i < 7; i++) n->probe[n->nprobe++] = pr[i];
     } else {
         /* a: read by a conv and by an add (plain kernel); b: a graph output */
@@ -329,6 +356,7 @@ static void check_inference(int kind)
     const uint64_t r0 = hv__nn_cpu_reorders();
     HV_CHECK_OK(hv_nn_graph_forward(c.g)); /* again: cached weights, same buffers */
     const uint64_t nre = hv__nn_cpu_reorders() - r0;
+    fp32_reorders[kind] = nre;
     cmp_tensor("output", c.out, r.out, 0, ctx);
     cmp_tensor("loss", c.loss, r.loss, 0, ctx);
     for (int i = 0; i < c.nextra; i++) {
@@ -341,8 +369,15 @@ static void check_inference(int kind)
         for (int i = 0; i < c.nprobe; i++)
             nhwc_machine &= c.probe[i]->blk == c.probe[i]->shape[1];
     }
-    if (kind == NET_CONCAT && !nhwc_machine) {
+    if ((kind == NET_CONCAT || kind == NET_MIX) && !nhwc_machine) {
         printf("  %s: oneDNN does not keep NHWC on this CPU, layout checks skipped\n", ctx);
+    } else if (kind == NET_MIX) {
+        for (int i = 0; i < c.nprobe; i++)
+            HV_CHECK(c.probe[i]->blk == c.probe[i]->shape[1], "%s: tensor %d was not kept in NHWC "
+                     "(block %d)", ctx, i, c.probe[i]->blk);
+        printf("  %s: %llu reorders in one forward\n", ctx, (unsigned long long)nre);
+        HV_CHECK(nre <= 2, "%s: %llu reorders in one forward, at most 2 expected (graph input, "
+                 "output)", ctx, (unsigned long long)nre);
     } else if (kind == NET_CONCAT) {
         /* every tensor between the first convolution and the last two is
          * NHWC; one forward converts only the graph input (into the first
@@ -383,6 +418,122 @@ done:
     free_net(&r);
 }
 
+static float *get_all(const hv_nn_tensor *t)
+{
+    const size_t cnt = (size_t)hv_nn_tensor_numel(t);
+    float *b = malloc(cnt * sizeof(float));
+    if (b && hv_nn_tensor_get(t, b, cnt) != HV_OK) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* bf16 inference (avx512_bf16/AMX only) of net `kind`, whose longest path
+ * holds `layers` bf16 convolutions. The bf16 NHWC regions must leave every
+ * output bit for bit as the bf16 path without them
+ * (hv__nn_cpu_set_bf16_regions(0)): each reader of a region tensor rounds
+ * it to bf16 anyway. Against the reference (fp32), bf16's error: relative
+ * rms below layers sqrt(3) u and above u/16 (test_nn_bf16.c's bound for a
+ * chain; concat and upsampling only copy). Layout: NET_MIX keeps every tensor NHWC
+ * (the last conv's output fp32 for the fp32 head) with no more reorders
+ * than its fp32 forward; NET_CONCAT the same except the tensor the gap
+ * reads, which stays plain fp32 (the gap sums unrounded values), so two
+ * reorders more than fp32: out of its conv, into the conv that also reads
+ * it (the path without regions had them too). */
+static void check_bf16(int kind, int layers)
+{
+    net c, o, r;
+    char ctx[80];
+    float *vc = NULL, *vo = NULL, *vr = NULL;
+    memset(&c, 0, sizeof c);
+    memset(&o, 0, sizeof o);
+    memset(&r, 0, sizeof r);
+    snprintf(ctx, sizeof ctx, "bf16 inference, %s", net_names[kind]);
+    hv_nn_backend *be = NULL;
+    HV_CHECK_OK(hv_nn_backend_create_cpu(&be));
+    const hv_status pst = be ? hv_nn_backend_set_precision(be, HV_NN_BF16) : HV_ERR_NOMEM;
+    hv_nn_backend_free(be);
+    if (pst != HV_OK) {
+        printf("  %s: skipped (%s)\n", ctx, hv_error_detail());
+        return;
+    }
+    cpu_prec = HV_NN_BF16;
+    hv__nn_cpu_set_bf16_regions(0);
+    const int oko = build(&o, kind, 1, 0);
+    hv__nn_cpu_set_bf16_regions(1);
+    const int okc = build(&c, kind, 1, 0);
+    cpu_prec = HV_NN_FP32;
+    if (!oko || !okc || !build(&r, kind, 0, 0)) goto done;
+    HV_CHECK_OK(hv_nn_graph_forward(r.g));
+    HV_CHECK_OK(hv_nn_graph_forward(o.g));
+    HV_CHECK_OK(hv_nn_graph_forward(c.g));
+    uint64_t r0 = hv__nn_cpu_reorders();
+    HV_CHECK_OK(hv_nn_graph_forward(o.g));
+    const uint64_t nre_off = hv__nn_cpu_reorders() - r0;
+    r0 = hv__nn_cpu_reorders();
+    HV_CHECK_OK(hv_nn_graph_forward(c.g));
+    const uint64_t nre = hv__nn_cpu_reorders() - r0;
+    const double bound = layers * sqrt(3.0) / 256.0;
+    for (int i = -1; i < c.nextra; i++) {
+        const hv_nn_tensor *tc = i < 0 ? c.out : c.extra[i], *to = i < 0 ? o.out : o.extra[i];
+        const hv_nn_tensor *tr = i < 0 ? r.out : r.extra[i];
+        const size_t cnt = (size_t)hv_nn_tensor_numel(tc);
+        vc = get_all(tc);
+        vo = get_all(to);
+        vr = get_all(tr);
+        HV_CHECK(vc && vo && vr, "%s: reading output %d failed: %s", ctx, i + 1, hv_error_detail());
+        if (!vc || !vo || !vr) goto done;
+        size_t diff = 0;
+        for (size_t k = 0; k < cnt; k++) diff += memcmp(&vc[k], &vo[k], sizeof(float)) != 0;
+        const double e = sqrt(nmse(vc, vr, cnt));
+        printf("  %s: output %d: %zu of %zu values differ from the path without regions; "
+               "relative rms error against the reference %.2e (bound %.2e)\n", ctx, i + 1, diff,
+               cnt, e, bound);
+        HV_CHECK(diff == 0, "%s: output %d: %zu of %zu values differ from the bf16 path without "
+                 "NHWC regions (must be bit-identical)", ctx, i + 1, diff, cnt);
+        HV_CHECK(e < bound, "%s: output %d: relative rms error %.3g beyond %.3g", ctx, i + 1, e,
+                 bound);
+        if (i < 0) HV_CHECK(e > 1.0 / 256 / 16, "%s: error %.3g is fp32's, not bf16's", ctx, e);
+        free(vc);
+        free(vo);
+        free(vr);
+        vc = vo = vr = NULL;
+    }
+    printf("  %s: %llu reorders in one forward (%llu without the regions, %llu in fp32)\n", ctx,
+           (unsigned long long)nre, (unsigned long long)nre_off,
+           (unsigned long long)fp32_reorders[kind]);
+    if (!nhwc_machine) {
+        printf("  %s: oneDNN does not keep NHWC on this CPU, layout checks skipped\n", ctx);
+        goto done;
+    }
+    for (int i = 0; i < c.nprobe; i++) {
+        const hv_nn_tensor *t = c.probe[i];
+        /* expected: 0 plain, 1 NHWC fp32, 2 NHWC bf16 */
+        int want = 2;
+        if (kind == NET_MIX && i == 6) want = 1;                /* read by the fp32 head */
+        if (kind == NET_CONCAT && i == 0) want = 0;             /* read by the gap */
+        if (kind == NET_CONCAT && (i == 5 || i == 6)) want = 1; /* the fp32 heads' region */
+        const int got = t->blk == t->shape[1] ? 1 + (t->blk_bf16 != 0) : t->blk ? -1 : 0;
+        static const char *const lay[3] = {"plain", "NHWC fp32", "NHWC bf16"};
+        printf("  %s: tensor %d layout %s\n", ctx, i, got < 0 ? "nChw{B}c" : lay[got]);
+        HV_CHECK(got == want, "%s: tensor %d is %s, %s expected", ctx, i,
+                 got < 0 ? "nChw{B}c" : lay[got], lay[want]);
+    }
+    const uint64_t most = fp32_reorders[kind] + 2 * (kind == NET_CONCAT);
+    HV_CHECK(nre <= most, "%s: %llu reorders in one forward, at most %llu expected", ctx,
+             (unsigned long long)nre, (unsigned long long)most);
+    HV_CHECK(nre < nre_off, "%s: %llu reorders with the regions, not fewer than %llu without",
+             ctx, (unsigned long long)nre, (unsigned long long)nre_off);
+done:
+    free(vc);
+    free(vo);
+    free(vr);
+    if (c.g || c.be) free_net(&c);
+    if (o.g || o.be) free_net(&o);
+    if (r.g || r.be) free_net(&r);
+}
+
 int main(void)
 {
     for (int k = NET_GEN; k <= NET_BRANCH; k++) {
@@ -392,5 +543,8 @@ int main(void)
     check_inference(NET_WIDE); /* training: nChw16c on AVX-512, no chain */
     check_training(NET_CONCAT);
     check_inference(NET_CONCAT);
+    check_inference(NET_MIX);
+    check_bf16(NET_MIX, 3);
+    check_bf16(NET_CONCAT, 4);
     return hv_test_done();
 }

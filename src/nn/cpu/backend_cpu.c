@@ -27,12 +27,13 @@
  * NCHW: the other reference kernels, the model code and the tests know only
  * that layout (t->blk marks the exceptions; batch norm handles blocks of up
  * to 16 channels, and hv_nn_tensor_get returns plain).
- * NHWC regions (link_nhwc; fp32 inference, where oneDNN picks NHWC): the
+ * NHWC regions (link_nhwc; inference, where oneDNN picks NHWC): the
  * layout also crosses a concat along channels and a nearest upsampling, and
  * a tensor may have further readers when they are earlier convolutions that
  * want the same NHWC source or a global average pool (ref_ops_layout.c has
  * those ops' NHWC kernels), so the generator's fp32 forward reorders only
- * around contextual attention.
+ * around contextual attention. In bf16 such a region holds bf16 and is read
+ * by bf16 convolutions only (see link_nhwc: the outputs stay bit-identical).
  *
  * conv3d runs on the same code as conv2d with three spatial axes (its own
  * stride, pad and dilation per axis) and plain NCDHW at its boundary: no
@@ -52,11 +53,12 @@
  * of their version). Inside a blocked chain the activation is bf16 (the
  * producer is rebuilt to write it: half the bytes, no reorders); such a
  * chain holds only the activation fused into its producer, since no other
- * kernel reads bf16. Outputs leaving a chain stay unrounded fp32: rounded,
+ * kernel reads bf16 (but the NHWC regions' concat and upsample, above).
+ * Outputs leaving a chain stay unrounded fp32: rounded,
  * a probability just above 0.5 became 0.5 and left a thresholded mask.
  * Training graphs are refused.
  *
- * One file of ~1,100 lines on purpose: the per-node oneDNN state (slot,
+ * One file of ~1,150 lines on purpose: the per-node oneDNN state (slot,
  * conv_state) is private to it, and the layout linking (link_producer,
  * link_nhwc) reads and rewrites that state of several nodes at once; the
  * kernels that work on the linked layouts live elsewhere (ref_ops.c's batch
@@ -237,6 +239,12 @@ static void slot_release(slot *s)
 static uint64_t n_reorders;
 
 uint64_t hv__nn_cpu_reorders(void) { return __atomic_load_n(&n_reorders, __ATOMIC_RELAXED); }
+
+/* bf16 NHWC regions on (link_nhwc); off gives the bf16 path without them,
+ * which the tests compare byte for byte. Read at plan time. */
+static int bf16_regions = 1;
+
+void hv__nn_cpu_set_bf16_regions(int on) { __atomic_store_n(&bf16_regions, on != 0, __ATOMIC_RELAXED); }
 
 static hv_status run_reorder(cpu_ctx *cx, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
 {
@@ -459,8 +467,10 @@ static const dnnl_memory_desc_t *slot_md(const slot *s)
  * the producer (the eltwise and batch norm kernels read fp32). A bf16
  * convolution writes fp32 (its accumulator, unrounded) until a consumer
  * joins it: it is then rebuilt to write the consumer's bf16 source layout
- * (producer_to_bf16), the scratch it then needs counted in *top. */
-static int producer_to_bf16(cpu_ctx *cx, hv_nn_tensor *p, conv_state *ps,
+ * (producer_rebuild: a destination md of the same shape, bf16 here, or
+ * back to fp32 when link_nhwc gives a region up), the scratch it then needs
+ * counted in *top. */
+static int producer_rebuild(cpu_ctx *cx, hv_nn_tensor *p, conv_state *ps,
                             const dnnl_memory_desc_t *d16, size_t *top)
 {
     dnnl_primitive_desc_t pd = NULL;
@@ -553,53 +563,75 @@ static void link_producer(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, int trai
         const dnnl_memory_desc_t *md = slot_md(need[i]);
         if (!md || !need[i]->reorder || !dnnl_memory_desc_equal(md, want)) return;
     }
-    if (n->bf16 && !producer_to_bf16(cx, p, ps, want, top)) return;
+    if (n->bf16 && !producer_rebuild(cx, p, ps, want, top)) return;
     ps->out_blocked = 1;
     cs->in_blocked = 1;
     p->blk = blk;
-    for (int i = 0; i < nc; i++) chain[i]->blk = blk;
+    p->blk_bf16 = n->bf16;
+    for (int i = 0; i < nc; i++) {
+        chain[i]->blk = blk;
+        chain[i]->blk_bf16 = n->bf16;
+    }
 }
 
-/* NHWC regions (fp32 inference). link_producer's chains end at a tensor
+/* NHWC regions (inference). link_producer's chains end at a tensor
  * with a second reader, a concat or an upsampling; on AVX-512, where the
  * inference convolutions read and write NHWC (acdb), link_nhwc carries the
  * layout through those too, when a convolution's source is:
  *   - a backend convolution's output (its fused activation included) that
- *     wants to write NHWC, or an elementwise activation of such a tensor;
+ *     wants to write NHWC, or (fp32) an elementwise activation of such a
+ *     tensor;
  *   - a concat along channels: it writes NHWC, each input NHWC when that
  *     input is itself such a region, else read plain (ref_ops_layout.c);
  *   - a nearest upsampling: the same with its one input;
  * and every other reader of each tensor in it is a backend convolution
  * recorded before this one that wants the same NHWC source (it then reads
- * it without its reorder), or a global average pool (which reads any
+ * it without its reorder), or (fp32) a global average pool (which reads any
  * blocked layout). A convolution reader recorded after this one decides
  * instead, when its turn comes (node_prepare runs in node order), so a
  * tensor read by two convolutions (conv16 -> conv17, conv18) is linked at
- * the second. Graph outputs, constants, bf16 and training stay as they
- * were (plain outside link_producer's chains). */
+ * the second. Graph outputs, constants and training stay as they were
+ * (plain outside link_producer's chains).
+ * bf16 (a bf16 convolution's source): the region holds bf16 NHWC, so it is
+ * made of bf16 convolutions only: each producer is rebuilt to write bf16
+ * (producer_rebuild) and every convolution reader is bf16; the concat and
+ * upsample kernels copy bf16 and round a plain fp32 input (RNE, as the
+ * reorder would). Every reader of a region tensor then rounds it to bf16
+ * anyway, which is why the outputs are bit-identical to the path without
+ * regions (bf16 -> fp32 -> bf16 is exact). Hence no gap reader (it sums the
+ * unrounded fp32 values), no elementwise node (its kernel reads fp32) and no
+ * fp32 convolution (< HV_NN_BF16_MIN_COUT outputs) in a bf16 region: those
+ * tensors stay plain fp32 as before. An fp32 region (an fp32 convolution's
+ * source, e.g. the output heads') may hold a bf16 convolution's output: it
+ * is fp32 (unrounded) there, written in NHWC instead of reordered to plain,
+ * so exact too. hv__nn_cpu_set_bf16_regions(0) gives the path before both
+ * (bf16 regions and bf16 convolutions in fp32 regions). t->blk_bf16 says
+ * which tensors hold bf16. */
 #define NHWC_MAX 64
 typedef struct nhwc_plan {
     const hv_nn_tensor *root;   /* the convolution being prepared */
     hv_nn_tensor *const *nodes; /* the graph's nodes, by id */
     int nnodes;
-    hv_nn_tensor *mark[NHWC_MAX];
+    int bf16;     /* a bf16 region */
+    int mixed_ok; /* an fp32 region may hold bf16 convolutions' outputs */
+    hv_nn_tensor *mark[NHWC_MAX], *prodt[NHWC_MAX];
     conv_state *prod[NHWC_MAX], *rd[NHWC_MAX];
     int nm, np, nr;
 } nhwc_plan;
 
-static void nhwc_md(dnnl_memory_desc_t *md, const hv_nn_tensor *t)
+static void nhwc_md(dnnl_memory_desc_t *md, const hv_nn_tensor *t, int bf16)
 {
     dnnl_dims_t d = {t->shape[0], t->shape[1], t->shape[2], t->shape[3]};
-    dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_acdb);
+    dnnl_memory_desc_init_by_tag(md, 4, d, bf16 ? dnnl_bf16 : dnnl_f32, dnnl_acdb);
 }
 
-/* Does slot s (with a reorder) want t in NHWC? */
-static int slot_wants_nhwc(const slot *s, const hv_nn_tensor *t)
+/* Does slot s (with a reorder) want t in NHWC (bf16: of bf16 values)? */
+static int slot_wants_nhwc(const slot *s, const hv_nn_tensor *t, int bf16)
 {
     const dnnl_memory_desc_t *md = slot_md(s);
     dnnl_memory_desc_t h;
     if (!md || !s->reorder) return 0;
-    nhwc_md(&h, t);
+    nhwc_md(&h, t, bf16);
     return dnnl_memory_desc_equal(md, &h);
 }
 
@@ -611,11 +643,11 @@ static int nhwc_readers(nhwc_plan *pl, const hv_nn_tensor *t, const hv_nn_tensor
         int reads = 0;
         for (int s = 0; s < c->nsrc; s++) reads += c->src[s] == t;
         if (!reads || c == from) continue;
-        if (c->op == HV_NN_OP_GAP && c->ndim == 4) continue;
+        if (c->op == HV_NN_OP_GAP && c->ndim == 4 && !pl->bf16) continue;
         conv_state *cc = c->be_state;
         if (c->op != HV_NN_OP_CONV2D || c == pl->root || c->id > pl->root->id || reads != 1 ||
-            c->src[0] != t || !c->on_backend || !cc || c->bf16 || cc->in_blocked ||
-            !slot_wants_nhwc(&cc->f_src, t) || pl->nr == NHWC_MAX)
+            c->src[0] != t || !c->on_backend || !cc || c->bf16 != pl->bf16 || cc->in_blocked ||
+            !slot_wants_nhwc(&cc->f_src, t, pl->bf16) || pl->nr == NHWC_MAX)
             return 0;
         pl->rd[pl->nr++] = cc;
     }
@@ -629,23 +661,26 @@ static int nhwc_visit(nhwc_plan *pl, hv_nn_tensor *t, const hv_nn_tensor *from)
         if (pl->mark[i] == t) return 1;
     /* a fused activation (alias_of) runs as part of its convolution */
     hv_nn_tensor *p = t->alias_of ? t->alias_of : t;
-    if (t->ndim != 4 || t->is_output || t->is_const || t->blk || t->bf16 || !p->on_backend ||
+    if (t->ndim != 4 || t->is_output || t->is_const || t->blk || !p->on_backend ||
         pl->nm == NHWC_MAX || !nhwc_readers(pl, t, from))
         return 0;
     pl->mark[pl->nm++] = t;
     if (p->op == HV_NN_OP_CONV2D) {
+        /* its fp32 destination in NHWC; a bf16 region rebuilds it for bf16 */
         conv_state *ps = p->be_state;
-        if (!p->on_backend || !ps || p->bf16 || ps->out_blocked || pl->np == NHWC_MAX ||
-            !slot_wants_nhwc(&ps->f_dst, p))
+        if (!p->on_backend || !ps || (pl->bf16 ? !p->bf16 : p->bf16 && !pl->mixed_ok) ||
+            ps->out_blocked ||
+            pl->np == NHWC_MAX || !slot_wants_nhwc(&ps->f_dst, p, 0))
             return 0;
         if (p != t) {
             if (p->is_output || p->n_consumers != 1 || pl->nm == NHWC_MAX) return 0;
             pl->mark[pl->nm++] = p;
         }
+        pl->prodt[pl->np] = p;
         pl->prod[pl->np++] = ps;
         return 1;
     }
-    if (is_eltwise(t->op)) return nhwc_visit(pl, t->src[0], t);
+    if (is_eltwise(t->op)) return !pl->bf16 && nhwc_visit(pl, t->src[0], t);
     if (t->op == HV_NN_OP_CONCAT || t->op == HV_NN_OP_UPSAMPLE) {
         /* an input that cannot come in NHWC is read plain */
         for (int s = 0; s < t->nsrc; s++) {
@@ -661,19 +696,37 @@ static int nhwc_visit(nhwc_plan *pl, hv_nn_tensor *t, const hv_nn_tensor *from)
     return 0;
 }
 
-static void link_nhwc(hv_nn_tensor *n, conv_state *cs)
+static void link_nhwc(cpu_ctx *cx, hv_nn_tensor *n, conv_state *cs, size_t *top)
 {
     nhwc_plan pl;
     pl.root = n;
     pl.nodes = hv__nn_graph_nodes(n->graph, &pl.nnodes);
+    pl.bf16 = n->bf16;
+    pl.mixed_ok = __atomic_load_n(&bf16_regions, __ATOMIC_RELAXED);
     pl.nm = pl.np = pl.nr = 0;
-    if (cs->in_blocked || n->bf16 || !pl.nodes || !slot_wants_nhwc(&cs->f_src, n->src[0]) ||
+    if (cs->in_blocked || (n->bf16 && !pl.mixed_ok) ||
+        !pl.nodes || !slot_wants_nhwc(&cs->f_src, n->src[0], pl.bf16) ||
         !nhwc_visit(&pl, n->src[0], n))
         return;
+    /* bf16: every producer writes bf16 NHWC, or the region is given up (those
+     * already rebuilt go back to their fp32 NHWC destination) */
+    for (int i = 0; pl.bf16 && i < pl.np; i++) {
+        dnnl_memory_desc_t h;
+        nhwc_md(&h, pl.prodt[i], 1);
+        if (producer_rebuild(cx, pl.prodt[i], pl.prod[i], &h, top)) continue;
+        while (i-- > 0) {
+            nhwc_md(&h, pl.prodt[i], 0);
+            (void)producer_rebuild(cx, pl.prodt[i], pl.prod[i], &h, top);
+        }
+        return;
+    }
     cs->in_blocked = 1;
     for (int i = 0; i < pl.nr; i++) pl.rd[i]->in_blocked = 1;
     for (int i = 0; i < pl.np; i++) pl.prod[i]->out_blocked = 1;
-    for (int i = 0; i < pl.nm; i++) pl.mark[i]->blk = (int)pl.mark[i]->shape[1];
+    for (int i = 0; i < pl.nm; i++) {
+        pl.mark[i]->blk = (int)pl.mark[i]->shape[1];
+        pl.mark[i]->blk_bf16 = pl.bf16;
+    }
 }
 
 static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int training,
@@ -753,7 +806,7 @@ static hv_status conv_prepare(cpu_ctx *cx, conv_state *cs, hv_nn_tensor *n, int 
         cs->fdesc = fd;
         cs->top_end = *top;
         if (!is3) link_producer(cx, n, cs, 0, top);
-        if (!is3) link_nhwc(n, cs);
+        if (!is3) link_nhwc(cx, n, cs, top);
         cs->top_end = *top;
         goto done;
     }
@@ -851,6 +904,7 @@ static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
     free(cs);
     n->be_state = NULL;
     n->bf16 = 0;
+    n->blk_bf16 = 0;
 }
 
 static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, size_t *work_n)
