@@ -145,24 +145,16 @@ done
 B=$WORK/b
 "$HV" reproduce "$cfg" "${COMMON[@]}" --set "reproduce.output=$B" >"$B.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 1200); do
-  [ "$(cat "$B"/gan/journal/rank-*.log 2>/dev/null | wc -c)" -gt 0 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.1
-done
+wait_journal "$B/gan" $pid 0
 check "killed during gan (a gan case journaled, the run still going)" kill -0 $pid
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 check "no table after the kill" [ ! -e "$B/table.csv" ]
 # then SIGTERM during the resumed gan run: exit 75, no table, resumable
-jb=$(cat "$B"/gan/journal/rank-*.log 2>/dev/null | wc -c)
+jb=$(journal_bytes "$B/gan")
 "$HV" reproduce "$cfg" "${COMMON[@]}" --set "reproduce.output=$B" >"$B.term.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 1200); do
-  [ "$(cat "$B"/gan/journal/rank-*.log 2>/dev/null | wc -c)" -gt "$jb" ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.1
-done
+wait_journal "$B/gan" $pid "$jb"
 kill -TERM $pid 2>/dev/null
 wait $pid; rc=$?
 check "SIGTERM during gan: exit 75 (got $rc; $B.term.log)" [ $rc -eq 75 ]

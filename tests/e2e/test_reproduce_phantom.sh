@@ -15,7 +15,6 @@
 # usage: test_reproduce_phantom.sh HEALTHIVERT MPIEXEC SOURCE_DIR WORK
 HV=$1 MPIEXEC=$2 SRC=$3 WORK=$4
 source "$(dirname "$0")/lib.sh"
-rm -rf "$WORK" && mkdir -p "$WORK"
 out=$WORK/out
 go() {
   (cd "$SRC" && "$MPIEXEC" -n 2 --oversubscribe "$HV" reproduce configs/reproduce-phantom.ini \
@@ -38,11 +37,7 @@ B=$WORK/b
 (cd "$SRC" && exec "$HV" reproduce configs/reproduce-phantom.ini --set "reproduce.output=$B") \
   >"$WORK/b-killed.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 12000); do
-  [ "$(cat "$B"/gan/journal/rank-*.log 2>/dev/null | wc -c)" -gt 0 ] && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.1
-done
+wait_journal "$B/gan" $pid 0 12000
 check "killed during gan (a case journaled, the run still going)" kill -0 $pid
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
