@@ -13,15 +13,29 @@ check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else failn=$((
 finish() { echo "$pass passed, $failn failed"; [ "$failn" -eq 0 ]; exit $?; }
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
-# journal_bytes DIR: the bytes in DIR/journal/rank-*.log (0 before any)
+# journal_bytes DIR: the bytes in DIR/journal/rank-*.log (0 before any; a
+# journal starts with a layout record, so bytes alone do not mean a case)
 journal_bytes() { cat "$1"/journal/rank-*.log 2>/dev/null | wc -c; }
 # wait_journal DIR PID MORE [TENTHS]: wait until DIR's journals hold more than
-# MORE bytes (a case finished there), at most TENTHS tenths of a second
-# (default 1200); fails when PID ended first or the time ran out
+# MORE bytes (MORE measured once the journal existed: a case finished since),
+# at most TENTHS tenths of a second (default 1200); fails when PID ended
+# first or the time ran out
 wait_journal() {
   local dir=$1 pid=$2 more=$3 i
   for ((i = 0; i < ${4:-1200}; i++)); do
     [ "$(journal_bytes "$dir")" -gt "$more" ] && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+# wait_done LOG N PID [TENTHS]: wait until LOG counts N cases done (the
+# run's "case ID: done" lines, over every method so far); as wait_journal
+wait_done() {
+  local log=$1 n=$2 pid=$3 i c
+  for ((i = 0; i < ${4:-1200}; i++)); do
+    c=$(grep -c ': done, ' "$log" 2>/dev/null)
+    [ "${c:-0}" -ge "$n" ] && return 0
     kill -0 "$pid" 2>/dev/null || return 1
     sleep 0.1
   done

@@ -32,20 +32,21 @@ go again; rc=$?
 check "re-run exits 0 (got $rc)" [ $rc -eq 0 ]
 check "re-run: the same table.csv" cmp "$WORK/first.csv" "$out/table.csv"
 
-# 1 rank (a singleton, no mpiexec), SIGKILL once gan has journaled a case
+# 1 rank (a singleton, no mpiexec), SIGKILL once a gan case is done
 B=$WORK/b
 (cd "$SRC" && exec "$HV" reproduce configs/reproduce-phantom.ini --set "reproduce.output=$B") \
   >"$WORK/b-killed.log" 2>&1 &
 pid=$!
-wait_journal "$B/gan" $pid 0 12000
-check "killed during gan (a case journaled, the run still going)" kill -0 $pid
+wait_done "$WORK/b-killed.log" 7 $pid 12000   # the baseline's 6 cases, then one of gan's
+check "killed during gan (a gan case done, the run still going)" kill -0 $pid
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 check "no table after the kill" [ ! -e "$B/table.csv" ]
 (cd "$SRC" && "$HV" reproduce configs/reproduce-phantom.ini --set "reproduce.output=$B") \
   >"$WORK/b.log" 2>&1; rc=$?
 check "1 rank, re-run after kill -9: exit 0 (got $rc; $WORK/b.log)" [ $rc -eq 0 ]
-check "the re-run resumed gan (cases finished earlier)" grep -q "finished earlier" "$WORK/b.log"
+check "the re-run resumed gan (1 to 5 of its cases finished earlier)" \
+  grep -qE "ready: [1-5] case\(s\) to run, [1-5] finished earlier" "$WORK/b.log"
 for f in table.csv table.md table.png; do
   check "1 rank after kill -9 = 2 ranks: $f" cmp "$out/$f" "$B/$f"
 done
