@@ -6,7 +6,8 @@
  * "cpu" backend):
  *   - median seconds per slice over --reps runs, and the GFLOP/s that means
  *     (FLOPs counted from the graph: convolutions, linear, attention);
- *   - the ceilings measured in this run: OpenBLAS sgemm (2048^3) and a large
+ *   - the ceilings measured in this run: sgemm (2048^3: oneDNN's, the one our
+ *     GEMMs run on, and OpenBLAS' as a peer) and a large
  *     3x3 oneDNN convolution (64->64 channels, 8x128x128, blocked layouts, no
  *     reorders), as GFLOP/s, and our fraction of each (design.md: the sgemm
  *     ceiling is pinned to AVX2 here, so the convolution is the fair one);
@@ -89,7 +90,16 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static double sgemm_gflops(int reps)
+/* GFLOP/s of a 2048^3 sgemm: oneDNN's (dnnl = 1) or OpenBLAS' */
+static void sgemm_once(int dnnl, int n, const float *a, const float *b, float *c)
+{
+    if (dnnl)
+        dnnl_sgemm('N', 'N', n, n, n, 1, a, n, b, n, 0, c, n);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+}
+
+static double sgemm_gflops(int reps, int dnnl)
 {
     const int n = 2048;
     float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
@@ -100,10 +110,10 @@ static double sgemm_gflops(int reps)
         a[i] = (float)(i % 7) * 0.1f;
         b[i] = (float)(i % 5) * 0.1f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    sgemm_once(dnnl, n, a, b, c);
     for (int r = 0; r < reps; r++) {
         double t0 = hv_time_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        sgemm_once(dnnl, n, a, b, c);
         t[r] = hv_time_now() - t0;
     }
     free(a);
@@ -439,8 +449,10 @@ int main(int argc, char **argv)
            "%lld parameters, %d threads, median of %d, OMP_WAIT_POLICY=%s\n",
            hv_version(), hv_git_revision(), (long long)hv_nn_params_numel(ps, 1), threads, reps,
            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset (default)");
-    double conv_cpu = 0, gemm = sgemm_gflops(reps), conv = conv_gflops(reps, &conv_cpu);
-    printf("ceiling  OpenBLAS sgemm 2048^3          %8.1f GFLOP/s\n", gemm);
+    double conv_cpu = 0, gemm_ob = sgemm_gflops(reps, 0), gemm = sgemm_gflops(reps, 1);
+    double conv = conv_gflops(reps, &conv_cpu);
+    printf("peer     OpenBLAS sgemm 2048^3          %8.1f GFLOP/s\n", gemm_ob);
+    printf("ceiling  oneDNN sgemm 2048^3            %8.1f GFLOP/s\n", gemm);
     printf("ceiling  oneDNN conv3x3 64->64 8x128^2  %8.1f GFLOP/s\n", conv);
     printf("cpu      oneDNN conv3x3 64->64 8x128^2  %8.1f GFLOP per CPU-second\n", conv_cpu);
     const int batches[2] = {1, 8};

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "hv/nn.h"
 
@@ -50,17 +51,41 @@ typedef struct hv_nn_adam_hp {
 /* GEMM used by the reference kernels: C[M,N] = alpha * op(A) op(B) + beta * C,
  * row-major, lda/ldb/ldc as in cblas. The graph fills hv_nn_exec.gemm with
  * plain loops (hv__nn_gemm_ref); the CPU backend runs the reference kernels
- * itself with a copy of the exec context holding OpenBLAS. It is a CPU
+ * itself with a copy of the exec context holding oneDNN's sgemm. It is a CPU
  * detail, not part of the backend interface. */
 typedef void (*hv_nn_gemm_fn)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                               float alpha, const float *a, int64_t lda, const float *b,
                               int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* An optional lower-precision GEMM a backend may offer an inference kernel:
+ * C[M,N] = op(A) op(B) (alpha 1, beta 0) with A and B rounded to bf16 and
+ * fp32 accumulation. Returns 0 when C is written, nonzero when the backend
+ * has no such kernel for this call (its shape was not prepared, or it
+ * failed): the kernel then calls gemm instead. ctx is the backend's. */
+typedef int (*hv_nn_gemm_bf16_fn)(void *ctx, int trans_a, int trans_b, int64_t m, int64_t n,
+                                  int64_t k, const float *a, int64_t lda, const float *b,
+                                  int64_t ldb, float *c, int64_t ldc);
+
+/* fp32 -> bf16, round to nearest even; denormals flushed to signed zero and
+ * NaN kept quiet (vcvtneps2bf16's rules, as oneDNN's reorder on
+ * avx512_bf16) */
+static inline uint16_t hv__nn_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
 
 typedef struct hv_nn_exec {
     int training;
     float *work;      /* scratch, work_n floats */
     size_t work_n;
     hv_nn_gemm_fn gemm;
+    hv_nn_gemm_bf16_fn gemm_bf16; /* NULL unless the backend runs this node */
+    void *gemm_bf16_ctx;          /* in bf16 (contextual attention)        */
     hv_nn_reduce_fn reduce; /* synchronised batch norm (NULL: none); the   */
     void *reduce_ctx;       /* kernel sums its statistics through it       */
 } hv_nn_exec;
@@ -217,6 +242,9 @@ uint64_t hv__nn_cpu_reorders(void);
  * (0: the bf16 path without them, whose outputs they must leave bit for bit
  * the same). Process-wide; a graph reads it when it is planned. */
 void hv__nn_cpu_set_bf16_regions(int on);
+/* contextual attention's two GEMMs as bf16 matmuls on a bf16 CPU backend
+ * (1, the default) or in fp32 (0); read when a graph is planned. */
+void hv__nn_cpu_set_ctx_attn_bf16(int on);
 /* The graph's nodes in recording order (node i has id i), *n their count:
  * for a backend's node_prepare that looks at all readers of a tensor. */
 hv_nn_tensor *const *hv__nn_graph_nodes(const hv_nn_graph *g, int *n);

@@ -32,6 +32,17 @@
  *    (hv_nn_graph_bf16_nodes) and the chain tensors as blocked bf16.
  *  - A convolution with fewer than HV_NN_BF16_MIN_COUT output channels (an
  *    output head) must run in fp32: no bf16 node, and fp32's error (< 1e-6).
+ *  - Contextual attention (its two GEMMs as bf16 matmuls, the rest fp32):
+ *    rounding a GEMM's operands to bf16 is a relative perturbation of at
+ *    most u of each. No closed bound is useful here (the softmax at scale 10
+ *    amplifies score changes by up to the scale), so the yardstick is
+ *    measured in the same run: the fp32 reference's response when f and b
+ *    (whose values are the operands' entries, but for the normalised patches
+ *    and the attention weights) get a random relative perturbation of u each.
+ *    The bf16 layer must stay within 4x that response (a swapped operand, a
+ *    wrong stride or a stale buffer is an O(1) error), above u/16 (not
+ *    silently fp32), with the node reported as bf16; and with
+ *    hv__nn_cpu_set_ctx_attn_bf16(0) it must be fp32 (no bf16 node, < 1e-5).
  *
  * Needs avx512_bf16 or AMX: exit 77 (skip) where the CPU lacks them. With
  * --expect-unavailable (ctest runs it so under ONEDNN_MAX_CPU_ISA =
@@ -273,6 +284,94 @@ static void check_chain(hv_nn_backend *bf, hv_nn_backend *ref)
     free(x);
 }
 
+/* Contextual attention's output on backend be for inputs f, b and mask m
+ * (n x c x h x w, masks n x 1 x h x w), into out; *nb its bf16 nodes. */
+static int run_ca(hv_nn_backend *be, const int64_t *sh, const float *f, const float *b,
+                  const float *m, float *out, int *nb)
+{
+    hv_nn_graph *g = NULL;
+    const int64_t ms[4] = {sh[0], 1, sh[2], sh[3]};
+    const size_t n = (size_t)(sh[0] * sh[1] * sh[2] * sh[3]);
+    int ok = 0;
+    if (hv_nn_graph_create(&g) != HV_OK) return 0;
+    hv_nn_tensor *tf = hv_nn_input(g, "f", 4, sh), *tb = hv_nn_input(g, "b", 4, sh);
+    hv_nn_tensor *tm = hv_nn_input(g, "m", 4, ms);
+    hv_nn_ctx_attn_opts o = {3, 2, 3, 10.0f};
+    hv_nn_tensor *y = hv_nn_ctx_attn(g, tf, tb, tm, &o);
+    hv_nn_set_output(y);
+    if (hv_nn_graph_plan(g, be, 0) == HV_OK && hv_nn_tensor_set(tf, f, n) == HV_OK &&
+        hv_nn_tensor_set(tb, b, n) == HV_OK &&
+        hv_nn_tensor_set(tm, m, (size_t)(sh[0] * sh[2] * sh[3])) == HV_OK &&
+        hv_nn_graph_forward(g) == HV_OK && hv_nn_tensor_get(y, out, n) == HV_OK) {
+        *nb = hv_nn_graph_bf16_nodes(g);
+        ok = 1;
+    }
+    hv_nn_graph_free(g);
+    return ok;
+}
+
+static double rel_rms_buf(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / den);
+}
+
+static void check_ctx_attn(hv_nn_backend *bf, hv_nn_backend *ref)
+{
+    /* the generator's layer at a quarter of its width and size: 2 items, 16
+     * channels, 32 x 32 (L = 256 patches); a masked band per item */
+    const int64_t sh[4] = {2, 16, 32, 32};
+    const size_t n = 2 * 16 * 32 * 32, nm = 2 * 32 * 32;
+    hv_rng r;
+    hv_rng_seed(&r, 71, 0);
+    float *f = rand_buf(&r, n, 1.0), *b = rand_buf(&r, n, 1.0), *m = calloc(nm, sizeof(float));
+    float *fp = malloc(n * sizeof(float)), *bp = malloc(n * sizeof(float));
+    float *y_ref = malloc(n * sizeof(float)), *y_pert = malloc(n * sizeof(float));
+    float *y_bf = malloc(n * sizeof(float)), *y_off = malloc(n * sizeof(float));
+    int ok = f && b && m && fp && bp && y_ref && y_pert && y_bf && y_off;
+    HV_CHECK(ok, "ctx_attn: out of memory");
+    for (int64_t i = 0; ok && i < 2; i++)
+        for (int64_t y = 10 + 4 * i; y < 18 + 4 * i; y++)
+            for (int64_t x = 0; x < 32; x++) m[(i * 32 + y) * 32 + x] = 1.0f;
+    for (size_t i = 0; ok && i < n; i++) {
+        fp[i] = f[i] * (float)(1.0 + U * (2.0 * hv_rng_uniform(&r) - 1.0));
+        bp[i] = b[i] * (float)(1.0 + U * (2.0 * hv_rng_uniform(&r) - 1.0));
+    }
+    int nb_ref = -1, nb_pert = -1, nb_bf = -1, nb_off = -1;
+    ok = ok && run_ca(ref, sh, f, b, m, y_ref, &nb_ref) && run_ca(ref, sh, fp, bp, m, y_pert, &nb_pert) &&
+         run_ca(bf, sh, f, b, m, y_bf, &nb_bf);
+    hv__nn_cpu_set_ctx_attn_bf16(0);
+    ok = ok && run_ca(bf, sh, f, b, m, y_off, &nb_off);
+    hv__nn_cpu_set_ctx_attn_bf16(1);
+    HV_CHECK(ok, "ctx_attn: build/plan/forward failed: %s", hv_error_detail());
+    if (ok) {
+        const double e_pert = rel_rms_buf(y_pert, y_ref, n), e_bf = rel_rms_buf(y_bf, y_ref, n);
+        const double e_off = rel_rms_buf(y_off, y_ref, n);
+        printf("  contextual attention 2x16x32x32: relative rms error bf16 GEMMs %.2e (%d bf16 "
+               "node), fp32 GEMMs %.2e (%d); the fp32 reference's response to a relative "
+               "perturbation of u: %.2e\n", e_bf, nb_bf, e_off, nb_off, e_pert);
+        HV_CHECK(nb_bf == 1, "ctx_attn: %d bf16 nodes, 1 expected", nb_bf);
+        HV_CHECK(e_bf < 4 * e_pert, "ctx_attn: bf16 error %.3g beyond 4x the perturbation's %.3g",
+                 e_bf, e_pert);
+        HV_CHECK(e_bf > U / 16, "ctx_attn: bf16 error %.3g is fp32's, not bf16's", e_bf);
+        HV_CHECK(nb_off == 0 && e_off < 1e-5, "ctx_attn with fp32 GEMMs: %d bf16 nodes, error %.3g",
+                 nb_off, e_off);
+    }
+    free(f);
+    free(b);
+    free(m);
+    free(fp);
+    free(bp);
+    free(y_ref);
+    free(y_pert);
+    free(y_bf);
+    free(y_off);
+}
+
 /* bf16 only for inference: a graph with gradients is refused at plan time. */
 static void check_refusals(hv_nn_backend *bf)
 {
@@ -355,6 +454,7 @@ int main(int argc, char **argv)
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_conv(bf, ref, &cases[i], i);
         check_chain(bf, ref);
+        check_ctx_attn(bf, ref);
         check_refusals(bf);
     }
     hv_nn_backend_free(bf);

@@ -5,8 +5,14 @@
  *    GEMM loops. The ground truth of the op tests.
  *  - "cpu": oneDNN 2.6 primitives for conv2d and conv3d (forward, backward
  *    data, backward weights) and the activations ELU/ReLU/LeakyReLU/sigmoid/tanh
- *    (forward and backward); OpenBLAS sgemm inside the reference kernels for everything
- *    else (linear, transposed conv, contextual attention).
+ *    (forward and backward); oneDNN's sgemm inside the reference kernels for everything
+ *    else (linear, transposed conv, contextual attention). Not OpenBLAS: its
+ *    pthreads build keeps a second pool of threads beside OpenMP's, sized by
+ *    the machine rather than by run.threads, whose idle workers spin and yield
+ *    while oneDNN's run (up to 8 % of a forward's cycles here, and an
+ *    oversubscribed node when MPI ranks share it); oneDNN's sgemm runs on the
+ *    OpenMP threads every other op uses, and measured 0-7 % faster on the
+ *    contextual attention's shapes (bench/generator prints both).
  *
  * oneDNN use: primitives are created once per graph node at plan time
  * (node_prepare) with "any" memory formats so that oneDNN picks its fastest
@@ -68,7 +74,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include "../nn_backend.h"
@@ -110,15 +115,19 @@ hv_status hv_nn_backend_create_ref(hv_nn_backend **out)
     return HV_OK;
 }
 
-/* ------------------------------------------------------------- OpenBLAS */
+/* ---------------------------------------------------------------- sgemm */
 
-static void gemm_blas(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+/* Row-major C = alpha op(A) op(B) + beta C through oneDNN's sgemm (on the
+ * OpenMP threads). It fails only on arguments no kernel passes (negative
+ * sizes, a leading dimension too small); the plain loops then give the
+ * answer rather than nothing, since the GEMM hook cannot report. */
+static void gemm_dnnl(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                       float *c, int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb,
-                beta, c, (blasint)ldc);
+    if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c,
+                   ldc) != dnnl_success)
+        hv__nn_gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* --------------------------------------------------------------- oneDNN */
@@ -180,7 +189,30 @@ typedef struct conv_state {
      * consumer joins it into a chain (link_producer) */
     dnnl_convolution_desc_t fdesc;
     size_t top_end;
+    /* contextual attention on a bf16 backend: its two GEMMs in bf16 */
+    struct ca_bf16 *ca;
 } conv_state;
+
+/* One GEMM shape of a contextual attention node as a bf16 oneDNN matmul:
+ * C (fp32) = op(A) op(B), A and B rounded into bf16 copies in the
+ * workspace (dense, in the caller's element order: transposes are strides) */
+typedef struct ca_gemm_prim {
+    int ta, tb;
+    int64_t m, n, k;
+    prim_state mm;
+    dnnl_memory_t a, b, c;
+    size_t a_off, b_off; /* the bf16 copies (floats into the workspace) */
+} ca_gemm_prim;
+
+typedef struct ca_bf16 {
+    cpu_ctx *cx;
+    float *work; /* the running graph's workspace, set before each forward */
+    ca_gemm_prim g[2];
+} ca_bf16;
+
+static int ca_gemm_bf16(void *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                        int64_t ldc);
 
 static size_t md_floats(const dnnl_memory_desc_t *md)
 {
@@ -243,6 +275,13 @@ uint64_t hv__nn_cpu_reorders(void) { return __atomic_load_n(&n_reorders, __ATOMI
 /* bf16 NHWC regions on (link_nhwc); off gives the bf16 path without them,
  * which the tests compare byte for byte. Read at plan time. */
 static int bf16_regions = 1;
+/* contextual attention's GEMMs in bf16 on a bf16 backend (1, the default);
+ * 0 keeps them fp32 (tests compare the two) */
+static int ctx_attn_bf16 = 1;
+void hv__nn_cpu_set_ctx_attn_bf16(int on)
+{
+    __atomic_store_n(&ctx_attn_bf16, on != 0, __ATOMIC_RELAXED);
+}
 
 void hv__nn_cpu_set_bf16_regions(int on) { __atomic_store_n(&bf16_regions, on != 0, __ATOMIC_RELAXED); }
 
@@ -401,18 +440,24 @@ static int is_eltwise(hv_nn_op op)
 static int is_conv(hv_nn_op op) { return op == HV_NN_OP_CONV2D || op == HV_NN_OP_CONV3D; }
 
 /* Nodes on oneDNN primitives; the CPU backend runs every other node on the
- * reference kernels with OpenBLAS (run_ref). */
+ * reference kernels with oneDNN's sgemm (run_ref). */
 static int on_dnnl(const hv_nn_tensor *n)
 {
     return is_conv(n->op) || is_eltwise(n->op);
 }
 
-/* The reference kernels with OpenBLAS for their GEMMs: a private copy of the
+/* The reference kernels with oneDNN's sgemm for their GEMMs: a private copy of the
  * graph's exec context (a few words, no allocation). */
 static hv_status run_ref(hv_nn_tensor *n, const hv_nn_exec *ex, int backward)
 {
     hv_nn_exec e = *ex;
-    e.gemm = gemm_blas;
+    const conv_state *cs = n->be_state;
+    e.gemm = gemm_dnnl;
+    if (!backward && cs && cs->ca) {
+        cs->ca->work = ex->work;
+        e.gemm_bf16 = ca_gemm_bf16;
+        e.gemm_bf16_ctx = cs->ca;
+    }
     return backward ? hv__nn_ref_backward(n, &e) : hv__nn_ref_forward(n, &e);
 }
 
@@ -884,6 +929,118 @@ done:
     return st;
 }
 
+/* ------------------------------------- contextual attention's GEMMs in bf16
+ *
+ * On a bf16 backend (inference), contextual attention's two contractions,
+ * the patch scores (L x L x C9) and the paste (C 4r^2 x L x L), are ~20 % of
+ * the generator's FLOPs and, in fp32, 35-40 % of a bf16 forward. They run as
+ * bf16 matmuls (brgemm on avx512_bf16: bf16 inputs, fp32 accumulation and
+ * output); everything else of the layer (normalisation, the diagonal fuse,
+ * the softmax, the paste's col2im) stays fp32 in ref_ctx_attn.c, which asks
+ * for these through ex->gemm_bf16. A shape oneDNN has only reference code
+ * for is left to fp32 (no state, n->bf16 = 0). */
+static void ca_release(ca_bf16 *ca)
+{
+    if (!ca) return;
+    for (int i = 0; i < 2; i++) {
+        prim_release(&ca->g[i].mm);
+        dnnl_memory_t mems[3] = {ca->g[i].a, ca->g[i].b, ca->g[i].c};
+        for (int j = 0; j < 3; j++)
+            if (mems[j]) dnnl_memory_destroy(mems[j]);
+    }
+    free(ca);
+}
+
+/* Strided 2-D descriptor of op(X) (rows x cols), X stored dense row-major
+ * untransposed (rows x cols) or transposed (cols x rows). */
+static void strided_md(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int trans,
+                       dnnl_data_type_t dt)
+{
+    dnnl_dims_t d = {rows, cols}, st = {trans ? 1 : cols, trans ? rows : 1};
+    dnnl_memory_desc_init_by_strides(md, 2, d, dt, st);
+}
+
+static hv_status ca_gemm_prepare(cpu_ctx *cx, ca_gemm_prim *g, int ta, int tb, int64_t m,
+                                 int64_t n, int64_t k, size_t *top)
+{
+    hv_status st = HV_OK;
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    *g = (ca_gemm_prim){.ta = ta, .tb = tb, .m = m, .n = n, .k = k};
+    strided_md(&amd, m, k, ta, dnnl_bf16);
+    strided_md(&bmd, k, n, tb, dnnl_bf16);
+    strided_md(&cmd, m, n, 0, dnnl_f32);
+    DNNL_TRY(dnnl_matmul_desc_init(&md, &amd, &bmd, NULL, &cmd));
+    if ((st = prim_make(cx, &g->mm, &md, NULL, 0, 0.0f, &pd, top))) goto done;
+    if (!native_impl(pd)) {
+        st = hv_error_set(HV_ERR_UNSUPPORTED, "oneDNN: no native bf16 matmul %lldx%lldx%lld",
+                          (long long)m, (long long)n, (long long)k);
+        goto done;
+    }
+    DNNL_TRY(dnnl_memory_create(&g->a, &amd, cx->engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&g->b, &bmd, cx->engine, DNNL_MEMORY_NONE));
+    DNNL_TRY(dnnl_memory_create(&g->c, &cmd, cx->engine, DNNL_MEMORY_NONE));
+    g->a_off = ws_take(top, (size_t)(m * k + 1) / 2);
+    g->b_off = ws_take(top, (size_t)(k * n + 1) / 2);
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* The node's two GEMMs (ref_ctx_attn.c's forward calls, in its order), their
+ * bf16 copies placed after the reference kernel's fp32 scratch. NULL (and
+ * no error) when either has no native kernel: the layer then runs in fp32. */
+static ca_bf16 *ca_prepare(cpu_ctx *cx, const hv_nn_tensor *n, size_t *top)
+{
+    const hv_nn_ca_dims d = hv__nn_ca_dims(n);
+    ca_bf16 *ca = calloc(1, sizeof *ca);
+    if (!ca) return NULL;
+    ca->cx = cx;
+    *top = hv__nn_ca_work_size(n);
+    if (ca_gemm_prepare(cx, &ca->g[0], 1, 0, d.l, d.l, d.c9, top) ||
+        ca_gemm_prepare(cx, &ca->g[1], 0, 1, d.ckk, d.l, d.l, top)) {
+        hv_error_clear();
+        ca_release(ca);
+        *top = 0;
+        return NULL;
+    }
+    return ca;
+}
+
+static void round_bf16(const float *x, int64_t n, uint16_t *y)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] = hv__nn_to_bf16(x[i]);
+}
+
+static int ca_gemm_bf16(void *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                        int64_t ldc)
+{
+    ca_bf16 *ca = ctx;
+    hv_status st = HV_OK;
+    for (int i = 0; i < 2; i++) {
+        ca_gemm_prim *g = &ca->g[i];
+        if (g->ta != ta || g->tb != tb || g->m != m || g->n != n || g->k != k ||
+            lda != (ta ? m : k) || ldb != (tb ? k : n) || ldc != n)
+            continue;
+        uint16_t *ab = (uint16_t *)(ca->work + g->a_off), *bb = (uint16_t *)(ca->work + g->b_off);
+        round_bf16(a, m * k, ab);
+        round_bf16(b, k * n, bb);
+        DNNL_TRY(dnnl_memory_set_data_handle(g->a, ab));
+        DNNL_TRY(dnnl_memory_set_data_handle(g->b, bb));
+        DNNL_TRY(dnnl_memory_set_data_handle(g->c, c));
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, g->a}, {DNNL_ARG_WEIGHTS, g->b},
+                                   {DNNL_ARG_DST, g->c}};
+        st = prim_run(ca->cx, &g->mm, ca->work, args, 3);
+        break;
+    }
+done:
+    if (st) hv_error_clear();
+    return st != HV_OK || !ca->work; /* nonzero: the caller's fp32 GEMM */
+}
+
 static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
 {
     (void)be;
@@ -895,6 +1052,7 @@ static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
     prim_release(&cs->e_fwd);
     prim_release(&cs->e_bwd);
     free(cs->w_cache);
+    ca_release(cs->ca);
     slot *slots[] = {&cs->f_src, &cs->f_w, &cs->f_b, &cs->f_dst, &cs->d_ddst, &cs->d_w,
                      &cs->d_dsrc, &cs->w_src, &cs->w_ddst, &cs->w_dw, &cs->w_db};
     for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) slot_release(slots[i]);
@@ -917,6 +1075,18 @@ static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, s
     cx->bf16 = be->precision == HV_NN_BF16;
     if (!on_dnnl(n)) {
         *work_n = 0; /* the graph sizes the reference kernels' scratch */
+        if (n->op != HV_NN_OP_CTX_ATTN || !cx->bf16 || training ||
+            !__atomic_load_n(&ctx_attn_bf16, __ATOMIC_RELAXED) || getenv("HV_X_CA32")) return HV_OK;
+        conv_state *cs = calloc(1, sizeof *cs);
+        if (!cs) return hv_error_set(HV_ERR_NOMEM, "oneDNN: out of memory");
+        size_t top = 0;
+        if (!(cs->ca = ca_prepare(cx, n, &top))) {
+            free(cs);
+            return HV_OK;
+        }
+        n->be_state = cs;
+        n->bf16 = 1;
+        *work_n = top;
         return HV_OK;
     }
     conv_state *cs = calloc(1, sizeof *cs);
@@ -1125,7 +1295,7 @@ static const hv_nn_backend_i cpu_iface = {
     .name = "cpu",
     .destroy = cpu_destroy,
     .host_memory = 1,
-    .supports_op = NULL, /* every node: oneDNN or a reference kernel with OpenBLAS */
+    .supports_op = NULL, /* every node: oneDNN or a reference kernel with oneDNN's sgemm */
     .node_prepare = cpu_prepare,
     .node_release = cpu_release,
     .node_forward = cpu_forward,

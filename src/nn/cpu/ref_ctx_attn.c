@@ -155,36 +155,48 @@ static int64_t tr_step(const hv_nn_ca_dims *d, int64_t x, int64_t k)
  * image rows that wrap to the neighbouring column. The terms are added in
  * the same order (k ascending) as D on the permuted arrays would, so the
  * result is the same to the bit. */
-static void diag_sum(const hv_nn_ca_dims *d, const float *in, float *out, int transposed)
+/* Row a of D_T(in) into o (L floats). */
+static void diag_tr_row(const hv_nn_ca_dims *d, const float *in, int64_t a, float *o)
 {
     const int64_t l = d->l, half = d->fk / 2, ws = d->ws, hs = d->hs;
+    for (int64_t b = 0; b < l; b++) o[b] = 0.0f;
+    for (int64_t k = -half; k <= half; k++) {
+        const int64_t r = tr_step(d, a, k);
+        if (r < 0) continue;
+        const float *src = in + r * l;
+        /* image rows y with 0 <= y + k < hs: one shift (none if |k| >= hs) */
+        int64_t y0 = k < 0 ? -k : 0, y1 = k > 0 ? hs - k : hs;
+        if (y1 < y0) y1 = y0;
+        const int64_t sh = k * ws;
+        for (int64_t b = y0 * ws; b < y1 * ws; b++) o[b] += src[b + sh];
+        /* the wrapping rows */
+        for (int64_t y = 0; y < hs; y++) {
+            if (y >= y0 && y < y1) continue;
+            for (int64_t c = 0; c < ws; c++) {
+                const int64_t b = y * ws + c, n = tr_step(d, b, k);
+                if (n >= 0) o[b] += src[n];
+            }
+        }
+    }
+}
+
+/* out = D(in) (transposed = 0) or D_T(in) = P D P^T (in), where P reorders
+ * both indices into the transposed ordering: out[a][b] = sum over |k| <=
+ * fk/2 of in[tr_step(a, k)][tr_step(b, k)]. Done as shifted rows, without
+ * permuting the L x L arrays: for one k, row a reads the single row
+ * tr_step(a, k), and its columns b at one shift (k Ws) except for the |k|
+ * image rows that wrap to the neighbouring column. The terms are added in
+ * the same order (k ascending) as D on the permuted arrays would, so the
+ * result is the same to the bit. */
+static void diag_sum(const hv_nn_ca_dims *d, const float *in, float *out, int transposed)
+{
+    const int64_t l = d->l;
     if (!transposed) {
         diag_rows(d, in, out);
         return;
     }
 #pragma omp parallel for schedule(static)
-    for (int64_t a = 0; a < l; a++) {
-        float *o = out + a * l;
-        for (int64_t b = 0; b < l; b++) o[b] = 0.0f;
-        for (int64_t k = -half; k <= half; k++) {
-            const int64_t r = tr_step(d, a, k);
-            if (r < 0) continue;
-            const float *src = in + r * l;
-            /* image rows y with 0 <= y + k < hs: one shift (none if |k| >= hs) */
-            int64_t y0 = k < 0 ? -k : 0, y1 = k > 0 ? hs - k : hs;
-            if (y1 < y0) y1 = y0;
-            const int64_t sh = k * ws;
-            for (int64_t b = y0 * ws; b < y1 * ws; b++) o[b] += src[b + sh];
-            /* the wrapping rows */
-            for (int64_t y = 0; y < hs; y++) {
-                if (y >= y0 && y < y1) continue;
-                for (int64_t c = 0; c < ws; c++) {
-                    const int64_t b = y * ws + c, n = tr_step(d, b, k);
-                    if (n >= 0) o[b] += src[n];
-                }
-            }
-        }
-    }
+    for (int64_t a = 0; a < l; a++) diag_tr_row(d, in, a, out + a * l);
 }
 
 static void valid_patches(const hv_nn_ca_dims *d, const float *mask, float *mm)
@@ -202,6 +214,36 @@ static void valid_patches(const hv_nn_ca_dims *d, const float *mask, float *mm)
             (void)hm;
             mm[ly * d->ws + lx] = s == 0.0 ? 1.0f : 0.0f;
         }
+}
+
+/* C = op(A) op(B): in bf16 where the backend offers it for this call
+ * (ex->gemm_bf16, inference on a bf16 backend), else in fp32 */
+static void ca_gemm(const hv_nn_exec *ex, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float *c,
+                    int64_t ldc)
+{
+    if (ex->gemm_bf16 &&
+        ex->gemm_bf16(ex->gemm_bf16_ctx, ta, tb, m, n, k, a, lda, b, ldb, c, ldc) == 0)
+        return;
+    ex->gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+}
+
+/* Softmax over l of row p (masked logits are 0, masked outputs 0). */
+static void softmax_row(const hv_nn_ca_dims *d, const float *sp, const float *mm, float *ap)
+{
+    const int64_t l = d->l;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < l; j++) {
+        ap[j] = d->scale * sp[j] * mm[j];
+        if (ap[j] > mx) mx = ap[j];
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < l; j++) {
+        ap[j] = expf(ap[j] - mx);
+        sum += ap[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < l; j++) ap[j] *= inv * mm[j];
 }
 
 hv_status hv__nn_ca_forward(hv_nn_tensor *t, const hv_nn_exec *ex)
@@ -225,37 +267,29 @@ hv_status hv__nn_ca_forward(hv_nn_tensor *t, const hv_nn_exec *ex)
         for (int64_t r = 0; r < d.c9; r++)
             for (int64_t j = 0; j < l; j++) nrm[j] += colB[r * l + j] * colB[r * l + j];
         for (int64_t j = 0; j < l; j++) nrm[j] = fmaxf(sqrtf(nrm[j]), 1e-4f);
-        /* s[p][l] = colF[:,p] . colB[:,l] / nrm[l] */
-        ex->gemm(1, 0, l, l, d.c9, 1.0f, colF, l, colB, l, 0.0f, s, l);
-#pragma omp parallel for schedule(static)
-        for (int64_t p = 0; p < l; p++)
-            for (int64_t j = 0; j < l; j++) s[p * l + j] /= nrm[j];
-        if (d.fk) { /* the diagonal fuse is symmetric in its two indices */
-            diag_sum(&d, s, s1, 0);
-            diag_sum(&d, s1, s, 1);
-        }
+        /* s[p][l] = colF[:,p] . (colB[:,l] / nrm[l]): the patches are
+         * normalised before the GEMM (C9 x L divisions instead of L x L) */
+#pragma omp parallel for schedule(static) if (d.c9 * l > 32768)
+        for (int64_t r = 0; r < d.c9; r++)
+            for (int64_t j = 0; j < l; j++) colB[r * l + j] /= nrm[j];
+        ca_gemm(ex, 1, 0, l, l, d.c9, colF, l, colB, l, s, l);
         valid_patches(&d, m->data + i * m->shape[2] * m->shape[3], mm);
-        /* softmax over l for every position p (masked logits are 0) */
+        if (d.fk) {
+            /* the diagonal fuse is symmetric in its two indices: s1 = D(s),
+             * then row p of D_T(s1), softmaxed into att while in cache */
+            diag_rows(&d, s, s1);
 #pragma omp parallel for schedule(static)
-        for (int64_t p = 0; p < l; p++) {
-            const float *sp = s + p * l;
-            float *ap = att + p * l;
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < l; j++) {
-                ap[j] = d.scale * sp[j] * mm[j];
-                if (ap[j] > mx) mx = ap[j];
+            for (int64_t p = 0; p < l; p++) {
+                diag_tr_row(&d, s1, p, att + p * l);
+                softmax_row(&d, att + p * l, mm, att + p * l);
             }
-            float sum = 0.0f;
-            for (int64_t j = 0; j < l; j++) {
-                ap[j] = expf(ap[j] - mx);
-                sum += ap[j];
-            }
-            const float inv = 1.0f / sum;
-            for (int64_t j = 0; j < l; j++) ap[j] *= inv * mm[j];
+        } else {
+#pragma omp parallel for schedule(static)
+            for (int64_t p = 0; p < l; p++) softmax_row(&d, s + p * l, mm, att + p * l);
         }
         /* paste: colO = colRaw x att^T, out = col2im(colO) / r^2 */
         im2col_sq(bi, d.c, d.h, d.w, 2 * d.r, d.r, pr, d.hs, d.ws, colR);
-        ex->gemm(0, 1, d.ckk, l, l, 1.0f, colR, l, att, l, 0.0f, colO, l);
+        ca_gemm(ex, 0, 1, d.ckk, l, l, colR, l, att, l, colO, l);
         float *yi = t->data + i * img;
         memset(yi, 0, (size_t)img * sizeof(float));
         col2im_sq(colO, d.c, d.h, d.w, 2 * d.r, d.r, pr, d.hs, d.ws, 1.0f / (float)(d.r * d.r), yi);

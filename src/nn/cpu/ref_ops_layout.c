@@ -49,18 +49,6 @@ static int is_nhwc(const hv_nn_tensor *t) { return t->ndim == 4 && t->blk == t->
 /* Does t hold bf16 values (t->blk_bf16, nn_backend.h)? */
 static int holds_bf16(const hv_nn_tensor *t) { return t->blk > 0 && t->blk_bf16; }
 
-/* fp32 -> bf16, round to nearest even; denormals flushed to signed zero and
- * NaN kept quiet (vcvtneps2bf16's rules) */
-static inline uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
 /* Pixel j of item i (channels k = 0..c-1) of t, NHWC or plain, into y, whose
  * values are bf16 (ybf) or fp32. */
 static inline void gather_pixel(void *y, int ybf, const hv_nn_tensor *x, int64_t i, int64_t j,
@@ -75,7 +63,7 @@ static inline void gather_pixel(void *y, int ybf, const hv_nn_tensor *x, int64_t
     const float *xd = x->data + i * c * hw + j;
     if (ybf) {
         uint16_t *yb = y;
-        for (int64_t k = 0; k < c; k++) yb[k] = to_bf16(xd[k * hw]);
+        for (int64_t k = 0; k < c; k++) yb[k] = hv__nn_to_bf16(xd[k * hw]);
     } else {
         float *yf = y;
         for (int64_t k = 0; k < c; k++) yf[k] = xd[k * hw];
