@@ -26,8 +26,8 @@
  * --precision bf16 adds, after each batch's fp32 line, the same generator
  * (same weights, inputs and threads) on a bf16 backend
  * (hv_nn_backend_set_precision): its seconds per slice, how many of the
- * convolutions ran in bf16, its speed as a multiple of the fp32 run just
- * before it, and the largest absolute difference of its outputs x_stage2
+ * nodes ran in bf16 (convolutions, and contextual attention's GEMMs), its
+ * speed as a multiple of the fp32 run just before it, and the largest absolute difference of its outputs x_stage2
  * (in [-1, 1]) and fine_seg (a probability) from the fp32 ones; and its
  * profile. On a CPU without avx512_bf16/AMX it stops with the backend's
  * message before measuring anything.
@@ -509,7 +509,8 @@ int main(int argc, char **argv)
                 if (b > ds) ds = b;
             }
             gf = gb.gflop_per_slice / gb.s_per_slice;
-            printf("%-8s batch %d: %.4f s/slice, %.1f GFLOP/s, %d convolutions in %s; %.2fx the "
+            printf("%-8s batch %d: %.4f s/slice, %.1f GFLOP/s, %d nodes in %s (convolutions, contextual "
+                   "attention); %.2fx the "
                    "fp32 speed; max |diff| to fp32: x_stage2 %.4f, fine_seg %.4f\n",
                    hv_nn_precision_name(prec), batches[i], gb.s_per_slice, gf, gb.bf16_nodes,
                    hv_nn_precision_name(prec), gr.s_per_slice / gb.s_per_slice, dx, ds);

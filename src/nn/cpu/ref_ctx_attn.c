@@ -228,6 +228,9 @@ static void ca_gemm(const hv_nn_exec *ex, int ta, int tb, int64_t m, int64_t n, 
     ex->gemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
+/* expf(x) rounds to +0 for every x below log(2^-150) = -103.97... */
+#define EXP_ZERO (-104.0f)
+
 /* Softmax over l of row p (masked logits are 0, masked outputs 0). */
 static void softmax_row(const hv_nn_ca_dims *d, const float *sp, const float *mm, float *ap)
 {
@@ -239,7 +242,10 @@ static void softmax_row(const hv_nn_ca_dims *d, const float *sp, const float *mm
     }
     float sum = 0.0f;
     for (int64_t j = 0; j < l; j++) {
-        ap[j] = expf(ap[j] - mx);
+        /* below EXP_ZERO expf is +0 anyway, but through glibc's slow
+         * underflow path; most of a row is there at softmax scale 10 */
+        const float x = ap[j] - mx;
+        ap[j] = x < EXP_ZERO ? 0.0f : expf(x);
         sum += ap[j];
     }
     const float inv = 1.0f / sum;
