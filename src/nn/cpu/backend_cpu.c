@@ -1087,7 +1087,8 @@ static hv_status cpu_prepare(hv_nn_backend *be, hv_nn_tensor *n, int training, s
     if (!on_dnnl(n)) {
         *work_n = 0; /* the graph sizes the reference kernels' scratch */
         if (n->op != HV_NN_OP_CTX_ATTN || !cx->bf16 || training ||
-            !__atomic_load_n(&ctx_attn_bf16, __ATOMIC_RELAXED) || getenv("HV_X_CA32")) return HV_OK;
+            !__atomic_load_n(&ctx_attn_bf16, __ATOMIC_RELAXED))
+            return HV_OK;
         conv_state *cs = calloc(1, sizeof *cs);
         if (!cs) return hv_error_set(HV_ERR_NOMEM, "oneDNN: out of memory");
         size_t top = 0;
