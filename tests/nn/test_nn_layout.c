@@ -406,9 +406,15 @@ static void check_inference(int kind)
                                                              : "nChw{B}c",
                    c.probe[i]->blk);
         }
+        /* AVX2 (no NHWC): oneDNN 2.6 runs the generator chain's dilation-4
+         * convolution forward as plain im2col + gemm (x64:gemm:jit), so the
+         * pair of reorders around it is its choice, not a broken chain */
+        const uint64_t allowed = kind == NET_GEN && !nhwc_machine ? 4 : 2;
         printf("  %s: %llu reorders in one forward\n", ctx, (unsigned long long)nre);
-        HV_CHECK(nre <= 2, "%s: %llu reorders in one forward, at most 2 expected (graph input, "
-                 "output): a reorder between two convolutions", ctx, (unsigned long long)nre);
+        HV_CHECK(nre <= allowed, "%s: %llu reorders in one forward, at most %llu expected (graph "
+                 "input, output%s): a reorder between two convolutions", ctx,
+                 (unsigned long long)nre, (unsigned long long)allowed,
+                 allowed > 2 ? ", the plain dilated convolution's input and output" : "");
     } else if (kind == NET_BRANCH) {
         HV_CHECK(c.probe[0]->blk == 0, "%s: a tensor with a plain second reader was blocked", ctx);
         HV_CHECK(c.probe[1]->blk == 0, "%s: a graph output was blocked", ctx);
