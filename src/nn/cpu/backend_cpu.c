@@ -1031,25 +1031,25 @@ static int ca_gemm_bf16(void *ctx, int ta, int tb, int64_t m, int64_t n, int64_t
 {
     ca_bf16 *ca = ctx;
     hv_status st = HV_OK;
-    for (int i = 0; i < 2; i++) {
-        ca_gemm_prim *g = &ca->g[i];
-        if (g->ta != ta || g->tb != tb || g->m != m || g->n != n || g->k != k ||
-            lda != (ta ? m : k) || ldb != (tb ? k : n) || ldc != n)
-            continue;
-        uint16_t *ab = (uint16_t *)(ca->work + g->a_off), *bb = (uint16_t *)(ca->work + g->b_off);
-        round_bf16(a, m * k, ab);
-        round_bf16(b, k * n, bb);
-        DNNL_TRY(dnnl_memory_set_data_handle(g->a, ab));
-        DNNL_TRY(dnnl_memory_set_data_handle(g->b, bb));
-        DNNL_TRY(dnnl_memory_set_data_handle(g->c, c));
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, g->a}, {DNNL_ARG_WEIGHTS, g->b},
-                                   {DNNL_ARG_DST, g->c}};
-        st = prim_run(ca->cx, &g->mm, ca->work, args, 3);
-        break;
+    ca_gemm_prim *g = NULL;
+    for (int i = 0; i < 2 && !g; i++) {
+        ca_gemm_prim *h = &ca->g[i];
+        if (h->ta == ta && h->tb == tb && h->m == m && h->n == n && h->k == k &&
+            lda == (ta ? m : k) && ldb == (tb ? k : n) && ldc == n)
+            g = h;
     }
+    if (!g || !ca->work) return 1; /* not a prepared shape: the caller's fp32 GEMM */
+    uint16_t *ab = (uint16_t *)(ca->work + g->a_off), *bb = (uint16_t *)(ca->work + g->b_off);
+    round_bf16(a, m * k, ab);
+    round_bf16(b, k * n, bb);
+    DNNL_TRY(dnnl_memory_set_data_handle(g->a, ab));
+    DNNL_TRY(dnnl_memory_set_data_handle(g->b, bb));
+    DNNL_TRY(dnnl_memory_set_data_handle(g->c, c));
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, g->a}, {DNNL_ARG_WEIGHTS, g->b}, {DNNL_ARG_DST, g->c}};
+    st = prim_run(ca->cx, &g->mm, ca->work, args, 3);
 done:
     if (st) hv_error_clear();
-    return st != HV_OK || !ca->work; /* nonzero: the caller's fp32 GEMM */
+    return st != HV_OK; /* nonzero: C was not written, the caller's fp32 GEMM */
 }
 
 static void cpu_release(hv_nn_backend *be, hv_nn_tensor *n)
