@@ -14,6 +14,11 @@
  *      its own block because the reverse pass reads them;
  *   3. asks the backend which nodes it runs and lets it build its per-node
  *      state (oneDNN primitives), and sizes one shared workspace.
+ * Graphs that never run interleaved may then share one arena and workspace
+ * (hv_nn_graphs_share: pointers into a graph's own arena are rebased onto
+ * the group's, which is as large as the group's first graph). Sharing after
+ * planning, not planning into a shared block, keeps plan() unchanged and
+ * lets each graph join as soon as it is planned.
  * Forward and backward then only run kernels: they never allocate, which the
  * tests check through hv_nn_alloc_count().
  *
