@@ -1163,14 +1163,15 @@ hv_status hv_nn_graphs_share(hv_nn_graph *const *gs, int n)
             return hv_error_set(HV_ERR_ARG, "nn share: graph %d is an inference graph", k);
         for (int j = 0; j < k; j++)
             if (gs[j] == g) return hv_error_set(HV_ERR_ARG, "nn share: graph %d given twice", k);
-        if (k && (g->arena_n > gs[0]->arena_n || g->work_n > gs[0]->work_n))
-            return hv_error_set(HV_ERR_ARG, "nn share: graph %d needs %zu + %zu floats, more "
-                                "than graph 0's %zu + %zu (name the largest first)", k,
-                                g->arena_n, g->work_n, gs[0]->arena_n, gs[0]->work_n);
     }
     for (int k = 0; k < n; k++)
         if (!gs[k]->host || gs[k]->be->iface->buffer_alloc)
             return HV_OK; /* device (or backend-allocated) memory: each keeps its own */
+    for (int k = 1; k < n; k++)
+        if (gs[k]->arena_n > gs[0]->arena_n || gs[k]->work_n > gs[0]->work_n)
+            return hv_error_set(HV_ERR_ARG, "nn share: graph %d needs %zu + %zu floats, more "
+                                "than graph 0's %zu + %zu (name the largest first)", k,
+                                gs[k]->arena_n, gs[k]->work_n, gs[0]->arena_n, gs[0]->work_n);
     hv_nn_graph *g0 = gs[0];
     if (!g0->share) { /* g0's memory becomes the group's */
         graph_share *sh = calloc(1, sizeof *sh);
