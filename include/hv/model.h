@@ -173,7 +173,19 @@ hv_status hv_model_trainset_open(const char *path, unsigned split_mask,
                                  hv_model_trainset **out);
 void hv_model_trainset_free(hv_model_trainset *ts);
 size_t hv_model_trainset_size(const hv_model_trainset *ts);
-/* Item i (0 <= i < size), borrowed views valid until hv_model_trainset_free. */
+/* The same selection with its tables only: every item's volumes (ct,
+ * labels, cam) are NULL until hv_model_trainset_load reads them; indices are
+ * those hv_model_trainset_open gives. *out is owned by the caller. */
+hv_status hv_model_trainset_open_meta(const char *path, unsigned split_mask,
+                                      hv_model_trainset **out);
+/* Read the volumes of items idx[0..n) from the file (one open of it; items
+ * already loaded are left as they are). */
+hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n);
+/* Free item i's volumes; its views from hv_model_trainset_item become
+ * invalid and later ones are NULL (hv_model_trainset_load reads them again). */
+void hv_model_trainset_release(hv_model_trainset *ts, size_t i);
+/* Item i (0 <= i < size), borrowed views valid until hv_model_trainset_free
+ * or hv_model_trainset_release(ts, i); NULL volumes when not loaded. */
 hv_status hv_model_trainset_item(const hv_model_trainset *ts, size_t i,
                                  hv_model_train_item *out);
 

@@ -454,8 +454,29 @@ hv_status hv_nn_graph_plan(hv_nn_graph *g, hv_nn_backend *be, unsigned flags);
 double hv_nn_graph_flops(const hv_nn_graph *g);
 /* Nodes the backend runs in bf16 (0 unless planned on a bf16 backend). */
 int hv_nn_graph_bf16_nodes(const hv_nn_graph *g);
-/* Bytes held by the plan (arena + workspace). */
+/* Bytes held by the plan (arena + workspace); after hv_nn_graphs_share, the
+ * bytes the graph uses of the shared arena (so the sum over the group counts
+ * the shared bytes more than once). */
 size_t hv_nn_graph_bytes(const hv_nn_graph *g);
+/* Let planned graphs that never run interleaved use ONE arena and one
+ * workspace, graph gs[0]'s (instead of one each): a training step's
+ * discriminator passes, each a forward and its backward read out before the
+ * next pass starts, need no more. gs[1..n) join gs[0]'s memory (gs[0] may
+ * already be in a group from an earlier call; the others may not), so a
+ * caller can join each graph right after planning it and never hold more
+ * than the group plus one graph; each must need no more arena and
+ * workspace than gs[0] (HV_ERR_ARG otherwise: name the largest first).
+ * Running any graph of the group overwrites what the others hold: every
+ * value of a graph (inputs, outputs, gradients) must be set and read
+ * between that graph's own forward/backward calls, with no other graph of
+ * the group in between; a joining graph finds the group's values where a
+ * fresh plan has zeros. Only graphs with gradients (HV_NN_PLAN_TRAIN or
+ * HV_NN_PLAN_GRAD): an inference graph keeps its folded constants in its
+ * arena from one run to the next. Graphs on a backend that allocates its
+ * own buffers (device memory) keep their own memory (HV_OK, nothing
+ * shared). The shared memory belongs to the group: each hv_nn_graph_free
+ * releases its share, the last one frees it. */
+hv_status hv_nn_graphs_share(hv_nn_graph *const *gs, int n);
 hv_status hv_nn_graph_forward(hv_nn_graph *g);
 /* Reverse pass from a scalar loss (numel 1): d loss / d loss = 1. Gradients
  * of tensors are reset first; parameter gradients accumulate. Needs a graph

@@ -18,6 +18,12 @@
  * Separate fake and real graphs also give batch norm the reference's
  * statistics: PyTorch runs D(fake) and D(real) as separate calls, so each
  * normalises with its own batch and updates the running statistics in turn.
+ * The six D graphs share one arena (hv_nn_graphs_share): each pass is a
+ * forward and its backward whose loss and input gradient are read before
+ * the next pass, so nothing of one pass is needed after another ran; at
+ * batch 12 and ndf 64 that keeps one D graph's activations, gradients and
+ * workspace (815 MiB) instead of six (4.9 GiB). Each joins D1's fake graph
+ * as soon as it is planned, so the six are never all allocated at once.
  *
  * One step, in the reference's order (optimize_parameters): G forward;
  * composites; generator-side losses computed (their values are checked
@@ -212,6 +218,15 @@ static hv_status build_d(hv_model_gan *m, int k, hv_rng *rng)
         d->nlogit = hv_nn_tensor_numel(logits);
         if ((st = hv_nn_graph_plan(g, m->be, HV_NN_PLAN_TRAIN)))
             return hv_error_wrap(st, "model gan: planning %s", d_prefix[k]);
+        /* the six D graphs run one forward + backward at a time (d_pass), each
+         * read out before the next: all in D1's fake graph's memory (the
+         * largest: its input has a gradient; the three D's have the same
+         * shapes), each joining as soon as it is planned */
+        if (k || real) {
+            hv_nn_graph *two[2] = {m->d[0].gf, g};
+            if ((st = hv_nn_graphs_share(two, 2)))
+                return hv_error_wrap(st, "model gan: %s's memory", d_prefix[k]);
+        }
         if (real) d->xr = x, d->tr = t, d->wr = w, d->lr = loss;
         else d->xf = x, d->tf = t, d->wf = w, d->lf = loss;
     }

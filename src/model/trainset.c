@@ -17,7 +17,13 @@
  *    readers see the old file or the whole new one (a killed prepare leaves
  *    at most a stray temporary, never a half part under the real name).
  *  - The reader loads the selected splits whole (the trainer draws a random
- *    slice of a random item every step; 8 MiB per item with labels).
+ *    slice of a random item every step; 8 MiB per item with labels), or
+ *    only their tables (hv_model_trainset_open_meta) and then the volumes
+ *    of the items a caller names (hv_model_trainset_load), which it can
+ *    drop again (hv_model_trainset_release): `train` keeps the healthy train
+ *    items only, not the fractured ones nor the val items once their fixed
+ *    validation slices are cut. Item indices are the same either way (the
+ *    trainer's draws are keyed by them).
  *  - HDF5's own error printing is off around our calls; failures become
  *    HV_ERR_HDF5 / HV_ERR_FORMAT naming the file and the object.
  */
@@ -822,6 +828,10 @@ done:
 
 struct hv_model_trainset {
     size_t n;
+    char *path;                      /* the file, for hv_model_trainset_load  */
+    int has_cam;
+    int64_t dim[3];
+    size_t *row;                     /* n: the item's row in the file         */
     char **case_id;
     int *label, *grade;
     hv_model_split *split;
@@ -845,6 +855,8 @@ void hv_model_trainset_free(hv_model_trainset *ts)
         free(ts->sk_case[i]);
         free(ts->sk_reason[i]);
     }
+    free(ts->path);
+    free(ts->row);
     free(ts->case_id);
     free(ts->label);
     free(ts->grade);
@@ -859,7 +871,8 @@ void hv_model_trainset_free(hv_model_trainset *ts)
     free(ts);
 }
 
-hv_status hv_model_trainset_open(const char *path, unsigned split_mask, hv_model_trainset **out)
+hv_status hv_model_trainset_open_meta(const char *path, unsigned split_mask,
+                                      hv_model_trainset **out)
 {
     hv_status st = HV_OK;
     hv_model_trainset *ts = NULL;
@@ -889,6 +902,10 @@ hv_status hv_model_trainset_open(const char *path, unsigned split_mask, hv_model
     }
     ts = calloc(1, sizeof *ts);
     if (!ts) goto nomem;
+    ts->path = hv_strdup(path);
+    ts->has_cam = r.has_cam;
+    memcpy(ts->dim, r.dim, sizeof ts->dim);
+    ts->row = calloc(m, sizeof *ts->row);
     ts->case_id = calloc(m, sizeof *ts->case_id);
     ts->label = calloc(m, sizeof *ts->label);
     ts->grade = calloc(m, sizeof *ts->grade);
@@ -897,32 +914,20 @@ hv_status hv_model_trainset_open(const char *path, unsigned split_mask, hv_model
     ts->ct = calloc(m, sizeof *ts->ct);
     ts->labels = calloc(m, sizeof *ts->labels);
     if (r.has_cam) ts->cam = calloc(m, sizeof *ts->cam);
-    if (!ts->case_id || !ts->label || !ts->grade || !ts->split || !ts->grades || !ts->ct ||
-        !ts->labels || (r.has_cam && !ts->cam))
+    if (!ts->path || !ts->row || !ts->case_id || !ts->label || !ts->grade || !ts->split ||
+        !ts->grades || !ts->ct || !ts->labels || (r.has_cam && !ts->cam))
         goto nomem;
-    hid_t dsv[3] = {H5Dopen2(r.f, "ct", H5P_DEFAULT), H5Dopen2(r.f, "labels", H5P_DEFAULT),
-                    r.has_cam ? H5Dopen2(r.f, "cam", H5P_DEFAULT) : -1};
-    for (size_t i = 0; i < r.n && st == HV_OK; i++) {
+    for (size_t i = 0; i < r.n; i++) {
         if (!((split_mask >> r.split[i]) & 1u)) continue;
         size_t o = ts->n++;
+        ts->row[o] = i;
         ts->case_id[o] = hv_strdup(r.cases + i * r.case_w);
         ts->label[o] = r.label[i];
         ts->grade[o] = r.grade[i];
         ts->split[o] = (hv_model_split)r.split[i];
         memcpy(ts->grades + o * TS_GRADES, r.grades + i * TS_GRADES, TS_GRADES);
-        hv_volume **dst[3] = {&ts->ct[o], &ts->labels[o], ts->cam ? &ts->cam[o] : NULL};
-        if (!ts->case_id[o]) st = hv_error_set(HV_ERR_NOMEM, "training set: out of memory");
-        for (int v = 0; v < 3 && st == HV_OK; v++) {
-            if (!dst[v]) continue;
-            if ((st = hv_vol_create(dst[v], r.dim, HV_DTYPE_U8, NULL)) != HV_OK) break;
-            if (dsv[v] < 0 || vol_row(dsv[v], i, r.dim, (*dst[v])->data, 0) < 0)
-                st = hv_error_set(HV_ERR_HDF5, "training set %s: reading item %zu (%s label %d)",
-                                  path, i, r.cases + i * r.case_w, r.label[i]);
-        }
+        if (!ts->case_id[o]) goto nomem;
     }
-    for (int v = 0; v < 3; v++)
-        if (dsv[v] >= 0) H5Dclose(dsv[v]);
-    if (st != HV_OK) goto done;
     if (r.n_skip) {
         ts->sk_case = calloc(r.n_skip, sizeof *ts->sk_case);
         ts->sk_reason = calloc(r.n_skip, sizeof *ts->sk_reason);
@@ -942,6 +947,80 @@ nomem:
 done:
     rfile_close(&r);
     quiet_off(&q);
+    if (st != HV_OK) {
+        hv_model_trainset_free(ts);
+        return st;
+    }
+    *out = ts;
+    return HV_OK;
+}
+
+hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n)
+{
+    if (!ts || (n && !idx)) return hv_error_set(HV_ERR_ARG, "training set load: bad arguments");
+    for (size_t k = 0; k < n; k++)
+        if (idx[k] >= ts->n)
+            return hv_error_set(HV_ERR_ARG, "training set load: item %zu outside [0, %zu)",
+                                idx[k], ts->n);
+    hv_status st = HV_OK;
+    h5_quiet q;
+    quiet_on(&q);
+    hid_t f = H5Fopen(ts->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dsv[3] = {-1, -1, -1};
+    if (f < 0) {
+        st = hv_error_set(HV_ERR_HDF5, "training set %s: cannot open it again", ts->path);
+        goto done;
+    }
+    static const char *const dn[3] = {"ct", "labels", "cam"};
+    for (int v = 0; v < (ts->has_cam ? 3 : 2); v++)
+        if ((dsv[v] = H5Dopen2(f, dn[v], H5P_DEFAULT)) < 0) {
+            st = hv_error_set(HV_ERR_HDF5, "training set %s: no dataset /%s", ts->path, dn[v]);
+            goto done;
+        }
+    for (size_t k = 0; k < n && st == HV_OK; k++) {
+        size_t o = idx[k];
+        hv_volume **dst[3] = {&ts->ct[o], &ts->labels[o], ts->cam ? &ts->cam[o] : NULL};
+        for (int v = 0; v < 3 && st == HV_OK; v++) {
+            if (!dst[v] || *dst[v]) continue;
+            if ((st = hv_vol_create(dst[v], ts->dim, HV_DTYPE_U8, NULL)) != HV_OK) break;
+            if (vol_row(dsv[v], ts->row[o], ts->dim, (*dst[v])->data, 0) < 0)
+                st = hv_error_set(HV_ERR_HDF5, "training set %s: reading item %zu (%s label %d)",
+                                  ts->path, ts->row[o], ts->case_id[o], ts->label[o]);
+        }
+    }
+done:
+    for (int v = 0; v < 3; v++)
+        if (dsv[v] >= 0) H5Dclose(dsv[v]);
+    if (f >= 0) H5Fclose(f);
+    quiet_off(&q);
+    return st;
+}
+
+void hv_model_trainset_release(hv_model_trainset *ts, size_t i)
+{
+    if (!ts || i >= ts->n) return;
+    hv_vol_free(ts->ct[i]);
+    hv_vol_free(ts->labels[i]);
+    ts->ct[i] = ts->labels[i] = NULL;
+    if (ts->cam) {
+        hv_vol_free(ts->cam[i]);
+        ts->cam[i] = NULL;
+    }
+}
+
+hv_status hv_model_trainset_open(const char *path, unsigned split_mask, hv_model_trainset **out)
+{
+    hv_model_trainset *ts = NULL;
+    hv_status st = hv_model_trainset_open_meta(path, split_mask, &ts);
+    if (st != HV_OK) return st;
+    size_t *all = malloc(ts->n * sizeof *all);
+    if (!all) {
+        hv_model_trainset_free(ts);
+        return hv_error_set(HV_ERR_NOMEM, "training set %s: out of memory", path);
+    }
+    for (size_t i = 0; i < ts->n; i++) all[i] = i;
+    st = hv_model_trainset_load(ts, all, ts->n);
+    free(all);
     if (st != HV_OK) {
         hv_model_trainset_free(ts);
         return st;

@@ -251,16 +251,26 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     memset(&vst, 0, sizeof vst);
     MPI_Comm rcomm = comm;
 
-    /* 1. the training file, read by every rank; refused before any work */
-    st = hv_model_trainset_open(o.file, (1u << HV_MODEL_SPLIT_TRAIN) | (1u << HV_MODEL_SPLIT_VAL),
-                                &ts);
+    /* 1. the training file, read by every rank; refused before any work.
+     * Only the volumes the steps and the validation read stay in memory
+     * (8 MiB an item): the healthy train items for the whole run, and on
+     * rank 0 the healthy val items until their fixed slices are cut; the
+     * fractured items are never read. */
+    hv_model_sample_opts so;
+    hv_train_sample_opts(&o, &so);
+    st = hv_model_trainset_open_meta(o.file, (1u << HV_MODEL_SPLIT_TRAIN) |
+                                     (1u << HV_MODEL_SPLIT_VAL), &ts);
     if (st != HV_OK) hv_error_wrap(st, "train.file");
     if (st == HV_OK) st = hv_train_plan_make(ts, &o, o.file, &plan);
+    if (st == HV_OK) st = hv_model_trainset_load(ts, plan.train, plan.n_train);
+    if (st == HV_OK && rank == 0 && o.val_every > 0) {
+        st = hv_model_trainset_load(ts, plan.val, plan.n_val);
+        if (st == HV_OK) st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
+        for (size_t k = 0; k < plan.n_val; k++) hv_model_trainset_release(ts, plan.val[k]);
+    }
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     int64_t first = 0, count = 0;
     hv_train_share(o.batch, nranks, rank, &first, &count);
-    hv_model_sample_opts so;
-    hv_train_sample_opts(&o, &so);
     hv_log_info("rank %d of %d: items [%lld, %lld) of each global batch of %d", rank, nranks,
                 (long long)first, (long long)(first + count), o.batch);
 
@@ -322,7 +332,6 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
             if (dir.resume) st = hv_train_val_read(vst.csv, step, &vst.rows, &vst.n_rows);
             vst.cap = vst.n_rows;
             if (st == HV_OK) st = hv_mkdir_p(vst.samples);
-            if (st == HV_OK) st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
             if (st == HV_OK) st = hv_train_valout_alloc(&vst.vo, vst.vs.all.n, 256, 256);
             if (st == HV_OK && step == 0) st = validate(&vst, gan, count, 0, 0, 1);
         }

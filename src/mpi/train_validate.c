@@ -47,8 +47,10 @@ hv_status hv_train_validate_model(const hv_run_config *cfg, MPI_Comm comm, const
     memset(&vo, 0, sizeof vo);
     hv_nn_backend *be = NULL;
     hv_model_gan *gan = NULL;
-    st = hv_model_trainset_open(o.file, (1u << HV_MODEL_SPLIT_TRAIN) | (1u << HV_MODEL_SPLIT_VAL),
-                                &ts);
+    /* the tables (the plan needs the train split's too); volumes of the
+     * val items only, dropped once their slices are cut */
+    st = hv_model_trainset_open_meta(o.file, (1u << HV_MODEL_SPLIT_TRAIN) |
+                                     (1u << HV_MODEL_SPLIT_VAL), &ts);
     if (st != HV_OK) {
         hv_error_wrap(st, "train.file");
         goto done;
@@ -61,7 +63,10 @@ hv_status hv_train_validate_model(const hv_run_config *cfg, MPI_Comm comm, const
     }
     hv_model_sample_opts so;
     hv_train_sample_opts(&o, &so);
-    if ((st = hv_train_valset_make(ts, &plan, &so, &vs)) != HV_OK ||
+    if ((st = hv_model_trainset_load(ts, plan.val, plan.n_val)) != HV_OK) goto done;
+    st = hv_train_valset_make(ts, &plan, &so, &vs);
+    for (size_t k = 0; k < plan.n_val; k++) hv_model_trainset_release(ts, plan.val[k]);
+    if (st != HV_OK ||
         (st = hv_train_valout_alloc(&vo, vs.all.n, 256, 256)) != HV_OK)
         goto done;
     hv_model_gan_opts go;

@@ -14,6 +14,11 @@
  *      its own block because the reverse pass reads them;
  *   3. asks the backend which nodes it runs and lets it build its per-node
  *      state (oneDNN primitives), and sizes one shared workspace.
+ * Graphs that never run interleaved may then share one arena and workspace
+ * (hv_nn_graphs_share: pointers into a graph's own arena are rebased onto
+ * the group's, which is as large as the group's first graph). Sharing after
+ * planning, not planning into a shared block, keeps plan() unchanged and
+ * lets each graph join as soon as it is planned.
  * Forward and backward then only run kernels: they never allocate, which the
  * tests check through hv_nn_alloc_count().
  *
@@ -62,6 +67,9 @@ struct hv_nn_graph {
     hv_nn_exec hex;
     int profiling;
     int frozen; /* backward computes no parameter gradients */
+    /* arena and workspace shared with other graphs (hv_nn_graphs_share);
+     * NULL: arena and work are the graph's own */
+    struct graph_share *share;
     double prof_s[HV_NN_OP_COUNT], prof_bs[HV_NN_OP_COUNT];
     int64_t prof_n[HV_NN_OP_COUNT], prof_bn[HV_NN_OP_COUNT];
 };
@@ -119,6 +127,22 @@ hv_status hv_nn_graph_create(hv_nn_graph **out)
     return HV_OK;
 }
 
+/* One arena and workspace held by the graphs of a hv_nn_graphs_share call:
+ * the last graph freed frees them. */
+typedef struct graph_share {
+    float *arena, *work;
+    int refs;
+} graph_share;
+
+static void share_release(graph_share *sh)
+{
+    if (sh && --sh->refs == 0) {
+        free(sh->arena);
+        free(sh->work);
+        free(sh);
+    }
+}
+
 void hv_nn_graph_free(hv_nn_graph *g)
 {
     if (!g) return;
@@ -129,7 +153,9 @@ void hv_nn_graph_free(hv_nn_graph *g)
         free(t);
     }
     free(g->nodes);
-    if (g->be && g->be->iface->buffer_free) {
+    if (g->share) {
+        share_release(g->share);
+    } else if (g->be && g->be->iface->buffer_free) {
         if (g->arena) g->be->iface->buffer_free(g->be, g->arena);
         if (g->work) g->be->iface->buffer_free(g->be, g->work);
     } else {
@@ -1115,6 +1141,66 @@ int hv_nn_graph_bf16_nodes(const hv_nn_graph *g)
     int k = 0;
     for (int i = 0; g && g->planned && i < g->n; i++) k += g->nodes[i]->bf16 != 0;
     return k;
+}
+
+/* Rebase p from [old, old + n) onto nw; pointers outside (parameters, host
+ * staging) stay. */
+static float *rebase(float *p, const float *old, size_t n, float *nw)
+{
+    if (!p || !old || p < old || p >= old + n) return p;
+    return nw + (p - old);
+}
+
+hv_status hv_nn_graphs_share(hv_nn_graph *const *gs, int n)
+{
+    if (!gs || n < 1) return hv_error_set(HV_ERR_ARG, "nn share: no graph");
+    for (int k = 0; k < n; k++) {
+        const hv_nn_graph *g = gs[k];
+        if (!g || !g->planned || g->err)
+            return hv_error_set(HV_ERR_ARG, "nn share: graph %d is NULL, unplanned or failed", k);
+        if (k && g->share) return hv_error_set(HV_ERR_ARG, "nn share: graph %d already shares", k);
+        if (!g->grads) /* its folded constants live in the arena between runs */
+            return hv_error_set(HV_ERR_ARG, "nn share: graph %d is an inference graph", k);
+        for (int j = 0; j < k; j++)
+            if (gs[j] == g) return hv_error_set(HV_ERR_ARG, "nn share: graph %d given twice", k);
+    }
+    for (int k = 0; k < n; k++)
+        if (!gs[k]->host || gs[k]->be->iface->buffer_alloc)
+            return HV_OK; /* device (or backend-allocated) memory: each keeps its own */
+    for (int k = 1; k < n; k++)
+        if (gs[k]->arena_n > gs[0]->arena_n || gs[k]->work_n > gs[0]->work_n)
+            return hv_error_set(HV_ERR_ARG, "nn share: graph %d needs %zu + %zu floats, more "
+                                "than graph 0's %zu + %zu (name the largest first)", k,
+                                gs[k]->arena_n, gs[k]->work_n, gs[0]->arena_n, gs[0]->work_n);
+    hv_nn_graph *g0 = gs[0];
+    if (!g0->share) { /* g0's memory becomes the group's */
+        graph_share *sh = calloc(1, sizeof *sh);
+        if (!sh) return hv_error_set(HV_ERR_NOMEM, "nn share: out of memory");
+        sh->arena = g0->arena;
+        sh->work = g0->work;
+        sh->refs = 1;
+        g0->share = sh;
+    }
+    graph_share *sh = g0->share;
+    for (int k = 1; k < n; k++) {
+        hv_nn_graph *g = gs[k];
+        for (int i = 0; i < g->n; i++) {
+            hv_nn_tensor *t = g->nodes[i];
+            t->data = rebase(t->data, g->arena, g->arena_n, sh->arena);
+            t->grad = rebase(t->grad, g->arena, g->arena_n, sh->arena);
+            t->aux = rebase(t->aux, g->arena, g->arena_n, sh->arena);
+        }
+        free(g->arena);
+        free(g->work);
+        g->arena = sh->arena;
+        g->work = g->work_n ? sh->work : NULL;
+        g->ex.work = g->work;
+        g->share = sh;
+        sh->refs++;
+    }
+    hv_log_debug("nn share: %d graphs in one arena of %.1f MiB and workspace of %.1f MiB",
+                 sh->refs, g0->arena_n * 4.0 / 1048576.0, g0->work_n * 4.0 / 1048576.0);
+    return HV_OK;
 }
 
 size_t hv_nn_graph_bytes(const hv_nn_graph *g)

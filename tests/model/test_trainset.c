@@ -7,7 +7,8 @@
  * split, case grade and skipped record as written; the two merges hold the
  * same content. The reader refuses another format, version or dims (the
  * message names what differs) and an empty split selection (HV_ERR_EMPTY);
- * a part is valid only for its own case; a failed write leaves the old
+ * the tables alone, then the volumes of named items (right rows with a split
+ * selection), dropped and read again; a part is valid only for its own case; a failed write leaves the old
  * file; the CT's u8 conversion truncates as the reference's uint8 cast.
  */
 #include <dirent.h>
@@ -206,6 +207,35 @@ int main(void)
                  "empty test split: %s", hv_error_detail());
         HV_CHECK(strstr(hv_error_detail(), "test") != NULL, "message names the split: %s",
                  hv_error_detail());
+    }
+    /* tables only, then volumes on demand: the train selection skips the
+     * file's first row (ca 20, val), so item i is file row i + 1 */
+    {
+        hv_model_trainset *ts = NULL;
+        HV_CHECK_OK(hv_model_trainset_open_meta(path_of("m1.h5"), 1u << HV_MODEL_SPLIT_TRAIN, &ts));
+        HV_REQUIRE(ts && hv_model_trainset_size(ts) == 2, "2 train items");
+        hv_model_train_item a, b;
+        HV_CHECK_OK(hv_model_trainset_item(ts, 0, &a));
+        HV_CHECK(a.label == 20 && !strcmp(a.case_id, "cb") && !a.ct && !a.labels,
+                 "tables only: item 0 is cb 20 with no volumes");
+        const size_t one = 1, both[2] = {0, 1}, bad = 2;
+        HV_CHECK_OK(hv_model_trainset_load(ts, &one, 1));
+        HV_CHECK_OK(hv_model_trainset_item(ts, 0, &a));
+        HV_CHECK_OK(hv_model_trainset_item(ts, 1, &b));
+        HV_CHECK(!a.ct && !a.labels, "item 0 not loaded");
+        HV_CHECK(vol_is(b.ct, 0, 21) && vol_is(b.labels, 1, 21), "item 1 loaded: cb 21's voxels");
+        hv_model_trainset_release(ts, 1);
+        HV_CHECK_OK(hv_model_trainset_item(ts, 1, &b));
+        HV_CHECK(!b.ct && !b.labels, "item 1 released");
+        HV_CHECK_OK(hv_model_trainset_load(ts, both, 2));
+        HV_CHECK_OK(hv_model_trainset_item(ts, 0, &a));
+        HV_CHECK_OK(hv_model_trainset_item(ts, 1, &b));
+        HV_CHECK(vol_is(a.ct, 0, 20) && vol_is(a.labels, 1, 20) && vol_is(b.ct, 0, 21) &&
+                     vol_is(b.labels, 1, 21),
+                 "both loaded: cb 20's and cb 21's voxels");
+        HV_CHECK(hv_model_trainset_load(ts, &bad, 1) == HV_ERR_ARG, "item 2 of 2 refused");
+        hv_error_clear();
+        hv_model_trainset_free(ts);
     }
     /* refusals: format, version, dims (each message names what differs) */
     {

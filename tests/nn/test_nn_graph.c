@@ -6,7 +6,8 @@
  * small conv net with batch norm learning a fixed 3x3 filter), each with a
  * loss bound measured on this machine (margins beside the bounds); frozen
  * parameters (hv_nn_graph_set_frozen) and a backward stopped at a tensor
- * (hv_nn_graph_backward_to) against hand computations.
+ * (hv_nn_graph_backward_to) against hand computations; two training graphs
+ * in one arena (hv_nn_graphs_share) each giving its hand values.
  */
 #include <math.h>
 #include <stdio.h>
@@ -457,6 +458,78 @@ static void test_grad_accumulation(void)
     }
 }
 
+/* hv_nn_graphs_share: graph A = test_frozen's loss on 2 x 2 (sum((2x + 0.5)
+ * R) = -6.375 by hand, dL/dx = 2R) joins, in a second call, the memory of
+ * graph B, the same convolution on a 4 x 4 input of ones with r = 0.5 (loss
+ * 16 * 2.5 * 0.5 = 20, dL/dx = 1): A, then B, then A again each give their
+ * hand values when fed before running; B's run overwrote A's input (the
+ * memory is really one); an inference graph, a graph named twice and a
+ * graph larger than the group's are refused. Both backends. */
+static void test_shared_arena(void)
+{
+    for (int bi = 0; bi < 2; bi++) {
+        conv1x1_case c;
+        conv1x1_open(&c, bi);
+        hv_nn_tensor *la = conv1x1_loss(&c, c.x);
+        conv1x1_feed(&c);
+        hv_nn_graph *gb = NULL, *gi = NULL;
+        const int64_t bs[4] = {1, 1, 4, 4};
+        HV_CHECK_OK(hv_nn_graph_create(&gb));
+        hv_nn_tensor *xb = hv_nn_input(gb, "xb", 4, bs), *rb = hv_nn_input(gb, "rb", 4, bs);
+        hv_nn_set_requires_grad(xb);
+        hv_nn_tensor *yb = hv_nn_conv2d(gb, xb, hv_nn_param_tensor(gb, c.w),
+                                        hv_nn_param_tensor(gb, c.b), 1, 0, 1);
+        hv_nn_tensor *lb = hv_nn_sum(gb, hv_nn_mul(gb, yb, rb));
+        HV_CHECK_OK(hv_nn_graph_plan(gb, c.be, HV_NN_PLAN_TRAIN));
+        HV_CHECK_OK(hv_nn_graph_create(&gi));
+        hv_nn_tensor *xi = hv_nn_input(gi, "xi", 4, bs);
+        hv_nn_set_output(hv_nn_scale(gi, xi, 2.0f, 0.0f));
+        HV_CHECK_OK(hv_nn_graph_plan(gi, c.be, 0));
+        hv_nn_graph *bad1[2] = {gb, gi}, *bad2[2] = {gb, gb}, *bad3[2] = {c.g, gb},
+                    *ok[2] = {gb, c.g};
+        HV_CHECK(hv_nn_graphs_share(bad1, 2) == HV_ERR_ARG, "an inference graph is refused");
+        HV_CHECK(hv_nn_graphs_share(bad2, 2) == HV_ERR_ARG, "a graph named twice is refused");
+        HV_CHECK(hv_nn_graphs_share(bad3, 2) == HV_ERR_ARG &&
+                     strstr(hv_error_detail(), "largest first"),
+                 "a larger graph cannot join a smaller one's memory: %s", hv_error_detail());
+        hv_error_clear();
+        /* B alone becomes a group, A joins it in a second call */
+        HV_CHECK_OK(hv_nn_graphs_share(ok, 1));
+        HV_CHECK_OK(hv_nn_graphs_share(ok, 2));
+        HV_CHECK(hv_nn_graphs_share(ok + 1, 1) == HV_OK, "A leads nothing new: no-op join");
+        float ones[16], halves[16], d[16], l;
+        for (int i = 0; i < 16; i++) ones[i] = 1.0f, halves[i] = 0.5f;
+        for (int pass = 0; pass < 3; pass++) {
+            if (pass == 1) {
+                HV_CHECK_OK(hv_nn_tensor_set(xb, ones, 16));
+                HV_CHECK_OK(hv_nn_tensor_set(rb, halves, 16));
+                HV_CHECK_OK(hv_nn_graph_forward(gb));
+                HV_CHECK_OK(hv_nn_graph_backward(gb, lb));
+                HV_CHECK_OK(hv_nn_tensor_get(lb, &l, 1));
+                HV_CHECK_CLOSE(l, 20.0f, 1e-5, "shared: B's loss");
+                HV_CHECK_OK(hv_nn_tensor_get_grad(xb, d, 16));
+                for (int i = 0; i < 16; i++) HV_CHECK_CLOSE(d[i], 1.0f, 1e-6, "shared: B's dx");
+                HV_CHECK_OK(hv_nn_tensor_get(c.x, d, 4));
+                HV_CHECK(memcmp(d, C1_X, sizeof C1_X) != 0,
+                         "B's run left A's input as it was: the arena is not shared");
+                continue;
+            }
+            HV_CHECK_OK(hv_nn_tensor_set(c.x, C1_X, 4));
+            HV_CHECK_OK(hv_nn_tensor_set(c.r, C1_R, 4));
+            HV_CHECK_OK(hv_nn_graph_forward(c.g));
+            HV_CHECK_OK(hv_nn_graph_backward(c.g, la));
+            HV_CHECK_OK(hv_nn_tensor_get(la, &l, 1));
+            HV_CHECK_CLOSE(l, -6.375f, 1e-5, "shared: A's loss");
+            HV_CHECK_OK(hv_nn_tensor_get_grad(c.x, d, 4));
+            for (int i = 0; i < 4; i++)
+                HV_CHECK_CLOSE(d[i], 2.0f * C1_R[i], 1e-6, "shared: A's dx = w R");
+        }
+        hv_nn_graph_free(gi);
+        hv_nn_graph_free(gb);
+        conv1x1_close(&c);
+    }
+}
+
 int main(void)
 {
     test_sticky_errors();
@@ -468,5 +541,6 @@ int main(void)
     test_frozen();
     test_backward_to();
     test_grad_accumulation();
+    test_shared_arena();
     return hv_test_done();
 }
