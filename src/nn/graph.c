@@ -31,7 +31,7 @@
  * On a backend whose buffers are device memory, the nodes it declines run
  * on host staging copies (placement.c).
  *
- * One file of ~1,400 lines on purpose: recording, planning (gradient marks,
+ * One file of ~1,480 lines on purpose: recording, planning (gradient marks,
  * constant folding, arena placement) and the two passes all walk the same
  * node array with the same invariants, which are easier to check in one
  * place than across files.

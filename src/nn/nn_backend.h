@@ -68,15 +68,16 @@ typedef int (*hv_nn_gemm_bf16_fn)(void *ctx, int trans_a, int trans_b, int64_t m
 
 /* fp32 -> bf16, round to nearest even; denormals flushed to signed zero and
  * NaN kept quiet (vcvtneps2bf16's rules, as oneDNN's reorder on
- * avx512_bf16) */
+ * avx512_bf16). Written without branches so that loops over it vectorise. */
 static inline uint16_t hv__nn_to_bf16(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    const uint32_t rne = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u
+                       : (u & 0x7f800000u) == 0     ? (u >> 16) & 0x8000u
+                                                    : rne;
+    return (uint16_t)r;
 }
 
 typedef struct hv_nn_exec {

@@ -64,12 +64,14 @@
  * a probability just above 0.5 became 0.5 and left a thresholded mask.
  * Training graphs are refused.
  *
- * One file of ~1,150 lines on purpose: the per-node oneDNN state (slot,
+ * One file of ~1,350 lines on purpose: the per-node oneDNN state (slot,
  * conv_state) is private to it, and the layout linking (link_producer,
  * link_nhwc) reads and rewrites that state of several nodes at once; the
  * kernels that work on the linked layouts live elsewhere (ref_ops.c's batch
  * norm, ref_ops_layout.c), so a split would only move the state into a
- * header for one more reader.
+ * header for one more reader. The bf16 GEMMs of contextual attention
+ * (ca_bf16) are more of that per-node state, built with the same helpers
+ * (prim_make, native_impl, the workspace offsets).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -1008,21 +1010,10 @@ static ca_bf16 *ca_prepare(cpu_ctx *cx, const hv_nn_tensor *n, size_t *top)
     return ca;
 }
 
-/* hv__nn_to_bf16 on n values, written without branches so that the
- * compiler vectorises it (the same rules: to nearest even, denormals to
- * signed zero, NaN quiet) */
 static void round_bf16(const float *x, int64_t n, uint16_t *y)
 {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        const uint32_t rne = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        const uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u
-                           : (u & 0x7f800000u) == 0     ? (u >> 16) & 0x8000u
-                                                        : rne;
-        y[i] = (uint16_t)r;
-    }
+    for (int64_t i = 0; i < n; i++) y[i] = hv__nn_to_bf16(x[i]);
 }
 
 static int ca_gemm_bf16(void *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k,
