@@ -24,29 +24,21 @@ fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 trap slurm_down EXIT
 slurm_up "$WORK/slurm" || die "could not start slurmctld/slurmd"
+slurm_watchdog 380 "$WORK/job1.out" "$WORK/job2.out"   # CTest's limit is 420 s
 export HV HV_MAX_REQUEUES=3
 
 # reference, outside Slurm
 run_hv 0 "$WORK/ref"; rc=$?
 [ $rc -eq 0 ] || die "reference run failed ($rc)"
 
-jobstate() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
-exitcode() { scontrol show job "$1" 2>/dev/null | sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p'; }
-wait_job() { # JOBID TIMEOUT_S: until COMPLETED/FAILED/...
-  local s
-  for _ in $(seq 1 $(($2 * 4))); do
-    s=$(jobstate "$1")
-    case "$s" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) echo "$s"; return;; esac
-    sleep 0.25
-  done
-  echo "TIMEOUT_WAITING($s)"
-}
+exitcode() { slurm_q scontrol show job "$1" 2>/dev/null | sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p'; }
 
 # 1. plain job
 cd "$SRC"
-jid=$(sbatch --parsable -o "$WORK/job1.out" jobs/slurm/run.sbatch "$COHORT" \
+jid=$(slurm_q sbatch --parsable -o "$WORK/job1.out" jobs/slurm/run.sbatch "$COHORT" \
       --set output.dir="$WORK/job1") || die "sbatch failed"
-st=$(wait_job "$jid" 120)
+slurm_jids+=("$jid")
+st=$(slurm_wait_job "$jid" 100)
 check "run.sbatch job $jid completed (state $st; $WORK/job1.out)" [ "$st" = COMPLETED ]
 check "job exit code 0:0 ($(exitcode "$jid"))" [ "$(exitcode "$jid")" = 0:0 ]
 check "store complete" [ "$(store_state "$WORK/job1")" = complete ]
@@ -55,11 +47,13 @@ check "2 ranks ran (from the job's allocation)" grep -q '2 ranks' "$WORK/job1.ou
 check "slurm job == run outside slurm" same_results "$WORK/ref" "$WORK/job1"
 
 # 2. USR1 to the batch script mid-run -> clean stop, requeue, resume
-jid=$(HV_TEST_CASE_DELAY_MS=400 sbatch --parsable -o "$WORK/job2.out" jobs/slurm/run.sbatch "$COHORT" \
+jid=$(HV_TEST_CASE_DELAY_MS=400 slurm_q sbatch --parsable -o "$WORK/job2.out" jobs/slurm/run.sbatch "$COHORT" \
       --set output.dir="$WORK/job2") || die "sbatch failed"
-for _ in $(seq 1 400); do [ "$(journal_bytes "$WORK/job2")" -gt 0 ] && break; sleep 0.05; done
-scancel --batch --signal=USR1 "$jid"
-st=$(wait_job "$jid" 180)
+slurm_jids+=("$jid")
+end=$((SECONDS + 60))
+while [ "$(journal_bytes "$WORK/job2")" -le 0 ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+slurm_q scancel --batch --signal=USR1 "$jid"
+st=$(slurm_wait_job "$jid" 120)
 check "signalled job completed after requeue (state $st; $WORK/job2.out)" [ "$st" = COMPLETED ]
 check "the run stopped with 75 once" grep -q 'run exited with status 75' "$WORK/job2.out"
 check "the job requeued itself" grep -q "requeueing $jid" "$WORK/job2.out"
@@ -73,7 +67,8 @@ out=$(HV_ARRAY_THROTTLE=2 jobs/slurm/submit-array.sh "$COHORT" 3 --set input.sou
       --set input.dataset="$WORK/data" --set input.split="$WORK/data/split.json" \
       --set output.dir="$WORK/arr" 2>&1) || die "submit-array failed: $out"
 gid=$(sed -n 's/.*gather: job \([0-9]*\).*/\1/p' <<<"$out")
-st=$(wait_job "$gid" 180)
+slurm_jids+=("$gid")
+st=$(slurm_wait_job "$gid" 120)
 check "gather job $gid completed after the array (state $st)" [ "$st" = COMPLETED ]
 nshard=$(ls "$WORK/arr"/store-shard-*.h5 2>/dev/null | wc -l)
 check "3 shard stores ($nshard)" [ "$nshard" -eq 3 ]

@@ -17,6 +17,7 @@ fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 trap slurm_down EXIT
 slurm_up "$WORK/slurm" || die "could not start slurmctld/slurmd"
+slurm_watchdog 540 "$WORK/job.out" "$WORK/ref.log"   # CTest's limit is 600 s
 export HV HV_MAX_REQUEUES=3
 # 12 steps (4 epochs of 3): the USR1 goes out after step 2 and reaches the
 # training some 100 ms later, well before the end even where a step takes 0.1 s
@@ -25,26 +26,21 @@ S="--set train.n_epochs=2 --set train.n_epochs_decay=2 --set train.checkpoint_ev
 train_hv 2 "$WORK/ref" $S; rc=$?
 [ $rc -eq 0 ] || die "reference training failed ($rc)"
 
-jobstate() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
-wait_job() {
-  local s
-  for _ in $(seq 1 $(($2 * 4))); do
-    s=$(jobstate "$1")
-    case "$s" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY) echo "$s"; return;; esac
-    sleep 0.25
-  done
-  echo "TIMEOUT_WAITING($s)"
-}
 cd "$SRC"
-jid=$(sbatch --parsable -o "$WORK/job.out" jobs/slurm/train.sbatch "$TCFG" --set train.file="$TRAINSET" \
+jid=$(slurm_q sbatch --parsable -o "$WORK/job.out" jobs/slurm/train.sbatch "$TCFG" --set train.file="$TRAINSET" \
       --set train.output="$WORK/job" $S) || die "sbatch failed"
-# USR1 once two steps are done
-for _ in $(seq 1 1200); do
-  [ -s "$WORK/job/losses.csv" ] && [ "$(grep -c '^[0-9]' "$WORK/job/losses.csv")" -ge 2 ] && break
-  sleep 0.1
-done
-scancel --batch --signal=USR1 "$jid"
-st=$(wait_job "$jid" 400)
+slurm_jids+=("$jid")
+# USR1 once two steps are done (at most 150 s of wall time from the submission)
+steps() { [ -s "$WORK/job/losses.csv" ] && grep -c '^[0-9]' "$WORK/job/losses.csv" || echo 0; }
+end=$((SECONDS + 150))
+while [ "$(steps)" -lt 2 ] && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+if [ "$(steps)" -lt 2 ]; then
+  bad "the job logged no 2 training steps within 150 s (job $jid: $(slurm_jobstate "$jid"))"
+  slurm_tell "$WORK/job.out"
+  finish
+fi
+slurm_q scancel --batch --signal=USR1 "$jid"
+st=$(slurm_wait_job "$jid" 240)
 check "train job completed after requeue (state $st; $WORK/job.out)" [ "$st" = COMPLETED ]
 check "the training stopped with 75 once" grep -q 'training exited with status 75' "$WORK/job.out"
 check "it wrote a checkpoint when stopped" grep -qE 'checkpoint: step ([2-9]|1[01]) written' "$WORK/job.out"
