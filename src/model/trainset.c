@@ -32,7 +32,7 @@
  *  - HDF5's own error printing is off around our calls; failures become
  *    HV_ERR_HDF5 / HV_ERR_FORMAT naming the file and the object.
  *
- * One file of ~1,230 lines on purpose: the writer, the merge and the reader
+ * One file of ~1,180 lines on purpose: the writer, the merge and the reader
  * (with its cache) are the three users of one schema, and share its private HDF5 helpers
  * (the attribute and table readers and writers, rfile_open, which the merge
  * and the reader both use); a split would put the schema's internals in a
