@@ -214,6 +214,7 @@ typedef struct hv_model_trainset_cache_stats {
     uint64_t evictions;         /* items freed to fit the budget               */
     size_t resident;            /* bytes resident now                          */
     size_t peak;                /* the most bytes resident at once             */
+    double read_s;              /* seconds spent reading items (wall clock)    */
 } hv_model_trainset_cache_stats;
 void hv_model_trainset_cache_get(const hv_model_trainset *ts, hv_model_trainset_cache_stats *out);
 /* Item i (0 <= i < size), borrowed views valid as said above (until

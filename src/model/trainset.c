@@ -1040,6 +1040,7 @@ static void make_room(hv_model_trainset *ts, size_t need)
 /* Read item o's volumes (all or none). */
 static hv_status item_read(hv_model_trainset *ts, size_t o)
 {
+    const double t0 = hv_time_now();
     hv_status st = file_ready(ts);
     hv_volume **dst[3] = {&ts->labels[o], ts->cam ? &ts->cam[o] : NULL, &ts->ct[o]};
     const int dsi[3] = {1, 2, 0}; /* ct last: its pointer marks the item resident */
@@ -1062,6 +1063,7 @@ static hv_status item_read(hv_model_trainset *ts, size_t o)
     ts->stats.resident += ts->item_bytes;
     if (ts->stats.resident > ts->stats.peak) ts->stats.peak = ts->stats.resident;
     ts->stats.loads++;
+    ts->stats.read_s += hv_time_now() - t0;
     return HV_OK;
 }
 

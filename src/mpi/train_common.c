@@ -374,7 +374,7 @@ void hv__train_cache_end(const hv_model_trainset *ts)
 {
     hv_model_trainset_cache_stats cs;
     hv_model_trainset_cache_get(ts, &cs);
-    hv_log_info("item cache: %llu reads, %llu evictions, peak %.1f MiB resident",
-                (unsigned long long)cs.loads, (unsigned long long)cs.evictions,
-                (double)cs.peak / 1048576.0);
+    hv_log_info("item cache: %llu reads, %llu evictions, peak %.1f MiB resident, %.2f s "
+                "reading", (unsigned long long)cs.loads, (unsigned long long)cs.evictions,
+                (double)cs.peak / 1048576.0, cs.read_s);
 }
