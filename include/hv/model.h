@@ -152,7 +152,7 @@ typedef enum hv_model_split {
     HV_MODEL_SPLIT_NONE = 3   /* a case no split names */
 } hv_model_split;
 
-typedef struct hv_model_trainset hv_model_trainset; /* opaque, in memory */
+typedef struct hv_model_trainset hv_model_trainset; /* opaque: tables, cached volumes */
 
 typedef struct hv_model_train_item {
     const char *case_id;        /* borrowed from the set                       */
@@ -174,18 +174,52 @@ hv_status hv_model_trainset_open(const char *path, unsigned split_mask,
 void hv_model_trainset_free(hv_model_trainset *ts);
 size_t hv_model_trainset_size(const hv_model_trainset *ts);
 /* The same selection with its tables only: every item's volumes (ct,
- * labels, cam) are NULL until hv_model_trainset_load reads them; indices are
- * those hv_model_trainset_open gives. *out is owned by the caller. */
+ * labels, cam) are NULL until hv_model_trainset_hold or _load reads them;
+ * indices are those hv_model_trainset_open gives. *out is owned by the
+ * caller. The file stays open (read-only) until hv_model_trainset_free.
+ *
+ * The item cache. The volumes read are kept ("resident") up to a byte budget
+ * (hv_model_trainset_set_budget; 0, the default of both openers, is no
+ * limit). An item is "held" from the hold (or load) that names it until the
+ * next hold, or its release: held items are never evicted. Before each read,
+ * least recently used (last named by a hold or load) resident items that
+ * are not held are freed until the read fits the budget; held items alone
+ * may exceed it (a batch always fits). The bytes are the file's whatever
+ * the budget: an item read again is the same. */
 hv_status hv_model_trainset_open_meta(const char *path, unsigned split_mask,
                                       hv_model_trainset **out);
-/* Read the volumes of items idx[0..n) from the file (one open of it; items
- * already loaded are left as they are). */
+/* Make items idx[0..n) resident and held for the caller's current use (a
+ * step): the holds of earlier calls end, the missing items are read (the
+ * budget made room for first), repeated indices are fine. Views of the held
+ * items from hv_model_trainset_item stay valid until the next hold, load,
+ * release of the item or free; views of other items may be invalidated by
+ * any hold or load. HV_ERR_ARG for an index outside [0, size); an item that
+ * fails to read (HV_ERR_HDF5, HV_ERR_NOMEM) is left not resident. */
+hv_status hv_model_trainset_hold(hv_model_trainset *ts, const size_t *idx, size_t n);
+/* The same, adding idx[0..n) to the items held instead of replacing them
+ * (they stay held until released or the next hold). */
 hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n);
-/* Free item i's volumes; its views from hv_model_trainset_item become
- * invalid and later ones are NULL (hv_model_trainset_load reads them again). */
+/* Free item i's volumes and end its hold; its views from
+ * hv_model_trainset_item become invalid and later ones are NULL (a hold or
+ * load reads it again). */
 void hv_model_trainset_release(hv_model_trainset *ts, size_t i);
-/* Item i (0 <= i < size), borrowed views valid until hv_model_trainset_free
- * or hv_model_trainset_release(ts, i); NULL volumes when not loaded. */
+/* The cache's byte budget (0: no limit); a lower one than the bytes resident
+ * evicts at the next hold or load. */
+void hv_model_trainset_set_budget(hv_model_trainset *ts, size_t bytes);
+/* Bytes of one item's volumes (dims product x 3 with a CAM, x 2 without). */
+size_t hv_model_trainset_item_bytes(const hv_model_trainset *ts);
+/* What the cache did since the set was opened. */
+typedef struct hv_model_trainset_cache_stats {
+    uint64_t loads;             /* items read from the file                    */
+    uint64_t evictions;         /* items freed to fit the budget               */
+    size_t resident;            /* bytes resident now                          */
+    size_t peak;                /* the most bytes resident at once             */
+    double read_s;              /* seconds spent reading items (wall clock)    */
+} hv_model_trainset_cache_stats;
+void hv_model_trainset_cache_get(const hv_model_trainset *ts, hv_model_trainset_cache_stats *out);
+/* Item i (0 <= i < size), borrowed views valid as said above (until
+ * hv_model_trainset_free when nothing is ever evicted or released); NULL
+ * volumes when not resident. */
 hv_status hv_model_trainset_item(const hv_model_trainset *ts, size_t i,
                                  hv_model_train_item *out);
 

@@ -57,6 +57,7 @@ typedef struct hv_train_opts {
     int checkpoint_every, val_every, log_every;
     double progress_interval;
     int val_grid;               /* items in each validation's sample grid         */
+    int item_cache_mb;          /* MiB of items resident per rank, 0: no limit    */
     int threads;                /* OpenMP threads per rank, 0: leave alone        */
     int fresh;                  /* 1: discard an earlier checkpoint               */
     int device;                 /* compute.device: 0 auto, 1 cpu, 2 cuda          */
@@ -97,9 +98,11 @@ void hv_train_epoch_order(uint64_t seed, int64_t epoch, size_t n, size_t *perm);
 /* Fill b (count items) with items [first, first + count) of global step
  * `step`'s batch: the epoch's shuffled train items at positions
  * (step % steps_per_epoch) * batch + first + k, each slice drawn from the
- * stream (seed, epoch, item index). perm: n_train scratch entries. A draw
- * that finds no slice is HV_ERR_NOT_FOUND naming the item. */
-hv_status hv_train_batch_fill(const hv_model_trainset *ts, const hv_train_plan *p,
+ * stream (seed, epoch, item index). perm: n_train scratch entries. The
+ * count items are held in ts's cache for the draws (hv_model_trainset_hold:
+ * only they are read; earlier holds end). A draw that finds no slice is
+ * HV_ERR_NOT_FOUND naming the item. */
+hv_status hv_train_batch_fill(hv_model_trainset *ts, const hv_train_plan *p,
                               const hv_model_sample_opts *so, uint64_t seed, int64_t step,
                               int64_t first, int64_t count, size_t *perm, hv_model_batch *b);
 
@@ -124,12 +127,13 @@ typedef struct hv_train_metrics {
 } hv_train_metrics;
 
 /* Every val item at the centre of its slice range (hv_model_sample_at), in
- * one batch of n_val items, filled once. */
+ * one batch of n_val items, filled once. The items are held in ts's cache one
+ * at a time (earlier holds end), left resident as the budget allows. */
 typedef struct hv_train_valset {
     hv_model_batch all;         /* n = n_val                                       */
     size_t *item;               /* n_val: index in the training set               */
 } hv_train_valset;
-hv_status hv_train_valset_make(const hv_model_trainset *ts, const hv_train_plan *p,
+hv_status hv_train_valset_make(hv_model_trainset *ts, const hv_train_plan *p,
                                const hv_model_sample_opts *so, hv_train_valset *v);
 void hv_train_valset_free(hv_train_valset *v);
 
@@ -237,6 +241,7 @@ typedef struct hv_train_cls_opts {
     int flip;                   /* 1: mirror the slice's columns with p = 0.5     */
     int checkpoint_every, val_every, log_every;
     double progress_interval;
+    int item_cache_mb;          /* MiB of items resident per rank, 0: no limit    */
     int threads;
     int fresh;
     int device;                 /* compute.device: 0 auto, 1 cpu, 2 cuda          */
@@ -276,8 +281,9 @@ void hv_train_cls_epoch_list(const hv_train_cls_plan *p, uint64_t seed, int64_t 
  * (step % steps_per_epoch) * batch + first + k of the epoch's list, each
  * slice (and flip when o->flip) drawn from the stream (seed, epoch,
  * position). list: epoch_len scratch entries. slices (may be NULL): count
- * slice indices drawn, negated when flipped minus one (-i - 1). */
-hv_status hv_train_cls_batch_fill(const hv_model_trainset *ts, const hv_train_cls_plan *p,
+ * slice indices drawn, negated when flipped minus one (-i - 1). The count
+ * items are held in ts's cache for the draws (hv_model_trainset_hold). */
+hv_status hv_train_cls_batch_fill(hv_model_trainset *ts, const hv_train_cls_plan *p,
                                   const hv_train_cls_opts *o, int64_t step, int64_t first,
                                   int64_t count, size_t *list, float *x, float *y,
                                   int *slices);
@@ -327,8 +333,9 @@ typedef struct hv_train_cls_metrics {
 void hv_train_cls_metrics_of(const double *p, const int *grade, size_t n, int threshold,
                              hv_train_cls_metrics *m);
 /* Every val item of the plan: p[k] = the mean over its 30 middle slices of
- * P(fracture), batched; then the metrics. p: n_val doubles, may be NULL. */
-hv_status hv_train_cls_validate(hv_train_cls *m, const hv_model_trainset *ts,
+ * P(fracture), batched; then the metrics. p: n_val doubles, may be NULL.
+ * Each item is held in ts's cache while read (earlier holds end). */
+hv_status hv_train_cls_validate(hv_train_cls *m, hv_model_trainset *ts,
                                 const hv_train_cls_plan *p, int threshold, double *prob,
                                 hv_train_cls_metrics *out);
 

@@ -176,7 +176,7 @@ hv_status hv_train_cls_slice(const hv_model_train_item *it, int64_t i, int flip,
     return HV_OK;
 }
 
-hv_status hv_train_cls_batch_fill(const hv_model_trainset *ts, const hv_train_cls_plan *p,
+hv_status hv_train_cls_batch_fill(hv_model_trainset *ts, const hv_train_cls_plan *p,
                                   const hv_train_cls_opts *o, int64_t step, int64_t first,
                                   int64_t count, size_t *list, float *x, float *y, int *slices)
 {
@@ -186,6 +186,14 @@ hv_status hv_train_cls_batch_fill(const hv_model_trainset *ts, const hv_train_cl
     int64_t epoch = step / p->steps_per_epoch;
     int64_t pos0 = (step % p->steps_per_epoch) * p->batch_global + first;
     hv_train_cls_epoch_list(p, (uint64_t)o->seed, epoch, list);
+    /* this share's items, read (or kept) by the cache before any draw */
+    size_t *share = malloc((size_t)(count ? count : 1) * sizeof *share);
+    if (!share) return hv_error_set(HV_ERR_NOMEM, "classifier batch: out of memory");
+    for (int64_t k = 0; k < count; k++) share[k] = p->train[list[pos0 + k]];
+    hv_status hs = hv_model_trainset_hold(ts, share, (size_t)count);
+    free(share);
+    if (hs != HV_OK)
+        return hv_error_wrap(hs, "step %lld (epoch %lld)", (long long)step, (long long)epoch);
     for (int64_t k = 0; k < count; k++) {
         uint64_t pos = (uint64_t)(pos0 + k);
         size_t ti = list[pos], idx = p->train[ti];
@@ -500,7 +508,7 @@ void hv_train_cls_metrics_of(const double *p, const int *grade, size_t n, int th
     m->loss = m->n ? ce / (double)m->n : NAN;
 }
 
-hv_status hv_train_cls_validate(hv_train_cls *m, const hv_model_trainset *ts,
+hv_status hv_train_cls_validate(hv_train_cls *m, hv_model_trainset *ts,
                                 const hv_train_cls_plan *p, int threshold, double *prob,
                                 hv_train_cls_metrics *out)
 {
@@ -515,6 +523,7 @@ hv_status hv_train_cls_validate(hv_train_cls *m, const hv_model_trainset *ts,
     }
     for (size_t k = 0; k < p->n_val && st == HV_OK; k++) {
         hv_model_train_item it;
+        if ((st = hv_model_trainset_hold(ts, &p->val[k], 1)) != HV_OK) break;
         if ((st = hv_model_trainset_item(ts, p->val[k], &it)) != HV_OK) break;
         for (int64_t s = 0; s < ns && st == HV_OK; s++)
             st = hv_train_cls_slice(&it, HV_MODEL_CAM_FIRST + s, 0, x + (size_t)s * SLICE_PX);

@@ -147,16 +147,25 @@ void hv_train_epoch_order(uint64_t seed, int64_t epoch, size_t n, size_t *perm)
     }
 }
 
-hv_status hv_train_batch_fill(const hv_model_trainset *ts, const hv_train_plan *p,
+hv_status hv_train_batch_fill(hv_model_trainset *ts, const hv_train_plan *p,
                               const hv_model_sample_opts *so, uint64_t seed, int64_t step,
                               int64_t first, int64_t count, size_t *perm, hv_model_batch *b)
 {
-    if (p->steps_per_epoch <= 0 || count > b->n || first < 0 || first + count > p->batch_global)
+    if (p->steps_per_epoch <= 0 || count < 0 || count > b->n || first < 0 ||
+        first + count > p->batch_global)
         return hv_error_set(HV_ERR_ARG, "training batch: bad share [%lld, +%lld) of %lld",
                             (long long)first, (long long)count, (long long)p->batch_global);
     int64_t epoch = step / p->steps_per_epoch;
     int64_t pos0 = (step % p->steps_per_epoch) * p->batch_global + first;
     hv_train_epoch_order(seed, epoch, p->n_train, perm);
+    /* this share's items, read (or kept) by the cache before any draw */
+    size_t *share = malloc((size_t)(count ? count : 1) * sizeof *share);
+    if (!share) return hv_error_set(HV_ERR_NOMEM, "training batch: out of memory");
+    for (int64_t k = 0; k < count; k++) share[k] = p->train[perm[pos0 + k]];
+    hv_status hs = hv_model_trainset_hold(ts, share, (size_t)count);
+    free(share);
+    if (hs != HV_OK)
+        return hv_error_wrap(hs, "step %lld (epoch %lld)", (long long)step, (long long)epoch);
     for (int64_t k = 0; k < count; k++) {
         size_t idx = p->train[perm[pos0 + k]];
         hv_model_train_item it;
@@ -174,7 +183,7 @@ hv_status hv_train_batch_fill(const hv_model_trainset *ts, const hv_train_plan *
 
 /* ------------------------------------------------------------ validation */
 
-hv_status hv_train_valset_make(const hv_model_trainset *ts, const hv_train_plan *p,
+hv_status hv_train_valset_make(hv_model_trainset *ts, const hv_train_plan *p,
                                const hv_model_sample_opts *so, hv_train_valset *v)
 {
     memset(v, 0, sizeof *v);
@@ -189,6 +198,7 @@ hv_status hv_train_valset_make(const hv_model_trainset *ts, const hv_train_plan 
     for (size_t k = 0; k < p->n_val; k++) {
         hv_model_train_item it;
         v->item[k] = p->val[k];
+        if ((st = hv_model_trainset_hold(ts, &p->val[k], 1)) != HV_OK) break;
         if ((st = hv_model_trainset_item(ts, p->val[k], &it)) != HV_OK) break;
         hv_spine_slice_range rg;
         st = hv_spine_slice_range_get(it.labels, it.label, (hv_spine_plane)so->plane, &rg);

@@ -16,19 +16,24 @@
  *  - Everything is written under "<path>.tmp<pid>", fsync'd and renamed:
  *    readers see the old file or the whole new one (a killed prepare leaves
  *    at most a stray temporary, never a half part under the real name).
- *  - The reader loads the selected splits whole (the trainer draws a random
- *    slice of a random item every step; 8 MiB per item with labels), or
- *    only their tables (hv_model_trainset_open_meta) and then the volumes
- *    of the items a caller names (hv_model_trainset_load), which it can
- *    drop again (hv_model_trainset_release): `train` keeps the healthy train
- *    items only, not the fractured ones nor the val items once their fixed
- *    validation slices are cut. Item indices are the same either way (the
- *    trainer's draws are keyed by them).
+ *  - The reader loads the selected splits whole, or only their tables
+ *    (hv_model_trainset_open_meta) and then the volumes of the items a
+ *    caller names (hv_model_trainset_hold, _load), through an item cache
+ *    with a byte budget: a cohort's file (~2,700 items of 12 MiB) does not
+ *    fit in every rank's memory, and a step needs only its share of the
+ *    batch. Eviction is least recently used among the items not held (a
+ *    step's own items are held until the next step's hold, so the budget
+ *    never takes what a batch is drawing from); the LRU pick is a scan of
+ *    the items' last-use ticks, nothing next to a 12 MiB read. The file
+ *    and its datasets stay open between reads (hv_model_trainset_free
+ *    closes them). Item indices are the same either way (the trainer's
+ *    draws are keyed by them), and an item read again is the file's bytes,
+ *    so what is trained on does not depend on the budget.
  *  - HDF5's own error printing is off around our calls; failures become
  *    HV_ERR_HDF5 / HV_ERR_FORMAT naming the file and the object.
  *
- * One file of ~1,060 lines on purpose: the writer, the merge and the reader
- * are the three users of one schema, and share its private HDF5 helpers
+ * One file of ~1,180 lines on purpose: the writer, the merge and the reader
+ * (with its cache) are the three users of one schema, and share its private HDF5 helpers
  * (the attribute and table readers and writers, rfile_open, which the merge
  * and the reader both use); a split would put the schema's internals in a
  * header for files that exist only to be split.
@@ -834,7 +839,7 @@ done:
 
 struct hv_model_trainset {
     size_t n;
-    char *path;                      /* the file, for hv_model_trainset_load  */
+    char *path;                      /* the file, for the reads of the cache  */
     int has_cam;
     int64_t dim[3];
     size_t *row;                     /* n: the item's row in the file         */
@@ -846,21 +851,48 @@ struct hv_model_trainset {
     size_t n_skip;
     char **sk_case, **sk_reason;
     int *sk_label;
+    /* the item cache: an item is resident when ct[i] is set (then all of its
+     * volumes are); its bytes are item_bytes */
+    size_t item_bytes;               /* one item's volumes                    */
+    size_t budget;                   /* bytes, 0: no limit                    */
+    uint64_t *used;                  /* n: tick of the last hold/load (LRU)   */
+    uint8_t *held;                   /* n: 1 while held                       */
+    uint64_t tick;
+    hv_model_trainset_cache_stats stats;
+    hid_t f, ds[3];                  /* the file and its ct, labels, cam sets, */
+                                     /* opened at the first read (-1 before)   */
 };
+
+/* Free item i's volumes (resident or partly read). */
+static void item_drop(hv_model_trainset *ts, size_t i)
+{
+    if (ts->ct[i]) ts->stats.resident -= ts->item_bytes;
+    hv_vol_free(ts->ct[i]);
+    hv_vol_free(ts->labels[i]);
+    ts->ct[i] = ts->labels[i] = NULL;
+    if (ts->cam) {
+        hv_vol_free(ts->cam[i]);
+        ts->cam[i] = NULL;
+    }
+}
 
 void hv_model_trainset_free(hv_model_trainset *ts)
 {
     if (!ts) return;
     for (size_t i = 0; i < ts->n; i++) {
         free(ts->case_id[i]);
-        hv_vol_free(ts->ct[i]);
-        hv_vol_free(ts->labels[i]);
-        if (ts->cam) hv_vol_free(ts->cam[i]);
+        if (ts->ct) item_drop(ts, i);
     }
     for (size_t i = 0; i < ts->n_skip; i++) {
         free(ts->sk_case[i]);
         free(ts->sk_reason[i]);
     }
+    h5_quiet q;
+    quiet_on(&q);
+    for (int v = 0; v < 3; v++)
+        if (ts->ds[v] >= 0) H5Dclose(ts->ds[v]);
+    if (ts->f >= 0) H5Fclose(ts->f);
+    quiet_off(&q);
     free(ts->path);
     free(ts->row);
     free(ts->case_id);
@@ -871,6 +903,8 @@ void hv_model_trainset_free(hv_model_trainset *ts)
     free(ts->ct);
     free(ts->labels);
     free(ts->cam);
+    free(ts->used);
+    free(ts->held);
     free(ts->sk_case);
     free(ts->sk_reason);
     free(ts->sk_label);
@@ -908,9 +942,11 @@ hv_status hv_model_trainset_open_meta(const char *path, unsigned split_mask,
     }
     ts = calloc(1, sizeof *ts);
     if (!ts) goto nomem;
+    ts->f = ts->ds[0] = ts->ds[1] = ts->ds[2] = -1;
     ts->path = hv_strdup(path);
     ts->has_cam = r.has_cam;
     memcpy(ts->dim, r.dim, sizeof ts->dim);
+    ts->item_bytes = (size_t)(r.dim[0] * r.dim[1] * r.dim[2]) * (r.has_cam ? 3u : 2u);
     ts->row = calloc(m, sizeof *ts->row);
     ts->case_id = calloc(m, sizeof *ts->case_id);
     ts->label = calloc(m, sizeof *ts->label);
@@ -919,9 +955,12 @@ hv_status hv_model_trainset_open_meta(const char *path, unsigned split_mask,
     ts->grades = calloc(m, TS_GRADES);
     ts->ct = calloc(m, sizeof *ts->ct);
     ts->labels = calloc(m, sizeof *ts->labels);
+    ts->used = calloc(m, sizeof *ts->used);
+    ts->held = calloc(m, 1);
     if (r.has_cam) ts->cam = calloc(m, sizeof *ts->cam);
     if (!ts->path || !ts->row || !ts->case_id || !ts->label || !ts->grade || !ts->split ||
-        !ts->grades || !ts->ct || !ts->labels || (r.has_cam && !ts->cam))
+        !ts->grades || !ts->ct || !ts->labels || !ts->used || !ts->held ||
+        (r.has_cam && !ts->cam))
         goto nomem;
     for (size_t i = 0; i < r.n; i++) {
         if (!((split_mask >> r.split[i]) & 1u)) continue;
@@ -961,57 +1000,129 @@ done:
     return HV_OK;
 }
 
-hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n)
+/* The file and its volume datasets, opened once and kept until the set is
+ * freed (HDF5 errors quiet: the caller's). */
+static hv_status file_ready(hv_model_trainset *ts)
 {
-    if (!ts || (n && !idx)) return hv_error_set(HV_ERR_ARG, "training set load: bad arguments");
+    if (ts->f >= 0) return HV_OK;
+    static const char *const dn[3] = {"ct", "labels", "cam"};
+    hid_t f = H5Fopen(ts->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return hv_error_set(HV_ERR_HDF5, "training set %s: cannot open it again", ts->path);
+    hid_t ds[3] = {-1, -1, -1};
+    for (int v = 0; v < (ts->has_cam ? 3 : 2); v++)
+        if ((ds[v] = H5Dopen2(f, dn[v], H5P_DEFAULT)) < 0) {
+            for (int u = 0; u < v; u++) H5Dclose(ds[u]);
+            H5Fclose(f);
+            return hv_error_set(HV_ERR_HDF5, "training set %s: no dataset /%s", ts->path, dn[v]);
+        }
+    ts->f = f;
+    memcpy(ts->ds, ds, sizeof ds);
+    return HV_OK;
+}
+
+/* Evict least recently used items that are not held until `need` more
+ * bytes fit the budget, or no such item is left (a scan of the items per
+ * eviction: a few thousand bytes read against a 12 MiB item read). */
+static void make_room(hv_model_trainset *ts, size_t need)
+{
+    if (ts->budget == 0) return;
+    while (ts->stats.resident + need > ts->budget) {
+        size_t victim = ts->n;
+        for (size_t i = 0; i < ts->n; i++)
+            if (ts->ct[i] && !ts->held[i] && (victim == ts->n || ts->used[i] < ts->used[victim]))
+                victim = i;
+        if (victim == ts->n) return; /* only held items are resident */
+        item_drop(ts, victim);
+        ts->stats.evictions++;
+    }
+}
+
+/* Read item o's volumes (all or none). */
+static hv_status item_read(hv_model_trainset *ts, size_t o)
+{
+    const double t0 = hv_time_now();
+    hv_status st = file_ready(ts);
+    hv_volume **dst[3] = {&ts->labels[o], ts->cam ? &ts->cam[o] : NULL, &ts->ct[o]};
+    const int dsi[3] = {1, 2, 0}; /* ct last: its pointer marks the item resident */
+    for (int v = 0; v < 3 && st == HV_OK; v++) {
+        if (!dst[v]) continue;
+        hv_volume *vol = NULL;
+        if ((st = hv_vol_create(&vol, ts->dim, HV_DTYPE_U8, NULL)) != HV_OK) break;
+        if (vol_row(ts->ds[dsi[v]], ts->row[o], ts->dim, vol->data, 0) < 0) {
+            hv_vol_free(vol);
+            st = hv_error_set(HV_ERR_HDF5, "training set %s: reading item %zu (%s label %d)",
+                              ts->path, ts->row[o], ts->case_id[o], ts->label[o]);
+            break;
+        }
+        *dst[v] = vol;
+    }
+    if (st != HV_OK) {
+        item_drop(ts, o); /* ct is not set: nothing was counted */
+        return st;
+    }
+    ts->stats.resident += ts->item_bytes;
+    if (ts->stats.resident > ts->stats.peak) ts->stats.peak = ts->stats.resident;
+    ts->stats.loads++;
+    ts->stats.read_s += hv_time_now() - t0;
+    return HV_OK;
+}
+
+/* hold (replace = 1) or load (0): see hv/model.h */
+static hv_status make_resident(hv_model_trainset *ts, const size_t *idx, size_t n, int replace,
+                               const char *what)
+{
+    if (!ts || (n && !idx)) return hv_error_set(HV_ERR_ARG, "training set %s: bad arguments", what);
     for (size_t k = 0; k < n; k++)
         if (idx[k] >= ts->n)
-            return hv_error_set(HV_ERR_ARG, "training set load: item %zu outside [0, %zu)",
+            return hv_error_set(HV_ERR_ARG, "training set %s: item %zu outside [0, %zu)", what,
                                 idx[k], ts->n);
+    if (replace) memset(ts->held, 0, ts->n);
+    for (size_t k = 0; k < n; k++) {
+        ts->held[idx[k]] = 1;
+        ts->used[idx[k]] = ++ts->tick;
+    }
     hv_status st = HV_OK;
     h5_quiet q;
     quiet_on(&q);
-    hid_t f = H5Fopen(ts->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t dsv[3] = {-1, -1, -1};
-    if (f < 0) {
-        st = hv_error_set(HV_ERR_HDF5, "training set %s: cannot open it again", ts->path);
-        goto done;
-    }
-    static const char *const dn[3] = {"ct", "labels", "cam"};
-    for (int v = 0; v < (ts->has_cam ? 3 : 2); v++)
-        if ((dsv[v] = H5Dopen2(f, dn[v], H5P_DEFAULT)) < 0) {
-            st = hv_error_set(HV_ERR_HDF5, "training set %s: no dataset /%s", ts->path, dn[v]);
-            goto done;
-        }
     for (size_t k = 0; k < n && st == HV_OK; k++) {
-        size_t o = idx[k];
-        hv_volume **dst[3] = {&ts->ct[o], &ts->labels[o], ts->cam ? &ts->cam[o] : NULL};
-        for (int v = 0; v < 3 && st == HV_OK; v++) {
-            if (!dst[v] || *dst[v]) continue;
-            if ((st = hv_vol_create(dst[v], ts->dim, HV_DTYPE_U8, NULL)) != HV_OK) break;
-            if (vol_row(dsv[v], ts->row[o], ts->dim, (*dst[v])->data, 0) < 0)
-                st = hv_error_set(HV_ERR_HDF5, "training set %s: reading item %zu (%s label %d)",
-                                  ts->path, ts->row[o], ts->case_id[o], ts->label[o]);
-        }
+        if (ts->ct[idx[k]]) continue;
+        make_room(ts, ts->item_bytes);
+        st = item_read(ts, idx[k]);
     }
-done:
-    for (int v = 0; v < 3; v++)
-        if (dsv[v] >= 0) H5Dclose(dsv[v]);
-    if (f >= 0) H5Fclose(f);
+    make_room(ts, 0); /* a lowered budget */
     quiet_off(&q);
     return st;
+}
+
+hv_status hv_model_trainset_hold(hv_model_trainset *ts, const size_t *idx, size_t n)
+{
+    return make_resident(ts, idx, n, 1, "hold");
+}
+
+hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n)
+{
+    return make_resident(ts, idx, n, 0, "load");
 }
 
 void hv_model_trainset_release(hv_model_trainset *ts, size_t i)
 {
     if (!ts || i >= ts->n) return;
-    hv_vol_free(ts->ct[i]);
-    hv_vol_free(ts->labels[i]);
-    ts->ct[i] = ts->labels[i] = NULL;
-    if (ts->cam) {
-        hv_vol_free(ts->cam[i]);
-        ts->cam[i] = NULL;
-    }
+    item_drop(ts, i);
+    ts->held[i] = 0;
+}
+
+void hv_model_trainset_set_budget(hv_model_trainset *ts, size_t bytes)
+{
+    if (ts) ts->budget = bytes;
+}
+
+size_t hv_model_trainset_item_bytes(const hv_model_trainset *ts) { return ts ? ts->item_bytes : 0; }
+
+void hv_model_trainset_cache_get(const hv_model_trainset *ts, hv_model_trainset_cache_stats *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (ts) *out = ts->stats;
 }
 
 hv_status hv_model_trainset_open(const char *path, unsigned split_mask, hv_model_trainset **out)

@@ -158,7 +158,7 @@ typedef struct {
 } val_state;
 
 /* Rank 0: one validation at `step`: a row, val.csv, the curves. */
-static hv_status validate(val_state *v, hv_train_cls *m, const hv_model_trainset *ts,
+static hv_status validate(val_state *v, hv_train_cls *m, hv_model_trainset *ts,
                           const hv_train_cls_plan *p, int threshold, int64_t step, int64_t epoch)
 {
     double t0 = hv_time_now();
@@ -227,11 +227,18 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
     MPI_Comm rcomm = comm;
     int model_at_stop = 0; /* rank 0: classifier.h5 written at a stop */
 
-    /* 1. the training file, read by every rank; refused before any work */
-    st = hv_model_trainset_open(o.file, (1u << HV_MODEL_SPLIT_TRAIN) | (1u << HV_MODEL_SPLIT_VAL),
-                                &ts);
+    /* 1. the training file, read by every rank; refused before any work.
+     * Its tables only: the volumes (8 MiB an item, 12 with a CAM) are read
+     * through the set's item cache when used, at most
+     * classifier.item_cache_mb of them kept: each step this rank's share of
+     * the batch, and on rank 0 each validation's items. */
+    st = hv_model_trainset_open_meta(o.file, (1u << HV_MODEL_SPLIT_TRAIN) |
+                                     (1u << HV_MODEL_SPLIT_VAL), &ts);
     if (st != HV_OK) hv_error_wrap(st, "classifier.file");
     if (st == HV_OK) st = hv_train_cls_plan_make(ts, &o, o.file, &plan);
+    if (st == HV_OK)
+        hv__train_cache_begin(ts, "classifier", o.item_cache_mb, plan.n_train,
+                              o.val_every > 0 ? plan.n_val : 0, rank);
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
     int64_t first = 0, count = 0;
     hv_train_share(o.batch, nranks, rank, &first, &count);
@@ -376,6 +383,7 @@ hv_status hv_train_cls_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train
         st = export_model(ckpt, out->model, o.width, o.threshold, step, plan.total_steps,
                           o.seed, 0);
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
+    hv__train_cache_end(ts);
     out->step_end = step;
     out->loss = loss;
     out->interrupted = stopped && step < plan.total_steps;

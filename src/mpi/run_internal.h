@@ -130,8 +130,17 @@ void hv_sbuf_free(hv_sbuf *b);
     {sec, "progress_interval", "10",                                                           \
      "seconds between rank 0's progress lines (step, " losses_word ", ETA); 0: every step",    \
      HV_KEY_DOUBLE, 0, 86400, F(progress_interval)}
-/* threads, fresh and compute.device (`what` trains there). */
+/* item_cache_mb, threads, fresh and compute.device (`what` trains there).
+ * item_cache_mb's default keeps every item of the phantom configs' files
+ * resident (prepare-phantom-gpu.ini's 421 train and val items: 3.3 GiB), so
+ * their speed is what it was before the cache. */
 #define HV__TRAIN_RUN_KEYS(sec, F, what)                                                        \
+    {sec, "item_cache_mb", "4096",                                                             \
+     "MiB of training items (8 MiB each, 12 with a CAM) each rank keeps in memory, the least " \
+     "recently used dropped first and read again when drawn; a step's own items are kept even " \
+     "above it (0: no limit); results do not depend on it; keep ranks per node x this well "   \
+     "below the node's memory",                                                                \
+     HV_KEY_INT, 0, 16777216, F(item_cache_mb)},                                               \
     {sec, "threads", "0", "OpenMP threads per rank (0: leave OMP_NUM_THREADS alone)",           \
      HV_KEY_INT, 0, 1024, F(threads)},                                                         \
     {sec, "fresh", "0", "1: discard an earlier checkpoint and start over (else resume)",        \
@@ -494,6 +503,15 @@ hv_status hv__train_opts_check(const char *section, const char *file, const char
 /* This rank and the number of ranks of comm; with more than one rank the
  * log lines name the rank (hv_log_set_rank). */
 void hv__train_ranks(MPI_Comm comm, int *rank, int *nranks);
+
+/* The training file's item cache (hv/model.h): a budget of mb MiB (0: no
+ * limit) on ts, and on rank 0 one line: the items this run reads (n_train
+ * of the train split, n_val of the val split, on rank 0), the budget
+ * (`section`.item_cache_mb) and how many items fit in it. */
+void hv__train_cache_begin(hv_model_trainset *ts, const char *section, int mb, size_t n_train,
+                           size_t n_val, int rank);
+/* One line per rank: what its cache did (reads, evictions, peak bytes). */
+void hv__train_cache_end(const hv_model_trainset *ts);
 
 /* A training's output folder: its files, the config texts, rank 0's lock
  * and what an earlier attempt left there. */

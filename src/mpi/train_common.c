@@ -345,3 +345,36 @@ void hv__train_dir_release(hv__train_dir *d)
     free(d->results);
     d->cfgtext = d->results = NULL;
 }
+
+/* ------------------------------------------------------------ item cache */
+
+void hv__train_cache_begin(hv_model_trainset *ts, const char *section, int mb, size_t n_train,
+                           size_t n_val, int rank)
+{
+    const size_t budget = (size_t)mb << 20, item = hv_model_trainset_item_bytes(ts);
+    hv_model_trainset_set_budget(ts, budget);
+    if (rank != 0) return;
+    const size_t n = n_train + n_val, fit = budget && item ? budget / item : n;
+    const double item_mib = (double)item / 1048576.0;
+    char b[64];
+    if (mb) snprintf(b, sizeof b, "%d MiB", mb);
+    else snprintf(b, sizeof b, "no limit");
+    if (fit >= n)
+        hv_log_info("item cache: %zu items of %.1f MiB (%zu train, %zu val), %.1f MiB in all; "
+                    "%s.item_cache_mb %s per rank: all fit, each is read once",
+                    n, item_mib, n_train, n_val, (double)n * item_mib, section, b);
+    else
+        hv_log_info("item cache: %zu items of %.1f MiB (%zu train, %zu val), %.1f MiB in all; "
+                    "%s.item_cache_mb %s per rank: %zu fit, the least recently used are read "
+                    "again (a step's own items are always kept)",
+                    n, item_mib, n_train, n_val, (double)n * item_mib, section, b, fit);
+}
+
+void hv__train_cache_end(const hv_model_trainset *ts)
+{
+    hv_model_trainset_cache_stats cs;
+    hv_model_trainset_cache_get(ts, &cs);
+    hv_log_info("item cache: %llu reads, %llu evictions, peak %.1f MiB resident, %.2f s "
+                "reading", (unsigned long long)cs.loads, (unsigned long long)cs.evictions,
+                (double)cs.peak / 1048576.0, cs.read_s);
+}

@@ -5,8 +5,9 @@
  * a step trains on, the metrics and the files are hv_train's (src/model,
  * hv/train.h), the step itself hv_model_gan_step.
  *
- * Data parallel: every rank holds the whole model and the whole training
- * file (each reads it), runs its fixed share of each global batch
+ * Data parallel: every rank holds the whole model and the training file's
+ * tables (each reads the items of its share through the set's item cache,
+ * train.item_cache_mb), runs its fixed share of each global batch
  * (hv_train_share) and hands the model a reducer that sums buffers over the
  * ranks with MPI_Allreduce(MPI_SUM); the model scales its gradients by
  * batch_local / batch_global, so the sum is the global batch's mean and every
@@ -252,20 +253,22 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
     MPI_Comm rcomm = comm;
 
     /* 1. the training file, read by every rank; refused before any work.
-     * Only the volumes the steps and the validation read stay in memory
-     * (8 MiB an item): the healthy train items for the whole run, and on
-     * rank 0 the healthy val items until their fixed slices are cut; the
-     * fractured items are never read. */
+     * Its tables only: the volumes (8 MiB an item, 12 with a CAM) are read
+     * through the set's item cache when used, at most train.item_cache_mb
+     * of them kept: each step this rank's share of the batch, and on rank 0
+     * the healthy val items once, until their fixed slices are cut (then
+     * dropped); the fractured items are never read. */
     hv_model_sample_opts so;
     hv_train_sample_opts(&o, &so);
     st = hv_model_trainset_open_meta(o.file, (1u << HV_MODEL_SPLIT_TRAIN) |
                                      (1u << HV_MODEL_SPLIT_VAL), &ts);
     if (st != HV_OK) hv_error_wrap(st, "train.file");
     if (st == HV_OK) st = hv_train_plan_make(ts, &o, o.file, &plan);
-    if (st == HV_OK) st = hv_model_trainset_load(ts, plan.train, plan.n_train);
+    if (st == HV_OK)
+        hv__train_cache_begin(ts, "train", o.item_cache_mb, plan.n_train,
+                              o.val_every > 0 ? plan.n_val : 0, rank);
     if (st == HV_OK && rank == 0 && o.val_every > 0) {
-        st = hv_model_trainset_load(ts, plan.val, plan.n_val);
-        if (st == HV_OK) st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
+        st = hv_train_valset_make(ts, &plan, &so, &vst.vs);
         for (size_t k = 0; k < plan.n_val; k++) hv_model_trainset_release(ts, plan.val[k]);
     }
     if ((st = hv__train_agree(comm, rank, nranks, st)) != HV_OK) goto done;
@@ -415,6 +418,7 @@ hv_status hv_train_execute(const hv_run_config *cfg, MPI_Comm comm, hv_train_sum
         if (stopped) break;
     }
     (void)last_val;
+    hv__train_cache_end(ts);
     out->step_end = step;
     out->interrupted = stopped && step < plan.total_steps;
     {

@@ -48,7 +48,8 @@ hv_status hv_train_validate_model(const hv_run_config *cfg, MPI_Comm comm, const
     hv_nn_backend *be = NULL;
     hv_model_gan *gan = NULL;
     /* the tables (the plan needs the train split's too); volumes of the
-     * val items only, dropped once their slices are cut */
+     * val items only, read one at a time through the item cache
+     * (train.item_cache_mb) and dropped once their slices are cut */
     st = hv_model_trainset_open_meta(o.file, (1u << HV_MODEL_SPLIT_TRAIN) |
                                      (1u << HV_MODEL_SPLIT_VAL), &ts);
     if (st != HV_OK) {
@@ -63,7 +64,7 @@ hv_status hv_train_validate_model(const hv_run_config *cfg, MPI_Comm comm, const
     }
     hv_model_sample_opts so;
     hv_train_sample_opts(&o, &so);
-    if ((st = hv_model_trainset_load(ts, plan.val, plan.n_val)) != HV_OK) goto done;
+    hv_model_trainset_set_budget(ts, (size_t)o.item_cache_mb << 20);
     st = hv_train_valset_make(ts, &plan, &so, &vs);
     for (size_t k = 0; k < plan.n_val; k++) hv_model_trainset_release(ts, plan.val[k]);
     if (st != HV_OK ||

@@ -10,6 +10,10 @@
  * the tables alone, then the volumes of named items (right rows with a split
  * selection), dropped and read again; a part is valid only for its own case; a failed write leaves the old
  * file; the CT's u8 conversion truncates as the reference's uint8 cast.
+ * The item cache under a byte budget: the least recently held item is the
+ * one evicted (not the first read), held items are never evicted (a hold of
+ * more than the budget keeps them all, the held one not read again), an
+ * item read again has its own voxels, and the counters say so.
  */
 #include <dirent.h>
 #include <hdf5.h>
@@ -235,6 +239,69 @@ int main(void)
                  "both loaded: cb 20's and cb 21's voxels");
         HV_CHECK(hv_model_trainset_load(ts, &bad, 1) == HV_ERR_ARG, "item 2 of 2 refused");
         hv_error_clear();
+        hv_model_trainset_free(ts);
+    }
+    /* the item cache: m1.h5's 3 items (ca 20, cb 20, cb 21: patterns 120,
+     * 20, 21) of 2 volumes each, under a budget of 2 items, then 1 */
+    {
+        hv_model_trainset *ts = NULL;
+        HV_CHECK_OK(hv_model_trainset_open_meta(path_of("m1.h5"), 0xf, &ts));
+        HV_REQUIRE(ts && hv_model_trainset_size(ts) == 3, "3 items");
+        const size_t ib = hv_model_trainset_item_bytes(ts);
+        HV_CHECK(ib == 2u * NI * NJ * NK, "item bytes %zu (ct + labels)", ib);
+        hv_model_trainset_cache_stats cs;
+        hv_model_train_item it[3];
+        const int key[3] = {120, 20, 21};
+#define RESIDENT(i) (hv_model_trainset_item(ts, (i), &it[i]) == HV_OK && it[i].ct != NULL)
+#define VOXELS(i) (vol_is(it[i].ct, 0, key[i]) && vol_is(it[i].labels, 1, key[i]))
+        hv_model_trainset_set_budget(ts, 2 * ib);
+        const size_t i0 = 0, i1 = 1, i2 = 2, i21[2] = {2, 1};
+        HV_CHECK_OK(hv_model_trainset_hold(ts, &i0, 1));
+        HV_CHECK_OK(hv_model_trainset_hold(ts, &i1, 1));
+        HV_CHECK_OK(hv_model_trainset_hold(ts, &i0, 1)); /* 0 is now more recent than 1 */
+        HV_CHECK_OK(hv_model_trainset_hold(ts, &i2, 1));
+        hv_model_trainset_cache_get(ts, &cs);
+        HV_CHECK(cs.loads == 3 && cs.evictions == 1 && cs.resident == 2 * ib && cs.peak == 2 * ib,
+                 "budget 2: 3 reads, 1 eviction, 2 items resident (%llu, %llu, %zu)",
+                 (unsigned long long)cs.loads, (unsigned long long)cs.evictions, cs.resident);
+        HV_CHECK(RESIDENT(0) && !RESIDENT(1) && RESIDENT(2),
+                 "the least recently held (1) evicted, not the first read (0)");
+        HV_CHECK(VOXELS(0) && VOXELS(2), "items 0 and 2: their own voxels");
+        /* budget 1: a hold of 2 items keeps both; the held 2 is not read again */
+        const void *ct2 = it[2].ct;
+        hv_model_trainset_set_budget(ts, ib);
+        HV_CHECK_OK(hv_model_trainset_hold(ts, i21, 2));
+        hv_model_trainset_cache_get(ts, &cs);
+        HV_CHECK(cs.loads == 4 && cs.evictions == 2 && cs.resident == 2 * ib,
+                 "budget 1, hold {2, 1}: 1 read, 0 evicted, both resident (%llu, %llu, %zu)",
+                 (unsigned long long)cs.loads, (unsigned long long)cs.evictions, cs.resident);
+        HV_CHECK(!RESIDENT(0) && RESIDENT(1) && RESIDENT(2) && it[2].ct == ct2,
+                 "held item 2 kept in place while 1 was read");
+        HV_CHECK(VOXELS(1) && VOXELS(2), "item 1 read again: its own voxels");
+        /* the next hold ends those: both go, oldest first, for item 0 */
+        HV_CHECK_OK(hv_model_trainset_hold(ts, &i0, 1));
+        hv_model_trainset_cache_get(ts, &cs);
+        HV_CHECK(cs.loads == 5 && cs.evictions == 4 && cs.resident == ib && cs.peak == 2 * ib,
+                 "hold {0}: 2 evicted (%llu, %llu, %zu)", (unsigned long long)cs.loads,
+                 (unsigned long long)cs.evictions, cs.resident);
+        HV_CHECK(RESIDENT(0) && !RESIDENT(1) && !RESIDENT(2) && VOXELS(0), "only item 0");
+        hv_model_trainset_release(ts, 0);
+        hv_model_trainset_cache_get(ts, &cs);
+        HV_CHECK(cs.resident == 0 && !RESIDENT(0), "released: nothing resident");
+        /* no limit: everything stays */
+        hv_model_trainset_set_budget(ts, 0);
+        for (size_t i = 0; i < 3; i++) HV_CHECK_OK(hv_model_trainset_hold(ts, &i, 1));
+        hv_model_trainset_cache_get(ts, &cs);
+        HV_CHECK(cs.loads == 8 && cs.evictions == 4 && cs.resident == 3 * ib,
+                 "no limit: 3 reads, no eviction (%llu, %llu)", (unsigned long long)cs.loads,
+                 (unsigned long long)cs.evictions);
+        HV_CHECK(RESIDENT(0) && RESIDENT(1) && RESIDENT(2) && VOXELS(0) && VOXELS(1) && VOXELS(2),
+                 "no limit: all 3 with their voxels");
+        const size_t bad = 3;
+        HV_CHECK(hv_model_trainset_hold(ts, &bad, 1) == HV_ERR_ARG, "hold of item 3 refused");
+        hv_error_clear();
+#undef RESIDENT
+#undef VOXELS
         hv_model_trainset_free(ts);
     }
     /* refusals: format, version, dims (each message names what differs) */
