@@ -47,9 +47,12 @@ def main():
         tot = c.sum()
         out = [(c * b).sum() / tot if tot > 0 else float("nan")]
         for r in (16, 32):
-            st = np.zeros((2 * r + 1, 2 * r + 1, 1), bool)
-            st[:, :, 0] = True
-            d = ndimage.binary_dilation(b, structure=st)
+            # dilation by a (2r+1)^2 in-plane square: separable, as two
+            # running maxima (a 3-D binary_dilation of it took seconds a map)
+            d = b.astype(np.uint8)
+            for ax in (0, 1):
+                d = ndimage.maximum_filter1d(d, 2 * r + 1, axis=ax, mode="constant", cval=0)
+            d = d.astype(bool)
             out += [(c * d).sum() / tot if tot > 0 else float("nan"), d.mean()]
         print("%s,%d,%d,%s" % (case, lab, grade[(case, lab)], ",".join("%.4f" % v for v in out)))
 
