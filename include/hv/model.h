@@ -196,6 +196,10 @@ hv_status hv_model_trainset_open_meta(const char *path, unsigned split_mask,
  * any hold or load. HV_ERR_ARG for an index outside [0, size); an item that
  * fails to read (HV_ERR_HDF5, HV_ERR_NOMEM) is left not resident. */
 hv_status hv_model_trainset_hold(hv_model_trainset *ts, const size_t *idx, size_t n);
+/* The same for items sel[order[k]], k < n: a step's share of an epoch's
+ * order (order) into the items the training uses (sel); both borrowed. */
+hv_status hv_model_trainset_hold_order(hv_model_trainset *ts, const size_t *sel,
+                                       const size_t *order, size_t n);
 /* The same, adding idx[0..n) to the items held instead of replacing them
  * (they stay held until released or the next hold). */
 hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n);

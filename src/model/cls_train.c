@@ -187,11 +187,7 @@ hv_status hv_train_cls_batch_fill(hv_model_trainset *ts, const hv_train_cls_plan
     int64_t pos0 = (step % p->steps_per_epoch) * p->batch_global + first;
     hv_train_cls_epoch_list(p, (uint64_t)o->seed, epoch, list);
     /* this share's items, read (or kept) by the cache before any draw */
-    size_t *share = malloc((size_t)(count ? count : 1) * sizeof *share);
-    if (!share) return hv_error_set(HV_ERR_NOMEM, "classifier batch: out of memory");
-    for (int64_t k = 0; k < count; k++) share[k] = p->train[list[pos0 + k]];
-    hv_status hs = hv_model_trainset_hold(ts, share, (size_t)count);
-    free(share);
+    hv_status hs = hv_model_trainset_hold_order(ts, p->train, list + pos0, (size_t)count);
     if (hs != HV_OK)
         return hv_error_wrap(hs, "step %lld (epoch %lld)", (long long)step, (long long)epoch);
     for (int64_t k = 0; k < count; k++) {

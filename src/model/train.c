@@ -159,11 +159,7 @@ hv_status hv_train_batch_fill(hv_model_trainset *ts, const hv_train_plan *p,
     int64_t pos0 = (step % p->steps_per_epoch) * p->batch_global + first;
     hv_train_epoch_order(seed, epoch, p->n_train, perm);
     /* this share's items, read (or kept) by the cache before any draw */
-    size_t *share = malloc((size_t)(count ? count : 1) * sizeof *share);
-    if (!share) return hv_error_set(HV_ERR_NOMEM, "training batch: out of memory");
-    for (int64_t k = 0; k < count; k++) share[k] = p->train[perm[pos0 + k]];
-    hv_status hs = hv_model_trainset_hold(ts, share, (size_t)count);
-    free(share);
+    hv_status hs = hv_model_trainset_hold_order(ts, p->train, perm + pos0, (size_t)count);
     if (hs != HV_OK)
         return hv_error_wrap(hs, "step %lld (epoch %lld)", (long long)step, (long long)epoch);
     for (int64_t k = 0; k < count; k++) {

@@ -1099,6 +1099,17 @@ hv_status hv_model_trainset_hold(hv_model_trainset *ts, const size_t *idx, size_
     return make_resident(ts, idx, n, 1, "hold");
 }
 
+hv_status hv_model_trainset_hold_order(hv_model_trainset *ts, const size_t *sel,
+                                       const size_t *order, size_t n)
+{
+    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    if (!idx) return hv_error_set(HV_ERR_NOMEM, "training set: out of memory");
+    for (size_t k = 0; k < n; k++) idx[k] = sel[order[k]];
+    hv_status st = make_resident(ts, idx, n, 1, "hold");
+    free(idx);
+    return st;
+}
+
 hv_status hv_model_trainset_load(hv_model_trainset *ts, const size_t *idx, size_t n)
 {
     return make_resident(ts, idx, n, 0, "load");
