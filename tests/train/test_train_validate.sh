@@ -7,7 +7,8 @@
 #     training's own row of that step, and a copy_input row equal to the
 #     training's step-0 baseline. The output folder is not created. (A
 #     /params model file goes through the loader synthesis uses, whose
-#     reading test_model_synth covers.)
+#     reading test_model_synth covers.) The same rows with an item cache of
+#     1 MiB (train.item_cache_mb), less than one item.
 #  2. Refusals, each before anything is written: another train.cnum (both widths
 #     named), another train.plane, a missing file,
 #     two ranks, and --validate-model without a file.
@@ -44,6 +45,12 @@ check "checkpoint.h5: the copy_input row = the training's baseline" \
 check "checkpoint.h5: the log says what is validated on" \
   grep -q "validating .*checkpoint.h5 (sagittal, cnum 4) on [0-9]* val items" "$WORK/ckpt.log"
 check "nothing written: no train.output folder" [ ! -e "$WORK/never" ]
+# the val items read through a 1 MiB item cache (less than one item): the
+# same rows, value for value
+validate "$WORK/small" "$out/checkpoint.h5" --set train.item_cache_mb=1; rc=$?
+check "item_cache_mb 1: exit 0 (got $rc; $(tail -c 300 "$WORK/small.log"))" [ $rc -eq 0 ]
+check "item_cache_mb 1: rows printed" [ "$(grep -c '^0,' "$WORK/small.csv")" -eq 2 ]
+check "item_cache_mb 1: the same rows as the default budget" cmp -s "$WORK/small.csv" "$WORK/ckpt.csv"
 
 # 2. refusals
 validate "$WORK/cnum" "$out/checkpoint.h5" --set train.cnum=8; rc=$?
