@@ -9,7 +9,12 @@ on the 30 mapped LR slices (17..46) that lies inside the vertebra's body and
 inside the body dilated in-plane by R pixels (R = 16 and 32: half and one
 cell of the classifier's layer4 grid, 8 x 8 over 256 px), beside the share
 of the slice area that the dilated body covers (what a uniform map would
-put there). Grades come from the phantom's ground_truth.csv.
+put there). Two more readings of the same one-cell region (R = 32):
+hm_r32, the share of the mass of the map's upper half (values at least half
+the map's maximum) that lies in it, which leaves out the low floor that
+min-max normalisation leaves over the whole slice; and peak_r32, the
+fraction of the 30 slices whose maximum lies in it (a pointing game).
+Grades come from the phantom's ground_truth.csv.
 
 Used for results/attention-phantom.md ("With a margin"); needs numpy,
 scipy and nibabel (Debian: python3-scipy, python3-nibabel). Never needed by
@@ -32,7 +37,7 @@ def main():
         sys.exit(__doc__)
     att, crops, truth = sys.argv[1:]
     grade = {(r["case"], int(r["label"])): int(r["grade"]) for r in csv.DictReader(open(truth))}
-    print("case,label,grade,mass_body,mass_r16,area_r16,mass_r32,area_r32")
+    print("case,label,grade,mass_body,mass_r16,area_r16,mass_r32,area_r32,hm_r32,peak_r32")
     for f in sorted(glob.glob(os.path.join(att, "*_cam.nii.gz"))):
         base = os.path.basename(f)[: -len("_cam.nii.gz")]
         case, lab = base.rsplit("_", 1)
@@ -54,6 +59,12 @@ def main():
                 d = ndimage.maximum_filter1d(d, 2 * r + 1, axis=ax, mode="constant", cval=0)
             d = d.astype(bool)
             out += [(c * d).sum() / tot if tot > 0 else float("nan"), d.mean()]
+        # d is now the one-cell region (R = 32)
+        upper = c * (c >= 0.5 * c.max())
+        out.append((upper * d).sum() / upper.sum() if tot > 0 else float("nan"))
+        peaks = [d[np.unravel_index(np.argmax(c[:, :, k]), c.shape[:2]) + (k,)]
+                 for k in range(c.shape[2]) if c[:, :, k].max() > 0]
+        out.append(np.mean(peaks) if peaks else float("nan"))
         print("%s,%d,%d,%s" % (case, lab, grade[(case, lab)], ",".join("%.4f" % v for v in out)))
 
 
