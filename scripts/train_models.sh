@@ -31,7 +31,15 @@
 # comparison method, configs/train-phantom-aotgan-gpu.ini on both planes,
 # the coronal one with train.plane = coronal and max_steps 575 as ours) on
 # the GPU training file, ships models/phantom-aotgan-{sagittal,coronal}.h5
-# and skips the classifier. HV_TRAIN_DEVICE=cpu|cuda overrides the configs'
+# and skips the classifier. HV_TRAIN_SET=hgam ships nothing: it is issue 13's
+# HGAM comparison at the GPU generators' schedule. The sagittal generator of
+# configs/train-phantom-gpu.ini is trained twice, side by side, on the
+# cohort of configs/prepare-phantom-gpu.ini at 1 mm (the shipped classifier's
+# spacing): once from a training file without maps (the HGAM input all
+# ones, RUNDIR/hgam-ones) and once from one whose items carry the Grad-CAM++
+# maps of models/phantom-classifier.h5 (1 - CAM, RUNDIR/hgam-cam); each arm
+# validates on its own val items with its own maps, and RUNDIR/hgam.csv holds
+# the two arms' last val.csv rows. HV_TRAIN_DEVICE=cpu|cuda overrides the configs'
 # compute.device; HV_TRAIN_WALL=S stops each training after S seconds with
 # SIGUSR1 (the stop signal mpiexec passes on to its ranks): it writes its
 # checkpoint and exits 75, and the model's /meta step says how far it got.
@@ -55,8 +63,8 @@ launch=()
 set_=${HV_TRAIN_SET:-cpu}
 case "$set_" in
   cpu) sfx= ;;
-  gpu|aotgan) sfx=-gpu ;;
-  *) echo "train_models.sh: HV_TRAIN_SET must be cpu, gpu or aotgan" >&2; exit 2 ;;
+  gpu|aotgan|hgam) sfx=-gpu ;;
+  *) echo "train_models.sh: HV_TRAIN_SET must be cpu, gpu, aotgan or hgam" >&2; exit 2 ;;
 esac
 extra=()
 [ -n "${HV_TRAIN_DEVICE:-}" ] && extra+=(--set "compute.device=$HV_TRAIN_DEVICE")
@@ -64,7 +72,7 @@ stop=()
 [ -n "${HV_TRAIN_WALL:-}" ] && stop=(timeout --preserve-status -s USR1 -k 300 "$HV_TRAIN_WALL")
 prep="$run/prepare-phantom$sfx"
 t0=$(date +%s)
-"$bin" prepare "configs/prepare-phantom$sfx.ini" --set output.dir="$prep"
+[ "$set_" = hgam ] || "$bin" prepare "configs/prepare-phantom$sfx.ini" --set output.dir="$prep"
 train() { # CONFIG OUTPUT [--set ...]: exit 75 (stopped by HV_TRAIN_WALL) is fine
   local c=$1 o=$2; shift 2
   "${stop[@]}" "${launch[@]}" "$bin" train "$c" --set train.file="$prep/train.h5" \
@@ -90,6 +98,27 @@ if [ "$set_" = aotgan ]; then
   ship "$a-sagittal/checkpoint.h5" models/phantom-aotgan-sagittal.h5
   ship "$a-coronal/checkpoint.h5" models/phantom-aotgan-coronal.h5
   echo "train_models.sh: models/phantom-aotgan-{sagittal,coronal}.h5 ($(( $(date +%s) - t0 )) s)"
+  exit 0
+fi
+if [ "$set_" = hgam ]; then
+  [ -f models/phantom-classifier.h5 ] || { echo "train_models.sh: models/phantom-classifier.h5 missing" >&2; exit 1; }
+  h="$run/hgam"
+  "$bin" prepare configs/prepare-phantom-gpu.ini --set phantom.spacing=1.0 \
+    --set output.dir="$h-ones-prepare" "${extra[@]}"
+  "$bin" prepare configs/prepare-phantom-gpu.ini --set phantom.spacing=1.0 \
+    --set output.dir="$h-cam-prepare" --set attention.model=models/phantom-classifier.h5 "${extra[@]}"
+  prep="$h-ones-prepare"
+  train configs/train-phantom-gpu.ini "$h-ones" > "$run/hgam-ones.log" 2>&1 &
+  pid=$!
+  prep="$h-cam-prepare"
+  train configs/train-phantom-gpu.ini "$h-cam" 2>&1 | tee "$run/hgam-cam.log"
+  wait "$pid" || { tail -20 "$run/hgam-ones.log" >&2; exit 1; }
+  { echo "arm,$(head -1 "$h-ones/val.csv")"
+    for arm in ones cam; do
+      awk -F, -v a="$arm" 'NR > 1 && $3 == "network" { r = $0 } END { print a "," r }' "$h-$arm/val.csv"
+    done; } > "$run/hgam.csv"
+  cat "$run/hgam.csv"
+  echo "train_models.sh: $run/hgam.csv ($(( $(date +%s) - t0 )) s)"
   exit 0
 fi
 sag="$run/train-phantom$sfx"
