@@ -72,7 +72,6 @@ stop=()
 [ -n "${HV_TRAIN_WALL:-}" ] && stop=(timeout --preserve-status -s USR1 -k 300 "$HV_TRAIN_WALL")
 prep="$run/prepare-phantom$sfx"
 t0=$(date +%s)
-[ "$set_" = hgam ] || "$bin" prepare "configs/prepare-phantom$sfx.ini" --set output.dir="$prep"
 train() { # CONFIG OUTPUT [--set ...]: exit 75 (stopped by HV_TRAIN_WALL) is fine
   local c=$1 o=$2; shift 2
   "${stop[@]}" "${launch[@]}" "$bin" train "$c" --set train.file="$prep/train.h5" \
@@ -88,18 +87,6 @@ ship() { # CHECKPOINT MODEL
   mv "$2.tmp" "$2"
 }
 mkdir -p models
-if [ "$set_" = aotgan ]; then
-  a="$run/train-phantom-aotgan"
-  train configs/train-phantom-aotgan-gpu.ini "$a-sagittal" > "$run/train-aotgan-sagittal.log" 2>&1 &
-  pid=$!
-  train configs/train-phantom-aotgan-gpu.ini "$a-coronal" --set train.plane=coronal \
-    --set train.max_steps=575 2>&1 | tee "$run/train-aotgan-coronal.log"
-  wait "$pid" || { tail -20 "$run/train-aotgan-sagittal.log" >&2; exit 1; }
-  ship "$a-sagittal/checkpoint.h5" models/phantom-aotgan-sagittal.h5
-  ship "$a-coronal/checkpoint.h5" models/phantom-aotgan-coronal.h5
-  echo "train_models.sh: models/phantom-aotgan-{sagittal,coronal}.h5 ($(( $(date +%s) - t0 )) s)"
-  exit 0
-fi
 if [ "$set_" = hgam ]; then
   [ -f models/phantom-classifier.h5 ] || { echo "train_models.sh: models/phantom-classifier.h5 missing" >&2; exit 1; }
   h="$run/hgam"
@@ -119,6 +106,19 @@ if [ "$set_" = hgam ]; then
     done; } > "$run/hgam.csv"
   cat "$run/hgam.csv"
   echo "train_models.sh: $run/hgam.csv ($(( $(date +%s) - t0 )) s)"
+  exit 0
+fi
+"$bin" prepare "configs/prepare-phantom$sfx.ini" --set output.dir="$prep"
+if [ "$set_" = aotgan ]; then
+  a="$run/train-phantom-aotgan"
+  train configs/train-phantom-aotgan-gpu.ini "$a-sagittal" > "$run/train-aotgan-sagittal.log" 2>&1 &
+  pid=$!
+  train configs/train-phantom-aotgan-gpu.ini "$a-coronal" --set train.plane=coronal \
+    --set train.max_steps=575 2>&1 | tee "$run/train-aotgan-coronal.log"
+  wait "$pid" || { tail -20 "$run/train-aotgan-sagittal.log" >&2; exit 1; }
+  ship "$a-sagittal/checkpoint.h5" models/phantom-aotgan-sagittal.h5
+  ship "$a-coronal/checkpoint.h5" models/phantom-aotgan-coronal.h5
+  echo "train_models.sh: models/phantom-aotgan-{sagittal,coronal}.h5 ($(( $(date +%s) - t0 )) s)"
   exit 0
 fi
 sag="$run/train-phantom$sfx"
